@@ -1,0 +1,85 @@
+"""``tbn train``: train a recipe on MNIST and write model.pt, metrics.json, checkpoint.pt."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from tbn.nn.layers import ALPHA_SOURCES
+from tbn.nn.tiling import ALPHA_MODES
+from tbn.train import TrainConfig, train
+from tbn.train.loop import read_checkpoint_config
+from tbn.train.recipes import RECIPES
+
+
+def _per_layer(text: str) -> tuple[str, int]:
+    name, sep, p = text.rpartition("=")
+    if not sep or not name or not p.isdigit():
+        raise argparse.ArgumentTypeError(f"expected NAME=P (e.g. 0=1 or features.3=8), got {text!r}")
+    return name, int(p)
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a TBN model on MNIST",
+                       description="Train a recipe on MNIST. Writes OUT/model.pt, OUT/metrics.json "
+                                   "and a checkpoint every epoch (continue with --resume).")
+    a = p.add_argument
+    a("--recipe", choices=sorted(RECIPES), help="model recipe (default mlp)")
+    a("--p", type=int, help="tiling factor for layers with at least --min-params weights (default 4)")
+    a("--float", dest="float_model", action="store_true", help="train the float model (no tiling)")
+    a("--min-params", type=int, help="layers with fewer weights use p=1 (default 64000)")
+    a("--per-layer", type=_per_layer, action="append", metavar="NAME=P", help="p for one layer (repeatable)")
+    a("--keep-dense", action="append", metavar="PATTERN", help="layer names to keep float (repeatable)")
+    a("--alpha", choices=ALPHA_MODES, help="one alpha per repetition or per layer (default per_tile)")
+    a("--alpha-source", choices=ALPHA_SOURCES, help="alphas from a separate tensor or the latent weight")
+    a("--epochs", type=int, help="epochs (default 10)")
+    a("--lr", type=float, help="Adam learning rate, cosine-decayed to 0 (default 1e-3)")
+    a("--weight-decay", type=float, help="Adam weight decay (default 0)")
+    a("--batch-size", type=int, help="global batch size (default 128)")
+    a("--seed", type=int, help="random seed (default 0)")
+    a("--augment", type=float, help="random shifts of up to this many pixels (default 0)")
+    a("--teacher", metavar="MODEL.pt", help="distil from this trained model (e.g. a --float run)")
+    a("--distill-weight", type=float, help="weight of the distillation loss (default 0.7)")
+    a("--temperature", type=float, help="distillation temperature (default 4)")
+    a("--subset", dest="train_subset", type=int, metavar="N", help="train on the first N images only")
+    a("--data-dir", help="folder with the MNIST IDX files (else $TBN_DATA, ../shared/data, cache)")
+    a("--device", choices=("cpu", "cuda"), help="where to train (default cpu)")
+    a("--out", default="runs/train", help="output folder (default runs/train)")
+    a("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    a("--overwrite", action="store_true", help="replace a run already in --out")
+    a("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+_FIELDS = ("recipe", "p", "min_params", "alpha", "alpha_source", "epochs", "lr", "weight_decay",
+           "batch_size", "seed", "augment", "teacher", "distill_weight", "temperature",
+           "train_subset", "data_dir", "device")
+
+
+def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given explicitly on the command line, as TrainConfig fields."""
+    given = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
+    if args.float_model:
+        if args.p is not None:
+            raise ValueError("--float and --p exclude each other")
+        given["p"] = None
+    if args.per_layer:
+        given["per_layer"] = dict(args.per_layer)
+    if args.keep_dense:
+        given["keep_dense"] = list(args.keep_dense)
+    return given
+
+
+def run(args: argparse.Namespace) -> int:
+    given = config_from_args(args)
+    base = read_checkpoint_config(args.out).to_dict() if args.resume else {}
+    config = TrainConfig.from_dict(base | given)
+    metrics = train(config, args.out, resume=args.resume, overwrite=args.overwrite,
+                    progress=not args.quiet)
+    if not metrics:  # a non-zero rank under torchrun: rank 0 reports
+        return 0
+    print(metrics["report"])
+    print(f"test accuracy {metrics['test_accuracy']:.4f}  weights {metrics['total_weight_bytes']} bytes "
+          f"({metrics['bits_per_weight']:.3f} bits/weight)  train {metrics['train_seconds']:.1f} s")
+    print(f"wrote {args.out}/model.pt and {args.out}/metrics.json")
+    return 0

@@ -1,0 +1,178 @@
+"""MNIST from IDX files, verified by MD5, found locally or downloaded.
+
+Search order for the four files (each as ``NAME.gz`` or raw ``NAME``), in each place both
+directly and in a ``mnist/`` subfolder:
+
+1. ``data_dir`` (the ``--data-dir`` option),
+2. ``$TBN_DATA``,
+3. ``../shared/data`` (relative to the working directory, then to the source checkout),
+4. the user cache, ``$XDG_CACHE_HOME/tbn`` (default ``~/.cache/tbn``).
+
+A file is accepted when the MD5 of its decompressed bytes matches the canonical MNIST
+release.  When a file is nowhere, it is downloaded into the user cache from the
+canonical mirrors (unless ``download=False`` or ``$TBN_OFFLINE`` is set), verified, and
+moved into place atomically.  Offline with no copy, :class:`MnistNotFoundError` says
+where it looked and how to point tbn at a copy.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FILES: dict[str, str] = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+MIRRORS: tuple[str, ...] = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+class MnistError(RuntimeError):
+    """Base class for MNIST loading errors."""
+
+
+class MnistNotFoundError(MnistError):
+    """The files are in none of the searched places and could not be downloaded."""
+
+
+class IdxFormatError(MnistError):
+    """A file is not a well-formed IDX file, or does not match its checksum."""
+
+
+@dataclass(frozen=True)
+class Mnist:
+    """One split: ``images`` uint8 ``(n, 28, 28)``, ``labels`` uint8 ``(n,)``."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
+    """Parse an IDX file's bytes into an array, checking the header against the size."""
+    if len(data) < 4:
+        raise IdxFormatError(f"{name}: {len(data)} bytes is too short for an IDX header")
+    if data[0] != 0 or data[1] != 0:
+        raise IdxFormatError(f"{name}: bad magic {data[:4].hex()} (IDX files start with 0000)")
+    code, ndim = data[2], data[3]
+    if code not in _IDX_DTYPES:
+        raise IdxFormatError(f"{name}: unknown IDX element type 0x{code:02x}")
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(data) < header:
+        raise IdxFormatError(f"{name}: truncated header ({len(data)} bytes, {ndim} dimensions)")
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_DTYPES[code])
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        raise IdxFormatError(f"{name}: header says shape {shape} ({expected} bytes) "
+                             f"but the file has {len(data)} bytes")
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+
+
+def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The folders searched, in order (see module docstring)."""
+    roots: list[Path] = []
+    if data_dir is not None:
+        roots.append(Path(data_dir))
+    if os.environ.get("TBN_DATA"):
+        roots.append(Path(os.environ["TBN_DATA"]))
+    roots.append(Path.cwd().parent / "shared" / "data")
+    here = Path(__file__).resolve().parents
+    if len(here) > 4:  # a source checkout: <parent>/<repo>/host/tbn/data/mnist.py
+        roots.append(here[4] / "shared" / "data")
+    roots.append(cache_dir())
+    out: list[Path] = []
+    for r in roots:
+        for d in (r, r / "mnist"):
+            if d not in out:
+                out.append(d)
+    return out
+
+
+def cache_dir() -> Path:
+    """The user cache folder where downloads go."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tbn"
+
+
+def _read_verified(path: Path, name: str) -> bytes:
+    raw = path.read_bytes()
+    data = gzip.decompress(raw) if path.suffix == ".gz" else raw
+    digest = hashlib.md5(data).hexdigest()
+    if digest != FILES[name]:
+        raise IdxFormatError(f"{path}: MD5 of the decompressed data is {digest}, expected "
+                             f"{FILES[name]} for {name}; the file is corrupt or not MNIST")
+    return data
+
+
+def _download(name: str, dest_dir: Path) -> Path:
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for mirror in MIRRORS:
+        url = f"{mirror}{name}.gz"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as resp:
+                raw = resp.read()
+            if hashlib.md5(gzip.decompress(raw)).hexdigest() != FILES[name]:
+                errors.append(f"{url}: checksum mismatch")
+                continue
+        except (urllib.error.URLError, OSError, EOFError) as e:
+            errors.append(f"{url}: {e}")
+            continue
+        fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{name}.")
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        final = dest_dir / f"{name}.gz"
+        os.replace(tmp, final)
+        return final
+    raise MnistNotFoundError(f"could not download {name}: " + "; ".join(errors))
+
+
+def find_file(name: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Path of a verified copy of MNIST file ``name`` (downloading it if allowed)."""
+    dirs = search_dirs(data_dir)
+    for d in dirs:
+        for candidate in (d / f"{name}.gz", d / name):
+            if candidate.is_file():
+                return candidate
+    offline = bool(os.environ.get("TBN_OFFLINE"))
+    if download and not offline:
+        try:
+            return _download(name, cache_dir() / "mnist")
+        except MnistNotFoundError as e:
+            reason = str(e)
+    else:
+        reason = "downloads are off (TBN_OFFLINE is set)" if offline else "download=False"
+    raise MnistNotFoundError(
+        f"MNIST file {name}(.gz) not found; looked in: {', '.join(map(str, dirs))}; {reason}. "
+        f"Put the four IDX files in one folder and pass --data-dir DIR or set TBN_DATA=DIR.")
+
+
+def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None,
+               download: bool = True) -> Mnist:
+    """Load an MNIST split (``"train"`` or ``"test"``), verified by MD5."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    img_name, lbl_name = SPLITS[split]
+    images = parse_idx(_read_verified(p := find_file(img_name, data_dir, download), img_name), str(p))
+    labels = parse_idx(_read_verified(q := find_file(lbl_name, data_dir, download), lbl_name), str(q))
+    if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+        raise IdxFormatError(f"{p} and {q}: shapes {images.shape} and {labels.shape} do not pair up")
+    return Mnist(images=images, labels=labels)

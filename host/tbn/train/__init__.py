@@ -1,0 +1,17 @@
+"""Training: recipes, configuration, the model file and one DDP-aware loop."""
+
+from tbn.train.config import TrainConfig
+from tbn.train.loop import TrainError, evaluate, mnist_tensors, train
+from tbn.train.model_file import ModelFileError, build_model, load_model, save_model
+
+__all__ = [
+    "ModelFileError",
+    "TrainConfig",
+    "TrainError",
+    "build_model",
+    "evaluate",
+    "load_model",
+    "mnist_tensors",
+    "save_model",
+    "train",
+]

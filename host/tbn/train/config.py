@@ -1,0 +1,66 @@
+"""Training configuration: everything needed to reproduce a run and rebuild its model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from tbn.nn.layers import ALPHA_SOURCES
+from tbn.nn.tiling import ALPHA_MODES
+from tbn.train.recipes import RECIPES
+
+
+@dataclass
+class TrainConfig:
+    """One training run.  ``p=None`` trains the float model (no tiling)."""
+
+    recipe: str = "mlp"
+    p: int | None = 4
+    min_params: int = 64_000
+    per_layer: dict[str, int] = field(default_factory=dict)
+    keep_dense: list[str] = field(default_factory=list)
+    alpha: str = "per_tile"
+    alpha_source: str = "separate"
+    epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    seed: int = 0
+    augment: float = 0.0
+    teacher: str | None = None
+    distill_weight: float = 0.7
+    temperature: float = 4.0
+    train_subset: int | None = None
+    data_dir: str | None = None
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
+        if self.alpha not in ALPHA_MODES:
+            raise ValueError(f"alpha={self.alpha!r} is not one of {', '.join(ALPHA_MODES)}")
+        if self.alpha_source not in ALPHA_SOURCES:
+            raise ValueError(f"alpha_source={self.alpha_source!r} is not one of {', '.join(ALPHA_SOURCES)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.p is not None and self.p < 1:
+            raise ValueError(f"p must be a positive integer, got {self.p}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ValueError(f"distill_weight must lie in [0, 1], got {self.distill_weight}")
+        if self.train_subset is not None and self.train_subset < self.batch_size:
+            raise ValueError(f"train_subset={self.train_subset} is smaller than one batch "
+                             f"({self.batch_size})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training options {unknown}")
+        return cls(**d)

@@ -1,0 +1,84 @@
+"""The trained-model file: a ``state_dict`` plus what is needed to rebuild the module."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from tbn.convert import TilingReport, tile_model
+from tbn.train import recipes
+from tbn.train.config import TrainConfig
+
+MODEL_FORMAT = "tbn-model"
+MODEL_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file is missing, corrupt, or not a tbn file."""
+
+
+def build_model(config: TrainConfig) -> tuple[nn.Module, TilingReport | None]:
+    """The recipe's model, tiled as the config says (``p=None``: left float)."""
+    model = recipes.build(config.recipe)
+    if config.p is None:
+        return model, None
+    report = tile_model(model, p=config.p, min_params=config.min_params,
+                        per_layer=config.per_layer, keep_dense=config.keep_dense,
+                        alpha=config.alpha, alpha_source=config.alpha_source)  # type: ignore[arg-type]
+    return model, report
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file, then rename: a killed run never leaves a torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_load(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a tbn file (weights only: no code runs), raising :class:`ModelFileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a corrupt pickle/zip
+        raise ModelFileError(f"{path}: not a readable tbn model or checkpoint ({e})") from e
+    if not isinstance(obj, dict) or obj.get("format") not in (MODEL_FORMAT, "tbn-checkpoint"):
+        raise ModelFileError(f"{path}: not a tbn model or checkpoint file")
+    return obj
+
+
+def save_model(model: nn.Module, config: TrainConfig, path: str | os.PathLike) -> None:
+    """Write ``model`` with its config so :func:`load_model` can rebuild it."""
+    atomic_save({"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": config.to_dict(),
+                 "state_dict": model.state_dict()}, path)
+
+
+def load_model(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
+    """Rebuild a model written by :func:`save_model` (or from a checkpoint), in eval mode."""
+    obj = safe_load(path)
+    if obj["format"] == MODEL_FORMAT and obj.get("version") != MODEL_VERSION:
+        raise ModelFileError(f"{path}: model file version {obj.get('version')} is not supported "
+                             f"(this tbn reads version {MODEL_VERSION})")
+    try:
+        config = TrainConfig.from_dict(obj["config"])
+        model, _ = build_model(config)
+        model.load_state_dict(obj["state_dict"] if "state_dict" in obj else obj["model"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise ModelFileError(f"{path}: cannot rebuild the model ({e})") from e
+    return model.eval(), config

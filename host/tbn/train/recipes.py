@@ -1,0 +1,39 @@
+"""Model recipes for ``tbn train``: float architectures that ``tile_model`` then converts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+
+def mlp() -> nn.Sequential:
+    """784-256-256-10 MLP with BatchNorm (the paper's microcontroller-scale model, wider)."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 256), nn.BatchNorm1d(256), nn.ReLU(),
+        nn.Linear(256, 256), nn.BatchNorm1d(256), nn.ReLU(),
+        nn.Linear(256, 10),
+    )
+
+
+def cnn() -> nn.Sequential:
+    """A small MNIST CNN: two conv blocks (32, 64 channels) and a 3136-128-10 head."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 128), nn.BatchNorm1d(128), nn.ReLU(),
+        nn.Linear(128, 10),
+    )
+
+
+RECIPES: dict[str, Callable[[], nn.Module]] = {"mlp": mlp, "cnn": cnn}
+
+
+def build(recipe: str) -> nn.Module:
+    """The float model of a recipe by name."""
+    try:
+        return RECIPES[recipe]()
+    except KeyError:
+        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}") from None
