@@ -89,8 +89,11 @@ class TilingReport:
         rows.append(("total", "", f"{self.n_weights} weights", "", str(self.total_bits),
                      f"{self.total_bytes} ({4 * self.n_weights} as float32)"))
         widths = [max(len(row[i]) for row in rows) for i in range(6)]
-        lines = ["  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-                 for row in rows]
+        def fmt(row: tuple[str, ...]) -> str:
+            return "  ".join(c.ljust(w) if i < 3 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+
+        lines = [fmt(row) for row in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
 

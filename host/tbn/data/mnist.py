@@ -94,9 +94,9 @@ def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     if os.environ.get("TBN_DATA"):
         roots.append(Path(os.environ["TBN_DATA"]))
     roots.append(Path.cwd().parent / "shared" / "data")
-    here = Path(__file__).resolve().parents
-    if len(here) > 4:  # a source checkout: <parent>/<repo>/host/tbn/data/mnist.py
-        roots.append(here[4] / "shared" / "data")
+    checkout = _checkout_shared()
+    if checkout is not None:
+        roots.append(checkout)
     roots.append(cache_dir())
     out: list[Path] = []
     for r in roots:
@@ -104,6 +104,12 @@ def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
             if d not in out:
                 out.append(d)
     return out
+
+
+def _checkout_shared() -> Path | None:
+    """``../shared/data`` beside the source checkout this module runs from, if any."""
+    here = Path(__file__).resolve().parents
+    return here[4] / "shared" / "data" if len(here) > 4 else None  # <repo>/host/tbn/data/
 
 
 def cache_dir() -> Path:

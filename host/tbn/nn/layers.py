@@ -47,7 +47,8 @@ class _TiledMixin:
     training: bool
 
     def _init_tiling(self, p: int, alpha: AlphaMode, alpha_source: AlphaSource) -> None:
-        tiling.check_p(self.weight.numel(), p, what=f"{type(self).__name__} weight {tuple(self.weight.shape)}")
+        what = f"{type(self).__name__} weight {tuple(self.weight.shape)}"
+        tiling.check_p(self.weight.numel(), p, what=what)
         if alpha not in tiling.ALPHA_MODES:
             raise ValueError(f"alpha={alpha!r} is not one of {', '.join(tiling.ALPHA_MODES)}")
         if alpha_source not in ALPHA_SOURCES:

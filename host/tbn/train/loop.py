@@ -209,7 +209,8 @@ def _run(config: TrainConfig, out: Path, ckpt: dict[str, Any] | None, device: to
         start_epoch = int(ckpt["epoch"])
     net: nn.Module = model
     if ddp.world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ids = [device.index] if device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     for epoch in range(start_epoch, config.epochs):
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)

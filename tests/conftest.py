@@ -1,0 +1,22 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tbn.data import MnistNotFoundError
+from tbn.data.mnist import find_file
+
+
+@pytest.fixture(scope="session")
+def shared_mnist() -> Path:
+    """Folder holding the gzip MNIST files (../shared/data/mnist, $TBN_DATA or the cache).
+
+    Tests that train on MNIST skip, with the reason, where no local copy exists; CI has one.
+    """
+    try:
+        return find_file("t10k-images-idx3-ubyte", download=False).parent
+    except MnistNotFoundError as e:
+        pytest.skip(f"no local MNIST copy: {e}")

@@ -1,0 +1,99 @@
+"""MNIST loading: search order, raw and gzip IDX, checksums, clear failures."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tbn.data import IdxFormatError, MnistNotFoundError, load_mnist, parse_idx
+from tbn.data import mnist as mnist_mod
+
+
+@pytest.fixture()
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No shared data, no cache, no network: only what a test puts in place is found."""
+    monkeypatch.delenv("TBN_DATA", raising=False)
+    monkeypatch.setenv("TBN_OFFLINE", "1")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(mnist_mod, "_checkout_shared", lambda: None)
+    return tmp_path
+
+
+def test_parse_idx_round_trip() -> None:
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    data = struct.pack(">BBBB", 0, 0, 0x08, 3) + struct.pack(">III", 2, 3, 4) + arr.tobytes()
+    assert np.array_equal(parse_idx(data), arr)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"\x00\x00", "too short"),
+    (b"\x01\x00\x08\x01\x00\x00\x00\x01\x07", "bad magic"),
+    (b"\x00\x00\x42\x01\x00\x00\x00\x01\x07", "unknown IDX element type 0x42"),
+    (b"\x00\x00\x08\x02\x00\x00\x00\x01", "truncated header"),
+    (b"\x00\x00\x08\x01\x00\x00\x00\x05\x07", "header says shape (5,)"),
+])
+def test_parse_idx_rejects_malformed(data: bytes, message: str) -> None:
+    with pytest.raises(IdxFormatError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_idx(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64))
+def test_parse_idx_never_raises_anything_else(data: bytes) -> None:
+    try:
+        parse_idx(data)
+    except IdxFormatError:
+        pass
+
+
+def test_finds_raw_copy_via_tbn_data(isolated: Path, shared_mnist: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = isolated / "raw"
+    raw.mkdir()
+    for f in shared_mnist.glob("t10k-*.gz"):
+        (raw / f.name[:-3]).write_bytes(gzip.decompress(f.read_bytes()))
+    monkeypatch.setenv("TBN_DATA", str(raw))
+    test = load_mnist("test")
+    assert test.images.shape == (10000, 28, 28) and test.images.dtype == np.uint8
+    assert test.labels[:5].tolist() == [7, 2, 1, 0, 4]
+
+
+def test_data_dir_takes_precedence_and_checksum_is_verified(isolated: Path, shared_mnist: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = isolated / "bad"
+    bad.mkdir()
+    labels = bytearray(gzip.decompress((shared_mnist / "t10k-labels-idx1-ubyte.gz").read_bytes()))
+    labels[100] ^= 1
+    (bad / "t10k-labels-idx1-ubyte").write_bytes(bytes(labels))
+    for f in shared_mnist.glob("t10k-images*.gz"):
+        (bad / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setenv("TBN_DATA", str(shared_mnist))
+    with pytest.raises(IdxFormatError, match=r"MD5 of the decompressed data is .* corrupt or not MNIST"):
+        load_mnist("test", data_dir=bad)
+
+
+def test_search_order(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TBN_DATA", "/env")
+    dirs = [str(d) for d in mnist_mod.search_dirs("/opt")]
+    assert dirs == ["/opt", "/opt/mnist", "/env", "/env/mnist",
+                    str(isolated / "shared" / "data"), str(isolated / "shared" / "data" / "mnist"),
+                    str(isolated / "cache" / "tbn"), str(isolated / "cache" / "tbn" / "mnist")]
+
+
+def test_missing_and_offline_says_where_it_looked(isolated: Path) -> None:
+    with pytest.raises(MnistNotFoundError, match=r"not found; looked in: .*TBN_OFFLINE.*--data-dir"):
+        load_mnist("train", data_dir=isolated / "nowhere")
+
+
+def test_unknown_split() -> None:
+    with pytest.raises(ValueError, match="split 'dev'"):
+        load_mnist("dev")

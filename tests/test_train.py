@@ -1,0 +1,116 @@
+"""Training on MNIST: accuracy of a short run, kill/resume, DDP, the model file, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tbn.cli.main import main as cli
+from tbn.nn import TiledLinear
+from tbn.train import ModelFileError, TrainConfig, TrainError, evaluate, load_model, mnist_tensors, train
+
+pytestmark = pytest.mark.usefixtures("shared_mnist")
+TBN = [sys.executable, "-m", "tbn.cli.main"]
+
+
+def _env() -> dict[str, str]:
+    # the same thread count in every process, so runs are bitwise comparable
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_short_training_reaches_stated_accuracy(tmp_path: Path) -> None:
+    """10,000 images, 2 epochs at p=4: at least 92% on the full test set (measured 93.2%)."""
+    metrics = train(TrainConfig(p=4, epochs=2, train_subset=10_000), tmp_path, progress=False)
+    assert metrics["test_accuracy"] >= 0.92
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["test_accuracy"] == metrics["test_accuracy"]
+    assert [layer["p"] for layer in written["layers"]] == [4, 4, 1]
+    assert written["total_weight_bytes"] == 7304 + 3080 + 362
+    model, config = load_model(tmp_path / "model.pt")
+    assert isinstance(model[1], TiledLinear) and config.p == 4
+    x, y = mnist_tensors("test")
+    assert evaluate(model, x, y) == metrics["test_accuracy"]
+
+
+def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
+    args = ["train", "--p", "8", "--epochs", "4", "--subset", "12000", "--quiet", "--seed", "3"]
+    subprocess.run([*TBN, *args, "--out", str(tmp_path / "whole")], check=True, env=_env(),
+                   capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*TBN, *args, "--out", str(killed)], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (killed / "checkpoint.pt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model.pt").exists(), "the run finished before it could be killed"
+    epoch_at_kill = torch.load(killed / "checkpoint.pt", weights_only=True)["epoch"]
+    assert 1 <= epoch_at_kill < 4
+
+    subprocess.run([*TBN, "train", "--out", str(killed), "--resume", "--quiet"], check=True,
+                   env=_env(), capture_output=True)
+    a, b = _weights(tmp_path / "whole" / "model.pt"), _weights(killed / "model.pt")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    history = json.loads((killed / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+
+
+def test_two_process_ddp_on_cpu(tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "tbn.cli.main", "train", "--p", "4", "--epochs", "1", "--subset", "6000",
+         "--quiet", "--out", str(out)],
+        env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    assert metrics["test_accuracy"] > 0.85
+    assert result.stdout.count("test accuracy") == 1  # rank 0 alone reports
+
+
+def test_existing_run_is_not_overwritten(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["train", "--p", "4", "--epochs", "1", "--subset", "1000", "--quiet", "--out", str(tmp_path)]
+    assert cli(base) == 0
+    before = (tmp_path / "model.pt").read_bytes()
+    assert cli(base) == 2
+    assert "already holds a training run" in capsys.readouterr().err
+    assert (tmp_path / "model.pt").read_bytes() == before
+    assert cli([*base, "--resume", "--lr", "0.5"]) == 2
+    assert "lr was 0.001, now 0.5" in capsys.readouterr().err
+    assert cli(["train", "--out", str(tmp_path), "--resume", "--quiet"]) == 0  # finished: rewrites
+    assert cli([*base, "--overwrite"]) == 0
+
+
+def test_bad_files_and_options_give_clear_errors(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert cli(["train", "--out", str(tmp_path), "--resume"]) == 2
+    assert "is unusable" in capsys.readouterr().err
+    with pytest.raises(TrainError, match="no checkpoint"):
+        train(None, tmp_path / "empty", resume=True)
+    with pytest.raises(ModelFileError, match="not a readable tbn model"):
+        load_model(tmp_path / "checkpoint.pt")
+    assert cli(["train", "--float", "--p", "4", "--out", str(tmp_path / "x")]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert cli(["train", "--p", "5", "--epochs", "1", "--out", str(tmp_path / "y")]) == 2
+    assert "valid choices" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="smaller than one batch"):
+        TrainConfig(train_subset=10)
