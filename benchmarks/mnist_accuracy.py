@@ -20,7 +20,8 @@ def main() -> None:
     ap.add_argument("--teacher-epochs", type=int, default=30, help="epochs of the FP32 teacher")
     ap.add_argument("--p", type=int, nargs="+", default=[1, 4, 8, 16], help="tiling factors")
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--augment", type=float, default=1.0, help="random shift in pixels")
+    ap.add_argument("--teacher-augment", type=float, default=1.0, help="teacher's random shift (px)")
+    ap.add_argument("--augment", type=float, default=0.0, help="students' random shift (px)")
     ap.add_argument("--subset", type=int, help="train on the first N images (smoke runs)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/bench/mnist", help="folder for the trained models")
@@ -28,8 +29,7 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
     out = Path(args.out)
-    common = dict(recipe="mlp", seed=args.seed, train_subset=args.subset, data_dir=args.data_dir,
-                  augment=args.augment)
+    common = dict(recipe="mlp", seed=args.seed, train_subset=args.subset, data_dir=args.data_dir)
 
     rows = []
 
@@ -41,11 +41,13 @@ def main() -> None:
                      "train_s": m["train_seconds"], "epochs": config.epochs})
         print(f"{name}: {100 * m['test_accuracy']:.2f}%", flush=True)
 
-    run("fp32", TrainConfig(p=None, epochs=args.teacher_epochs, lr=args.lr, **common))
+    run("fp32", TrainConfig(p=None, epochs=args.teacher_epochs, lr=args.lr,
+                            augment=args.teacher_augment, **common))
     teacher = str(out / "fp32" / "model.pt")
     for p in args.p:
         run("binary" if p == 1 else f"tbn-p{p}",
-            TrainConfig(p=p, epochs=args.epochs, lr=args.lr, teacher=teacher, **common))
+            TrainConfig(p=p, epochs=args.epochs, lr=args.lr, teacher=teacher, augment=args.augment,
+                        **common))
 
     print_table(rows, [("model", "model"), ("p", "p"), ("accuracy", "test acc %"),
                        ("bits", "weight bits"), ("bytes", "weight bytes"),

@@ -8,6 +8,7 @@ from typing import Any
 from tbn.nn.layers import ALPHA_SOURCES
 from tbn.nn.tiling import ALPHA_MODES
 from tbn.train import TrainConfig, train
+from tbn.train.config import OPTIMIZERS
 from tbn.train.loop import read_checkpoint_config
 from tbn.train.recipes import RECIPES
 
@@ -33,8 +34,10 @@ def add_parser(sub: Any) -> None:
     a("--alpha", choices=ALPHA_MODES, help="one alpha per repetition or per layer (default per_tile)")
     a("--alpha-source", choices=ALPHA_SOURCES, help="alphas from a separate tensor or the latent weight")
     a("--epochs", type=int, help="epochs (default 10)")
-    a("--lr", type=float, help="Adam learning rate, cosine-decayed to 0 (default 1e-3)")
-    a("--weight-decay", type=float, help="Adam weight decay (default 0)")
+    a("--optimizer", choices=OPTIMIZERS, help="adam or sgd (Nesterov momentum) (default adam)")
+    a("--lr", type=float, help="learning rate, cosine-decayed to 0 (default 1e-3)")
+    a("--momentum", type=float, help="SGD momentum (default 0.9)")
+    a("--weight-decay", type=float, help="weight decay (default 0)")
     a("--batch-size", type=int, help="global batch size (default 128)")
     a("--seed", type=int, help="random seed (default 0)")
     a("--augment", type=float, help="random shifts of up to this many pixels (default 0)")
@@ -51,7 +54,7 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-_FIELDS = ("recipe", "p", "min_params", "alpha", "alpha_source", "epochs", "lr", "weight_decay",
+_FIELDS = ("recipe", "p", "min_params", "alpha", "alpha_source", "epochs", "optimizer", "lr", "momentum", "weight_decay",
            "batch_size", "seed", "augment", "teacher", "distill_weight", "temperature",
            "train_subset", "data_dir", "device")
 

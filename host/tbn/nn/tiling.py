@@ -19,6 +19,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from tbn.format.bits import pack_signs, unpack_signs
+
 AlphaMode = Literal["per_tile", "single"]
 ALPHA_MODES: tuple[str, ...] = ("per_tile", "single")
 
@@ -116,16 +118,10 @@ def tiled_weight(w: torch.Tensor, alphas: torch.Tensor, p: int) -> torch.Tensor:
 def pack_bits(tile: torch.Tensor | np.ndarray) -> np.ndarray:
     """Pack a +1/-1 tile into bytes, least significant bit first (module docstring)."""
     t = tile.detach().cpu().numpy() if isinstance(tile, torch.Tensor) else np.asarray(tile)
-    return np.packbits(t.reshape(-1) > 0, bitorder="little")
+    return pack_signs(t)
 
 
-def unpack_bits(packed: bytes | np.ndarray, n_bits: int) -> np.ndarray:
-    """Inverse of :func:`pack_bits`: ``n_bits`` signs as float32 +1/-1."""
-    raw = np.frombuffer(bytes(packed), dtype=np.uint8) if not isinstance(packed, np.ndarray) else packed
-    if raw.size * 8 < n_bits:
-        raise ValueError(f"{raw.size} bytes hold {raw.size * 8} bits, fewer than the {n_bits} asked for")
-    bits = np.unpackbits(raw, bitorder="little", count=n_bits)
-    return np.where(bits == 1, 1.0, -1.0).astype(np.float32)
+unpack_bits = unpack_signs
 
 
 def tile_storage_bits(n: int, p: int, n_alphas: int, n_bias: int,

@@ -10,6 +10,9 @@ from tbn.nn.tiling import ALPHA_MODES
 from tbn.train.recipes import RECIPES
 
 
+OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+
+
 @dataclass
 class TrainConfig:
     """One training run.  ``p=None`` trains the float model (no tiling)."""
@@ -22,7 +25,9 @@ class TrainConfig:
     alpha: str = "per_tile"
     alpha_source: str = "separate"
     epochs: int = 10
+    optimizer: str = "adam"
     lr: float = 1e-3
+    momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 128
     seed: int = 0
@@ -46,6 +51,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.p is not None and self.p < 1:
             raise ValueError(f"p must be a positive integer, got {self.p}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not 0.0 <= self.distill_weight <= 1.0:

@@ -197,7 +197,12 @@ def _run(config: TrainConfig, out: Path, ckpt: dict[str, Any] | None, device: to
 
     local_bs = config.batch_size // ddp.world
     steps = len(x_train) // config.batch_size
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
+            weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
     history: list[dict[str, float]] = []
     start_epoch = 0

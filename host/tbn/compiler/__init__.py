@@ -1,0 +1,68 @@
+"""``tbn.compile``: a trained PyTorch model to ``.tbn`` bytecode.
+
+Pipeline: torch.fx capture with shape propagation -> fold BatchNorm into scales and bias,
+fuse ReLU/ReLU6 -> F32 program -> (INT8: calibrate every tensor's range by running the F32
+program in the reference interpreter on sample inputs, then requantise) -> static memory
+plan -> bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from tbn.compiler.capture import TbnCompileError, capture
+from tbn.compiler.lower import emit, fold_and_fuse
+from tbn.compiler.quant import quant_params
+from tbn.format import DType, Program, serialize
+from tbn.runtime import Interpreter
+
+__all__ = ["TbnCompileError", "compile", "compile_program"]
+
+
+def compile_program(model: nn.Module, example_input: torch.Tensor,
+                    activations: Literal["f32", "int8"] = "f32",
+                    calibration: np.ndarray | torch.Tensor | None = None,
+                    scales: Literal["f32", "f16"] = "f32") -> Program:
+    """Like :func:`compile`, returning the decoded :class:`Program`."""
+    if activations not in ("f32", "int8"):
+        raise TbnCompileError(f"activations={activations!r} is not 'f32' or 'int8'")
+    if scales not in ("f32", "f16"):
+        raise TbnCompileError(f"scales={scales!r} is not 'f32' or 'f16'")
+    if activations == "int8" and scales == "f16":
+        raise TbnCompileError("INT8 models store integer requantisation, not float scales; "
+                              "scales='f16' applies to F32 models")
+    was_training = model.training
+    try:
+        nodes = fold_and_fuse(capture(model, example_input))
+    finally:
+        model.train(was_training)
+    program, tid = emit(nodes, scale_dtype=DType.F16 if scales == "f16" else DType.F32)
+    if activations == "f32":
+        return program
+    if calibration is None:
+        raise TbnCompileError("activations='int8' needs calibration data: a batch of typical inputs")
+    calib = np.asarray(calibration.detach().cpu() if isinstance(calibration, torch.Tensor) else calibration,
+                       dtype=np.float32)
+    _, values = Interpreter(program).run(calib, keep=True)
+    quant = {name: quant_params(values[t].min(), values[t].max())
+             for name, t in tid.items() if values[t].dtype == np.float32}
+    program, _ = emit(nodes, quant=quant)
+    return program
+
+
+def compile(model: nn.Module, example_input: torch.Tensor,
+            activations: Literal["f32", "int8"] = "f32",
+            calibration: np.ndarray | torch.Tensor | None = None,
+            scales: Literal["f32", "f16"] = "f32") -> bytes:
+    """Compile ``model`` to ``.tbn`` bytes.
+
+    ``example_input`` fixes the input shape (a batch; the batch axis is not part of the
+    model). ``activations="int8"`` quantises activations per tensor, calibrated on
+    ``calibration`` (a batch of inputs). Raises :class:`TbnCompileError` naming any
+    operation that cannot be compiled and where it is.
+    """
+    return serialize(compile_program(model, example_input, activations, calibration, scales))

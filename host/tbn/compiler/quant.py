@@ -1,0 +1,44 @@
+"""INT8 arithmetic the compiler and every runtime share (docs/bytecode.md, "INT8 semantics")."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+BIAS_LIMIT = 1 << 30  # |bias| is clamped here so (acc + bias) * M stays inside int64
+
+
+def quant_params(lo: float, hi: float) -> tuple[float, int]:
+    """Affine int8 parameters covering ``[min(lo, 0), max(hi, 0)]``: (float32 scale, zero point)."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-12:
+        return 1.0, 0
+    scale = float(np.float32((hi - lo) / 255.0))
+    zp = int(np.clip(round(-128 - lo / scale), -128, 127))
+    return scale, zp
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """``(M, S)`` with ``real ~= M * 2^-S``, ``|M| < 2^31``, ``0 <= S <= 62``."""
+    if real == 0 or not math.isfinite(real):
+        if not math.isfinite(real):
+            raise ValueError(f"requantisation factor {real} is not finite")
+        return 0, 0
+    m, e = math.frexp(abs(real))
+    mult = round(m * (1 << 31))
+    if mult == 1 << 31:
+        mult //= 2
+        e += 1
+    shift = 31 - e
+    if shift < 0:
+        raise ValueError(f"requantisation factor {real} is too large for int8 (>= 2^31)")
+    if shift > 62:
+        mult = (mult + (1 << (shift - 63))) >> (shift - 62)
+        shift = 62
+    return (mult if real > 0 else -mult), shift
+
+
+def relu6_qmax(scale: float, zero_point: int) -> int:
+    """Largest int8 value at or below real 6.0 (rounded to nearest) for a tensor's parameters."""
+    return int(min(127, zero_point + round(6.0 / scale)))

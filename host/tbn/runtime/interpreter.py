@@ -1,0 +1,94 @@
+"""The reference interpreter: runs a validated :class:`Program` on numpy arrays."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from tbn.format import Program, TbnFormatError, load, read
+from tbn.format.spec import DType, Op
+from tbn.runtime import kernels
+
+DEFAULT_MAX_ARENA = 256 << 20
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """``clamp(rint(x / scale) + zero_point, -128, 127)`` as int8 (rint: half to even)."""
+    q = np.rint(np.asarray(x, dtype=np.float64) / np.float64(np.float32(scale))) + zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """``scale * (q - zero_point)`` as float32."""
+    return (np.float32(scale) * (q.astype(np.float32) - np.float32(zero_point))).astype(np.float32)
+
+
+class Interpreter:
+    """Runs a ``.tbn`` program (bytes, a path, or a decoded :class:`Program`).
+
+    ``run`` takes one input (the input tensor's shape) or a batch (a leading axis) of
+    float32 values; INT8 models quantise them with the input tensor's parameters (or take
+    int8 arrays as they are). It returns the output tensor as stored: float32, int8 or int32.
+    """
+
+    def __init__(self, model: Program | bytes | str | os.PathLike,
+                 max_arena_bytes: int = DEFAULT_MAX_ARENA) -> None:
+        if isinstance(model, Program):
+            self.program = model
+        elif isinstance(model, bytes | bytearray | memoryview):
+            self.program = read(model)
+        else:
+            self.program = load(model)
+        if self.program.arena_size > max_arena_bytes:
+            raise TbnFormatError(f"the model asks for a {self.program.arena_size}-byte arena, more "
+                                 f"than the {max_arena_bytes} bytes allowed (max_arena_bytes)")
+
+    @property
+    def input(self):
+        return self.program.tensors[0]
+
+    @property
+    def output(self):
+        return self.program.tensors[self.program.output]
+
+    def prepare(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Batch and type an input; returns (batched array, whether a batch was given)."""
+        x = np.asarray(x)
+        shape = self.input.shape
+        if x.shape == shape:
+            x, batched = x[None], False
+        elif x.shape[1:] == shape:
+            batched = True
+        else:
+            raise ValueError(f"input shape {x.shape} does not match the model's input {shape} "
+                             f"(or a batch of it)")
+        if self.program.int8 and x.dtype != np.int8:
+            x = quantize(x, self.input.scale, self.input.zero_point)
+        elif not self.program.int8:
+            x = x.astype(np.float32)
+        return x, batched
+
+    def run(self, x: np.ndarray, keep: bool = False) -> np.ndarray | tuple[np.ndarray, dict[int, np.ndarray]]:
+        """Run the model; with ``keep=True`` also return every tensor computed, by id."""
+        values: dict[int, np.ndarray] = {}
+        values[0], batched = self.prepare(x)
+        prog = self.program
+        for op in prog.ops:
+            a = op.args
+            if op.opcode == Op.ADD:
+                y = kernels.add(prog, op, values[a["a"]], values[a["b"]])
+            else:
+                y = kernels.KERNELS[op.opcode](prog, op, values[a["input"]])
+            dtype = kernels.NUMPY_OF[prog.tensors[a["output"]].dtype]
+            values[a["output"]] = y.astype(dtype, copy=False)
+        out = values[prog.output] if batched else values[prog.output][0]
+        return (out, values) if keep else out
+
+    def run_float(self, x: np.ndarray) -> np.ndarray:
+        """Like :meth:`run`, with INT8 outputs dequantised to float32."""
+        y = self.run(x)
+        out = self.output
+        if self.program.int8 and out.dtype == DType.I8:
+            return dequantize(y, out.scale, out.zero_point)
+        return y

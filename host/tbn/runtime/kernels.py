@@ -1,0 +1,204 @@
+"""One function per op: the golden semantics of docs/bytecode.md, in numpy.
+
+Every function takes batched arrays (a leading batch axis the format itself does not
+have) and the decoded op. F32 ops compute in float64 and round to float32 once; INT8 ops
+are exact integer arithmetic in int64, as the spec writes them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from tbn.format.program import Operation, Program, Tensor
+from tbn.format.spec import NONE_ID, Act, DType, Op
+from tbn.format.validate import weight_count
+from tbn.format.bits import unpack_signs
+
+
+def rshift_round(v: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
+    """``(v + 2^(shift-1)) >> shift`` (arithmetic), and ``v`` where ``shift`` is 0."""
+    v = np.asarray(v, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
+    return np.right_shift(v + half, shift)
+
+
+def requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, out: Tensor) -> np.ndarray:
+    """``clamp(zero_point + rshift_round(acc * M, S), qmin, qmax)`` as int8 (acc is int64)."""
+    v = rshift_round(acc * mult.astype(np.int64), shift)
+    return np.clip(out.zero_point + v, out.qmin, out.qmax).astype(np.int8)
+
+
+def _f32(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def _activate(y: np.ndarray, act: Act) -> np.ndarray:
+    if act == Act.RELU:
+        return np.maximum(y, 0.0)
+    if act == Act.RELU6:
+        return np.clip(y, 0.0, 6.0)
+    return y
+
+
+def weight_matrix(prog: Program, op: Operation) -> tuple[np.ndarray, np.ndarray | None]:
+    """The (O, K) weight of a linear/conv op and its per-output scale (None if folded in).
+
+    Tiled: ``w[c, k] = sigma(f) * t[f mod T]`` with ``f = c*K + k``; sigma is the scale
+    vector's value for output ``c`` (count O), repetition ``f div T`` (count p) or the one
+    value (count 1). INT8 files: ``w`` is the tile's +1/-1 or the dense int8 weights, and
+    the scale is the REQUANT vector, returned separately.
+    """
+    o, k = weight_count(prog, op)
+    a = op.args
+    if op.opcode in (Op.TILED_LINEAR, Op.TILED_CONV2D):
+        tile = prog.tiles[a["tile"]]
+        p = o * k // tile.n_bits
+        w = np.tile(unpack_signs(tile.bits, tile.n_bits), p).astype(np.float64)
+    else:
+        w = prog.dense[a["weight"]].astype(np.float64)
+        p = 1
+    scale = prog.scales[a["scale"]]
+    if prog.int8:
+        return w.reshape(o, k), None
+    s = scale.data.astype(np.float64)
+    if scale.count == o:
+        return w.reshape(o, k), s
+    if scale.count == p and p > 1:
+        w = w * np.repeat(s, w.size // p)
+        return w.reshape(o, k), None
+    return w.reshape(o, k) * s[0], None
+
+
+def _bias(prog: Program, op: Operation) -> np.ndarray | None:
+    ref = op.args["bias"]
+    return None if ref == NONE_ID else prog.biases[ref].data.astype(np.float64 if not prog.int8 else np.int64)
+
+
+def _im2col(x: np.ndarray, a: dict[str, int], pad_value: float | int) -> np.ndarray:
+    """(N, C, Ho, Wo, kh, kw) windows of x (N, C, H, W) with padding and dilation."""
+    xp = np.pad(x, ((0, 0), (0, 0), (a["pt"], a["pb"]), (a["pl"], a["pr"])), constant_values=pad_value)
+    kh, kw, dh, dw = a["kh"], a["kw"], a.get("dh", 1), a.get("dw", 1)
+    win = sliding_window_view(xp, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+    return win[:, :, ::a["sh"], ::a["sw"], ::dh, ::dw]
+
+
+def _matmul_op(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    """Linear or conv: (N, ...) -> (N, O[, Ho, Wo]) as float64 (F32) or int64 accumulators."""
+    a = op.args
+    src = prog.tensors[a["input"]]
+    w, _ = weight_matrix(prog, op)
+    n = x.shape[0]
+    xin = x.astype(np.int64) - src.zero_point if prog.int8 else _f32(x)
+    w = w.astype(np.int64) if prog.int8 else w
+    if op.opcode in (Op.TILED_LINEAR, Op.DENSE_LINEAR):
+        return xin.reshape(n, -1) @ w.T
+    g = a["groups"]
+    cols = _im2col(xin, a, 0)  # INT8: padded entries are the zero point, i.e. 0 after offset
+    _, c, ho, wo, kh, kw = cols.shape
+    o = w.shape[0]
+    cols = cols.reshape(n, g, c // g, ho, wo, kh, kw)
+    wg = w.reshape(g, o // g, c // g, kh, kw)
+    y = np.einsum("ngchwij,gocij->ngohw", cols, wg, optimize=True)
+    return y.reshape(n, o, ho, wo)
+
+
+def linear_or_conv(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    acc = _matmul_op(prog, op, x)
+    out = prog.tensors[op.args["output"]]
+    bias = _bias(prog, op)
+    o = acc.shape[1]
+    expand = (slice(None),) + (None,) * (acc.ndim - 2)
+    if prog.int8:
+        if bias is not None:
+            acc = acc + bias[expand]
+        rq = prog.scales[op.args["scale"]].data.astype(np.int64)
+        rq = np.broadcast_to(rq, (o, 2))
+        return requantize(acc, rq[:, 0][expand], rq[:, 1][expand], out)
+    _, per_out = weight_matrix(prog, op)
+    if per_out is not None:
+        acc = acc * per_out[expand]
+    if bias is not None:
+        acc = acc + bias[expand]
+    return _activate(acc, op.act).astype(np.float32)
+
+
+def pool(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    a = op.args
+    src = prog.tensors[a["input"]]
+    if op.opcode == Op.MAXPOOL2D:
+        low = np.iinfo(np.int8).min if prog.int8 else -np.inf
+        cols = _im2col(x.astype(np.float64) if not prog.int8 else x.astype(np.int64), a, low)
+        y = cols.max(axis=(-2, -1))
+        return y.astype(np.int8 if prog.int8 else np.float32)
+    n = a["kh"] * a["kw"]
+    if prog.int8:
+        s = _im2col(x.astype(np.int64), a, src.zero_point).sum(axis=(-2, -1))
+        out = prog.tensors[a["output"]]
+        return np.clip((2 * s + n) // (2 * n), out.qmin, out.qmax).astype(np.int8)
+    return (_im2col(_f32(x), a, 0.0).sum(axis=(-2, -1)) / n).astype(np.float32)
+
+
+def global_avgpool(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    out = prog.tensors[op.args["output"]]
+    nb, c = x.shape[0], x.shape[1]
+    flat = x.reshape(nb, c, -1)
+    hw = flat.shape[2]
+    if prog.int8:
+        s = flat.astype(np.int64).sum(axis=2)
+        y = np.clip((2 * s + hw) // (2 * hw), out.qmin, out.qmax).astype(np.int8)
+    else:
+        y = (_f32(flat).sum(axis=2) / hw).astype(np.float32)
+    return y.reshape(nb, *out.shape)
+
+
+def reshape(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    return x.reshape(x.shape[0], *prog.tensors[op.args["output"]].shape).copy()
+
+
+def add(prog: Program, op: Operation, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    a, b, out = (prog.tensors[op.args[k]] for k in ("a", "b", "output"))
+    if prog.int8:
+        rq = prog.scales[op.args["scale"]].data.astype(np.int64)
+        v = rshift_round((xa.astype(np.int64) - a.zero_point) * rq[0, 0], rq[0, 1]) \
+            + rshift_round((xb.astype(np.int64) - b.zero_point) * rq[1, 0], rq[1, 1])
+        return np.clip(out.zero_point + v, out.qmin, out.qmax).astype(np.int8)
+    return _activate(_f32(xa) + _f32(xb), op.act).astype(np.float32)
+
+
+def activation(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    if prog.int8:
+        out = prog.tensors[op.args["output"]]
+        return np.clip(x, out.qmin, out.qmax).astype(np.int8)
+    return _activate(_f32(x), op.act).astype(np.float32)
+
+
+def softmax(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    flat = _f32(x).reshape(x.shape[0], -1)
+    e = np.exp(flat - flat.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32).reshape(x.shape)
+
+
+def argmax(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    return x.reshape(x.shape[0], -1).argmax(axis=1).astype(np.int32).reshape(x.shape[0], 1)
+
+
+def affine(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    s = prog.scales[op.args["scale"]].data.astype(np.float64)
+    bias = _bias(prog, op)
+    expand = (slice(None),) + (None,) * (x.ndim - 2)
+    y = _f32(x) * (s[expand] if s.size > 1 else s[0])
+    if bias is not None:
+        y = y + bias[expand]
+    return _activate(y, op.act).astype(np.float32)
+
+
+KERNELS = {
+    Op.TILED_LINEAR: linear_or_conv, Op.TILED_CONV2D: linear_or_conv,
+    Op.DENSE_LINEAR: linear_or_conv, Op.DENSE_CONV2D: linear_or_conv,
+    Op.MAXPOOL2D: pool, Op.AVGPOOL2D: pool, Op.GLOBAL_AVGPOOL: global_avgpool,
+    Op.RESHAPE: reshape, Op.ACTIVATION: activation, Op.SOFTMAX: softmax, Op.ARGMAX: argmax,
+    Op.AFFINE: affine,
+}
+NUMPY_OF = {DType.F32: np.float32, DType.I8: np.int8, DType.I32: np.int32}
