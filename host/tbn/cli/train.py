@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from typing import Any
 
 from tbn.nn.layers import ALPHA_SOURCES
@@ -29,7 +30,8 @@ def add_parser(sub: Any) -> None:
     a("--p", type=int, help="tiling factor for layers with at least --min-params weights (default 4)")
     a("--float", dest="float_model", action="store_true", help="train the float model (no tiling)")
     a("--min-params", type=int, help="layers with fewer weights use p=1 (default 64000)")
-    a("--per-layer", type=_per_layer, action="append", metavar="NAME=P", help="p for one layer (repeatable)")
+    a("--per-layer", type=_per_layer, action="append", metavar="NAME=P",
+      help="p for one layer (repeatable)")
     a("--keep-dense", action="append", metavar="PATTERN", help="layer names to keep float (repeatable)")
     a("--alpha", choices=ALPHA_MODES, help="one alpha per repetition or per layer (default per_tile)")
     a("--alpha-source", choices=ALPHA_SOURCES, help="alphas from a separate tensor or the latent weight")
@@ -54,9 +56,8 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-_FIELDS = ("recipe", "p", "min_params", "alpha", "alpha_source", "epochs", "optimizer", "lr", "momentum", "weight_decay",
-           "batch_size", "seed", "augment", "teacher", "distill_weight", "temperature",
-           "train_subset", "data_dir", "device")
+# Every option whose argparse dest is a TrainConfig field of the same name.
+_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("per_layer", "keep_dense"))
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -127,7 +127,7 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> list[Node]:
         if node.op == "get_attr":
             raise TbnCompileError(f"{where}: reads parameter or buffer '{node.target}' directly; "
                                   f"only layers (modules) may hold weights")
-        if node.op in ("call_method", "call_function") and node.target in ("size", getattr) \
+        if (node.op in ("call_method", "call_function") and node.target in ("size", getattr)) \
                 or (node.op == "call_function" and node.target is operator.getitem and not shape):
             continue  # shape arithmetic feeding view/reshape: no tensor is produced
         kind, attrs, inputs = _classify(node, modules, where)
@@ -168,7 +168,8 @@ def _classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple
             return "act", {"act": "relu6"}, [args[0]]
         if isinstance(m, nn.MaxPool2d):
             if m.ceil_mode or _pair(m.dilation) != (1, 1) or m.return_indices:
-                raise TbnCompileError(f"{where}: MaxPool2d with ceil_mode, dilation or indices is not supported")
+                raise TbnCompileError(f"{where}: MaxPool2d with ceil_mode, dilation or indices "
+                                      f"is not supported")
             return "maxpool", _pool_geometry(m.kernel_size, m.stride, m.padding, where), [args[0]]
         if isinstance(m, nn.AvgPool2d):
             if m.ceil_mode or not m.count_include_pad or m.divisor_override:

@@ -11,9 +11,8 @@ import torch
 
 from tbn.compiler.capture import Node, TbnCompileError
 from tbn.compiler.memory import Buffer, plan
-from tbn.compiler.quant import BIAS_LIMIT, quant_params, quantize_multiplier, relu6_qmax
+from tbn.compiler.quant import BIAS_LIMIT, quantize_multiplier, relu6_qmax
 from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor
-from tbn.format.spec import NONE_ID
 
 _MATMUL = ("tiled", "dense")
 _FUSE_INTO = ("tiled", "dense", "add", "affine")
@@ -199,7 +198,8 @@ def emit(nodes: list[Node], quant: dict[str, tuple[float, int]] | None = None,
                 if v["bias"] is not None:
                     denom = src.scale * np.broadcast_to(sigma, (o,))
                     bq = np.where(denom != 0, np.rint(v["bias"] / np.where(denom != 0, denom, 1.0)), 0)
-                    args["bias"] = prog.add_bias(DType.I32, np.clip(bq, -BIAS_LIMIT, BIAS_LIMIT).astype(np.int32))
+                    bq = np.clip(bq, -BIAS_LIMIT, BIAS_LIMIT).astype(np.int32)
+                    args["bias"] = prog.add_bias(DType.I32, bq)
             else:
                 args["scale"] = add_float_scale(v["scale"])
                 if v["bias"] is not None:

@@ -7,7 +7,6 @@ import zlib
 import numpy as np
 
 from tbn.format.program import Program, TbnFormatError, Vector
-from tbn.format.validate import validate
 from tbn.format.spec import (
     ARENA,
     CRC_START,
@@ -25,6 +24,7 @@ from tbn.format.spec import (
     DType,
     align,
 )
+from tbn.format.validate import validate
 
 NUMPY_DTYPES = {DType.F32: "<f4", DType.F16: "<f2", DType.I8: "i1", DType.I32: "<i4",
                 DType.REQUANT: "<i4"}

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tbn.format.bits import unpack_signs
 from tbn.format.program import Operation, Program, Tensor
 from tbn.format.spec import NONE_ID, Act, DType, Op
 from tbn.format.validate import weight_count
-from tbn.format.bits import unpack_signs
 
 
 def rshift_round(v: np.ndarray, shift: np.ndarray | int) -> np.ndarray:

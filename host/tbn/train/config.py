@@ -9,7 +9,6 @@ from tbn.nn.layers import ALPHA_SOURCES
 from tbn.nn.tiling import ALPHA_MODES
 from tbn.train.recipes import RECIPES
 
-
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 
 
