@@ -6,13 +6,17 @@ import argparse
 import sys
 
 from tbn import __version__
+from tbn.cli import compile as compile_cmd
+from tbn.cli import inspect as inspect_cmd
+from tbn.cli import run as run_cmd
 from tbn.cli import train as train_cmd
-from tbn.convert import BudgetError
 from tbn.data import MnistError
-from tbn.train import ModelFileError, TrainError
+from tbn.format import TbnFormatError
 
-COMMANDS = (train_cmd,)
-USER_ERRORS = (TrainError, ModelFileError, MnistError, BudgetError, ValueError, KeyError)
+COMMANDS = (train_cmd, compile_cmd, inspect_cmd, run_cmd)
+# Every tbn error type derives from one of these (TbnFormatError, TbnCompileError,
+# BudgetError, ModelFileError: ValueError; TrainError, MnistError: RuntimeError).
+USER_ERRORS = (TbnFormatError, MnistError, ValueError, KeyError, RuntimeError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ small list of :class:`Node` (one per supported operation, batch axis dropped).""
 from __future__ import annotations
 
 import operator
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,8 @@ def _where(node: fx.Node) -> str:
     if node.op == "call_module":
         return f"module '{node.target}' (node {node.name})"
     trace = (node.meta.get("stack_trace") or "").strip().splitlines()
-    frames = [ln.strip() for ln in trace if ln.strip().startswith("File ")]
+    torch_dir = f"{os.sep}torch{os.sep}"
+    frames = [ln.strip() for ln in trace if ln.strip().startswith("File ") and torch_dir not in ln]
     return f"node {node.name}" + (f" at {frames[-1]}" if frames else "")
 
 

@@ -13,6 +13,7 @@ from tbn.compiler.capture import Node, TbnCompileError
 from tbn.compiler.memory import Buffer, plan
 from tbn.compiler.quant import BIAS_LIMIT, quantize_multiplier, relu6_qmax
 from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor
+from tbn.format.spec import NONE_ID
 
 _MATMUL = ("tiled", "dense")
 _FUSE_INTO = ("tiled", "dense", "add", "affine")
@@ -134,7 +135,7 @@ def emit(nodes: list[Node], quant: dict[str, tuple[float, int]] | None = None,
             {n.output for n in nodes if n.attrs.get("conv1d")}
 
     def shape_of(n: Node) -> tuple[int, ...]:
-        if n.output in one_d and len(n.shape) == 2:
+        if (n.output in one_d or n.attrs.get("conv1d")) and len(n.shape) == 2:
             return (n.shape[0], 1, n.shape[1])
         return n.shape or (1,)
 
@@ -176,11 +177,12 @@ def emit(nodes: list[Node], quant: dict[str, tuple[float, int]] | None = None,
                                       f"the outputs or alpha='single'")
             fused_act = act if v["affine"] is None else Act.NONE
             if v["affine"] is not None:
-                mid = Node(n.kind, n.inputs, n.output + "/pre_bn", n.shape, n.where)
+                mid = Node(n.kind, n.inputs, n.output + "/pre_bn", n.shape, n.where,
+                           {"conv1d": n.attrs.get("conv1d")})
                 out = new_tensor(mid)
             else:
                 out = new_tensor(n)
-            args: dict[str, int] = {"input": ins[0], "output": out}
+            args: dict[str, int] = {"input": ins[0], "output": out, "bias": NONE_ID}
             if "tile" in v:
                 args["tile"] = prog.add_tile(*v["tile"])
             else:
@@ -230,7 +232,7 @@ def emit(nodes: list[Node], quant: dict[str, tuple[float, int]] | None = None,
             prog.ops.append(Operation(Op.ACTIVATION, _ACTS[n.attrs["act"]], {"input": ins[0], "output": out}))
         elif n.kind == "add":
             out = new_tensor(n)
-            args = {"a": ins[0], "b": ins[1], "output": out}
+            args = {"a": ins[0], "b": ins[1], "output": out, "scale": NONE_ID}
             if int8:
                 dst, b = prog.tensors[out], prog.tensors[ins[1]]
                 rq = [quantize_multiplier(src.scale / dst.scale), quantize_multiplier(b.scale / dst.scale)]

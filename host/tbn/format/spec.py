@@ -18,15 +18,25 @@ NONE_ID = 0xFFFF  # an absent optional operand (scale, bias)
 MAX_DIMS = 4
 CRC_START = 16  # the CRC32 covers bytes [CRC_START, file_size)
 
-# Header: magic, major, minor, file_size, crc32, flags, arena_size, n_tensors, n_tiles,
-# n_scales, n_biases, n_dense, n_ops, ops_size.
 HEADER = struct.Struct("<4sHHIIIIHHHHHHI")
-TENSOR = struct.Struct("<BBH4H")  # dtype, ndim, reserved, dims[4]
-ARENA = struct.Struct("<II")  # offset, size
-QUANT = struct.Struct("<fhbb")  # scale, zero_point, qmin, qmax (INT8 files only)
-TILE = struct.Struct("<II")  # n_bits, offset
-VECTOR = struct.Struct("<IHBB")  # offset, count, dtype, reserved (scales and biases)
-DENSE = struct.Struct("<II")  # offset, count (int8 weights)
+HEADER_FIELDS = ("magic", "major", "minor", "file_size", "crc32", "flags", "arena_size", "n_tensors",
+                 "n_tiles", "n_scales", "n_biases", "n_dense", "n_ops", "ops_size")
+TENSOR = struct.Struct("<BBH4H")
+TENSOR_FIELDS = ("dtype", "ndim", "reserved", "dims")
+ARENA = struct.Struct("<II")
+ARENA_FIELDS = ("offset", "size")
+QUANT = struct.Struct("<fhbb")  # INT8 files only
+QUANT_FIELDS = ("scale", "zero_point", "qmin", "qmax")
+TILE = struct.Struct("<II")
+TILE_FIELDS = ("n_bits", "offset")
+VECTOR = struct.Struct("<IHBB")  # scales and biases
+VECTOR_FIELDS = ("offset", "count", "dtype", "reserved")
+DENSE = struct.Struct("<II")  # int8 weights
+DENSE_FIELDS = ("offset", "count")
+# (name, struct, field names) of each table, in file order after the header.
+TABLES = (("tensor", TENSOR, TENSOR_FIELDS), ("arena", ARENA, ARENA_FIELDS),
+          ("quant", QUANT, QUANT_FIELDS), ("tile", TILE, TILE_FIELDS),
+          ("vector", VECTOR, VECTOR_FIELDS), ("dense", DENSE, DENSE_FIELDS))
 
 
 class Flag(IntEnum):

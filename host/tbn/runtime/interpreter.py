@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -53,13 +54,19 @@ class Interpreter:
         return self.program.tensors[self.program.output]
 
     def prepare(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Batch and type an input; returns (batched array, whether a batch was given)."""
+        """Batch and type an input; returns (batched array, whether a batch was given).
+
+        Accepted: the input's shape, a batch of it, or the same element layout under another
+        shape (a 1-D convolution's ``(C, L)`` for its stored ``(C, 1, L)``)."""
         x = np.asarray(x)
         shape = self.input.shape
+        numel = self.input.numel
         if x.shape == shape:
             x, batched = x[None], False
-        elif x.shape[1:] == shape:
-            batched = True
+        elif x.shape[1:] == shape or (x.ndim > 1 and math.prod(x.shape[1:]) == numel):
+            x, batched = x.reshape(x.shape[0], *shape), True
+        elif x.size == numel:
+            x, batched = x.reshape(1, *shape), False
         else:
             raise ValueError(f"input shape {x.shape} does not match the model's input {shape} "
                              f"(or a batch of it)")

@@ -28,6 +28,8 @@ def cnn() -> nn.Sequential:
     )
 
 
+INPUT_SHAPE = (1, 28, 28)  # every recipe reads one MNIST image (channels, height, width)
+
 RECIPES: dict[str, Callable[[], nn.Module]] = {"mlp": mlp, "cnn": cnn}
 
 

@@ -1,0 +1,44 @@
+"""``tbn compile``: a trained model (``tbn train``'s model.pt) to ``.tbn`` bytecode."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("compile", help="compile a trained model to .tbn bytecode",
+                       description="Compile model.pt from `tbn train` to .tbn bytecode.")
+    p.add_argument("model", help="model.pt written by tbn train")
+    p.add_argument("-o", "--output", help="output .tbn (default: the model's name with .tbn)")
+    p.add_argument("--activations", choices=("f32", "int8"), default="f32")
+    p.add_argument("--scales", choices=("f32", "f16"), default="f32", help="F32 models' scale storage")
+    p.add_argument("--calibration", type=int, default=512, metavar="N",
+                   help="INT8: calibrate on the first N training images (default 512)")
+    p.add_argument("--data-dir", help="folder with MNIST (INT8 calibration)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from tbn.compiler import compile as tbn_compile
+    from tbn.format import read
+    from tbn.format.inspect import render, summarize
+    from tbn.train import load_model, mnist_tensors
+    from tbn.train.recipes import INPUT_SHAPE
+
+    model, _ = load_model(args.model)
+    calibration = None
+    if args.activations == "int8":
+        if args.calibration < 1:
+            raise ValueError("--calibration needs at least one image")
+        calibration = mnist_tensors("train", args.data_dir)[0][:args.calibration]
+    data = tbn_compile(model, torch.zeros(1, *INPUT_SHAPE), activations=args.activations,
+                       calibration=calibration, scales=args.scales)
+    out = Path(args.output) if args.output else Path(args.model).with_suffix(".tbn")
+    out.write_bytes(data)
+    print(render(summarize(read(data), len(data))))
+    print(f"\nwrote {out}")
+    return 0

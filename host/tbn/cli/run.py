@@ -1,0 +1,49 @@
+"""``tbn run``: run a ``.tbn`` file on a dataset (accuracy) or on one input (.npy)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+from tbn.format import load
+from tbn.runtime import Interpreter
+
+ENGINES = ("reference",)
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="run a .tbn model", description=__doc__)
+    p.add_argument("model", help="a .tbn file")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--data", choices=("mnist",), help="report accuracy on a dataset's test split")
+    src.add_argument("--input", metavar="X.npy", help="run one input (or a batch) and print the output")
+    p.add_argument("--n", type=int, help="use the first N test images (default all)")
+    p.add_argument("--engine", choices=ENGINES, default="reference", help="which runtime runs it")
+    p.add_argument("--data-dir", help="folder with MNIST")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    interp = Interpreter(load(args.model))
+    if args.input:
+        x = np.load(args.input, allow_pickle=False)
+        print(np.array2string(interp.run_float(x), precision=6))
+        return 0
+    from tbn.data import load_mnist
+
+    test = load_mnist("test", args.data_dir)
+    n = len(test.labels) if args.n is None else args.n
+    if not 1 <= n <= len(test.labels):
+        raise ValueError(f"--n must lie in 1..{len(test.labels)}, got {n}")
+    x = (test.images[:n].astype(np.float32) / 255.0 - 0.1307) / 0.3081
+    t0 = time.perf_counter()
+    y = interp.run_float(x.reshape(n, *interp.input.shape))
+    seconds = time.perf_counter() - t0
+    pred = y.reshape(n, -1).argmax(axis=1) if y.reshape(n, -1).shape[1] > 1 else y.reshape(n)
+    acc = float((pred == test.labels[:n]).mean())
+    print(f"{args.model}: accuracy {acc:.4f} on {n} MNIST test images "
+          f"({args.engine} engine, {1e3 * seconds / n:.3f} ms per image)")
+    return 0

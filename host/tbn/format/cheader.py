@@ -1,0 +1,95 @@
+"""Generate ``firmware/lib/tbn/include/tbn_format.h`` from :mod:`tbn.format.spec`.
+
+Run ``python -m tbn.format.cheader`` to rewrite it, ``--check`` to fail when the committed
+header is out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import struct
+import sys
+from pathlib import Path
+
+from tbn.format import spec
+
+HEADER_PATH = Path(__file__).resolve().parents[3] / "firmware" / "lib" / "tbn" / "include" / "tbn_format.h"
+
+
+def _offsets(st: struct.Struct, names: tuple[str, ...]) -> list[tuple[str, int]]:
+    """Byte offset of each named field; a repeat count (``4s``, ``4H``) makes one field."""
+    out, pos = [], 0
+    fields = iter(names)
+    for count, code in re.findall(r"(\d*)([a-zA-Z?])", st.format.lstrip("<")):
+        if code != "x":
+            out.append((next(fields), pos))
+        pos += struct.calcsize("<" + code) * int(count or 1)
+    return out
+
+
+def generate() -> str:
+    """The header's text."""
+    lines = [
+        "/* tbn_format.h -- GENERATED from host/tbn/format/spec.py by",
+        " * `python -m tbn.format.cheader`. Do not edit: change the spec and regenerate.",
+        " * The layout is described in docs/bytecode.md. All integers are little-endian. */",
+        "#ifndef TBN_FORMAT_H",
+        "#define TBN_FORMAT_H",
+        "",
+        f'#define TBN_MAGIC "{spec.MAGIC.decode()}"',
+        f"#define TBN_VERSION_MAJOR {spec.VERSION_MAJOR}",
+        f"#define TBN_VERSION_MINOR {spec.VERSION_MINOR}",
+        f"#define TBN_ALIGN {spec.ALIGN}",
+        f"#define TBN_NONE_ID 0x{spec.NONE_ID:04X}u",
+        f"#define TBN_MAX_DIMS {spec.MAX_DIMS}",
+        f"#define TBN_CRC_START {spec.CRC_START}",
+        f"#define TBN_REQUIRED_FLAGS_MASK 0x{spec.REQUIRED_FLAGS_MASK:08X}u",
+        f"#define TBN_KNOWN_FLAGS 0x{spec.KNOWN_FLAGS:08X}u",
+        "",
+        "/* header */",
+        f"#define TBN_HEADER_SIZE {spec.HEADER.size}",
+    ]
+    lines += [f"#define TBN_HDR_{n.upper()} {off}" for n, off in _offsets(spec.HEADER, spec.HEADER_FIELDS)]
+    for name, st, names in spec.TABLES:
+        lines += ["", f"/* {name} table entry */", f"#define TBN_{name.upper()}_ENTRY_SIZE {st.size}"]
+        lines += [f"#define TBN_{name.upper()}_{n.upper()} {off}" for n, off in _offsets(st, names)]
+    for enum, prefix in ((spec.Flag, "TBN_FLAG"), (spec.DType, "TBN_DTYPE"), (spec.Act, "TBN_ACT"),
+                         (spec.Op, "TBN_OP")):
+        lines += ["", f"/* {enum.__name__} */"]
+        lines += [f"#define {prefix}_{m.name} {int(m)}" for m in enum]
+    lines += ["", "/* dtype sizes in bytes */"]
+    lines += [f"#define TBN_DTYPE_SIZE_{d.name} {s}" for d, s in spec.DTYPE_SIZE.items()]
+    lines += ["", "/* ops: byte size and field offsets (after the opcode and act bytes) */"]
+    for op, layout in spec.OP_LAYOUTS.items():
+        lines.append(f"#define TBN_OP_{op.name}_SIZE {layout.size}")
+        pos = 2
+        for fname, kind in layout.fields:
+            width = 1 if kind in ("u8", "pad8") else 2
+            if not kind.startswith("pad"):
+                lines.append(f"#define TBN_OP_{op.name}_{fname.upper()} {pos}")
+            pos += width
+    lines += ["", "#endif /* TBN_FORMAT_H */", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if the committed header differs")
+    ap.add_argument("--output", type=Path, default=HEADER_PATH)
+    args = ap.parse_args(argv)
+    text = generate()
+    if args.check:
+        current = args.output.read_text() if args.output.exists() else ""
+        if current != text:
+            print(f"{args.output} is out of date: run python -m tbn.format.cheader", file=sys.stderr)
+            return 1
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""A human summary of a ``.tbn`` file: ops, shapes, bytes per section, bits per weight."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tbn.format.program import Program
+from tbn.format.spec import DENSE, HEADER, OP_LAYOUTS, QUANT, TENSOR, TILE, VECTOR, Op
+from tbn.format.validate import weight_count
+
+_WEIGHTED = (Op.TILED_LINEAR, Op.TILED_CONV2D, Op.DENSE_LINEAR, Op.DENSE_CONV2D)
+
+
+def summarize(prog: Program, file_size: int) -> dict[str, Any]:
+    """Per-op rows and size accounting of a decoded program."""
+    rows = []
+    n_weights = 0
+    for i, op in enumerate(prog.ops):
+        a = op.args
+        src = prog.tensors[a.get("input", a.get("a", 0))]
+        out = prog.tensors[a["output"]]
+        detail = ""
+        if op.opcode in _WEIGHTED:
+            o, k = weight_count(prog, op)
+            n_weights += o * k
+            if "tile" in a:
+                bits = prog.tiles[a["tile"]].n_bits
+                detail = f"p={o * k // bits} tile#{a['tile']} {bits} bits"
+            else:
+                detail = f"int8 weights {o * k}"
+            detail += f", {prog.scales[a['scale']].count} scales"
+        rows.append({"index": i, "op": op.opcode.name, "act": op.act.name, "input": src.shape,
+                     "output": out.shape, "detail": detail})
+    tiles = sum(len(t.bits) for t in prog.tiles)
+    scales = sum(v.data.nbytes for v in prog.scales)
+    biases = sum(v.data.nbytes for v in prog.biases)
+    dense = sum(w.size for w in prog.dense)
+    ops_size = sum(OP_LAYOUTS[op.opcode].size for op in prog.ops)
+    n_t = len(prog.tensors)
+    sections = {
+        "header": HEADER.size,
+        "tensor table + arena plan": n_t * (TENSOR.size + 8),
+        "quantisation": n_t * QUANT.size if prog.int8 else 0,
+        "tile/scale/bias/dense tables": (len(prog.tiles) * TILE.size + (len(prog.scales) + len(prog.biases))
+                                         * VECTOR.size + len(prog.dense) * DENSE.size),
+        "ops": ops_size,
+        "tile bits": tiles,
+        "scales": scales,
+        "biases": biases,
+        "dense int8 weights": dense,
+    }
+    sections["alignment padding"] = file_size - sum(sections.values())
+    payload = tiles + scales + biases + dense
+    return {
+        "format": f"1.{prog.minor}", "activations": "int8" if prog.int8 else "f32",
+        "file_bytes": file_size, "arena_bytes": prog.arena_size, "ops": rows, "sections": sections,
+        "n_weights": n_weights, "payload_bytes": payload, "overhead_bytes": file_size - payload,
+        "weight_bits_per_weight": 8 * (tiles + dense + scales) / max(1, n_weights),
+        "file_bits_per_weight": 8 * file_size / max(1, n_weights),
+        "as_float32_bytes": 4 * n_weights, "as_int8_bytes": n_weights,
+        "as_1bit_bytes": (n_weights + 7) // 8,
+        "distinct_tiles": len(prog.tiles),
+    }
+
+
+def render(s: dict[str, Any]) -> str:
+    """The summary as text."""
+    lines = [f"tbn bytecode {s['format']}, {s['activations']} activations, {s['file_bytes']} bytes, "
+             f"arena {s['arena_bytes']} bytes", ""]
+    w = max(len(r["op"]) for r in s["ops"])
+    lines.append(f"{'#':>3}  {'op':<{w}}  {'act':<5}  {'input':<16} {'output':<16} detail")
+    for r in s["ops"]:
+        shape_in = "x".join(map(str, r["input"]))
+        shape_out = "x".join(map(str, r["output"]))
+        lines.append(f"{r['index']:>3}  {r['op']:<{w}}  {r['act']:<5}  {shape_in:<16} {shape_out:<16} "
+                     f"{r['detail']}")
+    lines += ["", "bytes per section:"]
+    lines += [f"  {k:<30} {v:>9}" for k, v in s["sections"].items() if v]
+    n = s["n_weights"]
+    lines += ["", f"{n} weights in {s['distinct_tiles']} distinct tiles: "
+              f"{s['weight_bits_per_weight']:.3f} bits/weight (tiles, scales, dense), "
+              f"{s['file_bits_per_weight']:.3f} bits/weight for the whole file",
+              f"the same weights as float32: {s['as_float32_bytes']} bytes, as int8: "
+              f"{s['as_int8_bytes']} bytes, as 1-bit: {s['as_1bit_bytes']} bytes",
+              f"payload {s['payload_bytes']} bytes + structure {s['overhead_bytes']} bytes"]
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""Golden test vectors: small models covering every op, compiled for F32 and INT8, with
+inputs and the reference interpreter's outputs, for every runtime to test against.
+
+``python -m tbn.vectors [DIR]`` writes them (default ``tests/vectors``); ``--check``
+fails if the files there differ from what this code produces. Each vector ``NAME`` is
+``NAME.tbn``, ``NAME.input.bin`` and ``NAME.output.bin`` (raw little-endian arrays, a
+leading batch axis), described in ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tbn.compiler import compile as tbn_compile
+from tbn.convert import tile_model
+from tbn.format import read
+from tbn.runtime import Interpreter
+
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "tests" / "vectors"
+BATCH = 4
+
+
+def _randomize_bn(model: nn.Module, gen: torch.Generator) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=gen) * 0.5)
+            m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.randn(c, generator=gen))  # negative gammas too
+            m.bias.data.copy_(torch.randn(c, generator=gen) * 0.3)
+
+
+class ConvNet(nn.Module):
+    """Tiled conv + BN + ReLU, max and average pooling, a residual add with a ReLU6, global
+    average pooling, flatten, a tiled and a dense (kept) linear layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(2, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.pool = nn.MaxPool2d(2)
+        self.branch = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.avg = nn.AvgPool2d(2, stride=1, padding=1)
+        self.down = nn.Conv2d(8, 16, 3, stride=2, padding=(1, 0), groups=2)
+        self.fc = nn.Linear(16, 12)
+        self.head = nn.Linear(12, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.bn(self.stem(x))))
+        x = F.relu6(x + self.bn2(self.branch(x)))
+        x = self.down(self.avg(x))
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.head(F.relu(self.fc(x)))
+
+
+class Conv1dNet(nn.Module):
+    """Tiled Conv1d whose p does not divide its channels (moving tile offset), BatchNorm that
+    cannot be folded (AFFINE), standalone ReLU, flatten, linear, softmax."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(3, 6, 5, padding=2, stride=2)
+        self.bn = nn.BatchNorm1d(6)
+        self.fc = nn.Linear(6 * 8, 7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn(self.conv(x)))
+        return torch.softmax(self.fc(x.flatten(1)), dim=1)
+
+
+class Conv1dNetInt8(nn.Module):
+    """Tiled Conv1d (p divides the channels) with BN and ReLU, linear, argmax."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm1d(8)
+        self.fc = nn.Linear(8 * 16, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.conv(x)))
+        return torch.argmax(self.fc(x.flatten(1)), dim=1)
+
+
+class Misc(nn.Module):
+    """A standalone ReLU on the input, a dense (kept) conv, a reshape feeding a tiled conv,
+    and a flatten at the output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dense_conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.conv = nn.Conv2d(8, 4, 3, padding=1, dilation=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dense_conv(torch.relu(x))
+        return self.conv(y.view(-1, 8, 4, 8)).flatten(1)
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(),
+                         nn.Linear(32, 24), nn.ReLU6(), nn.Linear(24, 10))
+
+
+# name -> (builder, input shape, tile_model kwargs, activations)
+CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str]] = {
+    "mlp_f32": (_mlp, (1, 8, 8), {"p": 4, "min_params": 0, "per_layer": {"6": 2}}, "f32"),
+    "mlp_int8": (_mlp, (1, 8, 8), {"p": 4, "min_params": 0, "per_layer": {"6": 2}}, "int8"),
+    "mlp_single_alpha_f32": (_mlp, (1, 8, 8), {"p": 8, "min_params": 0, "alpha": "single"}, "f32"),
+    "convnet_f32": (ConvNet, (2, 12, 12), {"p": 4, "min_params": 0, "keep_dense": ("head",)}, "f32"),
+    "convnet_int8": (ConvNet, (2, 12, 12), {"p": 4, "min_params": 0, "keep_dense": ("head",)}, "int8"),
+    "misc_f32": (Misc, (1, 8, 8), {"p": 2, "min_params": 0, "keep_dense": ("dense_conv",)}, "f32"),
+    "misc_int8": (Misc, (1, 8, 8), {"p": 2, "min_params": 0, "keep_dense": ("dense_conv",)}, "int8"),
+    "conv1d_offset_f32": (Conv1dNet, (3, 16), {"p": 4, "min_params": 0, "per_layer": {"conv": 9}}, "f32"),
+    "conv1d_argmax_int8": (Conv1dNetInt8, (3, 16), {"p": 4, "min_params": 0, "per_layer": {"fc": 3}},
+                           "int8"),
+}
+
+
+def build_case(name: str) -> tuple[nn.Module, bytes, np.ndarray]:
+    """The tiled PyTorch model, its compiled bytes and BATCH inputs for one case."""
+    builder, shape, tiling, acts = CASES[name]
+    gen = torch.Generator().manual_seed(int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
+    torch.manual_seed(gen.initial_seed())
+    model = builder()
+    tile_model(model, **tiling)
+    with torch.no_grad():
+        for p in model.parameters():  # untrained tiles: make the latents disagree per repetition
+            p.add_(torch.randn(p.shape, generator=gen) * 0.05)
+        _randomize_bn(model, gen)
+    model.eval()
+    x = torch.randn(BATCH, *shape, generator=gen)
+    calib = torch.randn(64, *shape, generator=gen) if acts == "int8" else None
+    return model, tbn_compile(model, x[:1], activations=acts, calibration=calib), x.numpy()
+
+
+def generate() -> dict[str, bytes]:
+    """File name -> contents of every vector and the manifest."""
+    files: dict[str, bytes] = {}
+    manifest = {}
+    for name in CASES:
+        _, data, x = build_case(name)
+        interp = Interpreter(data)
+        xin, _ = interp.prepare(x)
+        y = interp.run(xin)
+        files[f"{name}.tbn"] = data
+        files[f"{name}.input.bin"] = np.ascontiguousarray(xin).tobytes()
+        files[f"{name}.output.bin"] = np.ascontiguousarray(y).tobytes()
+        manifest[name] = {
+            "activations": "int8" if read(data).int8 else "f32",
+            "batch": BATCH,
+            "input": {"dtype": str(xin.dtype), "shape": list(xin.shape)},
+            "output": {"dtype": str(y.dtype), "shape": list(y.shape)},
+            "tolerance": "exact" if read(data).int8 else "1e-5 relative to max |output|",
+        }
+    files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dir", nargs="?", type=Path, default=DEFAULT_DIR)
+    ap.add_argument("--check", action="store_true", help="exit 1 if the files on disk differ")
+    args = ap.parse_args(argv)
+    files = generate()
+    if args.check:
+        stale = [n for n, b in files.items()
+                 if not (args.dir / n).is_file() or (args.dir / n).read_bytes() != b]
+        if stale:
+            print(f"golden vectors out of date: {', '.join(stale)}; run python -m tbn.vectors",
+                  file=sys.stderr)
+            return 1
+        return 0
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for n, b in files.items():
+        (args.dir / n).write_bytes(b)
+    print(f"wrote {len(files)} files to {args.dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,227 @@
+"""The compiler and the reference interpreter: parity with PyTorch, golden vectors, errors,
+memory plan, size, and the compile -> inspect -> run path on a trained model."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tbn import compile as tbn_compile
+from tbn import tile_model
+from tbn.compiler import TbnCompileError, compile_program
+from tbn.compiler.memory import Buffer, plan
+from tbn.compiler.quant import quantize_multiplier
+from tbn.format import Op, read
+from tbn.format.inspect import summarize
+from tbn.nn import is_tiled
+from tbn.runtime import Interpreter
+from tbn.train.recipes import mlp
+from tbn.vectors import CASES, build_case
+
+VECTORS = Path(__file__).parent / "vectors"
+MANIFEST = json.loads((VECTORS / "manifest.json").read_text())
+
+
+def _with_dequantized_dense(model: nn.Module) -> nn.Module:
+    """The model with its dense layers' weights rounded as the compiler stores them."""
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d) and not is_tiled(m):
+                w = m.weight.reshape(m.weight.shape[0], -1).double()
+                ws = w.abs().amax(dim=1, keepdim=True) / 127
+                ws[ws == 0] = 1
+                m.weight.copy_((torch.round(w / ws).clamp(-127, 127) * ws).reshape(m.weight.shape))
+    return model
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float64) - b).max() / max(np.abs(b).max(), 1e-12))
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if CASES[n][3] == "f32"])
+def test_f32_matches_pytorch(name: str) -> None:
+    model, data, x = build_case(name)
+    with torch.no_grad():
+        ref = _with_dequantized_dense(model)(torch.from_numpy(x)).numpy()
+    assert _rel(Interpreter(data).run(x), ref) <= 1e-4
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if CASES[n][3] == "int8"])
+def test_int8_tracks_pytorch(name: str) -> None:
+    model, data, x = build_case(name)
+    with torch.no_grad():
+        ref = _with_dequantized_dense(model)(torch.from_numpy(x)).numpy()
+    y = Interpreter(data).run_float(x)
+    if ref.dtype.kind == "i":  # argmax output
+        assert np.array_equal(y.reshape(-1), ref.reshape(-1))
+    else:
+        assert _rel(y, ref) <= 0.05
+
+
+def test_vectors_cover_every_op_and_activation() -> None:
+    ops, acts, int8 = set(), set(), set()
+    for f in VECTORS.glob("*.tbn"):
+        prog = read(f.read_bytes())
+        ops |= {o.opcode for o in prog.ops}
+        acts |= {o.act for o in prog.ops}
+        int8.add(prog.int8)
+    assert ops == set(Op) and len(acts) == 3 and int8 == {True, False}
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_golden_vectors_reproduce(name: str) -> None:
+    meta = MANIFEST[name]
+    x = np.fromfile(VECTORS / f"{name}.input.bin", dtype=meta["input"]["dtype"])
+    x = x.reshape(meta["input"]["shape"])
+    want = np.fromfile(VECTORS / f"{name}.output.bin", dtype=meta["output"]["dtype"])
+    got = Interpreter((VECTORS / f"{name}.tbn").read_bytes()).run(x).reshape(-1)
+    if meta["activations"] == "int8":
+        assert np.array_equal(got, want)
+    else:
+        assert _rel(got, want) <= 1e-6
+
+
+def test_vectors_are_what_the_code_produces() -> None:
+    result = subprocess.run([sys.executable, "-m", "tbn.vectors", "--check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_batchnorm_is_folded_and_activations_fused() -> None:
+    model = mlp()
+    tile_model(model, p=4)
+    prog = compile_program(model.eval(), torch.zeros(1, 1, 28, 28))
+    assert [(o.opcode.name, o.act.name) for o in prog.ops] == [
+        ("TILED_LINEAR", "RELU"), ("TILED_LINEAR", "RELU"), ("TILED_LINEAR", "NONE")]
+    assert [prog.scales[o.args["scale"]].count for o in prog.ops] == [256, 256, 1]
+
+
+def test_identical_tiles_are_stored_once() -> None:
+    model = nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32))
+    model[2].load_state_dict(model[0].state_dict())
+    tile_model(model, p=4, min_params=0)
+    prog = compile_program(model, torch.zeros(1, 32))
+    assert len(prog.tiles) == 1 and {o.args["tile"] for o in prog.ops} == {0}
+
+
+def test_compile_leaves_training_mode_alone() -> None:
+    model = mlp()
+    tile_model(model, p=4)
+    tbn_compile(model, torch.zeros(1, 1, 28, 28))
+    assert model.training
+
+
+@pytest.mark.parametrize("p", [4, 8])
+def test_mlp_bytecode_size_target(p: int) -> None:
+    model = mlp()
+    tile_model(model, p=p)
+    data = tbn_compile(model.eval(), torch.zeros(1, 1, 28, 28))
+    s = summarize(read(data), len(data))
+    assert len(data) <= 1.02 * s["payload_bytes"] + 64
+    assert s["overhead_bytes"] == 228
+
+
+class _Sigmoid(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.fc(x))
+
+
+class _RawParam(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.w
+
+
+def test_unsupported_ops_are_named_with_their_place() -> None:
+    where = r"node sigmoid at File .*test_compiler.py.*unsupported operation sigmoid"
+    with pytest.raises(TbnCompileError, match=where):
+        tbn_compile(_Sigmoid(), torch.zeros(1, 4))
+    with pytest.raises(TbnCompileError, match=r"module '1' \(node _1\): unsupported module GELU"):
+        tbn_compile(nn.Sequential(nn.Linear(4, 4), nn.GELU()), torch.zeros(1, 4))
+    with pytest.raises(TbnCompileError, match="reads parameter or buffer 'w' directly"):
+        tbn_compile(_RawParam(), torch.zeros(1, 4))
+    with pytest.raises(TbnCompileError, match="needs calibration data"):
+        tbn_compile(nn.Sequential(nn.Linear(4, 4)), torch.zeros(1, 4), activations="int8")
+    with pytest.raises(TbnCompileError, match="softmax needs F32"):
+        tbn_compile(nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=1)), torch.zeros(1, 4),
+                    activations="int8", calibration=torch.randn(8, 4))
+    odd = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6))
+    tile_model(odd, p=4, min_params=0)
+    with pytest.raises(TbnCompileError, match="cannot be folded, which INT8 needs"):
+        tbn_compile(odd.eval(), torch.zeros(1, 4), activations="int8", calibration=torch.randn(8, 4))
+
+
+def test_memory_plan_never_overlaps_live_buffers() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        bufs = []
+        for _ in range(12):
+            first = int(rng.integers(-1, 10))
+            bufs.append(Buffer(int(rng.integers(1, 500)), first, first + int(rng.integers(0, 5))))
+        size = plan(bufs)
+        for i, a in enumerate(bufs):
+            assert a.offset % 4 == 0 and a.offset + a.size <= size
+            for b in bufs[i + 1:]:
+                if a.first <= b.last and b.first <= a.last:
+                    assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset
+    prog = compile_program(_mlp_eval(), torch.zeros(1, 1, 28, 28))
+    assert prog.arena_size == 784 * 4 + 256 * 4  # input + one hidden; the other reuses the input's
+
+
+def _mlp_eval() -> nn.Module:
+    model = mlp()
+    tile_model(model, p=4)
+    return model.eval()
+
+
+@pytest.mark.parametrize("real", [1.0, 0.5, 0.3, 1e-3, 3.7e-9, -0.25, 1234.5, 1e-30])
+def test_quantize_multiplier(real: float) -> None:
+    m, s = quantize_multiplier(real)
+    assert abs(m) < 2**31 and 0 <= s <= 62
+    assert m * 2.0**-s == pytest.approx(real, rel=1e-6, abs=2**-62)
+
+
+@pytest.mark.usefixtures("shared_mnist")
+def test_trained_model_compile_inspect_run(tmp_path: Path) -> None:
+    from tbn.train import TrainConfig, load_model, mnist_tensors, train
+
+    train(TrainConfig(p=4, epochs=1, train_subset=6000), tmp_path, progress=False)
+    model, _ = load_model(tmp_path / "model.pt")
+    x, y = mnist_tensors("test")
+    with torch.no_grad():
+        torch_acc = float((model(x).argmax(1) == y).float().mean())
+    tbn = [sys.executable, "-m", "tbn.cli.main"]
+
+    def cli(*args: str) -> str:
+        r = subprocess.run([*tbn, *args], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    out = cli("compile", str(tmp_path / "model.pt"), "-o", str(tmp_path / "m.tbn"))
+    assert "TILED_LINEAR" in out
+    info = cli("inspect", str(tmp_path / "m.tbn"))
+    assert "arena 4160 bytes" in info and "bits/weight" in info and "as float32: 1075200 bytes" in info
+    f32 = cli("run", str(tmp_path / "m.tbn"), "--data", "mnist")
+    assert f"accuracy {torch_acc:.4f}" in f32
+    cli("compile", str(tmp_path / "model.pt"), "-o", str(tmp_path / "q.tbn"), "--activations", "int8")
+    q = cli("run", str(tmp_path / "q.tbn"), "--data", "mnist")
+    int8_acc = float(q.split("accuracy ")[1].split()[0])
+    assert abs(int8_acc - torch_acc) <= 0.003
+    bad = subprocess.run([*tbn, "run", str(tmp_path / "model.pt"), "--data", "mnist"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "bad magic" in bad.stderr
