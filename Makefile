@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 RUNS   := runs
 
-.PHONY: setup test lint demo bench clean
+.PHONY: setup test lint demo bench header vectors clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,18 @@ test: lint
 
 demo: setup
 	$(BIN)/tbn train --recipe mlp --p 4 --epochs 3 --out $(RUNS)/demo --overwrite
+	$(BIN)/tbn compile $(RUNS)/demo/model.pt -o $(RUNS)/demo/model.tbn
+	$(BIN)/tbn compile $(RUNS)/demo/model.pt -o $(RUNS)/demo/model-int8.tbn --activations int8 > /dev/null
+	$(BIN)/tbn inspect $(RUNS)/demo/model-int8.tbn
+	$(BIN)/tbn run $(RUNS)/demo/model.tbn --data mnist
+	$(BIN)/tbn run $(RUNS)/demo/model-int8.tbn --data mnist
+
+# Regenerate what is generated from tbn.format.spec and the vector builders (tests check both).
+header: setup
+	$(BIN)/python -m tbn.format.cheader
+
+vectors: setup
+	$(BIN)/python -m tbn.vectors
 
 bench: setup
 	$(BIN)/python benchmarks/step_time.py --json $(RUNS)/bench/step_time.json

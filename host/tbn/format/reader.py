@@ -113,8 +113,8 @@ def read(data: bytes | bytearray | memoryview) -> Program:
         n_bits, offset = TILE.unpack_from(data, pos + i * TILE.size)
         if n_bits == 0:
             raise TbnFormatError(f"tile {i}: zero bits")
-        raw = blob(offset, (n_bits + 7) // 8, f"tile {i}")
-        tiles.append(Tile(n_bits, np.frombuffer(raw, dtype=np.uint8)))
+        raw = blob(offset, 4 * ((n_bits + 31) // 32), f"tile {i}")  # whole 32-bit words
+        tiles.append(Tile(n_bits, np.frombuffer(raw[:(n_bits + 7) // 8], dtype=np.uint8)))
     pos += n_tiles * TILE.size
 
     def vectors(n: int, kind: str, allowed: tuple[DType, ...]) -> list[Vector]:

@@ -1,0 +1,85 @@
+/* tbn.h -- run .tbn bytecode (docs/bytecode.md) in place from flash.
+ *
+ * C99, no malloc, no global state. The model bytes stay where they are (flash or RAM,
+ * 4-byte aligned); the caller provides the activation arena. tbn_model_init validates
+ * the whole file first -- CRC, every bound, every id, every shape -- so tbn_invoke can
+ * never read or write outside the model or the arena, whatever the file holds.
+ *
+ *   tbn_model m;
+ *   if (tbn_model_init(&m, model_bytes, model_len) != TBN_OK) ...
+ *   static uint32_t arena[ARENA_WORDS];            // >= tbn_arena_size(&m) bytes
+ *   tbn_status s = tbn_run(&m, arena, sizeof arena, input, in_len, output, out_len);
+ */
+#ifndef TBN_H
+#define TBN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tbn_format.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    TBN_OK = 0,
+    TBN_ERR_ARG,          /* a NULL pointer or a misaligned buffer */
+    TBN_ERR_TRUNCATED,    /* shorter than its header or sections, or file_size differs */
+    TBN_ERR_MAGIC,        /* not a .tbn file */
+    TBN_ERR_VERSION,      /* another major version */
+    TBN_ERR_CRC,          /* contents do not match the CRC32 */
+    TBN_ERR_FLAGS,        /* an unknown required feature flag */
+    TBN_ERR_TENSOR,       /* a tensor's dtype, rank or dims */
+    TBN_ERR_ARENA_PLAN,   /* a tensor's arena slot */
+    TBN_ERR_QUANT,        /* a tensor's quantisation parameters */
+    TBN_ERR_CONST,        /* a tile, scale, bias or dense-weight entry */
+    TBN_ERR_OPCODE,       /* an unknown opcode or activation (a newer minor version?) */
+    TBN_ERR_OPERAND,      /* an id out of range, or a tensor read before it is written */
+    TBN_ERR_SHAPE,        /* inconsistent shapes, dtypes, geometry or scale counts */
+    TBN_ERR_ARENA_SIZE,   /* the caller's arena is smaller than the model needs */
+    TBN_ERR_IO_SIZE,      /* input or output buffer of the wrong size */
+    TBN_ERR_COUNT_
+} tbn_status;
+
+/* A validated model: offsets into the caller's bytes, nothing copied. */
+typedef struct {
+    const uint8_t *data;
+    uint32_t size;
+    uint32_t flags;
+    uint32_t arena_size;
+    uint16_t n_tensors, n_tiles, n_scales, n_biases, n_dense, n_ops;
+    uint16_t output;   /* tensor id of the model output */
+    uint16_t minor;
+    uint32_t off_tensors, off_arena, off_quant, off_tiles, off_scales, off_biases, off_dense;
+    uint32_t off_ops, ops_size;
+    uint32_t error_item; /* after a failed init: the tensor, entry or op it concerns */
+} tbn_model;
+
+const char *tbn_strerror(tbn_status status);
+
+/* Validate `size` bytes at `data` (4-byte aligned) and fill `model`. */
+tbn_status tbn_model_init(tbn_model *model, const void *data, size_t size);
+
+/* Bytes of arena the model needs; the arena must be 4-byte aligned. */
+uint32_t tbn_arena_size(const tbn_model *model);
+uint32_t tbn_input_size(const tbn_model *model);
+uint32_t tbn_output_size(const tbn_model *model);
+int tbn_is_int8(const tbn_model *model);
+
+/* Where the input goes and the output comes out, inside the arena. */
+void *tbn_input_ptr(const tbn_model *model, void *arena);
+const void *tbn_output_ptr(const tbn_model *model, const void *arena);
+
+/* Run the ops on the arena (the input must already be in tbn_input_ptr). */
+tbn_status tbn_invoke(const tbn_model *model, void *arena, size_t arena_size);
+
+/* Copy the input in, invoke, copy the output out. Sizes must equal the tensors'. */
+tbn_status tbn_run(const tbn_model *model, void *arena, size_t arena_size, const void *input,
+                   size_t input_size, void *output, size_t output_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TBN_H */

@@ -1,0 +1,249 @@
+/* Tiled and dense linear / conv2d, F32 and INT8 (docs/bytecode.md, "Weights of linear and
+ * conv ops"). A linear op is a 1x1 convolution over a (K, 1, 1) input.
+ *
+ * Tile reuse: when the tile holds R = T / K whole rows (p divides the outputs) and there is
+ * one group, output channels c and c + R share their signs, so each output position computes
+ * R sign-dot-products (in chunks of TBN_CHUNK on the stack) and scales them into all O
+ * outputs: O/p dot products instead of O. Otherwise every output row reads the tile at its
+ * own (moving) offset, split where it wraps.
+ *
+ * Inner loops take 32 tile bits per load: F32 flips the sign bit of x with an XOR, INT8 masks;
+ * no branch per bit. */
+#include "../tbn_internal.h"
+
+#ifndef TBN_CHUNK
+#define TBN_CHUNK 32
+#endif
+
+/* 1..32 tile bits starting at bit `pos` (the tile is stored in whole 32-bit words). */
+static inline uint32_t bits_at(const uint8_t *tile, uint32_t pos, uint32_t n) {
+    uint32_t word = pos >> 5, sh = pos & 31u;
+    uint32_t v = tbn_rd32(tile + 4 * word) >> sh;
+    if (sh && sh + n > 32) v |= tbn_rd32(tile + 4 * (word + 1)) << (32 - sh);
+    return v;
+}
+
+typedef union { float f; uint32_t u; } f32_bits;
+
+/* sum_j sign(bit pos+j) * x[j*stride], j < n, with pos + n <= T. */
+static float dot_tile_f32(const uint8_t *tile, uint32_t pos, const float *x, uint32_t stride, uint32_t n) {
+    float acc = 0.0f;
+    while (n) {
+        uint32_t k = n < 32 ? n : 32, neg = ~bits_at(tile, pos, k);
+        for (uint32_t j = 0; j < k; j++) {
+            f32_bits v;
+            v.f = x[j * stride];
+            v.u ^= ((neg >> j) & 1u) << 31;
+            acc += v.f;
+        }
+        x += k * stride;
+        pos += k;
+        n -= k;
+    }
+    return acc;
+}
+
+static int32_t dot_tile_i8(const uint8_t *tile, uint32_t pos, const int8_t *x, uint32_t stride, uint32_t n,
+                           int32_t zp) {
+    int32_t plus = 0, total = 0;
+    while (n) {
+        uint32_t k = n < 32 ? n : 32, bits = bits_at(tile, pos, k);
+        for (uint32_t j = 0; j < k; j++) {
+            int32_t v = (int32_t)x[j * stride] - zp;
+            total += v;
+            plus += v & -(int32_t)((bits >> j) & 1u);
+        }
+        x += k * stride;
+        pos += k;
+        n -= k;
+    }
+    return 2 * plus - total;
+}
+
+typedef struct {
+    const tbn_model *m;
+    const tbn_op *op;
+    int tiled, int8;
+    tbn_tile tile;
+    const int8_t *dense;
+    tbn_vector scale;
+    tbn_vector bias;
+    int has_bias;
+    uint32_t o, k, p, cg, og; /* outputs, fan-in, tiling factor, in/out channels per group */
+    tbn_tensor in, out;
+    const uint8_t *src;
+    uint8_t *dst;
+} mm_ctx;
+
+/* Weighted sum of one output row's segment: weights f .. f+n-1 (flat), inputs x[j*stride].
+ * F32 with a per-repetition scale applies it per tile repetition. */
+static float seg_f32(const mm_ctx *c, uint32_t f, const float *x, uint32_t stride, uint32_t n, int per_rep) {
+    if (!c->tiled) {
+        float acc = 0.0f;
+        const int8_t *w = c->dense + f;
+        for (uint32_t j = 0; j < n; j++) acc += (float)w[j] * x[j * stride];
+        return acc;
+    }
+    float acc = 0.0f;
+    uint32_t t = c->tile.n_bits;
+    while (n) {
+        uint32_t pos = f % t, k = t - pos < n ? t - pos : n;
+        float s = dot_tile_f32(c->tile.bits, pos, x, stride, k);
+        acc += per_rep ? s * tbn_vector_f32(&c->scale, f / t) : s;
+        f += k;
+        x += k * stride;
+        n -= k;
+    }
+    return acc;
+}
+
+static int32_t seg_i8(const mm_ctx *c, uint32_t f, const int8_t *x, uint32_t stride, uint32_t n, int32_t zp) {
+    if (!c->tiled) {
+        int32_t acc = 0;
+        const int8_t *w = c->dense + f;
+        for (uint32_t j = 0; j < n; j++) acc += (int32_t)w[j] * ((int32_t)x[j * stride] - zp);
+        return acc;
+    }
+    int32_t acc = 0;
+    uint32_t t = c->tile.n_bits;
+    while (n) {
+        uint32_t pos = f % t, k = t - pos < n ? t - pos : n;
+        acc += dot_tile_i8(c->tile.bits, pos, x, stride, k, zp);
+        f += k;
+        x += k * stride;
+        n -= k;
+    }
+    return acc;
+}
+
+/* Row `row` (weights row*K ..) at output position (oy, ox), group g: F32 or INT8 accumulator. */
+static float row_f32(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, uint32_t ox, int per_rep) {
+    const tbn_op *op = c->op;
+    uint32_t h = c->in.ndim == 3 ? c->in.dims[1] : 1, w = c->in.ndim == 3 ? c->in.dims[2] : 1;
+    const float *x = (const float *)c->src;
+    if (op->opcode == TBN_OP_TILED_LINEAR || op->opcode == TBN_OP_DENSE_LINEAR)
+        return seg_f32(c, row * c->k, x, 1, c->k, per_rep);
+    int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl;
+    int32_t kx_lo = 0, kx_hi = op->kw;
+    while (kx_lo < kx_hi && ix0 + kx_lo * op->dw < 0) kx_lo++;
+    while (kx_hi > kx_lo && ix0 + (kx_hi - 1) * op->dw >= (int32_t)w) kx_hi--;
+    float acc = 0.0f;
+    if (kx_lo >= kx_hi) return acc;
+    for (uint32_t ic = 0; ic < c->cg; ic++) {
+        const float *plane = x + (size_t)(g * c->cg + ic) * h * w;
+        for (uint32_t ky = 0; ky < op->kh; ky++) {
+            int32_t iy = iy0 + (int32_t)(ky * op->dh);
+            if (iy < 0 || iy >= (int32_t)h) continue;
+            uint32_t f = row * c->k + (ic * op->kh + ky) * op->kw + (uint32_t)kx_lo;
+            acc += seg_f32(c, f, plane + (size_t)iy * w + ix0 + kx_lo * op->dw, op->dw,
+                           (uint32_t)(kx_hi - kx_lo), per_rep);
+        }
+    }
+    return acc;
+}
+
+static int32_t row_i8(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, uint32_t ox) {
+    const tbn_op *op = c->op;
+    uint32_t h = c->in.ndim == 3 ? c->in.dims[1] : 1, w = c->in.ndim == 3 ? c->in.dims[2] : 1;
+    const int8_t *x = (const int8_t *)c->src;
+    int32_t zp = c->in.zero_point;
+    if (op->opcode == TBN_OP_TILED_LINEAR || op->opcode == TBN_OP_DENSE_LINEAR)
+        return seg_i8(c, row * c->k, x, 1, c->k, zp);
+    int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl;
+    int32_t kx_lo = 0, kx_hi = op->kw;
+    while (kx_lo < kx_hi && ix0 + kx_lo * op->dw < 0) kx_lo++;
+    while (kx_hi > kx_lo && ix0 + (kx_hi - 1) * op->dw >= (int32_t)w) kx_hi--;
+    int32_t acc = 0;
+    if (kx_lo >= kx_hi) return acc; /* padding holds the zero point: contributes 0 */
+    for (uint32_t ic = 0; ic < c->cg; ic++) {
+        const int8_t *plane = x + (size_t)(g * c->cg + ic) * h * w;
+        for (uint32_t ky = 0; ky < op->kh; ky++) {
+            int32_t iy = iy0 + (int32_t)(ky * op->dh);
+            if (iy < 0 || iy >= (int32_t)h) continue;
+            uint32_t f = row * c->k + (ic * op->kh + ky) * op->kw + (uint32_t)kx_lo;
+            acc += seg_i8(c, f, plane + (size_t)iy * w + ix0 + kx_lo * op->dw, op->dw, (uint32_t)(kx_hi - kx_lo), zp);
+        }
+    }
+    return acc;
+}
+
+/* Store output channel ch at spatial index pix from its raw accumulator. */
+static void store_f32(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t npix, float raw, int per_rep) {
+    float s = 1.0f;
+    if (!per_rep) s = tbn_vector_f32(&c->scale, c->scale.count == 1 ? 0 : ch);
+    float v = raw * s + (c->has_bias ? tbn_rdf32(c->bias.data + 4 * ch) : 0.0f);
+    ((float *)c->dst)[(size_t)ch * npix + pix] = tbn_act_f32(v, c->op->act);
+}
+
+static void store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t npix, int32_t acc) {
+    uint32_t i = c->scale.count == 1 ? 0 : ch;
+    int32_t mult = tbn_rds32(c->scale.data + 8 * i), shift = tbn_rds32(c->scale.data + 8 * i + 4);
+    int64_t v = (int64_t)acc + (c->has_bias ? tbn_rds32(c->bias.data + 4 * ch) : 0);
+    v = tbn_rshift_round(v * mult, shift);
+    ((int8_t *)c->dst)[(size_t)ch * npix + pix] = tbn_clamp_q(c->out.zero_point + v, c->out.qmin, c->out.qmax);
+}
+
+tbn_status tbn_kernel_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    mm_ctx c;
+    memset(&c, 0, sizeof c);
+    c.m = m;
+    c.op = op;
+    c.int8 = tbn_is_int8(m);
+    c.tiled = op->opcode == TBN_OP_TILED_LINEAR || op->opcode == TBN_OP_TILED_CONV2D;
+    int conv = op->opcode == TBN_OP_TILED_CONV2D || op->opcode == TBN_OP_DENSE_CONV2D;
+    tbn_get_tensor(m, op->input, &c.in);
+    tbn_get_tensor(m, op->output, &c.out);
+    c.src = arena + c.in.offset;
+    c.dst = arena + c.out.offset;
+    tbn_get_scale(m, op->scale, &c.scale);
+    c.has_bias = op->bias != TBN_NONE_ID;
+    if (c.has_bias) tbn_get_bias(m, op->bias, &c.bias);
+    uint32_t groups = conv ? op->groups : 1;
+    c.o = conv ? c.out.dims[0] : c.out.numel;
+    c.cg = conv ? c.in.dims[0] / groups : c.in.numel;
+    c.k = conv ? c.cg * op->kh * op->kw : c.in.numel;
+    c.og = c.o / groups;
+    uint32_t ho = conv ? c.out.dims[1] : 1, wo = conv ? c.out.dims[2] : 1, npix = ho * wo;
+    if (c.tiled) {
+        tbn_get_tile(m, op->tile, &c.tile);
+        c.p = (uint32_t)(((uint64_t)c.o * c.k) / c.tile.n_bits);
+    } else {
+        uint32_t count;
+        c.dense = tbn_get_dense(m, op->weight, &count);
+        c.p = 1;
+    }
+    /* F32 scale per repetition (count p, not per output): applied inside the row sums. */
+    int per_rep = !c.int8 && c.tiled && c.scale.count != 1 && c.scale.count != c.o;
+    uint32_t rows = c.tiled && groups == 1 && c.tile.n_bits % c.k == 0 ? c.tile.n_bits / c.k : 0;
+
+    for (uint32_t oy = 0; oy < ho; oy++) {
+        for (uint32_t ox = 0; ox < wo; ox++) {
+            uint32_t pix = oy * wo + ox;
+            if (rows) { /* tile reuse: `rows` distinct dot products, each feeding o / rows outputs */
+                for (uint32_t r0 = 0; r0 < rows; r0 += TBN_CHUNK) {
+                    uint32_t n = rows - r0 < TBN_CHUNK ? rows - r0 : TBN_CHUNK;
+                    if (c.int8) {
+                        int32_t acc[TBN_CHUNK];
+                        for (uint32_t r = 0; r < n; r++) acc[r] = row_i8(&c, r0 + r, 0, oy, ox);
+                        for (uint32_t ch0 = r0; ch0 < c.o; ch0 += rows)
+                            for (uint32_t r = 0; r < n; r++) store_i8(&c, ch0 + r, pix, npix, acc[r]);
+                    } else {
+                        float acc[TBN_CHUNK];
+                        for (uint32_t r = 0; r < n; r++) acc[r] = row_f32(&c, r0 + r, 0, oy, ox, 0);
+                        for (uint32_t ch0 = r0, rep = 0; ch0 < c.o; ch0 += rows, rep++)
+                            for (uint32_t r = 0; r < n; r++)
+                                store_f32(&c, ch0 + r, pix, npix,
+                                          per_rep ? acc[r] * tbn_vector_f32(&c.scale, rep) : acc[r], per_rep);
+                    }
+                }
+            } else {
+                for (uint32_t ch = 0; ch < c.o; ch++) {
+                    uint32_t g = ch / c.og;
+                    if (c.int8) store_i8(&c, ch, pix, npix, row_i8(&c, ch, g, oy, ox));
+                    else store_f32(&c, ch, pix, npix, row_f32(&c, ch, g, oy, ox, per_rep), per_rep);
+                }
+            }
+        }
+    }
+    return TBN_OK;
+}

@@ -1,0 +1,69 @@
+/* MAXPOOL2D, AVGPOOL2D and GLOBAL_AVGPOOL, F32 and INT8 (docs/bytecode.md). */
+#include "../tbn_internal.h"
+
+tbn_status tbn_kernel_pool(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    tbn_tensor in, out;
+    tbn_get_tensor(m, op->input, &in);
+    tbn_get_tensor(m, op->output, &out);
+    int int8 = tbn_is_int8(m), is_max = op->opcode == TBN_OP_MAXPOOL2D;
+    uint32_t ch = in.dims[0], h = in.dims[1], w = in.dims[2], ho = out.dims[1], wo = out.dims[2];
+    int32_t n = (int32_t)op->kh * op->kw;
+    for (uint32_t c = 0; c < ch; c++) {
+        for (uint32_t oy = 0; oy < ho; oy++) {
+            for (uint32_t ox = 0; ox < wo; ox++) {
+                int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl;
+                float fmax = 0.0f, fsum = 0.0f;
+                int32_t qmax = -128, qsum = 0, seen = 0;
+                for (int32_t ky = 0; ky < op->kh; ky++) {
+                    for (int32_t kx = 0; kx < op->kw; kx++) {
+                        int32_t iy = iy0 + ky, ix = ix0 + kx;
+                        if (iy < 0 || ix < 0 || iy >= (int32_t)h || ix >= (int32_t)w) {
+                            qsum += in.zero_point; /* INT8 average: padding is real zero */
+                            continue;
+                        }
+                        size_t i = ((size_t)c * h + (uint32_t)iy) * w + (uint32_t)ix;
+                        if (int8) {
+                            int32_t q = ((const int8_t *)(arena + in.offset))[i];
+                            qsum += q;
+                            if (q > qmax) qmax = q;
+                        } else {
+                            float v = ((const float *)(arena + in.offset))[i];
+                            fsum += v;
+                            if (!seen || v > fmax) fmax = v;
+                        }
+                        seen = 1;
+                    }
+                }
+                size_t o = ((size_t)c * ho + oy) * wo + ox;
+                if (int8) {
+                    int64_t v = is_max ? qmax : tbn_avg_round(qsum, n);
+                    ((int8_t *)(arena + out.offset))[o] = tbn_clamp_q(v, out.qmin, out.qmax);
+                } else {
+                    ((float *)(arena + out.offset))[o] = is_max ? fmax : fsum / (float)n;
+                }
+            }
+        }
+    }
+    return TBN_OK;
+}
+
+tbn_status tbn_kernel_global_avgpool(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    tbn_tensor in, out;
+    tbn_get_tensor(m, op->input, &in);
+    tbn_get_tensor(m, op->output, &out);
+    uint32_t ch = in.dims[0], hw = in.dims[1] * in.dims[2];
+    for (uint32_t c = 0; c < ch; c++) {
+        if (tbn_is_int8(m)) {
+            const int8_t *x = (const int8_t *)(arena + in.offset) + (size_t)c * hw;
+            int64_t sum = 0;
+            for (uint32_t i = 0; i < hw; i++) sum += x[i];
+            ((int8_t *)(arena + out.offset))[c] = tbn_clamp_q(tbn_avg_round(sum, hw), out.qmin, out.qmax);
+        } else {
+            const float *x = (const float *)(arena + in.offset) + (size_t)c * hw;
+            float sum = 0.0f;
+            for (uint32_t i = 0; i < hw; i++) sum += x[i];
+            ((float *)(arena + out.offset))[c] = sum / (float)hw;
+        }
+    }
+    return TBN_OK;
+}

@@ -1,0 +1,43 @@
+/* The interpreter: walk the validated ops and call one kernel per op. Owns no memory. */
+#include "tbn_internal.h"
+
+tbn_status tbn_invoke(const tbn_model *m, void *arena, size_t arena_size) {
+    if (!m || !arena || ((uintptr_t)arena & 3u)) return TBN_ERR_ARG;
+    if (arena_size < m->arena_size) return TBN_ERR_ARENA_SIZE;
+    uint8_t *a = (uint8_t *)arena;
+    uint32_t pos = m->off_ops, end = m->off_ops + m->ops_size;
+    for (uint32_t i = 0; i < m->n_ops; i++) {
+        tbn_op op;
+        if (!tbn_decode_op(m->data + pos, end - pos, &op)) return TBN_ERR_OPCODE;
+        tbn_status s;
+        switch (op.opcode) {
+        case TBN_OP_TILED_LINEAR: case TBN_OP_TILED_CONV2D: case TBN_OP_DENSE_LINEAR: case TBN_OP_DENSE_CONV2D:
+            s = tbn_kernel_matmul(m, &op, a);
+            break;
+        case TBN_OP_MAXPOOL2D: case TBN_OP_AVGPOOL2D:
+            s = tbn_kernel_pool(m, &op, a);
+            break;
+        case TBN_OP_GLOBAL_AVGPOOL:
+            s = tbn_kernel_global_avgpool(m, &op, a);
+            break;
+        default:
+            s = tbn_kernel_eltwise(m, &op, a);
+            break;
+        }
+        if (s != TBN_OK) return s;
+        pos += op.size;
+    }
+    return TBN_OK;
+}
+
+tbn_status tbn_run(const tbn_model *m, void *arena, size_t arena_size, const void *input, size_t input_size,
+                   void *output, size_t output_size) {
+    if (!m || !input || !output) return TBN_ERR_ARG;
+    if (input_size != tbn_input_size(m) || output_size != tbn_output_size(m)) return TBN_ERR_IO_SIZE;
+    if (!arena || ((uintptr_t)arena & 3u)) return TBN_ERR_ARG;
+    if (arena_size < m->arena_size) return TBN_ERR_ARENA_SIZE;
+    memcpy(tbn_input_ptr(m, arena), input, input_size);
+    tbn_status s = tbn_invoke(m, arena, arena_size);
+    if (s == TBN_OK) memcpy(output, tbn_output_ptr(m, arena), output_size);
+    return s;
+}
