@@ -9,9 +9,65 @@ STAMP  := $(VENV)/.installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 RUNS   := runs
 
-.PHONY: setup test lint demo bench header vectors clean
+# ---- the C runtime -------------------------------------------------------------------------
+TBN_INC := firmware/lib/tbn/include
+TBN_SRC := $(wildcard firmware/lib/tbn/src/*.c firmware/lib/tbn/src/kernels/*.c)
+TBN_HDR := $(wildcard firmware/lib/tbn/include/*.h firmware/lib/tbn/src/*.h)
+CWARN   := -std=c99 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -I$(TBN_INC)
+SANITIZE := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+HOST    := build/host
+FUZZ_SECONDS ?= 60
+# Debian packages the C side needs: libFuzzer (clang), the cross compilers for the boards.
+APT_PACKAGES := clang gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf \
+                picolibc-riscv64-unknown-elf
+
+.PHONY: setup test lint demo bench header vectors clean deps lib c-test fuzz cross
 
 setup: $(STAMP)
+
+# Installs the Debian toolchains when one is missing (needs root; CI runs as root).
+deps:
+	@missing=""; for t in clang arm-none-eabi-gcc riscv64-unknown-elf-gcc; do \
+	  command -v $$t >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES)) \
+	      >/dev/null || { echo "apt-get install $(APT_PACKAGES) failed"; exit 1; }; \
+	  else echo "missing toolchains: run as root, or apt-get install $(APT_PACKAGES)"; exit 1; fi; fi
+
+lib: $(HOST)/libtbn.so
+
+$(HOST)/libtbn.so: $(TBN_SRC) $(TBN_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CWARN) -O2 -fPIC -shared $(TBN_SRC) -lm -o $@
+
+# The golden-vector checker, with AddressSanitizer and UndefinedBehaviorSanitizer.
+$(HOST)/tbn_check: tests/c/tbn_check.c $(TBN_SRC) $(TBN_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CWARN) $(SANITIZE) $(TBN_SRC) $< -lm -o $@
+
+c-test: $(HOST)/tbn_check
+	@for v in tests/vectors/*.tbn; do n=$${v%.tbn}; \
+	  $(HOST)/tbn_check $$v $$n.input.bin $$n.output.bin && $(HOST)/tbn_check --reject $$v || exit 1; done
+
+$(HOST)/tbn_bench: benchmarks/c/tbn_bench.c $(TBN_SRC) $(TBN_HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CWARN) -O2 $(TBN_SRC) $< -lm -o $@
+
+$(HOST)/fuzz_model: tests/c/fuzz_model.c $(TBN_SRC) $(TBN_HDR)
+	@mkdir -p $(@D)
+	clang $(CWARN) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(TBN_SRC) $< -lm -o $@
+
+# libFuzzer over loading and invoking, seeded with the golden vectors.
+fuzz: deps $(HOST)/fuzz_model
+	@mkdir -p $(HOST)/fuzz-corpus && cp tests/vectors/*.tbn $(HOST)/fuzz-corpus/
+	$(HOST)/fuzz_model -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	  $(HOST)/fuzz-corpus 2>&1 | tee $(HOST)/fuzz.log | grep -E "^(stat::|#[0-9]+ *DONE|==)" || true
+	@! grep -q "ERROR: libFuzzer\|SUMMARY: .*Sanitizer" $(HOST)/fuzz.log
+
+# Warning-free cross builds of the runtime; prints .text per target.
+cross: deps setup
+	$(BIN)/python benchmarks/c_size.py --out $(HOST)/cross
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +77,10 @@ $(STAMP): pyproject.toml
 lint: setup
 	$(BIN)/ruff check host tests benchmarks examples
 
-test: lint
+test: lint deps lib c-test
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory cross
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
 
 demo: setup
 	$(BIN)/tbn train --recipe mlp --p 4 --epochs 3 --out $(RUNS)/demo --overwrite

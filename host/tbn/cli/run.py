@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from tbn.format import load
-from tbn.runtime import Interpreter
+from tbn.runtime import Interpreter, dequantize
 
-ENGINES = ("reference",)
+ENGINES = ("reference", "c")
 
 
 def add_parser(sub: Any) -> None:
@@ -28,9 +28,22 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     interp = Interpreter(load(args.model))
+    engine = interp
+    if args.engine == "c":
+        from pathlib import Path
+
+        from tbn.capi import CRuntime
+
+        engine = CRuntime(Path(args.model).read_bytes())
+
+    def run_float(x: np.ndarray) -> np.ndarray:
+        y = engine.run(x)
+        out = interp.output
+        return dequantize(y, out.scale, out.zero_point) if interp.program.int8 and y.dtype == np.int8 else y
+
     if args.input:
         x = np.load(args.input, allow_pickle=False)
-        print(np.array2string(interp.run_float(x), precision=6))
+        print(np.array2string(run_float(x), precision=6))
         return 0
     from tbn.data import load_mnist
 
@@ -40,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--n must lie in 1..{len(test.labels)}, got {n}")
     x = (test.images[:n].astype(np.float32) / 255.0 - 0.1307) / 0.3081
     t0 = time.perf_counter()
-    y = interp.run_float(x.reshape(n, *interp.input.shape))
+    y = run_float(x.reshape(n, *interp.input.shape))
     seconds = time.perf_counter() - t0
     pred = y.reshape(n, -1).argmax(axis=1) if y.reshape(n, -1).shape[1] > 1 else y.reshape(n)
     acc = float((pred == test.labels[:n]).mean())
