@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _table import print_table, write_json
 from tbn import compile as tbn_compile
 from tbn import tile_model
 from tbn.train.recipes import mlp
-
-from _table import print_table, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "build" / "host" / "tbn_bench"
@@ -56,7 +55,8 @@ def main() -> None:
                 path.write_bytes(tbn_compile(model.eval(), torch.zeros(1, 1, 28, 28), activations=acts,
                                              calibration=calib))
                 cost = (instructions(path, 11) - instructions(path, 1)) / 10
-                rows.append({"activations": acts, "p": p, "bytes": path.stat().st_size, "instructions": int(cost)})
+                rows.append({"activations": acts, "p": p, "bytes": path.stat().st_size,
+                             "instructions": int(cost)})
     for acts in ("f32", "int8"):
         sel = [r for r in rows if r["activations"] == acts]
         base = sel[0]["instructions"]

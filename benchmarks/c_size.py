@@ -35,7 +35,8 @@ def build(target: str, out: Path) -> dict:
     for src in sorted(LIB.glob("src/**/*.c")):
         obj = out / target / (src.stem + ".o")
         obj.parent.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run([gcc, *COMMON, *flags, "-c", str(src), "-o", str(obj)], capture_output=True, text=True)
+        r = subprocess.run([gcc, *COMMON, *flags, "-c", str(src), "-o", str(obj)],
+                           capture_output=True, text=True)
         if r.returncode != 0 or r.stderr.strip():
             raise SystemExit(f"{target}: {src.name} did not compile cleanly:\n{r.stderr}")
         objs.append(str(obj))
