@@ -58,11 +58,12 @@ def validate(prog: Program) -> None:
                                      f"[{t.qmin}, {t.qmax}] are inconsistent")
     if prog.tensors[0].dtype != act_dtype:
         raise TbnFormatError(f"tensor 0 (the input) must be {act_dtype.name}")
-    for v in prog.scales:
-        if v.dtype == DType.REQUANT and (np.any(v.data[:, 1] < 0) or np.any(v.data[:, 1] > 62)):
-            raise TbnFormatError("requantisation shift outside [0, 62]")
-        if v.dtype in (DType.F32, DType.F16) and not np.all(np.isfinite(v.data)):
-            raise TbnFormatError("a scale vector holds NaN or infinity")
+    for kind, vectors in (("scale", prog.scales), ("bias", prog.biases)):
+        for i, v in enumerate(vectors):
+            if v.dtype == DType.REQUANT and (np.any(v.data[:, 1] < 0) or np.any(v.data[:, 1] > 62)):
+                raise TbnFormatError(f"{kind} {i}: requantisation shift outside [0, 62]")
+            if v.dtype in (DType.F32, DType.F16) and not np.all(np.isfinite(v.data)):
+                raise TbnFormatError(f"{kind} {i}: holds NaN or infinity")
 
     produced = {0}
     for i, op in enumerate(prog.ops):
