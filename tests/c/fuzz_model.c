@@ -9,15 +9,6 @@
 
 #include "tbn.h"
 
-static uint32_t crc32_ieee(const uint8_t *p, size_t n) {
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= p[i];
-        for (int b = 0; b < 8; b++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return ~crc;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -26,7 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t *bytes = (uint8_t *)buf;
     memcpy(bytes, data, size);
     if (size >= TBN_HEADER_SIZE) {
-        uint32_t crc = crc32_ieee(bytes + TBN_CRC_START, size - TBN_CRC_START);
+        uint32_t crc = tbn_crc32(bytes + TBN_CRC_START, size - TBN_CRC_START);
         for (int i = 0; i < 4; i++) bytes[TBN_HDR_CRC32 + i] = (uint8_t)(crc >> (8 * i));
     }
     tbn_model m;

@@ -58,6 +58,9 @@ typedef struct {
 
 const char *tbn_strerror(tbn_status status);
 
+/* CRC-32 (IEEE 802.3, as zlib's crc32) of n bytes: the file checksum, also handy for links. */
+uint32_t tbn_crc32(const void *data, size_t n);
+
 /* Validate `size` bytes at `data` (4-byte aligned) and fill `model`. */
 tbn_status tbn_model_init(tbn_model *model, const void *data, size_t size);
 

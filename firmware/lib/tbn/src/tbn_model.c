@@ -27,9 +27,10 @@ const char *tbn_strerror(tbn_status status) {
     return k_errors[status];
 }
 
-static uint32_t crc32_ieee(const uint8_t *p, uint32_t n) {
+uint32_t tbn_crc32(const void *data, size_t n) {
+    const uint8_t *p = (const uint8_t *)data;
     uint32_t crc = 0xFFFFFFFFu;
-    for (uint32_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         crc ^= p[i];
         for (int b = 0; b < 8; b++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
     }
@@ -412,7 +413,7 @@ tbn_status tbn_model_init(tbn_model *m, const void *data, size_t size) {
     m->minor = tbn_rd16(p + TBN_HDR_MINOR);
     m->size = tbn_rd32(p + TBN_HDR_FILE_SIZE);
     if (m->size != size) return TBN_ERR_TRUNCATED;
-    if (crc32_ieee(p + TBN_CRC_START, m->size - TBN_CRC_START) != tbn_rd32(p + TBN_HDR_CRC32)) return TBN_ERR_CRC;
+    if (tbn_crc32(p + TBN_CRC_START, m->size - TBN_CRC_START) != tbn_rd32(p + TBN_HDR_CRC32)) return TBN_ERR_CRC;
     m->flags = tbn_rd32(p + TBN_HDR_FLAGS);
     if (m->flags & TBN_REQUIRED_FLAGS_MASK & ~TBN_KNOWN_FLAGS) return TBN_ERR_FLAGS;
     m->arena_size = tbn_rd32(p + TBN_HDR_ARENA_SIZE);

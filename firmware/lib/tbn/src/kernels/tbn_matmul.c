@@ -116,6 +116,14 @@ static int32_t seg_i8(const mm_ctx *c, uint32_t f, const int8_t *x, uint32_t str
     return acc;
 }
 
+/* The kernel columns [lo, hi) that fall inside the input row (the rest is zero padding). */
+static void kx_range(const tbn_op *op, int32_t ix0, uint32_t w, int32_t *lo, int32_t *hi) {
+    *lo = 0;
+    *hi = op->kw;
+    while (*lo < *hi && ix0 + *lo * op->dw < 0) (*lo)++;
+    while (*hi > *lo && ix0 + (*hi - 1) * op->dw >= (int32_t)w) (*hi)--;
+}
+
 /* Row `row` (weights row*K ..) at output position (oy, ox), group g: F32 or INT8 accumulator. */
 static float row_f32(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, uint32_t ox, int per_rep) {
     const tbn_op *op = c->op;
@@ -123,10 +131,8 @@ static float row_f32(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, uin
     const float *x = (const float *)c->src;
     if (op->opcode == TBN_OP_TILED_LINEAR || op->opcode == TBN_OP_DENSE_LINEAR)
         return seg_f32(c, row * c->k, x, 1, c->k, per_rep);
-    int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl;
-    int32_t kx_lo = 0, kx_hi = op->kw;
-    while (kx_lo < kx_hi && ix0 + kx_lo * op->dw < 0) kx_lo++;
-    while (kx_hi > kx_lo && ix0 + (kx_hi - 1) * op->dw >= (int32_t)w) kx_hi--;
+    int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl, kx_lo, kx_hi;
+    kx_range(op, ix0, w, &kx_lo, &kx_hi);
     float acc = 0.0f;
     if (kx_lo >= kx_hi) return acc;
     for (uint32_t ic = 0; ic < c->cg; ic++) {
@@ -149,10 +155,8 @@ static int32_t row_i8(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, ui
     int32_t zp = c->in.zero_point;
     if (op->opcode == TBN_OP_TILED_LINEAR || op->opcode == TBN_OP_DENSE_LINEAR)
         return seg_i8(c, row * c->k, x, 1, c->k, zp);
-    int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl;
-    int32_t kx_lo = 0, kx_hi = op->kw;
-    while (kx_lo < kx_hi && ix0 + kx_lo * op->dw < 0) kx_lo++;
-    while (kx_hi > kx_lo && ix0 + (kx_hi - 1) * op->dw >= (int32_t)w) kx_hi--;
+    int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl, kx_lo, kx_hi;
+    kx_range(op, ix0, w, &kx_lo, &kx_hi);
     int32_t acc = 0;
     if (kx_lo >= kx_hi) return acc; /* padding holds the zero point: contributes 0 */
     for (uint32_t ic = 0; ic < c->cg; ic++) {
