@@ -3,10 +3,11 @@
  *   tbn_check MODEL.tbn INPUT.bin EXPECTED.bin    exit 0 when every output matches:
  *                                                 INT8 and I32 exactly, F32 within 1e-5
  *                                                 relative to the largest |expected|
- *   tbn_check --reject MODEL.tbn                  exit 0 when loading fails cleanly, and
- *                                                 also every truncation and 2000 single-byte
- *                                                 corruptions of MODEL are handled without a
- *                                                 crash (run under ASan/UBSan)
+ *   tbn_check --reject MODEL.tbn                  exit 0 when every truncation of MODEL is
+ *                                                 refused and 2000 single-byte corruptions
+ *                                                 (half with the CRC rewritten, so they reach
+ *                                                 validation and the kernels) are handled
+ *                                                 without a crash (run under ASan/UBSan)
  * Built by the Makefile with -fsanitize=address,undefined. */
 #include <math.h>
 #include <stdio.h>
@@ -52,6 +53,10 @@ static int reject_mode(const char *path) {
     for (int i = 0; i < 2000; i++) { /* corruptions: refused (CRC) or, if accepted, run safely */
         memcpy(copy, data, size);
         copy[(size_t)rand() % size] ^= (uint8_t)(1 + rand() % 255);
+        if (i % 2 && size > TBN_CRC_START) {
+            uint32_t crc = tbn_crc32(copy + TBN_CRC_START, size - TBN_CRC_START);
+            for (int b = 0; b < 4; b++) copy[TBN_HDR_CRC32 + b] = (uint8_t)(crc >> (8 * b));
+        }
         loaded += (unsigned)exercise(copy, size);
     }
     printf("%s: every truncation refused; %u of 2000 corruptions loaded\n", path, loaded);
