@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from tbn.format import load
-from tbn.runtime import Interpreter, dequantize
+from tbn.runtime import Interpreter, output_as_float
 
 ENGINES = ("reference", "c")
 
@@ -37,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
         engine = CRuntime(Path(args.model).read_bytes())
 
     def run_float(x: np.ndarray) -> np.ndarray:
-        y = engine.run(x)
-        out = interp.output
-        return dequantize(y, out.scale, out.zero_point) if interp.program.int8 and y.dtype == np.int8 else y
+        return output_as_float(interp.program, engine.run(x))
 
     if args.input:
         x = np.load(args.input, allow_pickle=False)

@@ -53,7 +53,7 @@ def _pair(v: Any) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def _conv_geometry(m: nn.Module, in_shape: tuple[int, ...], where: str) -> dict[str, int]:
+def _conv_geometry(m: nn.Module, where: str) -> dict[str, int]:
     one_d = isinstance(m, nn.Conv1d)
     if m.padding_mode != "zeros":
         raise TbnCompileError(f"{where}: padding_mode={m.padding_mode!r} is not supported (only 'zeros')")
@@ -78,7 +78,7 @@ def _conv_geometry(m: nn.Module, in_shape: tuple[int, ...], where: str) -> dict[
     return geom
 
 
-def _pool_geometry(kernel: Any, stride: Any, padding: Any, where: str) -> dict[str, int]:
+def _pool_geometry(kernel: Any, stride: Any, padding: Any) -> dict[str, int]:
     k = _pair(kernel)
     s = _pair(stride if stride not in (None, []) else kernel)
     p = _pair(padding)
@@ -147,8 +147,6 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> list[Node]:
 def _classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple[str, dict, list]:
     """(kind, attrs, tensor operands) of one fx node, or a TbnCompileError naming it."""
     args, kwargs = node.args, node.kwargs
-    in_meta = args[0].meta.get("tensor_meta") if args and isinstance(args[0], fx.Node) else None
-    in_shape = tuple(in_meta.shape[1:]) if hasattr(in_meta, "shape") else ()
     if node.op == "call_module":
         m = modules[node.target]
         if is_tiled(m) or isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d):
@@ -156,7 +154,7 @@ def _classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple
             conv = isinstance(m, nn.Conv1d | nn.Conv2d)
             attrs: dict[str, Any] = {"module": m, "conv": conv, "conv1d": isinstance(m, nn.Conv1d)}
             if conv:
-                attrs["geom"] = _conv_geometry(m, in_shape, where)
+                attrs["geom"] = _conv_geometry(m, where)
             return layer, attrs, [args[0]]
         if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
             if m.running_mean is None:
@@ -172,12 +170,12 @@ def _classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple
             if m.ceil_mode or _pair(m.dilation) != (1, 1) or m.return_indices:
                 raise TbnCompileError(f"{where}: MaxPool2d with ceil_mode, dilation or indices "
                                       f"is not supported")
-            return "maxpool", _pool_geometry(m.kernel_size, m.stride, m.padding, where), [args[0]]
+            return "maxpool", _pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
         if isinstance(m, nn.AvgPool2d):
             if m.ceil_mode or not m.count_include_pad or m.divisor_override:
                 raise TbnCompileError(f"{where}: AvgPool2d needs ceil_mode=False, count_include_pad=True "
                                       f"and no divisor_override")
-            return "avgpool", _pool_geometry(m.kernel_size, m.stride, m.padding, where), [args[0]]
+            return "avgpool", _pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
         if isinstance(m, nn.AdaptiveAvgPool2d) and _pair(m.output_size) == (1, 1):
             return "gap", {}, [args[0]]
         if isinstance(m, nn.Flatten):
@@ -219,12 +217,12 @@ def _classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple
         k = args[1] if len(args) > 1 else kwargs["kernel_size"]
         s = args[2] if len(args) > 2 else kwargs.get("stride")
         p = args[3] if len(args) > 3 else kwargs.get("padding", 0)
-        return "maxpool", _pool_geometry(k, s, p, where), [args[0]]
+        return "maxpool", _pool_geometry(k, s, p), [args[0]]
     if target is F.avg_pool2d:
         k = args[1] if len(args) > 1 else kwargs["kernel_size"]
         s = args[2] if len(args) > 2 else kwargs.get("stride")
         p = args[3] if len(args) > 3 else kwargs.get("padding", 0)
-        return "avgpool", _pool_geometry(k, s, p, where), [args[0]]
+        return "avgpool", _pool_geometry(k, s, p), [args[0]]
     if target is F.adaptive_avg_pool2d and _pair(args[1]) == (1, 1):
         return "gap", {}, [args[0]]
     if target is F.dropout:

@@ -94,8 +94,12 @@ class Interpreter:
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
         """Like :meth:`run`, with INT8 outputs dequantised to float32."""
-        y = self.run(x)
-        out = self.output
-        if self.program.int8 and out.dtype == DType.I8:
-            return dequantize(y, out.scale, out.zero_point)
-        return y
+        return output_as_float(self.program, self.run(x))
+
+
+def output_as_float(program: Program, y: np.ndarray) -> np.ndarray:
+    """A model output as float32: INT8 outputs dequantised, others unchanged."""
+    out = program.tensors[program.output]
+    if program.int8 and out.dtype == DType.I8:
+        return dequantize(y, out.scale, out.zero_point)
+    return y
