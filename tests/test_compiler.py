@@ -225,3 +225,15 @@ def test_trained_model_compile_inspect_run(tmp_path: Path) -> None:
     bad = subprocess.run([*tbn, "run", str(tmp_path / "model.pt"), "--data", "mnist"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "bad magic" in bad.stderr
+
+
+class _BadFlatten(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x.view(-1))
+
+
+def test_batch_axis_must_survive() -> None:
+    with pytest.raises(TbnCompileError, match="changes the batch axis"):
+        tbn_compile(_BadFlatten(), torch.zeros(1, 4))
+    with pytest.raises(TbnCompileError, match=r"must run over axis 1 \(the features\), got dim=0"):
+        tbn_compile(nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=0)), torch.zeros(1, 4))

@@ -85,6 +85,10 @@ def _pool_geometry(kernel: Any, stride: Any, padding: Any) -> dict[str, int]:
     return {"kh": k[0], "kw": k[1], "sh": s[0], "sw": s[1], "pt": p[0], "pb": p[0], "pl": p[1], "pr": p[1]}
 
 
+def _dim(node: fx.Node) -> Any:
+    return node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+
+
 _ADD = {operator.add, operator.iadd, torch.add}
 _RELU = {F.relu, torch.relu}
 _FLATTEN_METHODS = {"flatten", "view", "reshape"}
@@ -133,6 +137,13 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> list[Node]:
                 or (node.op == "call_function" and node.target is operator.getitem and not shape):
             continue  # shape arithmetic feeding view/reshape: no tensor is produced
         kind, attrs, inputs = _classify(node, modules, where)
+        if kind in ("reshape", "softmax") and hasattr(meta, "shape") \
+                and (len(meta.shape) == 0 or meta.shape[0] != example_input.shape[0]):
+            raise TbnCompileError(f"{where}: {kind} changes the batch axis; keep axis 0 as the batch "
+                                  f"(e.g. x.flatten(1) or x.view(x.size(0), -1))")
+        if kind in ("softmax", "argmax") and attrs.get("dim") not in (1, -1):
+            raise TbnCompileError(f"{where}: {kind} must run over axis 1 (the features), "
+                                  f"got dim={attrs.get('dim')}")
         if kind == "alias":
             names[node.name] = val(inputs[0], where)
             continue
@@ -183,7 +194,7 @@ def _classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple
         if isinstance(m, nn.Identity | nn.Dropout):
             return "alias", {}, [args[0]]
         if isinstance(m, nn.Softmax):
-            return "softmax", {}, [args[0]]
+            return "softmax", {"dim": m.dim}, [args[0]]
         raise TbnCompileError(f"{where}: unsupported module {type(m).__name__}")
     target = node.target
     name = getattr(target, "__name__", str(target))
@@ -194,10 +205,8 @@ def _classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple
             return "act", {"act": "relu"}, [args[0]]
         if target in ("add", "add_", "__add__") and len(args) == 2 and isinstance(args[1], fx.Node):
             return "add", {}, [args[0], args[1]]
-        if target == "softmax":
-            return "softmax", {}, [args[0]]
-        if target == "argmax":
-            return "argmax", {}, [args[0]]
+        if target in ("softmax", "argmax"):
+            return target, {"dim": _dim(node)}, [args[0]]
         if target in ("contiguous", "clone"):
             return "alias", {}, [args[0]]
         raise TbnCompileError(f"{where}: unsupported tensor method .{target}()")
@@ -210,9 +219,9 @@ def _classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple
     if target in (torch.flatten, torch.reshape):
         return "reshape", {}, [args[0]]
     if target in (torch.softmax, F.softmax):
-        return "softmax", {}, [args[0]]
+        return "softmax", {"dim": _dim(node)}, [args[0]]
     if target is torch.argmax:
-        return "argmax", {}, [args[0]]
+        return "argmax", {"dim": _dim(node)}, [args[0]]
     if target is F.max_pool2d:
         k = args[1] if len(args) > 1 else kwargs["kernel_size"]
         s = args[2] if len(args) > 2 else kwargs.get("stride")
