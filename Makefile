@@ -61,9 +61,12 @@ $(HOST)/fuzz_model: tests/c/fuzz_model.c $(TBN_SRC) $(TBN_HDR)
 # libFuzzer over loading and invoking, seeded with the golden vectors.
 fuzz: deps $(HOST)/fuzz_model
 	@mkdir -p $(HOST)/fuzz-corpus && cp tests/vectors/*.tbn $(HOST)/fuzz-corpus/
-	$(HOST)/fuzz_model -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
-	  $(HOST)/fuzz-corpus 2>&1 | tee $(HOST)/fuzz.log | grep -E "^(stat::|#[0-9]+ *DONE|==)" || true
-	@! grep -q "ERROR: libFuzzer\|SUMMARY: .*Sanitizer" $(HOST)/fuzz.log
+	@$(HOST)/fuzz_model -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
+	  -artifact_prefix=$(HOST)/ $(HOST)/fuzz-corpus > $(HOST)/fuzz.log 2>&1; status=$$?; \
+	execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(HOST)/fuzz.log); \
+	if [ $$status -ne 0 ] || grep -q "ERROR: \|SUMMARY: .*Sanitizer" $(HOST)/fuzz.log; then \
+	  tail -40 $(HOST)/fuzz.log; echo "fuzz: CRASH (input saved as $(HOST)/crash-*)"; exit 1; fi; \
+	echo "fuzz: $$execs executions in $(FUZZ_SECONDS) s, 0 crashes (log: $(HOST)/fuzz.log)"
 
 # Warning-free cross builds of the runtime; prints .text per target.
 cross: deps setup
