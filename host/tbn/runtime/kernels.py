@@ -84,11 +84,11 @@ def _im2col(x: np.ndarray, a: dict[str, int], pad_value: float | int) -> np.ndar
     return win[:, :, ::a["sh"], ::a["sw"], ::dh, ::dw]
 
 
-def _matmul_op(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
-    """Linear or conv: (N, ...) -> (N, O[, Ho, Wo]) as float64 (F32) or int64 accumulators."""
+def _matmul_op(prog: Program, op: Operation, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Linear or conv with the (O, K) weight ``w``: (N, ...) -> (N, O[, Ho, Wo]) as float64
+    (F32) or int64 accumulators."""
     a = op.args
     src = prog.tensors[a["input"]]
-    w, _ = weight_matrix(prog, op)
     n = x.shape[0]
     xin = x.astype(np.int64) - src.zero_point if prog.int8 else _f32(x)
     w = w.astype(np.int64) if prog.int8 else w
@@ -105,7 +105,8 @@ def _matmul_op(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
 
 
 def linear_or_conv(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
-    acc = _matmul_op(prog, op, x)
+    w, per_out = weight_matrix(prog, op)
+    acc = _matmul_op(prog, op, x, w)
     out = prog.tensors[op.args["output"]]
     bias = _bias(prog, op)
     o = acc.shape[1]
@@ -116,7 +117,6 @@ def linear_or_conv(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
         rq = prog.scales[op.args["scale"]].data.astype(np.int64)
         rq = np.broadcast_to(rq, (o, 2))
         return requantize(acc, rq[:, 0][expand], rq[:, 1][expand], out)
-    _, per_out = weight_matrix(prog, op)
     if per_out is not None:
         acc = acc * per_out[expand]
     if bias is not None:
