@@ -85,13 +85,14 @@ test: lint deps lib c-test
 	$(MAKE) --no-print-directory cross
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
 
-demo: setup
+demo: setup lib
 	$(BIN)/tbn train --recipe mlp --p 4 --epochs 3 --out $(RUNS)/demo --overwrite
 	$(BIN)/tbn compile $(RUNS)/demo/model.pt -o $(RUNS)/demo/model.tbn
 	$(BIN)/tbn compile $(RUNS)/demo/model.pt -o $(RUNS)/demo/model-int8.tbn --activations int8 > /dev/null
 	$(BIN)/tbn inspect $(RUNS)/demo/model-int8.tbn
 	$(BIN)/tbn run $(RUNS)/demo/model.tbn --data mnist
 	$(BIN)/tbn run $(RUNS)/demo/model-int8.tbn --data mnist
+	$(BIN)/tbn run $(RUNS)/demo/model-int8.tbn --data mnist --engine c
 
 # Regenerate what is generated from tbn.format.spec and the vector builders (tests check both).
 header: setup
