@@ -16,7 +16,7 @@ from tbn.train import TrainConfig, train
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=60, help="epochs per model (default 60)")
+    ap.add_argument("--epochs", type=int, default=200, help="epochs per model (default 200)")
     ap.add_argument("--teacher-epochs", type=int, default=30, help="epochs of the FP32 teacher")
     ap.add_argument("--p", type=int, nargs="+", default=[1, 4, 8, 16], help="tiling factors")
     ap.add_argument("--lr", type=float, default=1e-3)
