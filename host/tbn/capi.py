@@ -15,6 +15,7 @@ import numpy as np
 
 from tbn.format import TbnFormatError, read
 from tbn.runtime import Interpreter
+from tbn.runtime.kernels import NUMPY_OF
 
 LIB_PATH = Path(__file__).resolve().parents[2] / "build" / "host" / "libtbn.so"
 
@@ -71,8 +72,6 @@ class CRuntime:
         """Run one input or a batch; returns the output tensor as stored."""
         xs, batched = self._ref.prepare(x)
         out_t = self._ref.output
-        from tbn.runtime.kernels import NUMPY_OF
-
         ys = np.zeros((len(xs), *out_t.shape), dtype=NUMPY_OF[out_t.dtype])
         for i, xi in enumerate(xs):
             xi = np.ascontiguousarray(xi)

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 from torch import nn
 
 from tbn.nn.layers import TILED_TYPES, AlphaSource, is_tiled
-from tbn.nn.tiling import AlphaMode, check_p
+from tbn.nn.tiling import AlphaMode, check_p, tile_storage_bits
 
 
 class BudgetError(ValueError):
@@ -102,8 +102,7 @@ def layer_bits(n_weights: int, n_bias: int, p: int | None, alpha: AlphaMode = "p
     """Exact storage bits of one layer (``p=None``: float32 dense)."""
     if p is None:
         return 32 * (n_weights + n_bias)
-    n_alphas = p if alpha == "per_tile" else 1
-    return n_weights // p + 16 * n_alphas + 32 * n_bias
+    return tile_storage_bits(n_weights, p, p if alpha == "per_tile" else 1, n_bias)
 
 
 def layer_bytes(n_weights: int, n_bias: int, p: int | None, alpha: AlphaMode = "per_tile") -> int:
