@@ -61,6 +61,9 @@ const char *tbn_strerror(tbn_status status);
 /* CRC-32 (IEEE 802.3, as zlib's crc32) of n bytes: the file checksum, also handy for links. */
 uint32_t tbn_crc32(const void *data, size_t n);
 
+/* Continue a CRC-32 over more bytes, as zlib's crc32(crc, ...): start from 0. */
+uint32_t tbn_crc32_update(uint32_t crc, const void *data, size_t n);
+
 /* Validate `size` bytes at `data` (4-byte aligned) and fill `model`. */
 tbn_status tbn_model_init(tbn_model *model, const void *data, size_t size);
 

@@ -27,15 +27,17 @@ const char *tbn_strerror(tbn_status status) {
     return k_errors[status];
 }
 
-uint32_t tbn_crc32(const void *data, size_t n) {
+uint32_t tbn_crc32_update(uint32_t crc, const void *data, size_t n) {
     const uint8_t *p = (const uint8_t *)data;
-    uint32_t crc = 0xFFFFFFFFu;
+    crc = ~crc;
     for (size_t i = 0; i < n; i++) {
         crc ^= p[i];
         for (int b = 0; b < 8; b++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
     }
     return ~crc;
 }
+
+uint32_t tbn_crc32(const void *data, size_t n) { return tbn_crc32_update(0, data, n); }
 
 float tbn_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu, u;

@@ -1,0 +1,60 @@
+/* cost.c -- SysTick as a 64-bit clock, and per-inference cost from it (see cost.h). */
+#include "cost.h"
+
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+#define SYST_RELOAD 0x00FFFFFFu
+
+static volatile uint32_t systick_wraps;
+
+void SysTick_Handler(void);
+void SysTick_Handler(void) { systick_wraps++; }
+
+void cost_clock_init(void) {
+    SYST_RVR = SYST_RELOAD;
+    SYST_CVR = 0;
+    SYST_CSR = 7u; /* processor clock, interrupt on wrap, enabled */
+}
+
+uint64_t cost_ticks(void) {
+    uint32_t wraps, value;
+    do {
+        wraps = systick_wraps;
+        value = SYST_CVR;
+    } while (wraps != systick_wraps);
+    return (uint64_t)wraps * (SYST_RELOAD + 1u) + (SYST_RELOAD - value);
+}
+
+uint64_t cost_begin(void) {
+    uint32_t value = SYST_CVR;
+    while (SYST_CVR == value) {
+    }
+    return cost_ticks();
+}
+
+uint32_t cost_resolution(void) {
+#if TBN_COST_ICOUNT
+    return (uint32_t)((1000000000u + TBN_CLOCK_HZ - 1u) / TBN_CLOCK_HZ); /* rounded up */
+#else
+    return 1u;
+#endif
+}
+
+uint64_t cost_end(uint64_t start) {
+    uint64_t ticks = cost_ticks() - start;
+#if TBN_COST_ICOUNT
+    /* 1 ns of virtual time per instruction under -icount shift=0 */
+    return ticks * 1000000000ull / TBN_CLOCK_HZ;
+#else
+    return ticks;
+#endif
+}
+
+uint8_t cost_unit(void) {
+#if TBN_COST_ICOUNT
+    return TBN_COST_UNIT_INSTRUCTIONS;
+#else
+    return TBN_COST_UNIT_CYCLES;
+#endif
+}

@@ -1,0 +1,20 @@
+/* hal.h -- what the app needs from a board: a byte link. (Time comes from SysTick, see cost.c.)
+ *
+ * Each board provides exactly one HAL file (boards/<board>.json names it, under
+ * firmware/hal/). Everything else -- framing, commands, the model -- is portable.
+ */
+#ifndef TBN_HAL_H
+#define TBN_HAL_H
+
+#include <stdint.h>
+
+/* Clocks, pins and the UART; called once before anything else. */
+void hal_init(void);
+
+/* Send one byte (blocks while the transmitter is full). */
+void hal_uart_put(uint8_t byte);
+
+/* 1 and the byte in *byte if one has arrived, else 0 at once. */
+int hal_uart_poll(uint8_t *byte);
+
+#endif /* TBN_HAL_H */

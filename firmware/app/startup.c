@@ -1,0 +1,44 @@
+/* startup.c -- Cortex-M reset: copy .data, clear .bss, enable the FPU, call main.
+ * The memory map comes from the linker script scripts/board.py generates per board. */
+#include <stdint.h>
+
+extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
+int main(void);
+void Reset_Handler(void);
+void Default_Handler(void);
+void SysTick_Handler(void);
+
+void Default_Handler(void) {
+    for (;;) {
+    }
+}
+
+__attribute__((section(".isr_vector"), used)) static void (*const vectors[16])(void) = {
+    (void (*)(void))(uintptr_t)&_estack,
+    Reset_Handler,
+    Default_Handler, /* NMI */
+    Default_Handler, /* HardFault */
+    Default_Handler, /* MemManage */
+    Default_Handler, /* BusFault */
+    Default_Handler, /* UsageFault */
+    0, 0, 0, 0,
+    Default_Handler, /* SVCall */
+    Default_Handler, /* DebugMonitor */
+    0,
+    Default_Handler, /* PendSV */
+    SysTick_Handler,
+};
+
+void Reset_Handler(void) {
+    const uint32_t *src = &_sidata;
+    for (uint32_t *dst = &_sdata; dst < &_edata;) *dst++ = *src++;
+    for (uint32_t *dst = &_sbss; dst < &_ebss;) *dst++ = 0;
+#if defined(__ARM_FP)
+    /* CP10 and CP11 full access, before any floating-point instruction runs */
+    *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;
+    __asm volatile("dsb\n isb");
+#endif
+    main();
+    for (;;) {
+    }
+}

@@ -1,0 +1,43 @@
+"""SCons builder of the tbn-emulated platform: bare-metal Cortex-M with the system toolchain.
+
+Board specifics (HAL, memory map, FPU flags, linker script) come from scripts/board.py,
+which every environment of firmware/platformio.ini runs, on this platform and on ststm32.
+"""
+
+import shutil
+
+from SCons.Script import AlwaysBuild, Default, DefaultEnvironment  # type: ignore[import-not-found]
+
+env = DefaultEnvironment()
+board = env.BoardConfig()
+
+if shutil.which("arm-none-eabi-gcc") is None:
+    raise SystemExit("tbn-emulated: arm-none-eabi-gcc not found (Debian: apt-get install gcc-arm-none-eabi "
+                     "libnewlib-arm-none-eabi)")
+
+cpu_flags = [f"-mcpu={board.get('build.cpu')}", "-mthumb"]
+env.Replace(
+    AR="arm-none-eabi-ar",
+    AS="arm-none-eabi-as",
+    CC="arm-none-eabi-gcc",
+    CXX="arm-none-eabi-g++",
+    OBJCOPY="arm-none-eabi-objcopy",
+    RANLIB="arm-none-eabi-ranlib",
+    SIZETOOL="arm-none-eabi-size",
+    SIZEPROGREGEXP=r"^(?:\.isr_vector|\.text|\.rodata|\.ARM\.exidx|\.data)\s+(\d+).*",
+    SIZEDATAREGEXP=r"^(?:\.data|\.bss|\.stack)\s+(\d+).*",
+    SIZECHECKCMD="$SIZETOOL -A -d $SOURCES",
+    PROGSUFFIX=".elf",
+)
+env.Append(
+    ASFLAGS=cpu_flags,
+    ASPPFLAGS=["-x", "assembler-with-cpp"],
+    CCFLAGS=cpu_flags + ["-Os", "-g", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror"],
+    CFLAGS=["-std=c99"],
+    LINKFLAGS=cpu_flags + ["-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections"],
+    LIBS=["m"],
+)
+
+program = env.BuildProgram()
+AlwaysBuild(env.Alias("checkprogsize", program, env.VerboseAction(env.CheckUploadSize, "Checking size $PIOMAINPROG")))
+Default(program)

@@ -1,0 +1,54 @@
+"""PlatformIO pre-script: turn boards/<board>.json's "tbn" section into a build.
+
+Adds the board's HAL file, the generated linker script, and the defines the app reads
+(TBN_BOARD_NAME, TBN_CLOCK_HZ, TBN_SLOT_BYTES, TBN_ARENA_BYTES, TBN_COST_ICOUNT), and,
+when the TBN_MODEL environment variable names a .tbn file, embeds that model in flash.
+"""
+
+import hashlib
+import os
+import shutil
+
+Import("env")  # type: ignore[name-defined]  # noqa: F821
+
+env = env  # type: ignore[name-defined]  # noqa: F821,PLW0127
+board = env.BoardConfig()
+tbn = board.get("tbn")
+build_dir = env.subst("$BUILD_DIR")
+project_dir = env.subst("$PROJECT_DIR")
+os.makedirs(build_dir, exist_ok=True)
+
+flags = list(tbn["cflags"])
+env.Append(CCFLAGS=flags, ASFLAGS=flags, LINKFLAGS=flags, CPPPATH=[os.path.join(project_dir, "app")])
+env.Append(CPPDEFINES=[
+    ("TBN_BOARD_NAME", env.StringifyMacro(env.subst("$BOARD"))),
+    ("TBN_CLOCK_HZ", f"{int(tbn['clock_hz'])}u"),
+    ("TBN_SLOT_BYTES", f"{int(tbn['slot_bytes'])}u"),
+    ("TBN_ARENA_BYTES", f"{int(tbn['arena_bytes'])}u"),
+    ("TBN_COST_ICOUNT", "1" if tbn.get("emulated") else "0"),
+])
+
+model = os.environ.get("TBN_MODEL")
+if model:
+    data = open(model, "rb").read()
+    # the copy's name carries its hash, so a changed model changes the flags and rebuilds
+    copy = os.path.join(build_dir, f"model-{hashlib.sha256(data).hexdigest()[:16]}.tbn")
+    if not os.path.exists(copy):
+        shutil.copyfile(model, copy)
+    env.Append(CPPDEFINES=[("TBN_EMBEDDED_MODEL", "1"), ("TBN_MODEL_PATH", env.StringifyMacro(copy))])
+else:
+    env.Append(CPPDEFINES=[("TBN_EMBEDDED_MODEL", "0")])
+
+template = open(os.path.join(project_dir, "scripts", "cortexm.ld")).read()
+script = (template.replace("@FLASH_ORIGIN@", tbn["flash_origin"])
+          .replace("@FLASH_SIZE@", str(board.get("upload.maximum_size")))
+          .replace("@RAM_ORIGIN@", tbn["ram_origin"])
+          .replace("@RAM_SIZE@", str(board.get("upload.maximum_ram_size")))
+          .replace("@STACK_SIZE@", str(int(tbn.get("stack_bytes", 8192)))))
+ldscript = os.path.join(build_dir, "board.ld")
+if not os.path.exists(ldscript) or open(ldscript).read() != script:
+    with open(ldscript, "w") as f:
+        f.write(script)
+env.Replace(LDSCRIPT_PATH=ldscript)
+env.BuildSources(os.path.join("$BUILD_DIR", "hal"), os.path.join(project_dir, "hal"),
+                 src_filter=["-<*>", f"+<{tbn['hal']}.c>"])

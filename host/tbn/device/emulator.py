@@ -1,0 +1,87 @@
+"""Boot an emulated board in QEMU with its UART on a local TCP port.
+
+QEMU listens with ``wait=on``, so no byte the firmware sends is lost before the host
+connects; the board runs under ``-icount shift=0``, which makes instruction counts exact
+and repeatable (see docs/protocol.md, "Cost").
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import serial
+
+from tbn.device.boards import Board
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Emulator:
+    """A running QEMU for ``board`` booted with ``elf``; a context manager that always kills it."""
+
+    def __init__(self, board: Board, elf: str | Path, port: int | None = None, log: Path | None = None) -> None:
+        if not board.emulator:
+            raise ValueError(f"board {board.name} is not emulated; flash it with `tbn-flash --board {board.name}`")
+        self.board = board
+        self.elf = Path(elf)
+        self.port = port or free_port()
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"socket://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        serial = f"tcp:127.0.0.1:{self.port},server=on,wait=on"
+        return [a.format(elf=self.elf, serial=serial) for a in self.board.emulator]
+
+    def start(self) -> Emulator:
+        cmd = self.command()
+        if shutil.which(cmd[0]) is None:
+            raise FileNotFoundError(f"{cmd[0]} not found: install Debian's qemu-system-arm "
+                                    "(`make deps` does, as root)")
+        if not self.elf.is_file():
+            raise FileNotFoundError(f"firmware {self.elf} not built")
+        out = open(self.log, "wb") if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    def _check_alive(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            detail = self.log.read_text(errors="replace")[-2000:] if self.log and self.log.exists() else ""
+            code = None if self.proc is None else self.proc.returncode
+            raise RuntimeError(f"{self.board.emulator[0]} is not running (exit status {code}) {detail}".strip())
+
+    def connect(self, timeout: float = 10.0) -> serial.SerialBase:
+        """Open the board's serial port (QEMU boots the board when this connects)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive()
+            try:
+                return serial.serial_for_url(self.url, timeout=0.05)
+            except serial.SerialException:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise TimeoutError(f"QEMU did not open {self.url} within {timeout} s") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

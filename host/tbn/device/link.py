@@ -1,0 +1,205 @@
+"""Talking to a device over any pyserial port: requests, retries, LOAD/INFER/BENCH.
+
+Every request is retried until it gets its own reply: on a timeout, on an error frame
+(the device could not read ours), or on a reply whose CRC fails. All commands are
+idempotent (LOAD_CHUNK names its offset), so a retry never changes the outcome.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import serial
+
+from tbn.device.protocol import (
+    LINK_ERRORS,
+    MODEL_INFO,
+    REPLY,
+    RUNTIME_STATUS,
+    STATUS_TEXT,
+    Command,
+    DeviceInfo,
+    Frame,
+    FrameDecoder,
+    ModelInfo,
+    Status,
+    encode,
+)
+
+
+class DeviceError(RuntimeError):
+    """The device answered, and the answer is an error (not a link fault)."""
+
+    def __init__(self, command: Command, status: Status | int, detail: int = 0) -> None:
+        text = STATUS_TEXT.get(status, f"status {status}")  # type: ignore[call-overload]
+        if status == Status.ERR_MODEL:
+            text += f": {RUNTIME_STATUS[detail] if detail < len(RUNTIME_STATUS) else detail}"
+        super().__init__(f"{command.name}: {text}")
+        self.status = status
+        self.detail = detail
+
+
+class LinkError(RuntimeError):
+    """No valid reply after every retry: the link or the device is down."""
+
+
+@dataclass
+class LinkStats:
+    """What the link went through: requests, retries and why."""
+
+    requests: int = 0
+    retries: int = 0
+    timeouts: int = 0
+    device_rejected: int = 0  # error frames: the device detected a corrupted request
+    bad_replies: int = 0  # reply frames dropped for a bad CRC or a stray byte
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inference:
+    output: bytes
+    cost: int
+
+
+@dataclass(frozen=True)
+class Bench:
+    runs: int
+    total: int
+    min: int
+    max: int
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.runs
+
+
+class DeviceLink:
+    """A tbn device behind a pyserial port (``serial.serial_for_url`` URL or an open port).
+
+    ``timeout`` bounds the wait for one reply; ``retries`` bounds the attempts per request.
+    """
+
+    def __init__(self, port: str | serial.SerialBase, *, baudrate: int = 115200, timeout: float = 2.0,
+                 retries: int = 8) -> None:
+        if isinstance(port, str):
+            port = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
+        self.port = port
+        self.timeout = timeout
+        self.retries = retries
+        self.stats = LinkStats()
+        self.decoder = FrameDecoder()
+        self._seq = 0
+        self._info: DeviceInfo | None = None
+
+    def close(self) -> None:
+        self.port.close()
+
+    def __enter__(self) -> DeviceLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- the request loop -------------------------------------------------------------------
+    def _read_frames(self, deadline: float) -> list[Frame]:
+        while time.monotonic() < deadline:
+            chunk = self.port.read(max(1, self.port.in_waiting))
+            if chunk:
+                dropped = self.decoder.dropped
+                frames = self.decoder.feed(chunk)
+                self.stats.bad_replies += self.decoder.dropped - dropped
+                if frames:
+                    return frames
+        return []
+
+    def request(self, cmd: Command, payload: bytes = b"", timeout: float | None = None) -> Frame:
+        """Send one request and return its reply frame (status OK or a command error)."""
+        self.stats.requests += 1
+        self._seq = (self._seq + 1) & 0xFF
+        frame = encode(cmd, self._seq, payload)
+        wait = self.timeout if timeout is None else timeout
+        for attempt in range(self.retries):
+            if attempt:
+                self.stats.retries += 1
+            self.port.reset_input_buffer()
+            self.decoder.buffer.clear()
+            self.port.write(frame)
+            deadline = time.monotonic() + wait
+            reply = None
+            while reply is None:
+                frames = self._read_frames(deadline)
+                if not frames:
+                    self.stats.timeouts += 1
+                    break
+                for f in frames:
+                    if f.cmd == Command.ERROR | REPLY and f.status in LINK_ERRORS:
+                        self.stats.device_rejected += 1
+                        name = Status(f.status).name
+                        self.stats.by_status[name] = self.stats.by_status.get(name, 0) + 1
+                        reply = False
+                        break
+                    if f.cmd == cmd | REPLY and f.seq == self._seq:
+                        reply = f
+                        break
+            if reply:
+                return reply
+            # give a device still inside a half-received frame time to time out
+            time.sleep(0.05 * attempt)
+        raise LinkError(f"{cmd.name}: no valid reply after {self.retries} attempts "
+                        f"({self.stats.timeouts} timeouts so far); is the device running the tbn firmware?")
+
+    def call(self, cmd: Command, payload: bytes = b"", timeout: float | None = None) -> bytes:
+        """request(), raising DeviceError unless the status is OK; returns the reply's payload."""
+        reply = self.request(cmd, payload, timeout)
+        if reply.status != Status.OK:
+            raise DeviceError(cmd, reply.status, reply.detail)
+        return reply.payload
+
+    # ---- commands ---------------------------------------------------------------------------
+    def info(self) -> DeviceInfo:
+        self._info = DeviceInfo.parse(self.call(Command.INFO))
+        return self._info
+
+    @property
+    def device(self) -> DeviceInfo:
+        return self._info if self._info is not None else self.info()
+
+    def load(self, model: bytes, progress=None) -> ModelInfo:  # noqa: ANN001
+        """Upload a .tbn into the device's RAM slot in acknowledged chunks and activate it."""
+        info = self.device
+        if len(model) > info.slot_bytes:
+            raise DeviceError(Command.LOAD_BEGIN, Status.ERR_TOO_LARGE) from ValueError(
+                f"model of {len(model)} bytes, {info.board}'s model slot holds {info.slot_bytes}")
+        self.call(Command.LOAD_BEGIN, struct.pack("<II", len(model), zlib.crc32(model)))
+        chunk = info.max_payload - 4
+        for offset in range(0, len(model), chunk):
+            reply = self.call(Command.LOAD_CHUNK, struct.pack("<I", offset) + model[offset : offset + chunk])
+            (received,) = struct.unpack_from("<I", reply, 2)
+            if received != min(len(model), offset + chunk):
+                raise LinkError(f"LOAD_CHUNK at {offset}: the device holds {received} bytes")
+            if progress is not None:
+                progress(min(len(model), offset + chunk))
+        reply = self.call(Command.LOAD_END)
+        self._info = None
+        fields = MODEL_INFO.unpack_from(reply, 2)
+        return ModelInfo(*fields[:4], bool(fields[4]))
+
+    def _cost_timeout(self, runs: int) -> float:
+        return self.timeout + 5.0 * runs
+
+    def infer(self, data: bytes | np.ndarray) -> Inference:
+        """Run one inference on the active model: raw input bytes in, raw output bytes and cost out."""
+        raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+        reply = self.call(Command.INFER, raw, timeout=self._cost_timeout(1))
+        (cost,) = struct.unpack_from("<Q", reply, 4)
+        return Inference(output=reply[12:], cost=cost)
+
+    def bench(self, data: bytes | np.ndarray, runs: int) -> Bench:
+        raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+        reply = self.call(Command.BENCH, struct.pack("<I", runs) + raw, timeout=self._cost_timeout(runs))
+        n, total, lo, hi = struct.unpack_from("<IQQQ", reply, 4)
+        return Bench(n, total, lo, hi)
