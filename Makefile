@@ -74,7 +74,7 @@ cross: deps setup
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev]'
+	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev,firmware]'
 	touch $@
 
 lint: setup

@@ -221,7 +221,7 @@ static void do_bench(uint8_t seq, const uint8_t *p, uint16_t len) {
 void commands_serve_one(void) {
     link_frame f;
     uint8_t *payload = (uint8_t *)g_frame;
-    link_result r = link_receive(&f, payload, TBN_MAX_PAYLOAD, TBN_CLOCK_HZ / 10u);
+    link_result r = link_receive(&f, payload, TBN_MAX_PAYLOAD, (uint64_t)TBN_CLOCK_HZ * TBN_FRAME_TIMEOUT_MS / 1000u);
     if (r != LINK_OK) {
         /* the frame is unreadable: say why; the host retries */
         uint8_t status = r == LINK_ERR_CRC ? ST_ERR_CRC : r == LINK_ERR_LENGTH ? ST_ERR_LENGTH : ST_ERR_TIMEOUT;

@@ -1,7 +1,8 @@
 """PlatformIO pre-script: turn boards/<board>.json's "tbn" section into a build.
 
 Adds the board's HAL file, the generated linker script, and the defines the app reads
-(TBN_BOARD_NAME, TBN_CLOCK_HZ, TBN_SLOT_BYTES, TBN_ARENA_BYTES, TBN_COST_ICOUNT), and,
+(TBN_BOARD_NAME, TBN_CLOCK_HZ, TBN_SLOT_BYTES, TBN_ARENA_BYTES, TBN_COST_ICOUNT,
+TBN_FRAME_TIMEOUT_MS), and,
 when the TBN_MODEL environment variable names a .tbn file, embeds that model in flash.
 """
 
@@ -26,6 +27,7 @@ env.Append(CPPDEFINES=[
     ("TBN_SLOT_BYTES", f"{int(tbn['slot_bytes'])}u"),
     ("TBN_ARENA_BYTES", f"{int(tbn['arena_bytes'])}u"),
     ("TBN_COST_ICOUNT", "1" if tbn.get("emulated") else "0"),
+    ("TBN_FRAME_TIMEOUT_MS", f"{int(tbn.get('frame_timeout_ms', 20))}u"),
 ])
 
 model = os.environ.get("TBN_MODEL")

@@ -7,13 +7,15 @@ import sys
 
 from tbn import __version__
 from tbn.cli import compile as compile_cmd
+from tbn.cli import infer as infer_cmd
 from tbn.cli import inspect as inspect_cmd
+from tbn.cli import monitor as monitor_cmd
 from tbn.cli import run as run_cmd
 from tbn.cli import train as train_cmd
 from tbn.data import MnistError
 from tbn.format import TbnFormatError
 
-COMMANDS = (train_cmd, compile_cmd, inspect_cmd, run_cmd)
+COMMANDS = (train_cmd, compile_cmd, inspect_cmd, run_cmd, infer_cmd, monitor_cmd)
 # Every tbn error type derives from one of these (TbnFormatError, TbnCompileError,
 # BudgetError, ModelFileError: ValueError; TrainError, MnistError: RuntimeError).
 USER_ERRORS = (TbnFormatError, MnistError, ValueError, KeyError, RuntimeError)

@@ -46,10 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from tbn.data import load_mnist
 
     test = load_mnist("test", args.data_dir)
-    n = len(test.labels) if args.n is None else args.n
-    if not 1 <= n <= len(test.labels):
-        raise ValueError(f"--n must lie in 1..{len(test.labels)}, got {n}")
-    x = (test.images[:n].astype(np.float32) / 255.0 - 0.1307) / 0.3081
+    x = test.normalized(args.n)
+    n = len(x)
     t0 = time.perf_counter()
     y = run_float(x.reshape(n, *interp.input.shape))
     seconds = time.perf_counter() - t0

@@ -1,6 +1,8 @@
 """Dataset loaders."""
 
 from tbn.data.mnist import (
+    MNIST_MEAN,
+    MNIST_STD,
     IdxFormatError,
     Mnist,
     MnistError,
@@ -9,4 +11,13 @@ from tbn.data.mnist import (
     parse_idx,
 )
 
-__all__ = ["IdxFormatError", "Mnist", "MnistError", "MnistNotFoundError", "load_mnist", "parse_idx"]
+__all__ = [
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "IdxFormatError",
+    "Mnist",
+    "MnistError",
+    "MnistNotFoundError",
+    "load_mnist",
+    "parse_idx",
+]

@@ -57,12 +57,23 @@ class IdxFormatError(MnistError):
     """A file is not a well-formed IDX file, or does not match its checksum."""
 
 
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
 @dataclass(frozen=True)
 class Mnist:
     """One split: ``images`` uint8 ``(n, 28, 28)``, ``labels`` uint8 ``(n,)``."""
 
     images: np.ndarray
     labels: np.ndarray
+
+    def normalized(self, n: int | None = None) -> np.ndarray:
+        """The first ``n`` images as the models see them: float32 ``(n, 1, 28, 28)``, standardised."""
+        n = len(self.labels) if n is None else n
+        if not 1 <= n <= len(self.labels):
+            raise ValueError(f"n must lie in 1..{len(self.labels)}, got {n}")
+        x = (self.images[:n].astype(np.float32) / 255.0 - MNIST_MEAN) / MNIST_STD
+        return x[:, None]
 
 
 def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:

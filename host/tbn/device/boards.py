@@ -41,8 +41,10 @@ class Board:
 def boards_dir() -> Path:
     path = ROOT / "boards"
     if not path.is_dir():
-        raise BoardError(f"no boards/ folder under {ROOT}: tbn-flash runs from a tbn source checkout "
-                         "(or set TBN_ROOT to one)")
+        raise BoardError(
+            f"no boards/ folder under {ROOT}: tbn-flash runs from a tbn source checkout "
+            "(or set TBN_ROOT to one)"
+        )
     return path
 
 
@@ -54,10 +56,17 @@ def load_board(name: str) -> Board:
         doc = json.loads(path.read_text())
         tbn = doc["tbn"]
         return Board(
-            name=name, title=doc["name"], core=tbn["core"], clock_hz=int(tbn["clock_hz"]),
-            flash_bytes=int(doc["upload"]["maximum_size"]), ram_bytes=int(doc["upload"]["maximum_ram_size"]),
-            slot_bytes=int(tbn["slot_bytes"]), arena_bytes=int(tbn["arena_bytes"]), hal=tbn["hal"],
-            emulator=tuple(tbn.get("emulator", ())), baudrate=int(tbn.get("baudrate", 115200)),
+            name=name,
+            title=doc["name"],
+            core=tbn["core"],
+            clock_hz=int(tbn["clock_hz"]),
+            flash_bytes=int(doc["upload"]["maximum_size"]),
+            ram_bytes=int(doc["upload"]["maximum_ram_size"]),
+            slot_bytes=int(tbn["slot_bytes"]),
+            arena_bytes=int(tbn["arena_bytes"]),
+            hal=tbn["hal"],
+            emulator=tuple(tbn.get("emulator", ())),
+            baudrate=int(tbn.get("baudrate", 115200)),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise BoardError(f"{path}: malformed board description ({e!r})") from e

@@ -27,9 +27,13 @@ def free_port() -> int:
 class Emulator:
     """A running QEMU for ``board`` booted with ``elf``; a context manager that always kills it."""
 
-    def __init__(self, board: Board, elf: str | Path, port: int | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self, board: Board, elf: str | Path, port: int | None = None, log: Path | None = None
+    ) -> None:
         if not board.emulator:
-            raise ValueError(f"board {board.name} is not emulated; flash it with `tbn-flash --board {board.name}`")
+            raise ValueError(
+                f"board {board.name} is not emulated; flash it with `tbn-flash --board {board.name}`"
+            )
         self.board = board
         self.elf = Path(elf)
         self.port = port or free_port()
@@ -41,14 +45,15 @@ class Emulator:
         return f"socket://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        serial = f"tcp:127.0.0.1:{self.port},server=on,wait=on"
+        serial = f"tcp:127.0.0.1:{self.port},server=on,wait=on,nodelay=on"
         return [a.format(elf=self.elf, serial=serial) for a in self.board.emulator]
 
     def start(self) -> Emulator:
         cmd = self.command()
         if shutil.which(cmd[0]) is None:
-            raise FileNotFoundError(f"{cmd[0]} not found: install Debian's qemu-system-arm "
-                                    "(`make deps` does, as root)")
+            raise FileNotFoundError(
+                f"{cmd[0]} not found: install Debian's qemu-system-arm (`make deps` does, as root)"
+            )
         if not self.elf.is_file():
             raise FileNotFoundError(f"firmware {self.elf} not built")
         out = open(self.log, "wb") if self.log else subprocess.DEVNULL
@@ -59,7 +64,9 @@ class Emulator:
         if self.proc is None or self.proc.poll() is not None:
             detail = self.log.read_text(errors="replace")[-2000:] if self.log and self.log.exists() else ""
             code = None if self.proc is None else self.proc.returncode
-            raise RuntimeError(f"{self.board.emulator[0]} is not running (exit status {code}) {detail}".strip())
+            raise RuntimeError(
+                f"{self.board.emulator[0]} is not running (exit status {code}) {detail}".strip()
+            )
 
     def connect(self, timeout: float = 10.0) -> serial.SerialBase:
         """Open the board's serial port (QEMU boots the board when this connects)."""

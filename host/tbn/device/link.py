@@ -83,8 +83,9 @@ class DeviceLink:
     ``timeout`` bounds the wait for one reply; ``retries`` bounds the attempts per request.
     """
 
-    def __init__(self, port: str | serial.SerialBase, *, baudrate: int = 115200, timeout: float = 2.0,
-                 retries: int = 8) -> None:
+    def __init__(
+        self, port: str | serial.SerialBase, *, baudrate: int = 115200, timeout: float = 2.0, retries: int = 8
+    ) -> None:
         if isinstance(port, str):
             port = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
         self.port = port
@@ -149,8 +150,21 @@ class DeviceLink:
                 return reply
             # give a device still inside a half-received frame time to time out
             time.sleep(0.05 * attempt)
-        raise LinkError(f"{cmd.name}: no valid reply after {self.retries} attempts "
-                        f"({self.stats.timeouts} timeouts so far); is the device running the tbn firmware?")
+        raise LinkError(
+            f"{cmd.name}: no valid reply after {self.retries} attempts "
+            f"({self.stats.timeouts} timeouts so far); is the device running the tbn firmware?"
+        )
+
+    def sync(self, timeout: float = 10.0) -> DeviceInfo:
+        """Wait until the device answers (a board that is still booting drops what it is sent)."""
+        saved = self.timeout, self.retries
+        self.timeout, self.retries = 0.2, max(1, int(timeout / 0.25))
+        try:
+            info = self.info()
+        finally:
+            self.timeout, self.retries = saved
+        self.stats = LinkStats()
+        return info
 
     def call(self, cmd: Command, payload: bytes = b"", timeout: float | None = None) -> bytes:
         """request(), raising DeviceError unless the status is OK; returns the reply's payload."""
@@ -168,12 +182,13 @@ class DeviceLink:
     def device(self) -> DeviceInfo:
         return self._info if self._info is not None else self.info()
 
-    def load(self, model: bytes, progress=None) -> ModelInfo:  # noqa: ANN001
+    def load(self, model: bytes, progress=None) -> ModelInfo:
         """Upload a .tbn into the device's RAM slot in acknowledged chunks and activate it."""
         info = self.device
         if len(model) > info.slot_bytes:
             raise DeviceError(Command.LOAD_BEGIN, Status.ERR_TOO_LARGE) from ValueError(
-                f"model of {len(model)} bytes, {info.board}'s model slot holds {info.slot_bytes}")
+                f"model of {len(model)} bytes, {info.board}'s model slot holds {info.slot_bytes}"
+            )
         self.call(Command.LOAD_BEGIN, struct.pack("<II", len(model), zlib.crc32(model)))
         chunk = info.max_payload - 4
         for offset in range(0, len(model), chunk):

@@ -55,10 +55,24 @@ STATUS_TEXT = {
 }
 
 # tbn_status of firmware/lib/tbn/include/tbn.h, carried in the detail byte of ERR_MODEL
-RUNTIME_STATUS = ("TBN_OK", "TBN_ERR_ARG", "TBN_ERR_TRUNCATED", "TBN_ERR_MAGIC", "TBN_ERR_VERSION",
-                  "TBN_ERR_CRC", "TBN_ERR_FLAGS", "TBN_ERR_TENSOR", "TBN_ERR_ARENA_PLAN", "TBN_ERR_QUANT",
-                  "TBN_ERR_CONST", "TBN_ERR_OPCODE", "TBN_ERR_OPERAND", "TBN_ERR_SHAPE", "TBN_ERR_ARENA_SIZE",
-                  "TBN_ERR_IO_SIZE")
+RUNTIME_STATUS = (
+    "TBN_OK",
+    "TBN_ERR_ARG",
+    "TBN_ERR_TRUNCATED",
+    "TBN_ERR_MAGIC",
+    "TBN_ERR_VERSION",
+    "TBN_ERR_CRC",
+    "TBN_ERR_FLAGS",
+    "TBN_ERR_TENSOR",
+    "TBN_ERR_ARENA_PLAN",
+    "TBN_ERR_QUANT",
+    "TBN_ERR_CONST",
+    "TBN_ERR_OPCODE",
+    "TBN_ERR_OPERAND",
+    "TBN_ERR_SHAPE",
+    "TBN_ERR_ARENA_SIZE",
+    "TBN_ERR_IO_SIZE",
+)
 
 # Errors about the frame itself: the request never reached its command, so it is retried.
 LINK_ERRORS = frozenset({Status.ERR_CRC, Status.ERR_LENGTH, Status.ERR_TIMEOUT})
@@ -175,14 +189,35 @@ class DeviceInfo:
     def parse(cls, payload: bytes) -> DeviceInfo:
         if len(payload) < INFO_NAME_OFFSET:
             raise ValueError(f"INFO reply of {len(payload)} bytes, expected at least {INFO_NAME_OFFSET}")
-        (_, proto, major, minor, unit, source, _, name_len, fw, clock, arena, slot, max_payload,
-         resolution) = INFO.unpack_from(payload)
+        (
+            _,
+            proto,
+            major,
+            minor,
+            unit,
+            source,
+            _,
+            name_len,
+            fw,
+            clock,
+            arena,
+            slot,
+            max_payload,
+            resolution,
+        ) = INFO.unpack_from(payload)
         model = ModelInfo(*MODEL_INFO.unpack_from(payload, INFO.size)[:4], bool(payload[INFO.size + 16]))
         name = payload[INFO_NAME_OFFSET : INFO_NAME_OFFSET + name_len].decode("ascii", "replace")
         return cls(
-            board=name, protocol=proto, format_version=(major, minor),
-            firmware_version=f"{fw >> 16}.{(fw >> 8) & 0xFF}.{fw & 0xFF}", cost_unit=CostUnit(unit),
-            cost_resolution=resolution, clock_hz=clock, arena_bytes=arena, slot_bytes=slot,
-            max_payload=max_payload, model_source=MODEL_SOURCES[source] if source < 3 else str(source),
+            board=name,
+            protocol=proto,
+            format_version=(major, minor),
+            firmware_version=f"{fw >> 16}.{(fw >> 8) & 0xFF}.{fw & 0xFF}",
+            cost_unit=CostUnit(unit),
+            cost_resolution=resolution,
+            clock_hz=clock,
+            arena_bytes=arena,
+            slot_bytes=slot,
+            max_payload=max_payload,
+            model_source=MODEL_SOURCES[source] if source < 3 else str(source),
             model=model if source else None,
         )

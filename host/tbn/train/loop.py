@@ -28,11 +28,10 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from tbn.convert import tile_model
-from tbn.data import load_mnist
+from tbn.data import MNIST_MEAN, MNIST_STD, load_mnist
 from tbn.train.config import TrainConfig
 from tbn.train.model_file import ModelFileError, atomic_save, build_model, load_model, safe_load, save_model
 
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 METRICS = "metrics.json"

@@ -1,0 +1,98 @@
+"""``tbn-flash``: build the firmware for a board, check that the model fits, then flash it
+(real boards) or boot the emulator with its serial port exposed (emulated boards)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tbn.device.boards import BoardError, list_boards, load_board
+from tbn.device.build import BuildError, FitError, RegistryUnavailable
+from tbn.format import TbnFormatError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tbn-flash", description=__doc__)
+    p.add_argument("--board", help="board name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the boards and exit")
+    p.add_argument("--model", type=Path, help="a .tbn to build into flash (else upload one later with LOAD)")
+    p.add_argument(
+        "--serial-port", type=int, help="emulated boards: TCP port for the UART (default: a free one)"
+    )
+    p.add_argument(
+        "--detach", action="store_true", help="emulated boards: leave the emulator running and exit"
+    )
+    p.add_argument("--verbose", "-v", action="store_true", help="show PlatformIO's output")
+    return p
+
+
+def list_table() -> str:
+    rows = [("board", "core", "clock", "flash", "RAM", "slot", "arena", "how")]
+    for name in list_boards():
+        b = load_board(name)
+        rows.append(
+            (
+                name,
+                b.core,
+                f"{b.clock_hz / 1e6:g} MHz",
+                f"{b.flash_bytes // 1024} KiB",
+                f"{b.ram_bytes // 1024} KiB",
+                f"{b.slot_bytes // 1024} KiB",
+                f"{b.arena_bytes // 1024} KiB",
+                f"emulated ({b.emulator[0]} -M {b.emulator[2]})"
+                if b.emulated
+                else "real (PlatformIO upload)",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        print(list_table())
+        return 0
+    if not args.board:
+        print("tbn-flash: error: name a --board (or --list)", file=sys.stderr)
+        return 2
+    from tbn.device.emulator import Emulator
+    from tbn.device.session import flash
+
+    try:
+        board = load_board(args.board)
+        done = flash(board, args.model, verbose=args.verbose)
+        fw = done.firmware
+        print(f"{board.name}: firmware {fw.elf}")
+        print(
+            f"  flash {fw.flash_bytes} / {board.flash_bytes} bytes (runtime and app {done.base.flash_bytes}, "
+            f"model {fw.model_bytes}); RAM {fw.ram_bytes} / {board.ram_bytes} bytes "
+            f"(arena {board.arena_bytes}, model slot {board.slot_bytes})"
+        )
+        if not board.emulated:
+            print(f"  flashed; watch it with: tbn monitor --board {board.name} --model <m.tbn>")
+            return 0
+        emu = Emulator(board, fw.elf, port=args.serial_port).start()
+        print(f"  {board.emulator[0]} running (pid {emu.proc.pid}); its UART is {emu.url}")
+        print(
+            f"  connect with: tbn monitor --port {emu.url}" + (f" --model {args.model}" if args.model else "")
+        )
+        if args.detach:
+            return 0
+        print("  Ctrl-C stops the emulator")
+        try:
+            emu.proc.wait()
+        except KeyboardInterrupt:
+            emu.stop()
+        return 0
+    except RegistryUnavailable as e:
+        print(f"tbn-flash: skipped: {e}", file=sys.stderr)
+        return 3
+    except (BoardError, BuildError, FitError, TbnFormatError, FileNotFoundError, RuntimeError) as e:
+        print(f"tbn-flash: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

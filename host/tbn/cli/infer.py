@@ -1,0 +1,100 @@
+"""``tbn infer``: run a dataset on a device over its serial link and check every result
+against the host reference; prints accuracy and cost per inference."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from tbn.format import load
+
+
+def add_device_arguments(p: argparse.ArgumentParser, model_required: bool) -> None:
+    """--board/--port, the model and the inputs: shared by `tbn infer` and `tbn monitor`."""
+    where = p.add_argument_group("device")
+    where.add_argument("--board", help="a board of boards/ (emulated boards are booted, real ones flashed)")
+    where.add_argument(
+        "--port",
+        help="serial port or pyserial URL of a running device, e.g. /dev/ttyACM0 or socket://127.0.0.1:4321",
+    )
+    where.add_argument("--model", required=model_required, type=Path, help="the .tbn the device runs")
+    where.add_argument(
+        "--load",
+        action="store_true",
+        help="upload the model over the link (LOAD) instead of building it into the firmware",
+    )
+    where.add_argument("--log", type=Path, help="write the emulator's own output here")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", choices=("mnist",), default="mnist", help="stream a dataset's test split")
+    src.add_argument("--input", type=Path, metavar="X.npy", help="stream the inputs of a .npy batch")
+    p.add_argument("--n", type=int, default=100, help="how many inputs (default 100)")
+    p.add_argument("--data-dir", help="folder with MNIST")
+
+
+def load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs, labels or None) from --input or --data."""
+    if args.input is not None:
+        x = np.load(args.input, allow_pickle=False)
+        return x[: args.n], None
+    from tbn.data import load_mnist
+
+    test = load_mnist("test", args.data_dir)
+    x = test.normalized(args.n)
+    return x, test.labels[: len(x)].astype(np.int64)
+
+
+def cost_text(total: float, info: Any) -> str:
+    unit = info.cost_unit.name.lower()
+    if info.cost_unit.name == "INSTRUCTIONS":
+        return f"{total:,.0f} {unit} (QEMU icount, resolution {info.cost_resolution})"
+    return f"{total:,.0f} {unit} at {info.clock_hz / 1e6:g} MHz"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "infer", help="run a dataset on a device and check it against the host", description=__doc__
+    )
+    add_device_arguments(p, model_required=True)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tbn.device.runner import DeviceRunner
+    from tbn.device.session import open_device
+
+    program = load(args.model)
+    x, labels = load_inputs(args)
+    with open_device(args.board, args.port, args.model, embed=not args.load, log=args.log) as link:
+        info = link.info()
+        print(
+            f"device: {info.board}, firmware {info.firmware_version}, bytecode {info.format_version[0]}."
+            f"{info.format_version[1]}, arena {info.arena_bytes} B, model slot {info.slot_bytes} B"
+        )
+        print(
+            f"model: {args.model} ({args.model.stat().st_size} bytes, {info.model_source}), "
+            f"arena {program.arena_size} bytes, {'int8' if program.int8 else 'f32'} activations"
+        )
+        runner = DeviceRunner(link, program)
+        results = [runner.run(xi) for xi in tqdm(x, desc="infer", unit="input", leave=False)]
+    pred = np.array([r.predicted for r in results])
+    ref_pred = np.array(
+        [int(r.reference.reshape(-1).argmax()) if r.reference.size > 1 else 0 for r in results]
+    )
+    matches = sum(r.matches for r in results)
+    costs = np.array([r.cost for r in results])
+    print(
+        f"{len(results)} inputs: {matches}/{len(results)} device outputs match the host reference "
+        f"(worst {'|diff|' if program.int8 else 'relative diff'} {max(r.error for r in results):.2g})"
+    )
+    if labels is not None:
+        print(
+            f"accuracy: device {np.mean(pred == labels):.4f}, "
+            f"host reference {np.mean(ref_pred == labels):.4f}"
+        )
+    print(f"cost per inference: {cost_text(costs.mean(), info)}; min {costs.min():,}, max {costs.max():,}")
+    print(f"link: {link.stats.requests} requests, {link.stats.retries} retries")
+    return 0 if matches == len(results) else 1

@@ -1,0 +1,66 @@
+"""``tbn monitor``: a device's info, then one line per inference as inputs stream in:
+class, top scores, cost; with --model, the host reference's class beside it."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import numpy as np
+
+from tbn.cli.infer import add_device_arguments, cost_text, load_inputs
+from tbn.format import load
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("monitor", help="watch a device's inference results live", description=__doc__)
+    add_device_arguments(p, model_required=False)
+    p.add_argument("--interval", type=float, default=0.0, help="seconds between inputs")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tbn.device.runner import DeviceRunner
+    from tbn.device.session import open_device
+
+    x, labels = load_inputs(args)
+    with open_device(args.board, args.port, args.model, embed=not args.load, log=args.log) as link:
+        info = link.info()
+        print(
+            f"{info.board}: firmware {info.firmware_version}, protocol {info.protocol}, bytecode "
+            f"{info.format_version[0]}.{info.format_version[1]}, {info.clock_hz / 1e6:g} MHz, "
+            f"arena {info.arena_bytes} B, model slot {info.slot_bytes} B, max frame {info.max_payload} B"
+        )
+        if info.model is None:
+            print("no model on the device: flash one (tbn-flash --model) or pass --model")
+            return 1
+        m = info.model
+        print(
+            f"model ({info.model_source}): {m.model_bytes} bytes, input {m.input_bytes} B, "
+            f"output {m.output_bytes} B, arena {m.arena_bytes} B, {'int8' if m.int8 else 'f32'}"
+        )
+        runner = DeviceRunner(link, load(args.model)) if args.model else None
+        for i, xi in enumerate(x):
+            if runner is not None:
+                r = runner.run(xi)
+                scores, cost = r.scores.reshape(-1), r.cost
+                extra = (
+                    f"  reference {int(r.reference.reshape(-1).argmax())} {'ok' if r.matches else 'MISMATCH'}"
+                )
+            elif m.int8:
+                raise ValueError("the device runs an int8 model: pass --model so inputs can be quantised")
+            else:
+                got = link.infer(np.ascontiguousarray(xi, dtype=np.float32))
+                scores, cost, extra = np.frombuffer(got.output, np.float32), got.cost, ""
+            top = np.argsort(scores)[::-1][:3]
+            label = f"  label {labels[i]}" if labels is not None else ""
+            print(
+                f"#{i:<5d} class {int(top[0])}{label}  top "
+                + " ".join(f"{int(k)}:{scores[k]:.3g}" for k in top)
+                + f"  {cost_text(cost, info)}{extra}",
+                flush=True,
+            )
+            if args.interval:
+                time.sleep(args.interval)
+    return 0

@@ -1,0 +1,153 @@
+"""Build the device firmware with PlatformIO, offline, and check what fits the board.
+
+PlatformIO's core lives in ``build/pio/core`` (never the user's home). The emulated
+boards use the project-local platform ``firmware/platform/tbn-emulated`` and register
+``tool-scons`` from the pip-installed SCons, so they build with no registry access.
+Real boards use PlatformIO's own platforms, which need the registry once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tbn.device.boards import ROOT, Board
+
+FIRMWARE = ROOT / "firmware"
+PIO_DIR = ROOT / "build" / "pio"
+REGISTRY = ("api.registry.platformio.org", 443)
+
+
+class BuildError(RuntimeError):
+    """The firmware did not build; the message carries PlatformIO's output."""
+
+
+class RegistryUnavailable(BuildError):
+    """A real board's PlatformIO platform is not installed and the registry cannot be reached."""
+
+
+class FitError(ValueError):
+    """The model, runtime and arena do not fit the board; the message has the numbers."""
+
+
+@dataclass(frozen=True)
+class Firmware:
+    board: Board
+    elf: Path
+    flash_bytes: int  # code, constants, the embedded model and .data's initial values
+    ram_bytes: int  # .data, .bss (model slot, arena, frame buffer) and the stack
+    model_bytes: int  # the embedded model (0 for none)
+
+
+def pio_env() -> dict[str, str]:
+    """Environment for `pio`: a project-local core, with tool-scons registered from pip's SCons."""
+    core = PIO_DIR / "core"
+    (core / "packages").mkdir(parents=True, exist_ok=True)
+    link = core / "packages" / "tool-scons.pio-link"
+    spec = {
+        "cwd": "/",
+        "spec": {
+            "owner": "platformio",
+            "id": None,
+            "name": "tool-scons",
+            "requirements": None,
+            "uri": f"symlink://{FIRMWARE / 'platform' / 'tool-scons'}",
+        },
+    }
+    if not link.is_file() or json.loads(link.read_text()) != spec:
+        link.write_text(json.dumps(spec))
+    env = dict(os.environ)
+    env.update(
+        PLATFORMIO_CORE_DIR=str(core),
+        PLATFORMIO_WORKSPACE_DIR=str(PIO_DIR / "workspace"),
+        PLATFORMIO_SETTING_ENABLE_TELEMETRY="No",
+        PLATFORMIO_SETTING_CHECK_PLATFORMIO_INTERVAL="3650",
+        PLATFORMIO_NO_ANSI="true",
+    )
+    env.pop("TBN_MODEL", None)
+    return env
+
+
+def pio_command() -> list[str]:
+    exe = shutil.which("pio", path=str(Path(sys.executable).parent)) or shutil.which("pio")
+    if exe is None:
+        raise BuildError("PlatformIO is not installed: pip install 'tbn[firmware]' (or `make setup`)")
+    return [exe]
+
+
+def registry_reachable(timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection(REGISTRY, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _platform_installed(env: dict[str, str], name: str) -> bool:
+    return (Path(env["PLATFORMIO_CORE_DIR"]) / "platforms" / name).exists()
+
+
+def section_sizes(elf: Path) -> dict[str, int]:
+    out = subprocess.run(
+        ["arm-none-eabi-size", "-A", "-d", str(elf)], capture_output=True, text=True, check=True
+    ).stdout
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", out, re.M)}
+
+
+def build(board: Board, model: Path | None = None, verbose: bool = False) -> Firmware:
+    """Build the app for ``board``, with ``model`` embedded in flash when given."""
+    env = pio_env()
+    if not board.emulated and not _platform_installed(env, "ststm32") and not registry_reachable():
+        raise RegistryUnavailable(
+            f"{board.name}: building needs PlatformIO's ststm32 platform, which is not installed in "
+            f"{env['PLATFORMIO_CORE_DIR']}, and the PlatformIO registry ({REGISTRY[0]}) cannot be reached "
+            "from this machine. Build skipped. On a machine with internet access the same command "
+            "installs it once and builds."
+        )
+    if model is not None:
+        env["TBN_MODEL"] = str(Path(model).resolve())
+    cmd = [*pio_command(), "run", "-d", str(FIRMWARE), "-e", board.name]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if verbose or proc.returncode:
+        log = proc.stdout + proc.stderr
+        if proc.returncode:
+            overflow = re.search(r"region `(\w+)' overflowed by (\d+) bytes", log)
+            if overflow:
+                raise FitError(
+                    f"{board.name}: the firmware does not fit: {overflow[1]} overflowed by "
+                    f"{overflow[2]} bytes (flash {board.flash_bytes} bytes, RAM {board.ram_bytes})"
+                )
+            raise BuildError(f"`{' '.join(cmd)}` failed:\n{log[-4000:]}")
+        print(log)
+    elf = PIO_DIR / "workspace" / "build" / board.name / "program.elf"
+    sizes = section_sizes(elf)
+    flash = sum(sizes.get(s, 0) for s in (".isr_vector", ".text", ".ARM.exidx", ".data"))
+    ram = sum(sizes.get(s, 0) for s in (".data", ".bss", ".stack"))
+    return Firmware(board, elf, flash, ram, Path(model).stat().st_size if model else 0)
+
+
+def check_fit(board: Board, model_bytes: int, arena_bytes: int, base: Firmware | None = None) -> None:
+    """Refuse, with the numbers, a model that cannot run on ``board``.
+
+    ``base`` is a model-less build of the same firmware: its flash plus the model must fit
+    the board's flash when the model is embedded.
+    """
+    problems = []
+    if arena_bytes > board.arena_bytes:
+        problems.append(f"the model needs {arena_bytes} bytes of arena, the firmware has {board.arena_bytes}")
+    if base is not None and base.flash_bytes + model_bytes > board.flash_bytes:
+        problems.append(
+            f"runtime {base.flash_bytes} + model {model_bytes} = {base.flash_bytes + model_bytes} "
+            f"bytes of flash, the board has {board.flash_bytes}"
+        )
+    if base is None and model_bytes > board.slot_bytes:
+        problems.append(f"the model is {model_bytes} bytes, the RAM model slot holds {board.slot_bytes}")
+    if problems:
+        raise FitError(f"{board.name}: model does not fit: " + "; ".join(problems))

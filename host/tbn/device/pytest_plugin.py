@@ -1,0 +1,58 @@
+"""pytest plugin for hardware-in-the-loop tests: ``pytest --board X [--port URL]``.
+
+Registered through the ``pytest11`` entry point. Tests marked ``hil`` are skipped, with
+the reason, unless ``--board`` or ``--port`` is given; the ``tbn_device`` fixture then
+yields a :class:`~tbn.device.DeviceLink` to the board (emulated boards are built and
+booted once per session; real ones flashed, or reached at ``--port``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tbn.device.boards import Board, load_board
+from tbn.device.build import RegistryUnavailable
+from tbn.device.link import DeviceLink
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tbn", "tbn hardware-in-the-loop")
+    group.addoption("--board", help="run the hil tests on this board (see tbn-flash --list)")
+    group.addoption("--port", help="serial port or pyserial URL of a device already running the tbn firmware")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "hil: runs on a device (pytest --board X [--port URL])")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--board") or config.getoption("--port"):
+        return
+    skip = pytest.mark.skip(reason="hardware-in-the-loop: run with pytest --board X [--port URL]")
+    for item in items:
+        if "hil" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tbn_board(pytestconfig: pytest.Config) -> Board | None:
+    name = pytestconfig.getoption("--board")
+    return load_board(name) if name else None
+
+
+@pytest.fixture(scope="session")
+def tbn_device(
+    pytestconfig: pytest.Config, tbn_board: Board | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DeviceLink]:
+    from tbn.device.session import open_device
+
+    log = tmp_path_factory.mktemp("device") / "emulator.log"
+    try:
+        with open_device(
+            tbn_board.name if tbn_board else None, pytestconfig.getoption("--port"), log=log
+        ) as link:
+            yield link
+    except RegistryUnavailable as e:
+        pytest.skip(str(e))

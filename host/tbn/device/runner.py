@@ -1,0 +1,76 @@
+"""Run inputs on a device exactly as the host reference would, and compare the two.
+
+Inputs are prepared (quantised for int8 models) by the reference interpreter, so the
+device receives the very bytes the reference runs on; outputs are compared the way the
+golden vectors are: int8 bit-exact, f32 within 1e-5 of the largest |output|.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tbn.device.link import DeviceLink
+from tbn.format import Program
+from tbn.runtime import Interpreter, output_as_float
+from tbn.runtime.kernels import NUMPY_OF
+
+F32_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class Result:
+    output: np.ndarray  # as stored (int8 or float32)
+    scores: np.ndarray  # as float
+    reference: np.ndarray  # the reference's output, as stored
+    cost: int
+    error: float  # int8: max |difference|; f32: max |difference| / max |reference|
+
+    @property
+    def matches(self) -> bool:
+        return self.error == 0 if self.output.dtype == np.int8 else self.error <= F32_TOLERANCE
+
+    @property
+    def predicted(self) -> int:
+        return (
+            int(self.scores.reshape(-1).argmax()) if self.scores.size > 1 else int(self.scores.reshape(-1)[0])
+        )
+
+
+def output_error(device: np.ndarray, reference: np.ndarray) -> float:
+    if device.dtype == np.int8:
+        return float(np.abs(device.astype(np.int32) - reference.astype(np.int32)).max(initial=0))
+    scale = float(np.abs(reference).max(initial=0.0)) or 1.0
+    return float(np.abs(device.astype(np.float64) - reference).max(initial=0.0) / scale)
+
+
+class DeviceRunner:
+    """Runs one input at a time on ``link``'s active model, beside the reference for ``program``."""
+
+    def __init__(self, link: DeviceLink, program: Program) -> None:
+        self.link = link
+        self.program = program
+        self.reference = Interpreter(program)
+        out = self.reference.output
+        self._out_dtype = NUMPY_OF[out.dtype]
+        self._out_shape = out.shape
+
+    def run(self, x: np.ndarray) -> Result:
+        """``x``: one input as the model takes it (float; quantised here for int8 models)."""
+        xs, batched = self.reference.prepare(x)
+        if batched:
+            raise ValueError(
+                f"run() takes one input of shape {tuple(self.reference.input.shape)}, "
+                f"got a batch of {len(xs)}"
+            )
+        ref = self.reference.run(x)
+        got = self.link.infer(np.ascontiguousarray(xs[0]))
+        out = np.frombuffer(got.output, dtype=self._out_dtype)
+        if out.size != int(np.prod(self._out_shape)):
+            raise ValueError(
+                f"the device returned {len(got.output)} output bytes, the model's output is "
+                f"{self._out_shape} {self._out_dtype.__name__}: is the device running another model?"
+            )
+        out = out.reshape(self._out_shape)
+        return Result(out, output_as_float(self.program, out), ref, got.cost, output_error(out, ref))

@@ -1,0 +1,233 @@
+"""Hardware-in-the-loop: the golden vectors, a trained MNIST model, bad frames and a short
+soak, on the board named by ``pytest --board X`` (or the device at ``--port URL``)."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tbn.device import DeviceError, DeviceLink
+from tbn.device.protocol import Command, Status, encode
+from tbn.device.runner import DeviceRunner, output_error
+from tbn.format import load, read
+from tbn.format.spec import VERSION_MAJOR, VERSION_MINOR
+
+from .faults import FaultyPort
+
+pytestmark = pytest.mark.hil
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+MANIFEST = json.loads((VECTORS / "manifest.json").read_text())
+
+
+def test_info_describes_the_board(tbn_device: DeviceLink, tbn_board) -> None:
+    info = tbn_device.info()
+    assert info.protocol == 1
+    assert info.format_version == (VERSION_MAJOR, VERSION_MINOR)
+    if tbn_board is not None:
+        assert info.board == tbn_board.name
+        assert (info.arena_bytes, info.slot_bytes, info.clock_hz) == (
+            tbn_board.arena_bytes,
+            tbn_board.slot_bytes,
+            tbn_board.clock_hz,
+        )
+        assert info.cost_unit.name == ("INSTRUCTIONS" if tbn_board.emulated else "CYCLES")
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_golden_vector(tbn_device: DeviceLink, name: str) -> None:
+    data = (VECTORS / f"{name}.tbn").read_bytes()
+    program = read(data)
+    tbn_device.load(data)
+    spec = MANIFEST[name]
+    x = np.fromfile(VECTORS / f"{name}.input.bin", dtype=spec["input"]["dtype"]).reshape(
+        spec["input"]["shape"]
+    )
+    want = np.fromfile(VECTORS / f"{name}.output.bin", dtype=spec["output"]["dtype"]).reshape(
+        spec["output"]["shape"]
+    )
+    for xi, wi in zip(x, want, strict=False):
+        got = tbn_device.infer(np.ascontiguousarray(xi))
+        out = np.frombuffer(got.output, dtype=wi.dtype).reshape(wi.shape)
+        err = output_error(out, wi)
+        assert err == 0 if program.int8 else err <= 1e-5, f"{name}: device differs from the vector by {err}"
+        assert got.cost > 0
+
+
+def _compiler_digest() -> str:
+    import hashlib
+
+    import tbn
+
+    root = Path(tbn.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted([*root.glob("compiler/*.py"), *root.glob("format/*.py"), *root.glob("nn/*.py")]):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def mnist_models(pytestconfig: pytest.Config, shared_mnist: Path) -> dict[str, Path]:
+    """A briefly trained MNIST MLP (p=4), compiled for f32 and int8 activations.
+
+    Cached in pytest's cache (keyed by the compiler's sources), so the runs for each board
+    train it once."""
+    out = pytestconfig.cache.mkdir(f"tbn-hil-mnist-{_compiler_digest()}")
+    models = {act: out / f"model-{act}.tbn" for act in ("f32", "int8")}
+    if all(p.is_file() for p in models.values()):
+        return models
+    tbn = [sys.executable, "-m", "tbn.cli.main"]
+    subprocess.run(
+        [
+            *tbn,
+            "train",
+            "--recipe",
+            "mlp",
+            "--p",
+            "4",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+            "--data-dir",
+            str(shared_mnist),
+            "--overwrite",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    for act, path in models.items():
+        # written under a temporary name first, so an interrupted run leaves no half model behind
+        tmp = path.with_suffix(".partial")
+        subprocess.run(
+            [
+                *tbn,
+                "compile",
+                str(out / "model.pt"),
+                "-o",
+                str(tmp),
+                "--activations",
+                act,
+                "--data-dir",
+                str(shared_mnist),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        tmp.replace(path)
+    return models
+
+
+@pytest.mark.parametrize("activations", ["f32", "int8"])
+def test_mnist_model_matches_the_reference(
+    tbn_device: DeviceLink, mnist_models: dict[str, Path], shared_mnist: Path, activations: str
+) -> None:
+    from tbn.data import load_mnist
+
+    path = mnist_models[activations]
+    tbn_device.load(path.read_bytes())
+    test = load_mnist("test", shared_mnist)
+    runner = DeviceRunner(tbn_device, load(path))
+    results = [runner.run(x) for x in test.normalized(100)]
+    assert all(r.matches for r in results), max(r.error for r in results)
+    device_pred = np.array([r.predicted for r in results])
+    ref_pred = np.array([int(r.reference.argmax()) for r in results])
+    assert (device_pred == ref_pred).all()
+    assert np.mean(device_pred == test.labels[:100]) > 0.8
+
+
+def test_cost_is_repeatable(tbn_device: DeviceLink) -> None:
+    tbn_device.load((VECTORS / "mlp_int8.tbn").read_bytes())
+    x = np.fromfile(VECTORS / "mlp_int8.input.bin", dtype=np.int8).reshape(
+        MANIFEST["mlp_int8"]["input"]["shape"]
+    )
+    bench = tbn_device.bench(x[0], 20)
+    assert bench.runs == 20 and bench.min > 0
+    # equal work, equal count, up to the measurement's resolution
+    assert bench.max - bench.min <= tbn_device.info().cost_resolution
+    single = tbn_device.infer(x[0]).cost
+    assert (
+        bench.min - tbn_device.device.cost_resolution
+        <= single
+        <= bench.max + tbn_device.device.cost_resolution
+    )
+
+
+def raw_exchange(link: DeviceLink, data: bytes, timeout: float = 3.0):
+    """Write bytes as they are and return the first frame that comes back."""
+    import time
+
+    link.port.reset_input_buffer()
+    link.decoder.buffer.clear()
+    link.port.write(data)
+    frames = link._read_frames(time.monotonic() + timeout)
+    assert frames, "the device did not answer"
+    return frames[0]
+
+
+def test_malformed_frames_get_error_replies(tbn_device: DeviceLink) -> None:
+    good = encode(Command.INFO, 7)
+    bad_crc = good[:-1] + bytes([good[-1] ^ 0xFF])
+    reply = raw_exchange(tbn_device, bad_crc)
+    assert reply.cmd == Command.ERROR | 0x80 and reply.status == Status.ERR_CRC
+    too_long = b"\xa5\x5a" + struct.pack("<BBH", Command.INFER, 8, 0xFFFF)
+    reply = raw_exchange(tbn_device, too_long)
+    assert reply.status == Status.ERR_LENGTH
+    truncated = encode(Command.INFER, 9, b"\x00" * 64)[:20]  # stops part-way: the device times out
+    reply = raw_exchange(tbn_device, truncated)
+    assert reply.status == Status.ERR_TIMEOUT
+    reply = raw_exchange(tbn_device, b"\x00\xff garbage \xa5" + encode(0x42, 10))
+    assert reply.cmd == 0x42 | 0x80 and reply.status == Status.ERR_COMMAND
+    assert tbn_device.info().protocol == 1  # and it still works
+
+
+def test_bad_requests_are_refused(tbn_device: DeviceLink) -> None:
+    model = (VECTORS / "mlp_f32.tbn").read_bytes()
+    tbn_device.load(model)
+    with pytest.raises(DeviceError, match="wrong payload size"):
+        tbn_device.infer(b"\x00" * 3)
+    # a corrupt model, sent intact: the runtime's own validation refuses it
+    broken = bytearray(model)
+    broken[len(broken) // 2] ^= 0x10
+    with pytest.raises(DeviceError, match="TBN_ERR_CRC"):
+        tbn_device.load(bytes(broken))
+    # a model damaged in transit: the upload's CRC32 catches it
+    tbn_device.call(Command.LOAD_BEGIN, struct.pack("<II", len(model), zlib.crc32(model) ^ 1))
+    tbn_device.call(Command.LOAD_CHUNK, struct.pack("<I", 0) + model)
+    with pytest.raises(DeviceError, match="CRC32 does not match"):
+        tbn_device.call(Command.LOAD_END)
+    with pytest.raises(DeviceError, match="out of order"):
+        tbn_device.call(Command.LOAD_CHUNK, struct.pack("<I", 10**6) + b"x")
+    with pytest.raises(DeviceError, match="does not fit"):
+        tbn_device.call(Command.LOAD_BEGIN, struct.pack("<II", tbn_device.info().slot_bytes + 1, 0))
+    with pytest.raises(DeviceError, match="no model"):
+        tbn_device.infer(b"\x00" * 256)
+    tbn_device.load(model)  # and a good one still loads
+    assert tbn_device.info().model_source == "loaded"
+
+
+def test_soak_with_corrupted_frames(tbn_device: DeviceLink) -> None:
+    """A short soak (benchmarks/soak.py runs the 10,000-inference one): 5% of request frames
+    damaged on the way in; every result must still be right."""
+    name = "mlp_int8"
+    tbn_device.load((VECTORS / f"{name}.tbn").read_bytes())
+    shape = MANIFEST[name]["input"]["shape"]
+    x = np.fromfile(VECTORS / f"{name}.input.bin", dtype=np.int8).reshape(shape)
+    want = np.fromfile(VECTORS / f"{name}.output.bin", dtype=np.int8).reshape(
+        MANIFEST[name]["output"]["shape"]
+    )
+    faulty = FaultyPort(tbn_device.port, rate=0.05, seed=1)
+    link = DeviceLink(faulty, timeout=1.0, retries=10)  # type: ignore[arg-type]
+    wrong = 0
+    for i in range(300):
+        k = i % len(x)
+        wrong += link.infer(x[k]).output != want[k].tobytes()
+    assert wrong == 0
+    assert faulty.damaged > 0
+    assert link.stats.retries >= faulty.damaged  # every damaged frame was noticed and sent again
