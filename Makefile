@@ -17,21 +17,26 @@ CWARN   := -std=c99 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -I$(TBN_I
 SANITIZE := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 HOST    := build/host
 FUZZ_SECONDS ?= 60
-# Debian packages the C side needs: libFuzzer (clang), the cross compilers for the boards.
+# Debian packages the C side needs: libFuzzer (clang), the cross compilers for the boards,
+# QEMU for the emulated boards.
 APT_PACKAGES := clang gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf \
-                picolibc-riscv64-unknown-elf
+                picolibc-riscv64-unknown-elf qemu-system-arm
+# The boards `make test` runs the hardware-in-the-loop tests on (all emulated ones), and the
+# real board, whose build is skipped with the reason where the PlatformIO registry is unreachable.
+HIL_BOARDS := mps2_an500 mps2_an386 netduinoplus2 nucleo_f767zi
+DEMO_BOARD ?= mps2_an500
 
-.PHONY: setup test lint demo bench header vectors clean deps lib c-test fuzz cross
+.PHONY: setup test lint demo bench header vectors clean deps lib c-test fuzz cross hil soak
 
 setup: $(STAMP)
 
 # Installs the Debian toolchains when one is missing (needs root; CI runs as root).
 deps:
-	@missing=""; for t in clang arm-none-eabi-gcc riscv64-unknown-elf-gcc; do \
+	@missing=""; for t in clang arm-none-eabi-gcc riscv64-unknown-elf-gcc qemu-system-arm; do \
 	  command -v $$t >/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES)) \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)) \
 	      >/dev/null || { echo "apt-get install $(APT_PACKAGES) failed"; exit 1; }; \
 	  else echo "missing toolchains: run as root, or apt-get install $(APT_PACKAGES)"; exit 1; fi; fi
 
@@ -82,17 +87,30 @@ lint: setup
 
 test: lint deps lib c-test
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory hil
 	$(MAKE) --no-print-directory cross
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
 
-demo: setup lib
+# Hardware-in-the-loop tests, board by board (pytest --board X).
+hil: setup deps
+	@for b in $(HIL_BOARDS); do echo "== hil: $$b"; \
+	  $(BIN)/python -m pytest tests/hil --board $$b -q -ra \
+	    || exit 1; done
+
+# The 10,000-inference link soak of docs/results.md (about ten minutes).
+soak: setup deps
+	$(BIN)/python benchmarks/soak.py --json $(RUNS)/bench/soak.json
+
+# Train briefly, compile, build the firmware with the model in flash, boot the emulated
+# Cortex-M7 and run 100 MNIST test images over its serial link beside the host reference.
+demo: setup deps lib
 	$(BIN)/tbn train --recipe mlp --p 4 --epochs 3 --out $(RUNS)/demo --overwrite
 	$(BIN)/tbn compile $(RUNS)/demo/model.pt -o $(RUNS)/demo/model.tbn
 	$(BIN)/tbn compile $(RUNS)/demo/model.pt -o $(RUNS)/demo/model-int8.tbn --activations int8 > /dev/null
 	$(BIN)/tbn inspect $(RUNS)/demo/model-int8.tbn
 	$(BIN)/tbn run $(RUNS)/demo/model.tbn --data mnist
-	$(BIN)/tbn run $(RUNS)/demo/model-int8.tbn --data mnist
-	$(BIN)/tbn run $(RUNS)/demo/model-int8.tbn --data mnist --engine c
+	$(BIN)/tbn infer --board $(DEMO_BOARD) --model $(RUNS)/demo/model.tbn --data mnist --n 100
+	$(BIN)/tbn infer --board $(DEMO_BOARD) --model $(RUNS)/demo/model-int8.tbn --data mnist --n 100
 
 # Regenerate what is generated from tbn.format.spec and the vector builders (tests check both).
 header: setup

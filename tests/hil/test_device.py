@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 
 from tbn.device import DeviceError, DeviceLink
+from tbn.device.faults import FaultyPort
 from tbn.device.protocol import Command, Status, encode
 from tbn.device.runner import DeviceRunner, output_error
 from tbn.format import load, read
 from tbn.format.spec import VERSION_MAJOR, VERSION_MINOR
-
-from .faults import FaultyPort
 
 pytestmark = pytest.mark.hil
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"

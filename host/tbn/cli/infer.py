@@ -79,22 +79,30 @@ def run(args: argparse.Namespace) -> int:
             f"arena {program.arena_size} bytes, {'int8' if program.int8 else 'f32'} activations"
         )
         runner = DeviceRunner(link, program)
-        results = [runner.run(xi) for xi in tqdm(x, desc="infer", unit="input", leave=False)]
-    pred = np.array([r.predicted for r in results])
-    ref_pred = np.array(
-        [int(r.reference.reshape(-1).argmax()) if r.reference.size > 1 else 0 for r in results]
-    )
+        results = [runner.run(xi) for xi in tqdm(x, desc="infer", unit="input", leave=False, disable=None)]
     matches = sum(r.matches for r in results)
     costs = np.array([r.cost for r in results])
-    print(
-        f"{len(results)} inputs: {matches}/{len(results)} device outputs match the host reference "
-        f"(worst {'|diff|' if program.int8 else 'relative diff'} {max(r.error for r in results):.2g})"
-    )
+    worst = max(r.error for r in results)
+    rows = [("", f"device ({info.board})", "host reference")]
     if labels is not None:
-        print(
-            f"accuracy: device {np.mean(pred == labels):.4f}, "
-            f"host reference {np.mean(ref_pred == labels):.4f}"
-        )
-    print(f"cost per inference: {cost_text(costs.mean(), info)}; min {costs.min():,}, max {costs.max():,}")
-    print(f"link: {link.stats.requests} requests, {link.stats.retries} retries")
+        device_acc = np.mean(np.array([r.predicted for r in results]) == labels)
+        ref_acc = np.mean(np.array([r.reference_predicted for r in results]) == labels)
+        rows.append((f"accuracy on {len(results)} inputs", f"{device_acc:.4f}", f"{ref_acc:.4f}"))
+    rows += [
+        (
+            "outputs equal to the reference",
+            f"{matches}/{len(results)} (worst {'|diff|' if program.int8 else 'rel.'} {worst:.2g})",
+            "",
+        ),
+        ("model bytes", f"{args.model.stat().st_size}", f"{args.model.stat().st_size}"),
+        ("arena bytes", f"{program.arena_size} (of {info.arena_bytes})", f"{program.arena_size}"),
+        (f"{info.cost_unit.name.lower()} per inference", f"{costs.mean():,.0f}", "-"),
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    print(
+        f"cost: {cost_text(costs.mean(), info)}, min {costs.min():,}, max {costs.max():,}; "
+        f"link: {link.stats.requests} requests, {link.stats.retries} retries"
+    )
     return 0 if matches == len(results) else 1

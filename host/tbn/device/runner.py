@@ -24,6 +24,7 @@ class Result:
     output: np.ndarray  # as stored (int8 or float32)
     scores: np.ndarray  # as float
     reference: np.ndarray  # the reference's output, as stored
+    reference_scores: np.ndarray
     cost: int
     error: float  # int8: max |difference|; f32: max |difference| / max |reference|
 
@@ -73,4 +74,11 @@ class DeviceRunner:
                 f"{self._out_shape} {self._out_dtype.__name__}: is the device running another model?"
             )
         out = out.reshape(self._out_shape)
-        return Result(out, output_as_float(self.program, out), ref, got.cost, output_error(out, ref))
+        return Result(
+            out,
+            output_as_float(self.program, out),
+            ref,
+            output_as_float(self.program, ref),
+            got.cost,
+            output_error(out, ref),
+        )

@@ -1,4 +1,4 @@
-"""A serial port wrapper that damages frames on their way to the device, for the soak tests."""
+"""A serial port wrapper that damages request frames on their way to the device (soak tests)."""
 
 from __future__ import annotations
 

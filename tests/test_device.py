@@ -1,0 +1,105 @@
+"""Host side of the device link without a device: framing, board descriptions, fit checks
+and tbn-flash's refusals. (The device itself is tested in tests/hil with --board.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tbn.cli.flash import main as flash_main
+from tbn.device import BoardError, list_boards, load_board
+from tbn.device.build import FitError, check_fit
+from tbn.device.protocol import DeviceInfo, FrameDecoder, encode
+
+frames = st.tuples(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=300))
+
+
+@given(st.lists(frames, max_size=5), st.binary(max_size=50))
+def test_decoder_returns_exactly_the_frames_sent(sent: list, junk: bytes) -> None:
+    stream = junk.replace(b"\xa5", b"") + b"".join(encode(c, s, p) for c, s, p in sent)
+    got = FrameDecoder().feed(stream)
+    assert [(f.cmd, f.seq, f.payload) for f in got] == sent
+
+
+@settings(max_examples=300)
+@given(frames, frames, st.integers(0, 10_000), st.integers(0, 7))
+def test_a_damaged_frame_is_dropped_and_the_next_one_still_read(a, b, where: int, bit: int) -> None:
+    first = bytearray(encode(*a))
+    first[where % len(first)] ^= 1 << bit
+    decoder = FrameDecoder(max_payload=300)
+    good = encode(*b)
+    copies = 2 + (300 + 10) // len(good)
+    got = decoder.feed(bytes(first)) + decoder.feed(good * copies)
+    # the damaged frame never comes out; intact ones do, even when the damage turned the
+    # first frame's length into one that swallows the frames after it
+    assert all((f.cmd, f.seq, f.payload) == b for f in got)
+    assert len(got) >= 1
+
+
+def test_decoder_survives_byte_by_byte_feeding() -> None:
+    decoder = FrameDecoder()
+    data = encode(5, 1, b"abc") + encode(6, 2, b"")
+    got = [f for byte in data for f in decoder.feed(bytes([byte]))]
+    assert [(f.cmd, f.seq, f.payload) for f in got] == [(5, 1, b"abc"), (6, 2, b"")]
+
+
+def test_oversized_payload_is_refused() -> None:
+    with pytest.raises(ValueError, match="65535"):
+        encode(1, 0, bytes(70_000))
+
+
+def test_short_info_reply_is_refused() -> None:
+    with pytest.raises(ValueError, match="INFO reply of 10 bytes"):
+        DeviceInfo.parse(bytes(10))
+
+
+def test_the_required_boards_are_described() -> None:
+    names = list_boards()
+    for name in ("mps2_an500", "mps2_an386", "netduinoplus2", "nucleo_f767zi"):
+        assert name in names
+    for name in names:
+        b = load_board(name)
+        assert b.slot_bytes + b.arena_bytes < b.ram_bytes
+        assert b.emulated == (name != "nucleo_f767zi")
+
+
+def test_board_descriptions_are_platformio_manifests_and_match_platformio_ini() -> None:
+    root = Path(__file__).resolve().parents[1]
+    ini = (root / "firmware" / "platformio.ini").read_text()
+    for path in (root / "boards").glob("*.json"):
+        doc = json.loads(path.read_text())
+        assert {"name", "build", "upload", "frameworks"} <= set(doc)
+        assert f"[env:{path.stem}]" in ini and f"board = {path.stem}" in ini
+        assert (root / "firmware" / "hal" / f"{doc['tbn']['hal']}.c").is_file()
+
+
+def test_unknown_board_names_the_known_ones() -> None:
+    with pytest.raises(BoardError, match="unknown board 'nope'.*mps2_an500"):
+        load_board("nope")
+
+
+def test_fit_check_refuses_with_the_numbers() -> None:
+    board = load_board("netduinoplus2")
+    check_fit(board, 40_000, 30_000)
+    with pytest.raises(FitError, match=r"needs 40000 bytes of arena, the firmware has 32768"):
+        check_fit(board, 1000, 40_000)
+    with pytest.raises(FitError, match=r"is 60000 bytes, the RAM model slot holds 49152"):
+        check_fit(board, 60_000, 1000)
+
+
+def test_flash_lists_boards(capsys: pytest.CaptureFixture[str]) -> None:
+    assert flash_main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "mps2_an500" in out and "real (PlatformIO upload)" in out
+
+
+def test_flash_refuses_a_corrupt_model_before_building(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.tbn"
+    bad.write_bytes(b"TBNB" + bytes(60))
+    assert flash_main(["--board", "mps2_an500", "--model", str(bad)]) == 2
+    assert "tbn-flash: error:" in capsys.readouterr().err
+    assert flash_main(["--board", "no_such_board"]) == 2
