@@ -26,7 +26,7 @@ APT_PACKAGES := clang gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unkn
 HIL_BOARDS := mps2_an500 mps2_an386 netduinoplus2 nucleo_f767zi
 DEMO_BOARD ?= mps2_an500
 
-.PHONY: setup test lint demo bench header vectors clean deps lib c-test fuzz cross hil soak
+.PHONY: setup test lint demo bench header vectors clean deps lib c-test fuzz cross hil soak gpu-kernels
 
 setup: $(STAMP)
 
@@ -85,11 +85,19 @@ $(STAMP): pyproject.toml
 lint: setup
 	$(BIN)/ruff check host tests benchmarks examples
 
-test: lint deps lib c-test
+test: lint deps lib c-test gpu-kernels
 	$(BIN)/python -m pytest
 	$(MAKE) --no-print-directory hil
 	$(MAKE) --no-print-directory cross
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
+
+# Compile every kernels_gpu/*.cu with nvcc for sm_80 and sm_90 (no GPU needed), so a kernel
+# that does not compile fails CI; the CUDA engine loads these fatbins.
+gpu-kernels: setup
+	@if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then \
+	  PATH="$$PATH:/usr/local/cuda/bin" $(BIN)/python -m tbn.gpu.build --arch 80 --arch 90; \
+	elif [ "$$CI" = true ]; then echo "gpu-kernels: nvcc not found; CI must compile kernels_gpu/"; exit 1; \
+	else echo "gpu-kernels: skipped: nvcc not found (install the CUDA toolkit to compile kernels_gpu/)"; fi
 
 # Hardware-in-the-loop tests, board by board (pytest --board X).
 hil: setup deps

@@ -16,14 +16,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _table import print_table, write_json  # noqa: E402
-
-from tbn.device import DeviceLink, LinkError  # noqa: E402
-from tbn.device.faults import FaultyPort  # noqa: E402
-from tbn.device.runner import output_error  # noqa: E402
-from tbn.device.session import open_device  # noqa: E402
-from tbn.format import load  # noqa: E402
-from tbn.runtime import Interpreter  # noqa: E402
+from _table import print_table, write_json
+from tbn.device import DeviceLink, LinkError
+from tbn.device.faults import FaultyPort
+from tbn.device.runner import output_error
+from tbn.device.session import open_device
+from tbn.format import load
+from tbn.runtime import Interpreter
 
 ROOT = Path(__file__).resolve().parents[1]
 

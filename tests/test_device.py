@@ -78,7 +78,7 @@ def test_board_descriptions_are_platformio_manifests_and_match_platformio_ini() 
 
 
 def test_unknown_board_names_the_known_ones() -> None:
-    with pytest.raises(BoardError, match="unknown board 'nope'.*mps2_an500"):
+    with pytest.raises(BoardError, match=r"unknown board 'nope'.*mps2_an500"):
         load_board("nope")
 
 
@@ -97,7 +97,9 @@ def test_flash_lists_boards(capsys: pytest.CaptureFixture[str]) -> None:
     assert "mps2_an500" in out and "real (PlatformIO upload)" in out
 
 
-def test_flash_refuses_a_corrupt_model_before_building(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_flash_refuses_a_corrupt_model_before_building(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.tbn"
     bad.write_bytes(b"TBNB" + bytes(60))
     assert flash_main(["--board", "mps2_an500", "--model", str(bad)]) == 2

@@ -11,7 +11,7 @@ import numpy as np
 from tbn.format import load
 from tbn.runtime import Interpreter, output_as_float
 
-ENGINES = ("reference", "c")
+ENGINES = ("reference", "c", "cuda")
 
 
 def add_parser(sub: Any) -> None:
@@ -22,6 +22,8 @@ def add_parser(sub: Any) -> None:
     src.add_argument("--input", metavar="X.npy", help="run one input (or a batch) and print the output")
     p.add_argument("--n", type=int, help="use the first N test images (default all)")
     p.add_argument("--engine", choices=ENGINES, default="reference", help="which runtime runs it")
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                   help="cuda engine: activation type between ops (default float32)")
     p.add_argument("--data-dir", help="folder with MNIST")
     p.set_defaults(func=run)
 
@@ -35,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
         from tbn.capi import CRuntime
 
         engine = CRuntime(Path(args.model).read_bytes())
+    elif args.engine == "cuda":
+        from tbn.gpu import CudaEngine
+
+        engine = CudaEngine(interp.program, dtype=args.dtype)
 
     def run_float(x: np.ndarray) -> np.ndarray:
         return output_as_float(interp.program, engine.run(x))

@@ -1,0 +1,248 @@
+"""Run a whole ``.tbn`` on a CUDA GPU: ``tbn run --engine cuda``.
+
+Tiled linear and conv ops run on the kernels of kernels_gpu/ (tile reuse: the distinct
+rows once, then scaled per repetition); the other ops (pooling, add, softmax, ...) are a
+few lines of torch on the GPU following the reference interpreter op by op. Activations
+are float32, float16 or bfloat16 (``dtype``) between ops, accumulation always float32.
+INT8 files run with exact integer arithmetic (int32 sums, the spec's requantisation in
+int64), so they match the reference bit for bit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tbn.format import Program, read
+from tbn.format.program import Operation
+from tbn.format.spec import NONE_ID, Act, Op
+from tbn.format.validate import weight_count
+from tbn.gpu.kernels import Kernels
+from tbn.gpu.plan import TiledPlan, is_tiled, plan_tiled, tile_words
+from tbn.runtime import Interpreter
+from tbn.runtime.kernels import NUMPY_OF, weight_matrix
+
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+class CudaEngine:
+    """Same inputs and outputs as :class:`tbn.runtime.Interpreter.run` (output as stored)."""
+
+    def __init__(
+        self,
+        model: Program | bytes,
+        dtype: str = "float32",
+        route: str = "auto",
+        kernels: Kernels | None = None,
+    ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        self.program = model if isinstance(model, Program) else read(model)
+        self.kernels = kernels or Kernels()
+        self.torch = self.kernels.torch
+        self.dtype = getattr(self.torch, dtype) if not self.program.int8 else self.torch.float32
+        self.route = route
+        self.reference = Interpreter(self.program)  # input preparation, shapes
+        self._layers: dict[int, dict[str, Any]] = {}
+        for i, op in enumerate(self.program.ops):
+            if is_tiled(op) or op.opcode in (Op.DENSE_LINEAR, Op.DENSE_CONV2D):
+                self._layers[i] = self._upload(op)
+
+    # ---- constants, uploaded once -----------------------------------------------------------
+    def _gpu(self, a: np.ndarray, dtype: Any = None) -> Any:
+        return self.torch.as_tensor(np.ascontiguousarray(a), device="cuda", dtype=dtype)
+
+    def _upload(self, op: Operation) -> dict[str, Any]:
+        prog, torch = self.program, self.torch
+        scale = prog.scales[op.args["scale"]]
+        bias_id = op.args["bias"]
+        layer: dict[str, Any] = {}
+        if prog.int8:
+            rows = weight_count(prog, op)[0]
+            layer["requant"] = self._gpu(
+                np.broadcast_to(scale.data.astype(np.int64).reshape(-1, 2), (rows, 2)).copy()
+            )
+            layer["bias"] = (
+                None if bias_id == NONE_ID else self._gpu(prog.biases[bias_id].data.astype(np.int64))
+            )
+        else:
+            layer["scale"] = self._gpu(scale.data.astype(np.float32))
+            layer["bias"] = (
+                None if bias_id == NONE_ID else self._gpu(prog.biases[bias_id].data.astype(np.float32))
+            )
+        if is_tiled(op):
+            plan = plan_tiled(prog, op)
+            tile = prog.tiles[op.args["tile"]]
+            layer["plan"] = plan
+            layer["tile"] = self._gpu(tile_words(tile.bits, tile.n_bits).view(np.int32))
+            layer["signs"] = {}
+            if plan.dense_fallback:
+                w, _ = weight_matrix(prog, op)  # the scale is folded into w here
+                layer["dense"] = self._gpu(w, torch.float64)
+        else:
+            w, per_out = weight_matrix(prog, op)
+            layer["dense"] = self._gpu(w, torch.float64)
+            layer["per_out"] = None if per_out is None else self._gpu(per_out, torch.float64)
+        return layer
+
+    # ---- running ----------------------------------------------------------------------------
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """One input or a batch; returns the output tensor as stored (numpy, on the host)."""
+        torch, prog = self.torch, self.program
+        xs, batched = self.reference.prepare(x)
+        values = {0: self._gpu(xs, torch.int64 if prog.int8 else self.dtype)}
+        with torch.no_grad():
+            for i, op in enumerate(prog.ops):
+                a = op.args
+                if op.opcode == Op.ADD:
+                    values[a["output"]] = self._add(op, values[a["a"]], values[a["b"]])
+                else:
+                    values[a["output"]] = self._op(i, op, values[a["input"]])
+        y = values[prog.output]
+        out_t = prog.tensors[prog.output]
+        y = y.to(torch.float32) if out_t.dtype.name == "F32" else y
+        ys = y.cpu().numpy().astype(NUMPY_OF[out_t.dtype]).reshape(len(xs), *out_t.shape)
+        return ys if batched else ys[0]
+
+    def _act(self, y: Any, act: Act) -> Any:
+        if act == Act.RELU:
+            return y.clamp_min(0)
+        if act == Act.RELU6:
+            return y.clamp(0, 6)
+        return y
+
+    def _clamp_q(self, v: Any, tensor_id: int) -> Any:
+        t = self.program.tensors[tensor_id]
+        return (t.zero_point + v).clamp(t.qmin, t.qmax)
+
+    def _requant(self, acc: Any, mult: Any, shift: Any, out_id: int) -> Any:
+        """clamp(z + rshift_round(acc * M, S)) in int64 (docs/bytecode.md, INT8 semantics)."""
+        v = acc * mult
+        half = self.torch.where(
+            shift > 0, self.torch.ones_like(shift) << (shift - 1).clamp_min(0), self.torch.zeros_like(shift)
+        )
+        return self._clamp_q((v + half) >> shift, out_id)
+
+    def _op(self, i: int, op: Operation, x: Any) -> Any:
+        prog, torch = self.program, self.torch
+        a = op.args
+        out = prog.tensors[a["output"]]
+        n = x.shape[0]
+        if op.opcode in (Op.TILED_LINEAR, Op.TILED_CONV2D, Op.DENSE_LINEAR, Op.DENSE_CONV2D):
+            return self._linear_or_conv(self._layers[i], op, x)
+        src = prog.tensors[a["input"]]
+        if op.opcode in (Op.MAXPOOL2D, Op.AVGPOOL2D):
+            pad = (a["pl"], a["pr"], a["pt"], a["pb"])
+            k, s = (a["kh"], a["kw"]), (a["sh"], a["sw"])
+            if op.opcode == Op.MAXPOOL2D:
+                xf = x.double() if prog.int8 else x.float()
+                low = -128.0 if prog.int8 else float("-inf")
+                y = torch.nn.functional.max_pool2d(torch.nn.functional.pad(xf, pad, value=low), k, s)
+                return y.long() if prog.int8 else y.to(self.dtype)
+            cnt = a["kh"] * a["kw"]
+            if prog.int8:
+                padded = torch.nn.functional.pad(x.double(), pad, value=float(src.zero_point))
+                total = (torch.nn.functional.avg_pool2d(padded, k, s) * cnt).round().long()
+                return ((2 * total + cnt) // (2 * cnt)).clamp(out.qmin, out.qmax)
+            padded = torch.nn.functional.pad(x.double(), pad, value=0.0)
+            return torch.nn.functional.avg_pool2d(padded, k, s).to(self.dtype)
+        if op.opcode == Op.GLOBAL_AVGPOOL:
+            flat = x.reshape(n, x.shape[1], -1)
+            hw = flat.shape[2]
+            if prog.int8:
+                total = flat.sum(dim=2)
+                y = ((2 * total + hw) // (2 * hw)).clamp(out.qmin, out.qmax)
+            else:
+                y = flat.double().mean(dim=2).to(self.dtype)
+            return y.reshape(n, *out.shape)
+        if op.opcode == Op.RESHAPE:
+            return x.reshape(n, *out.shape)
+        if op.opcode == Op.ACTIVATION:
+            if prog.int8:
+                return x.clamp(out.qmin, out.qmax)
+            return self._act(x.double(), op.act).to(self.dtype)
+        if op.opcode == Op.SOFTMAX:
+            return torch.softmax(x.double().reshape(n, -1), dim=1).reshape(x.shape).to(self.dtype)
+        if op.opcode == Op.ARGMAX:
+            return x.reshape(n, -1).float().argmax(dim=1).reshape(n, 1)
+        if op.opcode == Op.AFFINE:
+            s = self._gpu(prog.scales[a["scale"]].data.astype(np.float64))
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            y = x.double() * (s.reshape(shape) if s.numel() > 1 else s[0])
+            if a["bias"] != NONE_ID:
+                y = y + self._gpu(prog.biases[a["bias"]].data.astype(np.float64)).reshape(shape)
+            return self._act(y, op.act).to(self.dtype)
+        raise NotImplementedError(f"op {op.opcode.name} has no CUDA implementation")
+
+    def _linear_or_conv(self, layer: dict[str, Any], op: Operation, x: Any) -> Any:
+        prog, torch = self.program, self.torch
+        a = op.args
+        out = prog.tensors[a["output"]]
+        src = prog.tensors[a["input"]]
+        n = x.shape[0]
+        conv = op.opcode in (Op.TILED_CONV2D, Op.DENSE_CONV2D)
+        plan: TiledPlan | None = layer.get("plan")
+        if prog.int8:
+            xi = (x - src.zero_point).to(torch.int32)
+            if plan is not None:
+                if conv:
+                    sums = self.kernels.conv2d_raw(xi, layer["tile"], plan, a, out.shape[1:])
+                else:
+                    sums = self.kernels.linear_raw(xi.reshape(n, -1), layer["tile"], plan)
+                reps = plan.out_features // plan.distinct
+                acc = sums.long().repeat(1, reps, *([1] * (sums.ndim - 2)))  # output o reads sums[o % D]
+            else:
+                acc = self._dense(layer, op, xi.double(), conv).round().long()
+            shape = (1, -1) + (1,) * (acc.ndim - 2)
+            if layer["bias"] is not None:
+                acc = acc + layer["bias"].reshape(shape)
+            rq = layer["requant"]
+            y = self._requant(acc, rq[:, 0].reshape(shape), rq[:, 1].reshape(shape), a["output"])
+            return y.reshape(n, *out.shape)
+        if plan is not None and not plan.dense_fallback:
+            act = int(op.act)
+            if conv:
+                return self.kernels.conv2d(
+                    x.to(self.dtype),
+                    layer["tile"],
+                    plan,
+                    a,
+                    out.shape[1:],
+                    layer["scale"],
+                    layer["bias"],
+                    act,
+                )
+            y = self.kernels.linear(
+                x.reshape(n, -1).to(self.dtype).contiguous(),
+                layer["tile"],
+                plan,
+                layer["scale"],
+                layer["bias"],
+                act,
+                self.route,
+                layer["signs"],
+            )
+            return y.reshape(n, *out.shape)
+        y = self._dense(layer, op, x.double(), conv)
+        shape = (1, -1) + (1,) * (y.ndim - 2)
+        if layer.get("per_out") is not None:
+            y = y * layer["per_out"].reshape(shape)
+        if layer["bias"] is not None:
+            y = y + layer["bias"].double().reshape(shape)
+        return self._act(y, op.act).to(self.dtype)
+
+    def _dense(self, layer: dict[str, Any], op: Operation, x: Any, conv: bool) -> Any:
+        """Float64 matmul/conv with a dense (O, K) weight (exact for INT8 operands)."""
+        w = layer["dense"]
+        n = x.shape[0]
+        if not conv:
+            return x.reshape(n, -1) @ w.t()
+        a = op.args
+        o = w.shape[0]
+        c = x.shape[1]
+        w4 = w.reshape(o, c // a["groups"], a["kh"], a["kw"])
+        xp = self.torch.nn.functional.pad(x, (a["pl"], a["pr"], a["pt"], a["pb"]))
+        return self.torch.nn.functional.conv2d(
+            xp, w4, stride=(a["sh"], a["sw"]), dilation=(a["dh"], a["dw"]), groups=a["groups"]
+        )
