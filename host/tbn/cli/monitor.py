@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                 r = runner.run(xi)
                 scores, cost = r.scores.reshape(-1), r.cost
                 extra = (
-                    f"  reference {int(r.reference.reshape(-1).argmax())} {'ok' if r.matches else 'MISMATCH'}"
+                    f"  reference {r.reference_predicted} {'ok' if r.matches else 'MISMATCH'}"
                 )
             elif m.int8:
                 raise ValueError("the device runs an int8 model: pass --model so inputs can be quantised")

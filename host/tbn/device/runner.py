@@ -34,9 +34,17 @@ class Result:
 
     @property
     def predicted(self) -> int:
-        return (
-            int(self.scores.reshape(-1).argmax()) if self.scores.size > 1 else int(self.scores.reshape(-1)[0])
-        )
+        return _predicted(self.scores)
+
+    @property
+    def reference_predicted(self) -> int:
+        return _predicted(self.reference_scores)
+
+
+def _predicted(scores: np.ndarray) -> int:
+    """The class: argmax of the scores, or the value itself for a model that ends in argmax."""
+    flat = scores.reshape(-1)
+    return int(flat.argmax()) if flat.size > 1 else int(flat[0])
 
 
 def output_error(device: np.ndarray, reference: np.ndarray) -> float:

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from tbn.gpu.build import compile_kernels
 from tbn.gpu.plan import TiledPlan
 
 SUFFIX = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
@@ -53,6 +52,8 @@ class Kernels:
     """The compiled kernels, and typed launchers for them."""
 
     def __init__(self) -> None:
+        from tbn.gpu.build import compile_kernels
+
         self.cupy, self.torch = _require()
         self.modules = {path.stem: self.cupy.RawModule(path=str(path)) for path in compile_kernels()}
 
