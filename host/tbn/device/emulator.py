@@ -57,7 +57,11 @@ class Emulator:
         if not self.elf.is_file():
             raise FileNotFoundError(f"firmware {self.elf} not built")
         out = open(self.log, "wb") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # the child holds its own descriptor
         return self
 
     def _check_alive(self) -> None:

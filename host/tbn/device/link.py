@@ -186,8 +186,8 @@ class DeviceLink:
         """Upload a .tbn into the device's RAM slot in acknowledged chunks and activate it."""
         info = self.device
         if len(model) > info.slot_bytes:
-            raise DeviceError(Command.LOAD_BEGIN, Status.ERR_TOO_LARGE) from ValueError(
-                f"model of {len(model)} bytes, {info.board}'s model slot holds {info.slot_bytes}"
+            raise ValueError(
+                f"the model is {len(model)} bytes, {info.board}'s model slot holds {info.slot_bytes}"
             )
         self.call(Command.LOAD_BEGIN, struct.pack("<II", len(model), zlib.crc32(model)))
         chunk = info.max_payload - 4
