@@ -4,6 +4,7 @@ and tbn-flash's refusals. (The device itself is tested in tests/hil with --board
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,24 @@ def test_flash_refuses_a_corrupt_model_before_building(
     assert flash_main(["--board", "mps2_an500", "--model", str(bad)]) == 2
     assert "tbn-flash: error:" in capsys.readouterr().err
     assert flash_main(["--board", "no_such_board"]) == 2
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc (make deps)")
+def test_flash_refuses_a_model_too_large_for_the_board(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real model whose activations outgrow netduinoplus2's 32 KiB arena: refused with the
+    numbers after the model-less build, before a firmware with it is built or booted."""
+    import torch
+
+    import tbn
+
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(784, 9000), torch.nn.ReLU(), torch.nn.Linear(9000, 10)
+    )
+    tbn.tile_model(model, p=16, min_params=1)
+    path = tmp_path / "wide.tbn"
+    path.write_bytes(tbn.compile(model.eval(), torch.zeros(1, 1, 28, 28)))
+    assert flash_main(["--board", "netduinoplus2", "--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "model does not fit" in err and "bytes of arena, the firmware has 32768" in err
