@@ -85,11 +85,12 @@ def test_unknown_board_names_the_known_ones() -> None:
 
 def test_fit_check_refuses_with_the_numbers() -> None:
     board = load_board("netduinoplus2")
-    check_fit(board, 40_000, 30_000)
+    limits = {"arena_limit": board.arena_bytes, "slot_limit": board.slot_bytes}
+    check_fit(board.name, 40_000, 30_000, **limits)
     with pytest.raises(FitError, match=r"needs 40000 bytes of arena, the firmware has 32768"):
-        check_fit(board, 1000, 40_000)
+        check_fit(board.name, 1000, 40_000, **limits)
     with pytest.raises(FitError, match=r"is 60000 bytes, the RAM model slot holds 49152"):
-        check_fit(board, 60_000, 1000)
+        check_fit(board.name, 60_000, 1000, **limits)
 
 
 def test_flash_lists_boards(capsys: pytest.CaptureFixture[str]) -> None:

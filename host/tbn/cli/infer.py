@@ -47,6 +47,15 @@ def load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None
     return x, test.labels[: len(x)].astype(np.int64)
 
 
+def describe_device(info: Any) -> str:
+    """One line of what INFO says about the device."""
+    return (
+        f"{info.board}: firmware {info.firmware_version}, protocol {info.protocol}, bytecode "
+        f"{info.format_version[0]}.{info.format_version[1]}, {info.clock_hz / 1e6:g} MHz, "
+        f"arena {info.arena_bytes} B, model slot {info.slot_bytes} B, max frame {info.max_payload} B"
+    )
+
+
 def cost_text(total: float, info: Any) -> str:
     unit = info.cost_unit.name.lower()
     if info.cost_unit.name == "INSTRUCTIONS":
@@ -70,10 +79,7 @@ def run(args: argparse.Namespace) -> int:
     x, labels = load_inputs(args)
     with open_device(args.board, args.port, args.model, embed=not args.load, log=args.log) as link:
         info = link.info()
-        print(
-            f"device: {info.board}, firmware {info.firmware_version}, bytecode {info.format_version[0]}."
-            f"{info.format_version[1]}, arena {info.arena_bytes} B, model slot {info.slot_bytes} B"
-        )
+        print(f"device {describe_device(info)}")
         print(
             f"model: {args.model} ({args.model.stat().st_size} bytes, {info.model_source}), "
             f"arena {program.arena_size} bytes, {'int8' if program.int8 else 'f32'} activations"

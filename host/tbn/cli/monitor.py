@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tbn.cli.infer import add_device_arguments, cost_text, load_inputs
+from tbn.cli.infer import add_device_arguments, cost_text, describe_device, load_inputs
 from tbn.format import load
 
 
@@ -27,11 +27,7 @@ def run(args: argparse.Namespace) -> int:
     x, labels = load_inputs(args)
     with open_device(args.board, args.port, args.model, embed=not args.load, log=args.log) as link:
         info = link.info()
-        print(
-            f"{info.board}: firmware {info.firmware_version}, protocol {info.protocol}, bytecode "
-            f"{info.format_version[0]}.{info.format_version[1]}, {info.clock_hz / 1e6:g} MHz, "
-            f"arena {info.arena_bytes} B, model slot {info.slot_bytes} B, max frame {info.max_payload} B"
-        )
+        print(describe_device(info))
         if info.model is None:
             print("no model on the device: flash one (tbn-flash --model) or pass --model")
             return 1
@@ -41,15 +37,13 @@ def run(args: argparse.Namespace) -> int:
             f"output {m.output_bytes} B, arena {m.arena_bytes} B, {'int8' if m.int8 else 'f32'}"
         )
         runner = DeviceRunner(link, load(args.model)) if args.model else None
+        if runner is None and m.int8:
+            raise ValueError("the device runs an int8 model: pass --model so inputs can be quantised")
         for i, xi in enumerate(x):
             if runner is not None:
                 r = runner.run(xi)
                 scores, cost = r.scores.reshape(-1), r.cost
-                extra = (
-                    f"  reference {r.reference_predicted} {'ok' if r.matches else 'MISMATCH'}"
-                )
-            elif m.int8:
-                raise ValueError("the device runs an int8 model: pass --model so inputs can be quantised")
+                extra = f"  reference {r.reference_predicted} {'ok' if r.matches else 'MISMATCH'}"
             else:
                 got = link.infer(np.ascontiguousarray(xi, dtype=np.float32))
                 scores, cost, extra = np.frombuffer(got.output, np.float32), got.cost, ""

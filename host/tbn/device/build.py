@@ -101,8 +101,9 @@ def section_sizes(elf: Path) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", out, re.M)}
 
 
-def build(board: Board, model: Path | None = None, verbose: bool = False) -> Firmware:
-    """Build the app for ``board``, with ``model`` embedded in flash when given."""
+def build(board: Board, model: Path | None = None, verbose: bool = False, upload: bool = False) -> Firmware:
+    """Build the app for ``board``, with ``model`` embedded in flash when given; with
+    ``upload``, also flash it (PlatformIO's upload target, for real boards)."""
     env = pio_env()
     if not board.emulated and not _platform_installed(env, "ststm32") and not registry_reachable():
         raise RegistryUnavailable(
@@ -113,7 +114,15 @@ def build(board: Board, model: Path | None = None, verbose: bool = False) -> Fir
         )
     if model is not None:
         env["TBN_MODEL"] = str(Path(model).resolve())
-    cmd = [*pio_command(), "run", "-d", str(FIRMWARE), "-e", board.name]
+    cmd = [
+        *pio_command(),
+        "run",
+        "-d",
+        str(FIRMWARE),
+        "-e",
+        board.name,
+        *(["-t", "upload"] if upload else []),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if verbose or proc.returncode:
         log = proc.stdout + proc.stderr
@@ -133,21 +142,31 @@ def build(board: Board, model: Path | None = None, verbose: bool = False) -> Fir
     return Firmware(board, elf, flash, ram, Path(model).stat().st_size if model else 0)
 
 
-def check_fit(board: Board, model_bytes: int, arena_bytes: int, base: Firmware | None = None) -> None:
-    """Refuse, with the numbers, a model that cannot run on ``board``.
+def check_fit(
+    name: str,
+    model_bytes: int,
+    arena_bytes: int,
+    *,
+    arena_limit: int,
+    slot_limit: int | None = None,
+    flash_limit: int | None = None,
+    runtime_flash: int = 0,
+) -> None:
+    """Refuse, with the numbers, a model that cannot run on device ``name``.
 
-    ``base`` is a model-less build of the same firmware: its flash plus the model must fit
-    the board's flash when the model is embedded.
+    ``arena_limit`` is the firmware's arena; ``slot_limit`` the RAM slot a model is uploaded
+    to; ``flash_limit`` the board's flash, which must hold ``runtime_flash`` (a model-less
+    build) plus the model when it is embedded.
     """
     problems = []
-    if arena_bytes > board.arena_bytes:
-        problems.append(f"the model needs {arena_bytes} bytes of arena, the firmware has {board.arena_bytes}")
-    if base is not None and base.flash_bytes + model_bytes > board.flash_bytes:
+    if arena_bytes > arena_limit:
+        problems.append(f"the model needs {arena_bytes} bytes of arena, the firmware has {arena_limit}")
+    if flash_limit is not None and runtime_flash + model_bytes > flash_limit:
         problems.append(
-            f"runtime {base.flash_bytes} + model {model_bytes} = {base.flash_bytes + model_bytes} "
-            f"bytes of flash, the board has {board.flash_bytes}"
+            f"runtime {runtime_flash} + model {model_bytes} = {runtime_flash + model_bytes} "
+            f"bytes of flash, the board has {flash_limit}"
         )
-    if base is None and model_bytes > board.slot_bytes:
-        problems.append(f"the model is {model_bytes} bytes, the RAM model slot holds {board.slot_bytes}")
+    if slot_limit is not None and model_bytes > slot_limit:
+        problems.append(f"the model is {model_bytes} bytes, the RAM model slot holds {slot_limit}")
     if problems:
-        raise FitError(f"{board.name}: model does not fit: " + "; ".join(problems))
+        raise FitError(f"{name}: model does not fit: " + "; ".join(problems))

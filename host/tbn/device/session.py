@@ -6,24 +6,22 @@ and the hardware-in-the-loop tests use.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from tbn.device.boards import Board, load_board
-from tbn.device.build import FIRMWARE, Firmware, build, check_fit, pio_command, pio_env
+from tbn.device.build import Firmware, build, check_fit
 from tbn.device.emulator import Emulator
 from tbn.device.link import DeviceLink
-from tbn.format import load
+from tbn.format import load, read
 
 
 @dataclass(frozen=True)
 class Flashed:
     firmware: Firmware
     base: Firmware  # the same firmware without a model: the runtime's own footprint
-    arena_needed: int
 
 
 def flash(board: Board, model: Path | None = None, verbose: bool = False) -> Flashed:
@@ -35,19 +33,17 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False) -> Fla
         program = load(model)  # a corrupt or foreign file stops here, with the reason
         arena, model_bytes = program.arena_size, Path(model).stat().st_size
     base = build(board, verbose=verbose)
-    check_fit(board, model_bytes, arena, base)
-    fw = build(board, model, verbose=verbose) if model is not None else base
+    check_fit(
+        board.name,
+        model_bytes,
+        arena,
+        arena_limit=board.arena_bytes,
+        flash_limit=board.flash_bytes,
+        runtime_flash=base.flash_bytes,
+    )
     if not board.emulated:
-        env = pio_env()
-        if model is not None:
-            env["TBN_MODEL"] = str(Path(model).resolve())
-        cmd = [*pio_command(), "run", "-d", str(FIRMWARE), "-e", board.name, "-t", "upload"]
-        proc = subprocess.run(cmd, env=env, capture_output=not verbose, text=True)
-        if proc.returncode:
-            raise RuntimeError(
-                f"upload to {board.name} failed:\n{(proc.stdout or '') + (proc.stderr or '')}"[-4000:]
-            )
-    return Flashed(fw, base, arena)
+        return Flashed(build(board, model, verbose=verbose, upload=True), base)
+    return Flashed(build(board, model, verbose=verbose) if model is not None else base, base)
 
 
 def find_port(board: Board) -> str:
@@ -98,26 +94,16 @@ def open_device(
             link.sync()
             if model is not None and (port is not None or not embed):
                 data = Path(model).read_bytes()
-                info = link.info()
-                check_fit(b or _board_of(info), len(data), load(model).arena_size)
+                info = link.info()  # the running firmware's own limits
+                check_fit(
+                    info.board,
+                    len(data),
+                    read(data).arena_size,
+                    arena_limit=info.arena_bytes,
+                    slot_limit=info.slot_bytes,
+                )
                 link.load(data)
             yield link
     finally:
         if emulator is not None:
             emulator.stop()
-
-
-def _board_of(info) -> Board:
-    """A Board for the fit check of a device known only by its INFO."""
-    return Board(
-        name=info.board,
-        title=info.board,
-        core="?",
-        clock_hz=info.clock_hz,
-        flash_bytes=0,
-        ram_bytes=0,
-        slot_bytes=info.slot_bytes,
-        arena_bytes=info.arena_bytes,
-        hal="?",
-        emulator=(),
-    )

@@ -48,6 +48,14 @@ class CudaEngine:
         for i, op in enumerate(self.program.ops):
             if is_tiled(op) or op.opcode in (Op.DENSE_LINEAR, Op.DENSE_CONV2D):
                 self._layers[i] = self._upload(op)
+            elif op.opcode == Op.AFFINE:
+                bias = op.args["bias"]
+                self._layers[i] = {
+                    "scale": self._gpu(self.program.scales[op.args["scale"]].data.astype(np.float64)),
+                    "bias": None
+                    if bias == NONE_ID
+                    else self._gpu(self.program.biases[bias].data.astype(np.float64)),
+                }
 
     # ---- constants, uploaded once -----------------------------------------------------------
     def _gpu(self, a: np.ndarray, dtype: Any = None) -> Any:
@@ -167,11 +175,11 @@ class CudaEngine:
         if op.opcode == Op.ARGMAX:
             return x.reshape(n, -1).float().argmax(dim=1).reshape(n, 1)
         if op.opcode == Op.AFFINE:
-            s = self._gpu(prog.scales[a["scale"]].data.astype(np.float64))
+            s, bias = self._layers[i]["scale"], self._layers[i]["bias"]
             shape = (1, -1) + (1,) * (x.ndim - 2)
             y = x.double() * (s.reshape(shape) if s.numel() > 1 else s[0])
-            if a["bias"] != NONE_ID:
-                y = y + self._gpu(prog.biases[a["bias"]].data.astype(np.float64)).reshape(shape)
+            if bias is not None:
+                y = y + bias.reshape(shape)
             return self._act(y, op.act).to(self.dtype)
         raise NotImplementedError(f"op {op.opcode.name} has no CUDA implementation")
 
