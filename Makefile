@@ -17,10 +17,6 @@ CWARN   := -std=c99 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -I$(TBN_I
 SANITIZE := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 HOST    := build/host
 FUZZ_SECONDS ?= 60
-# Debian packages the C side needs: libFuzzer (clang), the cross compilers for the boards,
-# QEMU for the emulated boards.
-APT_PACKAGES := clang gcc-arm-none-eabi libnewlib-arm-none-eabi gcc-riscv64-unknown-elf \
-                picolibc-riscv64-unknown-elf qemu-system-arm
 # The boards `make test` runs the hardware-in-the-loop tests on (all emulated ones), and the
 # real board, whose build is skipped with the reason where the PlatformIO registry is unreachable.
 HIL_BOARDS := mps2_an500 mps2_an386 netduinoplus2 nucleo_f767zi
@@ -30,15 +26,10 @@ DEMO_BOARD ?= mps2_an500
 
 setup: $(STAMP)
 
-# Installs the Debian toolchains when one is missing (needs root; CI runs as root).
+# Checks each toolchain by what it must do (clang links libFuzzer, the cross compilers link,
+# QEMU boots) and installs the Debian packages behind what fails (needs root; CI runs as root).
 deps:
-	@missing=""; for t in clang arm-none-eabi-gcc riscv64-unknown-elf-gcc qemu-system-arm; do \
-	  command -v $$t >/dev/null || missing=1; done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES)) \
-	      >/dev/null || { echo "apt-get install $(APT_PACKAGES) failed"; exit 1; }; \
-	  else echo "missing toolchains: run as root, or apt-get install $(APT_PACKAGES)"; exit 1; fi; fi
+	@PYTHON=$(PYTHON) tools/deps.sh
 
 lib: $(HOST)/libtbn.so
 
