@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 from tbn.cli.flash import main as flash_main
 from tbn.device import BoardError, list_boards, load_board
 from tbn.device.build import FitError, check_fit
-from tbn.device.protocol import DeviceInfo, FrameDecoder, encode
+from tbn.device.cheader import HEADER_PATH as PROTOCOL_HEADER
+from tbn.device.cheader import generate as generate_protocol_header
+from tbn.device.protocol import INFO_REPLY, PROTOCOL_VERSION, DeviceInfo, FrameDecoder, ProtocolError, encode
+from tbn.format.spec import VERSION_MAJOR
 
 frames = st.tuples(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=300))
 
@@ -54,8 +57,31 @@ def test_oversized_payload_is_refused() -> None:
 
 
 def test_short_info_reply_is_refused() -> None:
-    with pytest.raises(ValueError, match="INFO reply of 10 bytes"):
-        DeviceInfo.parse(bytes(10))
+    with pytest.raises(ProtocolError, match="INFO reply of 10 bytes, expected at least 54"):
+        DeviceInfo.parse(bytes([0, PROTOCOL_VERSION]) + bytes(8))
+
+
+def test_a_device_speaking_another_protocol_is_named() -> None:
+    old = bytes([0, 1]) + bytes(60)  # version 1's INFO, too short for version 2's layout
+    with pytest.raises(ProtocolError, match=r"protocol version 1, this tbn speaks 2: rebuild and flash"):
+        DeviceInfo.parse(old)
+
+
+def _info_reply(**fields: int) -> bytes:
+    values = dict.fromkeys(INFO_REPLY.fields, 0) | {"protocol": PROTOCOL_VERSION, "cost_unit": 1} | fields
+    return INFO_REPLY.pack(**values)
+
+
+def test_a_device_reading_another_bytecode_major_is_named() -> None:
+    info = DeviceInfo.parse(_info_reply(format_major=VERSION_MAJOR + 1, frame_timeout_ms=20, wake_ms=100))
+    assert info.stall_s == pytest.approx(0.12)
+    with pytest.raises(ProtocolError, match=rf"reads bytecode {VERSION_MAJOR + 1}.x, this tbn writes"):
+        info.check_bytecode()
+    DeviceInfo.parse(_info_reply(format_major=VERSION_MAJOR)).check_bytecode()
+
+
+def test_firmware_protocol_header_is_generated_from_the_host_definition() -> None:
+    assert PROTOCOL_HEADER.read_text() == generate_protocol_header(), "run: python -m tbn.device.cheader"
 
 
 def test_the_required_boards_are_described() -> None:

@@ -41,6 +41,10 @@ uint32_t cost_resolution(void) {
 #endif
 }
 
+uint32_t cost_wake_ms(void) {
+    return (uint32_t)(((uint64_t)SYST_RELOAD + 1u) * 1000u / TBN_CLOCK_HZ + 1u);
+}
+
 uint64_t cost_end(uint64_t start) {
     uint64_t ticks = cost_ticks() - start;
 #if TBN_COST_ICOUNT

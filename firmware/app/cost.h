@@ -10,8 +10,7 @@
 
 #include <stdint.h>
 
-#define TBN_COST_UNIT_CYCLES 0u
-#define TBN_COST_UNIT_INSTRUCTIONS 1u
+#include "tbn_protocol.h" /* TBN_COST_UNIT_* */
 
 /* SysTick as a 64-bit tick clock: the reload interrupt counts wraps. */
 void cost_clock_init(void);
@@ -29,5 +28,9 @@ uint8_t cost_unit(void);
 
 /* Cost units per tick (the resolution). */
 uint32_t cost_resolution(void);
+
+/* The longest the core sleeps between two looks at the clock: one SysTick wrap, in ms
+ * (rounded up). A timeout is noticed at most this late. */
+uint32_t cost_wake_ms(void);
 
 #endif /* TBN_COST_H */

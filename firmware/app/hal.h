@@ -1,4 +1,5 @@
-/* hal.h -- what the app needs from a board: a byte link. (Time comes from SysTick, see cost.c.)
+/* hal.h -- what the app needs from a board: a byte link. (Time comes from SysTick, see cost.c;
+ * buffering and sleeping from uart_rx.c.)
  *
  * Each board provides exactly one HAL file (boards/<board>.json names it, under
  * firmware/hal/). Everything else -- framing, commands, the model -- is portable.
@@ -8,13 +9,15 @@
 
 #include <stdint.h>
 
-/* Clocks, pins and the UART; called once before anything else. */
+/* Clocks, pins and the UART, with its receive interrupt enabled in the peripheral (the
+ * NVIC line is TBN_UART_IRQ, from the board description); called once before anything else. */
 void hal_init(void);
 
 /* Send one byte (blocks while the transmitter is full). */
 void hal_uart_put(uint8_t byte);
 
-/* 1 and the byte in *byte if one has arrived, else 0 at once. */
-int hal_uart_poll(uint8_t *byte);
+/* 1 and the byte in *byte if one has arrived, else 0 at once; also acknowledges the receive
+ * interrupt. Called from the UART's interrupt handler (uart_rx.c), which buffers the bytes. */
+int hal_uart_read(uint8_t *byte);
 
 #endif /* TBN_HAL_H */

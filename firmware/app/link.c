@@ -4,14 +4,17 @@
 #include "cost.h"
 #include "hal.h"
 #include "tbn.h"
+#include "uart_rx.h"
 
-/* One byte, or -1 when none arrives within timeout_ticks. */
+/* One byte, or -1 when none arrives within timeout_ticks. The core sleeps between checks;
+ * a SysTick wrap wakes it, so a timeout is noticed at most one wrap period late. */
 static int read_byte(uint64_t timeout_ticks) {
     uint8_t byte;
-    if (hal_uart_poll(&byte)) return byte;
+    if (uart_rx_pop(&byte)) return byte;
     uint64_t start = cost_ticks();
-    while (!hal_uart_poll(&byte)) {
+    while (!uart_rx_pop(&byte)) {
         if (cost_ticks() - start > timeout_ticks) return -1;
+        uart_rx_wait();
     }
     return byte;
 }
@@ -26,13 +29,12 @@ static int read_bytes(uint8_t *dst, uint32_t n, uint64_t timeout_ticks) {
 }
 
 link_result link_receive(link_frame *frame, uint8_t *buf, uint16_t cap, uint64_t timeout_ticks) {
-    uint8_t header[LINK_HEADER_BYTES - 2], trailer[LINK_CRC_BYTES];
+    uint8_t header[TBN_LINK_HEADER_BYTES - 2], trailer[TBN_LINK_CRC_BYTES];
     /* hunt for the sync pair; idle time between frames is unbounded */
     uint8_t prev = 0, byte = 0;
     for (;;) {
-        while (!hal_uart_poll(&byte)) {
-        }
-        if (prev == LINK_SYNC0 && byte == LINK_SYNC1) break;
+        while (!uart_rx_pop(&byte)) uart_rx_wait();
+        if (prev == TBN_LINK_SYNC0 && byte == TBN_LINK_SYNC1) break;
         prev = byte;
     }
     if (!read_bytes(header, sizeof header, timeout_ticks)) return LINK_ERR_TIMEOUT;
@@ -55,12 +57,12 @@ static void put_all(const uint8_t *p, uint32_t n) {
 void link_send(uint8_t cmd, uint8_t seq, const uint8_t *head, uint16_t n_head, const uint8_t *body,
                uint16_t n_body) {
     uint16_t len = (uint16_t)(n_head + n_body);
-    uint8_t header[LINK_HEADER_BYTES] = {LINK_SYNC0, LINK_SYNC1, cmd, seq, (uint8_t)len,
+    uint8_t header[TBN_LINK_HEADER_BYTES] = {TBN_LINK_SYNC0, TBN_LINK_SYNC1, cmd, seq, (uint8_t)len,
                                          (uint8_t)(len >> 8)};
-    uint32_t crc = tbn_crc32(header + 2, LINK_HEADER_BYTES - 2);
+    uint32_t crc = tbn_crc32(header + 2, TBN_LINK_HEADER_BYTES - 2);
     crc = tbn_crc32_update(crc, head, n_head);
     crc = tbn_crc32_update(crc, body, n_body);
-    uint8_t trailer[LINK_CRC_BYTES] = {(uint8_t)crc, (uint8_t)(crc >> 8), (uint8_t)(crc >> 16),
+    uint8_t trailer[TBN_LINK_CRC_BYTES] = {(uint8_t)crc, (uint8_t)(crc >> 8), (uint8_t)(crc >> 16),
                                        (uint8_t)(crc >> 24)};
     put_all(header, sizeof header);
     put_all(head, n_head);

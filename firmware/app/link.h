@@ -11,10 +11,7 @@
 
 #include <stdint.h>
 
-#define LINK_SYNC0 0xA5u
-#define LINK_SYNC1 0x5Au
-#define LINK_HEADER_BYTES 6u
-#define LINK_CRC_BYTES 4u
+#include "tbn_protocol.h"
 
 typedef enum {
     LINK_OK = 0,

@@ -2,6 +2,8 @@
  * The memory map comes from the linker script scripts/board.py generates per board. */
 #include <stdint.h>
 
+#include "uart_rx.h"
+
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
 int main(void);
 void Reset_Handler(void);
@@ -13,7 +15,8 @@ void Default_Handler(void) {
     }
 }
 
-__attribute__((section(".isr_vector"), used)) static void (*const vectors[16])(void) = {
+/* The 16 system exceptions, then external interrupts up to the UART's (TBN_UART_IRQ). */
+__attribute__((section(".isr_vector"), used)) static void (*const vectors[16 + TBN_UART_IRQ + 1])(void) = {
     (void (*)(void))(uintptr_t)&_estack,
     Reset_Handler,
     Default_Handler, /* NMI */
@@ -27,6 +30,7 @@ __attribute__((section(".isr_vector"), used)) static void (*const vectors[16])(v
     0,
     Default_Handler, /* PendSV */
     SysTick_Handler,
+    [16 + TBN_UART_IRQ] = uart_rx_isr,
 };
 
 void Reset_Handler(void) {

@@ -2,18 +2,24 @@
 #include <stdint.h>
 
 #include "hal.h"
+#include "tbn_protocol.h"
 
 #define UART0_BASE 0x40004000u
 #define UART_DATA (*(volatile uint32_t *)(UART0_BASE + 0x00u))
 #define UART_STATE (*(volatile uint32_t *)(UART0_BASE + 0x04u))
 #define UART_CTRL (*(volatile uint32_t *)(UART0_BASE + 0x08u))
+#define UART_INTCLEAR (*(volatile uint32_t *)(UART0_BASE + 0x0Cu))
 #define UART_BAUDDIV (*(volatile uint32_t *)(UART0_BASE + 0x10u))
 #define STATE_TX_FULL 1u
 #define STATE_RX_FULL 2u
+#define CTRL_TX_EN 1u
+#define CTRL_RX_EN 2u
+#define CTRL_RX_INTEN 8u
+#define INT_RX 2u
 
 void hal_init(void) {
-    UART_BAUDDIV = TBN_CLOCK_HZ / 115200u;
-    UART_CTRL = 3u; /* TX and RX enabled */
+    UART_BAUDDIV = TBN_CLOCK_HZ / TBN_BAUDRATE;
+    UART_CTRL = CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_INTEN;
 }
 
 void hal_uart_put(uint8_t byte) {
@@ -22,7 +28,8 @@ void hal_uart_put(uint8_t byte) {
     UART_DATA = byte;
 }
 
-int hal_uart_poll(uint8_t *byte) {
+int hal_uart_read(uint8_t *byte) {
+    UART_INTCLEAR = INT_RX; /* latched: reading DATA does not clear it */
     if (!(UART_STATE & STATE_RX_FULL)) return 0;
     *byte = (uint8_t)UART_DATA;
     return 1;

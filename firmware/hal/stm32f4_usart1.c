@@ -2,6 +2,7 @@
 #include <stdint.h>
 
 #include "hal.h"
+#include "tbn_protocol.h"
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
 #define RCC_AHB1ENR REG(0x40023830u)
@@ -23,8 +24,8 @@ void hal_init(void) {
     RCC_APB2ENR |= 1u << 4; /* USART1 */
     GPIOA_MODER = (GPIOA_MODER & ~(0xFu << 18)) | (0xAu << 18);  /* PA9, PA10: alternate function */
     GPIOA_AFRH = (GPIOA_AFRH & ~(0xFFu << 4)) | (0x77u << 4);     /* AF7 = USART1 */
-    USART1_BRR = USART_CLOCK_HZ / 115200u;
-    USART1_CR1 = (1u << 13) | (1u << 3) | (1u << 2); /* UE, TE, RE */
+    USART1_BRR = USART_CLOCK_HZ / TBN_BAUDRATE;
+    USART1_CR1 = (1u << 13) | (1u << 5) | (1u << 3) | (1u << 2); /* UE, RXNEIE, TE, RE */
 }
 
 void hal_uart_put(uint8_t byte) {
@@ -33,8 +34,8 @@ void hal_uart_put(uint8_t byte) {
     USART1_DR = byte;
 }
 
-int hal_uart_poll(uint8_t *byte) {
+int hal_uart_read(uint8_t *byte) {
     if (!(USART1_SR & SR_RXNE)) return 0;
-    *byte = (uint8_t)USART1_DR; /* reading DR also clears an overrun */
+    *byte = (uint8_t)USART1_DR; /* reading DR clears RXNE, the interrupt, and an overrun */
     return 1;
 }

@@ -3,6 +3,7 @@
 #include <stdint.h>
 
 #include "hal.h"
+#include "tbn_protocol.h"
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
 #define RCC_AHB1ENR REG(0x40023830u)
@@ -25,8 +26,8 @@ void hal_init(void) {
     RCC_APB1ENR |= 1u << 18; /* USART3 */
     GPIOD_MODER = (GPIOD_MODER & ~(0xFu << 16)) | (0xAu << 16); /* PD8, PD9: alternate function */
     GPIOD_AFRH = (GPIOD_AFRH & ~0xFFu) | 0x77u;                  /* AF7 = USART3 */
-    USART3_BRR = USART_CLOCK_HZ / 115200u;
-    USART3_CR1 = (1u << 3) | (1u << 2) | 1u; /* TE, RE, UE */
+    USART3_BRR = USART_CLOCK_HZ / TBN_BAUDRATE;
+    USART3_CR1 = (1u << 5) | (1u << 3) | (1u << 2) | 1u; /* RXNEIE, TE, RE, UE */
 }
 
 void hal_uart_put(uint8_t byte) {
@@ -35,10 +36,10 @@ void hal_uart_put(uint8_t byte) {
     USART3_TDR = byte;
 }
 
-int hal_uart_poll(uint8_t *byte) {
+int hal_uart_read(uint8_t *byte) {
     uint32_t isr = USART3_ISR;
     if (isr & ISR_ORE) USART3_ICR = ISR_ORE; /* a lost byte: the frame's CRC will say so */
     if (!(isr & ISR_RXNE)) return 0;
-    *byte = (uint8_t)USART3_RDR;
+    *byte = (uint8_t)USART3_RDR; /* clears RXNE and the interrupt */
     return 1;
 }

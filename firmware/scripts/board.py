@@ -2,7 +2,7 @@
 
 Adds the board's HAL file, the generated linker script, and the defines the app reads
 (TBN_BOARD_NAME, TBN_CLOCK_HZ, TBN_SLOT_BYTES, TBN_ARENA_BYTES, TBN_COST_ICOUNT,
-TBN_FRAME_TIMEOUT_MS), and,
+TBN_FRAME_TIMEOUT_MS, TBN_UART_IRQ), and,
 when the TBN_MODEL environment variable names a .tbn file, embeds that model in flash.
 """
 
@@ -28,6 +28,7 @@ env.Append(CPPDEFINES=[
     ("TBN_ARENA_BYTES", f"{int(tbn['arena_bytes'])}u"),
     ("TBN_COST_ICOUNT", "1" if tbn.get("emulated") else "0"),
     ("TBN_FRAME_TIMEOUT_MS", f"{int(tbn.get('frame_timeout_ms', 20))}u"),
+    ("TBN_UART_IRQ", f"{int(tbn['uart_irq'])}u"),
 ])
 
 model = os.environ.get("TBN_MODEL")

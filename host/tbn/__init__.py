@@ -3,19 +3,21 @@
 Train sub-bit networks in PyTorch (:mod:`tbn.nn`, :func:`tbn.tile_model`,
 :mod:`tbn.train`), compile them to ``.tbn`` bytecode (:func:`tbn.compile`) and run them
 (:mod:`tbn.runtime`, which needs numpy only: torch is imported on first use of the
-training-side names below).
+training-side names below). Every error tbn raises about its input is a :class:`TbnError`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from tbn.errors import TbnError, UsageError
+
 __version__ = "0.1.0"
 _LAZY = {
     "BudgetError": "tbn.convert", "LayerReport": "tbn.convert", "TilingReport": "tbn.convert",
     "plan_tiling": "tbn.convert", "tile_model": "tbn.convert", "compile": "tbn.compiler",
 }
-__all__ = ["__version__", *_LAZY]
+__all__ = ["TbnError", "UsageError", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

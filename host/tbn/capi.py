@@ -13,11 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
+from tbn.errors import TbnError
 from tbn.format import TbnFormatError, read
 from tbn.runtime import Interpreter
 from tbn.runtime.kernels import NUMPY_OF
 
 LIB_PATH = Path(__file__).resolve().parents[2] / "build" / "host" / "libtbn.so"
+
+
+class CRuntimeError(TbnError, RuntimeError):
+    """The C runtime library is missing, or refused a run."""
 
 
 class _Model(ctypes.Structure):
@@ -35,8 +40,8 @@ def load_library(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     """Open the C runtime's shared library, with a clear message when it is not built."""
     lib_path = Path(path or os.environ.get("TBN_LIBTBN") or LIB_PATH)
     if not lib_path.is_file():
-        raise FileNotFoundError(f"the C runtime library {lib_path} is not built: run `make lib` "
-                                f"(or point TBN_LIBTBN at a libtbn.so)")
+        raise CRuntimeError(f"the C runtime library {lib_path} is not built: run `make lib` "
+                            f"(or point TBN_LIBTBN at a libtbn.so)")
     lib = ctypes.CDLL(str(lib_path))
     p = ctypes.POINTER(_Model)
     lib.tbn_model_init.argtypes = [p, ctypes.c_void_p, ctypes.c_size_t]
@@ -79,5 +84,5 @@ class CRuntime:
             status = self._lib.tbn_run(ctypes.byref(self._model), self._arena.ctypes.data, self._arena.nbytes,
                                        xi.ctypes.data, xi.nbytes, yi.ctypes.data, yi.nbytes)
             if status != 0:
-                raise RuntimeError(f"C runtime: {self._lib.tbn_strerror(status).decode()}")
+                raise CRuntimeError(f"C runtime: {self._lib.tbn_strerror(status).decode()}")
         return ys if batched else ys[0]

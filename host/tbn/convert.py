@@ -26,11 +26,12 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
+from tbn.errors import TbnError
 from tbn.nn.layers import TILED_TYPES, AlphaSource, is_tiled
 from tbn.nn.tiling import AlphaMode, check_p, tile_storage_bits
 
 
-class BudgetError(ValueError):
+class BudgetError(TbnError, ValueError):
     """No choice of tiling factors fits the requested byte budget."""
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from tbn.device import DeviceError, DeviceLink
 from tbn.device.faults import FaultyPort
-from tbn.device.protocol import Command, Status, encode
+from tbn.device.protocol import PROTOCOL_VERSION, Command, Status, encode
 from tbn.device.runner import DeviceRunner, output_error
 from tbn.format import load, read
 from tbn.format.spec import VERSION_MAJOR, VERSION_MINOR
@@ -27,7 +27,8 @@ MANIFEST = json.loads((VECTORS / "manifest.json").read_text())
 
 def test_info_describes_the_board(tbn_device: DeviceLink, tbn_board) -> None:
     info = tbn_device.info()
-    assert info.protocol == 1
+    assert info.protocol == PROTOCOL_VERSION
+    assert info.frame_timeout_ms > 0 and info.wake_ms > 0
     assert info.format_version == (VERSION_MAJOR, VERSION_MINOR)
     if tbn_board is not None:
         assert info.board == tbn_board.name
@@ -158,16 +159,12 @@ def test_cost_is_repeatable(tbn_device: DeviceLink) -> None:
     )
 
 
-def raw_exchange(link: DeviceLink, data: bytes, timeout: float = 3.0):
-    """Write bytes as they are and return the first frame that comes back."""
-    import time
-
-    link.port.reset_input_buffer()
-    link.decoder.buffer.clear()
-    link.port.write(data)
-    frames = link._read_frames(time.monotonic() + timeout)
-    assert frames, "the device did not answer"
-    return frames[0]
+def raw_exchange(link: DeviceLink, data: bytes):
+    """Write bytes as they are and return the first frame that comes back: the link waits
+    as long as the device says it may take to give up on a broken frame, plus its timeout."""
+    reply = link.raw_exchange(data)
+    assert reply is not None, f"the device did not answer within {link.timeout + link.stall_s:.2f} s"
+    return reply
 
 
 def test_malformed_frames_get_error_replies(tbn_device: DeviceLink) -> None:
@@ -183,7 +180,7 @@ def test_malformed_frames_get_error_replies(tbn_device: DeviceLink) -> None:
     assert reply.status == Status.ERR_TIMEOUT
     reply = raw_exchange(tbn_device, b"\x00\xff garbage \xa5" + encode(0x42, 10))
     assert reply.cmd == 0x42 | 0x80 and reply.status == Status.ERR_COMMAND
-    assert tbn_device.info().protocol == 1  # and it still works
+    assert tbn_device.info().protocol == PROTOCOL_VERSION  # and it still works
 
 
 def test_bad_requests_are_refused(tbn_device: DeviceLink) -> None:

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from tbn.errors import UsageError
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("compile", help="compile a trained model to .tbn bytecode",
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     calibration = None
     if args.activations == "int8":
         if args.calibration < 1:
-            raise ValueError("--calibration needs at least one image")
+            raise UsageError("--calibration needs at least one image")
         calibration = mnist_tensors("train", args.data_dir)[0][:args.calibration]
     data = tbn_compile(model, torch.zeros(1, *INPUT_SHAPE), activations=args.activations,
                        calibration=calibration, scales=args.scales)

@@ -7,9 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from tbn.device.boards import BoardError, list_boards, load_board
-from tbn.device.build import BuildError, FitError, RegistryUnavailable
-from tbn.format import TbnFormatError
+from tbn.cli.report import EXIT_USER_ERROR, add_debug_flag, run_reporting
+from tbn.device.boards import list_boards, load_board
+from tbn.device.build import RegistryUnavailable
+
+EXIT_SKIPPED = 3  # a real board whose PlatformIO platform cannot be fetched here
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--detach", action="store_true", help="emulated boards: leave the emulator running and exit"
     )
     p.add_argument("--verbose", "-v", action="store_true", help="show PlatformIO's output")
+    add_debug_flag(p)
     return p
 
 
@@ -56,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.board:
         print("tbn-flash: error: name a --board (or --list)", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
+    return run_reporting("tbn-flash", lambda: _flash(args), debug=args.debug)
+
+
+def _flash(args: argparse.Namespace) -> int:
     from tbn.device.emulator import Emulator
     from tbn.device.session import flash
 
@@ -88,10 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except RegistryUnavailable as e:
         print(f"tbn-flash: skipped: {e}", file=sys.stderr)
-        return 3
-    except (BoardError, BuildError, FitError, TbnFormatError, FileNotFoundError, RuntimeError) as e:
-        print(f"tbn-flash: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_SKIPPED
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from tbn.cli.infer import add_device_arguments, cost_text, describe_device, load_inputs
+from tbn.errors import UsageError
 from tbn.format import load
 
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         )
         runner = DeviceRunner(link, load(args.model)) if args.model else None
         if runner is None and m.int8:
-            raise ValueError("the device runs an int8 model: pass --model so inputs can be quantised")
+            raise UsageError("the device runs an int8 model: pass --model so inputs can be quantised")
         for i, xi in enumerate(x):
             if runner is not None:
                 r = runner.run(xi)

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import fields
 from typing import Any
 
+from tbn.errors import UsageError
 from tbn.nn.layers import ALPHA_SOURCES
 from tbn.nn.tiling import ALPHA_MODES
 from tbn.train import TrainConfig, train
@@ -65,7 +66,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
     given = {k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None}
     if args.float_model:
         if args.p is not None:
-            raise ValueError("--float and --p exclude each other")
+            raise UsageError("--float and --p exclude each other")
         given["p"] = None
     if args.per_layer:
         given["per_layer"] = dict(args.per_layer)

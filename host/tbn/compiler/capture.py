@@ -13,10 +13,11 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 from torch.nn import functional as F
 
+from tbn.errors import TbnError
 from tbn.nn.layers import is_tiled
 
 
-class TbnCompileError(ValueError):
+class TbnCompileError(TbnError, ValueError):
     """The model cannot be compiled; the message names the operation and where it is."""
 
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tbn.errors import TbnError, UsageError
+
 FILES: dict[str, str] = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
     "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
@@ -45,7 +47,7 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dt
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-class MnistError(RuntimeError):
+class MnistError(TbnError, RuntimeError):
     """Base class for MNIST loading errors."""
 
 
@@ -71,7 +73,7 @@ class Mnist:
         """The first ``n`` images as the models see them: float32 ``(n, 1, 28, 28)``, standardised."""
         n = len(self.labels) if n is None else n
         if not 1 <= n <= len(self.labels):
-            raise ValueError(f"n must lie in 1..{len(self.labels)}, got {n}")
+            raise UsageError(f"n must lie in 1..{len(self.labels)}, got {n}")
         x = (self.images[:n].astype(np.float32) / 255.0 - MNIST_MEAN) / MNIST_STD
         return x[:, None]
 
@@ -186,7 +188,7 @@ def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None,
                download: bool = True) -> Mnist:
     """Load an MNIST split (``"train"`` or ``"test"``), verified by MD5."""
     if split not in SPLITS:
-        raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+        raise UsageError(f"split {split!r} is not one of {', '.join(SPLITS)}")
     img_name, lbl_name = SPLITS[split]
     images = parse_idx(_read_verified(p := find_file(img_name, data_dir, download), img_name), str(p))
     labels = parse_idx(_read_verified(q := find_file(lbl_name, data_dir, download), lbl_name), str(q))

@@ -12,10 +12,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tbn.errors import TbnError
+
 ROOT = Path(os.environ.get("TBN_ROOT", Path(__file__).resolve().parents[3]))
 
 
-class BoardError(ValueError):
+class BoardError(TbnError, ValueError):
     """An unknown board or a malformed description."""
 
 
@@ -31,7 +33,6 @@ class Board:
     arena_bytes: int
     hal: str
     emulator: tuple[str, ...]
-    baudrate: int = 115200
 
     @property
     def emulated(self) -> bool:
@@ -66,7 +67,6 @@ def load_board(name: str) -> Board:
             arena_bytes=int(tbn["arena_bytes"]),
             hal=tbn["hal"],
             emulator=tuple(tbn.get("emulator", ())),
-            baudrate=int(tbn.get("baudrate", 115200)),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise BoardError(f"{path}: malformed board description ({e!r})") from e

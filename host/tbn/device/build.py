@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbn.device.boards import ROOT, Board
+from tbn.errors import TbnError
 
 FIRMWARE = ROOT / "firmware"
 PIO_DIR = ROOT / "build" / "pio"
 REGISTRY = ("api.registry.platformio.org", 443)
 
 
-class BuildError(RuntimeError):
+class BuildError(TbnError, RuntimeError):
     """The firmware did not build; the message carries PlatformIO's output."""
 
 
@@ -33,7 +34,7 @@ class RegistryUnavailable(BuildError):
     """A real board's PlatformIO platform is not installed and the registry cannot be reached."""
 
 
-class FitError(ValueError):
+class FitError(TbnError, ValueError):
     """The model, runtime and arena do not fit the board; the message has the numbers."""
 
 

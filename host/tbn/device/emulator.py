@@ -15,7 +15,12 @@ from pathlib import Path
 
 import serial
 
-from tbn.device.boards import Board
+from tbn.device.boards import Board, BoardError
+from tbn.errors import TbnError
+
+
+class EmulatorError(TbnError, RuntimeError):
+    """QEMU is missing, did not start, or exited."""
 
 
 def free_port() -> int:
@@ -31,7 +36,7 @@ class Emulator:
         self, board: Board, elf: str | Path, port: int | None = None, log: Path | None = None
     ) -> None:
         if not board.emulator:
-            raise ValueError(
+            raise BoardError(
                 f"board {board.name} is not emulated; flash it with `tbn-flash --board {board.name}`"
             )
         self.board = board
@@ -51,11 +56,11 @@ class Emulator:
     def start(self) -> Emulator:
         cmd = self.command()
         if shutil.which(cmd[0]) is None:
-            raise FileNotFoundError(
+            raise EmulatorError(
                 f"{cmd[0]} not found: install Debian's qemu-system-arm (`make deps` does, as root)"
             )
         if not self.elf.is_file():
-            raise FileNotFoundError(f"firmware {self.elf} not built")
+            raise EmulatorError(f"firmware {self.elf} not built (tbn-flash --board {self.board.name})")
         out = open(self.log, "wb") if self.log else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
@@ -68,7 +73,7 @@ class Emulator:
         if self.proc is None or self.proc.poll() is not None:
             detail = self.log.read_text(errors="replace")[-2000:] if self.log and self.log.exists() else ""
             code = None if self.proc is None else self.proc.returncode
-            raise RuntimeError(
+            raise EmulatorError(
                 f"{self.board.emulator[0]} is not running (exit status {code}) {detail}".strip()
             )
 
@@ -82,7 +87,7 @@ class Emulator:
             except serial.SerialException:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise TimeoutError(f"QEMU did not open {self.url} within {timeout} s") from None
+                    raise EmulatorError(f"QEMU did not open {self.url} within {timeout} s") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

@@ -7,7 +7,6 @@ idempotent (LOAD_CHUNK names its offset), so a retry never changes the outcome.
 
 from __future__ import annotations
 
-import struct
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -15,9 +14,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import serial
 
+from tbn.device.build import FitError
 from tbn.device.protocol import (
+    BAUDRATE,
+    BENCH_REPLY,
+    BENCH_REQUEST,
+    INFER_REPLY,
     LINK_ERRORS,
-    MODEL_INFO,
+    LOAD_BEGIN_REQUEST,
+    LOAD_CHUNK_REPLY,
+    LOAD_CHUNK_REQUEST,
+    LOAD_END_REPLY,
     REPLY,
     RUNTIME_STATUS,
     STATUS_TEXT,
@@ -29,9 +36,10 @@ from tbn.device.protocol import (
     Status,
     encode,
 )
+from tbn.errors import TbnError
 
 
-class DeviceError(RuntimeError):
+class DeviceError(TbnError, RuntimeError):
     """The device answered, and the answer is an error (not a link fault)."""
 
     def __init__(self, command: Command, status: Status | int, detail: int = 0) -> None:
@@ -43,7 +51,7 @@ class DeviceError(RuntimeError):
         self.detail = detail
 
 
-class LinkError(RuntimeError):
+class LinkError(TbnError, RuntimeError):
     """No valid reply after every retry: the link or the device is down."""
 
 
@@ -80,14 +88,24 @@ class Bench:
 class DeviceLink:
     """A tbn device behind a pyserial port (``serial.serial_for_url`` URL or an open port).
 
-    ``timeout`` bounds the wait for one reply; ``retries`` bounds the attempts per request.
+    ``timeout`` bounds the wait for one reply beyond what the device itself may take (its
+    INFO says how long it needs to notice a frame that stopped arriving: :meth:`sync` adds
+    that); ``retries`` bounds the attempts per request.
     """
 
     def __init__(
-        self, port: str | serial.SerialBase, *, baudrate: int = 115200, timeout: float = 2.0, retries: int = 8
+        self,
+        port: str | serial.SerialBase,
+        *,
+        baudrate: int = BAUDRATE,
+        timeout: float = 2.0,
+        retries: int = 8,
     ) -> None:
         if isinstance(port, str):
-            port = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
+            try:
+                port = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
+            except (serial.SerialException, ValueError) as e:
+                raise LinkError(f"cannot open the serial port {port}: {e}") from e
         self.port = port
         self.timeout = timeout
         self.retries = retries
@@ -95,6 +113,7 @@ class DeviceLink:
         self.decoder = FrameDecoder()
         self._seq = 0
         self._info: DeviceInfo | None = None
+        self.stall_s = 0.0  # how long the device may take to give up on a broken frame
 
     def close(self) -> None:
         self.port.close()
@@ -122,7 +141,7 @@ class DeviceLink:
         self.stats.requests += 1
         self._seq = (self._seq + 1) & 0xFF
         frame = encode(cmd, self._seq, payload)
-        wait = self.timeout if timeout is None else timeout
+        wait = (self.timeout if timeout is None else timeout) + self.stall_s
         for attempt in range(self.retries):
             if attempt:
                 self.stats.retries += 1
@@ -148,23 +167,36 @@ class DeviceLink:
                         break
             if reply:
                 return reply
-            # give a device still inside a half-received frame time to time out
-            time.sleep(0.05 * attempt)
+            # a device still inside a half-received frame gives up on it within stall_s
+            time.sleep(min(self.stall_s, 0.05 * attempt))
         raise LinkError(
             f"{cmd.name}: no valid reply after {self.retries} attempts "
             f"({self.stats.timeouts} timeouts so far); is the device running the tbn firmware?"
         )
 
     def sync(self, timeout: float = 10.0) -> DeviceInfo:
-        """Wait until the device answers (a board that is still booting drops what it is sent)."""
+        """Wait until the device answers (a board that is still booting drops what it is sent),
+        check that it speaks this protocol and reads this bytecode, and take its timing."""
         saved = self.timeout, self.retries
         self.timeout, self.retries = 0.2, max(1, int(timeout / 0.25))
         try:
             info = self.info()
         finally:
             self.timeout, self.retries = saved
+        info.check_bytecode()
+        self.stall_s = info.stall_s
         self.stats = LinkStats()
         return info
+
+    def raw_exchange(self, data: bytes, timeout: float | None = None) -> Frame | None:
+        """Write ``data`` as it is (no framing, no retry) and return the first frame that comes
+        back, or None. For tests of how the device treats broken frames."""
+        self.port.reset_input_buffer()
+        self.decoder.buffer.clear()
+        self.port.write(data)
+        wait = (self.timeout if timeout is None else timeout) + self.stall_s
+        frames = self._read_frames(time.monotonic() + wait)
+        return frames[0] if frames else None
 
     def call(self, cmd: Command, payload: bytes = b"", timeout: float | None = None) -> bytes:
         """request(), raising DeviceError unless the status is OK; returns the reply's payload."""
@@ -186,22 +218,22 @@ class DeviceLink:
         """Upload a .tbn into the device's RAM slot in acknowledged chunks and activate it."""
         info = self.device
         if len(model) > info.slot_bytes:
-            raise ValueError(
+            raise FitError(
                 f"the model is {len(model)} bytes, {info.board}'s model slot holds {info.slot_bytes}"
             )
-        self.call(Command.LOAD_BEGIN, struct.pack("<II", len(model), zlib.crc32(model)))
-        chunk = info.max_payload - 4
+        self.call(Command.LOAD_BEGIN, LOAD_BEGIN_REQUEST.pack(total=len(model), crc32=zlib.crc32(model)))
+        chunk = info.max_payload - LOAD_CHUNK_REQUEST.size
         for offset in range(0, len(model), chunk):
-            reply = self.call(Command.LOAD_CHUNK, struct.pack("<I", offset) + model[offset : offset + chunk])
-            (received,) = struct.unpack_from("<I", reply, 2)
+            part = model[offset : offset + chunk]
+            reply = self.call(Command.LOAD_CHUNK, LOAD_CHUNK_REQUEST.pack(offset=offset) + part)
+            received = LOAD_CHUNK_REPLY.unpack(reply)["received"]
             if received != min(len(model), offset + chunk):
                 raise LinkError(f"LOAD_CHUNK at {offset}: the device holds {received} bytes")
             if progress is not None:
                 progress(min(len(model), offset + chunk))
         reply = self.call(Command.LOAD_END)
         self._info = None
-        fields = MODEL_INFO.unpack_from(reply, 2)
-        return ModelInfo(*fields[:4], bool(fields[4]))
+        return ModelInfo.parse(reply, LOAD_END_REPLY.size)
 
     def _cost_timeout(self, runs: int) -> float:
         return self.timeout + 5.0 * runs
@@ -210,11 +242,11 @@ class DeviceLink:
         """Run one inference on the active model: raw input bytes in, raw output bytes and cost out."""
         raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
         reply = self.call(Command.INFER, raw, timeout=self._cost_timeout(1))
-        (cost,) = struct.unpack_from("<Q", reply, 4)
-        return Inference(output=reply[12:], cost=cost)
+        return Inference(output=reply[INFER_REPLY.size :], cost=INFER_REPLY.unpack(reply)["cost"])
 
     def bench(self, data: bytes | np.ndarray, runs: int) -> Bench:
         raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
-        reply = self.call(Command.BENCH, struct.pack("<I", runs) + raw, timeout=self._cost_timeout(runs))
-        n, total, lo, hi = struct.unpack_from("<IQQQ", reply, 4)
-        return Bench(n, total, lo, hi)
+        request = BENCH_REQUEST.pack(runs=runs) + raw
+        reply = self.call(Command.BENCH, request, timeout=self._cost_timeout(runs))
+        b = BENCH_REPLY.unpack(reply)
+        return Bench(b["runs"], b["total"], b["min"], b["max"])

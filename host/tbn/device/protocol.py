@@ -1,20 +1,39 @@
-"""The framed serial protocol of docs/protocol.md: frame encoding and reply layouts.
+"""The framed serial protocol of docs/protocol.md: the one definition of it.
 
-Pure bytes in, bytes out; no I/O. :class:`tbn.device.link.DeviceLink` does the talking.
+Commands, statuses, limits and every payload layout are defined here once;
+``python -m tbn.device.cheader`` generates the firmware's ``firmware/app/tbn_protocol.h``
+from them (a test fails when the committed header is stale). Pure bytes in, bytes out;
+no I/O: :class:`tbn.device.link.DeviceLink` does the talking.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import struct
 import zlib
 from dataclasses import dataclass
 
+from tbn import __version__
+from tbn.errors import TbnError, UsageError
+from tbn.format.spec import VERSION_MAJOR
+
+# Version 2: INFO reports the frame timeout and the longest sleep (the host derives its waits
+# from them), and the firmware sleeps between bytes. Byte 1 of the INFO reply holds this
+# number in every version, so a host can always tell which protocol a device speaks.
+PROTOCOL_VERSION = 2
 SYNC = b"\xa5\x5a"
 HEADER = struct.Struct("<BBH")  # cmd, seq, len (after the two sync bytes)
 CRC = struct.Struct("<I")
-PROTOCOL_VERSION = 1
-REPLY = 0x80
+REPLY = 0x80  # OR-ed into the command code of every reply
+MAX_PAYLOAD = 8192  # the device's frame buffer
+BAUDRATE = 115200  # real UARTs, 8N1
+MAX_BENCH_RUNS = 100_000
+FIRMWARE_VERSION = tuple(int(x) for x in __version__.split(".")[:3])
+
+
+class ProtocolError(TbnError, RuntimeError):
+    """The device speaks another protocol or bytecode version, or sent a malformed reply."""
 
 
 class Command(enum.IntEnum):
@@ -83,10 +102,72 @@ class CostUnit(enum.IntEnum):
     INSTRUCTIONS = 1
 
 
+class ModelSource(enum.IntEnum):
+    NONE = 0
+    EMBEDDED = 1  # in flash, built in by tbn-flash --model
+    LOADED = 2  # uploaded with LOAD_* into the RAM slot
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A payload layout: a little-endian struct with named fields (pad bytes ``x`` unnamed)."""
+
+    name: str
+    struct: struct.Struct
+    fields: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return self.struct.size
+
+    def unpack(self, payload: bytes, offset: int = 0) -> dict[str, int]:
+        if len(payload) < offset + self.size:
+            raise ProtocolError(
+                f"{self.name} of {len(payload) - offset} bytes, expected at least {self.size}"
+            )
+        return dict(zip(self.fields, self.struct.unpack_from(payload, offset), strict=True))
+
+    def pack(self, **values: int) -> bytes:
+        return self.struct.pack(*(values[f] for f in self.fields))
+
+
+def _layout(name: str, fmt: str, *fields: str) -> Layout:
+    """``fmt`` as struct writes it; counts expand to one field each ("4I" is four fields), but
+    pad bytes stay unnamed ("17x")."""
+    expanded = re.sub(r"(\d+)([^x\d])", lambda m: m.group(2) * int(m.group(1)), fmt)
+    return Layout(name, struct.Struct("<" + expanded), fields)
+
+
+# Every reply payload starts with status and detail (the runtime's tbn_status for ERR_MODEL).
+STATUS_REPLY = _layout("status reply", "BB", "status", "detail")
+MODEL_INFO = _layout(
+    "model info", "4IB", "model_bytes", "input_bytes", "output_bytes", "arena_bytes", "int8"
+)
+INFO_REPLY = _layout(
+    "INFO reply",
+    "8B6I17xxHH",  # the model info block sits in the 17 bytes at offset 32
+    "status", "protocol", "format_major", "format_minor", "cost_unit", "model_source", "reserved",
+    "name_len", "firmware_version", "clock_hz", "arena_bytes", "slot_bytes", "max_payload",
+    "cost_resolution", "frame_timeout_ms", "wake_ms",
+)
+INFO_MODEL_OFFSET = 32  # MODEL_INFO inside INFO_REPLY
+INFO_NAME_OFFSET = INFO_REPLY.size  # then name_len ASCII bytes
+LOAD_BEGIN_REQUEST = _layout("LOAD_BEGIN request", "II", "total", "crc32")
+LOAD_BEGIN_REPLY = _layout("LOAD_BEGIN reply", "BBI", "status", "detail", "slot_bytes")
+LOAD_CHUNK_REQUEST = _layout("LOAD_CHUNK request", "I", "offset")  # then the bytes
+LOAD_CHUNK_REPLY = _layout("LOAD_CHUNK reply", "BBI", "status", "detail", "received")
+LOAD_END_REPLY = _layout("LOAD_END reply", "BB", "status", "detail")  # then MODEL_INFO
+INFER_REPLY = _layout("INFER reply", "BBxxQ", "status", "detail", "cost")  # then the output
+BENCH_REQUEST = _layout("BENCH request", "I", "runs")  # then the input
+BENCH_REPLY = _layout("BENCH reply", "BBxxIQQQ", "status", "detail", "runs", "total", "min", "max")
+LAYOUTS = (STATUS_REPLY, MODEL_INFO, INFO_REPLY, LOAD_BEGIN_REQUEST, LOAD_BEGIN_REPLY,
+           LOAD_CHUNK_REQUEST, LOAD_CHUNK_REPLY, LOAD_END_REPLY, INFER_REPLY, BENCH_REQUEST, BENCH_REPLY)
+
+
 def encode(cmd: int, seq: int, payload: bytes = b"") -> bytes:
     """One frame: sync, header, payload, CRC32 over header and payload."""
     if len(payload) > 0xFFFF:
-        raise ValueError(f"payload of {len(payload)} bytes exceeds the 65535-byte frame limit")
+        raise UsageError(f"payload of {len(payload)} bytes exceeds the 65535-byte frame limit")
     body = HEADER.pack(cmd, seq & 0xFF, len(payload)) + payload
     return SYNC + body + CRC.pack(zlib.crc32(body))
 
@@ -151,10 +232,6 @@ class FrameDecoder:
             del self.buffer[:end]
 
 
-INFO = struct.Struct("<8B6I")  # then MODEL_INFO at 32, 3 reserved bytes, the name at 52
-INFO_NAME_OFFSET = 52
-
-
 @dataclass(frozen=True)
 class ModelInfo:
     model_bytes: int
@@ -163,9 +240,10 @@ class ModelInfo:
     arena_bytes: int
     int8: bool
 
-
-MODEL_INFO = struct.Struct("<4IB")
-MODEL_SOURCES = ("none", "embedded", "loaded")
+    @classmethod
+    def parse(cls, payload: bytes, offset: int) -> ModelInfo:
+        m = MODEL_INFO.unpack(payload, offset)
+        return cls(m["model_bytes"], m["input_bytes"], m["output_bytes"], m["arena_bytes"], bool(m["int8"]))
 
 
 @dataclass(frozen=True)
@@ -184,40 +262,47 @@ class DeviceInfo:
     max_payload: int
     model_source: str
     model: ModelInfo | None
+    frame_timeout_ms: int  # the longest gap between two bytes of one frame
+    wake_ms: int  # the longest the device sleeps before it looks at its clock again
+
+    @property
+    def stall_s(self) -> float:
+        """The longest the device takes to answer a frame that stopped arriving part-way."""
+        return (self.frame_timeout_ms + self.wake_ms) / 1000
+
+    def check_bytecode(self) -> None:
+        """Raise :class:`ProtocolError` unless the device's runtime reads this tbn's bytecode."""
+        if self.format_version[0] != VERSION_MAJOR:
+            raise ProtocolError(
+                f"{self.board}'s runtime reads bytecode {self.format_version[0]}.x, this tbn writes "
+                f"{VERSION_MAJOR}.x: rebuild and flash its firmware from this checkout "
+                "(tbn-flash --board NAME)"
+            )
 
     @classmethod
     def parse(cls, payload: bytes) -> DeviceInfo:
-        if len(payload) < INFO_NAME_OFFSET:
-            raise ValueError(f"INFO reply of {len(payload)} bytes, expected at least {INFO_NAME_OFFSET}")
-        (
-            _,
-            proto,
-            major,
-            minor,
-            unit,
-            source,
-            _,
-            name_len,
-            fw,
-            clock,
-            arena,
-            slot,
-            max_payload,
-            resolution,
-        ) = INFO.unpack_from(payload)
-        model = ModelInfo(*MODEL_INFO.unpack_from(payload, INFO.size)[:4], bool(payload[INFO.size + 16]))
-        name = payload[INFO_NAME_OFFSET : INFO_NAME_OFFSET + name_len].decode("ascii", "replace")
+        """Decode an INFO reply, first checking that the device speaks this protocol."""
+        if len(payload) >= 2 and payload[1] != PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"the device speaks protocol version {payload[1]}, this tbn speaks {PROTOCOL_VERSION}: "
+                "rebuild and flash its firmware from this checkout (tbn-flash --board NAME)"
+            )
+        f = INFO_REPLY.unpack(payload)
+        source = f["model_source"]
+        fw = f["firmware_version"]
         return cls(
-            board=name,
-            protocol=proto,
-            format_version=(major, minor),
+            board=payload[INFO_NAME_OFFSET : INFO_NAME_OFFSET + f["name_len"]].decode("ascii", "replace"),
+            protocol=f["protocol"],
+            format_version=(f["format_major"], f["format_minor"]),
             firmware_version=f"{fw >> 16}.{(fw >> 8) & 0xFF}.{fw & 0xFF}",
-            cost_unit=CostUnit(unit),
-            cost_resolution=resolution,
-            clock_hz=clock,
-            arena_bytes=arena,
-            slot_bytes=slot,
-            max_payload=max_payload,
-            model_source=MODEL_SOURCES[source] if source < 3 else str(source),
-            model=model if source else None,
+            cost_unit=CostUnit(f["cost_unit"]),
+            cost_resolution=f["cost_resolution"],
+            clock_hz=f["clock_hz"],
+            arena_bytes=f["arena_bytes"],
+            slot_bytes=f["slot_bytes"],
+            max_payload=f["max_payload"],
+            model_source=ModelSource(source).name.lower() if source in set(ModelSource) else str(source),
+            model=ModelInfo.parse(payload, INFO_MODEL_OFFSET) if source else None,
+            frame_timeout_ms=f["frame_timeout_ms"],
+            wake_ms=f["wake_ms"],
         )

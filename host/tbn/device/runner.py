@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tbn.device.link import DeviceLink
+from tbn.errors import UsageError
 from tbn.format import Program
 from tbn.runtime import Interpreter, output_as_float
 from tbn.runtime.kernels import NUMPY_OF
@@ -69,7 +70,7 @@ class DeviceRunner:
         """``x``: one input as the model takes it (float; quantised here for int8 models)."""
         xs, batched = self.reference.prepare(x)
         if batched:
-            raise ValueError(
+            raise UsageError(
                 f"run() takes one input of shape {tuple(self.reference.input.shape)}, "
                 f"got a batch of {len(xs)}"
             )
@@ -77,7 +78,7 @@ class DeviceRunner:
         got = self.link.infer(np.ascontiguousarray(xs[0]))
         out = np.frombuffer(got.output, dtype=self._out_dtype)
         if out.size != int(np.prod(self._out_shape)):
-            raise ValueError(
+            raise UsageError(
                 f"the device returned {len(got.output)} output bytes, the model's output is "
                 f"{self._out_shape} {self._out_dtype.__name__}: is the device running another model?"
             )

@@ -14,7 +14,8 @@ from pathlib import Path
 from tbn.device.boards import Board, load_board
 from tbn.device.build import Firmware, build, check_fit
 from tbn.device.emulator import Emulator
-from tbn.device.link import DeviceLink
+from tbn.device.link import DeviceLink, LinkError
+from tbn.errors import UsageError
 from tbn.format import load, read
 
 
@@ -53,7 +54,7 @@ def find_port(board: Board) -> str:
     ports = [p.device for p in list_ports.comports() if p.vid == 0x0483]
     if len(ports) != 1:
         found = ", ".join(ports) or "none"
-        raise RuntimeError(
+        raise LinkError(
             f"{board.name}: need exactly one ST-LINK serial port to talk to, found {found}; "
             "name it with --port"
         )
@@ -76,7 +77,7 @@ def open_device(
     with ``model`` embedded in the firmware (``embed``) or uploaded over the link.
     """
     if board is None and port is None:
-        raise ValueError("name a --board or a --port")
+        raise UsageError("name a --board or a --port")
     b = load_board(board) if board else None
     emulator = None
     try:
@@ -87,9 +88,9 @@ def open_device(
                 emulator = Emulator(b, flashed.firmware.elf, log=log).start()
                 link = DeviceLink(emulator.connect())
             else:
-                link = DeviceLink(find_port(b), baudrate=b.baudrate)
+                link = DeviceLink(find_port(b))
         else:
-            link = DeviceLink(port, baudrate=b.baudrate if b else 115200)
+            link = DeviceLink(port)
         with link:
             link.sync()
             if model is not None and (port is not None or not embed):

@@ -17,7 +17,7 @@ from tbn.format import spec
 HEADER_PATH = Path(__file__).resolve().parents[3] / "firmware" / "lib" / "tbn" / "include" / "tbn_format.h"
 
 
-def _offsets(st: struct.Struct, names: tuple[str, ...]) -> list[tuple[str, int]]:
+def field_offsets(st: struct.Struct, names: tuple[str, ...]) -> list[tuple[str, int]]:
     """Byte offset of each named field; a repeat count (``4s``, ``4H``) makes one field."""
     out, pos = [], 0
     fields = iter(names)
@@ -50,10 +50,11 @@ def generate() -> str:
         "/* header */",
         f"#define TBN_HEADER_SIZE {spec.HEADER.size}",
     ]
-    lines += [f"#define TBN_HDR_{n.upper()} {off}" for n, off in _offsets(spec.HEADER, spec.HEADER_FIELDS)]
+    header = field_offsets(spec.HEADER, spec.HEADER_FIELDS)
+    lines += [f"#define TBN_HDR_{n.upper()} {off}" for n, off in header]
     for name, st, names in spec.TABLES:
         lines += ["", f"/* {name} table entry */", f"#define TBN_{name.upper()}_ENTRY_SIZE {st.size}"]
-        lines += [f"#define TBN_{name.upper()}_{n.upper()} {off}" for n, off in _offsets(st, names)]
+        lines += [f"#define TBN_{name.upper()}_{n.upper()} {off}" for n, off in field_offsets(st, names)]
     for enum, prefix in ((spec.Flag, "TBN_FLAG"), (spec.DType, "TBN_DTYPE"), (spec.Act, "TBN_ACT"),
                          (spec.Op, "TBN_OP")):
         lines += ["", f"/* {enum.__name__} */"]
@@ -73,22 +74,26 @@ def generate() -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def write_or_check(text: str, path: Path, module: str, argv: list[str] | None = None) -> int:
+    """The command line of a header generator: write ``text`` to ``path``, or ``--check`` it."""
+    ap = argparse.ArgumentParser(description=f"Generate {path.name}")
     ap.add_argument("--check", action="store_true", help="exit 1 if the committed header differs")
-    ap.add_argument("--output", type=Path, default=HEADER_PATH)
+    ap.add_argument("--output", type=Path, default=path)
     args = ap.parse_args(argv)
-    text = generate()
     if args.check:
         current = args.output.read_text() if args.output.exists() else ""
         if current != text:
-            print(f"{args.output} is out of date: run python -m tbn.format.cheader", file=sys.stderr)
+            print(f"{args.output} is out of date: run python -m {module}", file=sys.stderr)
             return 1
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
     print(f"wrote {args.output}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return write_or_check(generate(), HEADER_PATH, "tbn.format.cheader", argv)
 
 
 if __name__ == "__main__":

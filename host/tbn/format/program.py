@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tbn.errors import TbnError
 from tbn.format.spec import DTYPE_SIZE, Act, DType, Flag, Op
 
 
-class TbnFormatError(ValueError):
+class TbnFormatError(TbnError, ValueError):
     """A ``.tbn`` file (or a program about to be written) breaks the format."""
 
 

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tbn.errors import TbnError
+
 ROOT = Path(os.environ.get("TBN_ROOT", Path(__file__).resolve().parents[3]))
 SOURCES = ROOT / "kernels_gpu"
 OUT = ROOT / "build" / "gpu"
@@ -21,7 +23,7 @@ ARCHS = ("80", "90")
 FLAGS = ["-std=c++17", "-O3", "-Werror", "all-warnings", "-Xcompiler", "-Wall,-Wextra"]
 
 
-class GpuBuildError(RuntimeError):
+class GpuBuildError(TbnError, RuntimeError):
     """nvcc is missing or a kernel does not compile."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tbn.errors import UsageError
 from tbn.format import Program, read
 from tbn.format.program import Operation
 from tbn.format.spec import NONE_ID, Act, Op
@@ -37,7 +38,7 @@ class CudaEngine:
         kernels: Kernels | None = None,
     ) -> None:
         if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+            raise UsageError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         self.program = model if isinstance(model, Program) else read(model)
         self.kernels = kernels or Kernels()
         self.torch = self.kernels.torch

@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
+from tbn.errors import TbnError, UsageError
 from tbn.gpu.plan import TiledPlan
 
 SUFFIX = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 THREADS = 256
 
 
-class GpuUnavailable(RuntimeError):
+class GpuUnavailable(TbnError, RuntimeError):
     """No usable CUDA device, or CuPy / a CUDA build of torch is missing."""
 
 
@@ -100,7 +101,7 @@ class Kernels:
         if route == "auto":
             route = "gemv" if n < 8 or not plan.aligned else "gemm" if n <= 256 else "tensorcore"
         if route == "gemm" and not plan.aligned:
-            raise ValueError("the shared-memory GEMM needs K % 32 == 0 and p dividing O")
+            raise UsageError("the shared-memory GEMM needs K % 32 == 0 and p dividing O")
         if route == "gemv":
             self._launch(
                 "tiled_linear",
@@ -144,7 +145,7 @@ class Kernels:
                 (self._arr(sums.contiguous()), np.int32(n), np.int32(d), np.int32(o), *ep, self._arr(y)),
             )
         else:
-            raise ValueError(f"unknown route {route!r}: auto, gemv, gemm or tensorcore")
+            raise UsageError(f"unknown route {route!r}: auto, gemv, gemm or tensorcore")
         return y
 
     def sign_rows(self, tile: Any, plan: TiledPlan, dtype: Any, cache: dict | None = None) -> Any:

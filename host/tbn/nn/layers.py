@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tbn.errors import UsageError
 from tbn.nn import tiling
 from tbn.nn.tiling import AlphaMode
 
@@ -50,9 +51,9 @@ class _TiledMixin:
         what = f"{type(self).__name__} weight {tuple(self.weight.shape)}"
         tiling.check_p(self.weight.numel(), p, what=what)
         if alpha not in tiling.ALPHA_MODES:
-            raise ValueError(f"alpha={alpha!r} is not one of {', '.join(tiling.ALPHA_MODES)}")
+            raise UsageError(f"alpha={alpha!r} is not one of {', '.join(tiling.ALPHA_MODES)}")
         if alpha_source not in ALPHA_SOURCES:
-            raise ValueError(f"alpha_source={alpha_source!r} is not one of {', '.join(ALPHA_SOURCES)}")
+            raise UsageError(f"alpha_source={alpha_source!r} is not one of {', '.join(ALPHA_SOURCES)}")
         self.p = p
         self.alpha = alpha
         self.alpha_source = alpha_source

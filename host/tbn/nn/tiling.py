@@ -19,6 +19,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from tbn.errors import UsageError
 from tbn.format.bits import pack_signs, unpack_signs
 
 AlphaMode = Literal["per_tile", "single"]
@@ -39,9 +40,9 @@ def divisors(n: int) -> list[int]:
 
 
 def check_p(n: int, p: int, what: str = "weight") -> None:
-    """Raise ``ValueError`` listing the valid choices unless ``p`` divides ``n``."""
+    """Raise :class:`~tbn.errors.UsageError` listing the valid choices unless ``p`` divides ``n``."""
     if not isinstance(p, int) or isinstance(p, bool) or p < 1 or n % p != 0:
-        raise ValueError(
+        raise UsageError(
             f"tiling factor p={p!r} does not divide the {n} entries of the {what}; "
             f"valid choices: {', '.join(map(str, divisors(n)))}"
         )
@@ -69,7 +70,7 @@ def compute_alphas(a: torch.Tensor, p: int, mode: AlphaMode) -> torch.Tensor:
         return a.reshape(p, -1).abs().mean(dim=1)
     if mode == "single":
         return a.abs().mean().reshape(1)
-    raise ValueError(f"alpha mode {mode!r} is not one of {', '.join(ALPHA_MODES)}")
+    raise UsageError(f"alpha mode {mode!r} is not one of {', '.join(ALPHA_MODES)}")
 
 
 def expand(tile: torch.Tensor, alphas: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:

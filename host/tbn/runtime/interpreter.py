@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from tbn.errors import UsageError
 from tbn.format import Program, TbnFormatError, load, read
 from tbn.format.spec import DType, Op
 from tbn.runtime import kernels
@@ -68,7 +69,7 @@ class Interpreter:
         elif x.size == numel:
             x, batched = x.reshape(1, *shape), False
         else:
-            raise ValueError(f"input shape {x.shape} does not match the model's input {shape} "
+            raise UsageError(f"input shape {x.shape} does not match the model's input {shape} "
                              f"(or a batch of it)")
         if self.program.int8 and x.dtype != np.int8:
             x = quantize(x, self.input.scale, self.input.zero_point)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from tbn.errors import UsageError
 from tbn.nn.layers import ALPHA_SOURCES
 from tbn.nn.tiling import ALPHA_MODES
 from tbn.train.recipes import RECIPES
@@ -40,24 +41,24 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
+            raise UsageError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
         if self.alpha not in ALPHA_MODES:
-            raise ValueError(f"alpha={self.alpha!r} is not one of {', '.join(ALPHA_MODES)}")
+            raise UsageError(f"alpha={self.alpha!r} is not one of {', '.join(ALPHA_MODES)}")
         if self.alpha_source not in ALPHA_SOURCES:
-            raise ValueError(f"alpha_source={self.alpha_source!r} is not one of {', '.join(ALPHA_SOURCES)}")
+            raise UsageError(f"alpha_source={self.alpha_source!r} is not one of {', '.join(ALPHA_SOURCES)}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.p is not None and self.p < 1:
-            raise ValueError(f"p must be a positive integer, got {self.p}")
+            raise UsageError(f"p must be a positive integer, got {self.p}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+            raise UsageError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise UsageError(f"lr must be positive, got {self.lr}")
         if not 0.0 <= self.distill_weight <= 1.0:
-            raise ValueError(f"distill_weight must lie in [0, 1], got {self.distill_weight}")
+            raise UsageError(f"distill_weight must lie in [0, 1], got {self.distill_weight}")
         if self.train_subset is not None and self.train_subset < self.batch_size:
-            raise ValueError(f"train_subset={self.train_subset} is smaller than one batch "
+            raise UsageError(f"train_subset={self.train_subset} is smaller than one batch "
                              f"({self.batch_size})")
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,5 +69,5 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown training options {unknown}")
+            raise UsageError(f"unknown training options {unknown}")
         return cls(**d)

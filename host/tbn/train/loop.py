@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from tbn.convert import tile_model
 from tbn.data import MNIST_MEAN, MNIST_STD, load_mnist
+from tbn.errors import TbnError
 from tbn.train.config import TrainConfig
 from tbn.train.model_file import ModelFileError, atomic_save, build_model, load_model, safe_load, save_model
 
@@ -39,7 +40,7 @@ METRICS = "metrics.json"
 _RESUME_FREE = {"data_dir", "device"}
 
 
-class TrainError(RuntimeError):
+class TrainError(TbnError, RuntimeError):
     """A training run cannot start or continue as asked."""
 
 

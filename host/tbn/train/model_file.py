@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from tbn.convert import TilingReport, tile_model
+from tbn.errors import TbnError
 from tbn.train import recipes
 from tbn.train.config import TrainConfig
 
@@ -18,7 +19,7 @@ MODEL_FORMAT = "tbn-model"
 MODEL_VERSION = 1
 
 
-class ModelFileError(ValueError):
+class ModelFileError(TbnError, ValueError):
     """A model or checkpoint file is missing, corrupt, or not a tbn file."""
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from torch import nn
 
+from tbn.errors import UsageError
+
 
 def mlp() -> nn.Sequential:
     """784-256-256-10 MLP with BatchNorm (the paper's microcontroller-scale model, wider)."""
@@ -38,4 +40,4 @@ def build(recipe: str) -> nn.Module:
     try:
         return RECIPES[recipe]()
     except KeyError:
-        raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}") from None
+        raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}") from None

@@ -1,0 +1,108 @@
+/* tbn_protocol.h -- GENERATED from host/tbn/device/protocol.py by
+ * `python -m tbn.device.cheader`. Do not edit: change the protocol module and regenerate.
+ * The protocol is described in docs/protocol.md. All integers are little-endian. */
+#ifndef TBN_PROTOCOL_H
+#define TBN_PROTOCOL_H
+
+#define TBN_PROTOCOL_VERSION 2u
+#define TBN_FIRMWARE_VERSION 0x000100u /* 0.1.0 */
+#define TBN_LINK_SYNC0 0xA5u
+#define TBN_LINK_SYNC1 0x5Au
+#define TBN_LINK_HEADER_BYTES 6u
+#define TBN_LINK_CRC_BYTES 4u
+#define TBN_MAX_PAYLOAD 8192u
+#define TBN_BAUDRATE 115200u
+#define TBN_MAX_BENCH_RUNS 100000u
+#define TBN_CMD_REPLY 0x80u
+
+/* Command */
+#define TBN_CMD_INFO 1u
+#define TBN_CMD_LOAD_BEGIN 2u
+#define TBN_CMD_LOAD_CHUNK 3u
+#define TBN_CMD_LOAD_END 4u
+#define TBN_CMD_INFER 5u
+#define TBN_CMD_BENCH 6u
+#define TBN_CMD_ERROR 127u
+
+/* Status */
+#define TBN_ST_OK 0u
+#define TBN_ST_ERR_CRC 1u
+#define TBN_ST_ERR_LENGTH 2u
+#define TBN_ST_ERR_TIMEOUT 3u
+#define TBN_ST_ERR_COMMAND 4u
+#define TBN_ST_ERR_ARGS 5u
+#define TBN_ST_ERR_NO_MODEL 6u
+#define TBN_ST_ERR_MODEL 7u
+#define TBN_ST_ERR_TOO_LARGE 8u
+#define TBN_ST_ERR_LOAD_ORDER 9u
+#define TBN_ST_ERR_LOAD_CRC 10u
+
+/* ModelSource */
+#define TBN_SOURCE_NONE 0u
+#define TBN_SOURCE_EMBEDDED 1u
+#define TBN_SOURCE_LOADED 2u
+
+/* CostUnit */
+#define TBN_COST_UNIT_CYCLES 0u
+#define TBN_COST_UNIT_INSTRUCTIONS 1u
+
+/* payload layouts: byte size and field offsets */
+#define TBN_STATUS_REPLY_SIZE 2u
+#define TBN_STATUS_REPLY_STATUS 0u
+#define TBN_STATUS_REPLY_DETAIL 1u
+#define TBN_MODEL_INFO_SIZE 17u
+#define TBN_MODEL_INFO_MODEL_BYTES 0u
+#define TBN_MODEL_INFO_INPUT_BYTES 4u
+#define TBN_MODEL_INFO_OUTPUT_BYTES 8u
+#define TBN_MODEL_INFO_ARENA_BYTES 12u
+#define TBN_MODEL_INFO_INT8 16u
+#define TBN_INFO_REPLY_SIZE 54u
+#define TBN_INFO_REPLY_STATUS 0u
+#define TBN_INFO_REPLY_PROTOCOL 1u
+#define TBN_INFO_REPLY_FORMAT_MAJOR 2u
+#define TBN_INFO_REPLY_FORMAT_MINOR 3u
+#define TBN_INFO_REPLY_COST_UNIT 4u
+#define TBN_INFO_REPLY_MODEL_SOURCE 5u
+#define TBN_INFO_REPLY_RESERVED 6u
+#define TBN_INFO_REPLY_NAME_LEN 7u
+#define TBN_INFO_REPLY_FIRMWARE_VERSION 8u
+#define TBN_INFO_REPLY_CLOCK_HZ 12u
+#define TBN_INFO_REPLY_ARENA_BYTES 16u
+#define TBN_INFO_REPLY_SLOT_BYTES 20u
+#define TBN_INFO_REPLY_MAX_PAYLOAD 24u
+#define TBN_INFO_REPLY_COST_RESOLUTION 28u
+#define TBN_INFO_REPLY_FRAME_TIMEOUT_MS 50u
+#define TBN_INFO_REPLY_WAKE_MS 52u
+#define TBN_LOAD_BEGIN_REQUEST_SIZE 8u
+#define TBN_LOAD_BEGIN_REQUEST_TOTAL 0u
+#define TBN_LOAD_BEGIN_REQUEST_CRC32 4u
+#define TBN_LOAD_BEGIN_REPLY_SIZE 6u
+#define TBN_LOAD_BEGIN_REPLY_STATUS 0u
+#define TBN_LOAD_BEGIN_REPLY_DETAIL 1u
+#define TBN_LOAD_BEGIN_REPLY_SLOT_BYTES 2u
+#define TBN_LOAD_CHUNK_REQUEST_SIZE 4u
+#define TBN_LOAD_CHUNK_REQUEST_OFFSET 0u
+#define TBN_LOAD_CHUNK_REPLY_SIZE 6u
+#define TBN_LOAD_CHUNK_REPLY_STATUS 0u
+#define TBN_LOAD_CHUNK_REPLY_DETAIL 1u
+#define TBN_LOAD_CHUNK_REPLY_RECEIVED 2u
+#define TBN_LOAD_END_REPLY_SIZE 2u
+#define TBN_LOAD_END_REPLY_STATUS 0u
+#define TBN_LOAD_END_REPLY_DETAIL 1u
+#define TBN_INFER_REPLY_SIZE 12u
+#define TBN_INFER_REPLY_STATUS 0u
+#define TBN_INFER_REPLY_DETAIL 1u
+#define TBN_INFER_REPLY_COST 4u
+#define TBN_BENCH_REQUEST_SIZE 4u
+#define TBN_BENCH_REQUEST_RUNS 0u
+#define TBN_BENCH_REPLY_SIZE 32u
+#define TBN_BENCH_REPLY_STATUS 0u
+#define TBN_BENCH_REPLY_DETAIL 1u
+#define TBN_BENCH_REPLY_RUNS 4u
+#define TBN_BENCH_REPLY_TOTAL 8u
+#define TBN_BENCH_REPLY_MIN 16u
+#define TBN_BENCH_REPLY_MAX 24u
+#define TBN_INFO_REPLY_MODEL 32u /* the model info block */
+#define TBN_INFO_REPLY_NAME 54u /* then name_len ASCII bytes */
+
+#endif /* TBN_PROTOCOL_H */

@@ -1,0 +1,54 @@
+/* uart_rx.c -- a single-producer (the UART interrupt), single-consumer ring of received bytes. */
+#include "uart_rx.h"
+
+#include "hal.h"
+
+#ifndef TBN_UART_IRQ
+#error "TBN_UART_IRQ must come from the board description"
+#endif
+
+#define RX_RING_BYTES 512u /* a power of two */
+#ifndef RX_SPIN_POLLS
+#define RX_SPIN_POLLS 2000u
+#endif
+#define NVIC_ISER ((volatile uint32_t *)0xE000E100u)
+
+static uint8_t ring[RX_RING_BYTES];
+static volatile uint32_t head; /* written by the interrupt only */
+static volatile uint32_t tail; /* written by the main loop only */
+static volatile uint32_t overflows;
+
+void uart_rx_init(void) { NVIC_ISER[TBN_UART_IRQ / 32u] = 1u << (TBN_UART_IRQ % 32u); }
+
+void uart_rx_isr(void) {
+    uint8_t byte;
+    while (hal_uart_read(&byte)) {
+        uint32_t h = head;
+        if (h - tail == RX_RING_BYTES) {
+            overflows++;
+            continue;
+        }
+        ring[h % RX_RING_BYTES] = byte;
+        head = h + 1u;
+    }
+}
+
+int uart_rx_pop(uint8_t *byte) {
+    uint32_t t = tail;
+    if (t == head) return 0;
+    *byte = ring[t % RX_RING_BYTES];
+    tail = t + 1u;
+    return 1;
+}
+
+void uart_rx_wait(void) {
+    /* the next byte of a frame is usually microseconds away: spin a little before sleeping */
+    for (uint32_t i = 0; i < RX_SPIN_POLLS; i++) {
+        if (tail != head) return;
+    }
+    __asm volatile("cpsid i" ::: "memory");
+    if (tail == head) __asm volatile("dsb\n wfi" ::: "memory");
+    __asm volatile("cpsie i\n isb" ::: "memory");
+}
+
+uint32_t uart_rx_overflows(void) { return overflows; }

@@ -1,0 +1,33 @@
+"""How every tbn command ends: a :class:`~tbn.errors.TbnError` is the user's to fix, so it
+prints its message and exits 2 (``--debug`` adds the traceback); any other exception is a
+bug in tbn and propagates with its traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+
+from tbn.errors import TbnError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error too")
+
+
+def run_reporting(prog: str, command: Callable[[], int | None], debug: bool = False) -> int:
+    """Run ``command`` and turn a TbnError or Ctrl-C into a message and an exit status."""
+    try:
+        return int(command() or 0)
+    except TbnError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,68 @@
+"""One error base: every error tbn raises about its input derives from tbn.TbnError, and the
+CLI turns exactly those into a message and exit status 2."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import tbn
+from tbn.cli import inspect as inspect_cmd
+from tbn.cli.main import main
+from tbn.errors import TbnError
+
+
+def _tbn_modules() -> list[str]:
+    names = []
+    for info in pkgutil.walk_packages(tbn.__path__, "tbn."):
+        try:
+            importlib.import_module(info.name)
+        except ImportError:  # an optional dependency (CuPy) is missing here
+            continue
+        names.append(info.name)
+    return names
+
+
+def test_every_tbn_exception_derives_from_tbn_error() -> None:
+    classes = {
+        cls
+        for name in _tbn_modules()
+        for _, cls in inspect.getmembers(importlib.import_module(name), inspect.isclass)
+        if issubclass(cls, BaseException) and cls.__module__.startswith("tbn.")
+    }
+    assert len(classes) >= 15, sorted(c.__name__ for c in classes)
+    strays = sorted(c.__name__ for c in classes if not issubclass(c, TbnError))
+    assert not strays, f"exceptions outside the TbnError family: {strays}"
+
+
+def test_tbn_error_is_importable_from_the_package() -> None:
+    assert tbn.TbnError is TbnError
+
+
+def test_cli_prints_a_tbn_error_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.tbn"
+    bad.write_bytes(b"not a model")
+    assert main(["inspect", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tbn inspect: error: ") and "Traceback" not in err
+
+
+def test_cli_debug_flag_adds_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.tbn"
+    bad.write_bytes(b"not a model")
+    assert main(["--debug", "inspect", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "tbn inspect: error: " in err
+
+
+def test_cli_lets_a_bug_propagate(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(args: object) -> int:
+        raise ZeroDivisionError("a bug, not bad input")
+
+    monkeypatch.setattr(inspect_cmd, "run", broken)
+    with pytest.raises(ZeroDivisionError):
+        main(["inspect", "whatever.tbn"])
