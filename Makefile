@@ -20,9 +20,21 @@ FUZZ_SECONDS ?= 60
 # The boards `make test` runs the hardware-in-the-loop tests on (all emulated ones), and the
 # real board, whose build is skipped with the reason where the PlatformIO registry is unreachable.
 HIL_BOARDS := mps2_an500 mps2_an386 netduinoplus2 nucleo_f767zi
+EMULATED_BOARDS := mps2_an500 mps2_an386 netduinoplus2
 DEMO_BOARD ?= mps2_an500
+HIL_RUNS ?= 20
 
-.PHONY: setup test lint demo bench header vectors clean deps lib c-test fuzz cross hil soak gpu-kernels
+# Every step of `make test` / `make check` leaves its result here; tools/summary.py adds them
+# up into the one closing line "tests: N passed, N failed, N skipped".
+RESULTS := build/results
+TEST_STEPS := lint c-vectors gpu-kernels unit $(addprefix hil-,$(HIL_BOARDS)) cross fuzz
+CHECK_STEPS := lint c-vectors unit
+# $(call record,STEP,PASSED,FAILED,SKIPPED,NOTE): the result of a step that is not a pytest run
+record = mkdir -p $(RESULTS) && printf '{"passed": %s, "failed": %s, "skipped": %s, "note": "%s"}\n' \
+  $(2) $(3) $(4) "$(5)" > $(RESULTS)/$(1).json
+
+.PHONY: setup test check lint unit demo bench header vectors clean deps lib c-test fuzz cross hil \
+        hil-repeat soak gpu-kernels
 
 setup: $(STAMP)
 
@@ -43,8 +55,11 @@ $(HOST)/tbn_check: tests/c/tbn_check.c $(TBN_SRC) $(TBN_HDR)
 	$(CC) $(CWARN) $(SANITIZE) $(TBN_SRC) $< -lm -o $@
 
 c-test: $(HOST)/tbn_check
-	@for v in tests/vectors/*.tbn; do n=$${v%.tbn}; \
-	  $(HOST)/tbn_check $$v $$n.input.bin $$n.output.bin && $(HOST)/tbn_check --reject $$v || exit 1; done
+	@ok=0; bad=0; for v in tests/vectors/*.tbn; do n=$${v%.tbn}; \
+	  if $(HOST)/tbn_check $$v $$n.input.bin $$n.output.bin; then ok=$$((ok+1)); else bad=$$((bad+1)); fi; \
+	  if $(HOST)/tbn_check --reject $$v; then ok=$$((ok+1)); else bad=$$((bad+1)); fi; done; \
+	$(call record,c-vectors,$$ok,$$bad,0,golden vectors and their corruptions under ASan+UBSan); \
+	[ $$bad = 0 ]
 
 $(HOST)/tbn_bench: benchmarks/c/tbn_bench.c $(TBN_SRC) $(TBN_HDR)
 	@mkdir -p $(@D)
@@ -61,48 +76,74 @@ fuzz: deps $(HOST)/fuzz_model
 	  -artifact_prefix=$(HOST)/ $(HOST)/fuzz-corpus > $(HOST)/fuzz.log 2>&1; status=$$?; \
 	execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(HOST)/fuzz.log); \
 	if [ $$status -ne 0 ] || grep -q "ERROR: \|SUMMARY: .*Sanitizer" $(HOST)/fuzz.log; then \
-	  tail -40 $(HOST)/fuzz.log; echo "fuzz: CRASH (input saved as $(HOST)/crash-*)"; exit 1; fi; \
-	echo "fuzz: $$execs executions in $(FUZZ_SECONDS) s, 0 crashes (log: $(HOST)/fuzz.log)"
+	  tail -40 $(HOST)/fuzz.log; echo "fuzz: CRASH (input saved as $(HOST)/crash-*)"; \
+	  $(call record,fuzz,0,1,0,a crash: $(HOST)/crash-*); exit 1; fi; \
+	echo "fuzz: $$execs executions in $(FUZZ_SECONDS) s, 0 crashes (log: $(HOST)/fuzz.log)"; \
+	$(call record,fuzz,1,0,0,$$execs executions in $(FUZZ_SECONDS) s)
 
 # Warning-free cross builds of the runtime; prints .text per target.
 cross: deps setup
-	$(BIN)/python benchmarks/c_size.py --out $(HOST)/cross
+	@if $(BIN)/python benchmarks/c_size.py --out $(HOST)/cross; then \
+	  $(call record,cross,1,0,0,warning-free -Os builds for every target); \
+	else $(call record,cross,0,1,0,a cross build failed); exit 1; fi
 
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV) || { echo "$(PYTHON) -m venv failed: make deps installs python3-venv"; exit 1; }
 	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev,firmware]'
 	touch $@
 
 lint: setup
-	$(BIN)/ruff check host tests benchmarks examples
+	@if $(BIN)/ruff check host tests benchmarks examples tools; then $(call record,lint,1,0,0,ruff); \
+	else $(call record,lint,0,1,0,ruff); exit 1; fi
 
-test: lint deps lib c-test gpu-kernels
-	$(BIN)/python -m pytest
-	$(MAKE) --no-print-directory hil
-	$(MAKE) --no-print-directory cross
-	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
+# Unit tests: everything but the hardware-in-the-loop tests, which run board by board below.
+unit: setup lib
+	@mkdir -p $(RESULTS)
+	$(BIN)/python -m pytest -m "not hil" --junitxml=$(RESULTS)/unit.xml
+
+# The full suite: every step runs even when an earlier one fails (-k), then one summary line.
+test: deps setup
+	@rm -rf $(RESULTS)
+	@$(MAKE) --no-print-directory -k lib lint c-test gpu-kernels unit hil cross fuzz FUZZ_SECONDS=60; \
+	status=$$?; $(BIN)/python tools/summary.py $(RESULTS) $(TEST_STEPS) && exit $$status
+
+# The fast developer loop: lint, unit tests and the C golden vectors; no apt, no emulator.
+check: setup
+	@rm -rf $(RESULTS)
+	@$(MAKE) --no-print-directory -k lint c-test unit; \
+	status=$$?; $(BIN)/python tools/summary.py $(RESULTS) $(CHECK_STEPS) && exit $$status
 
 # Compile every kernels_gpu/*.cu with nvcc for sm_80 and sm_90 (no GPU needed), so a kernel
 # that does not compile fails CI; the CUDA engine loads these fatbins.
 gpu-kernels: setup
 	@if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then \
-	  PATH="$$PATH:/usr/local/cuda/bin" $(BIN)/python -m tbn.gpu.build --arch 80 --arch 90; \
-	elif [ "$$CI" = true ]; then echo "gpu-kernels: nvcc not found; CI must compile kernels_gpu/"; exit 1; \
-	else echo "gpu-kernels: skipped: nvcc not found (install the CUDA toolkit to compile kernels_gpu/)"; fi
+	  if PATH="$$PATH:/usr/local/cuda/bin" $(BIN)/python -m tbn.gpu.build --arch 80 --arch 90; then \
+	    $(call record,gpu-kernels,1,0,0,every kernels_gpu/*.cu for sm_80 and sm_90); \
+	  else $(call record,gpu-kernels,0,1,0,nvcc failed); exit 1; fi; \
+	elif [ "$$CI" = true ]; then echo "gpu-kernels: nvcc not found; CI must compile kernels_gpu/"; \
+	  $(call record,gpu-kernels,0,1,0,nvcc not found); exit 1; \
+	else echo "gpu-kernels: skipped: nvcc not found (install the CUDA toolkit to compile kernels_gpu/)"; \
+	  $(call record,gpu-kernels,0,0,1,nvcc not found); fi
 
-# Hardware-in-the-loop tests, board by board (pytest --board X).
-hil: setup deps
-	@for b in $(HIL_BOARDS); do echo "== hil: $$b"; \
-	  $(BIN)/python -m pytest tests/hil --board $$b -q -ra \
-	    || exit 1; done
+# Hardware-in-the-loop tests, board by board (pytest --board X); make -k goes on past a failure.
+hil: $(addprefix hil-,$(HIL_BOARDS))
+
+hil-%: deps setup
+	@echo "== hil: $*"; mkdir -p $(RESULTS)
+	$(BIN)/python -m pytest tests/hil --board $* -q -ra --junitxml=$(RESULTS)/hil-$*.xml
+
+# The whole HIL suite HIL_RUNS times in a row on every emulated board, the boards side by side
+# with a parallel build of the C runtime as extra load; stops a board at its first failure.
+hil-repeat: deps setup
+	$(BIN)/python tools/hil_repeat.py --runs $(HIL_RUNS) --load --results $(RESULTS)/repeat $(EMULATED_BOARDS)
 
 # The 10,000-inference link soak of docs/results.md (about ten minutes).
-soak: setup deps
+soak: deps setup
 	$(BIN)/python benchmarks/soak.py --json $(RUNS)/bench/soak.json
 
 # Train briefly, compile, build the firmware with the model in flash, boot the emulated
 # Cortex-M7 and run 100 MNIST test images over its serial link beside the host reference.
-demo: setup deps lib
+demo: deps setup lib
 	$(BIN)/tbn train --recipe mlp --p 4 --epochs 3 --out $(RUNS)/demo --overwrite
 	$(BIN)/tbn compile $(RUNS)/demo/model.pt -o $(RUNS)/demo/model.tbn
 	$(BIN)/tbn compile $(RUNS)/demo/model.pt -o $(RUNS)/demo/model-int8.tbn --activations int8 > /dev/null

@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _table import print_table, write_json
-from tbn.device import DeviceLink, LinkError
+from tbn.device import LinkError
 from tbn.device.faults import FaultyPort
 from tbn.device.runner import output_error
 from tbn.device.session import open_device
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     with open_device(args.board, model=args.model, embed=False) as link:
         faulty = FaultyPort(link.port, rate=args.rate, seed=args.seed)
-        soak = DeviceLink(faulty, timeout=1.0, retries=10)  # type: ignore[arg-type]
+        soak = link.via(faulty, timeout=1.0, retries=10)  # type: ignore[arg-type]
         for i in range(args.n):
             k = i % len(prepared)
             try:

@@ -27,7 +27,7 @@ env.Append(CPPDEFINES=[
     ("TBN_SLOT_BYTES", f"{int(tbn['slot_bytes'])}u"),
     ("TBN_ARENA_BYTES", f"{int(tbn['arena_bytes'])}u"),
     ("TBN_COST_ICOUNT", "1" if tbn.get("emulated") else "0"),
-    ("TBN_FRAME_TIMEOUT_MS", f"{int(tbn.get('frame_timeout_ms', 20))}u"),
+    ("TBN_FRAME_TIMEOUT_MS", f"{int(tbn['frame_timeout_ms'])}u"),
     ("TBN_UART_IRQ", f"{int(tbn['uart_irq'])}u"),
 ])
 

@@ -3,6 +3,7 @@ soak, on the board named by ``pytest --board X`` (or the device at ``--port URL`
 
 from __future__ import annotations
 
+import fcntl
 import json
 import struct
 import subprocess
@@ -80,8 +81,15 @@ def mnist_models(pytestconfig: pytest.Config, shared_mnist: Path) -> dict[str, P
     train it once."""
     out = pytestconfig.cache.mkdir(f"tbn-hil-mnist-{_compiler_digest()}")
     models = {act: out / f"model-{act}.tbn" for act in ("f32", "int8")}
-    if all(p.is_file() for p in models.values()):
-        return models
+    # boards tested side by side (make hil-repeat) share the cache: one trains, the others wait
+    with open(out / ".lock", "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not all(p.is_file() for p in models.values()):
+            _train_and_compile(out, models, shared_mnist)
+    return models
+
+
+def _train_and_compile(out: Path, models: dict[str, Path], shared_mnist: Path) -> None:
     tbn = [sys.executable, "-m", "tbn.cli.main"]
     subprocess.run(
         [
@@ -121,7 +129,6 @@ def mnist_models(pytestconfig: pytest.Config, shared_mnist: Path) -> dict[str, P
             capture_output=True,
         )
         tmp.replace(path)
-    return models
 
 
 @pytest.mark.parametrize("activations", ["f32", "int8"])
@@ -219,7 +226,7 @@ def test_soak_with_corrupted_frames(tbn_device: DeviceLink) -> None:
         MANIFEST[name]["output"]["shape"]
     )
     faulty = FaultyPort(tbn_device.port, rate=0.05, seed=1)
-    link = DeviceLink(faulty, timeout=1.0, retries=10)  # type: ignore[arg-type]
+    link = tbn_device.via(faulty, timeout=1.0, retries=10)  # type: ignore[arg-type]
     wrong = 0
     for i in range(300):
         k = i % len(x)

@@ -188,6 +188,13 @@ class DeviceLink:
         self.stats = LinkStats()
         return info
 
+    def via(self, port: serial.SerialBase, *, timeout: float = 2.0, retries: int = 8) -> DeviceLink:
+        """A link to the same device through another port object (a fault injector, say) that
+        keeps what :meth:`sync` learned of the device."""
+        link = DeviceLink(port, timeout=timeout, retries=retries)
+        link.stall_s, link._info = self.stall_s, self._info
+        return link
+
     def raw_exchange(self, data: bytes, timeout: float | None = None) -> Frame | None:
         """Write ``data`` as it is (no framing, no retry) and return the first frame that comes
         back, or None. For tests of how the device treats broken frames."""
