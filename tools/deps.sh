@@ -23,6 +23,10 @@ CAPABILITIES=(
   "qemu-system-arm boots a Cortex-M image and knows every emulated board|qemu-system-arm|qemu_boot"
   "$PYTHON makes a venv with pip|python3-venv|python_venv"
 )
+# nvcc is not a Debian package (the CUDA toolkit comes with the machine, where it does); where
+# it is present it needs a host C++ compiler to compile kernels_gpu/.
+NVCC=$(command -v nvcc || { [ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc; } || true)
+[ -n "$NVCC" ] && CAPABILITIES+=("nvcc compiles a CUDA kernel|g++|nvcc_compile")
 
 cc_sanitizers() {
   printf 'int main(void){int a[2]={0,1};return a[1]-1;}\n' > "$WORK/san.c"
@@ -75,6 +79,11 @@ for p in sorted(pathlib.Path("boards").glob("*.json")):
     print(e[e.index("-M") + 1] if "-M" in e else "")'); do
     grep -q "^$machine " <<<"$machines" || { echo "qemu-system-arm has no machine $machine"; return 1; }
   done
+}
+
+nvcc_compile() {
+  printf 'extern "C" __global__ void k(float *x) { x[threadIdx.x] *= 2.0f; }\n' > "$WORK/k.cu"
+  "$NVCC" -fatbin -arch=sm_80 "$WORK/k.cu" -o "$WORK/k.fatbin"
 }
 
 python_venv() {
