@@ -152,9 +152,11 @@ demo: deps setup lib
 	$(BIN)/tbn infer --board $(DEMO_BOARD) --model $(RUNS)/demo/model.tbn --data mnist --n 100
 	$(BIN)/tbn infer --board $(DEMO_BOARD) --model $(RUNS)/demo/model-int8.tbn --data mnist --n 100
 
-# Regenerate what is generated from tbn.format.spec and the vector builders (tests check both).
+# Regenerate what is generated from the Python definitions (tests check that none is stale):
+# tbn_format.h from tbn.format.spec, tbn_protocol.h from tbn.device.protocol, the vectors.
 header: setup
 	$(BIN)/python -m tbn.format.cheader
+	$(BIN)/python -m tbn.device.cheader
 
 vectors: setup
 	$(BIN)/python -m tbn.vectors

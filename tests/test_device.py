@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tbn.cli.flash import main as flash_main
-from tbn.device import BoardError, list_boards, load_board
+from tbn.device import BoardError, DeviceLink, LinkError, list_boards, load_board
 from tbn.device.build import FitError, check_fit
 from tbn.device.cheader import HEADER_PATH as PROTOCOL_HEADER
 from tbn.device.cheader import generate as generate_protocol_header
@@ -154,3 +155,23 @@ def test_flash_refuses_a_model_too_large_for_the_board(
     assert flash_main(["--board", "netduinoplus2", "--model", str(path)]) == 2
     err = capsys.readouterr().err
     assert "model does not fit" in err and "bytes of arena, the firmware has 32768" in err
+
+
+def test_a_port_that_cannot_be_opened_is_a_link_error() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(LinkError, match=f"cannot open the serial port socket://127.0.0.1:{port}"):
+        DeviceLink(f"socket://127.0.0.1:{port}")
+
+
+def test_a_device_that_goes_away_is_a_link_error() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        link = DeviceLink(f"socket://127.0.0.1:{server.getsockname()[1]}", timeout=0.5, retries=1)
+        conn, _ = server.accept()
+        conn.close()  # as QEMU does when it exits
+        with pytest.raises(LinkError, match="the serial link to the device closed"):
+            link.info()
+        link.close()

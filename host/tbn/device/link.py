@@ -127,7 +127,10 @@ class DeviceLink:
     # ---- the request loop -------------------------------------------------------------------
     def _read_frames(self, deadline: float) -> list[Frame]:
         while time.monotonic() < deadline:
-            chunk = self.port.read(max(1, self.port.in_waiting))
+            try:
+                chunk = self.port.read(max(1, self.port.in_waiting))
+            except serial.SerialException as e:  # the emulator exited, the cable came out
+                raise LinkError(f"the serial link to the device closed: {e}") from e
             if chunk:
                 dropped = self.decoder.dropped
                 frames = self.decoder.feed(chunk)
@@ -135,6 +138,15 @@ class DeviceLink:
                 if frames:
                     return frames
         return []
+
+    def _send(self, data: bytes) -> None:
+        """Drop what is still on the wire, then write ``data``."""
+        try:
+            self.port.reset_input_buffer()
+            self.decoder.buffer.clear()
+            self.port.write(data)
+        except serial.SerialException as e:
+            raise LinkError(f"the serial link to the device closed: {e}") from e
 
     def request(self, cmd: Command, payload: bytes = b"", timeout: float | None = None) -> Frame:
         """Send one request and return its reply frame (status OK or a command error)."""
@@ -145,9 +157,7 @@ class DeviceLink:
         for attempt in range(self.retries):
             if attempt:
                 self.stats.retries += 1
-            self.port.reset_input_buffer()
-            self.decoder.buffer.clear()
-            self.port.write(frame)
+            self._send(frame)
             deadline = time.monotonic() + wait
             reply = None
             while reply is None:
@@ -198,9 +208,7 @@ class DeviceLink:
     def raw_exchange(self, data: bytes, timeout: float | None = None) -> Frame | None:
         """Write ``data`` as it is (no framing, no retry) and return the first frame that comes
         back, or None. For tests of how the device treats broken frames."""
-        self.port.reset_input_buffer()
-        self.decoder.buffer.clear()
-        self.port.write(data)
+        self._send(data)
         wait = (self.timeout if timeout is None else timeout) + self.stall_s
         frames = self._read_frames(time.monotonic() + wait)
         return frames[0] if frames else None
