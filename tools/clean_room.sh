@@ -8,6 +8,7 @@
 #
 # Bound in read-only, as a machine of the project's kind has them: the CPU torch wheel
 # (/opt/wheels), the CUDA toolkit (/usr/local/cuda-*; not a Debian package) and ../shared.
+# The host's CA bundle is copied in too (a network that re-signs TLS needs its CA for pip).
 # The log is ROOTFS.log; the chroot is removed afterwards unless KEEP=1.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,7 +39,8 @@ for tool in clang arm-none-eabi-gcc riscv64-unknown-elf-gcc qemu-system-arm gcc;
     echo "clean_room: $tool is already in the chroot; it is not clean" >&2; exit 1
   fi
 done
-cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+cp /etc/resolv.conf /etc/hosts "$ROOTFS/etc/"  # names, localhost included, as the host resolves them
+cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
 mount -t proc proc "$ROOTFS/proc"; mounts=("$ROOTFS/proc" "${mounts[@]}")
 bind /dev /dev
 if [ -d /opt/wheels ]; then bind /opt/wheels /opt/wheels ro; fi
@@ -50,7 +52,7 @@ git clone --quiet "$REPO" "$ROOTFS/work/tbn"
 echo "clean_room: CI=true bash .ci/run in the chroot (log: $ROOTFS.log)"
 set +e
 chroot "$ROOTFS" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  LANG=C.UTF-8 CI=true bash -c 'cd /work/tbn && bash .ci/run' > "$ROOTFS.log" 2>&1
+  LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/ca-certificates.crt CI=true bash -c 'cd /work/tbn && bash .ci/run' > "$ROOTFS.log" 2>&1
 status=$?
 set -e
 tail -25 "$ROOTFS.log"
