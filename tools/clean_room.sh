@@ -5,11 +5,12 @@
 # even where the developer's own machine has the package from earlier work.
 #
 #   tools/clean_room.sh [ROOTFS]     as root; needs mmdebstrap (apt-get install mmdebstrap)
+#   RUNS=3 tools/clean_room.sh       .ci/run three times in a row, fresh clones, one chroot
 #
 # Bound in read-only, as a machine of the project's kind has them: the CPU torch wheel
 # (/opt/wheels), the CUDA toolkit (/usr/local/cuda-*; not a Debian package) and ../shared.
 # The host's CA bundle is copied in too (a network that re-signs TLS needs its CA for pip).
-# The log is ROOTFS.log; the chroot is removed afterwards unless KEEP=1.
+# The logs are ROOTFS.runN.log; the chroot is removed afterwards unless KEEP=1.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=$(cd "$REPO/.." && pwd)/shared
@@ -48,13 +49,18 @@ for cuda in /usr/local/cuda-*; do
   if [ -d "$cuda" ]; then bind "$cuda" "$cuda" ro; ln -sfn "$cuda" "$ROOTFS/usr/local/cuda"; fi
 done
 if [ -d "$SHARED" ]; then bind "$SHARED" /work/shared ro; fi
-git clone --quiet "$REPO" "$ROOTFS/work/tbn"
-echo "clean_room: CI=true bash .ci/run in the chroot (log: $ROOTFS.log)"
-set +e
-chroot "$ROOTFS" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/ca-certificates.crt CI=true bash -c 'cd /work/tbn && bash .ci/run' > "$ROOTFS.log" 2>&1
-status=$?
-set -e
-tail -25 "$ROOTFS.log"
-echo "clean_room: .ci/run exited $status"
-exit $status
+status=0
+for run in $(seq 1 "${RUNS:-1}"); do  # each run on a fresh clone, as CI's are
+  rm -rf "$ROOTFS/work/tbn"
+  git clone --quiet "$REPO" "$ROOTFS/work/tbn"
+  log="$ROOTFS.run$run.log"
+  echo "clean_room: run $run: CI=true bash .ci/run in the chroot (log: $log)"
+  start=$(date +%s)
+  chroot "$ROOTFS" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 PIP_CERT=/etc/ssl/certs/ca-certificates.crt CI=true bash -c 'cd /work/tbn && bash .ci/run' \
+    > "$log" 2>&1 || status=$?
+  tail -16 "$log"
+  echo "clean_room: run $run: .ci/run exited ${status} after $(( $(date +%s) - start )) s"
+  [ "$status" = 0 ] || break
+done
+exit "$status"
