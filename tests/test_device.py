@@ -175,3 +175,14 @@ def test_a_device_that_goes_away_is_a_link_error() -> None:
         with pytest.raises(LinkError, match="the serial link to the device closed"):
             link.info()
         link.close()
+
+
+def test_runtime_status_names_match_tbn_h() -> None:
+    """ERR_MODEL's detail byte is the runtime's tbn_status; the host names it from tbn.h's enum."""
+    import re
+
+    from tbn.device.protocol import RUNTIME_STATUS
+
+    header = (Path(__file__).resolve().parents[1] / "firmware/lib/tbn/include/tbn.h").read_text()
+    enum = header[header.index("TBN_OK = 0") : header.index("TBN_ERR_COUNT_")]
+    assert tuple(re.findall(r"\b(TBN_(?:OK|ERR_\w+))\b", enum)) == RUNTIME_STATUS
