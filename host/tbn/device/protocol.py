@@ -143,14 +143,15 @@ STATUS_REPLY = _layout("status reply", "BB", "status", "detail")
 MODEL_INFO = _layout(
     "model info", "4IB", "model_bytes", "input_bytes", "output_bytes", "arena_bytes", "int8"
 )
+_INFO_HEAD = "8B6I"
+INFO_MODEL_OFFSET = struct.calcsize("<" + _INFO_HEAD)  # MODEL_INFO sits inside INFO_REPLY here
 INFO_REPLY = _layout(
     "INFO reply",
-    "8B6I17xxHH",  # the model info block sits in the 17 bytes at offset 32
+    f"{_INFO_HEAD}{MODEL_INFO.size}xxHH",
     "status", "protocol", "format_major", "format_minor", "cost_unit", "model_source", "reserved",
     "name_len", "firmware_version", "clock_hz", "arena_bytes", "slot_bytes", "max_payload",
     "cost_resolution", "frame_timeout_ms", "wake_ms",
 )
-INFO_MODEL_OFFSET = 32  # MODEL_INFO inside INFO_REPLY
 INFO_NAME_OFFSET = INFO_REPLY.size  # then name_len ASCII bytes
 LOAD_BEGIN_REQUEST = _layout("LOAD_BEGIN request", "II", "total", "crc32")
 LOAD_BEGIN_REPLY = _layout("LOAD_BEGIN reply", "BBI", "status", "detail", "slot_bytes")
