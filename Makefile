@@ -27,13 +27,13 @@ HIL_RUNS ?= 20
 # Every step of `make test` / `make check` leaves its result here; tools/summary.py adds them
 # up into the one closing line "tests: N passed, N failed, N skipped".
 RESULTS := build/results
-TEST_STEPS := lint c-vectors gpu-kernels unit $(addprefix hil-,$(HIL_BOARDS)) cross fuzz
-CHECK_STEPS := lint c-vectors unit
+TEST_STEPS := deps setup lint c-vectors gpu-kernels unit $(addprefix hil-,$(HIL_BOARDS)) cross fuzz
+CHECK_STEPS := setup lint c-vectors unit
 # $(call record,STEP,PASSED,FAILED,SKIPPED,NOTE): the result of a step that is not a pytest run
 record = mkdir -p $(RESULTS) && printf '{"passed": %s, "failed": %s, "skipped": %s, "note": "%s"}\n' \
   $(2) $(3) $(4) "$(5)" > $(RESULTS)/$(1).json
 
-.PHONY: setup test check lint unit demo bench header vectors clean deps lib c-test fuzz cross hil \
+.PHONY: setup setup-step test check lint unit demo bench header vectors clean deps lib c-test fuzz cross hil \
         hil-repeat soak gpu-kernels
 
 setup: $(STAMP)
@@ -41,7 +41,8 @@ setup: $(STAMP)
 # Checks each toolchain by what it must do (clang links libFuzzer, the cross compilers link,
 # QEMU boots) and installs the Debian packages behind what fails (needs root; CI runs as root).
 deps:
-	@PYTHON=$(PYTHON) tools/deps.sh
+	@if PYTHON=$(PYTHON) tools/deps.sh; then $(call record,deps,1,0,0,every toolchain does its job); \
+	else $(call record,deps,0,1,0,a toolchain is missing: see above); exit 1; fi
 
 lib: $(HOST)/libtbn.so
 
@@ -102,16 +103,23 @@ unit: setup lib
 	$(BIN)/python -m pytest -m "not hil" --junitxml=$(RESULTS)/unit.xml
 
 # The full suite: every step runs even when an earlier one fails (-k), then one summary line.
-test: deps setup
+# Without toolchains or a venv nothing else can run; the summary (stdlib only) still reports.
+test:
 	@rm -rf $(RESULTS)
-	@$(MAKE) --no-print-directory -k lib lint c-test gpu-kernels unit hil cross fuzz FUZZ_SECONDS=60; \
-	status=$$?; $(BIN)/python tools/summary.py $(RESULTS) $(TEST_STEPS) && exit $$status
+	@$(MAKE) --no-print-directory deps setup-step && \
+	$(MAKE) --no-print-directory -k lib lint c-test gpu-kernels unit hil cross fuzz FUZZ_SECONDS=60; \
+	status=$$?; $(PYTHON) tools/summary.py $(RESULTS) $(TEST_STEPS) && exit $$status
 
 # The fast developer loop: lint, unit tests and the C golden vectors; no apt, no emulator.
-check: setup
+check:
 	@rm -rf $(RESULTS)
-	@$(MAKE) --no-print-directory -k lint c-test unit; \
-	status=$$?; $(BIN)/python tools/summary.py $(RESULTS) $(CHECK_STEPS) && exit $$status
+	@$(MAKE) --no-print-directory setup-step && $(MAKE) --no-print-directory -k lint c-test unit; \
+	status=$$?; $(PYTHON) tools/summary.py $(RESULTS) $(CHECK_STEPS) && exit $$status
+
+# setup, with its result recorded for the summary
+setup-step:
+	@if $(MAKE) --no-print-directory setup; then $(call record,setup,1,0,0,.venv with tbn and its dependencies); \
+	else $(call record,setup,0,1,0,the venv could not be made: see above); exit 1; fi
 
 # Compile every kernels_gpu/*.cu with nvcc for sm_80 and sm_90 (no GPU needed), so a kernel
 # that does not compile fails CI; the CUDA engine loads these fatbins.
