@@ -17,10 +17,10 @@ CWARN   := -std=c99 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -I$(TBN_I
 SANITIZE := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 HOST    := build/host
 FUZZ_SECONDS ?= 60
-# The boards `make test` runs the hardware-in-the-loop tests on (all emulated ones), and the
-# real board, whose build is skipped with the reason where the PlatformIO registry is unreachable.
-HIL_BOARDS := mps2_an500 mps2_an386 netduinoplus2 nucleo_f767zi
-EMULATED_BOARDS := mps2_an500 mps2_an386 netduinoplus2
+# `make test` runs the hardware-in-the-loop tests on every board in boards/: the emulated ones,
+# and real ones, whose build is skipped with the reason where the PlatformIO registry is unreachable.
+HIL_BOARDS := $(sort $(basename $(notdir $(wildcard boards/*.json))))
+EMULATED_BOARDS := $(sort $(basename $(notdir $(shell grep -l '"emulated": true' boards/*.json))))
 DEMO_BOARD ?= mps2_an500
 HIL_RUNS ?= 20
 
