@@ -4,7 +4,7 @@
 # (python3, make, git) and none of the toolchains, so a missing install step fails here
 # even where the developer's own machine has the package from earlier work.
 #
-#   tools/clean_room.sh [ROOTFS]     as root; needs mmdebstrap (apt-get install mmdebstrap)
+#   tools/clean_room.sh [ROOTFS]     as root; installs mmdebstrap if it is missing
 #   RUNS=3 tools/clean_room.sh       .ci/run three times in a row, fresh clones, one chroot
 #
 # Bound in read-only, as a machine of the project's kind has them: the CPU torch wheel
@@ -16,7 +16,10 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=$(cd "$REPO/.." && pwd)/shared
 ROOTFS=${1:-/tmp/tbn-clean-room}
 [ "$(id -u)" = 0 ] || { echo "clean_room: run as root" >&2; exit 1; }
-command -v mmdebstrap >/dev/null || { echo "clean_room: apt-get install mmdebstrap" >&2; exit 1; }
+if ! command -v mmdebstrap >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mmdebstrap \
+    > /dev/null || { echo "clean_room: apt-get install mmdebstrap failed" >&2; exit 1; }
+fi
 
 mounts=()
 bind() { # bind SRC DEST [ro]
