@@ -74,11 +74,25 @@ def _info_reply(**fields: int) -> bytes:
 
 
 def test_a_device_reading_another_bytecode_major_is_named() -> None:
-    info = DeviceInfo.parse(_info_reply(format_major=VERSION_MAJOR + 1, frame_timeout_ms=20, wake_ms=100))
+    info = DeviceInfo.parse(
+        _info_reply(format_major=VERSION_MAJOR + 1, frame_timeout_ms=20, wake_ms=100, max_payload=8192)
+    )
     assert info.stall_s == pytest.approx(0.12)
     with pytest.raises(ProtocolError, match=rf"reads bytecode {VERSION_MAJOR + 1}.x, this tbn writes"):
         info.check_bytecode()
-    DeviceInfo.parse(_info_reply(format_major=VERSION_MAJOR)).check_bytecode()
+    DeviceInfo.parse(_info_reply(format_major=VERSION_MAJOR, max_payload=8192)).check_bytecode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"cost_unit": 9, "max_payload": 8192}, "cost unit 9"),
+        ({"max_payload": 4}, "maximum payload of 4 bytes"),
+    ],
+)
+def test_an_info_reply_the_host_cannot_use_is_refused(fields: dict, message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        DeviceInfo.parse(_info_reply(**fields))
 
 
 def test_firmware_protocol_header_is_generated_from_the_host_definition() -> None:

@@ -47,6 +47,13 @@ def test_a_step_that_ran_nothing_is_a_failure(tmp_path: Path, case: str) -> None
     assert "FAILED" in r.stdout and r.stdout.splitlines()[-1].endswith("1 failed, 0 skipped")
 
 
+def test_a_result_cut_short_is_a_failure_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "unit.xml").write_text('<testsuites><testsuite name="pytest" tests="3"')  # killed mid-write
+    r = run(tmp_path, "unit")
+    assert r.returncode == 1 and "unreadable result" in r.stdout
+    assert r.stdout.splitlines()[-1] == "tests: 0 passed, 1 failed, 0 skipped"
+
+
 def test_an_all_skipped_board_is_listed_as_skipped_above_the_closing_line(tmp_path: Path) -> None:
     junit(tmp_path / "hil-a.xml", tests=3)
     junit(tmp_path / "hil-b.xml", tests=2, skipped=2, reason="registry unreachable")

@@ -28,13 +28,20 @@ bind() { # bind SRC DEST [ro]
   mounts=("$ROOTFS$2" "${mounts[@]}")
   if [ "${3:-}" = ro ]; then mount -o remount,bind,ro "$ROOTFS$2"; fi
 }
+# Never remove a chroot that still has a mount in it: /dev is bound read-write.
+remove_rootfs() {
+  if grep -q " $ROOTFS/" /proc/mounts; then
+    echo "clean_room: $ROOTFS still has mounts; not removing it" >&2; return 1
+  fi
+  rm -rf --one-file-system "$ROOTFS"
+}
 cleanup() {
   for m in "${mounts[@]}"; do umount -R -l "$m" 2>/dev/null || true; done
-  [ "${KEEP:-0}" = 1 ] || rm -rf "$ROOTFS"
+  [ "${KEEP:-0}" = 1 ] || remove_rootfs
 }
 trap cleanup EXIT
 
-rm -rf "$ROOTFS"
+remove_rootfs
 echo "clean_room: debootstrapping Debian 12 into $ROOTFS"
 mmdebstrap --quiet --variant=minbase --include=python3,make,git,ca-certificates bookworm "$ROOTFS"
 echo "clean_room: packages in the chroot before CI: $(chroot "$ROOTFS" dpkg-query -f '.\n' -W | wc -l)"

@@ -71,10 +71,12 @@ def load_until(stop: threading.Event, workdir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("boards", nargs="+")
-    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=20, help="runs per board (at least 1)")
     ap.add_argument("--load", action="store_true", help="keep a parallel C build running meanwhile")
     ap.add_argument("--results", type=Path, default=ROOT / "build" / "results" / "repeat")
     args = ap.parse_args(argv)
+    if args.runs < 1:
+        ap.error(f"--runs must be at least 1, got {args.runs}")
     args.results.mkdir(parents=True, exist_ok=True)
     out: list[Result] = []
     lock = threading.Lock()

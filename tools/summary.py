@@ -71,12 +71,15 @@ def collect(results: Path, steps: list[str]) -> list[Result]:
     out = []
     for step in steps:
         xml, js = results / f"{step}.xml", results / f"{step}.json"
-        if xml.is_file():
-            out.append(from_junit(step, xml))
-        elif js.is_file():
-            out.append(from_json(step, js))
-        else:
-            out.append(Result(step, failed=1, note="left no result: it failed before its checks ran"))
+        try:
+            if xml.is_file():
+                out.append(from_junit(step, xml))
+            elif js.is_file():
+                out.append(from_json(step, js))
+            else:
+                out.append(Result(step, failed=1, note="left no result: it failed before its checks ran"))
+        except (ET.ParseError, ValueError, AttributeError) as e:  # a run killed mid-write
+            out.append(Result(step, failed=1, note=f"unreadable result: {e}"))
     return out
 
 

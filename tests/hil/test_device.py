@@ -18,6 +18,7 @@ from tbn.device import DeviceError, DeviceLink
 from tbn.device.faults import FaultyPort
 from tbn.device.protocol import PROTOCOL_VERSION, Command, Status, encode
 from tbn.device.runner import DeviceRunner, output_error
+from tbn.errors import UsageError
 from tbn.format import load, read
 from tbn.format.spec import VERSION_MAJOR, VERSION_MINOR
 
@@ -195,6 +196,11 @@ def test_bad_requests_are_refused(tbn_device: DeviceLink) -> None:
     tbn_device.load(model)
     with pytest.raises(DeviceError, match="wrong payload size"):
         tbn_device.infer(b"\x00" * 3)
+    too_big = tbn_device.device.max_payload + 1  # refused before it is sent, not retried 8 times
+    with pytest.raises(UsageError, match=f"{too_big} bytes of payload, .* takes at most"):
+        tbn_device.infer(b"\x00" * too_big)
+    with pytest.raises(UsageError, match=r"BENCH runs must lie in 1\.\.100000, got 0"):
+        tbn_device.bench(b"\x00" * 3, 0)
     # a corrupt model, sent intact: the runtime's own validation refuses it
     broken = bytearray(model)
     broken[len(broken) // 2] ^= 0x10

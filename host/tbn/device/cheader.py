@@ -7,12 +7,12 @@ header is out of date (``make header`` regenerates both generated headers).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from tbn.device import protocol as proto
+from tbn.device.build import FIRMWARE
 from tbn.format.cheader import field_offsets, write_or_check
 
-HEADER_PATH = Path(__file__).resolve().parents[3] / "firmware" / "app" / "tbn_protocol.h"
+HEADER_PATH = FIRMWARE / "app" / "tbn_protocol.h"
 
 
 def _macro(name: str) -> str:

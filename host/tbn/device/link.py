@@ -25,6 +25,7 @@ from tbn.device.protocol import (
     LOAD_CHUNK_REPLY,
     LOAD_CHUNK_REQUEST,
     LOAD_END_REPLY,
+    MAX_BENCH_RUNS,
     REPLY,
     RUNTIME_STATUS,
     STATUS_TEXT,
@@ -36,7 +37,7 @@ from tbn.device.protocol import (
     Status,
     encode,
 )
-from tbn.errors import TbnError
+from tbn.errors import TbnError, UsageError
 
 
 class DeviceError(TbnError, RuntimeError):
@@ -150,6 +151,11 @@ class DeviceLink:
 
     def request(self, cmd: Command, payload: bytes = b"", timeout: float | None = None) -> Frame:
         """Send one request and return its reply frame (status OK or a command error)."""
+        if payload and len(payload) > self.device.max_payload:
+            raise UsageError(
+                f"{cmd.name}: {len(payload)} bytes of payload, {self.device.board} takes at most "
+                f"{self.device.max_payload} in one frame (an input tensor of the wrong size?)"
+            )
         self.stats.requests += 1
         self._seq = (self._seq + 1) & 0xFF
         frame = encode(cmd, self._seq, payload)
@@ -260,6 +266,8 @@ class DeviceLink:
         return Inference(output=reply[INFER_REPLY.size :], cost=INFER_REPLY.unpack(reply)["cost"])
 
     def bench(self, data: bytes | np.ndarray, runs: int) -> Bench:
+        if not 1 <= runs <= MAX_BENCH_RUNS:
+            raise UsageError(f"BENCH runs must lie in 1..{MAX_BENCH_RUNS}, got {runs}")
         raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
         request = BENCH_REQUEST.pack(runs=runs) + raw
         reply = self.call(Command.BENCH, request, timeout=self._cost_timeout(runs))

@@ -289,6 +289,12 @@ class DeviceInfo:
                 "rebuild and flash its firmware from this checkout (tbn-flash --board NAME)"
             )
         f = INFO_REPLY.unpack(payload)
+        if f["cost_unit"] not in set(CostUnit):
+            raise ProtocolError(f"INFO reports cost unit {f['cost_unit']}, not one this tbn knows")
+        if f["max_payload"] <= LOAD_CHUNK_REQUEST.size:
+            raise ProtocolError(
+                f"INFO reports a maximum payload of {f['max_payload']} bytes, too small to LOAD a model"
+            )
         source = f["model_source"]
         fw = f["firmware_version"]
         return cls(
