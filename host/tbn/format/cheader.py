@@ -61,17 +61,56 @@ def generate() -> str:
         lines += [f"#define {prefix}_{m.name} {int(m)}" for m in enum]
     lines += ["", "/* dtype sizes in bytes */"]
     lines += [f"#define TBN_DTYPE_SIZE_{d.name} {s}" for d, s in spec.DTYPE_SIZE.items()]
-    lines += ["", "/* ops: byte size and field offsets (after the opcode and act bytes) */"]
-    for op, layout in spec.OP_LAYOUTS.items():
-        lines.append(f"#define TBN_OP_{op.name}_SIZE {layout.size}")
-        pos = 2
-        for fname, kind in layout.fields:
-            width = 1 if kind in ("u8", "pad8") else 2
-            if not kind.startswith("pad"):
-                lines.append(f"#define TBN_OP_{op.name}_{fname.upper()} {pos}")
-            pos += width
+    lines += _dtype_sets()
+    lines += ["", "/* ScaleMode: how an F32 scale vector is meant (tbn.format.spec.scale_mode) */"]
+    lines += [f"#define TBN_SCALE_{m.name} {int(m)}" for m in spec.ScaleMode]
+    lines += _op_tables()
     lines += ["", "#endif /* TBN_FORMAT_H */", ""]
     return "\n".join(lines)
+
+
+def _mask(dtypes) -> str:
+    return f"0x{sum(1 << int(d) for d in dtypes):04X}u"
+
+
+def _dtype_sets() -> list[str]:
+    lines = ["", "/* dtype sets as masks of (1 << dtype), and the size of any dtype (0: unknown) */",
+             f"#define TBN_TENSOR_DTYPES {_mask(spec.TENSOR_DTYPES)}",
+             f"#define TBN_SCALE_DTYPES {_mask(spec.SCALE_DTYPES)}",
+             f"#define TBN_BIAS_DTYPES {_mask(spec.BIAS_DTYPES)}",
+             f"#define TBN_DTYPE_MAX {max(spec.DType)}",
+             "#define TBN_DTYPE_IN(dtype, set) ((dtype) < 16u && (((set) >> (dtype)) & 1u))",
+             "static inline unsigned tbn_dtype_size(unsigned dtype) {", "    switch (dtype) {"]
+    lines += [f"    case TBN_DTYPE_{d.name}: return TBN_DTYPE_SIZE_{d.name};" for d in spec.DTYPE_SIZE]
+    return lines + ["    default: return 0;", "    }", "}"]
+
+
+def _op_tables() -> list[str]:
+    """Traits, sizes and field offsets of each op, and X-macro lists over them."""
+    lines = ["", "/* Trait: what an op is (tbn.format.spec.Trait) */"]
+    lines += [f"#define TBN_TRAIT_{n} 0x{int(t):04X}u" for n, t in spec.Trait.__members__.items()]
+    lines += ["", "/* ops: byte size and field offsets (after the opcode and act bytes) */"]
+    for op, s in spec.OPS.items():
+        lines.append(f"#define TBN_OP_{op.name}_SIZE {s.layout.size}")
+        lines.append(f"#define TBN_OP_{op.name}_TRAITS 0x{int(s.traits):04X}u")
+        lines += [f"#define TBN_OP_{op.name}_{n.upper()} {off}" for n, _, off in s.layout.offsets]
+    lines += ["#define TBN_OP_MAX " + str(max(spec.Op)), "",
+              "/* X(NAME, opcode, size, traits, kernel): every op, in opcode order */",
+              "#define TBN_OP_LIST(X) \\"]
+    lines += [f"    X({op.name}, {int(op)}, {s.layout.size}, TBN_OP_{op.name}_TRAITS, {s.kernel}) \\"
+              for op, s in spec.OPS.items()]
+    lines += ["", "/* K(kernel): every kernel family once */", "#define TBN_KERNEL_LIST(K) \\"]
+    lines += [f"    K({k}) \\" for k in spec.KERNELS]
+    lines += ["", "/* F(field, offset, bytes): the fields of each op, by the names of its layout */"]
+    for op, s in spec.OPS.items():
+        fields = " ".join(f"F({n}, {off}, {1 if k == 'u8' else 2})" for n, k, off in s.layout.offsets)
+        lines.append(f"#define TBN_OP_{op.name}_FIELDS(F) {fields}")
+    for what in ("traits", "size"):
+        lines += ["", f"/* the {what} of an opcode; 0 for an unknown one */",
+                  f"static inline unsigned tbn_op_{what}(unsigned opcode) {{", "    switch (opcode) {"]
+        lines += [f"    case TBN_OP_{op.name}: return TBN_OP_{op.name}_{what.upper()};" for op in spec.OPS]
+        lines += ["    default: return 0;", "    }", "}"]
+    return lines
 
 
 def write_or_check(text: str, path: Path, module: str, argv: list[str] | None = None) -> int:

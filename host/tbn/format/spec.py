@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, IntFlag
 
 MAGIC = b"TBNB"
 VERSION_MAJOR = 1
@@ -88,6 +88,55 @@ class Op(IntEnum):
     AFFINE = 13
 
 
+class Trait(IntFlag):
+    """What an op is, as every reader, runtime and tool asks it (``OPS[op].traits``).
+
+    The first group is declared per op; the operand traits (``SCALE`` ...) follow from its
+    layout. The C header carries the same bits as ``TBN_TRAIT_*`` and ``tbn_op_traits()``."""
+
+    TILED = 1 << 0  # weights are one binary tile repeated p times
+    DENSE = 1 << 1  # weights are an int8 matrix
+    CONV = 1 << 2  # convolution geometry (kernel, stride, dilation, padding, groups)
+    WINDOW = 1 << 3  # pooling window geometry (kernel, stride, padding)
+    FUSABLE = 1 << 4  # may carry a fused activation
+    F32_ONLY = 1 << 5  # refused in INT8 models
+    SAME_QUANT = 1 << 6  # INT8: output quantisation equals the input's
+    SCALE_OPTIONAL_F32 = 1 << 7  # the scale operand may be absent in F32 models
+    SCALE = 1 << 8  # has a scale operand (from the layout)
+    BIAS = 1 << 9  # has an optional bias operand (from the layout)
+    TWO_INPUTS = 1 << 10  # reads two tensors (from the layout)
+    WEIGHTED = TILED | DENSE
+
+
+class ScaleMode(IntEnum):
+    """How a weighted op's F32 scale vector is meant, derived from its count by
+    :func:`scale_mode` (INT8 REQUANT scales are one or per output). The values are those the
+    CUDA kernels take."""
+
+    PER_OUTPUT = 0
+    PER_REPETITION = 1
+    ONE = 2
+
+
+def scale_mode(count: int, outputs: int, p: int) -> ScaleMode | None:
+    """The meaning of a scale of ``count`` entries on an op with ``outputs`` outputs tiled
+    ``p`` times (``p`` = 1 for dense weights); None when the count fits none.
+
+    A count that fits two meanings is read in this order: per output, one, per repetition."""
+    if count == outputs:
+        return ScaleMode.PER_OUTPUT
+    if count == 1:
+        return ScaleMode.ONE
+    if count == p:
+        return ScaleMode.PER_REPETITION
+    return None
+
+
+FIELD_KINDS = ("tensor", "tile", "scale", "bias", "dense", "u8", "u16", "pad8", "pad16")
+_CODES = {"tensor": "H", "tile": "H", "scale": "H", "bias": "H", "dense": "H", "u16": "H", "u8": "B",
+          "pad8": "x", "pad16": "2x"}
+
+
 @dataclass(frozen=True)
 class OpLayout:
     """Fields after the two-byte (opcode, act) prefix, in order. ``kind`` says what an
@@ -97,9 +146,7 @@ class OpLayout:
 
     @property
     def struct(self) -> struct.Struct:
-        codes = {"tensor": "H", "tile": "H", "scale": "H", "bias": "H", "dense": "H",
-                 "u16": "H", "u8": "B", "pad8": "x", "pad16": "2x"}
-        return struct.Struct("<BB" + "".join(codes[k] for _, k in self.fields))
+        return struct.Struct("<BB" + "".join(_CODES[k] for _, k in self.fields))
 
     @property
     def size(self) -> int:
@@ -109,37 +156,86 @@ class OpLayout:
     def names(self) -> tuple[str, ...]:
         return tuple(n for n, k in self.fields if not k.startswith("pad"))
 
+    @property
+    def offsets(self) -> tuple[tuple[str, str, int], ...]:
+        """(name, kind, byte offset from the opcode) of each field that is not padding."""
+        out, pos = [], 2
+        for name, kind in self.fields:
+            if not kind.startswith("pad"):
+                out.append((name, kind, pos))
+            pos += struct.calcsize("<" + _CODES[kind])
+        return tuple(out)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The tensor operands an op reads, in order (every tensor field but ``output``)."""
+        return tuple(n for n, k in self.fields if k == "tensor" and n != "output")
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One op: its encoding, its traits and the kernel family that runs it (the reference
+    interpreter's ``tbn.runtime.kernels.<kernel>``, the C runtime's
+    ``tbn_prepare_<kernel>`` / ``tbn_eval_<kernel>``)."""
+
+    layout: OpLayout
+    declared: Trait
+    kernel: str
+
+    @property
+    def traits(self) -> Trait:
+        kinds = {k for _, k in self.layout.fields}
+        t = self.declared
+        t |= Trait.SCALE if "scale" in kinds else Trait(0)
+        t |= Trait.BIAS if "bias" in kinds else Trait(0)
+        return t | (Trait.TWO_INPUTS if len(self.layout.inputs) == 2 else Trait(0))
+
 
 _CONV_GEOM = (("kh", "u8"), ("kw", "u8"), ("sh", "u8"), ("sw", "u8"), ("dh", "u8"), ("dw", "u8"),
               ("pt", "u8"), ("pl", "u8"), ("pb", "u8"), ("pr", "u8"), ("groups", "u16"))
 _POOL_GEOM = (("kh", "u8"), ("kw", "u8"), ("sh", "u8"), ("sw", "u8"),
               ("pt", "u8"), ("pl", "u8"), ("pb", "u8"), ("pr", "u8"), ("_", "pad16"))
-_UNARY = (("input", "tensor"), ("output", "tensor"), ("_", "pad16"))
+_UNARY = OpLayout((("input", "tensor"), ("output", "tensor"), ("_", "pad16")))
+_IO = (("input", "tensor"), ("output", "tensor"))
+_TILED = OpLayout((*_IO, ("tile", "tile"), ("scale", "scale"), ("bias", "bias")))
+_DENSE = OpLayout((*_IO, ("weight", "dense"), ("scale", "scale"), ("bias", "bias")))
+_MM = Trait.FUSABLE
 
-OP_LAYOUTS: dict[Op, OpLayout] = {
-    Op.TILED_LINEAR: OpLayout((("input", "tensor"), ("output", "tensor"), ("tile", "tile"),
-                               ("scale", "scale"), ("bias", "bias"))),
-    Op.TILED_CONV2D: OpLayout((("input", "tensor"), ("output", "tensor"), ("tile", "tile"),
-                               ("scale", "scale"), ("bias", "bias"), *_CONV_GEOM)),
-    Op.DENSE_LINEAR: OpLayout((("input", "tensor"), ("output", "tensor"), ("weight", "dense"),
-                               ("scale", "scale"), ("bias", "bias"))),
-    Op.DENSE_CONV2D: OpLayout((("input", "tensor"), ("output", "tensor"), ("weight", "dense"),
-                               ("scale", "scale"), ("bias", "bias"), *_CONV_GEOM)),
-    Op.MAXPOOL2D: OpLayout((("input", "tensor"), ("output", "tensor"), *_POOL_GEOM)),
-    Op.AVGPOOL2D: OpLayout((("input", "tensor"), ("output", "tensor"), *_POOL_GEOM)),
-    Op.GLOBAL_AVGPOOL: OpLayout(_UNARY),
-    Op.RESHAPE: OpLayout(_UNARY),
-    Op.ADD: OpLayout((("a", "tensor"), ("b", "tensor"), ("output", "tensor"), ("scale", "scale"),
-                      ("_", "pad16"))),
-    Op.ACTIVATION: OpLayout(_UNARY),
-    Op.SOFTMAX: OpLayout(_UNARY),
-    Op.ARGMAX: OpLayout(_UNARY),
-    Op.AFFINE: OpLayout((("input", "tensor"), ("output", "tensor"), ("scale", "scale"),
-                         ("bias", "bias"), ("_", "pad16"))),
+OPS: dict[Op, OpSpec] = {
+    Op.TILED_LINEAR: OpSpec(_TILED, Trait.TILED | _MM, "matmul"),
+    Op.TILED_CONV2D: OpSpec(OpLayout(_TILED.fields + _CONV_GEOM), Trait.TILED | Trait.CONV | _MM, "matmul"),
+    Op.DENSE_LINEAR: OpSpec(_DENSE, Trait.DENSE | _MM, "matmul"),
+    Op.DENSE_CONV2D: OpSpec(OpLayout(_DENSE.fields + _CONV_GEOM), Trait.DENSE | Trait.CONV | _MM, "matmul"),
+    Op.MAXPOOL2D: OpSpec(OpLayout(_IO + _POOL_GEOM), Trait.WINDOW | Trait.SAME_QUANT, "pool"),
+    Op.AVGPOOL2D: OpSpec(OpLayout(_IO + _POOL_GEOM), Trait.WINDOW | Trait.SAME_QUANT, "pool"),
+    Op.GLOBAL_AVGPOOL: OpSpec(_UNARY, Trait.SAME_QUANT, "global_avgpool"),
+    Op.RESHAPE: OpSpec(_UNARY, Trait.SAME_QUANT, "reshape"),
+    Op.ADD: OpSpec(OpLayout((("a", "tensor"), ("b", "tensor"), ("output", "tensor"), ("scale", "scale"),
+                             ("_", "pad16"))), Trait.FUSABLE | Trait.SCALE_OPTIONAL_F32, "add"),
+    Op.ACTIVATION: OpSpec(_UNARY, Trait.SAME_QUANT, "activation"),
+    Op.SOFTMAX: OpSpec(_UNARY, Trait.F32_ONLY, "softmax"),
+    Op.ARGMAX: OpSpec(_UNARY, Trait(0), "argmax"),
+    Op.AFFINE: OpSpec(OpLayout((*_IO, ("scale", "scale"), ("bias", "bias"), ("_", "pad16"))),
+                      Trait.FUSABLE | Trait.F32_ONLY, "affine"),
 }
+OP_LAYOUTS: dict[Op, OpLayout] = {op: s.layout for op, s in OPS.items()}
+KERNELS = tuple(dict.fromkeys(s.kernel for s in OPS.values()))  # kernel families, in opcode order
 
-for _op, _layout in OP_LAYOUTS.items():
-    assert _layout.size % ALIGN == 0, f"{_op.name} layout is {_layout.size} bytes, not 4-aligned"
+
+def ops_with(trait: Trait) -> frozenset[Op]:
+    """Every op that has all the bits of ``trait`` (``ops_with(Trait.TILED)``)."""
+    return frozenset(op for op, s in OPS.items() if s.traits & trait == trait)
+
+
+def has(op: Op, trait: Trait) -> bool:
+    """Whether ``op`` has any bit of ``trait`` (``has(op, Trait.WEIGHTED)``)."""
+    return bool(OPS[op].traits & trait)
+
+
+assert set(OPS) == set(Op), "every opcode needs an OpSpec"
+for _op, _spec in OPS.items():
+    assert _spec.layout.size % ALIGN == 0, f"{_op.name} layout is {_spec.layout.size} bytes, not 4-aligned"
+    assert all(k in FIELD_KINDS for _, k in _spec.layout.fields), f"{_op.name}: unknown field kind"
 
 
 def align(n: int) -> int:

@@ -104,14 +104,52 @@
 #define TBN_DTYPE_SIZE_I32 4
 #define TBN_DTYPE_SIZE_REQUANT 8
 
+/* dtype sets as masks of (1 << dtype), and the size of any dtype (0: unknown) */
+#define TBN_TENSOR_DTYPES 0x001Au
+#define TBN_SCALE_DTYPES 0x0026u
+#define TBN_BIAS_DTYPES 0x0012u
+#define TBN_DTYPE_MAX 5
+#define TBN_DTYPE_IN(dtype, set) ((dtype) < 16u && (((set) >> (dtype)) & 1u))
+static inline unsigned tbn_dtype_size(unsigned dtype) {
+    switch (dtype) {
+    case TBN_DTYPE_F32: return TBN_DTYPE_SIZE_F32;
+    case TBN_DTYPE_F16: return TBN_DTYPE_SIZE_F16;
+    case TBN_DTYPE_I8: return TBN_DTYPE_SIZE_I8;
+    case TBN_DTYPE_I32: return TBN_DTYPE_SIZE_I32;
+    case TBN_DTYPE_REQUANT: return TBN_DTYPE_SIZE_REQUANT;
+    default: return 0;
+    }
+}
+
+/* ScaleMode: how an F32 scale vector is meant (tbn.format.spec.scale_mode) */
+#define TBN_SCALE_PER_OUTPUT 0
+#define TBN_SCALE_PER_REPETITION 1
+#define TBN_SCALE_ONE 2
+
+/* Trait: what an op is (tbn.format.spec.Trait) */
+#define TBN_TRAIT_TILED 0x0001u
+#define TBN_TRAIT_DENSE 0x0002u
+#define TBN_TRAIT_CONV 0x0004u
+#define TBN_TRAIT_WINDOW 0x0008u
+#define TBN_TRAIT_FUSABLE 0x0010u
+#define TBN_TRAIT_F32_ONLY 0x0020u
+#define TBN_TRAIT_SAME_QUANT 0x0040u
+#define TBN_TRAIT_SCALE_OPTIONAL_F32 0x0080u
+#define TBN_TRAIT_SCALE 0x0100u
+#define TBN_TRAIT_BIAS 0x0200u
+#define TBN_TRAIT_TWO_INPUTS 0x0400u
+#define TBN_TRAIT_WEIGHTED 0x0003u
+
 /* ops: byte size and field offsets (after the opcode and act bytes) */
 #define TBN_OP_TILED_LINEAR_SIZE 12
+#define TBN_OP_TILED_LINEAR_TRAITS 0x0311u
 #define TBN_OP_TILED_LINEAR_INPUT 2
 #define TBN_OP_TILED_LINEAR_OUTPUT 4
 #define TBN_OP_TILED_LINEAR_TILE 6
 #define TBN_OP_TILED_LINEAR_SCALE 8
 #define TBN_OP_TILED_LINEAR_BIAS 10
 #define TBN_OP_TILED_CONV2D_SIZE 24
+#define TBN_OP_TILED_CONV2D_TRAITS 0x0315u
 #define TBN_OP_TILED_CONV2D_INPUT 2
 #define TBN_OP_TILED_CONV2D_OUTPUT 4
 #define TBN_OP_TILED_CONV2D_TILE 6
@@ -129,12 +167,14 @@
 #define TBN_OP_TILED_CONV2D_PR 21
 #define TBN_OP_TILED_CONV2D_GROUPS 22
 #define TBN_OP_DENSE_LINEAR_SIZE 12
+#define TBN_OP_DENSE_LINEAR_TRAITS 0x0312u
 #define TBN_OP_DENSE_LINEAR_INPUT 2
 #define TBN_OP_DENSE_LINEAR_OUTPUT 4
 #define TBN_OP_DENSE_LINEAR_WEIGHT 6
 #define TBN_OP_DENSE_LINEAR_SCALE 8
 #define TBN_OP_DENSE_LINEAR_BIAS 10
 #define TBN_OP_DENSE_CONV2D_SIZE 24
+#define TBN_OP_DENSE_CONV2D_TRAITS 0x0316u
 #define TBN_OP_DENSE_CONV2D_INPUT 2
 #define TBN_OP_DENSE_CONV2D_OUTPUT 4
 #define TBN_OP_DENSE_CONV2D_WEIGHT 6
@@ -152,6 +192,7 @@
 #define TBN_OP_DENSE_CONV2D_PR 21
 #define TBN_OP_DENSE_CONV2D_GROUPS 22
 #define TBN_OP_MAXPOOL2D_SIZE 16
+#define TBN_OP_MAXPOOL2D_TRAITS 0x0048u
 #define TBN_OP_MAXPOOL2D_INPUT 2
 #define TBN_OP_MAXPOOL2D_OUTPUT 4
 #define TBN_OP_MAXPOOL2D_KH 6
@@ -163,6 +204,7 @@
 #define TBN_OP_MAXPOOL2D_PB 12
 #define TBN_OP_MAXPOOL2D_PR 13
 #define TBN_OP_AVGPOOL2D_SIZE 16
+#define TBN_OP_AVGPOOL2D_TRAITS 0x0048u
 #define TBN_OP_AVGPOOL2D_INPUT 2
 #define TBN_OP_AVGPOOL2D_OUTPUT 4
 #define TBN_OP_AVGPOOL2D_KH 6
@@ -174,29 +216,120 @@
 #define TBN_OP_AVGPOOL2D_PB 12
 #define TBN_OP_AVGPOOL2D_PR 13
 #define TBN_OP_GLOBAL_AVGPOOL_SIZE 8
+#define TBN_OP_GLOBAL_AVGPOOL_TRAITS 0x0040u
 #define TBN_OP_GLOBAL_AVGPOOL_INPUT 2
 #define TBN_OP_GLOBAL_AVGPOOL_OUTPUT 4
 #define TBN_OP_RESHAPE_SIZE 8
+#define TBN_OP_RESHAPE_TRAITS 0x0040u
 #define TBN_OP_RESHAPE_INPUT 2
 #define TBN_OP_RESHAPE_OUTPUT 4
 #define TBN_OP_ADD_SIZE 12
+#define TBN_OP_ADD_TRAITS 0x0590u
 #define TBN_OP_ADD_A 2
 #define TBN_OP_ADD_B 4
 #define TBN_OP_ADD_OUTPUT 6
 #define TBN_OP_ADD_SCALE 8
 #define TBN_OP_ACTIVATION_SIZE 8
+#define TBN_OP_ACTIVATION_TRAITS 0x0040u
 #define TBN_OP_ACTIVATION_INPUT 2
 #define TBN_OP_ACTIVATION_OUTPUT 4
 #define TBN_OP_SOFTMAX_SIZE 8
+#define TBN_OP_SOFTMAX_TRAITS 0x0020u
 #define TBN_OP_SOFTMAX_INPUT 2
 #define TBN_OP_SOFTMAX_OUTPUT 4
 #define TBN_OP_ARGMAX_SIZE 8
+#define TBN_OP_ARGMAX_TRAITS 0x0000u
 #define TBN_OP_ARGMAX_INPUT 2
 #define TBN_OP_ARGMAX_OUTPUT 4
 #define TBN_OP_AFFINE_SIZE 12
+#define TBN_OP_AFFINE_TRAITS 0x0330u
 #define TBN_OP_AFFINE_INPUT 2
 #define TBN_OP_AFFINE_OUTPUT 4
 #define TBN_OP_AFFINE_SCALE 6
 #define TBN_OP_AFFINE_BIAS 8
+#define TBN_OP_MAX 13
+
+/* X(NAME, opcode, size, traits, kernel): every op, in opcode order */
+#define TBN_OP_LIST(X) \
+    X(TILED_LINEAR, 1, 12, TBN_OP_TILED_LINEAR_TRAITS, matmul) \
+    X(TILED_CONV2D, 2, 24, TBN_OP_TILED_CONV2D_TRAITS, matmul) \
+    X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) \
+    X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) \
+    X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) \
+    X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) \
+    X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) \
+    X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) \
+    X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) \
+    X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) \
+    X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) \
+    X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) \
+    X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) \
+
+/* K(kernel): every kernel family once */
+#define TBN_KERNEL_LIST(K) \
+    K(matmul) \
+    K(pool) \
+    K(global_avgpool) \
+    K(reshape) \
+    K(add) \
+    K(activation) \
+    K(softmax) \
+    K(argmax) \
+    K(affine) \
+
+/* F(field, offset, bytes): the fields of each op, by the names of its layout */
+#define TBN_OP_TILED_LINEAR_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(tile, 6, 2) F(scale, 8, 2) F(bias, 10, 2)
+#define TBN_OP_TILED_CONV2D_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(tile, 6, 2) F(scale, 8, 2) F(bias, 10, 2) F(kh, 12, 1) F(kw, 13, 1) F(sh, 14, 1) F(sw, 15, 1) F(dh, 16, 1) F(dw, 17, 1) F(pt, 18, 1) F(pl, 19, 1) F(pb, 20, 1) F(pr, 21, 1) F(groups, 22, 2)
+#define TBN_OP_DENSE_LINEAR_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(weight, 6, 2) F(scale, 8, 2) F(bias, 10, 2)
+#define TBN_OP_DENSE_CONV2D_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(weight, 6, 2) F(scale, 8, 2) F(bias, 10, 2) F(kh, 12, 1) F(kw, 13, 1) F(sh, 14, 1) F(sw, 15, 1) F(dh, 16, 1) F(dw, 17, 1) F(pt, 18, 1) F(pl, 19, 1) F(pb, 20, 1) F(pr, 21, 1) F(groups, 22, 2)
+#define TBN_OP_MAXPOOL2D_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(kh, 6, 1) F(kw, 7, 1) F(sh, 8, 1) F(sw, 9, 1) F(pt, 10, 1) F(pl, 11, 1) F(pb, 12, 1) F(pr, 13, 1)
+#define TBN_OP_AVGPOOL2D_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(kh, 6, 1) F(kw, 7, 1) F(sh, 8, 1) F(sw, 9, 1) F(pt, 10, 1) F(pl, 11, 1) F(pb, 12, 1) F(pr, 13, 1)
+#define TBN_OP_GLOBAL_AVGPOOL_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
+#define TBN_OP_RESHAPE_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
+#define TBN_OP_ADD_FIELDS(F) F(a, 2, 2) F(b, 4, 2) F(output, 6, 2) F(scale, 8, 2)
+#define TBN_OP_ACTIVATION_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
+#define TBN_OP_SOFTMAX_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
+#define TBN_OP_ARGMAX_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
+#define TBN_OP_AFFINE_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(scale, 6, 2) F(bias, 8, 2)
+
+/* the traits of an opcode; 0 for an unknown one */
+static inline unsigned tbn_op_traits(unsigned opcode) {
+    switch (opcode) {
+    case TBN_OP_TILED_LINEAR: return TBN_OP_TILED_LINEAR_TRAITS;
+    case TBN_OP_TILED_CONV2D: return TBN_OP_TILED_CONV2D_TRAITS;
+    case TBN_OP_DENSE_LINEAR: return TBN_OP_DENSE_LINEAR_TRAITS;
+    case TBN_OP_DENSE_CONV2D: return TBN_OP_DENSE_CONV2D_TRAITS;
+    case TBN_OP_MAXPOOL2D: return TBN_OP_MAXPOOL2D_TRAITS;
+    case TBN_OP_AVGPOOL2D: return TBN_OP_AVGPOOL2D_TRAITS;
+    case TBN_OP_GLOBAL_AVGPOOL: return TBN_OP_GLOBAL_AVGPOOL_TRAITS;
+    case TBN_OP_RESHAPE: return TBN_OP_RESHAPE_TRAITS;
+    case TBN_OP_ADD: return TBN_OP_ADD_TRAITS;
+    case TBN_OP_ACTIVATION: return TBN_OP_ACTIVATION_TRAITS;
+    case TBN_OP_SOFTMAX: return TBN_OP_SOFTMAX_TRAITS;
+    case TBN_OP_ARGMAX: return TBN_OP_ARGMAX_TRAITS;
+    case TBN_OP_AFFINE: return TBN_OP_AFFINE_TRAITS;
+    default: return 0;
+    }
+}
+
+/* the size of an opcode; 0 for an unknown one */
+static inline unsigned tbn_op_size(unsigned opcode) {
+    switch (opcode) {
+    case TBN_OP_TILED_LINEAR: return TBN_OP_TILED_LINEAR_SIZE;
+    case TBN_OP_TILED_CONV2D: return TBN_OP_TILED_CONV2D_SIZE;
+    case TBN_OP_DENSE_LINEAR: return TBN_OP_DENSE_LINEAR_SIZE;
+    case TBN_OP_DENSE_CONV2D: return TBN_OP_DENSE_CONV2D_SIZE;
+    case TBN_OP_MAXPOOL2D: return TBN_OP_MAXPOOL2D_SIZE;
+    case TBN_OP_AVGPOOL2D: return TBN_OP_AVGPOOL2D_SIZE;
+    case TBN_OP_GLOBAL_AVGPOOL: return TBN_OP_GLOBAL_AVGPOOL_SIZE;
+    case TBN_OP_RESHAPE: return TBN_OP_RESHAPE_SIZE;
+    case TBN_OP_ADD: return TBN_OP_ADD_SIZE;
+    case TBN_OP_ACTIVATION: return TBN_OP_ACTIVATION_SIZE;
+    case TBN_OP_SOFTMAX: return TBN_OP_SOFTMAX_SIZE;
+    case TBN_OP_ARGMAX: return TBN_OP_ARGMAX_SIZE;
+    case TBN_OP_AFFINE: return TBN_OP_AFFINE_SIZE;
+    default: return 0;
+    }
+}
 
 #endif /* TBN_FORMAT_H */

@@ -52,17 +52,49 @@ typedef struct {
 void tbn_get_tile(const tbn_model *m, uint32_t id, tbn_tile *t);
 const int8_t *tbn_get_dense(const tbn_model *m, uint32_t id, uint32_t *count);
 
-/* A decoded op: every layout's fields by name (absent fields are 0). */
+/* A decoded op: every layout's fields by the names tbn.format.spec gives them (absent ids are
+ * TBN_NONE_ID, absent geometry 1, other absent fields 0). `input` is the first tensor read
+ * (ADD's `a`), `traits` the op's TBN_TRAIT_* bits. */
 typedef struct {
     uint8_t opcode, act;
     uint16_t input, output, a, b, tile, weight, scale, bias;
     uint8_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
     uint16_t groups;
-    uint32_t size;
+    uint32_t size, traits;
 } tbn_op;
 
-/* Decode the op at byte offset `pos` of the ops section; returns 0 if unknown/truncated. */
+/* Decode the op at p (avail bytes left in the ops section); returns 0 if unknown/truncated. */
 int tbn_decode_op(const uint8_t *p, uint32_t avail, tbn_op *op);
+
+/* The tensors an op touches, decoded once by the loader for the op's prepare function;
+ * `b` is the second input (the first again for one-input ops). */
+typedef struct {
+    tbn_tensor in, b, out;
+    int int8;
+} tbn_io;
+
+/* Shape helpers shared by the prepare functions. */
+static inline int tbn_same_shape(const tbn_tensor *a, const tbn_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->dims[i] != b->dims[i]) return 0;
+    return 1;
+}
+
+/* Output length of a convolution or pooling window along one axis; -1 if none fits. */
+static inline int64_t tbn_conv_out(uint32_t size, uint32_t k, uint32_t s, uint32_t d, uint32_t pad) {
+    int64_t span = (int64_t)size + pad - (int64_t)d * (k - 1) - 1;
+    return span < 0 ? -1 : span / s + 1;
+}
+
+/* How a scale of `count` entries is meant on an op with `outputs` outputs tiled p times
+ * (TBN_SCALE_*; -1 if the count fits none). The same order as tbn.format.spec.scale_mode. */
+static inline int tbn_scale_mode(uint32_t count, uint32_t outputs, uint64_t p) {
+    if (count == outputs) return TBN_SCALE_PER_OUTPUT;
+    if (count == 1) return TBN_SCALE_ONE;
+    if (count == p) return TBN_SCALE_PER_REPETITION;
+    return -1;
+}
 
 /* out = floor((v + 2^(s-1)) / 2^s) for s >= 1, v for s == 0 (no implementation-defined shifts). */
 static inline int64_t tbn_rshift_round(int64_t v, int32_t s) {
@@ -89,10 +121,14 @@ static inline int8_t tbn_clamp_q(int64_t v, int32_t lo, int32_t hi) {
     return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
 }
 
-/* Kernels: each returns TBN_OK (the loader has checked every shape already). */
-tbn_status tbn_kernel_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena);  /* linear, conv */
-tbn_status tbn_kernel_pool(const tbn_model *m, const tbn_op *op, uint8_t *arena);
-tbn_status tbn_kernel_global_avgpool(const tbn_model *m, const tbn_op *op, uint8_t *arena);
-tbn_status tbn_kernel_eltwise(const tbn_model *m, const tbn_op *op, uint8_t *arena); /* others */
+/* Each kernel family of tbn.format.spec (TBN_KERNEL_LIST), as TFLite Micro splits an op:
+ * tbn_prepare_<k> checks one op's shapes, dtypes and constants once, at load, after the
+ * loader has checked its ids, dataflow and arena slots (TBN_OK or TBN_ERR_SHAPE);
+ * tbn_eval_<k> runs it and returns TBN_OK, since everything it relies on was prepared. */
+#define TBN_DECLARE_KERNEL(k)                                                               \
+    tbn_status tbn_prepare_##k(const tbn_model *m, const tbn_op *op, const tbn_io *io);     \
+    tbn_status tbn_eval_##k(const tbn_model *m, const tbn_op *op, uint8_t *arena);
+TBN_KERNEL_LIST(TBN_DECLARE_KERNEL)
+#undef TBN_DECLARE_KERNEL
 
 #endif /* TBN_INTERNAL_H */

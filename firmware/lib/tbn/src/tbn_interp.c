@@ -11,18 +11,10 @@ tbn_status tbn_invoke(const tbn_model *m, void *arena, size_t arena_size) {
         if (!tbn_decode_op(m->data + pos, end - pos, &op)) return TBN_ERR_OPCODE;
         tbn_status s;
         switch (op.opcode) {
-        case TBN_OP_TILED_LINEAR: case TBN_OP_TILED_CONV2D: case TBN_OP_DENSE_LINEAR: case TBN_OP_DENSE_CONV2D:
-            s = tbn_kernel_matmul(m, &op, a);
-            break;
-        case TBN_OP_MAXPOOL2D: case TBN_OP_AVGPOOL2D:
-            s = tbn_kernel_pool(m, &op, a);
-            break;
-        case TBN_OP_GLOBAL_AVGPOOL:
-            s = tbn_kernel_global_avgpool(m, &op, a);
-            break;
-        default:
-            s = tbn_kernel_eltwise(m, &op, a);
-            break;
+#define TBN_EVAL(NAME, code, size, traits, kernel) case code: s = tbn_eval_##kernel(m, &op, a); break;
+            TBN_OP_LIST(TBN_EVAL)
+#undef TBN_EVAL
+        default: return TBN_ERR_OPCODE;
         }
         if (s != TBN_OK) return s;
         pos += op.size;

@@ -1,82 +1,149 @@
-/* RESHAPE, ADD, ACTIVATION, SOFTMAX (F32 only), ARGMAX, AFFINE (F32 only). */
+/* RESHAPE, ADD, ACTIVATION, SOFTMAX (F32 only), ARGMAX, AFFINE (F32 only): one prepare and
+ * one eval each. */
 #include <math.h>
 
 #include "../tbn_internal.h"
 
-tbn_status tbn_kernel_eltwise(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+/* The input and output tensors of a one-input op, and their places in the arena. */
+typedef struct {
     tbn_tensor in, out;
-    tbn_get_tensor(m, op->input, &in);
-    tbn_get_tensor(m, op->output, &out);
+    const uint8_t *src;
+    uint8_t *dst;
+} unary;
+
+static unary unary_of(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    unary u;
+    tbn_get_tensor(m, op->input, &u.in);
+    tbn_get_tensor(m, op->output, &u.out);
+    u.src = arena + u.in.offset;
+    u.dst = arena + u.out.offset;
+    return u;
+}
+
+tbn_status tbn_prepare_reshape(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    (void)m;
+    (void)op;
+    return io->out.numel == io->in.numel ? TBN_OK : TBN_ERR_SHAPE;
+}
+
+tbn_status tbn_eval_reshape(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    unary u = unary_of(m, op, arena);
+    if (u.src != u.dst) memmove(u.dst, u.src, u.out.nbytes);
+    return TBN_OK;
+}
+
+tbn_status tbn_prepare_add(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    if (!tbn_same_shape(&io->in, &io->b) || !tbn_same_shape(&io->in, &io->out) || io->b.dtype != io->in.dtype)
+        return TBN_ERR_SHAPE;
+    if (io->int8) { /* one (multiplier, shift) per input */
+        tbn_vector v;
+        tbn_get_scale(m, op->scale, &v);
+        if (v.dtype != TBN_DTYPE_REQUANT || v.count != 2) return TBN_ERR_SHAPE;
+    }
+    return TBN_OK;
+}
+
+tbn_status tbn_eval_add(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    unary u = unary_of(m, op, arena);
+    tbn_tensor b;
+    tbn_get_tensor(m, op->b, &b);
+    const uint8_t *src_b = arena + b.offset;
+    uint32_t n = u.in.numel;
+    if (!tbn_is_int8(m)) {
+        for (uint32_t i = 0; i < n; i++)
+            ((float *)u.dst)[i] = tbn_act_f32(((const float *)u.src)[i] + ((const float *)src_b)[i], op->act);
+        return TBN_OK;
+    }
+    tbn_vector rq;
+    tbn_get_scale(m, op->scale, &rq);
+    int32_t ma = tbn_rds32(rq.data), sa = tbn_rds32(rq.data + 4);
+    int32_t mb = tbn_rds32(rq.data + 8), sb = tbn_rds32(rq.data + 12);
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t va = tbn_rshift_round(((int64_t)((const int8_t *)u.src)[i] - u.in.zero_point) * ma, sa);
+        int64_t vb = tbn_rshift_round(((int64_t)((const int8_t *)src_b)[i] - b.zero_point) * mb, sb);
+        ((int8_t *)u.dst)[i] = tbn_clamp_q(u.out.zero_point + va + vb, u.out.qmin, u.out.qmax);
+    }
+    return TBN_OK;
+}
+
+tbn_status tbn_prepare_activation(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    (void)m;
+    return op->act != TBN_ACT_NONE && tbn_same_shape(&io->in, &io->out) ? TBN_OK : TBN_ERR_SHAPE;
+}
+
+tbn_status tbn_eval_activation(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    unary u = unary_of(m, op, arena);
     int int8 = tbn_is_int8(m);
-    const uint8_t *src = arena + in.offset;
-    uint8_t *dst = arena + out.offset;
-    uint32_t n = in.numel;
-    switch (op->opcode) {
-    case TBN_OP_RESHAPE:
-        if (src != dst) memmove(dst, src, out.nbytes);
-        break;
-    case TBN_OP_ADD: {
-        tbn_tensor b;
-        tbn_get_tensor(m, op->b, &b);
-        const uint8_t *src_b = arena + b.offset;
-        if (int8) {
-            tbn_vector rq;
-            tbn_get_scale(m, op->scale, &rq);
-            int32_t ma = tbn_rds32(rq.data), sa = tbn_rds32(rq.data + 4);
-            int32_t mb = tbn_rds32(rq.data + 8), sb = tbn_rds32(rq.data + 12);
-            for (uint32_t i = 0; i < n; i++) {
-                int64_t va = tbn_rshift_round(((int64_t)((const int8_t *)src)[i] - in.zero_point) * ma, sa);
-                int64_t vb = tbn_rshift_round(((int64_t)((const int8_t *)src_b)[i] - b.zero_point) * mb, sb);
-                ((int8_t *)dst)[i] = tbn_clamp_q(out.zero_point + va + vb, out.qmin, out.qmax);
-            }
-        } else {
-            for (uint32_t i = 0; i < n; i++)
-                ((float *)dst)[i] = tbn_act_f32(((const float *)src)[i] + ((const float *)src_b)[i], op->act);
-        }
-        break;
+    for (uint32_t i = 0; i < u.in.numel; i++) {
+        if (int8) ((int8_t *)u.dst)[i] = tbn_clamp_q(((const int8_t *)u.src)[i], u.out.qmin, u.out.qmax);
+        else ((float *)u.dst)[i] = tbn_act_f32(((const float *)u.src)[i], op->act);
     }
-    case TBN_OP_ACTIVATION:
-        for (uint32_t i = 0; i < n; i++) {
-            if (int8) ((int8_t *)dst)[i] = tbn_clamp_q(((const int8_t *)src)[i], out.qmin, out.qmax);
-            else ((float *)dst)[i] = tbn_act_f32(((const float *)src)[i], op->act);
-        }
-        break;
-    case TBN_OP_SOFTMAX: {
-        const float *x = (const float *)src;
-        float mx = x[0], sum = 0.0f;
-        for (uint32_t i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
-        for (uint32_t i = 0; i < n; i++) sum += ((float *)dst)[i] = expf(x[i] - mx);
-        for (uint32_t i = 0; i < n; i++) ((float *)dst)[i] /= sum;
-        break;
+    return TBN_OK;
+}
+
+tbn_status tbn_prepare_softmax(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    (void)m;
+    (void)op;
+    return tbn_same_shape(&io->in, &io->out) ? TBN_OK : TBN_ERR_SHAPE;
+}
+
+tbn_status tbn_eval_softmax(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    unary u = unary_of(m, op, arena);
+    const float *x = (const float *)u.src;
+    float *y = (float *)u.dst, mx = x[0], sum = 0.0f;
+    uint32_t n = u.in.numel;
+    for (uint32_t i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
+    for (uint32_t i = 0; i < n; i++) sum += y[i] = expf(x[i] - mx);
+    for (uint32_t i = 0; i < n; i++) y[i] /= sum;
+    return TBN_OK;
+}
+
+tbn_status tbn_prepare_argmax(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    (void)m;
+    (void)op;
+    return io->out.dtype == TBN_DTYPE_I32 && io->out.numel == 1 ? TBN_OK : TBN_ERR_SHAPE;
+}
+
+tbn_status tbn_eval_argmax(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    unary u = unary_of(m, op, arena);
+    int int8 = tbn_is_int8(m);
+    uint32_t best = 0;
+    for (uint32_t i = 1; i < u.in.numel; i++) {
+        if (int8 ? ((const int8_t *)u.src)[i] > ((const int8_t *)u.src)[best]
+                 : ((const float *)u.src)[i] > ((const float *)u.src)[best])
+            best = i;
     }
-    case TBN_OP_ARGMAX: {
-        uint32_t best = 0;
-        for (uint32_t i = 1; i < n; i++) {
-            if (int8 ? ((const int8_t *)src)[i] > ((const int8_t *)src)[best]
-                     : ((const float *)src)[i] > ((const float *)src)[best])
-                best = i;
-        }
-        int32_t v = (int32_t)best;
-        memcpy(dst, &v, sizeof v);
-        break;
+    int32_t v = (int32_t)best;
+    memcpy(u.dst, &v, sizeof v);
+    return TBN_OK;
+}
+
+tbn_status tbn_prepare_affine(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    tbn_vector v;
+    uint32_t ch = io->in.dims[0];
+    tbn_get_scale(m, op->scale, &v);
+    if (!tbn_same_shape(&io->in, &io->out) || v.dtype == TBN_DTYPE_REQUANT || tbn_scale_mode(v.count, ch, 1) < 0)
+        return TBN_ERR_SHAPE;
+    if (op->bias != TBN_NONE_ID) {
+        tbn_get_bias(m, op->bias, &v);
+        if (v.count != ch || v.dtype != TBN_DTYPE_F32) return TBN_ERR_SHAPE;
     }
-    case TBN_OP_AFFINE: {
-        tbn_vector s, b;
-        tbn_get_scale(m, op->scale, &s);
-        int has_bias = op->bias != TBN_NONE_ID;
-        if (has_bias) tbn_get_bias(m, op->bias, &b);
-        uint32_t ch = in.dims[0], per = n / ch;
-        for (uint32_t c = 0; c < ch; c++) {
-            float sc = tbn_vector_f32(&s, s.count == 1 ? 0 : c), bi = has_bias ? tbn_rdf32(b.data + 4 * c) : 0.0f;
-            for (uint32_t i = 0; i < per; i++) {
-                size_t j = (size_t)c * per + i;
-                ((float *)dst)[j] = tbn_act_f32(((const float *)src)[j] * sc + bi, op->act);
-            }
+    return TBN_OK;
+}
+
+tbn_status tbn_eval_affine(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    unary u = unary_of(m, op, arena);
+    tbn_vector s, b;
+    tbn_get_scale(m, op->scale, &s);
+    int has_bias = op->bias != TBN_NONE_ID, one = tbn_scale_mode(s.count, u.in.dims[0], 1) == TBN_SCALE_ONE;
+    if (has_bias) tbn_get_bias(m, op->bias, &b);
+    uint32_t ch = u.in.dims[0], per = u.in.numel / ch;
+    for (uint32_t c = 0; c < ch; c++) {
+        float sc = tbn_vector_f32(&s, one ? 0 : c), bi = has_bias ? tbn_rdf32(b.data + 4 * c) : 0.0f;
+        for (uint32_t i = 0; i < per; i++) {
+            size_t j = (size_t)c * per + i;
+            ((float *)u.dst)[j] = tbn_act_f32(((const float *)u.src)[j] * sc + bi, op->act);
         }
-        break;
-    }
-    default:
-        return TBN_ERR_OPCODE;
     }
     return TBN_OK;
 }

@@ -68,7 +68,7 @@ typedef struct {
     const int8_t *dense;
     tbn_vector scale;
     tbn_vector bias;
-    int has_bias;
+    int has_bias, scale_mode;
     uint32_t o, k, p, cg, og; /* outputs, fan-in, tiling factor, in/out channels per group */
     tbn_tensor in, out;
     const uint8_t *src;
@@ -129,7 +129,7 @@ static float row_f32(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, uin
     const tbn_op *op = c->op;
     uint32_t h = c->in.ndim == 3 ? c->in.dims[1] : 1, w = c->in.ndim == 3 ? c->in.dims[2] : 1;
     const float *x = (const float *)c->src;
-    if (op->opcode == TBN_OP_TILED_LINEAR || op->opcode == TBN_OP_DENSE_LINEAR)
+    if (!(op->traits & TBN_TRAIT_CONV))
         return seg_f32(c, row * c->k, x, 1, c->k, per_rep);
     int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl, kx_lo, kx_hi;
     kx_range(op, ix0, w, &kx_lo, &kx_hi);
@@ -153,7 +153,7 @@ static int32_t row_i8(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, ui
     uint32_t h = c->in.ndim == 3 ? c->in.dims[1] : 1, w = c->in.ndim == 3 ? c->in.dims[2] : 1;
     const int8_t *x = (const int8_t *)c->src;
     int32_t zp = c->in.zero_point;
-    if (op->opcode == TBN_OP_TILED_LINEAR || op->opcode == TBN_OP_DENSE_LINEAR)
+    if (!(op->traits & TBN_TRAIT_CONV))
         return seg_i8(c, row * c->k, x, 1, c->k, zp);
     int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl, kx_lo, kx_hi;
     kx_range(op, ix0, w, &kx_lo, &kx_hi);
@@ -174,27 +174,74 @@ static int32_t row_i8(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, ui
 /* Store output channel ch at spatial index pix from its raw accumulator. */
 static void store_f32(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t npix, float raw, int per_rep) {
     float s = 1.0f;
-    if (!per_rep) s = tbn_vector_f32(&c->scale, c->scale.count == 1 ? 0 : ch);
+    if (!per_rep) s = tbn_vector_f32(&c->scale, c->scale_mode == TBN_SCALE_ONE ? 0 : ch);
     float v = raw * s + (c->has_bias ? tbn_rdf32(c->bias.data + 4 * ch) : 0.0f);
     ((float *)c->dst)[(size_t)ch * npix + pix] = tbn_act_f32(v, c->op->act);
 }
 
 static void store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t npix, int32_t acc) {
-    uint32_t i = c->scale.count == 1 ? 0 : ch;
+    uint32_t i = c->scale_mode == TBN_SCALE_ONE ? 0 : ch;
     int32_t mult = tbn_rds32(c->scale.data + 8 * i), shift = tbn_rds32(c->scale.data + 8 * i + 4);
     int64_t v = (int64_t)acc + (c->has_bias ? tbn_rds32(c->bias.data + 4 * ch) : 0);
     v = tbn_rshift_round(v * mult, shift);
     ((int8_t *)c->dst)[(size_t)ch * npix + pix] = tbn_clamp_q(c->out.zero_point + v, c->out.qmin, c->out.qmax);
 }
 
-tbn_status tbn_kernel_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+/* (outputs O, fan-in K) of a linear or conv op, from its checked tensors. */
+static void weight_count(const tbn_op *op, const tbn_tensor *in, const tbn_tensor *out, uint64_t *o, uint64_t *k) {
+    int conv = (op->traits & TBN_TRAIT_CONV) != 0;
+    *o = conv ? out->dims[0] : out->numel;
+    *k = conv ? (uint64_t)(in->dims[0] / op->groups) * op->kh * op->kw : in->numel;
+}
+
+static int conv_geometry_ok(const tbn_op *op, const tbn_tensor *in, const tbn_tensor *out) {
+    if (in->ndim != 3 || out->ndim != 3) return 0;
+    if (!op->kh || !op->kw || !op->sh || !op->sw || !op->dh || !op->dw || !op->groups) return 0;
+    if (in->dims[0] % op->groups || out->dims[0] % op->groups) return 0;
+    return tbn_conv_out(in->dims[1], op->kh, op->sh, op->dh, (uint32_t)op->pt + op->pb) == out->dims[1] &&
+           tbn_conv_out(in->dims[2], op->kw, op->sw, op->dw, (uint32_t)op->pl + op->pr) == out->dims[2];
+}
+
+tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    const tbn_tensor *in = &io->in, *out = &io->out;
+    uint8_t act = io->int8 ? TBN_DTYPE_I8 : TBN_DTYPE_F32;
+    if (in->dtype != act || out->dtype != act) return TBN_ERR_SHAPE;
+    if ((op->traits & TBN_TRAIT_CONV) ? !conv_geometry_ok(op, in, out) : out->ndim != 1) return TBN_ERR_SHAPE;
+    uint64_t o, k, p = 1;
+    weight_count(op, in, out, &o, &k);
+    if (o * k > 0xFFFFFFFFu) return TBN_ERR_SHAPE;
+    if (op->traits & TBN_TRAIT_TILED) {
+        tbn_tile t;
+        tbn_get_tile(m, op->tile, &t);
+        if ((o * k) % t.n_bits) return TBN_ERR_SHAPE;
+        p = (o * k) / t.n_bits;
+    } else {
+        uint32_t count;
+        tbn_get_dense(m, op->weight, &count);
+        if (count != o * k) return TBN_ERR_SHAPE;
+    }
+    tbn_vector s;
+    tbn_get_scale(m, op->scale, &s);
+    int mode = tbn_scale_mode(s.count, (uint32_t)o, p);
+    if (io->int8 ? s.dtype != TBN_DTYPE_REQUANT || (mode != TBN_SCALE_ONE && mode != TBN_SCALE_PER_OUTPUT)
+                 : s.dtype == TBN_DTYPE_REQUANT || mode < 0)
+        return TBN_ERR_SHAPE;
+    if (op->bias != TBN_NONE_ID) {
+        tbn_vector b;
+        tbn_get_bias(m, op->bias, &b);
+        if (b.count != o || b.dtype != (io->int8 ? TBN_DTYPE_I32 : TBN_DTYPE_F32)) return TBN_ERR_SHAPE;
+    }
+    return TBN_OK;
+}
+
+tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     mm_ctx c;
     memset(&c, 0, sizeof c);
     c.m = m;
     c.op = op;
     c.int8 = tbn_is_int8(m);
-    c.tiled = op->opcode == TBN_OP_TILED_LINEAR || op->opcode == TBN_OP_TILED_CONV2D;
-    int conv = op->opcode == TBN_OP_TILED_CONV2D || op->opcode == TBN_OP_DENSE_CONV2D;
+    c.tiled = (op->traits & TBN_TRAIT_TILED) != 0;
+    int conv = (op->traits & TBN_TRAIT_CONV) != 0;
     tbn_get_tensor(m, op->input, &c.in);
     tbn_get_tensor(m, op->output, &c.out);
     c.src = arena + c.in.offset;
@@ -216,8 +263,9 @@ tbn_status tbn_kernel_matmul(const tbn_model *m, const tbn_op *op, uint8_t *aren
         c.dense = tbn_get_dense(m, op->weight, &count);
         c.p = 1;
     }
-    /* F32 scale per repetition (count p, not per output): applied inside the row sums. */
-    int per_rep = !c.int8 && c.tiled && c.scale.count != 1 && c.scale.count != c.o;
+    c.scale_mode = tbn_scale_mode(c.scale.count, c.o, c.p);
+    /* F32 scale per repetition: applied inside the row sums. */
+    int per_rep = !c.int8 && c.scale_mode == TBN_SCALE_PER_REPETITION;
     uint32_t rows = c.tiled && groups == 1 && c.tile.n_bits % c.k == 0 ? c.tile.n_bits / c.k : 0;
 
     for (uint32_t oy = 0; oy < ho; oy++) {

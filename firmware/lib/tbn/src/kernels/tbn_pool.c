@@ -1,7 +1,21 @@
 /* MAXPOOL2D, AVGPOOL2D and GLOBAL_AVGPOOL, F32 and INT8 (docs/bytecode.md). */
 #include "../tbn_internal.h"
 
-tbn_status tbn_kernel_pool(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+tbn_status tbn_prepare_pool(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    const tbn_tensor *in = &io->in, *out = &io->out;
+    (void)m;
+    if (in->ndim != 3 || out->ndim != 3 || in->dims[0] != out->dims[0]) return TBN_ERR_SHAPE;
+    if (!op->kh || !op->kw || !op->sh || !op->sw) return TBN_ERR_SHAPE;
+    /* a window may hang over the edge by at most half: every output sees a real input */
+    if (2 * (op->pt > op->pb ? op->pt : op->pb) > op->kh || 2 * (op->pl > op->pr ? op->pl : op->pr) > op->kw)
+        return TBN_ERR_SHAPE;
+    if (tbn_conv_out(in->dims[1], op->kh, op->sh, 1, (uint32_t)op->pt + op->pb) != out->dims[1] ||
+        tbn_conv_out(in->dims[2], op->kw, op->sw, 1, (uint32_t)op->pl + op->pr) != out->dims[2])
+        return TBN_ERR_SHAPE;
+    return TBN_OK;
+}
+
+tbn_status tbn_eval_pool(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     tbn_tensor in, out;
     tbn_get_tensor(m, op->input, &in);
     tbn_get_tensor(m, op->output, &out);
@@ -47,7 +61,13 @@ tbn_status tbn_kernel_pool(const tbn_model *m, const tbn_op *op, uint8_t *arena)
     return TBN_OK;
 }
 
-tbn_status tbn_kernel_global_avgpool(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+tbn_status tbn_prepare_global_avgpool(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    (void)m;
+    (void)op;
+    return io->in.ndim == 3 && io->out.numel == io->in.dims[0] ? TBN_OK : TBN_ERR_SHAPE;
+}
+
+tbn_status tbn_eval_global_avgpool(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     tbn_tensor in, out;
     tbn_get_tensor(m, op->input, &in);
     tbn_get_tensor(m, op->output, &out);
