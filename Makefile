@@ -9,11 +9,14 @@ STAMP  := $(VENV)/.installed
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 RUNS   := runs
 
-# ---- the C runtime -------------------------------------------------------------------------
-TBN_INC := firmware/lib/tbn/include
-TBN_SRC := $(wildcard firmware/lib/tbn/src/*.c firmware/lib/tbn/src/kernels/*.c)
-TBN_HDR := $(wildcard firmware/lib/tbn/include/*.h firmware/lib/tbn/src/*.h)
-CWARN   := -std=c99 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -I$(TBN_INC)
+# ---- the C runtime: sources and flags from its manifest, firmware/lib/tbn/library.json --------
+TBN_PATHS := PYTHONPATH=host $(PYTHON) -m tbn.paths
+TBN_INC := $(shell $(TBN_PATHS) c-include)
+TBN_SRC := $(shell $(TBN_PATHS) c-sources)
+TBN_HDR := $(wildcard $(TBN_INC)/*.h firmware/lib/tbn/src/*.h) firmware/lib/tbn/library.json
+CWARN   := $(shell $(TBN_PATHS) c-flags) -I$(TBN_INC)
+# the golden-vector checker's F32 tolerance is tbn.parity's
+F32_RTOL := $(shell PYTHONPATH=host $(PYTHON) -m tbn.parity)
 SANITIZE := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 HOST    := build/host
 FUZZ_SECONDS ?= 60
@@ -52,9 +55,9 @@ $(HOST)/libtbn.so: $(TBN_SRC) $(TBN_HDR)
 	$(CC) $(CWARN) -O2 -fPIC -shared $(TBN_SRC) -lm -o $@
 
 # The golden-vector checker, with AddressSanitizer and UndefinedBehaviorSanitizer.
-$(HOST)/tbn_check: tests/c/tbn_check.c $(TBN_SRC) $(TBN_HDR)
+$(HOST)/tbn_check: tests/c/tbn_check.c $(TBN_SRC) $(TBN_HDR) host/tbn/parity.py
 	@mkdir -p $(@D)
-	$(CC) $(CWARN) $(SANITIZE) $(TBN_SRC) $< -lm -o $@
+	$(CC) $(CWARN) $(SANITIZE) -DTBN_F32_RTOL=$(F32_RTOL) $(TBN_SRC) $< -lm -o $@
 
 c-test: $(HOST)/tbn_check
 	@ok=0; bad=0; for v in tests/vectors/*.tbn; do n=$${v%.tbn}; \

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from _table import print_table, write_json
-from tbn import compile as tbn_compile
-from tbn import tile_model
+from tbn import compile_model, tile_model
+from tbn.paths import root
 from tbn.train.recipes import mlp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = root()
 BENCH = ROOT / "build" / "host" / "tbn_bench"
 
 
@@ -52,7 +52,7 @@ def main() -> None:
                 tile_model(model, p=p)
                 calib = torch.randn(64, 1, 28, 28) if acts == "int8" else None
                 path = Path(d) / f"mlp_p{p}_{acts}.tbn"
-                path.write_bytes(tbn_compile(model.eval(), torch.zeros(1, 1, 28, 28), activations=acts,
+                path.write_bytes(compile_model(model.eval(), torch.zeros(1, 1, 28, 28), activations=acts,
                                              calibration=calib))
                 cost = (instructions(path, 11) - instructions(path, 1)) / 10
                 rows.append({"activations": acts, "p": p, "bytes": path.stat().st_size,

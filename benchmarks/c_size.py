@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 from _table import print_table, write_json
+from tbn.paths import c_runtime, root
 
-ROOT = Path(__file__).resolve().parents[1]
-LIB = ROOT / "firmware" / "lib" / "tbn"
-COMMON = ["-std=c99", "-Os", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-ffunction-sections",
-          "-fdata-sections", f"-I{LIB / 'include'}"]
+ROOT = root()
+C = c_runtime()
+COMMON = [*C.flags, "-Os", "-ffunction-sections", "-fdata-sections", f"-I{C.include}"]
 TARGETS = {
     "cortex-m0plus": ("arm-none-eabi", ["-mcpu=cortex-m0plus", "-mthumb"]),
     "cortex-m4": ("arm-none-eabi", ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]),
@@ -32,7 +32,7 @@ def build(target: str, out: Path) -> dict:
     if not gcc or not size:
         raise SystemExit(f"{prefix}-gcc is not installed (make deps installs the Debian toolchains)")
     objs = []
-    for src in sorted(LIB.glob("src/**/*.c")):
+    for src in C.sources:
         obj = out / target / (src.stem + ".o")
         obj.parent.mkdir(parents=True, exist_ok=True)
         r = subprocess.run([gcc, *COMMON, *flags, "-c", str(src), "-o", str(obj)],

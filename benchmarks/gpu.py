@@ -18,7 +18,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _table import print_table, write_json
-from tbn.gpu.plan import SCALE_PER_OUTPUT, TiledPlan
+from tbn.format.spec import ScaleMode
+from tbn.gpu.plan import TiledPlan
 
 N_OUT = N_IN = 8192
 
@@ -84,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                 rng.integers(0, 2**32, (t + 31) // 32, dtype=np.uint64).astype(np.uint32).view(np.int32),
                 device="cuda",
             )
-            plan = TiledPlan(N_OUT, N_IN, t, p, N_OUT // p, SCALE_PER_OUTPUT, False)
-            full = TiledPlan(N_OUT, N_IN, t, p, N_OUT, SCALE_PER_OUTPUT, False)  # every row expanded
+            plan = TiledPlan(N_OUT, N_IN, t, p, N_OUT // p, ScaleMode.PER_OUTPUT, False)
+            full = TiledPlan(N_OUT, N_IN, t, p, N_OUT, ScaleMode.PER_OUTPUT, False)  # every row expanded
             weight_bytes = t // 8 + 4 * N_OUT
 
             def expand_then_multiply(x=x, words=words, full=full):

@@ -17,8 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _table import print_table, write_json
 from tbn.device.protocol import Command, Status, encode
 from tbn.device.session import open_device
+from tbn.paths import root
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = root()
 MODEL = ROOT / "tests" / "vectors" / "convnet_f32.tbn"
 
 

@@ -19,12 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _table import print_table, write_json
 from tbn.device import LinkError
 from tbn.device.faults import FaultyPort
-from tbn.device.runner import output_error
 from tbn.device.session import open_device
 from tbn.format import load
+from tbn.parity import output_error, within
+from tbn.paths import root
 from tbn.runtime import Interpreter
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = root()
 
 
 def inputs(interp: Interpreter, n: int, data_dir: str | None) -> np.ndarray:
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             out = np.frombuffer(got.output, dtype=expected[k].dtype).reshape(expected[k].shape)
             err = output_error(out, expected[k])
-            wrong += bool(err != 0 if program.int8 else err > 1e-5)
+            wrong += not within(err, program.int8)
     seconds = time.perf_counter() - t0
     s = soak.stats
     row = {

@@ -12,11 +12,18 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include "tbn_format.h"
+
 namespace tbn {
 
-// How sigma is stored: one value per output, one per repetition of the tile, or one.
-enum ScaleMode { SCALE_PER_OUTPUT = 0, SCALE_PER_REPETITION = 1, SCALE_SINGLE = 2 };
-enum Activation { ACT_NONE = 0, ACT_RELU = 1, ACT_RELU6 = 2 };
+// How sigma is stored: one value per output, one per repetition of the tile, or one; and the
+// fused activations. The values are the bytecode's (tbn_format.h, generated from the spec).
+enum ScaleMode {
+    SCALE_PER_OUTPUT = TBN_SCALE_PER_OUTPUT,
+    SCALE_PER_REPETITION = TBN_SCALE_PER_REPETITION,
+    SCALE_SINGLE = TBN_SCALE_ONE
+};
+enum Activation { ACT_NONE = TBN_ACT_NONE, ACT_RELU = TBN_ACT_RELU, ACT_RELU6 = TBN_ACT_RELU6 };
 
 __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }

@@ -15,14 +15,15 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tbn import compile as tbn_compile
-from tbn import tile_model
+from tbn import compile_model, tile_model
 from tbn.capi import CRuntime, _Model, load_library
 from tbn.format import TbnFormatError, read
+from tbn.parity import matches
+from tbn.paths import root
 from tbn.runtime import Interpreter
 from tbn.train.recipes import mlp
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = root()
 VECTORS = sorted((ROOT / "tests" / "vectors").glob("*.tbn"))
 CHECK = ROOT / "build" / "host" / "tbn_check"
 
@@ -32,10 +33,6 @@ def lib() -> ctypes.CDLL:
     targets = ["build/host/libtbn.so", "build/host/tbn_check"]
     subprocess.run(["make", "-s", "-C", str(ROOT), *targets], check=True)
     return load_library(ROOT / "build" / "host" / "libtbn.so")
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a.astype(np.float64) - b).max() / max(np.abs(b).max(), 1e-12))
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=lambda p: p.stem)
@@ -55,7 +52,7 @@ def test_ctypes_matches_reference(lib: ctypes.CDLL, vector: Path) -> None:
     want = Interpreter(data).run(x)
     got = CRuntime(data, lib).run(x)
     if want.dtype == np.float32:
-        assert _rel(got, want) <= 1e-5
+        assert matches(got, want)
     else:
         assert np.array_equal(got, want)
 
@@ -71,13 +68,14 @@ def test_mnist_mlp_c_equals_reference(lib: ctypes.CDLL, acts: str) -> None:
                 m.running_mean.normal_(0, 0.5)
                 m.running_var.uniform_(0.5, 2)
     x = torch.randn(200, 1, 28, 28)
-    data = tbn_compile(model.eval(), x[:1], activations=acts, calibration=x[:64] if acts == "int8" else None)
+    calib = x[:64] if acts == "int8" else None
+    data = compile_model(model.eval(), x[:1], activations=acts, calibration=calib)
     want = Interpreter(data).run(x.numpy())
     got = CRuntime(data, lib).run(x.numpy())
     if acts == "int8":
         assert np.array_equal(got, want)
     else:
-        assert _rel(got, want) <= 1e-5 and np.array_equal(got.argmax(1), want.argmax(1))
+        assert matches(got, want) and np.array_equal(got.argmax(1), want.argmax(1))
 
 
 def test_c_api_errors(lib: ctypes.CDLL) -> None:

@@ -14,8 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from tbn import compile as tbn_compile
-from tbn import tile_model
+from tbn import compile_model, tile_model
 from tbn.compiler import TbnCompileError, compile_program
 from tbn.compiler.memory import Buffer, plan
 from tbn.compiler.quant import quantize_multiplier
@@ -115,7 +114,7 @@ def test_identical_tiles_are_stored_once() -> None:
 def test_compile_leaves_training_mode_alone() -> None:
     model = mlp()
     tile_model(model, p=4)
-    tbn_compile(model, torch.zeros(1, 1, 28, 28))
+    compile_model(model, torch.zeros(1, 1, 28, 28))
     assert model.training
 
 
@@ -123,7 +122,7 @@ def test_compile_leaves_training_mode_alone() -> None:
 def test_mlp_bytecode_size_target(p: int) -> None:
     model = mlp()
     tile_model(model, p=p)
-    data = tbn_compile(model.eval(), torch.zeros(1, 1, 28, 28))
+    data = compile_model(model.eval(), torch.zeros(1, 1, 28, 28))
     s = summarize(read(data), len(data))
     assert len(data) <= 1.02 * s["payload_bytes"] + 64
     assert s["overhead_bytes"] == 228
@@ -150,20 +149,20 @@ class _RawParam(nn.Module):
 def test_unsupported_ops_are_named_with_their_place() -> None:
     where = r"node sigmoid at File .*test_compiler.py.*unsupported operation sigmoid"
     with pytest.raises(TbnCompileError, match=where):
-        tbn_compile(_Sigmoid(), torch.zeros(1, 4))
+        compile_model(_Sigmoid(), torch.zeros(1, 4))
     with pytest.raises(TbnCompileError, match=r"module '1' \(node _1\): unsupported module GELU"):
-        tbn_compile(nn.Sequential(nn.Linear(4, 4), nn.GELU()), torch.zeros(1, 4))
+        compile_model(nn.Sequential(nn.Linear(4, 4), nn.GELU()), torch.zeros(1, 4))
     with pytest.raises(TbnCompileError, match="reads parameter or buffer 'w' directly"):
-        tbn_compile(_RawParam(), torch.zeros(1, 4))
+        compile_model(_RawParam(), torch.zeros(1, 4))
     with pytest.raises(TbnCompileError, match="needs calibration data"):
-        tbn_compile(nn.Sequential(nn.Linear(4, 4)), torch.zeros(1, 4), activations="int8")
+        compile_model(nn.Sequential(nn.Linear(4, 4)), torch.zeros(1, 4), activations="int8")
     with pytest.raises(TbnCompileError, match="softmax needs F32"):
-        tbn_compile(nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=1)), torch.zeros(1, 4),
+        compile_model(nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=1)), torch.zeros(1, 4),
                     activations="int8", calibration=torch.randn(8, 4))
     odd = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6))
     tile_model(odd, p=4, min_params=0)
     with pytest.raises(TbnCompileError, match="cannot be folded, which INT8 needs"):
-        tbn_compile(odd.eval(), torch.zeros(1, 4), activations="int8", calibration=torch.randn(8, 4))
+        compile_model(odd.eval(), torch.zeros(1, 4), activations="int8", calibration=torch.randn(8, 4))
 
 
 def test_memory_plan_never_overlaps_live_buffers() -> None:
@@ -234,6 +233,6 @@ class _BadFlatten(nn.Module):
 
 def test_batch_axis_must_survive() -> None:
     with pytest.raises(TbnCompileError, match="changes the batch axis"):
-        tbn_compile(_BadFlatten(), torch.zeros(1, 4))
+        compile_model(_BadFlatten(), torch.zeros(1, 4))
     with pytest.raises(TbnCompileError, match=r"must run over axis 1 \(the features\), got dim=0"):
-        tbn_compile(nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=0)), torch.zeros(1, 4))
+        compile_model(nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=0)), torch.zeros(1, 4))

@@ -165,7 +165,7 @@ def test_flash_refuses_a_model_too_large_for_the_board(
     )
     tbn.tile_model(model, p=16, min_params=1)
     path = tmp_path / "wide.tbn"
-    path.write_bytes(tbn.compile(model.eval(), torch.zeros(1, 1, 28, 28)))
+    path.write_bytes(tbn.compile_model(model.eval(), torch.zeros(1, 1, 28, 28)))
     assert flash_main(["--board", "netduinoplus2", "--model", str(path)]) == 2
     err = capsys.readouterr().err
     assert "model does not fit" in err and "bytes of arena, the firmware has 32768" in err

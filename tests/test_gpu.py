@@ -12,8 +12,10 @@ import pytest
 
 from tbn.format import read
 from tbn.format.bits import unpack_signs
+from tbn.format.spec import ScaleMode
 from tbn.gpu import available
-from tbn.gpu.plan import SCALE_PER_OUTPUT, SCALE_PER_REPETITION, is_tiled, plan_tiled, tile_words
+from tbn.gpu.plan import is_tiled, plan_tiled, tile_words
+from tbn.parity import GPU_RTOL, matches, output_error
 from tbn.runtime import Interpreter
 from tbn.runtime.kernels import weight_matrix
 
@@ -23,7 +25,6 @@ GPU, WHY_NOT = available()
 needs_gpu = pytest.mark.skipif(not GPU, reason=f"no CUDA GPU here: {WHY_NOT}")
 # Relative to max |reference output|. F32 as for every runtime; the half formats round every
 # stored activation (2^-11 for float16, 2^-8 for bfloat16 relative) while sums stay float32.
-TOLERANCE = {"float32": 1e-5, "float16": 1e-2, "bfloat16": 5e-2}
 
 
 def tiled_ops():
@@ -56,9 +57,9 @@ def test_plan_rebuilds_the_reference_weight(prog, op) -> None:
             if prog.int8
             else (
                 s[out]
-                if plan.scale_mode == SCALE_PER_OUTPUT
+                if plan.scale_mode == ScaleMode.PER_OUTPUT
                 else s[out // plan.distinct]
-                if plan.scale_mode == SCALE_PER_REPETITION
+                if plan.scale_mode == ScaleMode.PER_REPETITION
                 else s[0]
             )
         )
@@ -83,11 +84,6 @@ def _vector(name: str):
     return (VECTORS / f"{name}.tbn").read_bytes(), x, y
 
 
-def _rel_error(got: np.ndarray, want: np.ndarray) -> float:
-    scale = float(np.abs(want).max()) or 1.0
-    return float(np.abs(got.astype(np.float64) - want).max() / scale)
-
-
 @needs_gpu
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("name", sorted(MANIFEST))
@@ -102,7 +98,7 @@ def test_golden_vector_parity(name: str, dtype: str) -> None:
     elif want.dtype == np.int32:
         assert (got == want).mean() >= (1.0 if dtype == "float32" else 0.5)  # argmax outputs
     else:
-        assert _rel_error(got, want) <= TOLERANCE[dtype]
+        assert output_error(got, want) <= GPU_RTOL[dtype]
 
 
 @needs_gpu
@@ -118,7 +114,7 @@ def test_every_linear_route_matches_the_reference(route: str, dtype: str) -> Non
     plans = [plan_tiled(engine.program, op) for op in engine.program.ops if is_tiled(op)]
     if route == "gemm" and not all(p.aligned for p in plans):
         pytest.skip("a layer is not aligned for the shared-memory GEMM")
-    assert _rel_error(engine.run(batch), want) <= TOLERANCE[dtype]
+    assert output_error(engine.run(batch), want) <= GPU_RTOL[dtype]
 
 
 @needs_gpu
@@ -158,5 +154,5 @@ def test_mnist_model_parity(tmp_path: Path, shared_mnist: Path, activations: str
     if activations == "int8":
         np.testing.assert_array_equal(got, want)
     else:
-        assert _rel_error(got, want) <= 1e-5
+        assert matches(got, want)
         assert (got.argmax(1) == want.argmax(1)).all()

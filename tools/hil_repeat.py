@@ -21,8 +21,9 @@ from pathlib import Path
 
 from summary import Result, closing_line, from_junit
 
-ROOT = Path(__file__).resolve().parents[1]
-SOURCES = sorted(str(p) for p in (ROOT / "firmware" / "lib" / "tbn" / "src").rglob("*.c"))
+from tbn.paths import c_runtime, root
+
+ROOT = root()
 
 
 def run_board(board: str, runs: int, results: Path, out: list[Result], lock: threading.Lock) -> None:
@@ -57,11 +58,11 @@ def run_board(board: str, runs: int, results: Path, out: list[Result], lock: thr
 def load_until(stop: threading.Event, workdir: Path) -> int:
     """Compile every C runtime source at once (a parallel build), again and again, until ``stop``."""
     cc = os.environ.get("CC", "cc")
-    include = f"-I{ROOT / 'firmware' / 'lib' / 'tbn' / 'include'}"
+    c = c_runtime()
     builds = 0
     while not stop.is_set():
-        jobs = [subprocess.Popen([cc, "-O2", "-std=c99", include, "-c", src, "-o", str(workdir / f"{i}.o")])
-                for i, src in enumerate(SOURCES)]
+        jobs = [subprocess.Popen([cc, "-O2", *c.flags, f"-I{c.include}", "-c", str(src),
+                                  "-o", str(workdir / f"{i}.o")]) for i, src in enumerate(c.sources)]
         for job in jobs:
             job.wait()
         builds += 1

@@ -15,10 +15,11 @@ import numpy as np
 
 from tbn.errors import TbnError
 from tbn.format import TbnFormatError, read
+from tbn.paths import build_dir
 from tbn.runtime import Interpreter
 from tbn.runtime.kernels import NUMPY_OF
 
-LIB_PATH = Path(__file__).resolve().parents[2] / "build" / "host" / "libtbn.so"
+LIB_PATH = build_dir() / "host" / "libtbn.so"
 
 
 class CRuntimeError(TbnError, RuntimeError):

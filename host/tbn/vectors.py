@@ -21,12 +21,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tbn.compiler import compile as tbn_compile
+from tbn.compiler import compile_model
 from tbn.convert import tile_model
 from tbn.format import read
+from tbn.parity import describe
+from tbn.paths import root
 from tbn.runtime import Interpreter
 
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "tests" / "vectors"
+DEFAULT_DIR = root() / "tests" / "vectors"
 BATCH = 4
 
 
@@ -141,7 +143,7 @@ def build_case(name: str) -> tuple[nn.Module, bytes, np.ndarray]:
     model.eval()
     x = torch.randn(BATCH, *shape, generator=gen)
     calib = torch.randn(64, *shape, generator=gen) if acts == "int8" else None
-    return model, tbn_compile(model, x[:1], activations=acts, calibration=calib), x.numpy()
+    return model, compile_model(model, x[:1], activations=acts, calibration=calib), x.numpy()
 
 
 def generate() -> dict[str, bytes]:
@@ -161,7 +163,7 @@ def generate() -> dict[str, bytes]:
             "batch": BATCH,
             "input": {"dtype": str(xin.dtype), "shape": list(xin.shape)},
             "output": {"dtype": str(y.dtype), "shape": list(y.shape)},
-            "tolerance": "exact" if read(data).int8 else "1e-5 relative to max |output|",
+            "tolerance": describe(read(data).int8),
         }
     files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
     return files

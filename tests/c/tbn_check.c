@@ -1,7 +1,7 @@
 /* tbn_check: run a .tbn model on a batch of inputs and compare with expected outputs.
  *
  *   tbn_check MODEL.tbn INPUT.bin EXPECTED.bin    exit 0 when every output matches:
- *                                                 INT8 and I32 exactly, F32 within 1e-5
+ *                                                 INT8 and I32 exactly, F32 within TBN_F32_RTOL (tbn.parity)
  *                                                 relative to the largest |expected|
  *   tbn_check --reject MODEL.tbn                  exit 0 when every truncation of MODEL is
  *                                                 refused and 2000 single-byte corruptions
@@ -15,6 +15,10 @@
 #include <string.h>
 
 #include "tbn.h"
+
+#ifndef TBN_F32_RTOL
+#error "build with -DTBN_F32_RTOL=... (make passes tbn.parity's F32_RTOL)"
+#endif
 
 static void *read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
@@ -99,7 +103,10 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    if (worst > 1e-5) { fprintf(stderr, "%s: relative error %.3g > 1e-5\n", argv[1], worst); return 1; }
+    if (worst > TBN_F32_RTOL) {
+        fprintf(stderr, "%s: relative error %.3g > %g\n", argv[1], worst, TBN_F32_RTOL);
+        return 1;
+    }
     printf("%s: %zu samples match (%s, worst relative error %.2g)\n", argv[1], batch, f32 ? "f32" : "exact", worst);
     free(arena); free(out); free(data); free(in); free(expected);
     return 0;

@@ -17,13 +17,15 @@ import pytest
 from tbn.device import DeviceError, DeviceLink
 from tbn.device.faults import FaultyPort
 from tbn.device.protocol import PROTOCOL_VERSION, Command, Status, encode
-from tbn.device.runner import DeviceRunner, output_error
+from tbn.device.runner import DeviceRunner
 from tbn.errors import UsageError
 from tbn.format import load, read
 from tbn.format.spec import VERSION_MAJOR, VERSION_MINOR
+from tbn.parity import output_error, within
+from tbn.paths import root
 
 pytestmark = pytest.mark.hil
-VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+VECTORS = root() / "tests" / "vectors"
 MANIFEST = json.loads((VECTORS / "manifest.json").read_text())
 
 
@@ -58,7 +60,7 @@ def test_golden_vector(tbn_device: DeviceLink, name: str) -> None:
         got = tbn_device.infer(np.ascontiguousarray(xi))
         out = np.frombuffer(got.output, dtype=wi.dtype).reshape(wi.shape)
         err = output_error(out, wi)
-        assert err == 0 if program.int8 else err <= 1e-5, f"{name}: device differs from the vector by {err}"
+        assert within(err, program.int8), f"{name}: device differs from the vector by {err}"
         assert got.cost > 0
 
 

@@ -25,7 +25,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from tbn.compiler import compile as tbn_compile
+    from tbn.compiler import compile_model
     from tbn.format import read
     from tbn.format.inspect import render, summarize
     from tbn.train import load_model, mnist_tensors
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         if args.calibration < 1:
             raise UsageError("--calibration needs at least one image")
         calibration = mnist_tensors("train", args.data_dir)[0][:args.calibration]
-    data = tbn_compile(model, torch.zeros(1, *INPUT_SHAPE), activations=args.activations,
+    data = compile_model(model, torch.zeros(1, *INPUT_SHAPE), activations=args.activations,
                        calibration=calibration, scales=args.scales)
     out = Path(args.output) if args.output else Path(args.model).with_suffix(".tbn")
     out.write_bytes(data)

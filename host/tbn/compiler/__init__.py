@@ -1,4 +1,4 @@
-"""``tbn.compile``: a trained PyTorch model to ``.tbn`` bytecode.
+"""``tbn.compile_model``: a trained PyTorch model to ``.tbn`` bytecode.
 
 Pipeline: torch.fx capture with shape propagation -> fold BatchNorm into scales and bias,
 fuse ReLU/ReLU6 -> F32 program -> (INT8: calibrate every tensor's range by running the F32
@@ -20,14 +20,14 @@ from tbn.compiler.quant import quant_params
 from tbn.format import DType, Program, serialize
 from tbn.runtime import Interpreter
 
-__all__ = ["TbnCompileError", "compile", "compile_program"]
+__all__ = ["TbnCompileError", "compile_model", "compile_program"]
 
 
 def compile_program(model: nn.Module, example_input: torch.Tensor,
                     activations: Literal["f32", "int8"] = "f32",
                     calibration: np.ndarray | torch.Tensor | None = None,
                     scales: Literal["f32", "f16"] = "f32") -> Program:
-    """Like :func:`compile`, returning the decoded :class:`Program`."""
+    """Like :func:`compile_model`, returning the decoded :class:`Program`."""
     if activations not in ("f32", "int8"):
         raise TbnCompileError(f"activations={activations!r} is not 'f32' or 'int8'")
     if scales not in ("f32", "f16"):
@@ -54,10 +54,10 @@ def compile_program(model: nn.Module, example_input: torch.Tensor,
     return program
 
 
-def compile(model: nn.Module, example_input: torch.Tensor,
-            activations: Literal["f32", "int8"] = "f32",
-            calibration: np.ndarray | torch.Tensor | None = None,
-            scales: Literal["f32", "f16"] = "f32") -> bytes:
+def compile_model(model: nn.Module, example_input: torch.Tensor,
+                  activations: Literal["f32", "int8"] = "f32",
+                  calibration: np.ndarray | torch.Tensor | None = None,
+                  scales: Literal["f32", "f16"] = "f32") -> bytes:
     """Compile ``model`` to ``.tbn`` bytes.
 
     ``example_input`` fixes the input shape (a batch; the batch axis is not part of the

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from tbn.errors import TbnError, UsageError
+from tbn.paths import shared_data
 
 FILES: dict[str, str] = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -107,9 +108,7 @@ def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     if os.environ.get("TBN_DATA"):
         roots.append(Path(os.environ["TBN_DATA"]))
     roots.append(Path.cwd().parent / "shared" / "data")
-    checkout = _checkout_shared()
-    if checkout is not None:
-        roots.append(checkout)
+    roots.append(shared_data())
     roots.append(cache_dir())
     out: list[Path] = []
     for r in roots:
@@ -117,12 +116,6 @@ def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
             if d not in out:
                 out.append(d)
     return out
-
-
-def _checkout_shared() -> Path | None:
-    """``../shared/data`` beside the source checkout this module runs from, if any."""
-    here = Path(__file__).resolve().parents
-    return here[4] / "shared" / "data" if len(here) > 4 else None  # <repo>/host/tbn/data/
 
 
 def cache_dir() -> Path:

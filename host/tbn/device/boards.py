@@ -8,13 +8,13 @@ emulator command for boards QEMU emulates.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from tbn.errors import TbnError
+from tbn.paths import root
 
-ROOT = Path(os.environ.get("TBN_ROOT", Path(__file__).resolve().parents[3]))
+ROOT = root()
 
 
 class BoardError(TbnError, ValueError):

@@ -20,9 +20,10 @@ from pathlib import Path
 
 from tbn.device.boards import ROOT, Board
 from tbn.errors import TbnError
+from tbn.paths import build_dir
 
 FIRMWARE = ROOT / "firmware"
-PIO_DIR = ROOT / "build" / "pio"
+PIO_DIR = build_dir() / "pio"
 REGISTRY = ("api.registry.platformio.org", 443)
 
 

@@ -2,7 +2,7 @@
 
 Inputs are prepared (quantised for int8 models) by the reference interpreter, so the
 device receives the very bytes the reference runs on; outputs are compared the way the
-golden vectors are: int8 bit-exact, f32 within 1e-5 of the largest |output|.
+golden vectors are (:mod:`tbn.parity`): int8 bit-exact, f32 within a tolerance.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ import numpy as np
 from tbn.device.link import DeviceLink
 from tbn.errors import UsageError
 from tbn.format import Program
+from tbn.parity import output_error, within
 from tbn.runtime import Interpreter, output_as_float
 from tbn.runtime.kernels import NUMPY_OF
-
-F32_TOLERANCE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class Result:
 
     @property
     def matches(self) -> bool:
-        return self.error == 0 if self.output.dtype == np.int8 else self.error <= F32_TOLERANCE
+        return within(self.error, self.output.dtype == np.int8)
 
     @property
     def predicted(self) -> int:
@@ -46,13 +45,6 @@ def _predicted(scores: np.ndarray) -> int:
     """The class: argmax of the scores, or the value itself for a model that ends in argmax."""
     flat = scores.reshape(-1)
     return int(flat.argmax()) if flat.size > 1 else int(flat[0])
-
-
-def output_error(device: np.ndarray, reference: np.ndarray) -> float:
-    if device.dtype == np.int8:
-        return float(np.abs(device.astype(np.int32) - reference.astype(np.int32)).max(initial=0))
-    scale = float(np.abs(reference).max(initial=0.0)) or 1.0
-    return float(np.abs(device.astype(np.float64) - reference).max(initial=0.0) / scale)
 
 
 class DeviceRunner:

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from tbn.format import spec
+from tbn.paths import root
 
-HEADER_PATH = Path(__file__).resolve().parents[3] / "firmware" / "lib" / "tbn" / "include" / "tbn_format.h"
+HEADER_PATH = root() / "firmware" / "lib" / "tbn" / "include" / "tbn_format.h"
 
 
 def field_offsets(st: struct.Struct, names: tuple[str, ...]) -> list[tuple[str, int]]:
@@ -82,7 +83,7 @@ def _dtype_sets() -> list[str]:
              "#define TBN_DTYPE_IN(dtype, set) ((dtype) < 16u && (((set) >> (dtype)) & 1u))",
              "static inline unsigned tbn_dtype_size(unsigned dtype) {", "    switch (dtype) {"]
     lines += [f"    case TBN_DTYPE_{d.name}: return TBN_DTYPE_SIZE_{d.name};" for d in spec.DTYPE_SIZE]
-    return lines + ["    default: return 0;", "    }", "}"]
+    return [*lines, "    default: return 0;", "    }", "}"]
 
 
 def _op_tables() -> list[str]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tbn.format.program import Program
-from tbn.format.spec import DENSE, HEADER, OP_LAYOUTS, QUANT, TENSOR, TILE, VECTOR, Op
+from tbn.format.spec import ARENA, DENSE, HEADER, OP_LAYOUTS, QUANT, TENSOR, TILE, VECTOR, Trait, has
 from tbn.format.validate import weight_count
-
-_WEIGHTED = (Op.TILED_LINEAR, Op.TILED_CONV2D, Op.DENSE_LINEAR, Op.DENSE_CONV2D)
 
 
 def summarize(prog: Program, file_size: int) -> dict[str, Any]:
@@ -17,13 +15,13 @@ def summarize(prog: Program, file_size: int) -> dict[str, Any]:
     n_weights = 0
     for i, op in enumerate(prog.ops):
         a = op.args
-        src = prog.tensors[a.get("input", a.get("a", 0))]
+        src = prog.tensors[a[OP_LAYOUTS[op.opcode].inputs[0]]]
         out = prog.tensors[a["output"]]
         detail = ""
-        if op.opcode in _WEIGHTED:
+        if has(op.opcode, Trait.WEIGHTED):
             o, k = weight_count(prog, op)
             n_weights += o * k
-            if "tile" in a:
+            if has(op.opcode, Trait.TILED):
                 bits = prog.tiles[a["tile"]].n_bits
                 detail = f"p={o * k // bits} tile#{a['tile']} {bits} bits"
             else:
@@ -39,7 +37,7 @@ def summarize(prog: Program, file_size: int) -> dict[str, Any]:
     n_t = len(prog.tensors)
     sections = {
         "header": HEADER.size,
-        "tensor table + arena plan": n_t * (TENSOR.size + 8),
+        "tensor table + arena plan": n_t * (TENSOR.size + ARENA.size),
         "quantisation": n_t * QUANT.size if prog.int8 else 0,
         "tile/scale/bias/dense tables": (len(prog.tiles) * TILE.size + (len(prog.scales) + len(prog.biases))
                                          * VECTOR.size + len(prog.dense) * DENSE.size),

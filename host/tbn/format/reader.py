@@ -8,7 +8,9 @@ then :func:`tbn.format.validate.validate` checks the program's semantics.
 from __future__ import annotations
 
 import os
+import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +18,20 @@ import numpy as np
 from tbn.format.program import Operation, Program, TbnFormatError, Tensor, Tile, Vector
 from tbn.format.spec import (
     ARENA,
+    BIAS_DTYPES,
     CRC_START,
     DENSE,
     DTYPE_SIZE,
     HEADER,
+    HEADER_FIELDS,
     KNOWN_FLAGS,
     MAGIC,
     MAX_DIMS,
+    NUMPY_DTYPES,
     OP_LAYOUTS,
     QUANT,
     REQUIRED_FLAGS_MASK,
+    SCALE_DTYPES,
     TENSOR,
     TILE,
     VECTOR,
@@ -37,7 +43,6 @@ from tbn.format.spec import (
     Op,
 )
 from tbn.format.validate import validate
-from tbn.format.writer import NUMPY_DTYPES
 
 
 def _newer(minor: int) -> str:
@@ -45,114 +50,151 @@ def _newer(minor: int) -> str:
             f"upgrade tbn to read it)") if minor > VERSION_MINOR else ""
 
 
+@dataclass
+class _Cursor:
+    """The file, where the next table starts, and where constant data may lie."""
+
+    data: bytes
+    h: dict[str, int]
+    pos: int = HEADER.size
+    data_start: int = 0
+
+    @property
+    def newer(self) -> str:
+        return _newer(self.h["minor"])
+
+    def entries(self, st: struct.Struct, n: int) -> list[tuple]:
+        """The next table: ``n`` entries of ``st``."""
+        out = [st.unpack_from(self.data, self.pos + i * st.size) for i in range(n)]
+        self.pos += n * st.size
+        return out
+
+    def blob(self, offset: int, nbytes: int, what: str) -> bytes:
+        size = self.h["file_size"]
+        if offset % 4 or offset < self.data_start or offset + nbytes > size:
+            raise TbnFormatError(f"{what}: data at offset {offset} ({nbytes} bytes) lies outside "
+                                 f"the data region [{self.data_start}, {size}) or is not 4-aligned")
+        return self.data[offset:offset + nbytes]
+
+
 def read(data: bytes | bytearray | memoryview) -> Program:
     """Decode and validate a ``.tbn`` file's bytes."""
-    data = bytes(data)
+    cur = _header(bytes(data))
+    h = cur.h
+    int8 = bool(h["flags"] & Flag.INT8)
+    tensors = _tensors(cur, int8)
+    tiles = _tiles(cur)
+    scales = _vectors(cur, h["n_scales"], "scale", SCALE_DTYPES)
+    biases = _vectors(cur, h["n_biases"], "bias", BIAS_DTYPES)
+    dense = _dense(cur)
+    prog = Program(flags=h["flags"], tensors=tensors, tiles=tiles, scales=scales, biases=biases,
+                   dense=dense, ops=_ops(cur), arena_size=h["arena_size"], minor=h["minor"])
+    validate(prog)
+    return prog
+
+
+def _header(data: bytes) -> _Cursor:
+    """The header's fields, checked: magic, version, length, CRC, flags, section sizes."""
     if len(data) < HEADER.size:
         raise TbnFormatError(f"file is {len(data)} bytes, shorter than the {HEADER.size}-byte header")
-    (magic, major, minor, size, crc, flags, arena_size, n_tensors, n_tiles, n_scales, n_biases,
-     n_dense, n_ops, ops_size) = HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise TbnFormatError(f"bad magic {magic!r}: not a .tbn file (expected {MAGIC!r})")
-    if major != VERSION_MAJOR:
-        raise TbnFormatError(f"format major version {major} is not supported "
+    h = dict(zip(HEADER_FIELDS, HEADER.unpack_from(data), strict=True))
+    if h["magic"] != MAGIC:
+        raise TbnFormatError(f"bad magic {h['magic']!r}: not a .tbn file (expected {MAGIC!r})")
+    if h["major"] != VERSION_MAJOR:
+        raise TbnFormatError(f"format major version {h['major']} is not supported "
                              f"(this reader reads {VERSION_MAJOR}.x)")
+    size = h["file_size"]
     if size != len(data):
         what = "truncated" if len(data) < size else "has trailing bytes"
         raise TbnFormatError(f"file {what}: header says {size} bytes, got {len(data)}")
     actual = zlib.crc32(data[CRC_START:])
-    if actual != crc:
-        raise TbnFormatError(f"CRC32 mismatch: header says {crc:08x}, contents give {actual:08x} "
+    if actual != h["crc32"]:
+        raise TbnFormatError(f"CRC32 mismatch: header says {h['crc32']:08x}, contents give {actual:08x} "
                              f"(the file is corrupt)")
-    unknown = flags & REQUIRED_FLAGS_MASK & ~KNOWN_FLAGS
+    unknown = h["flags"] & REQUIRED_FLAGS_MASK & ~KNOWN_FLAGS
     if unknown:
-        raise TbnFormatError(f"unknown required feature flags 0x{unknown:04x}{_newer(minor)}")
-    int8 = bool(flags & Flag.INT8)
-
-    pos = HEADER.size
-    table_bytes = (n_tensors * (TENSOR.size + ARENA.size + (QUANT.size if int8 else 0))
-                   + (n_tiles + n_scales + n_biases) * 8 + n_dense * DENSE.size)
-    data_start = pos + table_bytes + ops_size
+        raise TbnFormatError(f"unknown required feature flags 0x{unknown:04x}{_newer(h['minor'])}")
+    quant = QUANT.size if h["flags"] & Flag.INT8 else 0
+    table_bytes = (h["n_tensors"] * (TENSOR.size + ARENA.size + quant) + h["n_tiles"] * TILE.size
+                   + (h["n_scales"] + h["n_biases"]) * VECTOR.size + h["n_dense"] * DENSE.size)
+    data_start = HEADER.size + table_bytes + h["ops_size"]
     if data_start > size:
         raise TbnFormatError(f"section counts need {data_start} bytes of tables and ops, "
                              f"but the file has {size}")
-    if n_tensors == 0 or n_ops == 0:
-        raise TbnFormatError(f"a model needs tensors and ops (got {n_tensors} tensors, {n_ops} ops)")
+    if h["n_tensors"] == 0 or h["n_ops"] == 0:
+        raise TbnFormatError(f"a model needs tensors and ops (got {h['n_tensors']} tensors, "
+                             f"{h['n_ops']} ops)")
+    return _Cursor(data, h, data_start=data_start)
 
-    def blob(offset: int, nbytes: int, what: str) -> bytes:
-        if offset % 4 or offset < data_start or offset + nbytes > size:
-            raise TbnFormatError(f"{what}: data at offset {offset} ({nbytes} bytes) lies outside "
-                                 f"the data region [{data_start}, {size}) or is not 4-aligned")
-        return data[offset:offset + nbytes]
 
+def _tensors(cur: _Cursor, int8: bool) -> list[Tensor]:
+    """The tensor table, the arena plan and (INT8 files) the quantisation table."""
+    n, arena_size = cur.h["n_tensors"], cur.h["arena_size"]
     tensors = []
-    for i in range(n_tensors):
-        dtype, ndim, reserved, *dims = TENSOR.unpack_from(data, pos + i * TENSOR.size)
+    for i, (dtype, ndim, reserved, *dims) in enumerate(cur.entries(TENSOR, n)):
         if dtype not in DType._value2member_map_:
-            raise TbnFormatError(f"tensor {i}: unknown dtype {dtype}{_newer(minor)}")
+            raise TbnFormatError(f"tensor {i}: unknown dtype {dtype}{cur.newer}")
         if not 1 <= ndim <= MAX_DIMS or any(d < 1 for d in dims[:ndim]) or any(dims[ndim:]) or reserved:
             raise TbnFormatError(f"tensor {i}: malformed shape (ndim {ndim}, dims {dims})")
         tensors.append(Tensor(DType(dtype), tuple(dims[:ndim])))
-    pos += n_tensors * TENSOR.size
-    for i, t in enumerate(tensors):
-        t.offset, nbytes = ARENA.unpack_from(data, pos + i * ARENA.size)
+    for i, (t, (offset, nbytes)) in enumerate(zip(tensors, cur.entries(ARENA, n), strict=True)):
+        t.offset = offset
         if nbytes != t.nbytes:
             raise TbnFormatError(f"tensor {i}: arena size {nbytes} does not match its shape "
                                  f"{t.shape} ({t.nbytes} bytes)")
         if t.offset % 4 or t.offset + nbytes > arena_size:
             raise TbnFormatError(f"tensor {i}: arena slot [{t.offset}, {t.offset + nbytes}) is "
                                  f"misaligned or beyond the arena ({arena_size} bytes)")
-    pos += n_tensors * ARENA.size
     if int8:
-        for i, t in enumerate(tensors):
-            t.scale, t.zero_point, t.qmin, t.qmax = QUANT.unpack_from(data, pos + i * QUANT.size)
-        pos += n_tensors * QUANT.size
+        for t, q in zip(tensors, cur.entries(QUANT, n), strict=True):
+            t.scale, t.zero_point, t.qmin, t.qmax = q
+    return tensors
 
+
+def _tiles(cur: _Cursor) -> list[Tile]:
     tiles = []
-    for i in range(n_tiles):
-        n_bits, offset = TILE.unpack_from(data, pos + i * TILE.size)
+    for i, (n_bits, offset) in enumerate(cur.entries(TILE, cur.h["n_tiles"])):
         if n_bits == 0:
             raise TbnFormatError(f"tile {i}: zero bits")
-        raw = blob(offset, 4 * ((n_bits + 31) // 32), f"tile {i}")  # whole 32-bit words
+        raw = cur.blob(offset, 4 * ((n_bits + 31) // 32), f"tile {i}")  # whole 32-bit words
         tiles.append(Tile(n_bits, np.frombuffer(raw[:(n_bits + 7) // 8], dtype=np.uint8)))
-    pos += n_tiles * TILE.size
+    return tiles
 
-    def vectors(n: int, kind: str, allowed: tuple[DType, ...]) -> list[Vector]:
-        nonlocal pos
-        out = []
-        for i in range(n):
-            offset, count, dtype, reserved = VECTOR.unpack_from(data, pos + i * VECTOR.size)
-            if dtype not in [d.value for d in allowed]:
-                raise TbnFormatError(f"{kind} {i}: dtype {dtype} is not allowed for {kind}s{_newer(minor)}")
-            if count == 0 or reserved:
-                raise TbnFormatError(f"{kind} {i}: empty or malformed entry")
-            dt = DType(dtype)
-            raw = blob(offset, count * DTYPE_SIZE[dt], f"{kind} {i}")
-            arr = np.frombuffer(raw, dtype=NUMPY_DTYPES[dt])
-            out.append(Vector(dt, arr.reshape(count, 2) if dt == DType.REQUANT else arr))
-        pos += n * VECTOR.size
-        return out
 
-    scales = vectors(n_scales, "scale", (DType.F32, DType.F16, DType.REQUANT))
-    biases = vectors(n_biases, "bias", (DType.F32, DType.I32))
+def _vectors(cur: _Cursor, n: int, kind: str, allowed: tuple[DType, ...]) -> list[Vector]:
+    out = []
+    for i, (offset, count, dtype, reserved) in enumerate(cur.entries(VECTOR, n)):
+        if dtype not in [d.value for d in allowed]:
+            raise TbnFormatError(f"{kind} {i}: dtype {dtype} is not allowed for {kind}s{cur.newer}")
+        if count == 0 or reserved:
+            raise TbnFormatError(f"{kind} {i}: empty or malformed entry")
+        dt = DType(dtype)
+        arr = np.frombuffer(cur.blob(offset, count * DTYPE_SIZE[dt], f"{kind} {i}"), dtype=NUMPY_DTYPES[dt])
+        out.append(Vector(dt, arr.reshape(count, 2) if dt == DType.REQUANT else arr))
+    return out
+
+
+def _dense(cur: _Cursor) -> list[np.ndarray]:
     dense = []
-    for i in range(n_dense):
-        offset, count = DENSE.unpack_from(data, pos + i * DENSE.size)
+    for i, (offset, count) in enumerate(cur.entries(DENSE, cur.h["n_dense"])):
         if count == 0:
             raise TbnFormatError(f"dense weight {i}: zero entries")
-        dense.append(np.frombuffer(blob(offset, count, f"dense weight {i}"), dtype=np.int8))
-    pos += n_dense * DENSE.size
+        dense.append(np.frombuffer(cur.blob(offset, count, f"dense weight {i}"), dtype=np.int8))
+    return dense
 
+
+def _ops(cur: _Cursor) -> list[Operation]:
+    data, pos, n_ops = cur.data, cur.pos, cur.h["n_ops"]
+    end = pos + cur.h["ops_size"]
     ops = []
-    end = pos + ops_size
     for i in range(n_ops):
         if pos + 2 > end:
             raise TbnFormatError(f"op {i}: the ops section ends after {i} of {n_ops} ops")
         opcode, act = data[pos], data[pos + 1]
         if opcode not in Op._value2member_map_:
-            raise TbnFormatError(f"op {i}: unknown opcode {opcode}{_newer(minor)}")
+            raise TbnFormatError(f"op {i}: unknown opcode {opcode}{cur.newer}")
         if act not in Act._value2member_map_:
-            raise TbnFormatError(f"op {i}: unknown fused activation {act}{_newer(minor)}")
+            raise TbnFormatError(f"op {i}: unknown fused activation {act}{cur.newer}")
         layout = OP_LAYOUTS[Op(opcode)]
         if pos + layout.size > end:
             raise TbnFormatError(f"op {i} ({Op(opcode).name}): truncated by the end of the ops section")
@@ -161,11 +203,7 @@ def read(data: bytes | bytearray | memoryview) -> Program:
         pos += layout.size
     if pos != end:
         raise TbnFormatError(f"ops section has {end - pos} bytes after its {n_ops} ops")
-
-    prog = Program(flags=flags, tensors=tensors, tiles=tiles, scales=scales, biases=biases,
-                   dense=dense, ops=ops, arena_size=arena_size, minor=minor)
-    validate(prog)
-    return prog
+    return ops
 
 
 def load(path: str | os.PathLike) -> Program:

@@ -59,6 +59,8 @@ class DType(IntEnum):
 
 
 DTYPE_SIZE = {DType.F32: 4, DType.F16: 2, DType.I8: 1, DType.I32: 4, DType.REQUANT: 8}
+# numpy's name of each dtype's element (a REQUANT entry is two "<i4")
+NUMPY_DTYPES = {DType.F32: "<f4", DType.F16: "<f2", DType.I8: "i1", DType.I32: "<i4", DType.REQUANT: "<i4"}
 TENSOR_DTYPES = (DType.F32, DType.I8, DType.I32)
 SCALE_DTYPES = (DType.F32, DType.F16, DType.REQUANT)
 BIAS_DTYPES = (DType.F32, DType.I32)

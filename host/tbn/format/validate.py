@@ -6,15 +6,12 @@ The rules are those of docs/bytecode.md; the C runtime's loader applies the same
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 from tbn.format.program import Operation, Program, TbnFormatError, Tensor
-from tbn.format.spec import NONE_ID, OP_LAYOUTS, Act, DType, Op
-
-_FUSABLE = {Op.TILED_LINEAR, Op.TILED_CONV2D, Op.DENSE_LINEAR, Op.DENSE_CONV2D, Op.ADD, Op.AFFINE}
-_SAME_QUANT = {Op.MAXPOOL2D, Op.AVGPOOL2D, Op.GLOBAL_AVGPOOL, Op.RESHAPE, Op.ACTIVATION}
-_F32_ONLY = {Op.SOFTMAX, Op.AFFINE}
+from tbn.format.spec import NONE_ID, OPS, Act, DType, Op, ScaleMode, Trait, has, scale_mode
 
 
 def conv_out(size: int, k: int, s: int, d: int, pad: int) -> int:
@@ -26,7 +23,7 @@ def weight_count(prog: Program, op: Operation) -> tuple[int, int]:
     """(output channels or features O, fan-in K) of a linear or conv op."""
     a = op.args
     out = prog.tensors[a["output"]]
-    if op.opcode in (Op.TILED_LINEAR, Op.DENSE_LINEAR):
+    if not has(op.opcode, Trait.CONV):
         return out.numel, prog.tensors[a["input"]].numel
     c_in = prog.tensors[a["input"]].shape[0]
     return out.shape[0], c_in // a["groups"] * a["kh"] * a["kw"]
@@ -40,7 +37,19 @@ def tiling_factor(prog: Program, op: Operation) -> int:
 
 def validate(prog: Program) -> None:
     """Raise :class:`TbnFormatError` naming the first rule ``prog`` breaks."""
-    n = len(prog.tensors)
+    _check_tensors(prog)
+    _check_vectors(prog)
+    produced = {0}
+    for i, op in enumerate(prog.ops):
+        where = f"op {i} ({op.opcode.name})"
+        _check_operands(prog, op, where, produced)
+        _check_traits(prog, op, where)
+        _CHECKS[OPS[op.opcode].kernel](prog, op, _Need(where))
+        _check_buffers(prog, op, where)
+        produced.add(op.args["output"])
+
+
+def _check_tensors(prog: Program) -> None:
     int8 = prog.int8
     act_dtype = DType.I8 if int8 else DType.F32
     for i, t in enumerate(prog.tensors):
@@ -58,6 +67,9 @@ def validate(prog: Program) -> None:
                                      f"[{t.qmin}, {t.qmax}] are inconsistent")
     if prog.tensors[0].dtype != act_dtype:
         raise TbnFormatError(f"tensor 0 (the input) must be {act_dtype.name}")
+
+
+def _check_vectors(prog: Program) -> None:
     for kind, vectors in (("scale", prog.scales), ("bias", prog.biases)):
         for i, v in enumerate(vectors):
             if v.dtype == DType.REQUANT and (np.any(v.data[:, 1] < 0) or np.any(v.data[:, 1] > 62)):
@@ -65,45 +77,51 @@ def validate(prog: Program) -> None:
             if v.dtype in (DType.F32, DType.F16) and not np.all(np.isfinite(v.data)):
                 raise TbnFormatError(f"{kind} {i}: holds NaN or infinity")
 
-    produced = {0}
-    for i, op in enumerate(prog.ops):
-        where = f"op {i} ({op.opcode.name})"
-        layout = OP_LAYOUTS[op.opcode]
-        for name, kind in layout.fields:
-            if kind.startswith("pad") or kind in ("u8", "u16"):
-                continue
-            ref = op.args[name]
-            limit = {"tensor": n, "tile": len(prog.tiles), "scale": len(prog.scales),
-                     "bias": len(prog.biases), "dense": len(prog.dense)}[kind]
-            optional = kind == "bias" or (kind == "scale" and op.opcode == Op.ADD and not int8)
-            if ref == NONE_ID and optional:
-                continue
-            if ref >= limit:
-                raise TbnFormatError(f"{where}: {name} id {ref} out of range (the file has {limit})")
-            if kind == "tensor" and name != "output" and ref not in produced:
-                raise TbnFormatError(f"{where}: reads tensor {ref} before any op writes it")
-        out = op.args["output"]
-        if out in produced:
-            raise TbnFormatError(f"{where}: tensor {out} is written twice (or is the input)")
-        if op.act != Act.NONE and op.opcode not in _FUSABLE | {Op.ACTIVATION}:
-            raise TbnFormatError(f"{where}: cannot carry a fused activation")
-        if int8 and op.opcode in _F32_ONLY:
-            raise TbnFormatError(f"{where}: not available in INT8 models")
-        _check_op(prog, op, where)
-        _check_overlap(prog, op, where)
-        produced.add(out)
 
-
-def _check_overlap(prog: Program, op: Operation, where: str) -> None:
-    out = prog.tensors[op.args["output"]]
-    for name in ("input", "a", "b"):
-        if name not in op.args:
+def _check_operands(prog: Program, op: Operation, where: str, produced: set[int]) -> None:
+    """Every id in range for its table (absent optional ones aside); tensors read once written."""
+    limits = {"tensor": len(prog.tensors), "tile": len(prog.tiles), "scale": len(prog.scales),
+              "bias": len(prog.biases), "dense": len(prog.dense)}
+    scale_optional = has(op.opcode, Trait.SCALE_OPTIONAL_F32) and not prog.int8
+    for name, kind, _ in OPS[op.opcode].layout.offsets:
+        if kind not in limits:
             continue
+        ref = op.args[name]
+        if ref == NONE_ID and (kind == "bias" or (kind == "scale" and scale_optional)):
+            continue
+        if ref >= limits[kind]:
+            raise TbnFormatError(f"{where}: {name} id {ref} out of range (the file has {limits[kind]})")
+        if kind == "tensor" and name != "output" and ref not in produced:
+            raise TbnFormatError(f"{where}: reads tensor {ref} before any op writes it")
+    if op.args["output"] in produced:
+        raise TbnFormatError(f"{where}: tensor {op.args['output']} is written twice (or is the input)")
+
+
+def _check_traits(prog: Program, op: Operation, where: str) -> None:
+    if op.act != Act.NONE and not has(op.opcode, Trait.FUSABLE) and op.opcode != Op.ACTIVATION:
+        raise TbnFormatError(f"{where}: cannot carry a fused activation")
+    if prog.int8 and has(op.opcode, Trait.F32_ONLY):
+        raise TbnFormatError(f"{where}: not available in INT8 models")
+
+
+def _check_buffers(prog: Program, op: Operation, where: str) -> None:
+    """What holds for every op's tensors: dtypes, INT8 quantisation its traits keep, no overlap."""
+    src, out = _first_input(prog, op), prog.tensors[op.args["output"]]
+    if op.opcode != Op.ARGMAX and out.dtype != src.dtype:
+        raise TbnFormatError(f"{where}: output dtype differs from input dtype")
+    if prog.int8 and has(op.opcode, Trait.SAME_QUANT) and \
+            (src.scale, src.zero_point) != (out.scale, out.zero_point):
+        raise TbnFormatError(f"{where}: input and output quantisation must match")
+    for name in OPS[op.opcode].layout.inputs:
         t = prog.tensors[op.args[name]]
         if op.opcode == Op.RESHAPE and t.offset == out.offset:
             continue  # an aliasing reshape costs nothing
         if t.offset < out.offset + out.nbytes and out.offset < t.offset + t.nbytes:
             raise TbnFormatError(f"{where}: output buffer overlaps its {name} in the arena")
+
+
+def _first_input(prog: Program, op: Operation) -> Tensor:
+    return prog.tensors[op.args[OPS[op.opcode].layout.inputs[0]]]
 
 
 def _vec(prog: Program, kind: str, ref: int) -> np.ndarray | None:
@@ -112,85 +130,120 @@ def _vec(prog: Program, kind: str, ref: int) -> np.ndarray | None:
     return (prog.scales if kind == "scale" else prog.biases)[ref].data
 
 
-def _check_op(prog: Program, op: Operation, where: str) -> None:
-    a, t, int8 = op.args, prog.tensors, prog.int8
-    out: Tensor = t[a["output"]]
-    src: Tensor = t[a.get("input", a.get("a", 0))]
-    code = op.opcode
+class _Need:
+    """``need(cond, msg)``: raise the op's TbnFormatError when ``cond`` fails."""
 
-    def need(cond: bool, msg: str) -> None:
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __call__(self, cond: bool, msg: str) -> None:
         if not cond:
-            raise TbnFormatError(f"{where}: {msg}")
+            raise TbnFormatError(f"{self.where}: {msg}")
 
-    if code in (Op.TILED_LINEAR, Op.DENSE_LINEAR, Op.TILED_CONV2D, Op.DENSE_CONV2D):
-        need(src.dtype == out.dtype == (DType.I8 if int8 else DType.F32), "activations have the wrong dtype")
-        if code in (Op.TILED_CONV2D, Op.DENSE_CONV2D):
-            need(len(src.shape) == 3 and len(out.shape) == 3, "conv tensors must be (C, H, W)")
-            g = a["groups"]
-            need(all(a[k] >= 1 for k in ("kh", "kw", "sh", "sw", "dh", "dw")) and g >= 1,
-                 "kernel, stride, dilation and groups must be at least 1")
-            need(src.shape[0] % g == 0 and out.shape[0] % g == 0, f"groups {g} do not divide the channels")
-            ho = conv_out(src.shape[1], a["kh"], a["sh"], a["dh"], a["pt"] + a["pb"])
-            wo = conv_out(src.shape[2], a["kw"], a["sw"], a["dw"], a["pl"] + a["pr"])
-            need(out.shape[1:] == (ho, wo), f"output shape {out.shape} does not follow from input "
-                 f"{src.shape} (expected spatial size {(ho, wo)})")
-        else:
-            need(len(out.shape) == 1, "a linear output must be one-dimensional")
-        o, k = weight_count(prog, op)
-        if code in (Op.TILED_LINEAR, Op.TILED_CONV2D):
-            bits = prog.tiles[a["tile"]].n_bits
-            need((o * k) % bits == 0, f"the tile's {bits} bits do not tile the {o}x{k} weights")
-            p = o * k // bits
-        else:
-            need(prog.dense[a["weight"]].size == o * k,
-                 f"dense weight has {prog.dense[a['weight']].size} entries, the shapes need {o * k}")
-            p = 1
-        scale = prog.scales[a["scale"]]
-        if int8:
-            need(scale.dtype == DType.REQUANT and scale.count in (1, o),
-                 "INT8 models need a REQUANT scale with 1 or output-channels entries")
-        else:
-            need(scale.dtype in (DType.F32, DType.F16), "F32 models need F32 or F16 scales")
-            need(scale.count in (1, o, p), f"scale has {scale.count} entries; allowed: 1, {o} "
-                 f"(per output) or {p} (per repetition)")
-        bias = _vec(prog, "bias", a["bias"])
-        if bias is not None:
-            need(len(bias) == o and prog.biases[a["bias"]].dtype == (DType.I32 if int8 else DType.F32),
-                 f"bias must hold {o} {'I32' if int8 else 'F32'} values")
-    elif code in (Op.MAXPOOL2D, Op.AVGPOOL2D):
-        need(len(src.shape) == 3 and len(out.shape) == 3 and out.shape[0] == src.shape[0],
-             "pool tensors must be (C, H, W) with equal C")
-        need(all(a[k] >= 1 for k in ("kh", "kw", "sh", "sw")), "kernel and stride must be at least 1")
-        need(2 * max(a["pt"], a["pb"]) <= a["kh"] and 2 * max(a["pl"], a["pr"]) <= a["kw"],
-             "padding exceeds half the window")
-        ho = conv_out(src.shape[1], a["kh"], a["sh"], 1, a["pt"] + a["pb"])
-        wo = conv_out(src.shape[2], a["kw"], a["sw"], 1, a["pl"] + a["pr"])
-        need(out.shape[1:] == (ho, wo), f"output shape {out.shape} does not follow from {src.shape}")
-    elif code == Op.GLOBAL_AVGPOOL:
-        need(len(src.shape) == 3 and out.numel == src.shape[0], "needs (C, H, W) in and C values out")
-    elif code == Op.RESHAPE:
-        need(out.numel == src.numel, f"cannot reshape {src.shape} to {out.shape}")
-    elif code == Op.ADD:
-        b = t[a["b"]]
-        need(src.shape == b.shape == out.shape, f"shapes {src.shape}, {b.shape}, {out.shape} differ")
-        if int8:
-            sc = prog.scales[a["scale"]]
-            need(sc.dtype == DType.REQUANT and sc.count == 2, "INT8 ADD needs a REQUANT scale of 2 entries")
-    elif code == Op.ACTIVATION:
-        need(op.act != Act.NONE, "ACTIVATION needs RELU or RELU6")
-        need(src.shape == out.shape, "input and output shapes differ")
-    elif code == Op.SOFTMAX:
-        need(src.shape == out.shape, "input and output shapes differ")
-    elif code == Op.ARGMAX:
-        need(out.dtype == DType.I32 and out.numel == 1, "output must be one I32")
-    elif code == Op.AFFINE:
-        c = src.shape[0]
-        need(src.shape == out.shape, "input and output shapes differ")
-        need(prog.scales[a["scale"]].count in (1, c), f"scale must hold 1 or {c} values")
-        bias = _vec(prog, "bias", a["bias"])
-        need(bias is None or len(bias) == c, f"bias must hold {c} values")
-    if code != Op.ARGMAX:
-        need(out.dtype == src.dtype, "output dtype differs from input dtype")
-    if int8 and code in _SAME_QUANT:
-        need((src.scale, src.zero_point) == (out.scale, out.zero_point),
-             "input and output quantisation must match")
+
+# ---- one check per kernel family (tbn.format.spec.OPS[op].kernel), as the C prepare functions
+
+def _check_matmul(prog: Program, op: Operation, need: _Need) -> None:
+    a, int8 = op.args, prog.int8
+    src, out = prog.tensors[a["input"]], prog.tensors[a["output"]]
+    need(src.dtype == out.dtype == (DType.I8 if int8 else DType.F32), "activations have the wrong dtype")
+    if has(op.opcode, Trait.CONV):
+        _check_conv_geometry(src, out, a, need)
+    else:
+        need(len(out.shape) == 1, "a linear output must be one-dimensional")
+    o, k = weight_count(prog, op)
+    if has(op.opcode, Trait.TILED):
+        bits = prog.tiles[a["tile"]].n_bits
+        need((o * k) % bits == 0, f"the tile's {bits} bits do not tile the {o}x{k} weights")
+        p = o * k // bits
+    else:
+        need(prog.dense[a["weight"]].size == o * k,
+             f"dense weight has {prog.dense[a['weight']].size} entries, the shapes need {o * k}")
+        p = 1
+    scale = prog.scales[a["scale"]]
+    mode = scale_mode(scale.count, o, p)
+    if int8:
+        need(scale.dtype == DType.REQUANT and mode in (ScaleMode.ONE, ScaleMode.PER_OUTPUT),
+             "INT8 models need a REQUANT scale with 1 or output-channels entries")
+    else:
+        need(scale.dtype in (DType.F32, DType.F16), "F32 models need F32 or F16 scales")
+        need(mode is not None, f"scale has {scale.count} entries; allowed: 1, {o} "
+             f"(per output) or {p} (per repetition)")
+    bias = _vec(prog, "bias", a["bias"])
+    if bias is not None:
+        need(len(bias) == o and prog.biases[a["bias"]].dtype == (DType.I32 if int8 else DType.F32),
+             f"bias must hold {o} {'I32' if int8 else 'F32'} values")
+
+
+def _check_conv_geometry(src: Tensor, out: Tensor, a: dict[str, int], need: _Need) -> None:
+    need(len(src.shape) == 3 and len(out.shape) == 3, "conv tensors must be (C, H, W)")
+    g = a["groups"]
+    need(all(a[k] >= 1 for k in ("kh", "kw", "sh", "sw", "dh", "dw")) and g >= 1,
+         "kernel, stride, dilation and groups must be at least 1")
+    need(src.shape[0] % g == 0 and out.shape[0] % g == 0, f"groups {g} do not divide the channels")
+    ho = conv_out(src.shape[1], a["kh"], a["sh"], a["dh"], a["pt"] + a["pb"])
+    wo = conv_out(src.shape[2], a["kw"], a["sw"], a["dw"], a["pl"] + a["pr"])
+    need(out.shape[1:] == (ho, wo), f"output shape {out.shape} does not follow from input "
+         f"{src.shape} (expected spatial size {(ho, wo)})")
+
+
+def _check_pool(prog: Program, op: Operation, need: _Need) -> None:
+    a = op.args
+    src, out = prog.tensors[a["input"]], prog.tensors[a["output"]]
+    need(len(src.shape) == 3 and len(out.shape) == 3 and out.shape[0] == src.shape[0],
+         "pool tensors must be (C, H, W) with equal C")
+    need(all(a[k] >= 1 for k in ("kh", "kw", "sh", "sw")), "kernel and stride must be at least 1")
+    need(2 * max(a["pt"], a["pb"]) <= a["kh"] and 2 * max(a["pl"], a["pr"]) <= a["kw"],
+         "padding exceeds half the window")
+    ho = conv_out(src.shape[1], a["kh"], a["sh"], 1, a["pt"] + a["pb"])
+    wo = conv_out(src.shape[2], a["kw"], a["sw"], 1, a["pl"] + a["pr"])
+    need(out.shape[1:] == (ho, wo), f"output shape {out.shape} does not follow from {src.shape}")
+
+
+def _check_global_avgpool(prog: Program, op: Operation, need: _Need) -> None:
+    src, out = prog.tensors[op.args["input"]], prog.tensors[op.args["output"]]
+    need(len(src.shape) == 3 and out.numel == src.shape[0], "needs (C, H, W) in and C values out")
+
+
+def _check_reshape(prog: Program, op: Operation, need: _Need) -> None:
+    src, out = prog.tensors[op.args["input"]], prog.tensors[op.args["output"]]
+    need(out.numel == src.numel, f"cannot reshape {src.shape} to {out.shape}")
+
+
+def _check_add(prog: Program, op: Operation, need: _Need) -> None:
+    a, b, out = (prog.tensors[op.args[k]] for k in ("a", "b", "output"))
+    need(a.shape == b.shape == out.shape, f"shapes {a.shape}, {b.shape}, {out.shape} differ")
+    if prog.int8:
+        sc = prog.scales[op.args["scale"]]
+        need(sc.dtype == DType.REQUANT and sc.count == 2, "INT8 ADD needs a REQUANT scale of 2 entries")
+
+
+def _check_same_shape(prog: Program, op: Operation, need: _Need) -> None:
+    src, out = prog.tensors[op.args["input"]], prog.tensors[op.args["output"]]
+    need(src.shape == out.shape, "input and output shapes differ")
+
+
+def _check_activation(prog: Program, op: Operation, need: _Need) -> None:
+    need(op.act != Act.NONE, "ACTIVATION needs RELU or RELU6")
+    _check_same_shape(prog, op, need)
+
+
+def _check_argmax(prog: Program, op: Operation, need: _Need) -> None:
+    out = prog.tensors[op.args["output"]]
+    need(out.dtype == DType.I32 and out.numel == 1, "output must be one I32")
+
+
+def _check_affine(prog: Program, op: Operation, need: _Need) -> None:
+    _check_same_shape(prog, op, need)
+    c = prog.tensors[op.args["input"]].shape[0]
+    count = prog.scales[op.args["scale"]].count
+    need(scale_mode(count, c, 1) is not None, f"scale must hold 1 or {c} values")
+    bias = _vec(prog, "bias", op.args["bias"])
+    need(bias is None or len(bias) == c, f"bias must hold {c} values")
+
+
+_CHECKS: dict[str, Callable[[Program, Operation, _Need], None]] = {
+    "matmul": _check_matmul, "pool": _check_pool, "global_avgpool": _check_global_avgpool,
+    "reshape": _check_reshape, "add": _check_add, "activation": _check_activation,
+    "softmax": _check_same_shape, "argmax": _check_argmax, "affine": _check_affine,
+}

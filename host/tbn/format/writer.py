@@ -15,19 +15,16 @@ from tbn.format.spec import (
     MAGIC,
     MAX_DIMS,
     NONE_ID,
+    NUMPY_DTYPES,
     OP_LAYOUTS,
     QUANT,
     TENSOR,
     TILE,
     VECTOR,
     VERSION_MAJOR,
-    DType,
     align,
 )
 from tbn.format.validate import validate
-
-NUMPY_DTYPES = {DType.F32: "<f4", DType.F16: "<f2", DType.I8: "i1", DType.I32: "<i4",
-                DType.REQUANT: "<i4"}
 
 
 def vector_bytes(v: Vector) -> bytes:
@@ -62,8 +59,8 @@ def serialize(prog: Program) -> bytes:
                   if not k.startswith("pad")]
         ops += layout.struct.pack(op.opcode, op.act, *values)
 
-    n_tables = HEADER.size + len(tables) + (len(prog.tiles) + len(prog.scales) + len(prog.biases)) * 8 \
-        + len(prog.dense) * DENSE.size
+    n_tables = HEADER.size + len(tables) + len(prog.tiles) * TILE.size \
+        + (len(prog.scales) + len(prog.biases)) * VECTOR.size + len(prog.dense) * DENSE.size
     data_start = align(n_tables + len(ops))
     blobs = bytearray()
     entries = bytearray()

@@ -8,19 +8,24 @@ same compile on machines without a GPU, so a kernel that does not compile fails 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from tbn.errors import TbnError
+from tbn.paths import build_dir, c_runtime, root
 
-ROOT = Path(os.environ.get("TBN_ROOT", Path(__file__).resolve().parents[3]))
-SOURCES = ROOT / "kernels_gpu"
-OUT = ROOT / "build" / "gpu"
 ARCHS = ("80", "90")
 FLAGS = ["-std=c++17", "-O3", "-Werror", "all-warnings", "-Xcompiler", "-Wall,-Wextra"]
+
+
+def sources() -> Path:
+    return root() / "kernels_gpu"
+
+
+def default_out() -> Path:
+    return build_dir() / "gpu"
 
 
 class GpuBuildError(TbnError, RuntimeError):
@@ -36,12 +41,14 @@ def nvcc() -> str:
     return exe
 
 
-def compile_kernels(archs: tuple[str, ...] = ARCHS, out: Path = OUT) -> list[Path]:
+def compile_kernels(archs: tuple[str, ...] = ARCHS, out: Path | None = None) -> list[Path]:
     """One fatbin per .cu file, rebuilt when the file or a header is newer."""
+    out = out or default_out()
     out.mkdir(parents=True, exist_ok=True)
-    headers = list(SOURCES.glob("*.cuh"))
+    include = c_runtime().include  # tbn_format.h: the bytecode's constants
+    headers = [*sources().glob("*.cuh"), include / "tbn_format.h"]
     built = []
-    for src in sorted(SOURCES.glob("*.cu")):
+    for src in sorted(sources().glob("*.cu")):
         target = out / f"{src.stem}.fatbin"
         newest = max([src.stat().st_mtime, *(h.stat().st_mtime for h in headers)])
         if not target.is_file() or target.stat().st_mtime < newest:
@@ -49,7 +56,7 @@ def compile_kernels(archs: tuple[str, ...] = ARCHS, out: Path = OUT) -> list[Pat
             gencode.append(
                 f"-gencode=arch=compute_{archs[-1]},code=compute_{archs[-1]}"
             )  # PTX for newer GPUs
-            cmd = [nvcc(), *FLAGS, *gencode, "-fatbin", str(src), "-o", str(target)]
+            cmd = [nvcc(), *FLAGS, f"-I{include}", *gencode, "-fatbin", str(src), "-o", str(target)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode:
                 target.unlink(missing_ok=True)
@@ -61,7 +68,7 @@ def compile_kernels(archs: tuple[str, ...] = ARCHS, out: Path = OUT) -> list[Pat
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--arch", action="append", help="compute capability, e.g. 80 (repeatable)")
-    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--out", type=Path, default=None, help="default: build/gpu")
     args = p.parse_args(argv)
     try:
         for path in compile_kernels(tuple(args.arch or ARCHS), args.out):

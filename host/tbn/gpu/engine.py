@@ -17,7 +17,7 @@ import numpy as np
 from tbn.errors import UsageError
 from tbn.format import Program, read
 from tbn.format.program import Operation
-from tbn.format.spec import NONE_ID, Act, Op
+from tbn.format.spec import NONE_ID, OP_LAYOUTS, Act, Op, Trait, has
 from tbn.format.validate import weight_count
 from tbn.gpu.kernels import Kernels
 from tbn.gpu.plan import TiledPlan, is_tiled, plan_tiled, tile_words
@@ -47,7 +47,7 @@ class CudaEngine:
         self.reference = Interpreter(self.program)  # input preparation, shapes
         self._layers: dict[int, dict[str, Any]] = {}
         for i, op in enumerate(self.program.ops):
-            if is_tiled(op) or op.opcode in (Op.DENSE_LINEAR, Op.DENSE_CONV2D):
+            if has(op.opcode, Trait.WEIGHTED):
                 self._layers[i] = self._upload(op)
             elif op.opcode == Op.AFFINE:
                 bias = op.args["bias"]
@@ -104,10 +104,8 @@ class CudaEngine:
         with torch.no_grad():
             for i, op in enumerate(prog.ops):
                 a = op.args
-                if op.opcode == Op.ADD:
-                    values[a["output"]] = self._add(op, values[a["a"]], values[a["b"]])
-                else:
-                    values[a["output"]] = self._op(i, op, values[a["input"]])
+                ins = [values[a[n]] for n in OP_LAYOUTS[op.opcode].inputs]
+                values[a["output"]] = self._add(op, *ins) if op.opcode == Op.ADD else self._op(i, op, *ins)
         y = values[prog.output]
         out_t = prog.tensors[prog.output]
         y = y.to(torch.float32) if out_t.dtype.name == "F32" else y
@@ -138,7 +136,7 @@ class CudaEngine:
         a = op.args
         out = prog.tensors[a["output"]]
         n = x.shape[0]
-        if op.opcode in (Op.TILED_LINEAR, Op.TILED_CONV2D, Op.DENSE_LINEAR, Op.DENSE_CONV2D):
+        if has(op.opcode, Trait.WEIGHTED):
             return self._linear_or_conv(self._layers[i], op, x)
         src = prog.tensors[a["input"]]
         if op.opcode in (Op.MAXPOOL2D, Op.AVGPOOL2D):
@@ -190,7 +188,7 @@ class CudaEngine:
         out = prog.tensors[a["output"]]
         src = prog.tensors[a["input"]]
         n = x.shape[0]
-        conv = op.opcode in (Op.TILED_CONV2D, Op.DENSE_CONV2D)
+        conv = has(op.opcode, Trait.CONV)
         plan: TiledPlan | None = layer.get("plan")
         if prog.int8:
             xi = (x - src.zero_point).to(torch.int32)

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tbn.format.program import Operation, Program
-from tbn.format.spec import Op
+from tbn.format.spec import ScaleMode, Trait, has, scale_mode
 from tbn.format.validate import weight_count
-
-SCALE_PER_OUTPUT, SCALE_PER_REPETITION, SCALE_SINGLE = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -29,7 +27,7 @@ class TiledPlan:
     n_bits: int  # T
     p: int
     distinct: int  # D
-    scale_mode: int
+    scale_mode: ScaleMode  # the kernels take its value (tbn_format.h: TBN_SCALE_*)
     dense_fallback: bool
 
     @property
@@ -46,15 +44,9 @@ def plan_tiled(prog: Program, op: Operation) -> TiledPlan:
     groups = op.args.get("groups", 1)
     shared = o % p == 0 and groups == 1
     d = o // p if shared else o
-    if prog.int8:
-        mode = SCALE_PER_OUTPUT  # REQUANT is applied after the sums, per output
-    elif count == o:
-        mode = SCALE_PER_OUTPUT
-    elif count == p and p > 1:
-        mode = SCALE_PER_REPETITION
-    else:
-        mode = SCALE_SINGLE
-    fallback = mode == SCALE_PER_REPETITION and not shared
+    # INT8: REQUANT is applied after the sums, per output
+    mode = ScaleMode.PER_OUTPUT if prog.int8 else scale_mode(count, o, p)
+    fallback = mode == ScaleMode.PER_REPETITION and not shared
     return TiledPlan(o, k, t, p, d, mode, fallback)
 
 
@@ -67,4 +59,4 @@ def tile_words(bits: np.ndarray, n_bits: int) -> np.ndarray:
 
 
 def is_tiled(op: Operation) -> bool:
-    return op.opcode in (Op.TILED_LINEAR, Op.TILED_CONV2D)
+    return has(op.opcode, Trait.TILED)

@@ -9,7 +9,7 @@ import numpy as np
 
 from tbn.errors import UsageError
 from tbn.format import Program, TbnFormatError, load, read
-from tbn.format.spec import DType, Op
+from tbn.format.spec import OP_LAYOUTS, DType
 from tbn.runtime import kernels
 
 DEFAULT_MAX_ARENA = 256 << 20
@@ -84,10 +84,7 @@ class Interpreter:
         prog = self.program
         for op in prog.ops:
             a = op.args
-            if op.opcode == Op.ADD:
-                y = kernels.add(prog, op, values[a["a"]], values[a["b"]])
-            else:
-                y = kernels.KERNELS[op.opcode](prog, op, values[a["input"]])
+            y = kernels.KERNELS[op.opcode](prog, op, *(values[a[n]] for n in OP_LAYOUTS[op.opcode].inputs))
             dtype = kernels.NUMPY_OF[prog.tensors[a["output"]].dtype]
             values[a["output"]] = y.astype(dtype, copy=False)
         out = values[prog.output] if batched else values[prog.output][0]

@@ -12,7 +12,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from tbn.format.bits import unpack_signs
 from tbn.format.program import Operation, Program, Tensor
-from tbn.format.spec import NONE_ID, Act, DType, Op
+from tbn.format.spec import KERNELS as FAMILIES
+from tbn.format.spec import NONE_ID, OPS, Act, DType, Op, ScaleMode, Trait, has, scale_mode
 from tbn.format.validate import weight_count
 
 
@@ -52,7 +53,7 @@ def weight_matrix(prog: Program, op: Operation) -> tuple[np.ndarray, np.ndarray 
     """
     o, k = weight_count(prog, op)
     a = op.args
-    if op.opcode in (Op.TILED_LINEAR, Op.TILED_CONV2D):
+    if has(op.opcode, Trait.TILED):
         tile = prog.tiles[a["tile"]]
         p = o * k // tile.n_bits
         w = np.tile(unpack_signs(tile.bits, tile.n_bits), p).astype(np.float64)
@@ -63,9 +64,10 @@ def weight_matrix(prog: Program, op: Operation) -> tuple[np.ndarray, np.ndarray 
     if prog.int8:
         return w.reshape(o, k), None
     s = scale.data.astype(np.float64)
-    if scale.count == o:
+    mode = scale_mode(scale.count, o, p)
+    if mode == ScaleMode.PER_OUTPUT:
         return w.reshape(o, k), s
-    if scale.count == p and p > 1:
+    if mode == ScaleMode.PER_REPETITION:
         w = w * np.repeat(s, w.size // p)
         return w.reshape(o, k), None
     return w.reshape(o, k) * s[0], None
@@ -92,7 +94,7 @@ def _matmul_op(prog: Program, op: Operation, x: np.ndarray, w: np.ndarray) -> np
     n = x.shape[0]
     xin = x.astype(np.int64) - src.zero_point if prog.int8 else _f32(x)
     w = w.astype(np.int64) if prog.int8 else w
-    if op.opcode in (Op.TILED_LINEAR, Op.DENSE_LINEAR):
+    if not has(op.opcode, Trait.CONV):
         return xin.reshape(n, -1) @ w.T
     g = a["groups"]
     cols = _im2col(xin, a, 0)  # INT8: padded entries are the zero point, i.e. 0 after offset
@@ -104,7 +106,8 @@ def _matmul_op(prog: Program, op: Operation, x: np.ndarray, w: np.ndarray) -> np
     return y.reshape(n, o, ho, wo)
 
 
-def linear_or_conv(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+def matmul(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    """Tiled or dense, linear or conv (the ``matmul`` family)."""
     w, per_out = weight_matrix(prog, op)
     acc = _matmul_op(prog, op, x, w)
     out = prog.tensors[op.args["output"]]
@@ -194,11 +197,9 @@ def affine(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     return _activate(y, op.act).astype(np.float32)
 
 
-KERNELS = {
-    Op.TILED_LINEAR: linear_or_conv, Op.TILED_CONV2D: linear_or_conv,
-    Op.DENSE_LINEAR: linear_or_conv, Op.DENSE_CONV2D: linear_or_conv,
-    Op.MAXPOOL2D: pool, Op.AVGPOOL2D: pool, Op.GLOBAL_AVGPOOL: global_avgpool,
-    Op.RESHAPE: reshape, Op.ACTIVATION: activation, Op.SOFTMAX: softmax, Op.ARGMAX: argmax,
-    Op.AFFINE: affine,
-}
+# every op's function, by its kernel family in tbn.format.spec (a family needs a function here)
+_FAMILY = {"matmul": matmul, "pool": pool, "global_avgpool": global_avgpool, "reshape": reshape, "add": add,
+           "activation": activation, "softmax": softmax, "argmax": argmax, "affine": affine}
+assert set(_FAMILY) == set(FAMILIES), "a kernel family of tbn.format.spec has no reference function"
+KERNELS = {op: _FAMILY[s.kernel] for op, s in OPS.items()}
 NUMPY_OF = {DType.F32: np.float32, DType.I8: np.int8, DType.I32: np.int32}
