@@ -24,7 +24,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    monkeypatch.setattr(mnist_mod, "_checkout_shared", lambda: None)
+    monkeypatch.setattr(mnist_mod, "shared_data", lambda: tmp_path / "shared" / "data")  # = ../shared
     return tmp_path
 
 
