@@ -97,20 +97,20 @@ def _op_tables() -> list[str]:
         lines += [f"#define TBN_OP_{op.name}_{n.upper()} {off}" for n, _, off in s.layout.offsets]
     lines += ["#define TBN_OP_MAX " + str(max(spec.Op)), "",
               "/* X(NAME, opcode, size, traits, kernel): every op, in opcode order */",
-              "#define TBN_OP_LIST(X) \\"]
-    lines += [f"    X({op.name}, {int(op)}, {s.layout.size}, TBN_OP_{op.name}_TRAITS, {s.kernel}) \\"
-              for op, s in spec.OPS.items()]
-    lines += ["", "/* K(kernel): every kernel family once */", "#define TBN_KERNEL_LIST(K) \\"]
-    lines += [f"    K({k}) \\" for k in spec.KERNELS]
+              "#define TBN_OP_LIST(X) " + " ".join(
+                  f"X({op.name}, {int(op)}, {s.layout.size}, TBN_OP_{op.name}_TRAITS, {s.kernel})"
+                  for op, s in spec.OPS.items()),
+              "", "/* K(kernel): every kernel family once */",
+              "#define TBN_KERNEL_LIST(K) " + " ".join(f"K({k})" for k in spec.KERNELS)]
     lines += ["", "/* F(field, offset, bytes): the fields of each op, by the names of its layout */"]
     for op, s in spec.OPS.items():
         fields = " ".join(f"F({n}, {off}, {1 if k == 'u8' else 2})" for n, k, off in s.layout.offsets)
         lines.append(f"#define TBN_OP_{op.name}_FIELDS(F) {fields}")
     for what in ("traits", "size"):
         lines += ["", f"/* the {what} of an opcode; 0 for an unknown one */",
-                  f"static inline unsigned tbn_op_{what}(unsigned opcode) {{", "    switch (opcode) {"]
-        lines += [f"    case TBN_OP_{op.name}: return TBN_OP_{op.name}_{what.upper()};" for op in spec.OPS]
-        lines += ["    default: return 0;", "    }", "}"]
+                  f"static inline unsigned tbn_op_{what}(unsigned opcode) {{", "    switch (opcode) {",
+                  f"#define TBN_X_(NAME, code, size, traits, kernel) case code: return {what};",
+                  "    TBN_OP_LIST(TBN_X_)", "#undef TBN_X_", "    default: return 0;", "    }", "}"]
     return lines
 
 

@@ -70,6 +70,12 @@ class Kernels:
         blocks = max(1, (threads_total + THREADS - 1) // THREADS)
         self._fn(module, name)((blocks,), (THREADS,), args)
 
+    def _gemv_args(self, x: Any, tile: Any, plan: TiledPlan) -> tuple:
+        """The leading arguments of the GEMV kernels: x (N, K), the tile, T and D."""
+        n, k = x.shape
+        return (self._arr(x), np.int32(n), np.int32(k), self._arr(tile), np.uint64(plan.n_bits),
+                np.int32(plan.distinct))
+
     def _epilogue(self, scale: Any, plan: TiledPlan, bias: Any | None, act: int) -> tuple:
         dummy = scale  # any valid pointer when there is no bias
         return (
@@ -107,17 +113,7 @@ class Kernels:
                 "tiled_linear",
                 f"tbn_tiled_gemv_{sfx}",
                 n * d * 32,
-                (
-                    self._arr(x),
-                    np.int32(n),
-                    np.int32(k),
-                    self._arr(tile),
-                    np.uint64(plan.n_bits),
-                    np.int32(d),
-                    np.int32(o),
-                    *ep,
-                    self._arr(y),
-                ),
+                (*self._gemv_args(x, tile, plan), np.int32(o), *ep, self._arr(y)),
             )
         elif route == "gemm":
             grid = ((d + 31) // 32, (n + 31) // 32)
@@ -168,22 +164,14 @@ class Kernels:
 
     def linear_raw(self, x: Any, tile: Any, plan: TiledPlan) -> Any:
         """INT8 models: the (N, D) int32 sign sums of x (N, K) int32 (already minus the zero point)."""
-        n, k = x.shape
+        n = x.shape[0]
         d = plan.distinct
         y = self.torch.empty((n, d), dtype=self.torch.int32, device=x.device)
         self._launch(
             "tiled_linear",
             "tbn_tiled_gemv_raw_i32",
             n * d * 32,
-            (
-                self._arr(x),
-                np.int32(n),
-                np.int32(k),
-                self._arr(tile),
-                np.uint64(plan.n_bits),
-                np.int32(d),
-                self._arr(y),
-            ),
+            (*self._gemv_args(x, tile, plan), self._arr(y)),
         )
         return y
 

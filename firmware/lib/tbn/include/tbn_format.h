@@ -250,32 +250,10 @@ static inline unsigned tbn_dtype_size(unsigned dtype) {
 #define TBN_OP_MAX 13
 
 /* X(NAME, opcode, size, traits, kernel): every op, in opcode order */
-#define TBN_OP_LIST(X) \
-    X(TILED_LINEAR, 1, 12, TBN_OP_TILED_LINEAR_TRAITS, matmul) \
-    X(TILED_CONV2D, 2, 24, TBN_OP_TILED_CONV2D_TRAITS, matmul) \
-    X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) \
-    X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) \
-    X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) \
-    X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) \
-    X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) \
-    X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) \
-    X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) \
-    X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) \
-    X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) \
-    X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) \
-    X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) \
+#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 12, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 24, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine)
 
 /* K(kernel): every kernel family once */
-#define TBN_KERNEL_LIST(K) \
-    K(matmul) \
-    K(pool) \
-    K(global_avgpool) \
-    K(reshape) \
-    K(add) \
-    K(activation) \
-    K(softmax) \
-    K(argmax) \
-    K(affine) \
+#define TBN_KERNEL_LIST(K) K(matmul) K(pool) K(global_avgpool) K(reshape) K(add) K(activation) K(softmax) K(argmax) K(affine)
 
 /* F(field, offset, bytes): the fields of each op, by the names of its layout */
 #define TBN_OP_TILED_LINEAR_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(tile, 6, 2) F(scale, 8, 2) F(bias, 10, 2)
@@ -295,19 +273,9 @@ static inline unsigned tbn_dtype_size(unsigned dtype) {
 /* the traits of an opcode; 0 for an unknown one */
 static inline unsigned tbn_op_traits(unsigned opcode) {
     switch (opcode) {
-    case TBN_OP_TILED_LINEAR: return TBN_OP_TILED_LINEAR_TRAITS;
-    case TBN_OP_TILED_CONV2D: return TBN_OP_TILED_CONV2D_TRAITS;
-    case TBN_OP_DENSE_LINEAR: return TBN_OP_DENSE_LINEAR_TRAITS;
-    case TBN_OP_DENSE_CONV2D: return TBN_OP_DENSE_CONV2D_TRAITS;
-    case TBN_OP_MAXPOOL2D: return TBN_OP_MAXPOOL2D_TRAITS;
-    case TBN_OP_AVGPOOL2D: return TBN_OP_AVGPOOL2D_TRAITS;
-    case TBN_OP_GLOBAL_AVGPOOL: return TBN_OP_GLOBAL_AVGPOOL_TRAITS;
-    case TBN_OP_RESHAPE: return TBN_OP_RESHAPE_TRAITS;
-    case TBN_OP_ADD: return TBN_OP_ADD_TRAITS;
-    case TBN_OP_ACTIVATION: return TBN_OP_ACTIVATION_TRAITS;
-    case TBN_OP_SOFTMAX: return TBN_OP_SOFTMAX_TRAITS;
-    case TBN_OP_ARGMAX: return TBN_OP_ARGMAX_TRAITS;
-    case TBN_OP_AFFINE: return TBN_OP_AFFINE_TRAITS;
+#define TBN_X_(NAME, code, size, traits, kernel) case code: return traits;
+    TBN_OP_LIST(TBN_X_)
+#undef TBN_X_
     default: return 0;
     }
 }
@@ -315,19 +283,9 @@ static inline unsigned tbn_op_traits(unsigned opcode) {
 /* the size of an opcode; 0 for an unknown one */
 static inline unsigned tbn_op_size(unsigned opcode) {
     switch (opcode) {
-    case TBN_OP_TILED_LINEAR: return TBN_OP_TILED_LINEAR_SIZE;
-    case TBN_OP_TILED_CONV2D: return TBN_OP_TILED_CONV2D_SIZE;
-    case TBN_OP_DENSE_LINEAR: return TBN_OP_DENSE_LINEAR_SIZE;
-    case TBN_OP_DENSE_CONV2D: return TBN_OP_DENSE_CONV2D_SIZE;
-    case TBN_OP_MAXPOOL2D: return TBN_OP_MAXPOOL2D_SIZE;
-    case TBN_OP_AVGPOOL2D: return TBN_OP_AVGPOOL2D_SIZE;
-    case TBN_OP_GLOBAL_AVGPOOL: return TBN_OP_GLOBAL_AVGPOOL_SIZE;
-    case TBN_OP_RESHAPE: return TBN_OP_RESHAPE_SIZE;
-    case TBN_OP_ADD: return TBN_OP_ADD_SIZE;
-    case TBN_OP_ACTIVATION: return TBN_OP_ACTIVATION_SIZE;
-    case TBN_OP_SOFTMAX: return TBN_OP_SOFTMAX_SIZE;
-    case TBN_OP_ARGMAX: return TBN_OP_ARGMAX_SIZE;
-    case TBN_OP_AFFINE: return TBN_OP_AFFINE_SIZE;
+#define TBN_X_(NAME, code, size, traits, kernel) case code: return size;
+    TBN_OP_LIST(TBN_X_)
+#undef TBN_X_
     default: return 0;
     }
 }
