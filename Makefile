@@ -15,6 +15,9 @@ TBN_INC := $(shell $(TBN_PATHS) c-include)
 TBN_SRC := $(shell $(TBN_PATHS) c-sources)
 TBN_HDR := $(wildcard $(TBN_INC)/*.h firmware/lib/tbn/src/*.h) firmware/lib/tbn/library.json
 CWARN   := $(shell $(TBN_PATHS) c-flags) -I$(TBN_INC)
+ifeq ($(strip $(TBN_SRC)),)
+$(error no C runtime sources: `$(TBN_PATHS) c-sources` failed (needs $(PYTHON) and firmware/lib/tbn/library.json))
+endif
 # the golden-vector checker's F32 tolerance is tbn.parity's
 F32_RTOL := $(shell PYTHONPATH=host $(PYTHON) -m tbn.parity)
 SANITIZE := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -27,6 +27,7 @@ _LAZY = {
     "tile_model": ("tbn.convert", "tile_model"), "compile_model": ("tbn.compiler", "compile_model"),
     "compile": ("tbn.compiler", "compile_model"),  # the older name, which shadows the builtin
 }
+# a literal list, so that type checkers and IDEs read it
 __all__ = ["BudgetError", "LayerReport", "TbnError", "TilingReport", "UsageError", "__version__",
            "compile_model", "plan_tiling", "tile_model"]
 

@@ -15,6 +15,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tbn.errors import TbnError
+
+
+class CheckoutError(TbnError, FileNotFoundError):
+    """The tbn checkout (or $TBN_ROOT) lacks a file tbn needs, or holds a malformed one."""
+
 
 def root() -> Path:
     """The tbn source checkout (boards/, firmware/, kernels_gpu/, tests/vectors/)."""
@@ -36,7 +42,6 @@ def shared_data() -> Path:
 class CRuntime:
     """The C runtime as its manifest describes it."""
 
-    lib: Path
     include: Path
     sources: tuple[Path, ...]
     flags: tuple[str, ...]  # language and warnings; optimisation and target flags are the caller's
@@ -45,10 +50,15 @@ class CRuntime:
 def c_runtime() -> CRuntime:
     """Read ``firmware/lib/tbn/library.json``."""
     lib = root() / "firmware" / "lib" / "tbn"
-    build = json.loads((lib / "library.json").read_text())["build"]
+    manifest = lib / "library.json"
+    try:
+        build = json.loads(manifest.read_text())["build"]
+        flags = tuple(str(f) for f in build["flags"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckoutError(f"{manifest}: cannot read the C runtime's sources and flags ({e!r}); "
+                            f"is {root()} a tbn checkout? (set TBN_ROOT to one)") from e
     src = lib / build.get("srcDir", "src")
-    return CRuntime(lib, lib / build.get("includeDir", "include"), tuple(sorted(src.rglob("*.c"))),
-                    tuple(build["flags"]))
+    return CRuntime(lib / build.get("includeDir", "include"), tuple(sorted(src.rglob("*.c"))), flags)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     if what == "root":
         print(root())
         return 0
-    c = c_runtime()
+    try:
+        c = c_runtime()
+    except CheckoutError as e:
+        print(f"tbn.paths: error: {e}", file=sys.stderr)
+        return 1
     # relative: make runs from the checkout
     out = {"c-flags": " ".join(c.flags), "c-sources": " ".join(os.path.relpath(p) for p in c.sources),
            "c-include": os.path.relpath(c.include)}[what]

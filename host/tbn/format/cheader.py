@@ -106,12 +106,10 @@ def _op_tables() -> list[str]:
     for op, s in spec.OPS.items():
         fields = " ".join(f"F({n}, {off}, {1 if k == 'u8' else 2})" for n, k, off in s.layout.offsets)
         lines.append(f"#define TBN_OP_{op.name}_FIELDS(F) {fields}")
-    for what in ("traits", "size"):
-        lines += ["", f"/* the {what} of an opcode; 0 for an unknown one */",
-                  f"static inline unsigned tbn_op_{what}(unsigned opcode) {{", "    switch (opcode) {",
-                  f"#define TBN_X_(NAME, code, size, traits, kernel) case code: return {what};",
-                  "    TBN_OP_LIST(TBN_X_)", "#undef TBN_X_", "    default: return 0;", "    }", "}"]
-    return lines
+    return [*lines, "", "/* the size of an opcode's ops; 0 for an unknown opcode */",
+            "static inline unsigned tbn_op_size(unsigned opcode) {", "    switch (opcode) {",
+            "#define TBN_X_(NAME, code, size, traits, kernel) case code: return size;",
+            "    TBN_OP_LIST(TBN_X_)", "#undef TBN_X_", "    default: return 0;", "    }", "}"]
 
 
 def write_or_check(text: str, path: Path, module: str, argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+from functools import cached_property
 
 MAGIC = b"TBNB"
 VERSION_MAJOR = 1
@@ -94,7 +95,7 @@ class Trait(IntFlag):
     """What an op is, as every reader, runtime and tool asks it (``OPS[op].traits``).
 
     The first group is declared per op; the operand traits (``SCALE`` ...) follow from its
-    layout. The C header carries the same bits as ``TBN_TRAIT_*`` and ``tbn_op_traits()``."""
+    layout. The C header carries the same bits as ``TBN_TRAIT_*`` and ``TBN_OP_<NAME>_TRAITS``."""
 
     TILED = 1 << 0  # weights are one binary tile repeated p times
     DENSE = 1 << 1  # weights are an int8 matrix
@@ -146,19 +147,19 @@ class OpLayout:
 
     fields: tuple[tuple[str, str], ...]
 
-    @property
+    @cached_property
     def struct(self) -> struct.Struct:
         return struct.Struct("<BB" + "".join(_CODES[k] for _, k in self.fields))
 
-    @property
+    @cached_property
     def size(self) -> int:
         return self.struct.size
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(n for n, k in self.fields if not k.startswith("pad"))
 
-    @property
+    @cached_property
     def offsets(self) -> tuple[tuple[str, str, int], ...]:
         """(name, kind, byte offset from the opcode) of each field that is not padding."""
         out, pos = [], 2
@@ -168,7 +169,7 @@ class OpLayout:
             pos += struct.calcsize("<" + _CODES[kind])
         return tuple(out)
 
-    @property
+    @cached_property
     def inputs(self) -> tuple[str, ...]:
         """The tensor operands an op reads, in order (every tensor field but ``output``)."""
         return tuple(n for n, k in self.fields if k == "tensor" and n != "output")
@@ -184,7 +185,7 @@ class OpSpec:
     declared: Trait
     kernel: str
 
-    @property
+    @cached_property
     def traits(self) -> Trait:
         kinds = {k for _, k in self.layout.fields}
         t = self.declared
@@ -222,11 +223,6 @@ OPS: dict[Op, OpSpec] = {
 }
 OP_LAYOUTS: dict[Op, OpLayout] = {op: s.layout for op, s in OPS.items()}
 KERNELS = tuple(dict.fromkeys(s.kernel for s in OPS.values()))  # kernel families, in opcode order
-
-
-def ops_with(trait: Trait) -> frozenset[Op]:
-    """Every op that has all the bits of ``trait`` (``ops_with(Trait.TILED)``)."""
-    return frozenset(op for op, s in OPS.items() if s.traits & trait == trait)
 
 
 def has(op: Op, trait: Trait) -> bool:

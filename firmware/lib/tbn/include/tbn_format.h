@@ -270,17 +270,7 @@ static inline unsigned tbn_dtype_size(unsigned dtype) {
 #define TBN_OP_ARGMAX_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
 #define TBN_OP_AFFINE_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(scale, 6, 2) F(bias, 8, 2)
 
-/* the traits of an opcode; 0 for an unknown one */
-static inline unsigned tbn_op_traits(unsigned opcode) {
-    switch (opcode) {
-#define TBN_X_(NAME, code, size, traits, kernel) case code: return traits;
-    TBN_OP_LIST(TBN_X_)
-#undef TBN_X_
-    default: return 0;
-    }
-}
-
-/* the size of an opcode; 0 for an unknown one */
+/* the size of an opcode's ops; 0 for an unknown opcode */
 static inline unsigned tbn_op_size(unsigned opcode) {
     switch (opcode) {
 #define TBN_X_(NAME, code, size, traits, kernel) case code: return size;

@@ -250,9 +250,11 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
     c.has_bias = op->bias != TBN_NONE_ID;
     if (c.has_bias) tbn_get_bias(m, op->bias, &c.bias);
     uint32_t groups = conv ? op->groups : 1;
-    c.o = conv ? c.out.dims[0] : c.out.numel;
+    uint64_t o, k;
+    weight_count(op, &c.in, &c.out, &o, &k); /* prepare checked that o * k fits 32 bits */
+    c.o = (uint32_t)o;
+    c.k = (uint32_t)k;
     c.cg = conv ? c.in.dims[0] / groups : c.in.numel;
-    c.k = conv ? c.cg * op->kh * op->kw : c.in.numel;
     c.og = c.o / groups;
     uint32_t ho = conv ? c.out.dims[1] : 1, wo = conv ? c.out.dims[2] : 1, npix = ho * wo;
     if (c.tiled) {
