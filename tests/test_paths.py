@@ -26,7 +26,7 @@ def test_missing_or_malformed_manifest_is_named(tmp_path: Path, monkeypatch: pyt
     if content is not None:
         (lib / "library.json").write_text(content)
     monkeypatch.setenv("TBN_ROOT", str(tmp_path))
-    with pytest.raises(CheckoutError, match="library.json"):
+    with pytest.raises(CheckoutError, match=r"library\.json"):
         c_runtime()
     r = subprocess.run([sys.executable, "-m", "tbn.paths", "c-flags"], capture_output=True, text=True)
     assert r.returncode == 1 and "tbn.paths: error:" in r.stderr and "Traceback" not in r.stderr
