@@ -4,6 +4,7 @@ scale vectors, quantise (INT8), plan memory."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -123,147 +124,179 @@ def per_output(scale: np.ndarray, o: int) -> np.ndarray:
     return scale[np.arange(o) * len(scale) // o] if len(scale) not in (1, o) else np.broadcast_to(scale, (o,))
 
 
+@dataclass
+class _Emitter:
+    """The program being built, and the per-kind lowerings that append to it."""
+
+    quant: dict[str, tuple[float, int]] | None
+    scale_dtype: DType
+    one_d: set[str]
+    prog: Program = field(init=False)
+    tid: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.prog = Program(flags=int(Flag.INT8) if self.int8 else 0)
+
+    @property
+    def int8(self) -> bool:
+        return self.quant is not None
+
+    def shape_of(self, n: Node) -> tuple[int, ...]:
+        if (n.output in self.one_d or n.attrs.get("conv1d")) and len(n.shape) == 2:
+            return (n.shape[0], 1, n.shape[1])
+        return n.shape or (1,)
+
+    def tensor(self, n: Node, dtype: DType | None = None, like: Tensor | None = None) -> int:
+        """A new tensor for ``n``'s output; INT8 parameters from calibration, or copied from
+        ``like`` (ops that keep their input's quantisation), narrowed by a fused activation."""
+        dtype = dtype or (DType.I8 if self.int8 else DType.F32)
+        t = Tensor(dtype, self.shape_of(n))
+        if self.quant is not None and dtype == DType.I8:
+            if like is not None:
+                t.scale, t.zero_point, t.qmin, t.qmax = like.scale, like.zero_point, like.qmin, like.qmax
+            else:
+                t.scale, t.zero_point = self.quant[n.output]
+                t.qmin = -128
+            if n.act in ("relu", "relu6"):
+                t.qmin = max(t.qmin, t.zero_point)
+            if n.act == "relu6":
+                t.qmax = min(t.qmax, relu6_qmax(t.scale, t.zero_point))
+        self.prog.tensors.append(t)
+        self.tid[n.output] = len(self.prog.tensors) - 1
+        return self.tid[n.output]
+
+    def same_quant(self, n: Node, src: Tensor, dtype: DType | None = None) -> int:
+        return self.tensor(n, dtype, like=src if self.int8 else None)
+
+    def float_scale(self, v: np.ndarray) -> int:
+        dt = np.float16 if self.scale_dtype == DType.F16 else np.float32
+        return self.prog.add_scale(self.scale_dtype, np.asarray(v, dtype=dt))
+
+    def op(self, code: Op, act: Act, args: dict[str, int]) -> None:
+        self.prog.ops.append(Operation(code, act, args))
+
+    def affine(self, act: Act, inp: int, out: int, g: np.ndarray, h: np.ndarray) -> None:
+        self.op(Op.AFFINE, act, {"input": inp, "output": out, "scale": self.float_scale(g),
+                                 "bias": self.prog.add_bias(DType.F32, h.astype(np.float32))})
+
+    # ---- per-kind lowerings: (node, input tensor ids) -> ops appended ---------------------------
+
+    def matmul(self, n: Node, ins: list[int]) -> None:
+        v = _layer_vectors(n)
+        act = _ACTS[n.act]
+        if v["affine"] is not None and self.int8:
+            raise TbnCompileError(f"{n.where}: BatchNorm after a tiled layer whose p does not divide "
+                                  f"its outputs cannot be folded, which INT8 needs; use p dividing "
+                                  f"the outputs or alpha='single'")
+        if v["affine"] is not None:  # the matmul writes a temporary; AFFINE (+ act) follows
+            out = self.tensor(Node(n.kind, n.inputs, n.output + "/pre_bn", n.shape, n.where,
+                                   {"conv1d": n.attrs.get("conv1d")}))
+        else:
+            out = self.tensor(n)
+        args: dict[str, int] = {"input": ins[0], "output": out, "bias": NONE_ID}
+        if "tile" in v:
+            args["tile"] = self.prog.add_tile(*v["tile"])
+        else:
+            args["weight"] = self.prog.add_dense(v["dense"])
+        o = n.attrs["module"].weight.shape[0]
+        if self.int8:
+            self._int8_vectors(n, v, o, self.prog.tensors[ins[0]], self.prog.tensors[out], args)
+        else:
+            args["scale"] = self.float_scale(v["scale"])
+            if v["bias"] is not None:
+                args["bias"] = self.prog.add_bias(DType.F32, v["bias"].astype(np.float32))
+        if n.attrs["conv"]:
+            args.update(n.attrs["geom"])
+            code = Op.TILED_CONV2D if n.kind == "tiled" else Op.DENSE_CONV2D
+        else:
+            code = Op.TILED_LINEAR if n.kind == "tiled" else Op.DENSE_LINEAR
+        self.op(code, act if v["affine"] is None else Act.NONE, args)
+        if v["affine"] is not None:
+            self.affine(act, out, self.tensor(n), *v["affine"])
+
+    def _int8_vectors(self, n: Node, v: dict[str, Any], o: int, src: Tensor, dst: Tensor,
+                      args: dict[str, int]) -> None:
+        """Requantisation multipliers and int32 biases of an INT8 matmul."""
+        if len(v["scale"]) not in (1, o) and o % len(v["scale"]) != 0:
+            raise TbnCompileError(f"{n.where}: INT8 needs one scale per output; p must divide "
+                                  f"the outputs (or use alpha='single')")
+        sigma = per_output(v["scale"], o) if len(v["scale"]) != 1 else v["scale"]
+        real = src.scale * sigma / dst.scale
+        rq = np.array([quantize_multiplier(float(r)) for r in np.atleast_1d(real)], dtype=np.int64)
+        args["scale"] = self.prog.add_scale(DType.REQUANT, rq.astype(np.int32))
+        if v["bias"] is not None:
+            denom = src.scale * np.broadcast_to(sigma, (o,))
+            bq = np.where(denom != 0, np.rint(v["bias"] / np.where(denom != 0, denom, 1.0)), 0)
+            bq = np.clip(bq, -BIAS_LIMIT, BIAS_LIMIT).astype(np.int32)
+            args["bias"] = self.prog.add_bias(DType.I32, bq)
+
+    def pool(self, n: Node, ins: list[int]) -> None:
+        out = self.same_quant(n, self.prog.tensors[ins[0]])
+        geom = {k: n.attrs[k] for k in _POOL_GEOMETRY} if n.kind in ("maxpool", "avgpool") else {}
+        self.op(_SAME_QUANT_OPS[n.kind], Act.NONE, {"input": ins[0], "output": out, **geom})
+
+    def activation(self, n: Node, ins: list[int]) -> None:
+        out = self.same_quant(Node("act", n.inputs, n.output, n.shape, n.where, act=n.attrs["act"]),
+                              self.prog.tensors[ins[0]])
+        self.op(Op.ACTIVATION, _ACTS[n.attrs["act"]], {"input": ins[0], "output": out})
+
+    def add(self, n: Node, ins: list[int]) -> None:
+        out = self.tensor(n)
+        args = {"a": ins[0], "b": ins[1], "output": out, "scale": NONE_ID}
+        if self.int8:
+            a, b, dst = (self.prog.tensors[t] for t in (ins[0], ins[1], out))
+            rq = [quantize_multiplier(a.scale / dst.scale), quantize_multiplier(b.scale / dst.scale)]
+            args["scale"] = self.prog.add_scale(DType.REQUANT, np.array(rq, dtype=np.int32))
+        self.op(Op.ADD, _ACTS[n.act], args)
+
+    def bn_affine(self, n: Node, ins: list[int]) -> None:
+        if self.int8:
+            raise TbnCompileError(f"{n.where}: a BatchNorm that does not follow a linear or conv "
+                                  f"layer cannot run with INT8 activations")
+        self.affine(_ACTS[n.act], ins[0], self.tensor(n), n.attrs["g"], n.attrs["h"])
+
+    def softmax(self, n: Node, ins: list[int]) -> None:
+        if self.int8:
+            raise TbnCompileError(f"{n.where}: softmax needs F32 activations; end an INT8 model at "
+                                  f"its logits or with argmax")
+        if len(n.shape) != 1:
+            raise TbnCompileError(f"{n.where}: softmax is supported over a vector, got shape {n.shape}")
+        self.op(Op.SOFTMAX, Act.NONE, {"input": ins[0], "output": self.tensor(n)})
+
+    def argmax(self, n: Node, ins: list[int]) -> None:
+        out = self.tensor(Node("argmax", n.inputs, n.output, (1,), n.where), dtype=DType.I32)
+        self.op(Op.ARGMAX, Act.NONE, {"input": ins[0], "output": out})
+
+
+_POOL_GEOMETRY = ("kh", "kw", "sh", "sw", "pt", "pl", "pb", "pr")
+_SAME_QUANT_OPS = {"maxpool": Op.MAXPOOL2D, "avgpool": Op.AVGPOOL2D, "gap": Op.GLOBAL_AVGPOOL,
+                   "reshape": Op.RESHAPE}
+# node kind -> its lowering
+_LOWER = {"tiled": _Emitter.matmul, "dense": _Emitter.matmul, "act": _Emitter.activation,
+          "add": _Emitter.add, "affine": _Emitter.bn_affine, "softmax": _Emitter.softmax,
+          "argmax": _Emitter.argmax, **dict.fromkeys(_SAME_QUANT_OPS, _Emitter.pool)}
+
+
 def emit(nodes: list[Node], quant: dict[str, tuple[float, int]] | None = None,
          scale_dtype: DType = DType.F32) -> tuple[Program, dict[str, int]]:
     """Build the program; with ``quant`` (value name -> calibrated (scale, zero point))
     an INT8 program, else F32. Also returns each value's tensor id."""
-    int8 = quant is not None
-    prog = Program(flags=int(Flag.INT8) if int8 else 0)
-    tid: dict[str, int] = {}
-    act_dtype = DType.I8 if int8 else DType.F32
-    one_d = {n.inputs[0] for n in nodes if n.attrs.get("conv1d")} | \
-            {n.output for n in nodes if n.attrs.get("conv1d")}
-
-    def shape_of(n: Node) -> tuple[int, ...]:
-        if (n.output in one_d or n.attrs.get("conv1d")) and len(n.shape) == 2:
-            return (n.shape[0], 1, n.shape[1])
-        return n.shape or (1,)
-
-    def new_tensor(n: Node, dtype: DType = act_dtype, like: Tensor | None = None) -> int:
-        t = Tensor(dtype, shape_of(n))
-        if int8 and dtype == DType.I8:
-            if like is not None:
-                t.scale, t.zero_point, t.qmin, t.qmax = like.scale, like.zero_point, like.qmin, like.qmax
-            else:
-                t.scale, t.zero_point = quant[n.output]
-                t.qmin = -128
-            if n.act == "relu":
-                t.qmin = max(t.qmin, t.zero_point)
-            elif n.act == "relu6":
-                t.qmin = max(t.qmin, t.zero_point)
-                t.qmax = min(t.qmax, relu6_qmax(t.scale, t.zero_point))
-        prog.tensors.append(t)
-        tid[n.output] = len(prog.tensors) - 1
-        return tid[n.output]
-
-    def add_float_scale(v: np.ndarray) -> int:
-        dt = np.float16 if scale_dtype == DType.F16 else np.float32
-        return prog.add_scale(scale_dtype, np.asarray(v, dtype=dt))
-
+    conv1d = [n for n in nodes if n.attrs.get("conv1d")]
+    e = _Emitter(quant, scale_dtype, {n.inputs[0] for n in conv1d} | {n.output for n in conv1d})
     for n in nodes:
         if n.kind == "input":
-            new_tensor(n)
-            continue
-        if n.kind == "output":
-            continue
-        ins = [tid[i] for i in n.inputs]
-        act = _ACTS[n.act]
-        src = prog.tensors[ins[0]]
-        if n.kind in _MATMUL:
-            v = _layer_vectors(n)
-            if v["affine"] is not None and int8:
-                raise TbnCompileError(f"{n.where}: BatchNorm after a tiled layer whose p does not divide "
-                                      f"its outputs cannot be folded, which INT8 needs; use p dividing "
-                                      f"the outputs or alpha='single'")
-            fused_act = act if v["affine"] is None else Act.NONE
-            if v["affine"] is not None:
-                mid = Node(n.kind, n.inputs, n.output + "/pre_bn", n.shape, n.where,
-                           {"conv1d": n.attrs.get("conv1d")})
-                out = new_tensor(mid)
-            else:
-                out = new_tensor(n)
-            args: dict[str, int] = {"input": ins[0], "output": out, "bias": NONE_ID}
-            if "tile" in v:
-                args["tile"] = prog.add_tile(*v["tile"])
-            else:
-                args["weight"] = prog.add_dense(v["dense"])
-            o = n.attrs["module"].weight.shape[0]
-            if int8:
-                dst = prog.tensors[out]
-                if len(v["scale"]) not in (1, o) and o % len(v["scale"]) != 0:
-                    raise TbnCompileError(f"{n.where}: INT8 needs one scale per output; p must divide "
-                                          f"the outputs (or use alpha='single')")
-                sigma = per_output(v["scale"], o) if len(v["scale"]) != 1 else v["scale"]
-                real = src.scale * sigma / dst.scale
-                rq = np.array([quantize_multiplier(float(r)) for r in np.atleast_1d(real)], dtype=np.int64)
-                args["scale"] = prog.add_scale(DType.REQUANT, rq.astype(np.int32))
-                if v["bias"] is not None:
-                    denom = src.scale * np.broadcast_to(sigma, (o,))
-                    bq = np.where(denom != 0, np.rint(v["bias"] / np.where(denom != 0, denom, 1.0)), 0)
-                    bq = np.clip(bq, -BIAS_LIMIT, BIAS_LIMIT).astype(np.int32)
-                    args["bias"] = prog.add_bias(DType.I32, bq)
-            else:
-                args["scale"] = add_float_scale(v["scale"])
-                if v["bias"] is not None:
-                    args["bias"] = prog.add_bias(DType.F32, v["bias"].astype(np.float32))
-            if n.attrs["conv"]:
-                args.update(n.attrs["geom"])
-                opcode = Op.TILED_CONV2D if n.kind == "tiled" else Op.DENSE_CONV2D
-            else:
-                opcode = Op.TILED_LINEAR if n.kind == "tiled" else Op.DENSE_LINEAR
-            prog.ops.append(Operation(opcode, fused_act, args))
-            if v["affine"] is not None:
-                g, h = v["affine"]
-                final = new_tensor(n)
-                prog.ops.append(Operation(Op.AFFINE, act, {
-                    "input": out, "output": final, "scale": add_float_scale(g),
-                    "bias": prog.add_bias(DType.F32, h.astype(np.float32))}))
-            continue
-        if n.kind in ("maxpool", "avgpool", "gap", "reshape"):
-            out = new_tensor(n, like=src if int8 else None)
-            code = {"maxpool": Op.MAXPOOL2D, "avgpool": Op.AVGPOOL2D, "gap": Op.GLOBAL_AVGPOOL,
-                    "reshape": Op.RESHAPE}[n.kind]
-            geom = {k: n.attrs[k] for k in ("kh", "kw", "sh", "sw", "pt", "pl", "pb", "pr")} \
-                if n.kind in ("maxpool", "avgpool") else {}
-            prog.ops.append(Operation(code, Act.NONE, {"input": ins[0], "output": out, **geom}))
-        elif n.kind == "act":
-            out = new_tensor(Node("act", n.inputs, n.output, n.shape, n.where, act=n.attrs["act"]),
-                             like=src if int8 else None)
-            prog.ops.append(Operation(Op.ACTIVATION, _ACTS[n.attrs["act"]], {"input": ins[0], "output": out}))
-        elif n.kind == "add":
-            out = new_tensor(n)
-            args = {"a": ins[0], "b": ins[1], "output": out, "scale": NONE_ID}
-            if int8:
-                dst, b = prog.tensors[out], prog.tensors[ins[1]]
-                rq = [quantize_multiplier(src.scale / dst.scale), quantize_multiplier(b.scale / dst.scale)]
-                args["scale"] = prog.add_scale(DType.REQUANT, np.array(rq, dtype=np.int32))
-            prog.ops.append(Operation(Op.ADD, act, args))
-        elif n.kind == "affine":
-            if int8:
-                raise TbnCompileError(f"{n.where}: a BatchNorm that does not follow a linear or conv "
-                                      f"layer cannot run with INT8 activations")
-            out = new_tensor(n)
-            prog.ops.append(Operation(Op.AFFINE, act, {
-                "input": ins[0], "output": out, "scale": add_float_scale(n.attrs["g"]),
-                "bias": prog.add_bias(DType.F32, n.attrs["h"].astype(np.float32))}))
-        elif n.kind == "softmax":
-            if int8:
-                raise TbnCompileError(f"{n.where}: softmax needs F32 activations; end an INT8 model at "
-                                      f"its logits or with argmax")
-            if len(n.shape) != 1:
-                raise TbnCompileError(f"{n.where}: softmax is supported over a vector, got shape {n.shape}")
-            out = new_tensor(n)
-            prog.ops.append(Operation(Op.SOFTMAX, Act.NONE, {"input": ins[0], "output": out}))
-        elif n.kind == "argmax":
-            out = new_tensor(Node("argmax", n.inputs, n.output, (1,), n.where), dtype=DType.I32)
-            prog.ops.append(Operation(Op.ARGMAX, Act.NONE, {"input": ins[0], "output": out}))
-        else:
-            raise TbnCompileError(f"{n.where}: internal: no lowering for {n.kind}")
-    final = tid[nodes[-1].inputs[0]]
+            e.tensor(n)
+        elif n.kind != "output":
+            lower = _LOWER.get(n.kind)
+            if lower is None:
+                raise TbnCompileError(f"{n.where}: internal: no lowering for {n.kind}")
+            lower(e, n, [e.tid[i] for i in n.inputs])
+    prog = e.prog
+    final = e.tid[nodes[-1].inputs[0]]
     if not prog.ops or prog.ops[-1].args["output"] != final:
         raise TbnCompileError("the model's output must be the result of its last operation")
     _plan_memory(prog)
-    return prog, tid
+    return prog, e.tid
 
 
 def _plan_memory(prog: Program) -> None:

@@ -172,121 +172,167 @@ def train(config: TrainConfig | None, out_dir: str | os.PathLike, resume: bool =
             dist.destroy_process_group()
 
 
+@dataclass
+class _State:
+    """What one run trains and carries from epoch to epoch (all of it is checkpointed)."""
+
+    model: nn.Module
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    teacher: nn.Module | None
+    history: list[dict[str, float]]
+    start_epoch: int = 0
+
+
+def _data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    x_train, y_train = mnist_tensors("train", config.data_dir)
+    if config.train_subset is not None:
+        x_train, y_train = x_train[:config.train_subset], y_train[:config.train_subset]
+    return (x_train, y_train, *mnist_tensors("test", config.data_dir))
+
+
+def _teacher(config: TrainConfig, device: torch.device) -> nn.Module | None:
+    if not config.teacher:
+        return None
+    try:
+        teacher, _ = load_model(config.teacher)
+    except ModelFileError as e:
+        raise TrainError(f"teacher: {e}") from e
+    return teacher.to(device).eval()
+
+
+def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               nesterov=True, weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _state(config: TrainConfig, model: nn.Module, steps: int, ckpt: dict[str, Any] | None,
+           device: torch.device, ddp: _Dist) -> _State:
+    """Optimizer, schedule and history, fresh or restored from ``ckpt``; DDP-wrapped model."""
+    opt = _optimizer(config, model)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
+    s = _State(model, model, opt, sched, _teacher(config, device), [])
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        s.history, s.start_epoch = list(ckpt["history"]), int(ckpt["epoch"])
+    if ddp.world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        s.net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return s
+
+
+def _loss(config: TrainConfig, s: _State, logits: torch.Tensor, xb: torch.Tensor,
+          yb: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy, mixed with the teacher's softened outputs when distilling."""
+    loss = F.cross_entropy(logits, yb)
+    if s.teacher is None:
+        return loss
+    t = config.temperature
+    with torch.no_grad():
+        soft = F.softmax(s.teacher(xb) / t, dim=1)
+    kd = F.kl_div(F.log_softmax(logits / t, dim=1), soft, reduction="batchmean") * t ** 2
+    return (1 - config.distill_weight) * loss + config.distill_weight * kd
+
+
+def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch.Tensor,
+           device: torch.device, ddp: _Dist, progress: bool) -> dict[str, float]:
+    """One pass over this rank's shard of epoch ``epoch``'s permutation; its loss and accuracy."""
+    steps, local_bs = len(x) // config.batch_size, config.batch_size // ddp.world
+    g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    perm = torch.randperm(len(x), generator=g)[: steps * config.batch_size]
+    shard = perm[ddp.rank::ddp.world]
+    s.net.train()
+    t0 = time.perf_counter()
+    loss_sum, correct, seen = 0.0, 0, 0
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
+               disable=not (progress and ddp.main), dynamic_ncols=True, mininterval=0.5)
+    for step in bar:
+        idx = shard[step * local_bs:(step + 1) * local_bs]
+        xb, yb = x[idx], y[idx]
+        if config.augment > 0:
+            xb = _shift(xb, config.augment, g)
+        xb, yb = xb.to(device), yb.to(device)
+        logits = s.net(xb)
+        loss = _loss(config, s, logits, xb, yb)
+        s.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt.step()
+        s.sched.step()
+        loss_sum += loss.item() * len(yb)
+        correct += (logits.argmax(1) == yb).sum().item()
+        seen += len(yb)
+        if step % 20 == 0 or step == steps - 1:
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+    bar.close()
+    return {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen,
+            "seconds": time.perf_counter() - t0}
+
+
+def _checkpoint(config: TrainConfig, s: _State, epoch: int, out: Path) -> None:
+    atomic_save({"format": "tbn-checkpoint", "version": 1, "config": config.to_dict(),
+                 "epoch": epoch + 1, "model": s.model.state_dict(),
+                 "optimizer": s.opt.state_dict(), "scheduler": s.sched.state_dict(),
+                 "history": s.history}, out / CHECKPOINT)
+
+
+def _finish(config: TrainConfig, s: _State, report: Any, test_accuracy: float, world: int,
+            out: Path) -> dict[str, Any]:
+    """Write ``model.pt`` and ``metrics.json`` (atomically); return the metrics."""
+    tiling = report.to_dict()
+    metrics = {
+        "recipe": config.recipe,
+        "p": config.p,
+        "test_accuracy": test_accuracy,
+        "epochs": config.epochs,
+        "train_seconds": sum(h["seconds"] for h in s.history),
+        "world_size": world,
+        "layers": tiling["layers"],
+        "total_weight_bits": tiling["total_bits"],
+        "total_weight_bytes": tiling["total_bytes"],
+        "float32_weight_bytes": tiling["float32_bytes"],
+        "bits_per_weight": tiling["bits_per_weight"],
+        "report": str(report),
+        "history": s.history,
+        "config": config.to_dict(),
+    }
+    save_model(s.model, config, out / MODEL)
+    tmp = out / f".{METRICS}.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    os.replace(tmp, out / METRICS)
+    return metrics
+
+
 def _run(config: TrainConfig, out: Path, ckpt: dict[str, Any] | None, device: torch.device,
          ddp: _Dist, progress: bool) -> dict[str, Any]:
     torch.manual_seed(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if config.batch_size % ddp.world:
         raise TrainError(f"batch size {config.batch_size} does not split over {ddp.world} processes")
-    x_train, y_train = mnist_tensors("train", config.data_dir)
-    if config.train_subset is not None:
-        x_train, y_train = x_train[:config.train_subset], y_train[:config.train_subset]
-    x_test, y_test = mnist_tensors("test", config.data_dir)
-
+    x_train, y_train, x_test, y_test = _data(config)
     model, report = build_model(config)
     if report is None:  # float model: account it as dense
         report = tile_model(model, keep_dense=("*",))
     model.to(device)
-    teacher = None
-    if config.teacher:
-        try:
-            teacher, _ = load_model(config.teacher)
-        except ModelFileError as e:
-            raise TrainError(f"teacher: {e}") from e
-        teacher.to(device).eval()
-
-    local_bs = config.batch_size // ddp.world
-    steps = len(x_train) // config.batch_size
-    if config.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            model.parameters(), lr=config.lr, momentum=config.momentum, nesterov=True,
-            weight_decay=config.weight_decay)
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        history = list(ckpt["history"])
-        start_epoch = int(ckpt["epoch"])
-    net: nn.Module = model
-    if ddp.world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-    for epoch in range(start_epoch, config.epochs):
-        g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-        perm = torch.randperm(len(x_train), generator=g)[: steps * config.batch_size]
-        shard = perm[ddp.rank::ddp.world]
-        net.train()
-        t0 = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
-                   disable=not (progress and ddp.main), dynamic_ncols=True, mininterval=0.5)
-        for step in bar:
-            idx = shard[step * local_bs:(step + 1) * local_bs]
-            xb, yb = x_train[idx], y_train[idx]
-            if config.augment > 0:
-                xb = _shift(xb, config.augment, g)
-            xb, yb = xb.to(device), yb.to(device)
-            logits = net(xb)
-            loss = F.cross_entropy(logits, yb)
-            if teacher is not None:
-                with torch.no_grad():
-                    soft = F.softmax(teacher(xb) / config.temperature, dim=1)
-                kd = F.kl_div(F.log_softmax(logits / config.temperature, dim=1), soft,
-                              reduction="batchmean") * config.temperature ** 2
-                loss = (1 - config.distill_weight) * loss + config.distill_weight * kd
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += loss.item() * len(yb)
-            correct += (logits.argmax(1) == yb).sum().item()
-            seen += len(yb)
-            if step % 20 == 0 or step == steps - 1:
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
-        bar.close()
-        seconds = time.perf_counter() - t0
+    s = _state(config, model, len(x_train) // config.batch_size, ckpt, device, ddp)
+    for epoch in range(s.start_epoch, config.epochs):
+        stats = _epoch(config, s, epoch, x_train, y_train, device, ddp, progress)
         if ddp.main:
-            test_acc = evaluate(model, x_test, y_test)
-            history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen,
-                            "test_accuracy": test_acc, "seconds": seconds})
+            seconds = stats.pop("seconds")  # history rows keep their key order
+            stats.update(test_accuracy=evaluate(model, x_test, y_test), seconds=seconds)
+            s.history.append(stats)
             if progress:
-                tqdm.write(f"epoch {epoch + 1}: loss {loss_sum / seen:.4f}  train acc "
-                           f"{correct / seen:.4f}  test acc {test_acc:.4f}  ({seconds:.1f} s)")
-            atomic_save({"format": "tbn-checkpoint", "version": 1, "config": config.to_dict(),
-                         "epoch": epoch + 1, "model": model.state_dict(),
-                         "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                         "history": history}, out / CHECKPOINT)
+                tqdm.write(f"epoch {epoch + 1}: loss {stats['loss']:.4f}  train acc "
+                           f"{stats['train_accuracy']:.4f}  test acc {stats['test_accuracy']:.4f}  "
+                           f"({stats['seconds']:.1f} s)")
+            _checkpoint(config, s, epoch, out)
         ddp.barrier()
-
     metrics: dict[str, Any] = {}
     if ddp.main:
-        tiling = report.to_dict()
-        metrics = {
-            "recipe": config.recipe,
-            "p": config.p,
-            "test_accuracy": evaluate(model, x_test, y_test),
-            "epochs": config.epochs,
-            "train_seconds": sum(h["seconds"] for h in history),
-            "world_size": ddp.world,
-            "layers": tiling["layers"],
-            "total_weight_bits": tiling["total_bits"],
-            "total_weight_bytes": tiling["total_bytes"],
-            "float32_weight_bytes": tiling["float32_bytes"],
-            "bits_per_weight": tiling["bits_per_weight"],
-            "report": str(report),
-            "history": history,
-            "config": config.to_dict(),
-        }
-        save_model(model, config, out / MODEL)
-        tmp = out / f".{METRICS}.tmp"
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-        os.replace(tmp, out / METRICS)
+        metrics = _finish(config, s, report, evaluate(model, x_test, y_test), ddp.world, out)
     ddp.barrier()
     return metrics
-
