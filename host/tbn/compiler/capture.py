@@ -93,6 +93,7 @@ def _dim(node: fx.Node) -> Any:
 _ADD = {operator.add, operator.iadd, torch.add}
 _RELU = {F.relu, torch.relu}
 _FLATTEN_METHODS = {"flatten", "view", "reshape"}
+_POOL_FUNCTIONS = {F.max_pool2d: "maxpool", F.avg_pool2d: "avgpool"}
 
 
 def capture(model: nn.Module, example_input: torch.Tensor) -> list[Node]:
@@ -158,59 +159,69 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> list[Node]:
 
 def _classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple[str, dict, list]:
     """(kind, attrs, tensor operands) of one fx node, or a TbnCompileError naming it."""
-    args, kwargs = node.args, node.kwargs
     if node.op == "call_module":
-        m = modules[node.target]
-        if is_tiled(m) or isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d):
-            layer = "tiled" if is_tiled(m) else "dense"
-            conv = isinstance(m, nn.Conv1d | nn.Conv2d)
-            attrs: dict[str, Any] = {"module": m, "conv": conv, "conv1d": isinstance(m, nn.Conv1d)}
-            if conv:
-                attrs["geom"] = _conv_geometry(m, where)
-            return layer, attrs, [args[0]]
-        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-            if m.running_mean is None:
-                raise TbnCompileError(f"{where}: BatchNorm without running statistics cannot be folded")
-            return "bn", {"module": m}, [args[0]]
-        if isinstance(m, nn.ReLU):
-            return "act", {"act": "relu"}, [args[0]]
-        if isinstance(m, nn.ReLU6):
-            return "act", {"act": "relu6"}, [args[0]]
-        if isinstance(m, nn.Hardtanh) and (m.min_val, m.max_val) == (0.0, 6.0):
-            return "act", {"act": "relu6"}, [args[0]]
-        if isinstance(m, nn.MaxPool2d):
-            if m.ceil_mode or _pair(m.dilation) != (1, 1) or m.return_indices:
-                raise TbnCompileError(f"{where}: MaxPool2d with ceil_mode, dilation or indices "
-                                      f"is not supported")
-            return "maxpool", _pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
-        if isinstance(m, nn.AvgPool2d):
-            if m.ceil_mode or not m.count_include_pad or m.divisor_override:
-                raise TbnCompileError(f"{where}: AvgPool2d needs ceil_mode=False, count_include_pad=True "
-                                      f"and no divisor_override")
-            return "avgpool", _pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
-        if isinstance(m, nn.AdaptiveAvgPool2d) and _pair(m.output_size) == (1, 1):
-            return "gap", {}, [args[0]]
-        if isinstance(m, nn.Flatten):
-            return "reshape", {}, [args[0]]
-        if isinstance(m, nn.Identity | nn.Dropout):
-            return "alias", {}, [args[0]]
-        if isinstance(m, nn.Softmax):
-            return "softmax", {"dim": m.dim}, [args[0]]
-        raise TbnCompileError(f"{where}: unsupported module {type(m).__name__}")
-    target = node.target
-    name = getattr(target, "__name__", str(target))
+        return _classify_module(modules[node.target], node.args, where)
     if node.op == "call_method":
-        if target in _FLATTEN_METHODS:
-            return "reshape", {}, [args[0]]
-        if target == "relu":
-            return "act", {"act": "relu"}, [args[0]]
-        if target in ("add", "add_", "__add__") and len(args) == 2 and isinstance(args[1], fx.Node):
-            return "add", {}, [args[0], args[1]]
-        if target in ("softmax", "argmax"):
-            return target, {"dim": _dim(node)}, [args[0]]
-        if target in ("contiguous", "clone"):
-            return "alias", {}, [args[0]]
-        raise TbnCompileError(f"{where}: unsupported tensor method .{target}()")
+        return _classify_method(node, where)
+    return _classify_function(node, where)
+
+
+def _classify_module(m: nn.Module, args: tuple, where: str) -> tuple[str, dict, list]:
+    if is_tiled(m) or isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d):
+        layer = "tiled" if is_tiled(m) else "dense"
+        conv = isinstance(m, nn.Conv1d | nn.Conv2d)
+        attrs: dict[str, Any] = {"module": m, "conv": conv, "conv1d": isinstance(m, nn.Conv1d)}
+        if conv:
+            attrs["geom"] = _conv_geometry(m, where)
+        return layer, attrs, [args[0]]
+    if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+        if m.running_mean is None:
+            raise TbnCompileError(f"{where}: BatchNorm without running statistics cannot be folded")
+        return "bn", {"module": m}, [args[0]]
+    if isinstance(m, nn.ReLU):
+        return "act", {"act": "relu"}, [args[0]]
+    if isinstance(m, nn.ReLU6):
+        return "act", {"act": "relu6"}, [args[0]]
+    if isinstance(m, nn.Hardtanh) and (m.min_val, m.max_val) == (0.0, 6.0):
+        return "act", {"act": "relu6"}, [args[0]]
+    if isinstance(m, nn.MaxPool2d):
+        if m.ceil_mode or _pair(m.dilation) != (1, 1) or m.return_indices:
+            raise TbnCompileError(f"{where}: MaxPool2d with ceil_mode, dilation or indices "
+                                  f"is not supported")
+        return "maxpool", _pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
+    if isinstance(m, nn.AvgPool2d):
+        if m.ceil_mode or not m.count_include_pad or m.divisor_override:
+            raise TbnCompileError(f"{where}: AvgPool2d needs ceil_mode=False, count_include_pad=True "
+                                  f"and no divisor_override")
+        return "avgpool", _pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
+    if isinstance(m, nn.AdaptiveAvgPool2d) and _pair(m.output_size) == (1, 1):
+        return "gap", {}, [args[0]]
+    if isinstance(m, nn.Flatten):
+        return "reshape", {}, [args[0]]
+    if isinstance(m, nn.Identity | nn.Dropout):
+        return "alias", {}, [args[0]]
+    if isinstance(m, nn.Softmax):
+        return "softmax", {"dim": m.dim}, [args[0]]
+    raise TbnCompileError(f"{where}: unsupported module {type(m).__name__}")
+
+
+def _classify_method(node: fx.Node, where: str) -> tuple[str, dict, list]:
+    target, args = node.target, node.args
+    if target in _FLATTEN_METHODS:
+        return "reshape", {}, [args[0]]
+    if target == "relu":
+        return "act", {"act": "relu"}, [args[0]]
+    if target in ("add", "add_", "__add__") and len(args) == 2 and isinstance(args[1], fx.Node):
+        return "add", {}, [args[0], args[1]]
+    if target in ("softmax", "argmax"):
+        return target, {"dim": _dim(node)}, [args[0]]
+    if target in ("contiguous", "clone"):
+        return "alias", {}, [args[0]]
+    raise TbnCompileError(f"{where}: unsupported tensor method .{target}()")
+
+
+def _classify_function(node: fx.Node, where: str) -> tuple[str, dict, list]:
+    target, args, kwargs = node.target, node.args, node.kwargs
     if target in _ADD and len(args) == 2 and all(isinstance(a, fx.Node) for a in args) and not kwargs:
         return "add", {}, [args[0], args[1]]
     if target in _RELU:
@@ -223,18 +234,13 @@ def _classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple
         return "softmax", {"dim": _dim(node)}, [args[0]]
     if target is torch.argmax:
         return "argmax", {"dim": _dim(node)}, [args[0]]
-    if target is F.max_pool2d:
+    if target in _POOL_FUNCTIONS:
         k = args[1] if len(args) > 1 else kwargs["kernel_size"]
         s = args[2] if len(args) > 2 else kwargs.get("stride")
         p = args[3] if len(args) > 3 else kwargs.get("padding", 0)
-        return "maxpool", _pool_geometry(k, s, p), [args[0]]
-    if target is F.avg_pool2d:
-        k = args[1] if len(args) > 1 else kwargs["kernel_size"]
-        s = args[2] if len(args) > 2 else kwargs.get("stride")
-        p = args[3] if len(args) > 3 else kwargs.get("padding", 0)
-        return "avgpool", _pool_geometry(k, s, p), [args[0]]
+        return _POOL_FUNCTIONS[target], _pool_geometry(k, s, p), [args[0]]
     if target is F.adaptive_avg_pool2d and _pair(args[1]) == (1, 1):
         return "gap", {}, [args[0]]
     if target is F.dropout:
         return "alias", {}, [args[0]]
-    raise TbnCompileError(f"{where}: unsupported operation {name}")
+    raise TbnCompileError(f"{where}: unsupported operation {getattr(target, '__name__', str(target))}")
