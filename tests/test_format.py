@@ -75,9 +75,11 @@ def test_constants_are_aligned_for_in_place_reads(mlp: bytes) -> None:
     (lambda d: d + b"\0\0\0\0", "trailing bytes"),
     (lambda d: b"XXXX" + d[4:], "bad magic"),
     (lambda d: d[:100] + bytes([d[100] ^ 0xFF]) + d[101:], "CRC32 mismatch"),
-    (lambda d: _set(d, 4, "<H", 2), "major version 2 is not supported"),
+    (lambda d: _set(d, 4, "<H", spec.VERSION_MAJOR + 1),
+     f"major version {spec.VERSION_MAJOR + 1} is not supported"),
     (lambda d: _set(d, 16, "<I", 0x8), "unknown required feature flags 0x0008"),
-    (lambda d: _set(_set(d, 16, "<I", 0x8), 6, "<H", 3), "format 1.3; this reader knows 1.0"),
+    (lambda d: _set(_set(d, 16, "<I", 0x8), 6, "<H", 3),
+     f"format {spec.VERSION_MAJOR}.3; this reader knows {spec.VERSION_MAJOR}.0"),
     (lambda d: _set(d, 24, "<H", 0xFFFF), "section counts need"),
     (lambda d: _set(d, 34, "<H", 0), "needs tensors and ops"),
     (lambda d: _set(d, 20, "<I", 16), "beyond the arena"),
@@ -107,7 +109,7 @@ def test_op_problems(mlp: bytes) -> None:
     with pytest.raises(TbnFormatError, match="reads tensor 2 before any op writes it"):
         read(_set(mlp, ops + 2, "<H", 2))
     with pytest.raises(TbnFormatError, match="is written twice"):
-        read(_set(mlp, ops + 12 + 4, "<H", 1))
+        read(_set(mlp, ops + spec.OPS[Op.TILED_LINEAR].layout.size + 4, "<H", 1))
     with pytest.raises(TbnFormatError, match=r"bits do not tile|scale has"):
         read(_set(mlp, ops + 6, "<H", 1))  # the second layer's tile on the first layer
 

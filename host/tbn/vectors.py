@@ -109,6 +109,21 @@ class Misc(nn.Module):
         return self.conv(y.view(-1, 8, 4, 8)).flatten(1)
 
 
+class TableConvNet(nn.Module):
+    """Tiled convs whose tiles hold 3 whole rows, so they run the table kernel: stride,
+    dilation and padding, a fan-in under one chunk (27) and one not a multiple of it (108),
+    a per-repetition scale (no BatchNorm after the second)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 12, 3, stride=2, padding=2, dilation=2)
+        self.conv2 = nn.Conv2d(12, 12, 3, padding=1, bias=False)
+        self.fc = nn.Linear(12 * 5 * 5, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv2(torch.relu(self.conv1(x))).flatten(1))
+
+
 def _mlp() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(),
                          nn.Linear(32, 24), nn.ReLU6(), nn.Linear(24, 10))
@@ -123,6 +138,10 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str]] = {
     "convnet_int8": (ConvNet, (2, 12, 12), {"p": 4, "min_params": 0, "keep_dense": ("head",)}, "int8"),
     "misc_f32": (Misc, (1, 8, 8), {"p": 2, "min_params": 0, "keep_dense": ("dense_conv",)}, "f32"),
     "misc_int8": (Misc, (1, 8, 8), {"p": 2, "min_params": 0, "keep_dense": ("dense_conv",)}, "int8"),
+    "conv_tables_f32": (TableConvNet, (3, 10, 10), {"p": 4, "min_params": 0, "per_layer": {"fc": 2}},
+                        "f32"),
+    "conv_tables_int8": (TableConvNet, (3, 10, 10), {"p": 4, "min_params": 0, "per_layer": {"fc": 2}},
+                         "int8"),
     "conv1d_offset_f32": (Conv1dNet, (3, 16), {"p": 4, "min_params": 0, "per_layer": {"conv": 9}}, "f32"),
     "conv1d_argmax_int8": (Conv1dNetInt8, (3, 16), {"p": 4, "min_params": 0, "per_layer": {"fc": 3}},
                            "int8"),

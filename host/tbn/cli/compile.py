@@ -19,6 +19,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--calibration", type=int, default=512, metavar="N",
                    help="INT8: calibrate on the first N training images (default 512)")
     p.add_argument("--data-dir", help="folder with MNIST (INT8 calibration)")
+    p.add_argument("--no-lookup-tables", dest="lookup_tables", action="store_false",
+                   help="run every tiled op with the direct kernel: no scratch in the arena, slower")
     p.set_defaults(func=run)
 
 
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--calibration needs at least one image")
         calibration = mnist_tensors("train", args.data_dir)[0][:args.calibration]
     data = compile_model(model, torch.zeros(1, *INPUT_SHAPE), activations=args.activations,
-                       calibration=calibration, scales=args.scales)
+                       calibration=calibration, scales=args.scales,
+                       lookup_tables=args.lookup_tables)
     out = Path(args.output) if args.output else Path(args.model).with_suffix(".tbn")
     out.write_bytes(data)
     print(render(summarize(read(data), len(data))))

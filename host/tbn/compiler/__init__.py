@@ -26,7 +26,7 @@ __all__ = ["TbnCompileError", "compile_model", "compile_program"]
 def compile_program(model: nn.Module, example_input: torch.Tensor,
                     activations: Literal["f32", "int8"] = "f32",
                     calibration: np.ndarray | torch.Tensor | None = None,
-                    scales: Literal["f32", "f16"] = "f32") -> Program:
+                    scales: Literal["f32", "f16"] = "f32", lookup_tables: bool = True) -> Program:
     """Like :func:`compile_model`, returning the decoded :class:`Program`."""
     if activations not in ("f32", "int8"):
         raise TbnCompileError(f"activations={activations!r} is not 'f32' or 'int8'")
@@ -40,7 +40,8 @@ def compile_program(model: nn.Module, example_input: torch.Tensor,
         nodes = fold_and_fuse(capture(model, example_input))
     finally:
         model.train(was_training)
-    program, tid = emit(nodes, scale_dtype=DType.F16 if scales == "f16" else DType.F32)
+    program, tid = emit(nodes, scale_dtype=DType.F16 if scales == "f16" else DType.F32,
+                        lookup_tables=lookup_tables)
     if activations == "f32":
         return program
     if calibration is None:
@@ -50,19 +51,21 @@ def compile_program(model: nn.Module, example_input: torch.Tensor,
     _, values = Interpreter(program).run(calib, keep=True)
     quant = {name: quant_params(values[t].min(), values[t].max())
              for name, t in tid.items() if values[t].dtype == np.float32}
-    program, _ = emit(nodes, quant=quant)
+    program, _ = emit(nodes, quant=quant, lookup_tables=lookup_tables)
     return program
 
 
 def compile_model(model: nn.Module, example_input: torch.Tensor,
                   activations: Literal["f32", "int8"] = "f32",
                   calibration: np.ndarray | torch.Tensor | None = None,
-                  scales: Literal["f32", "f16"] = "f32") -> bytes:
+                  scales: Literal["f32", "f16"] = "f32", lookup_tables: bool = True) -> bytes:
     """Compile ``model`` to ``.tbn`` bytes.
 
     ``example_input`` fixes the input shape (a batch; the batch axis is not part of the
     model). ``activations="int8"`` quantises activations per tensor, calibrated on
     ``calibration`` (a batch of inputs). Raises :class:`TbnCompileError` naming any
-    operation that cannot be compiled and where it is.
+    operation that cannot be compiled and where it is. ``lookup_tables=False`` keeps every
+    tiled op on the direct kernel (no scratch in the arena); by default ops whose tile rows
+    are shared widely enough get a scratch tensor for the faster table kernel.
     """
-    return serialize(compile_program(model, example_input, activations, calibration, scales))
+    return serialize(compile_program(model, example_input, activations, calibration, scales, lookup_tables))

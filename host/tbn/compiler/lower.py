@@ -14,7 +14,7 @@ from tbn.compiler.capture import Node, TbnCompileError
 from tbn.compiler.memory import Buffer, plan
 from tbn.compiler.quant import BIAS_LIMIT, quantize_multiplier, relu6_qmax
 from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor
-from tbn.format.spec import NONE_ID
+from tbn.format.spec import DTYPE_SIZE, LUT_MIN_ROWS, NONE_ID, lut_rows, lut_scratch_size
 
 _MATMUL = ("tiled", "dense")
 _FUSE_INTO = ("tiled", "dense", "add", "affine")
@@ -131,6 +131,7 @@ class _Emitter:
     quant: dict[str, tuple[float, int]] | None
     scale_dtype: DType
     one_d: set[str]
+    lookup_tables: bool
     prog: Program = field(init=False)
     tid: dict[str, int] = field(default_factory=dict)
 
@@ -210,9 +211,29 @@ class _Emitter:
             code = Op.TILED_CONV2D if n.kind == "tiled" else Op.DENSE_CONV2D
         else:
             code = Op.TILED_LINEAR if n.kind == "tiled" else Op.DENSE_LINEAR
+        if "tile" in v and self.lookup_tables:
+            self._scratch(args, v["tile"][1], n.attrs["conv"])
         self.op(code, act if v["affine"] is None else Act.NONE, args)
         if v["affine"] is not None:
             self.affine(act, out, self.tensor(n), *v["affine"])
+
+    def _scratch(self, args: dict[str, int], n_bits: int, conv: bool) -> None:
+        """A scratch tensor for the table kernel, where the cost model says it pays."""
+        src = self.prog.tensors[args["input"]]
+        k = (src.shape[0] // args.get("groups", 1) * args["kh"] * args["kw"] if conv else src.numel)
+        rows = lut_rows(k, n_bits, args.get("groups", 1))
+        if rows < LUT_MIN_ROWS:
+            return
+        size = lut_scratch_size(rows, k, conv, self.int8)
+        dtype = DType.I8 if self.int8 else DType.F32
+        count = size // DTYPE_SIZE[dtype]
+        if count > 0xFFFF:  # a 1-D tensor holds at most 65535 entries: use the direct kernel
+            return
+        t = Tensor(dtype, (count,))
+        if self.int8:
+            t.scale, t.zero_point, t.qmin = 1.0, 0, -128
+        self.prog.tensors.append(t)
+        args["scratch"] = len(self.prog.tensors) - 1
 
     def _int8_vectors(self, n: Node, v: dict[str, Any], o: int, src: Tensor, dst: Tensor,
                       args: dict[str, int]) -> None:
@@ -278,11 +299,13 @@ _LOWER = {"tiled": _Emitter.matmul, "dense": _Emitter.matmul, "act": _Emitter.ac
 
 
 def emit(nodes: list[Node], quant: dict[str, tuple[float, int]] | None = None,
-         scale_dtype: DType = DType.F32) -> tuple[Program, dict[str, int]]:
+         scale_dtype: DType = DType.F32, lookup_tables: bool = True) -> tuple[Program, dict[str, int]]:
     """Build the program; with ``quant`` (value name -> calibrated (scale, zero point))
-    an INT8 program, else F32. Also returns each value's tensor id."""
+    an INT8 program, else F32. ``lookup_tables``: give tiled ops a scratch tensor for the
+    table kernel where it pays. Also returns each value's tensor id."""
     conv1d = [n for n in nodes if n.attrs.get("conv1d")]
-    e = _Emitter(quant, scale_dtype, {n.inputs[0] for n in conv1d} | {n.output for n in conv1d})
+    e = _Emitter(quant, scale_dtype, {n.inputs[0] for n in conv1d} | {n.output for n in conv1d},
+                 lookup_tables)
     for n in nodes:
         if n.kind == "input":
             e.tensor(n)
@@ -310,6 +333,8 @@ def _plan_memory(prog: Program) -> None:
         for k in ("input", "a", "b"):
             if k in op.args:
                 last[op.args[k]] = i
+        if op.args.get("scratch", NONE_ID) != NONE_ID:  # working memory of this op alone
+            first[op.args["scratch"]] = last[op.args["scratch"]] = i
         if op.opcode == Op.RESHAPE:
             alias[out] = op.args["input"]
     last[prog.output] = n_ops

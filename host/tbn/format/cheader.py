@@ -38,6 +38,8 @@ def generate() -> str:
         "#ifndef TBN_FORMAT_H",
         "#define TBN_FORMAT_H",
         "",
+        "#include <stdint.h>",
+        "",
         f'#define TBN_MAGIC "{spec.MAGIC.decode()}"',
         f"#define TBN_VERSION_MAJOR {spec.VERSION_MAJOR}",
         f"#define TBN_VERSION_MINOR {spec.VERSION_MINOR}",
@@ -65,6 +67,7 @@ def generate() -> str:
     lines += _dtype_sets()
     lines += ["", "/* ScaleMode: how an F32 scale vector is meant (tbn.format.spec.scale_mode) */"]
     lines += [f"#define TBN_SCALE_{m.name} {int(m)}" for m in spec.ScaleMode]
+    lines += _lut()
     lines += _op_tables()
     lines += ["", "#endif /* TBN_FORMAT_H */", ""]
     return "\n".join(lines)
@@ -84,6 +87,18 @@ def _dtype_sets() -> list[str]:
              "static inline unsigned tbn_dtype_size(unsigned dtype) {", "    switch (dtype) {"]
     lines += [f"    case TBN_DTYPE_{d.name}: return TBN_DTYPE_SIZE_{d.name};" for d in spec.DTYPE_SIZE]
     return [*lines, "    default: return 0;", "    }", "}"]
+
+
+def _lut() -> list[str]:
+    """The table kernel's constants and scratch size (tbn.format.spec.lut_scratch_size)."""
+    entries = spec.LUT_CHUNK // spec.LUT_GROUP * (1 << spec.LUT_GROUP)
+    return ["", "/* lookup-table kernel of tiled ops: inputs per table and per chunk of tables */",
+            f"#define TBN_LUT_GROUP {spec.LUT_GROUP}", f"#define TBN_LUT_CHUNK {spec.LUT_CHUNK}",
+            "static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int conv,",
+            "                                            int int8) {",
+            f"    uint64_t tables = {entries}u * (int8 ? 2u : 4u);",
+            "    uint64_t patch = conv ? ((uint64_t)fan_in * (int8 ? 1u : 4u) + 3u) / 4u * 4u : 0u;",
+            "    return 4u * (uint64_t)rows + tables + patch;", "}"]
 
 
 def _op_tables() -> list[str]:

@@ -5,7 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from tbn.format.program import Program
-from tbn.format.spec import ARENA, DENSE, HEADER, OP_LAYOUTS, QUANT, TENSOR, TILE, VECTOR, Trait, has
+from tbn.format.spec import (
+    ARENA,
+    DENSE,
+    HEADER,
+    NONE_ID,
+    OP_LAYOUTS,
+    QUANT,
+    TENSOR,
+    TILE,
+    VECTOR,
+    VERSION_MAJOR,
+    Trait,
+    has,
+)
 from tbn.format.validate import weight_count
 
 
@@ -27,6 +40,8 @@ def summarize(prog: Program, file_size: int) -> dict[str, Any]:
             else:
                 detail = f"int8 weights {o * k}"
             detail += f", {prog.scales[a['scale']].count} scales"
+            if a.get("scratch", NONE_ID) != NONE_ID:
+                detail += f", tables in {prog.tensors[a['scratch']].nbytes} B scratch"
         rows.append({"index": i, "op": op.opcode.name, "act": op.act.name, "input": src.shape,
                      "output": out.shape, "detail": detail})
     tiles = sum(len(t.bits) for t in prog.tiles)
@@ -50,7 +65,7 @@ def summarize(prog: Program, file_size: int) -> dict[str, Any]:
     sections["alignment padding"] = file_size - sum(sections.values())
     payload = tiles + scales + biases + dense
     return {
-        "format": f"1.{prog.minor}", "activations": "int8" if prog.int8 else "f32",
+        "format": f"{VERSION_MAJOR}.{prog.minor}", "activations": "int8" if prog.int8 else "f32",
         "file_bytes": file_size, "arena_bytes": prog.arena_size, "ops": rows, "sections": sections,
         "n_weights": n_weights, "payload_bytes": payload, "overhead_bytes": file_size - payload,
         "weight_bits_per_weight": 8 * (tiles + dense + scales) / max(1, n_weights),

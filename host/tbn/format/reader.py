@@ -46,8 +46,8 @@ from tbn.format.validate import validate
 
 
 def _newer(minor: int) -> str:
-    return (f" (the file is format 1.{minor}; this reader knows 1.{VERSION_MINOR}: "
-            f"upgrade tbn to read it)") if minor > VERSION_MINOR else ""
+    return (f" (the file is format {VERSION_MAJOR}.{minor}; this reader knows "
+            f"{VERSION_MAJOR}.{VERSION_MINOR}: upgrade tbn to read it)") if minor > VERSION_MINOR else ""
 
 
 @dataclass
@@ -101,8 +101,10 @@ def _header(data: bytes) -> _Cursor:
     if h["magic"] != MAGIC:
         raise TbnFormatError(f"bad magic {h['magic']!r}: not a .tbn file (expected {MAGIC!r})")
     if h["major"] != VERSION_MAJOR:
-        raise TbnFormatError(f"format major version {h['major']} is not supported "
-                             f"(this reader reads {VERSION_MAJOR}.x)")
+        remedy = ("it was compiled by an older tbn: compile the model again (`tbn compile`)"
+                  if h["major"] < VERSION_MAJOR else "it was compiled by a newer tbn: upgrade tbn")
+        raise TbnFormatError(f"format major version {h['major']} is not supported (this reader reads "
+                             f"{VERSION_MAJOR}.x); {remedy}")
     size = h["file_size"]
     if size != len(data):
         what = "truncated" if len(data) < size else "has trailing bytes"

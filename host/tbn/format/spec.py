@@ -12,7 +12,7 @@ from enum import IntEnum, IntFlag
 from functools import cached_property
 
 MAGIC = b"TBNB"
-VERSION_MAJOR = 1
+VERSION_MAJOR = 2  # 2: tiled ops name a scratch tensor for their lookup tables
 VERSION_MINOR = 0
 ALIGN = 4
 NONE_ID = 0xFFFF  # an absent optional operand (scale, bias)
@@ -108,6 +108,7 @@ class Trait(IntFlag):
     SCALE = 1 << 8  # has a scale operand (from the layout)
     BIAS = 1 << 9  # has an optional bias operand (from the layout)
     TWO_INPUTS = 1 << 10  # reads two tensors (from the layout)
+    SCRATCH = 1 << 11  # may name a scratch tensor, its working memory (from the layout)
     WEIGHTED = TILED | DENSE
 
 
@@ -135,9 +136,10 @@ def scale_mode(count: int, outputs: int, p: int) -> ScaleMode | None:
     return None
 
 
-FIELD_KINDS = ("tensor", "tile", "scale", "bias", "dense", "u8", "u16", "pad8", "pad16")
-_CODES = {"tensor": "H", "tile": "H", "scale": "H", "bias": "H", "dense": "H", "u16": "H", "u8": "B",
+FIELD_KINDS = ("tensor", "scratch", "tile", "scale", "bias", "dense", "u8", "u16", "pad8", "pad16")
+_CODES = {**dict.fromkeys(("tensor", "scratch", "tile", "scale", "bias", "dense", "u16"), "H"), "u8": "B",
           "pad8": "x", "pad16": "2x"}
+OPTIONAL_KINDS = ("scale", "bias", "scratch")  # id fields a writer fills with NONE_ID when absent
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ class OpSpec:
         t = self.declared
         t |= Trait.SCALE if "scale" in kinds else Trait(0)
         t |= Trait.BIAS if "bias" in kinds else Trait(0)
+        t |= Trait.SCRATCH if "scratch" in kinds else Trait(0)
         return t | (Trait.TWO_INPUTS if len(self.layout.inputs) == 2 else Trait(0))
 
 
@@ -200,7 +203,8 @@ _POOL_GEOM = (("kh", "u8"), ("kw", "u8"), ("sh", "u8"), ("sw", "u8"),
               ("pt", "u8"), ("pl", "u8"), ("pb", "u8"), ("pr", "u8"), ("_", "pad16"))
 _UNARY = OpLayout((("input", "tensor"), ("output", "tensor"), ("_", "pad16")))
 _IO = (("input", "tensor"), ("output", "tensor"))
-_TILED = OpLayout((*_IO, ("tile", "tile"), ("scale", "scale"), ("bias", "bias")))
+_TILED = OpLayout((*_IO, ("tile", "tile"), ("scale", "scale"), ("bias", "bias"), ("scratch", "scratch"),
+                   ("_", "pad16")))
 _DENSE = OpLayout((*_IO, ("weight", "dense"), ("scale", "scale"), ("bias", "bias")))
 _MM = Trait.FUSABLE
 
@@ -223,6 +227,32 @@ OPS: dict[Op, OpSpec] = {
 }
 OP_LAYOUTS: dict[Op, OpLayout] = {op: s.layout for op, s in OPS.items()}
 KERNELS = tuple(dict.fromkeys(s.kernel for s in OPS.values()))  # kernel families, in opcode order
+
+
+# The lookup-table kernel of tiled linear and conv ops (docs/c-runtime.md): for each chunk of
+# LUT_CHUNK inputs it builds, per group of LUT_GROUP inputs, the table of all 2**LUT_GROUP
+# signed sums, and every distinct row of the tile then costs one lookup per group instead of
+# LUT_GROUP sign-adds. It needs a scratch tensor of lut_scratch_size bytes; without one (the
+# op's scratch id is NONE) a runtime uses the direct kernel.
+LUT_GROUP = 4
+LUT_CHUNK = 32
+# Cost model (Cortex-M instructions per chunk of 32 inputs): building 8 tables costs about
+# 280, a row about 30 with tables against about 160 without, so tables pay from 3 rows on.
+LUT_MIN_ROWS = 3
+
+
+def lut_rows(fan_in: int, n_bits: int, groups: int) -> int:
+    """Distinct rows of a tiled op that the table kernel can share (the tile holds whole
+    rows and there is one group); 0 when it cannot run."""
+    return n_bits // fan_in if groups == 1 and n_bits % fan_in == 0 else 0
+
+
+def lut_scratch_size(rows: int, fan_in: int, conv: bool, int8: bool) -> int:
+    """Scratch bytes of the table kernel: one accumulator per row, the chunk's tables and,
+    for a convolution, the gathered input patch of one output position."""
+    tables = LUT_CHUNK // LUT_GROUP * (1 << LUT_GROUP) * (2 if int8 else 4)
+    patch = align(fan_in * (1 if int8 else 4)) if conv else 0
+    return 4 * rows + tables + patch
 
 
 def has(op: Op, trait: Trait) -> bool:

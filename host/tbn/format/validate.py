@@ -11,7 +11,19 @@ from collections.abc import Callable
 import numpy as np
 
 from tbn.format.program import Operation, Program, TbnFormatError, Tensor
-from tbn.format.spec import NONE_ID, OPS, Act, DType, Op, ScaleMode, Trait, has, scale_mode
+from tbn.format.spec import (
+    NONE_ID,
+    OPS,
+    Act,
+    DType,
+    Op,
+    ScaleMode,
+    Trait,
+    has,
+    lut_rows,
+    lut_scratch_size,
+    scale_mode,
+)
 
 
 def conv_out(size: int, k: int, s: int, d: int, pad: int) -> int:
@@ -40,9 +52,11 @@ def validate(prog: Program) -> None:
     _check_tensors(prog)
     _check_vectors(prog)
     produced = {0}
+    written = {0, *(op.args["output"] for op in prog.ops)}
     for i, op in enumerate(prog.ops):
         where = f"op {i} ({op.opcode.name})"
         _check_operands(prog, op, where, produced)
+        _check_scratch(prog, op, where, written)
         _check_traits(prog, op, where)
         _CHECKS[OPS[op.opcode].kernel](prog, op, _Need(where))
         _check_buffers(prog, op, where)
@@ -80,14 +94,14 @@ def _check_vectors(prog: Program) -> None:
 
 def _check_operands(prog: Program, op: Operation, where: str, produced: set[int]) -> None:
     """Every id in range for its table (absent optional ones aside); tensors read once written."""
-    limits = {"tensor": len(prog.tensors), "tile": len(prog.tiles), "scale": len(prog.scales),
-              "bias": len(prog.biases), "dense": len(prog.dense)}
+    limits = {"tensor": len(prog.tensors), "scratch": len(prog.tensors), "tile": len(prog.tiles),
+              "scale": len(prog.scales), "bias": len(prog.biases), "dense": len(prog.dense)}
     scale_optional = has(op.opcode, Trait.SCALE_OPTIONAL_F32) and not prog.int8
     for name, kind, _ in OPS[op.opcode].layout.offsets:
         if kind not in limits:
             continue
-        ref = op.args[name]
-        if ref == NONE_ID and (kind == "bias" or (kind == "scale" and scale_optional)):
+        ref = op.args.get(name, NONE_ID) if kind == "scratch" else op.args[name]
+        if ref == NONE_ID and (kind in ("bias", "scratch") or (kind == "scale" and scale_optional)):
             continue
         if ref >= limits[kind]:
             raise TbnFormatError(f"{where}: {name} id {ref} out of range (the file has {limits[kind]})")
@@ -95,6 +109,21 @@ def _check_operands(prog: Program, op: Operation, where: str, produced: set[int]
             raise TbnFormatError(f"{where}: reads tensor {ref} before any op writes it")
     if op.args["output"] in produced:
         raise TbnFormatError(f"{where}: tensor {op.args['output']} is written twice (or is the input)")
+
+
+def _check_scratch(prog: Program, op: Operation, where: str, written: set[int]) -> None:
+    """A scratch tensor is working memory: no op writes it as an output (so none can read it),
+    and it shares no byte with the op's own tensors."""
+    ref = op.args.get("scratch", NONE_ID)
+    if ref == NONE_ID:
+        return
+    if ref in written:
+        raise TbnFormatError(f"{where}: scratch tensor {ref} is also the input or an op's output")
+    s = prog.tensors[ref]
+    for name in (*OPS[op.opcode].layout.inputs, "output"):
+        t = prog.tensors[op.args[name]]
+        if t.offset < s.offset + s.nbytes and s.offset < t.offset + t.nbytes:
+            raise TbnFormatError(f"{where}: scratch tensor {ref} overlaps its {name} in the arena")
 
 
 def _check_traits(prog: Program, op: Operation, where: str) -> None:
@@ -169,10 +198,25 @@ def _check_matmul(prog: Program, op: Operation, need: _Need) -> None:
         need(scale.dtype in (DType.F32, DType.F16), "F32 models need F32 or F16 scales")
         need(mode is not None, f"scale has {scale.count} entries; allowed: 1, {o} "
              f"(per output) or {p} (per repetition)")
+    if a.get("scratch", NONE_ID) != NONE_ID:
+        _check_lut_scratch(prog, op, o, k, need)
     bias = _vec(prog, "bias", a["bias"])
     if bias is not None:
         need(len(bias) == o and prog.biases[a["bias"]].dtype == (DType.I32 if int8 else DType.F32),
              f"bias must hold {o} {'I32' if int8 else 'F32'} values")
+
+
+def _check_lut_scratch(prog: Program, op: Operation, o: int, k: int, need: _Need) -> None:
+    """A tiled op with scratch runs the table kernel: its tile must hold whole rows."""
+    a = op.args
+    rows = lut_rows(k, prog.tiles[a["tile"]].n_bits, a.get("groups", 1))
+    need(rows > 0, "a scratch tensor is given but the tile does not hold whole rows of one group, "
+         "so the table kernel cannot run")
+    s = prog.tensors[a["scratch"]]
+    size = lut_scratch_size(rows, k, has(op.opcode, Trait.CONV), prog.int8)
+    need(s.dtype == prog.tensors[a["input"]].dtype and s.nbytes >= size,
+         f"scratch tensor {a['scratch']} holds {s.nbytes} bytes of {s.dtype.name}; the table kernel "
+         f"needs {size} bytes of {prog.tensors[a['input']].dtype.name}")
 
 
 def _check_conv_geometry(src: Tensor, out: Tensor, a: dict[str, int], need: _Need) -> None:

@@ -17,6 +17,7 @@ from tbn.format.spec import (
     NONE_ID,
     NUMPY_DTYPES,
     OP_LAYOUTS,
+    OPTIONAL_KINDS,
     QUANT,
     TENSOR,
     TILE,
@@ -55,7 +56,7 @@ def serialize(prog: Program) -> bytes:
     ops = bytearray()
     for op in prog.ops:
         layout = OP_LAYOUTS[op.opcode]
-        values = [op.args.get(n, NONE_ID if k in ("scale", "bias") else 0) for n, k in layout.fields
+        values = [op.args.get(n, NONE_ID if k in OPTIONAL_KINDS else 0) for n, k in layout.fields
                   if not k.startswith("pad")]
         ops += layout.struct.pack(op.opcode, op.act, *values)
 

@@ -4,8 +4,10 @@
 #ifndef TBN_FORMAT_H
 #define TBN_FORMAT_H
 
+#include <stdint.h>
+
 #define TBN_MAGIC "TBNB"
-#define TBN_VERSION_MAJOR 1
+#define TBN_VERSION_MAJOR 2
 #define TBN_VERSION_MINOR 0
 #define TBN_ALIGN 4
 #define TBN_NONE_ID 0xFFFFu
@@ -126,6 +128,16 @@ static inline unsigned tbn_dtype_size(unsigned dtype) {
 #define TBN_SCALE_PER_REPETITION 1
 #define TBN_SCALE_ONE 2
 
+/* lookup-table kernel of tiled ops: inputs per table and per chunk of tables */
+#define TBN_LUT_GROUP 4
+#define TBN_LUT_CHUNK 32
+static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int conv,
+                                            int int8) {
+    uint64_t tables = 128u * (int8 ? 2u : 4u);
+    uint64_t patch = conv ? ((uint64_t)fan_in * (int8 ? 1u : 4u) + 3u) / 4u * 4u : 0u;
+    return 4u * (uint64_t)rows + tables + patch;
+}
+
 /* Trait: what an op is (tbn.format.spec.Trait) */
 #define TBN_TRAIT_TILED 0x0001u
 #define TBN_TRAIT_DENSE 0x0002u
@@ -138,34 +150,37 @@ static inline unsigned tbn_dtype_size(unsigned dtype) {
 #define TBN_TRAIT_SCALE 0x0100u
 #define TBN_TRAIT_BIAS 0x0200u
 #define TBN_TRAIT_TWO_INPUTS 0x0400u
+#define TBN_TRAIT_SCRATCH 0x0800u
 #define TBN_TRAIT_WEIGHTED 0x0003u
 
 /* ops: byte size and field offsets (after the opcode and act bytes) */
-#define TBN_OP_TILED_LINEAR_SIZE 12
-#define TBN_OP_TILED_LINEAR_TRAITS 0x0311u
+#define TBN_OP_TILED_LINEAR_SIZE 16
+#define TBN_OP_TILED_LINEAR_TRAITS 0x0B11u
 #define TBN_OP_TILED_LINEAR_INPUT 2
 #define TBN_OP_TILED_LINEAR_OUTPUT 4
 #define TBN_OP_TILED_LINEAR_TILE 6
 #define TBN_OP_TILED_LINEAR_SCALE 8
 #define TBN_OP_TILED_LINEAR_BIAS 10
-#define TBN_OP_TILED_CONV2D_SIZE 24
-#define TBN_OP_TILED_CONV2D_TRAITS 0x0315u
+#define TBN_OP_TILED_LINEAR_SCRATCH 12
+#define TBN_OP_TILED_CONV2D_SIZE 28
+#define TBN_OP_TILED_CONV2D_TRAITS 0x0B15u
 #define TBN_OP_TILED_CONV2D_INPUT 2
 #define TBN_OP_TILED_CONV2D_OUTPUT 4
 #define TBN_OP_TILED_CONV2D_TILE 6
 #define TBN_OP_TILED_CONV2D_SCALE 8
 #define TBN_OP_TILED_CONV2D_BIAS 10
-#define TBN_OP_TILED_CONV2D_KH 12
-#define TBN_OP_TILED_CONV2D_KW 13
-#define TBN_OP_TILED_CONV2D_SH 14
-#define TBN_OP_TILED_CONV2D_SW 15
-#define TBN_OP_TILED_CONV2D_DH 16
-#define TBN_OP_TILED_CONV2D_DW 17
-#define TBN_OP_TILED_CONV2D_PT 18
-#define TBN_OP_TILED_CONV2D_PL 19
-#define TBN_OP_TILED_CONV2D_PB 20
-#define TBN_OP_TILED_CONV2D_PR 21
-#define TBN_OP_TILED_CONV2D_GROUPS 22
+#define TBN_OP_TILED_CONV2D_SCRATCH 12
+#define TBN_OP_TILED_CONV2D_KH 16
+#define TBN_OP_TILED_CONV2D_KW 17
+#define TBN_OP_TILED_CONV2D_SH 18
+#define TBN_OP_TILED_CONV2D_SW 19
+#define TBN_OP_TILED_CONV2D_DH 20
+#define TBN_OP_TILED_CONV2D_DW 21
+#define TBN_OP_TILED_CONV2D_PT 22
+#define TBN_OP_TILED_CONV2D_PL 23
+#define TBN_OP_TILED_CONV2D_PB 24
+#define TBN_OP_TILED_CONV2D_PR 25
+#define TBN_OP_TILED_CONV2D_GROUPS 26
 #define TBN_OP_DENSE_LINEAR_SIZE 12
 #define TBN_OP_DENSE_LINEAR_TRAITS 0x0312u
 #define TBN_OP_DENSE_LINEAR_INPUT 2
@@ -250,14 +265,14 @@ static inline unsigned tbn_dtype_size(unsigned dtype) {
 #define TBN_OP_MAX 13
 
 /* X(NAME, opcode, size, traits, kernel): every op, in opcode order */
-#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 12, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 24, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine)
+#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine)
 
 /* K(kernel): every kernel family once */
 #define TBN_KERNEL_LIST(K) K(matmul) K(pool) K(global_avgpool) K(reshape) K(add) K(activation) K(softmax) K(argmax) K(affine)
 
 /* F(field, offset, bytes): the fields of each op, by the names of its layout */
-#define TBN_OP_TILED_LINEAR_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(tile, 6, 2) F(scale, 8, 2) F(bias, 10, 2)
-#define TBN_OP_TILED_CONV2D_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(tile, 6, 2) F(scale, 8, 2) F(bias, 10, 2) F(kh, 12, 1) F(kw, 13, 1) F(sh, 14, 1) F(sw, 15, 1) F(dh, 16, 1) F(dw, 17, 1) F(pt, 18, 1) F(pl, 19, 1) F(pb, 20, 1) F(pr, 21, 1) F(groups, 22, 2)
+#define TBN_OP_TILED_LINEAR_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(tile, 6, 2) F(scale, 8, 2) F(bias, 10, 2) F(scratch, 12, 2)
+#define TBN_OP_TILED_CONV2D_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(tile, 6, 2) F(scale, 8, 2) F(bias, 10, 2) F(scratch, 12, 2) F(kh, 16, 1) F(kw, 17, 1) F(sh, 18, 1) F(sw, 19, 1) F(dh, 20, 1) F(dw, 21, 1) F(pt, 22, 1) F(pl, 23, 1) F(pb, 24, 1) F(pr, 25, 1) F(groups, 26, 2)
 #define TBN_OP_DENSE_LINEAR_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(weight, 6, 2) F(scale, 8, 2) F(bias, 10, 2)
 #define TBN_OP_DENSE_CONV2D_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(weight, 6, 2) F(scale, 8, 2) F(bias, 10, 2) F(kh, 12, 1) F(kw, 13, 1) F(sh, 14, 1) F(sw, 15, 1) F(dh, 16, 1) F(dw, 17, 1) F(pt, 18, 1) F(pl, 19, 1) F(pb, 20, 1) F(pr, 21, 1) F(groups, 22, 2)
 #define TBN_OP_MAXPOOL2D_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(kh, 6, 1) F(kw, 7, 1) F(sh, 8, 1) F(sw, 9, 1) F(pt, 10, 1) F(pl, 11, 1) F(pb, 12, 1) F(pr, 13, 1)

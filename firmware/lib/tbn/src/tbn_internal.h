@@ -7,11 +7,25 @@
 
 #include "tbn.h"
 
-/* Little-endian loads from byte pointers (memcpy compiles to one load where allowed). */
+/* Little-endian loads from byte pointers. On a little-endian target memcpy compiles to one
+ * (unaligned where allowed) load, where byte loads and shifts cost seven instructions. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static inline uint16_t tbn_rd16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline uint32_t tbn_rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+#else
 static inline uint16_t tbn_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline uint32_t tbn_rd32(const uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
+#endif
 static inline int32_t tbn_rds32(const uint8_t *p) { return (int32_t)tbn_rd32(p); }
 static inline float tbn_rdf32(const uint8_t *p) {
     uint32_t u = tbn_rd32(p);
@@ -54,10 +68,11 @@ const int8_t *tbn_get_dense(const tbn_model *m, uint32_t id, uint32_t *count);
 
 /* A decoded op: every layout's fields by the names tbn.format.spec gives them (absent ids are
  * TBN_NONE_ID, absent geometry 1, other absent fields 0). `input` is the first tensor read
- * (ADD's `a`), `traits` the op's TBN_TRAIT_* bits. */
+ * (ADD's `a`), `scratch` the tensor a kernel may use as working memory, `traits` the op's
+ * TBN_TRAIT_* bits. */
 typedef struct {
     uint8_t opcode, act;
-    uint16_t input, output, a, b, tile, weight, scale, bias;
+    uint16_t input, output, a, b, tile, weight, scale, bias, scratch;
     uint8_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
     uint16_t groups;
     uint32_t size, traits;
@@ -67,10 +82,11 @@ typedef struct {
 int tbn_decode_op(const uint8_t *p, uint32_t avail, tbn_op *op);
 
 /* The tensors an op touches, decoded once by the loader for the op's prepare function;
- * `b` is the second input (the first again for one-input ops). */
+ * `b` is the second input (the first again for one-input ops); the scratch tensor's slot is
+ * already known to share no byte with them. */
 typedef struct {
-    tbn_tensor in, b, out;
-    int int8;
+    tbn_tensor in, b, out, scratch; /* scratch: valid when has_scratch */
+    int int8, has_scratch;
 } tbn_io;
 
 /* Shape helpers shared by the prepare functions. */
@@ -96,11 +112,17 @@ static inline int tbn_scale_mode(uint32_t count, uint32_t outputs, uint64_t p) {
     return -1;
 }
 
-/* out = floor((v + 2^(s-1)) / 2^s) for s >= 1, v for s == 0 (no implementation-defined shifts). */
+/* out = floor((v + 2^(s-1)) / 2^s) for s >= 1, v for s == 0. GCC and Clang define >> of a
+ * negative value as the arithmetic shift, which is that floor in three instructions; other
+ * compilers get the same result without implementation-defined shifts. */
 static inline int64_t tbn_rshift_round(int64_t v, int32_t s) {
     if (s <= 0) return v;
     v += (int64_t)1 << (s - 1);
+#if defined(__GNUC__)
+    return v >> s;
+#else
     return v >= 0 ? (v >> s) : -(((-v) - 1) >> s) - 1;
+#endif
 }
 
 /* A fused activation on an F32 value. */

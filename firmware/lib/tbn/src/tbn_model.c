@@ -116,7 +116,7 @@ int tbn_decode_op(const uint8_t *p, uint32_t avail, tbn_op *op) {
     if (avail < 2) return 0;
     op->opcode = p[0];
     op->act = p[1];
-    op->scale = op->bias = TBN_NONE_ID;
+    op->scale = op->bias = op->scratch = TBN_NONE_ID;
     op->kh = op->kw = op->sh = op->sw = op->dh = op->dw = 1;
     op->groups = 1;
     switch (op->opcode) { /* each op read by its own generated layout (tbn_format.h) */
@@ -213,6 +213,10 @@ static tbn_status check_operands(const tbn_model *m, const tbn_op *op, uint32_t 
     for (int r = 0; r < 2; r++)
         if (producer(m, reads[r], index) < 0) return TBN_ERR_OPERAND;
     if (op->output == 0 || producer(m, op->output, index) >= 0) return TBN_ERR_OPERAND;
+    /* scratch: working memory that no op writes as an output, so that none can read it */
+    if (op->scratch != TBN_NONE_ID &&
+        (op->scratch >= m->n_tensors || op->scratch == 0 || producer(m, op->scratch, m->n_ops) >= 0))
+        return TBN_ERR_OPERAND;
     return TBN_OK;
 }
 
@@ -234,6 +238,12 @@ static tbn_status check_op(tbn_model *m, const tbn_op *op, uint32_t index) {
     tbn_get_tensor(m, op->output, &io.out);
     int alias = op->opcode == TBN_OP_RESHAPE && io.in.offset == io.out.offset; /* a free reshape */
     if (!alias && (overlaps(&io.in, &io.out) || overlaps(&io.b, &io.out))) FAIL(TBN_ERR_ARENA_PLAN, index);
+    io.has_scratch = op->scratch != TBN_NONE_ID;
+    if (io.has_scratch) {
+        tbn_get_tensor(m, op->scratch, &io.scratch);
+        if (overlaps(&io.scratch, &io.in) || overlaps(&io.scratch, &io.b) || overlaps(&io.scratch, &io.out))
+            FAIL(TBN_ERR_ARENA_PLAN, index);
+    }
     if (op->opcode != TBN_OP_ARGMAX && io.out.dtype != io.in.dtype) FAIL(TBN_ERR_SHAPE, index);
     if (int8 && (t & TBN_TRAIT_SAME_QUANT) &&
         (memcmp(&io.in.scale, &io.out.scale, sizeof io.in.scale) || io.in.zero_point != io.out.zero_point))

@@ -9,19 +9,11 @@
  *
  * Inner loops take 32 tile bits per load: F32 flips the sign bit of x with an XOR, INT8 masks;
  * no branch per bit. */
-#include "../tbn_internal.h"
+#include "tbn_matmul.h"
 
 #ifndef TBN_CHUNK
 #define TBN_CHUNK 32
 #endif
-
-/* 1..32 tile bits starting at bit `pos` (the tile is stored in whole 32-bit words). */
-static inline uint32_t bits_at(const uint8_t *tile, uint32_t pos, uint32_t n) {
-    uint32_t word = pos >> 5, sh = pos & 31u;
-    uint32_t v = tbn_rd32(tile + 4 * word) >> sh;
-    if (sh && sh + n > 32) v |= tbn_rd32(tile + 4 * (word + 1)) << (32 - sh);
-    return v;
-}
 
 typedef union { float f; uint32_t u; } f32_bits;
 
@@ -59,21 +51,6 @@ static int32_t dot_tile_i8(const uint8_t *tile, uint32_t pos, const int8_t *x, u
     }
     return 2 * plus - total;
 }
-
-typedef struct {
-    const tbn_model *m;
-    const tbn_op *op;
-    int tiled, int8;
-    tbn_tile tile;
-    const int8_t *dense;
-    tbn_vector scale;
-    tbn_vector bias;
-    int has_bias, scale_mode;
-    uint32_t o, k, p, cg, og; /* outputs, fan-in, tiling factor, in/out channels per group */
-    tbn_tensor in, out;
-    const uint8_t *src;
-    uint8_t *dst;
-} mm_ctx;
 
 /* Weighted sum of one output row's segment: weights f .. f+n-1 (flat), inputs x[j*stride].
  * F32 with a per-repetition scale applies it per tile repetition. */
@@ -171,22 +148,6 @@ static int32_t row_i8(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, ui
     return acc;
 }
 
-/* Store output channel ch at spatial index pix from its raw accumulator. */
-static void store_f32(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t npix, float raw, int per_rep) {
-    float s = 1.0f;
-    if (!per_rep) s = tbn_vector_f32(&c->scale, c->scale_mode == TBN_SCALE_ONE ? 0 : ch);
-    float v = raw * s + (c->has_bias ? tbn_rdf32(c->bias.data + 4 * ch) : 0.0f);
-    ((float *)c->dst)[(size_t)ch * npix + pix] = tbn_act_f32(v, c->op->act);
-}
-
-static void store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t npix, int32_t acc) {
-    uint32_t i = c->scale_mode == TBN_SCALE_ONE ? 0 : ch;
-    int32_t mult = tbn_rds32(c->scale.data + 8 * i), shift = tbn_rds32(c->scale.data + 8 * i + 4);
-    int64_t v = (int64_t)acc + (c->has_bias ? tbn_rds32(c->bias.data + 4 * ch) : 0);
-    v = tbn_rshift_round(v * mult, shift);
-    ((int8_t *)c->dst)[(size_t)ch * npix + pix] = tbn_clamp_q(c->out.zero_point + v, c->out.qmin, c->out.qmax);
-}
-
 /* (outputs O, fan-in K) of a linear or conv op, from its checked tensors. */
 static void weight_count(const tbn_op *op, const tbn_tensor *in, const tbn_tensor *out, uint64_t *o, uint64_t *k) {
     int conv = (op->traits & TBN_TRAIT_CONV) != 0;
@@ -202,6 +163,15 @@ static int conv_geometry_ok(const tbn_op *op, const tbn_tensor *in, const tbn_te
            tbn_conv_out(in->dims[2], op->kw, op->sw, op->dw, (uint32_t)op->pl + op->pr) == out->dims[2];
 }
 
+/* The table kernel's needs: one group, a tile of whole rows, scratch of the activations'
+ * dtype and of at least tbn_lut_scratch_size bytes (the same rule as tbn.format.validate). */
+static int lut_scratch_ok(const tbn_op *op, const tbn_io *io, uint32_t n_bits, uint32_t k) {
+    int conv = (op->traits & TBN_TRAIT_CONV) != 0;
+    if ((conv && op->groups != 1) || n_bits % k) return 0;
+    return io->scratch.dtype == io->in.dtype &&
+           io->scratch.nbytes >= tbn_lut_scratch_size(n_bits / k, k, conv, io->int8);
+}
+
 tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
     const tbn_tensor *in = &io->in, *out = &io->out;
     uint8_t act = io->int8 ? TBN_DTYPE_I8 : TBN_DTYPE_F32;
@@ -215,6 +185,7 @@ tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io
         tbn_get_tile(m, op->tile, &t);
         if ((o * k) % t.n_bits) return TBN_ERR_SHAPE;
         p = (o * k) / t.n_bits;
+        if (io->has_scratch && !lut_scratch_ok(op, io, t.n_bits, (uint32_t)k)) return TBN_ERR_SHAPE;
     } else {
         uint32_t count;
         tbn_get_dense(m, op->weight, &count);
@@ -234,41 +205,53 @@ tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io
     return TBN_OK;
 }
 
-tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
-    mm_ctx c;
-    memset(&c, 0, sizeof c);
-    c.m = m;
-    c.op = op;
-    c.int8 = tbn_is_int8(m);
-    c.tiled = (op->traits & TBN_TRAIT_TILED) != 0;
+void tbn_mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    memset(c, 0, sizeof *c);
+    c->m = m;
+    c->op = op;
+    c->int8 = tbn_is_int8(m);
+    c->tiled = (op->traits & TBN_TRAIT_TILED) != 0;
     int conv = (op->traits & TBN_TRAIT_CONV) != 0;
-    tbn_get_tensor(m, op->input, &c.in);
-    tbn_get_tensor(m, op->output, &c.out);
-    c.src = arena + c.in.offset;
-    c.dst = arena + c.out.offset;
-    tbn_get_scale(m, op->scale, &c.scale);
-    c.has_bias = op->bias != TBN_NONE_ID;
-    if (c.has_bias) tbn_get_bias(m, op->bias, &c.bias);
-    uint32_t groups = conv ? op->groups : 1;
+    tbn_get_tensor(m, op->input, &c->in);
+    tbn_get_tensor(m, op->output, &c->out);
+    c->src = arena + c->in.offset;
+    c->dst = arena + c->out.offset;
+    tbn_get_scale(m, op->scale, &c->scale);
+    c->has_bias = op->bias != TBN_NONE_ID;
+    if (c->has_bias) tbn_get_bias(m, op->bias, &c->bias);
     uint64_t o, k;
-    weight_count(op, &c.in, &c.out, &o, &k); /* prepare checked that o * k fits 32 bits */
-    c.o = (uint32_t)o;
-    c.k = (uint32_t)k;
-    c.cg = conv ? c.in.dims[0] / groups : c.in.numel;
-    c.og = c.o / groups;
-    uint32_t ho = conv ? c.out.dims[1] : 1, wo = conv ? c.out.dims[2] : 1, npix = ho * wo;
-    if (c.tiled) {
-        tbn_get_tile(m, op->tile, &c.tile);
-        c.p = (uint32_t)(((uint64_t)c.o * c.k) / c.tile.n_bits);
+    weight_count(op, &c->in, &c->out, &o, &k); /* prepare checked that o * k fits 32 bits */
+    c->o = (uint32_t)o;
+    c->k = (uint32_t)k;
+    c->cg = conv ? c->in.dims[0] / op->groups : c->in.numel;
+    c->og = c->o / (conv ? op->groups : 1u);
+    c->npix = conv ? (uint32_t)c->out.dims[1] * c->out.dims[2] : 1u;
+    if (c->tiled) {
+        tbn_get_tile(m, op->tile, &c->tile);
+        c->p = (uint32_t)(((uint64_t)c->o * c->k) / c->tile.n_bits);
     } else {
         uint32_t count;
-        c.dense = tbn_get_dense(m, op->weight, &count);
-        c.p = 1;
+        c->dense = tbn_get_dense(m, op->weight, &count);
+        c->p = 1;
     }
-    c.scale_mode = tbn_scale_mode(c.scale.count, c.o, c.p);
-    /* F32 scale per repetition: applied inside the row sums. */
-    int per_rep = !c.int8 && c.scale_mode == TBN_SCALE_PER_REPETITION;
+    c->scale_mode = tbn_scale_mode(c->scale.count, c->o, c->p);
+    c->per_rep = !c->int8 && c->scale_mode == TBN_SCALE_PER_REPETITION;
+}
+
+tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    mm_ctx c;
+    tbn_mm_init(&c, m, op, arena);
+    uint32_t groups = (op->traits & TBN_TRAIT_CONV) ? op->groups : 1;
+    /* tile reuse: the tile holds `rows` whole rows, each feeding o / rows outputs */
     uint32_t rows = c.tiled && groups == 1 && c.tile.n_bits % c.k == 0 ? c.tile.n_bits / c.k : 0;
+    if (op->scratch != TBN_NONE_ID) { /* prepare checked that rows > 0 and the scratch fits */
+        tbn_tensor s;
+        tbn_get_tensor(m, op->scratch, &s);
+        tbn_mm_eval_lut(&c, rows, arena + s.offset);
+        return TBN_OK;
+    }
+    uint32_t ho = (op->traits & TBN_TRAIT_CONV) ? c.out.dims[1] : 1, wo = c.npix / ho, npix = c.npix;
+    int per_rep = c.per_rep;
 
     for (uint32_t oy = 0; oy < ho; oy++) {
         for (uint32_t ox = 0; ox < wo; ox++) {

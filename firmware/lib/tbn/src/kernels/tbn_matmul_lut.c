@@ -1,0 +1,256 @@
+/* The table kernel of tiled linear and conv ops (docs/c-runtime.md, "Kernels").
+ *
+ * A tile of `rows` whole rows gives o / rows outputs per distinct row, and every row of one
+ * output position reads the same inputs. So, 32 inputs at a time, the kernel builds for each
+ * group of 4 inputs the table of its 16 signed sums (bit set: +x, clear: -x), and a row then
+ * costs one lookup per 4 inputs instead of 4 sign-adds. Tables, one accumulator per row and,
+ * for a convolution, the gathered input patch live in the op's scratch tensor, which the
+ * compiler planned in the arena (tbn.format.spec.lut_scratch_size).
+ *
+ * INT8 sums are exact, so the outputs are those of the direct kernel bit for bit. F32 tables
+ * add pairs first ((+-a +-b) + (+-c +-d)), so each entry is rounded twice whatever its bits. */
+#include "tbn_matmul.h"
+
+#if TBN_LUT_GROUP != 4 || TBN_LUT_CHUNK != 32
+#error "the table kernel is written for groups of 4 inputs and chunks of 32 (tbn.format.spec)"
+#endif
+#define N_TABLES (TBN_LUT_CHUNK / TBN_LUT_GROUP)
+
+/* The 16 sums of one group: t[b] = sum_j (bit j of b ? +v_j : -v_j), exact in int16
+ * (|v| <= 255). Each entry from an earlier one, t[b | 1 << j] = t[b] + 2 v_j, written out
+ * so that the compiler keeps them in registers. */
+static inline void table_i8(int16_t *t, int32_t v0, int32_t v1, int32_t v2, int32_t v3) {
+    int32_t d1 = 2 * v1, d2 = 2 * v2, d3 = 2 * v3;
+    int32_t a0 = -v0 - v1 - v2 - v3, a1 = a0 + 2 * v0, a2 = a0 + d1, a3 = a1 + d1;
+    int32_t a4 = a0 + d2, a5 = a1 + d2, a6 = a2 + d2, a7 = a3 + d2;
+    t[0] = (int16_t)a0, t[1] = (int16_t)a1, t[2] = (int16_t)a2, t[3] = (int16_t)a3;
+    t[4] = (int16_t)a4, t[5] = (int16_t)a5, t[6] = (int16_t)a6, t[7] = (int16_t)a7;
+    t[8] = (int16_t)(a0 + d3), t[9] = (int16_t)(a1 + d3), t[10] = (int16_t)(a2 + d3);
+    t[11] = (int16_t)(a3 + d3), t[12] = (int16_t)(a4 + d3), t[13] = (int16_t)(a5 + d3);
+    t[14] = (int16_t)(a6 + d3), t[15] = (int16_t)(a7 + d3);
+}
+
+static inline void table_f32(float *t, float a, float b, float c, float d) {
+    float lo[4] = {-a - b, a - b, b - a, a + b}, hi[4] = {-c - d, c - d, d - c, c + d};
+    for (int j = 0; j < 4; j++)
+        for (int i = 0; i < 4; i++) t[4 * j + i] = lo[i] + hi[j];
+}
+
+/* Tables for inputs x[0..n) (n <= 32); inputs past n count as zero in both signs. */
+static void build_i8(int16_t *t, const int8_t *x, uint32_t n, int32_t zp) {
+    if (n == TBN_LUT_CHUNK) {
+        for (uint32_t g = 0; g < N_TABLES; g++, x += 4, t += 16)
+            table_i8(t, x[0] - zp, x[1] - zp, x[2] - zp, x[3] - zp);
+        return;
+    }
+    for (uint32_t g = 0; g < N_TABLES; g++, t += 16) {
+        int32_t v[4];
+        for (uint32_t j = 0; j < 4; j++) v[j] = 4 * g + j < n ? x[4 * g + j] - zp : 0;
+        table_i8(t, v[0], v[1], v[2], v[3]);
+    }
+}
+
+static void build_f32(float *t, const float *x, uint32_t n) {
+    if (n == TBN_LUT_CHUNK) {
+        for (uint32_t g = 0; g < N_TABLES; g++, x += 4, t += 16) table_f32(t, x[0], x[1], x[2], x[3]);
+        return;
+    }
+    for (uint32_t g = 0; g < N_TABLES; g++, t += 16) {
+        float v[4];
+        for (uint32_t j = 0; j < 4; j++) v[j] = 4 * g + j < n ? x[4 * g + j] : 0.0f;
+        table_f32(t, v[0], v[1], v[2], v[3]);
+    }
+}
+
+/* Row r's bits for the chunk at c0: with K % 8 == 0 they start on a byte, 4 bytes past
+ * the previous row's; otherwise anywhere (bits_at). The fast loads may cover bytes up to
+ * `limit` (the tile's whole words), so the last rows of a chunk can need bits_at. */
+typedef struct {
+    const uint8_t *tile;
+    uint32_t k, rows, fast_rows; /* rows [0, fast_rows) take one 32-bit load */
+} row_bits;
+
+static row_bits chunk_bits(const mm_ctx *c, uint32_t rows, uint32_t c0) {
+    row_bits rb = {c->tile.bits, c->k, rows, 0};
+    if (c->k % 8 == 0) {
+        uint64_t limit = 32u * (((uint64_t)c->tile.n_bits + 31u) / 32u); /* bits stored */
+        if (c0 + 32u <= limit) { /* rows r with r * K + c0 + 32 <= limit */
+            uint64_t fit = (limit - c0 - 32u) / c->k + 1u;
+            rb.fast_rows = fit < rows ? (uint32_t)fit : rows;
+        }
+    }
+    return rb;
+}
+
+static inline uint32_t row_bits_at(const row_bits *rb, uint32_t r, uint32_t c0, uint32_t n) {
+    uint32_t pos = r * rb->k + c0;
+    return r < rb->fast_rows ? tbn_rd32(rb->tile + pos / 8) : bits_at(rb->tile, pos, n);
+}
+
+/* acc[r] = signed sum of row r over the K inputs at x, for r < rows. The tables' base
+ * pointers are named one by one so that the compiler keeps them in registers: a lookup is
+ * then an extract, a load and an add. */
+#define LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b)                                            \
+    ((t0)[(b) & 15u] + (t1)[((b) >> 4) & 15u] + (t2)[((b) >> 8) & 15u] + (t3)[((b) >> 12) & 15u] + \
+     (t4)[((b) >> 16) & 15u] + (t5)[((b) >> 20) & 15u] + (t6)[((b) >> 24) & 15u] + (t7)[(b) >> 28])
+
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_UNALIGNED) && !defined(TBN_PORTABLE)
+#define TBN_LUT_THUMB2 1
+typedef struct {
+    const int16_t *tables;
+    uint32_t stride; /* bytes from one row's bits to the next's: K / 8 */
+} thumb2_rows;
+
+/* acc[r] += LOOKUP8 of the 32 bits at p + r * stride, for acc <= &acc[r] < end (end > acc).
+ * Thumb-2 (Cortex-M3/M4/M7/M33): the table bases t0, t2..t7 stay in r4..r10, so a lookup is
+ * ubfx, ldrsh with a shifted register index, add; 31 instructions a row where GCC's -Os code
+ * takes about 46. Unaligned word loads are allowed on these cores. */
+#define TBN_ASM_ARG __attribute__((unused)) /* a naked function reads its arguments in asm */
+__attribute__((naked, noinline)) static void rows_i8_thumb2(TBN_ASM_ARG int32_t *acc, TBN_ASM_ARG int32_t *end,
+                                                            TBN_ASM_ARG const uint8_t *p,
+                                                            TBN_ASM_ARG const thumb2_rows *arg) {
+    __asm__ volatile(
+        "push {r4-r11, lr}\n"
+        "ldr r4, [r3, #0]\n"
+        "ldr r12, [r3, #4]\n"
+        "add r5, r4, #64\n"
+        "add r6, r4, #96\n"
+        "add r7, r4, #128\n"
+        "add r8, r4, #160\n"
+        "add r9, r4, #192\n"
+        "add r10, r4, #224\n"
+        "1:\n"
+        "ldr r3, [r2]\n"
+        "add r2, r2, r12\n"
+        "ldr r11, [r0]\n"
+        "and lr, r3, #15\n"
+        "ldrsh lr, [r4, lr, lsl #1]\n"
+        "add r11, r11, lr\n"
+        "ubfx lr, r3, #4, #4\n"
+        "add lr, r4, lr, lsl #1\n"
+        "ldrsh lr, [lr, #32]\n"
+        "add r11, r11, lr\n"
+        "ubfx lr, r3, #8, #4\n"
+        "ldrsh lr, [r5, lr, lsl #1]\n"
+        "add r11, r11, lr\n"
+        "ubfx lr, r3, #12, #4\n"
+        "ldrsh lr, [r6, lr, lsl #1]\n"
+        "add r11, r11, lr\n"
+        "ubfx lr, r3, #16, #4\n"
+        "ldrsh lr, [r7, lr, lsl #1]\n"
+        "add r11, r11, lr\n"
+        "ubfx lr, r3, #20, #4\n"
+        "ldrsh lr, [r8, lr, lsl #1]\n"
+        "add r11, r11, lr\n"
+        "ubfx lr, r3, #24, #4\n"
+        "ldrsh lr, [r9, lr, lsl #1]\n"
+        "add r11, r11, lr\n"
+        "lsr lr, r3, #28\n"
+        "ldrsh lr, [r10, lr, lsl #1]\n"
+        "add r11, r11, lr\n"
+        "str r11, [r0], #4\n"
+        "cmp r0, r1\n"
+        "bne 1b\n"
+        "pop {r4-r11, pc}\n");
+}
+#endif
+
+static void rows_i8(const mm_ctx *c, uint32_t rows, const int8_t *x, int32_t *acc, int16_t *t) {
+    const int16_t *t0 = t, *t1 = t + 16, *t2 = t + 32, *t3 = t + 48, *t4 = t + 64, *t5 = t + 80,
+                  *t6 = t + 96, *t7 = t + 112;
+    memset(acc, 0, sizeof *acc * rows);
+    for (uint32_t c0 = 0; c0 < c->k; c0 += TBN_LUT_CHUNK) {
+        uint32_t n = c->k - c0 < TBN_LUT_CHUNK ? c->k - c0 : TBN_LUT_CHUNK;
+        build_i8(t, x + c0, n, c->in.zero_point);
+        row_bits rb = chunk_bits(c, rows, c0);
+        const uint8_t *p = c->tile.bits + c0 / 8;
+        uint32_t r = 0;
+#ifdef TBN_LUT_THUMB2
+        if (rb.fast_rows) {
+            thumb2_rows arg = {t, c->k / 8};
+            rows_i8_thumb2(acc, acc + rb.fast_rows, p, &arg);
+            r = rb.fast_rows;
+        }
+#endif
+        for (; r < rb.fast_rows; r++, p += c->k / 8) {
+            uint32_t b = tbn_rd32(p);
+            acc[r] += LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b);
+        }
+        for (; r < rows; r++) {
+            uint32_t b = row_bits_at(&rb, r, c0, n);
+            acc[r] += LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b);
+        }
+    }
+}
+
+static void rows_f32(const mm_ctx *c, uint32_t rows, const float *x, float *acc, float *t) {
+    const float *t0 = t, *t1 = t + 16, *t2 = t + 32, *t3 = t + 48, *t4 = t + 64, *t5 = t + 80,
+                *t6 = t + 96, *t7 = t + 112;
+    for (uint32_t r = 0; r < rows; r++) acc[r] = 0.0f;
+    for (uint32_t c0 = 0; c0 < c->k; c0 += TBN_LUT_CHUNK) {
+        uint32_t n = c->k - c0 < TBN_LUT_CHUNK ? c->k - c0 : TBN_LUT_CHUNK;
+        build_f32(t, x + c0, n);
+        row_bits rb = chunk_bits(c, rows, c0);
+        const uint8_t *p = c->tile.bits + c0 / 8;
+        uint32_t r = 0;
+        for (; r < rb.fast_rows; r++, p += c->k / 8) {
+            uint32_t b = tbn_rd32(p);
+            acc[r] += LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b);
+        }
+        for (; r < rows; r++) {
+            uint32_t b = row_bits_at(&rb, r, c0, n);
+            acc[r] += LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b);
+        }
+    }
+}
+
+/* The receptive field of output position (oy, ox) as one contiguous row of K inputs, in the
+ * weights' order (channel, ky, kx); padding is the zero point (INT8) or 0. */
+static void gather(const mm_ctx *c, uint32_t oy, uint32_t ox, uint8_t *patch) {
+    const tbn_op *op = c->op;
+    uint32_t h = c->in.dims[1], w = c->in.dims[2], esize = c->int8 ? 1u : 4u, f = 0;
+    int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl;
+    int8_t pad8 = (int8_t)c->in.zero_point;
+    const float pad32 = 0.0f;
+    const void *pad = c->int8 ? (const void *)&pad8 : (const void *)&pad32;
+    for (uint32_t ic = 0; ic < c->cg; ic++)
+        for (uint32_t ky = 0; ky < op->kh; ky++) {
+            int32_t iy = iy0 + (int32_t)(ky * op->dh);
+            for (uint32_t kx = 0; kx < op->kw; kx++, f++) {
+                int32_t ix = ix0 + (int32_t)(kx * op->dw);
+                int inside = iy >= 0 && iy < (int32_t)h && ix >= 0 && ix < (int32_t)w;
+                const uint8_t *from = inside ? c->src + (((size_t)ic * h + (uint32_t)iy) * w + (uint32_t)ix) * esize
+                                             : (const uint8_t *)pad;
+                memcpy(patch + (size_t)f * esize, from, esize);
+            }
+        }
+}
+
+void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
+    /* scratch: rows accumulators | N_TABLES tables of 16 entries | patch (conv) */
+    uint8_t *tables = scratch + 4u * rows;
+    uint8_t *patch = tables + N_TABLES * 16u * (c->int8 ? 2u : 4u);
+    int conv = (c->op->traits & TBN_TRAIT_CONV) != 0;
+    uint32_t wo = conv ? c->out.dims[2] : 1u;
+    for (uint32_t pix = 0; pix < c->npix; pix++) {
+        const uint8_t *x = c->src;
+        if (conv) {
+            gather(c, pix / wo, pix % wo, patch);
+            x = patch;
+        }
+        if (c->int8) {
+            int32_t *acc = (int32_t *)(void *)scratch;
+            rows_i8(c, rows, (const int8_t *)x, acc, (int16_t *)(void *)tables);
+            for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows)
+                for (uint32_t r = 0; r < rows; r++) store_i8(c, ch0 + r, pix, c->npix, acc[r]);
+        } else {
+            float *acc = (float *)(void *)scratch;
+            rows_f32(c, rows, (const float *)(const void *)x, acc, (float *)(void *)tables);
+            for (uint32_t ch0 = 0, rep = 0; ch0 < c->o; ch0 += rows, rep++) {
+                float s = c->per_rep ? tbn_vector_f32(&c->scale, rep) : 1.0f;
+                for (uint32_t r = 0; r < rows; r++)
+                    store_f32(c, ch0 + r, pix, c->npix, c->per_rep ? acc[r] * s : acc[r], c->per_rep);
+            }
+        }
+    }
+}
