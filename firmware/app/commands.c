@@ -226,6 +226,42 @@ static void do_bench(uint8_t seq, const uint8_t *p, uint16_t len) {
     link_send(TBN_CMD_BENCH | TBN_CMD_REPLY, seq, head, sizeof head, 0, 0);
 }
 
+/* One inference, op by op: each op's cost measured alone (tbn_invoke_ops), so kernels can be
+ * tuned layer by layer. The costs overwrite the request's input in the frame buffer, which
+ * has been copied into the arena by then. */
+static void do_profile(uint8_t seq, const uint8_t *p, uint16_t len) {
+    uint8_t head[TBN_PROFILE_REPLY_SIZE] = {0};
+    if (g.source == TBN_SOURCE_NONE) {
+        reply_status(TBN_CMD_PROFILE, seq, TBN_ST_ERR_NO_MODEL, 0);
+        return;
+    }
+    uint32_t n_ops = tbn_op_count(&g.model);
+    if (len != tbn_input_size(&g.model)) {
+        reply_status(TBN_CMD_PROFILE, seq, TBN_ST_ERR_ARGS, 0);
+        return;
+    }
+    if ((uint64_t)n_ops * TBN_PROFILE_COST_SIZE > TBN_MAX_PAYLOAD - TBN_PROFILE_REPLY_SIZE) {
+        reply_status(TBN_CMD_PROFILE, seq, TBN_ST_ERR_TOO_LARGE, 0);
+        return;
+    }
+    memcpy(tbn_input_ptr(&g.model, g_arena), p, len);
+    uint8_t *costs = (uint8_t *)g_frame;
+    for (uint32_t i = 0; i < n_ops; i++) {
+        uint64_t start = cost_begin();
+        tbn_status s = tbn_invoke_ops(&g.model, g_arena, sizeof g_arena, i, i + 1);
+        uint64_t cost = cost_end(start);
+        if (s != TBN_OK) {
+            reply_status(TBN_CMD_PROFILE, seq, TBN_ST_ERR_MODEL, (uint8_t)s);
+            return;
+        }
+        put64(costs + (size_t)i * TBN_PROFILE_COST_SIZE, cost);
+    }
+    head[TBN_PROFILE_REPLY_STATUS] = TBN_ST_OK;
+    put16(head + TBN_PROFILE_REPLY_OPS, (uint16_t)n_ops);
+    link_send(TBN_CMD_PROFILE | TBN_CMD_REPLY, seq, head, sizeof head, costs,
+              (uint16_t)(n_ops * TBN_PROFILE_COST_SIZE));
+}
+
 void commands_serve_one(void) {
     link_frame f;
     uint8_t *payload = (uint8_t *)g_frame;
@@ -256,6 +292,9 @@ void commands_serve_one(void) {
         return;
     case TBN_CMD_BENCH:
         do_bench(f.seq, payload, f.len);
+        return;
+    case TBN_CMD_PROFILE:
+        do_profile(f.seq, payload, f.len);
         return;
     default:
         reply_status(f.cmd, f.seq, TBN_ST_ERR_COMMAND, 0);

@@ -22,6 +22,7 @@
 #define TBN_CMD_LOAD_END 4u
 #define TBN_CMD_INFER 5u
 #define TBN_CMD_BENCH 6u
+#define TBN_CMD_PROFILE 7u
 #define TBN_CMD_ERROR 127u
 
 /* Status */
@@ -102,6 +103,12 @@
 #define TBN_BENCH_REPLY_TOTAL 8u
 #define TBN_BENCH_REPLY_MIN 16u
 #define TBN_BENCH_REPLY_MAX 24u
+#define TBN_PROFILE_REPLY_SIZE 4u
+#define TBN_PROFILE_REPLY_STATUS 0u
+#define TBN_PROFILE_REPLY_DETAIL 1u
+#define TBN_PROFILE_REPLY_OPS 2u
+#define TBN_PROFILE_COST_SIZE 8u
+#define TBN_PROFILE_COST_COST 0u
 #define TBN_INFO_REPLY_MODEL 32u /* the model info block */
 #define TBN_INFO_REPLY_NAME 54u /* then name_len ASCII bytes */
 

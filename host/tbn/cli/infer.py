@@ -68,6 +68,8 @@ def add_parser(sub: Any) -> None:
         "infer", help="run a dataset on a device and check it against the host", description=__doc__
     )
     add_device_arguments(p, model_required=True)
+    p.add_argument("--profile", action="store_true",
+                   help="also measure each op of the first input on the device (PROFILE) and print the table")
     p.set_defaults(func=run)
 
 
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         )
         runner = DeviceRunner(link, program)
         results = [runner.run(xi) for xi in tqdm(x, desc="infer", unit="input", leave=False, disable=None)]
+        profile = runner.profile(x[0]) if args.profile else None
     matches = sum(r.matches for r in results)
     costs = np.array([r.cost for r in results])
     worst = max(r.error for r in results)
@@ -111,4 +114,20 @@ def run(args: argparse.Namespace) -> int:
         f"cost: {cost_text(costs.mean(), info)}, min {costs.min():,}, max {costs.max():,}; "
         f"link: {link.stats.requests} requests, {link.stats.retries} retries"
     )
+    if profile is not None:
+        print_profile(profile, info.cost_unit.name.lower())
     return 0 if matches == len(results) else 1
+
+
+def print_profile(profile: list[Any], unit: str) -> None:
+    """Each op's cost on the device and its share of the inference."""
+    total = sum(p.cost for p in profile) or 1
+    rows = [("#", "op", "output", unit, "share")]
+    rows += [(str(p.index), p.op, "x".join(map(str, p.output_shape)), f"{p.cost:,}", f"{p.cost / total:.1%}")
+             for p in profile]
+    rows.append(("", "all ops", "", f"{sum(p.cost for p in profile):,}", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    print("\nper op, first input (each op measured alone):")
+    for r in rows:
+        cells = (c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        print("  ".join(cells).rstrip())

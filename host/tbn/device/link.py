@@ -26,6 +26,8 @@ from tbn.device.protocol import (
     LOAD_CHUNK_REQUEST,
     LOAD_END_REPLY,
     MAX_BENCH_RUNS,
+    PROFILE_COST,
+    PROFILE_REPLY,
     REPLY,
     RUNTIME_STATUS,
     STATUS_TEXT,
@@ -273,3 +275,19 @@ class DeviceLink:
         reply = self.call(Command.BENCH, request, timeout=self._cost_timeout(runs))
         b = BENCH_REPLY.unpack(reply)
         return Bench(b["runs"], b["total"], b["min"], b["max"])
+
+    def profile(self, data: bytes | np.ndarray) -> list[int]:
+        """One inference op by op: the cost of each op of the active model, in op order."""
+        raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+        try:
+            reply = self.call(Command.PROFILE, raw, timeout=self._cost_timeout(1))
+        except DeviceError as e:
+            if e.status == Status.ERR_COMMAND:
+                raise UsageError("PROFILE: the device's firmware predates it; rebuild and flash it "
+                                 "(tbn-flash) to profile per op") from e
+            raise
+        n = PROFILE_REPLY.unpack(reply)["ops"]
+        body = reply[PROFILE_REPLY.size:]
+        if len(body) != n * PROFILE_COST.size:
+            raise LinkError(f"PROFILE: {len(body)} bytes of costs for {n} ops")
+        return [PROFILE_COST.unpack(body, i * PROFILE_COST.size)["cost"] for i in range(n)]

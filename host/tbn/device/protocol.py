@@ -43,6 +43,7 @@ class Command(enum.IntEnum):
     LOAD_END = 0x04
     INFER = 0x05
     BENCH = 0x06
+    PROFILE = 0x07  # the cost of each op of one inference
     ERROR = 0x7F  # the device could not read a frame
 
 
@@ -161,8 +162,11 @@ LOAD_END_REPLY = _layout("LOAD_END reply", "BB", "status", "detail")  # then MOD
 INFER_REPLY = _layout("INFER reply", "BBxxQ", "status", "detail", "cost")  # then the output
 BENCH_REQUEST = _layout("BENCH request", "I", "runs")  # then the input
 BENCH_REPLY = _layout("BENCH reply", "BBxxIQQQ", "status", "detail", "runs", "total", "min", "max")
+PROFILE_REPLY = _layout("PROFILE reply", "BBH", "status", "detail", "ops")  # then ops x cost u64
+PROFILE_COST = _layout("PROFILE cost", "Q", "cost")
 LAYOUTS = (STATUS_REPLY, MODEL_INFO, INFO_REPLY, LOAD_BEGIN_REQUEST, LOAD_BEGIN_REPLY,
-           LOAD_CHUNK_REQUEST, LOAD_CHUNK_REPLY, LOAD_END_REPLY, INFER_REPLY, BENCH_REQUEST, BENCH_REPLY)
+           LOAD_CHUNK_REQUEST, LOAD_CHUNK_REPLY, LOAD_END_REPLY, INFER_REPLY, BENCH_REQUEST, BENCH_REPLY,
+           PROFILE_REPLY, PROFILE_COST)
 
 
 def encode(cmd: int, seq: int, payload: bytes = b"") -> bytes:

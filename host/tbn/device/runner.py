@@ -47,6 +47,16 @@ def _predicted(scores: np.ndarray) -> int:
     return int(flat.argmax()) if flat.size > 1 else int(flat[0])
 
 
+@dataclass(frozen=True)
+class OpCost:
+    """One op's share of an inference on the device."""
+
+    index: int
+    op: str
+    output_shape: tuple[int, ...]
+    cost: int
+
+
 class DeviceRunner:
     """Runs one input at a time on ``link``'s active model, beside the reference for ``program``."""
 
@@ -58,16 +68,30 @@ class DeviceRunner:
         self._out_dtype = NUMPY_OF[out.dtype]
         self._out_shape = out.shape
 
-    def run(self, x: np.ndarray) -> Result:
-        """``x``: one input as the model takes it (float; quantised here for int8 models)."""
+    def _one(self, x: np.ndarray) -> np.ndarray:
         xs, batched = self.reference.prepare(x)
         if batched:
             raise UsageError(
                 f"run() takes one input of shape {tuple(self.reference.input.shape)}, "
                 f"got a batch of {len(xs)}"
             )
-        ref = self.reference.run(xs[0])  # already prepared: quantised once
-        got = self.link.infer(np.ascontiguousarray(xs[0]))
+        return xs[0]
+
+    def profile(self, x: np.ndarray) -> list[OpCost]:
+        """The device's cost of each op of one inference of ``x``, beside what the op is."""
+        costs = self.link.profile(np.ascontiguousarray(self._one(x)))
+        prog = self.program
+        if len(costs) != len(prog.ops):
+            raise UsageError(f"the device profiled {len(costs)} ops, the model has {len(prog.ops)}: "
+                             f"is the device running another model?")
+        return [OpCost(i, op.opcode.name, prog.tensors[op.args["output"]].shape, c)
+                for i, (op, c) in enumerate(zip(prog.ops, costs, strict=True))]
+
+    def run(self, x: np.ndarray) -> Result:
+        """``x``: one input as the model takes it (float; quantised here for int8 models)."""
+        x1 = self._one(x)
+        ref = self.reference.run(x1)  # already prepared: quantised once
+        got = self.link.infer(np.ascontiguousarray(x1))
         out = np.frombuffer(got.output, dtype=self._out_dtype)
         if out.size != int(np.prod(self._out_shape)):
             raise UsageError(

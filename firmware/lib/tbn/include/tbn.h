@@ -80,6 +80,11 @@ const void *tbn_output_ptr(const tbn_model *model, const void *arena);
 /* Run the ops on the arena (the input must already be in tbn_input_ptr). */
 tbn_status tbn_invoke(const tbn_model *model, void *arena, size_t arena_size);
 
+/* Run ops [first, last) only (first <= last <= tbn_op_count), as a profiler does to measure
+ * each op: the ops before `first` must have run on this arena already. */
+tbn_status tbn_invoke_ops(const tbn_model *model, void *arena, size_t arena_size, uint32_t first, uint32_t last);
+uint32_t tbn_op_count(const tbn_model *model);
+
 /* Copy the input in, invoke, copy the output out. Sizes must equal the tensors'. */
 tbn_status tbn_run(const tbn_model *model, void *arena, size_t arena_size, const void *input,
                    size_t input_size, void *output, size_t output_size);

@@ -35,6 +35,16 @@ static inline float tbn_rdf32(const uint8_t *p) {
 }
 float tbn_f16_to_f32(uint16_t h);
 
+/* Placement hints for hot kernels: GCC at -Os otherwise inlines a loop into a caller that
+ * has no registers left for it, or calls a helper that belongs inside a loop. */
+#if defined(__GNUC__)
+#define TBN_ALWAYS_INLINE static inline __attribute__((always_inline))
+#define TBN_NOINLINE __attribute__((noinline))
+#else
+#define TBN_ALWAYS_INLINE static inline
+#define TBN_NOINLINE
+#endif
+
 /* A decoded tensor. */
 typedef struct {
     uint8_t dtype, ndim;

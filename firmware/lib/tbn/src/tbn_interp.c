@@ -2,13 +2,22 @@
 #include "tbn_internal.h"
 
 tbn_status tbn_invoke(const tbn_model *m, void *arena, size_t arena_size) {
-    if (!m || !arena || ((uintptr_t)arena & 3u)) return TBN_ERR_ARG;
+    if (!m) return TBN_ERR_ARG;
+    return tbn_invoke_ops(m, arena, arena_size, 0, m->n_ops);
+}
+
+tbn_status tbn_invoke_ops(const tbn_model *m, void *arena, size_t arena_size, uint32_t first, uint32_t last) {
+    if (!m || !arena || ((uintptr_t)arena & 3u) || first > last || last > m->n_ops) return TBN_ERR_ARG;
     if (arena_size < m->arena_size) return TBN_ERR_ARENA_SIZE;
     uint8_t *a = (uint8_t *)arena;
     uint32_t pos = m->off_ops, end = m->off_ops + m->ops_size;
-    for (uint32_t i = 0; i < m->n_ops; i++) {
+    for (uint32_t i = 0; i < last; i++) {
         tbn_op op;
         if (!tbn_decode_op(m->data + pos, end - pos, &op)) return TBN_ERR_OPCODE;
+        if (i < first) { /* ops before the range: only stepped over */
+            pos += op.size;
+            continue;
+        }
         tbn_status s;
         switch (op.opcode) {
 #define TBN_EVAL(NAME, code, size, traits, kernel) case code: s = tbn_eval_##kernel(m, &op, a); break;

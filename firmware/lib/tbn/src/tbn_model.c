@@ -375,6 +375,7 @@ tbn_status tbn_model_init(tbn_model *m, const void *data, size_t size) {
 
 uint32_t tbn_arena_size(const tbn_model *m) { return m->arena_size; }
 int tbn_is_int8(const tbn_model *m) { return (m->flags & TBN_FLAG_INT8) != 0; }
+uint32_t tbn_op_count(const tbn_model *m) { return m->n_ops; }
 
 uint32_t tbn_input_size(const tbn_model *m) {
     tbn_tensor t;

@@ -236,6 +236,15 @@ void tbn_mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *arena
     }
     c->scale_mode = tbn_scale_mode(c->scale.count, c->o, c->p);
     c->per_rep = !c->int8 && c->scale_mode == TBN_SCALE_PER_REPETITION;
+    mm_epilogue *e = &c->ep;
+    e->scale = c->per_rep ? NULL : c->scale.data;
+    e->scale_stride = c->scale_mode == TBN_SCALE_ONE ? 0u : tbn_dtype_size(c->scale.dtype);
+    e->f16 = c->scale.dtype == TBN_DTYPE_F16;
+    e->bias = c->has_bias ? c->bias.data : NULL;
+    e->act = op->act;
+    e->zp = c->out.zero_point;
+    e->qmin = c->out.qmin;
+    e->qmax = c->out.qmax;
 }
 
 tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
@@ -270,14 +279,14 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
                         for (uint32_t ch0 = r0, rep = 0; ch0 < c.o; ch0 += rows, rep++)
                             for (uint32_t r = 0; r < n; r++)
                                 store_f32(&c, ch0 + r, pix, npix,
-                                          per_rep ? acc[r] * tbn_vector_f32(&c.scale, rep) : acc[r], per_rep);
+                                          per_rep ? acc[r] * tbn_vector_f32(&c.scale, rep) : acc[r]);
                     }
                 }
             } else {
                 for (uint32_t ch = 0; ch < c.o; ch++) {
                     uint32_t g = ch / c.og;
                     if (c.int8) store_i8(&c, ch, pix, npix, row_i8(&c, ch, g, oy, ox));
-                    else store_f32(&c, ch, pix, npix, row_f32(&c, ch, g, oy, ox, per_rep), per_rep);
+                    else store_f32(&c, ch, pix, npix, row_f32(&c, ch, g, oy, ox, per_rep));
                 }
             }
         }

@@ -13,6 +13,16 @@ static inline uint32_t bits_at(const uint8_t *tile, uint32_t pos, uint32_t n) {
     return v;
 }
 
+/* What turns an output's raw sum into its stored value: scale (none when an F32 scale per
+ * repetition was applied to the row sums), bias, then activation or requantisation. */
+typedef struct {
+    const uint8_t *scale, *bias; /* bias: NULL when the op has none */
+    uint32_t scale_stride;       /* bytes from one channel's scale to the next; 0: one scale */
+    int f16;                     /* F16 scales */
+    uint8_t act;
+    int32_t zp, qmin, qmax; /* INT8 output */
+} mm_epilogue;
+
 typedef struct {
     const tbn_model *m;
     const tbn_op *op;
@@ -28,25 +38,52 @@ typedef struct {
     uint8_t *dst;
     int per_rep; /* F32 scale per tile repetition: applied to row sums, not at the store */
     uint32_t npix; /* output positions (1 for linear) */
+    mm_epilogue ep;
 } mm_ctx;
 
 /* Fill `c` for `op`, whose checks prepare has passed. */
 void tbn_mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *arena);
 
-/* Store output channel ch at spatial index pix from its raw accumulator. */
-static inline void store_f32(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t npix, float raw, int per_rep) {
-    float s = 1.0f;
-    if (!per_rep) s = tbn_vector_f32(&c->scale, c->scale_mode == TBN_SCALE_ONE ? 0 : ch);
-    float v = raw * s + (c->has_bias ? tbn_rdf32(c->bias.data + 4 * ch) : 0.0f);
-    ((float *)c->dst)[(size_t)ch * npix + pix] = tbn_act_f32(v, c->op->act);
+/* Store output channel ch at spatial index pix from its raw accumulator (the epilogue, once
+ * per output). Kernels with a loop of stores copy c->ep to a local first: stores through an
+ * int8_t pointer may alias anything, so fields read through `c` would be reloaded each time. */
+static inline float finish_f32(const mm_epilogue *e, uint32_t ch, float raw) {
+    float v = raw;
+    if (e->scale) {
+        const uint8_t *p = e->scale + ch * e->scale_stride;
+        v *= e->f16 ? tbn_f16_to_f32(tbn_rd16(p)) : tbn_rdf32(p);
+    }
+    if (e->bias) v += tbn_rdf32(e->bias + 4 * ch);
+    return tbn_act_f32(v, e->act);
+}
+
+/* clamp(zp + rshift_round((acc + bias) * mult, shift)), the reference's requantisation. */
+static inline int8_t requant_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) {
+    const uint8_t *rq = e->scale + ch * e->scale_stride;
+    int32_t mult = tbn_rds32(rq), shift = tbn_rds32(rq + 4);
+    int64_t v = (int64_t)acc + (e->bias ? tbn_rds32(e->bias + 4 * ch) : 0);
+#if defined(__GNUC__)
+    /* The usual case, a sum that fits 32 bits and a shift of 32 or more, in 32-bit steps on the
+     * high word of one 32x32 multiply: |hi| < 2^30, and 2^(shift-1) only touches the high word
+     * (shift 32: the rounding carry is the low word's top bit). >> is arithmetic here. */
+    if (shift >= 32 && v == (int32_t)v) {
+        int64_t prod = (int64_t)(int32_t)v * mult;
+        int32_t hi = (int32_t)(prod >> 32);
+        int32_t y = shift == 32 ? hi + (int32_t)((uint32_t)prod >> 31)
+                                : (hi + ((int32_t)1 << (shift - 33))) >> (shift - 32);
+        int32_t z = e->zp + y;
+        return (int8_t)(z < e->qmin ? e->qmin : (z > e->qmax ? e->qmax : z));
+    }
+#endif
+    return tbn_clamp_q(e->zp + tbn_rshift_round(v * mult, shift), e->qmin, e->qmax);
+}
+
+static inline void store_f32(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t npix, float raw) {
+    ((float *)c->dst)[(size_t)ch * npix + pix] = finish_f32(&c->ep, ch, raw);
 }
 
 static inline void store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t npix, int32_t acc) {
-    uint32_t i = c->scale_mode == TBN_SCALE_ONE ? 0 : ch;
-    int32_t mult = tbn_rds32(c->scale.data + 8 * i), shift = tbn_rds32(c->scale.data + 8 * i + 4);
-    int64_t v = (int64_t)acc + (c->has_bias ? tbn_rds32(c->bias.data + 4 * ch) : 0);
-    v = tbn_rshift_round(v * mult, shift);
-    ((int8_t *)c->dst)[(size_t)ch * npix + pix] = tbn_clamp_q(c->out.zero_point + v, c->out.qmin, c->out.qmax);
+    ((int8_t *)c->dst)[(size_t)ch * npix + pix] = requant_i8(&c->ep, ch, acc);
 }
 
 /* The table kernel (tbn_matmul_lut.c): for an op with a scratch tensor, `rows` distinct rows. */

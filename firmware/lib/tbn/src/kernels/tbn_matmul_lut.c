@@ -17,9 +17,27 @@
 #define N_TABLES (TBN_LUT_CHUNK / TBN_LUT_GROUP)
 
 /* The 16 sums of one group: t[b] = sum_j (bit j of b ? +v_j : -v_j), exact in int16
- * (|v| <= 255). Each entry from an earlier one, t[b | 1 << j] = t[b] + 2 v_j, written out
- * so that the compiler keeps them in registers. */
-static inline void table_i8(int16_t *t, int32_t v0, int32_t v1, int32_t v2, int32_t v3) {
+ * (|v| <= 255). Each entry from an earlier one, t[b | 1 << j] = t[b] + 2 v_j. With the DSP
+ * extension two entries are one word and one SADD16 makes the next two. */
+#if defined(__ARM_FEATURE_SIMD32) && !defined(__ARM_BIG_ENDIAN) && !defined(TBN_PORTABLE)
+#include <arm_acle.h>
+TBN_ALWAYS_INLINE uint32_t pack16(int32_t lo, int32_t hi) { /* one PKHBT */
+    return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
+}
+
+TBN_ALWAYS_INLINE void put2(int16_t *t, uint32_t w) { memcpy(t, &w, sizeof w); } /* one STR */
+
+TBN_ALWAYS_INLINE void table_i8(int16_t *t, int32_t v0, int32_t v1, int32_t v2, int32_t v3) {
+    int32_t a0 = -v0 - v1 - v2 - v3, d1 = 2 * v1, d2 = 2 * v2, d3 = 2 * v3;
+    uint32_t e1 = pack16(d1, d1), e2 = pack16(d2, d2), e3 = pack16(d3, d3);
+    uint32_t w0 = pack16(a0, a0 + 2 * v0); /* (t[0], t[1]) */
+    uint32_t w1 = __sadd16(w0, e1), w2 = __sadd16(w0, e2), w3 = __sadd16(w1, e2);
+    put2(t, w0), put2(t + 2, w1), put2(t + 4, w2), put2(t + 6, w3);
+    put2(t + 8, __sadd16(w0, e3)), put2(t + 10, __sadd16(w1, e3));
+    put2(t + 12, __sadd16(w2, e3)), put2(t + 14, __sadd16(w3, e3));
+}
+#else
+TBN_ALWAYS_INLINE void table_i8(int16_t *t, int32_t v0, int32_t v1, int32_t v2, int32_t v3) {
     int32_t d1 = 2 * v1, d2 = 2 * v2, d3 = 2 * v3;
     int32_t a0 = -v0 - v1 - v2 - v3, a1 = a0 + 2 * v0, a2 = a0 + d1, a3 = a1 + d1;
     int32_t a4 = a0 + d2, a5 = a1 + d2, a6 = a2 + d2, a7 = a3 + d2;
@@ -29,8 +47,9 @@ static inline void table_i8(int16_t *t, int32_t v0, int32_t v1, int32_t v2, int3
     t[11] = (int16_t)(a3 + d3), t[12] = (int16_t)(a4 + d3), t[13] = (int16_t)(a5 + d3);
     t[14] = (int16_t)(a6 + d3), t[15] = (int16_t)(a7 + d3);
 }
+#endif
 
-static inline void table_f32(float *t, float a, float b, float c, float d) {
+TBN_ALWAYS_INLINE void table_f32(float *t, float a, float b, float c, float d) {
     float lo[4] = {-a - b, a - b, b - a, a + b}, hi[4] = {-c - d, c - d, d - c, c + d};
     for (int j = 0; j < 4; j++)
         for (int i = 0; i < 4; i++) t[4 * j + i] = lo[i] + hi[j];
@@ -74,7 +93,9 @@ static row_bits chunk_bits(const mm_ctx *c, uint32_t rows, uint32_t c0) {
     row_bits rb = {c->tile.bits, c->k, rows, 0};
     if (c->k % 8 == 0) {
         uint64_t limit = 32u * (((uint64_t)c->tile.n_bits + 31u) / 32u); /* bits stored */
-        if (c0 + 32u <= limit) { /* rows r with r * K + c0 + 32 <= limit */
+        if (c0 + 32u <= c->k) {
+            rb.fast_rows = rows; /* r * K + c0 + 32 <= rows * K <= limit for every row */
+        } else if (c0 + 32u <= limit) { /* rows r with r * K + c0 + 32 <= limit */
             uint64_t fit = (limit - c0 - 32u) / c->k + 1u;
             rb.fast_rows = fit < rows ? (uint32_t)fit : rows;
         }
@@ -226,13 +247,28 @@ static void gather(const mm_ctx *c, uint32_t oy, uint32_t ox, uint8_t *patch) {
         }
 }
 
+/* Outputs ch0 .. ch0 + rows - 1 of one position from the row sums, `step` apart in `out`.
+ * Separate functions with the epilogue copied into locals: few live values, so the compiler
+ * keeps them all in registers. */
+TBN_NOINLINE static void store_rows_i8(const mm_epilogue *ep, uint32_t ch0, uint32_t rows, const int32_t *acc, int8_t *out,
+                          uint32_t step) {
+    mm_epilogue e = *ep;
+    for (uint32_t r = 0; r < rows; r++, out += step) *out = requant_i8(&e, ch0 + r, acc[r]);
+}
+
+TBN_NOINLINE static void store_rows_f32(const mm_epilogue *ep, uint32_t ch0, uint32_t rows, const float *acc, float s,
+                           float *out, uint32_t step) {
+    mm_epilogue e = *ep;
+    for (uint32_t r = 0; r < rows; r++, out += step) *out = finish_f32(&e, ch0 + r, acc[r] * s);
+}
+
 void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
     /* scratch: rows accumulators | N_TABLES tables of 16 entries | patch (conv) */
     uint8_t *tables = scratch + 4u * rows;
     uint8_t *patch = tables + N_TABLES * 16u * (c->int8 ? 2u : 4u);
     int conv = (c->op->traits & TBN_TRAIT_CONV) != 0;
-    uint32_t wo = conv ? c->out.dims[2] : 1u;
-    for (uint32_t pix = 0; pix < c->npix; pix++) {
+    uint32_t wo = conv ? c->out.dims[2] : 1u, npix = c->npix;
+    for (uint32_t pix = 0; pix < npix; pix++) {
         const uint8_t *x = c->src;
         if (conv) {
             gather(c, pix / wo, pix % wo, patch);
@@ -242,14 +278,13 @@ void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
             int32_t *acc = (int32_t *)(void *)scratch;
             rows_i8(c, rows, (const int8_t *)x, acc, (int16_t *)(void *)tables);
             for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows)
-                for (uint32_t r = 0; r < rows; r++) store_i8(c, ch0 + r, pix, c->npix, acc[r]);
+                store_rows_i8(&c->ep, ch0, rows, acc, (int8_t *)c->dst + (size_t)ch0 * npix + pix, npix);
         } else {
             float *acc = (float *)(void *)scratch;
             rows_f32(c, rows, (const float *)(const void *)x, acc, (float *)(void *)tables);
             for (uint32_t ch0 = 0, rep = 0; ch0 < c->o; ch0 += rows, rep++) {
                 float s = c->per_rep ? tbn_vector_f32(&c->scale, rep) : 1.0f;
-                for (uint32_t r = 0; r < rows; r++)
-                    store_f32(c, ch0 + r, pix, c->npix, c->per_rep ? acc[r] * s : acc[r], c->per_rep);
+                store_rows_f32(&c->ep, ch0, rows, acc, s, (float *)(void *)c->dst + (size_t)ch0 * npix + pix, npix);
             }
         }
     }
