@@ -40,7 +40,7 @@ record = mkdir -p $(RESULTS) && printf '{"passed": %s, "failed": %s, "skipped": 
   $(2) $(3) $(4) "$(5)" > $(RESULTS)/$(1).json
 
 .PHONY: setup setup-step test check lint unit demo bench header vectors clean deps lib c-test fuzz cross hil \
-        hil-repeat soak gpu-kernels
+        hil-repeat soak gpu-kernels bench-mcu
 
 setup: $(STAMP)
 
@@ -179,6 +179,11 @@ vectors: setup
 bench: setup
 	$(BIN)/python benchmarks/step_time.py --json $(RUNS)/bench/step_time.json
 	$(BIN)/python benchmarks/mnist_accuracy.py --json $(RUNS)/bench/mnist_accuracy.json
+
+# tbn's kernels on the emulated Cortex-M7 and M4 (QEMU icount): table vs direct kernel, MLP at
+# p = 1, 4, 8, 16 and the cnn recipe (trains them first, about two minutes)
+bench-mcu: setup
+	$(BIN)/python benchmarks/mcu.py --json $(RUNS)/bench/mcu.json
 
 clean:
 	rm -rf $(VENV) $(RUNS) build .pytest_cache .ruff_cache .hypothesis

@@ -46,6 +46,10 @@ def build(target: str, out: Path) -> dict:
     return {"target": target, "compiler": Path(gcc).name, "text_bytes": text, "data_bss_bytes": data}
 
 
+# the runtime's flash budget on Cortex-M4 with the table kernels (issue: fast kernels)
+M4_TEXT_GOAL = 16 * 1024
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "cross")
@@ -56,7 +60,8 @@ def main() -> None:
     print_table(rows, [("target", "target"), ("compiler", "compiler"), ("text_bytes", ".text bytes"),
                        ("data_bss_bytes", ".data+.bss bytes")])
     m4 = next(r for r in rows if r["target"] == "cortex-m4")["text_bytes"]
-    print(f"cortex-m4 .text {m4} bytes (goal <= 12288): {'met' if m4 <= 12288 else 'NOT met'}")
+    met = "met" if m4 <= M4_TEXT_GOAL else "NOT met"
+    print(f"cortex-m4 .text {m4} bytes (goal <= {M4_TEXT_GOAL}): {met}")
     write_json(args.json, {"rows": rows})
 
 

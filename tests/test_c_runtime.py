@@ -5,6 +5,7 @@ Python reader on fuzzed files."""
 from __future__ import annotations
 
 import ctypes
+import struct
 import subprocess
 import zlib
 from pathlib import Path
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from tbn import compile_model, tile_model
 from tbn.capi import CRuntime, _Model, load_library
-from tbn.format import TbnFormatError, read
+from tbn.format import TbnFormatError, read, spec
 from tbn.parity import matches
 from tbn.paths import root
 from tbn.runtime import Interpreter
@@ -131,3 +132,89 @@ def test_c_and_python_readers_agree(lib: ctypes.CDLL, case: Path, flips: list[tu
         data[16 + (pos % (len(data) - 16))] ^= xor
     data[12:16] = zlib.crc32(bytes(data[16:])).to_bytes(4, "little")
     assert _c_accepts(lib, bytes(data)) == _py_accepts(bytes(data))
+
+
+def _op_starts(data: bytes) -> list[int]:
+    """Byte offset of each op in a .tbn file."""
+    prog = read(data)
+    pos = 40 + len(prog.tensors) * (20 + (8 if prog.int8 else 0)) \
+        + 8 * (len(prog.tiles) + len(prog.scales) + len(prog.biases) + len(prog.dense))
+    starts = []
+    for op in prog.ops:
+        starts.append(pos)
+        pos += spec.OP_LAYOUTS[op.opcode].size
+    return starts
+
+
+def _set_scratch(data: bytes, op: int, tensor: int) -> bytes:
+    prog = read(data)
+    field = dict((n, off) for n, _, off in spec.OP_LAYOUTS[prog.ops[op].opcode].offsets)["scratch"]
+    b = bytearray(data)
+    struct.pack_into("<H", b, _op_starts(data)[op] + field, tensor)
+    b[12:16] = zlib.crc32(bytes(b[16:])).to_bytes(4, "little")
+    return bytes(b)
+
+
+def _tables_case(name: str) -> tuple[bytes, np.ndarray]:
+    data = (ROOT / "tests" / "vectors" / f"{name}.tbn").read_bytes()
+    x = np.fromfile(ROOT / "tests" / "vectors" / f"{name}.input.bin",
+                    dtype=np.int8 if read(data).int8 else np.float32)
+    return data, x.reshape(-1, *Interpreter(data).input.shape)
+
+
+@pytest.mark.parametrize("name", ["mlp_f32", "mlp_int8", "conv_tables_f32", "conv_tables_int8"])
+def test_table_and_direct_kernels_agree(lib: ctypes.CDLL, name: str) -> None:
+    """The same file without scratch runs the direct kernel: same outputs (INT8 bytes)."""
+    data, x = _tables_case(name)
+    prog = read(data)
+    with_tables = [i for i, op in enumerate(prog.ops) if op.args.get("scratch", spec.NONE_ID) != spec.NONE_ID]
+    assert with_tables, "the vector should exercise the table kernel"
+    direct = data
+    for i in with_tables:
+        direct = _set_scratch(direct, i, spec.NONE_ID)
+    ref = Interpreter(data).run(x)
+    fast, slow = CRuntime(data, lib).run(x), CRuntime(direct, lib).run(x)
+    assert matches(fast, ref) and matches(slow, ref)
+    if prog.int8:
+        assert np.array_equal(fast, slow)
+
+
+def test_scratch_rules_are_enforced_by_both_readers(lib: ctypes.CDLL) -> None:
+    data, _ = _tables_case("mlp_f32")
+    prog = read(data)
+    op1_scratch = prog.ops[1].args["scratch"]
+    bad = {
+        "the input": 0,
+        "an op's output": prog.ops[0].args["output"],
+        "out of range": len(prog.tensors),
+    }
+    for what, tensor in bad.items():
+        b = _set_scratch(data, 0, tensor)
+        assert not _c_accepts(lib, b), what
+        with pytest.raises(TbnFormatError, match="scratch"):
+            read(b)
+    # a scratch tensor that is too small for the table kernel (the head's, 10 rows, on op 0)
+    small = _set_scratch(data, 0, prog.ops[2].args["scratch"])
+    assert not _c_accepts(lib, small)
+    with pytest.raises(TbnFormatError, match=r"table kernel needs \d+ bytes|overlaps"):
+        read(small)
+    # another op's scratch is fine when it is large enough and clear of this op's tensors
+    shared = _set_scratch(data, 0, op1_scratch)
+    assert _c_accepts(lib, shared) == _py_accepts(shared)
+
+
+def test_ops_run_one_at_a_time_as_a_profiler_runs_them(lib: ctypes.CDLL) -> None:
+    data, x = _tables_case("conv_tables_int8")
+    m = CRuntime(data, lib)._model
+    whole = CRuntime(data, lib).run(x[0])
+    n = lib.tbn_op_count(ctypes.byref(m))
+    assert n == len(read(data).ops)
+    arena = np.zeros(lib.tbn_arena_size(ctypes.byref(m)) // 4 + 1, dtype=np.uint32)
+    xin = np.ascontiguousarray(Interpreter(data).prepare(x[0])[0][0])
+    ctypes.memmove(lib.tbn_input_ptr(ctypes.byref(m), arena.ctypes.data), xin.ctypes.data, xin.nbytes)
+    for i in range(n):
+        assert lib.tbn_invoke_ops(ctypes.byref(m), arena.ctypes.data, arena.nbytes, i, i + 1) == 0
+    out = ctypes.string_at(lib.tbn_output_ptr(ctypes.byref(m), arena.ctypes.data), whole.nbytes)
+    assert out == whole.tobytes()
+    for first, last in ((2, 1), (0, n + 1)):
+        assert lib.tbn_invoke_ops(ctypes.byref(m), arena.ctypes.data, arena.nbytes, first, last) != 0

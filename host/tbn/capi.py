@@ -53,6 +53,12 @@ def load_library(path: str | os.PathLike | None = None) -> ctypes.CDLL:
         getattr(lib, name).argtypes = [p]
     lib.tbn_run.argtypes = [p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
                             ctypes.c_void_p, ctypes.c_size_t]
+    lib.tbn_op_count.restype = ctypes.c_uint32
+    lib.tbn_op_count.argtypes = [p]
+    lib.tbn_invoke_ops.argtypes = [p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_uint32]
+    for name in ("tbn_input_ptr", "tbn_output_ptr"):
+        getattr(lib, name).restype = ctypes.c_void_p
+        getattr(lib, name).argtypes = [p, ctypes.c_void_p]
     return lib
 
 

@@ -169,6 +169,25 @@ def test_cost_is_repeatable(tbn_device: DeviceLink) -> None:
     )
 
 
+def test_profile_costs_each_op(tbn_device: DeviceLink) -> None:
+    """PROFILE measures every op alone; together they cost what one inference costs, give or
+    take a tick per op and the stepping over earlier ops."""
+    data = (VECTORS / "conv_tables_int8.tbn").read_bytes()
+    tbn_device.load(data)
+    spec = MANIFEST["conv_tables_int8"]
+    x = np.fromfile(VECTORS / "conv_tables_int8.input.bin", dtype=spec["input"]["dtype"]).reshape(
+        spec["input"]["shape"]
+    )
+    costs = tbn_device.profile(x[0])
+    n = len(read(data).ops)
+    assert len(costs) == n and all(c > 0 for c in costs)
+    whole = tbn_device.infer(x[0]).cost
+    slack = n * (2 * tbn_device.info().cost_resolution + 200)
+    assert abs(sum(costs) - whole) <= slack, (costs, whole)
+    with pytest.raises(DeviceError, match="PROFILE"):
+        tbn_device.profile(b"\x00" * 3)  # not the input's size
+
+
 def raw_exchange(link: DeviceLink, data: bytes):
     """Write bytes as they are and return the first frame that comes back: the link waits
     as long as the device says it may take to give up on a broken frame, plus its timeout."""
