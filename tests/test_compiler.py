@@ -242,3 +242,25 @@ def test_batch_axis_must_survive() -> None:
         compile_model(_BadFlatten(), torch.zeros(1, 4))
     with pytest.raises(TbnCompileError, match=r"must run over axis 1 \(the features\), got dim=0"):
         compile_model(nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=0)), torch.zeros(1, 4))
+
+
+def test_dense_weights_per_tensor_fold_batchnorm_into_one_scale() -> None:
+    """TFLite Micro's per-tensor quantisation: BatchNorm folded into the int8 weights, one
+    REQUANT entry per layer; the result still tracks the float model."""
+    torch.manual_seed(0)
+    model = mlp()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    x = torch.randn(32, 1, 28, 28)
+    prog = compile_program(model, x[:1], activations="int8", calibration=x, dense_weights="per_tensor")
+    assert [prog.scales[o.args["scale"]].count for o in prog.ops] == [1, 1, 1]
+    assert all(o.opcode == Op.DENSE_LINEAR for o in prog.ops)
+    got = Interpreter(prog).run_float(x.numpy())
+    want = model(x).detach().numpy()
+    assert np.mean(got.argmax(1) == want.argmax(1)) >= 0.9
+    with pytest.raises(TbnCompileError, match="dense_weights="):
+        compile_program(model, x[:1], dense_weights="per_row")  # type: ignore[arg-type]

@@ -42,6 +42,12 @@ if model:
 else:
     env.Append(CPPDEFINES=[("TBN_EMBEDDED_MODEL", "0")])
 
+# TBN_BACKEND names a PlatformIO script that adds another kernel library for some ops
+# (tbn_interp.c's TBN_OP_BACKEND): benchmarks/cmsis/backend.py builds CMSIS-NN in.
+backend = os.environ.get("TBN_BACKEND")
+if backend:
+    env.SConscript(backend, exports="env")
+
 template = open(os.path.join(project_dir, "scripts", "cortexm.ld")).read()
 script = (template.replace("@FLASH_ORIGIN@", tbn["flash_origin"])
           .replace("@FLASH_SIZE@", str(board.get("upload.maximum_size")))

@@ -38,6 +38,11 @@ def shared_data() -> Path:
     return root().parent / "shared" / "data"
 
 
+def shared_third_party() -> Path:
+    """``../shared/third_party`` beside the checkout: pinned source archives for offline builds."""
+    return root().parent / "shared" / "third_party"
+
+
 @dataclass(frozen=True)
 class CRuntime:
     """The C runtime as its manifest describes it."""

@@ -26,8 +26,12 @@ __all__ = ["TbnCompileError", "compile_model", "compile_program"]
 def compile_program(model: nn.Module, example_input: torch.Tensor,
                     activations: Literal["f32", "int8"] = "f32",
                     calibration: np.ndarray | torch.Tensor | None = None,
-                    scales: Literal["f32", "f16"] = "f32", lookup_tables: bool = True) -> Program:
+                    scales: Literal["f32", "f16"] = "f32", lookup_tables: bool = True,
+                    dense_weights: Literal["per_output", "per_tensor"] = "per_output") -> Program:
     """Like :func:`compile_model`, returning the decoded :class:`Program`."""
+    if dense_weights not in ("per_output", "per_tensor"):
+        raise TbnCompileError(f"dense_weights={dense_weights!r} is not 'per_output' or 'per_tensor'")
+    per_tensor = dense_weights == "per_tensor"
     if activations not in ("f32", "int8"):
         raise TbnCompileError(f"activations={activations!r} is not 'f32' or 'int8'")
     if scales not in ("f32", "f16"):
@@ -41,7 +45,7 @@ def compile_program(model: nn.Module, example_input: torch.Tensor,
     finally:
         model.train(was_training)
     program, tid = emit(nodes, scale_dtype=DType.F16 if scales == "f16" else DType.F32,
-                        lookup_tables=lookup_tables)
+                        lookup_tables=lookup_tables, dense_per_tensor=per_tensor)
     if activations == "f32":
         return program
     if calibration is None:
@@ -51,14 +55,15 @@ def compile_program(model: nn.Module, example_input: torch.Tensor,
     _, values = Interpreter(program).run(calib, keep=True)
     quant = {name: quant_params(values[t].min(), values[t].max())
              for name, t in tid.items() if values[t].dtype == np.float32}
-    program, _ = emit(nodes, quant=quant, lookup_tables=lookup_tables)
+    program, _ = emit(nodes, quant=quant, lookup_tables=lookup_tables, dense_per_tensor=per_tensor)
     return program
 
 
 def compile_model(model: nn.Module, example_input: torch.Tensor,
                   activations: Literal["f32", "int8"] = "f32",
                   calibration: np.ndarray | torch.Tensor | None = None,
-                  scales: Literal["f32", "f16"] = "f32", lookup_tables: bool = True) -> bytes:
+                  scales: Literal["f32", "f16"] = "f32", lookup_tables: bool = True,
+                  dense_weights: Literal["per_output", "per_tensor"] = "per_output") -> bytes:
     """Compile ``model`` to ``.tbn`` bytes.
 
     ``example_input`` fixes the input shape (a batch; the batch axis is not part of the
@@ -66,6 +71,9 @@ def compile_model(model: nn.Module, example_input: torch.Tensor,
     ``calibration`` (a batch of inputs). Raises :class:`TbnCompileError` naming any
     operation that cannot be compiled and where it is. ``lookup_tables=False`` keeps every
     tiled op on the direct kernel (no scratch in the arena); by default ops whose tile rows
-    are shared widely enough get a scratch tensor for the faster table kernel.
+    are shared widely enough get a scratch tensor for the faster table kernel. Layers kept
+    dense store int8 weights with one scale per output row, or with ``dense_weights=
+    "per_tensor"`` one for the whole matrix, as TFLite Micro's per-tensor quantisation does.
     """
-    return serialize(compile_program(model, example_input, activations, calibration, scales, lookup_tables))
+    return serialize(compile_program(model, example_input, activations, calibration, scales, lookup_tables,
+                                     dense_weights))

@@ -81,12 +81,14 @@ def _drop_flattens(nodes: list[Node]) -> list[Node]:
     return out
 
 
-def _layer_vectors(n: Node) -> dict[str, Any]:
+def _layer_vectors(n: Node, dense_per_tensor: bool = False) -> dict[str, Any]:
     """Weights and float scale/bias vectors of a tiled or dense node, BatchNorm folded in.
 
     Returns: ``tile`` (bits, n_bits) or ``dense`` (int8 weights); ``scale`` (float64 vector
     of 1, p or O entries); ``bias`` (float64, O) or None; ``affine`` (g, h) when BatchNorm
-    could not be folded into per-output scales (p does not divide O)."""
+    could not be folded into per-output scales (p does not divide O). ``dense_per_tensor``:
+    one int8 weight scale for the whole matrix (TFLite Micro's per-tensor quantisation)
+    instead of one per output row."""
     m = n.attrs["module"]
     o = m.weight.shape[0]
     g, h = n.attrs.get("bn", (None, None))
@@ -107,7 +109,10 @@ def _layer_vectors(n: Node) -> dict[str, Any]:
         sigma = alphas[np.arange(o) * len(alphas) // o] if len(alphas) > 1 else np.full(o, alphas[0])
     else:
         w = m.weight.detach().double().numpy().reshape(o, -1)
-        ws = np.abs(w).max(axis=1) / 127.0
+        if dense_per_tensor and g is not None:  # BatchNorm into the weights, then one scale
+            w, bias = w * g[:, None], g * (bias if bias is not None else 0.0) + h
+            g = None
+        ws = np.abs(w).max(axis=None if dense_per_tensor else 1, keepdims=dense_per_tensor).ravel() / 127.0
         ws[ws == 0] = 1.0
         res["dense"] = np.clip(np.rint(w / ws[:, None]), -127, 127).astype(np.int8)
         sigma = ws
@@ -132,6 +137,7 @@ class _Emitter:
     scale_dtype: DType
     one_d: set[str]
     lookup_tables: bool
+    dense_per_tensor: bool = False
     prog: Program = field(init=False)
     tid: dict[str, int] = field(default_factory=dict)
 
@@ -183,7 +189,7 @@ class _Emitter:
     # ---- per-kind lowerings: (node, input tensor ids) -> ops appended ---------------------------
 
     def matmul(self, n: Node, ins: list[int]) -> None:
-        v = _layer_vectors(n)
+        v = _layer_vectors(n, self.dense_per_tensor)
         act = _ACTS[n.act]
         if v["affine"] is not None and self.int8:
             raise TbnCompileError(f"{n.where}: BatchNorm after a tiled layer whose p does not divide "
@@ -299,13 +305,15 @@ _LOWER = {"tiled": _Emitter.matmul, "dense": _Emitter.matmul, "act": _Emitter.ac
 
 
 def emit(nodes: list[Node], quant: dict[str, tuple[float, int]] | None = None,
-         scale_dtype: DType = DType.F32, lookup_tables: bool = True) -> tuple[Program, dict[str, int]]:
+         scale_dtype: DType = DType.F32, lookup_tables: bool = True,
+         dense_per_tensor: bool = False) -> tuple[Program, dict[str, int]]:
     """Build the program; with ``quant`` (value name -> calibrated (scale, zero point))
     an INT8 program, else F32. ``lookup_tables``: give tiled ops a scratch tensor for the
-    table kernel where it pays. Also returns each value's tensor id."""
+    table kernel where it pays; ``dense_per_tensor``: see :func:`_layer_vectors`. Also returns
+    each value's tensor id."""
     conv1d = [n for n in nodes if n.attrs.get("conv1d")]
     e = _Emitter(quant, scale_dtype, {n.inputs[0] for n in conv1d} | {n.output for n in conv1d},
-                 lookup_tables)
+                 lookup_tables, dense_per_tensor)
     for n in nodes:
         if n.kind == "input":
             e.tensor(n)

@@ -103,10 +103,15 @@ def section_sizes(elf: Path) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", out, re.M)}
 
 
-def build(board: Board, model: Path | None = None, verbose: bool = False, upload: bool = False) -> Firmware:
+def build(board: Board, model: Path | None = None, verbose: bool = False, upload: bool = False,
+          backend: Path | None = None) -> Firmware:
     """Build the app for ``board``, with ``model`` embedded in flash when given; with
-    ``upload``, also flash it (PlatformIO's upload target, for real boards)."""
+    ``upload``, also flash it (PlatformIO's upload target, for real boards). ``backend``: a
+    PlatformIO script that builds another kernel library in for some ops (benchmarks/cmsis)."""
     env = pio_env()
+    env.pop("TBN_BACKEND", None)
+    if backend is not None:
+        env["TBN_BACKEND"] = str(Path(backend).resolve())
     if not board.emulated and not _platform_installed(env, "ststm32") and not registry_reachable():
         raise RegistryUnavailable(
             f"{board.name}: building needs PlatformIO's ststm32 platform, which is not installed in "

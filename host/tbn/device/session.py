@@ -25,7 +25,8 @@ class Flashed:
     base: Firmware  # the same firmware without a model: the runtime's own footprint
 
 
-def flash(board: Board, model: Path | None = None, verbose: bool = False) -> Flashed:
+def flash(board: Board, model: Path | None = None, verbose: bool = False,
+          backend: Path | None = None) -> Flashed:
     """Build for ``board`` (embedding ``model``), refuse what does not fit, and upload to a real
     board. Emulated boards are booted separately (:class:`Emulator`) from ``firmware.elf``."""
     arena = 0
@@ -33,7 +34,7 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False) -> Fla
     if model is not None:
         program = load(model)  # a corrupt or foreign file stops here, with the reason
         arena, model_bytes = program.arena_size, Path(model).stat().st_size
-    base = build(board, verbose=verbose)
+    base = build(board, verbose=verbose, backend=backend)
     check_fit(
         board.name,
         model_bytes,
@@ -43,8 +44,8 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False) -> Fla
         runtime_flash=base.flash_bytes,
     )
     if not board.emulated:
-        return Flashed(build(board, model, verbose=verbose, upload=True), base)
-    return Flashed(build(board, model, verbose=verbose) if model is not None else base, base)
+        return Flashed(build(board, model, verbose=verbose, upload=True, backend=backend), base)
+    return Flashed(build(board, model, verbose=verbose, backend=backend) if model is not None else base, base)
 
 
 def find_port(board: Board) -> str:
@@ -69,12 +70,14 @@ def open_device(
     embed: bool = True,
     log: Path | None = None,
     verbose: bool = False,
+    backend: Path | None = None,
 ) -> Iterator[DeviceLink]:
     """A link to a device running ``model``.
 
     With ``port``, talk to a device already running there (``model``, if given, is uploaded
     with LOAD). With only ``board``, build and boot the emulator (or flash the real board),
     with ``model`` embedded in the firmware (``embed``) or uploaded over the link.
+    ``backend``: see :func:`tbn.device.build.build`.
     """
     if board is None and port is None:
         raise UsageError("name a --board or a --port")
@@ -83,7 +86,7 @@ def open_device(
     try:
         if port is None:
             assert b is not None
-            flashed = flash(b, model if embed else None, verbose=verbose)
+            flashed = flash(b, model if embed else None, verbose=verbose, backend=backend)
             if b.emulated:
                 emulator = Emulator(b, flashed.firmware.elf, log=log).start()
                 link = DeviceLink(emulator.connect())

@@ -30,9 +30,16 @@ def cnn() -> nn.Sequential:
     )
 
 
+def mcu() -> nn.Sequential:
+    """The authors' microcontroller demo: a 784-128-10 MLP without bias (tiled at p=4, the
+    1,280-weight classifier falls under min_params and stays binary)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 128, bias=False), nn.ReLU(),
+                         nn.Linear(128, 10, bias=False))
+
+
 INPUT_SHAPE = (1, 28, 28)  # every recipe reads one MNIST image (channels, height, width)
 
-RECIPES: dict[str, Callable[[], nn.Module]] = {"mlp": mlp, "cnn": cnn}
+RECIPES: dict[str, Callable[[], nn.Module]] = {"mlp": mlp, "cnn": cnn, "mcu": mcu}
 
 
 def build(recipe: str) -> nn.Module:

@@ -1,6 +1,13 @@
 /* The interpreter: walk the validated ops and call one kernel per op. Owns no memory. */
 #include "tbn_internal.h"
 
+/* A build may hand some ops to another kernel library first: -DTBN_OP_BACKEND=fn names a
+ * function that runs the op and returns 1, or returns 0 to leave it to tbn's kernel.
+ * benchmarks/cmsis uses it to run dense int8 layers with CMSIS-NN, side by side. */
+#ifdef TBN_OP_BACKEND
+int TBN_OP_BACKEND(const tbn_model *m, const tbn_op *op, uint8_t *arena);
+#endif
+
 tbn_status tbn_invoke(const tbn_model *m, void *arena, size_t arena_size) {
     if (!m) return TBN_ERR_ARG;
     return tbn_invoke_ops(m, arena, arena_size, 0, m->n_ops);
@@ -18,6 +25,12 @@ tbn_status tbn_invoke_ops(const tbn_model *m, void *arena, size_t arena_size, ui
             pos += op.size;
             continue;
         }
+#ifdef TBN_OP_BACKEND
+        if (TBN_OP_BACKEND(m, &op, a)) {
+            pos += op.size;
+            continue;
+        }
+#endif
         tbn_status s;
         switch (op.opcode) {
 #define TBN_EVAL(NAME, code, size, traits, kernel) case code: s = tbn_eval_##kernel(m, &op, a); break;

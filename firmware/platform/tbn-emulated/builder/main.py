@@ -4,6 +4,7 @@ Board specifics (HAL, memory map, FPU flags, linker script) come from scripts/bo
 which every environment of firmware/platformio.ini runs, on this platform and on ststm32.
 """
 
+import os
 import shutil
 
 from SCons.Script import AlwaysBuild, Default, DefaultEnvironment  # type: ignore[import-not-found]
@@ -16,6 +17,10 @@ if shutil.which("arm-none-eabi-gcc") is None:
                      "libnewlib-arm-none-eabi)")
 
 cpu_flags = [f"-mcpu={board.get('build.cpu')}", "-mthumb"]
+# -Os unless TBN_OPT says otherwise (benchmarks/mcu.py builds every runtime at -Os and -O2)
+opt = os.environ.get("TBN_OPT", "-Os")
+if opt not in ("-Os", "-O2", "-O3"):
+    raise SystemExit(f"tbn-emulated: TBN_OPT={opt!r} is not -Os, -O2 or -O3")
 env.Replace(
     AR="arm-none-eabi-ar",
     AS="arm-none-eabi-as",
@@ -32,7 +37,7 @@ env.Replace(
 env.Append(
     ASFLAGS=cpu_flags,
     ASPPFLAGS=["-x", "assembler-with-cpp"],
-    CCFLAGS=cpu_flags + ["-Os", "-g", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror"],
+    CCFLAGS=cpu_flags + [opt, "-g", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror"],
     CFLAGS=["-std=c99"],
     LINKFLAGS=cpu_flags + ["-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections"],
     LIBS=["m"],

@@ -61,13 +61,13 @@ static inline float finish_f32(const mm_epilogue *e, uint32_t ch, float raw) {
 static inline int8_t requant_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) {
     const uint8_t *rq = e->scale + ch * e->scale_stride;
     int32_t mult = tbn_rds32(rq), shift = tbn_rds32(rq + 4);
-    int64_t v = (int64_t)acc + (e->bias ? tbn_rds32(e->bias + 4 * ch) : 0);
 #if defined(__GNUC__)
     /* The usual case, a sum that fits 32 bits and a shift of 32 or more, in 32-bit steps on the
      * high word of one 32x32 multiply: |hi| < 2^30, and 2^(shift-1) only touches the high word
      * (shift 32: the rounding carry is the low word's top bit). >> is arithmetic here. */
-    if (shift >= 32 && v == (int32_t)v) {
-        int64_t prod = (int64_t)(int32_t)v * mult;
+    int32_t v32;
+    if (shift >= 32 && !__builtin_add_overflow(acc, e->bias ? tbn_rds32(e->bias + 4 * ch) : 0, &v32)) {
+        int64_t prod = (int64_t)v32 * mult;
         int32_t hi = (int32_t)(prod >> 32);
         int32_t y = shift == 32 ? hi + (int32_t)((uint32_t)prod >> 31)
                                 : (hi + ((int32_t)1 << (shift - 33))) >> (shift - 32);
@@ -75,6 +75,7 @@ static inline int8_t requant_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) 
         return (int8_t)(z < e->qmin ? e->qmin : (z > e->qmax ? e->qmax : z));
     }
 #endif
+    int64_t v = (int64_t)acc + (e->bias ? tbn_rds32(e->bias + 4 * ch) : 0);
     return tbn_clamp_q(e->zp + tbn_rshift_round(v * mult, shift), e->qmin, e->qmax);
 }
 

@@ -21,8 +21,10 @@
  * extension two entries are one word and one SADD16 makes the next two. */
 #if defined(__ARM_FEATURE_SIMD32) && !defined(__ARM_BIG_ENDIAN) && !defined(TBN_PORTABLE)
 #include <arm_acle.h>
-TBN_ALWAYS_INLINE uint32_t pack16(int32_t lo, int32_t hi) { /* one PKHBT */
-    return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16);
+TBN_ALWAYS_INLINE uint32_t pack16(int32_t lo, int32_t hi) { /* the low halves of lo and hi */
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+    return r;
 }
 
 TBN_ALWAYS_INLINE void put2(int16_t *t, uint32_t w) { memcpy(t, &w, sizeof w); } /* one STR */
@@ -176,6 +178,20 @@ __attribute__((naked, noinline)) static void rows_i8_thumb2(TBN_ASM_ARG int32_t 
 }
 #endif
 
+/* acc[r] += the chunk's signed sum of row r, for rows r .. rows - 1: one load for the fast
+ * rows, bits_at for the rest (INT8 and F32 alike; t0..t7 are the tables). */
+#define CHUNK_ROWS(acc, r, rb, p, c0, n)                                  \
+    do {                                                                  \
+        for (; (r) < (rb).fast_rows; (r)++, (p) += c->k / 8) {            \
+            uint32_t b_ = tbn_rd32(p);                                    \
+            (acc)[r] += LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b_);      \
+        }                                                                 \
+        for (; (r) < rows; (r)++) {                                       \
+            uint32_t b_ = row_bits_at(&(rb), (r), (c0), (n));             \
+            (acc)[r] += LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b_);      \
+        }                                                                 \
+    } while (0)
+
 static void rows_i8(const mm_ctx *c, uint32_t rows, const int8_t *x, int32_t *acc, int16_t *t) {
     const int16_t *t0 = t, *t1 = t + 16, *t2 = t + 32, *t3 = t + 48, *t4 = t + 64, *t5 = t + 80,
                   *t6 = t + 96, *t7 = t + 112;
@@ -193,14 +209,7 @@ static void rows_i8(const mm_ctx *c, uint32_t rows, const int8_t *x, int32_t *ac
             r = rb.fast_rows;
         }
 #endif
-        for (; r < rb.fast_rows; r++, p += c->k / 8) {
-            uint32_t b = tbn_rd32(p);
-            acc[r] += LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b);
-        }
-        for (; r < rows; r++) {
-            uint32_t b = row_bits_at(&rb, r, c0, n);
-            acc[r] += LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b);
-        }
+        CHUNK_ROWS(acc, r, rb, p, c0, n);
     }
 }
 
@@ -214,14 +223,7 @@ static void rows_f32(const mm_ctx *c, uint32_t rows, const float *x, float *acc,
         row_bits rb = chunk_bits(c, rows, c0);
         const uint8_t *p = c->tile.bits + c0 / 8;
         uint32_t r = 0;
-        for (; r < rb.fast_rows; r++, p += c->k / 8) {
-            uint32_t b = tbn_rd32(p);
-            acc[r] += LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b);
-        }
-        for (; r < rows; r++) {
-            uint32_t b = row_bits_at(&rb, r, c0, n);
-            acc[r] += LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b);
-        }
+        CHUNK_ROWS(acc, r, rb, p, c0, n);
     }
 }
 

@@ -1,0 +1,23 @@
+"""PlatformIO script (tbn-flash's TBN_BACKEND): build CMSIS-NN's s8 fully-connected kernel
+and tbn_cmsis.c into the device app, with the same compiler and flags as the rest.
+
+CMSIS_NN_DIR and CMSIS_CORE_INCLUDE come from benchmarks/cmsis/sources.py (the benchmark
+sets them)."""
+
+import os
+
+Import("env")  # type: ignore[name-defined]  # noqa: F821
+
+env = env  # type: ignore[name-defined]  # noqa: F821
+checkout = os.path.dirname(os.path.abspath(env.subst("$PROJECT_DIR")))  # the project is firmware/
+nn = os.environ["CMSIS_NN_DIR"]
+runtime = [os.path.join(checkout, "firmware", "lib", "tbn", d) for d in ("src", "include")]
+env.Append(
+    CPPPATH=[os.path.join(nn, "Include"), os.environ["CMSIS_CORE_INCLUDE"], *runtime],
+    CPPDEFINES=[("TBN_OP_BACKEND", "tbn_cmsis_op"), "CMSIS_NN_USE_SINGLE_ROUNDING"],
+)
+env.BuildSources(os.path.join("$BUILD_DIR", "cmsis_nn"), os.path.join(nn, "Source"),
+                 src_filter=["-<*>", "+<FullyConnectedFunctions/arm_fully_connected_s8.c>",
+                             "+<NNSupportFunctions/arm_nn_vec_mat_mult_t_s8.c>"])
+env.BuildSources(os.path.join("$BUILD_DIR", "tbn_cmsis"), os.path.join(checkout, "benchmarks", "cmsis"),
+                 src_filter=["-<*>", "+<tbn_cmsis.c>"])
