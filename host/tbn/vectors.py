@@ -124,6 +124,12 @@ class TableConvNet(nn.Module):
         return self.fc(self.conv2(torch.relu(self.conv1(x))).flatten(1))
 
 
+def _wide() -> nn.Module:
+    """A binary layer of 128 distinct rows (INT8: wide 8-input tables) over 40 inputs (a chunk and
+    a part), then 10 (narrow tables)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(40, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
 def _mlp() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(),
                          nn.Linear(32, 24), nn.ReLU6(), nn.Linear(24, 10))
@@ -134,6 +140,8 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str]] = {
     "mlp_f32": (_mlp, (1, 8, 8), {"p": 4, "min_params": 0, "per_layer": {"6": 2}}, "f32"),
     "mlp_int8": (_mlp, (1, 8, 8), {"p": 4, "min_params": 0, "per_layer": {"6": 2}}, "int8"),
     "mlp_single_alpha_f32": (_mlp, (1, 8, 8), {"p": 8, "min_params": 0, "alpha": "single"}, "f32"),
+    "wide_tables_f32": (_wide, (1, 5, 8), {"p": 1, "min_params": 0}, "f32"),
+    "wide_tables_int8": (_wide, (1, 5, 8), {"p": 1, "min_params": 0}, "int8"),
     "convnet_f32": (ConvNet, (2, 12, 12), {"p": 4, "min_params": 0, "keep_dense": ("head",)}, "f32"),
     "convnet_int8": (ConvNet, (2, 12, 12), {"p": 4, "min_params": 0, "keep_dense": ("head",)}, "int8"),
     "misc_f32": (Misc, (1, 8, 8), {"p": 2, "min_params": 0, "keep_dense": ("dense_conv",)}, "f32"),

@@ -91,14 +91,19 @@ def _dtype_sets() -> list[str]:
 
 def _lut() -> list[str]:
     """The table kernel's constants and scratch size (tbn.format.spec.lut_scratch_size)."""
-    entries = spec.LUT_CHUNK // spec.LUT_GROUP * (1 << spec.LUT_GROUP)
-    return ["", "/* lookup-table kernel of tiled ops: inputs per table and per chunk of tables */",
-            f"#define TBN_LUT_GROUP {spec.LUT_GROUP}", f"#define TBN_LUT_CHUNK {spec.LUT_CHUNK}",
+    narrow = spec.LUT_CHUNK // spec.LUT_GROUP * (1 << spec.LUT_GROUP)
+    wide = spec.LUT_CHUNK // spec.LUT_WIDE_GROUP * (1 << spec.LUT_WIDE_GROUP)
+    return ["", "/* lookup-table kernel of tiled ops: inputs per table (narrow, wide), per chunk of",
+            " * tables, and the rows from which INT8 ops use wide tables */",
+            f"#define TBN_LUT_GROUP {spec.LUT_GROUP}",
+            f"#define TBN_LUT_WIDE_GROUP {spec.LUT_WIDE_GROUP}",
+            f"#define TBN_LUT_CHUNK {spec.LUT_CHUNK}",
+            f"#define TBN_LUT_WIDE_MIN_ROWS {spec.LUT_WIDE_MIN_ROWS}u",
             "static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int conv,",
             "                                            int int8) {",
-            f"    uint64_t tables = {entries}u * (int8 ? 2u : 4u);",
+            f"    uint64_t entries = {narrow}u + (int8 && rows >= TBN_LUT_WIDE_MIN_ROWS ? {wide}u : 0u);",
             "    uint64_t patch = conv ? ((uint64_t)fan_in * (int8 ? 1u : 4u) + 3u) / 4u * 4u : 0u;",
-            "    return 4u * (uint64_t)rows + tables + patch;", "}"]
+            "    return 4u * (uint64_t)rows + entries * (int8 ? 2u : 4u) + patch;", "}"]
 
 
 def _op_tables() -> list[str]:

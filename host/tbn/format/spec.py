@@ -232,13 +232,20 @@ KERNELS = tuple(dict.fromkeys(s.kernel for s in OPS.values()))  # kernel familie
 # The lookup-table kernel of tiled linear and conv ops (docs/c-runtime.md): for each chunk of
 # LUT_CHUNK inputs it builds, per group of LUT_GROUP inputs, the table of all 2**LUT_GROUP
 # signed sums, and every distinct row of the tile then costs one lookup per group instead of
-# LUT_GROUP sign-adds. It needs a scratch tensor of lut_scratch_size bytes; without one (the
-# op's scratch id is NONE) a runtime uses the direct kernel.
+# LUT_GROUP sign-adds. Ops with many rows also combine pairs of those tables into wide ones
+# over LUT_WIDE_GROUP inputs (256 entries, one lookup per byte of tile bits; INT8 only: F32
+# wide tables cost more to build than they save). The kernel
+# needs a scratch tensor of lut_scratch_size bytes; without one (the op's scratch id is
+# NONE) a runtime uses the direct kernel.
 LUT_GROUP = 4
+LUT_WIDE_GROUP = 8
 LUT_CHUNK = 32
-# Cost model (Cortex-M instructions per chunk of 32 inputs): building 8 tables costs about
-# 280, a row about 30 with tables against about 160 without, so tables pay from 3 rows on.
+# Cost model (Cortex-M7 instructions per chunk of 32 inputs, measured with `tbn infer
+# --profile`): the 8 tables cost about 320 to build, a row about 31 with them and about 160
+# without, so tables pay from 3 rows on; the 4 wide tables cost about 1,400 more and bring a
+# row down to about 18, which pays from about 90 rows on.
 LUT_MIN_ROWS = 3
+LUT_WIDE_MIN_ROWS = 96
 
 
 def lut_rows(fan_in: int, n_bits: int, groups: int) -> int:
@@ -247,10 +254,19 @@ def lut_rows(fan_in: int, n_bits: int, groups: int) -> int:
     return n_bits // fan_in if groups == 1 and n_bits % fan_in == 0 else 0
 
 
+def lut_group(rows: int, int8: bool) -> int:
+    """Inputs per lookup for an op of ``rows`` distinct rows: LUT_GROUP or LUT_WIDE_GROUP."""
+    return LUT_WIDE_GROUP if int8 and rows >= LUT_WIDE_MIN_ROWS else LUT_GROUP
+
+
 def lut_scratch_size(rows: int, fan_in: int, conv: bool, int8: bool) -> int:
-    """Scratch bytes of the table kernel: one accumulator per row, the chunk's tables and,
-    for a convolution, the gathered input patch of one output position."""
-    tables = LUT_CHUNK // LUT_GROUP * (1 << LUT_GROUP) * (2 if int8 else 4)
+    """Scratch bytes of the table kernel: one accumulator per row, the chunk's tables (and
+    wide tables, see :func:`lut_group`) and, for a convolution, the gathered input patch of
+    one output position."""
+    entry = 2 if int8 else 4
+    tables = LUT_CHUNK // LUT_GROUP * (1 << LUT_GROUP) * entry
+    if lut_group(rows, int8) == LUT_WIDE_GROUP:
+        tables += LUT_CHUNK // LUT_WIDE_GROUP * (1 << LUT_WIDE_GROUP) * entry
     patch = align(fan_in * (1 if int8 else 4)) if conv else 0
     return 4 * rows + tables + patch
 

@@ -128,14 +128,17 @@ static inline unsigned tbn_dtype_size(unsigned dtype) {
 #define TBN_SCALE_PER_REPETITION 1
 #define TBN_SCALE_ONE 2
 
-/* lookup-table kernel of tiled ops: inputs per table and per chunk of tables */
+/* lookup-table kernel of tiled ops: inputs per table (narrow, wide), per chunk of
+ * tables, and the rows from which INT8 ops use wide tables */
 #define TBN_LUT_GROUP 4
+#define TBN_LUT_WIDE_GROUP 8
 #define TBN_LUT_CHUNK 32
+#define TBN_LUT_WIDE_MIN_ROWS 96u
 static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int conv,
                                             int int8) {
-    uint64_t tables = 128u * (int8 ? 2u : 4u);
+    uint64_t entries = 128u + (int8 && rows >= TBN_LUT_WIDE_MIN_ROWS ? 1024u : 0u);
     uint64_t patch = conv ? ((uint64_t)fan_in * (int8 ? 1u : 4u) + 3u) / 4u * 4u : 0u;
-    return 4u * (uint64_t)rows + tables + patch;
+    return 4u * (uint64_t)rows + entries * (int8 ? 2u : 4u) + patch;
 }
 
 /* Trait: what an op is (tbn.format.spec.Trait) */

@@ -11,15 +11,17 @@
  * add pairs first ((+-a +-b) + (+-c +-d)), so each entry is rounded twice whatever its bits. */
 #include "tbn_matmul.h"
 
-#if TBN_LUT_GROUP != 4 || TBN_LUT_CHUNK != 32
-#error "the table kernel is written for groups of 4 inputs and chunks of 32 (tbn.format.spec)"
+#if TBN_LUT_GROUP != 4 || TBN_LUT_WIDE_GROUP != 8 || TBN_LUT_CHUNK != 32
+#error "the table kernel is written for groups of 4 and 8 inputs, chunks of 32 (tbn.format.spec)"
 #endif
-#define N_TABLES (TBN_LUT_CHUNK / TBN_LUT_GROUP)
+#define N_TABLES (TBN_LUT_CHUNK / TBN_LUT_GROUP)    /* narrow tables of 16 entries a chunk */
+#define N_WIDE (TBN_LUT_CHUNK / TBN_LUT_WIDE_GROUP) /* wide tables of 256 entries a chunk */
 
 /* The 16 sums of one group: t[b] = sum_j (bit j of b ? +v_j : -v_j), exact in int16
  * (|v| <= 255). Each entry from an earlier one, t[b | 1 << j] = t[b] + 2 v_j. With the DSP
  * extension two entries are one word and one SADD16 makes the next two. */
 #if defined(__ARM_FEATURE_SIMD32) && !defined(__ARM_BIG_ENDIAN) && !defined(TBN_PORTABLE)
+#define TBN_SIMD_TABLES 1
 #include <arm_acle.h>
 TBN_ALWAYS_INLINE uint32_t pack16(int32_t lo, int32_t hi) { /* the low halves of lo and hi */
     uint32_t r;
@@ -83,6 +85,51 @@ static void build_f32(float *t, const float *x, uint32_t n) {
     }
 }
 
+/* Wide tables from pairs of narrow ones: wide[j][h * 16 + l] = t[2j][l] + t[2j + 1][h], so
+ * a byte of tile bits indexes the signed sum of its 8 inputs. */
+#if defined(TBN_SIMD_TABLES) && defined(__thumb2__) && defined(__GNUC__)
+/* One wide table from t[0..32) with the DSP extension: the 8 (t[2i], t[2i+1]) pairs stay in
+ * r2..r9, each t[16 + h] is duplicated into both halves and added by SADD16, two entries an
+ * instruction: 16 instructions per 16 entries. wide and t are 4-byte aligned. */
+__attribute__((naked, noinline)) static void widen_one_dsp(__attribute__((unused)) int16_t *wide,
+                                                           __attribute__((unused)) const int16_t *t) {
+    __asm__ volatile(
+        "push {r4-r11, lr}\n"
+        "ldm r1, {r2-r9}\n"
+        "add r1, r1, #30\n"
+        "mov r12, #16\n"
+        "1:\n"
+        "ldrsh r10, [r1, #2]!\n"
+        "pkhbt r10, r10, r10, lsl #16\n"
+        "sadd16 r11, r2, r10\n"
+        "sadd16 lr, r3, r10\n"
+        "strd r11, lr, [r0], #8\n"
+        "sadd16 r11, r4, r10\n"
+        "sadd16 lr, r5, r10\n"
+        "strd r11, lr, [r0], #8\n"
+        "sadd16 r11, r6, r10\n"
+        "sadd16 lr, r7, r10\n"
+        "strd r11, lr, [r0], #8\n"
+        "sadd16 r11, r8, r10\n"
+        "sadd16 lr, r9, r10\n"
+        "strd r11, lr, [r0], #8\n"
+        "subs r12, r12, #1\n"
+        "bne 1b\n"
+        "pop {r4-r11, pc}\n");
+}
+#endif
+
+static void widen_i8(int16_t *wide, const int16_t *t) {
+    for (uint32_t j = 0; j < N_WIDE; j++, t += 32, wide += 256) {
+#if defined(TBN_SIMD_TABLES) && defined(__thumb2__) && defined(__GNUC__)
+        widen_one_dsp(wide, t);
+#else
+        for (uint32_t h = 0; h < 16; h++)
+            for (uint32_t l = 0; l < 16; l++) wide[16 * h + l] = (int16_t)(t[l] + t[16 + h]);
+#endif
+    }
+}
+
 /* Row r's bits for the chunk at c0: with K % 8 == 0 they start on a byte, 4 bytes past
  * the previous row's; otherwise anywhere (bits_at). The fast loads may cover bytes up to
  * `limit` (the tile's whole words), so the last rows of a chunk can need bits_at. */
@@ -110,12 +157,13 @@ static inline uint32_t row_bits_at(const row_bits *rb, uint32_t r, uint32_t c0, 
     return r < rb->fast_rows ? tbn_rd32(rb->tile + pos / 8) : bits_at(rb->tile, pos, n);
 }
 
-/* acc[r] = signed sum of row r over the K inputs at x, for r < rows. The tables' base
- * pointers are named one by one so that the compiler keeps them in registers: a lookup is
- * then an extract, a load and an add. */
-#define LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b)                                            \
-    ((t0)[(b) & 15u] + (t1)[((b) >> 4) & 15u] + (t2)[((b) >> 8) & 15u] + (t3)[((b) >> 12) & 15u] + \
-     (t4)[((b) >> 16) & 15u] + (t5)[((b) >> 20) & 15u] + (t6)[((b) >> 24) & 15u] + (t7)[(b) >> 28])
+/* The signed sum of 32 inputs under tile bits b: eight narrow lookups (t0..t7) or four wide
+ * ones (w0..w3). The tables' base pointers are named one by one so that the compiler keeps
+ * them in registers: a lookup is then an extract, a load and an add. */
+#define NARROW(b)                                                                              \
+    (t0[(b) & 15u] + t1[((b) >> 4) & 15u] + t2[((b) >> 8) & 15u] + t3[((b) >> 12) & 15u] +      \
+     t4[((b) >> 16) & 15u] + t5[((b) >> 20) & 15u] + t6[((b) >> 24) & 15u] + t7[(b) >> 28])
+#define WIDE(b) (w0[(b) & 255u] + w1[((b) >> 8) & 255u] + w2[((b) >> 16) & 255u] + w3[(b) >> 24])
 
 #if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_UNALIGNED) && !defined(TBN_PORTABLE)
 #define TBN_LUT_THUMB2 1
@@ -176,40 +224,81 @@ __attribute__((naked, noinline)) static void rows_i8_thumb2(TBN_ASM_ARG int32_t 
         "bne 1b\n"
         "pop {r4-r11, pc}\n");
 }
+
+/* The same over the four wide tables (arg->tables is the first): a byte of bits per lookup,
+ * 18 instructions a row. */
+__attribute__((naked, noinline)) static void rows_i8_wide_thumb2(TBN_ASM_ARG int32_t *acc, TBN_ASM_ARG int32_t *end,
+                                                                 TBN_ASM_ARG const uint8_t *p,
+                                                                 TBN_ASM_ARG const thumb2_rows *arg) {
+    __asm__ volatile(
+        "push {r4-r7, r11, lr}\n"
+        "ldr r4, [r3, #0]\n"
+        "ldr r12, [r3, #4]\n"
+        "add r5, r4, #512\n"
+        "add r6, r4, #1024\n"
+        "add r7, r4, #1536\n"
+        "1:\n"
+        "ldr r3, [r2]\n"
+        "add r2, r2, r12\n"
+        "ldr r11, [r0]\n"
+        "uxtb lr, r3\n"
+        "ldrsh lr, [r4, lr, lsl #1]\n"
+        "add r11, r11, lr\n"
+        "ubfx lr, r3, #8, #8\n"
+        "ldrsh lr, [r5, lr, lsl #1]\n"
+        "add r11, r11, lr\n"
+        "ubfx lr, r3, #16, #8\n"
+        "ldrsh lr, [r6, lr, lsl #1]\n"
+        "add r11, r11, lr\n"
+        "lsr lr, r3, #24\n"
+        "ldrsh lr, [r7, lr, lsl #1]\n"
+        "add r11, r11, lr\n"
+        "str r11, [r0], #4\n"
+        "cmp r0, r1\n"
+        "bne 1b\n"
+        "pop {r4-r7, r11, pc}\n");
+}
 #endif
 
-/* acc[r] += the chunk's signed sum of row r, for rows r .. rows - 1: one load for the fast
- * rows, bits_at for the rest (INT8 and F32 alike; t0..t7 are the tables). */
-#define CHUNK_ROWS(acc, r, rb, p, c0, n)                                  \
+/* acc[r] += LOOKUP(bits of row r in the chunk), for rows r .. rows - 1: one load for the
+ * fast rows, bits_at for the rest (INT8 and F32 alike). */
+#define CHUNK_ROWS(acc, r, rb, p, c0, n, LOOKUP)                          \
     do {                                                                  \
         for (; (r) < (rb).fast_rows; (r)++, (p) += c->k / 8) {            \
             uint32_t b_ = tbn_rd32(p);                                    \
-            (acc)[r] += LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b_);      \
+            (acc)[r] += LOOKUP(b_);                                       \
         }                                                                 \
         for (; (r) < rows; (r)++) {                                       \
             uint32_t b_ = row_bits_at(&(rb), (r), (c0), (n));             \
-            (acc)[r] += LOOKUP8(t0, t1, t2, t3, t4, t5, t6, t7, b_);      \
+            (acc)[r] += LOOKUP(b_);                                       \
         }                                                                 \
     } while (0)
 
-static void rows_i8(const mm_ctx *c, uint32_t rows, const int8_t *x, int32_t *acc, int16_t *t) {
+/* acc[r] = signed sum of row r over the K inputs at x, for r < rows; `wide` (NULL: narrow
+ * tables only) holds the wide tables. */
+static void rows_i8(const mm_ctx *c, uint32_t rows, const int8_t *x, int32_t *acc, int16_t *t, int16_t *wide) {
     const int16_t *t0 = t, *t1 = t + 16, *t2 = t + 32, *t3 = t + 48, *t4 = t + 64, *t5 = t + 80,
                   *t6 = t + 96, *t7 = t + 112;
+    const int16_t *w0 = wide, *w1 = wide + 256, *w2 = wide + 512, *w3 = wide + 768;
     memset(acc, 0, sizeof *acc * rows);
     for (uint32_t c0 = 0; c0 < c->k; c0 += TBN_LUT_CHUNK) {
         uint32_t n = c->k - c0 < TBN_LUT_CHUNK ? c->k - c0 : TBN_LUT_CHUNK;
         build_i8(t, x + c0, n, c->in.zero_point);
+        if (wide) widen_i8(wide, t);
         row_bits rb = chunk_bits(c, rows, c0);
         const uint8_t *p = c->tile.bits + c0 / 8;
         uint32_t r = 0;
 #ifdef TBN_LUT_THUMB2
         if (rb.fast_rows) {
-            thumb2_rows arg = {t, c->k / 8};
-            rows_i8_thumb2(acc, acc + rb.fast_rows, p, &arg);
+            thumb2_rows arg = {wide ? wide : t, c->k / 8};
+            (wide ? rows_i8_wide_thumb2 : rows_i8_thumb2)(acc, acc + rb.fast_rows, p, &arg);
             r = rb.fast_rows;
         }
 #endif
-        CHUNK_ROWS(acc, r, rb, p, c0, n);
+        if (wide)
+            CHUNK_ROWS(acc, r, rb, p, c0, n, WIDE);
+        else
+            CHUNK_ROWS(acc, r, rb, p, c0, n, NARROW);
     }
 }
 
@@ -223,7 +312,7 @@ static void rows_f32(const mm_ctx *c, uint32_t rows, const float *x, float *acc,
         row_bits rb = chunk_bits(c, rows, c0);
         const uint8_t *p = c->tile.bits + c0 / 8;
         uint32_t r = 0;
-        CHUNK_ROWS(acc, r, rb, p, c0, n);
+        CHUNK_ROWS(acc, r, rb, p, c0, n, NARROW);
     }
 }
 
@@ -265,9 +354,16 @@ TBN_NOINLINE static void store_rows_f32(const mm_epilogue *ep, uint32_t ch0, uin
 }
 
 void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
-    /* scratch: rows accumulators | N_TABLES tables of 16 entries | patch (conv) */
-    uint8_t *tables = scratch + 4u * rows;
-    uint8_t *patch = tables + N_TABLES * 16u * (c->int8 ? 2u : 4u);
+    /* scratch: rows accumulators | N_TABLES narrow tables | N_WIDE wide ones (INT8, many rows) |
+     * patch (conv); tbn_lut_scratch_size says the same */
+    uint32_t esize = c->int8 ? 2u : 4u;
+    uint8_t *tables = scratch + 4u * rows, *wide = tables + N_TABLES * 16u * esize;
+    uint8_t *patch = wide;
+    if (c->int8 && rows >= TBN_LUT_WIDE_MIN_ROWS) {
+        patch += N_WIDE * 256u * esize;
+    } else {
+        wide = NULL;
+    }
     int conv = (c->op->traits & TBN_TRAIT_CONV) != 0;
     uint32_t wo = conv ? c->out.dims[2] : 1u, npix = c->npix;
     for (uint32_t pix = 0; pix < npix; pix++) {
@@ -278,7 +374,7 @@ void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
         }
         if (c->int8) {
             int32_t *acc = (int32_t *)(void *)scratch;
-            rows_i8(c, rows, (const int8_t *)x, acc, (int16_t *)(void *)tables);
+            rows_i8(c, rows, (const int8_t *)x, acc, (int16_t *)(void *)tables, (int16_t *)(void *)wide);
             for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows)
                 store_rows_i8(&c->ep, ch0, rows, acc, (int8_t *)c->dst + (size_t)ch0 * npix + pix, npix);
         } else {
