@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tbn import compile_model, tile_model
 from tbn.capi import CRuntime, _Model, load_library
-from tbn.format import TbnFormatError, read, spec
+from tbn.format import TbnFormatError, read, serialize, spec
 from tbn.parity import matches
 from tbn.paths import root
 from tbn.runtime import Interpreter
@@ -218,3 +218,18 @@ def test_ops_run_one_at_a_time_as_a_profiler_runs_them(lib: ctypes.CDLL) -> None
     assert out == whole.tobytes()
     for first, last in ((2, 1), (0, n + 1)):
         assert lib.tbn_invoke_ops(ctypes.byref(m), arena.ctypes.data, arena.nbytes, first, last) != 0
+
+
+def test_requantisation_edge_cases_match_the_reference(lib: ctypes.CDLL) -> None:
+    """A sum past 32 bits and shifts of 20, 31 and 32 take the exact path (the same edits run
+    on the boards in tests/hil)."""
+    data, x = _tables_case("mlp_int8")
+    prog = read(data)
+    op = next(o for o in prog.ops if o.args.get("scratch", spec.NONE_ID) != spec.NONE_ID)
+    scale, bias = prog.scales[op.args["scale"]], prog.biases[op.args["bias"]]
+    bias.data = bias.data.copy()
+    bias.data[0] = 2**31 - 100
+    scale.data = scale.data.copy()
+    scale.data[1], scale.data[2], scale.data[3] = (1 << 30, 20), (scale.data[2, 0], 32), (1 << 30, 31)
+    edited = serialize(prog)
+    assert np.array_equal(CRuntime(edited, lib).run(x), Interpreter(edited).run(x))

@@ -341,10 +341,73 @@ static void gather(const mm_ctx *c, uint32_t oy, uint32_t ox, uint8_t *patch) {
 /* Outputs ch0 .. ch0 + rows - 1 of one position from the row sums, `step` apart in `out`.
  * Separate functions with the epilogue copied into locals: few live values, so the compiler
  * keeps them all in registers. */
-TBN_NOINLINE static void store_rows_i8(const mm_epilogue *ep, uint32_t ch0, uint32_t rows, const int32_t *acc, int8_t *out,
-                          uint32_t step) {
+#ifdef TBN_LUT_THUMB2
+typedef struct {
+    const int32_t *acc, *end;
+    const uint8_t *bias, *rq; /* int32 biases, (multiplier, shift) pairs: 4-byte aligned */
+    int8_t *out;
+    uint32_t step;
+    int32_t zp, qmin, qmax;
+} rq_args;
+
+/* requant_i8 for acc[0..n) with a bias and a scale per output, in 27 instructions an output:
+ * y = ((2 hi + bit 31 of lo) + 2^t) >> (t + 1), t = shift - 32, which is the reference's
+ * floor((prod + 2^(shift-1)) / 2^shift) for |prod| < 2^62. It stops, returning the acc it
+ * did not store, at a sum that overflows 32 bits or a shift under 32 (the C path's cases);
+ * otherwise it returns end. */
+__attribute__((naked, noinline)) static const int32_t *requant_rows_thumb2(TBN_ASM_ARG const rq_args *a) {
+    __asm__ volatile(
+        "push {r4-r11, lr}\n"
+        "ldm r0, {r0-r8}\n" /* acc end bias rq out step zp qmin qmax */
+        "1:\n"
+        "ldr r9, [r0]\n"
+        "ldr r10, [r2], #4\n"
+        "adds r9, r9, r10\n"
+        "bvs 2f\n"
+        "ldrd r10, r11, [r3], #8\n"
+        "subs r11, r11, #32\n"
+        "bmi 2f\n"
+        "smull r12, lr, r9, r10\n"
+        "lsl lr, lr, #1\n"
+        "orr lr, lr, r12, lsr #31\n"
+        "movs r12, #1\n"
+        "lsl r12, r12, r11\n"
+        "add lr, lr, r12\n"
+        "add r11, r11, #1\n"
+        "asr lr, lr, r11\n"
+        "add lr, lr, r6\n"
+        "cmp lr, r7\n"
+        "it lt\n"
+        "movlt lr, r7\n"
+        "cmp lr, r8\n"
+        "it gt\n"
+        "movgt lr, r8\n"
+        "strb lr, [r4]\n"
+        "add r4, r4, r5\n"
+        "add r0, r0, #4\n"
+        "cmp r0, r1\n"
+        "bne 1b\n"
+        "2:\n"
+        "pop {r4-r11, pc}\n");
+}
+#endif
+
+TBN_NOINLINE static void store_rows_i8(const mm_epilogue *ep, uint32_t ch0, uint32_t rows, const int32_t *acc,
+                                       int8_t *out, uint32_t step) {
     mm_epilogue e = *ep;
-    for (uint32_t r = 0; r < rows; r++, out += step) *out = requant_i8(&e, ch0 + r, acc[r]);
+    uint32_t r = 0;
+#ifdef TBN_LUT_THUMB2
+    while (e.bias && e.scale_stride == 8 && r < rows) { /* per-output scales and a bias */
+        rq_args a = {acc + r, acc + rows, e.bias + 4 * (ch0 + r), e.scale + 8 * (ch0 + r), out + r * step, step,
+                     e.zp, e.qmin, e.qmax};
+        r = (uint32_t)(requant_rows_thumb2(&a) - acc);
+        if (r < rows) { /* an output the assembly leaves to C */
+            out[r * step] = requant_i8(&e, ch0 + r, acc[r]);
+            r++;
+        }
+    }
+#endif
+    for (out += r * step; r < rows; r++, out += step) *out = requant_i8(&e, ch0 + r, acc[r]);
 }
 
 TBN_NOINLINE static void store_rows_f32(const mm_epilogue *ep, uint32_t ch0, uint32_t rows, const float *acc, float s,
