@@ -4,12 +4,13 @@ One firmware per runtime, from the same app, cost counter, compiler and flags (t
 build, at each ``--opt``): tbn's own kernels on the tiled .tbn, and CMSIS-NN's
 ``arm_fully_connected_s8`` (benchmarks/cmsis: the tbn loader and app, dense int8 layers
 handed to CMSIS-NN) on the same architecture trained as a float model and quantised per
-tensor, as TFLite Micro does. CMSIS-NN comes from $CMSIS_NN_DIR, ../shared/third_party or
-a download of the pinned commit (benchmarks/cmsis/sources.py).
+tensor (its convs run by arm_convolve_wrapper_s8 between CHW/HWC transposes, counted).
+CMSIS-NN comes from $CMSIS_NN_DIR, ../shared/third_party or a download of the pinned commit
+(benchmarks/cmsis/sources.py).
 
 Models: the MNIST MLP 784-256-256-10 at p = 1, 4, 8, 16, the authors' microcontroller
-model (784-128-10 without bias, first layer p=4, second binary) and the cnn recipe (tbn
-only: the CMSIS-NN build here has no conv). Each trained for ``--epochs`` into ``--runs``.
+model (784-128-10 without bias, first layer p=4, second binary) and the cnn recipe at p=4.
+Each trained for ``--epochs`` into ``--runs``.
 Per row: weight bytes (tiles or int8 weights, scales, biases), arena bytes, accuracy on
 ``--n-accuracy`` test images (the reference interpreter, whose bytes the device output
 equals on every inference run here), instructions per inference (mean over ``--n``) and
@@ -45,7 +46,8 @@ BACKEND = Path(__file__).parent / "cmsis" / "backend.py"
 MODELS: dict[str, tuple[str, int | None, str | None]] = {
     "mlp_float": ("mlp", None, None), "mlp_p1": ("mlp", 1, "mlp_float"), "mlp_p4": ("mlp", 4, "mlp_float"),
     "mlp_p8": ("mlp", 8, "mlp_float"), "mlp_p16": ("mlp", 16, "mlp_float"),
-    "mcu_float": ("mcu", None, None), "mcu_p4": ("mcu", 4, "mcu_float"), "cnn_p4": ("cnn", 4, None),
+    "mcu_float": ("mcu", None, None), "mcu_p4": ("mcu", 4, "mcu_float"),
+    "cnn_float": ("cnn", None, None), "cnn_p4": ("cnn", 4, "cnn_float"),
 }
 
 
@@ -87,6 +89,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--n", type=int, default=5, help="device inferences per model (cost mean)")
     ap.add_argument("--n-accuracy", type=int, default=1000)
+    ap.add_argument("--direct", action="store_true", help="also run tbn's direct kernel (no tables)")
     ap.add_argument("--json")
     args = ap.parse_args()
     src = cmsis()
@@ -110,12 +113,13 @@ def main() -> int:
                     rows.append(row)
                     print(row, flush=True)
                 model = trained(name, args.runs, args.epochs)
-                for acts in ("int8", "f32"):
-                    data = compile_model(model, example, activations=acts,
+                kernels = (True, False) if args.direct else (True,)
+                for acts, tables in [(a, t) for a in ("int8", "f32") for t in kernels]:
+                    data = compile_model(model, example, activations=acts, lookup_tables=tables,
                                          calibration=calib if acts == "int8" else None)
-                    path = Path(d) / f"{name}_{acts}.tbn"
-                    row = {"model": name, "runtime": "tbn", "acts": acts, "opt": opt,
-                           **measure(data, path, args.boards, x, args.n_accuracy, None)}
+                    path = Path(d) / f"{name}_{acts}_{tables}.tbn"
+                    row = {"model": name, "runtime": "tbn" if tables else "tbn direct", "acts": acts,
+                           "opt": opt, **measure(data, path, args.boards, x, args.n_accuracy, None)}
                     if base is not None:
                         for board in args.boards:
                             row[f"{board}_x"] = f"{row[board] / baselines[base][board]:.3f}"

@@ -187,3 +187,9 @@ def test_fuzz_truncated_files(case: Path, cut: int) -> None:
 @given(st.binary(max_size=256))
 def test_fuzz_random_bytes(data: bytes) -> None:
     _check_reader(spec.MAGIC + data if data[:1] == b"\0" else data)
+
+
+def test_an_older_major_version_is_refused_with_the_remedy(mlp: bytes) -> None:
+    old = _set(mlp, 4, "<H", spec.VERSION_MAJOR - 1)
+    with pytest.raises(TbnFormatError, match=r"compiled by an older tbn: compile the model again"):
+        read(old)

@@ -1,5 +1,6 @@
-"""PlatformIO script (tbn-flash's TBN_BACKEND): build CMSIS-NN's s8 fully-connected kernel
-and tbn_cmsis.c into the device app, with the same compiler and flags as the rest.
+"""PlatformIO script (tbn-flash's TBN_BACKEND): build CMSIS-NN's s8 fully-connected and
+convolution kernels and tbn_cmsis.c into the device app, with the same compiler and flags
+as the rest (unused functions are dropped at link).
 
 CMSIS_NN_DIR and CMSIS_CORE_INCLUDE come from benchmarks/cmsis/sources.py (the benchmark
 sets them)."""
@@ -18,6 +19,9 @@ env.Append(
 )
 env.BuildSources(os.path.join("$BUILD_DIR", "cmsis_nn"), os.path.join(nn, "Source"),
                  src_filter=["-<*>", "+<FullyConnectedFunctions/arm_fully_connected_s8.c>",
-                             "+<NNSupportFunctions/arm_nn_vec_mat_mult_t_s8.c>"])
+                             "+<ConvolutionFunctions/arm_convolve*_s8*.c>",
+                             "+<ConvolutionFunctions/arm_nn_mat_mult*.c>",
+                             "+<NNSupportFunctions/*.c>", "-<NNSupportFunctions/*f16*>",
+                             "-<NNSupportFunctions/*f32*>"])
 env.BuildSources(os.path.join("$BUILD_DIR", "tbn_cmsis"), os.path.join(checkout, "benchmarks", "cmsis"),
                  src_filter=["-<*>", "+<tbn_cmsis.c>"])
