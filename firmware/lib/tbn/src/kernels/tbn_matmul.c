@@ -93,14 +93,6 @@ static int32_t seg_i8(const mm_ctx *c, uint32_t f, const int8_t *x, uint32_t str
     return acc;
 }
 
-/* The kernel columns [lo, hi) that fall inside the input row (the rest is zero padding). */
-static void kx_range(const tbn_op *op, int32_t ix0, uint32_t w, int32_t *lo, int32_t *hi) {
-    *lo = 0;
-    *hi = op->kw;
-    while (*lo < *hi && ix0 + *lo * op->dw < 0) (*lo)++;
-    while (*hi > *lo && ix0 + (*hi - 1) * op->dw >= (int32_t)w) (*hi)--;
-}
-
 /* Row `row` (weights row*K ..) at output position (oy, ox), group g: F32 or INT8 accumulator. */
 static float row_f32(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, uint32_t ox, int per_rep) {
     const tbn_op *op = c->op;
@@ -205,7 +197,7 @@ tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io
     return TBN_OK;
 }
 
-void tbn_mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+static void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     memset(c, 0, sizeof *c);
     c->m = m;
     c->op = op;
@@ -249,7 +241,7 @@ void tbn_mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *arena
 
 tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     mm_ctx c;
-    tbn_mm_init(&c, m, op, arena);
+    mm_init(&c, m, op, arena);
     uint32_t groups = (op->traits & TBN_TRAIT_CONV) ? op->groups : 1;
     /* tile reuse: the tile holds `rows` whole rows, each feeding o / rows outputs */
     uint32_t rows = c.tiled && groups == 1 && c.tile.n_bits % c.k == 0 ? c.tile.n_bits / c.k : 0;

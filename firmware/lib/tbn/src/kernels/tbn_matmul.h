@@ -41,8 +41,13 @@ typedef struct {
     mm_epilogue ep;
 } mm_ctx;
 
-/* Fill `c` for `op`, whose checks prepare has passed. */
-void tbn_mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *arena);
+/* The kernel columns [lo, hi) that fall inside the input row (the rest is zero padding). */
+static inline void kx_range(const tbn_op *op, int32_t ix0, uint32_t w, int32_t *lo, int32_t *hi) {
+    *lo = 0;
+    *hi = op->kw;
+    while (*lo < *hi && ix0 + *lo * op->dw < 0) (*lo)++;
+    while (*hi > *lo && ix0 + (*hi - 1) * op->dw >= (int32_t)w) (*hi)--;
+}
 
 /* Store output channel ch at spatial index pix from its raw accumulator (the epilogue, once
  * per output). Kernels with a loop of stores copy c->ep to a local first: stores through an

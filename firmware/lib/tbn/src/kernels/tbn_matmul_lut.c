@@ -317,30 +317,37 @@ static void rows_f32(const mm_ctx *c, uint32_t rows, const float *x, float *acc,
 }
 
 /* The receptive field of output position (oy, ox) as one contiguous row of K inputs, in the
- * weights' order (channel, ky, kx); padding is the zero point (INT8) or 0. */
+ * weights' order (channel, ky, kx); padding is the zero point (INT8) or 0. The columns inside
+ * the input are found once per position (kx_range), then each kernel row is a plain copy. */
+#define GATHER(T, pad)                                                                        \
+    do {                                                                                      \
+        const T *src_ = (const T *)(const void *)c->src;                                      \
+        T *out_ = (T *)(void *)patch;                                                         \
+        for (uint32_t ic = 0; ic < c->cg; ic++)                                               \
+            for (uint32_t ky = 0; ky < op->kh; ky++, out_ += op->kw) {                        \
+                int32_t iy = iy0 + (int32_t)(ky * op->dh), kx = 0;                            \
+                if (iy < 0 || iy >= (int32_t)h) {                                             \
+                    for (; kx < op->kw; kx++) out_[kx] = (pad);                               \
+                    continue;                                                                 \
+                }                                                                             \
+                const T *line = src_ + ((size_t)ic * h + (uint32_t)iy) * w;                   \
+                for (; kx < lo; kx++) out_[kx] = (pad);                                       \
+                for (; kx < hi; kx++) out_[kx] = line[ix0 + kx * op->dw];                     \
+                for (; kx < op->kw; kx++) out_[kx] = (pad);                                   \
+            }                                                                                 \
+    } while (0)
+
 static void gather(const mm_ctx *c, uint32_t oy, uint32_t ox, uint8_t *patch) {
     const tbn_op *op = c->op;
-    uint32_t h = c->in.dims[1], w = c->in.dims[2], esize = c->int8 ? 1u : 4u, f = 0;
-    int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl;
-    int8_t pad8 = (int8_t)c->in.zero_point;
-    const float pad32 = 0.0f;
-    const void *pad = c->int8 ? (const void *)&pad8 : (const void *)&pad32;
-    for (uint32_t ic = 0; ic < c->cg; ic++)
-        for (uint32_t ky = 0; ky < op->kh; ky++) {
-            int32_t iy = iy0 + (int32_t)(ky * op->dh);
-            for (uint32_t kx = 0; kx < op->kw; kx++, f++) {
-                int32_t ix = ix0 + (int32_t)(kx * op->dw);
-                int inside = iy >= 0 && iy < (int32_t)h && ix >= 0 && ix < (int32_t)w;
-                const uint8_t *from = inside ? c->src + (((size_t)ic * h + (uint32_t)iy) * w + (uint32_t)ix) * esize
-                                             : (const uint8_t *)pad;
-                memcpy(patch + (size_t)f * esize, from, esize);
-            }
-        }
+    uint32_t h = c->in.dims[1], w = c->in.dims[2];
+    int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl, lo, hi;
+    kx_range(op, ix0, w, &lo, &hi);
+    if (c->int8)
+        GATHER(int8_t, (int8_t)c->in.zero_point);
+    else
+        GATHER(float, 0.0f);
 }
 
-/* Outputs ch0 .. ch0 + rows - 1 of one position from the row sums, `step` apart in `out`.
- * Separate functions with the epilogue copied into locals: few live values, so the compiler
- * keeps them all in registers. */
 #ifdef TBN_LUT_THUMB2
 typedef struct {
     const int32_t *acc, *end;
