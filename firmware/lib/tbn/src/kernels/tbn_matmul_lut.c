@@ -5,7 +5,11 @@
  * group of 4 inputs the table of its 16 signed sums (bit set: +x, clear: -x), and a row then
  * costs one lookup per 4 inputs instead of 4 sign-adds. Tables, one accumulator per row and,
  * for a convolution, the gathered input patch live in the op's scratch tensor, which the
- * compiler planned in the arena (tbn.format.spec.lut_scratch_size).
+ * compiler planned in the arena (tbn.format.spec.lut_scratch_size). INT8 ops of many rows
+ * also combine pairs of tables into wide ones of 256 entries: one lookup per byte of bits.
+ *
+ * Portable C everywhere; on Thumb-2 cores the INT8 row loops and requantisation are
+ * hand-scheduled assembly, and DSP cores build INT8 tables with SADD16 (docs/c-runtime.md).
  *
  * INT8 sums are exact, so the outputs are those of the direct kernel bit for bit. F32 tables
  * add pairs first ((+-a +-b) + (+-c +-d)), so each entry is rounded twice whatever its bits. */
