@@ -162,12 +162,13 @@ static inline uint32_t row_bits_at(const row_bits *rb, uint32_t r, uint32_t c0, 
 }
 
 /* The signed sum of 32 inputs under tile bits b: eight narrow lookups (t0..t7) or four wide
- * ones (w0..w3). The tables' base pointers are named one by one so that the compiler keeps
+ * ones (`wide`). The narrow tables' bases are named one by one so that the compiler keeps
  * them in registers: a lookup is then an extract, a load and an add. */
 #define NARROW(b)                                                                              \
     (t0[(b) & 15u] + t1[((b) >> 4) & 15u] + t2[((b) >> 8) & 15u] + t3[((b) >> 12) & 15u] +      \
      t4[((b) >> 16) & 15u] + t5[((b) >> 20) & 15u] + t6[((b) >> 24) & 15u] + t7[(b) >> 28])
-#define WIDE(b) (w0[(b) & 255u] + w1[((b) >> 8) & 255u] + w2[((b) >> 16) & 255u] + w3[(b) >> 24])
+#define WIDE(b) (wide[(b) & 255u] + wide[256 + (((b) >> 8) & 255u)] + wide[512 + (((b) >> 16) & 255u)] + \
+                 wide[768 + ((b) >> 24)])
 
 #if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_UNALIGNED) && !defined(TBN_PORTABLE)
 #define TBN_LUT_THUMB2 1
@@ -283,7 +284,6 @@ __attribute__((naked, noinline)) static void rows_i8_wide_thumb2(TBN_ASM_ARG int
 static void rows_i8(const mm_ctx *c, uint32_t rows, const int8_t *x, int32_t *acc, int16_t *t, int16_t *wide) {
     const int16_t *t0 = t, *t1 = t + 16, *t2 = t + 32, *t3 = t + 48, *t4 = t + 64, *t5 = t + 80,
                   *t6 = t + 96, *t7 = t + 112;
-    const int16_t *w0 = wide, *w1 = wide + 256, *w2 = wide + 512, *w3 = wide + 768;
     memset(acc, 0, sizeof *acc * rows);
     for (uint32_t c0 = 0; c0 < c->k; c0 += TBN_LUT_CHUNK) {
         uint32_t n = c->k - c0 < TBN_LUT_CHUNK ? c->k - c0 : TBN_LUT_CHUNK;
