@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from tbn.compiler import compile_model
+    from tbn.files import write_atomic
     from tbn.format import read
     from tbn.format.inspect import render, summarize
     from tbn.train import load_model, mnist_tensors
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                        calibration=calibration, scales=args.scales,
                        lookup_tables=args.lookup_tables)
     out = Path(args.output) if args.output else Path(args.model).with_suffix(".tbn")
-    out.write_bytes(data)
+    write_atomic(out, data, inputs=[args.model])
     print(render(summarize(read(data), len(data))))
     print(f"\nwrote {out}")
     return 0

@@ -32,11 +32,11 @@ def run(args: argparse.Namespace) -> int:
     interp = Interpreter(load(args.model))
     engine = interp
     if args.engine == "c":
-        from pathlib import Path
-
         from tbn.capi import CRuntime
+        from tbn.files import read_bounded
+        from tbn.format.spec import MAX_FILE_BYTES
 
-        engine = CRuntime(Path(args.model).read_bytes())
+        engine = CRuntime(read_bounded(args.model, MAX_FILE_BYTES, "a .tbn model"))
     elif args.engine == "cuda":
         from tbn.gpu import CudaEngine
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tbn.files import FileError, read_bounded
 from tbn.format.program import Operation, Program, TbnFormatError, Tensor, Tile, Vector
 from tbn.format.spec import (
     ARENA,
@@ -27,6 +28,7 @@ from tbn.format.spec import (
     KNOWN_FLAGS,
     MAGIC,
     MAX_DIMS,
+    MAX_FILE_BYTES,
     NUMPY_DTYPES,
     OP_LAYOUTS,
     QUANT,
@@ -211,10 +213,10 @@ def _ops(cur: _Cursor) -> list[Operation]:
 def load(path: str | os.PathLike) -> Program:
     """Read and validate a ``.tbn`` file from disk."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise TbnFormatError(f"{p}: cannot read ({e.strerror})") from e
+    try:  # a regular file no larger than file_size (u32) can say: never a FIFO or /dev/zero
+        data = read_bounded(p, MAX_FILE_BYTES, "a .tbn model")
+    except FileError as e:
+        raise TbnFormatError(str(e)) from None
     try:
         return read(data)
     except TbnFormatError as e:

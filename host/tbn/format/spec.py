@@ -18,6 +18,7 @@ ALIGN = 4
 NONE_ID = 0xFFFF  # an absent optional operand (scale, bias)
 MAX_DIMS = 4
 CRC_START = 16  # the CRC32 covers bytes [CRC_START, file_size)
+MAX_FILE_BYTES = 0xFFFFFFFF  # file_size is a u32
 
 HEADER = struct.Struct("<4sHHIIIIHHHHHHI")
 HEADER_FIELDS = ("magic", "major", "minor", "file_size", "crc32", "flags", "arena_size", "n_tensors",

@@ -149,8 +149,8 @@ def train(config: TrainConfig | None, out_dir: str | os.PathLike, resume: bool =
     ``checkpoint.pt`` to ``out_dir``; returns the metrics.
 
     With ``resume=True`` the run continues from ``out_dir/checkpoint.pt`` (``config`` may be
-    None to take the saved one).  Without it, an ``out_dir`` that already holds a run is
-    refused unless ``overwrite=True``, so no earlier work is lost by accident.
+    None to take the saved one).  Without it, an ``out_dir`` that already holds a run, or
+    anything else, is refused unless ``overwrite=True``, so no earlier work is lost by accident.
     """
     out = Path(out_dir)
     ckpt: dict[str, Any] | None = None
@@ -158,10 +158,16 @@ def train(config: TrainConfig | None, out_dir: str | os.PathLike, resume: bool =
         config, ckpt = _resolve_resume(config, out)
     elif config is None:
         raise TrainError("a config is needed unless resuming")
-    elif not overwrite and any((out / f).exists() for f in (CHECKPOINT, MODEL)):
+    elif out.exists() and not out.is_dir():
+        raise TrainError(f"{out} is a file, not a folder for the run's outputs")
+    elif not overwrite and any((out / f).exists() for f in (CHECKPOINT, MODEL, METRICS)):
         raise TrainError(f"{out} already holds a training run; pass resume=True (--resume) to "
                          f"continue it, overwrite=True (--overwrite) to replace it, or pick "
                          f"another output folder")
+    elif not overwrite and out.is_dir() and any(out.iterdir()):
+        found = ", ".join(sorted(p.name for p in out.iterdir())[:3])
+        raise TrainError(f"{out} is not empty ({found}...) and holds no run to resume: pick an empty "
+                         f"or new folder, or pass overwrite=True (--overwrite)")
     assert config is not None
     device = _device(config)
     ddp = _setup_dist(device)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,8 @@ from torch import nn
 
 from tbn.convert import TilingReport, tile_model
 from tbn.errors import TbnError
+from tbn.files import FileError, atomic_open, regular_file
+from tbn.format.spec import MAGIC
 from tbn.train import recipes
 from tbn.train.config import TrainConfig
 
@@ -38,27 +39,30 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file, then rename: a killed run never leaves a torn file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as f:
+        torch.save(obj, f)
 
 
 def safe_load(path: str | os.PathLike) -> dict[str, Any]:
     """Load a tbn file (weights only: no code runs), raising :class:`ModelFileError`."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
+    if path.is_dir() and (path / "model.pt").is_file():
+        raise ModelFileError(f"{path} is a folder: give the trained model in it, {path / 'model.pt'}")
+    try:
+        regular_file(path, "a trained model (model.pt) or checkpoint")
+        with open(path, "rb") as f:
+            head = f.read(len(MAGIC))
+    except (FileError, OSError) as e:
+        raise ModelFileError(str(e)) from None
+    if head == MAGIC:
+        raise ModelFileError(f"{path} is .tbn bytecode, the output of `tbn compile`; this needs the "
+                             f"trained model it was compiled from (model.pt)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt pickle/zip
-        raise ModelFileError(f"{path}: not a readable tbn model or checkpoint ({e})") from e
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ModelFileError(f"{path}: not a readable tbn model or checkpoint (truncated or corrupt: "
+                             f"{why})") from e
     if not isinstance(obj, dict) or obj.get("format") not in (MODEL_FORMAT, "tbn-checkpoint"):
         raise ModelFileError(f"{path}: not a tbn model or checkpoint file")
     return obj

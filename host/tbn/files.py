@@ -1,0 +1,81 @@
+"""Reading and writing the user's files without surprises: only regular files are read, and
+never more than a format allows; outputs are written atomically and never over an input."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from tbn.errors import TbnError
+
+
+class FileError(TbnError, OSError):
+    """A path that cannot be read or written as asked."""
+
+
+def regular_file(path: str | os.PathLike, what: str) -> Path:
+    """``path`` if it is a regular file, else a :class:`FileError` saying what it is instead."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise FileError(f"{p}: no such file (expected {what})") from None
+    except OSError as e:
+        raise FileError(f"{p}: cannot read ({e.strerror})") from e
+    if stat.S_ISDIR(mode):
+        raise FileError(f"{p} is a folder, not {what}")
+    if not stat.S_ISREG(mode):
+        raise FileError(f"{p} is not a regular file (a pipe or a device?), not {what}")
+    return p
+
+
+def read_bounded(path: str | os.PathLike, limit: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes."""
+    p = regular_file(path, what)
+    size = p.stat().st_size
+    if size > limit:
+        raise FileError(f"{p} is {size} bytes, more than {what} can be ({limit})")
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise FileError(f"{p}: cannot read ({e.strerror})") from e
+
+
+def _check_output(path: Path, inputs: Iterable[str | os.PathLike]) -> None:
+    for i in inputs:
+        if Path(i).exists() and path.exists() and os.path.samefile(i, path):
+            raise FileError(f"{path} is also the input: writing it would destroy the input; "
+                            f"choose another output")
+    if path.is_dir():
+        raise FileError(f"{path} is a folder: give a file name for the output")
+    if not path.parent.is_dir():
+        raise FileError(f"{path.parent} does not exist: create it or choose another output")
+
+
+@contextmanager
+def atomic_open(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Iterator[IO[bytes]]:
+    """A binary file that replaces ``path`` only once it is completely written (a temporary
+    file beside it, synced, then renamed): a crash leaves the old file or none, never half."""
+    p = Path(path)
+    _check_output(p, inputs)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Write ``data`` to ``path`` with :func:`atomic_open`."""
+    with atomic_open(path, inputs) as f:
+        f.write(data)
