@@ -69,6 +69,11 @@ def _model_and_folder(d: Path) -> None:
     (d / "dir").mkdir()
 
 
+def _empty_data(d: Path) -> None:
+    _tbn(d)
+    (d / "data").mkdir()
+
+
 def _nothing(d: Path) -> None:
     pass
 
@@ -89,6 +94,11 @@ CASES = [
     Case("inspect a device", _nothing, ["inspect", "/dev/zero"], "not a regular file"),
     Case("inspect a folder", lambda d: (d / "x.tbn").mkdir(), ["inspect", "x.tbn"], "is a folder"),
     Case("inspect a missing file", _nothing, ["inspect", "missing.tbn"], "no such file"),
+    Case("a --data-dir that does not exist", _tbn,
+         ["run", "m.tbn", "--data", "mnist", "--data-dir", "nowhere"], "nowhere does not exist",
+         unchanged=("m.tbn",)),
+    Case("a --data-dir without MNIST", _empty_data, ["run", "m.tbn", "--data", "mnist", "--data-dir", "data"],
+         "not found; looked in: data", unchanged=("m.tbn",)),
     Case("train into a folder holding other files", _occupied, ["train", "--epochs", "1", "--out", "out"],
          "is not empty", unchanged=("out/notes.txt",)),
     Case("train over an earlier run's metrics", _earlier_run, ["train", "--epochs", "1", "--out", "out"],
@@ -104,7 +114,8 @@ def _digest(p: Path) -> str:
 def test_bad_input_gets_one_clear_error(case: Case, tmp_path: Path) -> None:
     case.setup(tmp_path)
     before = {f: _digest(tmp_path / f) for f in case.unchanged}
-    r = subprocess.run([*TBN, *case.argv], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "TBN_OFFLINE": "1"}  # no case may download anything
+    r = subprocess.run([*TBN, *case.argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     out = r.stdout + r.stderr
     assert r.returncode == case.code, out
     assert case.message in out, out

@@ -83,15 +83,29 @@ def test_data_dir_takes_precedence_and_checksum_is_verified(isolated: Path, shar
 
 def test_search_order(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TBN_DATA", "/env")
-    dirs = [str(d) for d in mnist_mod.search_dirs("/opt")]
-    assert dirs == ["/opt", "/opt/mnist", "/env", "/env/mnist",
+    assert [str(d) for d in mnist_mod.search_dirs("/opt")] == ["/opt", "/opt/mnist"]  # only there
+    dirs = [str(d) for d in mnist_mod.search_dirs()]
+    assert dirs == ["/env", "/env/mnist",
                     str(isolated / "shared" / "data"), str(isolated / "shared" / "data" / "mnist"),
                     str(isolated / "cache" / "tbn"), str(isolated / "cache" / "tbn" / "mnist")]
 
 
 def test_missing_and_offline_says_where_it_looked(isolated: Path) -> None:
-    with pytest.raises(MnistNotFoundError, match=r"not found; looked in: .*TBN_OFFLINE.*--data-dir"):
+    with pytest.raises(MnistNotFoundError, match=r"nowhere does not exist"):
         load_mnist("train", data_dir=isolated / "nowhere")
+    (isolated / "empty").mkdir()
+    with pytest.raises(MnistNotFoundError, match=r"not found; looked in: .*empty.*TBN_OFFLINE.*--data-dir"):
+        load_mnist("train", data_dir=isolated / "empty")
+
+
+def test_a_truncated_gzip_is_named(isolated: Path, shared_mnist: Path) -> None:
+    d = isolated / "cut"
+    d.mkdir()
+    for f in shared_mnist.glob("t10k-*.gz"):
+        data = f.read_bytes()
+        (d / f.name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(IdxFormatError, match=r"not a complete gzip file .* truncated or corrupt"):
+        load_mnist("test", data_dir=d)
 
 
 def test_unknown_split() -> None:

@@ -1,15 +1,16 @@
 """MNIST from IDX files, verified by MD5, found locally or downloaded.
 
-Search order for the four files (each as ``NAME.gz`` or raw ``NAME``), in each place both
-directly and in a ``mnist/`` subfolder:
+Where the four files are looked for (each as ``NAME.gz`` or raw ``NAME``), in each place
+both directly and in a ``mnist/`` subfolder: an explicit ``data_dir`` (the ``--data-dir``
+option) is the only place looked, and it must exist; without one, in order,
 
-1. ``data_dir`` (the ``--data-dir`` option),
-2. ``$TBN_DATA``,
-3. ``../shared/data`` (relative to the working directory, then to the source checkout),
-4. the user cache, ``$XDG_CACHE_HOME/tbn`` (default ``~/.cache/tbn``).
+1. ``$TBN_DATA``,
+2. ``../shared/data`` (relative to the working directory, then to the source checkout),
+3. the user cache, ``$XDG_CACHE_HOME/tbn`` (default ``~/.cache/tbn``).
 
 A file is accepted when the MD5 of its decompressed bytes matches the canonical MNIST
-release.  When a file is nowhere, it is downloaded into the user cache from the
+release.  When a file is nowhere, it is downloaded (into ``data_dir`` when one is given,
+else into the user cache) from the
 canonical mirrors (unless ``download=False`` or ``$TBN_OFFLINE`` is set), verified, and
 moved into place atomically.  Offline with no copy, :class:`MnistNotFoundError` says
 where it looked and how to point tbn at a copy.
@@ -23,6 +24,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,9 +104,9 @@ def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
 
 def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     """The folders searched, in order (see module docstring)."""
+    if data_dir is not None:  # an explicit folder is the only place looked
+        return [Path(data_dir), Path(data_dir) / "mnist"]
     roots: list[Path] = []
-    if data_dir is not None:
-        roots.append(Path(data_dir))
     if os.environ.get("TBN_DATA"):
         roots.append(Path(os.environ["TBN_DATA"]))
     roots.append(Path.cwd().parent / "shared" / "data")
@@ -126,7 +128,11 @@ def cache_dir() -> Path:
 
 def _read_verified(path: Path, name: str) -> bytes:
     raw = path.read_bytes()
-    data = gzip.decompress(raw) if path.suffix == ".gz" else raw
+    try:
+        data = gzip.decompress(raw) if path.suffix == ".gz" else raw
+    except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
+        raise IdxFormatError(f"{path}: not a complete gzip file ({e or type(e).__name__}); the file is "
+                             f"truncated or corrupt: delete it and fetch it again") from None
     digest = hashlib.md5(data).hexdigest()
     if digest != FILES[name]:
         raise IdxFormatError(f"{path}: MD5 of the decompressed data is {digest}, expected "
@@ -159,6 +165,8 @@ def _download(name: str, dest_dir: Path) -> Path:
 
 def find_file(name: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """Path of a verified copy of MNIST file ``name`` (downloading it if allowed)."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise MnistNotFoundError(f"--data-dir {data_dir} does not exist (or is not a folder)")
     dirs = search_dirs(data_dir)
     for d in dirs:
         for candidate in (d / f"{name}.gz", d / name):
@@ -167,7 +175,7 @@ def find_file(name: str, data_dir: str | os.PathLike | None = None, download: bo
     offline = bool(os.environ.get("TBN_OFFLINE"))
     if download and not offline:
         try:
-            return _download(name, cache_dir() / "mnist")
+            return _download(name, Path(data_dir) if data_dir is not None else cache_dir() / "mnist")
         except MnistNotFoundError as e:
             reason = str(e)
     else:
