@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from tbn.train import TrainConfig
 from tbn.train.model_file import build_model, save_model
@@ -28,6 +30,7 @@ class Case:
     message: str  # a fragment of the one error message
     code: int = 2
     unchanged: tuple[str, ...] = field(default=())  # files that must stay byte-identical
+    absent: tuple[str, ...] = field(default=())  # files the failed command must not leave
 
 
 def _model(d: Path, name: str = "model.pt") -> None:
@@ -74,6 +77,20 @@ def _empty_data(d: Path) -> None:
     (d / "data").mkdir()
 
 
+def _nan_input(d: Path) -> None:
+    _tbn(d)
+    x = np.zeros((1, 1, 8, 8), dtype=np.float32)
+    x[0, 0, 3, 4] = np.nan
+    np.save(d / "x.npy", x)
+
+
+def _nan_model(d: Path) -> None:
+    model, _ = build_model(TrainConfig(p=4))
+    with torch.no_grad():
+        next(model.parameters())[0] = float("nan")
+    save_model(model, TrainConfig(p=4), d / "model.pt")
+
+
 def _nothing(d: Path) -> None:
     pass
 
@@ -99,6 +116,13 @@ CASES = [
          unchanged=("m.tbn",)),
     Case("a --data-dir without MNIST", _empty_data, ["run", "m.tbn", "--data", "mnist", "--data-dir", "data"],
          "not found; looked in: data", unchanged=("m.tbn",)),
+    Case("NaN in the input", _nan_input, ["run", "m.tbn", "--input", "x.npy"], "NaN or infinity",
+         unchanged=("m.tbn", "x.npy")),
+    Case("compile NaN weights", _nan_model, ["compile", "model.pt"], "holds NaN or infinity",
+         unchanged=("model.pt",)),
+    Case("a diverging training run", _nothing,
+         ["train", "--optimizer", "sgd", "--lr", "1e12", "--epochs", "1", "--subset", "1024", "--out", "run"],
+         "training diverged", absent=("run/model.pt", "run/metrics.json")),
     Case("train into a folder holding other files", _occupied, ["train", "--epochs", "1", "--out", "out"],
          "is not empty", unchanged=("out/notes.txt",)),
     Case("train over an earlier run's metrics", _earlier_run, ["train", "--epochs", "1", "--out", "out"],
@@ -121,3 +145,4 @@ def test_bad_input_gets_one_clear_error(case: Case, tmp_path: Path) -> None:
     assert case.message in out, out
     assert "Traceback" not in out, out
     assert {f: _digest(tmp_path / f) for f in case.unchanged} == before
+    assert not [f for f in case.absent if (tmp_path / f).exists()]

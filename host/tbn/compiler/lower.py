@@ -46,6 +46,9 @@ def fold_and_fuse(nodes: list[Node]) -> list[Node]:
         src = producer.get(n.inputs[0]) if n.inputs else None
         if n.kind == "bn":
             g, h = _bn_affine(n.attrs["module"])
+            if not (np.all(np.isfinite(g)) and np.all(np.isfinite(h))):
+                raise TbnCompileError(f"{n.where}: BatchNorm parameters or running statistics hold NaN "
+                                      f"or infinity (a diverged training run?)")
             if src is not None and src.kind in _MATMUL and uses[src.output] == 1 and src.act == "none" \
                     and "bn" not in src.attrs:
                 src.attrs["bn"] = (g, h)
@@ -91,6 +94,10 @@ def _layer_vectors(n: Node, dense_per_tensor: bool = False) -> dict[str, Any]:
     instead of one per output row."""
     m = n.attrs["module"]
     o = m.weight.shape[0]
+    for name, p in m.named_parameters():
+        if not torch.isfinite(p).all():
+            raise TbnCompileError(f"{n.where}: its {name} holds NaN or infinity (a diverged training "
+                                  f"run?); nothing can be compiled from it")
     g, h = n.attrs.get("bn", (None, None))
     bias = None if m.bias is None else m.bias.detach().double().numpy()
     res: dict[str, Any] = {"affine": None}

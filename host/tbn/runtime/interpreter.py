@@ -71,6 +71,10 @@ class Interpreter:
         else:
             raise UsageError(f"input shape {x.shape} does not match the model's input {shape} "
                              f"(or a batch of it)")
+        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            bad = np.argwhere(~np.isfinite(x))[0]
+            raise UsageError(f"input holds NaN or infinity (first at index {tuple(int(i) for i in bad)}): "
+                             f"the model's outputs would be meaningless")
         if self.program.int8 and x.dtype != np.int8:
             x = quantize(x, self.input.scale, self.input.zero_point)
         elif not self.program.int8:

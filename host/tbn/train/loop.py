@@ -265,6 +265,11 @@ def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch
         xb, yb = xb.to(device), yb.to(device)
         logits = s.net(xb)
         loss = _loss(config, s, logits, xb, yb)
+        if not torch.isfinite(loss):  # stop before a non-finite step reaches the weights
+            kept = f"epoch {s.history[-1]['epoch']}" if s.history else "none yet"
+            raise TrainError(f"training diverged: the loss is {loss.item()} at epoch {epoch + 1}, step "
+                             f"{step + 1}; no model.pt was written and the last checkpoint ({kept}) "
+                             f"is kept. Lower --lr (now {config.lr:g}) and train again.")
         s.opt.zero_grad(set_to_none=True)
         loss.backward()
         s.opt.step()
