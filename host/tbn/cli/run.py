@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from tbn.errors import UsageError
 from tbn.format import load
 from tbn.runtime import Interpreter, output_as_float
 
@@ -22,13 +23,16 @@ def add_parser(sub: Any) -> None:
     src.add_argument("--input", metavar="X.npy", help="run one input (or a batch) and print the output")
     p.add_argument("--n", type=int, help="use the first N test images (default all)")
     p.add_argument("--engine", choices=ENGINES, default="reference", help="which runtime runs it")
-    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+    p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"),
                    help="cuda engine: activation type between ops (default float32)")
     p.add_argument("--data-dir", help="folder with MNIST")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dtype is not None and args.engine != "cuda":
+        raise UsageError(f"--dtype applies to the cuda engine only; the {args.engine} engine computes "
+                         f"in the model's own types (drop --dtype, or add --engine cuda)")
     interp = Interpreter(load(args.model))
     engine = interp
     if args.engine == "c":
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.engine == "cuda":
         from tbn.gpu import CudaEngine
 
-        engine = CudaEngine(interp.program, dtype=args.dtype)
+        engine = CudaEngine(interp.program, dtype=args.dtype or "float32")
 
     def run_float(x: np.ndarray) -> np.ndarray:
         return output_as_float(interp.program, engine.run(x))
