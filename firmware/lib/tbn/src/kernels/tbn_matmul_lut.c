@@ -139,11 +139,11 @@ static void widen_i8(int16_t *wide, const int16_t *t) {
  * `limit` (the tile's whole words), so the last rows of a chunk can need bits_at. */
 typedef struct {
     const uint8_t *tile;
-    uint32_t k, rows, fast_rows; /* rows [0, fast_rows) take one 32-bit load */
+    uint32_t k, fast_rows; /* rows [0, fast_rows) take one 32-bit load */
 } row_bits;
 
 static row_bits chunk_bits(const mm_ctx *c, uint32_t rows, uint32_t c0) {
-    row_bits rb = {c->tile.bits, c->k, rows, 0};
+    row_bits rb = {c->tile.bits, c->k, 0};
     if (c->k % 8 == 0) {
         uint64_t limit = 32u * (((uint64_t)c->tile.n_bits + 31u) / 32u); /* bits stored */
         if (c0 + 32u <= c->k) {
