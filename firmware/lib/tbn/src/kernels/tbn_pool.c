@@ -15,6 +15,22 @@ tbn_status tbn_prepare_pool(const tbn_model *m, const tbn_op *op, const tbn_io *
     return TBN_OK;
 }
 
+/* The max of a window that lies wholly inside the input (the common case: no padding to
+ * skip, so no bounds checks), at x, w elements per row. */
+static int32_t max_inside_i8(const int8_t *x, uint32_t w, uint32_t kh, uint32_t kw) {
+    int32_t m = x[0];
+    for (uint32_t ky = 0; ky < kh; ky++, x += w)
+        for (uint32_t kx = 0; kx < kw; kx++) m = x[kx] > m ? x[kx] : m;
+    return m;
+}
+
+static float max_inside_f32(const float *x, uint32_t w, uint32_t kh, uint32_t kw) {
+    float m = x[0];
+    for (uint32_t ky = 0; ky < kh; ky++, x += w)
+        for (uint32_t kx = 0; kx < kw; kx++) m = x[kx] > m ? x[kx] : m;
+    return m;
+}
+
 tbn_status tbn_eval_pool(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     tbn_tensor in, out;
     tbn_get_tensor(m, op->input, &in);
@@ -26,6 +42,18 @@ tbn_status tbn_eval_pool(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
         for (uint32_t oy = 0; oy < ho; oy++) {
             for (uint32_t ox = 0; ox < wo; ox++) {
                 int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl;
+                size_t o = ((size_t)c * ho + oy) * wo + ox;
+                if (is_max && iy0 >= 0 && ix0 >= 0 && iy0 + op->kh <= (int32_t)h && ix0 + op->kw <= (int32_t)w) {
+                    size_t i0 = ((size_t)c * h + (uint32_t)iy0) * w + (uint32_t)ix0;
+                    if (int8) {
+                        int32_t v = max_inside_i8((const int8_t *)(arena + in.offset) + i0, w, op->kh, op->kw);
+                        ((int8_t *)(arena + out.offset))[o] = tbn_clamp_q(v, out.qmin, out.qmax);
+                    } else {
+                        ((float *)(arena + out.offset))[o] =
+                            max_inside_f32((const float *)(arena + in.offset) + i0, w, op->kh, op->kw);
+                    }
+                    continue;
+                }
                 float fmax = 0.0f, fsum = 0.0f;
                 int32_t qmax = -128, qsum = 0, seen = 0;
                 for (int32_t ky = 0; ky < op->kh; ky++) {
@@ -48,7 +76,6 @@ tbn_status tbn_eval_pool(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
                         seen = 1;
                     }
                 }
-                size_t o = ((size_t)c * ho + oy) * wo + ox;
                 if (int8) {
                     int64_t v = is_max ? qmax : tbn_avg_round(qsum, n);
                     ((int8_t *)(arena + out.offset))[o] = tbn_clamp_q(v, out.qmin, out.qmax);
