@@ -14,7 +14,8 @@ from tbn.compiler.capture import Node, TbnCompileError
 from tbn.compiler.memory import Buffer, plan
 from tbn.compiler.quant import BIAS_LIMIT, quantize_multiplier, relu6_qmax
 from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor
-from tbn.format.spec import DTYPE_SIZE, LUT_MIN_ROWS, NONE_ID, lut_rows, lut_scratch_size
+from tbn.format.spec import DTYPE_SIZE, LUT_MIN_ROWS, NONE_ID, Trait, has, lut_rows, lut_scratch_size
+from tbn.format.validate import weight_count
 
 _MATMUL = ("tiled", "dense")
 _FUSE_INTO = ("tiled", "dense", "add", "affine")
@@ -224,29 +225,28 @@ class _Emitter:
             code = Op.TILED_CONV2D if n.kind == "tiled" else Op.DENSE_CONV2D
         else:
             code = Op.TILED_LINEAR if n.kind == "tiled" else Op.DENSE_LINEAR
+        op = Operation(code, act if v["affine"] is None else Act.NONE, args)
         if "tile" in v and self.lookup_tables:
-            self._scratch(args, v["tile"][1], n.attrs["conv"])
-        self.op(code, act if v["affine"] is None else Act.NONE, args)
+            self._scratch(op)
+        self.prog.ops.append(op)
         if v["affine"] is not None:
             self.affine(act, out, self.tensor(n), *v["affine"])
 
-    def _scratch(self, args: dict[str, int], n_bits: int, conv: bool) -> None:
+    def _scratch(self, op: Operation) -> None:
         """A scratch tensor for the table kernel, where the cost model says it pays."""
-        src = self.prog.tensors[args["input"]]
-        k = (src.shape[0] // args.get("groups", 1) * args["kh"] * args["kw"] if conv else src.numel)
-        rows = lut_rows(k, n_bits, args.get("groups", 1))
+        _, k = weight_count(self.prog, op)
+        rows = lut_rows(k, self.prog.tiles[op.args["tile"]].n_bits, op.args.get("groups", 1))
         if rows < LUT_MIN_ROWS:
             return
-        size = lut_scratch_size(rows, k, conv, self.int8)
         dtype = DType.I8 if self.int8 else DType.F32
-        count = size // DTYPE_SIZE[dtype]
+        count = lut_scratch_size(rows, k, has(op.opcode, Trait.CONV), self.int8) // DTYPE_SIZE[dtype]
         if count > 0xFFFF:  # a 1-D tensor holds at most 65535 entries: use the direct kernel
             return
         t = Tensor(dtype, (count,))
         if self.int8:
             t.scale, t.zero_point, t.qmin = 1.0, 0, -128
         self.prog.tensors.append(t)
-        args["scratch"] = len(self.prog.tensors) - 1
+        op.args["scratch"] = len(self.prog.tensors) - 1
 
     def _int8_vectors(self, n: Node, v: dict[str, Any], o: int, src: Tensor, dst: Tensor,
                       args: dict[str, int]) -> None:

@@ -119,10 +119,8 @@ def _check_scratch(prog: Program, op: Operation, where: str, written: set[int]) 
         return
     if ref in written:
         raise TbnFormatError(f"{where}: scratch tensor {ref} is also the input or an op's output")
-    s = prog.tensors[ref]
     for name in (*OPS[op.opcode].layout.inputs, "output"):
-        t = prog.tensors[op.args[name]]
-        if t.offset < s.offset + s.nbytes and s.offset < t.offset + t.nbytes:
+        if _overlap(prog.tensors[ref], prog.tensors[op.args[name]]):
             raise TbnFormatError(f"{where}: scratch tensor {ref} overlaps its {name} in the arena")
 
 
@@ -145,8 +143,13 @@ def _check_buffers(prog: Program, op: Operation, where: str) -> None:
         t = prog.tensors[op.args[name]]
         if op.opcode == Op.RESHAPE and t.offset == out.offset:
             continue  # an aliasing reshape costs nothing
-        if t.offset < out.offset + out.nbytes and out.offset < t.offset + t.nbytes:
+        if _overlap(t, out):
             raise TbnFormatError(f"{where}: output buffer overlaps its {name} in the arena")
+
+
+def _overlap(a: Tensor, b: Tensor) -> bool:
+    """Whether two tensors' arena slots share a byte."""
+    return a.offset < b.offset + b.nbytes and b.offset < a.offset + a.nbytes
 
 
 def _first_input(prog: Program, op: Operation) -> Tensor:

@@ -158,10 +158,9 @@ static int conv_geometry_ok(const tbn_op *op, const tbn_tensor *in, const tbn_te
 /* The table kernel's needs: one group, a tile of whole rows, scratch of the activations'
  * dtype and of at least tbn_lut_scratch_size bytes (the same rule as tbn.format.validate). */
 static int lut_scratch_ok(const tbn_op *op, const tbn_io *io, uint32_t n_bits, uint32_t k) {
-    int conv = (op->traits & TBN_TRAIT_CONV) != 0;
-    if ((conv && op->groups != 1) || n_bits % k) return 0;
-    return io->scratch.dtype == io->in.dtype &&
-           io->scratch.nbytes >= tbn_lut_scratch_size(n_bits / k, k, conv, io->int8);
+    uint32_t rows = tbn_tile_rows(op, n_bits, k);
+    return rows && io->scratch.dtype == io->in.dtype &&
+           io->scratch.nbytes >= tbn_lut_scratch_size(rows, k, (op->traits & TBN_TRAIT_CONV) != 0, io->int8);
 }
 
 tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
@@ -209,8 +208,6 @@ static void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *ar
     c->src = arena + c->in.offset;
     c->dst = arena + c->out.offset;
     tbn_get_scale(m, op->scale, &c->scale);
-    c->has_bias = op->bias != TBN_NONE_ID;
-    if (c->has_bias) tbn_get_bias(m, op->bias, &c->bias);
     uint64_t o, k;
     weight_count(op, &c->in, &c->out, &o, &k); /* prepare checked that o * k fits 32 bits */
     c->o = (uint32_t)o;
@@ -226,13 +223,18 @@ static void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *ar
         c->dense = tbn_get_dense(m, op->weight, &count);
         c->p = 1;
     }
-    c->scale_mode = tbn_scale_mode(c->scale.count, c->o, c->p);
-    c->per_rep = !c->int8 && c->scale_mode == TBN_SCALE_PER_REPETITION;
+    int mode = tbn_scale_mode(c->scale.count, c->o, c->p);
+    c->per_rep = !c->int8 && mode == TBN_SCALE_PER_REPETITION;
     mm_epilogue *e = &c->ep;
     e->scale = c->per_rep ? NULL : c->scale.data;
-    e->scale_stride = c->scale_mode == TBN_SCALE_ONE ? 0u : tbn_dtype_size(c->scale.dtype);
+    e->scale_stride = mode == TBN_SCALE_ONE ? 0u : tbn_dtype_size(c->scale.dtype);
     e->f16 = c->scale.dtype == TBN_DTYPE_F16;
-    e->bias = c->has_bias ? c->bias.data : NULL;
+    e->bias = NULL;
+    if (op->bias != TBN_NONE_ID) {
+        tbn_vector b;
+        tbn_get_bias(m, op->bias, &b);
+        e->bias = b.data;
+    }
     e->act = op->act;
     e->zp = c->out.zero_point;
     e->qmin = c->out.qmin;
@@ -242,9 +244,8 @@ static void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *ar
 tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     mm_ctx c;
     mm_init(&c, m, op, arena);
-    uint32_t groups = (op->traits & TBN_TRAIT_CONV) ? op->groups : 1;
     /* tile reuse: the tile holds `rows` whole rows, each feeding o / rows outputs */
-    uint32_t rows = c.tiled && groups == 1 && c.tile.n_bits % c.k == 0 ? c.tile.n_bits / c.k : 0;
+    uint32_t rows = c.tiled ? tbn_tile_rows(op, c.tile.n_bits, c.k) : 0;
     if (op->scratch != TBN_NONE_ID) { /* prepare checked that rows > 0 and the scratch fits */
         tbn_tensor s;
         tbn_get_tensor(m, op->scratch, &s);

@@ -29,9 +29,7 @@ typedef struct {
     int tiled, int8;
     tbn_tile tile;
     const int8_t *dense;
-    tbn_vector scale;
-    tbn_vector bias;
-    int has_bias, scale_mode;
+    tbn_vector scale; /* per-repetition F32 scales are read from here; the rest via ep */
     uint32_t o, k, p, cg, og; /* outputs, fan-in, tiling factor, in/out channels per group */
     tbn_tensor in, out;
     const uint8_t *src;
@@ -40,6 +38,14 @@ typedef struct {
     uint32_t npix; /* output positions (1 for linear) */
     mm_epilogue ep;
 } mm_ctx;
+
+/* The distinct rows a tile of n_bits holds for fan-in k, 0 when it holds no whole rows or the
+ * conv has groups (tbn.format.spec.lut_rows): the rows that tile reuse and the table kernel
+ * share. */
+static inline uint32_t tbn_tile_rows(const tbn_op *op, uint32_t n_bits, uint32_t k) {
+    int grouped = (op->traits & TBN_TRAIT_CONV) && op->groups != 1;
+    return !grouped && n_bits % k == 0 ? n_bits / k : 0;
+}
 
 /* The kernel columns [lo, hi) that fall inside the input row (the rest is zero padding). */
 static inline void kx_range(const tbn_op *op, int32_t ix0, uint32_t w, int32_t *lo, int32_t *hi) {
