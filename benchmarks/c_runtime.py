@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json")
     args = ap.parse_args()
+    if shutil.which("valgrind") is None:
+        sys.exit("c_runtime.py counts instructions with valgrind, which is not installed "
+                 "(Debian: apt-get install valgrind)")
     subprocess.run(["make", "-s", "-C", str(ROOT), str(BENCH.relative_to(ROOT))], check=True)
     rows = []
     with tempfile.TemporaryDirectory() as d:
