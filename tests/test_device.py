@@ -58,13 +58,13 @@ def test_oversized_payload_is_refused() -> None:
 
 
 def test_short_info_reply_is_refused() -> None:
-    with pytest.raises(ProtocolError, match="INFO reply of 10 bytes, expected at least 54"):
+    with pytest.raises(ProtocolError, match=f"INFO reply of 10 bytes, expected at least {INFO_REPLY.size}"):
         DeviceInfo.parse(bytes([0, PROTOCOL_VERSION]) + bytes(8))
 
 
 def test_a_device_speaking_another_protocol_is_named() -> None:
-    old = bytes([0, 1]) + bytes(60)  # version 1's INFO, too short for version 2's layout
-    with pytest.raises(ProtocolError, match=r"protocol version 1, this tbn speaks 2: rebuild and flash"):
+    old = bytes([0, 2]) + bytes(60)  # version 2's INFO: the model info lacks its CRC32
+    with pytest.raises(ProtocolError, match=rf"protocol version 2, this tbn speaks {PROTOCOL_VERSION}: "):
         DeviceInfo.parse(old)
 
 

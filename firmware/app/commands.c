@@ -25,6 +25,7 @@ static struct {
     uint8_t source;
     uint8_t loading;
     uint32_t load_total, load_crc, load_received;
+    uint32_t model_crc; /* CRC32 of the whole active file: the host's "is it already here?" */
 } g;
 
 static void put32(uint8_t *p, uint32_t v) {
@@ -59,19 +60,22 @@ static void reply_status(uint8_t cmd, uint8_t seq, uint8_t status, uint8_t detai
 static void put_model_info(uint8_t *p) {
     int active = g.source != TBN_SOURCE_NONE;
     put32(p + TBN_MODEL_INFO_MODEL_BYTES, active ? g.model.size : 0);
+    put32(p + TBN_MODEL_INFO_CRC32, active ? g.model_crc : 0);
     put32(p + TBN_MODEL_INFO_INPUT_BYTES, active ? tbn_input_size(&g.model) : 0);
     put32(p + TBN_MODEL_INFO_OUTPUT_BYTES, active ? tbn_output_size(&g.model) : 0);
     put32(p + TBN_MODEL_INFO_ARENA_BYTES, active ? tbn_arena_size(&g.model) : 0);
     p[TBN_MODEL_INFO_INT8] = (uint8_t)(active && tbn_is_int8(&g.model));
 }
 
-/* Validate a model and check it fits the arena; 0 = ok, else the reply status. */
-static uint8_t activate(const void *data, uint32_t size, uint8_t source, uint8_t *detail) {
+/* Validate a model and check it fits the arena; 0 = ok, else the reply status. `crc` is the
+ * file's CRC32, already known for an upload. */
+static uint8_t activate(const void *data, uint32_t size, uint32_t crc, uint8_t source, uint8_t *detail) {
     tbn_status s = tbn_model_init(&g.model, data, size);
     *detail = (uint8_t)s;
     if (s != TBN_OK) return TBN_ST_ERR_MODEL;
     if (tbn_arena_size(&g.model) > sizeof g_arena) return TBN_ST_ERR_TOO_LARGE;
     g.source = source;
+    g.model_crc = crc;
     return TBN_ST_OK;
 }
 
@@ -79,7 +83,8 @@ void commands_init(void) {
     g.source = TBN_SOURCE_NONE;
 #if TBN_EMBEDDED_MODEL
     uint8_t detail;
-    if (activate(tbn_embedded_model, tbn_embedded_model_size, TBN_SOURCE_EMBEDDED, &detail) != TBN_ST_OK)
+    uint32_t crc = tbn_crc32(tbn_embedded_model, tbn_embedded_model_size);
+    if (activate(tbn_embedded_model, tbn_embedded_model_size, crc, TBN_SOURCE_EMBEDDED, &detail) != TBN_ST_OK)
         g.source = TBN_SOURCE_NONE;
 #endif
 }
@@ -163,7 +168,7 @@ static void do_load_end(uint8_t seq, uint16_t len) {
     } else if (tbn_crc32(g_slot, g.load_total) != g.load_crc) {
         *status = TBN_ST_ERR_LOAD_CRC;
     } else {
-        *status = activate(g_slot, g.load_total, TBN_SOURCE_LOADED, &head[TBN_LOAD_END_REPLY_DETAIL]);
+        *status = activate(g_slot, g.load_total, g.load_crc, TBN_SOURCE_LOADED, &head[TBN_LOAD_END_REPLY_DETAIL]);
         if (*status != TBN_ST_OK) commands_init();
     }
     if (*status == TBN_ST_OK) g.loading = 0;

@@ -18,3 +18,8 @@ class TbnError(Exception):
 
 class UsageError(TbnError, ValueError):
     """A bad argument or option: an unknown name, a value out of range, a wrong shape."""
+
+
+class DeviceError(TbnError, RuntimeError):
+    """Something went wrong with a device: it refused a request, its link failed, or its
+    emulator is missing or exited. The message names the port or board."""

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 from tbn.errors import TbnError
 
 
@@ -46,7 +48,9 @@ def read_bounded(path: str | os.PathLike, limit: int, what: str) -> bytes:
         raise FileError(f"{p}: cannot read ({e.strerror})") from e
 
 
-def _check_output(path: Path, inputs: Iterable[str | os.PathLike]) -> None:
+def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse an output path that is one of ``inputs``, a folder, or in a missing folder."""
+    path = Path(path)
     for i in inputs:
         if Path(i).exists() and path.exists() and os.path.samefile(i, path):
             raise FileError(f"{path} is also the input: writing it would destroy the input; "
@@ -62,7 +66,7 @@ def atomic_open(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (
     """A binary file that replaces ``path`` only once it is completely written (a temporary
     file beside it, synced, then renamed): a crash leaves the old file or none, never half."""
     p = Path(path)
-    _check_output(p, inputs)
+    check_output(p, inputs)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -79,3 +83,20 @@ def write_atomic(path: str | os.PathLike, data: bytes, inputs: Iterable[str | os
     """Write ``data`` to ``path`` with :func:`atomic_open`."""
     with atomic_open(path, inputs) as f:
         f.write(data)
+
+
+MAX_NPY_BYTES = 1 << 32  # inputs beyond 4 GiB are not something a microcontroller model takes
+
+
+def read_npy(path: str | os.PathLike, what: str = "a .npy array of inputs") -> np.ndarray:
+    """A numeric array from a regular ``.npy`` file (no pickles), or a :class:`FileError`."""
+    p = regular_file(path, what)
+    if p.stat().st_size > MAX_NPY_BYTES:
+        raise FileError(f"{p} is {p.stat().st_size} bytes, more than {what} can be ({MAX_NPY_BYTES})")
+    try:
+        x = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise FileError(f"{p} is not {what} ({e}); write one with numpy.save") from e
+    if not isinstance(x, np.ndarray) or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise FileError(f"{p} holds {getattr(x, 'dtype', type(x).__name__)}, not numbers ({what})")
+    return x

@@ -268,7 +268,10 @@ def test_bad_requests_are_refused(tbn_device: DeviceLink) -> None:
     with pytest.raises(DeviceError, match="no model"):
         tbn_device.infer(b"\x00" * 256)
     tbn_device.load(model)  # and a good one still loads
-    assert tbn_device.info().model_source == "loaded"
+    info = tbn_device.info()
+    assert info.model_source == "loaded"
+    assert info.model is not None and info.model.holds(model)  # size and CRC32 of the file
+    assert info.model.crc32 == zlib.crc32(model)
 
 
 def test_soak_with_corrupted_frames(tbn_device: DeviceLink) -> None:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from tbn.cli.types import count
 from tbn.errors import UsageError
 
 
@@ -16,7 +17,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("-o", "--output", help="output .tbn (default: the model's name with .tbn)")
     p.add_argument("--activations", choices=("f32", "int8"), default="f32")
     p.add_argument("--scales", choices=("f32", "f16"), default="f32", help="F32 models' scale storage")
-    p.add_argument("--calibration", type=int, default=512, metavar="N",
+    p.add_argument("--calibration", type=count, default=512, metavar="N",
                    help="INT8: calibrate on the first N training images (default 512)")
     p.add_argument("--data-dir", help="folder with MNIST (INT8 calibration)")
     p.add_argument("--no-lookup-tables", dest="lookup_tables", action="store_false",

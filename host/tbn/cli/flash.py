@@ -6,10 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tbn.cli.report import EXIT_USER_ERROR, add_debug_flag, run_reporting
+from tbn.cli.types import tcp_port
 from tbn.device.boards import list_boards, load_board
 from tbn.device.build import RegistryUnavailable
+
+if TYPE_CHECKING:
+    from tbn.device.emulator import Emulator
+    from tbn.device.protocol import DeviceInfo
 
 EXIT_SKIPPED = 3  # a real board whose PlatformIO platform cannot be fetched here
 
@@ -20,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the boards and exit")
     p.add_argument("--model", type=Path, help="a .tbn to build into flash (else upload one later with LOAD)")
     p.add_argument(
-        "--serial-port", type=int, help="emulated boards: TCP port for the UART (default: a free one)"
+        "--serial-port", type=tcp_port, help="emulated boards: TCP port for the UART (default: a free one)"
     )
     p.add_argument(
         "--detach", action="store_true", help="emulated boards: leave the emulator running and exit"
@@ -80,8 +86,15 @@ def _flash(args: argparse.Namespace) -> int:
         if not board.emulated:
             print(f"  flashed; watch it with: tbn monitor --board {board.name} --model <m.tbn>")
             return 0
-        emu = Emulator(board, fw.elf, port=args.serial_port).start()
-        print(f"  {board.emulator[0]} running (pid {emu.proc.pid}); its UART is {emu.url}")
+        emu = Emulator(board, fw.elf, port=args.serial_port).start(detach=args.detach)
+        try:
+            info = _answers(emu)
+        except BaseException:
+            emu.stop()
+            raise
+        model = f"model {info.model.model_bytes} bytes" if info.model else "no model"
+        print(f"  {board.emulator[0]} running (pid {emu.proc.pid}); its UART is {emu.url}, "
+              f"where it answered INFO (firmware {info.firmware_version}, {model})")
         print(
             f"  connect with: tbn monitor --port {emu.url}" + (f" --model {args.model}" if args.model else "")
         )
@@ -96,6 +109,17 @@ def _flash(args: argparse.Namespace) -> int:
     except RegistryUnavailable as e:
         print(f"tbn-flash: skipped: {e}", file=sys.stderr)
         return EXIT_SKIPPED
+
+
+def _answers(emu: Emulator) -> DeviceInfo:
+    """Connect to the emulator's UART and wait for the firmware's INFO: "running" means this."""
+    from tbn.device.link import DeviceLink
+
+    with DeviceLink(emu.connect()) as link:
+        info = link.sync()
+    if emu.exited():
+        raise emu.exit_error("after answering INFO")
+    return info
 
 
 if __name__ == "__main__":

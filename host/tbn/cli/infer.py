@@ -4,12 +4,17 @@ against the host reference; prints accuracy and cost per inference."""
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
+from tbn.cli.types import count
+from tbn.errors import DeviceError
+from tbn.files import check_output, read_npy, write_atomic
 from tbn.format import load
 
 
@@ -31,15 +36,14 @@ def add_device_arguments(p: argparse.ArgumentParser, model_required: bool) -> No
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", choices=("mnist",), default="mnist", help="stream a dataset's test split")
     src.add_argument("--input", type=Path, metavar="X.npy", help="stream the inputs of a .npy batch")
-    p.add_argument("--n", type=int, default=100, help="how many inputs (default 100)")
+    p.add_argument("--n", type=count, default=100, help="how many inputs (default 100)")
     p.add_argument("--data-dir", help="folder with MNIST")
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
     """(inputs, labels or None) from --input or --data."""
     if args.input is not None:
-        x = np.load(args.input, allow_pickle=False)
-        return x[: args.n], None
+        return read_npy(args.input)[: args.n], None
     from tbn.data import load_mnist
 
     test = load_mnist("test", args.data_dir)
@@ -70,7 +74,20 @@ def add_parser(sub: Any) -> None:
     add_device_arguments(p, model_required=True)
     p.add_argument("--profile", action="store_true",
                    help="also measure each op of the first input on the device (PROFILE) and print the table")
+    p.add_argument("--json", type=Path, metavar="FILE",
+                   help="also write every result as JSON (written even when the device fails part-way)")
     p.set_defaults(func=run)
+
+
+@dataclass
+class _Run:
+    """What a run has gathered so far: kept when the device fails part-way."""
+
+    requested: int
+    info: Any = None
+    stats: Any = None
+    results: list[Any] = field(default_factory=list)
+    profile: list[Any] | None = None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,31 +96,60 @@ def run(args: argparse.Namespace) -> int:
 
     program = load(args.model)
     x, labels = load_inputs(args)
-    with open_device(args.board, args.port, args.model, embed=not args.load, log=args.log) as link:
-        info = link.info()
-        print(f"device {describe_device(info)}")
-        print(
-            f"model: {args.model} ({args.model.stat().st_size} bytes, {info.model_source}), "
-            f"arena {program.arena_size} bytes, {'int8' if program.int8 else 'f32'} activations"
-        )
-        runner = DeviceRunner(link, program)
-        results = [runner.run(xi) for xi in tqdm(x, desc="infer", unit="input", leave=False, disable=None)]
-        profile = runner.profile(x[0]) if args.profile else None
+    if args.json is not None:
+        check_output(args.json, [p for p in (args.model, args.input) if p is not None])
+    got = _Run(len(x))
+    try:
+        with open_device(args.board, args.port, args.model, embed=not args.load, log=args.log) as link:
+            got.info, got.stats = link.info(), link.stats
+            print(f"device {describe_device(got.info)}")
+            print(
+                f"model: {args.model} ({args.model.stat().st_size} bytes, {got.info.model_source}), "
+                f"arena {program.arena_size} bytes, {'int8' if program.int8 else 'f32'} activations"
+            )
+            runner = DeviceRunner(link, program)
+            for xi in tqdm(x, desc="infer", unit="input", leave=False, disable=None):
+                got.results.append(runner.run(xi))
+            got.profile = runner.profile(x[0]) if args.profile else None
+    except (DeviceError, KeyboardInterrupt) as e:
+        if got.results:
+            print(f"the device failed after {len(got.results)} of {len(x)} inputs; the results so far:")
+            _report(args, program, got, labels)
+        _write_json(args, program, got, labels, e)
+        raise
+    matches = _report(args, program, got, labels)
+    _write_json(args, program, got, labels, None)
+    if got.profile is not None:
+        print_profile(got.profile, got.info.cost_unit.name.lower())
+    return 0 if matches == len(got.results) else 1
+
+
+def _accuracies(got: _Run, labels: np.ndarray | None) -> tuple[float, float] | None:
+    if labels is None or not got.results:
+        return None
+    want = labels[: len(got.results)]
+    return (float(np.mean(np.array([r.predicted for r in got.results]) == want)),
+            float(np.mean(np.array([r.reference_predicted for r in got.results]) == want)))
+
+
+def _report(args: argparse.Namespace, program: Any, got: _Run, labels: np.ndarray | None) -> int:
+    """Print the table of what ran; returns how many outputs equal the reference's."""
+    results, info = got.results, got.info
     matches = sum(r.matches for r in results)
     costs = np.array([r.cost for r in results])
     worst = max(r.error for r in results)
     rows = [("", f"device ({info.board})", "host reference")]
-    if labels is not None:
-        device_acc = np.mean(np.array([r.predicted for r in results]) == labels)
-        ref_acc = np.mean(np.array([r.reference_predicted for r in results]) == labels)
-        rows.append((f"accuracy on {len(results)} inputs", f"{device_acc:.4f}", f"{ref_acc:.4f}"))
+    acc = _accuracies(got, labels)
+    if acc is not None:
+        rows.append((f"accuracy on {len(results)} inputs", f"{acc[0]:.4f}", f"{acc[1]:.4f}"))
+    size = args.model.stat().st_size
     rows += [
         (
             "outputs equal to the reference",
             f"{matches}/{len(results)} (worst {'|diff|' if program.int8 else 'rel.'} {worst:.2g})",
             "",
         ),
-        ("model bytes", f"{args.model.stat().st_size}", f"{args.model.stat().st_size}"),
+        ("model bytes", f"{size}", f"{size}"),
         ("arena bytes", f"{program.arena_size} (of {info.arena_bytes})", f"{program.arena_size}"),
         (f"{info.cost_unit.name.lower()} per inference", f"{costs.mean():,.0f}", "-"),
     ]
@@ -112,11 +158,49 @@ def run(args: argparse.Namespace) -> int:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     print(
         f"cost: {cost_text(costs.mean(), info)}, min {costs.min():,}, max {costs.max():,}; "
-        f"link: {link.stats.requests} requests, {link.stats.retries} retries"
+        f"link: {got.stats.requests} requests, {got.stats.retries} retries"
     )
-    if profile is not None:
-        print_profile(profile, info.cost_unit.name.lower())
-    return 0 if matches == len(results) else 1
+    return matches
+
+
+def _write_json(args: argparse.Namespace, program: Any, got: _Run, labels: np.ndarray | None,
+                error: BaseException | None) -> None:
+    """--json: every result so far, whether the run completed, and why not."""
+    if args.json is None:
+        return
+    acc = _accuracies(got, labels)
+    info = got.info
+    doc = {
+        "model": str(args.model),
+        "model_bytes": args.model.stat().st_size,
+        "int8": program.int8,
+        "device": None if info is None else {
+            "board": info.board, "firmware": info.firmware_version, "protocol": info.protocol,
+            "cost_unit": info.cost_unit.name.lower(), "clock_hz": info.clock_hz,
+            "model_source": info.model_source,
+        },
+        "complete": error is None and len(got.results) == got.requested,
+        "error": None if error is None else (str(error) or type(error).__name__),
+        "requested": got.requested,
+        "done": len(got.results),
+        "accuracy": None if acc is None else acc[0],
+        "reference_accuracy": None if acc is None else acc[1],
+        "matches": sum(r.matches for r in got.results),
+        "results": [
+            {"index": i, "predicted": r.predicted, "reference": r.reference_predicted,
+             "label": None if labels is None else int(labels[i]), "matches": bool(r.matches),
+             "error": float(r.error), "cost": int(r.cost)}
+            for i, r in enumerate(got.results)
+        ],
+        "profile": None if got.profile is None else [
+            {"index": p.index, "op": p.op, "output_shape": list(p.output_shape), "cost": p.cost}
+            for p in got.profile
+        ],
+        "link": None if got.stats is None else asdict(got.stats),
+    }
+    write_atomic(args.json, (json.dumps(doc, indent=1) + "\n").encode(),
+                 [p for p in (args.model, args.input) if p is not None])
+    print(f"wrote {args.json} ({len(got.results)} of {got.requested} results)")
 
 
 def print_profile(profile: list[Any], unit: str) -> None:

@@ -10,24 +10,15 @@ from typing import Any
 import numpy as np
 
 from tbn.cli.infer import add_device_arguments, cost_text, describe_device, load_inputs
+from tbn.cli.types import seconds
 from tbn.errors import UsageError
 from tbn.format import load
-
-
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not v >= 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text}")
-    return v
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("monitor", help="watch a device's inference results live", description=__doc__)
     add_device_arguments(p, model_required=False)
-    p.add_argument("--interval", type=_seconds, default=0.0, help="seconds between inputs (0 or more)")
+    p.add_argument("--interval", type=seconds, default=0.0, help="seconds between inputs (0 or more)")
     p.set_defaults(func=run)
 
 

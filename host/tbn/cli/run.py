@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from tbn.cli.types import count
 from tbn.errors import UsageError
 from tbn.format import load
 from tbn.runtime import Interpreter, output_as_float
@@ -21,7 +22,7 @@ def add_parser(sub: Any) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", choices=("mnist",), help="report accuracy on a dataset's test split")
     src.add_argument("--input", metavar="X.npy", help="run one input (or a batch) and print the output")
-    p.add_argument("--n", type=int, help="use the first N test images (default all)")
+    p.add_argument("--n", type=count, help="use the first N test images (default all)")
     p.add_argument("--engine", choices=ENGINES, default="reference", help="which runtime runs it")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"),
                    help="cuda engine: activation type between ops (default float32)")
@@ -50,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
         return output_as_float(interp.program, engine.run(x))
 
     if args.input:
-        x = np.load(args.input, allow_pickle=False)
+        from tbn.files import read_npy
+
+        x = read_npy(args.input)
         print(np.array2string(run_float(x), precision=6))
         return 0
     from tbn.data import load_mnist

@@ -4,6 +4,10 @@
 """
 
 from tbn.device.boards import Board, BoardError, list_boards, load_board
-from tbn.device.link import DeviceError, DeviceLink, LinkError
+from tbn.device.link import CommandError, DeviceLink, LinkError
+from tbn.errors import DeviceError
 
-__all__ = ["Board", "BoardError", "DeviceError", "DeviceLink", "LinkError", "list_boards", "load_board"]
+__all__ = [
+    "Board", "BoardError", "CommandError", "DeviceError", "DeviceLink", "LinkError",
+    "list_boards", "load_board",
+]

@@ -16,10 +16,10 @@ from pathlib import Path
 import serial
 
 from tbn.device.boards import Board, BoardError
-from tbn.errors import TbnError
+from tbn.errors import DeviceError
 
 
-class EmulatorError(TbnError, RuntimeError):
+class EmulatorError(DeviceError):
     """QEMU is missing, did not start, or exited."""
 
 
@@ -27,6 +27,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def check_port_free(port: int) -> None:
+    """Refuse a TCP port that QEMU could not listen on, before QEMU fails on it quietly."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as e:
+            raise EmulatorError(f"TCP port {port} on 127.0.0.1 cannot be listened on ({e.strerror}): "
+                                "choose another --serial-port, or leave it out for a free one") from e
 
 
 class Emulator:
@@ -53,7 +63,8 @@ class Emulator:
         serial = f"tcp:127.0.0.1:{self.port},server=on,wait=on,nodelay=on"
         return [a.format(elf=self.elf, serial=serial) for a in self.board.emulator]
 
-    def start(self) -> Emulator:
+    def start(self, detach: bool = False) -> Emulator:
+        """Boot QEMU; ``detach`` puts it in its own session, so it outlives the terminal."""
         cmd = self.command()
         if shutil.which(cmd[0]) is None:
             raise EmulatorError(
@@ -61,21 +72,38 @@ class Emulator:
             )
         if not self.elf.is_file():
             raise EmulatorError(f"firmware {self.elf} not built (tbn-flash --board {self.board.name})")
+        check_port_free(self.port)
         out = open(self.log, "wb") if self.log else subprocess.DEVNULL
         try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=detach)
         finally:
             if out is not subprocess.DEVNULL:
                 out.close()  # the child holds its own descriptor
         return self
 
+    def exited(self, wait: float = 0.0) -> bool:
+        """Whether QEMU has exited, waiting up to ``wait`` seconds (a closed socket comes a
+        moment before the exit status)."""
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def exit_error(self, when: str) -> EmulatorError:
+        """The error for an emulator that has exited: its status and the end of its log."""
+        code = None if self.proc is None else self.proc.returncode
+        log = self.log.read_text(errors="replace")[-2000:].strip() if self.log and self.log.exists() else ""
+        hint = f"; its output: {log}" if log else ("" if self.log else "; pass --log FILE to keep its output")
+        return EmulatorError(f"{self.board.emulator[0]} ({self.board.name}) exited with status {code} "
+                             f"{when}{hint}")
+
     def _check_alive(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            detail = self.log.read_text(errors="replace")[-2000:] if self.log and self.log.exists() else ""
-            code = None if self.proc is None else self.proc.returncode
-            raise EmulatorError(
-                f"{self.board.emulator[0]} is not running (exit status {code}) {detail}".strip()
-            )
+        if self.exited():
+            raise self.exit_error("before its serial port opened")
 
     def connect(self, timeout: float = 10.0) -> serial.SerialBase:
         """Open the board's serial port (QEMU boots the board when this connects)."""

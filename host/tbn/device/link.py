@@ -7,6 +7,7 @@ idempotent (LOAD_CHUNK names its offset), so a retry never changes the outcome.
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -39,10 +40,14 @@ from tbn.device.protocol import (
     Status,
     encode,
 )
-from tbn.errors import TbnError, UsageError
+from tbn.errors import DeviceError, UsageError
+
+# What a port raises when the other end goes away: pyserial wraps most of it, but a real
+# serial port that is unplugged can raise a bare OSError (EIO) from termios or select.
+PORT_ERRORS = (serial.SerialException, OSError, ValueError)
 
 
-class DeviceError(TbnError, RuntimeError):
+class CommandError(DeviceError):
     """The device answered, and the answer is an error (not a link fault)."""
 
     def __init__(self, command: Command, status: Status | int, detail: int = 0) -> None:
@@ -54,8 +59,9 @@ class DeviceError(TbnError, RuntimeError):
         self.detail = detail
 
 
-class LinkError(TbnError, RuntimeError):
-    """No valid reply after every retry: the link or the device is down."""
+class LinkError(DeviceError):
+    """The port does not open, or gives no valid reply after every retry: the link or the
+    device is down."""
 
 
 @dataclass
@@ -67,6 +73,7 @@ class LinkStats:
     timeouts: int = 0
     device_rejected: int = 0  # error frames: the device detected a corrupted request
     bad_replies: int = 0  # reply frames dropped for a bad CRC or a stray byte
+    received: int = 0  # bytes read from the port
     by_status: dict[str, int] = field(default_factory=dict)
 
 
@@ -107,9 +114,11 @@ class DeviceLink:
         if isinstance(port, str):
             try:
                 port = serial.serial_for_url(port, baudrate=baudrate, timeout=0.05)
-            except (serial.SerialException, ValueError) as e:
-                raise LinkError(f"cannot open the serial port {port}: {e}") from e
+            except PORT_ERRORS as e:  # pyserial's text repeats the port: keep only the reason
+                reason = re.sub(r"^could not open port .*?: ", "", str(e), flags=re.IGNORECASE)
+                raise LinkError(f"cannot open the serial port {port}: {reason}") from e
         self.port = port
+        self.name = str(getattr(port, "port", None) or port)  # the URL or device path, for messages
         self.timeout = timeout
         self.retries = retries
         self.stats = LinkStats()
@@ -119,7 +128,10 @@ class DeviceLink:
         self.stall_s = 0.0  # how long the device may take to give up on a broken frame
 
     def close(self) -> None:
-        self.port.close()
+        try:
+            self.port.close()
+        except PORT_ERRORS:
+            pass  # already gone: nothing left to release
 
     def __enter__(self) -> DeviceLink:
         return self
@@ -132,9 +144,10 @@ class DeviceLink:
         while time.monotonic() < deadline:
             try:
                 chunk = self.port.read(max(1, self.port.in_waiting))
-            except serial.SerialException as e:  # the emulator exited, the cable came out
-                raise LinkError(f"the serial link to the device closed: {e}") from e
+            except PORT_ERRORS as e:  # the emulator exited, the cable came out
+                raise self._closed(e) from e
             if chunk:
+                self.stats.received += len(chunk)
                 dropped = self.decoder.dropped
                 frames = self.decoder.feed(chunk)
                 self.stats.bad_replies += self.decoder.dropped - dropped
@@ -148,8 +161,11 @@ class DeviceLink:
             self.port.reset_input_buffer()
             self.decoder.buffer.clear()
             self.port.write(data)
-        except serial.SerialException as e:
-            raise LinkError(f"the serial link to the device closed: {e}") from e
+        except PORT_ERRORS as e:
+            raise self._closed(e) from e
+
+    def _closed(self, e: BaseException) -> LinkError:
+        return LinkError(f"{self.name}: the serial link to the device closed ({e})")
 
     def request(self, cmd: Command, payload: bytes = b"", timeout: float | None = None) -> Frame:
         """Send one request and return its reply frame (status OK or a command error)."""
@@ -188,8 +204,9 @@ class DeviceLink:
             # a device still inside a half-received frame gives up on it within stall_s
             time.sleep(min(self.stall_s, 0.05 * attempt))
         raise LinkError(
-            f"{cmd.name}: no valid reply after {self.retries} attempts "
-            f"({self.stats.timeouts} timeouts so far); is the device running the tbn firmware?"
+            f"{self.name}: {cmd.name} got no valid reply after {self.retries} attempts "
+            f"({self.stats.timeouts} timeouts; {self.stats.received} bytes received, "
+            f"{self.stats.bad_replies} damaged frames); is the device running the tbn firmware?"
         )
 
     def sync(self, timeout: float = 10.0) -> DeviceInfo:
@@ -225,7 +242,7 @@ class DeviceLink:
         """request(), raising DeviceError unless the status is OK; returns the reply's payload."""
         reply = self.request(cmd, payload, timeout)
         if reply.status != Status.OK:
-            raise DeviceError(cmd, reply.status, reply.detail)
+            raise CommandError(cmd, reply.status, reply.detail)
         return reply.payload
 
     # ---- commands ---------------------------------------------------------------------------
@@ -251,7 +268,7 @@ class DeviceLink:
             reply = self.call(Command.LOAD_CHUNK, LOAD_CHUNK_REQUEST.pack(offset=offset) + part)
             received = LOAD_CHUNK_REPLY.unpack(reply)["received"]
             if received != min(len(model), offset + chunk):
-                raise LinkError(f"LOAD_CHUNK at {offset}: the device holds {received} bytes")
+                raise LinkError(f"{self.name}: LOAD_CHUNK at {offset}: the device holds {received} bytes")
             if progress is not None:
                 progress(min(len(model), offset + chunk))
         reply = self.call(Command.LOAD_END)
@@ -281,7 +298,7 @@ class DeviceLink:
         raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
         try:
             reply = self.call(Command.PROFILE, raw, timeout=self._cost_timeout(1))
-        except DeviceError as e:
+        except CommandError as e:
             if e.status == Status.ERR_COMMAND:
                 raise UsageError("PROFILE: the device's firmware predates it; rebuild and flash it "
                                  "(tbn-flash) to profile per op") from e
@@ -289,5 +306,5 @@ class DeviceLink:
         n = PROFILE_REPLY.unpack(reply)["ops"]
         body = reply[PROFILE_REPLY.size:]
         if len(body) != n * PROFILE_COST.size:
-            raise LinkError(f"PROFILE: {len(body)} bytes of costs for {n} ops")
+            raise LinkError(f"{self.name}: PROFILE: {len(body)} bytes of costs for {n} ops")
         return [PROFILE_COST.unpack(body, i * PROFILE_COST.size)["cost"] for i in range(n)]

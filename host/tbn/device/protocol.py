@@ -18,10 +18,10 @@ from tbn import __version__
 from tbn.errors import TbnError, UsageError
 from tbn.format.spec import VERSION_MAJOR
 
-# Version 2: INFO reports the frame timeout and the longest sleep (the host derives its waits
-# from them), and the firmware sleeps between bytes. Byte 1 of the INFO reply holds this
+# Version 3: model info carries the active model's CRC32, so a host can tell whether the
+# device already holds a model before uploading it. Byte 1 of the INFO reply holds this
 # number in every version, so a host can always tell which protocol a device speaks.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 SYNC = b"\xa5\x5a"
 HEADER = struct.Struct("<BBH")  # cmd, seq, len (after the two sync bytes)
 CRC = struct.Struct("<I")
@@ -142,7 +142,7 @@ def _layout(name: str, fmt: str, *fields: str) -> Layout:
 # Every reply payload starts with status and detail (the runtime's tbn_status for ERR_MODEL).
 STATUS_REPLY = _layout("status reply", "BB", "status", "detail")
 MODEL_INFO = _layout(
-    "model info", "4IB", "model_bytes", "input_bytes", "output_bytes", "arena_bytes", "int8"
+    "model info", "5IB", "model_bytes", "crc32", "input_bytes", "output_bytes", "arena_bytes", "int8"
 )
 _INFO_HEAD = "8B6I"
 INFO_MODEL_OFFSET = struct.calcsize("<" + _INFO_HEAD)  # MODEL_INFO sits inside INFO_REPLY here
@@ -240,6 +240,7 @@ class FrameDecoder:
 @dataclass(frozen=True)
 class ModelInfo:
     model_bytes: int
+    crc32: int  # zlib.crc32 of the whole .tbn file
     input_bytes: int
     output_bytes: int
     arena_bytes: int
@@ -248,7 +249,12 @@ class ModelInfo:
     @classmethod
     def parse(cls, payload: bytes, offset: int) -> ModelInfo:
         m = MODEL_INFO.unpack(payload, offset)
-        return cls(m["model_bytes"], m["input_bytes"], m["output_bytes"], m["arena_bytes"], bool(m["int8"]))
+        return cls(m["model_bytes"], m["crc32"], m["input_bytes"], m["output_bytes"], m["arena_bytes"],
+                   bool(m["int8"]))
+
+    def holds(self, model: bytes) -> bool:
+        """Whether this is the model in ``model`` (same size and CRC32)."""
+        return self.model_bytes == len(model) and self.crc32 == zlib.crc32(model)
 
 
 @dataclass(frozen=True)

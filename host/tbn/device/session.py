@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbn.device.boards import Board, load_board
-from tbn.device.build import Firmware, build, check_fit
+from tbn.device.build import Firmware, FitError, build, check_fit
 from tbn.device.emulator import Emulator
 from tbn.device.link import DeviceLink, LinkError
 from tbn.errors import UsageError
+from tbn.files import read_bounded
 from tbn.format import load, read
+from tbn.format.spec import MAX_FILE_BYTES
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,27 @@ def find_port(board: Board) -> str:
     return ports[0]
 
 
+def _activate(link: DeviceLink, model: Path, upload: bool) -> None:
+    """Make ``model`` the device's active model: upload it with LOAD when ``upload`` is set or
+    when the device does not already hold it (same size and CRC32)."""
+    data = read_bounded(model, MAX_FILE_BYTES, "a .tbn model")
+    info = link.info()  # the running firmware's own limits and its resident model
+    if not upload and info.model is not None and info.model.holds(data):
+        return
+    try:
+        check_fit(info.board, len(data), read(data).arena_size,
+                  arena_limit=info.arena_bytes, slot_limit=info.slot_bytes)
+    except FitError as e:
+        if upload:
+            raise
+        held = (f"it holds another model ({info.model.model_bytes} bytes, CRC32 {info.model.crc32:08x})"
+                if info.model is not None else "it holds no model")
+        raise FitError(f"{link.name}: {model} is not the model on the device ({held}) and cannot be "
+                       f"uploaded: {e}; build it into the firmware with `tbn-flash --board {info.board} "
+                       f"--model {model}`") from e
+    link.load(data)
+
+
 @contextmanager
 def open_device(
     board: str | None = None,
@@ -74,9 +97,11 @@ def open_device(
 ) -> Iterator[DeviceLink]:
     """A link to a device running ``model``.
 
-    With ``port``, talk to a device already running there (``model``, if given, is uploaded
-    with LOAD). With only ``board``, build and boot the emulator (or flash the real board),
-    with ``model`` embedded in the firmware (``embed``) or uploaded over the link.
+    With ``port``, talk to a device already running there: ``model``, if given, is uploaded
+    with LOAD unless the device already holds it (``embed=False`` uploads it always). With
+    only ``board``, build and boot the emulator (or flash the real board), with ``model``
+    embedded in the firmware (``embed``) or uploaded over the link. A link that fails because
+    the emulator exited is reported as that (:class:`EmulatorError`, with its exit status).
     ``backend``: see :func:`tbn.device.build.build`.
     """
     if board is None and port is None:
@@ -97,17 +122,12 @@ def open_device(
         with link:
             link.sync()
             if model is not None and (port is not None or not embed):
-                data = Path(model).read_bytes()
-                info = link.info()  # the running firmware's own limits
-                check_fit(
-                    info.board,
-                    len(data),
-                    read(data).arena_size,
-                    arena_limit=info.arena_bytes,
-                    slot_limit=info.slot_bytes,
-                )
-                link.load(data)
+                _activate(link, Path(model), upload=not embed)
             yield link
+    except LinkError as e:
+        if emulator is not None and emulator.exited(wait=1.0):
+            raise emulator.exit_error(f"during the session ({e})") from e
+        raise
     finally:
         if emulator is not None:
             emulator.stop()
