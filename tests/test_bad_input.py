@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +17,11 @@ import numpy as np
 import pytest
 import torch
 
+from tbn.device.faults import FaultProxy, Faults
 from tbn.train import TrainConfig
 from tbn.train.model_file import build_model, save_model
 
-TBN = [sys.executable, "-m", "tbn.cli.main"]
+PROGRAMS = {"tbn": "tbn.cli.main", "tbn-flash": "tbn.cli.flash"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class Case:
     code: int = 2
     unchanged: tuple[str, ...] = field(default=())  # files that must stay byte-identical
     absent: tuple[str, ...] = field(default=())  # files the failed command must not leave
+    written: tuple[str, ...] = field(default=())  # files it must write all the same (partial results)
+    peer: Callable[[], FaultProxy] | None = None  # a TCP peer on 127.0.0.1; "{peer}" in argv is its URL
+    program: str = "tbn"
 
 
 def _model(d: Path, name: str = "model.pt") -> None:
@@ -95,6 +100,37 @@ def _nothing(d: Path) -> None:
     pass
 
 
+def _tbn_and_inputs(d: Path) -> None:
+    _tbn(d)
+    np.save(d / "x.npy", np.zeros((3, 1, 8, 8), dtype=np.float32))
+
+
+def _not_npy(d: Path) -> None:
+    _tbn(d)
+    (d / "x.npy").write_text("1, 2, 3\n")
+
+
+def _fifo_inputs(d: Path) -> None:
+    _tbn(d)
+    os.mkfifo(d / "x.npy")
+
+
+# Peers that are not a tbn device: one that says nothing, one that babbles, one that hangs up.
+def _silent() -> FaultProxy:
+    return FaultProxy()
+
+
+def _junk() -> FaultProxy:
+    return FaultProxy(junk=True, seed=3)
+
+
+def _hangs_up() -> FaultProxy:
+    return FaultProxy(to_host=Faults(close_after=0))
+
+
+INFER = ["infer", "--model", "m.tbn", "--input", "x.npy"]
+
+
 CASES = [
     Case("compile over its own input", _model, ["compile", "model.pt", "-o", "model.pt"],
          "is also the input", unchanged=("model.pt",)),
@@ -135,19 +171,55 @@ CASES = [
 ]
 
 
+LINK_CASES = [
+    Case("a serial port that does not exist", _tbn_and_inputs, [*INFER, "--port", "/dev/ttyNOPE"],
+         "cannot open the serial port /dev/ttyNOPE", unchanged=("m.tbn", "x.npy")),
+    Case("a TCP port nobody listens on", _tbn_and_inputs, [*INFER, "--port", "socket://127.0.0.1:1"],
+         "cannot open the serial port socket://127.0.0.1:1: [Errno 111] Connection refused"),
+    Case("a port URL pyserial does not know", _tbn_and_inputs, [*INFER, "--port", "nope://x"],
+         "cannot open the serial port nope://x"),
+    Case("a peer that hangs up", _tbn_and_inputs, [*INFER, "--port", "{peer}", "--json", "r.json"],
+         "the serial link to the device closed", unchanged=("m.tbn", "x.npy"), written=("r.json",),
+         peer=_hangs_up),
+    Case("a peer that never answers", _tbn_and_inputs, [*INFER, "--port", "{peer}"],
+         "INFO got no valid reply after 40 attempts (40 timeouts; 0 bytes received", peer=_silent),
+    Case("a peer that sends junk", _tbn_and_inputs, ["monitor", "--input", "x.npy", "--port", "{peer}"],
+         "damaged frames); is the device running the tbn firmware?", peer=_junk),
+    Case("monitor on a peer that hangs up", _tbn_and_inputs,
+         ["monitor", "--model", "m.tbn", "--input", "x.npy", "--port", "{peer}"],
+         "the serial link to the device closed", peer=_hangs_up),
+    Case("results over the model", _tbn_and_inputs, [*INFER, "--port", "{peer}", "--json", "m.tbn"],
+         "is also the input", unchanged=("m.tbn",), peer=_hangs_up),
+    Case("inputs from a FIFO", _fifo_inputs, [*INFER, "--port", "socket://127.0.0.1:1"],
+         "x.npy is not a regular file"),
+    Case("inputs that are not .npy", _not_npy, [*INFER, "--port", "socket://127.0.0.1:1"],
+         "x.npy is not a .npy array of inputs", unchanged=("x.npy",)),
+    Case("no inputs at all", _tbn_and_inputs, [*INFER, "--port", "socket://127.0.0.1:1", "--n", "0"],
+         "argument --n: expected 1 or more, got 0"),
+    Case("a TCP port beyond 65535", _nothing, ["--board", "mps2_an500", "--serial-port", "99999"],
+         "argument --serial-port: expected a TCP port in 1..65535, got 99999", program="tbn-flash"),
+    Case("a negative TCP port", _nothing, ["--board", "mps2_an500", "--serial-port=-1"],
+         "expected a TCP port in 1..65535, got -1", program="tbn-flash"),
+]
+
+
 def _digest(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", CASES + LINK_CASES, ids=lambda c: c.name)
 def test_bad_input_gets_one_clear_error(case: Case, tmp_path: Path) -> None:
     case.setup(tmp_path)
     before = {f: _digest(tmp_path / f) for f in case.unchanged}
     env = {**os.environ, "TBN_OFFLINE": "1"}  # no case may download anything
-    r = subprocess.run([*TBN, *case.argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    with case.peer() if case.peer else nullcontext() as peer:
+        argv = [a.replace("{peer}", peer.url) if peer else a for a in case.argv]
+        r = subprocess.run([sys.executable, "-m", PROGRAMS[case.program], *argv], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
     out = r.stdout + r.stderr
     assert r.returncode == case.code, out
     assert case.message in out, out
     assert "Traceback" not in out, out
     assert {f: _digest(tmp_path / f) for f in case.unchanged} == before
     assert not [f for f in case.absent if (tmp_path / f).exists()]
+    assert [f for f in case.written if (tmp_path / f).is_file()] == list(case.written)

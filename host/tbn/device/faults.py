@@ -59,10 +59,10 @@ class FaultyPort:
 
 @dataclass
 class Faults:
-    """What happens to the bytes going one way. Each chunk the proxy reads (one or more
-    bytes, as the sender's writes arrive) loses a byte with probability ``drop``, gets a bit
-    flipped with probability ``corrupt``, and is held ``delay_s`` seconds; after
-    ``close_after`` bytes the proxy closes both ends (0: as soon as the host connects)."""
+    """What happens to the bytes going one way: each byte is lost with probability ``drop``
+    or gets one bit flipped with probability ``corrupt``; each chunk the proxy reads (as the
+    sender's writes arrive: a UART's bytes often one by one) is held ``delay_s`` seconds;
+    after ``close_after`` bytes the proxy closes both ends (0: as soon as the host connects)."""
 
     drop: float = 0.0
     corrupt: float = 0.0
@@ -94,13 +94,10 @@ class FaultProxy:
         self.sent = {"to_device": Counts(), "to_host": Counts()}
         self.closed_links = 0
         self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"socket://127.0.0.1:{self._server.getsockname()[1]}"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"socket://127.0.0.1:{self._server.getsockname()[1]}"
 
     def __enter__(self) -> FaultProxy:
         return self.start()
@@ -168,14 +165,20 @@ class FaultProxy:
         self._close(link)
 
     def _damage(self, data: bytearray, faults: Faults, counts: Counts) -> bytearray:
+        if not (faults.drop or faults.corrupt):
+            return data
+        out = bytearray()
         with self._lock:  # one generator for both directions: a fixed seed gives one run
-            if data and self.rng.random() < faults.drop:
-                del data[self.rng.randrange(len(data))]
-                counts.dropped += 1
-            if data and self.rng.random() < faults.corrupt:
-                data[self.rng.randrange(len(data))] ^= 1 << self.rng.randrange(8)
-                counts.corrupted += 1
-        return data
+            for byte in data:
+                r = self.rng.random()
+                if r < faults.drop:
+                    counts.dropped += 1
+                elif r < faults.drop + faults.corrupt:
+                    out.append(byte ^ (1 << self.rng.randrange(8)))
+                    counts.corrupted += 1
+                else:
+                    out.append(byte)
+        return out
 
     @staticmethod
     def _forward(dst: socket.socket | None, data: bytes, counts: Counts) -> bool:
@@ -226,8 +229,8 @@ def _address(url: str) -> tuple[str, int]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tbn.device.faults", description=__doc__)
     p.add_argument("upstream", nargs="?", help="the device: socket://HOST:PORT (else no device)")
-    p.add_argument("--drop", type=float, default=0.0, help="chance per chunk of losing a byte")
-    p.add_argument("--corrupt", type=float, default=0.0, help="chance per chunk of a flipped bit")
+    p.add_argument("--drop", type=float, default=0.0, help="chance of losing each byte")
+    p.add_argument("--corrupt", type=float, default=0.0, help="chance of a flipped bit in each byte")
     p.add_argument("--delay", type=float, default=0.0, help="seconds each chunk is held")
     p.add_argument("--close-after", type=int, help="close after this many bytes from the device")
     p.add_argument("--junk", action="store_true", help="with no device: send random bytes")

@@ -1,0 +1,151 @@
+"""Link faults injected between the host and an emulated board, through a local TCP peer
+(:class:`tbn.device.faults.FaultProxy`): a link that drops, corrupts and delays bytes still
+gives every result right; one that closes, or an emulator that dies, ends the command with
+one clear message and the results gathered so far kept."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tbn.device.boards import Board
+from tbn.device.emulator import Emulator
+from tbn.device.faults import FaultProxy, Faults
+from tbn.device.link import DeviceLink
+from tbn.device.session import flash, open_device
+from tbn.paths import root
+
+pytestmark = pytest.mark.hil
+VECTORS = root() / "tests" / "vectors"
+MODEL = VECTORS / "mlp_int8.tbn"  # embedded in the firmware these tests boot
+TBN = [sys.executable, "-m", "tbn.cli.main"]
+
+
+@pytest.fixture(scope="module")
+def emulated(tbn_board: Board | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """A second emulator of the board under test, with MODEL in flash, for these tests alone."""
+    if tbn_board is None or not tbn_board.emulated:
+        pytest.skip("link faults are injected in front of an emulated board")
+    elf = flash(tbn_board, MODEL).firmware.elf
+    with Emulator(tbn_board, elf, log=tmp_path_factory.mktemp("faults") / "emulator.log") as emu:
+        emu.connect().close()  # boots the board (QEMU waits for its first client)
+        yield emu
+
+
+def _inputs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    x = np.fromfile(VECTORS / "mlp_int8.input.bin", dtype=np.int8).reshape(-1, 1, 8, 8)
+    want = np.fromfile(VECTORS / "mlp_int8.output.bin", dtype=np.int8).reshape(len(x), -1)
+    k = np.arange(n) % len(x)
+    return x[k], want[k]
+
+
+@pytest.mark.parametrize(
+    ("faults", "n", "timeout"),
+    [(Faults(drop=0.0005, corrupt=0.001), 40, 0.3), (Faults(delay_s=0.01), 20, 2.0)],
+    ids=["drops and corruption", "delays"],
+)
+def test_a_damaged_link_still_gives_every_result(emulated: Emulator, faults: Faults, n: int,
+                                                 timeout: float) -> None:
+    x, want = _inputs(n)
+    with FaultProxy(emulated.url, to_device=faults, to_host=faults, seed=7) as proxy:
+        with DeviceLink(proxy.url, timeout=timeout, retries=12) as link:
+            link.sync()
+            got = [link.infer(xi).output for xi in x]
+            stats = link.stats
+    assert got == [w.tobytes() for w in want]
+    damaged = sum(c.dropped + c.corrupted for c in proxy.sent.values())
+    if faults.delay_s:
+        assert stats.retries == 0  # slow is not broken: the waits come from the device
+    else:
+        assert damaged > 0 and stats.retries > 0
+
+
+def _infer(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([*TBN, "infer", "--model", str(MODEL), "--input", "x.npy", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _partial(path: Path, n: int) -> dict:
+    doc = json.loads(path.read_text())
+    assert doc["complete"] is False and doc["error"]
+    assert doc["requested"] == n and doc["done"] == len(doc["results"])
+    assert all(r["matches"] for r in doc["results"])
+    return doc
+
+
+def test_infer_keeps_its_results_when_the_link_closes(emulated: Emulator, tmp_path: Path) -> None:
+    x, _ = _inputs(200)
+    np.save(tmp_path / "x.npy", x)
+    # INFO replies are under 100 bytes and each INFER reply of this model 32: some get through
+    with FaultProxy(emulated.url, to_host=Faults(close_after=1500)) as proxy:
+        proc = _infer(["--port", proxy.url, "--n", "200", "--json", "r.json"], tmp_path)
+        out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert f"{proxy.url}: the serial link to the device closed" in out and "Traceback" not in out
+    doc = _partial(tmp_path / "r.json", 200)
+    assert 0 < doc["done"] < 200
+    assert f"the device failed after {doc['done']} of 200 inputs" in out
+
+
+def _qemu_child(pid: int, timeout: float = 60.0) -> int:
+    """The QEMU that process ``pid`` started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = subprocess.run(["pgrep", "-P", str(pid), "qemu-system"], capture_output=True, text=True)
+        if found.stdout.split():
+            return int(found.stdout.split()[0])
+        time.sleep(0.1)
+    raise AssertionError(f"process {pid} started no QEMU within {timeout} s")
+
+
+def test_an_emulator_that_dies_is_named_and_the_results_kept(tbn_board: Board | None, emulated: Emulator,
+                                                             tmp_path: Path) -> None:
+    assert tbn_board is not None
+    x, _ = _inputs(3000)
+    np.save(tmp_path / "x.npy", x)
+    proc = _infer(["--board", tbn_board.name, "--n", "3000", "--json", "r.json"], tmp_path)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:  # "model: ..." comes once the link is up and inference begins
+        lines.append(line)
+        if line.startswith("model:"):
+            break
+    time.sleep(1.0)
+    subprocess.run(["kill", f"-{signal.SIGKILL.value}", str(_qemu_child(proc.pid))], check=True)
+    out = "".join(lines) + proc.communicate(timeout=60)[0]
+    assert proc.returncode == 2, out
+    assert f"qemu-system-arm ({tbn_board.name}) exited with status -9 during the session" in out, out
+    assert "Traceback" not in out
+    assert _partial(tmp_path / "r.json", 3000)["done"] > 0
+
+
+def test_port_uploads_only_a_model_the_device_lacks(emulated: Emulator) -> None:
+    with open_device(port=emulated.url, model=MODEL) as link:
+        assert link.info().model_source == "embedded"  # it already holds MODEL: nothing sent
+    with open_device(port=emulated.url, model=VECTORS / "mlp_f32.tbn") as link:
+        assert link.info().model_source == "loaded"
+    with open_device(port=emulated.url, model=VECTORS / "mlp_f32.tbn") as link:
+        assert link.stats.requests == 1  # held now: one INFO, no LOAD
+    with open_device(port=emulated.url, model=MODEL, embed=False) as link:  # --load: always
+        assert link.info().model_source == "loaded"
+
+
+def test_flash_refuses_a_busy_serial_port(tbn_board: Board | None, emulated: Emulator) -> None:
+    assert tbn_board is not None
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        flash_cmd = [sys.executable, "-m", "tbn.cli.flash", "--board", tbn_board.name,
+                     "--serial-port", str(port), "--detach"]
+        r = subprocess.run(flash_cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"TCP port {port} on 127.0.0.1 cannot be listened on" in r.stderr
+    assert "running" not in r.stdout
