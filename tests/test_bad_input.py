@@ -96,6 +96,24 @@ def _nan_model(d: Path) -> None:
     save_model(model, TrainConfig(p=4), d / "model.pt")
 
 
+def _config_edited(d: Path) -> None:
+    """Weights trained at p=4 under a config that says p=8: shapes alone cannot tell."""
+    _model(d)
+    obj = torch.load(d / "model.pt", weights_only=True)
+    obj["config"]["p"] = 8
+    torch.save(obj, d / "model.pt")
+
+
+def _raw_pixels(d: Path) -> None:
+    _tbn(d)
+    np.save(d / "x.npy", np.random.default_rng(0).integers(0, 256, (2, 1, 8, 8)).astype(np.uint8))
+
+
+def _saturating(d: Path) -> None:
+    _tbn(d)
+    np.save(d / "x.npy", np.full((2, 1, 8, 8), 40.5, dtype=np.float32))
+
+
 def _nothing(d: Path) -> None:
     pass
 
@@ -154,6 +172,13 @@ CASES = [
          "not found; looked in: data", unchanged=("m.tbn",)),
     Case("NaN in the input", _nan_input, ["run", "m.tbn", "--input", "x.npy"], "NaN or infinity",
          unchanged=("m.tbn", "x.npy")),
+    Case("compile weights under another config", _config_edited, ["compile", "model.pt"],
+         "its config disagrees with its weights", unchanged=("model.pt",)),
+    Case("raw 0-255 pixels", _raw_pixels, ["run", "m.tbn", "--input", "x.npy"],
+         "tbn run: warning: the input holds whole numbers 0..255: raw 0-255 pixels?", code=0,
+         unchanged=("x.npy",)),
+    Case("inputs an int8 model saturates", _saturating, ["run", "m.tbn", "--input", "x.npy"],
+         "100% of the input values lie outside", code=0),
     Case("compile NaN weights", _nan_model, ["compile", "model.pt"], "holds NaN or infinity",
          unchanged=("model.pt",)),
     Case("a diverging training run", _nothing,

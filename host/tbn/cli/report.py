@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
+from functools import partial
 
 from tbn.errors import TbnError
 
@@ -20,9 +22,13 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def run_reporting(prog: str, command: Callable[[], int | None], debug: bool = False) -> int:
-    """Run ``command`` and turn a TbnError or Ctrl-C into a message and an exit status."""
+    """Run ``command`` and turn a TbnError or Ctrl-C into a message and an exit status; a
+    warning is one line, ``PROG: warning: ...`` (its source line with ``--debug``)."""
     try:
-        return int(command() or 0)
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = partial(_one_line, prog)
+            return int(command() or 0)
     except TbnError as e:
         if debug:
             traceback.print_exc()
@@ -31,3 +37,7 @@ def run_reporting(prog: str, command: Callable[[], int | None], debug: bool = Fa
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _one_line(prog: str, message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    print(f"{prog}: warning: {message}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -24,6 +25,29 @@ def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     """``scale * (q - zero_point)`` as float32."""
     return (np.float32(scale) * (q.astype(np.float32) - np.float32(zero_point))).astype(np.float32)
+
+
+class InputWarning(UserWarning):
+    """An input that runs but is probably not what the model was trained on."""
+
+
+def input_warning(program: Program, x: np.ndarray) -> str | None:
+    """Why ``x`` (batched, finite) looks wrong for ``program``, or None: raw 0-255 pixels
+    where the model takes normalised values, or values an int8 input saturates."""
+    raw = x.dtype.kind in "ui" and not (program.int8 and x.dtype == np.int8)
+    if x.size and (raw or x.dtype.kind == "f"):
+        lo, hi = float(x.min()), float(x.max())
+        if lo >= 0 and 16 <= hi <= 255 and (raw or bool(np.all(x == np.round(x)))):
+            return (f"the input holds whole numbers {lo:g}..{hi:g}: raw 0-255 pixels? tbn's models take "
+                    "inputs normalised as in training, for MNIST (x / 255 - 0.1307) / 0.3081")
+    if program.int8 and x.dtype != np.int8 and x.size:
+        t = program.tensors[0]
+        lo, hi = (-128 - t.zero_point) * t.scale, (127 - t.zero_point) * t.scale
+        outside = float(np.mean((x < lo - t.scale) | (x > hi + t.scale)))
+        if outside > 0.01:
+            return (f"{outside:.0%} of the input values lie outside {lo:.3g}..{hi:.3g}, the range the "
+                    "model's int8 input holds: they saturate; were they normalised as in training?")
+    return None
 
 
 class Interpreter:
@@ -75,6 +99,9 @@ class Interpreter:
             bad = np.argwhere(~np.isfinite(x))[0]
             raise UsageError(f"input holds NaN or infinity (first at index {tuple(int(i) for i in bad)}): "
                              f"the model's outputs would be meaningless")
+        warning = input_warning(self.program, x)
+        if warning is not None:
+            warnings.warn(warning, InputWarning, stacklevel=2)
         if self.program.int8 and x.dtype != np.int8:
             x = quantize(x, self.input.scale, self.input.zero_point)
         elif not self.program.int8:

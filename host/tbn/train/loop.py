@@ -31,7 +31,16 @@ from tbn.convert import tile_model
 from tbn.data import MNIST_MEAN, MNIST_STD, load_mnist
 from tbn.errors import TbnError
 from tbn.train.config import TrainConfig
-from tbn.train.model_file import ModelFileError, atomic_save, build_model, load_model, safe_load, save_model
+from tbn.train.model_file import (
+    ModelFileError,
+    atomic_save,
+    build_model,
+    load_model,
+    restore,
+    safe_load,
+    save_model,
+    structure,
+)
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
@@ -222,7 +231,7 @@ def _state(config: TrainConfig, model: nn.Module, steps: int, ckpt: dict[str, An
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
     s = _State(model, model, opt, sched, _teacher(config, device), [])
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
+        restore(model, ckpt["model"], ckpt.get("structure"), CHECKPOINT)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         s.history, s.start_epoch = list(ckpt["history"]), int(ckpt["epoch"])
@@ -286,7 +295,7 @@ def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch
 
 def _checkpoint(config: TrainConfig, s: _State, epoch: int, out: Path) -> None:
     atomic_save({"format": "tbn-checkpoint", "version": 1, "config": config.to_dict(),
-                 "epoch": epoch + 1, "model": s.model.state_dict(),
+                 "epoch": epoch + 1, "structure": structure(s.model), "model": s.model.state_dict(),
                  "optimizer": s.opt.state_dict(), "scheduler": s.sched.state_dict(),
                  "history": s.history}, out / CHECKPOINT)
 

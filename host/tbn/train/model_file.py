@@ -68,10 +68,41 @@ def safe_load(path: str | os.PathLike) -> dict[str, Any]:
     return obj
 
 
+def structure(model: nn.Module) -> dict[str, str]:
+    """How each layer with weights was built: its class and, when tiled, its tiling. Stored
+    beside the weights, whose shapes do not depend on p or on tiling at all, so a config that
+    disagrees with them (edited, or from another run) is caught instead of compiling a model
+    that computes something else."""
+    layers = {}
+    for name, m in model.named_modules():
+        if isinstance(getattr(m, "weight", None), torch.Tensor):
+            tiled = (f"(p={m.p}, alpha={m.alpha}, alpha_source={m.alpha_source})"
+                     if hasattr(m, "alpha_source") else "")
+            layers[name] = f"{type(m).__name__}{tiled}"
+    return layers
+
+
+def restore(model: nn.Module, state: dict[str, Any], saved: dict[str, str] | None,
+            path: str | os.PathLike) -> None:
+    """Load ``state`` into ``model`` (rebuilt from the file's config) after checking that the
+    config rebuilt the layers the weights were trained in (``saved``: the file's structure;
+    files written before it was stored have none)."""
+    if saved is not None:
+        built = structure(model)
+        wrong = [f"layer {k}: the config builds {built.get(k, 'nothing')}, the weights were trained in "
+                 f"{saved.get(k, 'nothing')}"
+                 for k in sorted(set(built) | set(saved)) if built.get(k) != saved.get(k)]
+        if wrong:
+            raise ModelFileError(f"{path}: its config disagrees with its weights ({'; '.join(wrong[:3])}"
+                                 f"{'; ...' if len(wrong) > 3 else ''}); was the config edited? "
+                                 "Restore it, or train again")
+    model.load_state_dict(state)
+
+
 def save_model(model: nn.Module, config: TrainConfig, path: str | os.PathLike) -> None:
     """Write ``model`` with its config so :func:`load_model` can rebuild it."""
     atomic_save({"format": MODEL_FORMAT, "version": MODEL_VERSION, "config": config.to_dict(),
-                 "state_dict": model.state_dict()}, path)
+                 "structure": structure(model), "state_dict": model.state_dict()}, path)
 
 
 def load_model(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
@@ -83,7 +114,9 @@ def load_model(path: str | os.PathLike) -> tuple[nn.Module, TrainConfig]:
     try:
         config = TrainConfig.from_dict(obj["config"])
         model, _ = build_model(config)
-        model.load_state_dict(obj["state_dict"] if "state_dict" in obj else obj["model"])
+        restore(model, obj["state_dict"] if "state_dict" in obj else obj["model"], obj.get("structure"), path)
+    except ModelFileError:
+        raise
     except (KeyError, ValueError, RuntimeError, TypeError) as e:
         raise ModelFileError(f"{path}: cannot rebuild the model ({e})") from e
     return model.eval(), config
