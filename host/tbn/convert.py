@@ -132,6 +132,13 @@ def _next_p(n: int, p: int) -> int | None:
     return None
 
 
+class LayerNameError(TbnError, KeyError):
+    """A layer name that is not a convertible layer of the model."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 def plan_tiling(model: nn.Module, p: int = 4, min_params: int = 64_000,
                 per_layer: Mapping[str, int] | None = None, keep_dense: Iterable[str] = (),
                 budget_bytes: int | None = None,
@@ -143,8 +150,8 @@ def plan_tiling(model: nn.Module, p: int = 4, min_params: int = 64_000,
     names = {n for n, _ in layers}
     unknown = sorted(set(per_layer) - names)
     if unknown:
-        raise KeyError(f"per_layer names {unknown} are not convertible layers of the model; "
-                       f"those are: {sorted(names)}")
+        raise LayerNameError(f"per_layer names {unknown} are not convertible layers of the model; "
+                             f"those are: {sorted(names)}")
     plan: dict[str, int | None] = {}
     tileable: list[str] = []
     for name, m in layers:

@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     test = load_mnist("test", args.data_dir)
     x = test.normalized(args.n)
     n = len(x)
+    if x[0].size != interp.input.numel:
+        raise UsageError(f"{args.model} takes inputs of shape {tuple(interp.input.shape)} "
+                         f"({interp.input.numel} values), MNIST images have {x[0].size}: "
+                         "this model was not built for MNIST; give its inputs with --input X.npy")
     t0 = time.perf_counter()
     y = run_float(x.reshape(n, *interp.input.shape))
     seconds = time.perf_counter() - t0

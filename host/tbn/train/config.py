@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -53,10 +54,17 @@ class TrainConfig:
             raise UsageError(f"p must be a positive integer, got {self.p}")
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
-        if self.lr <= 0:
-            raise UsageError(f"lr must be positive, got {self.lr}")
-        if not 0.0 <= self.distill_weight <= 1.0:
-            raise UsageError(f"distill_weight must lie in [0, 1], got {self.distill_weight}")
+        # written so that NaN fails each check too
+        ranges = (("lr", 0 < self.lr < math.inf, "a positive, finite number"),
+                  ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+                  ("weight_decay", 0 <= self.weight_decay < math.inf, "0 or more"),
+                  ("augment", 0 <= self.augment < math.inf, "0 or more pixels"),
+                  ("temperature", 0 < self.temperature < math.inf, "positive"),
+                  ("distill_weight", 0 <= self.distill_weight <= 1, "in [0, 1]"),
+                  ("min_params", self.min_params >= 0, "0 or more"))
+        for name, ok, want in ranges:
+            if not ok:
+                raise UsageError(f"{name} must be {want}, got {getattr(self, name)}")
         if self.train_subset is not None and self.train_subset < self.batch_size:
             raise UsageError(f"train_subset={self.train_subset} is smaller than one batch "
                              f"({self.batch_size})")
