@@ -149,3 +149,20 @@ def test_flash_refuses_a_busy_serial_port(tbn_board: Board | None, emulated: Emu
     assert r.returncode == 2, r.stdout + r.stderr
     assert f"TCP port {port} on 127.0.0.1 cannot be listened on" in r.stderr
     assert "running" not in r.stdout
+
+
+def test_flash_says_running_once_the_emulator_answers(tbn_board: Board | None, emulated: Emulator) -> None:
+    assert tbn_board is not None
+    flash_cmd = [sys.executable, "-m", "tbn.cli.flash", "--board", tbn_board.name, "--model", str(MODEL),
+                 "--detach"]
+    r = subprocess.run(flash_cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if " running (pid " in ln)
+    pid = int(line.split("(pid ")[1].split(")")[0])
+    url = line.split("its UART is ")[1].split(",")[0]
+    try:
+        assert "answered INFO (firmware" in line and f"model {MODEL.stat().st_size} bytes" in line
+        with DeviceLink(url) as link:  # the printed port is the one that answers
+            assert link.sync().model is not None
+    finally:
+        subprocess.run(["kill", str(pid)], check=False)
