@@ -57,11 +57,18 @@ def test_f32_matches_pytorch(name: str) -> None:
 @pytest.mark.parametrize("name", [n for n in CASES if CASES[n][3] == "int8"])
 def test_int8_tracks_pytorch(name: str) -> None:
     model, data, x = build_case(name)
+    reference = _with_dequantized_dense(model)
+    scores: list[torch.Tensor] = []
+    if hasattr(reference, "fc"):  # the scores an argmax model picks from
+        reference.fc.register_forward_hook(lambda _m, _i, out: scores.append(out))
     with torch.no_grad():
-        ref = _with_dequantized_dense(model)(torch.from_numpy(x)).numpy()
+        ref = reference(torch.from_numpy(x)).numpy()
     y = Interpreter(data).run_float(x)
-    if ref.dtype.kind == "i":  # argmax output
-        assert np.array_equal(y.reshape(-1), ref.reshape(-1))
+    if ref.dtype.kind == "i":  # argmax output: the same class, or a near-tie int8 may flip
+        s = scores[0].numpy().reshape(len(x), -1)
+        got, want = y.reshape(-1).astype(int), ref.reshape(-1)
+        gap = s[np.arange(len(x)), want] - s[np.arange(len(x)), got]
+        assert np.all(gap <= 0.05 * (s.max(axis=1) - s.min(axis=1))), (got, want, gap)
     else:
         assert _rel(y, ref) <= 0.05
 

@@ -40,7 +40,7 @@ def test_converts_nested_model_from_original_weights() -> None:
     torch.manual_seed(0)
     net = Net()
     before = {n: m.weight.detach().clone() for n, m in net.named_modules() if hasattr(m, "weight")}
-    report = tile_model(net, p=2, min_params=0)
+    report = tile_model(net, p=2, min_params=0, alpha_init="copy")
     kinds = {n: type(m) for n, m in net.named_modules() if is_tiled(m)}
     assert kinds == {
         "stem": TiledConv2d, "blocks.0.conv": TiledConv2d, "blocks.0.inner.seq.0": TiledConv1d,

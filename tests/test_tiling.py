@@ -106,7 +106,7 @@ def test_identity_straight_through_gradient() -> None:
     torch.manual_seed(1)
     w = torch.randn(6, 4, requires_grad=True)
     a = torch.randn(6, 4, requires_grad=True)
-    what = tiling.tiled_weight(w, tiling.compute_alphas(a, 3, "per_tile"), 3)
+    what = tiling.tiled_weight(w, tiling.compute_alphas(a, 3, "per_tile"), 3, ste="identity")
     what.retain_grad()
     x = torch.randn(5, 4)
     (x @ what.t()).pow(2).sum().backward()
@@ -174,9 +174,10 @@ def test_from_float_copies_weights_and_matches_when_weights_are_binary() -> None
     lin = nn.Linear(6, 4)
     with torch.no_grad():
         lin.weight.copy_(torch.where(torch.rand(4, 6) > 0.5, 0.5, -0.5))
-    t = TiledLinear.from_float(lin, p=1)
+    t = TiledLinear.from_float(lin, p=1, alpha_init="copy")
     x = torch.randn(3, 6)
     assert torch.allclose(t(x), lin(x), atol=1e-6)
+    assert not torch.equal(TiledLinear.from_float(lin, p=1).alpha_weight, lin.weight)  # the authors' init
     with pytest.raises(TypeError, match=r"needs nn\.Linear"):
         TiledLinear.from_float(nn.Conv2d(1, 1, 1))
 

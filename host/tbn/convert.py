@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass
 from torch import nn
 
 from tbn.errors import TbnError
-from tbn.nn.layers import TILED_TYPES, AlphaSource, is_tiled
-from tbn.nn.tiling import AlphaMode, check_p, tile_storage_bits
+from tbn.nn.layers import TILED_TYPES, AlphaInit, AlphaSource, is_tiled
+from tbn.nn.tiling import AlphaMode, Ste, check_p, tile_storage_bits
 
 
 class BudgetError(TbnError, ValueError):
@@ -197,9 +197,14 @@ def plan_tiling(model: nn.Module, p: int = 4, min_params: int = 64_000,
 def tile_model(model: nn.Module, p: int = 4, min_params: int = 64_000,
                per_layer: Mapping[str, int] | None = None, keep_dense: Iterable[str] = (),
                budget_bytes: int | None = None, alpha: AlphaMode = "per_tile",
-               alpha_source: AlphaSource = "separate") -> TilingReport:
+               alpha_source: AlphaSource = "separate", ste: Ste = "scaled",
+               alpha_init: AlphaInit = "independent") -> TilingReport:
     """Replace ``model``'s Linear/Conv1d/Conv2d layers in place by tiled layers,
     initialised from their weights, following the policy in this module's docstring.
+
+    ``ste`` picks the latent's gradient (``"scaled"``, the authors', or ``"identity"``) and
+    ``alpha_init`` how a separate alpha tensor starts (``"independent"``, the authors', or a
+    ``"copy"`` of the weights: use it when tiling an already trained float model).
 
     Returns the per-layer :class:`TilingReport`.  Already-tiled layers are re-tiled only
     when their planned ``p`` differs (``keep_dense`` leaves them as they are).
@@ -210,7 +215,8 @@ def tile_model(model: nn.Module, p: int = 4, min_params: int = 64_000,
         lp = plan[name] if not (is_tiled(m) and plan[name] is None) else m.p
         if lp is not None and (not is_tiled(m) or m.p != lp):
             base = next(b for b in TILED_TYPES if isinstance(m, b))
-            m = TILED_TYPES[base].from_float(m, p=lp, alpha=alpha, alpha_source=alpha_source)
+            m = TILED_TYPES[base].from_float(m, p=lp, alpha=alpha, alpha_source=alpha_source, ste=ste,
+                                             alpha_init=alpha_init)
             _set_submodule(model, name, m)
         n_bias = 0 if m.bias is None else m.bias.numel()
         n = m.weight.numel()

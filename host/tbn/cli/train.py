@@ -7,8 +7,8 @@ from dataclasses import fields
 from typing import Any
 
 from tbn.errors import UsageError
-from tbn.nn.layers import ALPHA_SOURCES
-from tbn.nn.tiling import ALPHA_MODES
+from tbn.nn.layers import ALPHA_INITS, ALPHA_SOURCES
+from tbn.nn.tiling import ALPHA_MODES, STES
 from tbn.train import TrainConfig, train
 from tbn.train.config import OPTIMIZERS
 from tbn.train.loop import read_checkpoint_config
@@ -36,6 +36,10 @@ def add_parser(sub: Any) -> None:
     a("--keep-dense", action="append", metavar="PATTERN", help="layer names to keep float (repeatable)")
     a("--alpha", choices=ALPHA_MODES, help="one alpha per repetition or per layer (default per_tile)")
     a("--alpha-source", choices=ALPHA_SOURCES, help="alphas from a separate tensor or the latent weight")
+    a("--ste", choices=STES, help="the latent's gradient: scaled by alpha as in the authors' code "
+      "(default), or identity (docs/method.md)")
+    a("--alpha-init", choices=ALPHA_INITS, help="a separate alpha tensor starts independent "
+      "(Kaiming normal, the authors', default) or as a copy of the weights")
     a("--epochs", type=int, help="epochs (default 10)")
     a("--optimizer", choices=OPTIMIZERS, help="adam or sgd (Nesterov momentum) (default adam)")
     a("--lr", type=float, help="learning rate, cosine-decayed to 0 (default 1e-3)")

@@ -18,10 +18,15 @@ from torch.nn import functional as F
 
 from tbn.errors import UsageError
 from tbn.nn import tiling
-from tbn.nn.tiling import AlphaMode
+from tbn.nn.tiling import AlphaMode, Ste
 
 AlphaSource = Literal["separate", "weight"]
 ALPHA_SOURCES: tuple[str, ...] = ("separate", "weight")
+# How a separate alpha tensor starts: "independent" (the authors': Kaiming normal, fan_in,
+# ReLU gain, while the sign latent keeps PyTorch's Kaiming uniform) or a "copy" of the
+# latent (right when tiling an already trained float model: alphas start at its magnitudes).
+AlphaInit = Literal["independent", "copy"]
+ALPHA_INITS: tuple[str, ...] = ("independent", "copy")
 
 
 @dataclass(frozen=True)
@@ -47,18 +52,25 @@ class _TiledMixin:
     bias: nn.Parameter | None
     training: bool
 
-    def _init_tiling(self, p: int, alpha: AlphaMode, alpha_source: AlphaSource) -> None:
+    def _init_tiling(self, p: int, alpha: AlphaMode, alpha_source: AlphaSource, ste: Ste = "scaled",
+                     alpha_init: AlphaInit = "independent") -> None:
         what = f"{type(self).__name__} weight {tuple(self.weight.shape)}"
         tiling.check_p(self.weight.numel(), p, what=what)
-        if alpha not in tiling.ALPHA_MODES:
-            raise UsageError(f"alpha={alpha!r} is not one of {', '.join(tiling.ALPHA_MODES)}")
-        if alpha_source not in ALPHA_SOURCES:
-            raise UsageError(f"alpha_source={alpha_source!r} is not one of {', '.join(ALPHA_SOURCES)}")
+        tiling.check_ste(ste)
+        for name, value, allowed in (("alpha", alpha, tiling.ALPHA_MODES),
+                                     ("alpha_source", alpha_source, ALPHA_SOURCES),
+                                     ("alpha_init", alpha_init, ALPHA_INITS)):
+            if value not in allowed:
+                raise UsageError(f"{name}={value!r} is not one of {', '.join(allowed)}")
         self.p = p
         self.alpha = alpha
         self.alpha_source = alpha_source
+        self.ste = ste
+        self.alpha_init = alpha_init
         if alpha_source == "separate":
             self.alpha_weight = nn.Parameter(self.weight.detach().clone())
+            if alpha_init == "independent":
+                nn.init.kaiming_normal_(self.alpha_weight, mode="fan_in", nonlinearity="relu")
         else:
             self.register_parameter("alpha_weight", None)
         self._cache: tuple[tuple[Any, ...], torch.Tensor] | None = None
@@ -83,13 +95,13 @@ class _TiledMixin:
         """
         if self.training and torch.is_grad_enabled():
             self._cache = None
-            return tiling.tiled_weight(self.weight, self.alphas(), self.p)
+            return tiling.tiled_weight(self.weight, self.alphas(), self.p, self.ste)
         a = self._alpha_tensor()
         key = (self.weight._version, self.weight.data_ptr(), a._version, a.data_ptr(),
                self.weight.dtype, self.weight.device)
         if self._cache is None or self._cache[0] != key:
             with torch.no_grad():
-                self._cache = (key, tiling.tiled_weight(self.weight, self.alphas(), self.p))
+                self._cache = (key, tiling.tiled_weight(self.weight, self.alphas(), self.p, self.ste))
         return self._cache[1]
 
     def train(self, mode: bool = True):
@@ -122,13 +134,14 @@ class _TiledMixin:
                                         alpha_bits, bias_bits)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, p={self.p}, alpha={self.alpha}, alpha_source={self.alpha_source}"  # type: ignore[misc]
+        return (f"{super().extra_repr()}, p={self.p}, alpha={self.alpha}, "  # type: ignore[misc]
+                f"alpha_source={self.alpha_source}, ste={self.ste}")
 
 
 def _copy_params(dst: nn.Module, src: nn.Module) -> None:
     with torch.no_grad():
         dst.weight.copy_(src.weight)
-        if dst.alpha_weight is not None:
+        if dst.alpha_weight is not None and dst.alpha_init == "copy":
             dst.alpha_weight.copy_(src.weight)
         if src.bias is not None:
             dst.bias.copy_(src.bias)
@@ -143,20 +156,23 @@ class TiledLinear(_TiledMixin, nn.Linear):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, p: int = 4,
                  alpha: AlphaMode = "per_tile", alpha_source: AlphaSource = "separate",
-                 device: Any = None, dtype: Any = None) -> None:
+                 device: Any = None, dtype: Any = None, ste: Ste = "scaled",
+                 alpha_init: AlphaInit = "independent") -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self._init_tiling(p, alpha, alpha_source)
+        self._init_tiling(p, alpha, alpha_source, ste, alpha_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.tiled_weight(), self.bias)
 
     @classmethod
     def from_float(cls, mod: nn.Module, p: int = 4, alpha: AlphaMode = "per_tile",
-                   alpha_source: AlphaSource = "separate") -> TiledLinear:
+                   alpha_source: AlphaSource = "separate", ste: Ste = "scaled",
+                   alpha_init: AlphaInit = "independent") -> TiledLinear:
         if not isinstance(mod, nn.Linear):
             raise TypeError(f"TiledLinear.from_float needs nn.Linear, got {type(mod).__name__}")
         new = cls(mod.in_features, mod.out_features, bias=mod.bias is not None, p=p, alpha=alpha,
-                  alpha_source=alpha_source, device=mod.weight.device, dtype=mod.weight.dtype)
+                  alpha_source=alpha_source, device=mod.weight.device, dtype=mod.weight.dtype,
+                  ste=ste, alpha_init=alpha_init)
         _copy_params(new, mod)
         return new
 
@@ -169,14 +185,16 @@ class _TiledConvNd(_TiledMixin):
 
     @classmethod
     def from_float(cls, mod: nn.Module, p: int = 4, alpha: AlphaMode = "per_tile",
-                   alpha_source: AlphaSource = "separate"):
+                   alpha_source: AlphaSource = "separate", ste: Ste = "scaled",
+                   alpha_init: AlphaInit = "independent"):
         if not isinstance(mod, cls._float_cls):
             raise TypeError(f"{cls.__name__}.from_float needs {cls._float_cls.__name__}, "
                             f"got {type(mod).__name__}")
         new = cls(mod.in_channels, mod.out_channels, mod.kernel_size, stride=mod.stride,
                   padding=mod.padding, dilation=mod.dilation, groups=mod.groups,
                   bias=mod.bias is not None, padding_mode=mod.padding_mode, p=p, alpha=alpha,
-                  alpha_source=alpha_source, device=mod.weight.device, dtype=mod.weight.dtype)
+                  alpha_source=alpha_source, device=mod.weight.device, dtype=mod.weight.dtype,
+                  ste=ste, alpha_init=alpha_init)
         _copy_params(new, mod)
         return new
 
@@ -190,10 +208,10 @@ class TiledConv1d(_TiledConvNd, nn.Conv1d):
                  padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros", p: int = 4, alpha: AlphaMode = "per_tile",
                  alpha_source: AlphaSource = "separate", device: Any = None,
-                 dtype: Any = None) -> None:
+                 dtype: Any = None, ste: Ste = "scaled", alpha_init: AlphaInit = "independent") -> None:
         nn.Conv1d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
                            groups, bias, padding_mode, device=device, dtype=dtype)
-        self._init_tiling(p, alpha, alpha_source)
+        self._init_tiling(p, alpha, alpha_source, ste, alpha_init)
 
 
 class TiledConv2d(_TiledConvNd, nn.Conv2d):
@@ -205,10 +223,10 @@ class TiledConv2d(_TiledConvNd, nn.Conv2d):
                  padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros", p: int = 4, alpha: AlphaMode = "per_tile",
                  alpha_source: AlphaSource = "separate", device: Any = None,
-                 dtype: Any = None) -> None:
+                 dtype: Any = None, ste: Ste = "scaled", alpha_init: AlphaInit = "independent") -> None:
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
                            groups, bias, padding_mode, device=device, dtype=dtype)
-        self._init_tiling(p, alpha, alpha_source)
+        self._init_tiling(p, alpha, alpha_source, ste, alpha_init)
 
 
 TILED_TYPES: dict[type[nn.Module], type[_TiledMixin]] = {

@@ -24,6 +24,11 @@ from tbn.format.bits import pack_signs, unpack_signs
 
 AlphaMode = Literal["per_tile", "single"]
 ALPHA_MODES: tuple[str, ...] = ("per_tile", "single")
+# The latent's gradient: "scaled" is the authors' (the straight-through estimator covers the
+# sign and the tiling only, the alpha multiply is ordinary autograd: dL/dw = alpha * dL/dWhat);
+# "identity" passes dL/dWhat through alpha as well (tbn before 0.2; larger by 1/alpha).
+Ste = Literal["scaled", "identity"]
+STES: tuple[str, ...] = ("scaled", "identity")
 
 
 def divisors(n: int) -> list[int]:
@@ -88,32 +93,42 @@ def expand(tile: torch.Tensor, alphas: torch.Tensor, shape: torch.Size | tuple[i
 
 
 class _TiledWeight(torch.autograd.Function):
-    """``What = expand(sign(aggregate(w)), alphas)`` with the identity straight-through
-    estimator: ``dL/dw = dL/dWhat`` exactly (no clipping), and the exact gradient for
-    ``alphas`` (``dL/dalpha_i = sum_j dL/dWhat[i, j] * tile[j]``)."""
+    """``What = expand(sign(aggregate(w)), alphas)`` with a straight-through estimator (no
+    clipping): ``dL/dw[k] = alpha[k // (N/p)] * dL/dWhat[k]`` (``ste="scaled"``, the authors')
+    or ``dL/dw = dL/dWhat`` (``"identity"``); and the exact gradient for ``alphas``
+    (``dL/dalpha_i = sum_j dL/dWhat[i, j] * tile[j]``)."""
 
     @staticmethod
-    def forward(ctx, w: torch.Tensor, alphas: torch.Tensor, p: int) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, w: torch.Tensor, alphas: torch.Tensor, p: int, ste: str) -> torch.Tensor:  # type: ignore[override]
         tile = make_tile(w.detach(), p)
-        ctx.save_for_backward(tile)
+        ctx.save_for_backward(tile, alphas.detach())
         ctx.p = p
-        ctx.n_alphas = alphas.numel()
+        ctx.ste = ste
         return expand(tile, alphas.detach(), w.shape)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        (tile,) = ctx.saved_tensors
+        tile, alphas = ctx.saved_tensors
         grad_alphas = None
         if ctx.needs_input_grad[1]:
             per_rep = (grad.reshape(ctx.p, -1) * tile).sum(dim=1)
-            grad_alphas = per_rep if ctx.n_alphas != 1 else per_rep.sum().reshape(1)
-        return grad, grad_alphas, None
+            grad_alphas = per_rep if alphas.numel() != 1 else per_rep.sum().reshape(1)
+        grad_w = grad
+        if ctx.ste == "scaled":
+            grad_w = (grad.reshape(ctx.p, -1) * alphas.reshape(-1, 1)).reshape(grad.shape)
+        return grad_w, grad_alphas, None, None
 
 
-def tiled_weight(w: torch.Tensor, alphas: torch.Tensor, p: int) -> torch.Tensor:
-    """Differentiable tiled weight of ``w`` (identity STE); see :class:`_TiledWeight`."""
+def check_ste(ste: str) -> None:
+    if ste not in STES:
+        raise UsageError(f"ste={ste!r} is not one of {', '.join(STES)}")
+
+
+def tiled_weight(w: torch.Tensor, alphas: torch.Tensor, p: int, ste: Ste = "scaled") -> torch.Tensor:
+    """Differentiable tiled weight of ``w``; see :class:`_TiledWeight` for ``ste``."""
     check_p(w.numel(), p)
-    return _TiledWeight.apply(w, alphas, p)
+    check_ste(ste)
+    return _TiledWeight.apply(w, alphas, p, ste)
 
 
 def pack_bits(tile: torch.Tensor | np.ndarray) -> np.ndarray:

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tbn.errors import UsageError
-from tbn.nn.layers import ALPHA_SOURCES
-from tbn.nn.tiling import ALPHA_MODES
+from tbn.nn.layers import ALPHA_INITS, ALPHA_SOURCES
+from tbn.nn.tiling import ALPHA_MODES, STES
 from tbn.train.recipes import RECIPES
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
@@ -25,6 +25,8 @@ class TrainConfig:
     keep_dense: list[str] = field(default_factory=list)
     alpha: str = "per_tile"
     alpha_source: str = "separate"
+    ste: str = "scaled"  # the latent's gradient: the authors' (alpha-scaled) or "identity"
+    alpha_init: str = "independent"  # a separate alpha tensor: the authors' own init, or "copy"
     epochs: int = 10
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -45,8 +47,9 @@ class TrainConfig:
             raise UsageError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
         if self.alpha not in ALPHA_MODES:
             raise UsageError(f"alpha={self.alpha!r} is not one of {', '.join(ALPHA_MODES)}")
-        if self.alpha_source not in ALPHA_SOURCES:
-            raise UsageError(f"alpha_source={self.alpha_source!r} is not one of {', '.join(ALPHA_SOURCES)}")
+        for name, allowed in (("alpha_source", ALPHA_SOURCES), ("ste", STES), ("alpha_init", ALPHA_INITS)):
+            if getattr(self, name) not in allowed:
+                raise UsageError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -31,7 +31,8 @@ def build_model(config: TrainConfig) -> tuple[nn.Module, TilingReport | None]:
         return model, None
     report = tile_model(model, p=config.p, min_params=config.min_params,
                         per_layer=config.per_layer, keep_dense=config.keep_dense,
-                        alpha=config.alpha, alpha_source=config.alpha_source)  # type: ignore[arg-type]
+                        alpha=config.alpha, alpha_source=config.alpha_source,  # type: ignore[arg-type]
+                        ste=config.ste, alpha_init=config.alpha_init)  # type: ignore[arg-type]
     return model, report
 
 
