@@ -5,36 +5,32 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T", int, float)
+
+
+def _checked(text: str, parse: Callable[[str], T], kind: str, ok: Callable[[T], bool], want: str) -> T:
+    try:
+        v = parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if not ok(v):  # NaN fails every range check
+        raise argparse.ArgumentTypeError(f"expected {want}, got {text}")
+    return v
 
 
 def count(text: str) -> int:
     """A whole number of things, 1 or more."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {n}")
-    return n
+    return _checked(text, int, "a whole number", lambda n: n >= 1, "1 or more")
 
 
 def seconds(text: str) -> float:
     """A finite duration, 0 or more seconds."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (v >= 0 and math.isfinite(v)):
-        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text}")
-    return v
+    return _checked(text, float, "a number of seconds", lambda v: 0 <= v < math.inf, "0 or more seconds")
 
 
 def tcp_port(text: str) -> int:
     """A TCP port number, 1..65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a TCP port number, got {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a TCP port in 1..65535, got {port}")
-    return port
+    return _checked(text, int, "a TCP port number", lambda p: 1 <= p <= 65535, "a TCP port in 1..65535")
