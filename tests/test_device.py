@@ -4,6 +4,7 @@ and tbn-flash's refusals. (The device itself is tested in tests/hil with --board
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -117,6 +118,24 @@ def test_board_descriptions_are_platformio_manifests_and_match_platformio_ini() 
         assert {"name", "build", "upload", "frameworks"} <= set(doc)
         assert f"[env:{path.stem}]" in ini and f"board = {path.stem}" in ini
         assert (root / "firmware" / "hal" / f"{doc['tbn']['hal']}.c").is_file()
+
+
+@pytest.mark.parametrize(("typed", "board"), [
+    ("nucleo_f767", "nucleo_f767zi"), ("NUCLEO-F767ZI", "nucleo_f767zi"), ("an5", "mps2_an500"),
+    ("mps2-an386", "mps2_an386"), ("netduino", "netduinoplus2"), ("mps2_an500", "mps2_an500"),
+])
+def test_boards_answer_to_the_names_users_type(typed: str, board: str) -> None:
+    assert load_board(typed).name == board
+
+
+@pytest.mark.parametrize(("typed", "message"), [
+    ("mps2", "board 'mps2' is ambiguous: it could be mps2_an386, mps2_an500"),
+    ("nucleo_f776", "unknown board 'nucleo_f776'; did you mean nucleo_f767zi?"),
+    ("../boards/mps2_an500", "unknown board '../boards/mps2_an500'"),  # names, never paths
+])
+def test_a_name_that_is_not_one_board_says_what_it_could_be(typed: str, message: str) -> None:
+    with pytest.raises(BoardError, match=re.escape(message)):
+        load_board(typed)
 
 
 def test_unknown_board_names_the_known_ones() -> None:

@@ -37,12 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def list_table() -> str:
-    rows = [("board", "core", "clock", "flash", "RAM", "slot", "arena", "how")]
+    rows = [("board", "also", "core", "clock", "flash", "RAM", "slot", "arena", "how")]
     for name in list_boards():
         b = load_board(name)
         rows.append(
             (
                 name,
+                ", ".join(b.aliases) or "-",
                 b.core,
                 f"{b.clock_hz / 1e6:g} MHz",
                 f"{b.flash_bytes // 1024} KiB",

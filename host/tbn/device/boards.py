@@ -2,11 +2,13 @@
 
 Each is a PlatformIO board manifest (so ``pio run -e <name>`` reads the same file) with a
 ``tbn`` section: core, clock, memory map, HAL file, model slot and arena sizes, and the
-emulator command for boards QEMU emulates.
+emulator command for boards QEMU emulates, and the other names users know it by
+(``aliases``: ``tbn-flash --board nucleo_f767`` finds ``nucleo_f767zi``).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ class Board:
     arena_bytes: int
     hal: str
     emulator: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
 
     @property
     def emulated(self) -> bool:
@@ -49,15 +52,51 @@ def boards_dir() -> Path:
     return path
 
 
+def _key(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def _names() -> dict[str, str]:
+    """Every name a board answers to (its file name and its ``tbn.aliases``), normalised,
+    mapped to the file name."""
+    names = {}
+    for path in sorted(boards_dir().glob("*.json")):
+        try:
+            aliases = json.loads(path.read_text()).get("tbn", {}).get("aliases", [])
+        except ValueError as e:
+            raise BoardError(f"{path}: malformed board description ({e})") from e
+        for alias in (path.stem, *aliases):
+            names.setdefault(_key(alias), path.stem)
+    return names
+
+
+def resolve_board(name: str) -> str:
+    """The board a user means: its name, an alias, or a unique prefix of one (any case,
+    ``-`` or ``_``); an unknown or ambiguous name lists what it could be."""
+    names = _names()
+    key = _key(name)
+    if key in names:
+        return names[key]
+    starts = sorted({board for alias, board in names.items() if key and alias.startswith(key)})
+    if len(starts) == 1:
+        return starts[0]
+    if starts:
+        raise BoardError(f"board {name!r} is ambiguous: it could be {', '.join(starts)}")
+    close = sorted({names[a] for a in difflib.get_close_matches(key, names, n=3, cutoff=0.6)})
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise BoardError(f"unknown board {name!r}; {hint}known boards: {', '.join(list_boards())} "
+                     "(tbn-flash --list)")
+
+
 def load_board(name: str) -> Board:
-    path = boards_dir() / f"{name}.json"
-    if not path.is_file():
-        raise BoardError(f"unknown board {name!r}; known boards: {', '.join(list_boards())}")
+    """The description of the board ``name`` means (see :func:`resolve_board`)."""
+    stem = resolve_board(name)
+    path = boards_dir() / f"{stem}.json"
     try:
         doc = json.loads(path.read_text())
         tbn = doc["tbn"]
         return Board(
-            name=name,
+            name=stem,
             title=doc["name"],
             core=tbn["core"],
             clock_hz=int(tbn["clock_hz"]),
@@ -67,6 +106,7 @@ def load_board(name: str) -> Board:
             arena_bytes=int(tbn["arena_bytes"]),
             hal=tbn["hal"],
             emulator=tuple(tbn.get("emulator", ())),
+            aliases=tuple(tbn.get("aliases", ())),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise BoardError(f"{path}: malformed board description ({e!r})") from e
