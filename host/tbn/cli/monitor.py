@@ -13,6 +13,7 @@ from tbn.cli.infer import add_device_arguments, cost_text, describe_device, load
 from tbn.cli.types import seconds
 from tbn.errors import UsageError
 from tbn.format import load
+from tbn.runtime.interpreter import check_finite
 
 
 def add_parser(sub: Any) -> None:
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
                 r = runner.run(xi)
                 scores, cost = r.scores.reshape(-1), r.cost
                 extra = f"  reference {r.reference_predicted} {'ok' if r.matches else 'MISMATCH'}"
-            else:
+            else:  # no reference to prepare the input: check it here
+                check_finite(xi)
                 got = link.infer(np.ascontiguousarray(xi, dtype=np.float32))
                 scores, cost, extra = np.frombuffer(got.output, np.float32), got.cost, ""
             top = np.argsort(scores)[::-1][:3]

@@ -27,6 +27,14 @@ def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (np.float32(scale) * (q.astype(np.float32) - np.float32(zero_point))).astype(np.float32)
 
 
+def check_finite(x: np.ndarray) -> None:
+    """Refuse an input holding NaN or infinity, naming where."""
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise UsageError(f"input holds NaN or infinity (first at index {tuple(int(i) for i in bad)}): "
+                         f"the model's outputs would be meaningless")
+
+
 class InputWarning(UserWarning):
     """An input that runs but is probably not what the model was trained on."""
 
@@ -95,10 +103,7 @@ class Interpreter:
         else:
             raise UsageError(f"input shape {x.shape} does not match the model's input {shape} "
                              f"(or a batch of it)")
-        if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-            bad = np.argwhere(~np.isfinite(x))[0]
-            raise UsageError(f"input holds NaN or infinity (first at index {tuple(int(i) for i in bad)}): "
-                             f"the model's outputs would be meaningless")
+        check_finite(x)
         warning = input_warning(self.program, x)
         if warning is not None:
             warnings.warn(warning, InputWarning, stacklevel=2)
