@@ -16,6 +16,7 @@ import torch
 from tbn.cli.main import main as cli
 from tbn.nn import TiledLinear
 from tbn.train import ModelFileError, TrainConfig, TrainError, evaluate, load_model, mnist_tensors, train
+from tbn.train.model_file import build_model
 
 pytestmark = pytest.mark.usefixtures("shared_mnist")
 TBN = [sys.executable, "-m", "tbn.cli.main"]
@@ -114,3 +115,11 @@ def test_bad_files_and_options_give_clear_errors(tmp_path: Path,
     assert "valid choices" in capsys.readouterr().err
     with pytest.raises(ValueError, match="smaller than one batch"):
         TrainConfig(train_subset=10)
+
+
+def test_paper_mcu_is_tiled_as_the_paper_says() -> None:
+    """The authors' microcontroller model: 784-128-10 without bias, p=4 then p=1, ~3.3 KB."""
+    model, report = build_model(TrainConfig(recipe="paper-mcu"))
+    assert [(r.shape, r.p) for r in report.layers] == [((128, 784), 4), ((10, 128), 1)]
+    assert all(m.bias is None for m in model.modules() if hasattr(m, "p"))
+    assert report.to_dict()["total_bytes"] == 3306
