@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from tbn.data.mnist import find_file
 from tbn.device.faults import FaultProxy, Faults
 from tbn.train import TrainConfig
 from tbn.train.model_file import build_model, save_model
@@ -114,6 +115,16 @@ def _saturating(d: Path) -> None:
     np.save(d / "x.npy", np.full((2, 1, 8, 8), 40.5, dtype=np.float32))
 
 
+def _truncated_gzip(d: Path) -> None:
+    """A --data-dir whose test images stop half-way (a download cut short)."""
+    _tbn(d)
+    (d / "data").mkdir()
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        src = find_file(name, download=False)
+        data = src.read_bytes()
+        (d / "data" / src.name).write_bytes(data[: len(data) // 2] if "images" in name else data)
+
+
 def _nothing(d: Path) -> None:
     pass
 
@@ -170,6 +181,9 @@ CASES = [
          unchanged=("m.tbn",)),
     Case("a --data-dir without MNIST", _empty_data, ["run", "m.tbn", "--data", "mnist", "--data-dir", "data"],
          "not found; looked in: data", unchanged=("m.tbn",)),
+    Case("a truncated MNIST download", _truncated_gzip,
+         ["run", "m.tbn", "--data", "mnist", "--data-dir", "data"], "truncated or corrupt",
+         unchanged=("data/t10k-images-idx3-ubyte.gz",)),
     Case("NaN in the input", _nan_input, ["run", "m.tbn", "--input", "x.npy"], "NaN or infinity",
          unchanged=("m.tbn", "x.npy")),
     Case("compile weights under another config", _config_edited, ["compile", "model.pt"],
