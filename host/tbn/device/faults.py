@@ -92,7 +92,6 @@ class FaultProxy:
         self.junk = junk
         self.rng = random.Random(seed)
         self.sent = {"to_device": Counts(), "to_host": Counts()}
-        self.closed_links = 0
         self._server = socket.create_server(("127.0.0.1", 0))
         self.url = f"socket://127.0.0.1:{self._server.getsockname()[1]}"
         self._stop = threading.Event()
@@ -129,7 +128,11 @@ class FaultProxy:
                 continue
             except OSError:
                 return  # closed
-            device = socket.create_connection(self.upstream) if self.upstream else None
+            try:
+                device = socket.create_connection(self.upstream, timeout=5) if self.upstream else None
+            except OSError:  # no device behind: the host sees its link close
+                host.close()
+                continue
             link = _Link(host, device)
             if self.to_host.close_after == 0:
                 self._close(link)
@@ -204,7 +207,6 @@ class FaultProxy:
             if link.closed:
                 return
             link.closed = True
-            self.closed_links += 1
         for s in (link.host, link.device):
             if s is not None:
                 try:
