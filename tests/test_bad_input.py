@@ -24,10 +24,25 @@ from tbn.train.model_file import build_model, save_model
 
 PROGRAMS = {"tbn": "tbn.cli.main", "tbn-flash": "tbn.cli.flash"}
 
+# The kinds of bad input and fault the suite covers; tests/hil/test_faults.py covers 1-3 on an
+# emulated device too (a link damaged per byte, a QEMU killed mid-run, a busy --serial-port,
+# "running" only once INFO answers, --port uploading only a model the device lacks).
+KINDS = {
+    1: "link and port faults",
+    2: "tbn-flash and impossible ports",
+    3: "--port uploads only when needed",  # needs a device: tests/hil/test_faults.py only
+    4: "silent nonsense (non-finite, raw pixels, config vs weights, divergence)",
+    5: "data lost (outputs over inputs, occupied folders)",
+    6: "paths not honoured",
+    7: "unbounded reads",
+    8: "unclear messages",
+}
+
 
 @dataclass(frozen=True)
 class Case:
     name: str
+    kind: int  # which class of issue 17's list it belongs to: a key of KINDS
     setup: Callable[[Path], None]  # makes the files the command meets, in a fresh folder
     argv: list[str]  # after `tbn`, relative to that folder
     message: str  # a fragment of the one error message
@@ -61,6 +76,13 @@ def _truncated_model(d: Path) -> None:
 def _run_folder(d: Path) -> None:
     (d / "run").mkdir()
     _model(d / "run")
+
+
+def _short_run(d: Path) -> None:
+    """A finished one-epoch run in run/ (its checkpoint is what --resume reads)."""
+    from tbn.train import train
+
+    train(TrainConfig(p=4, epochs=1, train_subset=256), d / "run", progress=False)
 
 
 def _occupied(d: Path) -> None:
@@ -134,6 +156,15 @@ def _tbn_and_inputs(d: Path) -> None:
     np.save(d / "x.npy", np.zeros((3, 1, 8, 8), dtype=np.float32))
 
 
+def _wrong_shape(d: Path) -> None:
+    _tbn(d)
+    np.save(d / "x.npy", np.zeros((2, 3, 8, 8), dtype=np.float32))
+
+
+def _json_as_model(d: Path) -> None:
+    (d / "metrics.json").write_text('{"test_accuracy": 0.99}\n')
+
+
 def _not_npy(d: Path) -> None:
     _tbn(d)
     (d / "x.npy").write_text("1, 2, 3\n")
@@ -161,83 +192,115 @@ INFER = ["infer", "--model", "m.tbn", "--input", "x.npy"]
 
 
 CASES = [
-    Case("compile over its own input", _model, ["compile", "model.pt", "-o", "model.pt"],
+    Case("compile over its own input", 5, _model, ["compile", "model.pt", "-o", "model.pt"],
          "is also the input", unchanged=("model.pt",)),
-    Case("compile into a missing folder", _model, ["compile", "model.pt", "-o", "nope/m.tbn"],
+    Case("compile into a missing folder", 8, _model, ["compile", "model.pt", "-o", "nope/m.tbn"],
          "does not exist", unchanged=("model.pt",)),
-    Case("compile onto a folder", _model_and_folder, ["compile", "model.pt", "-o", "dir"], "is a folder",
+    Case("compile onto a folder", 8, _model_and_folder, ["compile", "model.pt", "-o", "dir"], "is a folder",
          unchanged=("model.pt",)),
-    Case("compile a run folder", _run_folder, ["compile", "run"], "give the trained model in it",
+    Case("compile a run folder", 8, _run_folder, ["compile", "run"], "give the trained model in it",
          unchanged=("run/model.pt",)),
-    Case("compile bytecode", _tbn, ["compile", "m.tbn"], "is .tbn bytecode", unchanged=("m.tbn",)),
-    Case("compile a truncated model", _truncated_model, ["compile", "model.pt"], "truncated or corrupt",
+    Case("compile bytecode", 8, _tbn, ["compile", "m.tbn"], "is .tbn bytecode", unchanged=("m.tbn",)),
+    Case("compile a truncated model", 8, _truncated_model, ["compile", "model.pt"], "truncated or corrupt",
          unchanged=("model.pt",)),
-    Case("inspect a FIFO", _fifo, ["inspect", "pipe.tbn"], "not a regular file"),
-    Case("inspect a device", _nothing, ["inspect", "/dev/zero"], "not a regular file"),
-    Case("inspect a folder", lambda d: (d / "x.tbn").mkdir(), ["inspect", "x.tbn"], "is a folder"),
-    Case("inspect a missing file", _nothing, ["inspect", "missing.tbn"], "no such file"),
-    Case("a --data-dir that does not exist", _tbn,
+    Case("inspect a FIFO", 7, _fifo, ["inspect", "pipe.tbn"], "not a regular file"),
+    Case("inspect a device", 7, _nothing, ["inspect", "/dev/zero"], "not a regular file"),
+    Case("inspect a folder", 8, lambda d: (d / "x.tbn").mkdir(), ["inspect", "x.tbn"], "is a folder"),
+    Case("inspect a missing file", 8, _nothing, ["inspect", "missing.tbn"], "no such file"),
+    Case("inspect metrics.json", 8, _json_as_model, ["inspect", "metrics.json"], "it looks like JSON text",
+         unchanged=("metrics.json",)),
+    Case("run a PyTorch model as bytecode", 8, _model, ["run", "model.pt", "--data", "mnist"],
+         "it looks like a PyTorch file (model.pt or checkpoint.pt): compile it first",
+         unchanged=("model.pt",)),
+    Case("flash a PyTorch model", 8, _model, ["--board", "mps2_an500", "--model", "model.pt"],
+         "compile it first", unchanged=("model.pt",), program="tbn-flash"),
+    Case("a --data-dir that does not exist", 6, _tbn,
          ["run", "m.tbn", "--data", "mnist", "--data-dir", "nowhere"], "nowhere does not exist",
          unchanged=("m.tbn",)),
-    Case("a --data-dir without MNIST", _empty_data, ["run", "m.tbn", "--data", "mnist", "--data-dir", "data"],
+    Case("a --data-dir without MNIST", 6, _empty_data,
+         ["run", "m.tbn", "--data", "mnist", "--data-dir", "data"],
          "not found; looked in: data", unchanged=("m.tbn",)),
-    Case("a truncated MNIST download", _truncated_gzip,
+    Case("a truncated MNIST download", 6, _truncated_gzip,
          ["run", "m.tbn", "--data", "mnist", "--data-dir", "data"], "truncated or corrupt",
          unchanged=("data/t10k-images-idx3-ubyte.gz",)),
-    Case("NaN in the input", _nan_input, ["run", "m.tbn", "--input", "x.npy"], "NaN or infinity",
+    Case("NaN in the input", 4, _nan_input, ["run", "m.tbn", "--input", "x.npy"], "NaN or infinity",
          unchanged=("m.tbn", "x.npy")),
-    Case("compile weights under another config", _config_edited, ["compile", "model.pt"],
+    Case("compile weights under another config", 4, _config_edited, ["compile", "model.pt"],
          "its config disagrees with its weights", unchanged=("model.pt",)),
-    Case("raw 0-255 pixels", _raw_pixels, ["run", "m.tbn", "--input", "x.npy"],
+    Case("raw 0-255 pixels", 4, _raw_pixels, ["run", "m.tbn", "--input", "x.npy"],
          "tbn run: warning: the input holds whole numbers 0..255: raw 0-255 pixels?", code=0,
          unchanged=("x.npy",)),
-    Case("inputs an int8 model saturates", _saturating, ["run", "m.tbn", "--input", "x.npy"],
+    Case("inputs an int8 model saturates", 4, _saturating, ["run", "m.tbn", "--input", "x.npy"],
          "100% of the input values lie outside", code=0),
-    Case("compile NaN weights", _nan_model, ["compile", "model.pt"], "holds NaN or infinity",
+    Case("compile NaN weights", 4, _nan_model, ["compile", "model.pt"], "holds NaN or infinity",
          unchanged=("model.pt",)),
-    Case("a diverging training run", _nothing,
+    Case("a diverging training run", 4, _nothing,
          ["train", "--optimizer", "sgd", "--lr", "1e12", "--epochs", "1", "--subset", "1024", "--out", "run"],
          "training diverged", absent=("run/model.pt", "run/metrics.json")),
-    Case("--dtype without the cuda engine", _tbn, ["run", "m.tbn", "--data", "mnist", "--dtype", "float16"],
+    Case("--dtype without the cuda engine", 4, _tbn,
+         ["run", "m.tbn", "--data", "mnist", "--dtype", "float16"],
          "applies to the cuda engine only", unchanged=("m.tbn",)),
-    Case("a negative --interval", _tbn,
+    Case("a negative --interval", 8, _tbn,
          ["monitor", "--port", "socket://127.0.0.1:1", "--model", "m.tbn", "--interval", "-1"],
          "expected 0 or more seconds", unchanged=("m.tbn",)),
-    Case("train into a folder holding other files", _occupied, ["train", "--epochs", "1", "--out", "out"],
+    Case("train into a folder holding other files", 5, _occupied, ["train", "--epochs", "1", "--out", "out"],
          "is not empty", unchanged=("out/notes.txt",)),
-    Case("train over an earlier run's metrics", _earlier_run, ["train", "--epochs", "1", "--out", "out"],
+    Case("resume a run under other options", 4, _short_run,
+         ["train", "--resume", "--out", "run", "--p", "8", "--epochs", "1"], "p was 4, now 8",
+         unchanged=("run/model.pt", "run/checkpoint.pt", "run/metrics.json")),
+    Case("resume where no run was", 8, _nothing, ["train", "--resume", "--out", "run"],
+         "no checkpoint at run/checkpoint.pt", absent=("run",)),
+    Case("a teacher that is bytecode", 8, _tbn, ["train", "--teacher", "m.tbn", "--out", "run"],
+         "this needs the trained model it was compiled from", unchanged=("m.tbn",), absent=("run",)),
+    Case("a p that divides no layer", 8, _nothing, ["train", "--p", "3", "--out", "run"],
+         "p=3 does not divide the 200704 entries of the layer '1'", absent=("run",)),
+    Case("train from a --data-dir that does not exist", 6, _nothing,
+         ["train", "--data-dir", "nowhere", "--out", "run"], "nowhere does not exist", absent=("run",)),
+    Case("calibrate from a --data-dir that does not exist", 6, _model,
+         ["compile", "model.pt", "--activations", "int8", "--data-dir", "nowhere", "-o", "m.tbn"],
+         "nowhere does not exist", unchanged=("model.pt",), absent=("m.tbn",)),
+    Case("flash an unknown board", 8, _tbn, ["--board", "nucleo_f999", "--model", "m.tbn"],
+         "unknown board 'nucleo_f999'", program="tbn-flash"),
+    Case("train over an earlier run's metrics", 5, _earlier_run, ["train", "--epochs", "1", "--out", "out"],
          "already holds a training run", unchanged=("out/metrics.json",)),
 ]
 
 
 LINK_CASES = [
-    Case("a serial port that does not exist", _tbn_and_inputs, [*INFER, "--port", "/dev/ttyNOPE"],
+    Case("a serial port that does not exist", 1, _tbn_and_inputs, [*INFER, "--port", "/dev/ttyNOPE"],
          "cannot open the serial port /dev/ttyNOPE", unchanged=("m.tbn", "x.npy")),
-    Case("a TCP port nobody listens on", _tbn_and_inputs, [*INFER, "--port", "socket://127.0.0.1:1"],
+    Case("a TCP port nobody listens on", 1, _tbn_and_inputs, [*INFER, "--port", "socket://127.0.0.1:1"],
          "cannot open the serial port socket://127.0.0.1:1: [Errno 111] Connection refused"),
-    Case("a port URL pyserial does not know", _tbn_and_inputs, [*INFER, "--port", "nope://x"],
+    Case("a port URL pyserial does not know", 1, _tbn_and_inputs, [*INFER, "--port", "nope://x"],
          "cannot open the serial port nope://x"),
-    Case("a peer that hangs up", _tbn_and_inputs, [*INFER, "--port", "{peer}", "--json", "r.json"],
+    Case("a peer that hangs up", 1, _tbn_and_inputs, [*INFER, "--port", "{peer}", "--json", "r.json"],
          "the serial link to the device closed", unchanged=("m.tbn", "x.npy"), written=("r.json",),
          peer=_hangs_up),
-    Case("a peer that never answers", _tbn_and_inputs, [*INFER, "--port", "{peer}"],
+    Case("a peer that never answers", 1, _tbn_and_inputs, [*INFER, "--port", "{peer}"],
          "INFO got no valid reply after 40 attempts (40 timeouts; 0 bytes received", peer=_silent),
-    Case("a peer that sends junk", _tbn_and_inputs, ["monitor", "--input", "x.npy", "--port", "{peer}"],
+    Case("a peer that sends junk", 1, _tbn_and_inputs, ["monitor", "--input", "x.npy", "--port", "{peer}"],
          "damaged frames); is the device running the tbn firmware?", peer=_junk),
-    Case("monitor on a peer that hangs up", _tbn_and_inputs,
+    Case("monitor on a peer that hangs up", 1, _tbn_and_inputs,
          ["monitor", "--model", "m.tbn", "--input", "x.npy", "--port", "{peer}"],
          "the serial link to the device closed", peer=_hangs_up),
-    Case("results over the model", _tbn_and_inputs, [*INFER, "--port", "{peer}", "--json", "m.tbn"],
+    Case("results over the model", 5, _tbn_and_inputs, [*INFER, "--port", "{peer}", "--json", "m.tbn"],
          "is also the input", unchanged=("m.tbn",), peer=_hangs_up),
-    Case("inputs from a FIFO", _fifo_inputs, [*INFER, "--port", "socket://127.0.0.1:1"],
+    Case("inputs from a FIFO", 7, _fifo_inputs, [*INFER, "--port", "socket://127.0.0.1:1"],
          "x.npy is not a regular file"),
-    Case("inputs that are not .npy", _not_npy, [*INFER, "--port", "socket://127.0.0.1:1"],
+    # the shape is checked before any device is opened: the port here refuses connections
+    Case("inputs of the wrong shape", 8, _wrong_shape, [*INFER, "--port", "socket://127.0.0.1:1"],
+         "x.npy holds an array of shape (2, 3, 8, 8); the model takes a batch of inputs of shape (1, 8, 8)",
+         unchanged=("x.npy",)),
+    Case("monitor inputs of the wrong shape", 8, _wrong_shape,
+         ["monitor", "--model", "m.tbn", "--input", "x.npy", "--port", "socket://127.0.0.1:1"],
+         "give an array of shape (N, 1, 8, 8)"),
+    Case("inputs that are not .npy", 8, _not_npy, [*INFER, "--port", "socket://127.0.0.1:1"],
          "x.npy is not a .npy array of inputs", unchanged=("x.npy",)),
-    Case("no inputs at all", _tbn_and_inputs, [*INFER, "--port", "socket://127.0.0.1:1", "--n", "0"],
+    Case("no inputs at all", 8, _tbn_and_inputs, [*INFER, "--port", "socket://127.0.0.1:1", "--n", "0"],
          "argument --n: expected 1 or more, got 0"),
-    Case("a TCP port beyond 65535", _nothing, ["--board", "mps2_an500", "--serial-port", "99999"],
+    Case("a TCP port beyond 65535", 2, _nothing, ["--board", "mps2_an500", "--serial-port", "99999"],
          "argument --serial-port: expected a TCP port in 1..65535, got 99999", program="tbn-flash"),
-    Case("a negative TCP port", _nothing, ["--board", "mps2_an500", "--serial-port=-1"],
+    Case("a negative TCP port", 2, _nothing, ["--board", "mps2_an500", "--serial-port=-1"],
          "expected a TCP port in 1..65535, got -1", program="tbn-flash"),
 ]
 
@@ -262,3 +325,37 @@ def test_bad_input_gets_one_clear_error(case: Case, tmp_path: Path) -> None:
     assert {f: _digest(tmp_path / f) for f in case.unchanged} == before
     assert not [f for f in case.absent if (tmp_path / f).exists()]
     assert [f for f in case.written if (tmp_path / f).is_file()] == list(case.written)
+
+
+def _command(case: Case) -> str:
+    return case.program if case.program != "tbn" else f"tbn {case.argv[0]}"
+
+
+def coverage() -> dict[str, dict[int, int]]:
+    """Cases per command and per kind: ``python tests/test_bad_input.py`` prints the table."""
+    table: dict[str, dict[int, int]] = {}
+    for case in CASES + LINK_CASES:
+        row = table.setdefault(_command(case), {})
+        row[case.kind] = row.get(case.kind, 0) + 1
+    return table
+
+
+def test_every_command_and_kind_has_a_case() -> None:
+    from tbn.cli.main import COMMANDS, build_parser
+
+    assert {c.kind for c in CASES + LINK_CASES} == set(KINDS) - {3}  # 3 needs a device (HIL)
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    commands = {f"tbn {name}" for name in sub.choices} | {"tbn-flash"}
+    assert len(sub.choices) == len(COMMANDS)
+    assert commands == set(coverage()), commands ^ set(coverage())
+
+
+if __name__ == "__main__":
+    counts = coverage()
+    print(f"{'command':<13}" + "".join(f"{k:>4}" for k in KINDS) + "  all")
+    for cmd, row in sorted(counts.items()):
+        print(f"{cmd:<13}" + "".join(f"{row.get(k, 0):>4}" for k in KINDS) + f"{sum(row.values()):>5}")
+    total = {k: sum(r.get(k, 0) for r in counts.values()) for k in KINDS}
+    print(f"{'all':<13}" + "".join(f"{total[k]:>4}" for k in KINDS) + f"{sum(total.values()):>5}")
+    for k, what in KINDS.items():
+        print(f"  {k}: {what}")

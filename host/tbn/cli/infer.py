@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tbn.cli.types import count
-from tbn.errors import DeviceError
+from tbn.errors import DeviceError, UsageError
 from tbn.files import check_output, read_npy, write_atomic
 from tbn.format import load
 
@@ -40,15 +41,27 @@ def add_device_arguments(p: argparse.ArgumentParser, model_required: bool) -> No
     p.add_argument("--data-dir", help="folder with MNIST")
 
 
-def load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
-    """(inputs, labels or None) from --input or --data."""
+def load_inputs(args: argparse.Namespace, program: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs, labels or None) from --input or --data; with ``program``, checked against its
+    input before any device is opened."""
     if args.input is not None:
-        return read_npy(args.input)[: args.n], None
+        x = read_npy(args.input)[: args.n]
+        if program is not None:
+            check_batch(x, program, str(args.input))
+        return x, None
     from tbn.data import load_mnist
 
     test = load_mnist("test", args.data_dir)
     x = test.normalized(args.n)
     return x, test.labels[: len(x)].astype(np.int64)
+
+
+def check_batch(x: np.ndarray, program: Any, source: str) -> None:
+    """Refuse a batch whose items are not one model input each (the first axis counts inputs)."""
+    want = tuple(program.tensors[0].shape)
+    if x.ndim == 0 or math.prod(x.shape[1:]) != math.prod(want):
+        raise UsageError(f"{source} holds an array of shape {x.shape}; the model takes a batch of inputs "
+                         f"of shape {want}, so give an array of shape (N, {', '.join(map(str, want))})")
 
 
 def describe_device(info: Any) -> str:
@@ -95,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from tbn.device.session import open_device
 
     program = load(args.model)
-    x, labels = load_inputs(args)
+    x, labels = load_inputs(args, program)
     if args.json is not None:
         check_output(args.json, [p for p in (args.model, args.input) if p is not None])
     got = _Run(len(x))

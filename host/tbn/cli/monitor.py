@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from tbn.device.runner import DeviceRunner
     from tbn.device.session import open_device
 
-    x, labels = load_inputs(args)
+    program = load(args.model) if args.model else None
+    x, labels = load_inputs(args, program)
     with open_device(args.board, args.port, args.model, embed=not args.load, log=args.log) as link:
         info = link.info()
         print(describe_device(info))
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
             f"model ({info.model_source}): {m.model_bytes} bytes, input {m.input_bytes} B, "
             f"output {m.output_bytes} B, arena {m.arena_bytes} B, {'int8' if m.int8 else 'f32'}"
         )
-        runner = DeviceRunner(link, load(args.model)) if args.model else None
+        runner = DeviceRunner(link, program) if program is not None else None
         if runner is None and m.int8:
             raise UsageError("the device runs an int8 model: pass --model so inputs can be quantised")
         for i, xi in enumerate(x):

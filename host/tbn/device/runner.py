@@ -72,8 +72,8 @@ class DeviceRunner:
         xs, batched = self.reference.prepare(x)
         if batched:
             raise UsageError(
-                f"run() takes one input of shape {tuple(self.reference.input.shape)}, "
-                f"got a batch of {len(xs)}"
+                f"the device takes one input at a time, of shape {tuple(self.reference.input.shape)}; "
+                f"got {x.shape}"
             )
         return xs[0]
 

@@ -95,13 +95,34 @@ def read(data: bytes | bytearray | memoryview) -> Program:
     return prog
 
 
+# What users give by mistake, told apart by their first bytes: (prefix, what it is, what to do).
+_COMPILE_IT = "compile it first: tbn compile MODEL.pt -o m.tbn"
+_OTHER_FILES = (
+    (b"PK\x03\x04", "a PyTorch file (model.pt or checkpoint.pt)", _COMPILE_IT),
+    (b"\x80\x02", "a pickled PyTorch file", _COMPILE_IT),
+    (b"\x93NUMPY", "a numpy .npy array", "pass inputs with --input, the model as a .tbn"),
+    (b"\x1f\x8b", "gzip data", "unpack it, or give the .tbn that `tbn compile` wrote"),
+    (b"{", "JSON text (metrics.json?)", "give the .tbn that `tbn compile` wrote"),
+)
+
+
+def _looks_like(data: bytes) -> str:
+    """A hint naming what a file that is not .tbn seems to be, or ''."""
+    for prefix, what, remedy in _OTHER_FILES:
+        if data.startswith(prefix):
+            return f"; it looks like {what}: {remedy}"
+    return ""
+
+
 def _header(data: bytes) -> _Cursor:
     """The header's fields, checked: magic, version, length, CRC, flags, section sizes."""
     if len(data) < HEADER.size:
-        raise TbnFormatError(f"file is {len(data)} bytes, shorter than the {HEADER.size}-byte header")
+        raise TbnFormatError(f"file is {len(data)} bytes, shorter than the {HEADER.size}-byte header"
+                             f"{_looks_like(data)}")
     h = dict(zip(HEADER_FIELDS, HEADER.unpack_from(data), strict=True))
     if h["magic"] != MAGIC:
-        raise TbnFormatError(f"bad magic {h['magic']!r}: not a .tbn file (expected {MAGIC!r})")
+        raise TbnFormatError(f"bad magic {h['magic']!r}: not a .tbn file (expected {MAGIC!r})"
+                             f"{_looks_like(data)}")
     if h["major"] != VERSION_MAJOR:
         remedy = ("it was compiled by an older tbn: compile the model again (`tbn compile`)"
                   if h["major"] < VERSION_MAJOR else "it was compiled by a newer tbn: upgrade tbn")
