@@ -19,7 +19,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--scales", choices=("f32", "f16"), default="f32", help="F32 models' scale storage")
     p.add_argument("--calibration", type=count, default=512, metavar="N",
                    help="INT8: calibrate on the first N training images (default 512)")
-    p.add_argument("--data-dir", help="folder with MNIST (INT8 calibration)")
+    p.add_argument("--data-dir", help="folder with the recipe's dataset, MNIST or CIFAR-10 (INT8 "
+                   "calibration)")
     p.add_argument("--no-lookup-tables", dest="lookup_tables", action="store_false",
                    help="run every tiled op with the direct kernel: no scratch in the arena, slower")
     p.set_defaults(func=run)
@@ -32,16 +33,17 @@ def run(args: argparse.Namespace) -> int:
     from tbn.files import write_atomic
     from tbn.format import read
     from tbn.format.inspect import render, summarize
-    from tbn.train import load_model, mnist_tensors
-    from tbn.train.recipes import INPUT_SHAPE
+    from tbn.train import dataset_tensors, load_model
+    from tbn.train.recipes import input_shape, recipe
 
-    model, _ = load_model(args.model)
+    model, config = load_model(args.model)
     calibration = None
     if args.activations == "int8":
         if args.calibration < 1:
             raise UsageError("--calibration needs at least one image")
-        calibration = mnist_tensors("train", args.data_dir)[0][:args.calibration]
-    data = compile_model(model, torch.zeros(1, *INPUT_SHAPE), activations=args.activations,
+        calibration = dataset_tensors(recipe(config.recipe).dataset, "train", args.data_dir,
+                                      config.verify_data)[0][:args.calibration]
+    data = compile_model(model, torch.zeros(1, *input_shape(config.recipe)), activations=args.activations,
                        calibration=calibration, scales=args.scales,
                        lookup_tables=args.lookup_tables)
     out = Path(args.output) if args.output else Path(args.model).with_suffix(".tbn")

@@ -126,7 +126,7 @@ def cache_dir() -> Path:
     return Path(base) / "tbn"
 
 
-def _read_verified(path: Path, name: str) -> bytes:
+def _read_verified(path: Path, name: str, verify: bool = True) -> bytes:
     raw = path.read_bytes()
     try:
         data = gzip.decompress(raw) if path.suffix == ".gz" else raw
@@ -134,7 +134,7 @@ def _read_verified(path: Path, name: str) -> bytes:
         raise IdxFormatError(f"{path}: not a complete gzip file ({e or type(e).__name__}); the file is "
                              f"truncated or corrupt: delete it and fetch it again") from None
     digest = hashlib.md5(data).hexdigest()
-    if digest != FILES[name]:
+    if verify and digest != FILES[name]:
         raise IdxFormatError(f"{path}: MD5 of the decompressed data is {digest}, expected "
                              f"{FILES[name]} for {name}; the file is corrupt or not MNIST")
     return data
@@ -186,13 +186,14 @@ def find_file(name: str, data_dir: str | os.PathLike | None = None, download: bo
 
 
 def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None,
-               download: bool = True) -> Mnist:
-    """Load an MNIST split (``"train"`` or ``"test"``), verified by MD5."""
+               download: bool = True, verify: bool = True) -> Mnist:
+    """Load an MNIST split (``"train"`` or ``"test"``), verified by MD5 (``verify=False``:
+    accept other data in the IDX format, such as a subset)."""
     if split not in SPLITS:
         raise UsageError(f"split {split!r} is not one of {', '.join(SPLITS)}")
     img_name, lbl_name = SPLITS[split]
-    images = parse_idx(_read_verified(p := find_file(img_name, data_dir, download), img_name), str(p))
-    labels = parse_idx(_read_verified(q := find_file(lbl_name, data_dir, download), lbl_name), str(q))
+    images = parse_idx(_read_verified(p := find_file(img_name, data_dir, download), img_name, verify), str(p))
+    labels = parse_idx(_read_verified(q := find_file(lbl_name, data_dir, download), lbl_name, verify), str(q))
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
         raise IdxFormatError(f"{p} and {q}: shapes {images.shape} and {labels.shape} do not pair up")
     return Mnist(images=images, labels=labels)

@@ -40,6 +40,7 @@ class TrainConfig:
     temperature: float = 4.0
     train_subset: int | None = None
     data_dir: str | None = None
+    verify_data: bool = True  # check the dataset against its release's MD5 (False: a subset, a fixture)
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -71,6 +72,14 @@ class TrainConfig:
         if self.train_subset is not None and self.train_subset < self.batch_size:
             raise UsageError(f"train_subset={self.train_subset} is smaller than one batch "
                              f"({self.batch_size})")
+
+    @classmethod
+    def for_recipe(cls, recipe: str = "mlp", **options: Any) -> TrainConfig:
+        """A config with the recipe's own defaults (the authors' optimizer, schedule, batch and
+        augmentation for their CIFAR-10 models) under the ``options`` given."""
+        from tbn.train.recipes import recipe as find
+
+        return cls.from_dict({"recipe": recipe, **find(recipe).defaults, **options})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

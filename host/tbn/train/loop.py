@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from tbn.convert import tile_model
-from tbn.data import MNIST_MEAN, MNIST_STD, load_mnist
+from tbn.data import load_arrays
 from tbn.errors import TbnError
 from tbn.train.config import TrainConfig
 from tbn.train.model_file import (
@@ -41,24 +41,29 @@ from tbn.train.model_file import (
     save_model,
     structure,
 )
+from tbn.train.recipes import recipe
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 METRICS = "metrics.json"
 # Options that may differ when resuming: they do not change the computation.
-_RESUME_FREE = {"data_dir", "device"}
+_RESUME_FREE = {"data_dir", "device", "verify_data"}
 
 
 class TrainError(TbnError, RuntimeError):
     """A training run cannot start or continue as asked."""
 
 
+def dataset_tensors(name: str, split: str, data_dir: str | None = None,
+                    verify: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """A dataset split as normalised float images ``(n, C, H, W)`` and int64 labels."""
+    x, y = load_arrays(name, split, data_dir, verify)
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
+
+
 def mnist_tensors(split: str, data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST as normalised float images ``(n, 1, 28, 28)`` and int64 labels."""
-    m = load_mnist(split, data_dir)
-    x = torch.from_numpy(m.images.astype(np.float32) / 255.0)
-    x = ((x - MNIST_MEAN) / MNIST_STD).unsqueeze(1)
-    return x, torch.from_numpy(m.labels.astype(np.int64))
+    return dataset_tensors("mnist", split, data_dir)
 
 
 def _shift(x: torch.Tensor, max_px: float, g: torch.Generator) -> torch.Tensor:
@@ -72,6 +77,26 @@ def _shift(x: torch.Tensor, max_px: float, g: torch.Generator) -> torch.Tensor:
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     bg = x.amin()  # pad with the normalised background value
     return F.grid_sample(x - bg, grid, align_corners=False, padding_mode="zeros") + bg
+
+
+def _crop_flip(x: torch.Tensor, pad: float, g: torch.Generator) -> torch.Tensor:
+    """Random crops of the image padded by ``pad`` pixels (zeros: the mean colour), and
+    horizontal flips of half the images: the authors' CIFAR-10 augmentation."""
+    n, _, h, w = x.shape
+    k = int(pad)
+    if k > 0:
+        padded = F.pad(x, (k, k, k, k))
+        dy, dx = torch.randint(0, 2 * k + 1, (2, n), generator=g)
+        rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+        x = padded[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None],
+                   rows, cols]
+    flip = torch.rand(n, generator=g) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+# Each dataset's augmentation, given --augment's amount in pixels.
+_AUGMENT = {"mnist": _shift, "cifar10": _crop_flip}
 
 
 @torch.no_grad()
@@ -154,7 +179,7 @@ def _resolve_resume(config: TrainConfig | None, out: Path) -> tuple[TrainConfig,
 
 def train(config: TrainConfig | None, out_dir: str | os.PathLike, resume: bool = False,
           overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train a recipe on MNIST, writing ``model.pt``, ``metrics.json`` and a per-epoch
+    """Train a recipe on its dataset, writing ``model.pt``, ``metrics.json`` and a per-epoch
     ``checkpoint.pt`` to ``out_dir``; returns the metrics.
 
     With ``resume=True`` the run continues from ``out_dir/checkpoint.pt`` (``config`` may be
@@ -201,10 +226,11 @@ class _State:
 
 
 def _data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    x_train, y_train = mnist_tensors("train", config.data_dir)
+    name = recipe(config.recipe).dataset
+    x_train, y_train = dataset_tensors(name, "train", config.data_dir, config.verify_data)
     if config.train_subset is not None:
         x_train, y_train = x_train[:config.train_subset], y_train[:config.train_subset]
-    return (x_train, y_train, *mnist_tensors("test", config.data_dir))
+    return (x_train, y_train, *dataset_tensors(name, "test", config.data_dir, config.verify_data))
 
 
 def _teacher(config: TrainConfig, device: torch.device) -> nn.Module | None:
@@ -270,7 +296,7 @@ def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch
         idx = shard[step * local_bs:(step + 1) * local_bs]
         xb, yb = x[idx], y[idx]
         if config.augment > 0:
-            xb = _shift(xb, config.augment, g)
+            xb = _AUGMENT[recipe(config.recipe).dataset](xb, config.augment, g)
         xb, yb = xb.to(device), yb.to(device)
         logits = s.net(xb)
         loss = _loss(config, s, logits, xb, yb)

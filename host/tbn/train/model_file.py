@@ -26,11 +26,14 @@ class ModelFileError(TbnError, ValueError):
 
 def build_model(config: TrainConfig) -> tuple[nn.Module, TilingReport | None]:
     """The recipe's model, tiled as the config says (``p=None``: left float)."""
-    model = recipes.build(config.recipe)
+    r = recipes.recipe(config.recipe)
+    model = r.build()
     if config.p is None:
         return model, None
+    # a recipe's own p list (the authors' per-layer configs) under the run's explicit entries
+    per_layer = {**(r.per_layer(model, config.p) if r.per_layer else {}), **config.per_layer}
     report = tile_model(model, p=config.p, min_params=config.min_params,
-                        per_layer=config.per_layer, keep_dense=config.keep_dense,
+                        per_layer=per_layer, keep_dense=config.keep_dense,
                         alpha=config.alpha, alpha_source=config.alpha_source,  # type: ignore[arg-type]
                         ste=config.ste, alpha_init=config.alpha_init)  # type: ignore[arg-type]
     return model, report

@@ -1,10 +1,13 @@
-"""Model recipes for ``tbn train``: float architectures that ``tile_model`` then converts."""
+"""Model recipes for ``tbn train``: float architectures that ``tile_model`` then converts, each
+with the dataset it reads and the training defaults of its source (the authors' for theirs)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from tbn.errors import UsageError
 
@@ -37,16 +40,131 @@ def mcu() -> nn.Sequential:
                          nn.Linear(128, 10, bias=False))
 
 
-INPUT_SHAPE = (1, 28, 28)  # every recipe reads one MNIST image (channels, height, width)
+class BasicBlock(nn.Module):
+    """ResNet's two 3x3 convs with BatchNorm, plus the input (a 1x1 conv where the shape changes)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        return self.relu2(y + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """The CIFAR-10 ResNet-18 of the authors' code: a 3x3 stem (no max pool), four stages of two
+    BasicBlocks (64, 128, 256, 512 channels), global average pool and a 512-10 classifier;
+    21 weighted layers (16 block convs, 3 shortcut convs, stem, classifier)."""
+
+    def __init__(self, classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU()
+        stages, cin = [], 64
+        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            stages.append(nn.Sequential(BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)))
+            cin = cout
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(512, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.flatten(self.pool(x)))
+
+
+def resnet18() -> nn.Module:
+    return ResNet18()
+
+
+def vgg_small() -> nn.Sequential:
+    """VGG-small for CIFAR-10 (the binary-network literature's, as the authors train it):
+    128-128-M-256-256-M-512-512-M, each conv with BatchNorm and ReLU, then 8192-10."""
+    layers: list[nn.Module] = []
+    cin = 3
+    for cout in (128, 128, "M", 256, 256, "M", 512, 512, "M"):
+        if cout == "M":
+            layers.append(nn.MaxPool2d(2))
+            continue
+        layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+        cin = cout
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(512 * 4 * 4, 10))
+
+
+def _paper_p_list(pattern: tuple[int, ...]) -> Callable[[nn.Module, int], dict[str, int]]:
+    """The authors' per-layer p lists (configs/cifar10/*-kn-tiled-8.yaml): ``pattern`` gives,
+    for each weighted layer in order, 1 (kept at p=1) or 0 (tiled at the run's p; their -4,
+    -8 and -16 configs differ only there)."""
+
+    def per_layer(model: nn.Module, p: int) -> dict[str, int]:
+        names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+        if len(names) != len(pattern):
+            raise UsageError(f"the authors' p list has {len(pattern)} entries, the model "
+                             f"{len(names)} weighted layers")
+        return {n: 1 if keep else p for n, keep in zip(names, pattern, strict=True)}
+
+    return per_layer
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A model, the dataset it reads and the training options its source uses."""
+
+    build: Callable[[], nn.Module]
+    dataset: str = "mnist"
+    defaults: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
+    per_layer: Callable[[nn.Module, int], dict[str, int]] | None = None  # p per layer, given the run's p
+    note: str = ""
+
+
+# The authors' CIFAR-10 training (tbn-method.md): SGD momentum 0.9, lr 0.1 cosine, weight
+# decay 1e-4, batch 128, random crop (padding 4) and horizontal flip; 300 epochs for ResNet-18.
+_AUTHORS_CIFAR = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
+                  "batch_size": 128, "augment": 4.0, "epochs": 300, "p": 8}
 
 # "paper-mcu" is the authors' name for the model "mcu" builds: at the defaults (p=4,
 # min_params 64,000) its first layer is tiled at p=4 and its classifier stays binary (p=1).
-RECIPES: dict[str, Callable[[], nn.Module]] = {"mlp": mlp, "cnn": cnn, "mcu": mcu, "paper-mcu": mcu}
+RECIPES: dict[str, Recipe] = {
+    "mlp": Recipe(mlp),
+    "cnn": Recipe(cnn),
+    "mcu": Recipe(mcu),
+    "paper-mcu": Recipe(mcu),
+    "resnet18": Recipe(resnet18, "cifar10", _AUTHORS_CIFAR,
+                       _paper_p_list((1, 1, 1, 1) + (0,) * 16 + (1,)),
+                       "authors: p=4 93.2, p=8 92.1-92.5, p=16 ~91.4 (CIFAR-10 top-1, 300 epochs)"),
+    "vgg-small": Recipe(vgg_small, "cifar10", {**_AUTHORS_CIFAR, "epochs": 500},
+                        _paper_p_list((1, 1, 0, 0, 0, 0, 1)),
+                        "authors: p=4 92.7, p=8 ~91.0, p=16 ~88.7 (CIFAR-10 top-1)"),
+}
 
 
-def build(recipe: str) -> nn.Module:
-    """The float model of a recipe by name."""
+def recipe(name: str) -> Recipe:
+    """A recipe by name, or a :class:`UsageError` listing them."""
     try:
-        return RECIPES[recipe]()
+        return RECIPES[name]
     except KeyError:
-        raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}") from None
+        raise UsageError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}") from None
+
+
+def build(name: str) -> nn.Module:
+    """The float model of a recipe by name."""
+    return recipe(name).build()
+
+
+def input_shape(name: str) -> tuple[int, int, int]:
+    """The (channels, height, width) of one input of a recipe's dataset."""
+    from tbn.data.datasets import dataset
+
+    return dataset(recipe(name).dataset).input_shape
