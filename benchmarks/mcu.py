@@ -39,7 +39,7 @@ from tbn.format import read
 from tbn.format.inspect import summarize
 from tbn.runtime import Interpreter
 from tbn.train import TrainConfig, load_model, mnist_tensors, train
-from tbn.train.recipes import INPUT_SHAPE
+from tbn.train.recipes import input_shape
 
 BACKEND = Path(__file__).parent / "cmsis" / "backend.py"
 # name -> (recipe, p, the CMSIS-NN baseline's name); p None: the float model
@@ -96,7 +96,7 @@ def main() -> int:
     os.environ.update(CMSIS_NN_DIR=str(src.nn), CMSIS_CORE_INCLUDE=str(src.core_include))
     x = load_mnist("test").normalized(args.n)
     calib = mnist_tensors("train")[0][:512]
-    example = torch.zeros(1, *INPUT_SHAPE)
+    example = torch.zeros(1, *input_shape("mlp"))  # every model here reads one MNIST image
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as d:
         for opt in args.opt:

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_cifar10
 from tbn.data import Cifar10Error, load_cifar10
+from tbn.data.cifar10 import write_synthetic
 from tbn.format import load
 from tbn.runtime import Interpreter
 from tbn.train import TrainConfig, load_model
@@ -35,8 +35,8 @@ def _env() -> dict[str, str]:
 
 
 def test_archive_and_folder_read_alike(tmp_path: Path) -> None:
-    write_cifar10(tmp_path / "a", n_train=20, n_test=10, archive=True, seed=1)
-    write_cifar10(tmp_path / "f", n_train=20, n_test=10, archive=False, seed=1)
+    write_synthetic(tmp_path / "a", n_train=20, n_test=10, archive=True, seed=1)
+    write_synthetic(tmp_path / "f", n_train=20, n_test=10, archive=False, seed=1)
     for split, n in (("train", 20), ("test", 10)):
         a = load_cifar10(split, tmp_path / "a", verify=False)
         f = load_cifar10(split, tmp_path / "f", verify=False)
@@ -55,7 +55,7 @@ def test_the_release_checksums_are_checked(cifar10_fixture: Path) -> None:
 def test_missing_data_says_what_to_put_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TBN_OFFLINE", "1")
     (tmp_path / "empty").mkdir()
-    write_cifar10(tmp_path / "elsewhere", n_train=5, n_test=5)
+    write_synthetic(tmp_path / "elsewhere", n_train=5, n_test=5)
     monkeypatch.setenv("TBN_DATA", str(tmp_path / "elsewhere"))  # an explicit folder is the only place
     with pytest.raises(Cifar10Error, match=r"CIFAR-10 not found; looked in: .*empty.*TBN_OFFLINE.*"
                                            r"cifar-10-python.tar.gz .*cifar-10-batches-py/ folder"):
@@ -66,7 +66,7 @@ def test_missing_data_says_what_to_put_where(tmp_path: Path, monkeypatch: pytest
 
 
 def test_a_truncated_archive_is_named(tmp_path: Path) -> None:
-    path = write_cifar10(tmp_path, n_train=20, n_test=10)
+    path = write_synthetic(tmp_path, n_train=20, n_test=10)
     path.write_bytes(path.read_bytes()[:3000])
     with pytest.raises(Cifar10Error, match=r"not a complete \.tar\.gz .*truncated or corrupt"):
         load_cifar10("train", tmp_path, verify=False)
@@ -77,7 +77,7 @@ def test_a_batch_that_would_run_code_is_refused(tmp_path: Path) -> None:
         def __reduce__(self):  # unpickling would call os.system
             return (os.system, (f"touch {tmp_path / 'ran'}",))
 
-    folder = write_cifar10(tmp_path, n_train=5, n_test=5, archive=False)
+    folder = write_synthetic(tmp_path, n_train=5, n_test=5, archive=False)
     (folder / "test_batch").write_bytes(pickle.dumps({b"data": Evil(), b"labels": [0]}, protocol=2))
     with pytest.raises(Cifar10Error, match="refused to load"):
         load_cifar10("test", tmp_path, verify=False)
@@ -85,7 +85,7 @@ def test_a_batch_that_would_run_code_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_batch_of_the_wrong_shape_is_named(tmp_path: Path) -> None:
-    folder = write_cifar10(tmp_path, n_train=5, n_test=5, archive=False)
+    folder = write_synthetic(tmp_path, n_train=5, n_test=5, archive=False)
     raw = pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, protocol=2)
     (folder / "test_batch").write_bytes(raw)
     with pytest.raises(Cifar10Error, match=r"expected uint8 \(n, 3072\)"):

@@ -210,3 +210,36 @@ def load_cifar10(split: str = "train", data_dir: str | os.PathLike | None = None
     parts = [parse_batch(raw, f"{source}:{name}")
              for raw, name in zip(read(source, SPLITS[split], verify), SPLITS[split], strict=True)]
     return Cifar10(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+
+def write_synthetic(folder: Path, n_train: int = 100, n_test: int = 50, archive: bool = True,
+                    seed: int = 0) -> Path:
+    """Write a small synthetic dataset in CIFAR-10's release format (pickled batches of uint8
+    (n, 3072) data and labels in cifar-10-batches-py/, packed as cifar-10-python.tar.gz unless
+    ``archive=False``): for tests and for trying a pipeline offline (read it with
+    ``verify=False``). Each class is a colour template plus noise, learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    templates = rng.integers(0, 256, (10, 3, 1, 1)) + rng.integers(-40, 40, (10, 3, 32, 32))
+
+    def batch(n: int, label: str) -> bytes:
+        labels = rng.integers(0, 10, n)
+        data = np.clip(templates[labels] + rng.integers(-30, 30, (n, 3, 32, 32)), 0, 255).astype(np.uint8)
+        return pickle.dumps({b"batch_label": label.encode(), b"labels": [int(v) for v in labels],
+                             b"data": data.reshape(n, 3072), b"filenames": [b"x.png"] * n}, protocol=2)
+
+    per = -(-n_train // 5)
+    files = {f"data_batch_{i + 1}": batch(per, f"training batch {i + 1} of 5") for i in range(5)}
+    files["test_batch"] = batch(n_test, "testing batch 1 of 1")
+    folder.mkdir(parents=True, exist_ok=True)
+    if not archive:
+        (folder / FOLDER).mkdir()
+        for name, raw in files.items():
+            (folder / FOLDER / name).write_bytes(raw)
+        return folder / FOLDER
+    path = folder / ARCHIVE
+    with tarfile.open(path, "w:gz") as tar:
+        for name, raw in files.items():
+            info = tarfile.TarInfo(f"{FOLDER}/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    return path

@@ -36,6 +36,9 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False,
     if model is not None:
         program = load(model)  # a corrupt or foreign file stops here, with the reason
         arena, model_bytes = program.arena_size, Path(model).stat().st_size
+        # what needs no build is refused before one (and where a real board's cannot be made)
+        check_fit(board.name, model_bytes, arena, arena_limit=board.arena_bytes,
+                  flash_limit=board.flash_bytes)
     base = build(board, verbose=verbose, backend=backend)
     check_fit(
         board.name,
