@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from tbn.data.cifar10 import write_synthetic
 from tbn.data.mnist import find_file
 from tbn.device.faults import FaultProxy, Faults
 from tbn.train import TrainConfig
@@ -254,6 +255,13 @@ CASES = [
          "this needs the trained model it was compiled from", unchanged=("m.tbn",), absent=("run",)),
     Case("a p that divides no layer", 8, _nothing, ["train", "--p", "3", "--out", "run"],
          "p=3 does not divide the 200704 entries of the layer '1'", absent=("run",)),
+    Case("a CIFAR-10 recipe where CIFAR-10 is not", 6, lambda d: (d / "data").mkdir(),
+         ["train", "--recipe", "resnet18", "--data-dir", "data", "--out", "run"],
+         "CIFAR-10 not found; looked in: data, data/cifar10", absent=("run",)),
+    Case("CIFAR-10 that is not the release", 8, lambda d: write_synthetic(d / "data", 10, 10),
+         ["train", "--recipe", "vgg-small", "--data-dir", "data", "--out", "run"],
+         "expected c58f30108f718f92721af3b95e74349a", unchanged=("data/cifar-10-python.tar.gz",),
+         absent=("run",)),
     Case("train from a --data-dir that does not exist", 6, _nothing,
          ["train", "--data-dir", "nowhere", "--out", "run"], "nowhere does not exist", absent=("run",)),
     Case("calibrate from a --data-dir that does not exist", 6, _model,
