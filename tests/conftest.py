@@ -29,3 +29,23 @@ def cifar10_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("cifar10")
     write_synthetic(d)
     return d
+
+
+def kill_after_checkpoint(argv: list[str], out: Path, env: dict[str, str], timeout: float = 300) -> int:
+    """Run a training command into ``out`` and SIGKILL it once it has written a checkpoint, before
+    it finishes; returns the epoch that checkpoint holds."""
+    import signal
+    import subprocess
+    import time
+
+    import torch
+
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not (out / "checkpoint.pt").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "model.pt").exists(), "the run finished before it could be killed"
+    return int(torch.load(out / "checkpoint.pt", weights_only=True)["epoch"])

@@ -7,16 +7,15 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import kill_after_checkpoint
 from tbn.data import Cifar10Error, load_cifar10
 from tbn.data.cifar10 import write_synthetic
 from tbn.format import load
@@ -127,15 +126,7 @@ def test_recipe_trains_resumes_and_compiles(recipe: str, cifar10_fixture: Path, 
     assert history[-1]["loss"] < history[0]["loss"], history
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_args(recipe, cifar10_fixture, killed), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not (killed / "checkpoint.pt").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "model.pt").exists()
+    assert kill_after_checkpoint(_train_args(recipe, cifar10_fixture, killed), killed, _env()) < 3
     subprocess.run([*TBN, "train", "--out", str(killed), "--resume", "--quiet"], check=True, env=_env(),
                    capture_output=True)
     a = torch.load(whole / "model.pt", weights_only=True)["state_dict"]

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import kill_after_checkpoint
 from tbn.cli.main import main as cli
 from tbn.nn import TiledLinear
 from tbn.train import ModelFileError, TrainConfig, TrainError, evaluate, load_model, mnist_tensors, train
@@ -51,17 +50,7 @@ def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
                    capture_output=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([*TBN, *args, "--out", str(killed)], env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not (killed / "checkpoint.pt").exists():
-        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint was written"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "model.pt").exists(), "the run finished before it could be killed"
-    epoch_at_kill = torch.load(killed / "checkpoint.pt", weights_only=True)["epoch"]
-    assert 1 <= epoch_at_kill < 4
+    assert 1 <= kill_after_checkpoint([*TBN, *args, "--out", str(killed)], killed, _env(), 120) < 4
 
     subprocess.run([*TBN, "train", "--out", str(killed), "--resume", "--quiet"], check=True,
                    env=_env(), capture_output=True)

@@ -24,13 +24,13 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from tbn.data.mnist import cache_dir
+from tbn.data.split import Split
 from tbn.errors import TbnError, UsageError
 from tbn.paths import shared_data
 
@@ -58,21 +58,11 @@ class Cifar10Error(TbnError, RuntimeError):
     """CIFAR-10 cannot be found, downloaded or read."""
 
 
-@dataclass(frozen=True)
-class Cifar10:
+class Cifar10(Split):
     """One split: ``images`` uint8 ``(n, 3, 32, 32)``, ``labels`` uint8 ``(n,)``."""
 
-    images: np.ndarray
-    labels: np.ndarray
-
-    def normalized(self, n: int | None = None) -> np.ndarray:
-        """The first ``n`` images as the models see them: float32 ``(n, 3, 32, 32)``, standardised."""
-        n = len(self.labels) if n is None else n
-        if not 1 <= n <= len(self.labels):
-            raise UsageError(f"n must lie in 1..{len(self.labels)}, got {n}")
-        mean = np.array(MEAN, np.float32)[:, None, None]
-        std = np.array(STD, np.float32)[:, None, None]
-        return (self.images[:n].astype(np.float32) / 255.0 - mean) / std
+    MEAN = MEAN
+    STD = STD
 
 
 class _ArraysOnly(pickle.Unpickler):

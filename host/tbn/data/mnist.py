@@ -25,11 +25,11 @@ import tempfile
 import urllib.error
 import urllib.request
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tbn.data.split import Split
 from tbn.errors import TbnError, UsageError
 from tbn.paths import shared_data
 
@@ -65,20 +65,11 @@ class IdxFormatError(MnistError):
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
-@dataclass(frozen=True)
-class Mnist:
+class Mnist(Split):
     """One split: ``images`` uint8 ``(n, 28, 28)``, ``labels`` uint8 ``(n,)``."""
 
-    images: np.ndarray
-    labels: np.ndarray
-
-    def normalized(self, n: int | None = None) -> np.ndarray:
-        """The first ``n`` images as the models see them: float32 ``(n, 1, 28, 28)``, standardised."""
-        n = len(self.labels) if n is None else n
-        if not 1 <= n <= len(self.labels):
-            raise UsageError(f"n must lie in 1..{len(self.labels)}, got {n}")
-        x = (self.images[:n].astype(np.float32) / 255.0 - MNIST_MEAN) / MNIST_STD
-        return x[:, None]
+    MEAN = (MNIST_MEAN,)
+    STD = (MNIST_STD,)
 
 
 def parse_idx(data: bytes, name: str = "IDX data") -> np.ndarray:
