@@ -101,8 +101,8 @@ def test_a_batch_of_the_wrong_shape_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize("p", [4, 8, 16])
 def test_the_authors_per_layer_p(recipe: str, pattern: list[int], p: int) -> None:
     config = TrainConfig.for_recipe(recipe, p=p)
-    assert (config.optimizer, config.lr, config.momentum, config.weight_decay, config.batch_size,
-            config.augment) == ("sgd", 0.1, 0.9, 1e-4, 128, 4.0)
+    assert (config.optimizer, config.lr, config.momentum, config.nesterov, config.weight_decay,
+            config.batch_size, config.augment) == ("sgd", 0.1, 0.9, False, 1e-4, 128, 4.0)
     _, report = build_model(config)
     assert [layer.p for layer in report.layers] == [1 if keep else p for keep in pattern]
     if recipe == "resnet18":  # tbn-method.md: 0.258, 0.134, 0.072 bits per weight

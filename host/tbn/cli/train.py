@@ -45,7 +45,9 @@ def add_parser(sub: Any) -> None:
     a("--alpha-init", choices=ALPHA_INITS, help="a separate alpha tensor starts independent "
       "(Kaiming normal, the authors', default) or as a copy of the weights")
     a("--epochs", type=int, help="epochs (default 10)")
-    a("--optimizer", choices=OPTIMIZERS, help="adam or sgd (Nesterov momentum) (default adam)")
+    a("--optimizer", choices=OPTIMIZERS, help="adam or sgd (default adam)")
+    a("--nesterov", action=argparse.BooleanOptionalAction, default=None,
+      help="SGD: Nesterov momentum (default on; off in the authors' CIFAR-10 recipes, as in their code)")
     a("--lr", type=float, help="learning rate, cosine-decayed to 0 (default 1e-3)")
     a("--momentum", type=float, help="SGD momentum (default 0.9)")
     a("--weight-decay", type=float, help="weight decay (default 0)")

@@ -31,6 +31,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
+    nesterov: bool = True  # SGD: Nesterov momentum (tbn's MNIST recipes); the authors' use plain momentum
     weight_decay: float = 0.0
     batch_size: int = 128
     seed: int = 0
