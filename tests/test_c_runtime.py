@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tbn import compile_model, tile_model
 from tbn.capi import CRuntime, _Model, load_library
-from tbn.format import TbnFormatError, read, serialize, spec
+from tbn.format import Program, TbnFormatError, read, serialize, spec
 from tbn.parity import matches
 from tbn.paths import root
 from tbn.runtime import Interpreter
@@ -233,3 +233,59 @@ def test_requantisation_edge_cases_match_the_reference(lib: ctypes.CDLL) -> None
     scale.data[1], scale.data[2], scale.data[3] = (1 << 30, 20), (scale.data[2, 0], 32), (1 << 30, 31)
     edited = serialize(prog)
     assert np.array_equal(CRuntime(edited, lib).run(x), Interpreter(edited).run(x))
+
+
+class _Residual(torch.nn.Module):
+    """a = relu(conv(x)); b = conv(a); relu(a + b) -> linear: the add is a's last reader."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(1, 8, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8 * 8 * 8, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = torch.relu(self.c1(x))
+        return self.fc(torch.flatten(torch.relu(a + self.c2(a)), 1))
+
+
+def _residual(acts: str) -> tuple[bytes, np.ndarray]:
+    torch.manual_seed(0)
+    model = _Residual().eval()
+    tile_model(model, p=4, min_params=1, per_layer={"fc": 1})
+    x = torch.randn(6, 1, 8, 8)
+    return compile_model(model, x[:1], activations=acts, calibration=x), x.numpy()
+
+
+def _unvalidated(prog: Program, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    from tbn.format import writer
+
+    monkeypatch.setattr(writer, "validate", lambda p: None)
+    return serialize(prog)
+
+
+@pytest.mark.parametrize("acts", ["f32", "int8"])
+def test_a_residual_add_writes_over_its_input(lib: ctypes.CDLL, acts: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory plan gives the add's output its dying input's slot (two feature maps alive,
+    not three); both readers accept that only for an elementwise op in a file flagged IN_PLACE."""
+    data, x = _residual(acts)
+    prog = read(data)
+    add = next(op for op in prog.ops if op.opcode == spec.Op.ADD)
+    a, out = prog.tensors[add.args["a"]], prog.tensors[add.args["output"]]
+    assert prog.flags & spec.Flag.IN_PLACE and out.offset == a.offset and out.nbytes == a.nbytes
+    assert prog.arena_size < 3 * out.nbytes
+    assert matches(CRuntime(data, lib).run(x), Interpreter(data).run(x))
+
+    no_flag = read(data)
+    no_flag.flags &= ~spec.Flag.IN_PLACE
+    conv = read(data)  # the second conv (not elementwise) over its own input's slot
+    c2 = next(op for op in conv.ops if op.args.get("output") == add.args["b"])
+    conv.tensors[c2.args["output"]].offset = conv.tensors[c2.args["input"]].offset
+    shifted = read(data)  # the add's output overlapping its input, but not exactly
+    shifted.tensors[add.args["output"]].offset += 4
+    for what, bad in (("no flag", no_flag), ("a conv", conv), ("a partial overlap", shifted)):
+        encoded = _unvalidated(bad, monkeypatch)
+        assert not _c_accepts(lib, encoded), what
+        with pytest.raises(TbnFormatError, match="overlaps"):
+            read(encoded)

@@ -68,3 +68,19 @@ def test_cli_lets_a_bug_propagate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inspect_cmd, "run", broken)
     with pytest.raises(ZeroDivisionError):
         main(["inspect", "whatever.tbn"])
+
+
+def test_a_reader_that_stops_early_is_not_an_error() -> None:
+    """`tbn inspect m.tbn | head`: the pipe closes under a command that still writes; it stops
+    quietly with 141, no traceback (a command writing 1 MB through the CLI's own runner)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from tbn.cli.report import run_reporting; "
+            "sys.exit(run_reporting('tbn x', lambda: [print('y' * 999) for _ in range(1000)]))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "Error" not in err, err

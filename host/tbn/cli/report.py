@@ -5,6 +5,7 @@ bug in tbn and propagates with its traceback."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 import warnings
@@ -15,6 +16,7 @@ from tbn.errors import TbnError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a shell reports a reader that stopped early
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +39,9 @@ def run_reporting(prog: str, command: Callable[[], int | None], debug: bool = Fa
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `tbn inspect m.tbn | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_PIPE_CLOSED
 
 
 def _one_line(prog: str, message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:

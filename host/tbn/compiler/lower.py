@@ -359,6 +359,23 @@ def _plan_memory(prog: Program) -> None:
             t = alias[t]
         return t
 
+    def group_last(r: int) -> int:
+        return max(last[t] for t in range(len(prog.tensors)) if root(t) == r)
+
+    # An elementwise op writes over an input whose buffer it is the last to read (never the
+    # model's input, which the caller may read back): one buffer instead of two.
+    for i, op in enumerate(prog.ops):
+        if not has(op.opcode, Trait.IN_PLACE):
+            continue
+        out = op.args["output"]
+        for k in ("input", "a", "b"):
+            src = op.args.get(k)
+            if (src is not None and root(src) != root(0) and group_last(root(src)) == i
+                    and prog.tensors[src].nbytes == prog.tensors[out].nbytes):
+                alias[out] = src
+                prog.flags |= Flag.IN_PLACE
+                break
+
     groups: dict[int, Buffer] = {}
     for t, tensor in enumerate(prog.tensors):
         r = root(t)

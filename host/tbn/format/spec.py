@@ -13,7 +13,7 @@ from functools import cached_property
 
 MAGIC = b"TBNB"
 VERSION_MAJOR = 2  # 2: tiled ops name a scratch tensor for their lookup tables
-VERSION_MINOR = 0
+VERSION_MINOR = 1  # 2.1: the IN_PLACE flag
 ALIGN = 4
 NONE_ID = 0xFFFF  # an absent optional operand (scale, bias)
 MAX_DIMS = 4
@@ -46,10 +46,17 @@ class Flag(IntEnum):
     set bit must refuse the file. Bits 16-31 are hints a reader may ignore."""
 
     INT8 = 1 << 0
+    IN_PLACE = 1 << 1  # an IN_PLACE op may write its output over an input's exact arena slot (2.1)
 
 
 REQUIRED_FLAGS_MASK = 0x0000FFFF
-KNOWN_FLAGS = int(Flag.INT8)
+KNOWN_FLAGS = int(Flag.INT8 | Flag.IN_PLACE)
+FLAG_SINCE = {Flag.INT8: 0, Flag.IN_PLACE: 1}  # the minor version that added each flag
+
+
+def minor_for(flags: int, minor: int = 0) -> int:
+    """The minor version a file with ``flags`` states: the newest any of its flags needs."""
+    return max([minor] + [v for f, v in FLAG_SINCE.items() if flags & f])
 
 
 class DType(IntEnum):
@@ -110,6 +117,7 @@ class Trait(IntFlag):
     BIAS = 1 << 9  # has an optional bias operand (from the layout)
     TWO_INPUTS = 1 << 10  # reads two tensors (from the layout)
     SCRATCH = 1 << 11  # may name a scratch tensor, its working memory (from the layout)
+    IN_PLACE = 1 << 12  # elementwise: its output may take an input's exact slot (with Flag.IN_PLACE)
     WEIGHTED = TILED | DENSE
 
 
@@ -219,8 +227,9 @@ OPS: dict[Op, OpSpec] = {
     Op.GLOBAL_AVGPOOL: OpSpec(_UNARY, Trait.SAME_QUANT, "global_avgpool"),
     Op.RESHAPE: OpSpec(_UNARY, Trait.SAME_QUANT, "reshape"),
     Op.ADD: OpSpec(OpLayout((("a", "tensor"), ("b", "tensor"), ("output", "tensor"), ("scale", "scale"),
-                             ("_", "pad16"))), Trait.FUSABLE | Trait.SCALE_OPTIONAL_F32, "add"),
-    Op.ACTIVATION: OpSpec(_UNARY, Trait.SAME_QUANT, "activation"),
+                             ("_", "pad16"))),
+                   Trait.FUSABLE | Trait.SCALE_OPTIONAL_F32 | Trait.IN_PLACE, "add"),
+    Op.ACTIVATION: OpSpec(_UNARY, Trait.SAME_QUANT | Trait.IN_PLACE, "activation"),
     Op.SOFTMAX: OpSpec(_UNARY, Trait.F32_ONLY, "softmax"),
     Op.ARGMAX: OpSpec(_UNARY, Trait(0), "argmax"),
     Op.AFFINE: OpSpec(OpLayout((*_IO, ("scale", "scale"), ("bias", "bias"), ("_", "pad16"))),

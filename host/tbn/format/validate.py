@@ -16,6 +16,7 @@ from tbn.format.spec import (
     OPS,
     Act,
     DType,
+    Flag,
     Op,
     ScaleMode,
     Trait,
@@ -143,8 +144,17 @@ def _check_buffers(prog: Program, op: Operation, where: str) -> None:
         t = prog.tensors[op.args[name]]
         if op.opcode == Op.RESHAPE and t.offset == out.offset:
             continue  # an aliasing reshape costs nothing
+        if in_place(prog, op, t, out):
+            continue  # an elementwise op over its input's exact slot
         if _overlap(t, out):
             raise TbnFormatError(f"{where}: output buffer overlaps its {name} in the arena")
+
+
+def in_place(prog: Program, op: Operation, src: Tensor, out: Tensor) -> bool:
+    """Whether ``op`` legally writes ``out`` over ``src``: the file allows it (Flag.IN_PLACE),
+    the op is elementwise (Trait.IN_PLACE) and the two take exactly the same slot."""
+    return (bool(prog.flags & Flag.IN_PLACE) and has(op.opcode, Trait.IN_PLACE)
+            and src.offset == out.offset and src.nbytes == out.nbytes)
 
 
 def _overlap(a: Tensor, b: Tensor) -> bool:

@@ -24,6 +24,7 @@ from tbn.format.spec import (
     VECTOR,
     VERSION_MAJOR,
     align,
+    minor_for,
 )
 from tbn.format.validate import validate
 
@@ -83,7 +84,8 @@ def serialize(prog: Program) -> bytes:
     body = bytes(tables) + bytes(entries) + bytes(ops)
     body += bytes(data_start - HEADER.size - len(body)) + bytes(blobs)
     size = HEADER.size + len(body)
-    header = HEADER.pack(MAGIC, VERSION_MAJOR, prog.minor, size, 0, prog.flags, prog.arena_size,
+    minor = minor_for(prog.flags, prog.minor)
+    header = HEADER.pack(MAGIC, VERSION_MAJOR, minor, size, 0, prog.flags, prog.arena_size,
                          len(prog.tensors), len(prog.tiles), len(prog.scales), len(prog.biases),
                          len(prog.dense), len(prog.ops), len(ops))
     crc = zlib.crc32(header[CRC_START:] + body)

@@ -8,13 +8,13 @@
 
 #define TBN_MAGIC "TBNB"
 #define TBN_VERSION_MAJOR 2
-#define TBN_VERSION_MINOR 0
+#define TBN_VERSION_MINOR 1
 #define TBN_ALIGN 4
 #define TBN_NONE_ID 0xFFFFu
 #define TBN_MAX_DIMS 4
 #define TBN_CRC_START 16
 #define TBN_REQUIRED_FLAGS_MASK 0x0000FFFFu
-#define TBN_KNOWN_FLAGS 0x00000001u
+#define TBN_KNOWN_FLAGS 0x00000003u
 
 /* header */
 #define TBN_HEADER_SIZE 40
@@ -71,6 +71,7 @@
 
 /* Flag */
 #define TBN_FLAG_INT8 1
+#define TBN_FLAG_IN_PLACE 2
 
 /* DType */
 #define TBN_DTYPE_F32 1
@@ -154,6 +155,7 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_TRAIT_BIAS 0x0200u
 #define TBN_TRAIT_TWO_INPUTS 0x0400u
 #define TBN_TRAIT_SCRATCH 0x0800u
+#define TBN_TRAIT_IN_PLACE 0x1000u
 #define TBN_TRAIT_WEIGHTED 0x0003u
 
 /* ops: byte size and field offsets (after the opcode and act bytes) */
@@ -242,13 +244,13 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_RESHAPE_INPUT 2
 #define TBN_OP_RESHAPE_OUTPUT 4
 #define TBN_OP_ADD_SIZE 12
-#define TBN_OP_ADD_TRAITS 0x0590u
+#define TBN_OP_ADD_TRAITS 0x1590u
 #define TBN_OP_ADD_A 2
 #define TBN_OP_ADD_B 4
 #define TBN_OP_ADD_OUTPUT 6
 #define TBN_OP_ADD_SCALE 8
 #define TBN_OP_ACTIVATION_SIZE 8
-#define TBN_OP_ACTIVATION_TRAITS 0x0040u
+#define TBN_OP_ACTIVATION_TRAITS 0x1040u
 #define TBN_OP_ACTIVATION_INPUT 2
 #define TBN_OP_ACTIVATION_OUTPUT 4
 #define TBN_OP_SOFTMAX_SIZE 8

@@ -198,6 +198,12 @@ static int overlaps(const tbn_tensor *a, const tbn_tensor *b) {
     return a->offset < b->offset + b->nbytes && b->offset < a->offset + a->nbytes;
 }
 
+/* An input and an output that overlap, unless an elementwise op may write over its input's exact slot. */
+static int clashes(const tbn_tensor *in, const tbn_tensor *out, int in_place) {
+    if (in_place && in->offset == out->offset && in->nbytes == out->nbytes) return 0;
+    return overlaps(in, out);
+}
+
 /* Operand ids in range for what the op's traits say it has, and read only once written. */
 static tbn_status check_operands(const tbn_model *m, const tbn_op *op, uint32_t index, int int8) {
     uint32_t t = op->traits;
@@ -237,7 +243,9 @@ static tbn_status check_op(tbn_model *m, const tbn_op *op, uint32_t index) {
     tbn_get_tensor(m, (t & TBN_TRAIT_TWO_INPUTS) ? op->b : op->input, &io.b);
     tbn_get_tensor(m, op->output, &io.out);
     int alias = op->opcode == TBN_OP_RESHAPE && io.in.offset == io.out.offset; /* a free reshape */
-    if (!alias && (overlaps(&io.in, &io.out) || overlaps(&io.b, &io.out))) FAIL(TBN_ERR_ARENA_PLAN, index);
+    int in_place = (m->flags & TBN_FLAG_IN_PLACE) && (t & TBN_TRAIT_IN_PLACE); /* over an exact slot */
+    if (!alias && (clashes(&io.in, &io.out, in_place) || clashes(&io.b, &io.out, in_place)))
+        FAIL(TBN_ERR_ARENA_PLAN, index);
     io.has_scratch = op->scratch != TBN_NONE_ID;
     if (io.has_scratch) {
         tbn_get_tensor(m, op->scratch, &io.scratch);
