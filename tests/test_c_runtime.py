@@ -289,3 +289,35 @@ def test_a_residual_add_writes_over_its_input(lib: ctypes.CDLL, acts: str,
         assert not _c_accepts(lib, encoded), what
         with pytest.raises(TbnFormatError, match="overlaps"):
             read(encoded)
+
+
+class _IoInfo(ctypes.Structure):
+    _fields_ = [("dtype", ctypes.c_uint8), ("ndim", ctypes.c_uint8), ("dims", ctypes.c_uint16 * 4),
+                ("numel", ctypes.c_uint32), ("nbytes", ctypes.c_uint32), ("scale", ctypes.c_float),
+                ("zero_point", ctypes.c_int32)]
+
+
+def test_the_runtime_quantises_inputs_as_the_reference(lib: ctypes.CDLL) -> None:
+    """tbn_quantize (what a binding runs on the device) equals the interpreter's quantize, ties
+    and saturation included; tbn_input_info gives the model's input as the reader does."""
+    from tbn.runtime.interpreter import quantize
+
+    data, _ = _residual("int8")
+    runtime = CRuntime(data, lib)  # holds the bytes the model points into
+    m = runtime._model
+    info = _IoInfo()
+    lib.tbn_input_info(ctypes.byref(m), ctypes.byref(info))
+    t = Interpreter(data).input
+    assert (info.dtype, info.numel, tuple(info.dims[:info.ndim])) == (spec.DType.I8, t.numel, t.shape)
+    assert (np.float32(info.scale), info.zero_point) == (np.float32(t.scale), t.zero_point)
+    rng = np.random.default_rng(0)
+    ties = (np.arange(-300, 300) + 0.5).astype(np.float32) * np.float32(info.scale)
+    x = np.concatenate([ties, rng.normal(0, 40, 4000).astype(np.float32) * np.float32(info.scale),
+                        np.array([1e30, -1e30, 0.0, -0.0], np.float32)]).astype(np.float32)
+    q = np.zeros(len(x), np.int8)
+    lib.tbn_quantize.restype = ctypes.c_int32
+    lib.tbn_quantize.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32]
+    assert lib.tbn_quantize(ctypes.byref(info), x.ctypes.data, q.ctypes.data, len(x)) == -1
+    assert np.array_equal(q, quantize(x, t.scale, t.zero_point))
+    x[7] = np.nan
+    assert lib.tbn_quantize(ctypes.byref(info), x.ctypes.data, q.ctypes.data, len(x)) == 7

@@ -17,8 +17,10 @@ DEFAULT_MAX_ARENA = 256 << 20
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """``clamp(rint(x / scale) + zero_point, -128, 127)`` as int8 (rint: half to even)."""
-    q = np.rint(np.asarray(x, dtype=np.float64) / np.float64(np.float32(scale))) + zero_point
+    """``clamp(rint(x / scale) + zero_point, -128, 127)`` as int8 (rint: half to even), the
+    division in float32 as a microcontroller does it (the C runtime's tbn_quantize)."""
+    with np.errstate(over="ignore"):  # beyond float32: clipped below
+        q = np.rint(np.asarray(x, dtype=np.float32) / np.float32(scale)).astype(np.float64) + zero_point
     return np.clip(q, -128, 127).astype(np.int8)
 
 

@@ -73,6 +73,25 @@ uint32_t tbn_input_size(const tbn_model *model);
 uint32_t tbn_output_size(const tbn_model *model);
 int tbn_is_int8(const tbn_model *model);
 
+/* The model's input or output as a caller sees it (the bindings' info() and input
+ * preparation): dtype (TBN_DTYPE_*), shape, and for INT8 tensors real = scale * (q - zero_point). */
+typedef struct {
+    uint8_t dtype, ndim;
+    uint16_t dims[TBN_MAX_DIMS];
+    uint32_t numel, nbytes;
+    float scale;
+    int32_t zero_point;
+} tbn_io_info;
+
+void tbn_input_info(const tbn_model *model, tbn_io_info *info);
+void tbn_output_info(const tbn_model *model, tbn_io_info *info);
+
+/* Quantise n floats for an INT8 input as the reference does (docs/bytecode.md):
+ * q = clamp(rint(x / scale) + zero_point, -128, 127), rounding half to even. Returns the
+ * index of the first value that is NaN or infinite (nothing is written from there on), or
+ * -1 when all are finite. */
+int32_t tbn_quantize(const tbn_io_info *info, const float *x, int8_t *q, uint32_t n);
+
 /* Where the input goes and the output comes out, inside the arena. */
 void *tbn_input_ptr(const tbn_model *model, void *arena);
 const void *tbn_output_ptr(const tbn_model *model, const void *arena);

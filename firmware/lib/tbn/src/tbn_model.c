@@ -397,6 +397,43 @@ uint32_t tbn_output_size(const tbn_model *m) {
     return t.nbytes;
 }
 
+static void io_info(const tbn_model *m, uint32_t id, tbn_io_info *info) {
+    tbn_tensor t;
+    tbn_get_tensor(m, id, &t);
+    info->dtype = t.dtype;
+    info->ndim = t.ndim;
+    memcpy(info->dims, t.dims, sizeof info->dims);
+    info->numel = t.numel;
+    info->nbytes = t.nbytes;
+    info->scale = t.scale;
+    info->zero_point = t.zero_point;
+}
+
+void tbn_input_info(const tbn_model *m, tbn_io_info *info) { io_info(m, 0, info); }
+
+void tbn_output_info(const tbn_model *m, tbn_io_info *info) { io_info(m, m->output, info); }
+
+/* rint() in the default rounding mode, without libm: |v| < 2^23 here, so v - trunc(v) is exact. */
+static int32_t round_half_even(float v) {
+    int32_t i = (int32_t)v;
+    float frac = v - (float)i;
+    if (frac > 0.5f || (frac == 0.5f && (i & 1))) i++;
+    else if (frac < -0.5f || (frac == -0.5f && (i & 1))) i--;
+    return i;
+}
+
+int32_t tbn_quantize(const tbn_io_info *info, const float *x, int8_t *q, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        float v = x[i] / info->scale;
+        if (!(v - v == 0.0f)) return (int32_t)i; /* NaN or infinite (x, or x / scale) */
+        if (v > 1e6f) v = 1e6f; /* far outside int8 either way; keeps the int conversion defined */
+        if (v < -1e6f) v = -1e6f;
+        int32_t r = round_half_even(v) + info->zero_point;
+        q[i] = (int8_t)(r < -128 ? -128 : r > 127 ? 127 : r);
+    }
+    return -1;
+}
+
 void *tbn_input_ptr(const tbn_model *m, void *arena) {
     tbn_tensor t;
     tbn_get_tensor(m, 0, &t);
