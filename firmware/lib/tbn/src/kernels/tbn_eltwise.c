@@ -1,8 +1,23 @@
 /* RESHAPE, ADD, ACTIVATION, SOFTMAX (F32 only), ARGMAX, AFFINE (F32 only): one prepare and
  * one eval each. */
-#include <math.h>
-
 #include "../tbn_internal.h"
+
+/* e^x for SOFTMAX without libm (MicroPython's native modules and some ports link none):
+ * x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7 (error < 6e-9 relative,
+ * under float's own rounding), times 2^n built in the exponent bits. */
+static float exp_f32(float x) {
+    if (x < -87.0f) return 0.0f; /* below FLT_MIN: SOFTMAX's weights there are 0 to float precision */
+    if (x > 88.0f) x = 88.0f;
+    float fn = x * 1.44269504f;
+    int32_t n = (int32_t)(fn < 0.0f ? fn - 0.5f : fn + 0.5f);
+    float r = (x - (float)n * 0.693145752f) - (float)n * 1.42860677e-6f; /* ln2, hi + lo */
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (
+        1.0f / 720 + r * (1.0f / 5040)))))));
+    uint32_t bits = (uint32_t)(n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
 
 /* The input and output tensors of a one-input op, and their places in the arena. */
 typedef struct {
@@ -93,7 +108,7 @@ tbn_status tbn_eval_softmax(const tbn_model *m, const tbn_op *op, uint8_t *arena
     float *y = (float *)u.dst, mx = x[0], sum = 0.0f;
     uint32_t n = u.in.numel;
     for (uint32_t i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
-    for (uint32_t i = 0; i < n; i++) sum += y[i] = expf(x[i] - mx);
+    for (uint32_t i = 0; i < n; i++) sum += y[i] = exp_f32(x[i] - mx);
     for (uint32_t i = 0; i < n; i++) y[i] /= sum;
     return TBN_OK;
 }
