@@ -27,13 +27,16 @@ FUZZ_SECONDS ?= 60
 # and real ones, whose build is skipped with the reason where the PlatformIO registry is unreachable.
 HIL_BOARDS := $(sort $(basename $(notdir $(wildcard boards/*.json))))
 EMULATED_BOARDS := $(sort $(basename $(notdir $(shell grep -l '"emulated": true' boards/*.json))))
+# MicroPython targets (tbn.micropython.targets): `pytest tests/hil --board mpy_X` runs the tbn
+# module there, built in and as a native .mpy
+MPY_TARGETS := mpy_an385 mpy_an500 mpy_unix
 DEMO_BOARD ?= mps2_an500
 HIL_RUNS ?= 20
 
 # Every step of `make test` / `make check` leaves its result here; tools/summary.py adds them
 # up into the one closing line "tests: N passed, N failed, N skipped".
 RESULTS := build/results
-TEST_STEPS := deps setup lint c-vectors gpu-kernels unit $(addprefix hil-,$(HIL_BOARDS)) cross fuzz
+TEST_STEPS := deps setup lint c-vectors gpu-kernels unit $(addprefix hil-,$(HIL_BOARDS) $(MPY_TARGETS)) cross fuzz
 CHECK_STEPS := setup lint c-vectors unit
 # $(call record,STEP,PASSED,FAILED,SKIPPED,NOTE): the result of a step that is not a pytest run
 record = mkdir -p $(RESULTS) && printf '{"passed": %s, "failed": %s, "skipped": %s, "note": "%s"}\n' \
@@ -97,7 +100,7 @@ cross: deps setup
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "$(PYTHON) -m venv failed: make deps installs python3-venv"; exit 1; }
-	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev,firmware]'
+	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev,firmware,micropython]'
 	touch $@
 
 lint: setup
@@ -141,7 +144,7 @@ gpu-kernels: setup
 	  $(call record,gpu-kernels,0,0,1,nvcc not found); fi
 
 # Hardware-in-the-loop tests, board by board (pytest --board X); make -k goes on past a failure.
-hil: $(addprefix hil-,$(HIL_BOARDS))
+hil: $(addprefix hil-,$(HIL_BOARDS) $(MPY_TARGETS))
 
 hil-%: deps setup
 	@echo "== hil: $*"; mkdir -p $(RESULTS)

@@ -85,11 +85,17 @@ def _value(draw: Callable, option: str, action: argparse.Action) -> str:
     return draw(st.sampled_from(INPUTS if draw(st.integers(0, 2)) else PATHS))
 
 
-@st.composite
-def command_lines(draw: Callable, name: str) -> list[str]:
-    parser = COMMANDS[name]
-    argv = [] if name == "tbn-flash" else [name]
+# Nested actions that run until Ctrl-C by design (their argument errors are in test_bad_input.py).
+UNBOUNDED = {"boot"}
+
+
+def _options(draw: Callable, parser: argparse.ArgumentParser) -> list[str]:
+    argv: list[str] = []
     for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):  # `tbn micropython ACTION ...`
+            name = draw(st.sampled_from(sorted(set(action.choices) - UNBOUNDED)))
+            argv += [name, *_options(draw, action.choices[name])]
+            continue
         # each option in a third of the lines, a required one in all but a few
         if action.option_strings and (draw(st.integers(0, 9)) == 0 if action.required
                                       else draw(st.integers(0, 2)) > 0):
@@ -106,6 +112,12 @@ def command_lines(draw: Callable, name: str) -> list[str]:
             argv += [option, _value(draw, option, action)]
         else:
             argv.append(f"{option}={_value(draw, option, action)}")
+    return argv
+
+
+@st.composite
+def command_lines(draw: Callable, name: str) -> list[str]:
+    argv = ([] if name == "tbn-flash" else [name]) + _options(draw, COMMANDS[name])
     if name == "train":  # whatever else was drawn, train on a handful of images
         for option, value in (("--epochs", "1"), ("--subset", "32"), ("--batch-size", "16")):
             if not any(a.split("=")[0] == option for a in argv):

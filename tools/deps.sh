@@ -22,6 +22,7 @@ CAPABILITIES=(
   "riscv64-unknown-elf-gcc links an rv32imac program against picolibc|gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf|riscv_link"
   "qemu-system-arm boots a Cortex-M image and knows every emulated board|qemu-system-arm|qemu_boot"
   "$PYTHON makes a venv with pip|python3-venv|python_venv"
+  "make and x86_64-linux-gnu-gcc build MicroPython's unix port and an x64 native module|make gcc|mpy_host"
 )
 # nvcc is not a Debian package (the CUDA toolkit comes with the machine, where it does); where
 # it is present it needs a host C++ compiler to compile kernels_gpu/.
@@ -84,6 +85,11 @@ for p in sorted(pathlib.Path("boards").glob("*.json")):
 nvcc_compile() {
   printf 'extern "C" __global__ void k(float *x) { x[threadIdx.x] *= 2.0f; }\n' > "$WORK/k.cu"
   "$NVCC" -fatbin -arch=sm_80 "$WORK/k.cu" -o "$WORK/k.fatbin"
+}
+
+mpy_host() {
+  printf 'int f(int x){return x+1;}\n' > "$WORK/nat.c"
+  make --version > /dev/null && x86_64-linux-gnu-gcc -fpic -c "$WORK/nat.c" -o "$WORK/nat.o"
 }
 
 python_venv() {

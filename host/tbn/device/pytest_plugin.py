@@ -9,12 +9,16 @@ booted once per session; real ones flashed, or reached at ``--port``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tbn.device.boards import Board, load_board
 from tbn.device.build import RegistryUnavailable
 from tbn.device.link import DeviceLink
+
+if TYPE_CHECKING:
+    from tbn.micropython.targets import Target
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -25,10 +29,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "hil: runs on a device (pytest --board X [--port URL])")
+    config.addinivalue_line("markers", "micropython: runs on a MicroPython target (pytest --board mpy_an500)")
+
+
+def _micropython_board(config: pytest.Config) -> bool:
+    from tbn.micropython.targets import TARGETS
+
+    return config.getoption("--board") in TARGETS
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--board") or config.getoption("--port"):
+        # a MicroPython target runs the tests marked micropython, a tbn-firmware board the others
+        mpy = _micropython_board(config)
+        why = ("runs on the tbn firmware's protocol, not on a MicroPython target" if mpy
+               else "runs on a MicroPython target (pytest --board mpy_an385|mpy_an500|mpy_unix)")
+        for item in items:
+            if "hil" in item.keywords and ("micropython" in item.keywords) != mpy:
+                item.add_marker(pytest.mark.skip(reason=why))
         return
     skip = pytest.mark.skip(reason="hardware-in-the-loop: run with pytest --board X [--port URL]")
     for item in items:
@@ -39,7 +57,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def tbn_board(pytestconfig: pytest.Config) -> Board | None:
     name = pytestconfig.getoption("--board")
-    return load_board(name) if name else None
+    return load_board(name) if name and not _micropython_board(pytestconfig) else None
+
+
+@pytest.fixture(scope="session")
+def mpy_target(pytestconfig: pytest.Config) -> Target:
+    """The MicroPython target ``--board`` names (mpy_an385, mpy_an500, mpy_unix)."""
+    from tbn.micropython.targets import target
+
+    return target(pytestconfig.getoption("--board"))
 
 
 @pytest.fixture(scope="session")

@@ -76,6 +76,13 @@ class ReplSession(Session):
             raise MicroPythonError(_last_line(err.decode(errors="replace")))
         return out.decode(errors="replace")
 
+    def write_file(self, dest: str, data: bytes) -> None:
+        """Write ``data`` to ``dest`` on the device's filesystem (mpremote's cp)."""
+        try:
+            self._t.fs_writefile(dest, data)
+        except (self._error, OSError) as e:
+            raise MicroPythonError(f"cannot write {dest} on the device ({e})") from None
+
     def close(self) -> None:
         try:
             self._t.close()
@@ -101,7 +108,7 @@ class UnixSession(Session):
         return r.stdout
 
 
-def _qemu_board(t: Target, image: Path) -> Board:
+def qemu_board(t: Target, image: Path) -> Board:
     """The emulator's description: the target's machine under -icount (exact instruction
     counts), its ROMFS image loaded where the port mounts /rom."""
     cmd = ("qemu-system-arm", "-M", t.machine, "-nographic", "-monitor", "none", "-semihosting", "-icount",
@@ -113,13 +120,13 @@ def _qemu_board(t: Target, image: Path) -> Board:
 
 @contextmanager
 def open_target(t: Target, files: dict[str, Path | bytes], with_module: bool = True,
-                log: Path | None = None) -> Iterator[Session]:
+                log: Path | None = None, mpy_arch: str | None = None) -> Iterator[Session]:
     """Boot ``t`` (or prepare the unix port) with ``files`` reachable under ``session.root``; the
     tbn module is built into the firmware, or (``with_module=False``) a stock firmware imports
-    the native tbn.mpy for the target's architecture."""
+    the native tbn.mpy for the target's architecture (or for ``mpy_arch``)."""
     files = dict(files)
     if not with_module:
-        files["tbn.mpy"] = natmod(t.arch)
+        files["tbn.mpy"] = natmod(mpy_arch or t.arch)
     exe = firmware(t, with_module)
     if t.port == "unix":
         with tempfile.TemporaryDirectory() as d:
@@ -131,7 +138,7 @@ def open_target(t: Target, files: dict[str, Path | bytes], with_module: bool = T
     from tbn.device.emulator import Emulator
 
     image = romfs(files, out_dir() / f"{t.name}-romfs.img")
-    with Emulator(_qemu_board(t, image), exe, log=log) as emu:
+    with Emulator(qemu_board(t, image), exe, log=log) as emu:
         session = ReplSession(emu.url)
         try:
             if not with_module:  # /rom holds tbn.mpy
