@@ -57,6 +57,8 @@ def session(request: pytest.FixtureRequest, mpy_target: Target,
         files.update(stage(path.name, *_vector(path)))
     for name, (data, x) in mnist.items():
         files.update(stage(name, data, x, floats=True))  # float images: the device quantises them
+    data, x = mnist["mnist_int8.tbn"]  # what examples/micropython/mnist.py reads
+    files["mnist.tbn"], files["images.bin"] = data, x[:8].tobytes()
     with open_target(mpy_target, files, with_module=request.param == "module") as s:
         yield s
 
@@ -129,3 +131,13 @@ def test_a_native_module_for_another_architecture_refuses_to_load(mpy_target: Ta
         with open_target(mpy_target, {}, with_module=False, mpy_arch=arch) as s:
             with pytest.raises(MicroPythonError, match=message):
                 s.exec("import tbn")
+
+
+def test_the_example_prints_the_classes(session: Session, mnist: dict[str, tuple[bytes, np.ndarray]]) -> None:
+    """examples/micropython/mnist.py, as a user runs it: the classes the reference gives."""
+    data, x = mnist["mnist_int8.tbn"]
+    script = (Path(__file__).parents[2] / "examples" / "micropython" / "mnist.py").read_text()
+    out = session.exec(script)
+    got = [int(line.split()[-1]) for line in out.splitlines() if line.startswith("image ")]
+    want = [int(np.argmax(y)) for y in Interpreter(read(data)).run(x[:8])]
+    assert got == want, out

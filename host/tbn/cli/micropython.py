@@ -24,6 +24,8 @@ def add_parser(sub: Any) -> None:
     b = cmds.add_parser("build", help="build tbn.mpy for architectures (default: every one with a compiler)")
     b.add_argument("--arch", action="append", help="x64, armv6m, armv7m, armv7emsp, armv7emdp, rv32imc, "
                    "xtensawin (repeatable)")
+    b.add_argument("--mip", type=Path, metavar="DIR", help="also write DIR/ARCH/package.json and tbn.mpy, "
+                   "for `mpremote mip install DIR/ARCH/package.json` (or from where DIR is published)")
     b.set_defaults(func=_build)
 
     r = cmds.add_parser("run", help="run a model on a MicroPython target beside the reference")
@@ -41,6 +43,8 @@ def add_parser(sub: Any) -> None:
 
     o = cmds.add_parser("boot", help="build and boot an emulated MicroPython target with tbn, models in /rom")
     _target_args(o)
+    o.add_argument("--file", type=Path, action="append", default=[],
+                   help="another file for /rom (repeatable)")
     o.add_argument("--serial-port", type=tcp_port, help="TCP port for the REPL (default: a free one)")
     o.set_defaults(func=_boot)
 
@@ -72,10 +76,26 @@ def _build(args: argparse.Namespace) -> int:
         try:
             path = natmod(arch)
             print(f"{arch:<10} {path.stat().st_size:>7,} bytes  {path}")
+            if args.mip is not None:
+                _mip_package(args.mip / arch, path)
         except MicroPythonBuildError as e:
             failed += 1 if args.arch else 0  # asked for by name: an error; by default: a note
             print(f"{arch:<10} skipped: {str(e).splitlines()[0]}")
     return 2 if failed else 0
+
+
+def _mip_package(folder: Path, mpy: Path) -> None:
+    """A mip package: package.json naming tbn.mpy beside it, which mip installs to /lib
+    (relative URLs work from a local folder and from a repository mpremote can fetch from)."""
+    import json
+    import shutil
+
+    from tbn.format.spec import VERSION_MAJOR, VERSION_MINOR
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(mpy, folder / "tbn.mpy")
+    doc = {"urls": [["tbn.mpy", "tbn.mpy"]], "version": f"{VERSION_MAJOR}.{VERSION_MINOR}"}
+    (folder / "package.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def _inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
@@ -126,12 +146,15 @@ def _boot(args: argparse.Namespace) -> int:
 
     t = target(args.target)
     if not t.emulated:
-        raise UsageError(f"{t.name} is not emulated: run its micropython from {firmware(t)}")
-    files: dict[str, Path | bytes] = {p.name: p for p in args.model}
-    for p in args.model:
-        from tbn.format import load
+        raise UsageError(f"{t.name} is not emulated: `tbn micropython run --target {t.name}` runs models "
+                         f"there, or run its micropython (build/micropython/{t.name}-tbn/micropython)")
+    from tbn.files import regular_file
+    from tbn.format import load
 
+    for p in args.model:
         load(p)  # a corrupt or foreign file stops here, with the reason
+    files: dict[str, Path | bytes] = {p.name: p for p in args.model}
+    files.update({p.name: regular_file(p, "a file for /rom") for p in args.file})
     if args.mpy:
         files["tbn.mpy"] = natmod(t.arch)
     image = romfs(files, out_dir() / f"{t.name}-boot.img")

@@ -6,6 +6,7 @@ of the image (which the port maps at an aligned address)."""
 from __future__ import annotations
 
 HEADER = b"\xd2\xcd\x31"
+SIZE_WIDTH = 4  # bytes of the image's length field: images up to 256 MiB
 PADDING, DATA, FILE = 1, 2, 5
 
 
@@ -51,12 +52,15 @@ def _body(files: dict[str, bytes], start: int, align: int) -> bytes:
 
 
 def build(files: dict[str, bytes], align: int = 16) -> bytes:
-    """The image of a flat ``/rom`` holding ``files``, each file's bytes ``align``-aligned."""
-    head_len = len(HEADER) + 1
-    while True:  # the header's length field depends on the body, the body's padding on the header
-        body = _body(files, head_len, align)
-        if (head_len + len(body)) % 2:  # keep the image an even length, as MicroPython's writer does
-            body += _padding(3)
-        if len(HEADER) + len(_uint(len(body))) == head_len:
-            return HEADER + _uint(len(body)) + body
-        head_len = len(HEADER) + len(_uint(len(body)))
+    """The image of a flat ``/rom`` holding ``files``, each file's bytes ``align``-aligned.
+
+    The image's length field has a fixed width (leading 0x80 bytes add nothing to the number,
+    as mpremote's writer uses them too), so the body can be laid out knowing where it starts."""
+    start = len(HEADER) + SIZE_WIDTH
+    body = _body(files, start, align)
+    if (start + len(body)) % 2:  # an even length, as MicroPython's own writer makes them
+        body += _padding(3)
+    size = _uint(len(body))
+    if len(size) > SIZE_WIDTH:
+        raise ValueError(f"a ROMFS image of {len(body)} bytes is too large")
+    return HEADER + b"\x80" * (SIZE_WIDTH - len(size)) + size + body

@@ -100,7 +100,7 @@ class UnixSession(Session):
     def exec(self, code: str, timeout: float = 120) -> str:
         try:
             r = subprocess.run([str(self.exe), "-X", "heapsize=8M", "-c", code], capture_output=True,
-                               text=True, timeout=timeout, env=self.env)
+                               text=True, timeout=timeout, env=self.env, cwd=self.root)
         except subprocess.TimeoutExpired:
             raise MicroPythonError(f"MicroPython (unix) ran past {timeout} s") from None
         if r.returncode != 0:
