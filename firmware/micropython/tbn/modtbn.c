@@ -281,7 +281,7 @@ void *memmove(void *dst, const void *src, size_t n) { return mp_fun_table.memmov
 void *memset(void *s, int c, size_t n) { return mp_fun_table.memset_(s, c, n); }
 size_t strlen(const char *s) {
     size_t n = 0;
-    while (s[n]) n++; /* a loop the compiler would turn back into strlen: see -fno-builtin */
+    while (s[n]) n++; /* not turned back into a strlen call: natmod/Makefile says so */
     return n;
 }
 int memcmp(const void *a, const void *b, size_t n) {
