@@ -69,6 +69,8 @@ def _build(args: argparse.Namespace) -> int:
     from tbn.micropython.build import MicroPythonBuildError, natmod
     from tbn.micropython.targets import ARCHS
 
+    if args.mip is not None and args.mip.exists() and not args.mip.is_dir():
+        raise UsageError(f"--mip {args.mip} is not a folder")
     failed = 0
     for arch in args.arch or list(ARCHS):
         if arch not in ARCHS:
@@ -88,14 +90,17 @@ def _mip_package(folder: Path, mpy: Path) -> None:
     """A mip package: package.json naming tbn.mpy beside it, which mip installs to /lib
     (relative URLs work from a local folder and from a repository mpremote can fetch from)."""
     import json
-    import shutil
 
+    from tbn.files import FileError, write_atomic
     from tbn.format.spec import VERSION_MAJOR, VERSION_MINOR
 
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(mpy, folder / "tbn.mpy")
     doc = {"urls": [["tbn.mpy", "tbn.mpy"]], "version": f"{VERSION_MAJOR}.{VERSION_MINOR}"}
-    (folder / "package.json").write_text(json.dumps(doc, indent=1) + "\n")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FileError(f"cannot make {folder} ({e.strerror})") from None
+    write_atomic(folder / "tbn.mpy", mpy.read_bytes())
+    write_atomic(folder / "package.json", (json.dumps(doc, indent=1) + "\n").encode())
 
 
 def _inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
