@@ -371,10 +371,10 @@ def test_every_command_and_kind_has_a_case() -> None:
 
 if __name__ == "__main__":
     counts = coverage()
-    print(f"{'command':<13}" + "".join(f"{k:>4}" for k in KINDS) + "  all")
+    print(f"{'command':<16}" + "".join(f"{k:>4}" for k in KINDS) + "  all")
     for cmd, row in sorted(counts.items()):
-        print(f"{cmd:<13}" + "".join(f"{row.get(k, 0):>4}" for k in KINDS) + f"{sum(row.values()):>5}")
+        print(f"{cmd:<16}" + "".join(f"{row.get(k, 0):>4}" for k in KINDS) + f"{sum(row.values()):>5}")
     total = {k: sum(r.get(k, 0) for r in counts.values()) for k in KINDS}
-    print(f"{'all':<13}" + "".join(f"{total[k]:>4}" for k in KINDS) + f"{sum(total.values()):>5}")
+    print(f"{'all':<16}" + "".join(f"{total[k]:>4}" for k in KINDS) + f"{sum(total.values()):>5}")
     for k, what in KINDS.items():
         print(f"  {k}: {what}")
