@@ -2,7 +2,7 @@
 or as a native ``.mpy``, the emulated and unix targets that run it, and a session that runs
 models there beside the reference interpreter (docs/micropython.md)."""
 
-from tbn.micropython.build import MicroPythonBuildError, firmware, natmod, romfs, unix
+from tbn.micropython.build import MicroPythonBuildError, firmware, natmod, romfs
 from tbn.micropython.session import MicroPythonError, Session, open_target
 from tbn.micropython.source import micropython_dir
 from tbn.micropython.targets import TARGETS, Target, target
@@ -19,5 +19,4 @@ __all__ = [
     "open_target",
     "romfs",
     "target",
-    "unix",
 ]

@@ -64,13 +64,6 @@ def firmware(t: Target, with_module: bool = True) -> Path:
     return build / "firmware.elf"
 
 
-def unix(with_module: bool = True) -> Path:
-    """MicroPython's unix port executable (with tbn built in, or stock)."""
-    from tbn.micropython.targets import target
-
-    return firmware(target("mpy_unix"), with_module)
-
-
 def natmod(arch: str) -> Path:
     """``tbn.mpy`` for ``arch`` (a native module: the same modtbn.c and the whole runtime)."""
     if arch not in ARCHS:
