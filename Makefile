@@ -80,9 +80,10 @@ $(HOST)/fuzz_model: tests/c/fuzz_model.c $(TBN_SRC) $(TBN_HDR)
 	@mkdir -p $(@D)
 	clang $(CWARN) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(TBN_SRC) $< -lm -o $@
 
-# libFuzzer over loading and invoking, seeded with the golden vectors.
+# libFuzzer over loading and invoking, seeded with the golden vectors and with every input that
+# once found a bug (tests/c/fuzz-regressions: each runs again first).
 fuzz: deps $(HOST)/fuzz_model
-	@mkdir -p $(HOST)/fuzz-corpus && cp tests/vectors/*.tbn $(HOST)/fuzz-corpus/
+	@mkdir -p $(HOST)/fuzz-corpus && cp tests/vectors/*.tbn tests/c/fuzz-regressions/* $(HOST)/fuzz-corpus/
 	@$(HOST)/fuzz_model -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 \
 	  -artifact_prefix=$(HOST)/ $(HOST)/fuzz-corpus > $(HOST)/fuzz.log 2>&1; status=$$?; \
 	execs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $(HOST)/fuzz.log); \

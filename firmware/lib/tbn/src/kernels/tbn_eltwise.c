@@ -6,6 +6,7 @@
  * x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7 (error < 6e-9 relative,
  * under float's own rounding), times 2^n built in the exponent bits. */
 static float exp_f32(float x) {
+    if (!(x == x)) return x; /* NaN stays NaN, as expf keeps it (a model's weights can make one) */
     if (x < -87.0f) return 0.0f; /* below FLT_MIN: SOFTMAX's weights there are 0 to float precision */
     if (x > 88.0f) x = 88.0f;
     float fn = x * 1.44269504f;
