@@ -145,3 +145,11 @@ def test_recipe_trains_resumes_and_compiles(recipe: str, cifar10_fixture: Path, 
         tol = 1e-3 if activations == "f32" else 0.25 * float(np.abs(want).max())
         assert np.abs(got - want).max() <= tol, (activations, np.abs(got - want).max())
     assert config.recipe == recipe and config.p == 8
+
+
+def test_only_regular_files_are_read(tmp_path: Path) -> None:
+    folder = write_synthetic(tmp_path, n_train=5, n_test=5, archive=False)
+    (folder / "test_batch").unlink()
+    os.mkfifo(folder / "test_batch")  # reading it would block forever
+    with pytest.raises(Cifar10Error, match="not a regular file"):
+        load_cifar10("test", tmp_path, verify=False)

@@ -29,9 +29,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tbn.data.mnist import cache_dir
+from tbn.data.mnist import cache_dir, no_download_reason
 from tbn.data.split import Split
 from tbn.errors import TbnError, UsageError
+from tbn.files import FileError, read_bounded
 from tbn.paths import shared_data
 
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -52,6 +53,7 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 MEAN = (0.4914, 0.4822, 0.4465)
 STD = (0.2470, 0.2435, 0.2616)
 _MAX_BATCH_BYTES = 64 << 20  # a batch of 10,000 images pickles to about 31 MB
+_MAX_ARCHIVE_BYTES = 512 << 20  # the release is 170 MB
 
 
 class Cifar10Error(TbnError, RuntimeError):
@@ -118,20 +120,26 @@ def _check(data: bytes, want: str, where: str, verify: bool) -> bytes:
     return data
 
 
+def _read(path: Path, limit: int, what: str) -> bytes:
+    """A regular file of at most ``limit`` bytes (never a FIFO, a device or a runaway file)."""
+    try:
+        return read_bounded(path, limit, what)
+    except FileError as e:
+        raise Cifar10Error(str(e)) from None
+
+
 def _from_folder(folder: Path, names: tuple[str, ...], verify: bool) -> list[bytes]:
     out = []
     for name in names:
-        f = folder / name
-        if not f.is_file():
+        if not (folder / name).exists():
             raise Cifar10Error(f"{folder} lacks {name}: an incomplete {FOLDER} folder")
-        if f.stat().st_size > _MAX_BATCH_BYTES:
-            raise Cifar10Error(f"{f} is {f.stat().st_size} bytes, more than a CIFAR-10 batch can be")
-        out.append(_check(f.read_bytes(), BATCHES[name], str(f), verify))
+        data = _read(folder / name, _MAX_BATCH_BYTES, "a CIFAR-10 batch")
+        out.append(_check(data, BATCHES[name], str(folder / name), verify))
     return out
 
 
 def _from_archive(archive: Path, names: tuple[str, ...], verify: bool) -> list[bytes]:
-    data = archive.read_bytes()
+    data = _read(archive, _MAX_ARCHIVE_BYTES, "the CIFAR-10 archive")
     _check(data, ARCHIVE_MD5, str(archive), verify)
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
@@ -176,14 +184,12 @@ def find(data_dir: str | os.PathLike | None = None, download: bool = True) -> Pa
             return d / FOLDER
         if (d / ARCHIVE).is_file():
             return d / ARCHIVE
-    offline = bool(os.environ.get("TBN_OFFLINE"))
-    if download and not offline:
+    reason = no_download_reason(download)
+    if reason is None:
         try:
             return _download(Path(data_dir) if data_dir is not None else cache_dir() / "cifar10")
         except Cifar10Error as e:
             reason = str(e)
-    else:
-        reason = "downloads are off (TBN_OFFLINE is set)" if offline else "download=False"
     raise Cifar10Error(
         f"CIFAR-10 not found; looked in: {', '.join(map(str, dirs))}; {reason}. Put {ARCHIVE} (from "
         f"https://www.cs.toronto.edu/~kriz/cifar.html) or its unpacked {FOLDER}/ folder in DIR and "

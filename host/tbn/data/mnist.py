@@ -111,6 +111,13 @@ def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     return out
 
 
+def no_download_reason(download: bool) -> str | None:
+    """Why a dataset may not be downloaded now (``$TBN_OFFLINE``, or the caller said no), or None."""
+    if os.environ.get("TBN_OFFLINE"):
+        return "downloads are off (TBN_OFFLINE is set)"
+    return None if download else "download=False"
+
+
 def cache_dir() -> Path:
     """The user cache folder where downloads go."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -163,14 +170,12 @@ def find_file(name: str, data_dir: str | os.PathLike | None = None, download: bo
         for candidate in (d / f"{name}.gz", d / name):
             if candidate.is_file():
                 return candidate
-    offline = bool(os.environ.get("TBN_OFFLINE"))
-    if download and not offline:
+    reason = no_download_reason(download)
+    if reason is None:
         try:
             return _download(name, Path(data_dir) if data_dir is not None else cache_dir() / "mnist")
         except MnistNotFoundError as e:
             reason = str(e)
-    else:
-        reason = "downloads are off (TBN_OFFLINE is set)" if offline else "download=False"
     raise MnistNotFoundError(
         f"MNIST file {name}(.gz) not found; looked in: {', '.join(map(str, dirs))}; {reason}. "
         f"Put the four IDX files in one folder and pass --data-dir DIR or set TBN_DATA=DIR.")
