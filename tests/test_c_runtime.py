@@ -23,6 +23,7 @@ from tbn.parity import matches
 from tbn.paths import root
 from tbn.runtime import Interpreter
 from tbn.train.recipes import mlp
+from tbn.vectors import requant_edge_cases
 
 ROOT = root()
 VECTORS = sorted((ROOT / "tests" / "vectors").glob("*.tbn"))
@@ -220,18 +221,12 @@ def test_ops_run_one_at_a_time_as_a_profiler_runs_them(lib: ctypes.CDLL) -> None
         assert lib.tbn_invoke_ops(ctypes.byref(m), arena.ctypes.data, arena.nbytes, first, last) != 0
 
 
-def test_requantisation_edge_cases_match_the_reference(lib: ctypes.CDLL) -> None:
-    """A sum past 32 bits and shifts of 20, 31 and 32 take the exact path (the same edits run
-    on the boards in tests/hil)."""
-    data, x = _tables_case("mlp_int8")
-    prog = read(data)
-    op = next(o for o in prog.ops if o.args.get("scratch", spec.NONE_ID) != spec.NONE_ID)
-    scale, bias = prog.scales[op.args["scale"]], prog.biases[op.args["bias"]]
-    bias.data = bias.data.copy()
-    bias.data[0] = 2**31 - 100
-    scale.data = scale.data.copy()
-    scale.data[1], scale.data[2], scale.data[3] = (1 << 30, 20), (scale.data[2, 0], 32), (1 << 30, 31)
-    edited = serialize(prog)
+@pytest.mark.parametrize("case", ["requant", "rq16"])
+def test_requantisation_edge_cases_match_the_reference(lib: ctypes.CDLL, case: str) -> None:
+    """Both requantisation forms at their edges take the exact path (the same files run on the
+    boards in tests/hil)."""
+    edited = requant_edge_cases()[case]
+    _, x = _tables_case("mlp_int8")
     assert np.array_equal(CRuntime(edited, lib).run(x), Interpreter(edited).run(x))
 
 
@@ -321,3 +316,26 @@ def test_the_runtime_quantises_inputs_as_the_reference(lib: ctypes.CDLL) -> None
     assert np.array_equal(q, quantize(x, t.scale, t.zero_point))
     x[7] = np.nan
     assert lib.tbn_quantize(ctypes.byref(info), x.ctypes.data, q.ctypes.data, len(x)) == 7
+
+
+@pytest.mark.parametrize("edit", ["overflow", "multiplier", "shift"])
+def test_both_readers_refuse_an_rq16_that_could_overflow(lib: ctypes.CDLL, edit: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An RQ16 requantisation whose 32-bit arithmetic could overflow on some input, a
+    multiplier of -32768 or a shift past 31 is refused at load, by both readers."""
+    prog = read((ROOT / "tests" / "vectors" / "mlp_int8.tbn").read_bytes())
+    scale = next(v for v in prog.scales if v.dtype == spec.DType.RQ16)
+    scale.data = scale.data.copy()
+    if edit == "overflow":  # 32767 * (sum + bias) may pass 2^30
+        bias = prog.biases[prog.ops[0].args["bias"]]
+        bias.data = bias.data.copy()
+        scale.pre_shift, scale.data[0], bias.data[0] = 0, 32767, 32767
+    elif edit == "multiplier":
+        scale.data[0] = -32768
+    else:
+        scale.shift = 32
+    data = _unvalidated(prog, monkeypatch)
+    with pytest.raises(TbnFormatError):
+        read(data)
+    with pytest.raises(TbnFormatError):
+        CRuntime(data, lib)

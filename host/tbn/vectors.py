@@ -23,7 +23,9 @@ from torch.nn import functional as F
 
 from tbn.compiler import compile_model
 from tbn.convert import tile_model
-from tbn.format import read
+from tbn.format import read, serialize
+from tbn.format.spec import NONE_ID, RQ16_MAX_SHIFT, rq16_fits
+from tbn.format.validate import accumulator_bound
 from tbn.parity import describe
 from tbn.paths import root
 from tbn.runtime import Interpreter
@@ -135,15 +137,24 @@ def _mlp() -> nn.Module:
                          nn.Linear(32, 24), nn.ReLU6(), nn.Linear(24, 10))
 
 
-# name -> (builder, input shape, tile_model kwargs, activations)
-CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str]] = {
+# name -> (builder, input shape, tile_model kwargs, activations[, compile_model kwargs]); the
+# default compile narrows per-output parameters where they hold (some layers stay wide), the
+# "_wide" cases keep every layer wide (format 2.1 files)
+CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str] | tuple[
+    Callable[[], nn.Module], tuple[int, ...], dict, str, dict]] = {
     "mlp_f32": (_mlp, (1, 8, 8), {"p": 4, "min_params": 0, "per_layer": {"6": 2}}, "f32"),
     "mlp_int8": (_mlp, (1, 8, 8), {"p": 4, "min_params": 0, "per_layer": {"6": 2}}, "int8"),
+    "mlp_f32_wide": (_mlp, (1, 8, 8), {"p": 4, "min_params": 0, "per_layer": {"6": 2}}, "f32",
+                     {"params": "wide"}),
+    "mlp_int8_wide": (_mlp, (1, 8, 8), {"p": 4, "min_params": 0, "per_layer": {"6": 2}}, "int8",
+                      {"params": "wide"}),
     "mlp_single_alpha_f32": (_mlp, (1, 8, 8), {"p": 8, "min_params": 0, "alpha": "single"}, "f32"),
     "wide_tables_f32": (_wide, (1, 5, 8), {"p": 1, "min_params": 0}, "f32"),
     "wide_tables_int8": (_wide, (1, 5, 8), {"p": 1, "min_params": 0}, "int8"),
     "convnet_f32": (ConvNet, (2, 12, 12), {"p": 4, "min_params": 0, "keep_dense": ("head",)}, "f32"),
     "convnet_int8": (ConvNet, (2, 12, 12), {"p": 4, "min_params": 0, "keep_dense": ("head",)}, "int8"),
+    "convnet_int8_wide": (ConvNet, (2, 12, 12), {"p": 4, "min_params": 0, "keep_dense": ("head",)}, "int8",
+                          {"params": "wide"}),
     "misc_f32": (Misc, (1, 8, 8), {"p": 2, "min_params": 0, "keep_dense": ("dense_conv",)}, "f32"),
     "misc_int8": (Misc, (1, 8, 8), {"p": 2, "min_params": 0, "keep_dense": ("dense_conv",)}, "int8"),
     "conv_tables_f32": (TableConvNet, (3, 10, 10), {"p": 4, "min_params": 0, "per_layer": {"fc": 2}},
@@ -158,8 +169,9 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str]] = {
 
 def build_case(name: str) -> tuple[nn.Module, bytes, np.ndarray]:
     """The tiled PyTorch model, its compiled bytes and BATCH inputs for one case."""
-    builder, shape, tiling, acts = CASES[name]
-    gen = torch.Generator().manual_seed(int(hashlib.sha256(name.encode()).hexdigest()[:8], 16))
+    builder, shape, tiling, acts, *options = CASES[name]
+    seed = name.removesuffix("_wide")  # a wide case has the same weights as its narrow one
+    gen = torch.Generator().manual_seed(int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16))
     torch.manual_seed(gen.initial_seed())
     model = builder()
     tile_model(model, **tiling)
@@ -170,7 +182,45 @@ def build_case(name: str) -> tuple[nn.Module, bytes, np.ndarray]:
     model.eval()
     x = torch.randn(BATCH, *shape, generator=gen)
     calib = torch.randn(64, *shape, generator=gen) if acts == "int8" else None
-    return model, compile_model(model, x[:1], activations=acts, calibration=calib), x.numpy()
+    data = compile_model(model, x[:1], activations=acts, calibration=calib, **(options[0] if options else {}))
+    return model, data, x.numpy()
+
+
+def requant_edge_cases() -> dict[str, bytes]:
+    """The MLP's INT8 vectors edited so that requantisation leaves the kernels' fast paths
+    (every runtime must still match the reference; tests/test_c_runtime.py and tests/hil run
+    them). Both take the mlp_int8 inputs.
+
+    ``requant``: the wide form, a bias that takes the sum past 32 bits, and shifts under 32
+    (and exactly 32) among larger ones. ``rq16``: the narrow form at its limits: multipliers
+    of +-32767 and +-1, the largest pre-shift and shift the 32-bit bound allows, and int16
+    biases of 32767 and -32768."""
+    out = {}
+    prog = read((DEFAULT_DIR / "mlp_int8_wide.tbn").read_bytes())
+    op = next(o for o in prog.ops if o.args.get("scratch", NONE_ID) != NONE_ID and o.args["bias"] != NONE_ID)
+    scale, bias = prog.scales[op.args["scale"]], prog.biases[op.args["bias"]]
+    bias.data = bias.data.copy()
+    bias.data[0] = 2**31 - 100  # overflows int32 for any positive sum
+    scale.data = scale.data.copy()
+    scale.data[1] = (1 << 30, 20)  # shift under 32: saturates
+    scale.data[2] = (scale.data[2, 0], 32)
+    scale.data[3] = (1 << 30, 31)
+    out["requant"] = serialize(prog)
+
+    prog = read((DEFAULT_DIR / "mlp_int8.tbn").read_bytes())
+    op = next(o for o in prog.ops if o.args.get("scratch", NONE_ID) != NONE_ID and o.args["bias"] != NONE_ID)
+    scale, bias = prog.scales[op.args["scale"]], prog.biases[op.args["bias"]]
+    bias.data = bias.data.copy()
+    bias.data[:2] = (32767, -32768)
+    scale.data = scale.data.copy()
+    scale.data[:4] = (32767, -32767, 1, -1)
+    bound = accumulator_bound(prog, op)
+    # the largest shift whose products still span 2^10 values of the pre-shifted sum
+    fits = [(b, a) for b in range(RQ16_MAX_SHIFT + 1) for a in range(RQ16_MAX_SHIFT + 1)
+            if rq16_fits(bound, 32767, a, b) and (bound >> a) >= 1 << 10]
+    scale.shift, scale.pre_shift = max(fits)
+    out["rq16"] = serialize(prog)
+    return out
 
 
 def generate() -> dict[str, bytes]:

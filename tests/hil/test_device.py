@@ -169,25 +169,14 @@ def test_cost_is_repeatable(tbn_device: DeviceLink) -> None:
     )
 
 
-def test_requantisation_edge_cases_match_the_reference(tbn_device: DeviceLink) -> None:
-    """The kernels' fast requantisation steps aside for what they do not cover: a bias that
-    takes the sum past 32 bits, and shifts under 32 (and exactly 32) among larger ones."""
-    from tbn.format import serialize
-    from tbn.format.spec import NONE_ID, DType
+@pytest.mark.parametrize("case", ["requant", "rq16"])
+def test_requantisation_edge_cases_match_the_reference(tbn_device: DeviceLink, case: str) -> None:
+    """Both requantisation forms step aside from the kernels' fast paths where those do not
+    cover a case (tbn.vectors.requant_edge_cases) and still match the reference."""
     from tbn.runtime import Interpreter
+    from tbn.vectors import requant_edge_cases
 
-    data = (VECTORS / "mlp_int8.tbn").read_bytes()
-    prog = read(data)
-    op = next(o for o in prog.ops if o.args.get("scratch", NONE_ID) != NONE_ID and o.args["bias"] != NONE_ID)
-    scale, bias = prog.scales[op.args["scale"]], prog.biases[op.args["bias"]]
-    assert scale.dtype == DType.REQUANT and scale.count > 3
-    bias.data = bias.data.copy()
-    bias.data[0] = 2**31 - 100  # overflows int32 for any positive sum
-    scale.data = scale.data.copy()
-    scale.data[1] = (1 << 30, 20)  # shift under 32: saturates
-    scale.data[2] = (scale.data[2, 0], 32)
-    scale.data[3] = (1 << 30, 31)
-    edited = serialize(prog)
+    edited = requant_edge_cases()[case]
     tbn_device.load(edited)
     spec = MANIFEST["mlp_int8"]
     x = np.fromfile(VECTORS / "mlp_int8.input.bin", dtype=spec["input"]["dtype"])

@@ -16,7 +16,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("model", help="model.pt written by tbn train")
     p.add_argument("-o", "--output", help="output .tbn (default: the model's name with .tbn)")
     p.add_argument("--activations", choices=("f32", "int8"), default="f32")
-    p.add_argument("--scales", choices=("f32", "f16"), default="f32", help="F32 models' scale storage")
+    p.add_argument("--params", choices=("auto", "wide"), default="auto",
+                   help="per-output scales and biases: the narrowest form that holds each layer "
+                        "within tolerance (int16, float16; default), or wide (int32, float32)")
     p.add_argument("--calibration", type=count, default=512, metavar="N",
                    help="INT8: calibrate on the first N training images (default 512)")
     p.add_argument("--data-dir", help="folder with the recipe's dataset, MNIST or CIFAR-10 (INT8 "
@@ -44,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         calibration = dataset_tensors(recipe(config.recipe).dataset, "train", args.data_dir,
                                       config.verify_data)[0][:args.calibration]
     data = compile_model(model, torch.zeros(1, *input_shape(config.recipe)), activations=args.activations,
-                       calibration=calibration, scales=args.scales,
+                       calibration=calibration, params=args.params,
                        lookup_tables=args.lookup_tables)
     out = Path(args.output) if args.output else Path(args.model).with_suffix(".tbn")
     write_atomic(out, data, inputs=[args.model])

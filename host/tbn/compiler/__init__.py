@@ -17,7 +17,7 @@ from torch import nn
 from tbn.compiler.capture import TbnCompileError, capture
 from tbn.compiler.lower import emit, fold_and_fuse
 from tbn.compiler.quant import quant_params
-from tbn.format import DType, Program, serialize
+from tbn.format import Program, serialize
 from tbn.runtime import Interpreter
 
 __all__ = ["TbnCompileError", "compile_model", "compile_program"]
@@ -26,7 +26,7 @@ __all__ = ["TbnCompileError", "compile_model", "compile_program"]
 def compile_program(model: nn.Module, example_input: torch.Tensor,
                     activations: Literal["f32", "int8"] = "f32",
                     calibration: np.ndarray | torch.Tensor | None = None,
-                    scales: Literal["f32", "f16"] = "f32", lookup_tables: bool = True,
+                    params: Literal["auto", "wide"] = "auto", lookup_tables: bool = True,
                     dense_weights: Literal["per_output", "per_tensor"] = "per_output") -> Program:
     """Like :func:`compile_model`, returning the decoded :class:`Program`."""
     if dense_weights not in ("per_output", "per_tensor"):
@@ -34,18 +34,15 @@ def compile_program(model: nn.Module, example_input: torch.Tensor,
     per_tensor = dense_weights == "per_tensor"
     if activations not in ("f32", "int8"):
         raise TbnCompileError(f"activations={activations!r} is not 'f32' or 'int8'")
-    if scales not in ("f32", "f16"):
-        raise TbnCompileError(f"scales={scales!r} is not 'f32' or 'f16'")
-    if activations == "int8" and scales == "f16":
-        raise TbnCompileError("INT8 models store integer requantisation, not float scales; "
-                              "scales='f16' applies to F32 models")
+    if params not in ("auto", "wide"):
+        raise TbnCompileError(f"params={params!r} is not 'auto' or 'wide'")
     was_training = model.training
     try:
         nodes = fold_and_fuse(capture(model, example_input))
     finally:
         model.train(was_training)
-    program, tid = emit(nodes, scale_dtype=DType.F16 if scales == "f16" else DType.F32,
-                        lookup_tables=lookup_tables, dense_per_tensor=per_tensor)
+    narrow = params == "auto"
+    program, tid = emit(nodes, narrow=narrow, lookup_tables=lookup_tables, dense_per_tensor=per_tensor)
     if activations == "f32":
         return program
     if calibration is None:
@@ -55,14 +52,15 @@ def compile_program(model: nn.Module, example_input: torch.Tensor,
     _, values = Interpreter(program).run(calib, keep=True)
     quant = {name: quant_params(values[t].min(), values[t].max())
              for name, t in tid.items() if values[t].dtype == np.float32}
-    program, _ = emit(nodes, quant=quant, lookup_tables=lookup_tables, dense_per_tensor=per_tensor)
+    program, _ = emit(nodes, quant=quant, narrow=narrow, lookup_tables=lookup_tables,
+                      dense_per_tensor=per_tensor)
     return program
 
 
 def compile_model(model: nn.Module, example_input: torch.Tensor,
                   activations: Literal["f32", "int8"] = "f32",
                   calibration: np.ndarray | torch.Tensor | None = None,
-                  scales: Literal["f32", "f16"] = "f32", lookup_tables: bool = True,
+                  params: Literal["auto", "wide"] = "auto", lookup_tables: bool = True,
                   dense_weights: Literal["per_output", "per_tensor"] = "per_output") -> bytes:
     """Compile ``model`` to ``.tbn`` bytes.
 
@@ -74,6 +72,9 @@ def compile_model(model: nn.Module, example_input: torch.Tensor,
     are shared widely enough get a scratch tensor for the faster table kernel. Layers kept
     dense store int8 weights with one scale per output row, or with ``dense_weights=
     "per_tensor"`` one for the whole matrix, as TFLite Micro's per-tensor quantisation does.
+    ``params="auto"`` stores each layer's per-output scales and biases in the narrowest form
+    that holds them within tolerance (int16 requantisation and biases, float16; see
+    :mod:`tbn.format.narrow`); ``"wide"`` keeps int32 pairs, int32 and float32 everywhere.
     """
-    return serialize(compile_program(model, example_input, activations, calibration, scales, lookup_tables,
+    return serialize(compile_program(model, example_input, activations, calibration, params, lookup_tables,
                                      dense_weights))

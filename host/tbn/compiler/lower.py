@@ -14,7 +14,9 @@ from tbn.compiler.capture import Node, TbnCompileError
 from tbn.compiler.memory import Buffer, plan
 from tbn.compiler.quant import BIAS_LIMIT, quantize_multiplier, relu6_qmax
 from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor
-from tbn.format.spec import DTYPE_SIZE, LUT_MIN_ROWS, NONE_ID, Trait, has, lut_rows, lut_scratch_size
+from tbn.format.narrow import Rq16, narrow_bias, narrow_float, narrow_requant
+from tbn.format.program import Vector
+from tbn.format.spec import DTYPE_SIZE, LUT_MIN_ROWS, NONE_ID, Trait, has, lut_rows, lut_scratch_size, q_span
 from tbn.format.validate import weight_count
 
 _MATMUL = ("tiled", "dense")
@@ -142,7 +144,7 @@ class _Emitter:
     """The program being built, and the per-kind lowerings that append to it."""
 
     quant: dict[str, tuple[float, int]] | None
-    scale_dtype: DType
+    narrow: bool  # per-output parameters in their narrow form where tbn.format.narrow allows
     one_d: set[str]
     lookup_tables: bool
     dense_per_tensor: bool = False
@@ -183,16 +185,33 @@ class _Emitter:
     def same_quant(self, n: Node, src: Tensor, dtype: DType | None = None) -> int:
         return self.tensor(n, dtype, like=src if self.int8 else None)
 
+    def floats(self, v: np.ndarray) -> tuple[DType, np.ndarray]:
+        """An F32 model's scale or bias vector: F16 where that holds it (tbn.format.narrow)."""
+        h = narrow_float(v) if self.narrow else None
+        return (DType.F16, h) if isinstance(h, np.ndarray) else (DType.F32, np.asarray(v, dtype=np.float32))
+
     def float_scale(self, v: np.ndarray) -> int:
-        dt = np.float16 if self.scale_dtype == DType.F16 else np.float32
-        return self.prog.add_scale(self.scale_dtype, np.asarray(v, dtype=dt))
+        return self.prog.add_scale(*self.floats(v))
+
+    def float_bias(self, v: np.ndarray) -> int:
+        return self.prog.add_bias(*self.floats(v))
+
+    def requant(self, real: np.ndarray, bound: int) -> int:
+        """An INT8 requantisation for factors ``real`` on values up to ``bound``: RQ16 where it
+        holds them (tbn.format.narrow), else REQUANT."""
+        rq = narrow_requant(real, bound) if self.narrow else None
+        if isinstance(rq, Rq16):
+            self.prog.scales.append(Vector(DType.RQ16, rq.mult, rq.pre_shift, rq.shift))
+            return len(self.prog.scales) - 1
+        wide = [quantize_multiplier(float(r)) for r in np.atleast_1d(real)]
+        return self.prog.add_scale(DType.REQUANT, np.array(wide, dtype=np.int32))
 
     def op(self, code: Op, act: Act, args: dict[str, int]) -> None:
         self.prog.ops.append(Operation(code, act, args))
 
     def affine(self, act: Act, inp: int, out: int, g: np.ndarray, h: np.ndarray) -> None:
         self.op(Op.AFFINE, act, {"input": inp, "output": out, "scale": self.float_scale(g),
-                                 "bias": self.prog.add_bias(DType.F32, h.astype(np.float32))})
+                                 "bias": self.float_bias(h)})
 
     # ---- per-kind lowerings: (node, input tensor ids) -> ops appended ---------------------------
 
@@ -219,7 +238,7 @@ class _Emitter:
         else:
             args["scale"] = self.float_scale(v["scale"])
             if v["bias"] is not None:
-                args["bias"] = self.prog.add_bias(DType.F32, v["bias"].astype(np.float32))
+                args["bias"] = self.float_bias(v["bias"])
         if n.attrs["conv"]:
             args.update(n.attrs["geom"])
             code = Op.TILED_CONV2D if n.kind == "tiled" else Op.DENSE_CONV2D
@@ -250,19 +269,25 @@ class _Emitter:
 
     def _int8_vectors(self, n: Node, v: dict[str, Any], o: int, src: Tensor, dst: Tensor,
                       args: dict[str, int]) -> None:
-        """Requantisation multipliers and int32 biases of an INT8 matmul."""
+        """Requantisation and integer biases of an INT8 matmul (narrow where they hold)."""
         if len(v["scale"]) not in (1, o) and o % len(v["scale"]) != 0:
             raise TbnCompileError(f"{n.where}: INT8 needs one scale per output; p must divide "
                                   f"the outputs (or use alpha='single')")
         sigma = per_output(v["scale"], o) if len(v["scale"]) != 1 else v["scale"]
         real = src.scale * sigma / dst.scale
-        rq = np.array([quantize_multiplier(float(r)) for r in np.atleast_1d(real)], dtype=np.int64)
-        args["scale"] = self.prog.add_scale(DType.REQUANT, rq.astype(np.int32))
+        peak = 0
         if v["bias"] is not None:
             denom = src.scale * np.broadcast_to(sigma, (o,))
             bq = np.where(denom != 0, np.rint(v["bias"] / np.where(denom != 0, denom, 1.0)), 0)
-            bq = np.clip(bq, -BIAS_LIMIT, BIAS_LIMIT).astype(np.int32)
-            args["bias"] = self.prog.add_bias(DType.I32, bq)
+            bq = np.clip(bq, -BIAS_LIMIT, BIAS_LIMIT).astype(np.int64)
+            peak = int(np.abs(bq).max())
+            narrow = narrow_bias(bq) if self.narrow else None
+            args["bias"] = (self.prog.add_bias(DType.I16, narrow) if isinstance(narrow, np.ndarray)
+                            else self.prog.add_bias(DType.I32, bq.astype(np.int32)))
+        # the accumulator bound tbn.format.validate.accumulator_bound checks
+        wsum = np.abs(v["dense"].astype(np.int64)).reshape(o, -1).sum(axis=1).max() if "dense" in v \
+            else n.attrs["module"].weight.numel() // o
+        args["scale"] = self.requant(real, int(wsum) * q_span(src.zero_point) + peak)
 
     def pool(self, n: Node, ins: list[int]) -> None:
         out = self.same_quant(n, self.prog.tensors[ins[0]])
@@ -279,8 +304,8 @@ class _Emitter:
         args = {"a": ins[0], "b": ins[1], "output": out, "scale": NONE_ID}
         if self.int8:
             a, b, dst = (self.prog.tensors[t] for t in (ins[0], ins[1], out))
-            rq = [quantize_multiplier(a.scale / dst.scale), quantize_multiplier(b.scale / dst.scale)]
-            args["scale"] = self.prog.add_scale(DType.REQUANT, np.array(rq, dtype=np.int32))
+            args["scale"] = self.requant(np.array([a.scale / dst.scale, b.scale / dst.scale]),
+                                         max(q_span(a.zero_point), q_span(b.zero_point)))
         self.op(Op.ADD, _ACTS[n.act], args)
 
     def bn_affine(self, n: Node, ins: list[int]) -> None:
@@ -312,14 +337,14 @@ _LOWER = {"tiled": _Emitter.matmul, "dense": _Emitter.matmul, "act": _Emitter.ac
 
 
 def emit(nodes: list[Node], quant: dict[str, tuple[float, int]] | None = None,
-         scale_dtype: DType = DType.F32, lookup_tables: bool = True,
+         narrow: bool = True, lookup_tables: bool = True,
          dense_per_tensor: bool = False) -> tuple[Program, dict[str, int]]:
     """Build the program; with ``quant`` (value name -> calibrated (scale, zero point))
     an INT8 program, else F32. ``lookup_tables``: give tiled ops a scratch tensor for the
     table kernel where it pays; ``dense_per_tensor``: see :func:`_layer_vectors`. Also returns
     each value's tensor id."""
     conv1d = [n for n in nodes if n.attrs.get("conv1d")]
-    e = _Emitter(quant, scale_dtype, {n.inputs[0] for n in conv1d} | {n.output for n in conv1d},
+    e = _Emitter(quant, narrow, {n.inputs[0] for n in conv1d} | {n.output for n in conv1d},
                  lookup_tables, dense_per_tensor)
     for n in nodes:
         if n.kind == "input":

@@ -67,6 +67,7 @@ def generate() -> str:
     lines += _dtype_sets()
     lines += ["", "/* ScaleMode: how an F32 scale vector is meant (tbn.format.spec.scale_mode) */"]
     lines += [f"#define TBN_SCALE_{m.name} {int(m)}" for m in spec.ScaleMode]
+    lines += _rq16()
     lines += _lut()
     lines += _op_tables()
     lines += ["", "#endif /* TBN_FORMAT_H */", ""]
@@ -82,11 +83,38 @@ def _dtype_sets() -> list[str]:
              f"#define TBN_TENSOR_DTYPES {_mask(spec.TENSOR_DTYPES)}",
              f"#define TBN_SCALE_DTYPES {_mask(spec.SCALE_DTYPES)}",
              f"#define TBN_BIAS_DTYPES {_mask(spec.BIAS_DTYPES)}",
+             f"#define TBN_INT8_SCALE_DTYPES {_mask(spec.INT8_SCALE_DTYPES)}",
+             f"#define TBN_INT8_BIAS_DTYPES {_mask(spec.INT8_BIAS_DTYPES)}",
+             f"#define TBN_F32_VECTOR_DTYPES {_mask(spec.F32_VECTOR_DTYPES)}",
              f"#define TBN_DTYPE_MAX {max(spec.DType)}",
              "#define TBN_DTYPE_IN(dtype, set) ((dtype) < 16u && (((set) >> (dtype)) & 1u))",
              "static inline unsigned tbn_dtype_size(unsigned dtype) {", "    switch (dtype) {"]
     lines += [f"    case TBN_DTYPE_{d.name}: return TBN_DTYPE_SIZE_{d.name};" for d in spec.DTYPE_SIZE]
     return [*lines, "    default: return 0;", "    }", "}"]
+
+
+def _rq16() -> list[str]:
+    """The RQ16 header and bounds (tbn.format.spec.vector_nbytes, q_span, rq16_fits)."""
+    offsets = field_offsets(spec.RQ16_HEADER, spec.RQ16_HEADER_FIELDS)
+    head = [f"#define TBN_RQ16_{n.upper()} {off}" for n, off in offsets]
+    return ["", "/* RQ16 vectors: a header (two shifts), then int16 multipliers; 32-bit bounds */",
+            f"#define TBN_RQ16_HEADER_SIZE {spec.RQ16_HEADER.size}", *head,
+            f"#define TBN_RQ16_MAX_SHIFT {spec.RQ16_MAX_SHIFT}",
+            f"#define TBN_RQ16_MAX_MULT {spec.RQ16_MAX_MULT}",
+            f"#define TBN_RQ16_PRODUCT_LIMIT 0x{spec.RQ16_PRODUCT_LIMIT:08X}u",
+            f"#define TBN_INT32_MAX 0x{spec.INT32_MAX:08X}u",
+            "static inline uint64_t tbn_vector_nbytes(unsigned dtype, uint32_t count) {",
+            "    return (dtype == TBN_DTYPE_RQ16 ? TBN_RQ16_HEADER_SIZE : 0u) +",
+            "           (uint64_t)count * tbn_dtype_size(dtype);",
+            "}",
+            "static inline uint32_t tbn_q_span(int32_t zero_point) {",
+            "    return (uint32_t)(zero_point + 128 > 127 - zero_point ? zero_point + 128",
+            "                                                          : 127 - zero_point);", "}",
+            "static inline int tbn_rq16_fits(uint64_t bound, uint32_t mult_abs, unsigned pre_shift,",
+            "                                unsigned shift) {",
+            "    uint64_t half_a = ((uint64_t)1 << pre_shift) >> 1, t = (bound + half_a) >> pre_shift;",
+            "    return bound + half_a <= TBN_RQ16_PRODUCT_LIMIT &&",
+            "           t * mult_abs + (((uint64_t)1 << shift) >> 1) <= TBN_RQ16_PRODUCT_LIMIT;", "}"]
 
 
 def _lut() -> list[str]:

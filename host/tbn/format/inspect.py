@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tbn.format.program import Program
+import numpy as np
+
+from tbn.format.narrow import narrow_bias, narrow_float, narrow_requant
+from tbn.format.program import Operation, Program, Vector
 from tbn.format.spec import (
     ARENA,
     DENSE,
@@ -16,10 +19,53 @@ from tbn.format.spec import (
     TILE,
     VECTOR,
     VERSION_MAJOR,
+    DType,
+    Op,
     Trait,
     has,
+    q_span,
+    vector_nbytes,
 )
-from tbn.format.validate import weight_count
+from tbn.format.validate import accumulator_bound, weight_count
+
+_WIDE = "narrowing would hold: compiled with --params wide"
+
+
+def _scale_width(prog: Program, op: Operation, v: Vector) -> str:
+    """What a scale vector is, and why it is not narrower."""
+    if v.dtype == DType.RQ16:
+        return f"RQ16 (int16, shifts {v.pre_shift} and {v.shift})"
+    if v.dtype == DType.F16:
+        return "F16"
+    if v.dtype == DType.F32:
+        why = narrow_float(v.data)
+    else:  # REQUANT: the exact factors, from the wide pairs
+        real = v.data[:, 0].astype(np.float64) * np.exp2(-v.data[:, 1].astype(np.float64))
+        if op.opcode == Op.ADD:
+            a, b = (prog.tensors[op.args[k]] for k in ("a", "b"))
+            bound = max(q_span(a.zero_point), q_span(b.zero_point))
+        else:
+            bound = accumulator_bound(prog, op)
+        why = narrow_requant(real, bound)
+    return f"{v.dtype.name}: {why if isinstance(why, str) else _WIDE}"
+
+
+def _bias_width(v: Vector) -> str:
+    if v.dtype in (DType.I16, DType.F16):
+        return v.dtype.name
+    why = narrow_bias(v.data) if v.dtype == DType.I32 else narrow_float(v.data)
+    return f"{v.dtype.name}: {why if isinstance(why, str) else _WIDE}"
+
+
+def params_width(prog: Program, op: Operation) -> dict[str, str] | None:
+    """The form of an op's per-output scale and bias and why it is not narrower (None when
+    the op has neither)."""
+    a, out = op.args, {}
+    if a.get("scale", NONE_ID) != NONE_ID:
+        out["scale"] = _scale_width(prog, op, prog.scales[a["scale"]])
+    if a.get("bias", NONE_ID) != NONE_ID:
+        out["bias"] = _bias_width(prog.biases[a["bias"]])
+    return out or None
 
 
 def summarize(prog: Program, file_size: int) -> dict[str, Any]:
@@ -43,10 +89,10 @@ def summarize(prog: Program, file_size: int) -> dict[str, Any]:
             if a.get("scratch", NONE_ID) != NONE_ID:
                 detail += f", tables in {prog.tensors[a['scratch']].nbytes} B scratch"
         rows.append({"index": i, "op": op.opcode.name, "act": op.act.name, "input": src.shape,
-                     "output": out.shape, "detail": detail})
+                     "output": out.shape, "detail": detail, "params": params_width(prog, op)})
     tiles = sum(len(t.bits) for t in prog.tiles)
-    scales = sum(v.data.nbytes for v in prog.scales)
-    biases = sum(v.data.nbytes for v in prog.biases)
+    scales = sum(vector_nbytes(v.dtype, v.count) for v in prog.scales)
+    biases = sum(vector_nbytes(v.dtype, v.count) for v in prog.biases)
     dense = sum(w.size for w in prog.dense)
     ops_size = sum(OP_LAYOUTS[op.opcode].size for op in prog.ops)
     n_t = len(prog.tensors)
@@ -87,6 +133,10 @@ def render(s: dict[str, Any]) -> str:
         shape_out = "x".join(map(str, r["output"]))
         lines.append(f"{r['index']:>3}  {r['op']:<{w}}  {r['act']:<5}  {shape_in:<16} {shape_out:<16} "
                      f"{r['detail']}")
+    params = [(r, p) for r in s["ops"] if (p := r.get("params"))]
+    if params:
+        lines += ["", "per-output parameters (narrowest form that holds; docs/bytecode.md):"]
+        lines += [f"  #{r['index']:<3} " + "; ".join(f"{k} {v}" for k, v in p.items()) for r, p in params]
     lines += ["", "bytes per section:"]
     lines += [f"  {k:<30} {v:>9}" for k, v in s["sections"].items() if v]
     n = s["n_weights"]

@@ -38,10 +38,13 @@ class Tensor:
 
 @dataclass
 class Vector:
-    """A scale or bias vector; REQUANT data has shape ``(count, 2)`` (multiplier, shift)."""
+    """A scale or bias vector; REQUANT data has shape ``(count, 2)`` (multiplier, shift), RQ16
+    data is the int16 multipliers and ``pre_shift``, ``shift`` the layer's two shifts."""
 
     dtype: DType
     data: np.ndarray
+    pre_shift: int = 0  # RQ16 only
+    shift: int = 0  # RQ16 only
 
     @property
     def count(self) -> int:

@@ -22,7 +22,6 @@ from tbn.format.spec import (
     BIAS_DTYPES,
     CRC_START,
     DENSE,
-    DTYPE_SIZE,
     HEADER,
     HEADER_FIELDS,
     KNOWN_FLAGS,
@@ -33,6 +32,7 @@ from tbn.format.spec import (
     OP_LAYOUTS,
     QUANT,
     REQUIRED_FLAGS_MASK,
+    RQ16_HEADER,
     SCALE_DTYPES,
     TENSOR,
     TILE,
@@ -43,6 +43,7 @@ from tbn.format.spec import (
     DType,
     Flag,
     Op,
+    vector_nbytes,
 )
 from tbn.format.validate import validate
 
@@ -194,7 +195,15 @@ def _vectors(cur: _Cursor, n: int, kind: str, allowed: tuple[DType, ...]) -> lis
         if count == 0 or reserved:
             raise TbnFormatError(f"{kind} {i}: empty or malformed entry")
         dt = DType(dtype)
-        arr = np.frombuffer(cur.blob(offset, count * DTYPE_SIZE[dt], f"{kind} {i}"), dtype=NUMPY_DTYPES[dt])
+        raw = cur.blob(offset, vector_nbytes(dt, count), f"{kind} {i}")
+        if dt == DType.RQ16:
+            pre_shift, shift, reserved = RQ16_HEADER.unpack_from(raw)
+            if reserved:
+                raise TbnFormatError(f"{kind} {i}: malformed RQ16 header")
+            arr = np.frombuffer(raw[RQ16_HEADER.size:], dtype=NUMPY_DTYPES[dt])
+            out.append(Vector(dt, arr, pre_shift, shift))
+            continue
+        arr = np.frombuffer(raw, dtype=NUMPY_DTYPES[dt])
         out.append(Vector(dt, arr.reshape(count, 2) if dt == DType.REQUANT else arr))
     return out
 

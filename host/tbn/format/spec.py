@@ -7,13 +7,14 @@ from this module) and every runtime take their numbers from here.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from functools import cached_property
 
 MAGIC = b"TBNB"
 VERSION_MAJOR = 2  # 2: tiled ops name a scratch tensor for their lookup tables
-VERSION_MINOR = 1  # 2.1: the IN_PLACE flag
+VERSION_MINOR = 2  # 2.1: the IN_PLACE flag; 2.2: narrow per-output parameters (RQ16, I16, F16 biases)
 ALIGN = 4
 NONE_ID = 0xFFFF  # an absent optional operand (scale, bias)
 MAX_DIMS = 4
@@ -33,6 +34,11 @@ TILE = struct.Struct("<II")
 TILE_FIELDS = ("n_bits", "offset")
 VECTOR = struct.Struct("<IHBB")  # scales and biases
 VECTOR_FIELDS = ("offset", "count", "dtype", "reserved")
+RQ16_HEADER = struct.Struct("<BBH")  # leads an RQ16 vector's data: one layer's two shifts
+RQ16_HEADER_FIELDS = ("pre_shift", "shift", "reserved")
+RQ16_MAX_SHIFT = 31  # both shifts of an RQ16 vector act on 32-bit values
+RQ16_MAX_MULT = 0x7FFF  # |multiplier| of an RQ16 vector
+INT32_MAX = 0x7FFFFFFF
 DENSE = struct.Struct("<II")  # int8 weights
 DENSE_FIELDS = ("offset", "count")
 # (name, struct, field names) of each table, in file order after the header.
@@ -54,9 +60,12 @@ KNOWN_FLAGS = int(Flag.INT8 | Flag.IN_PLACE)
 FLAG_SINCE = {Flag.INT8: 0, Flag.IN_PLACE: 1}  # the minor version that added each flag
 
 
-def minor_for(flags: int, minor: int = 0) -> int:
-    """The minor version a file with ``flags`` states: the newest any of its flags needs."""
-    return max([minor] + [v for f, v in FLAG_SINCE.items() if flags & f])
+def minor_for(flags: int, vectors: Iterable[tuple[str, int]] = (), minor: int = 0) -> int:
+    """The minor version a file states: the newest that any of its flags or of its
+    ``(table, dtype)`` vector kinds (``("bias", DType.I16)``) needs."""
+    need = [v for f, v in FLAG_SINCE.items() if flags & f]
+    need += [VECTOR_SINCE.get((table, DType(d)), 0) for table, d in vectors]
+    return max([minor, *need])
 
 
 class DType(IntEnum):
@@ -64,15 +73,30 @@ class DType(IntEnum):
     F16 = 2
     I8 = 3
     I32 = 4
-    REQUANT = 5  # (int32 multiplier, int32 shift) pairs
+    REQUANT = 5  # (int32 multiplier, int32 shift) pairs: the wide INT8 requantisation
+    I16 = 6  # narrow INT8 biases (2.2)
+    RQ16 = 7  # narrow INT8 requantisation: RQ16_HEADER, then int16 multipliers (2.2)
 
 
-DTYPE_SIZE = {DType.F32: 4, DType.F16: 2, DType.I8: 1, DType.I32: 4, DType.REQUANT: 8}
+DTYPE_SIZE = {DType.F32: 4, DType.F16: 2, DType.I8: 1, DType.I32: 4, DType.REQUANT: 8, DType.I16: 2,
+              DType.RQ16: 2}
 # numpy's name of each dtype's element (a REQUANT entry is two "<i4")
-NUMPY_DTYPES = {DType.F32: "<f4", DType.F16: "<f2", DType.I8: "i1", DType.I32: "<i4", DType.REQUANT: "<i4"}
+NUMPY_DTYPES = {DType.F32: "<f4", DType.F16: "<f2", DType.I8: "i1", DType.I32: "<i4", DType.REQUANT: "<i4",
+                DType.I16: "<i2", DType.RQ16: "<i2"}
 TENSOR_DTYPES = (DType.F32, DType.I8, DType.I32)
-SCALE_DTYPES = (DType.F32, DType.F16, DType.REQUANT)
-BIAS_DTYPES = (DType.F32, DType.I32)
+# scale and bias dtypes by the model's activations (INT8 or F32); the first of each is the wide form
+INT8_SCALE_DTYPES = (DType.REQUANT, DType.RQ16)
+INT8_BIAS_DTYPES = (DType.I32, DType.I16)
+F32_VECTOR_DTYPES = (DType.F32, DType.F16)
+SCALE_DTYPES = (*F32_VECTOR_DTYPES, *INT8_SCALE_DTYPES)
+BIAS_DTYPES = (*F32_VECTOR_DTYPES, *INT8_BIAS_DTYPES)
+# the minor version that first allowed a (table, dtype) vector
+VECTOR_SINCE = {("scale", DType.RQ16): 2, ("bias", DType.I16): 2, ("bias", DType.F16): 2}
+
+
+def vector_nbytes(dtype: DType, count: int) -> int:
+    """Bytes of a scale or bias vector's data (before alignment padding)."""
+    return (RQ16_HEADER.size if dtype == DType.RQ16 else 0) + count * DTYPE_SIZE[dtype]
 
 
 class Act(IntEnum):
@@ -279,6 +303,25 @@ def lut_scratch_size(rows: int, fan_in: int, conv: bool, int8: bool) -> int:
         tables += LUT_CHUNK // LUT_WIDE_GROUP * (1 << LUT_WIDE_GROUP) * entry
     patch = align(fan_in * (1 if int8 else 4)) if conv else 0
     return 4 * rows + tables + patch
+
+
+# INT8 requantisation bounds (docs/bytecode.md, "INT8 semantics"). A reader checks them once, so
+# a runtime never overflows 32 bits on any file it accepted.
+RQ16_PRODUCT_LIMIT = 1 << 30  # |rshift_round(v, pre_shift) * M| + rounding of an RQ16 layer
+
+
+def q_span(zero_point: int) -> int:
+    """The largest ``|q - zero_point|`` of any int8 ``q``."""
+    return max(zero_point + 128, 127 - zero_point)
+
+
+def rq16_fits(bound: int, mult_abs: int, pre_shift: int, shift: int) -> bool:
+    """Whether an RQ16 requantisation of values ``|v| <= bound`` stays in 32 bits: ``v`` plus
+    the pre-shift's rounding, and the product plus the shift's rounding, under
+    RQ16_PRODUCT_LIMIT."""
+    half_a = (1 << pre_shift) >> 1
+    t = (bound + half_a) >> pre_shift
+    return bound + half_a <= RQ16_PRODUCT_LIMIT and t * mult_abs + ((1 << shift) >> 1) <= RQ16_PRODUCT_LIMIT
 
 
 def has(op: Op, trait: Trait) -> bool:

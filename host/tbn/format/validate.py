@@ -10,10 +10,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tbn.format.program import Operation, Program, TbnFormatError, Tensor
+from tbn.format.program import Operation, Program, TbnFormatError, Tensor, Vector
 from tbn.format.spec import (
+    F32_VECTOR_DTYPES,
+    INT8_BIAS_DTYPES,
+    INT8_SCALE_DTYPES,
+    INT32_MAX,
     NONE_ID,
     OPS,
+    RQ16_MAX_MULT,
+    RQ16_MAX_SHIFT,
     Act,
     DType,
     Flag,
@@ -23,6 +29,8 @@ from tbn.format.spec import (
     has,
     lut_rows,
     lut_scratch_size,
+    q_span,
+    rq16_fits,
     scale_mode,
 )
 
@@ -91,6 +99,10 @@ def _check_vectors(prog: Program) -> None:
                 raise TbnFormatError(f"{kind} {i}: requantisation shift outside [0, 62]")
             if v.dtype in (DType.F32, DType.F16) and not np.all(np.isfinite(v.data)):
                 raise TbnFormatError(f"{kind} {i}: holds NaN or infinity")
+            if v.dtype == DType.RQ16 and (max(v.pre_shift, v.shift) > RQ16_MAX_SHIFT
+                                          or np.any(np.abs(v.data.astype(np.int32)) > RQ16_MAX_MULT)):
+                raise TbnFormatError(f"{kind} {i}: RQ16 shifts outside [0, {RQ16_MAX_SHIFT}] or a "
+                                     f"multiplier outside ±{RQ16_MAX_MULT}")
 
 
 def _check_operands(prog: Program, op: Operation, where: str, produced: set[int]) -> None:
@@ -205,18 +217,46 @@ def _check_matmul(prog: Program, op: Operation, need: _Need) -> None:
     scale = prog.scales[a["scale"]]
     mode = scale_mode(scale.count, o, p)
     if int8:
-        need(scale.dtype == DType.REQUANT and mode in (ScaleMode.ONE, ScaleMode.PER_OUTPUT),
-             "INT8 models need a REQUANT scale with 1 or output-channels entries")
+        need(scale.dtype in INT8_SCALE_DTYPES and mode in (ScaleMode.ONE, ScaleMode.PER_OUTPUT),
+             "INT8 models need a REQUANT or RQ16 scale with 1 or output-channels entries")
     else:
-        need(scale.dtype in (DType.F32, DType.F16), "F32 models need F32 or F16 scales")
+        need(scale.dtype in F32_VECTOR_DTYPES, "F32 models need F32 or F16 scales")
         need(mode is not None, f"scale has {scale.count} entries; allowed: 1, {o} "
              f"(per output) or {p} (per repetition)")
     if a.get("scratch", NONE_ID) != NONE_ID:
         _check_lut_scratch(prog, op, o, k, need)
     bias = _vec(prog, "bias", a["bias"])
     if bias is not None:
-        need(len(bias) == o and prog.biases[a["bias"]].dtype == (DType.I32 if int8 else DType.F32),
-             f"bias must hold {o} {'I32' if int8 else 'F32'} values")
+        kinds = INT8_BIAS_DTYPES if int8 else F32_VECTOR_DTYPES
+        need(len(bias) == o and prog.biases[a["bias"]].dtype in kinds,
+             f"bias must hold {o} values of {' or '.join(d.name for d in kinds)}")
+    if int8:
+        acc = accumulator_bound(prog, op, bias=False)
+        need(acc <= INT32_MAX, f"the accumulator may reach {acc}, beyond 32 bits")
+        bound = accumulator_bound(prog, op)
+        if scale.dtype == DType.RQ16:
+            need(rq16_fits(bound, _mult_peak(scale), scale.pre_shift, scale.shift),
+                 f"RQ16 requantisation of values up to {bound} may overflow 32 bits")
+
+
+def _mult_peak(v: Vector) -> int:
+    """The largest |multiplier| of an RQ16 vector."""
+    return int(np.abs(v.data.astype(np.int32)).max())
+
+
+def accumulator_bound(prog: Program, op: Operation, bias: bool = True) -> int:
+    """The largest ``|acc + bias|`` (``|acc|`` without ``bias``) an INT8 linear or conv op can
+    reach on any int8 input: the largest row sum of ``|weight|`` times the input's
+    :func:`q_span`, plus the largest bias."""
+    a = op.args
+    o, k = weight_count(prog, op)
+    if has(op.opcode, Trait.TILED):
+        wsum = k
+    else:
+        wsum = int(np.abs(prog.dense[a["weight"]].astype(np.int64)).reshape(o, k).sum(axis=1).max())
+    b = _vec(prog, "bias", a["bias"]) if bias else None
+    peak = int(np.abs(b.astype(np.int64)).max()) if b is not None else 0
+    return wsum * q_span(prog.tensors[a["input"]].zero_point) + peak
 
 
 def _check_lut_scratch(prog: Program, op: Operation, o: int, k: int, need: _Need) -> None:
@@ -272,7 +312,12 @@ def _check_add(prog: Program, op: Operation, need: _Need) -> None:
     need(a.shape == b.shape == out.shape, f"shapes {a.shape}, {b.shape}, {out.shape} differ")
     if prog.int8:
         sc = prog.scales[op.args["scale"]]
-        need(sc.dtype == DType.REQUANT and sc.count == 2, "INT8 ADD needs a REQUANT scale of 2 entries")
+        need(sc.dtype in INT8_SCALE_DTYPES and sc.count == 2,
+             "INT8 ADD needs a REQUANT or RQ16 scale of 2 entries")
+        if sc.dtype == DType.RQ16:
+            need(rq16_fits(max(q_span(a.zero_point), q_span(b.zero_point)), _mult_peak(sc), sc.pre_shift,
+                           sc.shift),
+                 "RQ16 requantisation may overflow 32 bits")
 
 
 def _check_same_shape(prog: Program, op: Operation, need: _Need) -> None:
@@ -295,8 +340,10 @@ def _check_affine(prog: Program, op: Operation, need: _Need) -> None:
     c = prog.tensors[op.args["input"]].shape[0]
     count = prog.scales[op.args["scale"]].count
     need(scale_mode(count, c, 1) is not None, f"scale must hold 1 or {c} values")
+    need(prog.scales[op.args["scale"]].dtype in F32_VECTOR_DTYPES, "scale must be F32 or F16")
     bias = _vec(prog, "bias", op.args["bias"])
-    need(bias is None or len(bias) == c, f"bias must hold {c} values")
+    need(bias is None or (len(bias) == c and prog.biases[op.args["bias"]].dtype in F32_VECTOR_DTYPES),
+         f"bias must hold {c} F32 or F16 values")
 
 
 _CHECKS: dict[str, Callable[[Program, Operation, _Need], None]] = {

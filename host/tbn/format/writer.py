@@ -19,10 +19,12 @@ from tbn.format.spec import (
     OP_LAYOUTS,
     OPTIONAL_KINDS,
     QUANT,
+    RQ16_HEADER,
     TENSOR,
     TILE,
     VECTOR,
     VERSION_MAJOR,
+    DType,
     align,
     minor_for,
 )
@@ -30,8 +32,9 @@ from tbn.format.validate import validate
 
 
 def vector_bytes(v: Vector) -> bytes:
-    """The little-endian bytes of a scale or bias vector."""
-    return np.ascontiguousarray(v.data, dtype=NUMPY_DTYPES[v.dtype]).tobytes()
+    """The little-endian bytes of a scale or bias vector (an RQ16 one after its shifts)."""
+    head = RQ16_HEADER.pack(v.pre_shift, v.shift, 0) if v.dtype == DType.RQ16 else b""
+    return head + np.ascontiguousarray(v.data, dtype=NUMPY_DTYPES[v.dtype]).tobytes()
 
 
 def _pad(b: bytes) -> bytes:
@@ -84,7 +87,8 @@ def serialize(prog: Program) -> bytes:
     body = bytes(tables) + bytes(entries) + bytes(ops)
     body += bytes(data_start - HEADER.size - len(body)) + bytes(blobs)
     size = HEADER.size + len(body)
-    minor = minor_for(prog.flags, prog.minor)
+    kinds = [("scale", v.dtype) for v in prog.scales] + [("bias", v.dtype) for v in prog.biases]
+    minor = minor_for(prog.flags, kinds, prog.minor)
     header = HEADER.pack(MAGIC, VERSION_MAJOR, minor, size, 0, prog.flags, prog.arena_size,
                          len(prog.tensors), len(prog.tiles), len(prog.scales), len(prog.biases),
                          len(prog.dense), len(prog.ops), len(ops))

@@ -16,8 +16,8 @@ import numpy as np
 
 from tbn.errors import UsageError
 from tbn.format import Program, read
-from tbn.format.program import Operation
-from tbn.format.spec import NONE_ID, OP_LAYOUTS, Act, Op, Trait, has
+from tbn.format.program import Operation, Vector
+from tbn.format.spec import NONE_ID, OP_LAYOUTS, Act, DType, Op, Trait, has
 from tbn.format.validate import weight_count
 from tbn.gpu.kernels import Kernels
 from tbn.gpu.plan import TiledPlan, is_tiled, plan_tiled, tile_words
@@ -68,10 +68,7 @@ class CudaEngine:
         bias_id = op.args["bias"]
         layer: dict[str, Any] = {}
         if prog.int8:
-            rows = weight_count(prog, op)[0]
-            layer["requant"] = self._gpu(
-                np.broadcast_to(scale.data.astype(np.int64).reshape(-1, 2), (rows, 2)).copy()
-            )
+            layer["requant"] = self._requant_params(scale, weight_count(prog, op)[0])
             layer["bias"] = (
                 None if bias_id == NONE_ID else self._gpu(prog.biases[bias_id].data.astype(np.int64))
             )
@@ -123,13 +120,32 @@ class CudaEngine:
         t = self.program.tensors[tensor_id]
         return (t.zero_point + v).clamp(t.qmin, t.qmax)
 
-    def _requant(self, acc: Any, mult: Any, shift: Any, out_id: int) -> Any:
-        """clamp(z + rshift_round(acc * M, S)) in int64 (docs/bytecode.md, INT8 semantics)."""
-        v = acc * mult
+    def _requant_params(self, scale: Vector, count: int) -> tuple[int, Any, Any]:
+        """(pre-shift, multipliers, shifts) of ``count`` outputs: REQUANT has no pre-shift."""
+        if scale.dtype == DType.RQ16:
+            mult = np.broadcast_to(scale.data.astype(np.int64), (count,))
+            shift = np.full(count, scale.shift, dtype=np.int64)
+            return scale.pre_shift, self._gpu(mult.copy()), self._gpu(shift)
+        rq = np.broadcast_to(scale.data.astype(np.int64).reshape(-1, 2), (count, 2))
+        return 0, self._gpu(rq[:, 0].copy()), self._gpu(rq[:, 1].copy())
+
+    def _rescale(self, v: Any, pre: int, mult: Any, shift: Any) -> Any:
+        """rshift_round(rshift_round(v, pre) * M, S) in int64 (docs/bytecode.md, INT8 semantics)."""
+        if pre:
+            v = (v + (1 << (pre - 1))) >> pre
         half = self.torch.where(
             shift > 0, self.torch.ones_like(shift) << (shift - 1).clamp_min(0), self.torch.zeros_like(shift)
         )
-        return self._clamp_q((v + half) >> shift, out_id)
+        return (v * mult + half) >> shift
+
+    def _add(self, op: Operation, xa: Any, xb: Any) -> Any:
+        prog, a = self.program, op.args
+        if not prog.int8:
+            return self._act(xa.double() + xb.double(), op.act).to(self.dtype)
+        za, zb = prog.tensors[a["a"]].zero_point, prog.tensors[a["b"]].zero_point
+        pre, mult, shift = self._requant_params(prog.scales[a["scale"]], 2)
+        v = self._rescale(xa - za, pre, mult[0], shift[0]) + self._rescale(xb - zb, pre, mult[1], shift[1])
+        return self._clamp_q(v, a["output"])
 
     def _op(self, i: int, op: Operation, x: Any) -> Any:
         prog, torch = self.program, self.torch
@@ -204,8 +220,8 @@ class CudaEngine:
             shape = (1, -1) + (1,) * (acc.ndim - 2)
             if layer["bias"] is not None:
                 acc = acc + layer["bias"].reshape(shape)
-            rq = layer["requant"]
-            y = self._requant(acc, rq[:, 0].reshape(shape), rq[:, 1].reshape(shape), a["output"])
+            pre, mult, shift = layer["requant"]
+            y = self._clamp_q(self._rescale(acc, pre, mult.reshape(shape), shift.reshape(shape)), a["output"])
             return y.reshape(n, *out.shape)
         if plan is not None and not plan.dense_fallback:
             act = int(op.act)

@@ -11,7 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tbn.format.bits import unpack_signs
-from tbn.format.program import Operation, Program, Tensor
+from tbn.format.program import Operation, Program, Tensor, Vector
 from tbn.format.spec import KERNELS as FAMILIES
 from tbn.format.spec import NONE_ID, OPS, Act, DType, Op, ScaleMode, Trait, has, scale_mode
 from tbn.format.validate import weight_count
@@ -25,9 +25,21 @@ def rshift_round(v: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
     return np.right_shift(v + half, shift)
 
 
-def requantize(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray, out: Tensor) -> np.ndarray:
-    """``clamp(zero_point + rshift_round(acc * M, S), qmin, qmax)`` as int8 (acc is int64)."""
-    v = rshift_round(acc * mult.astype(np.int64), shift)
+def rescale(v: np.ndarray, scale: Vector, count: int, expand: tuple = (slice(None),)) -> np.ndarray:
+    """The requantised value before the zero point: REQUANT ``rshift_round(v * M, S)``, RQ16
+    ``rshift_round(rshift_round(v, pre_shift) * M, shift)``; ``v`` is int64, its axis 1 runs
+    over the ``count`` entries (a one-entry vector broadcasts), ``expand`` indexes a vector of
+    them to broadcast against ``v``'s trailing axes."""
+    if scale.dtype == DType.RQ16:
+        mult = np.broadcast_to(scale.data.astype(np.int64), (count,))[expand]
+        return rshift_round(rshift_round(v, scale.pre_shift) * mult, scale.shift)
+    rq = np.broadcast_to(scale.data.astype(np.int64), (count, 2))
+    return rshift_round(v * rq[:, 0][expand], rq[:, 1][expand])
+
+
+def requantize(acc: np.ndarray, scale: Vector, out: Tensor, expand: tuple = (slice(None),)) -> np.ndarray:
+    """``clamp(zero_point + rescale(acc), qmin, qmax)`` as int8 (acc is int64, axis 1 outputs)."""
+    v = rescale(acc, scale, acc.shape[1], expand)
     return np.clip(out.zero_point + v, out.qmin, out.qmax).astype(np.int8)
 
 
@@ -112,14 +124,11 @@ def matmul(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     acc = _matmul_op(prog, op, x, w)
     out = prog.tensors[op.args["output"]]
     bias = _bias(prog, op)
-    o = acc.shape[1]
     expand = (slice(None),) + (None,) * (acc.ndim - 2)
     if prog.int8:
         if bias is not None:
             acc = acc + bias[expand]
-        rq = prog.scales[op.args["scale"]].data.astype(np.int64)
-        rq = np.broadcast_to(rq, (o, 2))
-        return requantize(acc, rq[:, 0][expand], rq[:, 1][expand], out)
+        return requantize(acc, prog.scales[op.args["scale"]], out, expand)
     if per_out is not None:
         acc = acc * per_out[expand]
     if bias is not None:
@@ -163,10 +172,10 @@ def reshape(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
 def add(prog: Program, op: Operation, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
     a, b, out = (prog.tensors[op.args[k]] for k in ("a", "b", "output"))
     if prog.int8:
-        rq = prog.scales[op.args["scale"]].data.astype(np.int64)
-        v = rshift_round((xa.astype(np.int64) - a.zero_point) * rq[0, 0], rq[0, 1]) \
-            + rshift_round((xb.astype(np.int64) - b.zero_point) * rq[1, 0], rq[1, 1])
-        return np.clip(out.zero_point + v, out.qmin, out.qmax).astype(np.int8)
+        both = np.stack([xa.astype(np.int64) - a.zero_point, xb.astype(np.int64) - b.zero_point], axis=1)
+        scale = prog.scales[op.args["scale"]]
+        v = rescale(both.reshape(both.shape[0], 2, -1), scale, 2, (slice(None), None)).sum(axis=1)
+        return np.clip(out.zero_point + v.reshape(xa.shape), out.qmin, out.qmax).astype(np.int8)
     return _activate(_f32(xa) + _f32(xb), op.act).astype(np.float32)
 
 

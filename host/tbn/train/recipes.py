@@ -40,6 +40,19 @@ def mcu() -> nn.Sequential:
                          nn.Linear(128, 10, bias=False))
 
 
+def tiny_cnn() -> nn.Sequential:
+    """An MNIST CNN whose int8 program fits 1.5 KB of arena: stride-2 3x3 convs (4, 12, 32
+    channels) with BatchNorm and ReLU, then a 128-10 classifier. The first conv stays int8
+    (the recipe keeps it dense: it needs no table scratch, and a binary first layer of 4
+    filters loses most of the image); the rest are binary (p=1 under min_params)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, stride=2), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Conv2d(4, 12, 3, stride=2), nn.BatchNorm2d(12), nn.ReLU(),
+        nn.Conv2d(12, 32, 3, stride=2), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Flatten(), nn.Linear(32 * 2 * 2, 10),
+    )
+
+
 class BasicBlock(nn.Module):
     """ResNet's two 3x3 convs with BatchNorm, plus the input (a 1x1 conv where the shape changes)."""
 
@@ -140,6 +153,7 @@ RECIPES: dict[str, Recipe] = {
     "mlp": Recipe(mlp),
     "cnn": Recipe(cnn),
     "mcu": Recipe(mcu),
+    "tiny-cnn": Recipe(tiny_cnn, defaults={"keep_dense": ["0"]}),
     "paper-mcu": Recipe(mcu),
     "resnet18": Recipe(resnet18, "cifar10", _AUTHORS_CIFAR,
                        _paper_p_list((1, 1, 1, 1) + (0,) * 16 + (1,)),

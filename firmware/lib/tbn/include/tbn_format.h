@@ -8,7 +8,7 @@
 
 #define TBN_MAGIC "TBNB"
 #define TBN_VERSION_MAJOR 2
-#define TBN_VERSION_MINOR 1
+#define TBN_VERSION_MINOR 2
 #define TBN_ALIGN 4
 #define TBN_NONE_ID 0xFFFFu
 #define TBN_MAX_DIMS 4
@@ -79,6 +79,8 @@
 #define TBN_DTYPE_I8 3
 #define TBN_DTYPE_I32 4
 #define TBN_DTYPE_REQUANT 5
+#define TBN_DTYPE_I16 6
+#define TBN_DTYPE_RQ16 7
 
 /* Act */
 #define TBN_ACT_NONE 0
@@ -106,12 +108,17 @@
 #define TBN_DTYPE_SIZE_I8 1
 #define TBN_DTYPE_SIZE_I32 4
 #define TBN_DTYPE_SIZE_REQUANT 8
+#define TBN_DTYPE_SIZE_I16 2
+#define TBN_DTYPE_SIZE_RQ16 2
 
 /* dtype sets as masks of (1 << dtype), and the size of any dtype (0: unknown) */
 #define TBN_TENSOR_DTYPES 0x001Au
-#define TBN_SCALE_DTYPES 0x0026u
-#define TBN_BIAS_DTYPES 0x0012u
-#define TBN_DTYPE_MAX 5
+#define TBN_SCALE_DTYPES 0x00A6u
+#define TBN_BIAS_DTYPES 0x0056u
+#define TBN_INT8_SCALE_DTYPES 0x00A0u
+#define TBN_INT8_BIAS_DTYPES 0x0050u
+#define TBN_F32_VECTOR_DTYPES 0x0006u
+#define TBN_DTYPE_MAX 7
 #define TBN_DTYPE_IN(dtype, set) ((dtype) < 16u && (((set) >> (dtype)) & 1u))
 static inline unsigned tbn_dtype_size(unsigned dtype) {
     switch (dtype) {
@@ -120,6 +127,8 @@ static inline unsigned tbn_dtype_size(unsigned dtype) {
     case TBN_DTYPE_I8: return TBN_DTYPE_SIZE_I8;
     case TBN_DTYPE_I32: return TBN_DTYPE_SIZE_I32;
     case TBN_DTYPE_REQUANT: return TBN_DTYPE_SIZE_REQUANT;
+    case TBN_DTYPE_I16: return TBN_DTYPE_SIZE_I16;
+    case TBN_DTYPE_RQ16: return TBN_DTYPE_SIZE_RQ16;
     default: return 0;
     }
 }
@@ -128,6 +137,30 @@ static inline unsigned tbn_dtype_size(unsigned dtype) {
 #define TBN_SCALE_PER_OUTPUT 0
 #define TBN_SCALE_PER_REPETITION 1
 #define TBN_SCALE_ONE 2
+
+/* RQ16 vectors: a header (two shifts), then int16 multipliers; 32-bit bounds */
+#define TBN_RQ16_HEADER_SIZE 4
+#define TBN_RQ16_PRE_SHIFT 0
+#define TBN_RQ16_SHIFT 1
+#define TBN_RQ16_RESERVED 2
+#define TBN_RQ16_MAX_SHIFT 31
+#define TBN_RQ16_MAX_MULT 32767
+#define TBN_RQ16_PRODUCT_LIMIT 0x40000000u
+#define TBN_INT32_MAX 0x7FFFFFFFu
+static inline uint64_t tbn_vector_nbytes(unsigned dtype, uint32_t count) {
+    return (dtype == TBN_DTYPE_RQ16 ? TBN_RQ16_HEADER_SIZE : 0u) +
+           (uint64_t)count * tbn_dtype_size(dtype);
+}
+static inline uint32_t tbn_q_span(int32_t zero_point) {
+    return (uint32_t)(zero_point + 128 > 127 - zero_point ? zero_point + 128
+                                                          : 127 - zero_point);
+}
+static inline int tbn_rq16_fits(uint64_t bound, uint32_t mult_abs, unsigned pre_shift,
+                                unsigned shift) {
+    uint64_t half_a = ((uint64_t)1 << pre_shift) >> 1, t = (bound + half_a) >> pre_shift;
+    return bound + half_a <= TBN_RQ16_PRODUCT_LIMIT &&
+           t * mult_abs + (((uint64_t)1 << shift) >> 1) <= TBN_RQ16_PRODUCT_LIMIT;
+}
 
 /* lookup-table kernel of tiled ops: inputs per table (narrow, wide), per chunk of
  * tables, and the rows from which INT8 ops use wide tables */

@@ -56,12 +56,24 @@ typedef struct {
 
 void tbn_get_tensor(const tbn_model *m, uint32_t id, tbn_tensor *t);
 
-/* A vector entry (scale or bias). */
+/* A vector entry (scale or bias). An RQ16 vector's data starts after its header, whose two
+ * shifts are decoded here. */
 typedef struct {
     const uint8_t *data;
     uint32_t count;
-    uint8_t dtype;
+    uint8_t dtype, pre_shift, shift;
 } tbn_vector;
+
+/* The largest |multiplier| of an RQ16 vector. */
+static inline uint32_t tbn_rq16_peak(const tbn_vector *v) {
+    uint32_t peak = 0;
+    for (uint32_t i = 0; i < v->count; i++) {
+        int32_t m = (int16_t)tbn_rd16(v->data + 2 * i);
+        uint32_t a = (uint32_t)(m < 0 ? -m : m);
+        if (a > peak) peak = a;
+    }
+    return peak;
+}
 
 void tbn_get_scale(const tbn_model *m, uint32_t id, tbn_vector *v);
 void tbn_get_bias(const tbn_model *m, uint32_t id, tbn_vector *v);
@@ -147,6 +159,17 @@ static inline float tbn_act_f32(float v, uint8_t act) {
 static inline int64_t tbn_avg_round(int64_t sum, int64_t n) {
     int64_t num = 2 * sum + n, den = 2 * n;
     return num >= 0 ? num / den : -((-num + den - 1) / den);
+}
+
+/* (v + half) >> s as an arithmetic shift (floor), with half = 2^(s-1) or 0 for s = 0: the
+ * rounding shift of RQ16 requantisation in 32 bits (the loader checked that nothing overflows). */
+static inline int32_t tbn_rshift_round32(int32_t v, int32_t half, uint32_t s) {
+    v += half;
+#if defined(__GNUC__)
+    return v >> s;
+#else
+    return v >= 0 ? (v >> s) : -(int32_t)((((uint32_t)-(v + 1)) >> s)) - 1;
+#endif
 }
 
 static inline int8_t tbn_clamp_q(int64_t v, int32_t lo, int32_t hi) {

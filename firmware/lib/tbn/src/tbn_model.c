@@ -89,6 +89,12 @@ static void get_vector(const tbn_model *m, uint32_t table, uint32_t id, tbn_vect
     v->data = m->data + tbn_rd32(e + TBN_VECTOR_OFFSET);
     v->count = tbn_rd16(e + TBN_VECTOR_COUNT);
     v->dtype = e[TBN_VECTOR_DTYPE];
+    v->pre_shift = v->shift = 0;
+    if (v->dtype == TBN_DTYPE_RQ16) {
+        v->pre_shift = v->data[TBN_RQ16_PRE_SHIFT];
+        v->shift = v->data[TBN_RQ16_SHIFT];
+        v->data += TBN_RQ16_HEADER_SIZE;
+    }
 }
 
 void tbn_get_scale(const tbn_model *m, uint32_t id, tbn_vector *v) { get_vector(m, m->off_scales, id, v); }
@@ -151,11 +157,20 @@ static tbn_status check_blob(const tbn_model *m, uint32_t data_start, uint32_t o
     return TBN_OK;
 }
 
-/* Each value of one vector: REQUANT shifts in [0, 62], floats finite. */
+/* Each value of one vector: REQUANT shifts in [0, 62], RQ16 shifts in [0, 31] and multipliers
+ * within +-TBN_RQ16_MAX_MULT, floats finite. */
 static int vector_values_ok(const uint8_t *v, uint32_t count, uint8_t dtype) {
     uint32_t size = tbn_dtype_size(dtype);
+    if (dtype == TBN_DTYPE_RQ16) {
+        if (v[TBN_RQ16_PRE_SHIFT] > TBN_RQ16_MAX_SHIFT || v[TBN_RQ16_SHIFT] > TBN_RQ16_MAX_SHIFT ||
+            tbn_rd16(v + TBN_RQ16_RESERVED))
+            return 0;
+        v += TBN_RQ16_HEADER_SIZE;
+    }
     for (uint32_t j = 0; j < count; j++, v += size) {
-        if (dtype == TBN_DTYPE_REQUANT) {
+        if (dtype == TBN_DTYPE_RQ16) {
+            if ((int16_t)tbn_rd16(v) < -TBN_RQ16_MAX_MULT) return 0;
+        } else if (dtype == TBN_DTYPE_REQUANT) {
             int32_t shift = tbn_rds32(v + 4);
             if (shift < 0 || shift > 62) return 0;
         } else if (dtype == TBN_DTYPE_F32 && !finite_f32(tbn_rdf32(v))) {
@@ -174,7 +189,7 @@ static tbn_status check_vectors(tbn_model *m, uint32_t table, uint16_t n, uint32
         uint8_t dtype = e[TBN_VECTOR_DTYPE];
         if (!TBN_DTYPE_IN(dtype, dtypes)) FAIL(dtype > TBN_DTYPE_MAX ? TBN_ERR_OPCODE : TBN_ERR_CONST, i);
         if (count == 0 || e[TBN_VECTOR_RESERVED]) FAIL(TBN_ERR_CONST, i);
-        if (check_blob(m, data_start, offset, (uint64_t)count * tbn_dtype_size(dtype)) != TBN_OK ||
+        if (check_blob(m, data_start, offset, tbn_vector_nbytes(dtype, count)) != TBN_OK ||
             !vector_values_ok(m->data + offset, count, dtype))
             FAIL(TBN_ERR_CONST, i);
     }

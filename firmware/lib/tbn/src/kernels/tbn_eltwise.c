@@ -51,12 +51,29 @@ tbn_status tbn_eval_reshape(const tbn_model *m, const tbn_op *op, uint8_t *arena
 tbn_status tbn_prepare_add(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
     if (!tbn_same_shape(&io->in, &io->b) || !tbn_same_shape(&io->in, &io->out) || io->b.dtype != io->in.dtype)
         return TBN_ERR_SHAPE;
-    if (io->int8) { /* one (multiplier, shift) per input */
+    if (io->int8) { /* one multiplier per input: REQUANT, or RQ16 whose products fit 32 bits */
         tbn_vector v;
         tbn_get_scale(m, op->scale, &v);
-        if (v.dtype != TBN_DTYPE_REQUANT || v.count != 2) return TBN_ERR_SHAPE;
+        if (!TBN_DTYPE_IN(v.dtype, TBN_INT8_SCALE_DTYPES) || v.count != 2) return TBN_ERR_SHAPE;
+        uint32_t span_a = tbn_q_span(io->in.zero_point), span_b = tbn_q_span(io->b.zero_point);
+        if (v.dtype == TBN_DTYPE_RQ16 &&
+            !tbn_rq16_fits(span_a > span_b ? span_a : span_b, tbn_rq16_peak(&v), v.pre_shift, v.shift))
+            return TBN_ERR_SHAPE;
     }
     return TBN_OK;
+}
+
+/* INT8 ADD with RQ16: both inputs rescaled in 32 bits (prepare checked the bounds). */
+static void add_rq16(const unary *u, const tbn_tensor *b, const int8_t *src_b, const tbn_vector *rq) {
+    int32_t ma = (int16_t)tbn_rd16(rq->data), mb = (int16_t)tbn_rd16(rq->data + 2);
+    int32_t pre_half = (int32_t)((1u << rq->pre_shift) >> 1), half = (int32_t)((1u << rq->shift) >> 1);
+    for (uint32_t i = 0; i < u->in.numel; i++) {
+        int32_t ta = tbn_rshift_round32((int32_t)((const int8_t *)u->src)[i] - u->in.zero_point, pre_half,
+                                        rq->pre_shift);
+        int32_t tb = tbn_rshift_round32((int32_t)src_b[i] - b->zero_point, pre_half, rq->pre_shift);
+        int32_t v = tbn_rshift_round32(ta * ma, half, rq->shift) + tbn_rshift_round32(tb * mb, half, rq->shift);
+        ((int8_t *)u->dst)[i] = tbn_clamp_q(u->out.zero_point + v, u->out.qmin, u->out.qmax);
+    }
 }
 
 tbn_status tbn_eval_add(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
@@ -72,6 +89,10 @@ tbn_status tbn_eval_add(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     }
     tbn_vector rq;
     tbn_get_scale(m, op->scale, &rq);
+    if (rq.dtype == TBN_DTYPE_RQ16) {
+        add_rq16(&u, &b, (const int8_t *)src_b, &rq);
+        return TBN_OK;
+    }
     int32_t ma = tbn_rds32(rq.data), sa = tbn_rds32(rq.data + 4);
     int32_t mb = tbn_rds32(rq.data + 8), sb = tbn_rds32(rq.data + 12);
     for (uint32_t i = 0; i < n; i++) {
@@ -138,11 +159,12 @@ tbn_status tbn_prepare_affine(const tbn_model *m, const tbn_op *op, const tbn_io
     tbn_vector v;
     uint32_t ch = io->in.dims[0];
     tbn_get_scale(m, op->scale, &v);
-    if (!tbn_same_shape(&io->in, &io->out) || v.dtype == TBN_DTYPE_REQUANT || tbn_scale_mode(v.count, ch, 1) < 0)
+    if (!tbn_same_shape(&io->in, &io->out) || !TBN_DTYPE_IN(v.dtype, TBN_F32_VECTOR_DTYPES) ||
+        tbn_scale_mode(v.count, ch, 1) < 0)
         return TBN_ERR_SHAPE;
     if (op->bias != TBN_NONE_ID) {
         tbn_get_bias(m, op->bias, &v);
-        if (v.count != ch || v.dtype != TBN_DTYPE_F32) return TBN_ERR_SHAPE;
+        if (v.count != ch || !TBN_DTYPE_IN(v.dtype, TBN_F32_VECTOR_DTYPES)) return TBN_ERR_SHAPE;
     }
     return TBN_OK;
 }
@@ -155,7 +177,7 @@ tbn_status tbn_eval_affine(const tbn_model *m, const tbn_op *op, uint8_t *arena)
     if (has_bias) tbn_get_bias(m, op->bias, &b);
     uint32_t ch = u.in.dims[0], per = u.in.numel / ch;
     for (uint32_t c = 0; c < ch; c++) {
-        float sc = tbn_vector_f32(&s, one ? 0 : c), bi = has_bias ? tbn_rdf32(b.data + 4 * c) : 0.0f;
+        float sc = tbn_vector_f32(&s, one ? 0 : c), bi = has_bias ? tbn_vector_f32(&b, c) : 0.0f;
         for (uint32_t i = 0; i < per; i++) {
             size_t j = (size_t)c * per + i;
             ((float *)u.dst)[j] = tbn_act_f32(((const float *)u.src)[j] * sc + bi, op->act);

@@ -163,6 +163,41 @@ static int lut_scratch_ok(const tbn_op *op, const tbn_io *io, uint32_t n_bits, u
            io->scratch.nbytes >= tbn_lut_scratch_size(rows, k, (op->traits & TBN_TRAIT_CONV) != 0, io->int8);
 }
 
+/* The largest |value| of an integer (I16, I32) bias vector. */
+static uint32_t bias_peak(const tbn_vector *b) {
+    uint32_t peak = 0, wide = b->dtype == TBN_DTYPE_I32;
+    for (uint32_t i = 0; i < b->count; i++) {
+        int64_t v = wide ? tbn_rds32(b->data + 4 * i) : (int16_t)tbn_rd16(b->data + 2 * i);
+        uint32_t a = (uint32_t)(v < 0 ? -v : v);
+        if (a > peak) peak = a;
+    }
+    return peak;
+}
+
+/* INT8: |acc| on any input stays in 32 bits, and an RQ16 requantisation of acc + bias too
+ * (tbn.format.validate.accumulator_bound): the largest row sum of |weight| times the input's
+ * q_span, plus the largest bias. */
+static tbn_status check_bounds(const tbn_model *m, const tbn_op *op, const tbn_io *io, const tbn_vector *s,
+                               const tbn_vector *b, uint64_t o, uint64_t k) {
+    uint64_t wsum = k;
+    if (!(op->traits & TBN_TRAIT_TILED)) {
+        uint32_t count;
+        const int8_t *w = tbn_get_dense(m, op->weight, &count);
+        wsum = 0;
+        for (uint64_t r = 0; r < o; r++) {
+            uint64_t sum = 0;
+            for (uint64_t j = 0; j < k; j++) sum += (uint64_t)(w[r * k + j] < 0 ? -w[r * k + j] : w[r * k + j]);
+            if (sum > wsum) wsum = sum;
+        }
+    }
+    uint64_t acc = wsum * tbn_q_span(io->in.zero_point);
+    if (acc > TBN_INT32_MAX) return TBN_ERR_SHAPE;
+    if (s->dtype == TBN_DTYPE_RQ16 &&
+        !tbn_rq16_fits(acc + (b ? bias_peak(b) : 0u), tbn_rq16_peak(s), s->pre_shift, s->shift))
+        return TBN_ERR_SHAPE;
+    return TBN_OK;
+}
+
 tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
     const tbn_tensor *in = &io->in, *out = &io->out;
     uint8_t act = io->int8 ? TBN_DTYPE_I8 : TBN_DTYPE_F32;
@@ -182,18 +217,18 @@ tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io
         tbn_get_dense(m, op->weight, &count);
         if (count != o * k) return TBN_ERR_SHAPE;
     }
-    tbn_vector s;
+    tbn_vector s, b = {0};
     tbn_get_scale(m, op->scale, &s);
     int mode = tbn_scale_mode(s.count, (uint32_t)o, p);
-    if (io->int8 ? s.dtype != TBN_DTYPE_REQUANT || (mode != TBN_SCALE_ONE && mode != TBN_SCALE_PER_OUTPUT)
-                 : s.dtype == TBN_DTYPE_REQUANT || mode < 0)
+    if (io->int8 ? !TBN_DTYPE_IN(s.dtype, TBN_INT8_SCALE_DTYPES) || (mode != TBN_SCALE_ONE && mode != TBN_SCALE_PER_OUTPUT)
+                 : !TBN_DTYPE_IN(s.dtype, TBN_F32_VECTOR_DTYPES) || mode < 0)
         return TBN_ERR_SHAPE;
     if (op->bias != TBN_NONE_ID) {
-        tbn_vector b;
         tbn_get_bias(m, op->bias, &b);
-        if (b.count != o || b.dtype != (io->int8 ? TBN_DTYPE_I32 : TBN_DTYPE_F32)) return TBN_ERR_SHAPE;
+        if (b.count != o || !TBN_DTYPE_IN(b.dtype, io->int8 ? TBN_INT8_BIAS_DTYPES : TBN_F32_VECTOR_DTYPES))
+            return TBN_ERR_SHAPE;
     }
-    return TBN_OK;
+    return io->int8 ? check_bounds(m, op, io, &s, op->bias != TBN_NONE_ID ? &b : NULL, o, k) : TBN_OK;
 }
 
 static void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *arena) {
@@ -229,11 +264,17 @@ static void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *ar
     e->scale = c->per_rep ? NULL : c->scale.data;
     e->scale_stride = mode == TBN_SCALE_ONE ? 0u : tbn_dtype_size(c->scale.dtype);
     e->f16 = c->scale.dtype == TBN_DTYPE_F16;
+    e->rq16 = c->scale.dtype == TBN_DTYPE_RQ16;
+    e->pre_shift = c->scale.pre_shift;
+    e->shift = c->scale.shift;
+    e->pre_half = (int32_t)((1u << e->pre_shift) >> 1);
+    e->half = (int32_t)((1u << e->shift) >> 1);
     e->bias = NULL;
     if (op->bias != TBN_NONE_ID) {
         tbn_vector b;
         tbn_get_bias(m, op->bias, &b);
         e->bias = b.data;
+        e->bias16 = tbn_dtype_size(b.dtype) == 2;
     }
     e->act = op->act;
     e->zp = c->out.zero_point;

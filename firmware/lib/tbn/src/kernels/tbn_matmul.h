@@ -18,7 +18,10 @@ static inline uint32_t bits_at(const uint8_t *tile, uint32_t pos, uint32_t n) {
 typedef struct {
     const uint8_t *scale, *bias; /* bias: NULL when the op has none */
     uint32_t scale_stride;       /* bytes from one channel's scale to the next; 0: one scale */
-    int f16;                     /* F16 scales */
+    int f16, bias16;             /* F16 scales; 16-bit biases (I16, or F16 in F32 models) */
+    int rq16;                    /* INT8: RQ16 requantisation (else REQUANT) */
+    uint32_t pre_shift, shift;   /* RQ16's two shifts ... */
+    int32_t pre_half, half;      /* ... and their rounding terms, 2^(s-1) or 0 */
     uint8_t act;
     int32_t zp, qmin, qmax; /* INT8 output */
 } mm_epilogue;
@@ -64,12 +67,27 @@ static inline float finish_f32(const mm_epilogue *e, uint32_t ch, float raw) {
         const uint8_t *p = e->scale + ch * e->scale_stride;
         v *= e->f16 ? tbn_f16_to_f32(tbn_rd16(p)) : tbn_rdf32(p);
     }
-    if (e->bias) v += tbn_rdf32(e->bias + 4 * ch);
+    if (e->bias) v += e->bias16 ? tbn_f16_to_f32(tbn_rd16(e->bias + 2 * ch)) : tbn_rdf32(e->bias + 4 * ch);
     return tbn_act_f32(v, e->act);
+}
+
+/* An INT8 output's integer bias (I16 or I32; 0 without one). */
+static inline int32_t bias_i32(const mm_epilogue *e, uint32_t ch) {
+    if (!e->bias) return 0;
+    return e->bias16 ? (int16_t)tbn_rd16(e->bias + 2 * ch) : tbn_rds32(e->bias + 4 * ch);
+}
+
+/* RQ16: clamp(zp + rshift_round(rshift_round(acc + bias, pre_shift) * mult, shift)) in 32 bits;
+ * the loader checked that |acc + bias| and the product stay under 2^30. */
+static inline int8_t requant16_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) {
+    int32_t t = tbn_rshift_round32(acc + bias_i32(e, ch), e->pre_half, e->pre_shift);
+    int32_t z = e->zp + tbn_rshift_round32(t * (int16_t)tbn_rd16(e->scale + ch * e->scale_stride), e->half, e->shift);
+    return (int8_t)(z < e->qmin ? e->qmin : (z > e->qmax ? e->qmax : z));
 }
 
 /* clamp(zp + rshift_round((acc + bias) * mult, shift)), the reference's requantisation. */
 static inline int8_t requant_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) {
+    if (e->rq16) return requant16_i8(e, ch, acc);
     const uint8_t *rq = e->scale + ch * e->scale_stride;
     int32_t mult = tbn_rds32(rq), shift = tbn_rds32(rq + 4);
 #if defined(__GNUC__)
@@ -77,7 +95,7 @@ static inline int8_t requant_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) 
      * high word of one 32x32 multiply: |hi| < 2^30, and 2^(shift-1) only touches the high word
      * (shift 32: the rounding carry is the low word's top bit). >> is arithmetic here. */
     int32_t v32;
-    if (shift >= 32 && !__builtin_add_overflow(acc, e->bias ? tbn_rds32(e->bias + 4 * ch) : 0, &v32)) {
+    if (shift >= 32 && !__builtin_add_overflow(acc, bias_i32(e, ch), &v32)) {
         int64_t prod = (int64_t)v32 * mult;
         int32_t hi = (int32_t)(prod >> 32);
         int32_t y = shift == 32 ? hi + (int32_t)((uint32_t)prod >> 31)
@@ -86,7 +104,7 @@ static inline int8_t requant_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) 
         return (int8_t)(z < e->qmin ? e->qmin : (z > e->qmax ? e->qmax : z));
     }
 #endif
-    int64_t v = (int64_t)acc + (e->bias ? tbn_rds32(e->bias + 4 * ch) : 0);
+    int64_t v = (int64_t)acc + bias_i32(e, ch);
     return tbn_clamp_q(e->zp + tbn_rshift_round(v * mult, shift), e->qmin, e->qmax);
 }
 

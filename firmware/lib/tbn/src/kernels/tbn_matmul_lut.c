@@ -407,8 +407,12 @@ TBN_NOINLINE static void store_rows_i8(const mm_epilogue *ep, uint32_t ch0, uint
                                        int8_t *out, uint32_t step) {
     mm_epilogue e = *ep;
     uint32_t r = 0;
+    if (e.rq16) { /* 32-bit requantisation: a short loop of its own */
+        for (; r < rows; r++, out += step) *out = requant16_i8(&e, ch0 + r, acc[r]);
+        return;
+    }
 #ifdef TBN_LUT_THUMB2
-    while (e.bias && e.scale_stride == 8 && r < rows) { /* per-output scales and a bias */
+    while (e.bias && !e.bias16 && e.scale_stride == 8 && r < rows) { /* per-output scales, I32 bias */
         rq_args a = {acc + r, acc + rows, e.bias + 4 * (ch0 + r), e.scale + 8 * (ch0 + r), out + r * step, step,
                      e.zp, e.qmin, e.qmax};
         r = (uint32_t)(requant_rows_thumb2(&a) - acc);
