@@ -339,3 +339,19 @@ def test_both_readers_refuse_an_rq16_that_could_overflow(lib: ctypes.CDLL, edit:
         read(data)
     with pytest.raises(TbnFormatError):
         CRuntime(data, lib)
+
+
+def test_every_finite_half_converts_exactly(lib: ctypes.CDLL) -> None:
+    """F16 scales are read as floats exactly, subnormals and signed zeros included: an AFFINE
+    op scaling ones by every finite float16 gives back each value."""
+    from tbn.format.program import Operation, Tensor, Vector
+
+    halves = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
+    halves = halves[np.isfinite(halves)]
+    n = len(halves)
+    prog = Program(tensors=[Tensor(spec.DType.F32, (n, 1, 1), 0), Tensor(spec.DType.F32, (n, 1, 1), 4 * n)],
+                   scales=[Vector(spec.DType.F16, halves)], arena_size=8 * n,
+                   ops=[Operation(spec.Op.AFFINE, spec.Act.NONE,
+                                  {"input": 0, "output": 1, "scale": 0, "bias": spec.NONE_ID})])
+    got = CRuntime(serialize(prog), lib).run(np.ones((1, n, 1, 1), dtype=np.float32))
+    assert np.array_equal(got.reshape(-1), halves.astype(np.float32))  # as values: AFFINE adds +0

@@ -33,7 +33,24 @@ static inline float tbn_rdf32(const uint8_t *p) {
     memcpy(&f, &u, sizeof f);
     return f;
 }
-float tbn_f16_to_f32(uint16_t h);
+/* An IEEE half as a float. Readers refuse non-finite halves, so this needs to be exact only
+ * for finite ones: Arm FPUs convert in one instruction (VCVTB, FPv4 and later); elsewhere the
+ * magnitude's bits shifted into a float's place and scaled by 2^112 rebias the exponent,
+ * exactly, subnormal halves included. */
+static inline float tbn_f16_to_f32(uint16_t h) {
+    float f;
+#if defined(__ARM_FP) && !defined(__SOFTFP__) && defined(__thumb2__) && defined(__GNUC__)
+    __asm__("vcvtb.f32.f16 %0, %1" : "=t"(f) : "t"((uint32_t)h));
+#else
+    uint32_t u = (uint32_t)(h & 0x7FFFu) << 13;
+    memcpy(&f, &u, sizeof f);
+    f *= 5.192296858534828e+33f; /* 2^112 */
+    memcpy(&u, &f, sizeof u);
+    u |= (uint32_t)(h & 0x8000u) << 16;
+    memcpy(&f, &u, sizeof f);
+#endif
+    return f;
+}
 
 /* Placement hints for hot kernels: GCC at -Os otherwise inlines a loop into a caller that
  * has no registers left for it, or calls a helper that belongs inside a loop. */

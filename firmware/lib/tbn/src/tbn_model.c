@@ -39,26 +39,6 @@ uint32_t tbn_crc32_update(uint32_t crc, const void *data, size_t n) {
 
 uint32_t tbn_crc32(const void *data, size_t n) { return tbn_crc32_update(0, data, n); }
 
-float tbn_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1Fu, man = h & 0x3FFu, u;
-    if (exp == 0) {
-        if (man == 0) {
-            u = sign;
-        } else { /* subnormal: normalise */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400u)) { man <<= 1; exp--; }
-            u = sign | (exp << 23) | ((man & 0x3FFu) << 13);
-        }
-    } else if (exp == 31) {
-        u = sign | 0x7F800000u | (man << 13);
-    } else {
-        u = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 void tbn_get_tensor(const tbn_model *m, uint32_t id, tbn_tensor *t) {
     const uint8_t *e = m->data + m->off_tensors + id * TBN_TENSOR_ENTRY_SIZE;
     const uint8_t *a = m->data + m->off_arena + id * TBN_ARENA_ENTRY_SIZE;

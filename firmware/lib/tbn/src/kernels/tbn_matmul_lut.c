@@ -403,14 +403,40 @@ __attribute__((naked, noinline)) static const int32_t *requant_rows_thumb2(TBN_A
 }
 #endif
 
+/* requant16_i8 for acc[0..rows) with every parameter in a register; `bias` is 0 (none), 2
+ * (I16) or 4 (I32) bytes an output, a constant where this is inlined. */
+TBN_ALWAYS_INLINE void rq16_rows(const mm_epilogue *e, uint32_t ch0, uint32_t rows, const int32_t *acc, int8_t *out,
+                                 uint32_t step, uint32_t bias) {
+    const uint8_t *mult = e->scale + ch0 * e->scale_stride, *b = bias ? e->bias + bias * ch0 : NULL;
+    uint32_t mstep = e->scale_stride, pre = e->pre_shift, shift = e->shift;
+    int32_t pre_half = e->pre_half, half = e->half, zp = e->zp, lo = e->qmin, hi = e->qmax;
+    for (const int32_t *end = acc + rows; acc < end; acc++, mult += mstep, out += step) {
+        int32_t v = *acc;
+        if (bias == 2) v += (int16_t)tbn_rd16(b);
+        if (bias == 4) v += tbn_rds32(b);
+        b += bias;
+        int32_t t = tbn_rshift_round32(v, pre_half, pre);
+        int32_t z = zp + tbn_rshift_round32(t * (int16_t)tbn_rd16(mult), half, shift);
+        z = z < lo ? lo : z;
+        *out = (int8_t)(z > hi ? hi : z);
+    }
+}
+
+TBN_NOINLINE static void store_rows_rq16(const mm_epilogue *e, uint32_t ch0, uint32_t rows, const int32_t *acc,
+                                         int8_t *out, uint32_t step) {
+    if (!e->bias) rq16_rows(e, ch0, rows, acc, out, step, 0);
+    else if (e->bias16) rq16_rows(e, ch0, rows, acc, out, step, 2);
+    else rq16_rows(e, ch0, rows, acc, out, step, 4);
+}
+
 TBN_NOINLINE static void store_rows_i8(const mm_epilogue *ep, uint32_t ch0, uint32_t rows, const int32_t *acc,
                                        int8_t *out, uint32_t step) {
-    mm_epilogue e = *ep;
-    uint32_t r = 0;
-    if (e.rq16) { /* 32-bit requantisation: a short loop of its own */
-        for (; r < rows; r++, out += step) *out = requant16_i8(&e, ch0 + r, acc[r]);
+    if (ep->rq16) { /* 32-bit requantisation: a short loop of its own */
+        store_rows_rq16(ep, ch0, rows, acc, out, step);
         return;
     }
+    mm_epilogue e = *ep;
+    uint32_t r = 0;
 #ifdef TBN_LUT_THUMB2
     while (e.bias && !e.bias16 && e.scale_stride == 8 && r < rows) { /* per-output scales, I32 bias */
         rq_args a = {acc + r, acc + rows, e.bias + 4 * (ch0 + r), e.scale + 8 * (ch0 + r), out + r * step, step,
