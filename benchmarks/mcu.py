@@ -59,6 +59,13 @@ def trained(name: str, runs: Path, epochs: int) -> torch.nn.Module:
     return load_model(out / "model.pt")[0].eval()
 
 
+def mnist_inputs(n: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """``n`` test images for the devices, 512 training images to calibrate INT8 on, and the
+    example input that fixes every model's shape (each reads one MNIST image)."""
+    example = torch.zeros(1, *input_shape("mlp"))
+    return load_mnist("test").normalized(n), mnist_tensors("train")[0][:512], example
+
+
 def measure(data: bytes, path: Path, boards: list[str], x: np.ndarray, n_acc: int,
             backend: Path | None) -> dict[str, Any]:
     """Sizes, reference accuracy, and the device's cost on each board (outputs checked)."""
@@ -94,9 +101,7 @@ def main() -> int:
     args = ap.parse_args()
     src = cmsis()
     os.environ.update(CMSIS_NN_DIR=str(src.nn), CMSIS_CORE_INCLUDE=str(src.core_include))
-    x = load_mnist("test").normalized(args.n)
-    calib = mnist_tensors("train")[0][:512]
-    example = torch.zeros(1, *input_shape("mlp"))  # every model here reads one MNIST image
+    x, calib, example = mnist_inputs(args.n)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as d:
         for opt in args.opt:

@@ -22,13 +22,11 @@ from typing import Any
 import torch
 
 from _table import print_table, write_json
-from mcu import measure
+from mcu import measure, mnist_inputs
 from tbn import compile_model
-from tbn.data import load_mnist
 from tbn.format import read
 from tbn.format.inspect import summarize
-from tbn.train import TrainConfig, load_model, mnist_tensors, train
-from tbn.train.recipes import input_shape
+from tbn.train import TrainConfig, load_model, train
 
 # name -> (recipe, p, compile_model options); p None: the recipe's default
 MODELS: dict[str, tuple[str, int | None, dict[str, Any]]] = {
@@ -66,9 +64,7 @@ def main() -> int:
     ap.add_argument("--n-accuracy", type=int, default=10000)
     ap.add_argument("--json")
     args = ap.parse_args()
-    x = load_mnist("test").normalized(args.n)
-    calib = mnist_tensors("train")[0][:512]
-    example = torch.zeros(1, *input_shape("mlp"))  # every model here reads one MNIST image
+    x, calib, example = mnist_inputs(args.n)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as d:
         for name in args.models:

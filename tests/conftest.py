@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tbn.data import MnistNotFoundError
 from tbn.data.cifar10 import write_synthetic
 from tbn.data.mnist import find_file
+
+if TYPE_CHECKING:
+    import torch
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +53,22 @@ def kill_after_checkpoint(argv: list[str], out: Path, env: dict[str, str], timeo
     proc.wait()
     assert not (out / "model.pt").exists(), "the run finished before it could be killed"
     return int(torch.load(out / "checkpoint.pt", weights_only=True)["epoch"])
+
+
+def untrained_mnist_mlp(p: int = 4) -> torch.nn.Module:
+    """The MNIST MLP recipe tiled at ``p`` with seeded random weights and BatchNorm statistics
+    (means and variances away from 0 and 1, so folding them matters), in eval mode."""
+    import torch
+
+    from tbn import tile_model
+    from tbn.train.recipes import mlp
+
+    torch.manual_seed(0)
+    model = mlp()
+    tile_model(model, p=p)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.normal_(0, 0.5)
+                m.running_var.uniform_(0.5, 2)
+    return model.eval()

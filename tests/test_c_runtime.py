@@ -16,13 +16,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import untrained_mnist_mlp
 from tbn import compile_model, tile_model
 from tbn.capi import CRuntime, _Model, load_library
 from tbn.format import Program, TbnFormatError, read, serialize, spec
 from tbn.parity import matches
 from tbn.paths import root
 from tbn.runtime import Interpreter
-from tbn.train.recipes import mlp
 from tbn.vectors import requant_edge_cases
 
 ROOT = root()
@@ -61,14 +61,7 @@ def test_ctypes_matches_reference(lib: ctypes.CDLL, vector: Path) -> None:
 
 @pytest.mark.parametrize("acts", ["f32", "int8"])
 def test_mnist_mlp_c_equals_reference(lib: ctypes.CDLL, acts: str) -> None:
-    torch.manual_seed(0)
-    model = mlp()
-    tile_model(model, p=4)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm1d):
-                m.running_mean.normal_(0, 0.5)
-                m.running_var.uniform_(0.5, 2)
+    model = untrained_mnist_mlp()
     x = torch.randn(200, 1, 28, 28)
     calib = x[:64] if acts == "int8" else None
     data = compile_model(model.eval(), x[:1], activations=acts, calibration=calib)

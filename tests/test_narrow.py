@@ -9,7 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tbn import compile_model, tile_model
+from conftest import untrained_mnist_mlp
+from tbn import compile_model
 from tbn.format import DType, read, spec
 from tbn.format.inspect import summarize
 from tbn.format.narrow import (
@@ -22,7 +23,6 @@ from tbn.format.narrow import (
 )
 from tbn.format.program import Vector
 from tbn.runtime.kernels import rescale
-from tbn.train.recipes import mlp
 
 
 @settings(max_examples=200, deadline=None)
@@ -71,14 +71,7 @@ def test_biases_and_floats() -> None:
 def test_mlp_file_is_sub_bit_and_per_output_cost_falls(acts: str) -> None:
     """The MNIST MLP at p=4: narrow parameters cost at most 4 bytes an output in INT8 and F32
     (from 12 and 8), each layer says its form, and files state format 2.2 (wide: 2.0)."""
-    torch.manual_seed(0)
-    model = mlp()
-    tile_model(model, p=4)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm1d):
-                m.running_var.uniform_(0.5, 2.0)
-    model.eval()
+    model = untrained_mnist_mlp()
     x = torch.randn(64, 1, 28, 28)
     kw = {"activations": acts, "calibration": x if acts == "int8" else None}
     narrow, wide = (read(compile_model(model, x[:1], params=p, **kw)) for p in ("auto", "wide"))
