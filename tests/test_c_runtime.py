@@ -20,6 +20,7 @@ from conftest import untrained_mnist_mlp
 from tbn import compile_model, tile_model
 from tbn.capi import CRuntime, _Model, load_library
 from tbn.format import Program, TbnFormatError, read, serialize, spec
+from tbn.format.program import Vector
 from tbn.parity import matches
 from tbn.paths import root
 from tbn.runtime import Interpreter
@@ -337,7 +338,7 @@ def test_both_readers_refuse_an_rq16_that_could_overflow(lib: ctypes.CDLL, edit:
 def test_every_finite_half_converts_exactly(lib: ctypes.CDLL) -> None:
     """F16 scales are read as floats exactly, subnormals and signed zeros included: an AFFINE
     op scaling ones by every finite float16 gives back each value."""
-    from tbn.format.program import Operation, Tensor, Vector
+    from tbn.format.program import Operation, Tensor
 
     halves = np.arange(1 << 16, dtype=np.uint16).view(np.float16)
     halves = halves[np.isfinite(halves)]
@@ -348,3 +349,17 @@ def test_every_finite_half_converts_exactly(lib: ctypes.CDLL) -> None:
                                   {"input": 0, "output": 1, "scale": 0, "bias": spec.NONE_ID})])
     got = CRuntime(serialize(prog), lib).run(np.ones((1, n, 1, 1), dtype=np.float32))
     assert np.array_equal(got.reshape(-1), halves.astype(np.float32))  # as values: AFFINE adds +0
+
+
+def test_wide_requantisation_with_narrow_biases(lib: ctypes.CDLL) -> None:
+    """A layer may keep REQUANT while its biases fit int16 (the compiler narrows each vector on
+    its own): the same values in I16 give the same bytes as in I32, in both runtimes."""
+    data, x = _tables_case("mlp_int8_wide")
+    prog = read(data)
+    for i, b in enumerate(prog.biases):
+        assert b.dtype == spec.DType.I32 and np.abs(b.data).max() < 2**15
+        prog.biases[i] = Vector(spec.DType.I16, b.data.astype(np.int16))
+    mixed = serialize(prog)
+    want = Interpreter(data).run(x)
+    assert np.array_equal(Interpreter(mixed).run(x), want)
+    assert np.array_equal(CRuntime(mixed, lib).run(x), want)

@@ -17,7 +17,7 @@ import numpy as np
 
 from tbn.format.spec import RQ16_MAX_MULT, RQ16_MAX_SHIFT, rq16_fits
 
-NARROW_TOLERANCE = 1 / 16  # output steps an RQ16 layer may deviate beyond the wide form's rounding
+NARROW_TOLERANCE = 1 / 8  # output steps an RQ16 layer may deviate beyond the wide form's rounding
 F16_TOLERANCE = 2.0 ** -11  # of a vector's largest |value|: one f16 rounding of normal numbers
 I16_MAX = 0x7FFF
 _STEPS = 256  # the int8 range, in output steps: deviation beyond it is clamped away
