@@ -139,32 +139,53 @@ class LayerNameError(TbnError, KeyError):
         return str(self.args[0])
 
 
+@dataclass(frozen=True)
+class LayerInfo:
+    """What the policy needs of one convertible layer, in any framework."""
+
+    name: str
+    shape: tuple[int, ...]  # the weight's shape, in PyTorch's order
+    n_bias: int
+
+    @property
+    def n_weights(self) -> int:
+        return math.prod(self.shape)
+
+
 def plan_tiling(model: nn.Module, p: int = 4, min_params: int = 64_000,
                 per_layer: Mapping[str, int] | None = None, keep_dense: Iterable[str] = (),
                 budget_bytes: int | None = None,
                 alpha: AlphaMode = "per_tile") -> dict[str, int | None]:
     """The tiling factor :func:`tile_model` would give each layer (``None``: dense)."""
+    layers = [LayerInfo(name, tuple(m.weight.shape), 0 if m.bias is None else m.bias.numel())
+              for name, m in _convertible(model)]
+    return plan_layers(layers, p, min_params, per_layer, keep_dense, budget_bytes, alpha)
+
+
+def plan_layers(layers: list[LayerInfo], p: int = 4, min_params: int = 64_000,
+                per_layer: Mapping[str, int] | None = None, keep_dense: Iterable[str] = (),
+                budget_bytes: int | None = None, alpha: AlphaMode = "per_tile") -> dict[str, int | None]:
+    """The policy of this module's docstring over framework-neutral layer descriptions."""
     per_layer = dict(per_layer or {})
     keep_dense = tuple(keep_dense)
-    layers = _convertible(model)
-    names = {n for n, _ in layers}
+    names = {info.name for info in layers}
     unknown = sorted(set(per_layer) - names)
     if unknown:
         raise LayerNameError(f"per_layer names {unknown} are not convertible layers of the model; "
                              f"those are: {sorted(names)}")
     plan: dict[str, int | None] = {}
     tileable: list[str] = []
-    for name, m in layers:
-        n = m.weight.numel()
+    for info in layers:
+        name, n, what = info.name, info.n_weights, f"layer {info.name!r} weight {info.shape}"
         if _matches(name, keep_dense):
             plan[name] = None
         elif name in per_layer:
-            check_p(n, per_layer[name], what=f"layer {name!r} weight {tuple(m.weight.shape)}")
+            check_p(n, per_layer[name], what=what)
             plan[name] = per_layer[name]
         elif n < min_params:
             plan[name] = 1
         elif budget_bytes is None:
-            check_p(n, p, what=f"layer {name!r} weight {tuple(m.weight.shape)}")
+            check_p(n, p, what=what)
             plan[name] = p
         else:
             plan[name] = 1
@@ -172,15 +193,14 @@ def plan_tiling(model: nn.Module, p: int = 4, min_params: int = 64_000,
     if budget_bytes is None:
         return plan
 
-    mods = dict(layers)
+    infos = {info.name: info for info in layers}
 
     def nbytes(name: str) -> int:
-        m = mods[name]
-        return layer_bytes(m.weight.numel(), 0 if m.bias is None else m.bias.numel(), plan[name], alpha)
+        return layer_bytes(infos[name].n_weights, infos[name].n_bias, plan[name], alpha)
 
     total = sum(nbytes(n) for n in plan)
     while total > budget_bytes:
-        candidates = [n for n in tileable if _next_p(mods[n].weight.numel(), plan[n]) is not None]
+        candidates = [n for n in tileable if _next_p(infos[n].n_weights, plan[n]) is not None]
         if not candidates:
             raise BudgetError(
                 f"no tiling fits {budget_bytes} bytes: the smallest reachable is {total} bytes "
@@ -189,9 +209,15 @@ def plan_tiling(model: nn.Module, p: int = 4, min_params: int = 64_000,
                 f"or drop layers from keep_dense/per_layer")
         name = max(candidates, key=nbytes)
         total -= nbytes(name)
-        plan[name] = _next_p(mods[name].weight.numel(), plan[name])
+        plan[name] = _next_p(infos[name].n_weights, plan[name])
         total += nbytes(name)
     return plan
+
+
+def layer_report(info: LayerInfo, kind: str, p: int | None, alpha: AlphaMode) -> LayerReport:
+    """The report row of a converted layer."""
+    return LayerReport(info.name, kind, info.shape, p, layer_bits(info.n_weights, info.n_bias, p, alpha),
+                       layer_bytes(info.n_weights, info.n_bias, p, alpha))
 
 
 def tile_model(model: nn.Module, p: int = 4, min_params: int = 64_000,
@@ -218,10 +244,8 @@ def tile_model(model: nn.Module, p: int = 4, min_params: int = 64_000,
             m = TILED_TYPES[base].from_float(m, p=lp, alpha=alpha, alpha_source=alpha_source, ste=ste,
                                              alpha_init=alpha_init)
             _set_submodule(model, name, m)
-        n_bias = 0 if m.bias is None else m.bias.numel()
-        n = m.weight.numel()
-        rows.append(LayerReport(name, type(m).__name__, tuple(m.weight.shape), lp,
-                                layer_bits(n, n_bias, lp, alpha), layer_bytes(n, n_bias, lp, alpha)))
+        info = LayerInfo(name, tuple(m.weight.shape), 0 if m.bias is None else m.bias.numel())
+        rows.append(layer_report(info, type(m).__name__, lp, alpha))
     return TilingReport(tuple(rows))
 
 

@@ -23,3 +23,8 @@ class UsageError(TbnError, ValueError):
 class DeviceError(TbnError, RuntimeError):
     """Something went wrong with a device: it refused a request, its link failed, or its
     emulator is missing or exited. The message names the port or board."""
+
+
+class MissingExtraError(TbnError, ImportError):
+    """An optional part of tbn needs packages that are not installed; the message names the
+    extra that brings them (``pip install 'tbn[tf]'``)."""

@@ -36,6 +36,8 @@ def compile_program(model: nn.Module, example_input: torch.Tensor,
         raise TbnCompileError(f"activations={activations!r} is not 'f32' or 'int8'")
     if params not in ("auto", "wide"):
         raise TbnCompileError(f"params={params!r} is not 'auto' or 'wide'")
+    if is_keras_model(model):
+        model, example_input, calibration = _from_keras(model, example_input, calibration)
     was_training = model.training
     try:
         nodes = fold_and_fuse(capture(model, example_input))
@@ -57,6 +59,25 @@ def compile_program(model: nn.Module, example_input: torch.Tensor,
     return program
 
 
+def is_keras_model(model: object) -> bool:
+    """Whether ``model`` is a Keras model (without importing Keras when it is not)."""
+    return any(c.__module__.split(".")[0] == "keras" for c in type(model).__mro__)
+
+
+def _from_keras(model: object, example_input: object,
+                calibration: object) -> tuple[nn.Module, torch.Tensor, object]:
+    """A Keras model as its PyTorch graph (tbn.keras.to_torch), with channels-last example
+    and calibration batches turned channels-first as the graph reads them."""
+    from tbn.keras import to_torch
+
+    def chw(x: object) -> np.ndarray:
+        a = np.asarray(x, dtype=np.float32)
+        return a.transpose(0, 3, 1, 2).copy() if a.ndim == 4 else a
+
+    calib = None if calibration is None else chw(calibration)
+    return to_torch(model), torch.from_numpy(chw(example_input)), calib
+
+
 def compile_model(model: nn.Module, example_input: torch.Tensor,
                   activations: Literal["f32", "int8"] = "f32",
                   calibration: np.ndarray | torch.Tensor | None = None,
@@ -75,6 +96,10 @@ def compile_model(model: nn.Module, example_input: torch.Tensor,
     ``params="auto"`` stores each layer's per-output scales and biases in the narrowest form
     that holds them within tolerance (int16 requantisation and biases, float16; see
     :mod:`tbn.format.narrow`); ``"wide"`` keeps int32 pairs, int32 and float32 everywhere.
+
+    ``model`` may also be a built Keras 3 model (``pip install 'tbn[tf]'``; docs/keras.md):
+    its example and calibration batches are channels-last as Keras reads them, and the
+    compiled model reads channels-first ``(C, H, W)`` inputs, as every ``.tbn`` does.
     """
     return serialize(compile_program(model, example_input, activations, calibration, params, lookup_tables,
                                      dense_weights))

@@ -54,9 +54,11 @@ def check_p(n: int, p: int, what: str = "weight") -> None:
 
 
 def aggregate(w: torch.Tensor, p: int) -> torch.Tensor:
-    """Sum the row-major ``(p, N/p)`` view of ``w`` over its first axis: shape ``(N/p,)``."""
+    """Sum the row-major ``(p, N/p)`` view of ``w`` over its first axis: shape ``(N/p,)``,
+    in float64 (exact for float32 weights of any usual spread, so every framework that
+    sums in float64 gets the same tile, whatever its order; tbn.keras does)."""
     check_p(w.numel(), p)
-    return w.reshape(p, -1).sum(dim=0)
+    return w.reshape(p, -1).double().sum(dim=0)
 
 
 def binarize(s: torch.Tensor) -> torch.Tensor:
@@ -66,15 +68,16 @@ def binarize(s: torch.Tensor) -> torch.Tensor:
 
 def make_tile(w: torch.Tensor, p: int) -> torch.Tensor:
     """The ``N/p`` binary tile (+1/-1) of latent weight ``w``."""
-    return binarize(aggregate(w, p))
+    return binarize(aggregate(w, p)).to(w.dtype)
 
 
 def compute_alphas(a: torch.Tensor, p: int, mode: AlphaMode) -> torch.Tensor:
-    """Scale factors from ``a``: mean |a| per repetition chunk (``p`` values) or overall (1)."""
+    """Scale factors from ``a``: mean |a| per repetition chunk (``p`` values) or overall (1),
+    summed in float64 and rounded once to ``a``'s dtype (see :func:`aggregate`)."""
     if mode == "per_tile":
-        return a.reshape(p, -1).abs().mean(dim=1)
+        return (a.reshape(p, -1).double().abs().sum(dim=1) / (a.numel() // p)).to(a.dtype)
     if mode == "single":
-        return a.abs().mean().reshape(1)
+        return (a.double().abs().sum() / a.numel()).reshape(1).to(a.dtype)
     raise UsageError(f"alpha mode {mode!r} is not one of {', '.join(ALPHA_MODES)}")
 
 

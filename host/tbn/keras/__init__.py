@@ -1,0 +1,24 @@
+"""Keras 3 front end: tiled layers with exactly :mod:`tbn.nn`'s math, ``tile_model`` for
+Keras models, and the bridge that lets ``tbn.compile_model`` take a trained Keras model
+(docs/keras.md).
+
+TensorFlow stays optional: ``import tbn`` never imports it, and importing this package
+without it raises :class:`~tbn.errors.MissingExtraError` naming ``pip install 'tbn[tf]'``.
+"""
+
+from __future__ import annotations
+
+from tbn.errors import MissingExtraError
+
+try:
+    import keras  # noqa: F401
+except ImportError as e:  # pragma: no cover - depends on the install
+    raise MissingExtraError(
+        f"tbn.keras needs TensorFlow and Keras 3 ({e}): pip install 'tbn[tf]'"
+    ) from None
+
+from tbn.keras.convert import tile_model
+from tbn.keras.layers import TiledConv2D, TiledDense, is_tiled
+from tbn.keras.to_torch import to_torch
+
+__all__ = ["TiledConv2D", "TiledDense", "is_tiled", "tile_model", "to_torch"]

@@ -1,0 +1,169 @@
+"""tbn.keras: the Keras layers' math against tbn.nn's, tile_model's policy, and compiling Keras
+models (docs/keras.md). Needs the tf extra; CI installs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+keras = pytest.importorskip("keras", reason="the tf extra is not installed (pip install 'tbn[tf]')")
+
+from tbn import compile_model  # noqa: E402
+from tbn import tile_model as torch_tile_model  # noqa: E402
+from tbn.errors import UsageError  # noqa: E402
+from tbn.keras import TiledConv2D, TiledDense, tile_model, to_torch  # noqa: E402
+from tbn.nn import TiledConv2d, TiledLinear  # noqa: E402
+from tbn.runtime import Interpreter  # noqa: E402
+
+OPTIONS = [{"alpha": "per_tile", "alpha_source": "separate"}, {"alpha": "single", "alpha_source": "weight"},
+           {"alpha": "per_tile", "alpha_source": "weight", "ste": "identity"}]
+
+
+def _pair(kind: str, options: dict, seed: int) -> tuple[keras.layers.Layer, torch.nn.Module]:
+    """A Keras tiled layer with random latents and the PyTorch one holding the same values."""
+    keras.utils.set_random_seed(seed)
+    if kind == "dense":
+        lay = TiledDense(12, p=4, **options)
+        lay.build((None, 20))
+        ref = TiledLinear(20, 12, p=4, **options)
+        order = (1, 0)
+    else:
+        lay = TiledConv2D(8, 3, p=4, groups=2, **options)
+        lay.build((None, 6, 6, 4))
+        ref = TiledConv2d(4, 8, 3, p=4, groups=2, **options)
+        order = (3, 2, 0, 1)
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(np.asarray(lay.kernel).transpose(order).copy()))
+        if lay.alpha_kernel is not None:
+            ref.alpha_weight.copy_(torch.from_numpy(np.asarray(lay.alpha_kernel).transpose(order).copy()))
+        ref.bias.copy_(torch.from_numpy(np.asarray(lay.bias)))
+    return lay, ref
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(o.values()))
+def test_same_latents_same_effective_weights_bit_for_bit(kind: str, options: dict) -> None:
+    order = (1, 0) if kind == "dense" else (3, 2, 0, 1)
+    for seed in range(3):
+        lay, ref = _pair(kind, options, seed)
+        got = np.asarray(lay.tiled_kernel()).transpose(order)
+        assert np.array_equal(got.view(np.uint32), ref.tiled_weight().detach().numpy().view(np.uint32))
+        alphas = ref.alphas().detach().numpy()
+        assert np.array_equal(np.asarray(lay.alphas()).view(np.uint32), alphas.view(np.uint32))
+        assert np.array_equal(np.asarray(lay.tile()), ref.tile().numpy())
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(o.values()))
+def test_gradients_match_pytorch(kind: str, options: dict) -> None:
+    """The straight-through estimator and the alphas' gradient are tbn.nn's."""
+    import tensorflow as tf
+
+    lay, ref = _pair(kind, options, 7)
+    shape = (3, 20) if kind == "dense" else (3, 6, 6, 4)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(lay(x) ** 2)
+    grads = dict(zip([v.path.split("/")[-1] for v in lay.trainable_weights],
+                     tape.gradient(loss, lay.trainable_weights), strict=True))
+    xt = torch.from_numpy(x if kind == "dense" else x.transpose(0, 3, 1, 2).copy())
+    (ref(xt) ** 2).sum().backward()
+    order = (1, 0) if kind == "dense" else (2, 3, 1, 0)
+    for name, param in (("kernel", ref.weight), ("alpha_kernel", ref.alpha_weight), ("bias", ref.bias)):
+        if param is None:
+            continue
+        want = param.grad.numpy()
+        want = want.transpose(order) if want.ndim > 1 else want
+        np.testing.assert_allclose(np.asarray(grads[name]), want, rtol=1e-4, atol=1e-5)
+
+
+def _keras_mlp() -> keras.Model:
+    return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(256),
+                             keras.layers.BatchNormalization(), keras.layers.ReLU(), keras.layers.Dense(256),
+                             keras.layers.BatchNormalization(), keras.layers.ReLU(), keras.layers.Dense(10)])
+
+
+def test_tile_model_has_pytorchs_policy_and_report() -> None:
+    from tbn.train.recipes import mlp
+
+    tiled, report = tile_model(_keras_mlp(), p=4)
+    ref = torch_tile_model(mlp(), p=4)
+    assert [(r.shape, r.p, r.bits, r.bytes) for r in report.layers] == \
+        [(r.shape, r.p, r.bits, r.bytes) for r in ref.layers]
+    assert [type(lay).__name__ for lay in tiled.layers if "dense" in lay.name] == \
+        ["TiledDense", "TiledDense", "TiledDense"]
+    model = _keras_mlp()
+    first = next(lay.name for lay in model.layers if isinstance(lay, keras.layers.Dense))
+    kept, report = tile_model(model, p=4, keep_dense=[first])
+    assert type(kept.get_layer(first)).__name__ == "Dense" and report.layers[0].p is None
+
+
+def _keras_cnn() -> keras.Model:
+    """Functional: conv-BN-ReLU, a residual Add, pooling of both kinds, Flatten into a tiled Dense."""
+    x = inp = keras.Input((12, 12, 2))
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(keras.layers.Conv2D(8, 3, padding="same")(x)))
+    x = keras.layers.MaxPooling2D(2)(x)
+    y = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(x)
+    x = keras.layers.ReLU(max_value=6.0)(keras.layers.Add()([x, keras.layers.BatchNormalization()(y)]))
+    x = keras.layers.AveragePooling2D(2)(x)
+    x = keras.layers.Dense(10, activation="relu")(keras.layers.Dropout(0.1)(keras.layers.Flatten()(x)))
+    return keras.Model(inp, keras.layers.Dense(6)(x))
+
+
+def _randomize_bn(model: keras.Model) -> None:
+    rng = np.random.default_rng(1)
+    for lay in model.layers:
+        if isinstance(lay, keras.layers.BatchNormalization):
+            c = lay.gamma.shape[0]
+            lay.set_weights([rng.normal(size=c), rng.normal(size=c) * 0.3, rng.normal(size=c) * 0.5,
+                             rng.uniform(0.5, 1.5, size=c)])
+
+
+@pytest.mark.parametrize("build", [_keras_mlp, _keras_cnn], ids=["sequential", "functional"])
+def test_compiled_keras_model_matches_keras(build: object) -> None:
+    keras.utils.set_random_seed(0)
+    model, _ = tile_model(build(), p=2, min_params=0)  # type: ignore[operator]
+    _randomize_bn(model)
+    shape = model.inputs[0].shape[1:]
+    x = np.random.default_rng(2).random((16, *shape)).astype(np.float32)
+    want = np.asarray(model(x, training=False))
+    data = compile_model(model, x[:1], params="wide")
+    got = Interpreter(data).run(x.transpose(0, 3, 1, 2))
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    q = Interpreter(compile_model(model, x[:1], activations="int8", calibration=x)).run_float(
+        x.transpose(0, 3, 1, 2))
+    assert np.abs(q - want).max() <= 0.1 * np.abs(want).max()
+
+
+def test_unsupported_layers_are_named() -> None:
+    model = keras.Sequential([keras.Input((8, 3)), keras.layers.LSTM(4), keras.layers.Dense(2)])
+    with pytest.raises(UsageError, match=r"'lstm.*' \(LSTM\) has no tbn equivalent"):
+        to_torch(model)
+    odd = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 2, strides=2, padding="same"),
+                            keras.layers.Flatten(), keras.layers.Dense(2)])
+    odd_pad = keras.Sequential([keras.Input((9, 9, 1)), keras.layers.Conv2D(2, 2, padding="same"),
+                                keras.layers.Flatten(), keras.layers.Dense(2)])
+    to_torch(odd)  # 'same' that pads nothing converts
+    with pytest.raises(UsageError, match="padding='same' pads"):
+        to_torch(odd_pad)
+    tiled, _ = tile_model(keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(),
+                                            keras.layers.Dense(6)]), p=4, min_params=0)
+    with pytest.raises(UsageError, match="does not divide its 6 units"):
+        to_torch(tiled)
+
+
+def test_without_tensorflow_the_message_names_the_extra() -> None:
+    code = ("import sys; sys.modules['keras'] = None\n"
+            "try:\n    import tbn.keras\nexcept ImportError as e:\n    print(type(e).__name__, e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "MissingExtraError" in out and "pip install 'tbn[tf]'" in out
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, tbn, tbn.compiler, tbn.format; print(*sys.modules)"],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert not [m for m in loaded if m.split(".")[0] in ("tensorflow", "keras")]  # lazily, as promised
