@@ -64,6 +64,11 @@ def _tbn(d: Path) -> None:
     (d / "m.tbn").write_bytes((Path(__file__).parent / "vectors" / "mlp_int8.tbn").read_bytes())
 
 
+def _model_and_tbn(d: Path) -> None:
+    _model(d)
+    _tbn(d)
+
+
 def _fifo(d: Path) -> None:
     os.mkfifo(d / "pipe.tbn")
 
@@ -204,6 +209,11 @@ CASES = [
     Case("compile bytecode", 8, _tbn, ["compile", "m.tbn"], "is .tbn bytecode", unchanged=("m.tbn",)),
     Case("compile a truncated model", 8, _truncated_model, ["compile", "model.pt"], "truncated or corrupt",
          unchanged=("model.pt",)),
+    Case("compare against a bytecode teacher", 8, _model_and_tbn,
+         ["compare", "model.pt", "--teacher", "m.tbn"], "this needs the trained model it was compiled from",
+         unchanged=("model.pt", "m.tbn")),
+    Case("report a folder that is no run", 8, _run_folder, ["report", "run", "-o", "out"],
+         "not a tbn train output folder with metrics.json", unchanged=("run/model.pt",), absent=("out",)),
     Case("inspect a FIFO", 7, _fifo, ["inspect", "pipe.tbn"], "not a regular file"),
     Case("inspect a device", 7, _nothing, ["inspect", "/dev/zero"], "not a regular file"),
     Case("inspect a folder", 8, lambda d: (d / "x.tbn").mkdir(), ["inspect", "x.tbn"], "is a folder"),

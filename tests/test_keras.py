@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +168,17 @@ def test_without_tensorflow_the_message_names_the_extra() -> None:
         [sys.executable, "-c", "import sys, tbn, tbn.compiler, tbn.format; print(*sys.modules)"],
         capture_output=True, text=True, check=True).stdout.split()
     assert not [m for m in loaded if m.split(".")[0] in ("tensorflow", "keras")]  # lazily, as promised
+
+
+def test_the_example_trains_compiles_and_runs_on_the_emulated_board(shared_mnist: Path) -> None:
+    """examples/keras_mnist.py end to end: Keras training, tbn.compile_model, the firmware on
+    QEMU's mps2-an500, the board's outputs equal to the reference."""
+    import shutil
+
+    if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("QEMU or the Arm toolchain is missing: make deps installs them")
+    example = Path(__file__).resolve().parents[1] / "examples" / "keras_mnist.py"
+    out = subprocess.run([sys.executable, str(example), "--epochs", "1", "--subset", "2000", "--n", "2",
+                          "--data-dir", str(shared_mnist)], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "mps2_an500: 2/2 outputs equal to the reference" in out.stdout

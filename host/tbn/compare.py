@@ -58,6 +58,14 @@ def compare(model_path: Path, tbn_path: Path | None = None, teacher: Path | None
     from tbn.train.recipes import input_shape, recipe
 
     model, config = load_model(model_path)
+    if teacher is not None:  # before any data is read: a wrong teacher fails at once
+        base_model, base_config = load_model(teacher)
+        if base_config.recipe != config.recipe:
+            raise UsageError(f"the teacher {teacher} is a {base_config.recipe!r} model, the tbn model a "
+                             f"{config.recipe!r}: compare needs the same architecture")
+        source = f"float model {teacher}"
+    else:
+        base_model, source = float_twin(model, config.recipe), "the tbn model's latent weights"
     data_name = recipe(config.recipe).dataset
     shape = input_shape(config.recipe)
     calib = dataset_tensors(data_name, "train", data_dir, config.verify_data)[0][:calibration]
@@ -72,14 +80,6 @@ def compare(model_path: Path, tbn_path: Path | None = None, teacher: Path | None
     tbn = Side(f"tbn ({'p=' + str(config.p) if config.p else 'float'}, int8)", len(data), prog.arena_size,
                _accuracy(Interpreter(data).run_float(x), y))
 
-    if teacher is not None:
-        base_model, base_config = load_model(teacher)
-        if base_config.recipe != config.recipe:
-            raise UsageError(f"the teacher {teacher} is a {base_config.recipe!r} model, the tbn model a "
-                             f"{config.recipe!r}: compare needs the same architecture")
-        source = f"float model {teacher}"
-    else:
-        base_model, source = float_twin(model, config.recipe), "the tbn model's latent weights"
     flat = to_tflite_int8(to_keras(base_model, shape), calib.numpy().transpose(0, 2, 3, 1))
     tflm = TflmModel(flat)
     tfl = Side("TFLite Micro (int8)", len(flat), tflm.arena_bytes(),

@@ -17,6 +17,7 @@ an error naming the layer.
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -45,8 +46,13 @@ class _Builder:
         self.layout: dict[fx.Node, tuple[int, ...] | None] = {}  # a flattened (C, H, W) map's shape
 
     def module(self, name: str, mod: nn.Module, arg: fx.Node) -> fx.Node:
-        self.root.add_module(name, mod)
-        return self.graph.call_module(name, (arg,))
+        """``mod`` applied to ``arg``, registered under the Keras layer's name (made a valid,
+        unused attribute name, so compile errors still name the layer)."""
+        key = re.sub(r"\W", "_", name) or "layer"
+        while hasattr(self.root, key):
+            key += "_"
+        self.root.add_module(key, mod)
+        return self.graph.call_module(key, (arg,))
 
     def activation(self, layer: Any, node: fx.Node, name: Any = None) -> fx.Node:
         act = keras.activations.serialize(name or layer.activation)
