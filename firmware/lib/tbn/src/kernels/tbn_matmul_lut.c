@@ -412,9 +412,10 @@ TBN_ALWAYS_INLINE void rq16_rows(const mm_epilogue *e, uint32_t ch0, uint32_t ro
     int32_t pre_half = e->pre_half, half = e->half, zp = e->zp, lo = e->qmin, hi = e->qmax;
     for (const int32_t *end = acc + rows; acc < end; acc++, mult += mstep, out += step) {
         int32_t v = *acc;
-        if (bias == 2) v += (int16_t)tbn_rd16(b);
-        if (bias == 4) v += tbn_rds32(b);
-        b += bias;
+        if (bias) { /* no pointer arithmetic on a NULL bias */
+            v += bias == 2 ? (int16_t)tbn_rd16(b) : tbn_rds32(b);
+            b += bias;
+        }
         int32_t t = tbn_rshift_round32(v, pre_half, pre);
         int32_t z = zp + tbn_rshift_round32(t * (int16_t)tbn_rd16(mult), half, shift);
         z = z < lo ? lo : z;
