@@ -3,11 +3,14 @@ TFLite Micro Python interpreter (``pip install 'tbn[tf]'`` brings both)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 
 import keras
@@ -31,7 +34,11 @@ def to_tflite_int8(model: keras.Model, representative: np.ndarray) -> bytes:
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    return bytes(conv.convert())
+    # the converter prints where it saved the model and warns that int8 inputs come without
+    # statistics (tbn quantises them itself, with the model's own parameters): neither is news
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        return bytes(conv.convert())
 
 
 class TflmModel:
