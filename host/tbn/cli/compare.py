@@ -1,4 +1,11 @@
-"""``tbn compare``: a trained tbn model beside the TFLite int8 baseline of its architecture."""
+"""tbn compare: a trained tbn model beside the TFLite int8 baseline of its architecture.
+
+Compiles the tbn model to INT8 and its architecture in float to full-integer TFLite (with a
+representative dataset), runs both on the same test images (tbn's reference interpreter,
+the TFLite Micro Python interpreter) and prints model bytes, arena bytes (each runtime's own
+figure) and accuracy side by side; with --board, tbn's instructions per inference there.
+Needs pip install 'tbn[tf]'.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +18,8 @@ from tbn.cli.types import count
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "compare", help="tbn beside the TFLite Micro int8 baseline (needs tbn[tf])",
-        description="Compile a trained tbn model to INT8 and its architecture in float to full-integer "
-                    "TFLite (representative dataset), run both on the same test images (tbn's reference "
-                    "interpreter, the TFLite Micro Python interpreter) and print model bytes, arena bytes "
-                    "(each runtime's own figure) and accuracy side by side; with --board, tbn's "
-                    "instructions per inference on it. Needs pip install 'tbn[tf]'.")
+    p = sub.add_parser("compare", help="tbn beside the TFLite Micro int8 baseline (needs tbn[tf])",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", type=Path, help="model.pt written by tbn train (a tiled model)")
     p.add_argument("--teacher", type=Path,
                    help="the float baseline: a model.pt from tbn train --float of the same recipe "

@@ -1,5 +1,12 @@
-"""``tbn report``: plots (PNG) and one HTML page from training runs, a ``.tbn`` and device
-profiles (the module is named plots: tbn.cli.report reports errors)."""
+"""tbn report: plots (PNG) and one HTML page from training runs, a .tbn and device profiles.
+
+Draws accuracy against bits per weight (tbn runs, float, binary, and the TFLite int8 point
+of a tbn compare JSON), bytes per layer of a .tbn, and device cost per op (tbn infer
+--profile --json). Writes OUT/report.json (the plotted numbers), one PNG per plot and
+OUT/index.html. Needs matplotlib: pip install 'tbn[report]'.
+"""
+
+# (this module is tbn.cli.plots: tbn.cli.report is the commands' error reporting)
 
 from __future__ import annotations
 
@@ -11,13 +18,8 @@ from tbn.errors import UsageError
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "report", help="plots and an HTML page: accuracy vs bits, bytes per layer, cost per op",
-        description="Draw what a run sweep, a model and a device profile say: accuracy against bits "
-                    "per weight (tbn runs, float, binary, and the TFLite int8 point of a tbn compare "
-                    "JSON), bytes per layer of a .tbn, and device cost per op (tbn infer --profile "
-                    "--json). Writes OUT/report.json (the plotted numbers), one PNG per plot and "
-                    "OUT/index.html. Needs matplotlib: pip install 'tbn[report]'.")
+    p = sub.add_parser("report", help="plots and an HTML page: accuracy, bytes per layer, cost per op",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="*", type=Path, help="tbn train output folders (each with metrics.json)")
     p.add_argument("--compare", type=Path, metavar="JSON", help="a tbn compare --json file")
     p.add_argument("--model", type=Path, metavar="TBN", help="a .tbn whose bytes per layer to plot")
