@@ -142,8 +142,9 @@ def test_recipe_trains_resumes_and_compiles(recipe: str, cifar10_fixture: Path, 
                        check=True, env=_env(), capture_output=True)
         got = Interpreter(load(out)).run_float(x.numpy())
         want = model(x).detach().numpy()
-        # f32: float16 scales and biases (tbn.format.narrow) round each layer by up to 2^-11
-        tol = 5e-3 if activations == "f32" else 0.25 * float(np.abs(want).max())
+        # f32: float16 scales and biases (tbn.format.narrow) round each of ~20 layers by up to
+        # 2^-11 of its largest value, which compounds to a few 1e-3 of the output's range
+        tol = (5e-3 if activations == "f32" else 0.25) * float(np.abs(want).max())
         assert np.abs(got - want).max() <= tol, (activations, np.abs(got - want).max())
     assert config.recipe == recipe and config.p == 8
 

@@ -1,23 +1,24 @@
 """``tbn-flash``: build the firmware for a board, check that the model fits, then flash it
-(real boards) or boot the emulator with its serial port exposed (emulated boards)."""
+(real boards: PlatformIO's upload, openocd or pyOCD, whichever this machine has) or boot the
+emulator with its serial port exposed (emulated boards). ``--dry-run`` builds and prints the
+command instead of running it."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tbn.cli.report import EXIT_USER_ERROR, add_debug_flag, run_reporting
 from tbn.cli.types import tcp_port
-from tbn.device.boards import list_boards, load_board
-from tbn.device.build import RegistryUnavailable
+from tbn.device.boards import Board, list_boards, load_board
 
 if TYPE_CHECKING:
     from tbn.device.emulator import Emulator
     from tbn.device.protocol import DeviceInfo
-
-EXIT_SKIPPED = 3  # a real board whose PlatformIO platform cannot be fetched here
+    from tbn.device.session import Flashed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--detach", action="store_true", help="emulated boards: leave the emulator running and exit"
     )
+    p.add_argument("--dry-run", action="store_true",
+                   help="build and check the fit, then print the upload (real boards) or emulator "
+                        "command instead of running it")
     p.add_argument("--verbose", "-v", action="store_true", help="show PlatformIO's output")
     add_debug_flag(p)
     return p
@@ -52,11 +56,16 @@ def list_table() -> str:
                 f"{b.arena_bytes // 1024} KiB",
                 f"emulated ({b.emulator[0]} -M {b.emulator[2]})"
                 if b.emulated
-                else "real (PlatformIO upload)",
+                else "real: upload with " + _tools(b),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows)
+
+
+def _tools(b: Board) -> str:
+    tools = (("PlatformIO", b.pio_platform), ("openocd", b.openocd_target), ("pyOCD", b.pyocd_target))
+    return ", ".join(t for t, ok in tools if ok) or "nothing known"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,42 +83,52 @@ def _flash(args: argparse.Namespace) -> int:
     from tbn.device.emulator import Emulator
     from tbn.device.session import flash
 
-    try:
-        board = load_board(args.board)
-        done = flash(board, args.model, verbose=args.verbose)
-        fw = done.firmware
-        print(f"{board.name}: firmware {fw.elf}")
-        print(
-            f"  flash {fw.flash_bytes} / {board.flash_bytes} bytes (runtime and app {done.base.flash_bytes}, "
-            f"model {fw.model_bytes}); RAM {fw.ram_bytes} / {board.ram_bytes} bytes "
-            f"(arena {board.arena_bytes}, model slot {board.slot_bytes})"
-        )
-        if not board.emulated:
-            print(f"  flashed; watch it with: tbn monitor --board {board.name} --model <m.tbn>")
-            return 0
-        emu = Emulator(board, fw.elf, port=args.serial_port).start(detach=args.detach)
-        try:
-            info = _answers(emu)
-        except BaseException:
-            emu.stop()
-            raise
-        model = f"model {info.model.model_bytes} bytes" if info.model else "no model"
-        print(f"  {board.emulator[0]} running (pid {emu.proc.pid}); its UART is {emu.url}, "
-              f"where it answered INFO (firmware {info.firmware_version}, {model})")
-        print(
-            f"  connect with: tbn monitor --port {emu.url}" + (f" --model {args.model}" if args.model else "")
-        )
-        if args.detach:
-            return 0
-        print("  Ctrl-C stops the emulator")
-        try:
-            emu.proc.wait()
-        except KeyboardInterrupt:
-            emu.stop()
+    board = load_board(args.board)
+    done = flash(board, args.model, verbose=args.verbose, dry_run=args.dry_run)
+    fw = done.firmware
+    print(f"{board.name}: firmware {fw.elf}")
+    print(
+        f"  flash {fw.flash_bytes} / {board.flash_bytes} bytes (runtime and app {done.base.flash_bytes}, "
+        f"model {fw.model_bytes}); RAM {fw.ram_bytes} / {board.ram_bytes} bytes "
+        f"(arena {board.arena_bytes}, model slot {board.slot_bytes})"
+    )
+    if not board.emulated:
+        return _real(board.name, done, args)
+    if args.dry_run:
+        print("  would run: " + shlex.join(Emulator(board, fw.elf, port=args.serial_port).command()))
         return 0
-    except RegistryUnavailable as e:
-        print(f"tbn-flash: skipped: {e}", file=sys.stderr)
-        return EXIT_SKIPPED
+    emu = Emulator(board, fw.elf, port=args.serial_port).start(detach=args.detach)
+    try:
+        info = _answers(emu)
+    except BaseException:
+        emu.stop()
+        raise
+    model = f"model {info.model.model_bytes} bytes" if info.model else "no model"
+    print(f"  {board.emulator[0]} running (pid {emu.proc.pid}); its UART is {emu.url}, "
+          f"where it answered INFO (firmware {info.firmware_version}, {model})")
+    print(f"  connect with: tbn monitor --port {emu.url}" + (f" --model {args.model}" if args.model else ""))
+    if args.detach:
+        return 0
+    print("  Ctrl-C stops the emulator")
+    try:
+        emu.proc.wait()
+    except KeyboardInterrupt:
+        emu.stop()
+    return 0
+
+
+def _real(name: str, done: Flashed, args: argparse.Namespace) -> int:
+    """What happened to a real board: flashed, or (dry run) the command that would flash it."""
+    if not args.dry_run:
+        print(f"  flashed with {done.upload.tool if done.upload else '?'}; watch it with: "
+              f"tbn monitor --board {name} --model <m.tbn>")
+        return 0
+    if done.upload is None:
+        print("  would upload with openocd, pyOCD or PlatformIO, but none is installed here "
+              "(Debian: apt-get install openocd; or pip install pyocd)")
+    else:
+        print(f"  would run ({done.upload.tool}): {done.upload}")
+    return 0
 
 
 def _answers(emu: Emulator) -> DeviceInfo:

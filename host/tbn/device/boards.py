@@ -36,6 +36,11 @@ class Board:
     hal: str
     emulator: tuple[str, ...]
     aliases: tuple[str, ...] = ()
+    # real boards: how tbn.device.upload can flash them (PlatformIO platform, openocd target
+    # script, pyOCD target), each "" where it does not apply
+    pio_platform: str = ""
+    openocd_target: str = ""
+    pyocd_target: str = ""
 
     @property
     def emulated(self) -> bool:
@@ -107,6 +112,9 @@ def load_board(name: str) -> Board:
             hal=tbn["hal"],
             emulator=tuple(tbn.get("emulator", ())),
             aliases=tuple(tbn.get("aliases", ())),
+            pio_platform=tbn.get("upload", {}).get("platformio", ""),
+            openocd_target=doc.get("debug", {}).get("openocd_target", ""),
+            pyocd_target=tbn.get("upload", {}).get("pyocd_target", ""),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise BoardError(f"{path}: malformed board description ({e!r})") from e

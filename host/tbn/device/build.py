@@ -1,9 +1,9 @@
 """Build the device firmware with PlatformIO, offline, and check what fits the board.
 
-PlatformIO's core lives in ``build/pio/core`` (never the user's home). The emulated
-boards use the project-local platform ``firmware/platform/tbn-emulated`` and register
-``tool-scons`` from the pip-installed SCons, so they build with no registry access.
-Real boards use PlatformIO's own platforms, which need the registry once.
+PlatformIO's core lives in ``build/pio/core`` (never the user's home). Every board builds
+with the project-local platform ``firmware/platform/tbn-cortexm`` and ``tool-scons``
+registered from the pip-installed SCons, so nothing needs the registry; real boards are then
+uploaded by :mod:`tbn.device.upload`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -24,15 +23,10 @@ from tbn.paths import build_dir
 
 FIRMWARE = ROOT / "firmware"
 PIO_DIR = build_dir() / "pio"
-REGISTRY = ("api.registry.platformio.org", 443)
 
 
 class BuildError(TbnError, RuntimeError):
     """The firmware did not build; the message carries PlatformIO's output."""
-
-
-class RegistryUnavailable(BuildError):
-    """A real board's PlatformIO platform is not installed and the registry cannot be reached."""
 
 
 class FitError(TbnError, ValueError):
@@ -84,18 +78,6 @@ def pio_command() -> list[str]:
     return [exe]
 
 
-def registry_reachable(timeout: float = 3.0) -> bool:
-    try:
-        with socket.create_connection(REGISTRY, timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _platform_installed(env: dict[str, str], name: str) -> bool:
-    return (Path(env["PLATFORMIO_CORE_DIR"]) / "platforms" / name).exists()
-
-
 def section_sizes(elf: Path) -> dict[str, int]:
     out = subprocess.run(
         ["arm-none-eabi-size", "-A", "-d", str(elf)], capture_output=True, text=True, check=True
@@ -103,22 +85,14 @@ def section_sizes(elf: Path) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", out, re.M)}
 
 
-def build(board: Board, model: Path | None = None, verbose: bool = False, upload: bool = False,
+def build(board: Board, model: Path | None = None, verbose: bool = False,
           backend: Path | None = None) -> Firmware:
-    """Build the app for ``board``, with ``model`` embedded in flash when given; with
-    ``upload``, also flash it (PlatformIO's upload target, for real boards). ``backend``: a
+    """Build the app for ``board``, with ``model`` embedded in flash when given. ``backend``: a
     PlatformIO script that builds another kernel library in for some ops (benchmarks/cmsis)."""
     env = pio_env()
     env.pop("TBN_BACKEND", None)
     if backend is not None:
         env["TBN_BACKEND"] = str(Path(backend).resolve())
-    if not board.emulated and not _platform_installed(env, "ststm32") and not registry_reachable():
-        raise RegistryUnavailable(
-            f"{board.name}: building needs PlatformIO's ststm32 platform, which is not installed in "
-            f"{env['PLATFORMIO_CORE_DIR']}, and the PlatformIO registry ({REGISTRY[0]}) cannot be reached "
-            "from this machine. Build skipped. On a machine with internet access the same command "
-            "installs it once and builds."
-        )
     if model is not None:
         env["TBN_MODEL"] = str(Path(model).resolve())
     cmd = [
@@ -128,7 +102,6 @@ def build(board: Board, model: Path | None = None, verbose: bool = False, upload
         str(FIRMWARE),
         "-e",
         board.name,
-        *(["-t", "upload"] if upload else []),
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if verbose or proc.returncode:

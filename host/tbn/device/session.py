@@ -15,6 +15,7 @@ from tbn.device.boards import Board, load_board
 from tbn.device.build import Firmware, FitError, build, check_fit
 from tbn.device.emulator import Emulator
 from tbn.device.link import DeviceLink, LinkError
+from tbn.device.upload import Upload, UploadToolMissing, upload, upload_command
 from tbn.errors import UsageError
 from tbn.files import read_bounded
 from tbn.format import load, read
@@ -25,12 +26,16 @@ from tbn.format.spec import MAX_FILE_BYTES
 class Flashed:
     firmware: Firmware
     base: Firmware  # the same firmware without a model: the runtime's own footprint
+    upload: Upload | None = None  # a real board's upload command (run unless a dry run)
 
 
 def flash(board: Board, model: Path | None = None, verbose: bool = False,
-          backend: Path | None = None) -> Flashed:
+          backend: Path | None = None, dry_run: bool = False) -> Flashed:
     """Build for ``board`` (embedding ``model``), refuse what does not fit, and upload to a real
-    board. Emulated boards are booted separately (:class:`Emulator`) from ``firmware.elf``."""
+    board (``dry_run``: only say how). Emulated boards are booted separately
+    (:class:`Emulator`) from ``firmware.elf``."""
+    if not board.emulated and not dry_run:  # a machine that cannot flash it says so before building
+        upload_command(board, Path("firmware.elf"))
     arena = 0
     model_bytes = 0
     if model is not None:
@@ -48,9 +53,18 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False,
         flash_limit=board.flash_bytes,
         runtime_flash=base.flash_bytes,
     )
-    if not board.emulated:
-        return Flashed(build(board, model, verbose=verbose, upload=True, backend=backend), base)
-    return Flashed(build(board, model, verbose=verbose, backend=backend) if model is not None else base, base)
+    firmware = build(board, model, verbose=verbose, backend=backend) if model is not None else base
+    if board.emulated:
+        return Flashed(firmware, base)
+    try:
+        cmd = upload_command(board, firmware.elf, model)
+    except UploadToolMissing:
+        if not dry_run:
+            raise
+        cmd = None
+    if not dry_run:
+        upload(cmd)
+    return Flashed(firmware, base, cmd)
 
 
 def find_port(board: Board) -> str:

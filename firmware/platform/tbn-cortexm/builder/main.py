@@ -1,4 +1,5 @@
-"""SCons builder of the tbn-emulated platform: bare-metal Cortex-M with the system toolchain.
+"""SCons builder of the tbn-cortexm platform: bare-metal Cortex-M with the system toolchain, for
+emulated and real boards alike (uploads are tbn.device.upload's).
 
 Board specifics (HAL, memory map, FPU flags, linker script) come from scripts/board.py,
 which every environment of firmware/platformio.ini runs, on this platform and on ststm32.
@@ -13,14 +14,14 @@ env = DefaultEnvironment()
 board = env.BoardConfig()
 
 if shutil.which("arm-none-eabi-gcc") is None:
-    raise SystemExit("tbn-emulated: arm-none-eabi-gcc not found (Debian: apt-get install gcc-arm-none-eabi "
+    raise SystemExit("tbn-cortexm: arm-none-eabi-gcc not found (Debian: apt-get install gcc-arm-none-eabi "
                      "libnewlib-arm-none-eabi)")
 
 cpu_flags = [f"-mcpu={board.get('build.cpu')}", "-mthumb"]
 # -Os unless TBN_OPT says otherwise (benchmarks/mcu.py builds every runtime at -Os and -O2)
 opt = os.environ.get("TBN_OPT", "-Os")
 if opt not in ("-Os", "-O2", "-O3"):
-    raise SystemExit(f"tbn-emulated: TBN_OPT={opt!r} is not -Os, -O2 or -O3")
+    raise SystemExit(f"tbn-cortexm: TBN_OPT={opt!r} is not -Os, -O2 or -O3")
 env.Replace(
     AR="arm-none-eabi-ar",
     AS="arm-none-eabi-as",
