@@ -233,7 +233,10 @@ def test_trained_model_compile_inspect_run(tmp_path: Path) -> None:
     assert "arena 4928 bytes" in info and "768 B scratch" in info
     assert "bits/weight" in info and "as float32: 1075200 bytes" in info
     f32 = cli("run", str(tmp_path / "m.tbn"), "--data", "mnist")
-    assert f"accuracy {torch_acc:.4f}" in f32
+    # float16 scales and biases (the default) may move a near-tie: within 0.05 points of PyTorch
+    assert abs(float(f32.split("accuracy ")[1].split()[0]) - torch_acc) <= 0.0005
+    cli("compile", str(tmp_path / "model.pt"), "-o", str(tmp_path / "w.tbn"), "--params", "wide")
+    assert f"accuracy {torch_acc:.4f}" in cli("run", str(tmp_path / "w.tbn"), "--data", "mnist")
     cli("compile", str(tmp_path / "model.pt"), "-o", str(tmp_path / "q.tbn"), "--activations", "int8")
     q = cli("run", str(tmp_path / "q.tbn"), "--data", "mnist")
     int8_acc = float(q.split("accuracy ")[1].split()[0])

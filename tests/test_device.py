@@ -156,7 +156,7 @@ def test_fit_check_refuses_with_the_numbers() -> None:
 def test_flash_lists_boards(capsys: pytest.CaptureFixture[str]) -> None:
     assert flash_main(["--list"]) == 0
     out = capsys.readouterr().out
-    assert "mps2_an500" in out and "real (PlatformIO upload)" in out
+    assert "mps2_an500" in out and "real: upload with PlatformIO, openocd, pyOCD" in out
 
 
 def test_flash_refuses_a_corrupt_model_before_building(
