@@ -16,7 +16,17 @@ from tbn.compiler.quant import BIAS_LIMIT, quantize_multiplier, relu6_qmax
 from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor
 from tbn.format.narrow import Rq16, narrow_bias, narrow_float, narrow_requant
 from tbn.format.program import Vector
-from tbn.format.spec import DTYPE_SIZE, LUT_MIN_ROWS, NONE_ID, Trait, has, lut_rows, lut_scratch_size, q_span
+from tbn.format.spec import (
+    DTYPE_SIZE,
+    LUT_MIN_ROWS,
+    NONE_ID,
+    Trait,
+    add_bound,
+    has,
+    lut_rows,
+    lut_scratch_size,
+    value_bound,
+)
 from tbn.format.validate import weight_count
 
 _MATMUL = ("tiled", "dense")
@@ -284,10 +294,10 @@ class _Emitter:
             narrow = narrow_bias(bq) if self.narrow else None
             args["bias"] = (self.prog.add_bias(DType.I16, narrow) if isinstance(narrow, np.ndarray)
                             else self.prog.add_bias(DType.I32, bq.astype(np.int32)))
-        # the accumulator bound tbn.format.validate.accumulator_bound checks
+        # the bound tbn.format.validate.accumulator_bound checks, from the weights at hand
         wsum = np.abs(v["dense"].astype(np.int64)).reshape(o, -1).sum(axis=1).max() if "dense" in v \
             else n.attrs["module"].weight.numel() // o
-        args["scale"] = self.requant(real, int(wsum) * q_span(src.zero_point) + peak)
+        args["scale"] = self.requant(real, value_bound(int(wsum), src.zero_point, peak))
 
     def pool(self, n: Node, ins: list[int]) -> None:
         out = self.same_quant(n, self.prog.tensors[ins[0]])
@@ -305,7 +315,7 @@ class _Emitter:
         if self.int8:
             a, b, dst = (self.prog.tensors[t] for t in (ins[0], ins[1], out))
             args["scale"] = self.requant(np.array([a.scale / dst.scale, b.scale / dst.scale]),
-                                         max(q_span(a.zero_point), q_span(b.zero_point)))
+                                         add_bound(a.zero_point, b.zero_point))
         self.op(Op.ADD, _ACTS[n.act], args)
 
     def bn_affine(self, n: Node, ins: list[int]) -> None:

@@ -22,8 +22,8 @@ from tbn.format.spec import (
     DType,
     Op,
     Trait,
+    add_bound,
     has,
-    q_span,
     vector_nbytes,
 )
 from tbn.format.validate import accumulator_bound, weight_count
@@ -43,7 +43,7 @@ def _scale_width(prog: Program, op: Operation, v: Vector) -> str:
         real = v.data[:, 0].astype(np.float64) * np.exp2(-v.data[:, 1].astype(np.float64))
         if op.opcode == Op.ADD:
             a, b = (prog.tensors[op.args[k]] for k in ("a", "b"))
-            bound = max(q_span(a.zero_point), q_span(b.zero_point))
+            bound = add_bound(a.zero_point, b.zero_point)
         else:
             bound = accumulator_bound(prog, op)
         why = narrow_requant(real, bound)

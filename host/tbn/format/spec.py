@@ -315,6 +315,17 @@ def q_span(zero_point: int) -> int:
     return max(zero_point + 128, 127 - zero_point)
 
 
+def value_bound(weight_abs_sum: int, zero_point: int, bias_peak: int) -> int:
+    """The largest ``|acc + bias|`` of an INT8 linear or conv op on any int8 input: its largest
+    row sum of ``|weight|`` times the input's :func:`q_span`, plus its largest ``|bias|``."""
+    return weight_abs_sum * q_span(zero_point) + bias_peak
+
+
+def add_bound(zero_a: int, zero_b: int) -> int:
+    """The largest ``|q - z|`` either input of an INT8 ADD can hold."""
+    return max(q_span(zero_a), q_span(zero_b))
+
+
 def rq16_fits(bound: int, mult_abs: int, pre_shift: int, shift: int) -> bool:
     """Whether an RQ16 requantisation of values ``|v| <= bound`` stays in 32 bits: ``v`` plus
     the pre-shift's rounding, and the product plus the shift's rounding, under

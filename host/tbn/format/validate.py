@@ -26,12 +26,13 @@ from tbn.format.spec import (
     Op,
     ScaleMode,
     Trait,
+    add_bound,
     has,
     lut_rows,
     lut_scratch_size,
-    q_span,
     rq16_fits,
     scale_mode,
+    value_bound,
 )
 
 
@@ -256,7 +257,7 @@ def accumulator_bound(prog: Program, op: Operation, bias: bool = True) -> int:
         wsum = int(np.abs(prog.dense[a["weight"]].astype(np.int64)).reshape(o, k).sum(axis=1).max())
     b = _vec(prog, "bias", a["bias"]) if bias else None
     peak = int(np.abs(b.astype(np.int64)).max()) if b is not None else 0
-    return wsum * q_span(prog.tensors[a["input"]].zero_point) + peak
+    return value_bound(wsum, prog.tensors[a["input"]].zero_point, peak)
 
 
 def _check_lut_scratch(prog: Program, op: Operation, o: int, k: int, need: _Need) -> None:
@@ -315,7 +316,7 @@ def _check_add(prog: Program, op: Operation, need: _Need) -> None:
         need(sc.dtype in INT8_SCALE_DTYPES and sc.count == 2,
              "INT8 ADD needs a REQUANT or RQ16 scale of 2 entries")
         if sc.dtype == DType.RQ16:
-            need(rq16_fits(max(q_span(a.zero_point), q_span(b.zero_point)), _mult_peak(sc), sc.pre_shift,
+            need(rq16_fits(add_bound(a.zero_point, b.zero_point), _mult_peak(sc), sc.pre_shift,
                            sc.shift),
                  "RQ16 requantisation may overflow 32 bits")
 

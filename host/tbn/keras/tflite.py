@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from tbn.errors import MissingExtraError
+from tbn.runtime.interpreter import quantize
 
 
 def to_tflite_int8(model: keras.Model, representative: np.ndarray) -> bytes:
@@ -67,8 +68,7 @@ class TflmModel:
         s_out, z_out = self._quant(self.output)
         outs = []
         for xi in np.asarray(x, dtype=np.float32):
-            q = np.clip(np.rint(xi / np.float32(s_in)) + z_in, -128, 127).astype(np.int8)
-            self.interpreter.set_input(q[None], 0)
+            self.interpreter.set_input(quantize(xi, s_in, z_in)[None], 0)
             self.interpreter.invoke()
             outs.append(s_out * (self.interpreter.get_output(0).astype(np.float32).reshape(-1) - z_out))
         return np.stack(outs)
