@@ -13,25 +13,43 @@ Figures are ``matplotlib.figure.Figure`` objects (no pyplot state); ``pip instal
 from __future__ import annotations
 
 import html
+import io
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from tbn.errors import MissingExtraError, UsageError
+from tbn.files import FileError, read_bounded, write_atomic
 
 TFLITE_BITS = 8.0  # a full-integer TFLite model stores int8 weights
+
+
+MAX_JSON_BYTES = 64 << 20  # metrics, comparisons and profiles are small
+
+
+def _json(path: Path, what: str) -> Any:
+    """A JSON file's content, or a :class:`UsageError` saying it is not ``what``."""
+    try:
+        return json.loads(read_bounded(path, MAX_JSON_BYTES, what))
+    except FileError as e:
+        raise UsageError(str(e)) from None
+    except ValueError as e:  # not UTF-8, not JSON
+        raise UsageError(f"{path}: not {what} ({e})") from None
 
 
 def run_points(run_dirs: list[Path]) -> list[dict[str, Any]]:
     """One point per ``tbn train`` output folder: its p, bits per weight and test accuracy."""
     points = []
     for d in run_dirs:
-        f = Path(d) / "metrics.json"
+        what = "a tbn train output folder with metrics.json"
+        if not (Path(d) / "metrics.json").is_file():
+            raise UsageError(f"{d}: not {what}")
+        m = _json(Path(d) / "metrics.json", "a tbn train metrics.json")
         try:
-            m = json.loads(f.read_text())
             p, bits, acc = m["p"], float(m["bits_per_weight"]), 100 * float(m["test_accuracy"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise UsageError(f"{d}: not a tbn train output folder with metrics.json ({e})") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise UsageError(f"{d}: not {what} ({e!r} missing or wrong)") from None
         kind = "float" if p is None else "binary" if p == 1 else "tbn"
         label = "float" if p is None else f"p={p}"
         points.append({"label": f"{m.get('recipe', '?')} {label}", "kind": kind, "p": p,
@@ -41,12 +59,13 @@ def run_points(run_dirs: list[Path]) -> list[dict[str, Any]]:
 
 def compare_points(compare_json: Path) -> list[dict[str, Any]]:
     """The TFLite int8 point of a ``tbn compare --json`` file."""
-    doc = json.loads(Path(compare_json).read_text())
-    side = next((s for s in doc.get("sides", []) if s["name"].startswith("TFLite")), None)
-    if side is None:
-        raise UsageError(f"{compare_json}: no TFLite side; write it with tbn compare --json")
-    return [{"label": f"{doc['recipe']} TFLite int8", "kind": "tflite", "p": None,
-             "bits_per_weight": TFLITE_BITS, "accuracy": float(side["accuracy"])}]
+    doc = _json(compare_json, "a tbn compare --json file")
+    try:
+        side = next(s for s in doc["sides"] if s["name"].startswith("TFLite"))
+        return [{"label": f"{doc['recipe']} TFLite int8", "kind": "tflite", "p": None,
+                 "bits_per_weight": TFLITE_BITS, "accuracy": float(side["accuracy"])}]
+    except (KeyError, TypeError, ValueError, StopIteration):
+        raise UsageError(f"{compare_json}: no TFLite side; write it with tbn compare --json") from None
 
 
 def layer_bytes(model: Path) -> list[dict[str, Any]]:
@@ -75,11 +94,15 @@ def layer_bytes(model: Path) -> list[dict[str, Any]]:
 
 def op_costs(infer_json: Path) -> dict[str, Any]:
     """The per-op device cost of a ``tbn infer --profile --json`` file."""
-    doc = json.loads(Path(infer_json).read_text())
-    if not doc.get("profile"):
+    doc = _json(infer_json, "a tbn infer --profile --json file")
+    try:
+        ops = [{"op": f"#{p['index']} {p['op']}", "cost": int(p["cost"])} for p in doc["profile"]]
+        unit = (doc.get("device") or {}).get("cost_unit", "cost")
+    except (AttributeError, KeyError, TypeError, ValueError):
+        ops = []
+    if not ops:
         raise UsageError(f"{infer_json}: no per-op profile; write it with tbn infer --profile --json")
-    return {"unit": (doc.get("device") or {}).get("cost_unit", "cost"),
-            "ops": [{"op": f"#{p['index']} {p['op']}", "cost": int(p["cost"])} for p in doc["profile"]]}
+    return {"unit": unit, "ops": ops}
 
 
 def _figure() -> Any:
@@ -140,15 +163,24 @@ def cost_figure(costs: dict[str, Any]) -> Any:
 FIGURES = {"accuracy_vs_bits": accuracy_figure, "bytes_per_layer": bytes_figure, "cost_per_op": cost_figure}
 
 
-def write_report(data: dict[str, Any], out: Path) -> dict[str, Any]:
+def write_report(data: dict[str, Any], out: Path, inputs: Iterable[Path] = ()) -> dict[str, Any]:
     """Write ``report.json`` (``data``), one PNG per figure it has data for and ``index.html``
-    into ``out``; returns the figures by name."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(data, indent=1) + "\n")
+    into ``out``; returns the figures by name. ``out`` is a new or empty folder, or one an
+    earlier report wrote (it holds report.json): other files are never written over, and
+    nor are ``inputs``."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is a file: tbn report writes a folder; choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.json").is_file():
+        raise UsageError(f"{out} holds other files and no earlier report: choose a new or empty -o")
     figures = {name: make(data[name]) for name, make in FIGURES.items() if data.get(name)}
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = list(inputs)
     for name, fig in figures.items():
-        fig.savefig(out / f"{name}.png", dpi=110)
-    (out / "index.html").write_text(_html(data, figures))
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=110)
+        write_atomic(out / f"{name}.png", png.getvalue(), inputs)
+    write_atomic(out / "index.html", _html(data, figures).encode(), inputs)
+    write_atomic(out / "report.json", (json.dumps(data, indent=1) + "\n").encode(), inputs)
     return figures
 
 

@@ -36,13 +36,15 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tbn.compare import compare, render
-    from tbn.files import write_atomic
+    from tbn.files import check_output, write_atomic
 
+    inputs = [p for p in (args.model, args.teacher, args.tbn) if p is not None]
+    if args.json:  # before minutes of work, not after
+        check_output(args.json, inputs)
     result = compare(args.model, args.tbn, args.teacher, args.n, args.calibration, args.board,
                      data_dir=args.data_dir)
     print(render(result))
     if args.json:
-        write_atomic(args.json, (json.dumps(result, indent=1) + "\n").encode(),
-                     [p for p in (args.model, args.teacher, args.tbn) if p is not None])
+        write_atomic(args.json, (json.dumps(result, indent=1) + "\n").encode(), inputs)
         print(f"wrote {args.json}")
     return 0

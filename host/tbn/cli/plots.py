@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     data = {"accuracy_vs_bits": points,
             "bytes_per_layer": layer_bytes(args.model) if args.model else [],
             "cost_per_op": op_costs(args.profile) if args.profile else None}
-    figures = write_report(data, args.out)
+    inputs = [*args.runs, *(p for p in (args.compare, args.model, args.profile) if p is not None)]
+    figures = write_report(data, args.out, inputs)
     print(f"wrote {args.out / 'index.html'} ({', '.join(f'{n}.png' for n in figures)}, report.json)")
     return 0
