@@ -111,3 +111,27 @@ def test_a_truncated_gzip_is_named(isolated: Path, shared_mnist: Path) -> None:
 def test_unknown_split() -> None:
     with pytest.raises(ValueError, match="split 'dev'"):
         load_mnist("dev")
+
+
+@settings(max_examples=25, deadline=None)
+@given(size=st.integers(1, 40), out=st.integers(1, 20))
+def test_downsample_is_pytorchs_adaptive_average_pool(size: int, out: int) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from tbn.data.datasets import downsample
+
+    out = min(out, size)
+    x = np.random.default_rng(size * 100 + out).standard_normal((2, 1, size, size)).astype(np.float32)
+    want = F.adaptive_avg_pool2d(torch.from_numpy(x), out).numpy()
+    np.testing.assert_allclose(downsample(x, out), want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_input_finds_its_dataset() -> None:
+    from tbn.data.datasets import dataset_for_input
+    from tbn.errors import UsageError
+
+    assert dataset_for_input((1, 16, 16)).name == "mnist16"
+    assert dataset_for_input((1, 28, 28)).name == "mnist"
+    with pytest.raises(UsageError, match=r"no dataset has inputs of shape \(1, 5, 5\); known: mnist"):
+        dataset_for_input((1, 5, 5))

@@ -102,7 +102,7 @@ def test_firmware_protocol_header_is_generated_from_the_host_definition() -> Non
 
 def test_the_required_boards_are_described() -> None:
     names = list_boards()
-    for name in ("mps2_an500", "mps2_an386", "netduinoplus2", "nucleo_f767zi"):
+    for name in ("mps2_an500", "mps2_an386", "netduinoplus2", "nucleo_f767zi", "sifive_e"):
         assert name in names
     for name in names:
         b = load_board(name)
@@ -118,11 +118,15 @@ def test_board_descriptions_are_platformio_manifests_and_match_platformio_ini() 
         assert {"name", "build", "upload", "frameworks"} <= set(doc)
         assert f"[env:{path.stem}]" in ini and f"board = {path.stem}" in ini
         assert (root / "firmware" / "hal" / f"{doc['tbn']['hal']}.c").is_file()
+        # the core's support: startup, timer and cost, the linker script template
+        arch = root / "firmware" / "arch" / doc["tbn"]["arch"]
+        assert (arch / "arch.h").is_file() and (arch / "link.ld").is_file() and (arch / "cost.c").is_file()
 
 
 @pytest.mark.parametrize(("typed", "board"), [
     ("nucleo_f767", "nucleo_f767zi"), ("NUCLEO-F767ZI", "nucleo_f767zi"), ("an5", "mps2_an500"),
     ("mps2-an386", "mps2_an386"), ("netduino", "netduinoplus2"), ("mps2_an500", "mps2_an500"),
+    ("hifive1", "sifive_e"), ("sifive-e", "sifive_e"), ("fe3", "sifive_e"),
 ])
 def test_boards_answer_to_the_names_users_type(typed: str, board: str) -> None:
     assert load_board(typed).name == board

@@ -20,7 +20,8 @@ CAPABILITIES=(
   "clang links a libFuzzer+ASan+UBSan binary|clang libclang-rt-dev|clang_fuzzer"
   "arm-none-eabi-gcc links a Cortex-M7 program against newlib-nano|gcc-arm-none-eabi libnewlib-arm-none-eabi|arm_link"
   "riscv64-unknown-elf-gcc links an rv32imac program against picolibc|gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf|riscv_link"
-  "qemu-system-arm boots a Cortex-M image and knows every emulated board|qemu-system-arm|qemu_boot"
+  "qemu-system-arm boots a Cortex-M image and knows every Arm board's machine|qemu-system-arm|qemu_boot"
+  "qemu-system-riscv32 knows every RISC-V board's machine|qemu-system-misc|qemu_riscv"
   "$PYTHON makes a venv with pip|python3-venv|python_venv"
   "make and x86_64-linux-gnu-gcc build MicroPython's unix port and an x64 native module|make gcc|mpy_host"
 )
@@ -71,15 +72,24 @@ EOF
     "$WORK/boot.S" -o "$WORK/boot.elf" || return 1
   timeout 20 qemu-system-arm -M mps2-an500 -nographic -monitor none -serial none -icount shift=0 \
     -semihosting-config enable=on,target=native -kernel "$WORK/boot.elf" || return 1
-  # every QEMU machine a board description boots, from boards/*.json
+  board_machines qemu-system-arm
+}
+
+# Every QEMU machine the board descriptions (boards/*.json) boot with emulator $1 is known to it.
+board_machines() {
   local machine machines
-  machines=$(qemu-system-arm -M help) || return 1
-  for machine in $("$PYTHON" -c 'import json, pathlib
+  machines=$("$1" -M help) || return 1
+  for machine in $("$PYTHON" -c 'import json, pathlib, sys
 for p in sorted(pathlib.Path("boards").glob("*.json")):
     e = json.loads(p.read_text())["tbn"].get("emulator", [])
-    print(e[e.index("-M") + 1] if "-M" in e else "")'); do
-    grep -q "^$machine " <<<"$machines" || { echo "qemu-system-arm has no machine $machine"; return 1; }
+    if e and e[0] == sys.argv[1]:
+        print(e[e.index("-M") + 1])' "$1"); do
+    grep -q "^$machine " <<<"$machines" || { echo "$1 has no machine $machine"; return 1; }
   done
+}
+
+qemu_riscv() {
+  board_machines qemu-system-riscv32
 }
 
 nvcc_compile() {

@@ -13,7 +13,15 @@
 
 static uint32_t g_slot[TBN_SLOT_BYTES / 4];
 static uint32_t g_arena[TBN_ARENA_BYTES / 4];
-static uint32_t g_frame[TBN_MAX_PAYLOAD / 4];
+/* the board's frame buffer: the protocol's largest unless its description asks for less (INFO
+ * reports it, and the host sizes LOAD chunks and inputs by it) */
+#ifndef TBN_FRAME_BYTES
+#define TBN_FRAME_BYTES TBN_MAX_PAYLOAD
+#endif
+#if TBN_FRAME_BYTES > TBN_MAX_PAYLOAD || TBN_FRAME_BYTES % 4
+#error "TBN_FRAME_BYTES must be a multiple of 4, at most TBN_MAX_PAYLOAD"
+#endif
+static uint32_t g_frame[TBN_FRAME_BYTES / 4];
 
 #if TBN_EMBEDDED_MODEL
 extern const uint8_t tbn_embedded_model[];
@@ -104,7 +112,7 @@ static void do_info(uint8_t seq) {
     put32(head + TBN_INFO_REPLY_CLOCK_HZ, TBN_CLOCK_HZ);
     put32(head + TBN_INFO_REPLY_ARENA_BYTES, sizeof g_arena);
     put32(head + TBN_INFO_REPLY_SLOT_BYTES, sizeof g_slot);
-    put32(head + TBN_INFO_REPLY_MAX_PAYLOAD, TBN_MAX_PAYLOAD);
+    put32(head + TBN_INFO_REPLY_MAX_PAYLOAD, TBN_FRAME_BYTES);
     put32(head + TBN_INFO_REPLY_COST_RESOLUTION, cost_resolution());
     put_model_info(head + TBN_INFO_REPLY_MODEL);
     put16(head + TBN_INFO_REPLY_FRAME_TIMEOUT_MS, TBN_FRAME_TIMEOUT_MS);
@@ -245,7 +253,7 @@ static void do_profile(uint8_t seq, const uint8_t *p, uint16_t len) {
         reply_status(TBN_CMD_PROFILE, seq, TBN_ST_ERR_ARGS, 0);
         return;
     }
-    if ((uint64_t)n_ops * TBN_PROFILE_COST_SIZE > TBN_MAX_PAYLOAD - TBN_PROFILE_REPLY_SIZE) {
+    if ((uint64_t)n_ops * TBN_PROFILE_COST_SIZE > TBN_FRAME_BYTES - TBN_PROFILE_REPLY_SIZE) {
         reply_status(TBN_CMD_PROFILE, seq, TBN_ST_ERR_TOO_LARGE, 0);
         return;
     }
@@ -270,7 +278,7 @@ static void do_profile(uint8_t seq, const uint8_t *p, uint16_t len) {
 void commands_serve_one(void) {
     link_frame f;
     uint8_t *payload = (uint8_t *)g_frame;
-    link_result r = link_receive(&f, payload, TBN_MAX_PAYLOAD, (uint64_t)TBN_CLOCK_HZ * TBN_FRAME_TIMEOUT_MS / 1000u);
+    link_result r = link_receive(&f, payload, TBN_FRAME_BYTES, cost_ms_ticks(TBN_FRAME_TIMEOUT_MS));
     if (r != LINK_OK) {
         /* the frame is unreadable: say why; the host retries */
         uint8_t status = r == LINK_ERR_CRC      ? TBN_ST_ERR_CRC

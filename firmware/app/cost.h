@@ -1,9 +1,10 @@
 /* cost.h -- the price of one inference, deterministic where the board allows it.
  *
  * On a real core the cost is core clock cycles. Under QEMU with `-icount shift=0`
- * (TBN_COST_ICOUNT builds) every instruction advances virtual time by exactly 1 ns, so
- * SysTick ticks convert to executed instructions: 1e9 / TBN_CLOCK_HZ per tick (40 on
- * the 25 MHz MPS2 boards). That is the resolution; docs/protocol.md says so.
+ * (TBN_COST_ICOUNT builds) it is executed instructions. Each arch/<arch>/cost.c implements
+ * this header: on Cortex-M, SysTick ticks convert to instructions (1 ns of virtual time each),
+ * 1e9 / TBN_CLOCK_HZ per tick (40 on the 25 MHz MPS2 boards), which is the resolution; on
+ * RISC-V, minstret and mcycle count exactly (resolution 1). docs/protocol.md says so.
  */
 #ifndef TBN_COST_H
 #define TBN_COST_H
@@ -12,11 +13,15 @@
 
 #include "tbn_protocol.h" /* TBN_COST_UNIT_* */
 
-/* SysTick as a 64-bit tick clock: the reload interrupt counts wraps. */
+/* Start the tick clock (and its periodic wake-up interrupt). */
 void cost_clock_init(void);
 
-/* Ticks since cost_clock_init, TBN_CLOCK_HZ per second. */
+/* Ticks of the core's timer since cost_clock_init (SysTick at TBN_CLOCK_HZ on Cortex-M, mtime
+ * at TBN_TIMER_HZ on RISC-V). */
 uint64_t cost_ticks(void);
+
+/* The ticks of cost_ticks() in `ms` milliseconds. */
+uint64_t cost_ms_ticks(uint32_t ms);
 
 /* Start a measurement on a tick edge, so equal work gives equal counts. */
 uint64_t cost_begin(void);

@@ -1,6 +1,7 @@
 /* uart_rx.c -- a single-producer (the UART interrupt), single-consumer ring of received bytes. */
 #include "uart_rx.h"
 
+#include "arch.h"
 #include "hal.h"
 
 #ifndef TBN_UART_IRQ
@@ -11,14 +12,13 @@
 #ifndef RX_SPIN_POLLS
 #define RX_SPIN_POLLS 2000u
 #endif
-#define NVIC_ISER ((volatile uint32_t *)0xE000E100u)
 
 static uint8_t ring[RX_RING_BYTES];
 static volatile uint32_t head; /* written by the interrupt only */
 static volatile uint32_t tail; /* written by the main loop only */
 static volatile uint32_t overflows;
 
-void uart_rx_init(void) { NVIC_ISER[TBN_UART_IRQ / 32u] = 1u << (TBN_UART_IRQ % 32u); }
+void uart_rx_init(void) { arch_uart_irq_enable(); }
 
 void uart_rx_isr(void) {
     uint8_t byte;
@@ -46,9 +46,9 @@ void uart_rx_wait(void) {
     for (uint32_t i = 0; i < RX_SPIN_POLLS; i++) {
         if (tail != head) return;
     }
-    __asm volatile("cpsid i" ::: "memory");
-    if (tail == head) __asm volatile("dsb\n wfi" ::: "memory");
-    __asm volatile("cpsie i\n isb" ::: "memory");
+    arch_irq_off();
+    if (tail == head) arch_sleep();
+    arch_irq_on();
 }
 
 uint32_t uart_rx_overflows(void) { return overflows; }

@@ -1,7 +1,8 @@
 """PlatformIO pre-script: turn boards/<board>.json's "tbn" section into a build.
 
-Adds the board's HAL file, the generated linker script, and the defines the app reads
-(TBN_BOARD_NAME, TBN_CLOCK_HZ, TBN_SLOT_BYTES, TBN_ARENA_BYTES, TBN_COST_ICOUNT,
+Adds the board's core support (arch/<arch>/: startup, timer and cost, linker script template),
+its HAL file, the generated linker script, and the defines the app reads (TBN_BOARD_NAME,
+TBN_CLOCK_HZ, TBN_TIMER_HZ, TBN_SLOT_BYTES, TBN_ARENA_BYTES, TBN_FRAME_BYTES, TBN_COST_ICOUNT,
 TBN_FRAME_TIMEOUT_MS, TBN_UART_IRQ), and,
 when the TBN_MODEL environment variable names a .tbn file, embeds that model in flash.
 """
@@ -19,8 +20,10 @@ build_dir = env.subst("$BUILD_DIR")
 project_dir = env.subst("$PROJECT_DIR")
 os.makedirs(build_dir, exist_ok=True)
 
+arch_dir = os.path.join(project_dir, "arch", tbn["arch"])
 flags = list(tbn["cflags"])
-env.Append(CCFLAGS=flags, ASFLAGS=flags, LINKFLAGS=flags, CPPPATH=[os.path.join(project_dir, "app")])
+env.Append(CCFLAGS=flags, ASFLAGS=flags, LINKFLAGS=flags,
+           CPPPATH=[os.path.join(project_dir, "app"), arch_dir])
 env.Append(CPPDEFINES=[
     ("TBN_BOARD_NAME", env.StringifyMacro(env.subst("$BOARD"))),
     ("TBN_CLOCK_HZ", f"{int(tbn['clock_hz'])}u"),
@@ -30,6 +33,11 @@ env.Append(CPPDEFINES=[
     ("TBN_FRAME_TIMEOUT_MS", f"{int(tbn['frame_timeout_ms'])}u"),
     ("TBN_UART_IRQ", f"{int(tbn['uart_irq'])}u"),
 ])
+# optional: a core timer apart from the core clock (RISC-V's mtime); a frame buffer smaller
+# than the protocol's largest (boards with little RAM)
+for key, define in (("timer_hz", "TBN_TIMER_HZ"), ("frame_bytes", "TBN_FRAME_BYTES")):
+    if key in tbn:
+        env.Append(CPPDEFINES=[(define, f"{int(tbn[key])}u")])
 
 model = os.environ.get("TBN_MODEL")
 if model:
@@ -48,7 +56,7 @@ backend = os.environ.get("TBN_BACKEND")
 if backend:
     env.SConscript(backend, exports="env")
 
-template = open(os.path.join(project_dir, "scripts", "cortexm.ld")).read()
+template = open(os.path.join(arch_dir, "link.ld")).read()
 script = (template.replace("@FLASH_ORIGIN@", tbn["flash_origin"])
           .replace("@FLASH_SIZE@", str(board.get("upload.maximum_size")))
           .replace("@RAM_ORIGIN@", tbn["ram_origin"])
@@ -59,5 +67,6 @@ if not os.path.exists(ldscript) or open(ldscript).read() != script:
     with open(ldscript, "w") as f:
         f.write(script)
 env.Replace(LDSCRIPT_PATH=ldscript)
+env.BuildSources(os.path.join("$BUILD_DIR", "arch"), arch_dir, src_filter=["+<*.c>", "+<*.S>"])
 env.BuildSources(os.path.join("$BUILD_DIR", "hal"), os.path.join(project_dir, "hal"),
                  src_filter=["-<*>", f"+<{tbn['hal']}.c>"])

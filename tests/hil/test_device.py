@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -76,40 +77,37 @@ def _compiler_digest() -> str:
     return h.hexdigest()[:16]
 
 
+# The MNIST models the suite tries, largest first: a board runs the first whose file fits its
+# model slot (the 16 KB-RAM sifive_e takes the tiny CNN).
+MNIST_RECIPES = ("mlp", "tiny-cnn")
+
+
 @pytest.fixture(scope="session")
-def mnist_models(pytestconfig: pytest.Config, shared_mnist: Path) -> dict[str, Path]:
-    """A briefly trained MNIST MLP (p=4), compiled for f32 and int8 activations.
+def mnist_model(pytestconfig: pytest.Config, shared_mnist: Path) -> Callable[[str, str], Path]:
+    """``mnist_model(recipe, activations)``: a briefly trained MNIST model (the MLP at p=4, or
+    the tiny CNN), compiled for f32 or int8 activations.
 
     Cached in pytest's cache (keyed by the compiler's sources), so the runs for each board
-    train it once."""
-    out = pytestconfig.cache.mkdir(f"tbn-hil-mnist-{_compiler_digest()}")
-    models = {act: out / f"model-{act}.tbn" for act in ("f32", "int8")}
-    # boards tested side by side (make hil-repeat) share the cache: one trains, the others wait
-    with open(out / ".lock", "wb") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not all(p.is_file() for p in models.values()):
-            _train_and_compile(out, models, shared_mnist)
-    return models
+    train each recipe once."""
+
+    def get(recipe: str, act: str) -> Path:
+        out = pytestconfig.cache.mkdir(f"tbn-hil-mnist-{recipe}-{_compiler_digest()}")
+        models = {a: out / f"model-{a}.tbn" for a in ("f32", "int8")}
+        # boards tested side by side (make hil-repeat) share the cache: one trains, the others wait
+        with open(out / ".lock", "wb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not all(p.is_file() for p in models.values()):
+                _train_and_compile(recipe, out, models, shared_mnist)
+        return models[act]
+
+    return get
 
 
-def _train_and_compile(out: Path, models: dict[str, Path], shared_mnist: Path) -> None:
+def _train_and_compile(recipe: str, out: Path, models: dict[str, Path], shared_mnist: Path) -> None:
     tbn = [sys.executable, "-m", "tbn.cli.main"]
     subprocess.run(
-        [
-            *tbn,
-            "train",
-            "--recipe",
-            "mlp",
-            "--p",
-            "4",
-            "--epochs",
-            "1",
-            "--out",
-            str(out),
-            "--data-dir",
-            str(shared_mnist),
-            "--overwrite",
-        ],
+        [*tbn, "train", "--recipe", recipe, "--p", "4", "--epochs", "1", "--out", str(out),
+         "--data-dir", str(shared_mnist), "--overwrite"],
         check=True,
         capture_output=True,
     )
@@ -117,17 +115,8 @@ def _train_and_compile(out: Path, models: dict[str, Path], shared_mnist: Path) -
         # written under a temporary name first, so an interrupted run leaves no half model behind
         tmp = path.with_suffix(".partial")
         subprocess.run(
-            [
-                *tbn,
-                "compile",
-                str(out / "model.pt"),
-                "-o",
-                str(tmp),
-                "--activations",
-                act,
-                "--data-dir",
-                str(shared_mnist),
-            ],
+            [*tbn, "compile", str(out / "model.pt"), "-o", str(tmp), "--activations", act,
+             "--data-dir", str(shared_mnist)],
             check=True,
             capture_output=True,
         )
@@ -136,14 +125,22 @@ def _train_and_compile(out: Path, models: dict[str, Path], shared_mnist: Path) -
 
 @pytest.mark.parametrize("activations", ["f32", "int8"])
 def test_mnist_model_matches_the_reference(
-    tbn_device: DeviceLink, mnist_models: dict[str, Path], shared_mnist: Path, activations: str
+    tbn_device: DeviceLink, mnist_model: Callable[[str, str], Path], shared_mnist: Path, activations: str
 ) -> None:
     from tbn.data import load_mnist
 
-    path = mnist_models[activations]
+    info = tbn_device.info()
+    for recipe in MNIST_RECIPES:
+        path = mnist_model(recipe, activations)
+        program = load(path)
+        if path.stat().st_size <= info.slot_bytes and program.arena_size <= info.arena_bytes:
+            break
+    else:
+        pytest.fail(f"no MNIST recipe of {MNIST_RECIPES} fits the device's {info.slot_bytes}-byte "
+                    f"slot and {info.arena_bytes}-byte arena")
     tbn_device.load(path.read_bytes())
     test = load_mnist("test", shared_mnist)
-    runner = DeviceRunner(tbn_device, load(path))
+    runner = DeviceRunner(tbn_device, program)
     results = [runner.run(x) for x in test.normalized(100)]
     assert all(r.matches for r in results), max(r.error for r in results)
     device_pred = np.array([r.predicted for r in results])
@@ -200,7 +197,9 @@ def test_profile_costs_each_op(tbn_device: DeviceLink) -> None:
     n = len(read(data).ops)
     assert len(costs) == n and all(c > 0 for c in costs)
     whole = tbn_device.infer(x[0]).cost
-    slack = n * (2 * tbn_device.info().cost_resolution + 200)
+    # per op: a tick at each end, plus the call and the decoding of the earlier ops (measured:
+    # under 200 instructions on Cortex-M, about 370 on RV32IMAC)
+    slack = n * (2 * tbn_device.info().cost_resolution + 400)
     assert abs(sum(costs) - whole) <= slack, (costs, whole)
     with pytest.raises(DeviceError, match="PROFILE"):
         tbn_device.profile(b"\x00" * 3)  # not the input's size

@@ -123,7 +123,7 @@ def test_an_emulator_that_dies_is_named_and_the_results_kept(tbn_board: Board | 
     subprocess.run(["kill", f"-{signal.SIGKILL.value}", str(_qemu_child(proc.pid))], check=True)
     out = "".join(lines) + proc.communicate(timeout=60)[0]
     assert proc.returncode == 2, out
-    assert f"qemu-system-arm ({tbn_board.name}) exited with status -9 during the session" in out, out
+    assert f"{tbn_board.emulator[0]} ({tbn_board.name}) exited with status -9 during the session" in out, out
     assert "Traceback" not in out
     assert _partial(tmp_path / "r.json", 3000)["done"] > 0
 

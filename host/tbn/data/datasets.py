@@ -27,6 +27,29 @@ def _mnist(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tupl
     return m.normalized(), m.labels.astype(np.int64)
 
 
+def area_matrix(size: int, out: int) -> np.ndarray:
+    """The ``(out, size)`` matrix of adaptive average pooling along one axis (PyTorch's
+    ``adaptive_avg_pool2d``): row i averages pixels ``floor(i*size/out)`` to
+    ``ceil((i+1)*size/out) - 1``."""
+    m = np.zeros((out, size), np.float32)
+    for i in range(out):
+        lo, hi = (i * size) // out, -(-((i + 1) * size) // out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    return m
+
+
+def downsample(images: np.ndarray, out: int) -> np.ndarray:
+    """Float images ``(n, C, H, W)`` area-averaged to ``(n, C, out, out)``: how the small-RAM
+    recipes see MNIST (28x28 to 16x16 on the host, before the device gets the input)."""
+    rows, cols = area_matrix(images.shape[2], out), area_matrix(images.shape[3], out)
+    return np.ascontiguousarray(np.einsum("ih,nchw,jw->ncij", rows, images, cols), dtype=np.float32)
+
+
+def _mnist16(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    x, y = _mnist(split, data_dir, verify)
+    return downsample(x, 16), y
+
+
 def _cifar10(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
     from tbn.data.cifar10 import load_cifar10
 
@@ -36,6 +59,7 @@ def _cifar10(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tu
 
 DATASETS: dict[str, Dataset] = {
     "mnist": Dataset("mnist", (1, 28, 28), 10, _mnist),
+    "mnist16": Dataset("mnist16", (1, 16, 16), 10, _mnist16),
     "cifar10": Dataset("cifar10", (3, 32, 32), 10, _cifar10),
 }
 
@@ -46,6 +70,16 @@ def dataset(name: str) -> Dataset:
         return DATASETS[name]
     except KeyError:
         raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}") from None
+
+
+def dataset_for_input(shape: tuple[int, ...]) -> Dataset:
+    """The dataset whose one input has ``shape`` (C, H, W): which test images a compiled model
+    takes. A :class:`UsageError` when none has it."""
+    for d in DATASETS.values():
+        if tuple(shape) == d.input_shape:
+            return d
+    known = ", ".join(f"{d.name} {d.input_shape}" for d in DATASETS.values())
+    raise UsageError(f"no dataset has inputs of shape {tuple(shape)}; known: {known}")
 
 
 def load_arrays(name: str, split: str, data_dir: str | os.PathLike | None = None,

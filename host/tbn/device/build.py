@@ -1,7 +1,7 @@
 """Build the device firmware with PlatformIO, offline, and check what fits the board.
 
 PlatformIO's core lives in ``build/pio/core`` (never the user's home). Every board builds
-with the project-local platform ``firmware/platform/tbn-cortexm`` and ``tool-scons``
+with the project-local platform ``firmware/platform/tbn-bare`` and ``tool-scons``
 registered from the pip-installed SCons, so nothing needs the registry; real boards are then
 uploaded by :mod:`tbn.device.upload`.
 """

@@ -18,6 +18,9 @@ import serial
 from tbn.device.boards import Board, BoardError
 from tbn.errors import DeviceError
 
+# the Debian package behind each emulator a board description names
+QEMU_PACKAGES = {"qemu-system-arm": "qemu-system-arm", "qemu-system-riscv32": "qemu-system-misc"}
+
 
 class EmulatorError(DeviceError):
     """QEMU is missing, did not start, or exited."""
@@ -68,7 +71,8 @@ class Emulator:
         cmd = self.command()
         if shutil.which(cmd[0]) is None:
             raise EmulatorError(
-                f"{cmd[0]} not found: install Debian's qemu-system-arm (`make deps` does, as root)"
+                f"{cmd[0]} not found: install Debian's {QEMU_PACKAGES.get(cmd[0], 'qemu-system')} "
+                "(`make deps` does, as root)"
             )
         if not self.elf.is_file():
             raise EmulatorError(f"firmware {self.elf} not built (tbn-flash --board {self.board.name})")

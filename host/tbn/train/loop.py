@@ -96,7 +96,7 @@ def _crop_flip(x: torch.Tensor, pad: float, g: torch.Generator) -> torch.Tensor:
 
 
 # Each dataset's augmentation, given --augment's amount in pixels.
-_AUGMENT = {"mnist": _shift, "cifar10": _crop_flip}
+_AUGMENT = {"mnist": _shift, "mnist16": _shift, "cifar10": _crop_flip}
 
 
 @torch.no_grad()

@@ -1,7 +1,9 @@
-/* startup.c -- Cortex-M reset: copy .data, clear .bss, enable the FPU, call main.
+/* startup.c -- Cortex-M reset (copy .data, clear .bss, enable the FPU, call main), the vector
+ * table, and the NVIC line of the UART.
  * The memory map comes from the linker script scripts/board.py generates per board. */
 #include <stdint.h>
 
+#include "arch.h"
 #include "uart_rx.h"
 
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
@@ -45,4 +47,9 @@ void Reset_Handler(void) {
     main();
     for (;;) {
     }
+}
+
+void arch_uart_irq_enable(void) {
+    volatile uint32_t *nvic_iser = (volatile uint32_t *)0xE000E100u;
+    nvic_iser[TBN_UART_IRQ / 32u] = 1u << (TBN_UART_IRQ % 32u);
 }

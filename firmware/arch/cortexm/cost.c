@@ -1,4 +1,4 @@
-/* cost.c -- SysTick as a 64-bit clock, and per-inference cost from it (see cost.h). */
+/* cost.c (Cortex-M) -- SysTick as a 64-bit clock (the reload interrupt counts wraps), and per-inference cost from it (see cost.h). */
 #include "cost.h"
 
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
@@ -25,6 +25,8 @@ uint64_t cost_ticks(void) {
     } while (wraps != systick_wraps);
     return (uint64_t)wraps * (SYST_RELOAD + 1u) + (SYST_RELOAD - value);
 }
+
+uint64_t cost_ms_ticks(uint32_t ms) { return (uint64_t)TBN_CLOCK_HZ * ms / 1000u; }
 
 uint64_t cost_begin(void) {
     uint32_t value = SYST_CVR;
