@@ -35,7 +35,8 @@ def add_device_arguments(p: argparse.ArgumentParser, model_required: bool) -> No
     )
     where.add_argument("--log", type=Path, help="write the emulator's own output here")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", choices=("mnist",), default="mnist", help="stream a dataset's test split")
+    src.add_argument("--data", choices=("mnist",), default="mnist", help="stream a dataset's test split "
+                     "(MNIST: 28x28, or averaged to 16x16 for a model that takes 16x16)")
     src.add_argument("--input", type=Path, metavar="X.npy", help="stream the inputs of a .npy batch")
     p.add_argument("--n", type=count, default=100, help="how many inputs (default 100)")
     p.add_argument("--data-dir", help="folder with MNIST")
@@ -49,11 +50,9 @@ def load_inputs(args: argparse.Namespace, program: Any = None) -> tuple[np.ndarr
         if program is not None:
             check_batch(x, program, str(args.input))
         return x, None
-    from tbn.data import load_mnist
+    from tbn.data.datasets import mnist_test
 
-    test = load_mnist("test", args.data_dir)
-    x = test.normalized(args.n)
-    return x, test.labels[: len(x)].astype(np.int64)
+    return mnist_test(tuple(program.tensors[0].shape) if program is not None else (), args.n, args.data_dir)
 
 
 def check_batch(x: np.ndarray, program: Any, source: str) -> None:

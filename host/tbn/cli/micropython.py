@@ -103,15 +103,14 @@ def _mip_package(folder: Path, mpy: Path) -> None:
     write_atomic(folder / "package.json", (json.dumps(doc, indent=1) + "\n").encode())
 
 
-def _inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray | None]:
+def _inputs(args: argparse.Namespace, program: Any) -> tuple[np.ndarray, np.ndarray | None]:
     from tbn.files import read_npy
 
     if args.input is not None:
         return read_npy(args.input)[: args.n], None
-    from tbn.data import load_mnist
+    from tbn.data.datasets import mnist_test
 
-    test = load_mnist("test", args.data_dir)
-    return test.normalized(args.n), test.labels[: args.n].astype(np.int64)
+    return mnist_test(tuple(program.tensors[0].shape), args.n, args.data_dir)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -125,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     path = args.model[0]
     program = load(path)
     data = path.read_bytes()
-    x, labels = _inputs(args)
+    x, labels = _inputs(args, program)
     check_batch(x, program, str(args.input or "mnist"))
     t = target(args.target)
     floats = args.float_input or not program.int8 or args.input is None

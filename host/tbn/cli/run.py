@@ -56,10 +56,9 @@ def run(args: argparse.Namespace) -> int:
         x = read_npy(args.input)
         print(np.array2string(run_float(x), precision=6))
         return 0
-    from tbn.data import load_mnist
+    from tbn.data.datasets import mnist_test
 
-    test = load_mnist("test", args.data_dir)
-    x = test.normalized(args.n)
+    x, labels = mnist_test(tuple(interp.input.shape), args.n, args.data_dir)
     n = len(x)
     if x[0].size != interp.input.numel:
         raise UsageError(f"{args.model} takes inputs of shape {tuple(interp.input.shape)} "
@@ -69,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     y = run_float(x.reshape(n, *interp.input.shape))
     seconds = time.perf_counter() - t0
     pred = y.reshape(n, -1).argmax(axis=1) if y.reshape(n, -1).shape[1] > 1 else y.reshape(n)
-    acc = float((pred == test.labels[:n]).mean())
+    acc = float((pred == labels).mean())
     print(f"{args.model}: accuracy {acc:.4f} on {n} MNIST test images "
           f"({args.engine} engine, {1e3 * seconds / n:.3f} ms per image)")
     return 0

@@ -72,6 +72,20 @@ def dataset(name: str) -> Dataset:
         raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}") from None
 
 
+def mnist_test(input_shape: tuple[int, ...], n: int | None = None,
+               data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` MNIST test images as a model whose input is ``input_shape`` takes them
+    (28x28, or averaged to 16x16 for the small-RAM recipes), and their int64 labels. Other
+    shapes get the 28x28 images, for the caller's shape check to refuse."""
+    from tbn.data.mnist import load_mnist
+
+    test = load_mnist("test", data_dir)
+    x = test.normalized(n)
+    if tuple(input_shape) == DATASETS["mnist16"].input_shape:
+        x = downsample(x, 16)
+    return x, test.labels[: len(x)].astype(np.int64)
+
+
 def dataset_for_input(shape: tuple[int, ...]) -> Dataset:
     """The dataset whose one input has ``shape`` (C, H, W): which test images a compiled model
     takes. A :class:`UsageError` when none has it."""
