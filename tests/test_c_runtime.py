@@ -363,3 +363,30 @@ def test_wide_requantisation_with_narrow_biases(lib: ctypes.CDLL) -> None:
     want = Interpreter(data).run(x)
     assert np.array_equal(Interpreter(mixed).run(x), want)
     assert np.array_equal(CRuntime(mixed, lib).run(x), want)
+
+
+def test_a_runtime_built_for_one_model_runs_it_and_refuses_the_rest(tmp_path: Path) -> None:
+    """tbn-flash --model-ops: the runtime built with one model's ops, activation type and
+    kernels (tbn.device.build.runtime_subset) still matches its golden vector, and names
+    what it lacks for any other model."""
+    from tbn.device.build import runtime_subset
+    from tbn.parity import F32_RTOL
+    from tbn.paths import c_runtime
+
+    own = ROOT / "tests" / "vectors" / "conv1d_argmax_int8.tbn"
+    defines = runtime_subset(own)
+    assert defines["TBN_BUILD_F32"] == "0" and defines["TBN_BUILD_TABLES"] == "0"
+    exe, c = tmp_path / "tbn_check_subset", c_runtime()
+    subprocess.run(["cc", *c.flags, f"-I{c.include}", "-O1", "-fsanitize=address,undefined",
+                    "-fno-sanitize-recover=all", f"-DTBN_F32_RTOL={F32_RTOL}",
+                    *(f"-D{k}={v}" for k, v in defines.items()), *map(str, c.sources),
+                    str(ROOT / "tests/c/tbn_check.c"), "-lm", "-o", str(exe)], check=True)
+    stem = own.with_suffix("")
+    ok = subprocess.run([exe, own, f"{stem}.input.bin", f"{stem}.output.bin"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "samples match" in ok.stdout, ok.stderr
+    # another activation type, the table kernel, other ops
+    for other in ("mlp_f32", "mlp_int8", "misc_int8"):
+        stem = ROOT / "tests" / "vectors" / other
+        bad = subprocess.run([exe, f"{stem}.tbn", f"{stem}.input.bin", f"{stem}.output.bin"],
+                             capture_output=True, text=True)
+        assert bad.returncode == 1 and "left out of this build of the runtime" in bad.stderr, (other, bad)

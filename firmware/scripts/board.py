@@ -4,7 +4,8 @@ Adds the board's core support (arch/<arch>/: startup, timer and cost, linker scr
 its HAL file, the generated linker script, and the defines the app reads (TBN_BOARD_NAME,
 TBN_CLOCK_HZ, TBN_TIMER_HZ, TBN_SLOT_BYTES, TBN_ARENA_BYTES, TBN_FRAME_BYTES, TBN_COST_ICOUNT,
 TBN_FRAME_TIMEOUT_MS, TBN_UART_IRQ), and,
-when the TBN_MODEL environment variable names a .tbn file, embeds that model in flash.
+when the TBN_MODEL environment variable names a .tbn file, embeds that model in flash
+(TBN_BUILD_DEFINES: the runtime's op subset, from tbn.device.build).
 """
 
 import hashlib
@@ -49,6 +50,11 @@ if model:
     env.Append(CPPDEFINES=[("TBN_EMBEDDED_MODEL", "1"), ("TBN_MODEL_PATH", env.StringifyMacro(copy))])
 else:
     env.Append(CPPDEFINES=[("TBN_EMBEDDED_MODEL", "0")])
+
+# TBN_BUILD_DEFINES (tbn.device.build.runtime_subset): build the runtime with one model's ops only
+subset = os.environ.get("TBN_BUILD_DEFINES")
+if subset:
+    env.Append(CPPDEFINES=[tuple(d.split("=", 1)) for d in subset.split()])
 
 # TBN_BACKEND names a PlatformIO script that adds another kernel library for some ops
 # (tbn_interp.c's TBN_OP_BACKEND): benchmarks/cmsis/backend.py builds CMSIS-NN in.

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--detach", action="store_true", help="emulated boards: leave the emulator running and exit"
     )
+    p.add_argument("--model-ops", action="store_true",
+                   help="build the runtime with only the ops and activation type of --model: smaller "
+                        "firmware, which refuses other models (TBN_ERR_NOT_BUILT)")
     p.add_argument("--dry-run", action="store_true",
                    help="build and check the fit, then print the upload (real boards) or emulator "
                         "command instead of running it")
@@ -84,7 +87,7 @@ def _flash(args: argparse.Namespace) -> int:
     from tbn.device.session import flash
 
     board = load_board(args.board)
-    done = flash(board, args.model, verbose=args.verbose, dry_run=args.dry_run)
+    done = flash(board, args.model, verbose=args.verbose, dry_run=args.dry_run, model_ops=args.model_ops)
     fw = done.firmware
     print(f"{board.name}: firmware {fw.elf}")
     print(

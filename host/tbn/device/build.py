@@ -68,6 +68,7 @@ def pio_env() -> dict[str, str]:
         PLATFORMIO_NO_ANSI="true",
     )
     env.pop("TBN_MODEL", None)
+    env.pop("TBN_BUILD_DEFINES", None)
     return env
 
 
@@ -85,12 +86,31 @@ def section_sizes(elf: Path) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", out, re.M)}
 
 
+def runtime_subset(model: Path) -> dict[str, str]:
+    """The C runtime's build defines (tbn_internal.h's TBN_BUILD_*) that keep only the ops, the
+    activation type and the kernels (lookup tables or not) that ``model`` uses."""
+    from tbn.format import load
+    from tbn.format.spec import NONE_ID
+
+    program = load(model)
+    mask = 0
+    for op in program.ops:
+        mask |= 1 << int(op.opcode)
+    tables = any(op.args.get("scratch", NONE_ID) != NONE_ID for op in program.ops)
+    return {"TBN_BUILD_OPS": f"{mask:#x}u", "TBN_BUILD_F32": str(int(not program.int8)),
+            "TBN_BUILD_INT8": str(int(program.int8)), "TBN_BUILD_TABLES": str(int(tables))}
+
+
 def build(board: Board, model: Path | None = None, verbose: bool = False,
-          backend: Path | None = None) -> Firmware:
+          backend: Path | None = None, ops_of: Path | None = None) -> Firmware:
     """Build the app for ``board``, with ``model`` embedded in flash when given. ``backend``: a
-    PlatformIO script that builds another kernel library in for some ops (benchmarks/cmsis)."""
+    PlatformIO script that builds another kernel library in for some ops (benchmarks/cmsis).
+    ``ops_of``: a model whose ops and activation type alone the runtime is built with
+    (:func:`runtime_subset`); it then refuses any model that needs more."""
     env = pio_env()
     env.pop("TBN_BACKEND", None)
+    if ops_of is not None:
+        env["TBN_BUILD_DEFINES"] = " ".join(f"{k}={v}" for k, v in runtime_subset(ops_of).items())
     if backend is not None:
         env["TBN_BACKEND"] = str(Path(backend).resolve())
     if model is not None:

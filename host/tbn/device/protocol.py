@@ -92,6 +92,7 @@ RUNTIME_STATUS = (
     "TBN_ERR_SHAPE",
     "TBN_ERR_ARENA_SIZE",
     "TBN_ERR_IO_SIZE",
+    "TBN_ERR_NOT_BUILT",
 )
 
 # Errors about the frame itself: the request never reached its command, so it is retried.

@@ -30,10 +30,14 @@ class Flashed:
 
 
 def flash(board: Board, model: Path | None = None, verbose: bool = False,
-          backend: Path | None = None, dry_run: bool = False) -> Flashed:
+          backend: Path | None = None, dry_run: bool = False, model_ops: bool = False) -> Flashed:
     """Build for ``board`` (embedding ``model``), refuse what does not fit, and upload to a real
-    board (``dry_run``: only say how). Emulated boards are booted separately
-    (:class:`Emulator`) from ``firmware.elf``."""
+    board (``dry_run``: only say how). ``model_ops``: build the runtime with the model's ops and
+    activation type only (smaller; other models are refused). Emulated boards are booted
+    separately (:class:`Emulator`) from ``firmware.elf``."""
+    if model_ops and model is None:
+        raise UsageError("building with the model's ops only needs a model (--model)")
+    ops_of = model if model_ops else None
     if not board.emulated and not dry_run:  # a machine that cannot flash it says so before building
         upload_command(board, Path("firmware.elf"))
     arena = 0
@@ -44,7 +48,7 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False,
         # what needs no build is refused before one (and where a real board's cannot be made)
         check_fit(board.name, model_bytes, arena, arena_limit=board.arena_bytes,
                   flash_limit=board.flash_bytes)
-    base = build(board, verbose=verbose, backend=backend)
+    base = build(board, verbose=verbose, backend=backend, ops_of=ops_of)
     check_fit(
         board.name,
         model_bytes,
@@ -53,7 +57,7 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False,
         flash_limit=board.flash_bytes,
         runtime_flash=base.flash_bytes,
     )
-    firmware = build(board, model, verbose=verbose, backend=backend) if model is not None else base
+    firmware = base if model is None else build(board, model, verbose=verbose, backend=backend, ops_of=ops_of)
     if board.emulated:
         return Flashed(firmware, base)
     try:

@@ -39,6 +39,7 @@ typedef enum {
     TBN_ERR_SHAPE,        /* inconsistent shapes, dtypes, geometry or scale counts */
     TBN_ERR_ARENA_SIZE,   /* the caller's arena is smaller than the model needs */
     TBN_ERR_IO_SIZE,      /* input or output buffer of the wrong size */
+    TBN_ERR_NOT_BUILT,    /* an op or activation type this build leaves out (TBN_BUILD_OPS) */
     TBN_ERR_COUNT_
 } tbn_status;
 

@@ -7,6 +7,32 @@
 
 #include "tbn.h"
 
+/* What this build runs, TFLite Micro's op resolver decided at compile time: TBN_BUILD_OPS is a
+ * mask of opcodes (bit n: opcode n), TBN_BUILD_F32 and TBN_BUILD_INT8 the activation types,
+ * TBN_BUILD_TABLES the lookup-table kernel of tiled ops (ops with scratch).
+ * Firmware for a small board passes its one model's (tbn-flash --model-ops); the compiler
+ * folds the other paths away and the linker drops every kernel nothing calls. A model that
+ * needs more is refused at load: TBN_ERR_NOT_BUILT. By default everything is built. */
+#ifndef TBN_BUILD_OPS
+#define TBN_BUILD_OPS 0xFFFFFFFFu
+#endif
+#ifndef TBN_BUILD_F32
+#define TBN_BUILD_F32 1
+#endif
+#ifndef TBN_BUILD_INT8
+#define TBN_BUILD_INT8 1
+#endif
+#ifndef TBN_BUILD_TABLES
+#define TBN_BUILD_TABLES 1
+#endif
+#if !TBN_BUILD_F32 && !TBN_BUILD_INT8
+#error "TBN_BUILD_F32 and TBN_BUILD_INT8 are both 0: the runtime would run nothing"
+#endif
+#define TBN_BUILT(opcode) (((uint32_t)(TBN_BUILD_OPS) >> (opcode)) & 1u)
+/* "The model's activations are int8", a constant where the build has one type only. */
+#define TBN_INT8(flag) (TBN_BUILD_F32 ? (TBN_BUILD_INT8 ? (flag) : 0) : 1)
+static inline int tbn_int8(const tbn_model *m) { return TBN_INT8((m->flags & TBN_FLAG_INT8) != 0); }
+
 /* Little-endian loads from byte pointers. On a little-endian target memcpy compiles to one
  * (unaligned where allowed) load, where byte loads and shifts cost seven instructions. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__

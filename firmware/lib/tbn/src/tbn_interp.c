@@ -33,7 +33,8 @@ tbn_status tbn_invoke_ops(const tbn_model *m, void *arena, size_t arena_size, ui
 #endif
         tbn_status s;
         switch (op.opcode) {
-#define TBN_EVAL(NAME, code, size, traits, kernel) case code: s = tbn_eval_##kernel(m, &op, a); break;
+#define TBN_EVAL(NAME, code, size, traits, kernel) \
+    case code: s = TBN_BUILT(code) ? tbn_eval_##kernel(m, &op, a) : TBN_ERR_NOT_BUILT; break;
             TBN_OP_LIST(TBN_EVAL)
 #undef TBN_EVAL
         default: return TBN_ERR_OPCODE;

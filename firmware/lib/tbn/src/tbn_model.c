@@ -20,6 +20,7 @@ static const char *const k_errors[TBN_ERR_COUNT_] = {
     "inconsistent shapes, dtypes, geometry or scale counts",
     "arena too small for the model",
     "input or output buffer of the wrong size",
+    "op, activation type or kernel left out of this build of the runtime (TBN_BUILD_OPS)",
 };
 
 const char *tbn_strerror(tbn_status status) {
@@ -223,7 +224,7 @@ static tbn_status check_operands(const tbn_model *m, const tbn_op *op, uint32_t 
 
 /* What holds for every op (traits, arena, dtypes, quantisation), then its kernel's prepare. */
 static tbn_status check_op(tbn_model *m, const tbn_op *op, uint32_t index) {
-    int int8 = (m->flags & TBN_FLAG_INT8) != 0;
+    int int8 = tbn_int8(m);
     uint32_t t = op->traits;
     if (op->act > TBN_ACT_RELU6) FAIL(TBN_ERR_OPCODE, index);
     if (op->act != TBN_ACT_NONE && !(t & TBN_TRAIT_FUSABLE) && op->opcode != TBN_OP_ACTIVATION)
@@ -253,7 +254,8 @@ static tbn_status check_op(tbn_model *m, const tbn_op *op, uint32_t index) {
         FAIL(TBN_ERR_SHAPE, index);
 
     switch (op->opcode) {
-#define TBN_PREPARE(NAME, code, size, traits, kernel) case code: s = tbn_prepare_##kernel(m, op, &io); break;
+#define TBN_PREPARE(NAME, code, size, traits, kernel) \
+    case code: s = TBN_BUILT(code) ? tbn_prepare_##kernel(m, op, &io) : TBN_ERR_NOT_BUILT; break;
         TBN_OP_LIST(TBN_PREPARE)
 #undef TBN_PREPARE
     default: s = TBN_ERR_OPCODE; break;
@@ -273,6 +275,7 @@ static tbn_status read_header(tbn_model *m, const uint8_t *p, size_t size) {
     if (tbn_crc32(p + TBN_CRC_START, m->size - TBN_CRC_START) != tbn_rd32(p + TBN_HDR_CRC32)) return TBN_ERR_CRC;
     m->flags = tbn_rd32(p + TBN_HDR_FLAGS);
     if (m->flags & TBN_REQUIRED_FLAGS_MASK & ~TBN_KNOWN_FLAGS) return TBN_ERR_FLAGS;
+    if ((m->flags & TBN_FLAG_INT8) ? !TBN_BUILD_INT8 : !TBN_BUILD_F32) return TBN_ERR_NOT_BUILT;
     m->arena_size = tbn_rd32(p + TBN_HDR_ARENA_SIZE);
     m->n_tensors = tbn_rd16(p + TBN_HDR_N_TENSORS);
     m->n_tiles = tbn_rd16(p + TBN_HDR_N_TILES);
@@ -377,7 +380,7 @@ tbn_status tbn_model_init(tbn_model *m, const void *data, size_t size) {
 }
 
 uint32_t tbn_arena_size(const tbn_model *m) { return m->arena_size; }
-int tbn_is_int8(const tbn_model *m) { return (m->flags & TBN_FLAG_INT8) != 0; }
+int tbn_is_int8(const tbn_model *m) { return tbn_int8(m); }
 uint32_t tbn_op_count(const tbn_model *m) { return m->n_ops; }
 
 uint32_t tbn_input_size(const tbn_model *m) {

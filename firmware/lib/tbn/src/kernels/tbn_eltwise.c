@@ -51,7 +51,7 @@ tbn_status tbn_eval_reshape(const tbn_model *m, const tbn_op *op, uint8_t *arena
 tbn_status tbn_prepare_add(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
     if (!tbn_same_shape(&io->in, &io->b) || !tbn_same_shape(&io->in, &io->out) || io->b.dtype != io->in.dtype)
         return TBN_ERR_SHAPE;
-    if (io->int8) { /* one multiplier per input: REQUANT, or RQ16 whose products fit 32 bits */
+    if (TBN_INT8(io->int8)) { /* one multiplier per input: REQUANT, or RQ16 whose products fit 32 bits */
         tbn_vector v;
         tbn_get_scale(m, op->scale, &v);
         if (!TBN_DTYPE_IN(v.dtype, TBN_INT8_SCALE_DTYPES) || v.count != 2) return TBN_ERR_SHAPE;
@@ -82,7 +82,7 @@ tbn_status tbn_eval_add(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     tbn_get_tensor(m, op->b, &b);
     const uint8_t *src_b = arena + b.offset;
     uint32_t n = u.in.numel;
-    if (!tbn_is_int8(m)) {
+    if (!tbn_int8(m)) {
         for (uint32_t i = 0; i < n; i++)
             ((float *)u.dst)[i] = tbn_act_f32(((const float *)u.src)[i] + ((const float *)src_b)[i], op->act);
         return TBN_OK;
@@ -110,7 +110,7 @@ tbn_status tbn_prepare_activation(const tbn_model *m, const tbn_op *op, const tb
 
 tbn_status tbn_eval_activation(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     unary u = unary_of(m, op, arena);
-    int int8 = tbn_is_int8(m);
+    int int8 = tbn_int8(m);
     for (uint32_t i = 0; i < u.in.numel; i++) {
         if (int8) ((int8_t *)u.dst)[i] = tbn_clamp_q(((const int8_t *)u.src)[i], u.out.qmin, u.out.qmax);
         else ((float *)u.dst)[i] = tbn_act_f32(((const float *)u.src)[i], op->act);
@@ -143,7 +143,7 @@ tbn_status tbn_prepare_argmax(const tbn_model *m, const tbn_op *op, const tbn_io
 
 tbn_status tbn_eval_argmax(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     unary u = unary_of(m, op, arena);
-    int int8 = tbn_is_int8(m);
+    int int8 = tbn_int8(m);
     uint32_t best = 0;
     for (uint32_t i = 1; i < u.in.numel; i++) {
         if (int8 ? ((const int8_t *)u.src)[i] > ((const int8_t *)u.src)[best]

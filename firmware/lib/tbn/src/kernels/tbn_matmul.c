@@ -160,7 +160,7 @@ static int conv_geometry_ok(const tbn_op *op, const tbn_tensor *in, const tbn_te
 static int lut_scratch_ok(const tbn_op *op, const tbn_io *io, uint32_t n_bits, uint32_t k) {
     uint32_t rows = tbn_tile_rows(op, n_bits, k);
     return rows && io->scratch.dtype == io->in.dtype &&
-           io->scratch.nbytes >= tbn_lut_scratch_size(rows, k, (op->traits & TBN_TRAIT_CONV) != 0, io->int8);
+           io->scratch.nbytes >= tbn_lut_scratch_size(rows, k, (op->traits & TBN_TRAIT_CONV) != 0, TBN_INT8(io->int8));
 }
 
 /* The largest |value| of an integer (I16, I32) bias vector. */
@@ -200,7 +200,7 @@ static tbn_status check_bounds(const tbn_model *m, const tbn_op *op, const tbn_i
 
 tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
     const tbn_tensor *in = &io->in, *out = &io->out;
-    uint8_t act = io->int8 ? TBN_DTYPE_I8 : TBN_DTYPE_F32;
+    uint8_t act = TBN_INT8(io->int8) ? TBN_DTYPE_I8 : TBN_DTYPE_F32;
     if (in->dtype != act || out->dtype != act) return TBN_ERR_SHAPE;
     if ((op->traits & TBN_TRAIT_CONV) ? !conv_geometry_ok(op, in, out) : out->ndim != 1) return TBN_ERR_SHAPE;
     uint64_t o, k, p = 1;
@@ -211,6 +211,7 @@ tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io
         tbn_get_tile(m, op->tile, &t);
         if ((o * k) % t.n_bits) return TBN_ERR_SHAPE;
         p = (o * k) / t.n_bits;
+        if (io->has_scratch && !TBN_BUILD_TABLES) return TBN_ERR_NOT_BUILT;
         if (io->has_scratch && !lut_scratch_ok(op, io, t.n_bits, (uint32_t)k)) return TBN_ERR_SHAPE;
     } else {
         uint32_t count;
@@ -220,22 +221,22 @@ tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io
     tbn_vector s, b = {0};
     tbn_get_scale(m, op->scale, &s);
     int mode = tbn_scale_mode(s.count, (uint32_t)o, p);
-    if (io->int8 ? !TBN_DTYPE_IN(s.dtype, TBN_INT8_SCALE_DTYPES) || (mode != TBN_SCALE_ONE && mode != TBN_SCALE_PER_OUTPUT)
+    if (TBN_INT8(io->int8) ? !TBN_DTYPE_IN(s.dtype, TBN_INT8_SCALE_DTYPES) || (mode != TBN_SCALE_ONE && mode != TBN_SCALE_PER_OUTPUT)
                  : !TBN_DTYPE_IN(s.dtype, TBN_F32_VECTOR_DTYPES) || mode < 0)
         return TBN_ERR_SHAPE;
     if (op->bias != TBN_NONE_ID) {
         tbn_get_bias(m, op->bias, &b);
-        if (b.count != o || !TBN_DTYPE_IN(b.dtype, io->int8 ? TBN_INT8_BIAS_DTYPES : TBN_F32_VECTOR_DTYPES))
+        if (b.count != o || !TBN_DTYPE_IN(b.dtype, TBN_INT8(io->int8) ? TBN_INT8_BIAS_DTYPES : TBN_F32_VECTOR_DTYPES))
             return TBN_ERR_SHAPE;
     }
-    return io->int8 ? check_bounds(m, op, io, &s, op->bias != TBN_NONE_ID ? &b : NULL, o, k) : TBN_OK;
+    return TBN_INT8(io->int8) ? check_bounds(m, op, io, &s, op->bias != TBN_NONE_ID ? &b : NULL, o, k) : TBN_OK;
 }
 
 static void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     memset(c, 0, sizeof *c);
     c->m = m;
     c->op = op;
-    c->int8 = tbn_is_int8(m);
+    c->int8 = tbn_int8(m);
     c->tiled = (op->traits & TBN_TRAIT_TILED) != 0;
     int conv = (op->traits & TBN_TRAIT_CONV) != 0;
     tbn_get_tensor(m, op->input, &c->in);
@@ -259,7 +260,7 @@ static void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *ar
         c->p = 1;
     }
     int mode = tbn_scale_mode(c->scale.count, c->o, c->p);
-    c->per_rep = !c->int8 && mode == TBN_SCALE_PER_REPETITION;
+    c->per_rep = !TBN_INT8(c->int8) && mode == TBN_SCALE_PER_REPETITION;
     mm_epilogue *e = &c->ep;
     e->scale = c->per_rep ? NULL : c->scale.data;
     e->scale_stride = mode == TBN_SCALE_ONE ? 0u : tbn_dtype_size(c->scale.dtype);
@@ -287,7 +288,7 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
     mm_init(&c, m, op, arena);
     /* tile reuse: the tile holds `rows` whole rows, each feeding o / rows outputs */
     uint32_t rows = c.tiled ? tbn_tile_rows(op, c.tile.n_bits, c.k) : 0;
-    if (op->scratch != TBN_NONE_ID) { /* prepare checked that rows > 0 and the scratch fits */
+    if (TBN_BUILD_TABLES && op->scratch != TBN_NONE_ID) { /* prepare checked rows > 0, the scratch fits */
         tbn_tensor s;
         tbn_get_tensor(m, op->scratch, &s);
         tbn_mm_eval_lut(&c, rows, arena + s.offset);
@@ -302,7 +303,7 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
             if (rows) { /* tile reuse: `rows` distinct dot products, each feeding o / rows outputs */
                 for (uint32_t r0 = 0; r0 < rows; r0 += TBN_CHUNK) {
                     uint32_t n = rows - r0 < TBN_CHUNK ? rows - r0 : TBN_CHUNK;
-                    if (c.int8) {
+                    if (TBN_INT8(c.int8)) {
                         int32_t acc[TBN_CHUNK];
                         for (uint32_t r = 0; r < n; r++) acc[r] = row_i8(&c, r0 + r, 0, oy, ox);
                         for (uint32_t ch0 = r0; ch0 < c.o; ch0 += rows)
@@ -319,7 +320,7 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
             } else {
                 for (uint32_t ch = 0; ch < c.o; ch++) {
                     uint32_t g = ch / c.og;
-                    if (c.int8) store_i8(&c, ch, pix, npix, row_i8(&c, ch, g, oy, ox));
+                    if (TBN_INT8(c.int8)) store_i8(&c, ch, pix, npix, row_i8(&c, ch, g, oy, ox));
                     else store_f32(&c, ch, pix, npix, row_f32(&c, ch, g, oy, ox, per_rep));
                 }
             }

@@ -346,7 +346,7 @@ static void gather(const mm_ctx *c, uint32_t oy, uint32_t ox, uint8_t *patch) {
     uint32_t h = c->in.dims[1], w = c->in.dims[2];
     int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl, lo, hi;
     kx_range(op, ix0, w, &lo, &hi);
-    if (c->int8)
+    if (TBN_INT8(c->int8))
         GATHER(int8_t, (int8_t)c->in.zero_point);
     else
         GATHER(float, 0.0f);
@@ -461,10 +461,10 @@ TBN_NOINLINE static void store_rows_f32(const mm_epilogue *ep, uint32_t ch0, uin
 void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
     /* scratch: rows accumulators | N_TABLES narrow tables | N_WIDE wide ones (INT8, many rows) |
      * patch (conv); tbn_lut_scratch_size says the same */
-    uint32_t esize = c->int8 ? 2u : 4u;
+    uint32_t esize = TBN_INT8(c->int8) ? 2u : 4u;
     uint8_t *tables = scratch + 4u * rows, *wide = tables + N_TABLES * 16u * esize;
     uint8_t *patch = wide;
-    if (c->int8 && rows >= TBN_LUT_WIDE_MIN_ROWS) {
+    if (TBN_INT8(c->int8) && rows >= TBN_LUT_WIDE_MIN_ROWS) {
         patch += N_WIDE * 256u * esize;
     } else {
         wide = NULL;
@@ -477,7 +477,7 @@ void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
             gather(c, pix / wo, pix % wo, patch);
             x = patch;
         }
-        if (c->int8) {
+        if (TBN_INT8(c->int8)) {
             int32_t *acc = (int32_t *)(void *)scratch;
             rows_i8(c, rows, (const int8_t *)x, acc, (int16_t *)(void *)tables, (int16_t *)(void *)wide);
             for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows)

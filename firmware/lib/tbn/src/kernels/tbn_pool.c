@@ -35,7 +35,7 @@ tbn_status tbn_eval_pool(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     tbn_tensor in, out;
     tbn_get_tensor(m, op->input, &in);
     tbn_get_tensor(m, op->output, &out);
-    int int8 = tbn_is_int8(m), is_max = op->opcode == TBN_OP_MAXPOOL2D;
+    int int8 = tbn_int8(m), is_max = op->opcode == TBN_OP_MAXPOOL2D;
     uint32_t ch = in.dims[0], h = in.dims[1], w = in.dims[2], ho = out.dims[1], wo = out.dims[2];
     int32_t n = (int32_t)op->kh * op->kw;
     for (uint32_t c = 0; c < ch; c++) {
@@ -100,7 +100,7 @@ tbn_status tbn_eval_global_avgpool(const tbn_model *m, const tbn_op *op, uint8_t
     tbn_get_tensor(m, op->output, &out);
     uint32_t ch = in.dims[0], hw = in.dims[1] * in.dims[2];
     for (uint32_t c = 0; c < ch; c++) {
-        if (tbn_is_int8(m)) {
+        if (tbn_int8(m)) {
             const int8_t *x = (const int8_t *)(arena + in.offset) + (size_t)c * hw;
             int64_t sum = 0;
             for (uint32_t i = 0; i < hw; i++) sum += x[i];
