@@ -43,9 +43,19 @@ typedef enum {
     TBN_ERR_COUNT_
 } tbn_status;
 
+/* Where a model's bytes may live. Nothing changes on a target with one address space. On AVR,
+ * whose flash is a separate address space that a model of kilobytes must stay in, every read
+ * of the model goes through avr-gcc's __memx pointers (flash or RAM, told apart at run time;
+ * GNU C: build with -std=gnu99). The runtime reads the model through these pointers only. */
+#if defined(__AVR__) && defined(__MEMX)
+#define TBN_ROM __memx
+#else
+#define TBN_ROM
+#endif
+
 /* A validated model: offsets into the caller's bytes, nothing copied. */
 typedef struct {
-    const uint8_t *data;
+    const TBN_ROM uint8_t *data;
     uint32_t size;
     uint32_t flags;
     uint32_t arena_size;
@@ -60,13 +70,13 @@ typedef struct {
 const char *tbn_strerror(tbn_status status);
 
 /* CRC-32 (IEEE 802.3, as zlib's crc32) of n bytes: the file checksum, also handy for links. */
-uint32_t tbn_crc32(const void *data, size_t n);
+uint32_t tbn_crc32(const TBN_ROM void *data, size_t n);
 
 /* Continue a CRC-32 over more bytes, as zlib's crc32(crc, ...): start from 0. */
-uint32_t tbn_crc32_update(uint32_t crc, const void *data, size_t n);
+uint32_t tbn_crc32_update(uint32_t crc, const TBN_ROM void *data, size_t n);
 
 /* Validate `size` bytes at `data` (4-byte aligned) and fill `model`. */
-tbn_status tbn_model_init(tbn_model *model, const void *data, size_t size);
+tbn_status tbn_model_init(tbn_model *model, const TBN_ROM void *data, size_t size);
 
 /* Bytes of arena the model needs; the arena must be 4-byte aligned. */
 uint32_t tbn_arena_size(const tbn_model *model);

@@ -35,7 +35,7 @@ static inline int tbn_int8(const tbn_model *m) { return TBN_INT8((m->flags & TBN
 
 /* Little-endian loads from byte pointers. On a little-endian target memcpy compiles to one
  * (unaligned where allowed) load, where byte loads and shifts cost seven instructions. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(__AVR__)
 static inline uint16_t tbn_rd16(const uint8_t *p) {
     uint16_t v;
     memcpy(&v, p, sizeof v);
@@ -47,13 +47,22 @@ static inline uint32_t tbn_rd32(const uint8_t *p) {
     return v;
 }
 #else
-static inline uint16_t tbn_rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static inline uint32_t tbn_rd32(const uint8_t *p) {
+static inline uint16_t tbn_rd16(const TBN_ROM uint8_t *p) { return (uint16_t)(p[0] | ((uint16_t)p[1] << 8)); }
+static inline uint32_t tbn_rd32(const TBN_ROM uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 #endif
-static inline int32_t tbn_rds32(const uint8_t *p) { return (int32_t)tbn_rd32(p); }
-static inline float tbn_rdf32(const uint8_t *p) {
+/* A model's bytes start 4-aligned (its tables are laid out for 32-bit loads); AVR loads bytes. */
+static inline int tbn_aligned4(const TBN_ROM void *p) {
+#if defined(__AVR__)
+    (void)p;
+    return 1;
+#else
+    return ((uintptr_t)p & 3u) == 0;
+#endif
+}
+static inline int32_t tbn_rds32(const TBN_ROM uint8_t *p) { return (int32_t)tbn_rd32(p); }
+static inline float tbn_rdf32(const TBN_ROM uint8_t *p) {
     uint32_t u = tbn_rd32(p);
     float f;
     memcpy(&f, &u, sizeof f);
@@ -102,7 +111,7 @@ void tbn_get_tensor(const tbn_model *m, uint32_t id, tbn_tensor *t);
 /* A vector entry (scale or bias). An RQ16 vector's data starts after its header, whose two
  * shifts are decoded here. */
 typedef struct {
-    const uint8_t *data;
+    const TBN_ROM uint8_t *data;
     uint32_t count;
     uint8_t dtype, pre_shift, shift;
 } tbn_vector;
@@ -124,12 +133,12 @@ float tbn_vector_f32(const tbn_vector *v, uint32_t i); /* F32, F16 */
 
 /* Tile: packed bits (LSB first), n_bits. */
 typedef struct {
-    const uint8_t *bits;
+    const TBN_ROM uint8_t *bits;
     uint32_t n_bits;
 } tbn_tile;
 
 void tbn_get_tile(const tbn_model *m, uint32_t id, tbn_tile *t);
-const int8_t *tbn_get_dense(const tbn_model *m, uint32_t id, uint32_t *count);
+const TBN_ROM int8_t *tbn_get_dense(const tbn_model *m, uint32_t id, uint32_t *count);
 
 /* A decoded op: every layout's fields by the names tbn.format.spec gives them (absent ids are
  * TBN_NONE_ID, absent geometry 1, other absent fields 0). `input` is the first tensor read
@@ -144,7 +153,7 @@ typedef struct {
 } tbn_op;
 
 /* Decode the op at p (avail bytes left in the ops section); returns 0 if unknown/truncated. */
-int tbn_decode_op(const uint8_t *p, uint32_t avail, tbn_op *op);
+int tbn_decode_op(const TBN_ROM uint8_t *p, uint32_t avail, tbn_op *op);
 
 /* The tensors an op touches, decoded once by the loader for the op's prepare function;
  * `b` is the second input (the first again for one-input ops); the scratch tensor's slot is

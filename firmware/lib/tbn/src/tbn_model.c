@@ -28,8 +28,8 @@ const char *tbn_strerror(tbn_status status) {
     return k_errors[status];
 }
 
-uint32_t tbn_crc32_update(uint32_t crc, const void *data, size_t n) {
-    const uint8_t *p = (const uint8_t *)data;
+uint32_t tbn_crc32_update(uint32_t crc, const TBN_ROM void *data, size_t n) {
+    const TBN_ROM uint8_t *p = (const TBN_ROM uint8_t *)data;
     crc = ~crc;
     for (size_t i = 0; i < n; i++) {
         crc ^= p[i];
@@ -38,11 +38,11 @@ uint32_t tbn_crc32_update(uint32_t crc, const void *data, size_t n) {
     return ~crc;
 }
 
-uint32_t tbn_crc32(const void *data, size_t n) { return tbn_crc32_update(0, data, n); }
+uint32_t tbn_crc32(const TBN_ROM void *data, size_t n) { return tbn_crc32_update(0, data, n); }
 
 void tbn_get_tensor(const tbn_model *m, uint32_t id, tbn_tensor *t) {
-    const uint8_t *e = m->data + m->off_tensors + id * TBN_TENSOR_ENTRY_SIZE;
-    const uint8_t *a = m->data + m->off_arena + id * TBN_ARENA_ENTRY_SIZE;
+    const TBN_ROM uint8_t *e = m->data + m->off_tensors + id * TBN_TENSOR_ENTRY_SIZE;
+    const TBN_ROM uint8_t *a = m->data + m->off_arena + id * TBN_ARENA_ENTRY_SIZE;
     t->dtype = e[TBN_TENSOR_DTYPE];
     t->ndim = e[TBN_TENSOR_NDIM];
     t->numel = 1;
@@ -57,7 +57,7 @@ void tbn_get_tensor(const tbn_model *m, uint32_t id, tbn_tensor *t) {
     t->qmin = -128;
     t->qmax = 127;
     if (m->flags & TBN_FLAG_INT8) {
-        const uint8_t *q = m->data + m->off_quant + id * TBN_QUANT_ENTRY_SIZE;
+        const TBN_ROM uint8_t *q = m->data + m->off_quant + id * TBN_QUANT_ENTRY_SIZE;
         t->scale = tbn_rdf32(q + TBN_QUANT_SCALE);
         t->zero_point = (int16_t)tbn_rd16(q + TBN_QUANT_ZERO_POINT);
         t->qmin = (int8_t)q[TBN_QUANT_QMIN];
@@ -66,7 +66,7 @@ void tbn_get_tensor(const tbn_model *m, uint32_t id, tbn_tensor *t) {
 }
 
 static void get_vector(const tbn_model *m, uint32_t table, uint32_t id, tbn_vector *v) {
-    const uint8_t *e = m->data + table + id * TBN_VECTOR_ENTRY_SIZE;
+    const TBN_ROM uint8_t *e = m->data + table + id * TBN_VECTOR_ENTRY_SIZE;
     v->data = m->data + tbn_rd32(e + TBN_VECTOR_OFFSET);
     v->count = tbn_rd16(e + TBN_VECTOR_COUNT);
     v->dtype = e[TBN_VECTOR_DTYPE];
@@ -87,18 +87,18 @@ float tbn_vector_f32(const tbn_vector *v, uint32_t i) {
 }
 
 void tbn_get_tile(const tbn_model *m, uint32_t id, tbn_tile *t) {
-    const uint8_t *e = m->data + m->off_tiles + id * TBN_TILE_ENTRY_SIZE;
+    const TBN_ROM uint8_t *e = m->data + m->off_tiles + id * TBN_TILE_ENTRY_SIZE;
     t->n_bits = tbn_rd32(e + TBN_TILE_N_BITS);
     t->bits = m->data + tbn_rd32(e + TBN_TILE_OFFSET);
 }
 
-const int8_t *tbn_get_dense(const tbn_model *m, uint32_t id, uint32_t *count) {
-    const uint8_t *e = m->data + m->off_dense + id * TBN_DENSE_ENTRY_SIZE;
+const TBN_ROM int8_t *tbn_get_dense(const tbn_model *m, uint32_t id, uint32_t *count) {
+    const TBN_ROM uint8_t *e = m->data + m->off_dense + id * TBN_DENSE_ENTRY_SIZE;
     *count = tbn_rd32(e + TBN_DENSE_COUNT);
-    return (const int8_t *)(m->data + tbn_rd32(e + TBN_DENSE_OFFSET));
+    return (const TBN_ROM int8_t *)(m->data + tbn_rd32(e + TBN_DENSE_OFFSET));
 }
 
-int tbn_decode_op(const uint8_t *p, uint32_t avail, tbn_op *op) {
+int tbn_decode_op(const TBN_ROM uint8_t *p, uint32_t avail, tbn_op *op) {
     memset(op, 0, sizeof *op);
     if (avail < 2) return 0;
     op->opcode = p[0];
@@ -140,7 +140,7 @@ static tbn_status check_blob(const tbn_model *m, uint32_t data_start, uint32_t o
 
 /* Each value of one vector: REQUANT shifts in [0, 62], RQ16 shifts in [0, 31] and multipliers
  * within +-TBN_RQ16_MAX_MULT, floats finite. */
-static int vector_values_ok(const uint8_t *v, uint32_t count, uint8_t dtype) {
+static int vector_values_ok(const TBN_ROM uint8_t *v, uint32_t count, uint8_t dtype) {
     uint32_t size = tbn_dtype_size(dtype);
     if (dtype == TBN_DTYPE_RQ16) {
         if (v[TBN_RQ16_PRE_SHIFT] > TBN_RQ16_MAX_SHIFT || v[TBN_RQ16_SHIFT] > TBN_RQ16_MAX_SHIFT ||
@@ -165,7 +165,7 @@ static int vector_values_ok(const uint8_t *v, uint32_t count, uint8_t dtype) {
 
 static tbn_status check_vectors(tbn_model *m, uint32_t table, uint16_t n, uint32_t data_start, uint32_t dtypes) {
     for (uint32_t i = 0; i < n; i++) {
-        const uint8_t *e = m->data + table + i * TBN_VECTOR_ENTRY_SIZE;
+        const TBN_ROM uint8_t *e = m->data + table + i * TBN_VECTOR_ENTRY_SIZE;
         uint32_t offset = tbn_rd32(e + TBN_VECTOR_OFFSET), count = tbn_rd16(e + TBN_VECTOR_COUNT);
         uint8_t dtype = e[TBN_VECTOR_DTYPE];
         if (!TBN_DTYPE_IN(dtype, dtypes)) FAIL(dtype > TBN_DTYPE_MAX ? TBN_ERR_OPCODE : TBN_ERR_CONST, i);
@@ -265,9 +265,13 @@ static tbn_status check_op(tbn_model *m, const tbn_op *op, uint32_t index) {
 }
 
 /* The header's fields, and the table offsets they imply (sizes checked against the file). */
-static tbn_status read_header(tbn_model *m, const uint8_t *p, size_t size) {
-    if (size < TBN_HEADER_SIZE || size > 0xFFFFFFFFu) return TBN_ERR_TRUNCATED;
-    if (memcmp(p + TBN_HDR_MAGIC, TBN_MAGIC, 4) != 0) return TBN_ERR_MAGIC;
+static tbn_status read_header(tbn_model *m, const TBN_ROM uint8_t *p, size_t size) {
+    if (size < TBN_HEADER_SIZE) return TBN_ERR_TRUNCATED;
+#if SIZE_MAX > 0xFFFFFFFFu
+    if (size > 0xFFFFFFFFu) return TBN_ERR_TRUNCATED;
+#endif
+    for (int i = 0; i < 4; i++)
+        if (p[TBN_HDR_MAGIC + i] != (uint8_t)TBN_MAGIC[i]) return TBN_ERR_MAGIC;
     if (tbn_rd16(p + TBN_HDR_MAJOR) != TBN_VERSION_MAJOR) return TBN_ERR_VERSION;
     m->minor = tbn_rd16(p + TBN_HDR_MINOR);
     m->size = tbn_rd32(p + TBN_HDR_FILE_SIZE);
@@ -304,7 +308,7 @@ static tbn_status check_tensors(tbn_model *m) {
     int int8 = (m->flags & TBN_FLAG_INT8) != 0;
     uint8_t act = int8 ? TBN_DTYPE_I8 : TBN_DTYPE_F32;
     for (uint32_t i = 0; i < m->n_tensors; i++) {
-        const uint8_t *e = m->data + m->off_tensors + i * TBN_TENSOR_ENTRY_SIZE;
+        const TBN_ROM uint8_t *e = m->data + m->off_tensors + i * TBN_TENSOR_ENTRY_SIZE;
         uint8_t dtype = e[TBN_TENSOR_DTYPE], ndim = e[TBN_TENSOR_NDIM];
         if (dtype != act && dtype != TBN_DTYPE_I32) FAIL(dtype > TBN_DTYPE_MAX ? TBN_ERR_OPCODE : TBN_ERR_TENSOR, i);
         if (i == 0 && dtype != act) FAIL(TBN_ERR_TENSOR, i);
@@ -315,7 +319,7 @@ static tbn_status check_tensors(tbn_model *m) {
             if ((d < ndim) ? dim == 0 : dim != 0) FAIL(TBN_ERR_TENSOR, i);
             if (d < ndim) numel *= dim;
         }
-        const uint8_t *a = m->data + m->off_arena + i * TBN_ARENA_ENTRY_SIZE;
+        const TBN_ROM uint8_t *a = m->data + m->off_arena + i * TBN_ARENA_ENTRY_SIZE;
         uint32_t offset = tbn_rd32(a + TBN_ARENA_OFFSET), nbytes = tbn_rd32(a + TBN_ARENA_SIZE);
         if (numel * tbn_dtype_size(dtype) != nbytes || offset % 4 || (uint64_t)offset + nbytes > m->arena_size)
             FAIL(TBN_ERR_ARENA_PLAN, i);
@@ -333,7 +337,7 @@ static tbn_status check_tensors(tbn_model *m) {
 /* Tiles, scales, biases and dense weights: entries well formed, data inside the data region. */
 static tbn_status check_constants(tbn_model *m, uint32_t data_start) {
     for (uint32_t i = 0; i < m->n_tiles; i++) {
-        const uint8_t *e = m->data + m->off_tiles + i * TBN_TILE_ENTRY_SIZE;
+        const TBN_ROM uint8_t *e = m->data + m->off_tiles + i * TBN_TILE_ENTRY_SIZE;
         uint32_t n_bits = tbn_rd32(e + TBN_TILE_N_BITS);
         if (n_bits == 0 ||
             check_blob(m, data_start, tbn_rd32(e + TBN_TILE_OFFSET), 4 * (((uint64_t)n_bits + 31) / 32)) != TBN_OK)
@@ -344,7 +348,7 @@ static tbn_status check_constants(tbn_model *m, uint32_t data_start) {
     s = check_vectors(m, m->off_biases, m->n_biases, data_start, TBN_BIAS_DTYPES);
     if (s != TBN_OK) return s;
     for (uint32_t i = 0; i < m->n_dense; i++) {
-        const uint8_t *e = m->data + m->off_dense + i * TBN_DENSE_ENTRY_SIZE;
+        const TBN_ROM uint8_t *e = m->data + m->off_dense + i * TBN_DENSE_ENTRY_SIZE;
         uint32_t count = tbn_rd32(e + TBN_DENSE_COUNT);
         if (count == 0 || check_blob(m, data_start, tbn_rd32(e + TBN_DENSE_OFFSET), count) != TBN_OK)
             FAIL(TBN_ERR_CONST, i);
@@ -368,10 +372,10 @@ static tbn_status check_ops(tbn_model *m) {
     return at == end ? TBN_OK : TBN_ERR_TRUNCATED;
 }
 
-tbn_status tbn_model_init(tbn_model *m, const void *data, size_t size) {
-    if (!m || !data || ((uintptr_t)data & 3u)) return TBN_ERR_ARG;
+tbn_status tbn_model_init(tbn_model *m, const TBN_ROM void *data, size_t size) {
+    if (!m || !data || !tbn_aligned4(data)) return TBN_ERR_ARG;
     memset(m, 0, sizeof *m);
-    m->data = (const uint8_t *)data;
+    m->data = (const TBN_ROM uint8_t *)data;
     tbn_status s = read_header(m, m->data, size);
     if (s == TBN_OK) s = check_tensors(m);
     if (s == TBN_OK) s = check_constants(m, m->off_ops + m->ops_size);

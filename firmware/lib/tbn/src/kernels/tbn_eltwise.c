@@ -66,7 +66,7 @@ tbn_status tbn_prepare_add(const tbn_model *m, const tbn_op *op, const tbn_io *i
 /* INT8 ADD with RQ16: both inputs rescaled in 32 bits (prepare checked the bounds). */
 static void add_rq16(const unary *u, const tbn_tensor *b, const int8_t *src_b, const tbn_vector *rq) {
     int32_t ma = (int16_t)tbn_rd16(rq->data), mb = (int16_t)tbn_rd16(rq->data + 2);
-    int32_t pre_half = (int32_t)((1u << rq->pre_shift) >> 1), half = (int32_t)((1u << rq->shift) >> 1);
+    int32_t pre_half = (int32_t)(((uint32_t)1 << rq->pre_shift) >> 1), half = (int32_t)(((uint32_t)1 << rq->shift) >> 1);
     for (uint32_t i = 0; i < u->in.numel; i++) {
         int32_t ta = tbn_rshift_round32((int32_t)((const int8_t *)u->src)[i] - u->in.zero_point, pre_half,
                                         rq->pre_shift);

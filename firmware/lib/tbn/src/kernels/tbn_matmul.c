@@ -18,7 +18,7 @@
 typedef union { float f; uint32_t u; } f32_bits;
 
 /* sum_j sign(bit pos+j) * x[j*stride], j < n, with pos + n <= T. */
-static float dot_tile_f32(const uint8_t *tile, uint32_t pos, const float *x, uint32_t stride, uint32_t n) {
+static float dot_tile_f32(const TBN_ROM uint8_t *tile, uint32_t pos, const float *x, uint32_t stride, uint32_t n) {
     float acc = 0.0f;
     while (n) {
         uint32_t k = n < 32 ? n : 32, neg = ~bits_at(tile, pos, k);
@@ -35,7 +35,7 @@ static float dot_tile_f32(const uint8_t *tile, uint32_t pos, const float *x, uin
     return acc;
 }
 
-static int32_t dot_tile_i8(const uint8_t *tile, uint32_t pos, const int8_t *x, uint32_t stride, uint32_t n,
+static int32_t dot_tile_i8(const TBN_ROM uint8_t *tile, uint32_t pos, const int8_t *x, uint32_t stride, uint32_t n,
                            int32_t zp) {
     int32_t plus = 0, total = 0;
     while (n) {
@@ -57,7 +57,7 @@ static int32_t dot_tile_i8(const uint8_t *tile, uint32_t pos, const int8_t *x, u
 static float seg_f32(const mm_ctx *c, uint32_t f, const float *x, uint32_t stride, uint32_t n, int per_rep) {
     if (!c->tiled) {
         float acc = 0.0f;
-        const int8_t *w = c->dense + f;
+        const TBN_ROM int8_t *w = c->dense + f;
         for (uint32_t j = 0; j < n; j++) acc += (float)w[j] * x[j * stride];
         return acc;
     }
@@ -77,7 +77,7 @@ static float seg_f32(const mm_ctx *c, uint32_t f, const float *x, uint32_t strid
 static int32_t seg_i8(const mm_ctx *c, uint32_t f, const int8_t *x, uint32_t stride, uint32_t n, int32_t zp) {
     if (!c->tiled) {
         int32_t acc = 0;
-        const int8_t *w = c->dense + f;
+        const TBN_ROM int8_t *w = c->dense + f;
         for (uint32_t j = 0; j < n; j++) acc += (int32_t)w[j] * ((int32_t)x[j * stride] - zp);
         return acc;
     }
@@ -182,7 +182,7 @@ static tbn_status check_bounds(const tbn_model *m, const tbn_op *op, const tbn_i
     uint64_t wsum = k;
     if (!(op->traits & TBN_TRAIT_TILED)) {
         uint32_t count;
-        const int8_t *w = tbn_get_dense(m, op->weight, &count);
+        const TBN_ROM int8_t *w = tbn_get_dense(m, op->weight, &count);
         wsum = 0;
         for (uint64_t r = 0; r < o; r++) {
             uint64_t sum = 0;
@@ -268,8 +268,8 @@ static void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *ar
     e->rq16 = c->scale.dtype == TBN_DTYPE_RQ16;
     e->pre_shift = c->scale.pre_shift;
     e->shift = c->scale.shift;
-    e->pre_half = (int32_t)((1u << e->pre_shift) >> 1);
-    e->half = (int32_t)((1u << e->shift) >> 1);
+    e->pre_half = (int32_t)(((uint32_t)1 << e->pre_shift) >> 1);
+    e->half = (int32_t)(((uint32_t)1 << e->shift) >> 1);
     e->bias = NULL;
     if (op->bias != TBN_NONE_ID) {
         tbn_vector b;

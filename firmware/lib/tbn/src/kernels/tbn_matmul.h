@@ -6,7 +6,7 @@
 #include "../tbn_internal.h"
 
 /* 1..32 tile bits starting at bit `pos` (the tile is stored in whole 32-bit words). */
-static inline uint32_t bits_at(const uint8_t *tile, uint32_t pos, uint32_t n) {
+static inline uint32_t bits_at(const TBN_ROM uint8_t *tile, uint32_t pos, uint32_t n) {
     uint32_t word = pos >> 5, sh = pos & 31u;
     uint32_t v = tbn_rd32(tile + 4 * word) >> sh;
     if (sh && sh + n > 32) v |= tbn_rd32(tile + 4 * (word + 1)) << (32 - sh);
@@ -16,7 +16,7 @@ static inline uint32_t bits_at(const uint8_t *tile, uint32_t pos, uint32_t n) {
 /* What turns an output's raw sum into its stored value: scale (none when an F32 scale per
  * repetition was applied to the row sums), bias, then activation or requantisation. */
 typedef struct {
-    const uint8_t *scale, *bias; /* bias: NULL when the op has none */
+    const TBN_ROM uint8_t *scale, *bias; /* bias: NULL when the op has none */
     uint32_t scale_stride;       /* bytes from one channel's scale to the next; 0: one scale */
     int f16, bias16;             /* F16 scales; 16-bit biases (I16, or F16 in F32 models) */
     int rq16;                    /* INT8: RQ16 requantisation (else REQUANT) */
@@ -31,7 +31,7 @@ typedef struct {
     const tbn_op *op;
     int tiled, int8;
     tbn_tile tile;
-    const int8_t *dense;
+    const TBN_ROM int8_t *dense;
     tbn_vector scale; /* per-repetition F32 scales are read from here; the rest via ep */
     uint32_t o, k, p, cg, og; /* outputs, fan-in, tiling factor, in/out channels per group */
     tbn_tensor in, out;
@@ -64,7 +64,7 @@ static inline void kx_range(const tbn_op *op, int32_t ix0, uint32_t w, int32_t *
 static inline float finish_f32(const mm_epilogue *e, uint32_t ch, float raw) {
     float v = raw;
     if (e->scale) {
-        const uint8_t *p = e->scale + ch * e->scale_stride;
+        const TBN_ROM uint8_t *p = e->scale + ch * e->scale_stride;
         v *= e->f16 ? tbn_f16_to_f32(tbn_rd16(p)) : tbn_rdf32(p);
     }
     if (e->bias) v += e->bias16 ? tbn_f16_to_f32(tbn_rd16(e->bias + 2 * ch)) : tbn_rdf32(e->bias + 4 * ch);
@@ -88,7 +88,7 @@ static inline int8_t requant16_i8(const mm_epilogue *e, uint32_t ch, int32_t acc
 /* clamp(zp + rshift_round((acc + bias) * mult, shift)), the reference's requantisation. */
 static inline int8_t requant_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) {
     if (e->rq16) return requant16_i8(e, ch, acc);
-    const uint8_t *rq = e->scale + ch * e->scale_stride;
+    const TBN_ROM uint8_t *rq = e->scale + ch * e->scale_stride;
     int32_t mult = tbn_rds32(rq), shift = tbn_rds32(rq + 4);
 #if defined(__GNUC__)
     /* The usual case, a sum that fits 32 bits and a shift of 32 or more, in 32-bit steps on the

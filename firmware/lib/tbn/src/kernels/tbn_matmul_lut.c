@@ -138,7 +138,7 @@ static void widen_i8(int16_t *wide, const int16_t *t) {
  * the previous row's; otherwise anywhere (bits_at). The fast loads may cover bytes up to
  * `limit` (the tile's whole words), so the last rows of a chunk can need bits_at. */
 typedef struct {
-    const uint8_t *tile;
+    const TBN_ROM uint8_t *tile;
     uint32_t k, fast_rows; /* rows [0, fast_rows) take one 32-bit load */
 } row_bits;
 
@@ -290,7 +290,7 @@ static void rows_i8(const mm_ctx *c, uint32_t rows, const int8_t *x, int32_t *ac
         build_i8(t, x + c0, n, c->in.zero_point);
         if (wide) widen_i8(wide, t);
         row_bits rb = chunk_bits(c, rows, c0);
-        const uint8_t *p = c->tile.bits + c0 / 8;
+        const TBN_ROM uint8_t *p = c->tile.bits + c0 / 8;
         uint32_t r = 0;
 #ifdef TBN_LUT_THUMB2
         if (rb.fast_rows) {
@@ -314,7 +314,7 @@ static void rows_f32(const mm_ctx *c, uint32_t rows, const float *x, float *acc,
         uint32_t n = c->k - c0 < TBN_LUT_CHUNK ? c->k - c0 : TBN_LUT_CHUNK;
         build_f32(t, x + c0, n);
         row_bits rb = chunk_bits(c, rows, c0);
-        const uint8_t *p = c->tile.bits + c0 / 8;
+        const TBN_ROM uint8_t *p = c->tile.bits + c0 / 8;
         uint32_t r = 0;
         CHUNK_ROWS(acc, r, rb, p, c0, n, NARROW);
     }
@@ -355,7 +355,7 @@ static void gather(const mm_ctx *c, uint32_t oy, uint32_t ox, uint8_t *patch) {
 #ifdef TBN_LUT_THUMB2
 typedef struct {
     const int32_t *acc, *end;
-    const uint8_t *bias, *rq; /* int32 biases, (multiplier, shift) pairs: 4-byte aligned */
+    const TBN_ROM uint8_t *bias, *rq; /* int32 biases, (multiplier, shift) pairs: 4-byte aligned */
     int8_t *out;
     uint32_t step;
     int32_t zp, qmin, qmax;
@@ -407,7 +407,7 @@ __attribute__((naked, noinline)) static const int32_t *requant_rows_thumb2(TBN_A
  * (I16) or 4 (I32) bytes an output, a constant where this is inlined. */
 TBN_ALWAYS_INLINE void rq16_rows(const mm_epilogue *e, uint32_t ch0, uint32_t rows, const int32_t *acc, int8_t *out,
                                  uint32_t step, uint32_t bias) {
-    const uint8_t *mult = e->scale + ch0 * e->scale_stride, *b = bias ? e->bias + bias * ch0 : NULL;
+    const TBN_ROM uint8_t *mult = e->scale + ch0 * e->scale_stride, *b = bias ? e->bias + bias * ch0 : NULL;
     uint32_t mstep = e->scale_stride, pre = e->pre_shift, shift = e->shift;
     int32_t pre_half = e->pre_half, half = e->half, zp = e->zp, lo = e->qmin, hi = e->qmax;
     for (const int32_t *end = acc + rows; acc < end; acc++, mult += mstep, out += step) {
