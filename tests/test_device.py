@@ -102,7 +102,7 @@ def test_firmware_protocol_header_is_generated_from_the_host_definition() -> Non
 
 def test_the_required_boards_are_described() -> None:
     names = list_boards()
-    for name in ("mps2_an500", "mps2_an386", "netduinoplus2", "nucleo_f767zi", "sifive_e"):
+    for name in ("mps2_an500", "mps2_an386", "netduinoplus2", "nucleo_f767zi", "sifive_e", "uno"):
         assert name in names
     for name in names:
         b = load_board(name)
@@ -118,15 +118,18 @@ def test_board_descriptions_are_platformio_manifests_and_match_platformio_ini() 
         assert {"name", "build", "upload", "frameworks"} <= set(doc)
         assert f"[env:{path.stem}]" in ini and f"board = {path.stem}" in ini
         assert (root / "firmware" / "hal" / f"{doc['tbn']['hal']}.c").is_file()
-        # the core's support: startup, timer and cost, the linker script template
+        # the core's support: interrupts and sleep, timer and cost (and a linker script template,
+        # except on AVR, whose toolchain has one per -mmcu)
         arch = root / "firmware" / "arch" / doc["tbn"]["arch"]
-        assert (arch / "arch.h").is_file() and (arch / "link.ld").is_file() and (arch / "cost.c").is_file()
+        assert (arch / "arch.h").is_file() and (arch / "cost.c").is_file()
+        assert (arch / "link.ld").is_file() or doc["tbn"]["arch"] == "avr"
 
 
 @pytest.mark.parametrize(("typed", "board"), [
     ("nucleo_f767", "nucleo_f767zi"), ("NUCLEO-F767ZI", "nucleo_f767zi"), ("an5", "mps2_an500"),
     ("mps2-an386", "mps2_an386"), ("netduino", "netduinoplus2"), ("mps2_an500", "mps2_an500"),
     ("hifive1", "sifive_e"), ("sifive-e", "sifive_e"), ("fe3", "sifive_e"),
+    ("uno", "uno"), ("Arduino-Uno", "uno"), ("atmega328p", "uno"),
 ])
 def test_boards_answer_to_the_names_users_type(typed: str, board: str) -> None:
     assert load_board(typed).name == board
@@ -223,3 +226,18 @@ def test_runtime_status_names_match_tbn_h() -> None:
     header = (Path(__file__).resolve().parents[1] / "firmware/lib/tbn/include/tbn.h").read_text()
     enum = header[header.index("TBN_OK = 0") : header.index("TBN_ERR_COUNT_")]
     assert tuple(re.findall(r"\b(TBN_(?:OK|ERR_\w+))\b", enum)) == RUNTIME_STATUS
+
+
+def test_a_board_that_runs_one_model_says_so_before_building(tmp_path: Path) -> None:
+    """The Uno builds its model in with only its ops, and runs int8 only: both are refused,
+    named, before any build."""
+    from tbn.device.session import flash
+    from tbn.errors import UsageError
+
+    uno = load_board("uno")
+    assert uno.model_ops and uno.slot_bytes == 0 and uno.activations == ("int8",)
+    with pytest.raises(UsageError, match="uno runs one model, built in with only its ops: give the model"):
+        flash(uno)
+    f32 = Path(__file__).parent / "vectors" / "mlp_f32.tbn"
+    with pytest.raises(FitError, match="it has f32 activations, the board runs int8 only"):
+        flash(uno, f32)

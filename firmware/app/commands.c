@@ -11,7 +11,13 @@
 #error "TBN_BOARD_NAME must come from the board description"
 #endif
 
+#if TBN_SLOT_BYTES > 0
 static uint32_t g_slot[TBN_SLOT_BYTES / 4];
+#define SLOT_BYTES ((uint32_t)sizeof g_slot)
+#else
+static uint32_t g_slot[1]; /* no room to upload a model (LOAD_BEGIN answers TOO_LARGE) */
+#define SLOT_BYTES 0u
+#endif
 static uint32_t g_arena[TBN_ARENA_BYTES / 4];
 /* the board's frame buffer: the protocol's largest unless its description asks for less (INFO
  * reports it, and the host sizes LOAD chunks and inputs by it) */
@@ -24,8 +30,14 @@ static uint32_t g_arena[TBN_ARENA_BYTES / 4];
 static uint32_t g_frame[TBN_FRAME_BYTES / 4];
 
 #if TBN_EMBEDDED_MODEL
-extern const uint8_t tbn_embedded_model[];
-extern const uint32_t tbn_embedded_model_size;
+/* in flash (embedded_model.S); on AVR a separate address space, read through __flash */
+#if defined(__AVR__)
+#define APP_FLASH __flash
+#else
+#define APP_FLASH
+#endif
+extern const APP_FLASH uint8_t tbn_embedded_model[];
+extern const APP_FLASH uint32_t tbn_embedded_model_size;
 #endif
 
 static struct {
@@ -35,6 +47,10 @@ static struct {
     uint32_t load_total, load_crc, load_received;
     uint32_t model_crc; /* CRC32 of the whole active file: the host's "is it already here?" */
 } g;
+
+/* Each handler keeps its reply buffers in its own frame, so the stack under an inference holds
+ * INFER's alone (the Uno has 2 KB of RAM for everything). */
+#define HANDLER static __attribute__((noinline))
 
 static void put32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)v;
@@ -77,7 +93,7 @@ static void put_model_info(uint8_t *p) {
 
 /* Validate a model and check it fits the arena; 0 = ok, else the reply status. `crc` is the
  * file's CRC32, already known for an upload. */
-static uint8_t activate(const void *data, uint32_t size, uint32_t crc, uint8_t source, uint8_t *detail) {
+static uint8_t activate(const TBN_ROM void *data, uint32_t size, uint32_t crc, uint8_t source, uint8_t *detail) {
     tbn_status s = tbn_model_init(&g.model, data, size);
     *detail = (uint8_t)s;
     if (s != TBN_OK) return TBN_ST_ERR_MODEL;
@@ -91,13 +107,14 @@ void commands_init(void) {
     g.source = TBN_SOURCE_NONE;
 #if TBN_EMBEDDED_MODEL
     uint8_t detail;
-    uint32_t crc = tbn_crc32(tbn_embedded_model, tbn_embedded_model_size);
-    if (activate(tbn_embedded_model, tbn_embedded_model_size, crc, TBN_SOURCE_EMBEDDED, &detail) != TBN_ST_OK)
+    const TBN_ROM uint8_t *model = tbn_embedded_model;
+    uint32_t crc = tbn_crc32(model, tbn_embedded_model_size);
+    if (activate(model, tbn_embedded_model_size, crc, TBN_SOURCE_EMBEDDED, &detail) != TBN_ST_OK)
         g.source = TBN_SOURCE_NONE;
 #endif
 }
 
-static void do_info(uint8_t seq) {
+HANDLER void do_info(uint8_t seq) {
     static const char name[] = TBN_BOARD_NAME;
     uint8_t head[TBN_INFO_REPLY_NAME + sizeof name - 1];
     memset(head, 0, sizeof head);
@@ -111,7 +128,7 @@ static void do_info(uint8_t seq) {
     put32(head + TBN_INFO_REPLY_FIRMWARE_VERSION, TBN_FIRMWARE_VERSION);
     put32(head + TBN_INFO_REPLY_CLOCK_HZ, TBN_CLOCK_HZ);
     put32(head + TBN_INFO_REPLY_ARENA_BYTES, sizeof g_arena);
-    put32(head + TBN_INFO_REPLY_SLOT_BYTES, sizeof g_slot);
+    put32(head + TBN_INFO_REPLY_SLOT_BYTES, SLOT_BYTES);
     put32(head + TBN_INFO_REPLY_MAX_PAYLOAD, TBN_FRAME_BYTES);
     put32(head + TBN_INFO_REPLY_COST_RESOLUTION, cost_resolution());
     put_model_info(head + TBN_INFO_REPLY_MODEL);
@@ -121,7 +138,7 @@ static void do_info(uint8_t seq) {
     link_send(TBN_CMD_INFO | TBN_CMD_REPLY, seq, head, sizeof head, 0, 0);
 }
 
-static void do_load_begin(uint8_t seq, const uint8_t *p, uint16_t len) {
+HANDLER void do_load_begin(uint8_t seq, const uint8_t *p, uint16_t len) {
     if (len != TBN_LOAD_BEGIN_REQUEST_SIZE) {
         reply_status(TBN_CMD_LOAD_BEGIN, seq, TBN_ST_ERR_ARGS, 0);
         return;
@@ -129,8 +146,8 @@ static void do_load_begin(uint8_t seq, const uint8_t *p, uint16_t len) {
     uint32_t total = get32(p + TBN_LOAD_BEGIN_REQUEST_TOTAL);
     uint8_t head[TBN_LOAD_BEGIN_REPLY_SIZE] = {0};
     head[TBN_LOAD_BEGIN_REPLY_STATUS] = TBN_ST_OK;
-    put32(head + TBN_LOAD_BEGIN_REPLY_SLOT_BYTES, sizeof g_slot);
-    if (total == 0 || total > sizeof g_slot) {
+    put32(head + TBN_LOAD_BEGIN_REPLY_SLOT_BYTES, SLOT_BYTES);
+    if (total == 0 || total > SLOT_BYTES) {
         head[TBN_LOAD_BEGIN_REPLY_STATUS] = TBN_ST_ERR_TOO_LARGE;
     } else {
         if (g.source == TBN_SOURCE_LOADED) commands_init(); /* the slot is about to change */
@@ -142,7 +159,7 @@ static void do_load_begin(uint8_t seq, const uint8_t *p, uint16_t len) {
     link_send(TBN_CMD_LOAD_BEGIN | TBN_CMD_REPLY, seq, head, sizeof head, 0, 0);
 }
 
-static void do_load_chunk(uint8_t seq, const uint8_t *p, uint16_t len) {
+HANDLER void do_load_chunk(uint8_t seq, const uint8_t *p, uint16_t len) {
     uint8_t head[TBN_LOAD_CHUNK_REPLY_SIZE] = {0};
     if (len < TBN_LOAD_CHUNK_REQUEST_SIZE) {
         reply_status(TBN_CMD_LOAD_CHUNK, seq, TBN_ST_ERR_ARGS, 0);
@@ -151,7 +168,7 @@ static void do_load_chunk(uint8_t seq, const uint8_t *p, uint16_t len) {
     uint32_t offset = get32(p + TBN_LOAD_CHUNK_REQUEST_OFFSET), n = (uint32_t)len - TBN_LOAD_CHUNK_REQUEST_SIZE;
     head[TBN_LOAD_CHUNK_REPLY_STATUS] = TBN_ST_OK;
     /* chunks arrive in order; a repeated chunk (a lost acknowledgement) is acknowledged again */
-    if (!g.loading || offset > g.load_received || n > g.load_total - offset) {
+    if (SLOT_BYTES == 0 || !g.loading || offset > g.load_received || n > g.load_total - offset) {
         head[TBN_LOAD_CHUNK_REPLY_STATUS] = TBN_ST_ERR_LOAD_ORDER;
     } else if (offset == g.load_received) {
         memcpy((uint8_t *)g_slot + offset, p + TBN_LOAD_CHUNK_REQUEST_SIZE, n);
@@ -161,7 +178,7 @@ static void do_load_chunk(uint8_t seq, const uint8_t *p, uint16_t len) {
     link_send(TBN_CMD_LOAD_CHUNK | TBN_CMD_REPLY, seq, head, sizeof head, 0, 0);
 }
 
-static void do_load_end(uint8_t seq, uint16_t len) {
+HANDLER void do_load_end(uint8_t seq, uint16_t len) {
     uint8_t head[TBN_LOAD_END_REPLY_SIZE + TBN_MODEL_INFO_SIZE] = {0};
     uint8_t *status = &head[TBN_LOAD_END_REPLY_STATUS];
     if (len != 0) {
@@ -171,7 +188,7 @@ static void do_load_end(uint8_t seq, uint16_t len) {
     *status = TBN_ST_OK;
     if (g.source == TBN_SOURCE_LOADED) {
         /* a repeated LOAD_END: the model is already active */
-    } else if (!g.loading || g.load_received != g.load_total) {
+    } else if (SLOT_BYTES == 0 || !g.loading || g.load_received != g.load_total) {
         *status = TBN_ST_ERR_LOAD_ORDER;
     } else if (tbn_crc32(g_slot, g.load_total) != g.load_crc) {
         *status = TBN_ST_ERR_LOAD_CRC;
@@ -189,7 +206,8 @@ static uint8_t run_once(const uint8_t *input, uint16_t n, uint64_t *cost, uint8_
     *detail = 0;
     if (g.source == TBN_SOURCE_NONE) return TBN_ST_ERR_NO_MODEL;
     if (n != tbn_input_size(&g.model)) return TBN_ST_ERR_ARGS;
-    memcpy(tbn_input_ptr(&g.model, g_arena), input, n);
+    uint8_t *in = tbn_input_ptr(&g.model, g_arena);
+    if (input != in) memcpy(in, input, n); /* else it streamed straight there (payload_sink) */
     uint64_t start = cost_begin();
     tbn_status s = tbn_invoke(&g.model, g_arena, sizeof g_arena);
     *cost = cost_end(start);
@@ -197,7 +215,7 @@ static uint8_t run_once(const uint8_t *input, uint16_t n, uint64_t *cost, uint8_
     return s == TBN_OK ? TBN_ST_OK : TBN_ST_ERR_MODEL;
 }
 
-static void do_infer(uint8_t seq, const uint8_t *p, uint16_t len) {
+HANDLER void do_infer(uint8_t seq, const uint8_t *p, uint16_t len) {
     uint8_t head[TBN_INFER_REPLY_SIZE] = {0};
     uint64_t cost = 0;
     uint8_t status = run_once(p, len, &cost, &head[TBN_INFER_REPLY_DETAIL]);
@@ -211,7 +229,7 @@ static void do_infer(uint8_t seq, const uint8_t *p, uint16_t len) {
               (uint16_t)tbn_output_size(&g.model));
 }
 
-static void do_bench(uint8_t seq, const uint8_t *p, uint16_t len) {
+HANDLER void do_bench(uint8_t seq, const uint8_t *p, uint16_t len) {
     uint8_t head[TBN_BENCH_REPLY_SIZE] = {0};
     uint32_t runs = len < TBN_BENCH_REQUEST_SIZE ? 0 : get32(p + TBN_BENCH_REQUEST_RUNS);
     if (runs == 0 || runs > TBN_MAX_BENCH_RUNS) {
@@ -242,7 +260,7 @@ static void do_bench(uint8_t seq, const uint8_t *p, uint16_t len) {
 /* One inference, op by op: each op's cost measured alone (tbn_invoke_ops), so kernels can be
  * tuned layer by layer. The costs overwrite the request's input in the frame buffer, which
  * has been copied into the arena by then. */
-static void do_profile(uint8_t seq, const uint8_t *p, uint16_t len) {
+HANDLER void do_profile(uint8_t seq, const uint8_t *p, uint16_t len) {
     uint8_t head[TBN_PROFILE_REPLY_SIZE] = {0};
     if (g.source == TBN_SOURCE_NONE) {
         reply_status(TBN_CMD_PROFILE, seq, TBN_ST_ERR_NO_MODEL, 0);
@@ -257,7 +275,8 @@ static void do_profile(uint8_t seq, const uint8_t *p, uint16_t len) {
         reply_status(TBN_CMD_PROFILE, seq, TBN_ST_ERR_TOO_LARGE, 0);
         return;
     }
-    memcpy(tbn_input_ptr(&g.model, g_arena), p, len);
+    uint8_t *in = tbn_input_ptr(&g.model, g_arena);
+    if (p != in) memcpy(in, p, len);
     uint8_t *costs = (uint8_t *)g_frame;
     for (uint32_t i = 0; i < n_ops; i++) {
         uint64_t start = cost_begin();
@@ -275,10 +294,21 @@ static void do_profile(uint8_t seq, const uint8_t *p, uint16_t len) {
               (uint16_t)(n_ops * TBN_PROFILE_COST_SIZE));
 }
 
+/* A payload goes to the frame buffer, or, when it is an input larger than that buffer (INFER
+ * or PROFILE of exactly the model's input size), straight into the arena's input slot: so a
+ * board with little RAM needs no frame buffer as large as its inputs (docs/protocol.md). */
+static uint8_t *payload_sink(uint8_t cmd, uint16_t len) {
+    if (len <= TBN_FRAME_BYTES) return (uint8_t *)g_frame;
+    if ((cmd == TBN_CMD_INFER || cmd == TBN_CMD_PROFILE) && g.source != TBN_SOURCE_NONE &&
+        len == tbn_input_size(&g.model))
+        return tbn_input_ptr(&g.model, g_arena);
+    return 0;
+}
+
 void commands_serve_one(void) {
     link_frame f;
-    uint8_t *payload = (uint8_t *)g_frame;
-    link_result r = link_receive(&f, payload, TBN_FRAME_BYTES, cost_ms_ticks(TBN_FRAME_TIMEOUT_MS));
+    link_result r = link_receive(&f, payload_sink, cost_ms_ticks(TBN_FRAME_TIMEOUT_MS));
+    uint8_t *payload = f.payload;
     if (r != LINK_OK) {
         /* the frame is unreadable: say why; the host retries */
         uint8_t status = r == LINK_ERR_CRC      ? TBN_ST_ERR_CRC

@@ -28,7 +28,7 @@ static int read_bytes(uint8_t *dst, uint32_t n, uint64_t timeout_ticks) {
     return 1;
 }
 
-link_result link_receive(link_frame *frame, uint8_t *buf, uint16_t cap, uint64_t timeout_ticks) {
+link_result link_receive(link_frame *frame, link_sink sink, uint64_t timeout_ticks) {
     uint8_t header[TBN_LINK_HEADER_BYTES - 2], trailer[TBN_LINK_CRC_BYTES];
     /* hunt for the sync pair; idle time between frames is unbounded */
     uint8_t prev = 0, byte = 0;
@@ -41,7 +41,8 @@ link_result link_receive(link_frame *frame, uint8_t *buf, uint16_t cap, uint64_t
     frame->cmd = header[0];
     frame->seq = header[1];
     frame->len = (uint16_t)(header[2] | (header[3] << 8));
-    if (frame->len > cap) return LINK_ERR_LENGTH;
+    uint8_t *buf = frame->payload = sink(frame->cmd, frame->len);
+    if (!buf) return LINK_ERR_LENGTH;
     if (!read_bytes(buf, frame->len, timeout_ticks)) return LINK_ERR_TIMEOUT;
     if (!read_bytes(trailer, sizeof trailer, timeout_ticks)) return LINK_ERR_TIMEOUT;
     uint32_t crc = tbn_crc32_update(tbn_crc32(header, sizeof header), buf, frame->len);

@@ -24,10 +24,15 @@ typedef struct {
     uint8_t cmd;
     uint8_t seq;
     uint16_t len;
+    uint8_t *payload; /* where the payload landed */
 } link_frame;
 
-/* Wait for the next frame; its payload lands in buf (capacity cap). */
-link_result link_receive(link_frame *frame, uint8_t *buf, uint16_t cap, uint64_t timeout_ticks);
+/* Where a frame's payload goes, asked once its header is in: a buffer of at least len bytes,
+ * or NULL to refuse the frame (LINK_ERR_LENGTH). */
+typedef uint8_t *(*link_sink)(uint8_t cmd, uint16_t len);
+
+/* Wait for the next frame; its payload lands where sink says. */
+link_result link_receive(link_frame *frame, link_sink sink, uint64_t timeout_ticks);
 
 /* Send one frame whose payload is head[0..n_head) followed by body[0..n_body). */
 void link_send(uint8_t cmd, uint8_t seq, const uint8_t *head, uint16_t n_head, const uint8_t *body,

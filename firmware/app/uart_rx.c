@@ -8,7 +8,14 @@
 #error "TBN_UART_IRQ must come from the board description"
 #endif
 
-#define RX_RING_BYTES 512u /* a power of two */
+/* a power of two; boards with little RAM ask for less (rx_ring_bytes) */
+#ifndef TBN_RX_RING_BYTES
+#define TBN_RX_RING_BYTES 512u
+#endif
+#define RX_RING_BYTES TBN_RX_RING_BYTES
+#if RX_RING_BYTES & (RX_RING_BYTES - 1u)
+#error "TBN_RX_RING_BYTES must be a power of two"
+#endif
 #ifndef RX_SPIN_POLLS
 #define RX_SPIN_POLLS 2000u
 #endif

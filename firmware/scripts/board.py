@@ -22,6 +22,9 @@ project_dir = env.subst("$PROJECT_DIR")
 os.makedirs(build_dir, exist_ok=True)
 
 arch_dir = os.path.join(project_dir, "arch", tbn["arch"])
+if tbn["arch"] == "avr":
+    # the runtime's manifest asks for C99; AVR needs GNU C for __memx (the builder's -std=gnu99)
+    env.Append(BUILD_UNFLAGS=["-std=c99"])
 flags = list(tbn["cflags"])
 env.Append(CCFLAGS=flags, ASFLAGS=flags, LINKFLAGS=flags,
            CPPPATH=[os.path.join(project_dir, "app"), arch_dir])
@@ -36,7 +39,8 @@ env.Append(CPPDEFINES=[
 ])
 # optional: a core timer apart from the core clock (RISC-V's mtime); a frame buffer smaller
 # than the protocol's largest (boards with little RAM)
-for key, define in (("timer_hz", "TBN_TIMER_HZ"), ("frame_bytes", "TBN_FRAME_BYTES")):
+for key, define in (("timer_hz", "TBN_TIMER_HZ"), ("frame_bytes", "TBN_FRAME_BYTES"),
+                    ("rx_ring_bytes", "TBN_RX_RING_BYTES")):
     if key in tbn:
         env.Append(CPPDEFINES=[(define, f"{int(tbn[key])}u")])
 
@@ -62,17 +66,19 @@ backend = os.environ.get("TBN_BACKEND")
 if backend:
     env.SConscript(backend, exports="env")
 
-template = open(os.path.join(arch_dir, "link.ld")).read()
-script = (template.replace("@FLASH_ORIGIN@", tbn["flash_origin"])
-          .replace("@FLASH_SIZE@", str(board.get("upload.maximum_size")))
-          .replace("@RAM_ORIGIN@", tbn["ram_origin"])
-          .replace("@RAM_SIZE@", str(board.get("upload.maximum_ram_size")))
-          .replace("@STACK_SIZE@", str(int(tbn.get("stack_bytes", 8192)))))
-ldscript = os.path.join(build_dir, "board.ld")
-if not os.path.exists(ldscript) or open(ldscript).read() != script:
-    with open(ldscript, "w") as f:
-        f.write(script)
-env.Replace(LDSCRIPT_PATH=ldscript)
+# the board's memory map, from the arch's template (AVR: the toolchain's own script, by -mmcu)
+if os.path.exists(os.path.join(arch_dir, "link.ld")):
+    template = open(os.path.join(arch_dir, "link.ld")).read()
+    script = (template.replace("@FLASH_ORIGIN@", tbn["flash_origin"])
+              .replace("@FLASH_SIZE@", str(board.get("upload.maximum_size")))
+              .replace("@RAM_ORIGIN@", tbn["ram_origin"])
+              .replace("@RAM_SIZE@", str(board.get("upload.maximum_ram_size")))
+              .replace("@STACK_SIZE@", str(int(tbn.get("stack_bytes", 8192)))))
+    ldscript = os.path.join(build_dir, "board.ld")
+    if not os.path.exists(ldscript) or open(ldscript).read() != script:
+        with open(ldscript, "w") as f:
+            f.write(script)
+    env.Replace(LDSCRIPT_PATH=ldscript)
 env.BuildSources(os.path.join("$BUILD_DIR", "arch"), arch_dir, src_filter=["+<*.c>", "+<*.S>"])
 env.BuildSources(os.path.join("$BUILD_DIR", "hal"), os.path.join(project_dir, "hal"),
                  src_filter=["-<*>", f"+<{tbn['hal']}.c>"])

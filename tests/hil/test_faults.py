@@ -26,24 +26,35 @@ from tbn.paths import root
 
 pytestmark = pytest.mark.hil
 VECTORS = root() / "tests" / "vectors"
-MODEL = VECTORS / "mlp_int8.tbn"  # embedded in the firmware these tests boot
+MANIFEST = json.loads((VECTORS / "manifest.json").read_text())
 TBN = [sys.executable, "-m", "tbn.cli.main"]
 
 
 @pytest.fixture(scope="module")
-def emulated(tbn_board: Board | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """A second emulator of the board under test, with MODEL in flash, for these tests alone."""
+def model(tbn_board: Board | None) -> Path:
+    """The golden vector embedded in the firmware these tests boot: the MLP, or on a board that
+    builds in its model's ops alone (the Uno's 32 KB of flash), one whose ops take less room."""
+    name = "conv1d_argmax_int8" if tbn_board is not None and tbn_board.model_ops else "mlp_int8"
+    return VECTORS / f"{name}.tbn"
+
+
+@pytest.fixture(scope="module")
+def emulated(tbn_board: Board | None, model: Path,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """A second emulator of the board under test, with ``model`` in flash, for these tests alone."""
     if tbn_board is None or not tbn_board.emulated:
         pytest.skip("link faults are injected in front of an emulated board")
-    elf = flash(tbn_board, MODEL).firmware.elf
+    elf = flash(tbn_board, model).firmware.elf
     with Emulator(tbn_board, elf, log=tmp_path_factory.mktemp("faults") / "emulator.log") as emu:
         emu.connect().close()  # boots the board (QEMU waits for its first client)
         yield emu
 
 
-def _inputs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    x = np.fromfile(VECTORS / "mlp_int8.input.bin", dtype=np.int8).reshape(-1, 1, 8, 8)
-    want = np.fromfile(VECTORS / "mlp_int8.output.bin", dtype=np.int8).reshape(len(x), -1)
+def _inputs(model: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    spec = MANIFEST[model.stem]
+    x = np.fromfile(model.with_suffix(".input.bin"), dtype=spec["input"]["dtype"])
+    x = x.reshape(spec["input"]["shape"])
+    want = np.fromfile(model.with_suffix(".output.bin"), dtype=spec["output"]["dtype"]).reshape(len(x), -1)
     k = np.arange(n) % len(x)
     return x[k], want[k]
 
@@ -53,9 +64,9 @@ def _inputs(n: int) -> tuple[np.ndarray, np.ndarray]:
     [(Faults(drop=0.0005, corrupt=0.001), 40, 0.3), (Faults(delay_s=0.01), 20, 2.0)],
     ids=["drops and corruption", "delays"],
 )
-def test_a_damaged_link_still_gives_every_result(emulated: Emulator, faults: Faults, n: int,
+def test_a_damaged_link_still_gives_every_result(emulated: Emulator, model: Path, faults: Faults, n: int,
                                                  timeout: float) -> None:
-    x, want = _inputs(n)
+    x, want = _inputs(model, n)
     with FaultProxy(emulated.url, to_device=faults, to_host=faults, seed=7) as proxy:
         with DeviceLink(proxy.url, timeout=timeout, retries=12) as link:
             link.sync()
@@ -69,8 +80,8 @@ def test_a_damaged_link_still_gives_every_result(emulated: Emulator, faults: Fau
         assert damaged > 0 and stats.retries > 0
 
 
-def _infer(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([*TBN, "infer", "--model", str(MODEL), "--input", "x.npy", *args], cwd=cwd,
+def _infer(model: Path, args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([*TBN, "infer", "--model", str(model), "--input", "x.npy", *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -82,12 +93,13 @@ def _partial(path: Path, n: int) -> dict:
     return doc
 
 
-def test_infer_keeps_its_results_when_the_link_closes(emulated: Emulator, tmp_path: Path) -> None:
-    x, _ = _inputs(200)
+def test_infer_keeps_its_results_when_the_link_closes(emulated: Emulator, model: Path,
+                                                      tmp_path: Path) -> None:
+    x, _ = _inputs(model, 200)
     np.save(tmp_path / "x.npy", x)
-    # INFO replies are under 100 bytes and each INFER reply of this model 32: some get through
+    # INFO replies are under 100 bytes and each INFER reply of these models under 40: some get through
     with FaultProxy(emulated.url, to_host=Faults(close_after=1500)) as proxy:
-        proc = _infer(["--port", proxy.url, "--n", "200", "--json", "r.json"], tmp_path)
+        proc = _infer(model, ["--port", proxy.url, "--n", "200", "--json", "r.json"], tmp_path)
         out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2, out
     assert f"{proxy.url}: the serial link to the device closed" in out and "Traceback" not in out
@@ -96,23 +108,24 @@ def test_infer_keeps_its_results_when_the_link_closes(emulated: Emulator, tmp_pa
     assert f"the device failed after {doc['done']} of 200 inputs" in out
 
 
-def _qemu_child(pid: int, timeout: float = 60.0) -> int:
-    """The QEMU that process ``pid`` started."""
+def _emulator_child(pid: int, board: Board, timeout: float = 60.0) -> int:
+    """The emulator (QEMU, or tbn-simavr) that process ``pid`` started."""
+    name = board.emulator[0][:15]  # pgrep matches the kernel's 15-character process name
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = subprocess.run(["pgrep", "-P", str(pid), "qemu-system"], capture_output=True, text=True)
+        found = subprocess.run(["pgrep", "-P", str(pid), name], capture_output=True, text=True)
         if found.stdout.split():
             return int(found.stdout.split()[0])
         time.sleep(0.1)
-    raise AssertionError(f"process {pid} started no QEMU within {timeout} s")
+    raise AssertionError(f"process {pid} started no {name} within {timeout} s")
 
 
 def test_an_emulator_that_dies_is_named_and_the_results_kept(tbn_board: Board | None, emulated: Emulator,
-                                                             tmp_path: Path) -> None:
+                                                             model: Path, tmp_path: Path) -> None:
     assert tbn_board is not None
-    x, _ = _inputs(3000)
+    x, _ = _inputs(model, 3000)
     np.save(tmp_path / "x.npy", x)
-    proc = _infer(["--board", tbn_board.name, "--n", "3000", "--json", "r.json"], tmp_path)
+    proc = _infer(model, ["--board", tbn_board.name, "--n", "3000", "--json", "r.json"], tmp_path)
     assert proc.stdout is not None
     lines = []
     for line in proc.stdout:  # "model: ..." comes once the link is up and inference begins
@@ -120,7 +133,8 @@ def test_an_emulator_that_dies_is_named_and_the_results_kept(tbn_board: Board | 
         if line.startswith("model:"):
             break
     time.sleep(1.0)
-    subprocess.run(["kill", f"-{signal.SIGKILL.value}", str(_qemu_child(proc.pid))], check=True)
+    emulator = _emulator_child(proc.pid, tbn_board)
+    subprocess.run(["kill", f"-{signal.SIGKILL.value}", str(emulator)], check=True)
     out = "".join(lines) + proc.communicate(timeout=60)[0]
     assert proc.returncode == 2, out
     assert f"{tbn_board.emulator[0]} ({tbn_board.name}) exited with status -9 during the session" in out, out
@@ -128,22 +142,25 @@ def test_an_emulator_that_dies_is_named_and_the_results_kept(tbn_board: Board | 
     assert _partial(tmp_path / "r.json", 3000)["done"] > 0
 
 
-def test_port_uploads_only_a_model_the_device_lacks(emulated: Emulator) -> None:
-    with open_device(port=emulated.url, model=MODEL) as link:
-        assert link.info().model_source == "embedded"  # it already holds MODEL: nothing sent
+def test_port_uploads_only_a_model_the_device_lacks(tbn_board: Board | None, emulated: Emulator,
+                                                    model: Path) -> None:
+    if tbn_board is not None and tbn_board.slot_bytes == 0:
+        pytest.skip(f"{tbn_board.name} has no RAM slot to upload a model to")
+    with open_device(port=emulated.url, model=model) as link:
+        assert link.info().model_source == "embedded"  # it already holds the model: nothing sent
     with open_device(port=emulated.url, model=VECTORS / "mlp_f32.tbn") as link:
         assert link.info().model_source == "loaded"
     with open_device(port=emulated.url, model=VECTORS / "mlp_f32.tbn") as link:
         assert link.stats.requests == 1  # held now: one INFO, no LOAD
-    with open_device(port=emulated.url, model=MODEL, embed=False) as link:  # --load: always
+    with open_device(port=emulated.url, model=model, embed=False) as link:  # --load: always
         assert link.info().model_source == "loaded"
 
 
-def test_flash_refuses_a_busy_serial_port(tbn_board: Board | None, emulated: Emulator) -> None:
+def test_flash_refuses_a_busy_serial_port(tbn_board: Board | None, emulated: Emulator, model: Path) -> None:
     assert tbn_board is not None
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
-        flash_cmd = [sys.executable, "-m", "tbn.cli.flash", "--board", tbn_board.name,
+        flash_cmd = [sys.executable, "-m", "tbn.cli.flash", "--board", tbn_board.name, "--model", str(model),
                      "--serial-port", str(port), "--detach"]
         r = subprocess.run(flash_cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -151,9 +168,10 @@ def test_flash_refuses_a_busy_serial_port(tbn_board: Board | None, emulated: Emu
     assert "running" not in r.stdout
 
 
-def test_flash_says_running_once_the_emulator_answers(tbn_board: Board | None, emulated: Emulator) -> None:
+def test_flash_says_running_once_the_emulator_answers(tbn_board: Board | None, emulated: Emulator,
+                                                     model: Path) -> None:
     assert tbn_board is not None
-    flash_cmd = [sys.executable, "-m", "tbn.cli.flash", "--board", tbn_board.name, "--model", str(MODEL),
+    flash_cmd = [sys.executable, "-m", "tbn.cli.flash", "--board", tbn_board.name, "--model", str(model),
                  "--detach"]
     r = subprocess.run(flash_cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -161,7 +179,7 @@ def test_flash_says_running_once_the_emulator_answers(tbn_board: Board | None, e
     pid = int(line.split("(pid ")[1].split(")")[0])
     url = line.split("its UART is ")[1].split(",")[0]
     try:
-        assert "answered INFO (firmware" in line and f"model {MODEL.stat().st_size} bytes" in line
+        assert "answered INFO (firmware" in line and f"model {model.stat().st_size} bytes" in line
         with DeviceLink(url) as link:  # the printed port is the one that answers
             assert link.sync().model is not None
     finally:

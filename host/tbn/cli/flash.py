@@ -53,10 +53,10 @@ def list_table() -> str:
                 ", ".join(b.aliases) or "-",
                 b.core,
                 f"{b.clock_hz / 1e6:g} MHz",
-                f"{b.flash_bytes // 1024} KiB",
-                f"{b.ram_bytes // 1024} KiB",
-                f"{b.slot_bytes // 1024} KiB",
-                f"{b.arena_bytes // 1024} KiB",
+                _size(b.flash_bytes),
+                _size(b.ram_bytes),
+                _size(b.slot_bytes),
+                _size(b.arena_bytes),
                 f"emulated ({b.emulator[0]} -M {b.emulator[2]})"
                 if b.emulated
                 else "real: upload with " + _tools(b),
@@ -64,6 +64,10 @@ def list_table() -> str:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in rows)
+
+
+def _size(n: int) -> str:
+    return f"{n // 1024} KiB" if n % 1024 == 0 else f"{n:,} B"
 
 
 def _tools(b: Board) -> str:
@@ -91,7 +95,7 @@ def _flash(args: argparse.Namespace) -> int:
     fw = done.firmware
     print(f"{board.name}: firmware {fw.elf}")
     print(
-        f"  flash {fw.flash_bytes} / {board.flash_bytes} bytes (runtime and app {done.base.flash_bytes}, "
+        f"  flash {fw.flash_bytes} / {board.flash_bytes} bytes (runtime and app {done.runtime_flash}, "
         f"model {fw.model_bytes}); RAM {fw.ram_bytes} / {board.ram_bytes} bytes "
         f"(arena {board.arena_bytes}, model slot {board.slot_bytes})"
     )

@@ -55,6 +55,9 @@ def add_parser(sub: Any) -> None:
     a("--seed", type=int, help="random seed (default 0)")
     a("--augment", type=float, help="MNIST: random shifts of up to this many pixels (default 0); "
       "CIFAR-10: random crops with this much padding, and flips (default 4)")
+    a("--recalibrate-bn", action=argparse.BooleanOptionalAction, default=None,
+      help="re-estimate BatchNorm statistics over the training set after the last epoch "
+           "(default: off; on in the tiny recipe)")
     a("--teacher", metavar="MODEL.pt", help="distil from this trained model (e.g. a --float run)")
     a("--distill-weight", type=float, help="weight of the distillation loss (default 0.7)")
     a("--temperature", type=float, help="distillation temperature (default 4)")

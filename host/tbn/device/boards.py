@@ -41,6 +41,14 @@ class Board:
     pio_platform: str = ""
     openocd_target: str = ""
     pyocd_target: str = ""
+    # the runtime is built with the embedded model's ops only (a small flash: tbn-flash --model-ops)
+    model_ops: bool = False
+    # what its cost counts: "cycles" on a real core and under a cycle-accurate simulator
+    # (simavr), "instructions" under QEMU's -icount
+    cost_unit: str = "cycles"
+    # the activation types its firmware runs (the Uno: int8 only, f32 needs more stack)
+    activations: tuple[str, ...] = ("f32", "int8")
+    stack_bytes: int = 8192  # what the firmware's stack may take (the fit check counts it)
 
     @property
     def emulated(self) -> bool:
@@ -115,6 +123,10 @@ def load_board(name: str) -> Board:
             pio_platform=tbn.get("upload", {}).get("platformio", ""),
             openocd_target=doc.get("debug", {}).get("openocd_target", ""),
             pyocd_target=tbn.get("upload", {}).get("pyocd_target", ""),
+            model_ops=bool(tbn.get("model_ops", False)),
+            cost_unit=tbn.get("cost_unit", "instructions" if tbn.get("emulator") else "cycles"),
+            activations=tuple(tbn.get("activations", ("f32", "int8"))),
+            stack_bytes=int(tbn.get("stack_bytes", 8192)),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise BoardError(f"{path}: malformed board description ({e!r})") from e

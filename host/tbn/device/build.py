@@ -128,6 +128,10 @@ def build(board: Board, model: Path | None = None, verbose: bool = False,
         log = proc.stdout + proc.stderr
         if proc.returncode:
             overflow = re.search(r"region `(\w+)' overflowed by (\d+) bytes", log)
+            too_big = re.search(r"program size \((\d+) bytes\) is greater than maximum allowed \((\d+)", log)
+            if too_big:  # PlatformIO's own check, where the linker script has no flash region
+                raise FitError(f"{board.name}: the firmware does not fit: {too_big[1]} bytes of flash, "
+                               f"the board has {too_big[2]}")
             if overflow:
                 raise FitError(
                     f"{board.name}: the firmware does not fit: {overflow[1]} overflowed by "
@@ -139,6 +143,9 @@ def build(board: Board, model: Path | None = None, verbose: bool = False,
     sizes = section_sizes(elf)
     flash = sum(sizes.get(s, 0) for s in (".isr_vector", ".text", ".ARM.exidx", ".data"))
     ram = sum(sizes.get(s, 0) for s in (".data", ".bss", ".stack"))
+    if ".stack" not in sizes and ram + board.stack_bytes > board.ram_bytes:  # AVR: no .stack to link
+        raise FitError(f"{board.name}: the firmware does not fit: {ram} bytes of static RAM and a "
+                       f"{board.stack_bytes}-byte stack, the board has {board.ram_bytes}")
     return Firmware(board, elf, flash, ram, Path(model).stat().st_size if model else 0)
 
 

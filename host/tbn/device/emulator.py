@@ -15,11 +15,13 @@ from pathlib import Path
 
 import serial
 
+from tbn.device import simavr
 from tbn.device.boards import Board, BoardError
 from tbn.errors import DeviceError
 
 # the Debian package behind each emulator a board description names
-QEMU_PACKAGES = {"qemu-system-arm": "qemu-system-arm", "qemu-system-riscv32": "qemu-system-misc"}
+QEMU_PACKAGES = {"qemu-system-arm": "qemu-system-arm", "qemu-system-riscv32": "qemu-system-misc",
+                 simavr.NAME: "libsimavr-dev"}
 
 
 class EmulatorError(DeviceError):
@@ -64,7 +66,8 @@ class Emulator:
 
     def command(self) -> list[str]:
         serial = f"tcp:127.0.0.1:{self.port},server=on,wait=on,nodelay=on"
-        return [a.format(elf=self.elf, serial=serial) for a in self.board.emulator]
+        cmd = [a.format(elf=self.elf, serial=serial) for a in self.board.emulator]
+        return simavr.command(cmd, self.elf) if cmd[0] == simavr.NAME else cmd  # tbn's own (firmware/sim)
 
     def start(self, detach: bool = False) -> Emulator:
         """Boot QEMU; ``detach`` puts it in its own session, so it outlives the terminal."""

@@ -32,6 +32,7 @@ from tbn.device.protocol import (
     REPLY,
     RUNTIME_STATUS,
     STATUS_TEXT,
+    STREAMED,
     Command,
     DeviceInfo,
     Frame,
@@ -169,7 +170,7 @@ class DeviceLink:
 
     def request(self, cmd: Command, payload: bytes = b"", timeout: float | None = None) -> Frame:
         """Send one request and return its reply frame (status OK or a command error)."""
-        if payload and len(payload) > self.device.max_payload:
+        if payload and len(payload) > self.device.max_payload and not self._streams(cmd, payload):
             raise UsageError(
                 f"{cmd.name}: {len(payload)} bytes of payload, {self.device.board} takes at most "
                 f"{self.device.max_payload} in one frame (an input tensor of the wrong size?)"
@@ -274,6 +275,11 @@ class DeviceLink:
         reply = self.call(Command.LOAD_END)
         self._info = None
         return ModelInfo.parse(reply, LOAD_END_REPLY.size)
+
+    def _streams(self, cmd: Command, payload: bytes) -> bool:
+        """Whether the device takes this payload, longer than a frame, into its arena."""
+        model = self.device.model
+        return cmd in STREAMED and model is not None and len(payload) == model.input_bytes
 
     def _cost_timeout(self, runs: int) -> float:
         return self.timeout + 5.0 * runs

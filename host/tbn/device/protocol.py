@@ -21,7 +21,7 @@ from tbn.format.spec import VERSION_MAJOR
 # Version 3: model info carries the active model's CRC32, so a host can tell whether the
 # device already holds a model before uploading it. Byte 1 of the INFO reply holds this
 # number in every version, so a host can always tell which protocol a device speaks.
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4  # 4: INFER and PROFILE inputs stream into the arena (STREAMED)
 SYNC = b"\xa5\x5a"
 HEADER = struct.Struct("<BBH")  # cmd, seq, len (after the two sync bytes)
 CRC = struct.Struct("<I")
@@ -94,6 +94,10 @@ RUNTIME_STATUS = (
     "TBN_ERR_IO_SIZE",
     "TBN_ERR_NOT_BUILT",
 )
+
+# Requests whose payload is the active model's input: a device takes it at that size even when
+# it exceeds max_payload, receiving it straight into its arena (boards with little RAM).
+STREAMED = frozenset({Command.INFER, Command.PROFILE})
 
 # Errors about the frame itself: the request never reached its command, so it is retried.
 LINK_ERRORS = frozenset({Status.ERR_CRC, Status.ERR_LENGTH, Status.ERR_TIMEOUT})

@@ -9,7 +9,9 @@ booted once per session; real ones flashed, or reached at ``--port``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -67,6 +69,48 @@ def mpy_target(pytestconfig: pytest.Config) -> Target:
     return target(pytestconfig.getoption("--board"))
 
 
+class FlashingDevice:
+    """A board with no RAM slot to upload a model to (the Uno): ``load`` builds the model into
+    its firmware, with only the model's ops, and boots it again; a model that does not fit the
+    board skips the test, with the numbers. Everything else is the running :class:`DeviceLink`'s.
+    It boots with a small golden vector, so INFO answers before any load."""
+
+    BOOT_MODEL = "conv1d_argmax_int8"
+
+    def __init__(self, board: Board, folder: Path) -> None:
+        self.board, self.folder = board, folder
+        self.stack = ExitStack()
+        self.link: DeviceLink | None = None
+
+    def load(self, data: bytes, progress: Any = None) -> Any:
+        from tbn.device.build import FitError
+        from tbn.device.session import flash, open_device
+
+        path = self.folder / "model.tbn"
+        path.write_bytes(data)
+        try:  # built first: a model that does not fit leaves the running one up
+            flash(self.board, path)
+        except FitError as e:
+            pytest.skip(str(e))
+        self.close()
+        self.link = self.stack.enter_context(open_device(self.board.name, model=path,
+                                                         log=self.folder / "emulator.log"))
+        return self.link.info().model
+
+    def boot(self) -> FlashingDevice:
+        from tbn.vectors import build_case
+
+        self.load(build_case(self.BOOT_MODEL)[1])
+        return self
+
+    def close(self) -> None:
+        self.stack.close()
+        self.link = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.link, name)
+
+
 @pytest.fixture(scope="session")
 def tbn_device(
     pytestconfig: pytest.Config, tbn_board: Board | None, tmp_path_factory: pytest.TempPathFactory
@@ -75,10 +119,16 @@ def tbn_device(
     from tbn.device.upload import UploadToolMissing
 
     log = tmp_path_factory.mktemp("device") / "emulator.log"
+    port = pytestconfig.getoption("--port")
+    if tbn_board is not None and tbn_board.slot_bytes == 0 and port is None:
+        device = FlashingDevice(tbn_board, log.parent).boot()
+        try:
+            yield device  # type: ignore[misc]  # a DeviceLink, but load() rebuilds the firmware
+        finally:
+            device.close()
+        return
     try:
-        with open_device(
-            tbn_board.name if tbn_board else None, pytestconfig.getoption("--port"), log=log
-        ) as link:
+        with open_device(tbn_board.name if tbn_board else None, port, log=log) as link:
             yield link
     except UploadToolMissing as e:  # a real board, and nothing here could flash one
         pytest.skip(str(e))

@@ -28,6 +28,13 @@ class Flashed:
     base: Firmware  # the same firmware without a model: the runtime's own footprint
     upload: Upload | None = None  # a real board's upload command (run unless a dry run)
 
+    @property
+    def runtime_flash(self) -> int:
+        """Flash for the runtime and app: the build less its model (a build for one model's ops
+        has no model-less twin of the same size)."""
+        fw = self.firmware
+        return fw.flash_bytes - fw.model_bytes if fw.model_bytes else self.base.flash_bytes
+
 
 def flash(board: Board, model: Path | None = None, verbose: bool = False,
           backend: Path | None = None, dry_run: bool = False, model_ops: bool = False) -> Flashed:
@@ -35,8 +42,11 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False,
     board (``dry_run``: only say how). ``model_ops``: build the runtime with the model's ops and
     activation type only (smaller; other models are refused). Emulated boards are booted
     separately (:class:`Emulator`) from ``firmware.elf``."""
+    model_ops = model_ops or board.model_ops
     if model_ops and model is None:
-        raise UsageError("building with the model's ops only needs a model (--model)")
+        why = f"{board.name} runs one model, built in with only its ops" if board.model_ops else \
+            "building with the model's ops only needs a model"
+        raise UsageError(f"{why}: give the model (--model m.tbn)")
     ops_of = model if model_ops else None
     if not board.emulated and not dry_run:  # a machine that cannot flash it says so before building
         upload_command(board, Path("firmware.elf"))
@@ -45,6 +55,11 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False,
     if model is not None:
         program = load(model)  # a corrupt or foreign file stops here, with the reason
         arena, model_bytes = program.arena_size, Path(model).stat().st_size
+        acts = "int8" if program.int8 else "f32"
+        if acts not in board.activations:
+            raise FitError(f"{board.name}: model does not fit: it has {acts} activations, the board runs "
+                           f"{' and '.join(board.activations)} only (compile it with --activations "
+                           f"{board.activations[0]})")
         # what needs no build is refused before one (and where a real board's cannot be made)
         check_fit(board.name, model_bytes, arena, arena_limit=board.arena_bytes,
                   flash_limit=board.flash_bytes)
@@ -115,6 +130,7 @@ def open_device(
     log: Path | None = None,
     verbose: bool = False,
     backend: Path | None = None,
+    model_ops: bool = False,
 ) -> Iterator[DeviceLink]:
     """A link to a device running ``model``.
 
@@ -123,7 +139,7 @@ def open_device(
     only ``board``, build and boot the emulator (or flash the real board), with ``model``
     embedded in the firmware (``embed``) or uploaded over the link. A link that fails because
     the emulator exited is reported as that (:class:`EmulatorError`, with its exit status).
-    ``backend``: see :func:`tbn.device.build.build`.
+    ``backend``: see :func:`tbn.device.build.build`; ``model_ops``: see :func:`flash`.
     """
     if board is None and port is None:
         raise UsageError("name a --board or a --port")
@@ -132,7 +148,8 @@ def open_device(
     try:
         if port is None:
             assert b is not None
-            flashed = flash(b, model if embed else None, verbose=verbose, backend=backend)
+            flashed = flash(b, model if embed else None, verbose=verbose, backend=backend,
+                            model_ops=model_ops and embed)
             if b.emulated:
                 emulator = Emulator(b, flashed.firmware.elf, log=log).start()
                 link = DeviceLink(emulator.connect())

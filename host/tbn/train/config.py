@@ -36,6 +36,7 @@ class TrainConfig:
     batch_size: int = 128
     seed: int = 0
     augment: float = 0.0
+    recalibrate_bn: bool = False  # re-estimate BatchNorm statistics after the last epoch
     teacher: str | None = None
     distill_weight: float = 0.7
     temperature: float = 4.0

@@ -112,6 +112,28 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 10
     return correct / len(x)
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch: int = 1000) -> None:
+    """Re-estimate every BatchNorm's running statistics as the plain average over ``x`` (no
+    augmentation), with the weights as trained. Binary weights flip signs up to the last steps,
+    so the moving averages lag behind them; on the tiny MNIST CNN this gains about 0.2 points."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training = model.training
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    device = next(model.parameters()).device
+    for i in range(0, len(x), batch):
+        model(x[i:i + batch].to(device))
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
+
+
 @dataclass
 class _Dist:
     world: int = 1
@@ -380,6 +402,12 @@ def _run(config: TrainConfig, out: Path, ckpt: dict[str, Any] | None, device: to
         ddp.barrier()
     metrics: dict[str, Any] = {}
     if ddp.main:
+        if config.recalibrate_bn:
+            before = evaluate(model, x_test, y_test)
+            recalibrate_batchnorm(model, x_train)
+            if progress:
+                tqdm.write(f"BatchNorm statistics re-estimated: test acc {before:.4f} -> "
+                           f"{evaluate(model, x_test, y_test):.4f}")
         metrics = _finish(config, s, report, evaluate(model, x_test, y_test), ddp.world, out)
     ddp.barrier()
     return metrics

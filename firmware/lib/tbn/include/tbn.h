@@ -47,7 +47,9 @@ typedef enum {
  * whose flash is a separate address space that a model of kilobytes must stay in, every read
  * of the model goes through avr-gcc's __memx pointers (flash or RAM, told apart at run time;
  * GNU C: build with -std=gnu99). The runtime reads the model through these pointers only. */
-#if defined(__AVR__) && defined(__MEMX)
+#if defined(__AVR__) && (!defined(__MEMX) || defined(__STRICT_ANSI__))
+#error "tbn on AVR reads models in flash through __memx pointers: build it as GNU C (-std=gnu99)"
+#elif defined(__AVR__)
 #define TBN_ROM __memx
 #else
 #define TBN_ROM

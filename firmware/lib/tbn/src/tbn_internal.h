@@ -34,8 +34,13 @@
 static inline int tbn_int8(const tbn_model *m) { return TBN_INT8((m->flags & TBN_FLAG_INT8) != 0); }
 
 /* Little-endian loads from byte pointers. On a little-endian target memcpy compiles to one
- * (unaligned where allowed) load, where byte loads and shifts cost seven instructions. */
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && !defined(__AVR__)
+ * (unaligned where allowed) load, where byte loads and shifts cost seven instructions. On AVR
+ * a __memx load of 2 or 4 bytes is one call to libgcc's __xload_N, at any alignment (the
+ * AVR build has -fno-strict-aliasing). */
+#if defined(__AVR__)
+static inline uint16_t tbn_rd16(const TBN_ROM uint8_t *p) { return *(const TBN_ROM uint16_t *)p; }
+static inline uint32_t tbn_rd32(const TBN_ROM uint8_t *p) { return *(const TBN_ROM uint32_t *)p; }
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 static inline uint16_t tbn_rd16(const uint8_t *p) {
     uint16_t v;
     memcpy(&v, p, sizeof v);
@@ -52,7 +57,8 @@ static inline uint32_t tbn_rd32(const TBN_ROM uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 #endif
-/* A model's bytes start 4-aligned (its tables are laid out for 32-bit loads); AVR loads bytes. */
+/* A model and an arena start 4-aligned (tables and tensors are laid out for 32-bit loads); AVR,
+ * which loads bytes, needs no alignment (and gives uint32_t arrays none). */
 static inline int tbn_aligned4(const TBN_ROM void *p) {
 #if defined(__AVR__)
     (void)p;

@@ -14,7 +14,7 @@ tbn_status tbn_invoke(const tbn_model *m, void *arena, size_t arena_size) {
 }
 
 tbn_status tbn_invoke_ops(const tbn_model *m, void *arena, size_t arena_size, uint32_t first, uint32_t last) {
-    if (!m || !arena || ((uintptr_t)arena & 3u) || first > last || last > m->n_ops) return TBN_ERR_ARG;
+    if (!m || !arena || !tbn_aligned4(arena) || first > last || last > m->n_ops) return TBN_ERR_ARG;
     if (arena_size < m->arena_size) return TBN_ERR_ARENA_SIZE;
     uint8_t *a = (uint8_t *)arena;
     uint32_t pos = m->off_ops, end = m->off_ops + m->ops_size;
@@ -49,7 +49,7 @@ tbn_status tbn_run(const tbn_model *m, void *arena, size_t arena_size, const voi
                    void *output, size_t output_size) {
     if (!m || !input || !output) return TBN_ERR_ARG;
     if (input_size != tbn_input_size(m) || output_size != tbn_output_size(m)) return TBN_ERR_IO_SIZE;
-    if (!arena || ((uintptr_t)arena & 3u)) return TBN_ERR_ARG;
+    if (!arena || !tbn_aligned4(arena)) return TBN_ERR_ARG;
     if (arena_size < m->arena_size) return TBN_ERR_ARENA_SIZE;
     memcpy(tbn_input_ptr(m, arena), input, input_size);
     tbn_status s = tbn_invoke(m, arena, arena_size);

@@ -3,6 +3,15 @@
 
 #include "tbn_internal.h"
 
+/* String constants take RAM on AVR (its .rodata is copied there), where 736 bytes of names
+ * would not fit beside a model's arena: there a status is named by its number (tbn.h, and the
+ * host's tbn.device.protocol, which names the detail byte of a device's reply). */
+#if defined(__AVR__)
+const char *tbn_strerror(tbn_status status) {
+    (void)status;
+    return "tbn_status";
+}
+#else
 static const char *const k_errors[TBN_ERR_COUNT_] = {
     "ok",
     "bad argument (NULL pointer or misaligned buffer)",
@@ -27,6 +36,7 @@ const char *tbn_strerror(tbn_status status) {
     if ((unsigned)status >= (unsigned)TBN_ERR_COUNT_) return "unknown tbn status";
     return k_errors[status];
 }
+#endif
 
 uint32_t tbn_crc32_update(uint32_t crc, const TBN_ROM void *data, size_t n) {
     const TBN_ROM uint8_t *p = (const TBN_ROM uint8_t *)data;
@@ -111,7 +121,8 @@ int tbn_decode_op(const TBN_ROM uint8_t *p, uint32_t avail, tbn_op *op) {
 #define TBN_DECODE(NAME, code, size_, traits_, kernel)                                       \
     case code:                                                                                \
         if (avail < (size_)) return 0;                                                        \
-        TBN_OP_##NAME##_FIELDS(TBN_FIELD) op->size = (size_);                                 \
+        if (TBN_BUILT(code)) { TBN_OP_##NAME##_FIELDS(TBN_FIELD) } /* else check_op refuses */ \
+        op->size = (size_);                                                                   \
         op->traits = (traits_);                                                               \
         break;
         TBN_OP_LIST(TBN_DECODE)
@@ -226,6 +237,7 @@ static tbn_status check_operands(const tbn_model *m, const tbn_op *op, uint32_t 
 static tbn_status check_op(tbn_model *m, const tbn_op *op, uint32_t index) {
     int int8 = tbn_int8(m);
     uint32_t t = op->traits;
+    if (!TBN_BUILT(op->opcode)) FAIL(TBN_ERR_NOT_BUILT, index); /* decoded no further */
     if (op->act > TBN_ACT_RELU6) FAIL(TBN_ERR_OPCODE, index);
     if (op->act != TBN_ACT_NONE && !(t & TBN_TRAIT_FUSABLE) && op->opcode != TBN_OP_ACTIVATION)
         FAIL(TBN_ERR_SHAPE, index);

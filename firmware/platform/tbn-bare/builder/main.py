@@ -22,7 +22,13 @@ TOOLCHAINS = {
                 ["--specs=nano.specs", "--specs=nosys.specs"]),
     "riscv": ("riscv64-unknown-elf-", "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf",
               ["--specs=picolibc.specs"], []),
+    # avr-libc's own start-up code and linker script (-mmcu); -fno-ivopts: avr-gcc 5.4 crashes
+    # in that pass on the runtime's __memx loops; the rest for size (32 KB of flash)
+    "avr": ("avr-", "gcc-avr avr-libc", [f"-mmcu={board.get('build.mcu')}", "-fno-ivopts", "-fno-strict-aliasing",
+                                         "-mcall-prologues", "-mrelax", "-mstrict-X", "-fno-tree-switch-conversion"], []),
 }
+# C99 everywhere; GNU C on AVR, whose named address spaces (__memx, __flash) hold the model
+C_STD = {"avr": "-std=gnu99"}
 arch = board.get("tbn.arch")
 if arch not in TOOLCHAINS:
     raise SystemExit(f"tbn-bare: board {board.id!r} has tbn.arch {arch!r}; known: {', '.join(TOOLCHAINS)}")
@@ -34,13 +40,15 @@ if shutil.which(prefix + "gcc") is None:
 opt = os.environ.get("TBN_OPT", "-Os")
 if opt not in ("-Os", "-O2", "-O3"):
     raise SystemExit(f"tbn-bare: TBN_OPT={opt!r} is not -Os, -O2 or -O3")
+# AVR links with LTO (about 20% smaller): archives need gcc-ar's plugin
+ar = "gcc-ar" if "-flto" in cpu_flags else "ar"
 env.Replace(
-    AR=prefix + "ar",
+    AR=prefix + ar,
     AS=prefix + "as",
     CC=prefix + "gcc",
     CXX=prefix + "g++",
     OBJCOPY=prefix + "objcopy",
-    RANLIB=prefix + "ranlib",
+    RANLIB=prefix + ("gcc-ranlib" if ar == "gcc-ar" else "ranlib"),
     SIZETOOL=prefix + "size",
     SIZEPROGREGEXP=r"^(?:\.isr_vector|\.text|\.rodata|\.ARM\.exidx|\.data)\s+(\d+).*",
     SIZEDATAREGEXP=r"^(?:\.data|\.bss|\.stack)\s+(\d+).*",
@@ -51,8 +59,8 @@ env.Append(
     ASFLAGS=cpu_flags,
     ASPPFLAGS=["-x", "assembler-with-cpp"],
     CCFLAGS=cpu_flags + [opt, "-g", "-ffunction-sections", "-fdata-sections", "-Wall", "-Wextra", "-Werror"],
-    CFLAGS=["-std=c99"],
-    LINKFLAGS=cpu_flags + ["-nostartfiles", *libc_flags, "-Wl,--gc-sections"],
+    CFLAGS=[C_STD.get(arch, "-std=c99")],
+    LINKFLAGS=cpu_flags + ([] if arch == "avr" else ["-nostartfiles"]) + [*libc_flags, "-Wl,--gc-sections"],
     LIBS=["m"],
 )
 

@@ -11,8 +11,12 @@
  * no branch per bit. */
 #include "tbn_matmul.h"
 
-#ifndef TBN_CHUNK
+#ifndef TBN_CHUNK /* tile rows accumulated at once: a stack array of this many sums */
+#if defined(__AVR__)
+#define TBN_CHUNK 4 /* 2 KB of RAM */
+#else
 #define TBN_CHUNK 32
+#endif
 #endif
 
 typedef union { float f; uint32_t u; } f32_bits;
@@ -22,13 +26,14 @@ static float dot_tile_f32(const TBN_ROM uint8_t *tile, uint32_t pos, const float
     float acc = 0.0f;
     while (n) {
         uint32_t k = n < 32 ? n : 32, neg = ~bits_at(tile, pos, k);
-        for (uint32_t j = 0; j < k; j++) {
+        /* one shift a bit and a pointer step: an 8-bit core has no barrel shifter, and AVR
+         * builds go without GCC's induction-variable pass (-fno-ivopts) */
+        for (uint32_t j = 0; j < k; j++, neg >>= 1, x += stride) {
             f32_bits v;
-            v.f = x[j * stride];
-            v.u ^= ((neg >> j) & 1u) << 31;
+            v.f = *x;
+            v.u ^= (neg & 1u) << 31;
             acc += v.f;
         }
-        x += k * stride;
         pos += k;
         n -= k;
     }
@@ -40,12 +45,11 @@ static int32_t dot_tile_i8(const TBN_ROM uint8_t *tile, uint32_t pos, const int8
     int32_t plus = 0, total = 0;
     while (n) {
         uint32_t k = n < 32 ? n : 32, bits = bits_at(tile, pos, k);
-        for (uint32_t j = 0; j < k; j++) {
-            int32_t v = (int32_t)x[j * stride] - zp;
+        for (uint32_t j = 0; j < k; j++, bits >>= 1, x += stride) { /* as above */
+            int32_t v = (int32_t)*x - zp;
             total += v;
-            plus += v & -(int32_t)((bits >> j) & 1u);
+            plus += v & -(int32_t)(bits & 1u);
         }
-        x += k * stride;
         pos += k;
         n -= k;
     }
@@ -64,7 +68,7 @@ static float seg_f32(const mm_ctx *c, uint32_t f, const float *x, uint32_t strid
     float acc = 0.0f;
     uint32_t t = c->tile.n_bits;
     while (n) {
-        uint32_t pos = f % t, k = t - pos < n ? t - pos : n;
+        uint32_t pos = f < t ? f : f % t, k = t - pos < n ? t - pos : n; /* no division at p = 1 */
         float s = dot_tile_f32(c->tile.bits, pos, x, stride, k);
         acc += per_rep ? s * tbn_vector_f32(&c->scale, f / t) : s;
         f += k;
@@ -84,7 +88,7 @@ static int32_t seg_i8(const mm_ctx *c, uint32_t f, const int8_t *x, uint32_t str
     int32_t acc = 0;
     uint32_t t = c->tile.n_bits;
     while (n) {
-        uint32_t pos = f % t, k = t - pos < n ? t - pos : n;
+        uint32_t pos = f < t ? f : f % t, k = t - pos < n ? t - pos : n; /* no division at p = 1 */
         acc += dot_tile_i8(c->tile.bits, pos, x, stride, k, zp);
         f += k;
         x += k * stride;
@@ -96,7 +100,7 @@ static int32_t seg_i8(const mm_ctx *c, uint32_t f, const int8_t *x, uint32_t str
 /* Row `row` (weights row*K ..) at output position (oy, ox), group g: F32 or INT8 accumulator. */
 static float row_f32(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, uint32_t ox, int per_rep) {
     const tbn_op *op = c->op;
-    uint32_t h = c->in.ndim == 3 ? c->in.dims[1] : 1, w = c->in.ndim == 3 ? c->in.dims[2] : 1;
+    uint32_t h = c->h, w = c->w;
     const float *x = (const float *)c->src;
     if (!(op->traits & TBN_TRAIT_CONV))
         return seg_f32(c, row * c->k, x, 1, c->k, per_rep);
@@ -119,9 +123,9 @@ static float row_f32(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, uin
 
 static int32_t row_i8(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, uint32_t ox) {
     const tbn_op *op = c->op;
-    uint32_t h = c->in.ndim == 3 ? c->in.dims[1] : 1, w = c->in.ndim == 3 ? c->in.dims[2] : 1;
+    uint32_t h = c->h, w = c->w;
     const int8_t *x = (const int8_t *)c->src;
-    int32_t zp = c->in.zero_point;
+    int32_t zp = c->in_zp;
     if (!(op->traits & TBN_TRAIT_CONV))
         return seg_i8(c, row * c->k, x, 1, c->k, zp);
     int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl, kx_lo, kx_hi;
@@ -232,25 +236,32 @@ tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io
     return TBN_INT8(io->int8) ? check_bounds(m, op, io, &s, op->bias != TBN_NONE_ID ? &b : NULL, o, k) : TBN_OK;
 }
 
-static void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+/* Not inlined: its tensors stay off the stack under the kernel's loops (2 KB of RAM on AVR). */
+static TBN_NOINLINE void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     memset(c, 0, sizeof *c);
     c->m = m;
     c->op = op;
     c->int8 = tbn_int8(m);
     c->tiled = (op->traits & TBN_TRAIT_TILED) != 0;
     int conv = (op->traits & TBN_TRAIT_CONV) != 0;
-    tbn_get_tensor(m, op->input, &c->in);
-    tbn_get_tensor(m, op->output, &c->out);
-    c->src = arena + c->in.offset;
-    c->dst = arena + c->out.offset;
+    tbn_tensor in, out;
+    tbn_get_tensor(m, op->input, &in);
+    tbn_get_tensor(m, op->output, &out);
+    c->src = arena + in.offset;
+    c->dst = arena + out.offset;
+    c->h = in.ndim == 3 ? in.dims[1] : 1u;
+    c->w = in.ndim == 3 ? in.dims[2] : 1u;
+    c->ho = conv ? out.dims[1] : 1u;
+    c->wo = conv ? out.dims[2] : 1u;
+    c->in_zp = in.zero_point;
     tbn_get_scale(m, op->scale, &c->scale);
     uint64_t o, k;
-    weight_count(op, &c->in, &c->out, &o, &k); /* prepare checked that o * k fits 32 bits */
+    weight_count(op, &in, &out, &o, &k); /* prepare checked that o * k fits 32 bits */
     c->o = (uint32_t)o;
     c->k = (uint32_t)k;
-    c->cg = conv ? c->in.dims[0] / op->groups : c->in.numel;
+    c->cg = conv ? in.dims[0] / op->groups : in.numel;
     c->og = c->o / (conv ? op->groups : 1u);
-    c->npix = conv ? (uint32_t)c->out.dims[1] * c->out.dims[2] : 1u;
+    c->npix = (uint32_t)c->ho * c->wo;
     if (c->tiled) {
         tbn_get_tile(m, op->tile, &c->tile);
         c->p = (uint32_t)(((uint64_t)c->o * c->k) / c->tile.n_bits);
@@ -278,9 +289,9 @@ static void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op, uint8_t *ar
         e->bias16 = tbn_dtype_size(b.dtype) == 2;
     }
     e->act = op->act;
-    e->zp = c->out.zero_point;
-    e->qmin = c->out.qmin;
-    e->qmax = c->out.qmax;
+    e->zp = out.zero_point;
+    e->qmin = out.qmin;
+    e->qmax = out.qmax;
 }
 
 tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
@@ -294,7 +305,7 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
         tbn_mm_eval_lut(&c, rows, arena + s.offset);
         return TBN_OK;
     }
-    uint32_t ho = (op->traits & TBN_TRAIT_CONV) ? c.out.dims[1] : 1, wo = c.npix / ho, npix = c.npix;
+    uint32_t ho = c.ho, wo = c.wo, npix = c.npix;
     int per_rep = c.per_rep;
 
     for (uint32_t oy = 0; oy < ho; oy++) {

@@ -34,7 +34,8 @@ typedef struct {
     const TBN_ROM int8_t *dense;
     tbn_vector scale; /* per-repetition F32 scales are read from here; the rest via ep */
     uint32_t o, k, p, cg, og; /* outputs, fan-in, tiling factor, in/out channels per group */
-    tbn_tensor in, out;
+    uint16_t h, w, ho, wo; /* input and output planes (1 x 1 for linear ops) */
+    int32_t in_zp;         /* INT8 input's zero point */
     const uint8_t *src;
     uint8_t *dst;
     int per_rep; /* F32 scale per tile repetition: applied to row sums, not at the store */

@@ -287,7 +287,7 @@ static void rows_i8(const mm_ctx *c, uint32_t rows, const int8_t *x, int32_t *ac
     memset(acc, 0, sizeof *acc * rows);
     for (uint32_t c0 = 0; c0 < c->k; c0 += TBN_LUT_CHUNK) {
         uint32_t n = c->k - c0 < TBN_LUT_CHUNK ? c->k - c0 : TBN_LUT_CHUNK;
-        build_i8(t, x + c0, n, c->in.zero_point);
+        build_i8(t, x + c0, n, c->in_zp);
         if (wide) widen_i8(wide, t);
         row_bits rb = chunk_bits(c, rows, c0);
         const TBN_ROM uint8_t *p = c->tile.bits + c0 / 8;
@@ -343,11 +343,11 @@ static void rows_f32(const mm_ctx *c, uint32_t rows, const float *x, float *acc,
 
 static void gather(const mm_ctx *c, uint32_t oy, uint32_t ox, uint8_t *patch) {
     const tbn_op *op = c->op;
-    uint32_t h = c->in.dims[1], w = c->in.dims[2];
+    uint32_t h = c->h, w = c->w;
     int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl, lo, hi;
     kx_range(op, ix0, w, &lo, &hi);
     if (TBN_INT8(c->int8))
-        GATHER(int8_t, (int8_t)c->in.zero_point);
+        GATHER(int8_t, (int8_t)c->in_zp);
     else
         GATHER(float, 0.0f);
 }
@@ -470,7 +470,7 @@ void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
         wide = NULL;
     }
     int conv = (c->op->traits & TBN_TRAIT_CONV) != 0;
-    uint32_t wo = conv ? c->out.dims[2] : 1u, npix = c->npix;
+    uint32_t wo = c->wo, npix = c->npix;
     for (uint32_t pix = 0; pix < npix; pix++) {
         const uint8_t *x = c->src;
         if (conv) {

@@ -1,0 +1,111 @@
+"""MNIST in 2 KB of RAM: the ``tiny`` recipe, trained, compiled and run on a small board.
+
+Trains a float teacher of the recipe's shape, then the tiled student distilled from it (BatchNorm
+statistics re-estimated at the end, the recipe's default), on MNIST averaged to 16x16 on the
+host. Each variant is compiled to int8 with the direct kernels (no table scratch, so the arena
+stays at 1,536 bytes) and reported with: file bytes, bits per weight for the whole file, arena,
+int8 test accuracy on all 10,000 images (the reference interpreter), and, on each ``--boards``
+board built with only the model's ops (``tbn-flash --model-ops``), flash for runtime + app and
+for the model, static RAM, cost per inference and whether every device output equals the
+reference's on the first ``--n`` images.
+
+Variants: ``tiny`` (every layer but the first binary, p=1) and ``tiny_fc8`` (the classifier
+kept dense int8 as well: more bytes, the better accuracy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from _table import print_table, write_json
+from tbn import compile_model
+from tbn.data.datasets import mnist_test
+from tbn.device.boards import load_board
+from tbn.device.runner import DeviceRunner
+from tbn.device.session import flash, open_device
+from tbn.format import read
+from tbn.format.inspect import summarize
+from tbn.runtime import Interpreter
+from tbn.train import TrainConfig, dataset_tensors, load_model, train
+
+SHAPE = (1, 16, 16)
+# variant -> training options beyond the recipe's
+VARIANTS: dict[str, dict[str, Any]] = {"tiny": {}, "tiny_fc8": {"keep_dense": ["0", "10"]}}
+
+
+def trained(out: Path, **options: Any) -> Path:
+    if not (out / "model.pt").exists():
+        train(TrainConfig.for_recipe("tiny", **options), out, overwrite=True, progress=True)
+    return out / "model.pt"
+
+
+def on_board(board: str, path: Path, x: np.ndarray) -> dict[str, Any]:
+    """Flash and RAM of the firmware built for ``path`` alone, and the device's cost and parity."""
+    fw = flash(load_board(board), path, model_ops=True, dry_run=True)
+    program = read(path.read_bytes())
+    with open_device(board, model=path, model_ops=True) as link:
+        runner = DeviceRunner(link, program)
+        results = [runner.run(xi) for xi in x]
+    return {f"{board}_runtime_flash": fw.runtime_flash, f"{board}_flash": fw.firmware.flash_bytes,
+            f"{board}_ram": fw.firmware.ram_bytes, f"{board}_cost": int(np.mean([r.cost for r in results])),
+            f"{board}_equal": all(r.matches for r in results)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--boards", nargs="+", default=["sifive_e"])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--runs", type=Path, default=Path("runs/bench/tiny"))
+    ap.add_argument("--teacher-epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n", type=int, default=1000, help="test images run on each device")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    teacher = trained(args.runs / "teacher", p=None, epochs=args.teacher_epochs, seed=args.seed)
+    teacher_acc = json.loads((args.runs / "teacher" / "metrics.json").read_text())["test_accuracy"]
+    x_all, labels = mnist_test(SHAPE)
+    calib = dataset_tensors("mnist16", "train")[0][:512]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as d:
+        for name in args.variants:
+            model_pt = trained(args.runs / name, teacher=str(teacher), epochs=args.epochs, seed=args.seed,
+                               **VARIANTS[name])
+            model = load_model(model_pt)[0].eval()
+            data = compile_model(model, torch.zeros(1, *SHAPE), activations="int8", calibration=calib,
+                                 lookup_tables=False)
+            path = Path(d) / f"{name}.tbn"
+            path.write_bytes(data)
+            (args.runs / name / "model.tbn").write_bytes(data)
+            s = summarize(read(data), len(data))
+            y = Interpreter(data).run_float(x_all)
+            row: dict[str, Any] = {"model": name, "bytes": len(data), "arena": read(data).arena_size,
+                                   "bits_per_weight": round(s["file_bits_per_weight"], 3),
+                                   "accuracy": round(100 * float(np.mean(y.argmax(axis=1) == labels)), 2)}
+            for board in args.boards:
+                row |= on_board(board, path, x_all[:args.n])
+            rows.append(row)
+            print(row, flush=True)
+    cols = [("model", "model"), ("bytes", "file bytes"), ("bits_per_weight", "bits/weight"),
+            ("arena", "arena"), ("accuracy", "int8 accuracy % (10,000)")]
+    for b in args.boards:
+        cols += [(f"{b}_runtime_flash", f"{b} runtime+app flash"), (f"{b}_flash", f"{b} flash with model"),
+                 (f"{b}_ram", f"{b} static RAM"), (f"{b}_cost", f"{b} cost/inference"),
+                 (f"{b}_equal", f"{b} = reference ({args.n})")]
+    print(f"float teacher: {100 * teacher_acc:.2f}%")
+    print_table(rows, cols)
+    write_json(args.json, {"boards": args.boards, "n": args.n, "epochs": args.epochs, "rows": rows,
+                           "teacher_epochs": args.teacher_epochs, "teacher_accuracy": teacher_acc})
+    return 0 if all(r[f"{b}_equal"] for r in rows for b in args.boards) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
