@@ -22,6 +22,8 @@ CAPABILITIES=(
   "riscv64-unknown-elf-gcc links an rv32imac program against picolibc|gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf|riscv_link"
   "qemu-system-arm boots a Cortex-M image and knows every Arm board's machine|qemu-system-arm|qemu_boot"
   "qemu-system-riscv32 knows every RISC-V board's machine|qemu-system-misc|qemu_riscv"
+  "avr-gcc links an ATmega328P program against avr-libc|gcc-avr avr-libc|avr_link"
+  "libsimavr links the AVR boards' emulator (firmware/sim)|libsimavr-dev gcc|simavr_link"
   "$PYTHON makes a venv with pip|python3-venv|python_venv"
   "make and x86_64-linux-gnu-gcc build MicroPython's unix port and an x64 native module|make gcc|mpy_host"
 )
@@ -50,6 +52,15 @@ arm_link() {
 riscv_link() {
   printf '#include <string.h>\nint main(void){char b[8];return (int)strlen(strcpy(b,"tbn"));}\n' > "$WORK/rv.c"
   riscv64-unknown-elf-gcc -march=rv32imac -mabi=ilp32 --specs=picolibc.specs "$WORK/rv.c" -o "$WORK/rv.elf"
+}
+
+avr_link() {
+  printf '#include <avr/pgmspace.h>\nconst char s[] PROGMEM = "tbn";\nint main(void){return (int)strlen_P(s);}\n' > "$WORK/avr.c"
+  avr-gcc -mmcu=atmega328p -Os "$WORK/avr.c" -o "$WORK/avr.elf"
+}
+
+simavr_link() {
+  cc -I/usr/include/simavr firmware/sim/tbn_simavr.c -lsimavr -o "$WORK/tbn-simavr"
 }
 
 # A two-word vector table and a semihosting exit: QEMU returns the guest's exit code 0.

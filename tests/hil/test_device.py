@@ -146,7 +146,9 @@ def test_mnist_model_matches_the_reference(
         pytest.fail(f"no MNIST recipe of {MNIST_RECIPES} fits the device's {info.slot_bytes}-byte "
                     f"slot and {info.arena_bytes}-byte arena")
     tbn_device.load(path.read_bytes())
-    x, labels = mnist_test(tuple(program.tensors[0].shape), 100, shared_mnist)
+    # a cycle-accurate simulator (simavr, about 2 s an image on the tiny CNN) runs 10 images
+    n = 10 if tbn_board is not None and tbn_board.emulated and tbn_board.cost_unit == "cycles" else 100
+    x, labels = mnist_test(tuple(program.tensors[0].shape), n, shared_mnist)
     runner = DeviceRunner(tbn_device, program)
     results = [runner.run(xi) for xi in x]
     assert all(r.matches for r in results), max(r.error for r in results)
