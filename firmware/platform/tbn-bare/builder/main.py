@@ -23,9 +23,11 @@ TOOLCHAINS = {
     "riscv": ("riscv64-unknown-elf-", "gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf",
               ["--specs=picolibc.specs"], []),
     # avr-libc's own start-up code and linker script (-mmcu); -fno-ivopts: avr-gcc 5.4 crashes
-    # in that pass on the runtime's __memx loops; the rest for size (32 KB of flash)
+    # in that pass on the runtime's __memx loops; -Waddr-space-convert (an error with -Werror):
+    # no pointer into the model may drop __memx; the rest for size (32 KB of flash)
     "avr": ("avr-", "gcc-avr avr-libc", [f"-mmcu={board.get('build.mcu')}", "-fno-ivopts", "-fno-strict-aliasing",
-                                         "-mcall-prologues", "-mrelax", "-mstrict-X", "-fno-tree-switch-conversion"], []),
+                                         "-mcall-prologues", "-mrelax", "-mstrict-X", "-fno-tree-switch-conversion",
+                                         "-Waddr-space-convert"], []),
 }
 # C99 everywhere; GNU C on AVR, whose named address spaces (__memx, __flash) hold the model
 C_STD = {"avr": "-std=gnu99"}
