@@ -34,7 +34,7 @@ uint8_t cost_unit(void);
 /* Cost units per tick (the resolution). */
 uint32_t cost_resolution(void);
 
-/* The longest the core sleeps between two looks at the clock: one SysTick wrap, in ms
+/* The longest the core sleeps between two looks at the clock: one timer wake-up period, in ms
  * (rounded up). A timeout is noticed at most this late. */
 uint32_t cost_wake_ms(void);
 

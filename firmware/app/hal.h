@@ -1,5 +1,5 @@
-/* hal.h -- what the app needs from a board: a byte link. (Time comes from SysTick, see cost.c;
- * buffering and sleeping from uart_rx.c.)
+/* hal.h -- what the app needs from a board: a byte link. (Time and cost come from the core's
+ * timer, arch/<arch>/cost.c; buffering and sleeping from uart_rx.c and arch/<arch>/arch.h.)
  *
  * Each board provides exactly one HAL file (boards/<board>.json names it, under
  * firmware/hal/). Everything else -- framing, commands, the model -- is portable.
@@ -10,7 +10,8 @@
 #include <stdint.h>
 
 /* Clocks, pins and the UART, with its receive interrupt enabled in the peripheral (the
- * NVIC line is TBN_UART_IRQ, from the board description); called once before anything else. */
+ * interrupt controller's line is TBN_UART_IRQ, from the board description, routed by
+ * arch/<arch>/); called once before anything else. */
 void hal_init(void);
 
 /* Send one byte (blocks while the transmitter is full). */

@@ -7,7 +7,8 @@
 #include "uart_rx.h"
 
 /* One byte, or -1 when none arrives within timeout_ticks. The core sleeps between checks;
- * a SysTick wrap wakes it, so a timeout is noticed at most one wrap period late. */
+ * the core timer's wake-up (a SysTick wrap on Cortex-M) ends each sleep, so a timeout is noticed
+ * at most one wake period late. */
 static int read_byte(uint64_t timeout_ticks) {
     uint8_t byte;
     if (uart_rx_pop(&byte)) return byte;

@@ -42,7 +42,10 @@ void uart_rx_isr(void) {
 
 int uart_rx_pop(uint8_t *byte) {
     uint32_t t = tail;
-    if (t == head) return 0;
+    arch_irq_off(); /* an 8-bit core reads head in four loads; the interrupt must not move it between */
+    uint32_t h = head;
+    arch_irq_on();
+    if (t == h) return 0;
     *byte = ring[t % RX_RING_BYTES];
     tail = t + 1u;
     return 1;

@@ -14,7 +14,7 @@
  * of RAM that is the failure to catch. Runs until killed; exits 1 on a crash, a stack overflow
  * or a usage error. (Built by tbn.device.simavr; needs libsimavr-dev.)
  */
-#define _DEFAULT_SOURCE
+#define _GNU_SOURCE /* ppoll */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <simavr/avr_uart.h>
@@ -49,11 +50,13 @@ static void accept_client(void) {
     setsockopt(g_client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-/* Read what the client has sent (waiting up to timeout_ms); when it has gone, wait for the next. */
-static void pump_client(int timeout_ms) {
+/* Read what the client has sent (waiting up to usec microseconds); when it has gone, wait for
+ * the next. */
+static void pump_client(uint32_t usec) {
     if (g_in_len == sizeof g_in) return;
     struct pollfd p = {.fd = g_client, .events = POLLIN};
-    if (poll(&p, 1, timeout_ms) <= 0) return;
+    struct timespec wait = {.tv_sec = usec / 1000000u, .tv_nsec = (long)(usec % 1000000u) * 1000};
+    if (ppoll(&p, 1, &wait, NULL) <= 0) return;
     size_t tail = (g_in_head + g_in_len) % sizeof g_in;
     size_t room = tail >= g_in_head ? sizeof g_in - tail : g_in_head - tail; /* contiguous */
     ssize_t n = recv(g_client, g_in + tail, room, 0);
@@ -95,8 +98,7 @@ static void on_xoff(struct avr_irq_t *irq, uint32_t value, void *param) {
 /* The core sleeps until its next timer event: wait that long on the host clock, or less when
  * the client sends something. */
 static void sleep_on_socket(avr_t *avr, avr_cycle_count_t how_long) {
-    uint32_t usec = avr_pending_sleep_usec(avr, how_long);
-    pump_client((int)(usec / 1000u));
+    pump_client(avr_pending_sleep_usec(avr, how_long));
     feed_uart();
 }
 
@@ -169,7 +171,7 @@ int main(int argc, char **argv) {
         if (state == cpu_Done) return 0;
         if (state == cpu_Crashed) die("the firmware crashed");
         if ((step & 1023u) == 0) { /* a running core: look at the socket now and then */
-            pump_client(0);
+            pump_client(0u);
             feed_uart();
         }
     }
