@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tbn.device.boards import ROOT, Board
 from tbn.errors import TbnError
+from tbn.format import Program
 from tbn.paths import build_dir
 
 FIRMWARE = ROOT / "firmware"
@@ -86,13 +87,11 @@ def section_sizes(elf: Path) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", out, re.M)}
 
 
-def runtime_subset(model: Path) -> dict[str, str]:
+def runtime_subset(program: Program) -> dict[str, str]:
     """The C runtime's build defines (tbn_internal.h's TBN_BUILD_*) that keep only the ops, the
-    activation type and the kernels (lookup tables or not) that ``model`` uses."""
-    from tbn.format import load
+    activation type and the kernels (lookup tables or not) that ``program`` uses."""
     from tbn.format.spec import NONE_ID
 
-    program = load(model)
     mask = 0
     for op in program.ops:
         mask |= 1 << int(op.opcode)
@@ -102,10 +101,10 @@ def runtime_subset(model: Path) -> dict[str, str]:
 
 
 def build(board: Board, model: Path | None = None, verbose: bool = False,
-          backend: Path | None = None, ops_of: Path | None = None) -> Firmware:
+          backend: Path | None = None, ops_of: Program | None = None) -> Firmware:
     """Build the app for ``board``, with ``model`` embedded in flash when given. ``backend``: a
     PlatformIO script that builds another kernel library in for some ops (benchmarks/cmsis).
-    ``ops_of``: a model whose ops and activation type alone the runtime is built with
+    ``ops_of``: a model (read) whose ops and activation type alone the runtime is built with
     (:func:`runtime_subset`); it then refuses any model that needs more."""
     env = pio_env()
     env.pop("TBN_BACKEND", None)

@@ -20,8 +20,7 @@ from tbn.device.boards import Board, BoardError
 from tbn.errors import DeviceError
 
 # the Debian package behind each emulator a board description names
-QEMU_PACKAGES = {"qemu-system-arm": "qemu-system-arm", "qemu-system-riscv32": "qemu-system-misc",
-                 simavr.NAME: "libsimavr-dev"}
+QEMU_PACKAGES = {"qemu-system-arm": "qemu-system-arm", "qemu-system-riscv32": "qemu-system-misc"}
 
 
 class EmulatorError(DeviceError):

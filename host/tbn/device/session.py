@@ -47,11 +47,11 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False,
         why = f"{board.name} runs one model, built in with only its ops" if board.model_ops else \
             "building with the model's ops only needs a model"
         raise UsageError(f"{why}: give the model (--model m.tbn)")
-    ops_of = model if model_ops else None
     if not board.emulated and not dry_run:  # a machine that cannot flash it says so before building
         upload_command(board, Path("firmware.elf"))
     arena = 0
     model_bytes = 0
+    program = None
     if model is not None:
         program = load(model)  # a corrupt or foreign file stops here, with the reason
         arena, model_bytes = program.arena_size, Path(model).stat().st_size
@@ -63,6 +63,7 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False,
         # what needs no build is refused before one (and where a real board's cannot be made)
         check_fit(board.name, model_bytes, arena, arena_limit=board.arena_bytes,
                   flash_limit=board.flash_bytes)
+    ops_of = program if model_ops else None
     base = build(board, verbose=verbose, backend=backend, ops_of=ops_of)
     check_fit(
         board.name,
