@@ -96,10 +96,12 @@ static void on_xoff(struct avr_irq_t *irq, uint32_t value, void *param) {
 }
 
 /* The core sleeps until its next timer event: wait that long on the host clock, or less when
- * the client sends something. */
+ * the client sends something. What arrives is fed after the sleep, in main: simavr advances the
+ * clock past the whole sleep when this returns, and bytes fed before that would be due in the
+ * past, so the firmware could read them all in one burst, faster than the line delivers them
+ * (overrunning a small receive ring, which no real UART would). */
 static void sleep_on_socket(avr_t *avr, avr_cycle_count_t how_long) {
     pump_client(avr_pending_sleep_usec(avr, how_long));
-    feed_uart();
 }
 
 static void listen_on(const char *spec) {
@@ -170,9 +172,7 @@ int main(int argc, char **argv) {
         }
         if (state == cpu_Done) return 0;
         if (state == cpu_Crashed) die("the firmware crashed");
-        if ((step & 1023u) == 0) { /* a running core: look at the socket now and then */
-            pump_client(0u);
-            feed_uart();
-        }
+        if ((step & 1023u) == 0) pump_client(0u); /* a running core: look at the socket now and then */
+        feed_uart();
     }
 }
