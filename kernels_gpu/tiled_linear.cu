@@ -8,57 +8,88 @@
 
 namespace tbn {
 
-// Sign dot product of tile row `c` (elements c*K .. c*K+K-1, mod T) with x[0..K), by one warp.
+// Sum over 8 consecutive elements of x (16-byte aligned) of +x or -x by `bits` (LSB first):
+// one or two 16-byte loads per lane instead of eight scalar ones.
 template <typename T, typename Acc>
-__device__ __forceinline__ Acc warp_row_dot(const T *__restrict__ x, int K, const uint32_t *__restrict__ tile,
-                                            uint64_t n_bits, int c) {
-    const int lane = threadIdx.x & 31;
-    const uint64_t start = ((uint64_t)c * (uint64_t)K) % n_bits;
+__device__ __forceinline__ Acc signed_sum8(const T *__restrict__ x, uint32_t bits) {
+    constexpr int PER = 16 / (int)sizeof(T);  // elements per 16-byte load
     Acc acc = 0;
-    if ((start & 31u) == 0 && (K & 31) == 0 && start + (uint64_t)K <= n_bits) {
-        // aligned: the warp takes one tile word per step, lane l its bit l
-        const uint32_t *w = tile + (start >> 5);
-        for (int i = 0; i < (K >> 5); ++i) {
-            const uint32_t word = __ldg(w + i);
-            const Acc v = (Acc)to_float_or_int(x[(i << 5) + lane]);
-            acc += ((word >> lane) & 1u) ? v : -v;
-        }
-    } else {
-        // the tile restarts inside the row (p does not divide O), or K is not a multiple of 32
-        uint64_t e = (start + (uint64_t)lane) % n_bits;
-        for (int k = lane; k < K; k += 32) {
-            const Acc v = (Acc)to_float_or_int(x[k]);
-            acc += tile_bit(tile, e) ? v : -v;
-            e += 32;
-            while (e >= n_bits) e -= n_bits;
+#pragma unroll
+    for (int part = 0; part < 8 / PER; ++part) {
+        const uint4 raw = __ldg(reinterpret_cast<const uint4 *>(x) + part);
+        const T *v = reinterpret_cast<const T *>(&raw);
+#pragma unroll
+        for (int j = 0; j < PER; ++j) {
+            const Acc a = (Acc)to_float_or_int(v[j]);
+            acc += ((bits >> (part * PER + j)) & 1u) ? a : -a;
         }
     }
-    return warp_sum(acc);
+    return acc;
 }
 
-// One warp per (distinct row c < D, input n); writes the p outputs c + r*D of row n.
+template <typename Acc> __device__ __forceinline__ Acc block_sum(Acc v) {
+    __shared__ Acc partial[32];
+    v = warp_sum(v);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = (int)threadIdx.x < (int)(blockDim.x >> 5) ? partial[lane] : (Acc)0;
+    if (warp == 0) v = warp_sum(v);
+    return v;  // valid in thread 0
+}
+
+// Sign dot product of tile row `c` (elements c*K .. c*K+K-1, mod T) with x[0..K), by one
+// block. A GEMV is a few thousand rows at most, so a whole block per row (not a warp) is
+// what keeps enough loads in flight to fill the GPU.
+template <typename T, typename Acc>
+__device__ __forceinline__ Acc block_row_dot(const T *__restrict__ x, int K, const uint32_t *__restrict__ tile,
+                                             uint64_t n_bits, int c) {
+    const uint64_t start = ((uint64_t)c * (uint64_t)K) % n_bits;
+    Acc acc = 0;
+    if ((start & 31u) == 0 && (K & 7) == 0 && start + (uint64_t)K <= n_bits && ((uintptr_t)x & 15u) == 0) {
+        // aligned: thread takes 8 elements at a time, and their 8 bits, one byte of a tile word
+        const uint32_t *w = tile + (start >> 5);
+        for (int g = threadIdx.x; g < (K >> 3); g += blockDim.x) {
+            const uint32_t bits = __ldg(w + (g >> 2)) >> ((g & 3) << 3);
+            acc += signed_sum8<T, Acc>(x + ((size_t)g << 3), bits);
+        }
+    } else {
+        // the tile restarts inside the row (p does not divide O), or K is not a multiple of 8
+        uint64_t e = (start + threadIdx.x) % n_bits;
+        const uint64_t step = (uint64_t)blockDim.x % n_bits;
+        for (int k = threadIdx.x; k < K; k += blockDim.x) {
+            const Acc v = (Acc)to_float_or_int(x[k]);
+            acc += tile_bit(tile, e) ? v : -v;
+            e += step;
+            if (e >= n_bits) e -= n_bits;
+        }
+    }
+    return block_sum(acc);
+}
+
+// One block per (distinct row c < D, input n); writes the p outputs c + r*D of row n.
 template <typename T>
 __device__ void tiled_gemv(const T *__restrict__ x, int N, int K, const uint32_t *__restrict__ tile,
                            uint64_t n_bits, int D, int O, Epilogue ep, T *__restrict__ y) {
-    const long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    if (warp >= (long long)N * D) return;  // uniform across the warp
-    const int c = (int)(warp % D), n = (int)(warp / D);
-    float sum = warp_row_dot<T, float>(x + (size_t)n * K, K, tile, n_bits, c);
-    sum = __shfl_sync(0xffffffffu, sum, 0);
-    for (int r = threadIdx.x & 31; r < O / D; r += 32) {
+    const int c = (int)(blockIdx.x % (unsigned)D), n = (int)(blockIdx.x / (unsigned)D);
+    if (n >= N) return;  // uniform across the block
+    __shared__ float total;
+    const float sum = block_row_dot<T, float>(x + (size_t)n * K, K, tile, n_bits, c);
+    if (threadIdx.x == 0) total = sum;
+    __syncthreads();
+    for (int r = threadIdx.x; r < O / D; r += blockDim.x) {
         const int o = c + r * D;
-        y[(size_t)n * O + o] = from_float<T>(ep.apply(sum, o, r));
+        y[(size_t)n * O + o] = from_float<T>(ep.apply(total, o, r));
     }
 }
 
 // INT8 models: raw int32 sums of the D distinct rows, (N, D); requantisation follows on the host side.
 __device__ void tiled_gemv_raw(const int32_t *__restrict__ x, int N, int K, const uint32_t *__restrict__ tile,
                                uint64_t n_bits, int D, int32_t *__restrict__ y) {
-    const long long warp = ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    if (warp >= (long long)N * D) return;
-    const int c = (int)(warp % D), n = (int)(warp / D);
-    const int sum = warp_row_dot<int32_t, int>(x + (size_t)n * K, K, tile, n_bits, c);
-    if ((threadIdx.x & 31) == 0) y[(size_t)n * D + c] = sum;
+    const int c = (int)(blockIdx.x % (unsigned)D), n = (int)(blockIdx.x / (unsigned)D);
+    if (n >= N) return;
+    const int sum = block_row_dot<int32_t, int>(x + (size_t)n * K, K, tile, n_bits, c);
+    if (threadIdx.x == 0) y[(size_t)n * D + c] = sum;
 }
 
 // GEMM for the aligned case (K % 32 == 0, p divides O): a block computes 32 distinct rows
@@ -122,12 +153,38 @@ __device__ void unpack_signs(const uint32_t *__restrict__ tile, uint64_t n_bits,
 }
 
 // y (N, O) from the distinct sums (N, D): output o = c + r*D is sums[c] scaled for o and r.
+// A thread owns 8 consecutive outputs: with D % 8 == 0 they share r and read 8 consecutive
+// sums, so loads and stores are 16-byte vectors (the kernel is a pure memory stream).
+// Grid (ceil(O / 8 / threads), min(N, 65535)).
+constexpr int EXPAND = 8;
+
 template <typename T>
 __device__ void scale_expand(const T *__restrict__ sums, int N, int D, int O, Epilogue ep, T *__restrict__ y) {
-    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (long long)N * O) return;
-    const int n = (int)(i / O), o = (int)(i % O);
-    y[i] = from_float<T>(ep.apply(to_float(sums[(size_t)n * D + o % D]), o, o / D));
+    constexpr int WORDS = EXPAND * (int)sizeof(T) / 16;
+    const int o0 = (blockIdx.x * blockDim.x + threadIdx.x) * EXPAND;
+    if (o0 >= O) return;
+    const bool vec = (D % EXPAND) == 0 && (((uintptr_t)sums | (uintptr_t)y) & 15u) == 0;
+    const int r0 = o0 / D, c0 = o0 - r0 * D;
+    for (int n = blockIdx.y; n < N; n += gridDim.y) {
+        const T *s = sums + (size_t)n * D;
+        T *out = y + (size_t)n * O;
+        if (vec) {
+            uint4 in[WORDS], res[WORDS];
+#pragma unroll
+            for (int w = 0; w < WORDS; ++w) in[w] = __ldg(reinterpret_cast<const uint4 *>(s + c0) + w);
+            const T *a = reinterpret_cast<const T *>(in);
+            T *b = reinterpret_cast<T *>(res);
+#pragma unroll
+            for (int j = 0; j < EXPAND; ++j) b[j] = from_float<T>(ep.apply(to_float(a[j]), o0 + j, r0));
+#pragma unroll
+            for (int w = 0; w < WORDS; ++w) reinterpret_cast<uint4 *>(out + o0)[w] = res[w];
+        } else {
+            for (int o = o0; o < min(o0 + EXPAND, O); ++o) {
+                const int r = o / D;
+                out[o] = from_float<T>(ep.apply(to_float(s[o - r * D]), o, r));
+            }
+        }
+    }
 }
 
 }  // namespace tbn

@@ -73,6 +73,17 @@ def test_tile_words_are_the_little_endian_packing() -> None:
     assert words.tolist() == [0x0100FF81, 0x02]
 
 
+def test_launcher_grid_matches_the_kernel() -> None:
+    """The host sizes tbn_scale_expand's grid by the outputs each thread owns in the kernel."""
+    import re
+
+    from tbn.gpu import kernels
+    from tbn.gpu.build import sources
+
+    found = re.search(r"constexpr int EXPAND = (\d+);", (sources() / "tiled_linear.cu").read_text())
+    assert found and int(found.group(1)) == kernels.EXPAND
+
+
 def _vector(name: str):
     spec = MANIFEST[name]
     x = np.fromfile(VECTORS / f"{name}.input.bin", dtype=spec["input"]["dtype"]).reshape(

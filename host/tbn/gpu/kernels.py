@@ -3,8 +3,10 @@
 Why CuPy's RawModule rather than a torch C++ extension: the kernels are plain CUDA with
 ``extern "C"`` entry points, so CI compiles them with nvcc alone (no torch headers, no
 C++ ABI to match), the fatbins load in milliseconds instead of a minute-long extension
-build, and torch tensors pass in without copies through ``__cuda_array_interface__``.
-Both libraries use the legacy default stream here, so their work is ordered.
+build, and torch tensors pass in without copies, as bare device addresses (a pointer
+parameter is 8 bytes, as CuPy packs a numpy uint64; wrapping each tensor in a CuPy array
+cost more host time than a GEMV's kernel). Both libraries use the legacy default stream
+here, so their work is ordered.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tbn.gpu.plan import TiledPlan
 
 SUFFIX = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
 THREADS = 256
+EXPAND = 8  # outputs per thread of tbn_scale_expand (tiled_linear.cu: EXPAND)
 
 
 class GpuUnavailable(TbnError, RuntimeError):
@@ -57,14 +60,20 @@ class Kernels:
 
         self.cupy, self.torch = _require()
         self.modules = {path.stem: self.cupy.RawModule(path=str(path)) for path in compile_kernels()}
+        self.functions: dict[str, Any] = {}
 
     def _fn(self, module: str, name: str) -> Any:
-        return self.modules[module].get_function(name)
+        if name not in self.functions:
+            self.functions[name] = self.modules[module].get_function(name)
+        return self.functions[name]
 
-    def _arr(self, t: Any) -> Any:
-        """A CuPy view of a torch tensor (bfloat16, which has no array-interface type, as int16)."""
-        t = t.contiguous()
-        return self.cupy.asarray(t.view(self.torch.int16) if t.dtype == self.torch.bfloat16 else t)
+    @staticmethod
+    def _arr(t: Any) -> np.uint64:
+        """The device address of a contiguous torch tensor, which the caller keeps alive until
+        the launch is queued."""
+        if not t.is_contiguous():
+            raise ValueError("kernel arguments must be contiguous tensors")
+        return np.uint64(t.data_ptr())
 
     def _launch(self, module: str, name: str, threads_total: int, args: tuple) -> None:
         blocks = max(1, (threads_total + THREADS - 1) // THREADS)
@@ -99,6 +108,7 @@ class Kernels:
     ) -> Any:
         """y (N, O) = tiled linear of x (N, K), in x's dtype (float32, float16 or bfloat16)."""
         torch = self.torch
+        x = x.contiguous()
         n, k = x.shape
         o, d = plan.out_features, plan.distinct
         sfx = SUFFIX[str(x.dtype).removeprefix("torch.")]
@@ -108,12 +118,9 @@ class Kernels:
             route = "gemv" if n < 8 or not plan.aligned else "gemm" if n <= 256 else "tensorcore"
         if route == "gemm" and not plan.aligned:
             raise UsageError("the shared-memory GEMM needs K % 32 == 0 and p dividing O")
-        if route == "gemv":
-            self._launch(
-                "tiled_linear",
-                f"tbn_tiled_gemv_{sfx}",
-                n * d * 32,
-                (*self._gemv_args(x, tile, plan), np.int32(o), *ep, self._arr(y)),
+        if route == "gemv":  # one block per (input, distinct row)
+            self._fn("tiled_linear", f"tbn_tiled_gemv_{sfx}")(
+                (n * d,), (THREADS,), (*self._gemv_args(x, tile, plan), np.int32(o), *ep, self._arr(y))
             )
         elif route == "gemm":
             grid = ((d + 31) // 32, (n + 31) // 32)
@@ -133,12 +140,11 @@ class Kernels:
             )
         elif route == "tensorcore":
             s = self.sign_rows(tile, plan, x.dtype, signs)
-            sums = torch.matmul(x, s.t())  # (N, D) on cuBLAS: only the distinct rows
-            self._launch(
-                "tiled_linear",
-                f"tbn_scale_expand_{sfx}",
-                n * o,
-                (self._arr(sums.contiguous()), np.int32(n), np.int32(d), np.int32(o), *ep, self._arr(y)),
+            sums = torch.matmul(x, s.t()).contiguous()  # (N, D) on cuBLAS: only the distinct rows
+            self._fn("tiled_linear", f"tbn_scale_expand_{sfx}")(
+                ((o + EXPAND * THREADS - 1) // (EXPAND * THREADS), min(n, 65535)),
+                (THREADS,),
+                (self._arr(sums), np.int32(n), np.int32(d), np.int32(o), *ep, self._arr(y)),
             )
         else:
             raise UsageError(f"unknown route {route!r}: auto, gemv, gemm or tensorcore")
@@ -164,14 +170,12 @@ class Kernels:
 
     def linear_raw(self, x: Any, tile: Any, plan: TiledPlan) -> Any:
         """INT8 models: the (N, D) int32 sign sums of x (N, K) int32 (already minus the zero point)."""
+        x = x.contiguous()
         n = x.shape[0]
         d = plan.distinct
         y = self.torch.empty((n, d), dtype=self.torch.int32, device=x.device)
-        self._launch(
-            "tiled_linear",
-            "tbn_tiled_gemv_raw_i32",
-            n * d * 32,
-            (*self._gemv_args(x, tile, plan), self._arr(y)),
+        self._fn("tiled_linear", "tbn_tiled_gemv_raw_i32")(
+            (n * d,), (THREADS,), (*self._gemv_args(x, tile, plan), self._arr(y))
         )
         return y
 
@@ -209,18 +213,20 @@ class Kernels:
         act: int,
     ) -> Any:
         """y (N, O, Ho, Wo) = tiled conv2d of x (N, C, H, W), in x's dtype."""
+        x = x.contiguous()
         n = x.shape[0]
         ho, wo = out_hw
         o, d = plan.out_features, plan.distinct
         sfx = SUFFIX[str(x.dtype).removeprefix("torch.")]
         y = self.torch.empty((n, o, ho, wo), dtype=x.dtype, device=x.device)
+        geometry = self._geometry(x, a, o, ho, wo)
         self._launch(
             "tiled_conv2d",
             f"tbn_tiled_conv2d_{sfx}",
             n * ho * wo * d * 32,
             (
-                self._arr(x.contiguous()),
-                self._arr(self._geometry(x, a, o, ho, wo)),
+                self._arr(x),
+                self._arr(geometry),
                 self._arr(tile),
                 np.uint64(plan.n_bits),
                 np.int32(d),
@@ -234,17 +240,19 @@ class Kernels:
         self, x: Any, tile: Any, plan: TiledPlan, a: dict[str, int], out_hw: tuple[int, int]
     ) -> Any:
         """INT8 models: (N, D, Ho, Wo) int32 sign sums of x int32 (already minus the zero point)."""
+        x = x.contiguous()
         n = x.shape[0]
         ho, wo = out_hw
         d = plan.distinct
         y = self.torch.empty((n, d, ho, wo), dtype=self.torch.int32, device=x.device)
+        geometry = self._geometry(x, a, plan.out_features, ho, wo)
         self._launch(
             "tiled_conv2d",
             "tbn_tiled_conv2d_raw_i32",
             n * ho * wo * d * 32,
             (
-                self._arr(x.contiguous()),
-                self._arr(self._geometry(x, a, plan.out_features, ho, wo)),
+                self._arr(x),
+                self._arr(geometry),
                 self._arr(tile),
                 np.uint64(plan.n_bits),
                 np.int32(d),
