@@ -16,7 +16,7 @@ from torch import nn
 
 from tbn import compile_model, tile_model
 from tbn.compiler import TbnCompileError, compile_program
-from tbn.compiler.memory import Buffer, plan
+from tbn.compiler.memory import Buffer, lower_bound, plan
 from tbn.compiler.quant import quantize_multiplier
 from tbn.format import DType, Op, read, spec
 from tbn.format.inspect import summarize
@@ -186,6 +186,7 @@ def test_memory_plan_never_overlaps_live_buffers() -> None:
             first = int(rng.integers(-1, 10))
             bufs.append(Buffer(int(rng.integers(1, 500)), first, first + int(rng.integers(0, 5))))
         size = plan(bufs)
+        assert size >= lower_bound(bufs)
         for i, a in enumerate(bufs):
             assert a.offset % 4 == 0 and a.offset + a.size <= size
             for b in bufs[i + 1:]:
@@ -196,6 +197,15 @@ def test_memory_plan_never_overlaps_live_buffers() -> None:
     assert prog.arena_size == 784 * 4 + 256 * 4 + spec.lut_scratch_size(64, 784, conv=False, int8=False)
     flat = compile_program(_mlp_eval(), torch.zeros(1, 1, 28, 28), lookup_tables=False)
     assert flat.arena_size == 784 * 4 + 256 * 4 and all("scratch" not in o.args for o in flat.ops)
+
+
+def test_memory_plan_reaches_the_bound_on_a_chain() -> None:
+    """A 4-conv chain (16x16 input; 12x8x8, 32x4x4, 32x4x4, 40x4x4, 10): the most bytes
+    alive at once are 1,280, where largest-first placement at the lowest offset took 1,792."""
+    sizes = [256, 768, 512, 512, 640, 10]
+    bufs = [Buffer(size, i - 1, i) for i, size in enumerate(sizes)]
+    assert lower_bound(bufs) == 1280
+    assert plan(bufs) == 1280
 
 
 def _mlp_eval() -> nn.Module:

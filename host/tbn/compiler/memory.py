@@ -1,10 +1,18 @@
-"""Static memory plan: liveness-based placement of activation buffers in one arena."""
+"""Static memory plan: liveness-based placement of activation buffers in one arena.
+
+No plan can be smaller than the most bytes alive at one time (the lower bound). Greedy
+placement by size misses it on plain chains (a 4-conv network: 1,792 bytes where 1,280
+are enough), and on a 2 KB board those bytes decide whether a model fits, so a bounded
+search for a plan at the bound runs first and greedy placement is the fallback.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tbn.format.spec import align
+from tbn.format.spec import ALIGN, align
+
+SEARCH_STEPS = 20_000  # placements tried before the search gives up (milliseconds of work)
 
 
 @dataclass
@@ -15,19 +23,77 @@ class Buffer:
     offset: int = 0
 
 
+def _meet(a: Buffer, b: Buffer) -> bool:
+    return a.first <= b.last and b.first <= a.last
+
+
+def lower_bound(buffers: list[Buffer]) -> int:
+    """The most (aligned) bytes alive at one op: no plan is smaller."""
+    times = {t for b in buffers for t in (b.first, b.last)}
+    return max((sum(align(b.size) for b in buffers if b.first <= t <= b.last) for t in times), default=0)
+
+
 def plan(buffers: list[Buffer]) -> int:
-    """Give each buffer an offset so that buffers alive at the same time never overlap;
-    returns the arena size. Greedy by size: the largest buffer first, each at the lowest
-    4-aligned offset clear of every already-placed buffer whose lifetime meets its own."""
-    placed: list[Buffer] = []
-    for buf in sorted(buffers, key=lambda b: (-b.size, b.first)):
-        clashes = sorted((b for b in placed if b.first <= buf.last and buf.first <= b.last),
-                         key=lambda b: b.offset)
-        offset = 0
-        for other in clashes:
-            if offset + buf.size <= other.offset:
-                break
-            offset = max(offset, align(other.offset + other.size))
+    """Give each buffer a 4-aligned offset so that buffers alive at the same time never
+    overlap; returns the arena size: the lower bound when the search finds such a plan,
+    else greedy placement's."""
+    order = sorted(buffers, key=lambda b: (-b.size, b.first))
+    found = _search(order, lower_bound(buffers))
+    if found is None:
+        found = _greedy(order)
+    for buf, offset in zip(order, found, strict=True):
         buf.offset = offset
-        placed.append(buf)
     return max((align(b.offset + b.size) for b in buffers), default=0)
+
+
+def _greedy(order: list[Buffer]) -> list[int]:
+    """Each buffer, largest first, at the lowest offset clear of the placed ones it meets."""
+    offsets: list[int] = []
+    for i, buf in enumerate(order):
+        clashes = sorted(
+            ((offsets[j], order[j].size) for j in range(i) if _meet(order[j], buf)), key=lambda c: c[0]
+        )
+        offset = 0
+        for other, size in clashes:
+            if offset + buf.size <= other:
+                break
+            offset = max(offset, align(other + size))
+        offsets.append(offset)
+    return offsets
+
+
+def _search(order: list[Buffer], limit: int) -> list[int] | None:
+    """Offsets that keep every buffer below ``limit``, by depth-first search over each
+    buffer's candidate offsets (0, the end of a placed buffer it meets, or flush with the
+    top), or None when none turns up within SEARCH_STEPS placements."""
+    offsets: list[int] = []
+    steps = 0
+
+    def fits(i: int, offset: int) -> bool:
+        end = offset + order[i].size
+        if offset < 0 or end > limit:
+            return False
+        return all(
+            end <= offsets[j] or offsets[j] + order[j].size <= offset
+            for j in range(i)
+            if _meet(order[j], order[i])
+        )
+
+    def place(i: int) -> bool:
+        nonlocal steps
+        if i == len(order):
+            return True
+        ends = {align(offsets[j] + order[j].size) for j in range(i) if _meet(order[j], order[i])}
+        top = (limit - order[i].size) // ALIGN * ALIGN
+        for offset in sorted({0, top, *ends}):
+            steps += 1
+            if steps > SEARCH_STEPS:
+                return False
+            if fits(i, offset):
+                offsets.append(offset)
+                if place(i + 1):
+                    return True
+                offsets.pop()
+        return False
+
+    return offsets if place(0) else None
