@@ -26,7 +26,11 @@ uint64_t cost_ticks(void) {
     return ((uint64_t)hi << 32) | lo;
 }
 
-uint64_t cost_ms_ticks(uint32_t ms) { return (uint64_t)TBN_TIMER_HZ * ms / 1000u; }
+#if TBN_TIMER_HZ % 1000 != 0
+#error "TBN_TIMER_HZ must be a whole number of kHz"
+#endif
+/* A multiplication, where ticks per second over 1000 would be a 64-bit division (libgcc's, 1 KB). */
+uint64_t cost_ms_ticks(uint32_t ms) { return (uint64_t)ms * (TBN_TIMER_HZ / 1000u); }
 
 static void arm_timer(void) {
     uint64_t next = cost_ticks() + cost_ms_ticks(WAKE_MS);

@@ -177,10 +177,12 @@ static inline int tbn_same_shape(const tbn_tensor *a, const tbn_tensor *b) {
     return 1;
 }
 
-/* Output length of a convolution or pooling window along one axis; -1 if none fits. */
+/* Output length of a convolution or pooling window along one axis; -1 if none fits. size is
+ * a tensor dim (16 bits) and pad two 8-bit pads, so a fitting span holds in 32 bits and the
+ * division stays 32-bit (no libgcc 64-bit division on 32- and 8-bit cores). */
 static inline int64_t tbn_conv_out(uint32_t size, uint32_t k, uint32_t s, uint32_t d, uint32_t pad) {
     int64_t span = (int64_t)size + pad - (int64_t)d * (k - 1) - 1;
-    return span < 0 ? -1 : span / s + 1;
+    return span < 0 || span > (int64_t)UINT32_MAX ? -1 : (int64_t)((uint32_t)span / s) + 1;
 }
 
 /* How a scale of `count` entries is meant on an op with `outputs` outputs tiled p times

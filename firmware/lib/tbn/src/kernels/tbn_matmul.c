@@ -213,8 +213,9 @@ tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io
     if (op->traits & TBN_TRAIT_TILED) {
         tbn_tile t;
         tbn_get_tile(m, op->tile, &t);
-        if ((o * k) % t.n_bits) return TBN_ERR_SHAPE;
-        p = (o * k) / t.n_bits;
+        uint32_t ok = (uint32_t)(o * k); /* 32-bit division: no libgcc 64-bit one */
+        if (ok % t.n_bits) return TBN_ERR_SHAPE;
+        p = ok / t.n_bits;
         if (io->has_scratch && !TBN_BUILD_TABLES) return TBN_ERR_NOT_BUILT;
         if (io->has_scratch && !lut_scratch_ok(op, io, t.n_bits, (uint32_t)k)) return TBN_ERR_SHAPE;
     } else {
@@ -264,7 +265,7 @@ static TBN_NOINLINE void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op
     c->npix = (uint32_t)c->ho * c->wo;
     if (c->tiled) {
         tbn_get_tile(m, op->tile, &c->tile);
-        c->p = (uint32_t)(((uint64_t)c->o * c->k) / c->tile.n_bits);
+        c->p = c->o * c->k / c->tile.n_bits;
     } else {
         uint32_t count;
         c->dense = tbn_get_dense(m, op->weight, &count);

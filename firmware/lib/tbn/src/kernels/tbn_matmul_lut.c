@@ -149,8 +149,8 @@ static row_bits chunk_bits(const mm_ctx *c, uint32_t rows, uint32_t c0) {
         if (c0 + 32u <= c->k) {
             rb.fast_rows = rows; /* r * K + c0 + 32 <= rows * K <= limit for every row */
         } else if (c0 + 32u <= limit) { /* rows r with r * K + c0 + 32 <= limit */
-            uint64_t fit = (limit - c0 - 32u) / c->k + 1u;
-            rb.fast_rows = fit < rows ? (uint32_t)fit : rows;
+            uint64_t room = limit - c0 - 32u; /* below rows * K < 2^32 when it matters: 32-bit division */
+            rb.fast_rows = room >= (uint64_t)rows * c->k ? rows : (uint32_t)room / c->k + 1u;
         }
     }
     return rb;
