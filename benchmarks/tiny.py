@@ -1,6 +1,7 @@
 """MNIST in 2 KB of RAM: the ``tiny`` recipes, trained, compiled and run on small boards.
 
-Trains a float teacher (the ``tiny-wide`` network), then each tiled student distilled from it
+Trains a float teacher (``--teacher``, default the ``tiny-teacher`` recipe), then each tiled
+student distilled from it
 (BatchNorm statistics re-estimated at the end, the recipes' default), on MNIST averaged to
 16x16 on the host. Each is compiled to int8 with the direct kernels (no table scratch in the
 arena) and reported with: file bytes, bits per weight for the whole file, arena, int8 test
@@ -9,8 +10,9 @@ built with only the model's ops (``tbn-flash --model-ops``): flash for runtime +
 all, static RAM, cost per inference, and whether every device output equals the reference's
 on the first ``--n`` images ("does not fit" where the board refuses it, with its reason).
 
-Variants: ``tiny`` (12-32-48 channels, 1,280-byte arena: the Uno's), ``tiny_wide`` (16-32-64,
-1,536 bytes) and ``tiny_wide_fc8`` (its classifier kept dense int8: more bytes, better accuracy).
+Variants: ``tiny`` (12-32-32-40 channels, 1,280-byte arena: the Uno's; the default), ``tiny3``
+(12-32-48, the same arena), ``tiny_wide`` (16-32-64, 1,536 bytes) and ``tiny_wide_fc8`` (its
+classifier kept dense int8: more bytes, better accuracy).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from tbn.train import TrainConfig, dataset_tensors, load_model, train
 SHAPE = (1, 16, 16)
 # variant -> (recipe, training options beyond the recipe's)
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "tiny": ("tiny", {}), "tiny_wide": ("tiny-wide", {}),
+    "tiny": ("tiny", {}), "tiny3": ("tiny3", {}), "tiny_wide": ("tiny-wide", {}),
     "tiny_wide_fc8": ("tiny-wide", {"keep_dense": ["0", "10"]}),
 }
 
@@ -70,7 +72,8 @@ def on_board(board: str, path: Path, x: np.ndarray) -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--boards", nargs="+", default=["uno", "sifive_e"])
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=["tiny"], choices=list(VARIANTS))
+    ap.add_argument("--teacher", default="tiny-teacher", help="the float teacher's recipe")
     ap.add_argument("--runs", type=Path, default=Path("runs/bench/tiny"))
     ap.add_argument("--teacher-epochs", type=int, default=20)
     ap.add_argument("--epochs", type=int, default=60)
@@ -78,22 +81,24 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=100, help="test images run on each device")
     ap.add_argument("--json")
     args = ap.parse_args()
-    teacher = trained(args.runs / "teacher", "tiny-wide", p=None, epochs=args.teacher_epochs, seed=args.seed)
-    teacher_acc = json.loads((args.runs / "teacher" / "metrics.json").read_text())["test_accuracy"]
+    teacher = trained(args.runs / args.teacher, args.teacher, p=None, epochs=args.teacher_epochs,
+                      seed=args.seed)
+    teacher_acc = json.loads((args.runs / args.teacher / "metrics.json").read_text())["test_accuracy"]
     x_all, labels = mnist_test(SHAPE)
     calib = dataset_tensors("mnist16", "train")[0][:512]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as d:
         for name in args.variants:
             recipe, options = VARIANTS[name]
-            model_pt = trained(args.runs / name, recipe, teacher=str(teacher), epochs=args.epochs,
+            run = args.runs / f"{name}-from-{args.teacher}"  # a cached student is its teacher's
+            model_pt = trained(run, recipe, teacher=str(teacher), epochs=args.epochs,
                                seed=args.seed, **options)
             model = load_model(model_pt)[0].eval()
             data = compile_model(model, torch.zeros(1, *SHAPE), activations="int8", calibration=calib,
                                  lookup_tables=False)
             path = Path(d) / f"{name}.tbn"
             path.write_bytes(data)
-            (args.runs / name / "model.tbn").write_bytes(data)
+            (run / "model.tbn").write_bytes(data)
             s = summarize(read(data), len(data))
             y = Interpreter(data).run_float(x_all)
             row: dict[str, Any] = {"model": name, "bytes": len(data), "arena": read(data).arena_size,
@@ -112,7 +117,8 @@ def main() -> int:
     print(f"float teacher: {100 * teacher_acc:.2f}%")
     print_table(rows, cols)
     write_json(args.json, {"boards": args.boards, "n": args.n, "epochs": args.epochs, "rows": rows,
-                           "teacher_epochs": args.teacher_epochs, "teacher_accuracy": teacher_acc})
+                           "teacher": args.teacher, "teacher_epochs": args.teacher_epochs,
+                           "teacher_accuracy": teacher_acc})
     return 0 if all(r[f"{b}_equal"] in (True, "does not fit") for r in rows for b in args.boards) else 1
 
 

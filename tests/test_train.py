@@ -119,7 +119,7 @@ def test_the_tiny_recipe_sees_16x16_mnist_everywhere(tmp_path: Path,
     """The 2 KB recipe trains on MNIST averaged to 16x16; compile calibrates and `tbn run`
     evaluates on the same images, and the direct kernels keep its arena at 1,280 bytes."""
     metrics = train(TrainConfig.for_recipe("tiny", epochs=1, train_subset=6000), tmp_path, progress=False)
-    assert metrics["test_accuracy"] > 0.75  # measured 83.5%
+    assert metrics["test_accuracy"] > 0.7  # measured 79.4%
     model = tmp_path / "m.tbn"
     assert cli(["compile", str(tmp_path / "model.pt"), "-o", str(model), "--activations", "int8",
                 "--no-lookup-tables"]) == 0
