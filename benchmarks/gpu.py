@@ -3,7 +3,7 @@
 GEMV: (1 x 8192) by (8192 x 8192); GEMM: (4096 x 8192) by (8192 x 8192); p = 1, 4, 8, 16.
 Rows: cuBLAS fp16 with the dense weight (torch.matmul); expanding the tile to the dense
 weight then multiplying (what a runtime without tile reuse does, per call); and the tbn
-kernels (GEMV: warp per distinct row; GEMM: the shared-memory kernel and the tensor-core
+kernels (GEMV: a block per distinct row; GEMM: the shared-memory kernel and the tensor-core
 route over the O/p distinct rows). Two times per row: "call", the median of --repeat
 single calls from Python timed with CUDA events (what a caller waits, launch overhead
 included), and "GPU", the kernels' own time per call as the CUDA profiler (CUPTI) reads
