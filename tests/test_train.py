@@ -131,3 +131,26 @@ def test_the_tiny_recipe_sees_16x16_mnist_everywhere(tmp_path: Path,
     assert cli(["run", str(model), "--data", "mnist", "--n", "1000"]) == 0
     acc = float(capsys.readouterr().out.split("accuracy ")[1].split()[0])
     assert acc > 0.75
+
+
+def test_mnist_augmentation_rotates_and_scales_only_when_asked(tmp_path: Path) -> None:
+    """--rotate and --zoom extend MNIST's random shifts; at 0 the images pass unchanged, and
+    an option the dataset's augmentation does not read is refused before any work."""
+    from tbn.train.loop import _augmentation
+
+    x = mnist_tensors("test")[0][:64]
+    affine = _augmentation(TrainConfig(recipe="mlp", rotate=15))
+    assert affine is not None and _augmentation(TrainConfig(recipe="mlp")) is None
+    g = torch.Generator().manual_seed(0)
+    still = affine(x, TrainConfig(recipe="mlp"), g)
+    assert torch.allclose(still, x, atol=1e-5)
+    for options in ({"rotate": 15.0}, {"zoom": 0.15}):
+        moved = affine(x, TrainConfig(recipe="mlp", **options), g)
+        assert ((moved - x).abs().amax(dim=(1, 2, 3)) > 0.05).float().mean() > 0.9  # nearly all moved
+        ink = lambda t: (t - x.amin()).sum(dim=(1, 2, 3))  # noqa: E731
+        assert torch.allclose(ink(moved), ink(x), rtol=0.35)  # the digit stays in the frame
+    with pytest.raises(TrainError, match="rotate applies to MNIST recipes only"):
+        train(TrainConfig.for_recipe("vgg-small", rotate=10), tmp_path / "c", progress=False)
+    assert not (tmp_path / "c").exists()
+    with pytest.raises(ValueError, match="rotate must be 0 to 180 degrees"):
+        TrainConfig(rotate=-5)

@@ -36,6 +36,8 @@ class TrainConfig:
     batch_size: int = 128
     seed: int = 0
     augment: float = 0.0
+    rotate: float = 0.0  # MNIST: random rotation of up to this many degrees
+    zoom: float = 0.0  # MNIST: random scaling by up to this fraction (0.1: 0.9x to 1.1x)
     recalibrate_bn: bool = False  # re-estimate BatchNorm statistics after the last epoch
     teacher: str | None = None
     distill_weight: float = 0.7
@@ -65,6 +67,8 @@ class TrainConfig:
                   ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
                   ("weight_decay", 0 <= self.weight_decay < math.inf, "0 or more"),
                   ("augment", 0 <= self.augment < math.inf, "0 or more pixels"),
+                  ("rotate", 0 <= self.rotate <= 180, "0 to 180 degrees"),
+                  ("zoom", 0 <= self.zoom < 1, "in [0, 1)"),
                   ("temperature", 0 < self.temperature < math.inf, "positive"),
                   ("distill_weight", 0 <= self.distill_weight <= 1, "in [0, 1]"),
                   ("min_params", self.min_params >= 0, "0 or more"))

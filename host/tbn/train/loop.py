@@ -14,8 +14,10 @@ alone evaluates, writes files and draws the progress bar.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,12 +68,19 @@ def mnist_tensors(split: str, data_dir: str | None = None) -> tuple[torch.Tensor
     return dataset_tensors("mnist", split, data_dir)
 
 
-def _shift(x: torch.Tensor, max_px: float, g: torch.Generator) -> torch.Tensor:
-    """Random translation of each image by up to ``max_px`` pixels (bilinear)."""
+def _affine(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torch.Tensor:
+    """Random translation of each image by up to ``config.augment`` pixels and, where asked,
+    rotation by up to ``config.rotate`` degrees and scaling by up to ``config.zoom`` (a fraction),
+    bilinear; the background stays the normalised blank value."""
     n, _, h, w = x.shape
-    t = (torch.rand(n, 2, generator=g) * 2 - 1) * max_px
+    t = (torch.rand(n, 2, generator=g) * 2 - 1) * config.augment
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    if config.rotate > 0 or config.zoom > 0:  # no extra draws otherwise: shift-only runs stay as they were
+        a = (torch.rand(n, generator=g) * 2 - 1) * math.radians(config.rotate)
+        z = 1 + (torch.rand(n, generator=g) * 2 - 1) * config.zoom
+        theta[:, 0, 0], theta[:, 0, 1] = torch.cos(a) / z, -torch.sin(a) / z
+        theta[:, 1, 0], theta[:, 1, 1] = torch.sin(a) / z, torch.cos(a) / z
     theta[:, 0, 2] = t[:, 0] * 2 / w
     theta[:, 1, 2] = t[:, 1] * 2 / h
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
@@ -79,11 +88,11 @@ def _shift(x: torch.Tensor, max_px: float, g: torch.Generator) -> torch.Tensor:
     return F.grid_sample(x - bg, grid, align_corners=False, padding_mode="zeros") + bg
 
 
-def _crop_flip(x: torch.Tensor, pad: float, g: torch.Generator) -> torch.Tensor:
-    """Random crops of the image padded by ``pad`` pixels (zeros: the mean colour), and
-    horizontal flips of half the images: the authors' CIFAR-10 augmentation."""
+def _crop_flip(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torch.Tensor:
+    """Random crops of the image padded by ``config.augment`` pixels (zeros: the mean colour),
+    and horizontal flips of half the images: the authors' CIFAR-10 augmentation."""
     n, _, h, w = x.shape
-    k = int(pad)
+    k = int(config.augment)
     if k > 0:
         padded = F.pad(x, (k, k, k, k))
         dy, dx = torch.randint(0, 2 * k + 1, (2, n), generator=g)
@@ -95,8 +104,21 @@ def _crop_flip(x: torch.Tensor, pad: float, g: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-# Each dataset's augmentation, given --augment's amount in pixels.
-_AUGMENT = {"mnist": _shift, "mnist16": _shift, "cifar10": _crop_flip}
+# Each dataset's augmentation, and the options it reads beyond --augment.
+Augment = Callable[[torch.Tensor, TrainConfig, torch.Generator], torch.Tensor]
+_AUGMENT: dict[str, Augment] = {"mnist": _affine, "mnist16": _affine, "cifar10": _crop_flip}
+_AUGMENT_OPTIONS: dict[Augment, tuple[str, ...]] = {_affine: ("rotate", "zoom"), _crop_flip: ()}
+
+
+def _augmentation(config: TrainConfig) -> Augment | None:
+    """The recipe's dataset's augmentation, None when no option asks for one; refuses options
+    that augmentation does not read (rotation of CIFAR-10, say), so none is silently ignored."""
+    fn = _AUGMENT[recipe(config.recipe).dataset]
+    unread = [k for k in ("rotate", "zoom") if getattr(config, k) > 0 and k not in _AUGMENT_OPTIONS[fn]]
+    if unread:
+        raise TrainError(f"{', '.join(unread)} applies to MNIST recipes only; recipe {config.recipe!r} "
+                         f"trains on {recipe(config.recipe).dataset}")
+    return fn if config.augment > 0 or config.rotate > 0 or config.zoom > 0 else None
 
 
 @torch.no_grad()
@@ -225,6 +247,7 @@ def train(config: TrainConfig | None, out_dir: str | os.PathLike, resume: bool =
         raise TrainError(f"{out} is not empty ({found}...) and holds no run to resume: pick an empty "
                          f"or new folder, or pass overwrite=True (--overwrite)")
     assert config is not None
+    _augmentation(config)  # refuse an option the dataset cannot use before any work starts
     device = _device(config)
     ddp = _setup_dist(device)
     try:
@@ -310,6 +333,7 @@ def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch
     g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
     perm = torch.randperm(len(x), generator=g)[: steps * config.batch_size]
     shard = perm[ddp.rank::ddp.world]
+    augment = _augmentation(config)
     s.net.train()
     t0 = time.perf_counter()
     loss_sum, correct, seen = 0.0, 0, 0
@@ -318,8 +342,8 @@ def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch
     for step in bar:
         idx = shard[step * local_bs:(step + 1) * local_bs]
         xb, yb = x[idx], y[idx]
-        if config.augment > 0:
-            xb = _AUGMENT[recipe(config.recipe).dataset](xb, config.augment, g)
+        if augment is not None:
+            xb = augment(xb, config, g)
         xb, yb = xb.to(device), yb.to(device)
         logits = s.net(xb)
         loss = _loss(config, s, logits, xb, yb)
