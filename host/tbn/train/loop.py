@@ -104,21 +104,25 @@ def _crop_flip(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torc
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-# Each dataset's augmentation, and the options it reads beyond --augment.
+# Each dataset's augmentation and the options it reads beyond --augment.
 Augment = Callable[[torch.Tensor, TrainConfig, torch.Generator], torch.Tensor]
-_AUGMENT: dict[str, Augment] = {"mnist": _affine, "mnist16": _affine, "cifar10": _crop_flip}
-_AUGMENT_OPTIONS: dict[Augment, tuple[str, ...]] = {_affine: ("rotate", "zoom"), _crop_flip: ()}
+_AUGMENT: dict[str, tuple[Augment, tuple[str, ...]]] = {
+    "mnist": (_affine, ("rotate", "zoom")), "mnist16": (_affine, ("rotate", "zoom")),
+    "cifar10": (_crop_flip, ()),
+}
+_EXTRA_OPTIONS = tuple(sorted({k for _, reads in _AUGMENT.values() for k in reads}))
 
 
 def _augmentation(config: TrainConfig) -> Augment | None:
     """The recipe's dataset's augmentation, None when no option asks for one; refuses options
     that augmentation does not read (rotation of CIFAR-10, say), so none is silently ignored."""
-    fn = _AUGMENT[recipe(config.recipe).dataset]
-    unread = [k for k in ("rotate", "zoom") if getattr(config, k) > 0 and k not in _AUGMENT_OPTIONS[fn]]
+    dataset = recipe(config.recipe).dataset
+    fn, reads = _AUGMENT[dataset]
+    unread = [k for k in _EXTRA_OPTIONS if getattr(config, k) > 0 and k not in reads]
     if unread:
         raise TrainError(f"{', '.join(unread)} applies to MNIST recipes only; recipe {config.recipe!r} "
-                         f"trains on {recipe(config.recipe).dataset}")
-    return fn if config.augment > 0 or config.rotate > 0 or config.zoom > 0 else None
+                         f"trains on {dataset}")
+    return fn if any(getattr(config, k) > 0 for k in ("augment", *_EXTRA_OPTIONS)) else None
 
 
 @torch.no_grad()
