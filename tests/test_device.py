@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -214,6 +215,31 @@ def test_a_device_that_goes_away_is_a_link_error() -> None:
         conn.close()  # as QEMU does when it exits
         with pytest.raises(LinkError, match="the serial link to the device closed"):
             link.info()
+        link.close()
+
+
+def test_a_device_that_rejects_every_request_says_how() -> None:
+    """A device answering each request with a link error (here ERR_TIMEOUT: the frame stopped
+    part-way for it) is not silent: the error counts its answers, which point at the cause."""
+    from tbn.device.protocol import REPLY, Command, Status
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        link = DeviceLink(f"socket://127.0.0.1:{server.getsockname()[1]}", timeout=0.5, retries=3)
+        conn, _ = server.accept()
+
+        def answer() -> None:
+            for _ in range(3):
+                conn.recv(4096)
+                conn.sendall(encode(Command.ERROR | REPLY, 1, bytes([Status.ERR_TIMEOUT, 0])))
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        with pytest.raises(LinkError, match=r"0 timeouts; .* rejected as damaged: ERR_TIMEOUT x3\)"):
+            link.info()
+        thread.join()
+        conn.close()
         link.close()
 
 

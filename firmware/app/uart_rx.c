@@ -23,21 +23,25 @@
 static uint8_t ring[RX_RING_BYTES];
 static volatile uint32_t head; /* written by the interrupt only */
 static volatile uint32_t tail; /* written by the main loop only */
-static volatile uint32_t overflows;
+static volatile uint8_t held;  /* the interrupt masked itself: the ring was full */
 
 void uart_rx_init(void) { arch_uart_irq_enable(); }
 
+/* Flow control instead of loss: with the ring full the handler leaves further bytes in the
+ * UART and masks its own line, so they wait in the UART's FIFO and then with the sender (an
+ * emulator's socket, or a host's buffer behind a real UART's overrun). Draining the UART until
+ * it is empty is not enough: an emulator refills it as fast as it is read, the handler then
+ * never returns, and the main loop, starved, let a 512-byte ring overflow within a 3 KB frame. */
 void uart_rx_isr(void) {
     uint8_t byte;
-    while (hal_uart_read(&byte)) {
+    while (head - tail < RX_RING_BYTES) {
+        if (!hal_uart_read(&byte)) return;
         uint32_t h = head;
-        if (h - tail == RX_RING_BYTES) {
-            overflows++;
-            continue;
-        }
         ring[h % RX_RING_BYTES] = byte;
         head = h + 1u;
     }
+    held = 1u;
+    arch_uart_irq_mask(1);
 }
 
 int uart_rx_pop(uint8_t *byte) {
@@ -48,6 +52,12 @@ int uart_rx_pop(uint8_t *byte) {
     if (t == h) return 0;
     *byte = ring[t % RX_RING_BYTES];
     tail = t + 1u;
+    /* the line is masked, so the handler cannot race this; unmask once half the ring is free,
+     * not at every byte, so the handler runs for many bytes, not one */
+    if (held && h - tail <= RX_RING_BYTES / 2u) {
+        held = 0u;
+        arch_uart_irq_mask(0);
+    }
     return 1;
 }
 
@@ -60,5 +70,3 @@ void uart_rx_wait(void) {
     if (tail == head) arch_sleep();
     arch_irq_on();
 }
-
-uint32_t uart_rx_overflows(void) { return overflows; }

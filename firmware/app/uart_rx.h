@@ -15,16 +15,14 @@
 /* Unmask the UART's interrupt line (TBN_UART_IRQ, from the board description; arch_uart_irq_enable). */
 void uart_rx_init(void);
 
-/* 1 and the oldest received byte in *byte, or 0 when none is buffered. */
+/* 1 and the oldest received byte in *byte, or 0 when none is buffered. No byte is lost to a full
+ * buffer: the UART's interrupt is masked until the buffer has room (uart_rx.c). */
 int uart_rx_pop(uint8_t *byte);
 
 /* Sleep until an interrupt: a received byte or the core timer's wake-up. Returns at once when a
  * byte is buffered; free of the lost-wakeup race (the check runs with interrupts masked,
  * and WFI wakes on an interrupt that is pending while masked). */
 void uart_rx_wait(void);
-
-/* Bytes lost because the buffer was full (the frame's CRC then fails and the host retries). */
-uint32_t uart_rx_overflows(void);
 
 /* The UART's interrupt handler (arch/<arch>/ routes the interrupt to it). */
 void uart_rx_isr(void);

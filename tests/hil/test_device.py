@@ -238,6 +238,19 @@ def test_malformed_frames_get_error_replies(tbn_device: DeviceLink) -> None:
     assert tbn_device.info().protocol == PROTOCOL_VERSION  # and it still works
 
 
+def test_a_longest_frame_sent_at_once_arrives_whole(tbn_device: DeviceLink) -> None:
+    """A frame of the most bytes the device takes, written in one go, as the host writes every
+    frame: the device must read it all (here to refuse it for a reason of its own, a load
+    chunk out of order), not give up part-way. An emulator hands bytes over as fast as the
+    firmware reads them, so a receive interrupt that drained the UART until it was empty never
+    returned, and its 512-byte ring overflowed within a 3 KB frame (sifive_e)."""
+    payload = struct.pack("<I", 10**6) + bytes(tbn_device.device.max_payload - 4)
+    for seq in range(5):
+        reply = raw_exchange(tbn_device, encode(Command.LOAD_CHUNK, seq, payload))
+        assert reply.status == Status.ERR_LOAD_ORDER, Status(reply.status).name
+    assert tbn_device.info().protocol == PROTOCOL_VERSION  # and it still works
+
+
 def test_bad_requests_are_refused(tbn_device: DeviceLink) -> None:
     model = (VECTORS / "mlp_f32.tbn").read_bytes()
     tbn_device.load(model)

@@ -19,5 +19,8 @@ static inline void arch_sleep(void) {
 
 /* The UART's receive interrupt (USART_RX_vect) goes to uart_rx_isr; enable interrupts. */
 void arch_uart_irq_enable(void);
+/* Mask (1) or unmask (0) the receive interrupt alone (RXCIE0: the AVR has no interrupt
+ * controller; a received byte keeps RXC0 set, so it is taken once unmasked). */
+void arch_uart_irq_mask(int masked);
 
 #endif /* TBN_ARCH_H */

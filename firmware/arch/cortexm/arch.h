@@ -11,5 +11,8 @@ static inline void arch_sleep(void) { __asm volatile("dsb\n wfi" ::: "memory"); 
 
 /* Route the UART's interrupt (TBN_UART_IRQ) to uart_rx_isr and unmask it. */
 void arch_uart_irq_enable(void);
+/* Mask (1) or unmask (0) that interrupt alone: uart_rx.c holds bytes in the UART while its
+ * buffer is full. A pending interrupt stays pending while masked. */
+void arch_uart_irq_mask(int masked);
 
 #endif /* TBN_ARCH_H */

@@ -49,7 +49,12 @@ void Reset_Handler(void) {
     }
 }
 
-void arch_uart_irq_enable(void) {
-    volatile uint32_t *nvic_iser = (volatile uint32_t *)0xE000E100u;
-    nvic_iser[TBN_UART_IRQ / 32u] = 1u << (TBN_UART_IRQ % 32u);
+#define NVIC_ISER ((volatile uint32_t *)0xE000E100u)
+#define NVIC_ICER ((volatile uint32_t *)0xE000E180u)
+
+void arch_uart_irq_enable(void) { arch_uart_irq_mask(0); }
+
+void arch_uart_irq_mask(int masked) {
+    volatile uint32_t *reg = masked ? NVIC_ICER : NVIC_ISER;
+    reg[TBN_UART_IRQ / 32u] = 1u << (TBN_UART_IRQ % 32u);
 }

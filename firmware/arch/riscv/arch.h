@@ -12,5 +12,7 @@ static inline void arch_sleep(void) { __asm volatile("wfi" ::: "memory"); }
 
 /* Route the UART's PLIC source (TBN_UART_IRQ) to uart_rx_isr and unmask it. */
 void arch_uart_irq_enable(void);
+/* Mask (1) or unmask (0) that source at the PLIC (trap.c: how); it stays pending while masked. */
+void arch_uart_irq_mask(int masked);
 
 #endif /* TBN_ARCH_H */

@@ -19,6 +19,12 @@
 void arch_trap(void) __attribute__((interrupt("machine"), aligned(4)));
 void cost_timer_isr(void); /* cost.c */
 
+/* The UART is the only source enabled, so the threshold masks it alone. Not its enable bit: the
+ * PLIC ignores the completion of a disabled source (the spec), which would leave the UART's
+ * claimed for good, and QEMU's PLIC re-evaluates its output on a threshold write but not on an
+ * enable write, so a source that became pending while disabled would stay silent once enabled. */
+void arch_uart_irq_mask(int masked) { PLIC_THRESHOLD = masked ? 1u : 0u; }
+
 void arch_uart_irq_enable(void) {
     PLIC_PRIORITY(TBN_UART_IRQ) = 1u;
     PLIC_ENABLE(TBN_UART_IRQ) |= 1u << (TBN_UART_IRQ % 32u);

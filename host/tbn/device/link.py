@@ -204,10 +204,12 @@ class DeviceLink:
                 return reply
             # a device still inside a half-received frame gives up on it within stall_s
             time.sleep(min(self.stall_s, 0.05 * attempt))
+        rejected = ", ".join(f"{n} x{k}" for n, k in sorted(self.stats.by_status.items()))
         raise LinkError(
             f"{self.name}: {cmd.name} got no valid reply after {self.retries} attempts "
             f"({self.stats.timeouts} timeouts; {self.stats.received} bytes received, "
-            f"{self.stats.bad_replies} damaged frames); is the device running the tbn firmware?"
+            f"{self.stats.bad_replies} damaged frames; requests the device rejected as damaged: "
+            f"{rejected or 'none'}); is the device running the tbn firmware?"
         )
 
     def sync(self, timeout: float = 10.0) -> DeviceInfo:
