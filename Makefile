@@ -36,13 +36,13 @@ HIL_RUNS ?= 20
 # Every step of `make test` / `make check` leaves its result here; tools/summary.py adds them
 # up into the one closing line "tests: N passed, N failed, N skipped".
 RESULTS := build/results
-TEST_STEPS := deps setup lint c-vectors gpu-kernels unit $(addprefix hil-,$(HIL_BOARDS) $(MPY_TARGETS)) cross fuzz
-CHECK_STEPS := setup lint c-vectors unit
+TEST_STEPS := deps setup data lint c-vectors gpu-kernels unit $(addprefix hil-,$(HIL_BOARDS) $(MPY_TARGETS)) cross fuzz
+CHECK_STEPS := setup data lint c-vectors unit
 # $(call record,STEP,PASSED,FAILED,SKIPPED,NOTE): the result of a step that is not a pytest run
 record = mkdir -p $(RESULTS) && printf '{"passed": %s, "failed": %s, "skipped": %s, "note": "%s"}\n' \
   $(2) $(3) $(4) "$(5)" > $(RESULTS)/$(1).json
 
-.PHONY: setup setup-step test check lint unit demo bench header vectors clean deps lib c-test fuzz cross hil \
+.PHONY: setup setup-step test check data lint unit demo bench header vectors clean deps lib c-test fuzz cross hil \
         hil-repeat soak gpu-kernels bench-mcu
 
 setup: $(STAMP)
@@ -108,6 +108,12 @@ lint: setup
 	@if $(BIN)/ruff check host tests benchmarks examples tools; then $(call record,lint,1,0,0,ruff); \
 	else $(call record,lint,0,1,0,ruff); exit 1; fi
 
+# MNIST found (or downloaded) and verified before the tests that read it: where it is missing
+# (a clone away from ../shared, offline, no $$TBN_DATA) this is the one message that says so.
+data: setup
+	@if $(BIN)/python -m tbn.data; then $(call record,data,1,0,0,MNIST verified); \
+	else $(call record,data,0,1,0,MNIST not found: set TBN_DATA=DIR (see above)); exit 1; fi
+
 # Unit tests: everything but the hardware-in-the-loop tests, which run board by board below.
 unit: setup lib
 	@mkdir -p $(RESULTS)
@@ -118,13 +124,13 @@ unit: setup lib
 test:
 	@rm -rf $(RESULTS)
 	@$(MAKE) --no-print-directory deps setup-step && \
-	$(MAKE) --no-print-directory -k lib lint c-test gpu-kernels unit hil cross fuzz FUZZ_SECONDS=60 DEPS_DONE=1; \
+	$(MAKE) --no-print-directory -k lib data lint c-test gpu-kernels unit hil cross fuzz FUZZ_SECONDS=60 DEPS_DONE=1; \
 	status=$$?; $(PYTHON) tools/summary.py $(RESULTS) $(TEST_STEPS) && exit $$status
 
 # The fast developer loop: lint, unit tests and the C golden vectors; no apt, no emulator.
 check:
 	@rm -rf $(RESULTS)
-	@$(MAKE) --no-print-directory setup-step && $(MAKE) --no-print-directory -k lint c-test unit; \
+	@$(MAKE) --no-print-directory setup-step && $(MAKE) --no-print-directory -k data lint c-test unit; \
 	status=$$?; $(PYTHON) tools/summary.py $(RESULTS) $(CHECK_STEPS) && exit $$status
 
 # setup, with its result recorded for the summary

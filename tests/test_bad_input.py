@@ -4,8 +4,10 @@ byte-identical. Add a row to CASES for each new kind of bad input."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,7 +20,6 @@ import pytest
 import torch
 
 from tbn.data.cifar10 import write_synthetic
-from tbn.data.mnist import find_file
 from tbn.device.faults import FaultProxy, Faults
 from tbn.train import TrainConfig
 from tbn.train.model_file import build_model, save_model
@@ -144,13 +145,17 @@ def _saturating(d: Path) -> None:
 
 
 def _truncated_gzip(d: Path) -> None:
-    """A --data-dir whose test images stop half-way (a download cut short)."""
+    """A --data-dir whose test images stop half-way (a download cut short): IDX files of 100
+    random images, made here so the case needs no MNIST copy."""
     _tbn(d)
     (d / "data").mkdir()
-    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        src = find_file(name, download=False)
-        data = src.read_bytes()
-        (d / "data" / src.name).write_bytes(data[: len(data) // 2] if "images" in name else data)
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, 100 * 784, np.uint8).tobytes()
+    images = struct.pack(">BBBBIII", 0, 0, 0x08, 3, 100, 28, 28) + pixels
+    labels = struct.pack(">BBBBI", 0, 0, 0x08, 1, 100) + rng.integers(0, 10, 100, np.uint8).tobytes()
+    gz = gzip.compress(images)
+    (d / "data" / "t10k-images-idx3-ubyte.gz").write_bytes(gz[: len(gz) // 2])
+    (d / "data" / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
 
 
 def _nothing(d: Path) -> None:

@@ -301,11 +301,11 @@ def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def _state(config: TrainConfig, model: nn.Module, steps: int, ckpt: dict[str, Any] | None,
-           device: torch.device, ddp: _Dist) -> _State:
+           teacher: nn.Module | None, device: torch.device, ddp: _Dist) -> _State:
     """Optimizer, schedule and history, fresh or restored from ``ckpt``; DDP-wrapped model."""
     opt = _optimizer(config, model)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps)
-    s = _State(model, model, opt, sched, _teacher(config, device), [])
+    s = _State(model, model, opt, sched, teacher, [])
     if ckpt is not None:
         restore(model, ckpt["model"], ckpt.get("structure"), CHECKPOINT)
         opt.load_state_dict(ckpt["optimizer"])
@@ -410,12 +410,13 @@ def _run(config: TrainConfig, out: Path, ckpt: dict[str, Any] | None, device: to
     torch.use_deterministic_algorithms(True, warn_only=True)
     if config.batch_size % ddp.world:
         raise TrainError(f"batch size {config.batch_size} does not split over {ddp.world} processes")
+    model, report = build_model(config)  # a p that tiles no layer, a bad teacher: refused before
+    teacher = _teacher(config, device)  # the data is read (or downloaded)
     x_train, y_train, x_test, y_test = _data(config)
-    model, report = build_model(config)
     if report is None:  # float model: account it as dense
         report = tile_model(model, keep_dense=("*",))
     model.to(device)
-    s = _state(config, model, len(x_train) // config.batch_size, ckpt, device, ddp)
+    s = _state(config, model, len(x_train) // config.batch_size, ckpt, teacher, device, ddp)
     for epoch in range(s.start_epoch, config.epochs):
         stats = _epoch(config, s, epoch, x_train, y_train, device, ddp, progress)
         if ddp.main:
