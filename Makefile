@@ -122,14 +122,14 @@ unit: setup lib
 # The full suite: every step runs even when an earlier one fails (-k), then one summary line.
 # Without toolchains or a venv nothing else can run; the summary (stdlib only) still reports.
 test:
-	@rm -rf $(RESULTS)
+	@rm -rf $(RESULTS) && mkdir -p $(RESULTS) && touch $(RESULTS)/.start
 	@$(MAKE) --no-print-directory deps setup-step && \
 	$(MAKE) --no-print-directory -k lib data lint c-test gpu-kernels unit hil cross fuzz FUZZ_SECONDS=60 DEPS_DONE=1; \
 	status=$$?; $(PYTHON) tools/summary.py $(RESULTS) $(TEST_STEPS) && exit $$status
 
 # The fast developer loop: lint, unit tests and the C golden vectors; no apt, no emulator.
 check:
-	@rm -rf $(RESULTS)
+	@rm -rf $(RESULTS) && mkdir -p $(RESULTS) && touch $(RESULTS)/.start
 	@$(MAKE) --no-print-directory setup-step && $(MAKE) --no-print-directory -k data lint c-test unit; \
 	status=$$?; $(PYTHON) tools/summary.py $(RESULTS) $(CHECK_STEPS) && exit $$status
 

@@ -62,3 +62,17 @@ def test_an_all_skipped_board_is_listed_as_skipped_above_the_closing_line(tmp_pa
     assert r.returncode == 0
     assert "skipped" in lines[-2] and "registry unreachable" in lines[-2] and "hil-b" in lines[-2]
     assert lines[-1] == "tests: 3 passed, 0 failed, 2 skipped"
+
+
+def test_each_step_shows_the_seconds_since_the_one_before(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / ".start").touch()
+    junit(tmp_path / "unit.xml", tests=2)
+    (tmp_path / "lint.json").write_text(json.dumps({"passed": 1}))
+    t0 = (tmp_path / ".start").stat().st_mtime
+    os.utime(tmp_path / "lint.json", (t0 + 5, t0 + 5))  # lint ran first, then unit
+    os.utime(tmp_path / "unit.xml", (t0 + 125, t0 + 125))
+    lines = run(tmp_path, "unit", "lint").stdout.splitlines()
+    assert "  120 s" in lines[1] and lines[1].split()[0] == "unit"
+    assert "    5 s" in lines[2] and lines[2].split()[0] == "lint"

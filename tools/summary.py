@@ -6,7 +6,10 @@ Each step leaves its result in the results folder: pytest runs a JUnit XML file
 
     tests: N passed, N failed, N skipped
 
-and exits 1 when anything failed, when an expected step left no result (it crashed or never
+Each line also gives the seconds since the previous step left its result (or since
+``RESULTS_DIR/.start``, which ``make test`` touches first): where CI's time goes.
+
+It exits 1 when anything failed, when an expected step left no result (it crashed or never
 ran), or when a pytest run executed no test at all. A step whose tests were all skipped is
 listed as skipped, with pytest's reason, above the closing line.
 
@@ -30,6 +33,7 @@ class Result:
     failed: int = 0
     skipped: int = 0
     note: str = ""
+    seconds: float | None = None  # since the step before it finished
 
     @property
     def line(self) -> str:
@@ -41,7 +45,8 @@ class Result:
             state = "skipped"
         else:
             state = "ok"
-        text = f"{self.step:<24} {state:<8} {', '.join(counts) or 'nothing counted'}"
+        took = f"{self.seconds:6.0f} s" if self.seconds is not None else " " * 8
+        text = f"{self.step:<24} {state:<8} {took}  {', '.join(counts) or 'nothing counted'}"
         return f"{text}  ({self.note})" if self.note else text
 
 
@@ -68,19 +73,33 @@ def from_json(step: str, path: Path) -> Result:
 
 
 def collect(results: Path, steps: list[str]) -> list[Result]:
-    out = []
+    out, written = [], {}
     for step in steps:
         xml, js = results / f"{step}.xml", results / f"{step}.json"
         try:
             if xml.is_file():
                 out.append(from_junit(step, xml))
+                written[step] = xml.stat().st_mtime
             elif js.is_file():
                 out.append(from_json(step, js))
+                written[step] = js.stat().st_mtime
             else:
                 out.append(Result(step, failed=1, note="left no result: it failed before its checks ran"))
         except (ET.ParseError, ValueError, AttributeError) as e:  # a run killed mid-write
             out.append(Result(step, failed=1, note=f"unreadable result: {e}"))
+    _durations(out, written, results / ".start")
     return out
+
+
+def _durations(out: list[Result], written: dict[str, float], start: Path) -> None:
+    """Each step's seconds since the result written before its own (steps run one after
+    another, in whatever order make takes them)."""
+    previous = start.stat().st_mtime if start.is_file() else None
+    by_step = {r.step: r for r in out}
+    for step, t in sorted(written.items(), key=lambda kv: kv[1]):
+        if previous is not None:
+            by_step[step].seconds = t - previous
+        previous = t
 
 
 def closing_line(results: list[Result]) -> str:
