@@ -1,14 +1,14 @@
 """MNIST in 2 KB of RAM: the ``tiny`` recipes, trained, compiled and run on small boards.
 
 Trains a float teacher (``--teacher``, default the ``tiny-teacher`` recipe), then each tiled
-student distilled from it
-(BatchNorm statistics re-estimated at the end, the recipes' default), on MNIST averaged to
-16x16 on the host. Each is compiled to int8 with the direct kernels (no table scratch in the
-arena) and reported with: file bytes, bits per weight for the whole file, arena, int8 test
-accuracy on all 10,000 images (the reference interpreter), and, on each ``--boards`` board,
-built with only the model's ops (``tbn-flash --model-ops``): flash for runtime + app and in
-all, static RAM, cost per inference, and whether every device output equals the reference's
-on the first ``--n`` images ("does not fit" where the board refuses it, with its reason).
+student distilled from it (BatchNorm statistics re-estimated at the end, the recipes'
+default), on MNIST cropped and averaged to 16x16 on the host (:func:`tbn.data.datasets.mnist16`).
+Each is compiled to int8 with the direct kernels (no table scratch in the arena) and reported
+with: file bytes, bits per weight for the whole file, arena, int8 test accuracy on all 10,000
+images (the reference interpreter), and, on each ``--boards`` board, built with only the
+model's ops (``tbn-flash --model-ops``): flash for runtime + app and in all, static RAM, cost
+per inference, and whether every device output equals the reference's on the first ``--n``
+images ("does not fit" where the board refuses it, with its reason).
 
 Variants: ``tiny`` (12-32-32-40 channels, 1,280-byte arena: the Uno's; the default), ``tiny3``
 (12-32-48, the same arena), ``tiny_wide`` (16-32-64, 1,536 bytes) and ``tiny_wide_fc8`` (its

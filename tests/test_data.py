@@ -127,6 +127,24 @@ def test_downsample_is_pytorchs_adaptive_average_pool(size: int, out: int) -> No
     np.testing.assert_allclose(downsample(x, out), want, rtol=1e-5, atol=1e-6)
 
 
+def test_mnist16_crops_the_border_then_averages() -> None:
+    """The small-RAM recipes' 16x16 MNIST sees only the inner 24x24: ink in the 2-pixel border
+    is dropped, and the 24x24 crop is area-averaged (adaptive pooling: 2x2 windows here)."""
+    from tbn.data.datasets import MNIST16_CROP, downsample, mnist16
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 1, 28, 28)).astype(np.float32)
+    c = MNIST16_CROP
+    np.testing.assert_array_equal(mnist16(x), downsample(x[:, :, c:-c, c:-c], 16))
+    border = np.zeros_like(x)
+    border[:, :, :c], border[:, :, -c:], border[:, :, :, :c], border[:, :, :, -c:] = 1, 1, 1, 1
+    assert mnist16(x + border).shape == (3, 1, 16, 16)
+    np.testing.assert_allclose(mnist16(x + border), mnist16(x), atol=1e-6)
+    one = np.zeros((1, 1, 28, 28), np.float32)
+    one[0, 0, c, c] = 1.0  # the crop's first pixel: output (0, 0) averages crop rows/cols 0-1
+    np.testing.assert_allclose(mnist16(one)[0, 0, 0, 0], 0.25, rtol=1e-6)
+
+
 def test_a_model_input_finds_its_dataset() -> None:
     from tbn.data.datasets import dataset_for_input
     from tbn.errors import UsageError

@@ -36,7 +36,7 @@ def add_device_arguments(p: argparse.ArgumentParser, model_required: bool) -> No
     where.add_argument("--log", type=Path, help="write the emulator's own output here")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", choices=("mnist",), default="mnist", help="stream a dataset's test split "
-                     "(MNIST: 28x28, or averaged to 16x16 for a model that takes 16x16)")
+                     "(MNIST: 28x28, or cropped and averaged to 16x16 for a model that takes 16x16)")
     src.add_argument("--input", type=Path, metavar="X.npy", help="stream the inputs of a .npy batch")
     p.add_argument("--n", type=count, default=100, help="how many inputs (default 100)")
     p.add_argument("--data-dir", help="folder with MNIST")

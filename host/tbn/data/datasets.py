@@ -40,14 +40,26 @@ def area_matrix(size: int, out: int) -> np.ndarray:
 
 def downsample(images: np.ndarray, out: int) -> np.ndarray:
     """Float images ``(n, C, H, W)`` area-averaged to ``(n, C, out, out)``: how the small-RAM
-    recipes see MNIST (28x28 to 16x16 on the host, before the device gets the input)."""
+    recipes see MNIST (:func:`mnist16`), on the host, before the device gets the input."""
     rows, cols = area_matrix(images.shape[2], out), area_matrix(images.shape[3], out)
     return np.ascontiguousarray(np.einsum("ih,nchw,jw->ncij", rows, images, cols), dtype=np.float32)
 
 
+# MNIST's outer 2 pixels hold 0.24% of the ink: cropping them first lets each of the 16x16
+# pixels average 1.5x1.5 source pixels (on average) of digit instead of 1.75x1.75 with border.
+MNIST16_CROP = 2
+
+
+def mnist16(images: np.ndarray) -> np.ndarray:
+    """Normalised 28x28 MNIST ``(n, 1, 28, 28)`` as the small-RAM recipes see it: the 2-pixel
+    border cropped, then area-averaged to 16x16 (24x24 to 16x16 on the host)."""
+    c = MNIST16_CROP
+    return downsample(images[:, :, c:-c, c:-c], 16)
+
+
 def _mnist16(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
     x, y = _mnist(split, data_dir, verify)
-    return downsample(x, 16), y
+    return mnist16(x), y
 
 
 def _cifar10(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -75,14 +87,15 @@ def dataset(name: str) -> Dataset:
 def mnist_test(input_shape: tuple[int, ...], n: int | None = None,
                data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` MNIST test images as a model whose input is ``input_shape`` takes them
-    (28x28, or averaged to 16x16 for the small-RAM recipes), and their int64 labels. Other
+    (28x28, or cropped and averaged to 16x16 for the small-RAM recipes: :func:`mnist16`), and
+    their int64 labels. Other
     shapes get the 28x28 images, for the caller's shape check to refuse."""
     from tbn.data.mnist import load_mnist
 
     test = load_mnist("test", data_dir)
     x = test.normalized(n)
     if tuple(input_shape) == DATASETS["mnist16"].input_shape:
-        x = downsample(x, 16)
+        x = mnist16(x)
     return x, test.labels[: len(x)].astype(np.int64)
 
 
