@@ -75,14 +75,14 @@ def main() -> int:
     ap.add_argument("--variants", nargs="+", default=["tiny"], choices=list(VARIANTS))
     ap.add_argument("--teacher", default="tiny-teacher", help="the float teacher's recipe")
     ap.add_argument("--runs", type=Path, default=Path("runs/bench/tiny"))
-    ap.add_argument("--teacher-epochs", type=int, default=20)
+    ap.add_argument("--teacher-epochs", type=int, help="the teacher's epochs (default its recipe's)")
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=100, help="test images run on each device")
     ap.add_argument("--json")
     args = ap.parse_args()
-    teacher = trained(args.runs / args.teacher, args.teacher, p=None, epochs=args.teacher_epochs,
-                      seed=args.seed)
+    teacher_epochs = args.teacher_epochs or TrainConfig.for_recipe(args.teacher).epochs
+    teacher = trained(args.runs / args.teacher, args.teacher, p=None, epochs=teacher_epochs, seed=args.seed)
     teacher_acc = json.loads((args.runs / args.teacher / "metrics.json").read_text())["test_accuracy"]
     x_all, labels = mnist_test(SHAPE)
     calib = dataset_tensors("mnist16", "train")[0][:512]
@@ -117,7 +117,7 @@ def main() -> int:
     print(f"float teacher: {100 * teacher_acc:.2f}%")
     print_table(rows, cols)
     write_json(args.json, {"boards": args.boards, "n": args.n, "epochs": args.epochs, "rows": rows,
-                           "teacher": args.teacher, "teacher_epochs": args.teacher_epochs,
+                           "teacher": args.teacher, "teacher_epochs": teacher_epochs,
                            "teacher_accuracy": teacher_acc})
     return 0 if all(r[f"{b}_equal"] in (True, "does not fit") for r in rows for b in args.boards) else 1
 
