@@ -150,8 +150,16 @@ gpu-kernels: setup
 	else echo "gpu-kernels: skipped: nvcc not found (install the CUDA toolkit to compile kernels_gpu/)"; \
 	  $(call record,gpu-kernels,0,0,1,nvcc not found); fi
 
-# Hardware-in-the-loop tests, board by board (pytest --board X); make -k goes on past a failure.
-hil: $(addprefix hil-,$(HIL_BOARDS) $(MPY_TARGETS))
+# Hardware-in-the-loop tests, board by board (pytest --board X); -k goes on past a failure.
+# The boards run two at a time (each builds into its own folder and boots its own emulator;
+# hil-repeat shows them holding side by side under load), each board's output kept together;
+# the MicroPython targets then one by one, as they share the MicroPython tree they build in.
+# Overlapping boards make the summary's per-step seconds those since the previous to finish.
+HIL_JOBS ?= 2
+hil: deps setup
+	@$(MAKE) --no-print-directory -k -j$(HIL_JOBS) --output-sync=target $(addprefix hil-,$(HIL_BOARDS)); \
+	boards=$$?; $(MAKE) --no-print-directory -k $(addprefix hil-,$(MPY_TARGETS)); \
+	mpy=$$?; [ $$boards = 0 ] && [ $$mpy = 0 ]
 
 hil-%: deps setup
 	@echo "== hil: $*"; mkdir -p $(RESULTS)
