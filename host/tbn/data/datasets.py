@@ -88,8 +88,8 @@ def mnist_test(input_shape: tuple[int, ...], n: int | None = None,
                data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` MNIST test images as a model whose input is ``input_shape`` takes them
     (28x28, or cropped and averaged to 16x16 for the small-RAM recipes: :func:`mnist16`), and
-    their int64 labels. Other
-    shapes get the 28x28 images, for the caller's shape check to refuse."""
+    their int64 labels. Other shapes get the 28x28 images, for the caller's shape check to
+    refuse."""
     from tbn.data.mnist import load_mnist
 
     test = load_mnist("test", data_dir)
