@@ -29,6 +29,7 @@ import torch
 
 from _table import print_table, write_json
 from tbn import compile_model
+from tbn.cli.types import count
 from tbn.data.datasets import mnist_test
 from tbn.device.boards import load_board
 from tbn.device.build import FitError
@@ -75,13 +76,14 @@ def main() -> int:
     ap.add_argument("--variants", nargs="+", default=["tiny"], choices=list(VARIANTS))
     ap.add_argument("--teacher", default="tiny-teacher", help="the float teacher's recipe")
     ap.add_argument("--runs", type=Path, default=Path("runs/bench/tiny"))
-    ap.add_argument("--teacher-epochs", type=int, help="the teacher's epochs (default its recipe's)")
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--teacher-epochs", type=count, help="the teacher's epochs (default its recipe's)")
+    ap.add_argument("--epochs", type=count, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=100, help="test images run on each device")
     ap.add_argument("--json")
     args = ap.parse_args()
-    teacher_epochs = args.teacher_epochs or TrainConfig.for_recipe(args.teacher).epochs
+    teacher_epochs = (TrainConfig.for_recipe(args.teacher).epochs if args.teacher_epochs is None
+                      else args.teacher_epochs)
     teacher = trained(args.runs / args.teacher, args.teacher, p=None, epochs=teacher_epochs, seed=args.seed)
     teacher_acc = json.loads((args.runs / args.teacher / "metrics.json").read_text())["test_accuracy"]
     x_all, labels = mnist_test(SHAPE)
