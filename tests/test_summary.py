@@ -76,3 +76,12 @@ def test_each_step_shows_the_seconds_since_the_one_before(tmp_path: Path) -> Non
     lines = run(tmp_path, "unit", "lint").stdout.splitlines()
     assert "  120 s" in lines[1] and lines[1].split()[0] == "unit"
     assert "    5 s" in lines[2] and lines[2].split()[0] == "lint"
+
+
+def test_every_skip_is_listed_with_its_reason_and_count(tmp_path: Path) -> None:
+    junit(tmp_path / "unit.xml", tests=5, skipped=2, reason="no GPU")
+    junit(tmp_path / "hil-a.xml", tests=4, skipped=1, reason="no board attached")
+    out = run(tmp_path, "unit", "hil-a").stdout
+    listed = out[out.index("== skipped"):out.index("== summary")]
+    assert "   2  unit: no GPU" in listed and "   1  hil-a: no board attached" in listed
+    assert out.splitlines()[-1] == "tests: 6 passed, 0 failed, 3 skipped"

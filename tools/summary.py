@@ -10,8 +10,8 @@ Each line also gives the seconds since the previous step left its result (or sin
 ``RESULTS_DIR/.start``, which ``make test`` touches first): where CI's time goes.
 
 It exits 1 when anything failed, when an expected step left no result (it crashed or never
-ran), or when a pytest run executed no test at all. A step whose tests were all skipped is
-listed as skipped, with pytest's reason, above the closing line.
+ran), or when a pytest run executed no test at all. Every skipped test's reason is listed,
+counted per step, above the table; a step whose tests were all skipped is listed as skipped.
 
     python tools/summary.py RESULTS_DIR STEP [STEP ...]
 """
@@ -22,7 +22,8 @@ import argparse
 import json
 import sys
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -34,6 +35,7 @@ class Result:
     skipped: int = 0
     note: str = ""
     seconds: float | None = None  # since the step before it finished
+    skip_reasons: dict[str, int] = field(default_factory=dict)  # pytest's reason -> how many
 
     @property
     def line(self) -> str:
@@ -57,12 +59,13 @@ def from_junit(step: str, path: Path) -> Result:
     tests = sum(int(s.get("tests", 0)) for s in suites)
     failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
     skipped = sum(int(s.get("skipped", 0)) for s in suites)
-    result = Result(step, passed=tests - failed - skipped, failed=failed, skipped=skipped)
+    reasons = Counter(el.get("message", "") or "no reason given" for el in root.iter("skipped"))
+    result = Result(step, passed=tests - failed - skipped, failed=failed, skipped=skipped,
+                    skip_reasons=dict(reasons))
     if tests == 0:
         result.failed, result.note = 1, "pytest collected no test"
     elif result.passed == 0 and not failed:
-        reasons = {el.get("message", "") for el in root.iter("skipped")}
-        result.note = "; ".join(sorted(r for r in reasons if r))[:300]
+        result.note = "; ".join(sorted(reasons))[:300]
     return result
 
 
@@ -107,8 +110,18 @@ def closing_line(results: list[Result]) -> str:
     return f"tests: {passed} passed, {failed} failed, {skipped} skipped"
 
 
+def skipped_lines(results: list[Result]) -> list[str]:
+    """Why each skipped test was skipped: one line per step and reason, with its count."""
+    return [f"  {n:4d}  {r.step}: {reason}" for r in results for reason, n in sorted(r.skip_reasons.items())]
+
+
 def report(results: list[Result]) -> int:
-    """Print the table and the closing line; the exit status: 1 when anything failed."""
+    """Print why tests were skipped, the table and the closing line; the exit status: 1 when
+    anything failed."""
+    lines = skipped_lines(results)
+    if lines:
+        print("== skipped, and why")
+        print("\n".join(lines))
     print("== summary")
     for r in results:
         print(f"  {r.line}")
