@@ -1,9 +1,15 @@
 """``tbn.compile_model``: a trained PyTorch model to ``.tbn`` bytecode.
 
-Pipeline: torch.fx capture with shape propagation -> fold BatchNorm into scales and bias,
-fuse ReLU/ReLU6 -> F32 program -> (INT8: calibrate every tensor's range by running the F32
-program in the reference interpreter on sample inputs, then requantise) -> static memory
-plan -> bytes.
+The stages, one module each, called in this order by :func:`compile_program`:
+
+1. ``capture``: torch.fx tracing with shape propagation, each operation classified as the
+   spec's op it becomes (``classify``; the nodes are ``graph.Node``);
+2. ``fold``: BatchNorm folded into the layer before it, ReLU/ReLU6 fused, flattens dropped;
+3. ``lower``: the program's tensors and ops, each layer's vectors from ``weights``. INT8
+   lowers the F32 program first, runs it in the reference interpreter on the calibration
+   batch to measure every value's range (``quant``), and lowers again with those ranges;
+4. ``memory``: the static memory plan, once, on the program returned;
+5. write: :func:`tbn.format.serialize` (in :func:`compile_model`).
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from tbn.compiler.capture import TbnCompileError, capture
-from tbn.compiler.lower import emit, fold_and_fuse
+from tbn.compiler.capture import capture
+from tbn.compiler.fold import fold_and_fuse
+from tbn.compiler.graph import TbnCompileError
+from tbn.compiler.lower import lower
+from tbn.compiler.memory import plan_memory
 from tbn.compiler.quant import quant_params
 from tbn.format import Program, serialize
 from tbn.runtime import Interpreter
@@ -43,20 +52,25 @@ def compile_program(model: nn.Module, example_input: torch.Tensor,
         nodes = fold_and_fuse(capture(model, example_input))
     finally:
         model.train(was_training)
-    narrow = params == "auto"
-    program, tid = emit(nodes, narrow=narrow, lookup_tables=lookup_tables, dense_per_tensor=per_tensor)
-    if activations == "f32":
-        return program
-    if calibration is None:
+    if activations == "int8" and calibration is None:
         raise TbnCompileError("activations='int8' needs calibration data: a batch of typical inputs")
+    options = {"narrow": params == "auto", "lookup_tables": lookup_tables, "dense_per_tensor": per_tensor}
+    program, tid = lower(nodes, **options)
+    if activations == "int8":
+        program, _ = lower(nodes, quant=_calibrate(program, tid, calibration), **options)
+    plan_memory(program)
+    return program
+
+
+def _calibrate(program: Program, tid: dict[str, int],
+               calibration: np.ndarray | torch.Tensor) -> dict[str, tuple[float, int]]:
+    """Each float value's INT8 (scale, zero point), from its range when the F32 ``program``
+    runs the calibration batch in the reference interpreter."""
     calib = np.asarray(calibration.detach().cpu() if isinstance(calibration, torch.Tensor) else calibration,
                        dtype=np.float32)
     _, values = Interpreter(program).run(calib, keep=True)
-    quant = {name: quant_params(values[t].min(), values[t].max())
-             for name, t in tid.items() if values[t].dtype == np.float32}
-    program, _ = emit(nodes, quant=quant, narrow=narrow, lookup_tables=lookup_tables,
-                      dense_per_tensor=per_tensor)
-    return program
+    return {name: quant_params(values[t].min(), values[t].max())
+            for name, t in tid.items() if values[t].dtype == np.float32}
 
 
 def is_keras_model(model: object) -> bool:

@@ -1,25 +1,26 @@
-"""From captured nodes to a :class:`Program`: fold BatchNorm, fuse activations, choose
-scale vectors, quantise (INT8), plan memory."""
+"""Compiler stage 3, lower: folded nodes to a :class:`Program`'s tensors and ops, choosing
+each layer's scale and bias vectors and, given calibrated ranges, quantising to INT8. Each
+kernel family has one lowering (the table at the end); the memory plan is the next stage."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
-from tbn.compiler.capture import Node, TbnCompileError
-from tbn.compiler.memory import Buffer, plan
+from tbn.compiler.graph import Kind, Node, TbnCompileError
 from tbn.compiler.quant import BIAS_LIMIT, quantize_multiplier, relu6_qmax
-from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor
+from tbn.compiler.weights import layer_vectors, per_output
+from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor, Vector
 from tbn.format.narrow import Rq16, narrow_bias, narrow_float, narrow_requant
-from tbn.format.program import Vector
 from tbn.format.spec import (
     DTYPE_SIZE,
+    KERNELS,
     LUT_MIN_ROWS,
     NONE_ID,
+    OPS,
     Trait,
     add_bound,
     has,
@@ -29,124 +30,7 @@ from tbn.format.spec import (
 )
 from tbn.format.validate import weight_count
 
-_MATMUL = ("tiled", "dense")
-_FUSE_INTO = ("tiled", "dense", "add", "affine")
 _ACTS = {"none": Act.NONE, "relu": Act.RELU, "relu6": Act.RELU6}
-
-
-def _bn_affine(bn: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
-    """BatchNorm as ``y = g * x + h`` (float64)."""
-    var = bn.running_var.detach().double().numpy()
-    mean = bn.running_mean.detach().double().numpy()
-    g = 1.0 / np.sqrt(var + bn.eps)
-    if bn.weight is not None:
-        g = g * bn.weight.detach().double().numpy()
-    h = -mean * g
-    if bn.bias is not None:
-        h = h + bn.bias.detach().double().numpy()
-    return g, h
-
-
-def fold_and_fuse(nodes: list[Node]) -> list[Node]:
-    """Fold each BatchNorm into the linear/conv that feeds only it (else make it an
-    ``affine`` node), fuse each ReLU/ReLU6 into the op that feeds only it, and drop
-    reshapes read only by linear layers (which read their input flat anyway)."""
-    nodes = _drop_flattens(nodes)
-    uses = Counter(name for n in nodes for name in n.inputs)
-    producer = {n.output: n for n in nodes}
-    out: list[Node] = []
-    for n in nodes:
-        src = producer.get(n.inputs[0]) if n.inputs else None
-        if n.kind == "bn":
-            g, h = _bn_affine(n.attrs["module"])
-            if not (np.all(np.isfinite(g)) and np.all(np.isfinite(h))):
-                raise TbnCompileError(f"{n.where}: BatchNorm parameters or running statistics hold NaN "
-                                      f"or infinity (a diverged training run?)")
-            if src is not None and src.kind in _MATMUL and uses[src.output] == 1 and src.act == "none" \
-                    and "bn" not in src.attrs:
-                src.attrs["bn"] = (g, h)
-                src.output, src.shape = n.output, n.shape
-                producer[n.output] = src
-                continue
-            n = Node("affine", n.inputs, n.output, n.shape, n.where, {"g": g, "h": h})
-        elif n.kind == "act" and src is not None and src.kind in _FUSE_INTO and uses[src.output] == 1 \
-                and src.act == "none":
-            src.act = n.attrs["act"]
-            src.output, src.shape = n.output, n.shape
-            producer[n.output] = src
-            continue
-        producer[n.output] = n
-        out.append(n)
-    return out
-
-
-def _drop_flattens(nodes: list[Node]) -> list[Node]:
-    readers: dict[str, list[Node]] = {}
-    for n in nodes:
-        for name in n.inputs:
-            readers.setdefault(name, []).append(n)
-    rename: dict[str, str] = {}
-    out = []
-    for n in nodes:
-        n.inputs = [rename.get(i, i) for i in n.inputs]
-        users = readers.get(n.output, [])
-        if n.kind == "reshape" and users and all(u.kind in _MATMUL and not u.attrs["conv"] for u in users):
-            rename[n.output] = n.inputs[0]
-            continue
-        out.append(n)
-    return out
-
-
-def _layer_vectors(n: Node, dense_per_tensor: bool = False) -> dict[str, Any]:
-    """Weights and float scale/bias vectors of a tiled or dense node, BatchNorm folded in.
-
-    Returns: ``tile`` (bits, n_bits) or ``dense`` (int8 weights); ``scale`` (float64 vector
-    of 1, p or O entries); ``bias`` (float64, O) or None; ``affine`` (g, h) when BatchNorm
-    could not be folded into per-output scales (p does not divide O). ``dense_per_tensor``:
-    one int8 weight scale for the whole matrix (TFLite Micro's per-tensor quantisation)
-    instead of one per output row."""
-    m = n.attrs["module"]
-    o = m.weight.shape[0]
-    for name, p in m.named_parameters():
-        if not torch.isfinite(p).all():
-            raise TbnCompileError(f"{n.where}: its {name} holds NaN or infinity (a diverged training "
-                                  f"run?); nothing can be compiled from it")
-    g, h = n.attrs.get("bn", (None, None))
-    bias = None if m.bias is None else m.bias.detach().double().numpy()
-    res: dict[str, Any] = {"affine": None}
-    if n.kind == "tiled":
-        e = m.export()
-        res["tile"] = (e.tile_bits, e.n_bits)
-        alphas = e.alphas.astype(np.float64)
-        per_row = len(alphas) == 1 or o % e.p == 0
-        if g is None:
-            res["scale"], res["bias"] = alphas, bias
-            return res
-        if not per_row:
-            res["scale"], res["bias"] = alphas, None
-            res["affine"] = (g, g * (bias if bias is not None else 0.0) + h)
-            return res
-        sigma = alphas[np.arange(o) * len(alphas) // o] if len(alphas) > 1 else np.full(o, alphas[0])
-    else:
-        w = m.weight.detach().double().numpy().reshape(o, -1)
-        if dense_per_tensor and g is not None:  # BatchNorm into the weights, then one scale
-            w, bias = w * g[:, None], g * (bias if bias is not None else 0.0) + h
-            g = None
-        ws = np.abs(w).max(axis=None if dense_per_tensor else 1, keepdims=dense_per_tensor).ravel() / 127.0
-        ws[ws == 0] = 1.0
-        res["dense"] = np.clip(np.rint(w / ws[:, None]), -127, 127).astype(np.int8)
-        sigma = ws
-        if g is None:
-            res["scale"], res["bias"] = sigma, bias
-            return res
-    res["scale"] = sigma * g
-    res["bias"] = g * (bias if bias is not None else 0.0) + h
-    return res
-
-
-def per_output(scale: np.ndarray, o: int) -> np.ndarray:
-    """A scale vector of 1, p (dividing o) or o entries as o per-output values."""
-    return scale[np.arange(o) * len(scale) // o] if len(scale) not in (1, o) else np.broadcast_to(scale, (o,))
 
 
 @dataclass
@@ -223,10 +107,10 @@ class _Emitter:
         self.op(Op.AFFINE, act, {"input": inp, "output": out, "scale": self.float_scale(g),
                                  "bias": self.float_bias(h)})
 
-    # ---- per-kind lowerings: (node, input tensor ids) -> ops appended ---------------------------
+    # ---- per-family lowerings (the table below): (node, input tensor ids) -> ops appended -------
 
     def matmul(self, n: Node, ins: list[int]) -> None:
-        v = _layer_vectors(n, self.dense_per_tensor)
+        v = layer_vectors(n, self.dense_per_tensor)
         act = _ACTS[n.act]
         if v["affine"] is not None and self.int8:
             raise TbnCompileError(f"{n.where}: BatchNorm after a tiled layer whose p does not divide "
@@ -249,12 +133,9 @@ class _Emitter:
             args["scale"] = self.float_scale(v["scale"])
             if v["bias"] is not None:
                 args["bias"] = self.float_bias(v["bias"])
-        if n.attrs["conv"]:
+        if has(n.kind, Trait.CONV):
             args.update(n.attrs["geom"])
-            code = Op.TILED_CONV2D if n.kind == "tiled" else Op.DENSE_CONV2D
-        else:
-            code = Op.TILED_LINEAR if n.kind == "tiled" else Op.DENSE_LINEAR
-        op = Operation(code, act if v["affine"] is None else Act.NONE, args)
+        op = Operation(n.kind, act if v["affine"] is None else Act.NONE, args)
         if "tile" in v and self.lookup_tables:
             self._scratch(op)
         self.prog.ops.append(op)
@@ -301,11 +182,11 @@ class _Emitter:
 
     def pool(self, n: Node, ins: list[int]) -> None:
         out = self.same_quant(n, self.prog.tensors[ins[0]])
-        geom = {k: n.attrs[k] for k in _POOL_GEOMETRY} if n.kind in ("maxpool", "avgpool") else {}
-        self.op(_SAME_QUANT_OPS[n.kind], Act.NONE, {"input": ins[0], "output": out, **geom})
+        geom = {k: n.attrs[k] for k in OPS[n.kind].layout.names[2:]}  # a window's geometry, if any
+        self.op(n.kind, Act.NONE, {"input": ins[0], "output": out, **geom})
 
     def activation(self, n: Node, ins: list[int]) -> None:
-        out = self.same_quant(Node("act", n.inputs, n.output, n.shape, n.where, act=n.attrs["act"]),
+        out = self.same_quant(Node(n.kind, n.inputs, n.output, n.shape, n.where, act=n.attrs["act"]),
                               self.prog.tensors[ins[0]])
         self.op(Op.ACTIVATION, _ACTS[n.attrs["act"]], {"input": ins[0], "output": out})
 
@@ -333,90 +214,37 @@ class _Emitter:
         self.op(Op.SOFTMAX, Act.NONE, {"input": ins[0], "output": self.tensor(n)})
 
     def argmax(self, n: Node, ins: list[int]) -> None:
-        out = self.tensor(Node("argmax", n.inputs, n.output, (1,), n.where), dtype=DType.I32)
+        out = self.tensor(Node(n.kind, n.inputs, n.output, (1,), n.where), dtype=DType.I32)
         self.op(Op.ARGMAX, Act.NONE, {"input": ins[0], "output": out})
 
 
-_POOL_GEOMETRY = ("kh", "kw", "sh", "sw", "pt", "pl", "pb", "pr")
-_SAME_QUANT_OPS = {"maxpool": Op.MAXPOOL2D, "avgpool": Op.AVGPOOL2D, "gap": Op.GLOBAL_AVGPOOL,
-                   "reshape": Op.RESHAPE}
-# node kind -> its lowering
-_LOWER = {"tiled": _Emitter.matmul, "dense": _Emitter.matmul, "act": _Emitter.activation,
-          "add": _Emitter.add, "affine": _Emitter.bn_affine, "softmax": _Emitter.softmax,
-          "argmax": _Emitter.argmax, **dict.fromkeys(_SAME_QUANT_OPS, _Emitter.pool)}
+# each kernel family's lowering: (emitter, node, input tensor ids) -> ops appended
+_LOWER: dict[str, Callable[[_Emitter, Node, list[int]], None]] = {
+    "matmul": _Emitter.matmul, "pool": _Emitter.pool, "global_avgpool": _Emitter.pool,
+    "reshape": _Emitter.pool, "add": _Emitter.add, "activation": _Emitter.activation,
+    "softmax": _Emitter.softmax, "argmax": _Emitter.argmax, "affine": _Emitter.bn_affine}
+assert set(_LOWER) == set(KERNELS), "a kernel family of tbn.format.spec has no lowering"
 
 
-def emit(nodes: list[Node], quant: dict[str, tuple[float, int]] | None = None,
-         narrow: bool = True, lookup_tables: bool = True,
-         dense_per_tensor: bool = False) -> tuple[Program, dict[str, int]]:
-    """Build the program; with ``quant`` (value name -> calibrated (scale, zero point))
-    an INT8 program, else F32. ``lookup_tables``: give tiled ops a scratch tensor for the
-    table kernel where it pays; ``dense_per_tensor``: see :func:`_layer_vectors`. Also returns
-    each value's tensor id."""
+def lower(nodes: list[Node], quant: dict[str, tuple[float, int]] | None = None,
+          narrow: bool = True, lookup_tables: bool = True,
+          dense_per_tensor: bool = False) -> tuple[Program, dict[str, int]]:
+    """The program of ``nodes``, its memory not yet planned; with ``quant`` (value name ->
+    calibrated (scale, zero point)) an INT8 program, else F32. ``lookup_tables``: give tiled
+    ops a scratch tensor for the table kernel where it pays; ``dense_per_tensor``: see
+    :func:`tbn.compiler.weights.layer_vectors`. Also returns each value's tensor id."""
     conv1d = [n for n in nodes if n.attrs.get("conv1d")]
     e = _Emitter(quant, narrow, {n.inputs[0] for n in conv1d} | {n.output for n in conv1d},
                  lookup_tables, dense_per_tensor)
     for n in nodes:
-        if n.kind == "input":
+        if n.kind == Kind.INPUT:
             e.tensor(n)
-        elif n.kind != "output":
-            lower = _LOWER.get(n.kind)
-            if lower is None:
+        elif n.kind != Kind.OUTPUT:
+            if not isinstance(n.kind, Op):
                 raise TbnCompileError(f"{n.where}: internal: no lowering for {n.kind}")
-            lower(e, n, [e.tid[i] for i in n.inputs])
+            _LOWER[OPS[n.kind].kernel](e, n, [e.tid[i] for i in n.inputs])
     prog = e.prog
     final = e.tid[nodes[-1].inputs[0]]
     if not prog.ops or prog.ops[-1].args["output"] != final:
         raise TbnCompileError("the model's output must be the result of its last operation")
-    _plan_memory(prog)
     return prog, e.tid
-
-
-def _plan_memory(prog: Program) -> None:
-    n_ops = len(prog.ops)
-    first = {0: -1}
-    last = {0: -1}
-    alias: dict[int, int] = {}
-    for i, op in enumerate(prog.ops):
-        out = op.args["output"]
-        first[out] = last[out] = i
-        for k in ("input", "a", "b"):
-            if k in op.args:
-                last[op.args[k]] = i
-        if op.args.get("scratch", NONE_ID) != NONE_ID:  # working memory of this op alone
-            first[op.args["scratch"]] = last[op.args["scratch"]] = i
-        if op.opcode == Op.RESHAPE:
-            alias[out] = op.args["input"]
-    last[prog.output] = n_ops
-
-    def root(t: int) -> int:
-        while t in alias:
-            t = alias[t]
-        return t
-
-    def group_last(r: int) -> int:
-        return max(last[t] for t in range(len(prog.tensors)) if root(t) == r)
-
-    # An elementwise op writes over an input whose buffer it is the last to read (never the
-    # model's input, which the caller may read back): one buffer instead of two.
-    for i, op in enumerate(prog.ops):
-        if not has(op.opcode, Trait.IN_PLACE):
-            continue
-        out = op.args["output"]
-        for k in ("input", "a", "b"):
-            src = op.args.get(k)
-            if (src is not None and root(src) != root(0) and group_last(root(src)) == i
-                    and prog.tensors[src].nbytes == prog.tensors[out].nbytes):
-                alias[out] = src
-                prog.flags |= Flag.IN_PLACE
-                break
-
-    groups: dict[int, Buffer] = {}
-    for t, tensor in enumerate(prog.tensors):
-        r = root(t)
-        b = groups.setdefault(r, Buffer(0, first[t], last[t]))
-        b.size = max(b.size, tensor.nbytes)
-        b.first, b.last = min(b.first, first[t]), max(b.last, last[t])
-    prog.arena_size = plan(list(groups.values()))
-    for t, tensor in enumerate(prog.tensors):
-        tensor.offset = groups[root(t)].offset

@@ -1,4 +1,5 @@
-"""Static memory plan: liveness-based placement of activation buffers in one arena.
+"""Compiler stage 4, the static memory plan: liveness-based placement of activation buffers
+in one arena (:func:`plan_memory`, run once on the finished program).
 
 No plan can be smaller than the most bytes alive at one time (the lower bound). Greedy
 placement by size misses it on plain chains (a 4-conv network: 1,792 bytes where 1,280
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tbn.format.spec import ALIGN, align
+from tbn.format import Flag, Op, Program
+from tbn.format.spec import ALIGN, NONE_ID, Trait, align, has
 
 SEARCH_STEPS = 20_000  # placements tried before the search gives up (milliseconds of work)
 
@@ -97,3 +99,56 @@ def _search(order: list[Buffer], limit: int) -> list[int] | None:
         return False
 
     return offsets if place(0) else None
+
+
+def plan_memory(prog: Program) -> None:
+    """Give every tensor of ``prog`` its arena offset and set its arena size: tensors alive
+    at once never overlap, a reshape shares its input's buffer, and an elementwise op writes
+    over an input it is the last to read (Flag.IN_PLACE)."""
+    n_ops = len(prog.ops)
+    first = {0: -1}
+    last = {0: -1}
+    alias: dict[int, int] = {}
+    for i, op in enumerate(prog.ops):
+        out = op.args["output"]
+        first[out] = last[out] = i
+        for k in ("input", "a", "b"):
+            if k in op.args:
+                last[op.args[k]] = i
+        if op.args.get("scratch", NONE_ID) != NONE_ID:  # working memory of this op alone
+            first[op.args["scratch"]] = last[op.args["scratch"]] = i
+        if op.opcode == Op.RESHAPE:
+            alias[out] = op.args["input"]
+    last[prog.output] = n_ops
+
+    def root(t: int) -> int:
+        while t in alias:
+            t = alias[t]
+        return t
+
+    def group_last(r: int) -> int:
+        return max(last[t] for t in range(len(prog.tensors)) if root(t) == r)
+
+    # An elementwise op writes over an input whose buffer it is the last to read (never the
+    # model's input, which the caller may read back): one buffer instead of two.
+    for i, op in enumerate(prog.ops):
+        if not has(op.opcode, Trait.IN_PLACE):
+            continue
+        out = op.args["output"]
+        for k in ("input", "a", "b"):
+            src = op.args.get(k)
+            if (src is not None and root(src) != root(0) and group_last(root(src)) == i
+                    and prog.tensors[src].nbytes == prog.tensors[out].nbytes):
+                alias[out] = src
+                prog.flags |= Flag.IN_PLACE
+                break
+
+    groups: dict[int, Buffer] = {}
+    for t, tensor in enumerate(prog.tensors):
+        r = root(t)
+        b = groups.setdefault(r, Buffer(0, first[t], last[t]))
+        b.size = max(b.size, tensor.nbytes)
+        b.first, b.last = min(b.first, first[t]), max(b.last, last[t])
+    prog.arena_size = plan(list(groups.values()))
+    for t, tensor in enumerate(prog.tensors):
+        tensor.offset = groups[root(t)].offset

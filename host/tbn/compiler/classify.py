@@ -1,0 +1,151 @@
+"""Which op each supported torch module, tensor method and function is: the capture stage's
+vocabulary (:func:`classify`), with the geometry each op takes from its module or call."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.nn import functional as F
+
+from tbn.compiler.graph import Kind, TbnCompileError
+from tbn.format.spec import Op
+from tbn.nn.layers import is_tiled
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _conv_geometry(m: nn.Module, where: str) -> dict[str, int]:
+    one_d = isinstance(m, nn.Conv1d)
+    if m.padding_mode != "zeros":
+        raise TbnCompileError(f"{where}: padding_mode={m.padding_mode!r} is not supported (only 'zeros')")
+    k = (1, m.kernel_size[0]) if one_d else _pair(m.kernel_size)
+    s = (1, m.stride[0]) if one_d else _pair(m.stride)
+    d = (1, m.dilation[0]) if one_d else _pair(m.dilation)
+    if isinstance(m.padding, str):
+        if m.padding == "valid":
+            pads = [(0, 0), (0, 0)]
+        else:  # 'same': PyTorch puts the odd extra pixel on the bottom/right
+            pads = []
+            for kk, dd in zip(k, d, strict=True):
+                total = dd * (kk - 1)
+                pads.append((total // 2, total - total // 2))
+    else:
+        p = (0, m.padding[0]) if one_d else _pair(m.padding)
+        pads = [(p[0], p[0]), (p[1], p[1])]
+    geom = {"kh": k[0], "kw": k[1], "sh": s[0], "sw": s[1], "dh": d[0], "dw": d[1],
+            "pt": pads[0][0], "pb": pads[0][1], "pl": pads[1][0], "pr": pads[1][1], "groups": m.groups}
+    if any(v > 255 for key, v in geom.items() if key != "groups"):
+        raise TbnCompileError(f"{where}: kernel, stride, dilation and padding must be below 256")
+    return geom
+
+
+def _pool_geometry(kernel: Any, stride: Any, padding: Any) -> dict[str, int]:
+    k = _pair(kernel)
+    s = _pair(stride if stride not in (None, []) else kernel)
+    p = _pair(padding)
+    return {"kh": k[0], "kw": k[1], "sh": s[0], "sw": s[1], "pt": p[0], "pb": p[0], "pl": p[1], "pr": p[1]}
+
+
+def _dim(node: fx.Node) -> Any:
+    return node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+
+
+_ADD = {operator.add, operator.iadd, torch.add}
+_RELU = {F.relu, torch.relu}
+_FLATTEN_METHODS = {"flatten", "view", "reshape"}
+_POOL_FUNCTIONS = {F.max_pool2d: Op.MAXPOOL2D, F.avg_pool2d: Op.AVGPOOL2D}
+
+
+def classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple[Op | Kind, dict, list]:
+    """(kind, attrs, tensor operands) of one fx node, or a TbnCompileError naming it."""
+    if node.op == "call_module":
+        return _classify_module(modules[node.target], node.args, where)
+    if node.op == "call_method":
+        return _classify_method(node, where)
+    return _classify_function(node, where)
+
+
+def _classify_module(m: nn.Module, args: tuple, where: str) -> tuple[Op | Kind, dict, list]:
+    if is_tiled(m) or isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d):
+        conv = isinstance(m, nn.Conv1d | nn.Conv2d)
+        layer = {(True, True): Op.TILED_CONV2D, (True, False): Op.TILED_LINEAR,
+                 (False, True): Op.DENSE_CONV2D, (False, False): Op.DENSE_LINEAR}[is_tiled(m), conv]
+        attrs: dict[str, Any] = {"module": m, "conv1d": isinstance(m, nn.Conv1d)}
+        if conv:
+            attrs["geom"] = _conv_geometry(m, where)
+        return layer, attrs, [args[0]]
+    if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+        if m.running_mean is None:
+            raise TbnCompileError(f"{where}: BatchNorm without running statistics cannot be folded")
+        return Kind.BATCHNORM, {"module": m}, [args[0]]
+    if isinstance(m, nn.ReLU):
+        return Op.ACTIVATION, {"act": "relu"}, [args[0]]
+    if isinstance(m, nn.ReLU6):
+        return Op.ACTIVATION, {"act": "relu6"}, [args[0]]
+    if isinstance(m, nn.Hardtanh) and (m.min_val, m.max_val) == (0.0, 6.0):
+        return Op.ACTIVATION, {"act": "relu6"}, [args[0]]
+    if isinstance(m, nn.MaxPool2d):
+        if m.ceil_mode or _pair(m.dilation) != (1, 1) or m.return_indices:
+            raise TbnCompileError(f"{where}: MaxPool2d with ceil_mode, dilation or indices "
+                                  f"is not supported")
+        return Op.MAXPOOL2D, _pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
+    if isinstance(m, nn.AvgPool2d):
+        if m.ceil_mode or not m.count_include_pad or m.divisor_override:
+            raise TbnCompileError(f"{where}: AvgPool2d needs ceil_mode=False, count_include_pad=True "
+                                  f"and no divisor_override")
+        return Op.AVGPOOL2D, _pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
+    if isinstance(m, nn.AdaptiveAvgPool2d) and _pair(m.output_size) == (1, 1):
+        return Op.GLOBAL_AVGPOOL, {}, [args[0]]
+    if isinstance(m, nn.Flatten):
+        return Op.RESHAPE, {}, [args[0]]
+    if isinstance(m, nn.Identity | nn.Dropout):
+        return Kind.ALIAS, {}, [args[0]]
+    if isinstance(m, nn.Softmax):
+        return Op.SOFTMAX, {"dim": m.dim}, [args[0]]
+    raise TbnCompileError(f"{where}: unsupported module {type(m).__name__}")
+
+
+def _classify_method(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list]:
+    target, args = node.target, node.args
+    if target in _FLATTEN_METHODS:
+        return Op.RESHAPE, {}, [args[0]]
+    if target == "relu":
+        return Op.ACTIVATION, {"act": "relu"}, [args[0]]
+    if target in ("add", "add_", "__add__") and len(args) == 2 and isinstance(args[1], fx.Node):
+        return Op.ADD, {}, [args[0], args[1]]
+    if target in ("softmax", "argmax"):
+        return Op[target.upper()], {"dim": _dim(node)}, [args[0]]
+    if target in ("contiguous", "clone"):
+        return Kind.ALIAS, {}, [args[0]]
+    raise TbnCompileError(f"{where}: unsupported tensor method .{target}()")
+
+
+def _classify_function(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list]:
+    target, args, kwargs = node.target, node.args, node.kwargs
+    if target in _ADD and len(args) == 2 and all(isinstance(a, fx.Node) for a in args) and not kwargs:
+        return Op.ADD, {}, [args[0], args[1]]
+    if target in _RELU:
+        return Op.ACTIVATION, {"act": "relu"}, [args[0]]
+    if target is F.relu6:
+        return Op.ACTIVATION, {"act": "relu6"}, [args[0]]
+    if target in (torch.flatten, torch.reshape):
+        return Op.RESHAPE, {}, [args[0]]
+    if target in (torch.softmax, F.softmax):
+        return Op.SOFTMAX, {"dim": _dim(node)}, [args[0]]
+    if target is torch.argmax:
+        return Op.ARGMAX, {"dim": _dim(node)}, [args[0]]
+    if target in _POOL_FUNCTIONS:
+        k = args[1] if len(args) > 1 else kwargs["kernel_size"]
+        s = args[2] if len(args) > 2 else kwargs.get("stride")
+        p = args[3] if len(args) > 3 else kwargs.get("padding", 0)
+        return _POOL_FUNCTIONS[target], _pool_geometry(k, s, p), [args[0]]
+    if target is F.adaptive_avg_pool2d and _pair(args[1]) == (1, 1):
+        return Op.GLOBAL_AVGPOOL, {}, [args[0]]
+    if target is F.dropout:
+        return Kind.ALIAS, {}, [args[0]]
+    raise TbnCompileError(f"{where}: unsupported operation {getattr(target, '__name__', str(target))}")

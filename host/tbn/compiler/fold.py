@@ -1,0 +1,80 @@
+"""Compiler stage 2, fold and fuse: BatchNorm into the layer before it, ReLU/ReLU6 into the
+op before it, and flattens in front of linear layers dropped (they read their input flat)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import torch
+
+from tbn.compiler.graph import Kind, Node, TbnCompileError
+from tbn.format.spec import Op, Trait, has
+
+_LINEAR = (Op.TILED_LINEAR, Op.DENSE_LINEAR)
+
+
+def _is(kind: Op | Kind, trait: Trait) -> bool:
+    return isinstance(kind, Op) and has(kind, trait)
+
+
+def bn_affine(bn: torch.nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """BatchNorm as ``y = g * x + h`` (float64)."""
+    var = bn.running_var.detach().double().numpy()
+    mean = bn.running_mean.detach().double().numpy()
+    g = 1.0 / np.sqrt(var + bn.eps)
+    if bn.weight is not None:
+        g = g * bn.weight.detach().double().numpy()
+    h = -mean * g
+    if bn.bias is not None:
+        h = h + bn.bias.detach().double().numpy()
+    return g, h
+
+
+def fold_and_fuse(nodes: list[Node]) -> list[Node]:
+    """Fold each BatchNorm into the linear/conv that feeds only it (else make it an
+    AFFINE node), fuse each ReLU/ReLU6 into the op that feeds only it, and drop
+    reshapes read only by linear layers (which read their input flat anyway)."""
+    nodes = _drop_flattens(nodes)
+    uses = Counter(name for n in nodes for name in n.inputs)
+    producer = {n.output: n for n in nodes}
+    out: list[Node] = []
+    for n in nodes:
+        src = producer.get(n.inputs[0]) if n.inputs else None
+        alone = src is not None and uses[src.output] == 1 and src.act == "none"  # n is its only reader
+        if n.kind == Kind.BATCHNORM:
+            g, h = bn_affine(n.attrs["module"])
+            if not (np.all(np.isfinite(g)) and np.all(np.isfinite(h))):
+                raise TbnCompileError(f"{n.where}: BatchNorm parameters or running statistics hold NaN "
+                                      f"or infinity (a diverged training run?)")
+            if alone and _is(src.kind, Trait.WEIGHTED) and "bn" not in src.attrs:
+                src.attrs["bn"] = (g, h)
+                src.output, src.shape = n.output, n.shape
+                producer[n.output] = src
+                continue
+            n = Node(Op.AFFINE, n.inputs, n.output, n.shape, n.where, {"g": g, "h": h})
+        elif n.kind == Op.ACTIVATION and alone and _is(src.kind, Trait.FUSABLE):
+            src.act = n.attrs["act"]
+            src.output, src.shape = n.output, n.shape
+            producer[n.output] = src
+            continue
+        producer[n.output] = n
+        out.append(n)
+    return out
+
+
+def _drop_flattens(nodes: list[Node]) -> list[Node]:
+    readers: dict[str, list[Node]] = {}
+    for n in nodes:
+        for name in n.inputs:
+            readers.setdefault(name, []).append(n)
+    rename: dict[str, str] = {}
+    out = []
+    for n in nodes:
+        n.inputs = [rename.get(i, i) for i in n.inputs]
+        users = readers.get(n.output, [])
+        if n.kind == Op.RESHAPE and users and all(u.kind in _LINEAR for u in users):
+            rename[n.output] = n.inputs[0]
+            continue
+        out.append(n)
+    return out
