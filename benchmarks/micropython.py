@@ -50,7 +50,7 @@ def main() -> int:
             with open_target(target("mpy_an500"), stage(path.name, data, x)) as s:
                 mp = run_model(s, path.name, data, x, reps=args.reps)
             with open_device("mps2_an500", model=path) as link:
-                bare = [DeviceRunner(link, read(data)).run(xi) for xi in x]
+                bare = [DeviceRunner(link, read(data)).compare(xi) for xi in x]
             cost = float(np.mean([r.cost for r in bare]))
             rows.append({"model": f"MLP p=4 {acts}", "bare": round(cost), "mpy": round(mp.instructions or 0),
                          "extra": f"{(mp.instructions or 0) / cost - 1:+.1%}",

@@ -53,7 +53,7 @@ def model_file(args: argparse.Namespace, work: Path) -> tuple[Path, str | None, 
 def on_board(board: str, path: Path, prog: Any, x: np.ndarray) -> dict[str, Any]:
     with open_device(board, model=path) as link:
         runner = DeviceRunner(link, prog)
-        results = [runner.run(xi) for xi in x]
+        results = [runner.compare(xi) for xi in x]
     return {"board": board, "instructions": int(np.mean([r.cost for r in results])),
             "equal": f"{sum(r.matches for r in results)}/{len(results)}"}
 

@@ -64,7 +64,7 @@ def on_board(board: str, path: Path, x: np.ndarray) -> dict[str, Any]:
     program = read(path.read_bytes())
     with open_device(board, model=path, model_ops=True) as link:
         runner = DeviceRunner(link, program)
-        results = [runner.run(xi) for xi in x]
+        results = [runner.compare(xi) for xi in x]
     return {f"{board}_runtime_flash": fw.runtime_flash, f"{board}_flash": fw.firmware.flash_bytes,
             f"{board}_ram": fw.firmware.ram_bytes, f"{board}_cost": int(np.mean([r.cost for r in results])),
             f"{board}_equal": all(r.matches for r in results)}

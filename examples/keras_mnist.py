@@ -66,7 +66,7 @@ def main() -> None:
         path.write_bytes(data)
         with open_device(args.board, model=path) as link:
             runner = DeviceRunner(link, read(data))
-            results = [runner.run(xi) for xi in x_test[: args.n].transpose(0, 3, 1, 2)]
+            results = [runner.compare(xi) for xi in x_test[: args.n].transpose(0, 3, 1, 2)]
     same = sum(r.matches for r in results)
     cost = int(np.mean([r.cost for r in results]))
     print(f"{args.board}: {same}/{len(results)} outputs equal to the reference, predictions "

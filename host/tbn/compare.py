@@ -83,7 +83,7 @@ def compare(model_path: Path, tbn_path: Path | None = None, teacher: Path | None
     flat = to_tflite_int8(to_keras(base_model, shape), calib.numpy().transpose(0, 2, 3, 1))
     tflm = TflmModel(flat)
     tfl = Side("TFLite Micro (int8)", len(flat), tflm.arena_bytes(),
-               _accuracy(tflm.run(x.transpose(0, 2, 3, 1)), y))
+               _accuracy(tflm.run_float(x.transpose(0, 2, 3, 1)), y))
     if board is not None:
         tbn.instructions = _device_cost(data, board, x[:n_device])
     return {"recipe": config.recipe, "p": config.p, "test_images": len(y), "baseline_from": source,
@@ -108,7 +108,7 @@ def _device_cost(data: bytes, board: str, x: np.ndarray) -> int:
         path.write_bytes(data)
         with open_device(board, model=path) as link:
             runner = DeviceRunner(link, read(data))
-            results = [runner.run(xi) for xi in x]
+            results = [runner.compare(xi) for xi in x]
     if not all(r.matches for r in results):
         raise DeviceError(f"{board}: the device's outputs differ from the reference")
     return int(np.mean([r.cost for r in results]))

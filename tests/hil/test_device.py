@@ -150,7 +150,7 @@ def test_mnist_model_matches_the_reference(
     n = 10 if tbn_board is not None and tbn_board.emulated and tbn_board.cost_unit == "cycles" else 100
     x, labels = mnist_test(tuple(program.tensors[0].shape), n, shared_mnist)
     runner = DeviceRunner(tbn_device, program)
-    results = [runner.run(xi) for xi in x]
+    results = [runner.compare(xi) for xi in x]
     assert all(r.matches for r in results), max(r.error for r in results)
     device_pred = np.array([r.predicted for r in results])
     ref_pred = np.array([r.reference_predicted for r in results])

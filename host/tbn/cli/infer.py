@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             )
             runner = DeviceRunner(link, program)
             for xi in tqdm(x, desc="infer", unit="input", leave=False, disable=None):
-                got.results.append(runner.run(xi))
+                got.results.append(runner.compare(xi))
             got.profile = runner.profile(x[0]) if args.profile else None
     except (DeviceError, KeyboardInterrupt) as e:
         if got.results:

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("the device runs an int8 model: pass --model so inputs can be quantised")
         for i, xi in enumerate(x):
             if runner is not None:
-                r = runner.run(xi)
+                r = runner.compare(xi)
                 scores, cost = r.scores.reshape(-1), r.cost
                 extra = f"  reference {r.reference_predicted} {'ok' if r.matches else 'MISMATCH'}"
             else:  # no reference to prepare the input: check it here

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from tbn.cli.types import count
+from tbn.engines import ENGINES, names, open_engine
 from tbn.errors import UsageError
-from tbn.format import load
-from tbn.runtime import Interpreter, output_as_float
-
-ENGINES = ("reference", "c", "cuda")
+from tbn.files import read_bounded
+from tbn.format import read
+from tbn.format.spec import MAX_FILE_BYTES
 
 
 def add_parser(sub: Any) -> None:
@@ -23,52 +23,68 @@ def add_parser(sub: Any) -> None:
     src.add_argument("--data", choices=("mnist",), help="report accuracy on a dataset's test split")
     src.add_argument("--input", metavar="X.npy", help="run one input (or a batch) and print the output")
     p.add_argument("--n", type=count, help="use the first N test images (default all)")
-    p.add_argument("--engine", choices=ENGINES, default="reference", help="which runtime runs it")
+    p.add_argument("--engine", choices=names("tbn"), default="reference",
+                   help="which runtime runs it; " + "; ".join(f"{n}: {ENGINES[n].needs}" for n in names()))
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"),
                    help="cuda engine: activation type between ops (default float32)")
+    p.add_argument("--board", help="device engine: a board of boards/ (emulated boards are booted)")
+    p.add_argument("--port", help="device engine: the serial port or pyserial URL of a running device")
     p.add_argument("--data-dir", help="folder with MNIST")
     p.set_defaults(func=run)
 
 
+# the options only one engine takes
+_ENGINE_OF = {"dtype": "cuda", "board": "device", "port": "device"}
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The chosen engine's own options; one given to another engine is refused."""
+    for name, owner in _ENGINE_OF.items():
+        if getattr(args, name) is not None and owner != args.engine:
+            raise UsageError(f"--{name} applies to the {owner} engine only; the {args.engine} engine "
+                             f"does not take it (drop --{name}, or add --engine {owner})")
+    if args.engine == "device" and args.board is None and args.port is None:
+        raise UsageError("the device engine needs a --board (emulated boards are booted) or a --port")
+    return {n: getattr(args, n) for n, owner in _ENGINE_OF.items()
+            if owner == args.engine and getattr(args, n) is not None}
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.dtype is not None and args.engine != "cuda":
-        raise UsageError(f"--dtype applies to the cuda engine only; the {args.engine} engine computes "
-                         f"in the model's own types (drop --dtype, or add --engine cuda)")
-    interp = Interpreter(load(args.model))
-    engine = interp
-    if args.engine == "c":
-        from tbn.capi import CRuntime
-        from tbn.files import read_bounded
-        from tbn.format.spec import MAX_FILE_BYTES
-
-        engine = CRuntime(read_bounded(args.model, MAX_FILE_BYTES, "a .tbn model"))
-    elif args.engine == "cuda":
-        from tbn.gpu import CudaEngine
-
-        engine = CudaEngine(interp.program, dtype=args.dtype or "float32")
-
-    def run_float(x: np.ndarray) -> np.ndarray:
-        return output_as_float(interp.program, engine.run(x))
-
-    if args.input:
-        from tbn.files import read_npy
-
-        x = read_npy(args.input)
-        print(np.array2string(run_float(x), precision=6))
+    options = _options(args)
+    data = read_bounded(args.model, MAX_FILE_BYTES, "a .tbn model")
+    program = read(data)  # a corrupt file is refused here, whatever the engine
+    x, labels = _inputs(args, program)  # and bad inputs before any engine starts
+    # the device engine builds the model into its firmware from the file
+    engine = open_engine(args.engine, args.model if args.engine == "device" else data, **options)
+    try:
+        t0 = time.perf_counter()
+        y = engine.run_float(x)
+        seconds = time.perf_counter() - t0
+    finally:
+        engine.close()
+    if labels is None:
+        print(np.array2string(y, precision=6))
         return 0
-    from tbn.data.datasets import mnist_test
-
-    x, labels = mnist_test(tuple(interp.input.shape), args.n, args.data_dir)
     n = len(x)
-    if x[0].size != interp.input.numel:
-        raise UsageError(f"{args.model} takes inputs of shape {tuple(interp.input.shape)} "
-                         f"({interp.input.numel} values), MNIST images have {x[0].size}: "
-                         "this model was not built for MNIST; give its inputs with --input X.npy")
-    t0 = time.perf_counter()
-    y = run_float(x.reshape(n, *interp.input.shape))
-    seconds = time.perf_counter() - t0
     pred = y.reshape(n, -1).argmax(axis=1) if y.reshape(n, -1).shape[1] > 1 else y.reshape(n)
     acc = float((pred == labels).mean())
     print(f"{args.model}: accuracy {acc:.4f} on {n} MNIST test images "
           f"({args.engine} engine, {1e3 * seconds / n:.3f} ms per image)")
     return 0
+
+
+def _inputs(args: argparse.Namespace, program: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """(inputs, labels): the --input array as given (labels None), or MNIST's test images."""
+    if args.input:
+        from tbn.files import read_npy
+
+        return read_npy(args.input), None
+    from tbn.data.datasets import mnist_test
+
+    shape = tuple(program.tensors[0].shape)
+    x, labels = mnist_test(shape, args.n, args.data_dir)
+    if x[0].size != program.tensors[0].numel:
+        raise UsageError(f"{args.model} takes inputs of shape {shape} "
+                         f"({program.tensors[0].numel} values), MNIST images have {x[0].size}: "
+                         "this model was not built for MNIST; give its inputs with --input X.npy")
+    return x.reshape(len(x), *shape), labels

@@ -7,13 +7,18 @@ golden vectors are (:mod:`tbn.parity`): int8 bit-exact, f32 within a tolerance.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from tbn.device.link import DeviceLink
 from tbn.errors import UsageError
-from tbn.format import Program
+from tbn.format import Program, load
 from tbn.parity import output_error, within
 from tbn.runtime import Interpreter, output_as_float
 from tbn.runtime.kernels import NUMPY_OF
@@ -58,11 +63,38 @@ class OpCost:
 
 
 class DeviceRunner:
-    """Runs one input at a time on ``link``'s active model, beside the reference for ``program``."""
+    """Runs one input at a time on ``link``'s active model, beside the reference for ``program``:
+    the ``device`` engine of :mod:`tbn.engines` (``run``), and the parity check of ``tbn infer``
+    (``compare``)."""
+
+    name = "device"
+
+    @classmethod
+    def open(cls, model: str | os.PathLike | bytes, board: str | None = None, port: str | None = None,
+             **device: Any) -> DeviceRunner:
+        """The engine interface's constructor: boot ``board`` (or reach ``port``) with ``model``
+        active, as :func:`tbn.device.session.open_device` does with the same options; the
+        device is released by :meth:`close`."""
+        from tbn.device.session import open_device
+
+        stack = ExitStack()
+        try:
+            if isinstance(model, bytes | bytearray):
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tbn-device-")))
+                (folder / "model.tbn").write_bytes(model)
+                model = folder / "model.tbn"
+            link = stack.enter_context(open_device(board, port, Path(model), **device))
+            runner = cls(link, load(model))
+        except BaseException:
+            stack.close()
+            raise
+        runner._stack = stack
+        return runner
 
     def __init__(self, link: DeviceLink, program: Program) -> None:
         self.link = link
         self.program = program
+        self._stack: ExitStack | None = None  # what open() started: the device, its emulator
         self.reference = Interpreter(program)
         out = self.reference.output
         self._out_dtype = NUMPY_OF[out.dtype]
@@ -87,10 +119,8 @@ class DeviceRunner:
         return [OpCost(i, op.opcode.name, prog.tensors[op.args["output"]].shape, c)
                 for i, (op, c) in enumerate(zip(prog.ops, costs, strict=True))]
 
-    def run(self, x: np.ndarray) -> Result:
-        """``x``: one input as the model takes it (float; quantised here for int8 models)."""
-        x1 = self._one(x)
-        ref = self.reference.run(x1)  # already prepared: quantised once
+    def _infer(self, x1: np.ndarray) -> tuple[np.ndarray, int]:
+        """One prepared input on the device: (output as stored, cost)."""
         got = self.link.infer(np.ascontiguousarray(x1))
         out = np.frombuffer(got.output, dtype=self._out_dtype)
         if out.size != int(np.prod(self._out_shape)):
@@ -98,12 +128,35 @@ class DeviceRunner:
                 f"the device returned {len(got.output)} output bytes, the model's output is "
                 f"{self._out_shape} {self._out_dtype.__name__}: is the device running another model?"
             )
-        out = out.reshape(self._out_shape)
+        return out.reshape(self._out_shape), got.cost
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """One input or a batch, one inference each on the device; the outputs as stored."""
+        xs, batched = self.reference.prepare(x)
+        ys = np.stack([self._infer(xi)[0] for xi in xs])
+        return ys if batched else ys[0]
+
+    def run_float(self, x: np.ndarray) -> np.ndarray:
+        """Like :meth:`run`, with int8 outputs dequantised to float32."""
+        return output_as_float(self.program, self.run(x))
+
+    def close(self) -> None:
+        """End what :meth:`open` started (the link, the emulator); a runner made on a link the
+        caller holds leaves it open."""
+        if self._stack is not None:
+            self._stack.close()
+
+    def compare(self, x: np.ndarray) -> Result:
+        """One input on the device and in the reference: ``x`` as the model takes it (float;
+        quantised here for int8 models)."""
+        x1 = self._one(x)
+        ref = self.reference.run(x1)  # already prepared: quantised once
+        out, cost = self._infer(x1)
         return Result(
             out,
             output_as_float(self.program, out),
             ref,
             output_as_float(self.program, ref),
-            got.cost,
+            cost,
             output_error(out, ref),
         )

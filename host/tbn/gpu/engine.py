@@ -10,25 +10,44 @@ int64), so they match the reference bit for bit.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 from tbn.errors import UsageError
+from tbn.files import read_bounded
 from tbn.format import Program, read
 from tbn.format.program import Operation, Vector
-from tbn.format.spec import NONE_ID, OP_LAYOUTS, Act, DType, Op, Trait, has
+from tbn.format.spec import KERNELS, MAX_FILE_BYTES, NONE_ID, OP_LAYOUTS, OPS, Act, DType, Op, Trait, has
 from tbn.format.validate import weight_count
 from tbn.gpu.kernels import Kernels
 from tbn.gpu.plan import TiledPlan, is_tiled, plan_tiled, tile_words
-from tbn.runtime import Interpreter
+from tbn.runtime import Interpreter, output_as_float
 from tbn.runtime.kernels import NUMPY_OF, weight_matrix
 
 DTYPES = ("float32", "float16", "bfloat16")
 
 
 class CudaEngine:
-    """Same inputs and outputs as :class:`tbn.runtime.Interpreter.run` (output as stored)."""
+    """Same inputs and outputs as :class:`tbn.runtime.Interpreter.run` (output as stored); the
+    ``cuda`` engine of :mod:`tbn.engines`."""
+
+    name = "cuda"
+
+    @classmethod
+    def open(cls, model: Program | bytes | str | os.PathLike, **options: Any) -> CudaEngine:
+        """The engine interface's constructor: a program, ``.tbn`` bytes or a path to them."""
+        if not isinstance(model, Program | bytes | bytearray):
+            model = read_bounded(model, MAX_FILE_BYTES, "a .tbn model")
+        return cls(bytes(model) if isinstance(model, bytearray) else model, **options)
+
+    def run_float(self, x: np.ndarray) -> np.ndarray:
+        """Like :meth:`run`, with int8 outputs dequantised to float32."""
+        return output_as_float(self.program, self.run(x))
+
+    def close(self) -> None:
+        """Nothing to release: the weights on the GPU go with the engine."""
 
     def __init__(
         self,
@@ -45,6 +64,7 @@ class CudaEngine:
         self.dtype = getattr(self.torch, dtype) if not self.program.int8 else self.torch.float32
         self.route = route
         self.reference = Interpreter(self.program)  # input preparation, shapes
+        refuse(self.program)
         self._layers: dict[int, dict[str, Any]] = {}
         for i, op in enumerate(self.program.ops):
             if has(op.opcode, Trait.WEIGHTED):
@@ -102,7 +122,7 @@ class CudaEngine:
             for i, op in enumerate(prog.ops):
                 a = op.args
                 ins = [values[a[n]] for n in OP_LAYOUTS[op.opcode].inputs]
-                values[a["output"]] = self._add(op, *ins) if op.opcode == Op.ADD else self._op(i, op, *ins)
+                values[a["output"]] = getattr(self, FAMILIES[OPS[op.opcode].kernel])(i, op, *ins)
         y = values[prog.output]
         out_t = prog.tensors[prog.output]
         y = y.to(torch.float32) if out_t.dtype.name == "F32" else y
@@ -138,7 +158,11 @@ class CudaEngine:
         )
         return (v * mult + half) >> shift
 
-    def _add(self, op: Operation, xa: Any, xb: Any) -> Any:
+    # ---- one method per kernel family of tbn.format.spec (the table below the class) --------
+    def _matmul(self, i: int, op: Operation, x: Any) -> Any:
+        return self._linear_or_conv(self._layers[i], op, x)
+
+    def _add(self, i: int, op: Operation, xa: Any, xb: Any) -> Any:
         prog, a = self.program, op.args
         if not prog.int8:
             return self._act(xa.double() + xb.double(), op.act).to(self.dtype)
@@ -147,56 +171,58 @@ class CudaEngine:
         v = self._rescale(xa - za, pre, mult[0], shift[0]) + self._rescale(xb - zb, pre, mult[1], shift[1])
         return self._clamp_q(v, a["output"])
 
-    def _op(self, i: int, op: Operation, x: Any) -> Any:
-        prog, torch = self.program, self.torch
+    def _pool(self, i: int, op: Operation, x: Any) -> Any:
+        prog, f = self.program, self.torch.nn.functional
         a = op.args
-        out = prog.tensors[a["output"]]
+        out, src = prog.tensors[a["output"]], prog.tensors[a["input"]]
+        pad = (a["pl"], a["pr"], a["pt"], a["pb"])
+        k, s = (a["kh"], a["kw"]), (a["sh"], a["sw"])
+        if op.opcode == Op.MAXPOOL2D:
+            xf = x.double() if prog.int8 else x.float()
+            low = -128.0 if prog.int8 else float("-inf")
+            y = f.max_pool2d(f.pad(xf, pad, value=low), k, s)
+            return y.long() if prog.int8 else y.to(self.dtype)
+        cnt = a["kh"] * a["kw"]
+        if prog.int8:
+            padded = f.pad(x.double(), pad, value=float(src.zero_point))
+            total = (f.avg_pool2d(padded, k, s) * cnt).round().long()
+            return ((2 * total + cnt) // (2 * cnt)).clamp(out.qmin, out.qmax)
+        return f.avg_pool2d(f.pad(x.double(), pad, value=0.0), k, s).to(self.dtype)
+
+    def _global_avgpool(self, i: int, op: Operation, x: Any) -> Any:
+        out = self.program.tensors[op.args["output"]]
         n = x.shape[0]
-        if has(op.opcode, Trait.WEIGHTED):
-            return self._linear_or_conv(self._layers[i], op, x)
-        src = prog.tensors[a["input"]]
-        if op.opcode in (Op.MAXPOOL2D, Op.AVGPOOL2D):
-            pad = (a["pl"], a["pr"], a["pt"], a["pb"])
-            k, s = (a["kh"], a["kw"]), (a["sh"], a["sw"])
-            if op.opcode == Op.MAXPOOL2D:
-                xf = x.double() if prog.int8 else x.float()
-                low = -128.0 if prog.int8 else float("-inf")
-                y = torch.nn.functional.max_pool2d(torch.nn.functional.pad(xf, pad, value=low), k, s)
-                return y.long() if prog.int8 else y.to(self.dtype)
-            cnt = a["kh"] * a["kw"]
-            if prog.int8:
-                padded = torch.nn.functional.pad(x.double(), pad, value=float(src.zero_point))
-                total = (torch.nn.functional.avg_pool2d(padded, k, s) * cnt).round().long()
-                return ((2 * total + cnt) // (2 * cnt)).clamp(out.qmin, out.qmax)
-            padded = torch.nn.functional.pad(x.double(), pad, value=0.0)
-            return torch.nn.functional.avg_pool2d(padded, k, s).to(self.dtype)
-        if op.opcode == Op.GLOBAL_AVGPOOL:
-            flat = x.reshape(n, x.shape[1], -1)
-            hw = flat.shape[2]
-            if prog.int8:
-                total = flat.sum(dim=2)
-                y = ((2 * total + hw) // (2 * hw)).clamp(out.qmin, out.qmax)
-            else:
-                y = flat.double().mean(dim=2).to(self.dtype)
-            return y.reshape(n, *out.shape)
-        if op.opcode == Op.RESHAPE:
-            return x.reshape(n, *out.shape)
-        if op.opcode == Op.ACTIVATION:
-            if prog.int8:
-                return x.clamp(out.qmin, out.qmax)
-            return self._act(x.double(), op.act).to(self.dtype)
-        if op.opcode == Op.SOFTMAX:
-            return torch.softmax(x.double().reshape(n, -1), dim=1).reshape(x.shape).to(self.dtype)
-        if op.opcode == Op.ARGMAX:
-            return x.reshape(n, -1).float().argmax(dim=1).reshape(n, 1)
-        if op.opcode == Op.AFFINE:
-            s, bias = self._layers[i]["scale"], self._layers[i]["bias"]
-            shape = (1, -1) + (1,) * (x.ndim - 2)
-            y = x.double() * (s.reshape(shape) if s.numel() > 1 else s[0])
-            if bias is not None:
-                y = y + bias.reshape(shape)
-            return self._act(y, op.act).to(self.dtype)
-        raise NotImplementedError(f"op {op.opcode.name} has no CUDA implementation")
+        flat = x.reshape(n, x.shape[1], -1)
+        hw = flat.shape[2]
+        if self.program.int8:
+            y = ((2 * flat.sum(dim=2) + hw) // (2 * hw)).clamp(out.qmin, out.qmax)
+        else:
+            y = flat.double().mean(dim=2).to(self.dtype)
+        return y.reshape(n, *out.shape)
+
+    def _reshape(self, i: int, op: Operation, x: Any) -> Any:
+        return x.reshape(x.shape[0], *self.program.tensors[op.args["output"]].shape)
+
+    def _activation(self, i: int, op: Operation, x: Any) -> Any:
+        if self.program.int8:
+            out = self.program.tensors[op.args["output"]]
+            return x.clamp(out.qmin, out.qmax)
+        return self._act(x.double(), op.act).to(self.dtype)
+
+    def _softmax(self, i: int, op: Operation, x: Any) -> Any:
+        return self.torch.softmax(x.double().reshape(x.shape[0], -1), dim=1).reshape(x.shape).to(self.dtype)
+
+    def _argmax(self, i: int, op: Operation, x: Any) -> Any:
+        n = x.shape[0]
+        return x.reshape(n, -1).float().argmax(dim=1).reshape(n, 1)
+
+    def _affine(self, i: int, op: Operation, x: Any) -> Any:
+        s, bias = self._layers[i]["scale"], self._layers[i]["bias"]
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        y = x.double() * (s.reshape(shape) if s.numel() > 1 else s[0])
+        if bias is not None:
+            y = y + bias.reshape(shape)
+        return self._act(y, op.act).to(self.dtype)
 
     def _linear_or_conv(self, layer: dict[str, Any], op: Operation, x: Any) -> Any:
         prog, torch = self.program, self.torch
@@ -269,3 +295,23 @@ class CudaEngine:
         return self.torch.nn.functional.conv2d(
             xp, w4, stride=(a["sh"], a["sw"]), dilation=(a["dh"], a["dw"]), groups=a["groups"]
         )
+
+
+# Each kernel family of tbn.format.spec: the CudaEngine method that runs it, or why the engine
+# refuses it (a model with such an op is refused when the engine is made, naming the op).
+FAMILIES: dict[str, str] = {"matmul": "_matmul", "pool": "_pool", "global_avgpool": "_global_avgpool",
+                            "reshape": "_reshape", "add": "_add", "activation": "_activation",
+                            "softmax": "_softmax", "argmax": "_argmax", "affine": "_affine"}
+REFUSED: dict[str, str] = {}
+assert set(FAMILIES) | set(REFUSED) == set(KERNELS), \
+    f"kernel families with no CUDA method or refusal: {sorted(set(KERNELS) - set(FAMILIES) - set(REFUSED))}"
+assert all(callable(getattr(CudaEngine, m, None)) for m in FAMILIES.values())
+
+
+def refuse(program: Program) -> None:
+    """Refuse a program with an op of a family the CUDA engine does not run, naming it."""
+    for i, op in enumerate(program.ops):
+        why = REFUSED.get(OPS[op.opcode].kernel)
+        if why is not None:
+            raise UsageError(f"op {i} ({op.opcode.name}) has no CUDA kernel: {why}; run the model with "
+                             f"--engine reference or --engine c")

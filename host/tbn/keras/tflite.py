@@ -17,7 +17,10 @@ import keras
 import numpy as np
 
 from tbn.errors import MissingExtraError
+from tbn.files import read_bounded
 from tbn.runtime.interpreter import quantize
+
+MAX_TFLITE_BYTES = 1 << 31  # a flatbuffer's offsets are 32-bit
 
 
 def to_tflite_int8(model: keras.Model, representative: np.ndarray) -> bytes:
@@ -43,8 +46,18 @@ def to_tflite_int8(model: keras.Model, representative: np.ndarray) -> bytes:
 
 
 class TflmModel:
-    """A TFLite flatbuffer in the TFLite Micro interpreter: float inputs in, float outputs out
-    (quantised and dequantised with the model's own parameters), and its arena figure."""
+    """A full-integer TFLite flatbuffer in the TFLite Micro interpreter (the ``tflm`` engine of
+    :mod:`tbn.engines`): channels-last float inputs, quantised with the model's own parameters;
+    int8 outputs (``run``) or dequantised ones (``run_float``); and its arena figure."""
+
+    name = "tflm"
+
+    @classmethod
+    def open(cls, model: bytes | str | os.PathLike) -> TflmModel:
+        """The engine interface's constructor: a flatbuffer, or a path to one."""
+        if not isinstance(model, bytes | bytearray):
+            model = read_bounded(model, MAX_TFLITE_BYTES, "a .tflite model")
+        return cls(bytes(model))
 
     def __init__(self, flatbuffer: bytes) -> None:
         try:
@@ -63,15 +76,23 @@ class TflmModel:
         return float(q["scales"][0]), int(q["zero_points"][0])
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Outputs (dequantised) of a channels-last float batch, one invoke per sample."""
+        """The int8 outputs (flattened per sample) of a channels-last float batch, one invoke
+        per sample."""
         s_in, z_in = self._quant(self.input)
-        s_out, z_out = self._quant(self.output)
         outs = []
         for xi in np.asarray(x, dtype=np.float32):
             self.interpreter.set_input(quantize(xi, s_in, z_in)[None], 0)
             self.interpreter.invoke()
-            outs.append(s_out * (self.interpreter.get_output(0).astype(np.float32).reshape(-1) - z_out))
+            outs.append(self.interpreter.get_output(0).reshape(-1).copy())
         return np.stack(outs)
+
+    def run_float(self, x: np.ndarray) -> np.ndarray:
+        """Like :meth:`run`, the outputs dequantised."""
+        s_out, z_out = self._quant(self.output)
+        return s_out * (self.run(x).astype(np.float32) - z_out)
+
+    def close(self) -> None:
+        """Nothing to release: the interpreter goes with the object."""
 
     def arena_bytes(self) -> int:
         """TFLite Micro's own arena figure ("Arena allocation total"), which its recording

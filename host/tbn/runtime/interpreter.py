@@ -66,7 +66,10 @@ class Interpreter:
     ``run`` takes one input (the input tensor's shape) or a batch (a leading axis) of
     float32 values; INT8 models quantise them with the input tensor's parameters (or take
     int8 arrays as they are). It returns the output tensor as stored: float32, int8 or int32.
+    It is the ``reference`` engine of :mod:`tbn.engines`.
     """
+
+    name = "reference"
 
     def __init__(self, model: Program | bytes | str | os.PathLike,
                  max_arena_bytes: int = DEFAULT_MAX_ARENA) -> None:
@@ -79,6 +82,14 @@ class Interpreter:
         if self.program.arena_size > max_arena_bytes:
             raise TbnFormatError(f"the model asks for a {self.program.arena_size}-byte arena, more "
                                  f"than the {max_arena_bytes} bytes allowed (max_arena_bytes)")
+
+    @classmethod
+    def open(cls, model: Program | bytes | str | os.PathLike, **options: int) -> Interpreter:
+        """The engine interface's constructor (:mod:`tbn.engines`)."""
+        return cls(model, **options)
+
+    def close(self) -> None:
+        """Nothing to release: the engine interface's close."""
 
     @property
     def input(self):
