@@ -189,3 +189,26 @@ def test_state_dict_round_trip() -> None:
     x = torch.randn(1, 2, 6, 6)
     assert torch.equal(a.eval()(x), b.eval()(x))
     assert set(a.state_dict()) == {"weight", "bias", "alpha_weight"}
+
+
+def test_the_tiling_options_are_one_object_every_layer_and_tile_model_take() -> None:
+    from tbn import tile_model
+    from tbn.nn.options import Tiling
+    from tbn.train import TrainConfig
+
+    t = Tiling(p=2, alpha="single", alpha_source="weight")
+    torch.manual_seed(0)
+    a = TiledLinear(8, 4, tiling=t)
+    torch.manual_seed(0)
+    b = TiledLinear(8, 4, p=2, alpha="single", alpha_source="weight")
+    assert a.tiling == b.tiling == t and (a.p, a.alpha, a.alpha_source) == (2, "single", "weight")
+    assert torch.equal(a.tiled_weight(), b.tiled_weight())
+    assert TiledConv2d(4, 8, 3, tiling=t, p=4).tiling == Tiling(4, "single", "weight")  # keywords win
+    model = nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4))
+    report = tile_model(model, tiling=t.with_p(4), min_params=0)
+    assert report.per_layer_p() == {"0": 4, "2": 4} and model[0].tiling == Tiling(4, "single", "weight")
+    assert TrainConfig(p=8, alpha_init="copy").tiling == Tiling(p=8, alpha_init="copy")
+    with pytest.raises(TypeError, match=r"unknown tiling options \['alhpa'\]"):
+        TiledLinear(4, 4, alhpa="single")
+    with pytest.raises(ValueError, match="ste='sign'"):
+        TrainConfig(ste="sign")

@@ -23,12 +23,14 @@ import fnmatch
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from torch import nn
 
 from tbn.errors import TbnError
-from tbn.nn.layers import TILED_TYPES, AlphaInit, AlphaSource, is_tiled
-from tbn.nn.tiling import AlphaMode, Ste, check_p, tile_storage_bits
+from tbn.nn.layers import TILED_TYPES, is_tiled
+from tbn.nn.options import Tiling
+from tbn.nn.tiling import AlphaMode, check_p, tile_storage_bits
 
 
 class BudgetError(TbnError, ValueError):
@@ -220,32 +222,31 @@ def layer_report(info: LayerInfo, kind: str, p: int | None, alpha: AlphaMode) ->
                        layer_bytes(info.n_weights, info.n_bias, p, alpha))
 
 
-def tile_model(model: nn.Module, p: int = 4, min_params: int = 64_000,
+def tile_model(model: nn.Module, *, tiling: Tiling | None = None, min_params: int = 64_000,
                per_layer: Mapping[str, int] | None = None, keep_dense: Iterable[str] = (),
-               budget_bytes: int | None = None, alpha: AlphaMode = "per_tile",
-               alpha_source: AlphaSource = "separate", ste: Ste = "scaled",
-               alpha_init: AlphaInit = "independent") -> TilingReport:
+               budget_bytes: int | None = None, **options: Any) -> TilingReport:
     """Replace ``model``'s Linear/Conv1d/Conv2d layers in place by tiled layers,
     initialised from their weights, following the policy in this module's docstring.
 
-    ``ste`` picks the latent's gradient (``"scaled"``, the authors', or ``"identity"``) and
-    ``alpha_init`` how a separate alpha tensor starts (``"independent"``, the authors', or a
-    ``"copy"`` of the weights: use it when tiling an already trained float model).
+    ``tiling`` (a :class:`~tbn.nn.options.Tiling`, or its fields as keywords: ``p=8``,
+    ``alpha_init="copy"``...) says how: its ``p`` is the policy's default, each layer gets the
+    rest as they are. ``alpha_init="copy"`` starts a separate alpha tensor from the weights:
+    right when tiling an already trained float model.
 
     Returns the per-layer :class:`TilingReport`.  Already-tiled layers are re-tiled only
     when their planned ``p`` differs (``keep_dense`` leaves them as they are).
     """
-    plan = plan_tiling(model, p, min_params, per_layer, keep_dense, budget_bytes, alpha)
+    t = Tiling.of(tiling, **options)
+    plan = plan_tiling(model, t.p, min_params, per_layer, keep_dense, budget_bytes, t.alpha)
     rows = []
     for name, m in _convertible(model):
         lp = plan[name] if not (is_tiled(m) and plan[name] is None) else m.p
         if lp is not None and (not is_tiled(m) or m.p != lp):
             base = next(b for b in TILED_TYPES if isinstance(m, b))
-            m = TILED_TYPES[base].from_float(m, p=lp, alpha=alpha, alpha_source=alpha_source, ste=ste,
-                                             alpha_init=alpha_init)
+            m = TILED_TYPES[base].from_float(m, t.with_p(lp))
             _set_submodule(model, name, m)
         info = LayerInfo(name, tuple(m.weight.shape), 0 if m.bias is None else m.bias.numel())
-        rows.append(layer_report(info, type(m).__name__, lp, alpha))
+        rows.append(layer_report(info, type(m).__name__, lp, t.alpha))
     return TilingReport(tuple(rows))
 
 

@@ -7,7 +7,7 @@ from dataclasses import fields
 from typing import Any
 
 from tbn.errors import UsageError
-from tbn.nn.layers import ALPHA_INITS, ALPHA_SOURCES
+from tbn.nn.options import ALPHA_INITS, ALPHA_SOURCES
 from tbn.nn.tiling import ALPHA_MODES, STES
 from tbn.train import TrainConfig, train
 from tbn.train.config import OPTIMIZERS

@@ -12,6 +12,7 @@ import numpy as np
 from tbn.convert import LayerInfo, TilingReport, layer_report, plan_layers
 from tbn.keras.layers import _TO_TORCH as TO_TORCH
 from tbn.keras.layers import TiledConv2D, TiledDense, is_tiled
+from tbn.nn.options import Tiling
 
 
 def _convertible(model: keras.Model) -> list[Any]:
@@ -25,39 +26,38 @@ def _info(layer: Any) -> LayerInfo:
                      0 if layer.bias is None else int(layer.bias.shape[0]))
 
 
-def _tiled_twin(layer: Any, p: int, options: dict[str, Any]) -> Any:
+def _tiled_twin(layer: Any, tiling: Tiling) -> Any:
     """A tiled layer with ``layer``'s configuration (its name included)."""
     cfg = layer.get_config()
     common = {k: cfg[k] for k in ("name", "activation", "use_bias", "kernel_initializer", "bias_initializer")}
     if isinstance(layer, keras.layers.Dense | TiledDense):
-        return TiledDense(cfg["units"], p=p, **common, **options)
+        return TiledDense(cfg["units"], tiling=tiling, **common)
     if cfg.get("data_format", "channels_last") != "channels_last":
         raise ValueError(f"{layer.name}: tbn.keras tiles channels_last convolutions only")
     return TiledConv2D(cfg["filters"], cfg["kernel_size"], strides=cfg["strides"], padding=cfg["padding"],
-                       dilation_rate=cfg["dilation_rate"], groups=cfg.get("groups", 1), p=p, **common,
-                       **options)
+                       dilation_rate=cfg["dilation_rate"], groups=cfg.get("groups", 1), tiling=tiling,
+                       **common)
 
 
-def tile_model(model: keras.Model, p: int = 4, min_params: int = 64_000,
+def tile_model(model: keras.Model, *, tiling: Tiling | None = None, min_params: int = 64_000,
                per_layer: Mapping[str, int] | None = None, keep_dense: Iterable[str] = (),
-               budget_bytes: int | None = None, alpha: str = "per_tile", alpha_source: str = "separate",
-               ste: str = "scaled", alpha_init: str = "independent") -> tuple[keras.Model, TilingReport]:
+               budget_bytes: int | None = None, **options: Any) -> tuple[keras.Model, TilingReport]:
     """A copy of ``model`` (Sequential or functional, built) whose Dense and Conv2D layers are
-    tiled by the policy of :func:`tbn.tile_model`, and the per-layer report. Kept layers keep
-    their weights; tiled ones start from theirs (``alpha_init="copy"``: so does the alpha
-    kernel, right for an already trained float model)."""
+    tiled by the policy of :func:`tbn.tile_model` (``tiling``, or its fields as keywords), and
+    the per-layer report. Kept layers keep their weights; tiled ones start from theirs
+    (``alpha_init="copy"``: so does the alpha kernel, right for an already trained float model)."""
     if not model.built:
         raise ValueError("tile_model needs a built Keras model: give it an Input or call it once")
+    t = Tiling.of(tiling, **options)
     layers = _convertible(model)
-    plan = plan_layers([_info(lay) for lay in layers], p, min_params, per_layer, keep_dense, budget_bytes,
-                       alpha)
-    options = {"alpha": alpha, "alpha_source": alpha_source, "ste": ste, "alpha_init": alpha_init}
+    plan = plan_layers([_info(lay) for lay in layers], t.p, min_params, per_layer, keep_dense, budget_bytes,
+                       t.alpha)
 
     def clone(layer: Any) -> Any:
         lp = plan.get(layer.name)
         if lp is None or (is_tiled(layer) and layer.p == lp):
             return layer.__class__.from_config(layer.get_config())
-        return _tiled_twin(layer, lp, options)
+        return _tiled_twin(layer, t.with_p(lp))
 
     new = keras.models.clone_model(model, clone_function=clone)
     rows = []
@@ -68,11 +68,11 @@ def tile_model(model: keras.Model, p: int = 4, min_params: int = 64_000,
         weights = old_layer.get_weights()
         if is_tiled(layer) and not is_tiled(old_layer):  # kernel, (alpha kernel), bias
             kernel, *rest = weights
-            alpha_kernel = [kernel if alpha_init == "copy" else np.asarray(layer.alpha_kernel)] \
+            alpha_kernel = [kernel if t.alpha_init == "copy" else np.asarray(layer.alpha_kernel)] \
                 if layer.alpha_kernel is not None else []
             weights = [kernel, *alpha_kernel, *rest]
         layer.set_weights(weights)
         if old_layer.name in plan:
             rows.append(layer_report(_info(layer), type(layer).__name__, layer.p if is_tiled(layer) else None,
-                                     alpha))
+                                     t.alpha))
     return new, TilingReport(tuple(rows))

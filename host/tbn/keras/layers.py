@@ -18,10 +18,9 @@ import keras
 from keras import ops
 
 from tbn.errors import UsageError
-from tbn.nn.tiling import ALPHA_MODES, check_p, check_ste
+from tbn.nn.options import Tiling, TilingAttributes
+from tbn.nn.tiling import check_p
 
-ALPHA_SOURCES = ("separate", "weight")
-ALPHA_INITS = ("independent", "copy")
 # Keras kernel axes -> PyTorch's weight axes, and back
 _TO_TORCH = {2: (1, 0), 4: (3, 2, 0, 1)}
 _TO_KERAS = {2: (1, 0), 4: (2, 3, 1, 0)}
@@ -76,20 +75,15 @@ def tiled_weight(w: Any, alphas: Any, p: int, ste: str) -> Any:
     return forward(w, alphas)
 
 
-class _Tiled(keras.layers.Layer):
-    """What both tiled layers share: options, the latent and alpha kernels, the tiled kernel."""
+class _Tiled(TilingAttributes, keras.layers.Layer):
+    """What both tiled layers share: the options (one :class:`~tbn.nn.options.Tiling`, given
+    as ``tiling=`` or as its fields, which the layer's config stores flat), the latent and
+    alpha kernels, the tiled kernel."""
 
-    def _init_tiling(self, p: int, alpha: str, alpha_source: str, ste: str, alpha_init: str) -> None:
-        check_ste(ste)
-        for name, value, allowed in (("alpha", alpha, ALPHA_MODES),
-                                     ("alpha_source", alpha_source, ALPHA_SOURCES),
-                                     ("alpha_init", alpha_init, ALPHA_INITS)):
-            if value not in allowed:
-                raise UsageError(f"{name}={value!r} is not one of {', '.join(allowed)}")
-        if not isinstance(p, int) or isinstance(p, bool) or p < 1:
-            raise UsageError(f"tiling factor p={p!r} is not a positive integer")
-        self.p, self.alpha, self.alpha_source = p, alpha, alpha_source
-        self.ste, self.alpha_init = ste, alpha_init
+    def __init__(self, tiling: Tiling | None, kwargs: dict[str, Any]) -> None:
+        t, rest = Tiling.split(tiling, kwargs)
+        super().__init__(**rest)
+        self.tiling = t
 
     def _add_kernels(self, shape: tuple[int, ...], fan_in: int, initializer: Any) -> None:
         what = f"{type(self).__name__} {self.name!r} kernel {shape} (torch: {self._torch_shape(shape)})"
@@ -119,8 +113,7 @@ class _Tiled(keras.layers.Layer):
         return keras_order(tiled_weight(torch_order(self.kernel), self.alphas(), self.p, self.ste))
 
     def _config(self) -> dict[str, Any]:
-        return {"p": self.p, "alpha": self.alpha, "alpha_source": self.alpha_source, "ste": self.ste,
-                "alpha_init": self.alpha_init}
+        return self.tiling.to_dict()
 
 
 @keras.saving.register_keras_serializable(package="tbn")
@@ -128,12 +121,10 @@ class TiledDense(_Tiled):
     """``keras.layers.Dense`` whose kernel is one binary tile repeated ``p`` times and scaled
     (the Keras twin of :class:`tbn.nn.TiledLinear`)."""
 
-    def __init__(self, units: int, activation: Any = None, use_bias: bool = True, p: int = 4,
-                 alpha: str = "per_tile", alpha_source: str = "separate", ste: str = "scaled",
-                 alpha_init: str = "independent", kernel_initializer: Any = "glorot_uniform",
+    def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
+                 tiling: Tiling | None = None, kernel_initializer: Any = "glorot_uniform",
                  bias_initializer: Any = "zeros", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._init_tiling(p, alpha, alpha_source, ste, alpha_init)
+        super().__init__(tiling, kwargs)
         self.units, self.use_bias = int(units), use_bias
         self.activation = keras.activations.get(activation)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
@@ -166,11 +157,9 @@ class TiledConv2D(_Tiled):
 
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
                  dilation_rate: Any = 1, groups: int = 1, activation: Any = None, use_bias: bool = True,
-                 p: int = 4, alpha: str = "per_tile", alpha_source: str = "separate", ste: str = "scaled",
-                 alpha_init: str = "independent", kernel_initializer: Any = "glorot_uniform",
+                 tiling: Tiling | None = None, kernel_initializer: Any = "glorot_uniform",
                  bias_initializer: Any = "zeros", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._init_tiling(p, alpha, alpha_source, ste, alpha_init)
+        super().__init__(tiling, kwargs)
         self.filters, self.use_bias, self.groups = int(filters), use_bias, int(groups)
         self.kernel_size, self.strides, self.dilation_rate = (_pair(kernel_size), _pair(strides),
                                                               _pair(dilation_rate))

@@ -90,8 +90,7 @@ def _dense(b: _Builder, layer: Any, x: fx.Node) -> fx.Node:
                          f"p={layer.p}, which does not divide its {layer.units} units: its tile cannot "
                          "follow the channels-first order; choose p dividing the units, or pool to 1x1 first")
     k, o = kernel.shape
-    mod: nn.Module = (TiledLinear(k, o, bias=layer.bias is not None, p=layer.p, alpha=layer.alpha,
-                                  alpha_source=layer.alpha_source, ste=layer.ste)
+    mod: nn.Module = (TiledLinear(k, o, bias=layer.bias is not None, tiling=layer.tiling)
                       if tiled else nn.Linear(k, o, bias=layer.bias is not None))
 
     def torch_weight(v: np.ndarray) -> torch.Tensor:
@@ -117,8 +116,8 @@ def _conv(b: _Builder, layer: Any, x: fx.Node, shape: tuple[int, ...]) -> fx.Nod
     c = kernel.shape[2] * groups
     tiled = isinstance(layer, TiledConv2D)
     geom = {"stride": s, "padding": pad, "dilation": d, "groups": groups, "bias": layer.bias is not None}
-    mod: nn.Module = (TiledConv2d(c, o, k, p=layer.p, alpha=layer.alpha, alpha_source=layer.alpha_source,
-                                  ste=layer.ste, **geom) if tiled else nn.Conv2d(c, o, k, **geom))
+    mod: nn.Module = (TiledConv2d(c, o, k, tiling=layer.tiling, **geom) if tiled
+                      else nn.Conv2d(c, o, k, **geom))
     with torch.no_grad():
         mod.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))))
         if tiled and layer.alpha_kernel is not None:

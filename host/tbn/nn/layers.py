@@ -9,24 +9,15 @@ same shape that is trained only through the scale factors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tbn.errors import UsageError
 from tbn.nn import tiling
-from tbn.nn.tiling import AlphaMode, Ste
-
-AlphaSource = Literal["separate", "weight"]
-ALPHA_SOURCES: tuple[str, ...] = ("separate", "weight")
-# How a separate alpha tensor starts: "independent" (the authors': Kaiming normal, fan_in,
-# ReLU gain, while the sign latent keeps PyTorch's Kaiming uniform) or a "copy" of the
-# latent (right when tiling an already trained float model: alphas start at its magnitudes).
-AlphaInit = Literal["independent", "copy"]
-ALPHA_INITS: tuple[str, ...] = ("independent", "copy")
+from tbn.nn.options import Tiling, TilingAttributes
 
 
 @dataclass(frozen=True)
@@ -45,31 +36,21 @@ class TileExport:
     bias: np.ndarray | None
 
 
-class _TiledMixin:
-    """Shared state and behaviour of the tiled layers; mixed into a torch module class."""
+class _TiledMixin(TilingAttributes):
+    """Shared state and behaviour of the tiled layers; mixed into a torch module class. The
+    options are one :class:`~tbn.nn.options.Tiling` (``layer.tiling``; ``layer.p`` reads it)."""
 
     weight: nn.Parameter
     bias: nn.Parameter | None
     training: bool
 
-    def _init_tiling(self, p: int, alpha: AlphaMode, alpha_source: AlphaSource, ste: Ste = "scaled",
-                     alpha_init: AlphaInit = "independent") -> None:
+    def _init_tiling(self, t: Tiling) -> None:
         what = f"{type(self).__name__} weight {tuple(self.weight.shape)}"
-        tiling.check_p(self.weight.numel(), p, what=what)
-        tiling.check_ste(ste)
-        for name, value, allowed in (("alpha", alpha, tiling.ALPHA_MODES),
-                                     ("alpha_source", alpha_source, ALPHA_SOURCES),
-                                     ("alpha_init", alpha_init, ALPHA_INITS)):
-            if value not in allowed:
-                raise UsageError(f"{name}={value!r} is not one of {', '.join(allowed)}")
-        self.p = p
-        self.alpha = alpha
-        self.alpha_source = alpha_source
-        self.ste = ste
-        self.alpha_init = alpha_init
-        if alpha_source == "separate":
+        tiling.check_p(self.weight.numel(), t.p, what=what)
+        self.tiling = t
+        if t.alpha_source == "separate":
             self.alpha_weight = nn.Parameter(self.weight.detach().clone())
-            if alpha_init == "independent":
+            if t.alpha_init == "independent":
                 nn.init.kaiming_normal_(self.alpha_weight, mode="fan_in", nonlinearity="relu")
         else:
             self.register_parameter("alpha_weight", None)
@@ -154,25 +135,20 @@ class TiledLinear(_TiledMixin, nn.Linear):
     ``in_features * out_features``.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, p: int = 4,
-                 alpha: AlphaMode = "per_tile", alpha_source: AlphaSource = "separate",
-                 device: Any = None, dtype: Any = None, ste: Ste = "scaled",
-                 alpha_init: AlphaInit = "independent") -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, tiling: Tiling | None = None,
+                 device: Any = None, dtype: Any = None, **options: Any) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self._init_tiling(p, alpha, alpha_source, ste, alpha_init)
+        self._init_tiling(Tiling.of(tiling, **options))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.tiled_weight(), self.bias)
 
     @classmethod
-    def from_float(cls, mod: nn.Module, p: int = 4, alpha: AlphaMode = "per_tile",
-                   alpha_source: AlphaSource = "separate", ste: Ste = "scaled",
-                   alpha_init: AlphaInit = "independent") -> TiledLinear:
+    def from_float(cls, mod: nn.Module, tiling: Tiling | None = None, **options: Any) -> TiledLinear:
         if not isinstance(mod, nn.Linear):
             raise TypeError(f"TiledLinear.from_float needs nn.Linear, got {type(mod).__name__}")
-        new = cls(mod.in_features, mod.out_features, bias=mod.bias is not None, p=p, alpha=alpha,
-                  alpha_source=alpha_source, device=mod.weight.device, dtype=mod.weight.dtype,
-                  ste=ste, alpha_init=alpha_init)
+        new = cls(mod.in_features, mod.out_features, bias=mod.bias is not None,
+                  tiling=Tiling.of(tiling, **options), device=mod.weight.device, dtype=mod.weight.dtype)
         _copy_params(new, mod)
         return new
 
@@ -184,17 +160,14 @@ class _TiledConvNd(_TiledMixin):
         return self._conv_forward(x, self.tiled_weight(), self.bias)  # type: ignore[attr-defined]
 
     @classmethod
-    def from_float(cls, mod: nn.Module, p: int = 4, alpha: AlphaMode = "per_tile",
-                   alpha_source: AlphaSource = "separate", ste: Ste = "scaled",
-                   alpha_init: AlphaInit = "independent"):
+    def from_float(cls, mod: nn.Module, tiling: Tiling | None = None, **options: Any):
         if not isinstance(mod, cls._float_cls):
             raise TypeError(f"{cls.__name__}.from_float needs {cls._float_cls.__name__}, "
                             f"got {type(mod).__name__}")
         new = cls(mod.in_channels, mod.out_channels, mod.kernel_size, stride=mod.stride,
                   padding=mod.padding, dilation=mod.dilation, groups=mod.groups,
-                  bias=mod.bias is not None, padding_mode=mod.padding_mode, p=p, alpha=alpha,
-                  alpha_source=alpha_source, device=mod.weight.device, dtype=mod.weight.dtype,
-                  ste=ste, alpha_init=alpha_init)
+                  bias=mod.bias is not None, padding_mode=mod.padding_mode,
+                  tiling=Tiling.of(tiling, **options), device=mod.weight.device, dtype=mod.weight.dtype)
         _copy_params(new, mod)
         return new
 
@@ -206,12 +179,11 @@ class TiledConv1d(_TiledConvNd, nn.Conv1d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
                  padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", p: int = 4, alpha: AlphaMode = "per_tile",
-                 alpha_source: AlphaSource = "separate", device: Any = None,
-                 dtype: Any = None, ste: Ste = "scaled", alpha_init: AlphaInit = "independent") -> None:
+                 padding_mode: str = "zeros", tiling: Tiling | None = None, device: Any = None,
+                 dtype: Any = None, **options: Any) -> None:
         nn.Conv1d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
                            groups, bias, padding_mode, device=device, dtype=dtype)
-        self._init_tiling(p, alpha, alpha_source, ste, alpha_init)
+        self._init_tiling(Tiling.of(tiling, **options))
 
 
 class TiledConv2d(_TiledConvNd, nn.Conv2d):
@@ -221,12 +193,11 @@ class TiledConv2d(_TiledConvNd, nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
                  padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", p: int = 4, alpha: AlphaMode = "per_tile",
-                 alpha_source: AlphaSource = "separate", device: Any = None,
-                 dtype: Any = None, ste: Ste = "scaled", alpha_init: AlphaInit = "independent") -> None:
+                 padding_mode: str = "zeros", tiling: Tiling | None = None, device: Any = None,
+                 dtype: Any = None, **options: Any) -> None:
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
                            groups, bias, padding_mode, device=device, dtype=dtype)
-        self._init_tiling(p, alpha, alpha_source, ste, alpha_init)
+        self._init_tiling(Tiling.of(tiling, **options))
 
 
 TILED_TYPES: dict[type[nn.Module], type[_TiledMixin]] = {

@@ -7,8 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tbn.errors import UsageError
-from tbn.nn.layers import ALPHA_INITS, ALPHA_SOURCES
-from tbn.nn.tiling import ALPHA_MODES, STES
+from tbn.nn.options import Tiling
 from tbn.train.recipes import RECIPES
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
@@ -23,10 +22,12 @@ class TrainConfig:
     min_params: int = 64_000
     per_layer: dict[str, int] = field(default_factory=dict)
     keep_dense: list[str] = field(default_factory=list)
-    alpha: str = "per_tile"
-    alpha_source: str = "separate"
-    ste: str = "scaled"  # the latent's gradient: the authors' (alpha-scaled) or "identity"
-    alpha_init: str = "independent"  # a separate alpha tensor: the authors' own init, or "copy"
+    # the tiling options (tbn.nn.options.Tiling, whose defaults and checks these take): flat
+    # here, as the command line and saved model files name them; ``tiling`` is the object
+    alpha: str = Tiling.alpha
+    alpha_source: str = Tiling.alpha_source
+    ste: str = Tiling.ste
+    alpha_init: str = Tiling.alpha_init
     epochs: int = 10
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -50,16 +51,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise UsageError(f"unknown recipe {self.recipe!r}; choose one of {', '.join(RECIPES)}")
-        if self.alpha not in ALPHA_MODES:
-            raise UsageError(f"alpha={self.alpha!r} is not one of {', '.join(ALPHA_MODES)}")
-        for name, allowed in (("alpha_source", ALPHA_SOURCES), ("ste", STES), ("alpha_init", ALPHA_INITS)):
-            if getattr(self, name) not in allowed:
-                raise UsageError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        if self.p is not None and self.p < 1:
+            raise UsageError(f"p must be a positive integer, got {self.p}")
+        self.tiling  # noqa: B018  # checks the tiling options
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.p is not None and self.p < 1:
-            raise UsageError(f"p must be a positive integer, got {self.p}")
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         # written so that NaN fails each check too
@@ -78,6 +75,12 @@ class TrainConfig:
         if self.train_subset is not None and self.train_subset < self.batch_size:
             raise UsageError(f"train_subset={self.train_subset} is smaller than one batch "
                              f"({self.batch_size})")
+
+    @property
+    def tiling(self) -> Tiling:
+        """The run's :class:`~tbn.nn.options.Tiling`: ``p`` is the policy's default (1, unused,
+        for a float run)."""
+        return Tiling(self.p or 1, self.alpha, self.alpha_source, self.ste, self.alpha_init)  # type: ignore[arg-type]
 
     @classmethod
     def for_recipe(cls, recipe: str = "mlp", **options: Any) -> TrainConfig:

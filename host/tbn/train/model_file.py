@@ -32,10 +32,8 @@ def build_model(config: TrainConfig) -> tuple[nn.Module, TilingReport | None]:
         return model, None
     # a recipe's own p list (the authors' per-layer configs) under the run's explicit entries
     per_layer = {**(r.per_layer(model, config.p) if r.per_layer else {}), **config.per_layer}
-    report = tile_model(model, p=config.p, min_params=config.min_params,
-                        per_layer=per_layer, keep_dense=config.keep_dense,
-                        alpha=config.alpha, alpha_source=config.alpha_source,  # type: ignore[arg-type]
-                        ste=config.ste, alpha_init=config.alpha_init)  # type: ignore[arg-type]
+    report = tile_model(model, tiling=config.tiling, min_params=config.min_params,
+                        per_layer=per_layer, keep_dense=config.keep_dense)
     return model, report
 
 
