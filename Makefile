@@ -26,10 +26,10 @@ FUZZ_SECONDS ?= 60
 # `make test` runs the hardware-in-the-loop tests on every board in boards/: the emulated ones,
 # and real ones, whose build is skipped with the reason where the PlatformIO registry is unreachable.
 HIL_BOARDS := $(sort $(basename $(notdir $(wildcard boards/*.json))))
-EMULATED_BOARDS := $(sort $(basename $(notdir $(shell grep -l '"emulated": true' boards/*.json))))
-# MicroPython targets (tbn.micropython.targets): `pytest tests/hil --board mpy_X` runs the tbn
+EMULATED_BOARDS := $(shell PYTHONPATH=host $(PYTHON) -m tbn.boards list --emulated)
+# MicroPython targets (boards/micropython/): `pytest tests/hil --board mpy_X` runs the tbn
 # module there, built in and as a native .mpy
-MPY_TARGETS := mpy_an385 mpy_an500 mpy_unix
+MPY_TARGETS := $(sort $(basename $(notdir $(wildcard boards/micropython/*.json))))
 DEMO_BOARD ?= mps2_an500
 HIL_RUNS ?= 20
 

@@ -21,9 +21,9 @@ import torch
 
 from _table import print_table, write_json
 from tbn import compile_model
+from tbn.boards import load_board
 from tbn.data import Cifar10Error, load_cifar10
 from tbn.data.cifar10 import write_synthetic
-from tbn.device.boards import load_board
 from tbn.device.build import FitError, build, check_fit
 from tbn.device.runner import DeviceRunner
 from tbn.device.session import open_device

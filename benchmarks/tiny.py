@@ -29,9 +29,9 @@ import torch
 
 from _table import print_table, write_json
 from tbn import compile_model
+from tbn.boards import load_board
 from tbn.cli.types import count
 from tbn.data.datasets import mnist_test
-from tbn.device.boards import load_board
 from tbn.device.build import FitError
 from tbn.device.runner import DeviceRunner
 from tbn.device.session import flash, open_device

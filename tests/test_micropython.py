@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tbn.cli.main import main as cli
 from tbn.micropython import romfs_image, source
-from tbn.micropython.targets import MPY_ARCH_CODES, TARGETS
+from tbn.micropython.targets import MPY_ARCH_CODES, targets
 
 
 def _uint(data: bytes, i: int) -> tuple[int, int]:
@@ -74,7 +74,7 @@ def test_sources_are_named_when_missing(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_architectures_are_read_from_the_firmware() -> None:
     assert MPY_ARCH_CODES[2822 >> 10] == "x64"  # the unix port's sys.implementation._mpy
-    assert {t.arch for t in TARGETS.values()} <= set(MPY_ARCH_CODES.values())
+    assert {t.arch for t in targets().values()} <= set(MPY_ARCH_CODES.values())
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="needs arm-none-eabi-gcc (make deps)")

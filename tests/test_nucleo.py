@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tbn.boards import load_board
 from tbn.device import upload as upload_mod
-from tbn.device.boards import load_board
 from tbn.device.build import FitError, build
 from tbn.device.session import flash
 

@@ -1,5 +1,8 @@
 """PlatformIO pre-script: turn boards/<board>.json's "tbn" section into a build.
 
+The section is read by tbn.boards.section, the host's own reader (the schema's defaults and
+checks), imported from this checkout's host/ (it needs the standard library only).
+
 Adds the board's core support (arch/<arch>/: startup, timer and cost, linker script template),
 its HAL file, the generated linker script, and the defines the app reads (TBN_BOARD_NAME,
 TBN_CLOCK_HZ, TBN_TIMER_HZ, TBN_SLOT_BYTES, TBN_ARENA_BYTES, TBN_FRAME_BYTES, TBN_COST_ICOUNT,
@@ -11,14 +14,18 @@ when the TBN_MODEL environment variable names a .tbn file, embeds that model in 
 import hashlib
 import os
 import shutil
+import sys
 
 Import("env")  # type: ignore[name-defined]  # noqa: F821
 
 env = env  # type: ignore[name-defined]  # noqa: F821,PLW0127
 board = env.BoardConfig()
-tbn = board.get("tbn")
 build_dir = env.subst("$BUILD_DIR")
 project_dir = env.subst("$PROJECT_DIR")
+sys.path.insert(0, os.path.join(project_dir, "..", "host"))
+from tbn.boards import section  # noqa: E402
+
+tbn = section({"tbn": board.get("tbn")}, "firmware", f"boards/{env.subst('$BOARD')}.json")
 os.makedirs(build_dir, exist_ok=True)
 
 arch_dir = os.path.join(project_dir, "arch", tbn["arch"])
@@ -33,7 +40,7 @@ env.Append(CPPDEFINES=[
     ("TBN_CLOCK_HZ", f"{int(tbn['clock_hz'])}u"),
     ("TBN_SLOT_BYTES", f"{int(tbn['slot_bytes'])}u"),
     ("TBN_ARENA_BYTES", f"{int(tbn['arena_bytes'])}u"),
-    ("TBN_COST_ICOUNT", "1" if tbn.get("emulated") else "0"),
+    ("TBN_COST_ICOUNT", "1" if tbn["cost_unit"] == "instructions" else "0"),
     ("TBN_FRAME_TIMEOUT_MS", f"{int(tbn['frame_timeout_ms'])}u"),
     ("TBN_UART_IRQ", f"{int(tbn['uart_irq'])}u"),
 ])
@@ -41,7 +48,7 @@ env.Append(CPPDEFINES=[
 # than the protocol's largest (boards with little RAM)
 for key, define in (("timer_hz", "TBN_TIMER_HZ"), ("frame_bytes", "TBN_FRAME_BYTES"),
                     ("rx_ring_bytes", "TBN_RX_RING_BYTES")):
-    if key in tbn:
+    if tbn[key] is not None:
         env.Append(CPPDEFINES=[(define, f"{int(tbn[key])}u")])
 
 model = os.environ.get("TBN_MODEL")
@@ -73,7 +80,7 @@ if os.path.exists(os.path.join(arch_dir, "link.ld")):
               .replace("@FLASH_SIZE@", str(board.get("upload.maximum_size")))
               .replace("@RAM_ORIGIN@", tbn["ram_origin"])
               .replace("@RAM_SIZE@", str(board.get("upload.maximum_ram_size")))
-              .replace("@STACK_SIZE@", str(int(tbn.get("stack_bytes", 8192)))))
+              .replace("@STACK_SIZE@", str(tbn["stack_bytes"])))
     ldscript = os.path.join(build_dir, "board.ld")
     if not os.path.exists(ldscript) or open(ldscript).read() != script:
         with open(ldscript, "w") as f:

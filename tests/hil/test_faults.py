@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tbn.device.boards import Board
+from tbn.boards import Board
 from tbn.device.emulator import Emulator
 from tbn.device.faults import FaultProxy, Faults
 from tbn.device.link import DeviceLink
@@ -45,7 +45,8 @@ def emulated(tbn_board: Board | None, model: Path,
     if tbn_board is None or not tbn_board.emulated:
         pytest.skip("link faults are injected in front of an emulated board")
     elf = flash(tbn_board, model).firmware.elf
-    with Emulator(tbn_board, elf, log=tmp_path_factory.mktemp("faults") / "emulator.log") as emu:
+    log = tmp_path_factory.mktemp("faults") / "emulator.log"
+    with Emulator(tbn_board.emulation, elf, log=log) as emu:
         emu.connect().close()  # boots the board (QEMU waits for its first client)
         yield emu
 

@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tbn.boards import Board, list_boards, load_board
 from tbn.cli.report import EXIT_USER_ERROR, add_debug_flag, run_reporting
 from tbn.cli.types import tcp_port
-from tbn.device.boards import Board, list_boards, load_board
 
 if TYPE_CHECKING:
     from tbn.device.emulator import Emulator
@@ -101,10 +101,11 @@ def _flash(args: argparse.Namespace) -> int:
     )
     if not board.emulated:
         return _real(board.name, done, args)
+    emu = Emulator(board.emulation, fw.elf, port=args.serial_port)
     if args.dry_run:
-        print("  would run: " + shlex.join(Emulator(board, fw.elf, port=args.serial_port).command()))
+        print("  would run: " + shlex.join(emu.command()))
         return 0
-    emu = Emulator(board, fw.elf, port=args.serial_port).start(detach=args.detach)
+    emu.start(detach=args.detach)
     try:
         info = _answers(emu)
     except BaseException:

@@ -56,9 +56,9 @@ def add_parser(sub: Any) -> None:
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
-    from tbn.micropython.targets import TARGETS
+    from tbn.boards import list_boards
 
-    p.add_argument("--target", default="mpy_an500", choices=sorted(TARGETS),
+    p.add_argument("--target", default="mpy_an500", choices=list_boards("micropython"),
                    help="emulated board or unix port (default mpy_an500)")
     p.add_argument("--model", type=Path, action="append", required=True, help="a .tbn (repeatable for boot)")
     p.add_argument("--mpy", action="store_true", help="stock firmware importing the native tbn.mpy "
@@ -146,7 +146,6 @@ def _boot(args: argparse.Namespace) -> int:
     from tbn.device.emulator import Emulator
     from tbn.micropython import firmware, natmod, romfs, target
     from tbn.micropython.build import out_dir
-    from tbn.micropython.session import qemu_board
 
     t = target(args.target)
     if not t.emulated:
@@ -162,7 +161,8 @@ def _boot(args: argparse.Namespace) -> int:
     if args.mpy:
         files["tbn.mpy"] = natmod(t.arch)
     image = romfs(files, out_dir() / f"{t.name}-boot.img")
-    with Emulator(qemu_board(t, image), firmware(t, with_module=not args.mpy), port=args.serial_port) as emu:
+    with Emulator(t.emulation, firmware(t, with_module=not args.mpy), port=args.serial_port,
+                  values={"romfs": image}) as emu:
         print(f"{t.title} running (pid {emu.proc.pid if emu.proc else '?'}); /rom holds {', '.join(files)}")
         print(f"connect with: mpremote connect {emu.url} repl")
         if args.mpy:

@@ -3,7 +3,7 @@
 ``tbn-flash`` builds and boots or flashes; :class:`DeviceLink` talks to the firmware.
 """
 
-from tbn.device.boards import Board, BoardError, list_boards, load_board
+from tbn.boards import Board, BoardError, list_boards, load_board
 from tbn.device.link import CommandError, DeviceLink, LinkError
 from tbn.errors import DeviceError
 

@@ -17,12 +17,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tbn.device.boards import ROOT, Board
+from tbn.boards import Board
 from tbn.errors import TbnError
 from tbn.format import Program
-from tbn.paths import build_dir
+from tbn.paths import build_dir, root
 
-FIRMWARE = ROOT / "firmware"
+FIRMWARE = root() / "firmware"
 PIO_DIR = build_dir() / "pio"
 
 

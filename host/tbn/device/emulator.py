@@ -15,8 +15,8 @@ from pathlib import Path
 
 import serial
 
+from tbn.boards import EmulatorSpec
 from tbn.device import simavr
-from tbn.device.boards import Board, BoardError
 from tbn.errors import DeviceError
 
 # the Debian package behind each emulator a board description names
@@ -44,16 +44,13 @@ def check_port_free(port: int) -> None:
 
 
 class Emulator:
-    """A running QEMU for ``board`` booted with ``elf``; a context manager that always kills it."""
+    """A running emulator booted with ``elf``, as ``spec`` describes it (``board.emulation``;
+    ``values`` fills the command's other placeholders); a context manager that always kills it."""
 
-    def __init__(
-        self, board: Board, elf: str | Path, port: int | None = None, log: Path | None = None
-    ) -> None:
-        if not board.emulator:
-            raise BoardError(
-                f"board {board.name} is not emulated; flash it with `tbn-flash --board {board.name}`"
-            )
-        self.board = board
+    def __init__(self, spec: EmulatorSpec, elf: str | Path, port: int | None = None, log: Path | None = None,
+                 values: dict[str, object] | None = None) -> None:
+        self.spec = spec
+        self.values = dict(values or {})
         self.elf = Path(elf)
         self.port = port or free_port()
         self.log = log
@@ -65,7 +62,7 @@ class Emulator:
 
     def command(self) -> list[str]:
         serial = f"tcp:127.0.0.1:{self.port},server=on,wait=on,nodelay=on"
-        cmd = [a.format(elf=self.elf, serial=serial) for a in self.board.emulator]
+        cmd = [a.format(**self.values, elf=self.elf, serial=serial) for a in self.spec.command]
         return simavr.command(cmd, self.elf) if cmd[0] == simavr.NAME else cmd  # tbn's own (firmware/sim)
 
     def start(self, detach: bool = False) -> Emulator:
@@ -77,7 +74,7 @@ class Emulator:
                 "(`make deps` does, as root)"
             )
         if not self.elf.is_file():
-            raise EmulatorError(f"firmware {self.elf} not built (tbn-flash --board {self.board.name})")
+            raise EmulatorError(f"firmware {self.elf} not built (tbn-flash --board {self.spec.board})")
         check_port_free(self.port)
         out = open(self.log, "wb") if self.log else subprocess.DEVNULL
         try:
@@ -104,7 +101,7 @@ class Emulator:
         code = None if self.proc is None else self.proc.returncode
         log = self.log.read_text(errors="replace")[-2000:].strip() if self.log and self.log.exists() else ""
         hint = f"; its output: {log}" if log else ("" if self.log else "; pass --log FILE to keep its output")
-        return EmulatorError(f"{self.board.emulator[0]} ({self.board.name}) exited with status {code} "
+        return EmulatorError(f"{self.spec.program} ({self.spec.board}) exited with status {code} "
                              f"{when}{hint}")
 
     def _check_alive(self) -> None:

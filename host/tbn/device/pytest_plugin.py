@@ -11,15 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-from tbn.device.boards import Board, load_board
+from tbn.boards import Board, Target, is_target, load_board, load_target
 from tbn.device.link import DeviceLink
-
-if TYPE_CHECKING:
-    from tbn.micropython.targets import Target
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,9 +31,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _micropython_board(config: pytest.Config) -> bool:
-    from tbn.micropython.targets import TARGETS
-
-    return config.getoption("--board") in TARGETS
+    return is_target(config.getoption("--board") or "")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -66,9 +61,7 @@ def tbn_board(pytestconfig: pytest.Config) -> Board | None:
 @pytest.fixture(scope="session")
 def mpy_target(pytestconfig: pytest.Config) -> Target:
     """The MicroPython target ``--board`` names (mpy_an385, mpy_an500, mpy_unix)."""
-    from tbn.micropython.targets import target
-
-    return target(pytestconfig.getoption("--board"))
+    return load_target(pytestconfig.getoption("--board"))
 
 
 class FlashingDevice:

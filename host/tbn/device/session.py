@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tbn.device.boards import Board, load_board
+from tbn.boards import Board, load_board
 from tbn.device.build import Firmware, FitError, build, check_fit
 from tbn.device.emulator import Emulator
 from tbn.device.link import DeviceLink, LinkError
@@ -152,7 +152,7 @@ def open_device(
             flashed = flash(b, model if embed else None, verbose=verbose, backend=backend,
                             model_ops=model_ops and embed)
             if b.emulated:
-                emulator = Emulator(b, flashed.firmware.elf, log=log).start()
+                emulator = Emulator(b.emulation, flashed.firmware.elf, log=log).start()
                 link = DeviceLink(emulator.connect())
             else:
                 link = DeviceLink(find_port(b))

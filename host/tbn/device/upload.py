@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tbn.device.boards import Board
+from tbn.boards import Board
 from tbn.device.build import FIRMWARE, pio_command, pio_env
 from tbn.errors import DeviceError
 

@@ -5,10 +5,9 @@ models there beside the reference interpreter (docs/micropython.md)."""
 from tbn.micropython.build import MicroPythonBuildError, firmware, natmod, romfs
 from tbn.micropython.session import MicroPythonError, Session, open_target
 from tbn.micropython.source import micropython_dir
-from tbn.micropython.targets import TARGETS, Target, target
+from tbn.micropython.targets import Target, target, targets
 
 __all__ = [
-    "TARGETS",
     "MicroPythonBuildError",
     "MicroPythonError",
     "Session",
@@ -19,4 +18,5 @@ __all__ = [
     "open_target",
     "romfs",
     "target",
+    "targets",
 ]

@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tbn.device.boards import Board
+from tbn.boards import Target
 from tbn.errors import DeviceError
 from tbn.micropython.build import firmware, natmod, out_dir, romfs
-from tbn.micropython.targets import Target
 
 
 class MicroPythonError(DeviceError):
@@ -108,16 +107,6 @@ class UnixSession(Session):
         return r.stdout
 
 
-def qemu_board(t: Target, image: Path) -> Board:
-    """The emulator's description: the target's machine under -icount (exact instruction
-    counts), its ROMFS image loaded where the port mounts /rom."""
-    cmd = ("qemu-system-arm", "-M", t.machine, "-nographic", "-monitor", "none", "-semihosting", "-icount",
-           "shift=0", "-kernel", "{elf}", "-serial", "{serial}", "-device",
-           f"loader,file={image},addr={t.romfs_addr:#x},force-raw=on")
-    return Board(name=t.name, title=t.title, core="", clock_hz=25_000_000, flash_bytes=0, ram_bytes=0,
-                 slot_bytes=0, arena_bytes=0, hal="", emulator=cmd)
-
-
 @contextmanager
 def open_target(t: Target, files: dict[str, Path | bytes], with_module: bool = True,
                 log: Path | None = None, mpy_arch: str | None = None) -> Iterator[Session]:
@@ -138,7 +127,8 @@ def open_target(t: Target, files: dict[str, Path | bytes], with_module: bool = T
     from tbn.device.emulator import Emulator
 
     image = romfs(files, out_dir() / f"{t.name}-romfs.img")
-    with Emulator(qemu_board(t, image), exe, log=log) as emu:
+    # its description (boards/micropython/) loads the ROMFS image where the port mounts /rom
+    with Emulator(t.emulation, exe, log=log, values={"romfs": image}) as emu:
         session = ReplSession(emu.url)
         try:
             if not with_module:  # /rom holds tbn.mpy

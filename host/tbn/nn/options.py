@@ -74,26 +74,12 @@ class Tiling:
 
 class TilingAttributes:
     """A tiled layer's options read as attributes (``layer.p``, ``layer.ste``) from its
-    ``tiling``: one value, however it is asked for."""
+    ``tiling``: one value, however it is asked for. (One read-only property per field of
+    :class:`Tiling`, made below.)"""
 
     tiling: Tiling
 
-    @property
-    def p(self) -> int:
-        return self.tiling.p
 
-    @property
-    def alpha(self) -> AlphaMode:
-        return self.tiling.alpha
-
-    @property
-    def alpha_source(self) -> AlphaSource:
-        return self.tiling.alpha_source
-
-    @property
-    def ste(self) -> Ste:
-        return self.tiling.ste
-
-    @property
-    def alpha_init(self) -> AlphaInit:
-        return self.tiling.alpha_init
+for _field in fields(Tiling):
+    setattr(TilingAttributes, _field.name, property(lambda self, _n=_field.name: getattr(self.tiling, _n),
+                                                    doc=f"``self.tiling.{_field.name}``"))
