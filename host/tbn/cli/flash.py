@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tbn.boards import Board, list_boards, load_board
-from tbn.cli.report import EXIT_USER_ERROR, add_debug_flag, run_reporting
+from tbn.cli.exits import EXIT_USER_ERROR, add_debug_flag, run_reporting
 from tbn.cli.types import tcp_port
 
 if TYPE_CHECKING:
-    from tbn.device.emulator import Emulator
-    from tbn.device.protocol import DeviceInfo
     from tbn.device.session import Flashed
 
 
@@ -88,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _flash(args: argparse.Namespace) -> int:
     from tbn.device.emulator import Emulator
-    from tbn.device.session import flash
+    from tbn.device.session import boot, flash
 
     board = load_board(args.board)
     done = flash(board, args.model, verbose=args.verbose, dry_run=args.dry_run, model_ops=args.model_ops)
@@ -101,16 +99,15 @@ def _flash(args: argparse.Namespace) -> int:
     )
     if not board.emulated:
         return _real(board.name, done, args)
-    emu = Emulator(board.emulation, fw.elf, port=args.serial_port)
     if args.dry_run:
+        emu = Emulator(board.emulation, fw.elf, port=args.serial_port)
         print("  would run: " + shlex.join(emu.command()))
         return 0
-    emu.start(detach=args.detach)
-    try:
-        info = _answers(emu)
-    except BaseException:
-        emu.stop()
-        raise
+    emu, link = boot(board, fw.elf, port=args.serial_port, detach=args.detach)
+    with link:  # "running" means this: the firmware answered INFO
+        info = link.info()
+    if emu.exited():
+        raise emu.exit_error("after answering INFO")
     model = f"model {info.model.model_bytes} bytes" if info.model else "no model"
     print(f"  {board.emulator[0]} running (pid {emu.proc.pid}); its UART is {emu.url}, "
           f"where it answered INFO (firmware {info.firmware_version}, {model})")
@@ -137,17 +134,6 @@ def _real(name: str, done: Flashed, args: argparse.Namespace) -> int:
     else:
         print(f"  would run ({done.upload.tool}): {done.upload}")
     return 0
-
-
-def _answers(emu: Emulator) -> DeviceInfo:
-    """Connect to the emulator's UART and wait for the firmware's INFO: "running" means this."""
-    from tbn.device.link import DeviceLink
-
-    with DeviceLink(emu.connect()) as link:
-        info = link.sync()
-    if emu.exited():
-        raise emu.exit_error("after answering INFO")
-    return info
 
 
 if __name__ == "__main__":

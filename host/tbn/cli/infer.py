@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from tbn.cli.inputs import load_inputs
 from tbn.cli.types import count
-from tbn.errors import DeviceError, UsageError
-from tbn.files import check_output, read_npy, write_atomic
+from tbn.errors import DeviceError
+from tbn.files import check_output, write_atomic
 from tbn.format import load
 
 
@@ -40,27 +40,6 @@ def add_device_arguments(p: argparse.ArgumentParser, model_required: bool) -> No
     src.add_argument("--input", type=Path, metavar="X.npy", help="stream the inputs of a .npy batch")
     p.add_argument("--n", type=count, default=100, help="how many inputs (default 100)")
     p.add_argument("--data-dir", help="folder with MNIST")
-
-
-def load_inputs(args: argparse.Namespace, program: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(inputs, labels or None) from --input or --data; with ``program``, checked against its
-    input before any device is opened."""
-    if args.input is not None:
-        x = read_npy(args.input)[: args.n]
-        if program is not None:
-            check_batch(x, program, str(args.input))
-        return x, None
-    from tbn.data.datasets import mnist_test
-
-    return mnist_test(tuple(program.tensors[0].shape) if program is not None else (), args.n, args.data_dir)
-
-
-def check_batch(x: np.ndarray, program: Any, source: str) -> None:
-    """Refuse a batch whose items are not one model input each (the first axis counts inputs)."""
-    want = tuple(program.tensors[0].shape)
-    if x.ndim == 0 or math.prod(x.shape[1:]) != math.prod(want):
-        raise UsageError(f"{source} holds an array of shape {x.shape}; the model takes a batch of inputs "
-                         f"of shape {want}, so give an array of shape (N, {', '.join(map(str, want))})")
 
 
 def describe_device(info: Any) -> str:

@@ -12,10 +12,10 @@ from tbn.cli import infer as infer_cmd
 from tbn.cli import inspect as inspect_cmd
 from tbn.cli import micropython as micropython_cmd
 from tbn.cli import monitor as monitor_cmd
-from tbn.cli import plots as report_cmd
+from tbn.cli import report as report_cmd
 from tbn.cli import run as run_cmd
 from tbn.cli import train as train_cmd
-from tbn.cli.report import add_debug_flag, run_reporting
+from tbn.cli.exits import add_debug_flag, run_reporting
 
 COMMANDS = (train_cmd, compile_cmd, inspect_cmd, run_cmd, infer_cmd, monitor_cmd, micropython_cmd,
             compare_cmd, report_cmd)

@@ -103,18 +103,8 @@ def _mip_package(folder: Path, mpy: Path) -> None:
     write_atomic(folder / "package.json", (json.dumps(doc, indent=1) + "\n").encode())
 
 
-def _inputs(args: argparse.Namespace, program: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    from tbn.files import read_npy
-
-    if args.input is not None:
-        return read_npy(args.input)[: args.n], None
-    from tbn.data.datasets import mnist_test
-
-    return mnist_test(tuple(program.tensors[0].shape), args.n, args.data_dir)
-
-
 def _run(args: argparse.Namespace) -> int:
-    from tbn.cli.infer import check_batch
+    from tbn.cli.inputs import load_inputs
     from tbn.format import load
     from tbn.micropython import open_target, target
     from tbn.micropython.runner import run_model, stage
@@ -124,8 +114,7 @@ def _run(args: argparse.Namespace) -> int:
     path = args.model[0]
     program = load(path)
     data = path.read_bytes()
-    x, labels = _inputs(args, program)
-    check_batch(x, program, str(args.input or "mnist"))
+    x, labels = load_inputs(args, program)
     t = target(args.target)
     floats = args.float_input or not program.int8 or args.input is None
     with open_target(t, stage(path.name, data, x, floats), with_module=not args.mpy) as session:

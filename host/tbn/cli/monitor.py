@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from tbn.cli.infer import add_device_arguments, cost_text, describe_device, load_inputs
+from tbn.cli.infer import add_device_arguments, cost_text, describe_device
+from tbn.cli.inputs import load_inputs
 from tbn.cli.types import seconds
 from tbn.errors import UsageError
 from tbn.format import load

@@ -1,48 +1,41 @@
-"""How every tbn command ends: a :class:`~tbn.errors.TbnError` is the user's to fix, so it
-prints its message and exits 2 (``--debug`` adds the traceback); any other exception is a
-bug in tbn and propagates with its traceback."""
+"""tbn report: plots (PNG) and one HTML page from training runs, a .tbn and device profiles.
+
+Draws accuracy against bits per weight (tbn runs, float, binary, and the TFLite int8 point
+of a tbn compare JSON), bytes per layer of a .tbn, and device cost per op (tbn infer
+--profile --json). Writes OUT/report.json (the plotted numbers), one PNG per plot and
+OUT/index.html. Needs matplotlib: pip install 'tbn[report]'.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import traceback
-import warnings
-from collections.abc import Callable
-from functools import partial
+from pathlib import Path
+from typing import Any
 
-from tbn.errors import TbnError
-
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
-EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, as a shell reports a reader that stopped early
+from tbn.errors import UsageError
 
 
-def add_debug_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error too")
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("report", help="plots and an HTML page: accuracy, bytes per layer, cost per op",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("runs", nargs="*", type=Path, help="tbn train output folders (each with metrics.json)")
+    p.add_argument("--compare", type=Path, metavar="JSON", help="a tbn compare --json file")
+    p.add_argument("--model", type=Path, metavar="TBN", help="a .tbn whose bytes per layer to plot")
+    p.add_argument("--profile", type=Path, metavar="JSON", help="a tbn infer --profile --json file")
+    p.add_argument("-o", "--out", type=Path, default=Path("report"), help="output folder (default report/)")
+    p.set_defaults(func=run)
 
 
-def run_reporting(prog: str, command: Callable[[], int | None], debug: bool = False) -> int:
-    """Run ``command`` and turn a TbnError or Ctrl-C into a message and an exit status; a
-    warning is one line, ``PROG: warning: ...`` (its source line with ``--debug``)."""
-    try:
-        with warnings.catch_warnings():
-            if not debug:
-                warnings.showwarning = partial(_one_line, prog)
-            return int(command() or 0)
-    except TbnError as e:
-        if debug:
-            traceback.print_exc()
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `tbn inspect m.tbn | head`: the reader has what it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        return EXIT_PIPE_CLOSED
+def run(args: argparse.Namespace) -> int:
+    from tbn.plots import compare_points, layer_bytes, op_costs, run_points, write_report
 
-
-def _one_line(prog: str, message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
-    print(f"{prog}: warning: {message}", file=sys.stderr)
+    if not (args.runs or args.compare or args.model or args.profile):
+        raise UsageError("tbn report needs something to plot: run folders, --compare, --model or --profile")
+    points = run_points(args.runs) + (compare_points(args.compare) if args.compare else [])
+    data = {"accuracy_vs_bits": points,
+            "bytes_per_layer": layer_bytes(args.model) if args.model else [],
+            "cost_per_op": op_costs(args.profile) if args.profile else None}
+    inputs = [*args.runs, *(p for p in (args.compare, args.model, args.profile) if p is not None)]
+    figures = write_report(data, args.out, inputs)
+    print(f"wrote {args.out / 'index.html'} ({', '.join(f'{n}.png' for n in figures)}, report.json)")
+    return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from tbn.cli.inputs import load_inputs
 from tbn.cli.types import count
 from tbn.engines import ENGINES, names, open_engine
 from tbn.errors import UsageError
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)
     data = read_bounded(args.model, MAX_FILE_BYTES, "a .tbn model")
     program = read(data)  # a corrupt file is refused here, whatever the engine
-    x, labels = _inputs(args, program)  # and bad inputs before any engine starts
+    x, labels = load_inputs(args, program, single_ok=True)  # and bad inputs before any engine starts
     # the device engine builds the model into its firmware from the file
     engine = open_engine(args.engine, args.model if args.engine == "device" else data, **options)
     try:
@@ -71,20 +72,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.model}: accuracy {acc:.4f} on {n} MNIST test images "
           f"({args.engine} engine, {1e3 * seconds / n:.3f} ms per image)")
     return 0
-
-
-def _inputs(args: argparse.Namespace, program: Any) -> tuple[np.ndarray, np.ndarray | None]:
-    """(inputs, labels): the --input array as given (labels None), or MNIST's test images."""
-    if args.input:
-        from tbn.files import read_npy
-
-        return read_npy(args.input), None
-    from tbn.data.datasets import mnist_test
-
-    shape = tuple(program.tensors[0].shape)
-    x, labels = mnist_test(shape, args.n, args.data_dir)
-    if x[0].size != program.tensors[0].numel:
-        raise UsageError(f"{args.model} takes inputs of shape {shape} "
-                         f"({program.tensors[0].numel} values), MNIST images have {x[0].size}: "
-                         "this model was not built for MNIST; give its inputs with --input X.npy")
-    return x.reshape(len(x), *shape), labels

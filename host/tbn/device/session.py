@@ -1,7 +1,8 @@
 """From a board name (or a port) and a model to a running device with that model active.
 
-``flash`` is what ``tbn-flash`` does; ``open_device`` is what ``tbn monitor``, ``tbn infer``
-and the hardware-in-the-loop tests use.
+``flash`` builds (and uploads to a real board), ``boot`` starts an emulated board and waits
+for its firmware to answer: ``tbn-flash`` is the two; ``open_device``, what ``tbn monitor``,
+``tbn infer``, the device engine and the hardware-in-the-loop tests use, is them and a link.
 """
 
 from __future__ import annotations
@@ -101,6 +102,32 @@ def find_port(board: Board) -> str:
     return ports[0]
 
 
+def boot(board: Board, elf: Path, port: int | None = None, log: Path | None = None,
+         detach: bool = False) -> tuple[Emulator, DeviceLink]:
+    """Start ``board``'s emulator with ``elf`` (``detach``: in its own session, to outlive the
+    terminal) and open its link once the firmware answers INFO; the caller closes the link
+    and stops the emulator. A link that fails because the emulator exited says so, with its
+    exit status."""
+    emulator = Emulator(board.emulation, elf, port=port, log=log).start(detach=detach)
+    try:
+        link = DeviceLink(emulator.connect())
+        try:
+            link.sync()
+        except BaseException:
+            link.close()
+            raise
+    except LinkError as e:
+        exited = emulator.exited(wait=1.0)
+        emulator.stop()
+        if exited:
+            raise emulator.exit_error(f"before it answered INFO ({e})") from e
+        raise
+    except BaseException:
+        emulator.stop()
+        raise
+    return emulator, link
+
+
 def _activate(link: DeviceLink, model: Path, upload: bool) -> None:
     """Make ``model`` the device's active model: upload it with LOAD when ``upload`` is set or
     when the device does not already hold it (same size and CRC32)."""
@@ -152,14 +179,14 @@ def open_device(
             flashed = flash(b, model if embed else None, verbose=verbose, backend=backend,
                             model_ops=model_ops and embed)
             if b.emulated:
-                emulator = Emulator(b.emulation, flashed.firmware.elf, log=log).start()
-                link = DeviceLink(emulator.connect())
+                emulator, link = boot(b, flashed.firmware.elf, log=log)
             else:
                 link = DeviceLink(find_port(b))
+                link.sync()
         else:
             link = DeviceLink(port)
-        with link:
             link.sync()
+        with link:
             if model is not None and (port is not None or not embed):
                 _activate(link, Path(model), upload=not embed)
             yield link
