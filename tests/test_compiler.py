@@ -141,13 +141,13 @@ def test_mlp_bytecode_size_target(p: int) -> None:
     assert s["overhead_bytes"] - s["sections"]["alignment padding"] == 228 + scratch
 
 
-class _Sigmoid(nn.Module):
+class _Cumsum(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.fc = nn.Linear(4, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.fc(x))
+        return torch.cumsum(self.fc(x), 1)
 
 
 class _RawParam(nn.Module):
@@ -160,9 +160,9 @@ class _RawParam(nn.Module):
 
 
 def test_unsupported_ops_are_named_with_their_place() -> None:
-    where = r"node sigmoid at File .*test_compiler.py.*unsupported operation sigmoid"
+    where = r"node cumsum at File .*test_compiler.py.*unsupported operation cumsum"
     with pytest.raises(TbnCompileError, match=where):
-        compile_model(_Sigmoid(), torch.zeros(1, 4))
+        compile_model(_Cumsum(), torch.zeros(1, 4))
     with pytest.raises(TbnCompileError, match=r"module '1' \(node _1\): unsupported module GELU"):
         compile_model(nn.Sequential(nn.Linear(4, 4), nn.GELU()), torch.zeros(1, 4))
     with pytest.raises(TbnCompileError, match="reads parameter or buffer 'w' directly"):
@@ -288,3 +288,35 @@ def test_dense_weights_per_tensor_fold_batchnorm_into_one_scale() -> None:
     assert np.mean(got.argmax(1) == want.argmax(1)) >= 0.9
     with pytest.raises(TbnCompileError, match="dense_weights="):
         compile_program(model, x[:1], dense_weights="per_row")  # type: ignore[arg-type]
+
+
+class _Sigmoids(nn.Module):
+    """SIGMOID as a module, a function and a tensor method."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.act = nn.Linear(6, 8), nn.Linear(8, 8), nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.b(self.act(self.a(x))).sigmoid())
+
+
+def test_a_unary_op_compiles_from_each_spelling_f32_and_int8() -> None:
+    """F32: the last SIGMOID gives 1 / (1 + e^-x) of its input within 1e-5; INT8: its table
+    (256 entries) keeps the output within two of its quantisation steps of the F32 file's."""
+    from tbn.format.spec import Op
+
+    torch.manual_seed(0)
+    model = _Sigmoids().eval()
+    x = torch.randn(256, 6)
+    f32 = compile_program(model, x[:1], params="wide")
+    assert [op.opcode for op in f32.ops].count(Op.SIGMOID) == 3
+    ref = Interpreter(f32).run(x.numpy())
+    _, values = Interpreter(f32).run(x.numpy(), keep=True)
+    pre = values[f32.ops[-2].args["output"]]  # the last sigmoid's input, as the file computes it
+    np.testing.assert_allclose(ref, 1 / (1 + np.exp(-pre.astype(np.float64))), rtol=1e-5)
+    int8 = compile_program(model, x[:1], activations="int8", calibration=x)
+    got = Interpreter(int8).run_float(x.numpy())
+    out = int8.tensors[int8.output]
+    assert np.abs(got - ref).max() <= 2 * out.scale + 1e-6  # sigmoids of int8 inputs, then one step
+    assert all(len(int8.dense[op.args["table"]]) == 256 for op in int8.ops if op.opcode == Op.SIGMOID)

@@ -78,8 +78,9 @@ def test_constants_are_aligned_for_in_place_reads(mlp: bytes) -> None:
     (lambda d: _set(d, 4, "<H", spec.VERSION_MAJOR + 1),
      f"major version {spec.VERSION_MAJOR + 1} is not supported"),
     (lambda d: _set(d, 16, "<I", 0x8), "unknown required feature flags 0x0008"),
-    (lambda d: _set(_set(d, 16, "<I", 0x8), 6, "<H", 3),
-     f"format {spec.VERSION_MAJOR}.3; this reader knows {spec.VERSION_MAJOR}.{spec.VERSION_MINOR}"),
+    (lambda d: _set(_set(d, 16, "<I", 0x8), 6, "<H", spec.VERSION_MINOR + 1),
+     f"format {spec.VERSION_MAJOR}.{spec.VERSION_MINOR + 1}; this reader knows "
+     f"{spec.VERSION_MAJOR}.{spec.VERSION_MINOR}"),
     (lambda d: _set(d, 24, "<H", 0xFFFF), "section counts need"),
     (lambda d: _set(d, 34, "<H", 0), "needs tensors and ops"),
     (lambda d: _set(d, 20, "<I", 16), "beyond the arena"),

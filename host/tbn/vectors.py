@@ -132,6 +132,17 @@ def _wide() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(40, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
+def _unary() -> nn.Module:
+    """Every op of the unary family, each after a tiled linear layer, as PyTorch spells it
+    (tbn.compiler.classify.UNARY_MODULES): a new unary op is in the vectors with no edit here."""
+    from tbn.compiler.classify import UNARY_MODULES
+
+    layers: list[nn.Module] = [nn.Flatten()]
+    for cls in UNARY_MODULES:
+        layers += [nn.Linear(16, 16), cls()]
+    return nn.Sequential(*layers, nn.Linear(16, 6))
+
+
 def _mlp() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(),
                          nn.Linear(32, 24), nn.ReLU6(), nn.Linear(24, 10))
@@ -164,6 +175,8 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str] | tu
     "conv1d_offset_f32": (Conv1dNet, (3, 16), {"p": 4, "min_params": 0, "per_layer": {"conv": 9}}, "f32"),
     "conv1d_argmax_int8": (Conv1dNetInt8, (3, 16), {"p": 4, "min_params": 0, "per_layer": {"fc": 3}},
                            "int8"),
+    "unary_f32": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "f32"),
+    "unary_int8": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "int8"),
 }
 
 

@@ -61,6 +61,12 @@ _FLATTEN_METHODS = {"flatten", "view", "reshape"}
 _POOL_FUNCTIONS = {F.max_pool2d: Op.MAXPOOL2D, F.avg_pool2d: Op.AVGPOOL2D}
 
 
+# The unary family (one op per elementwise function, tbn.format.spec): the torch modules, and
+# the functions and tensor methods (by name), that are each op.
+UNARY_MODULES: dict[type[nn.Module], Op] = {nn.Sigmoid: Op.SIGMOID}
+UNARY_CALLS: dict[Any, Op] = {torch.sigmoid: Op.SIGMOID, F.sigmoid: Op.SIGMOID, "sigmoid": Op.SIGMOID}
+
+
 def classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple[Op | Kind, dict, list]:
     """(kind, attrs, tensor operands) of one fx node, or a TbnCompileError naming it."""
     if node.op == "call_module":
@@ -107,6 +113,8 @@ def _classify_module(m: nn.Module, args: tuple, where: str) -> tuple[Op | Kind, 
         return Kind.ALIAS, {}, [args[0]]
     if isinstance(m, nn.Softmax):
         return Op.SOFTMAX, {"dim": m.dim}, [args[0]]
+    if type(m) in UNARY_MODULES:
+        return UNARY_MODULES[type(m)], {}, [args[0]]
     raise TbnCompileError(f"{where}: unsupported module {type(m).__name__}")
 
 
@@ -120,6 +128,8 @@ def _classify_method(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list]:
         return Op.ADD, {}, [args[0], args[1]]
     if target in ("softmax", "argmax"):
         return Op[target.upper()], {"dim": _dim(node)}, [args[0]]
+    if target in UNARY_CALLS and len(args) == 1:
+        return UNARY_CALLS[target], {}, [args[0]]
     if target in ("contiguous", "clone"):
         return Kind.ALIAS, {}, [args[0]]
     raise TbnCompileError(f"{where}: unsupported tensor method .{target}()")
@@ -146,6 +156,8 @@ def _classify_function(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list
         return _POOL_FUNCTIONS[target], _pool_geometry(k, s, p), [args[0]]
     if target is F.adaptive_avg_pool2d and _pair(args[1]) == (1, 1):
         return Op.GLOBAL_AVGPOOL, {}, [args[0]]
+    if target in UNARY_CALLS and len(args) == 1 and not kwargs:
+        return UNARY_CALLS[target], {}, [args[0]]
     if target is F.dropout:
         return Kind.ALIAS, {}, [args[0]]
     raise TbnCompileError(f"{where}: unsupported operation {getattr(target, '__name__', str(target))}")

@@ -11,10 +11,11 @@ from typing import Any
 import numpy as np
 
 from tbn.compiler.graph import Kind, Node, TbnCompileError
-from tbn.compiler.quant import BIAS_LIMIT, quantize_multiplier, relu6_qmax
+from tbn.compiler.params import ParamWriter
+from tbn.compiler.quant import BIAS_LIMIT, relu6_qmax, unary_table
 from tbn.compiler.weights import layer_vectors, per_output
-from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor, Vector
-from tbn.format.narrow import Rq16, narrow_bias, narrow_float, narrow_requant
+from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor
+from tbn.format.narrow import narrow_bias
 from tbn.format.spec import (
     DTYPE_SIZE,
     KERNELS,
@@ -34,8 +35,8 @@ _ACTS = {"none": Act.NONE, "relu": Act.RELU, "relu6": Act.RELU6}
 
 
 @dataclass
-class _Emitter:
-    """The program being built, and the per-kind lowerings that append to it."""
+class _Emitter(ParamWriter):
+    """The program being built, and the per-family lowerings that append to it."""
 
     quant: dict[str, tuple[float, int]] | None
     narrow: bool  # per-output parameters in their narrow form where tbn.format.narrow allows
@@ -78,27 +79,6 @@ class _Emitter:
 
     def same_quant(self, n: Node, src: Tensor, dtype: DType | None = None) -> int:
         return self.tensor(n, dtype, like=src if self.int8 else None)
-
-    def floats(self, v: np.ndarray) -> tuple[DType, np.ndarray]:
-        """An F32 model's scale or bias vector: F16 where that holds it (tbn.format.narrow)."""
-        h = narrow_float(v) if self.narrow else None
-        return (DType.F16, h) if isinstance(h, np.ndarray) else (DType.F32, np.asarray(v, dtype=np.float32))
-
-    def float_scale(self, v: np.ndarray) -> int:
-        return self.prog.add_scale(*self.floats(v))
-
-    def float_bias(self, v: np.ndarray) -> int:
-        return self.prog.add_bias(*self.floats(v))
-
-    def requant(self, real: np.ndarray, bound: int) -> int:
-        """An INT8 requantisation for factors ``real`` on values up to ``bound``: RQ16 where it
-        holds them (tbn.format.narrow), else REQUANT."""
-        rq = narrow_requant(real, bound) if self.narrow else None
-        if isinstance(rq, Rq16):
-            self.prog.scales.append(Vector(DType.RQ16, rq.mult, rq.pre_shift, rq.shift))
-            return len(self.prog.scales) - 1
-        wide = [quantize_multiplier(float(r)) for r in np.atleast_1d(real)]
-        return self.prog.add_scale(DType.REQUANT, np.array(wide, dtype=np.int32))
 
     def op(self, code: Op, act: Act, args: dict[str, int]) -> None:
         self.prog.ops.append(Operation(code, act, args))
@@ -217,12 +197,20 @@ class _Emitter:
         out = self.tensor(Node(n.kind, n.inputs, n.output, (1,), n.where), dtype=DType.I32)
         self.op(Op.ARGMAX, Act.NONE, {"input": ins[0], "output": out})
 
+    def unary(self, n: Node, ins: list[int]) -> None:
+        """The op's function; INT8: its table, from the function and both tensors' parameters."""
+        out = self.tensor(n)
+        src, dst = self.prog.tensors[ins[0]], self.prog.tensors[out]
+        table = self.prog.add_dense(unary_table(OPS[n.kind].fn, src, dst)) if self.int8 else NONE_ID
+        self.op(n.kind, Act.NONE, {"input": ins[0], "output": out, "table": table})
+
 
 # each kernel family's lowering: (emitter, node, input tensor ids) -> ops appended
 _LOWER: dict[str, Callable[[_Emitter, Node, list[int]], None]] = {
     "matmul": _Emitter.matmul, "pool": _Emitter.pool, "global_avgpool": _Emitter.pool,
     "reshape": _Emitter.pool, "add": _Emitter.add, "activation": _Emitter.activation,
-    "softmax": _Emitter.softmax, "argmax": _Emitter.argmax, "affine": _Emitter.bn_affine}
+    "softmax": _Emitter.softmax, "argmax": _Emitter.argmax, "affine": _Emitter.bn_affine,
+    "unary": _Emitter.unary}
 assert set(_LOWER) == set(KERNELS), "a kernel family of tbn.format.spec has no lowering"
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+
+from tbn.format.expr import evaluate
 
 BIAS_LIMIT = 1 << 30  # |bias| is clamped here so (acc + bias) * M stays inside int64
 
@@ -42,3 +45,15 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
 def relu6_qmax(scale: float, zero_point: int) -> int:
     """Largest int8 value at or below real 6.0 (rounded to nearest) for a tensor's parameters."""
     return int(min(127, zero_point + round(6.0 / scale)))
+
+
+def unary_table(fn: str, src: Any, dst: Any) -> np.ndarray:
+    """A unary op's INT8 table: for each input ``q`` (-128..127, at index ``q + 128``) the
+    function ``fn`` of its real value ``src.scale * (q - src.zero_point)``, quantised to
+    ``dst``'s parameters (rounded half to even, clamped to its range)."""
+    q = np.arange(-128, 128)
+    real = float(np.float32(src.scale)) * (q - src.zero_point)
+    with np.errstate(over="ignore"):  # exp past float64's range is inf, and the functions take it
+        y = evaluate(fn, real.astype(np.float64), np)
+    out = np.rint(y / float(np.float32(dst.scale))) + dst.zero_point
+    return np.clip(out, dst.qmin, dst.qmax).astype(np.int8)

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from functools import cached_property
 
+from tbn.format.expr import parse as parse_fn
+
 MAGIC = b"TBNB"
 VERSION_MAJOR = 2  # 2: tiled ops name a scratch tensor for their lookup tables
-VERSION_MINOR = 2  # 2.1: the IN_PLACE flag; 2.2: narrow per-output parameters (RQ16, I16, F16 biases)
+VERSION_MINOR = 3  # 2.1: the IN_PLACE flag; 2.2: narrow per-output parameters (RQ16, I16, F16 biases);
+# 2.3: the unary family (elementwise functions, INT8 through a 256-entry table)
 ALIGN = 4
 NONE_ID = 0xFFFF  # an absent optional operand (scale, bias)
 MAX_DIMS = 4
@@ -60,11 +63,13 @@ KNOWN_FLAGS = int(Flag.INT8 | Flag.IN_PLACE)
 FLAG_SINCE = {Flag.INT8: 0, Flag.IN_PLACE: 1}  # the minor version that added each flag
 
 
-def minor_for(flags: int, vectors: Iterable[tuple[str, int]] = (), minor: int = 0) -> int:
-    """The minor version a file states: the newest that any of its flags or of its
-    ``(table, dtype)`` vector kinds (``("bias", DType.I16)``) needs."""
+def minor_for(flags: int, vectors: Iterable[tuple[str, int]] = (), minor: int = 0,
+              ops: Iterable[int] = ()) -> int:
+    """The minor version a file states: the newest that any of its flags, of its
+    ``(table, dtype)`` vector kinds (``("bias", DType.I16)``) or of its opcodes needs."""
     need = [v for f, v in FLAG_SINCE.items() if flags & f]
     need += [VECTOR_SINCE.get((table, DType(d)), 0) for table, d in vectors]
+    need += [OPS[Op(op)].since for op in ops]
     return max([minor, *need])
 
 
@@ -121,6 +126,7 @@ class Op(IntEnum):
     SOFTMAX = 11
     ARGMAX = 12
     AFFINE = 13
+    SIGMOID = 14
 
 
 class Trait(IntFlag):
@@ -142,6 +148,7 @@ class Trait(IntFlag):
     TWO_INPUTS = 1 << 10  # reads two tensors (from the layout)
     SCRATCH = 1 << 11  # may name a scratch tensor, its working memory (from the layout)
     IN_PLACE = 1 << 12  # elementwise: its output may take an input's exact slot (with Flag.IN_PLACE)
+    TABLE = 1 << 13  # may name an int8 lookup table, a dense entry (from the layout)
     WEIGHTED = TILED | DENSE
 
 
@@ -169,10 +176,11 @@ def scale_mode(count: int, outputs: int, p: int) -> ScaleMode | None:
     return None
 
 
-FIELD_KINDS = ("tensor", "scratch", "tile", "scale", "bias", "dense", "u8", "u16", "pad8", "pad16")
-_CODES = {**dict.fromkeys(("tensor", "scratch", "tile", "scale", "bias", "dense", "u16"), "H"), "u8": "B",
-          "pad8": "x", "pad16": "2x"}
-OPTIONAL_KINDS = ("scale", "bias", "scratch")  # id fields a writer fills with NONE_ID when absent
+FIELD_KINDS = ("tensor", "scratch", "tile", "scale", "bias", "dense", "table", "u8", "u16", "pad8", "pad16")
+_CODES = {**dict.fromkeys(("tensor", "scratch", "tile", "scale", "bias", "dense", "table", "u16"), "H"),
+          "u8": "B", "pad8": "x", "pad16": "2x"}
+OPTIONAL_KINDS = ("scale", "bias", "scratch", "table")  # id fields a writer fills with NONE_ID when absent
+UNARY_TABLE_SIZE = 256  # a unary op's INT8 table: its output for each input q, at index q + 128
 
 
 @dataclass(frozen=True)
@@ -214,11 +222,16 @@ class OpLayout:
 class OpSpec:
     """One op: its encoding, its traits and the kernel family that runs it (the reference
     interpreter's ``tbn.runtime.kernels.<kernel>``, the C runtime's
-    ``tbn_prepare_<kernel>`` / ``tbn_eval_<kernel>``)."""
+    ``tbn_prepare_<kernel>`` / ``tbn_eval_<kernel>``). An op of the ``unary`` family also
+    has ``fn``, its function of ``x`` (:mod:`tbn.format.expr`), from which every runtime's
+    F32 kernel and the compiler's INT8 table are made. ``since``: the minor version that
+    added it."""
 
     layout: OpLayout
     declared: Trait
     kernel: str
+    fn: str = ""
+    since: int = 0
 
     @cached_property
     def traits(self) -> Trait:
@@ -227,6 +240,7 @@ class OpSpec:
         t |= Trait.SCALE if "scale" in kinds else Trait(0)
         t |= Trait.BIAS if "bias" in kinds else Trait(0)
         t |= Trait.SCRATCH if "scratch" in kinds else Trait(0)
+        t |= Trait.TABLE if "table" in kinds else Trait(0)
         return t | (Trait.TWO_INPUTS if len(self.layout.inputs) == 2 else Trait(0))
 
 
@@ -239,6 +253,7 @@ _IO = (("input", "tensor"), ("output", "tensor"))
 _TILED = OpLayout((*_IO, ("tile", "tile"), ("scale", "scale"), ("bias", "bias"), ("scratch", "scratch"),
                    ("_", "pad16")))
 _DENSE = OpLayout((*_IO, ("weight", "dense"), ("scale", "scale"), ("bias", "bias")))
+_TABLED = OpLayout((*_IO, ("table", "table")))  # INT8: the table; F32: NONE_ID
 _MM = Trait.FUSABLE
 
 OPS: dict[Op, OpSpec] = {
@@ -258,6 +273,8 @@ OPS: dict[Op, OpSpec] = {
     Op.ARGMAX: OpSpec(_UNARY, Trait(0), "argmax"),
     Op.AFFINE: OpSpec(OpLayout((*_IO, ("scale", "scale"), ("bias", "bias"), ("_", "pad16"))),
                       Trait.FUSABLE | Trait.F32_ONLY, "affine"),
+    # the unary family: one line an op, its function of x
+    Op.SIGMOID: OpSpec(_TABLED, Trait.IN_PLACE, "unary", "1 / (1 + exp(-x))", since=3),
 }
 OP_LAYOUTS: dict[Op, OpLayout] = {op: s.layout for op, s in OPS.items()}
 KERNELS = tuple(dict.fromkeys(s.kernel for s in OPS.values()))  # kernel families, in opcode order
@@ -344,6 +361,9 @@ assert set(OPS) == set(Op), "every opcode needs an OpSpec"
 for _op, _spec in OPS.items():
     assert _spec.layout.size % ALIGN == 0, f"{_op.name} layout is {_spec.layout.size} bytes, not 4-aligned"
     assert all(k in FIELD_KINDS for _, k in _spec.layout.fields), f"{_op.name}: unknown field kind"
+    assert bool(_spec.fn) == (_spec.kernel == "unary"), f"{_op.name}: unary ops, and only they, have a fn"
+    if _spec.fn:
+        parse_fn(_spec.fn)  # a function outside tbn.format.expr's language fails here, at import
 
 
 def align(n: int) -> int:

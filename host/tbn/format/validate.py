@@ -20,6 +20,7 @@ from tbn.format.spec import (
     OPS,
     RQ16_MAX_MULT,
     RQ16_MAX_SHIFT,
+    UNARY_TABLE_SIZE,
     Act,
     DType,
     Flag,
@@ -109,13 +110,14 @@ def _check_vectors(prog: Program) -> None:
 def _check_operands(prog: Program, op: Operation, where: str, produced: set[int]) -> None:
     """Every id in range for its table (absent optional ones aside); tensors read once written."""
     limits = {"tensor": len(prog.tensors), "scratch": len(prog.tensors), "tile": len(prog.tiles),
-              "scale": len(prog.scales), "bias": len(prog.biases), "dense": len(prog.dense)}
+              "scale": len(prog.scales), "bias": len(prog.biases), "dense": len(prog.dense),
+              "table": len(prog.dense)}
     scale_optional = has(op.opcode, Trait.SCALE_OPTIONAL_F32) and not prog.int8
     for name, kind, _ in OPS[op.opcode].layout.offsets:
         if kind not in limits:
             continue
         ref = op.args.get(name, NONE_ID) if kind == "scratch" else op.args[name]
-        if ref == NONE_ID and (kind in ("bias", "scratch") or (kind == "scale" and scale_optional)):
+        if ref == NONE_ID and (kind in ("bias", "scratch", "table") or (kind == "scale" and scale_optional)):
             continue
         if ref >= limits[kind]:
             raise TbnFormatError(f"{where}: {name} id {ref} out of range (the file has {limits[kind]})")
@@ -347,8 +349,19 @@ def _check_affine(prog: Program, op: Operation, need: _Need) -> None:
          f"bias must hold {c} F32 or F16 values")
 
 
+def _check_unary(prog: Program, op: Operation, need: _Need) -> None:
+    _check_same_shape(prog, op, need)
+    ref = op.args["table"]
+    if prog.int8:
+        need(ref != NONE_ID and prog.dense[ref].size == UNARY_TABLE_SIZE,
+             f"INT8 needs a table of {UNARY_TABLE_SIZE} int8 entries")
+    else:
+        need(ref == NONE_ID, "an F32 model's unary op takes no table")
+
+
 _CHECKS: dict[str, Callable[[Program, Operation, _Need], None]] = {
     "matmul": _check_matmul, "pool": _check_pool, "global_avgpool": _check_global_avgpool,
     "reshape": _check_reshape, "add": _check_add, "activation": _check_activation,
     "softmax": _check_same_shape, "argmax": _check_argmax, "affine": _check_affine,
+    "unary": _check_unary,
 }

@@ -88,7 +88,7 @@ def serialize(prog: Program) -> bytes:
     body += bytes(data_start - HEADER.size - len(body)) + bytes(blobs)
     size = HEADER.size + len(body)
     kinds = [("scale", v.dtype) for v in prog.scales] + [("bias", v.dtype) for v in prog.biases]
-    minor = minor_for(prog.flags, kinds, prog.minor)
+    minor = minor_for(prog.flags, kinds, prog.minor, (op.opcode for op in prog.ops))
     header = HEADER.pack(MAGIC, VERSION_MAJOR, minor, size, 0, prog.flags, prog.arena_size,
                          len(prog.tensors), len(prog.tiles), len(prog.scales), len(prog.biases),
                          len(prog.dense), len(prog.ops), len(ops))

@@ -18,6 +18,7 @@ import numpy as np
 from tbn.errors import UsageError
 from tbn.files import read_bounded
 from tbn.format import Program, read
+from tbn.format.expr import evaluate
 from tbn.format.program import Operation, Vector
 from tbn.format.spec import KERNELS, MAX_FILE_BYTES, NONE_ID, OP_LAYOUTS, OPS, Act, DType, Op, Trait, has
 from tbn.format.validate import weight_count
@@ -69,6 +70,8 @@ class CudaEngine:
         for i, op in enumerate(self.program.ops):
             if has(op.opcode, Trait.WEIGHTED):
                 self._layers[i] = self._upload(op)
+            elif OPS[op.opcode].kernel == "unary" and self.program.int8:
+                self._layers[i] = {"table": self._gpu(self.program.dense[op.args["table"]].astype(np.int64))}
             elif op.opcode == Op.AFFINE:
                 bias = op.args["bias"]
                 self._layers[i] = {
@@ -216,6 +219,11 @@ class CudaEngine:
         n = x.shape[0]
         return x.reshape(n, -1).float().argmax(dim=1).reshape(n, 1)
 
+    def _unary(self, i: int, op: Operation, x: Any) -> Any:
+        if self.program.int8:
+            return self._layers[i]["table"][x + 128]
+        return evaluate(OPS[op.opcode].fn, x.double(), self.torch).to(self.dtype)
+
     def _affine(self, i: int, op: Operation, x: Any) -> Any:
         s, bias = self._layers[i]["scale"], self._layers[i]["bias"]
         shape = (1, -1) + (1,) * (x.ndim - 2)
@@ -301,7 +309,8 @@ class CudaEngine:
 # refuses it (a model with such an op is refused when the engine is made, naming the op).
 FAMILIES: dict[str, str] = {"matmul": "_matmul", "pool": "_pool", "global_avgpool": "_global_avgpool",
                             "reshape": "_reshape", "add": "_add", "activation": "_activation",
-                            "softmax": "_softmax", "argmax": "_argmax", "affine": "_affine"}
+                            "softmax": "_softmax", "argmax": "_argmax", "affine": "_affine",
+                            "unary": "_unary"}
 REFUSED: dict[str, str] = {}
 assert set(FAMILIES) | set(REFUSED) == set(KERNELS), \
     f"kernel families with no CUDA method or refusal: {sorted(set(KERNELS) - set(FAMILIES) - set(REFUSED))}"

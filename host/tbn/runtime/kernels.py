@@ -11,6 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tbn.format.bits import unpack_signs
+from tbn.format.expr import evaluate
 from tbn.format.program import Operation, Program, Tensor, Vector
 from tbn.format.spec import KERNELS as FAMILIES
 from tbn.format.spec import NONE_ID, OPS, Act, DType, Op, ScaleMode, Trait, has, scale_mode
@@ -206,9 +207,18 @@ def affine(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     return _activate(y, op.act).astype(np.float32)
 
 
+def unary(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    """The op's function (its ``fn`` in the spec) on each element: F32 in float64, rounded
+    once; INT8 by the file's table, ``table[q + 128]``."""
+    if prog.int8:
+        return prog.dense[op.args["table"]][x.astype(np.int64) + 128]
+    with np.errstate(over="ignore"):  # exp past float64's range is inf, and the functions take it
+        return evaluate(OPS[op.opcode].fn, _f32(x), np).astype(np.float32)
+
+
 # every op's function, by its kernel family in tbn.format.spec (a family needs a function here)
 _FAMILY = {"matmul": matmul, "pool": pool, "global_avgpool": global_avgpool, "reshape": reshape, "add": add,
-           "activation": activation, "softmax": softmax, "argmax": argmax, "affine": affine}
+           "activation": activation, "softmax": softmax, "argmax": argmax, "affine": affine, "unary": unary}
 assert set(_FAMILY) == set(FAMILIES), "a kernel family of tbn.format.spec has no reference function"
 KERNELS = {op: _FAMILY[s.kernel] for op, s in OPS.items()}
 NUMPY_OF = {DType.F32: np.float32, DType.I8: np.int8, DType.I32: np.int32}

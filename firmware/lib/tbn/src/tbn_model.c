@@ -113,7 +113,7 @@ int tbn_decode_op(const TBN_ROM uint8_t *p, uint32_t avail, tbn_op *op) {
     if (avail < 2) return 0;
     op->opcode = p[0];
     op->act = p[1];
-    op->scale = op->bias = op->scratch = TBN_NONE_ID;
+    op->scale = op->bias = op->scratch = op->table = TBN_NONE_ID;
     op->kh = op->kw = op->sh = op->sw = op->dh = op->dw = 1;
     op->groups = 1;
     switch (op->opcode) { /* each op read by its own generated layout (tbn_format.h) */
@@ -223,6 +223,7 @@ static tbn_status check_operands(const tbn_model *m, const tbn_op *op, uint32_t 
     if ((t & TBN_TRAIT_SCALE) && op->scale >= m->n_scales && !(scale_optional && op->scale == TBN_NONE_ID))
         return TBN_ERR_OPERAND;
     if ((t & TBN_TRAIT_BIAS) && op->bias != TBN_NONE_ID && op->bias >= m->n_biases) return TBN_ERR_OPERAND;
+    if ((t & TBN_TRAIT_TABLE) && op->table != TBN_NONE_ID && op->table >= m->n_dense) return TBN_ERR_OPERAND;
     for (int r = 0; r < 2; r++)
         if (producer(m, reads[r], index) < 0) return TBN_ERR_OPERAND;
     if (op->output == 0 || producer(m, op->output, index) >= 0) return TBN_ERR_OPERAND;

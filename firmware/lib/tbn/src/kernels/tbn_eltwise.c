@@ -1,11 +1,11 @@
-/* RESHAPE, ADD, ACTIVATION, SOFTMAX (F32 only), ARGMAX, AFFINE (F32 only): one prepare and
- * one eval each. */
+/* RESHAPE, ADD, ACTIVATION, SOFTMAX (F32 only), ARGMAX, AFFINE (F32 only) and the unary
+ * family (SIGMOID, ...): one prepare and one eval each. */
 #include "../tbn_internal.h"
 
 /* e^x for SOFTMAX without libm (MicroPython's native modules and some ports link none):
  * x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7 (error < 6e-9 relative,
  * under float's own rounding), times 2^n built in the exponent bits. */
-static float exp_f32(float x) {
+static float tbn_exp_f32(float x) {
     if (!(x == x)) return x; /* NaN stays NaN, as expf keeps it (a model's weights can make one) */
     if (x < -87.0f) return 0.0f; /* below FLT_MIN: SOFTMAX's weights there are 0 to float precision */
     if (x > 88.0f) x = 88.0f;
@@ -130,7 +130,7 @@ tbn_status tbn_eval_softmax(const tbn_model *m, const tbn_op *op, uint8_t *arena
     float *y = (float *)u.dst, mx = x[0], sum = 0.0f;
     uint32_t n = u.in.numel;
     for (uint32_t i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
-    for (uint32_t i = 0; i < n; i++) sum += y[i] = exp_f32(x[i] - mx);
+    for (uint32_t i = 0; i < n; i++) sum += y[i] = tbn_exp_f32(x[i] - mx);
     for (uint32_t i = 0; i < n; i++) y[i] /= sum;
     return TBN_OK;
 }
@@ -183,5 +183,42 @@ tbn_status tbn_eval_affine(const tbn_model *m, const tbn_op *op, uint8_t *arena)
             ((float *)u.dst)[j] = tbn_act_f32(((const float *)u.src)[j] * sc + bi, op->act);
         }
     }
+    return TBN_OK;
+}
+
+/* The unary family: each op's function of x, generated from the spec (tbn_format.h's
+ * TBN_UNARY_F32_<NAME>); INT8 reads the file's table, whose 256 entries the compiler made
+ * from the same function: y = table[q + 128]. */
+static inline float tbn_minf(float a, float b) { return a < b ? a : b; }
+static inline float tbn_maxf(float a, float b) { return a > b ? a : b; }
+
+static float unary_f32(unsigned opcode, float x) {
+    switch (opcode) {
+#define TBN_UNARY_CASE(NAME, code) \
+    case code: return TBN_UNARY_F32_##NAME(x);
+        TBN_UNARY_LIST(TBN_UNARY_CASE)
+#undef TBN_UNARY_CASE
+    default: return x; /* not reached: the loader refuses unknown opcodes */
+    }
+}
+
+tbn_status tbn_prepare_unary(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    if (!tbn_same_shape(&io->in, &io->out)) return TBN_ERR_SHAPE;
+    if (!TBN_INT8(io->int8)) return op->table == TBN_NONE_ID ? TBN_OK : TBN_ERR_SHAPE;
+    uint32_t count = 0;
+    if (op->table != TBN_NONE_ID) tbn_get_dense(m, op->table, &count);
+    return count == TBN_UNARY_TABLE_SIZE ? TBN_OK : TBN_ERR_SHAPE;
+}
+
+tbn_status tbn_eval_unary(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    unary u = unary_of(m, op, arena);
+    if (tbn_int8(m)) {
+        uint32_t count;
+        const TBN_ROM int8_t *table = tbn_get_dense(m, op->table, &count);
+        for (uint32_t i = 0; i < u.in.numel; i++)
+            ((int8_t *)u.dst)[i] = table[(uint8_t)((const int8_t *)u.src)[i] ^ 0x80u]; /* q + 128 */
+        return TBN_OK;
+    }
+    for (uint32_t i = 0; i < u.in.numel; i++) ((float *)u.dst)[i] = unary_f32(op->opcode, ((const float *)u.src)[i]);
     return TBN_OK;
 }
