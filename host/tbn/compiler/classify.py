@@ -63,8 +63,9 @@ _POOL_FUNCTIONS = {F.max_pool2d: Op.MAXPOOL2D, F.avg_pool2d: Op.AVGPOOL2D}
 
 # The unary family (one op per elementwise function, tbn.format.spec): the torch modules, and
 # the functions and tensor methods (by name), that are each op.
-UNARY_MODULES: dict[type[nn.Module], Op] = {nn.Sigmoid: Op.SIGMOID}
-UNARY_CALLS: dict[Any, Op] = {torch.sigmoid: Op.SIGMOID, F.sigmoid: Op.SIGMOID, "sigmoid": Op.SIGMOID}
+UNARY_MODULES: dict[type[nn.Module], Op] = {nn.Sigmoid: Op.SIGMOID, nn.Tanh: Op.TANH}
+UNARY_CALLS: dict[Any, Op] = {torch.sigmoid: Op.SIGMOID, F.sigmoid: Op.SIGMOID, "sigmoid": Op.SIGMOID,
+                              torch.tanh: Op.TANH, F.tanh: Op.TANH, "tanh": Op.TANH}
 
 
 def classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple[Op | Kind, dict, list]:

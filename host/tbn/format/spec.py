@@ -127,6 +127,7 @@ class Op(IntEnum):
     ARGMAX = 12
     AFFINE = 13
     SIGMOID = 14
+    TANH = 15
 
 
 class Trait(IntFlag):
@@ -275,6 +276,7 @@ OPS: dict[Op, OpSpec] = {
                       Trait.FUSABLE | Trait.F32_ONLY, "affine"),
     # the unary family: one line an op, its function of x
     Op.SIGMOID: OpSpec(_TABLED, Trait.IN_PLACE, "unary", "1 / (1 + exp(-x))", since=3),
+    Op.TANH: OpSpec(_TABLED, Trait.IN_PLACE, "unary", "2 / (1 + exp(-2 * x)) - 1", since=3),
 }
 OP_LAYOUTS: dict[Op, OpLayout] = {op: s.layout for op, s in OPS.items()}
 KERNELS = tuple(dict.fromkeys(s.kernel for s in OPS.values()))  # kernel families, in opcode order

@@ -102,6 +102,7 @@
 #define TBN_OP_ARGMAX 12
 #define TBN_OP_AFFINE 13
 #define TBN_OP_SIGMOID 14
+#define TBN_OP_TANH 15
 
 /* dtype sizes in bytes */
 #define TBN_DTYPE_SIZE_F32 4
@@ -307,10 +308,15 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_SIGMOID_INPUT 2
 #define TBN_OP_SIGMOID_OUTPUT 4
 #define TBN_OP_SIGMOID_TABLE 6
-#define TBN_OP_MAX 14
+#define TBN_OP_TANH_SIZE 8
+#define TBN_OP_TANH_TRAITS 0x3000u
+#define TBN_OP_TANH_INPUT 2
+#define TBN_OP_TANH_OUTPUT 4
+#define TBN_OP_TANH_TABLE 6
+#define TBN_OP_MAX 15
 
 /* X(NAME, opcode, size, traits, kernel): every op, in opcode order */
-#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary)
+#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary)
 
 /* K(kernel): every kernel family once */
 #define TBN_KERNEL_LIST(K) K(matmul) K(pool) K(global_avgpool) K(reshape) K(add) K(activation) K(softmax) K(argmax) K(affine) K(unary)
@@ -330,12 +336,14 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_ARGMAX_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
 #define TBN_OP_AFFINE_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(scale, 6, 2) F(bias, 8, 2)
 #define TBN_OP_SIGMOID_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
+#define TBN_OP_TANH_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
 
 /* U(NAME, opcode): every op of the unary family; TBN_UNARY_F32_<NAME>(x): its function
  * (the spec's fn, tbn.format.expr.to_c), on tbn_exp_f32, tbn_minf and tbn_maxf */
-#define TBN_UNARY_LIST(U) U(SIGMOID, 14)
+#define TBN_UNARY_LIST(U) U(SIGMOID, 14) U(TANH, 15)
 #define TBN_UNARY_TABLE_SIZE 256u
 #define TBN_UNARY_F32_SIGMOID(x) (1.0f / (1.0f + tbn_exp_f32((-(x)))))
+#define TBN_UNARY_F32_TANH(x) ((2.0f / (1.0f + tbn_exp_f32(((-2.0f) * (x))))) - 1.0f)
 
 /* the size of an opcode's ops; 0 for an unknown opcode */
 static inline unsigned tbn_op_size(unsigned opcode) {
