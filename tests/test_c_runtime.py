@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from conftest import untrained_mnist_mlp
 from tbn import compile_model, tile_model
 from tbn.capi import CRuntime, _Model, load_library
+from tbn.engines import open_engine
 from tbn.format import Program, TbnFormatError, read, serialize, spec
 from tbn.format.program import Vector
 from tbn.parity import matches
@@ -53,7 +54,7 @@ def test_ctypes_matches_reference(lib: ctypes.CDLL, vector: Path) -> None:
     data = vector.read_bytes()
     x = np.random.default_rng(0).normal(size=(6, *read(data).tensors[0].shape)).astype(np.float32)
     want = Interpreter(data).run(x)
-    got = CRuntime(data, lib).run(x)
+    got = open_engine("c", data, lib=lib).run(x)
     if want.dtype == np.float32:
         assert matches(got, want)
     else:
@@ -67,7 +68,7 @@ def test_mnist_mlp_c_equals_reference(lib: ctypes.CDLL, acts: str) -> None:
     calib = x[:64] if acts == "int8" else None
     data = compile_model(model.eval(), x[:1], activations=acts, calibration=calib)
     want = Interpreter(data).run(x.numpy())
-    got = CRuntime(data, lib).run(x.numpy())
+    got = open_engine("c", data, lib=lib).run(x.numpy())
     if acts == "int8":
         assert np.array_equal(got, want)
     else:
@@ -168,7 +169,7 @@ def test_table_and_direct_kernels_agree(lib: ctypes.CDLL, name: str) -> None:
     for i in with_tables:
         direct = _set_scratch(direct, i, spec.NONE_ID)
     ref = Interpreter(data).run(x)
-    fast, slow = CRuntime(data, lib).run(x), CRuntime(direct, lib).run(x)
+    fast, slow = open_engine("c", data, lib=lib).run(x), open_engine("c", direct, lib=lib).run(x)
     assert matches(fast, ref) and matches(slow, ref)
     if prog.int8:
         assert np.array_equal(fast, slow)
@@ -201,7 +202,7 @@ def test_scratch_rules_are_enforced_by_both_readers(lib: ctypes.CDLL) -> None:
 def test_ops_run_one_at_a_time_as_a_profiler_runs_them(lib: ctypes.CDLL) -> None:
     data, x = _tables_case("conv_tables_int8")
     m = CRuntime(data, lib)._model
-    whole = CRuntime(data, lib).run(x[0])
+    whole = open_engine("c", data, lib=lib).run(x[0])
     n = lib.tbn_op_count(ctypes.byref(m))
     assert n == len(read(data).ops)
     arena = np.zeros(lib.tbn_arena_size(ctypes.byref(m)) // 4 + 1, dtype=np.uint32)
@@ -221,7 +222,7 @@ def test_requantisation_edge_cases_match_the_reference(lib: ctypes.CDLL, case: s
     boards in tests/hil)."""
     edited = requant_edge_cases()[case]
     _, x = _tables_case("mlp_int8")
-    assert np.array_equal(CRuntime(edited, lib).run(x), Interpreter(edited).run(x))
+    assert np.array_equal(open_engine("c", edited, lib=lib).run(x), Interpreter(edited).run(x))
 
 
 class _Residual(torch.nn.Module):
@@ -264,7 +265,7 @@ def test_a_residual_add_writes_over_its_input(lib: ctypes.CDLL, acts: str,
     a, out = prog.tensors[add.args["a"]], prog.tensors[add.args["output"]]
     assert prog.flags & spec.Flag.IN_PLACE and out.offset == a.offset and out.nbytes == a.nbytes
     assert prog.arena_size < 3 * out.nbytes
-    assert matches(CRuntime(data, lib).run(x), Interpreter(data).run(x))
+    assert matches(open_engine("c", data, lib=lib).run(x), Interpreter(data).run(x))
 
     no_flag = read(data)
     no_flag.flags &= ~spec.Flag.IN_PLACE
@@ -292,7 +293,7 @@ def test_the_runtime_quantises_inputs_as_the_reference(lib: ctypes.CDLL) -> None
     from tbn.runtime.interpreter import quantize
 
     data, _ = _residual("int8")
-    runtime = CRuntime(data, lib)  # holds the bytes the model points into
+    runtime = open_engine("c", data, lib=lib)  # holds the bytes the model points into
     m = runtime._model
     info = _IoInfo()
     lib.tbn_input_info(ctypes.byref(m), ctypes.byref(info))
@@ -332,7 +333,7 @@ def test_both_readers_refuse_an_rq16_that_could_overflow(lib: ctypes.CDLL, edit:
     with pytest.raises(TbnFormatError):
         read(data)
     with pytest.raises(TbnFormatError):
-        CRuntime(data, lib)
+        open_engine("c", data, lib=lib)
 
 
 def test_every_finite_half_converts_exactly(lib: ctypes.CDLL) -> None:
@@ -347,7 +348,7 @@ def test_every_finite_half_converts_exactly(lib: ctypes.CDLL) -> None:
                    scales=[Vector(spec.DType.F16, halves)], arena_size=8 * n,
                    ops=[Operation(spec.Op.AFFINE, spec.Act.NONE,
                                   {"input": 0, "output": 1, "scale": 0, "bias": spec.NONE_ID})])
-    got = CRuntime(serialize(prog), lib).run(np.ones((1, n, 1, 1), dtype=np.float32))
+    got = open_engine("c", serialize(prog), lib=lib).run(np.ones((1, n, 1, 1), dtype=np.float32))
     assert np.array_equal(got.reshape(-1), halves.astype(np.float32))  # as values: AFFINE adds +0
 
 
@@ -362,7 +363,7 @@ def test_wide_requantisation_with_narrow_biases(lib: ctypes.CDLL) -> None:
     mixed = serialize(prog)
     want = Interpreter(data).run(x)
     assert np.array_equal(Interpreter(mixed).run(x), want)
-    assert np.array_equal(CRuntime(mixed, lib).run(x), want)
+    assert np.array_equal(open_engine("c", mixed, lib=lib).run(x), want)
 
 
 def test_a_runtime_built_for_one_model_runs_it_and_refuses_the_rest(tmp_path: Path) -> None:

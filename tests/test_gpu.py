@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tbn.engines import open_engine
 from tbn.format import read
 from tbn.format.bits import unpack_signs
 from tbn.format.spec import ScaleMode
@@ -99,10 +100,8 @@ def _vector(name: str):
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_golden_vector_parity(name: str, dtype: str) -> None:
-    from tbn.gpu import CudaEngine
-
     data, x, want = _vector(name)
-    engine = CudaEngine(data, dtype=dtype)
+    engine = open_engine("cuda", data, dtype=dtype)
     got = engine.run(x)
     if engine.program.int8:
         np.testing.assert_array_equal(got, want)  # INT8: bit-exact whatever dtype says
@@ -116,12 +115,10 @@ def test_golden_vector_parity(name: str, dtype: str) -> None:
 @pytest.mark.parametrize("route", ["gemv", "gemm", "tensorcore"])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 def test_every_linear_route_matches_the_reference(route: str, dtype: str) -> None:
-    from tbn.gpu import CudaEngine
-
     data, x, _ = _vector("mlp_f32")
     batch = np.random.default_rng(0).standard_normal((300, *x.shape[1:])).astype(np.float32)
     want = Interpreter(data).run(batch)
-    engine = CudaEngine(data, dtype=dtype, route=route)
+    engine = open_engine("cuda", data, dtype=dtype, route=route)
     plans = [plan_tiled(engine.program, op) for op in engine.program.ops if is_tiled(op)]
     if route == "gemm" and not all(p.aligned for p in plans):
         pytest.skip("a layer is not aligned for the shared-memory GEMM")
@@ -135,8 +132,6 @@ def test_mnist_model_parity(tmp_path: Path, shared_mnist: Path, activations: str
     import sys
 
     from tbn.data import load_mnist
-    from tbn.gpu import CudaEngine
-
     tbn = [sys.executable, "-m", "tbn.cli.main"]
     subprocess.run(
         [*tbn, "train", "--p", "4", "--epochs", "1", "--out", str(tmp_path), "--data-dir", str(shared_mnist)],
@@ -161,7 +156,7 @@ def test_mnist_model_parity(tmp_path: Path, shared_mnist: Path, activations: str
     )
     x = load_mnist("test", shared_mnist).normalized(1000)
     want = Interpreter(model.read_bytes()).run(x)
-    got = CudaEngine(model.read_bytes()).run(x)
+    got = open_engine("cuda", model).run(x)
     if activations == "int8":
         np.testing.assert_array_equal(got, want)
     else:
