@@ -175,8 +175,9 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str] | tu
     "conv1d_offset_f32": (Conv1dNet, (3, 16), {"p": 4, "min_params": 0, "per_layer": {"conv": 9}}, "f32"),
     "conv1d_argmax_int8": (Conv1dNetInt8, (3, 16), {"p": 4, "min_params": 0, "per_layer": {"fc": 3}},
                            "int8"),
-    "unary_f32": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "f32"),
-    "unary_int8": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "int8"),
+    # the direct kernel (no lookup tables), so that the Uno's flash holds the firmware too
+    "unary_f32": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "f32", {"lookup_tables": False}),
+    "unary_int8": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "int8", {"lookup_tables": False}),
 }
 
 
