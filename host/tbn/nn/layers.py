@@ -154,7 +154,18 @@ class TiledLinear(_TiledMixin, nn.Linear):
 
 
 class _TiledConvNd(_TiledMixin):
+    """What the tiled convolutions share: ``_float_cls`` (nn.Conv1d or nn.Conv2d) builds the
+    module, then the tiling is added."""
+
     _float_cls: type[nn.Module]
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", tiling: Tiling | None = None, device: Any = None,
+                 dtype: Any = None, **options: Any) -> None:
+        self._float_cls.__init__(self, in_channels, out_channels, kernel_size, stride, padding,  # type: ignore[call-arg]
+                                 dilation, groups, bias, padding_mode, device=device, dtype=dtype)
+        self._init_tiling(Tiling.of(tiling, **options))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.tiled_weight(), self.bias)  # type: ignore[attr-defined]
@@ -177,27 +188,11 @@ class TiledConv1d(_TiledConvNd, nn.Conv1d):
 
     _float_cls = nn.Conv1d
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
-                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", tiling: Tiling | None = None, device: Any = None,
-                 dtype: Any = None, **options: Any) -> None:
-        nn.Conv1d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                           groups, bias, padding_mode, device=device, dtype=dtype)
-        self._init_tiling(Tiling.of(tiling, **options))
-
 
 class TiledConv2d(_TiledConvNd, nn.Conv2d):
     """``nn.Conv2d`` with a tiled binary weight; see :class:`TiledLinear`."""
 
     _float_cls = nn.Conv2d
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
-                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", tiling: Tiling | None = None, device: Any = None,
-                 dtype: Any = None, **options: Any) -> None:
-        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
-                           groups, bias, padding_mode, device=device, dtype=dtype)
-        self._init_tiling(Tiling.of(tiling, **options))
 
 
 TILED_TYPES: dict[type[nn.Module], type[_TiledMixin]] = {
