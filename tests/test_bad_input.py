@@ -70,6 +70,11 @@ def _model_and_tbn(d: Path) -> None:
     _tbn(d)
 
 
+def _model_and_fifo(d: Path) -> None:
+    _model(d)
+    _fifo(d)
+
+
 def _fifo(d: Path) -> None:
     os.mkfifo(d / "pipe.tbn")
 
@@ -167,6 +172,21 @@ def _tbn_and_inputs(d: Path) -> None:
     np.save(d / "x.npy", np.zeros((3, 1, 8, 8), dtype=np.float32))
 
 
+def _empty_batch(d: Path) -> None:
+    _tbn(d)
+    np.save(d / "x.npy", np.zeros((0, 1, 8, 8), dtype=np.float32))
+
+
+def _tbn_inputs_and_folder(d: Path) -> None:
+    _tbn_and_inputs(d)
+    (d / "dir").mkdir()
+
+
+def _tbn_inputs_and_pipe(d: Path) -> None:
+    _tbn_and_inputs(d)
+    os.mkfifo(d / "pipe.log")
+
+
 def _wrong_shape(d: Path) -> None:
     _tbn(d)
     np.save(d / "x.npy", np.zeros((2, 3, 8, 8), dtype=np.float32))
@@ -246,6 +266,17 @@ CASES = [
     Case("a truncated MNIST download", 6, _truncated_gzip,
          ["run", "m.tbn", "--data", "mnist", "--data-dir", "data"], "truncated or corrupt",
          unchanged=("data/t10k-images-idx3-ubyte.gz",)),
+    Case("run an empty batch", 4, _empty_batch, ["run", "m.tbn", "--input", "x.npy"],
+         "holds no inputs", unchanged=("m.tbn", "x.npy")),
+    Case("infer an empty batch", 4, _empty_batch, [*INFER, "--board", "mps2_an500"],
+         "holds no inputs", unchanged=("m.tbn", "x.npy")),
+    Case("infer --log naming a folder", 6, _tbn_inputs_and_folder,
+         [*INFER, "--board", "mps2_an500", "--log", "dir"], "dir is a folder", unchanged=("m.tbn", "x.npy")),
+    Case("monitor --log naming a pipe", 6, _tbn_inputs_and_pipe,
+         ["monitor", "--model", "m.tbn", "--input", "x.npy", "--port", "socket://127.0.0.1:1", "--log",
+          "pipe.log"], "is not a regular file", unchanged=("m.tbn", "x.npy")),
+    Case("compile over a pipe", 6, _model_and_fifo, ["compile", "model.pt", "-o", "pipe.tbn"],
+         "is not a regular file", unchanged=("model.pt",)),
     Case("NaN in the input", 4, _nan_input, ["run", "m.tbn", "--input", "x.npy"], "NaN or infinity",
          unchanged=("m.tbn", "x.npy")),
     Case("compile weights under another config", 4, _config_edited, ["compile", "model.pt"],

@@ -320,3 +320,16 @@ def test_a_unary_op_compiles_from_each_spelling_f32_and_int8() -> None:
     out = int8.tensors[int8.output]
     assert np.abs(got - ref).max() <= 2 * out.scale + 1e-6  # sigmoids of int8 inputs, then one step
     assert all(len(int8.dense[op.args["table"]]) == 256 for op in int8.ops if op.opcode == Op.SIGMOID)
+
+
+def test_a_factor_int8_cannot_hold_is_a_named_error_naming_the_layer() -> None:
+    """A diverged model's requantisation past 2^31 (issue: the faults left) says which layer."""
+    from tbn.compiler.params import ParamWriter
+    from tbn.format import Program
+
+    writer = ParamWriter()
+    writer.prog, writer.narrow = Program(), True
+    with pytest.raises(TbnCompileError, match=r"module 'fc' \(node fc\): cannot run with INT8 .*too large "
+                                              r"for int8.*--activations f32"):
+        writer.requant(np.array([2.0**40]), 1000, "module 'fc' (node fc)")
+    assert writer.requant(np.array([0.5]), 1000, "module 'fc' (node fc)") == 0

@@ -49,7 +49,8 @@ def read_bounded(path: str | os.PathLike, limit: int, what: str) -> bytes:
 
 
 def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> None:
-    """Refuse an output path that is one of ``inputs``, a folder, or in a missing folder."""
+    """Refuse an output path that is one of ``inputs``, a folder, a pipe or device, or in a
+    missing folder."""
     path = Path(path)
     for i in inputs:
         if Path(i).exists() and path.exists() and os.path.samefile(i, path):
@@ -57,6 +58,9 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
                             f"choose another output")
     if path.is_dir():
         raise FileError(f"{path} is a folder: give a file name for the output")
+    if path.exists() and not path.is_file():  # a rename over a pipe or /dev/null would replace it
+        raise FileError(f"{path} is not a regular file (a pipe or a device?): give a file name for "
+                        "the output")
     if not path.parent.is_dir():
         raise FileError(f"{path.parent} does not exist: create it or choose another output")
 

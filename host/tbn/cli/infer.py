@@ -42,6 +42,12 @@ def add_device_arguments(p: argparse.ArgumentParser, model_required: bool) -> No
     p.add_argument("--data-dir", help="folder with MNIST")
 
 
+def check_device_outputs(args: argparse.Namespace) -> None:
+    """The files add_device_arguments' options write (--log), checked before any device starts."""
+    if args.log is not None:
+        check_output(args.log, [p for p in (args.model, args.input) if p is not None])
+
+
 def describe_device(info: Any) -> str:
     """One line of what INFO says about the device."""
     return (
@@ -87,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
     program = load(args.model)
     x, labels = load_inputs(args, program)
+    check_device_outputs(args)
     if args.json is not None:
         check_output(args.json, [p for p in (args.model, args.input) if p is not None])
     got = _Run(len(x))

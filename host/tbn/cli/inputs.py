@@ -29,6 +29,8 @@ def load_inputs(args: argparse.Namespace, program: Any,
         x = x[:n] if n else x
         if program is not None:
             check_batch(x, program, str(args.input))
+        if len(x) == 0:
+            raise UsageError(f"{args.input} holds no inputs (an array of shape {x.shape}): nothing to run")
         return x, None
     from tbn.data.datasets import mnist_test
 

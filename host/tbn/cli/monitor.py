@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from tbn.cli.infer import add_device_arguments, cost_text, describe_device
+from tbn.cli.infer import add_device_arguments, check_device_outputs, cost_text, describe_device
 from tbn.cli.inputs import load_inputs
 from tbn.cli.types import seconds
 from tbn.errors import UsageError
@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     program = load(args.model) if args.model else None
     x, labels = load_inputs(args, program)
+    check_device_outputs(args)
     with open_device(args.board, args.port, args.model, embed=not args.load, log=args.log) as link:
         info = link.info()
         print(describe_device(info))

@@ -158,7 +158,7 @@ class _Emitter(ParamWriter):
         # the bound tbn.format.validate.accumulator_bound checks, from the weights at hand
         wsum = np.abs(v["dense"].astype(np.int64)).reshape(o, -1).sum(axis=1).max() if "dense" in v \
             else n.attrs["module"].weight.numel() // o
-        args["scale"] = self.requant(real, value_bound(int(wsum), src.zero_point, peak))
+        args["scale"] = self.requant(real, value_bound(int(wsum), src.zero_point, peak), n.where)
 
     def pool(self, n: Node, ins: list[int]) -> None:
         out = self.same_quant(n, self.prog.tensors[ins[0]])
@@ -176,7 +176,7 @@ class _Emitter(ParamWriter):
         if self.int8:
             a, b, dst = (self.prog.tensors[t] for t in (ins[0], ins[1], out))
             args["scale"] = self.requant(np.array([a.scale / dst.scale, b.scale / dst.scale]),
-                                         add_bound(a.zero_point, b.zero_point))
+                                         add_bound(a.zero_point, b.zero_point), n.where)
         self.op(Op.ADD, _ACTS[n.act], args)
 
     def bn_affine(self, n: Node, ins: list[int]) -> None:
