@@ -44,6 +44,13 @@ def test_short_training_reaches_stated_accuracy(tmp_path: Path) -> None:
     assert evaluate(model, x, y) == metrics["test_accuracy"]
 
 
+def test_a_first_epoch_left_at_chance_ends_the_run_without_a_model(tmp_path: Path) -> None:
+    """10,000 images at a learning rate that moves nothing: 6.9% after the first epoch (seed 1)."""
+    with pytest.raises(TrainError, match=r"test accuracy is 0\.0690, no better than chance.*Check the lear"):
+        train(TrainConfig(p=4, epochs=2, lr=1e-12, train_subset=10_000, seed=1), tmp_path, progress=False)
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "checkpoint.pt").exists()
+
+
 def test_killed_run_resumes_to_identical_weights(tmp_path: Path) -> None:
     args = ["train", "--p", "8", "--epochs", "4", "--subset", "12000", "--quiet", "--seed", "3"]
     subprocess.run([*TBN, *args, "--out", str(tmp_path / "whole")], check=True, env=_env(),

@@ -272,6 +272,20 @@ class _State:
     teacher: nn.Module | None
     history: list[dict[str, float]]
     start_epoch: int = 0
+    first_loss: float | None = None  # this run's first step: what divergence is measured against
+
+
+# A run has diverged when a step's loss is this many times its first step's, whether or not it
+# has reached infinity (a learning rate far too large: 1e26 and 11% accuracy, finite), or when
+# the first epoch over this many images leaves the test accuracy at chance (at most 1.2 / classes).
+DIVERGENCE_FACTOR = 1e4
+CHANCE_MIN_IMAGES = 10_000
+
+
+def _diverged(config: TrainConfig, s: _State, why: str, remedy: str = "Lower --lr") -> TrainError:
+    kept = f"epoch {s.history[-1]['epoch']}" if s.history else "none yet"
+    return TrainError(f"training diverged: {why}; no model.pt was written and the last checkpoint ({kept}) "
+                      f"is kept. {remedy} (--lr is now {config.lr:g}) and train again.")
 
 
 def _data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -351,11 +365,11 @@ def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch
         xb, yb = xb.to(device), yb.to(device)
         logits = s.net(xb)
         loss = _loss(config, s, logits, xb, yb)
-        if not torch.isfinite(loss):  # stop before a non-finite step reaches the weights
-            kept = f"epoch {s.history[-1]['epoch']}" if s.history else "none yet"
-            raise TrainError(f"training diverged: the loss is {loss.item()} at epoch {epoch + 1}, step "
-                             f"{step + 1}; no model.pt was written and the last checkpoint ({kept}) "
-                             f"is kept. Lower --lr (now {config.lr:g}) and train again.")
+        s.first_loss = s.first_loss if s.first_loss is not None else float(loss.item())
+        if not torch.isfinite(loss) or loss.item() > DIVERGENCE_FACTOR * max(s.first_loss, 1e-6):
+            # stopped before the step reaches the weights
+            raise _diverged(config, s, f"the loss is {loss.item():.4g} at epoch {epoch + 1}, step {step + 1} "
+                                       f"(the first step's was {s.first_loss:.4g})")
         s.opt.zero_grad(set_to_none=True)
         loss.backward()
         s.opt.step()
@@ -422,6 +436,12 @@ def _run(config: TrainConfig, out: Path, ckpt: dict[str, Any] | None, device: to
         if ddp.main:
             seconds = stats.pop("seconds")  # history rows keep their key order
             stats.update(test_accuracy=evaluate(model, x_test, y_test), seconds=seconds)
+            chance = 1.2 / (int(y_train.max()) + 1)
+            if epoch == 0 and ddp.world == 1 and len(x_train) >= CHANCE_MIN_IMAGES \
+                    and stats["test_accuracy"] <= chance:
+                raise _diverged(config, s, f"after the first epoch the test accuracy is "
+                                           f"{stats['test_accuracy']:.4f}, no better than chance",
+                                "Check the learning rate (far too large, or too small) and the data")
             s.history.append(stats)
             if progress:
                 tqdm.write(f"epoch {epoch + 1}: loss {stats['loss']:.4f}  train acc "
