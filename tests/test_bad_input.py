@@ -172,6 +172,11 @@ def _tbn_and_inputs(d: Path) -> None:
     np.save(d / "x.npy", np.zeros((3, 1, 8, 8), dtype=np.float32))
 
 
+def _model_tbn_and_inputs(d: Path) -> None:
+    _model(d)
+    _tbn_and_inputs(d)
+
+
 def _empty_batch(d: Path) -> None:
     _tbn(d)
     np.save(d / "x.npy", np.zeros((0, 1, 8, 8), dtype=np.float32))
@@ -275,6 +280,13 @@ CASES = [
     Case("monitor --log naming a pipe", 6, _tbn_inputs_and_pipe,
          ["monitor", "--model", "m.tbn", "--input", "x.npy", "--port", "socket://127.0.0.1:1", "--log",
           "pipe.log"], "is not a regular file", unchanged=("m.tbn", "x.npy")),
+    Case("compile over a run's checkpoint", 5, _short_run,
+         ["compile", "run/model.pt", "-o", "run/checkpoint.pt"],
+         "is not a .tbn model: writing a .tbn model there would destroy it",
+         unchanged=("run/checkpoint.pt",)),
+    Case("infer --json over a model", 5, _model_tbn_and_inputs,
+         [*INFER, "--board", "mps2_an500", "--json", "model.pt"], "is not a JSON file",
+         unchanged=("model.pt", "m.tbn")),
     Case("compile over a pipe", 6, _model_and_fifo, ["compile", "model.pt", "-o", "pipe.tbn"],
          "is not a regular file", unchanged=("model.pt",)),
     Case("NaN in the input", 4, _nan_input, ["run", "m.tbn", "--input", "x.npy"], "NaN or infinity",

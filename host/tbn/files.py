@@ -48,9 +48,16 @@ def read_bounded(path: str | os.PathLike, limit: int, what: str) -> bytes:
         raise FileError(f"{p}: cannot read ({e.strerror})") from e
 
 
-def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> None:
+# What an output of each kind starts with: a command replaces an existing file only when it
+# is of the kind it writes (or with --force), so a mistyped -o never destroys a checkpoint.
+KINDS = {"tbn": ((b"TBNB",), "a .tbn model"), "json": ((b"{", b"["), "a JSON file")}
+
+
+def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), kind: str | None = None,
+                 force: bool = False) -> None:
     """Refuse an output path that is one of ``inputs``, a folder, a pipe or device, or in a
-    missing folder."""
+    missing folder; and, unless ``force``, an existing file that is not of ``kind`` (a key of
+    :data:`KINDS`)."""
     path = Path(path)
     for i in inputs:
         if Path(i).exists() and path.exists() and os.path.samefile(i, path):
@@ -63,6 +70,13 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
                         "the output")
     if not path.parent.is_dir():
         raise FileError(f"{path.parent} does not exist: create it or choose another output")
+    if kind is not None and not force and path.is_file() and path.stat().st_size:
+        starts, what = KINDS[kind]
+        with path.open("rb") as f:
+            head = f.read(64).lstrip()
+        if not head.startswith(starts):
+            raise FileError(f"{path} exists and is not {what}: writing {what} there would destroy it; "
+                            "choose another output, or add --force to replace it")
 
 
 @contextmanager

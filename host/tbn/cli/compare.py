@@ -31,6 +31,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--board", help="also run tbn on this board (tbn-flash --list) and count instructions")
     p.add_argument("--data-dir", help="folder with the recipe's dataset")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the comparison as JSON")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file that is not JSON")
     p.set_defaults(func=run)
 
 
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     inputs = [p for p in (args.model, args.teacher, args.tbn) if p is not None]
     if args.json:  # before minutes of work, not after
-        check_output(args.json, inputs)
+        check_output(args.json, inputs, "json", args.force)
     result = compare(args.model, args.tbn, args.teacher, args.n, args.calibration, args.board,
                      data_dir=args.data_dir)
     print(render(result))

@@ -25,6 +25,7 @@ def add_parser(sub: Any) -> None:
                    "calibration)")
     p.add_argument("--no-lookup-tables", dest="lookup_tables", action="store_false",
                    help="run every tiled op with the direct kernel: no scratch in the arena, slower")
+    p.add_argument("--force", action="store_true", help="replace an existing output that is not a .tbn")
     p.set_defaults(func=run)
 
 
@@ -32,13 +33,15 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from tbn.compiler import compile_model
-    from tbn.files import write_atomic
+    from tbn.files import check_output, write_atomic
     from tbn.format import read
     from tbn.format.inspect import render, summarize
     from tbn.train import dataset_tensors, load_model
     from tbn.train.recipes import input_shape, recipe
 
     model, config = load_model(args.model)
+    out = Path(args.output) if args.output else Path(args.model).with_suffix(".tbn")
+    check_output(out, [args.model], "tbn", args.force)  # before the work, not after
     calibration = None
     if args.activations == "int8":
         if args.calibration < 1:
@@ -48,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
     data = compile_model(model, torch.zeros(1, *input_shape(config.recipe)), activations=args.activations,
                        calibration=calibration, params=args.params,
                        lookup_tables=args.lookup_tables)
-    out = Path(args.output) if args.output else Path(args.model).with_suffix(".tbn")
     write_atomic(out, data, inputs=[args.model])
     print(render(summarize(read(data), len(data))))
     print(f"\nwrote {out}")

@@ -73,6 +73,7 @@ def add_parser(sub: Any) -> None:
                    help="also measure each op of the first input on the device (PROFILE) and print the table")
     p.add_argument("--json", type=Path, metavar="FILE",
                    help="also write every result as JSON (written even when the device fails part-way)")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file that is not JSON")
     p.set_defaults(func=run)
 
 
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     x, labels = load_inputs(args, program)
     check_device_outputs(args)
     if args.json is not None:
-        check_output(args.json, [p for p in (args.model, args.input) if p is not None])
+        check_output(args.json, [p for p in (args.model, args.input) if p is not None], "json", args.force)
     got = _Run(len(x))
     try:
         with open_device(args.board, args.port, args.model, embed=not args.load, log=args.log) as link:
