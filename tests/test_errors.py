@@ -76,7 +76,7 @@ def test_a_reader_that_stops_early_is_not_an_error() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from tbn.cli.report import run_reporting; "
+    code = ("import sys; from tbn.cli.exits import run_reporting; "
             "sys.exit(run_reporting('tbn x', lambda: [print('y' * 999) for _ in range(1000)]))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdout.readline()

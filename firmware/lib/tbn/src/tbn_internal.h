@@ -169,6 +169,10 @@ typedef struct {
     int int8, has_scratch;
 } tbn_io;
 
+/* min and max of floats: the unary family's functions (tbn_format.h) call them */
+static inline float tbn_minf(float a, float b) { return a < b ? a : b; }
+static inline float tbn_maxf(float a, float b) { return a > b ? a : b; }
+
 /* Shape helpers shared by the prepare functions. */
 static inline int tbn_same_shape(const tbn_tensor *a, const tbn_tensor *b) {
     if (a->ndim != b->ndim) return 0;

@@ -187,10 +187,9 @@ tbn_status tbn_eval_affine(const tbn_model *m, const tbn_op *op, uint8_t *arena)
 }
 
 /* The unary family: each op's function of x, generated from the spec (tbn_format.h's
- * TBN_UNARY_F32_<NAME>); INT8 reads the file's table, whose 256 entries the compiler made
- * from the same function: y = table[q + 128]. */
-static inline float tbn_minf(float a, float b) { return a < b ? a : b; }
-static inline float tbn_maxf(float a, float b) { return a > b ? a : b; }
+ * TBN_UNARY_F32_<NAME>, on tbn_exp_f32 above and tbn_internal.h's tbn_minf, tbn_maxf); INT8
+ * reads the file's table, whose 256 entries the compiler made from the same function:
+ * y = table[q + 128]. */
 
 static float unary_f32(unsigned opcode, float x) {
     switch (opcode) {
