@@ -139,6 +139,11 @@ def _op_tables() -> list[str]:
     """Traits, sizes and field offsets of each op, and X-macro lists over them."""
     lines = ["", "/* Trait: what an op is (tbn.format.spec.Trait) */"]
     lines += [f"#define TBN_TRAIT_{n} 0x{int(t):04X}u" for n, t in spec.Trait.__members__.items()]
+    lines += ["", "/* TBN_OPS_<TRAIT>: the opcodes with that trait, as a mask of (1 << opcode), so that a",
+              " * build with some ops only (TBN_BUILD_OPS) drops the code of a trait none of them has */"]
+    for name, trait in spec.Trait.__members__.items():
+        mask = sum(1 << int(op) for op, s in spec.OPS.items() if s.traits & trait)
+        lines.append(f"#define TBN_OPS_{name} 0x{mask:08X}u")
     lines += ["", "/* ops: byte size and field offsets (after the opcode and act bytes) */"]
     for op, s in spec.OPS.items():
         lines.append(f"#define TBN_OP_{op.name}_SIZE {s.layout.size}")

@@ -194,6 +194,24 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_TRAIT_TABLE 0x2000u
 #define TBN_TRAIT_WEIGHTED 0x0003u
 
+/* TBN_OPS_<TRAIT>: the opcodes with that trait, as a mask of (1 << opcode), so that a
+ * build with some ops only (TBN_BUILD_OPS) drops the code of a trait none of them has */
+#define TBN_OPS_TILED 0x00000006u
+#define TBN_OPS_DENSE 0x00000018u
+#define TBN_OPS_CONV 0x00000014u
+#define TBN_OPS_WINDOW 0x00000060u
+#define TBN_OPS_FUSABLE 0x0000221Eu
+#define TBN_OPS_F32_ONLY 0x00002800u
+#define TBN_OPS_SAME_QUANT 0x000005E0u
+#define TBN_OPS_SCALE_OPTIONAL_F32 0x00000200u
+#define TBN_OPS_SCALE 0x0000221Eu
+#define TBN_OPS_BIAS 0x0000201Eu
+#define TBN_OPS_TWO_INPUTS 0x00000200u
+#define TBN_OPS_SCRATCH 0x00000006u
+#define TBN_OPS_IN_PLACE 0x0000C600u
+#define TBN_OPS_TABLE 0x0000C000u
+#define TBN_OPS_WEIGHTED 0x0000001Eu
+
 /* ops: byte size and field offsets (after the opcode and act bytes) */
 #define TBN_OP_TILED_LINEAR_SIZE 16
 #define TBN_OP_TILED_LINEAR_TRAITS 0x0B11u

@@ -29,6 +29,8 @@
 #error "TBN_BUILD_F32 and TBN_BUILD_INT8 are both 0: the runtime would run nothing"
 #endif
 #define TBN_BUILT(opcode) (((uint32_t)(TBN_BUILD_OPS) >> (opcode)) & 1u)
+/* Whether any op built in has the trait (TBN_OPS_<TRAIT>, tbn_format.h): a constant. */
+#define TBN_BUILT_TRAIT(NAME) (((uint32_t)(TBN_BUILD_OPS) & TBN_OPS_##NAME) != 0u)
 /* "The model's activations are int8", a constant where the build has one type only. */
 #define TBN_INT8(flag) (TBN_BUILD_F32 ? (TBN_BUILD_INT8 ? (flag) : 0) : 1)
 static inline int tbn_int8(const tbn_model *m) { return TBN_INT8((m->flags & TBN_FLAG_INT8) != 0); }

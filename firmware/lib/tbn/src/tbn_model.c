@@ -223,7 +223,8 @@ static tbn_status check_operands(const tbn_model *m, const tbn_op *op, uint32_t 
     if ((t & TBN_TRAIT_SCALE) && op->scale >= m->n_scales && !(scale_optional && op->scale == TBN_NONE_ID))
         return TBN_ERR_OPERAND;
     if ((t & TBN_TRAIT_BIAS) && op->bias != TBN_NONE_ID && op->bias >= m->n_biases) return TBN_ERR_OPERAND;
-    if ((t & TBN_TRAIT_TABLE) && op->table != TBN_NONE_ID && op->table >= m->n_dense) return TBN_ERR_OPERAND;
+    if (TBN_BUILT_TRAIT(TABLE) && (t & TBN_TRAIT_TABLE) && op->table != TBN_NONE_ID && op->table >= m->n_dense)
+        return TBN_ERR_OPERAND;
     for (int r = 0; r < 2; r++)
         if (producer(m, reads[r], index) < 0) return TBN_ERR_OPERAND;
     if (op->output == 0 || producer(m, op->output, index) >= 0) return TBN_ERR_OPERAND;
