@@ -14,11 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from tbn.errors import TbnError
-from tbn.files import read_bounded
 from tbn.format import Program, TbnFormatError, read
-from tbn.format.spec import MAX_FILE_BYTES
 from tbn.paths import build_dir
-from tbn.runtime import Interpreter, output_as_float
+from tbn.runtime import EngineBase, Interpreter
 from tbn.runtime.kernels import NUMPY_OF
 
 LIB_PATH = build_dir() / "host" / "libtbn.so"
@@ -64,18 +62,12 @@ def load_library(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     return lib
 
 
-class CRuntime:
-    """Runs ``.tbn`` bytes through the C runtime; same inputs and outputs as
-    :class:`tbn.runtime.Interpreter` (the ``c`` engine of :mod:`tbn.engines`)."""
+class CRuntime(EngineBase):
+    """Runs ``.tbn`` bytes (the file's own, as a device would) through the C runtime; same
+    inputs and outputs as :class:`tbn.runtime.Interpreter` (the ``c`` engine of
+    :mod:`tbn.engines`)."""
 
     name = "c"
-
-    @classmethod
-    def open(cls, model: bytes | str | os.PathLike, lib: ctypes.CDLL | None = None) -> CRuntime:
-        """The engine interface's constructor: ``.tbn`` bytes or a path to them."""
-        if not isinstance(model, bytes | bytearray):
-            model = read_bounded(model, MAX_FILE_BYTES, "a .tbn model")
-        return cls(bytes(model), lib)
 
     def __init__(self, data: bytes, lib: ctypes.CDLL | None = None) -> None:
         self._lib = lib or load_library()
@@ -108,10 +100,3 @@ class CRuntime:
     @property
     def program(self) -> Program:
         return self._ref.program
-
-    def run_float(self, x: np.ndarray) -> np.ndarray:
-        """Like :meth:`run`, with int8 outputs dequantised to float32."""
-        return output_as_float(self.program, self.run(x))
-
-    def close(self) -> None:
-        """Nothing to release: the engine interface's close (the library stays loaded)."""

@@ -20,7 +20,7 @@ from tbn.device.link import DeviceLink
 from tbn.errors import UsageError
 from tbn.format import Program, load
 from tbn.parity import output_error, within
-from tbn.runtime import Interpreter, output_as_float
+from tbn.runtime import EngineBase, Interpreter, output_as_float
 from tbn.runtime.kernels import NUMPY_OF
 
 
@@ -62,7 +62,7 @@ class OpCost:
     cost: int
 
 
-class DeviceRunner:
+class DeviceRunner(EngineBase):
     """Runs one input at a time on ``link``'s active model, beside the reference for ``program``:
     the ``device`` engine of :mod:`tbn.engines` (``run``), and the parity check of ``tbn infer``
     (``compare``)."""
@@ -135,10 +135,6 @@ class DeviceRunner:
         xs, batched = self.reference.prepare(x)
         ys = np.stack([self._infer(xi)[0] for xi in xs])
         return ys if batched else ys[0]
-
-    def run_float(self, x: np.ndarray) -> np.ndarray:
-        """Like :meth:`run`, with int8 outputs dequantised to float32."""
-        return output_as_float(self.program, self.run(x))
 
     def close(self) -> None:
         """End what :meth:`open` started (the link, the emulator); a runner made on a link the

@@ -10,45 +10,29 @@ int64), so they match the reference bit for bit.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 
 from tbn.errors import UsageError
-from tbn.files import read_bounded
 from tbn.format import Program, read
 from tbn.format.expr import evaluate
 from tbn.format.program import Operation, Vector
-from tbn.format.spec import KERNELS, MAX_FILE_BYTES, NONE_ID, OP_LAYOUTS, OPS, Act, DType, Op, Trait, has
+from tbn.format.spec import KERNELS, NONE_ID, OP_LAYOUTS, OPS, Act, DType, Op, Trait, has
 from tbn.format.validate import weight_count
 from tbn.gpu.kernels import Kernels
 from tbn.gpu.plan import TiledPlan, is_tiled, plan_tiled, tile_words
-from tbn.runtime import Interpreter, output_as_float
+from tbn.runtime import EngineBase, Interpreter
 from tbn.runtime.kernels import NUMPY_OF, weight_matrix
 
 DTYPES = ("float32", "float16", "bfloat16")
 
 
-class CudaEngine:
+class CudaEngine(EngineBase):
     """Same inputs and outputs as :class:`tbn.runtime.Interpreter.run` (output as stored); the
     ``cuda`` engine of :mod:`tbn.engines`."""
 
     name = "cuda"
-
-    @classmethod
-    def open(cls, model: Program | bytes | str | os.PathLike, **options: Any) -> CudaEngine:
-        """The engine interface's constructor: a program, ``.tbn`` bytes or a path to them."""
-        if not isinstance(model, Program | bytes | bytearray):
-            model = read_bounded(model, MAX_FILE_BYTES, "a .tbn model")
-        return cls(bytes(model) if isinstance(model, bytearray) else model, **options)
-
-    def run_float(self, x: np.ndarray) -> np.ndarray:
-        """Like :meth:`run`, with int8 outputs dequantised to float32."""
-        return output_as_float(self.program, self.run(x))
-
-    def close(self) -> None:
-        """Nothing to release: the weights on the GPU go with the engine."""
 
     def __init__(
         self,
@@ -66,6 +50,8 @@ class CudaEngine:
         self.route = route
         self.reference = Interpreter(self.program)  # input preparation, shapes
         refuse(self.program)
+        # each op's method, looked up once (FAMILIES, below the class), not per op per run
+        self._methods = [getattr(self, FAMILIES[OPS[op.opcode].kernel]) for op in self.program.ops]
         self._layers: dict[int, dict[str, Any]] = {}
         for i, op in enumerate(self.program.ops):
             if has(op.opcode, Trait.WEIGHTED):
@@ -125,7 +111,7 @@ class CudaEngine:
             for i, op in enumerate(prog.ops):
                 a = op.args
                 ins = [values[a[n]] for n in OP_LAYOUTS[op.opcode].inputs]
-                values[a["output"]] = getattr(self, FAMILIES[OPS[op.opcode].kernel])(i, op, *ins)
+                values[a["output"]] = self._methods[i](i, op, *ins)
         y = values[prog.output]
         out_t = prog.tensors[prog.output]
         y = y.to(torch.float32) if out_t.dtype.name == "F32" else y

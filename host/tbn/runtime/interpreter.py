@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from typing import Any
 
 import numpy as np
 
 from tbn.errors import UsageError
+from tbn.files import read_bounded
 from tbn.format import Program, TbnFormatError, load, read
-from tbn.format.spec import OP_LAYOUTS, DType
+from tbn.format.spec import MAX_FILE_BYTES, OP_LAYOUTS, DType
 from tbn.runtime import kernels
 
 DEFAULT_MAX_ARENA = 256 << 20
@@ -60,7 +62,28 @@ def input_warning(program: Program, x: np.ndarray) -> str | None:
     return None
 
 
-class Interpreter:
+class EngineBase:
+    """What the engines of ``.tbn`` files share (:mod:`tbn.engines`): ``open`` takes a program,
+    ``.tbn`` bytes or a path to them (read once, bounded), ``run_float`` dequantises ``run``'s
+    outputs, and ``close`` releases nothing unless an engine holds something (a device)."""
+
+    program: Program
+
+    @classmethod
+    def open(cls, model: Program | bytes | str | os.PathLike, **options: Any) -> Any:
+        if not isinstance(model, Program | bytes | bytearray | memoryview):
+            model = read_bounded(model, MAX_FILE_BYTES, "a .tbn model")
+        return cls(model, **options)
+
+    def run_float(self, x: np.ndarray) -> np.ndarray:
+        """Like :meth:`run`, with INT8 outputs dequantised to float32."""
+        return output_as_float(self.program, self.run(x))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class Interpreter(EngineBase):
     """Runs a ``.tbn`` program (bytes, a path, or a decoded :class:`Program`).
 
     ``run`` takes one input (the input tensor's shape) or a batch (a leading axis) of
@@ -82,14 +105,6 @@ class Interpreter:
         if self.program.arena_size > max_arena_bytes:
             raise TbnFormatError(f"the model asks for a {self.program.arena_size}-byte arena, more "
                                  f"than the {max_arena_bytes} bytes allowed (max_arena_bytes)")
-
-    @classmethod
-    def open(cls, model: Program | bytes | str | os.PathLike, **options: int) -> Interpreter:
-        """The engine interface's constructor (:mod:`tbn.engines`)."""
-        return cls(model, **options)
-
-    def close(self) -> None:
-        """Nothing to release: the engine interface's close."""
 
     @property
     def input(self):
@@ -138,10 +153,6 @@ class Interpreter:
             values[a["output"]] = y.astype(dtype, copy=False)
         out = values[prog.output] if batched else values[prog.output][0]
         return (out, values) if keep else out
-
-    def run_float(self, x: np.ndarray) -> np.ndarray:
-        """Like :meth:`run`, with INT8 outputs dequantised to float32."""
-        return output_as_float(self.program, self.run(x))
 
 
 def output_as_float(program: Program, y: np.ndarray) -> np.ndarray:
