@@ -15,6 +15,7 @@ sections through :func:`section`. This module needs the standard library only.
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import json
 import sys
@@ -76,12 +77,12 @@ class _Emulated:
 
     @property
     def emulation(self) -> EmulatorSpec:
-        """How to boot it; a :class:`BoardError` for what is not emulated."""
+        """How to boot it; a :class:`BoardError` saying what to do instead where it is not emulated."""
         if not self.emulator:
-            raise BoardError(f"{self.name} is not emulated: {self._not_emulated}")
+            raise BoardError(f"{self.name} is not emulated: {self.NOT_EMULATED.format(name=self.name)}")
         return EmulatorSpec(self.name, self.emulator)
 
-    _not_emulated = ""
+    NOT_EMULATED = ""
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,7 @@ class Board(_Emulated):
     activations: tuple[str, ...] = ("f32", "int8")
     stack_bytes: int = 8192  # what the firmware's stack may take (the fit check counts it)
 
-    @property
-    def _not_emulated(self) -> str:  # type: ignore[override]
-        return f"a real board; flash it with `tbn-flash --board {self.name}`"
+    NOT_EMULATED = "a real board; flash it with `tbn-flash --board {name}`"
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,7 @@ class Target(_Emulated):
     board: str = ""
     arch: str = "x64"
     emulator: tuple[str, ...] = ()
-    _not_emulated = "this MicroPython target runs on this machine"
+    NOT_EMULATED = "this MicroPython target runs on this machine"
 
 
 def boards_dir(kind: str = "firmware") -> Path:
@@ -143,22 +142,24 @@ def _read(path: Path) -> dict[str, Any]:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise BoardError(f"{path}: malformed board description ({e})") from e
-    if not isinstance(doc, dict) or not isinstance(doc.get("tbn"), dict):
-        raise BoardError(f"{path}: malformed board description (no \"tbn\" section)")
+    if not isinstance(doc, dict):
+        raise BoardError(f"{path}: malformed board description (not a JSON object)")
     return doc
 
 
 def section(doc: dict[str, Any], kind: str = "firmware", where: str = "") -> dict[str, Any]:
     """A description's ``tbn`` section with every key of :data:`SCHEMA`: defaults filled in,
     types checked, unknown keys refused (a misspelt key would otherwise be a silent default)."""
-    given, schema, out = doc.get("tbn", {}), SCHEMA[kind], {}
+    given, schema, out = doc.get("tbn"), SCHEMA[kind], {}
+    if not isinstance(given, dict):
+        raise BoardError(f"{where}: malformed board description (no \"tbn\" section)")
     unknown = sorted(set(given) - set(schema))
     if unknown:
         raise BoardError(f"{where}: malformed board description: unknown keys {unknown} in \"tbn\"")
     for key, (typ, default) in schema.items():
-        value = given.get(key, default)
-        if value is REQUIRED:
+        if key not in given and default is REQUIRED:
             raise BoardError(f"{where}: malformed board description: \"tbn\" needs {key!r}")
+        value = given[key] if key in given else copy.copy(default)  # a default list is never shared
         if value is not None and (not isinstance(value, typ) or (typ is int and isinstance(value, bool))):
             raise BoardError(f"{where}: malformed board description: {key!r} is {value!r}, "
                              f"not a {typ.__name__}")
@@ -177,7 +178,7 @@ def _names(kind: str) -> dict[str, str]:
     the file name."""
     names: dict[str, str] = {}
     for path in sorted(boards_dir(kind).glob("*.json")):
-        for alias in (path.stem, *_read(path)["tbn"].get("aliases", [])):
+        for alias in (path.stem, *section(_read(path), kind, str(path))["aliases"]):
             names.setdefault(_key(alias), path.stem)
     return names
 
