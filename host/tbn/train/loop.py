@@ -263,7 +263,8 @@ def train(config: TrainConfig | None, out_dir: str | os.PathLike, resume: bool =
 
 @dataclass
 class _State:
-    """What one run trains and carries from epoch to epoch (all of it is checkpointed)."""
+    """What one run trains and carries from epoch to epoch (all of it is checkpointed but
+    ``first_loss``, which each invocation, a resumed one too, measures afresh)."""
 
     model: nn.Module
     net: nn.Module  # the model, or its DistributedDataParallel wrapper
@@ -365,16 +366,17 @@ def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch
         xb, yb = xb.to(device), yb.to(device)
         logits = s.net(xb)
         loss = _loss(config, s, logits, xb, yb)
-        s.first_loss = s.first_loss if s.first_loss is not None else float(loss.item())
-        if not torch.isfinite(loss) or loss.item() > DIVERGENCE_FACTOR * max(s.first_loss, 1e-6):
+        value = loss.item()  # one device sync a step, for the checks and the running mean
+        s.first_loss = s.first_loss if s.first_loss is not None else value
+        if not math.isfinite(value) or value > DIVERGENCE_FACTOR * max(s.first_loss, 1e-6):
             # stopped before the step reaches the weights
-            raise _diverged(config, s, f"the loss is {loss.item():.4g} at epoch {epoch + 1}, step {step + 1} "
+            raise _diverged(config, s, f"the loss is {value:.4g} at epoch {epoch + 1}, step {step + 1} "
                                        f"(the first step's was {s.first_loss:.4g})")
         s.opt.zero_grad(set_to_none=True)
         loss.backward()
         s.opt.step()
         s.sched.step()
-        loss_sum += loss.item() * len(yb)
+        loss_sum += value * len(yb)
         correct += (logits.argmax(1) == yb).sum().item()
         seen += len(yb)
         if step % 20 == 0 or step == steps - 1:
