@@ -13,8 +13,8 @@ import ast
 from functools import cache
 from typing import Any
 
-CALLS = {"exp": 1, "min": 2, "max": 2}  # name -> number of arguments
-C_CALLS = {"exp": "tbn_exp_f32", "min": "tbn_minf", "max": "tbn_maxf"}
+# name -> (number of arguments, the C runtime's function)
+CALLS = {"exp": (1, "tbn_exp_f32"), "min": (2, "tbn_minf"), "max": (2, "tbn_maxf")}
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
@@ -25,8 +25,8 @@ def parse(fn: str) -> ast.expr:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             name = node.func.id if isinstance(node.func, ast.Name) else None
-            if name not in CALLS or len(node.args) != CALLS[name] or node.keywords:
-                raise ValueError(f"{fn!r}: calls are {', '.join(f'{n}/{a}' for n, a in CALLS.items())}")
+            if name not in CALLS or len(node.args) != CALLS[name][0] or node.keywords:
+                raise ValueError(f"{fn!r}: calls are {', '.join(f'{n}/{a}' for n, (a, _) in CALLS.items())}")
         elif isinstance(node, ast.Name):
             if node.id != "x" and node.id not in CALLS:
                 raise ValueError(f"{fn!r}: the only variable is x, not {node.id}")
@@ -55,8 +55,13 @@ def evaluate(fn: str, x: Any, lib: Any) -> Any:
 
         def maximum(a: Any, b: Any) -> Any:
             return lib.maximum(t(a), t(b))
-    code = compile(ast.Expression(parse(fn)), f"<{fn}>", "eval")
-    return eval(code, {"__builtins__": {}}, {"x": x, "exp": lib.exp, "min": minimum, "max": maximum})
+    return eval(_code(fn), {"__builtins__": {}}, {"x": x, "exp": lib.exp, "min": minimum, "max": maximum})
+
+
+@cache
+def _code(fn: str) -> Any:
+    """``fn`` compiled once (the reference runs it on every op of every inference)."""
+    return compile(ast.Expression(parse(fn)), f"<{fn}>", "eval")
 
 
 def to_c(fn: str) -> str:
@@ -72,6 +77,6 @@ def to_c(fn: str) -> str:
         if isinstance(node, ast.BinOp):
             return f"({c(node.left)} {_BINOPS[type(node.op)]} {c(node.right)})"
         assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-        return f"{C_CALLS[node.func.id]}({', '.join(c(a) for a in node.args)})"
+        return f"{CALLS[node.func.id][1]}({', '.join(c(a) for a in node.args)})"
 
     return c(parse(fn))
