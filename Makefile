@@ -115,9 +115,12 @@ data: setup
 	else $(call record,data,0,1,0,MNIST not found: set TBN_DATA=DIR (see above)); exit 1; fi
 
 # Unit tests: everything but the hardware-in-the-loop tests, which run board by board below.
+# UNIT_JOBS workers (pytest-xdist), a test file to a worker: files that build into a shared
+# folder (the C checker, the MicroPython tree) then never race one another.
+UNIT_JOBS ?= 2
 unit: setup lib
 	@mkdir -p $(RESULTS)
-	$(BIN)/python -m pytest -m "not hil" --junitxml=$(RESULTS)/unit.xml
+	$(BIN)/python -m pytest -m "not hil" -n $(UNIT_JOBS) --dist loadfile --junitxml=$(RESULTS)/unit.xml
 
 # The full suite: every step runs even when an earlier one fails (-k), then one summary line.
 # Without toolchains or a venv nothing else can run; the summary (stdlib only) still reports.

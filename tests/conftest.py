@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+# Under pytest-xdist (`make unit`: a worker per core) one thread a worker, for torch here and
+# for the training commands the tests start: more threads than cores only slows both workers.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from tbn.data import MnistNotFoundError
 from tbn.data.cifar10 import write_synthetic
@@ -13,6 +19,13 @@ from tbn.data.mnist import find_file
 
 if TYPE_CHECKING:
     import torch
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
