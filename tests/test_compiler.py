@@ -8,11 +8,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from tbn import compile_model, tile_model
 from tbn.compiler import TbnCompileError, compile_program
@@ -21,6 +23,7 @@ from tbn.compiler.quant import quantize_multiplier
 from tbn.format import DType, Op, read, spec
 from tbn.format.inspect import summarize
 from tbn.nn import is_tiled
+from tbn.nn.unary import UNARY_MODULES
 from tbn.runtime import Interpreter
 from tbn.train.recipes import mlp
 from tbn.vectors import CASES, build_case
@@ -163,8 +166,8 @@ def test_unsupported_ops_are_named_with_their_place() -> None:
     where = r"node cumsum at File .*test_compiler.py.*unsupported operation cumsum"
     with pytest.raises(TbnCompileError, match=where):
         compile_model(_Cumsum(), torch.zeros(1, 4))
-    with pytest.raises(TbnCompileError, match=r"module '1' \(node _1\): unsupported module GELU"):
-        compile_model(nn.Sequential(nn.Linear(4, 4), nn.GELU()), torch.zeros(1, 4))
+    with pytest.raises(TbnCompileError, match=r"module '1' \(node _1\): unsupported module Mish"):
+        compile_model(nn.Sequential(nn.Linear(4, 4), nn.Mish()), torch.zeros(1, 4))
     with pytest.raises(TbnCompileError, match="reads parameter or buffer 'w' directly"):
         compile_model(_RawParam(), torch.zeros(1, 4))
     with pytest.raises(TbnCompileError, match="needs calibration data"):
@@ -301,25 +304,54 @@ class _Sigmoids(nn.Module):
         return torch.sigmoid(self.b(self.act(self.a(x))).sigmoid())
 
 
-def test_a_unary_op_compiles_from_each_spelling_f32_and_int8() -> None:
-    """F32: the last SIGMOID gives 1 / (1 + e^-x) of its input within 1e-5; INT8: its table
-    (256 entries) keeps the output within two of its quantisation steps of the F32 file's."""
-    from tbn.format.spec import Op
-
-    torch.manual_seed(0)
-    model = _Sigmoids().eval()
-    x = torch.randn(256, 6)
-    f32 = compile_program(model, x[:1], params="wide")
+def test_a_unary_op_compiles_from_each_spelling() -> None:
+    f32 = compile_program(_Sigmoids().eval(), torch.randn(1, 6), params="wide")
     assert [op.opcode for op in f32.ops].count(Op.SIGMOID) == 3
-    ref = Interpreter(f32).run(x.numpy())
-    _, values = Interpreter(f32).run(x.numpy(), keep=True)
-    pre = values[f32.ops[-2].args["output"]]  # the last sigmoid's input, as the file computes it
-    np.testing.assert_allclose(ref, 1 / (1 + np.exp(-pre.astype(np.float64))), rtol=1e-5)
+
+    def functions(x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.gelu(x, approximate="tanh") + nn.functional.gelu(x)
+        return nn.functional.hardswish(nn.functional.silu(nn.functional.hardsigmoid(x)))
+
+    model = _Wrap(nn.Linear(6, 8), functions)
+    ops = [op.opcode for op in compile_program(model, torch.randn(1, 6)).ops]
+    assert ops == [Op.DENSE_LINEAR, Op.GELU_TANH, Op.GELU, Op.ADD, Op.HARDSIGMOID, Op.SILU, Op.HARDSWISH]
+
+
+class _Wrap(nn.Module):
+    def __init__(self, layer: nn.Module, then: Any) -> None:
+        super().__init__()
+        self.layer, self.then = layer, then
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.then(self.layer(x))
+
+
+@pytest.mark.parametrize("op", sorted(UNARY_MODULES), ids=lambda op: op.name)
+def test_each_unary_op_is_pytorchs_f32_and_int8(op: Op) -> None:
+    """F32 (wide parameters): the reference equals PyTorch within 1e-5 relative. INT8: the op's
+    256-entry table gives the PyTorch function of its dequantised input, requantised: within
+    one quantisation step (rounding) of the float model run through the same quantisation."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), UNARY_MODULES[op](), nn.Linear(8, 8), UNARY_MODULES[op]())
+    tile_model(model, p=2, min_params=0)  # tiled: its weights exact in the file, unlike int8 dense ones
+    model.eval()
+    x = torch.randn(256, 6) * 2
+    with torch.no_grad():
+        want = model(x).numpy()
+    f32 = compile_program(model, x[:1], params="wide")
+    assert [o.opcode for o in f32.ops].count(op) == 2
+    got = Interpreter(f32).run(x.numpy())
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
     int8 = compile_program(model, x[:1], activations="int8", calibration=x)
-    got = Interpreter(int8).run_float(x.numpy())
-    out = int8.tensors[int8.output]
-    assert np.abs(got - ref).max() <= 2 * out.scale + 1e-6  # sigmoids of int8 inputs, then one step
-    assert all(len(int8.dense[op.args["table"]]) == 256 for op in int8.ops if op.opcode == Op.SIGMOID)
+    got, values = Interpreter(int8).run(x.numpy(), keep=True)
+    last = int8.ops[-1]
+    src, dst = int8.tensors[last.args["input"]], int8.tensors[last.args["output"]]
+    with torch.no_grad():
+        real = UNARY_MODULES[op]()(torch.from_numpy(
+            (values[last.args["input"]].astype(np.float64) - src.zero_point) * src.scale)).numpy()
+    q = np.clip(np.rint(real / dst.scale) + dst.zero_point, dst.qmin, dst.qmax)
+    assert np.abs(got.astype(np.int64) - q).max() <= 1
+    assert all(len(int8.dense[o.args["table"]]) == 256 for o in int8.ops if o.opcode == op)
 
 
 def test_a_factor_int8_cannot_hold_is_a_named_error_naming_the_layer() -> None:
@@ -333,3 +365,18 @@ def test_a_factor_int8_cannot_hold_is_a_named_error_naming_the_layer() -> None:
                                               r"for int8.*--activations f32"):
         writer.requant(np.array([2.0**40]), 1000, "module 'fc' (node fc)")
     assert writer.requant(np.array([0.5]), 1000, "module 'fc' (node fc)") == 0
+
+
+@pytest.mark.parametrize(("then", "message"), [
+    (lambda x: F.pad(x, (1, 1, 1, 1)).flatten(1), "padding with zeros must feed a convolution or an average"),
+    (lambda x: F.pad(x, (1, 1, 1, 1), mode="reflect"), r"F.pad\(mode='reflect'\) is not supported"),
+    (lambda x: F.max_pool2d(F.pad(x, (1, 1, 1, 1)), 2), "padding with zeros must feed a convolution"),
+    (lambda x: F.avg_pool2d(F.pad(x, (0, 3, 0, 0)), 2), "a pool pads at most half its window"),
+    (lambda x: F.max_pool2d(F.pad(x, (1, 1, 1, 1), value=2.0), 2), "value 2.0 is not supported"),
+])
+def test_padding_that_no_layer_can_take_is_a_named_error(then: Any, message: str) -> None:
+    """Constant padding folds into the convolution or pool it feeds (as tested by the padded_*
+    vectors); anything else is an error naming the node."""
+    model = _Wrap(nn.Conv2d(2, 3, 1), then)
+    with pytest.raises(TbnCompileError, match=message):
+        compile_program(model, torch.randn(1, 2, 6, 6))

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from tbn.compiler.classify import UNARY_MODULES
 from tbn.format.expr import evaluate, parse, to_c
 from tbn.format.spec import OPS, Op
+from tbn.nn.unary import UNARY_MODULES
 from tbn.paths import root
 
 UNARY = [op for op, s in OPS.items() if s.kernel == "unary"]
@@ -34,7 +34,19 @@ def test_numpy_torch_and_c_read_one_expression_alike() -> None:
 def test_every_unary_op_has_a_pytorch_spelling_and_its_c_in_the_header() -> None:
     """So the unary vectors (built from UNARY_MODULES) run every op of the family."""
     assert Op.SIGMOID in UNARY
-    assert sorted(UNARY_MODULES.values()) == sorted(UNARY)
+    assert sorted(UNARY_MODULES) == sorted(UNARY)
     header = (root() / "firmware/lib/tbn/include/tbn_format.h").read_text()
     for op in UNARY:
         assert f"#define TBN_UNARY_F32_{op.name}(x) {to_c(OPS[op].fn)}" in header
+
+
+@pytest.mark.parametrize("op", UNARY, ids=lambda op: op.name)
+def test_each_function_is_pytorchs(op: Op) -> None:
+    """The spec's expression is the PyTorch module it compiles from, in float64 over its range."""
+    x = torch.linspace(-12, 12, 4801, dtype=torch.float64)
+    with torch.no_grad():
+        want = UNARY_MODULES[op]()(x).numpy()
+    with np.errstate(over="ignore"):
+        got = evaluate(OPS[op].fn, x.numpy(), np)
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(evaluate(OPS[op].fn, x, torch).numpy(), want, rtol=1e-7, atol=1e-12)

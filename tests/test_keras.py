@@ -146,13 +146,6 @@ def test_unsupported_layers_are_named() -> None:
     model = keras.Sequential([keras.Input((8, 3)), keras.layers.LSTM(4), keras.layers.Dense(2)])
     with pytest.raises(UsageError, match=r"'lstm.*' \(LSTM\) has no tbn equivalent"):
         to_torch(model)
-    odd = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 2, strides=2, padding="same"),
-                            keras.layers.Flatten(), keras.layers.Dense(2)])
-    odd_pad = keras.Sequential([keras.Input((9, 9, 1)), keras.layers.Conv2D(2, 2, padding="same"),
-                                keras.layers.Flatten(), keras.layers.Dense(2)])
-    to_torch(odd)  # 'same' that pads nothing converts
-    with pytest.raises(UsageError, match="padding='same' pads"):
-        to_torch(odd_pad)
     tiled, _ = tile_model(keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(),
                                             keras.layers.Dense(6)]), p=4, min_params=0)
     with pytest.raises(UsageError, match="does not divide its 6 units"):

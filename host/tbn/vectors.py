@@ -132,14 +132,33 @@ def _wide() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(40, 128), nn.ReLU(), nn.Linear(128, 10))
 
 
+class Padded(nn.Module):
+    """What TensorFlow's padding='same' with stride 2 makes of an even map: zero padding on the
+    bottom and right only (folded into the conv), a max pool that pads with -inf on one side,
+    a 1-D stretch (asymmetric zero padding, 1-D pools) and a global max pool."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pad = nn.ZeroPad2d((0, 1, 0, 1))
+        self.conv = nn.Conv2d(2, 6, 3, stride=2)
+        self.conv1d = nn.Conv1d(6, 6, 3)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv(self.pad(x)))  # 8x8 -> 4x4
+        x = F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")), 2, 1).flatten(2)  # 4x4 -> 16
+        x = F.avg_pool1d(self.conv1d(F.pad(x, (2, 1))), 3, 2, 1)  # 16 -> 17 -> 9
+        return self.fc(F.adaptive_max_pool1d(x, 1).flatten(1))
+
+
 def _unary() -> nn.Module:
     """Every op of the unary family, each after a tiled linear layer, as PyTorch spells it
-    (tbn.compiler.classify.UNARY_MODULES): a new unary op is in the vectors with no edit here."""
-    from tbn.compiler.classify import UNARY_MODULES
+    (tbn.nn.unary.UNARY_MODULES): a new unary op is in the vectors with no edit here."""
+    from tbn.nn.unary import UNARY_MODULES
 
     layers: list[nn.Module] = [nn.Flatten()]
-    for cls in UNARY_MODULES:
-        layers += [nn.Linear(16, 16), cls()]
+    for make in UNARY_MODULES.values():
+        layers += [nn.Linear(16, 16), make()]
     return nn.Sequential(*layers, nn.Linear(16, 6))
 
 
@@ -175,6 +194,8 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str] | tu
     "conv1d_offset_f32": (Conv1dNet, (3, 16), {"p": 4, "min_params": 0, "per_layer": {"conv": 9}}, "f32"),
     "conv1d_argmax_int8": (Conv1dNetInt8, (3, 16), {"p": 4, "min_params": 0, "per_layer": {"fc": 3}},
                            "int8"),
+    "padded_f32": (Padded, (2, 8, 8), {"p": 2, "min_params": 0}, "f32"),
+    "padded_int8": (Padded, (2, 8, 8), {"p": 2, "min_params": 0}, "int8"),
     # the direct kernel (no lookup tables), so that the Uno's flash holds the firmware too
     "unary_f32": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "f32", {"lookup_tables": False}),
     "unary_int8": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "int8", {"lookup_tables": False}),

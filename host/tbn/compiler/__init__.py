@@ -82,14 +82,10 @@ def _from_keras(model: object, example_input: object,
                 calibration: object) -> tuple[nn.Module, torch.Tensor, object]:
     """A Keras model as its PyTorch graph (tbn.keras.to_torch), with channels-last example
     and calibration batches turned channels-first as the graph reads them."""
-    from tbn.keras import to_torch
+    from tbn.keras import channels_first, to_torch
 
-    def chw(x: object) -> np.ndarray:
-        a = np.asarray(x, dtype=np.float32)
-        return a.transpose(0, 3, 1, 2).copy() if a.ndim == 4 else a
-
-    calib = None if calibration is None else chw(calibration)
-    return to_torch(model), torch.from_numpy(chw(example_input)), calib
+    calib = None if calibration is None else channels_first(calibration)
+    return to_torch(model), torch.from_numpy(channels_first(example_input)), calib
 
 
 def compile_model(model: nn.Module, example_input: torch.Tensor,

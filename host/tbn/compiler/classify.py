@@ -13,10 +13,20 @@ from torch.nn import functional as F
 from tbn.compiler.graph import Kind, TbnCompileError
 from tbn.format.spec import Op
 from tbn.nn.layers import is_tiled
+from tbn.nn.unary import UNARY_MODULES
 
 
 def _pair(v: Any) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _first(v: Any) -> int:
+    return int(v[0]) if isinstance(v, tuple | list) else int(v)
+
+
+def _is_one(size: Any) -> bool:
+    """Whether an adaptive pool's output_size is 1 on every axis."""
+    return all(v == 1 for v in (size if isinstance(size, tuple | list) else (size,)))
 
 
 def _conv_geometry(m: nn.Module, where: str) -> dict[str, int]:
@@ -51,6 +61,36 @@ def _pool_geometry(kernel: Any, stride: Any, padding: Any) -> dict[str, int]:
     return {"kh": k[0], "kw": k[1], "sh": s[0], "sw": s[1], "pt": p[0], "pb": p[0], "pl": p[1], "pr": p[1]}
 
 
+def _pad(pads: Any, value: Any, where: str) -> tuple[Kind, dict[str, Any]]:
+    """A constant pad of the last one or two axes, in F.pad's (left, right[, top, bottom]) order."""
+    pads = [int(v) for v in pads]
+    if len(pads) not in (2, 4) or min(pads) < 0:
+        raise TbnCompileError(f"{where}: padding {pads}: only non-negative padding of the last one or two "
+                              f"axes is supported")
+    left, right, top, bottom = (*pads, 0, 0)[:4]
+    return Kind.PAD, {"pads": {"pt": top, "pb": bottom, "pl": left, "pr": right},
+                      "value": float(0.0 if value is None else value)}
+
+
+def _pool1d(kernel: Any, stride: Any, padding: Any) -> dict[str, Any]:
+    """A 1-D pool as the 2-D one over a (C, 1, W) map (as Conv1d is stored)."""
+    k = _first(kernel)
+    s, p = _first(stride if stride not in (None, []) else k), _first(padding)
+    return {**_pool_geometry((1, k), (1, s), (0, p)), "conv1d": True}
+
+
+def _global_max(x: fx.Node, where: str, one_d: bool) -> dict[str, Any]:
+    """A max pool whose window is the whole (C, H, W) or (C, W) map."""
+    h, w = (1, *_spatial(x)) if one_d else _spatial(x)
+    if max(h, w) > 255:
+        raise TbnCompileError(f"{where}: a global max pool over {h}x{w}; its window must be below 256 a side")
+    return {**_pool_geometry((h, w), (h, w), 0), "conv1d": one_d}
+
+
+def _spatial(x: fx.Node) -> tuple[int, ...]:
+    return tuple(x.meta["tensor_meta"].shape[2:])
+
+
 def _dim(node: fx.Node) -> Any:
     return node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
 
@@ -61,11 +101,25 @@ _FLATTEN_METHODS = {"flatten", "view", "reshape"}
 _POOL_FUNCTIONS = {F.max_pool2d: Op.MAXPOOL2D, F.avg_pool2d: Op.AVGPOOL2D}
 
 
-# The unary family (one op per elementwise function, tbn.format.spec): the torch modules, and
-# the functions and tensor methods (by name), that are each op.
-UNARY_MODULES: dict[type[nn.Module], Op] = {nn.Sigmoid: Op.SIGMOID, nn.Tanh: Op.TANH}
+# the unary family's functions and tensor methods (by name); its modules are UNARY_MODULES
 UNARY_CALLS: dict[Any, Op] = {torch.sigmoid: Op.SIGMOID, F.sigmoid: Op.SIGMOID, "sigmoid": Op.SIGMOID,
-                              torch.tanh: Op.TANH, F.tanh: Op.TANH, "tanh": Op.TANH}
+                              torch.tanh: Op.TANH, F.tanh: Op.TANH, "tanh": Op.TANH,
+                              F.hardsigmoid: Op.HARDSIGMOID, F.hardswish: Op.HARDSWISH, F.silu: Op.SILU,
+                              F.gelu: Op.GELU}
+
+
+def _unary_key(m: nn.Module) -> tuple[type, Any]:
+    return type(m), getattr(m, "approximate", None)
+
+
+_UNARY_BY_KEY = {_unary_key(make()): op for op, make in UNARY_MODULES.items()}
+
+
+def _unary_call(target: Any, args: tuple, kwargs: dict) -> Op | None:
+    """The unary op a call is (``F.gelu(x, approximate="tanh")`` is GELU_TANH), or None."""
+    if target not in UNARY_CALLS or len(args) != 1 or set(kwargs) - {"inplace", "approximate"}:
+        return None
+    return Op.GELU_TANH if kwargs.get("approximate") == "tanh" else UNARY_CALLS[target]
 
 
 def classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple[Op | Kind, dict, list]:
@@ -106,16 +160,29 @@ def _classify_module(m: nn.Module, args: tuple, where: str) -> tuple[Op | Kind, 
             raise TbnCompileError(f"{where}: AvgPool2d needs ceil_mode=False, count_include_pad=True "
                                   f"and no divisor_override")
         return Op.AVGPOOL2D, _pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
-    if isinstance(m, nn.AdaptiveAvgPool2d) and _pair(m.output_size) == (1, 1):
-        return Op.GLOBAL_AVGPOOL, {}, [args[0]]
+    if isinstance(m, nn.MaxPool1d | nn.AvgPool1d):
+        if m.ceil_mode or (isinstance(m, nn.MaxPool1d) and (_pair(m.dilation)[0] != 1 or m.return_indices)) \
+                or (isinstance(m, nn.AvgPool1d) and not m.count_include_pad):
+            raise TbnCompileError(f"{where}: {type(m).__name__} with ceil_mode, dilation, indices or "
+                                  f"count_include_pad=False is not supported")
+        op = Op.MAXPOOL2D if isinstance(m, nn.MaxPool1d) else Op.AVGPOOL2D
+        return op, _pool1d(m.kernel_size, m.stride, m.padding), [args[0]]
+    if isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveAvgPool1d) and _is_one(m.output_size):
+        return Op.GLOBAL_AVGPOOL, {"conv1d": isinstance(m, nn.AdaptiveAvgPool1d)}, [args[0]]
+    if isinstance(m, nn.AdaptiveMaxPool2d | nn.AdaptiveMaxPool1d) and _is_one(m.output_size) \
+            and not m.return_indices:
+        return Op.MAXPOOL2D, _global_max(args[0], where, isinstance(m, nn.AdaptiveMaxPool1d)), [args[0]]
     if isinstance(m, nn.Flatten):
         return Op.RESHAPE, {}, [args[0]]
+    if isinstance(m, nn.ZeroPad1d | nn.ZeroPad2d | nn.ConstantPad1d | nn.ConstantPad2d):
+        kind, attrs = _pad(m.padding, m.value, where)
+        return kind, attrs, [args[0]]
     if isinstance(m, nn.Identity | nn.Dropout):
         return Kind.ALIAS, {}, [args[0]]
     if isinstance(m, nn.Softmax):
         return Op.SOFTMAX, {"dim": m.dim}, [args[0]]
-    if type(m) in UNARY_MODULES:
-        return UNARY_MODULES[type(m)], {}, [args[0]]
+    if _unary_key(m) in _UNARY_BY_KEY:
+        return _UNARY_BY_KEY[_unary_key(m)], {}, [args[0]]
     raise TbnCompileError(f"{where}: unsupported module {type(m).__name__}")
 
 
@@ -129,8 +196,8 @@ def _classify_method(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list]:
         return Op.ADD, {}, [args[0], args[1]]
     if target in ("softmax", "argmax"):
         return Op[target.upper()], {"dim": _dim(node)}, [args[0]]
-    if target in UNARY_CALLS and len(args) == 1:
-        return UNARY_CALLS[target], {}, [args[0]]
+    if (unary := _unary_call(target, args, node.kwargs)) is not None:
+        return unary, {}, [args[0]]
     if target in ("contiguous", "clone"):
         return Kind.ALIAS, {}, [args[0]]
     raise TbnCompileError(f"{where}: unsupported tensor method .{target}()")
@@ -155,10 +222,24 @@ def _classify_function(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list
         s = args[2] if len(args) > 2 else kwargs.get("stride")
         p = args[3] if len(args) > 3 else kwargs.get("padding", 0)
         return _POOL_FUNCTIONS[target], _pool_geometry(k, s, p), [args[0]]
-    if target is F.adaptive_avg_pool2d and _pair(args[1]) == (1, 1):
-        return Op.GLOBAL_AVGPOOL, {}, [args[0]]
-    if target in UNARY_CALLS and len(args) == 1 and not kwargs:
-        return UNARY_CALLS[target], {}, [args[0]]
+    if target in (F.max_pool1d, F.avg_pool1d):
+        k = args[1] if len(args) > 1 else kwargs["kernel_size"]
+        s = args[2] if len(args) > 2 else kwargs.get("stride")
+        p = args[3] if len(args) > 3 else kwargs.get("padding", 0)
+        return (Op.MAXPOOL2D if target is F.max_pool1d else Op.AVGPOOL2D), _pool1d(k, s, p), [args[0]]
+    if target in (F.adaptive_avg_pool2d, F.adaptive_avg_pool1d) and _is_one(args[1]):
+        return Op.GLOBAL_AVGPOOL, {"conv1d": target is F.adaptive_avg_pool1d}, [args[0]]
+    if target in (F.adaptive_max_pool2d, F.adaptive_max_pool1d) and _is_one(args[1]):
+        return Op.MAXPOOL2D, _global_max(args[0], where, target is F.adaptive_max_pool1d), [args[0]]
+    if (unary := _unary_call(target, args, kwargs)) is not None:
+        return unary, {}, [args[0]]
+    if target is F.pad:
+        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+        if mode != "constant":
+            raise TbnCompileError(f"{where}: F.pad(mode={mode!r}) is not supported (only 'constant')")
+        kind, attrs = _pad(args[1] if len(args) > 1 else kwargs["pad"],
+                           kwargs.get("value", args[3] if len(args) > 3 else None), where)
+        return kind, attrs, [args[0]]
     if target is F.dropout:
         return Kind.ALIAS, {}, [args[0]]
     raise TbnCompileError(f"{where}: unsupported operation {getattr(target, '__name__', str(target))}")

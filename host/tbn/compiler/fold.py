@@ -1,5 +1,6 @@
-"""Compiler stage 2, fold and fuse: BatchNorm into the layer before it, ReLU/ReLU6 into the
-op before it, and flattens in front of linear layers dropped (they read their input flat)."""
+"""Compiler stage 2, fold and fuse: constant padding into the convolution or pool after it,
+BatchNorm into the layer before it, ReLU/ReLU6 into the op before it, and flattens in front of
+linear layers dropped (they read their input flat)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def fold_and_fuse(nodes: list[Node]) -> list[Node]:
     """Fold each BatchNorm into the linear/conv that feeds only it (else make it an
     AFFINE node), fuse each ReLU/ReLU6 into the op that feeds only it, and drop
     reshapes read only by linear layers (which read their input flat anyway)."""
-    nodes = _drop_flattens(nodes)
+    nodes = _drop_flattens(_fold_pads(nodes))
     uses = Counter(name for n in nodes for name in n.inputs)
     producer = {n.output: n for n in nodes}
     out: list[Node] = []
@@ -77,4 +78,53 @@ def _drop_flattens(nodes: list[Node]) -> list[Node]:
             rename[n.output] = n.inputs[0]
             continue
         out.append(n)
+    return out
+
+
+def _pad_reader(pad: Node, readers: list[Node]) -> dict[str, int]:
+    """The geometry the padding ``pad`` adds to: that of its one reader, a convolution or
+    average pool for zeros, a max pool for -inf (each pads so itself); else an error."""
+    reader = readers[0] if len(readers) == 1 else None
+    value = pad.attrs["value"]
+    if reader is not None and value == 0 and _is(reader.kind, Trait.CONV):
+        return reader.attrs["geom"]
+    if reader is not None and (reader.kind, value) in ((Op.AVGPOOL2D, 0), (Op.MAXPOOL2D, -np.inf)):
+        return reader.attrs
+    hint = "pad with 0 before a convolution or average pool, or with -inf before a max pool"
+    into = {0: "a convolution or an average pool", -np.inf: "a max pool"}.get(value)
+    if into is None:
+        raise TbnCompileError(f"{pad.where}: padding with the value {value} is not supported; {hint}")
+    read = ", ".join(r.where for r in readers) or "the output"
+    raise TbnCompileError(f"{pad.where}: padding with {'zeros' if value == 0 else '-inf'} must feed {into} "
+                          f"alone, which takes it into its own geometry; here it feeds {read}; {hint}")
+
+
+def _fold_pads(nodes: list[Node]) -> list[Node]:
+    """Each PAD added to the padding of the convolution or pool that reads it, and dropped."""
+    readers: dict[str, list[Node]] = {}
+    for n in nodes:
+        for name in n.inputs:
+            readers.setdefault(name, []).append(n)
+    out = []
+    for n in nodes:
+        if n.kind != Kind.PAD:
+            out.append(n)
+            continue
+        pads = n.attrs["pads"]
+        if len(n.shape) < 3 and (pads["pt"] or pads["pb"]):
+            raise TbnCompileError(f"{n.where}: padding a 1-D feature map's channel axis is not supported")
+        geom = _pad_reader(n, readers.get(n.output, []))
+        for side, extra in pads.items():
+            geom[side] += extra
+            if geom[side] > 255:
+                raise TbnCompileError(f"{n.where}: padding of {geom[side]} on one side; at most 255 fits")
+        reader = readers[n.output][0]
+        if _is(reader.kind, Trait.WINDOW) and (2 * max(geom["pt"], geom["pb"]) > geom["kh"]
+                                               or 2 * max(geom["pl"], geom["pr"]) > geom["kw"]):
+            sides = ", ".join(str(geom[k]) for k in ("pt", "pb", "pl", "pr"))
+            raise TbnCompileError(f"{n.where}: a pool pads at most half its window on a side; with this "
+                                  f"padding {reader.where} would pad {sides} (top, bottom, left, right) "
+                                  f"around a {geom['kh']}x{geom['kw']} window")
+        reader.inputs = [n.inputs[0] if i == n.output else i for i in reader.inputs]
+        readers.setdefault(n.inputs[0], []).append(reader)
     return out

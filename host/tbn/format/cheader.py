@@ -161,8 +161,9 @@ def _op_tables() -> list[str]:
         fields = " ".join(f"F({n}, {off}, {1 if k == 'u8' else 2})" for n, k, off in s.layout.offsets)
         lines.append(f"#define TBN_OP_{op.name}_FIELDS(F) {fields}")
     unary = [(op, s) for op, s in spec.OPS.items() if s.kernel == "unary"]
-    lines += ["", "/* U(NAME, opcode): every op of the unary family; TBN_UNARY_F32_<NAME>(x): its function",
-              " * (the spec's fn, tbn.format.expr.to_c), on tbn_exp_f32, tbn_minf and tbn_maxf */",
+    lines += ["", "/* U(NAME, opcode): every op of the unary family; TBN_UNARY_F32_<NAME>(x): its",
+              " * function (the spec's fn, tbn.format.expr.to_c), on tbn_exp_f32, tbn_erf_f32, tbn_minf",
+              " * and tbn_maxf */",
               "#define TBN_UNARY_LIST(U) " + " ".join(f"U({op.name}, {int(op)})" for op, _ in unary),
               f"#define TBN_UNARY_TABLE_SIZE {spec.UNARY_TABLE_SIZE}u"]
     lines += [f"#define TBN_UNARY_F32_{op.name}(x) {to_c(s.fn)}" for op, s in unary]

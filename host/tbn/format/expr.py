@@ -4,17 +4,19 @@ A unary op's ``fn`` in :mod:`tbn.format.spec` (``"1 / (1 + exp(-x))"``) is all t
 it: the reference interpreter and the CUDA engine evaluate it on arrays (:func:`evaluate`),
 the C header generator turns it into C (:func:`to_c`), and the compiler computes an INT8
 model's 256-entry table from it. The language: numbers, ``x``, ``+ - * /``, unary minus,
-and the calls ``exp(a)``, ``min(a, b)``, ``max(a, b)``; the C runtime has each without libm.
+and the calls ``exp(a)``, ``erf(a)``, ``min(a, b)``, ``max(a, b)``; the C runtime has each
+without libm.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 from functools import cache
 from typing import Any
 
 # name -> (number of arguments, the C runtime's function)
-CALLS = {"exp": (1, "tbn_exp_f32"), "min": (2, "tbn_minf"), "max": (2, "tbn_maxf")}
+CALLS = {"exp": (1, "tbn_exp_f32"), "erf": (1, "tbn_erf_f32"), "min": (2, "tbn_minf"), "max": (2, "tbn_maxf")}
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
@@ -46,6 +48,7 @@ def parse(fn: str) -> ast.expr:
 def evaluate(fn: str, x: Any, lib: Any) -> Any:
     """``fn`` on the array ``x`` with ``lib``'s functions (numpy, or torch): elementwise."""
     minimum, maximum = lib.minimum, lib.maximum
+    erf = getattr(lib, "erf", None) or _np_erf
     if getattr(lib, "__name__", "") == "torch":  # torch's take tensors only: a number becomes one
         def t(v: Any) -> Any:
             return lib.as_tensor(v, dtype=x.dtype, device=x.device)
@@ -55,7 +58,15 @@ def evaluate(fn: str, x: Any, lib: Any) -> Any:
 
         def maximum(a: Any, b: Any) -> Any:
             return lib.maximum(t(a), t(b))
-    return eval(_code(fn), {"__builtins__": {}}, {"x": x, "exp": lib.exp, "min": minimum, "max": maximum})
+    return eval(_code(fn), {"__builtins__": {}}, {"x": x, "exp": lib.exp, "erf": erf, "min": minimum,
+                                                    "max": maximum})
+
+
+def _np_erf(a: Any) -> Any:
+    """erf on a numpy array (numpy has none; math.erf is exact to double precision)."""
+    import numpy as np
+
+    return np.vectorize(math.erf, otypes=[np.float64])(a)
 
 
 @cache

@@ -16,8 +16,8 @@ from tbn.format.expr import parse as parse_fn
 
 MAGIC = b"TBNB"
 VERSION_MAJOR = 2  # 2: tiled ops name a scratch tensor for their lookup tables
-VERSION_MINOR = 3  # 2.1: the IN_PLACE flag; 2.2: narrow per-output parameters (RQ16, I16, F16 biases);
-# 2.3: the unary family (elementwise functions, INT8 through a 256-entry table)
+VERSION_MINOR = 4  # 2.1: the IN_PLACE flag; 2.2: narrow per-output parameters (RQ16, I16, F16 biases);
+# 2.3: the unary family (elementwise functions, INT8 through a 256-entry table); 2.4: more of it
 ALIGN = 4
 NONE_ID = 0xFFFF  # an absent optional operand (scale, bias)
 MAX_DIMS = 4
@@ -128,6 +128,11 @@ class Op(IntEnum):
     AFFINE = 13
     SIGMOID = 14
     TANH = 15
+    HARDSIGMOID = 16
+    HARDSWISH = 17
+    SILU = 18
+    GELU = 19
+    GELU_TANH = 20
 
 
 class Trait(IntFlag):
@@ -277,6 +282,13 @@ OPS: dict[Op, OpSpec] = {
     # the unary family: one line an op, its function of x
     Op.SIGMOID: OpSpec(_TABLED, Trait.IN_PLACE, "unary", "1 / (1 + exp(-x))", since=3),
     Op.TANH: OpSpec(_TABLED, Trait.IN_PLACE, "unary", "2 / (1 + exp(-2 * x)) - 1", since=3),
+    Op.HARDSIGMOID: OpSpec(_TABLED, Trait.IN_PLACE, "unary", "min(max(x + 3, 0), 6) / 6", since=4),
+    Op.HARDSWISH: OpSpec(_TABLED, Trait.IN_PLACE, "unary", "x * min(max(x + 3, 0), 6) / 6", since=4),
+    Op.SILU: OpSpec(_TABLED, Trait.IN_PLACE, "unary", "x / (1 + exp(-x))", since=4),
+    Op.GELU: OpSpec(_TABLED, Trait.IN_PLACE, "unary", "0.5 * x * (1 + erf(x * 0.7071067811865476))", since=4),
+    # GELU's tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), tanh written by exp
+    Op.GELU_TANH: OpSpec(_TABLED, Trait.IN_PLACE, "unary",
+                         "x / (1 + exp(-1.5957691216057308 * (x + 0.044715 * x * x * x)))", since=4),
 }
 OP_LAYOUTS: dict[Op, OpLayout] = {op: s.layout for op, s in OPS.items()}
 KERNELS = tuple(dict.fromkeys(s.kernel for s in OPS.values()))  # kernel families, in opcode order

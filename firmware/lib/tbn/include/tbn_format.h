@@ -8,7 +8,7 @@
 
 #define TBN_MAGIC "TBNB"
 #define TBN_VERSION_MAJOR 2
-#define TBN_VERSION_MINOR 3
+#define TBN_VERSION_MINOR 4
 #define TBN_ALIGN 4
 #define TBN_NONE_ID 0xFFFFu
 #define TBN_MAX_DIMS 4
@@ -103,6 +103,11 @@
 #define TBN_OP_AFFINE 13
 #define TBN_OP_SIGMOID 14
 #define TBN_OP_TANH 15
+#define TBN_OP_HARDSIGMOID 16
+#define TBN_OP_HARDSWISH 17
+#define TBN_OP_SILU 18
+#define TBN_OP_GELU 19
+#define TBN_OP_GELU_TANH 20
 
 /* dtype sizes in bytes */
 #define TBN_DTYPE_SIZE_F32 4
@@ -208,8 +213,8 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OPS_BIAS 0x0000201Eu
 #define TBN_OPS_TWO_INPUTS 0x00000200u
 #define TBN_OPS_SCRATCH 0x00000006u
-#define TBN_OPS_IN_PLACE 0x0000C600u
-#define TBN_OPS_TABLE 0x0000C000u
+#define TBN_OPS_IN_PLACE 0x001FC600u
+#define TBN_OPS_TABLE 0x001FC000u
 #define TBN_OPS_WEIGHTED 0x0000001Eu
 
 /* ops: byte size and field offsets (after the opcode and act bytes) */
@@ -331,10 +336,35 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_TANH_INPUT 2
 #define TBN_OP_TANH_OUTPUT 4
 #define TBN_OP_TANH_TABLE 6
-#define TBN_OP_MAX 15
+#define TBN_OP_HARDSIGMOID_SIZE 8
+#define TBN_OP_HARDSIGMOID_TRAITS 0x3000u
+#define TBN_OP_HARDSIGMOID_INPUT 2
+#define TBN_OP_HARDSIGMOID_OUTPUT 4
+#define TBN_OP_HARDSIGMOID_TABLE 6
+#define TBN_OP_HARDSWISH_SIZE 8
+#define TBN_OP_HARDSWISH_TRAITS 0x3000u
+#define TBN_OP_HARDSWISH_INPUT 2
+#define TBN_OP_HARDSWISH_OUTPUT 4
+#define TBN_OP_HARDSWISH_TABLE 6
+#define TBN_OP_SILU_SIZE 8
+#define TBN_OP_SILU_TRAITS 0x3000u
+#define TBN_OP_SILU_INPUT 2
+#define TBN_OP_SILU_OUTPUT 4
+#define TBN_OP_SILU_TABLE 6
+#define TBN_OP_GELU_SIZE 8
+#define TBN_OP_GELU_TRAITS 0x3000u
+#define TBN_OP_GELU_INPUT 2
+#define TBN_OP_GELU_OUTPUT 4
+#define TBN_OP_GELU_TABLE 6
+#define TBN_OP_GELU_TANH_SIZE 8
+#define TBN_OP_GELU_TANH_TRAITS 0x3000u
+#define TBN_OP_GELU_TANH_INPUT 2
+#define TBN_OP_GELU_TANH_OUTPUT 4
+#define TBN_OP_GELU_TANH_TABLE 6
+#define TBN_OP_MAX 20
 
 /* X(NAME, opcode, size, traits, kernel): every op, in opcode order */
-#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary)
+#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary) X(HARDSIGMOID, 16, 8, TBN_OP_HARDSIGMOID_TRAITS, unary) X(HARDSWISH, 17, 8, TBN_OP_HARDSWISH_TRAITS, unary) X(SILU, 18, 8, TBN_OP_SILU_TRAITS, unary) X(GELU, 19, 8, TBN_OP_GELU_TRAITS, unary) X(GELU_TANH, 20, 8, TBN_OP_GELU_TANH_TRAITS, unary)
 
 /* K(kernel): every kernel family once */
 #define TBN_KERNEL_LIST(K) K(matmul) K(pool) K(global_avgpool) K(reshape) K(add) K(activation) K(softmax) K(argmax) K(affine) K(unary)
@@ -355,13 +385,24 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_AFFINE_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(scale, 6, 2) F(bias, 8, 2)
 #define TBN_OP_SIGMOID_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
 #define TBN_OP_TANH_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
+#define TBN_OP_HARDSIGMOID_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
+#define TBN_OP_HARDSWISH_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
+#define TBN_OP_SILU_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
+#define TBN_OP_GELU_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
+#define TBN_OP_GELU_TANH_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
 
-/* U(NAME, opcode): every op of the unary family; TBN_UNARY_F32_<NAME>(x): its function
- * (the spec's fn, tbn.format.expr.to_c), on tbn_exp_f32, tbn_minf and tbn_maxf */
-#define TBN_UNARY_LIST(U) U(SIGMOID, 14) U(TANH, 15)
+/* U(NAME, opcode): every op of the unary family; TBN_UNARY_F32_<NAME>(x): its
+ * function (the spec's fn, tbn.format.expr.to_c), on tbn_exp_f32, tbn_erf_f32, tbn_minf
+ * and tbn_maxf */
+#define TBN_UNARY_LIST(U) U(SIGMOID, 14) U(TANH, 15) U(HARDSIGMOID, 16) U(HARDSWISH, 17) U(SILU, 18) U(GELU, 19) U(GELU_TANH, 20)
 #define TBN_UNARY_TABLE_SIZE 256u
 #define TBN_UNARY_F32_SIGMOID(x) (1.0f / (1.0f + tbn_exp_f32((-(x)))))
 #define TBN_UNARY_F32_TANH(x) ((2.0f / (1.0f + tbn_exp_f32(((-2.0f) * (x))))) - 1.0f)
+#define TBN_UNARY_F32_HARDSIGMOID(x) (tbn_minf(tbn_maxf(((x) + 3.0f), 0.0f), 6.0f) / 6.0f)
+#define TBN_UNARY_F32_HARDSWISH(x) (((x) * tbn_minf(tbn_maxf(((x) + 3.0f), 0.0f), 6.0f)) / 6.0f)
+#define TBN_UNARY_F32_SILU(x) ((x) / (1.0f + tbn_exp_f32((-(x)))))
+#define TBN_UNARY_F32_GELU(x) ((0.5f * (x)) * (1.0f + tbn_erf_f32(((x) * 0.7071067811865476f))))
+#define TBN_UNARY_F32_GELU_TANH(x) ((x) / (1.0f + tbn_exp_f32(((-1.5957691216057308f) * ((x) + (((0.044715f * (x)) * (x)) * (x)))))))
 
 /* the size of an opcode's ops; 0 for an unknown opcode */
 static inline unsigned tbn_op_size(unsigned opcode) {

@@ -1,0 +1,293 @@
+"""One converter per Keras layer kind: the PyTorch module(s) :mod:`tbn.keras.to_torch` puts in
+its graph for the layer (``CONVERTERS``, which is also the list of what converts).
+
+Keras is channels-last, the graph channels-first: a ``(H, W, C)`` map is ``(C, H, W)`` and a
+``(W, C)`` sequence ``(C, W)``. Kernels are transposed to PyTorch's order; TensorFlow's
+``padding="same"`` becomes the pads it means (an asymmetric one, as with stride 2 on an even
+size, a zero pad before the layer, which the compiler folds into it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import torch
+from torch import fx, nn
+
+from tbn.errors import UsageError
+from tbn.format.spec import Op
+from tbn.keras.layers import TiledConv2D, TiledDense
+from tbn.nn.layers import TiledConv2d, TiledLinear
+from tbn.nn.unary import UNARY_MODULES
+
+# Keras activation names (as keras.activations.serialize gives them) -> the module each becomes
+ACTIVATIONS: dict[str, Callable[[], nn.Module] | None] = {
+    "linear": None, "relu": nn.ReLU, "relu6": nn.ReLU6, "softmax": lambda: nn.Softmax(dim=1),
+    "sigmoid": UNARY_MODULES[Op.SIGMOID], "tanh": UNARY_MODULES[Op.TANH],
+    "hard_sigmoid": UNARY_MODULES[Op.HARDSIGMOID], "hard_silu": UNARY_MODULES[Op.HARDSWISH],
+    "silu": UNARY_MODULES[Op.SILU], "gelu": UNARY_MODULES[Op.GELU]}
+
+
+class Builder:
+    """The fx graph being built: one module per Keras layer (plus fused activations), and the
+    ``(C, H, W)`` shape of each flattened feature map (Keras flattens it as ``(H, W, C)``)."""
+
+    def __init__(self) -> None:
+        self.root = nn.Module()
+        self.graph = fx.Graph()
+        self.layout: dict[fx.Node, tuple[int, ...] | None] = {}
+
+    def module(self, name: str, mod: nn.Module, arg: fx.Node) -> fx.Node:
+        """``mod`` applied to ``arg``, registered under the Keras layer's name (made a valid,
+        unused attribute name, so compile errors still name the layer)."""
+        key = "".join(c if c.isalnum() else "_" for c in name) or "layer"
+        while hasattr(self.root, key):
+            key += "_"
+        self.root.add_module(key, mod)
+        return self.graph.call_module(key, (arg,))
+
+    def activation(self, layer: Any, node: fx.Node, name: Any = None) -> fx.Node:
+        act = keras.activations.serialize(name or layer.activation)
+        act = act if isinstance(act, str) else act.get("config", {}).get("name", act.get("class_name"))
+        if act not in ACTIVATIONS:
+            raise UsageError(f"Keras layer {layer.name!r}: activation {act!r} is not supported "
+                             f"(supported: {', '.join(ACTIVATIONS)})")
+        make = ACTIVATIONS[act]
+        return node if make is None else self.module(f"{layer.name}_{act}", make(), node)
+
+
+def _tuple(v: Any, n: int) -> tuple[int, ...]:
+    return tuple(int(x) for x in v) if isinstance(v, tuple | list) else (int(v),) * n
+
+
+def _pads(layer: Any, cfg: dict, size: tuple[int, ...], k: tuple[int, ...], s: tuple[int, ...],
+          d: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(before, after) padding per spatial axis of a Keras ``padding`` on a map of ``size``."""
+    if cfg.get("data_format", "channels_last") != "channels_last":
+        raise UsageError(f"Keras layer {layer.name!r}: only channels_last layers convert")
+    if cfg["padding"] == "valid":
+        return [(0, 0)] * len(size)
+    if cfg["padding"] == "causal":  # 1-D: the whole window on the left
+        return [(d[0] * (k[0] - 1), 0)]
+    pads = []
+    for n, kk, ss, dd in zip(size, k, s, d, strict=True):
+        total = max((-(-n // ss) - 1) * ss + (kk - 1) * dd + 1 - n, 0)
+        pads.append((total // 2, total - total // 2))  # TensorFlow: the odd one after
+    return pads
+
+
+def _padded(b: Builder, layer: Any, x: fx.Node, pads: list[tuple[int, int]],
+            value: float = 0.0) -> tuple[fx.Node, tuple[int, ...]]:
+    """``x`` padded where ``pads`` are asymmetric (and the symmetric padding left to the
+    layer, as PyTorch's layers take it)."""
+    if all(a == c for a, c in pads):
+        return x, tuple(a for a, _ in pads)
+    flat = tuple(v for before_after in reversed(pads) for v in before_after)  # F.pad's order
+    pad = (nn.ConstantPad1d if len(pads) == 1 else nn.ConstantPad2d)(flat, value)
+    return b.module(f"{layer.name}_pad", pad, x), (0,) * len(pads)
+
+
+def _copy(param: torch.Tensor, value: Any, order: tuple[int, ...] | None = None) -> None:
+    v = np.asarray(value)
+    param.copy_(torch.from_numpy(np.ascontiguousarray(v.transpose(order) if order else v)))
+
+
+def dense(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    x, kernel = ins[0], np.asarray(layer.kernel)  # (K, O)
+    if len(shape) != 2:
+        raise UsageError(f"Keras layer {layer.name!r}: a Dense layer over each position of a {shape[1:]} "
+                         "input does not convert yet; Flatten or pool first")
+    order = None
+    if (chw := b.layout.get(x)) is not None:  # inputs flattened from (H, W, C): reorder to (C, H, W)
+        c, h, w = chw
+        order = np.arange(c * h * w).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
+    tiled = isinstance(layer, TiledDense)
+    if tiled and order is not None and layer.units % layer.p:
+        raise UsageError(f"Keras layer {layer.name!r} reads a flattened feature map and is tiled with "
+                         f"p={layer.p}, which does not divide its {layer.units} units: its tile cannot "
+                         "follow the channels-first order; choose p dividing the units, or pool to 1x1 first")
+    k, o = kernel.shape
+    mod: nn.Module = (TiledLinear(k, o, bias=layer.bias is not None, tiling=layer.tiling)
+                      if tiled else nn.Linear(k, o, bias=layer.bias is not None))
+    with torch.no_grad():
+        _copy(mod.weight, kernel if order is None else kernel[order], (1, 0))
+        if tiled and layer.alpha_kernel is not None:
+            alpha = np.asarray(layer.alpha_kernel)
+            _copy(mod.alpha_weight, alpha if order is None else alpha[order], (1, 0))
+        if layer.bias is not None:
+            _copy(mod.bias, layer.bias)
+    return b.activation(layer, b.module(layer.name, mod, x))
+
+
+def conv(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    """Conv1D, Conv2D, TiledConv2D, DepthwiseConv1D/2D and SeparableConv1D/2D."""
+    cfg, rank = layer.get_config(), len(shape) - 2
+    k, s, d = (_tuple(cfg[n], rank) for n in ("kernel_size", "strides", "dilation_rate"))
+    x, pad = _padded(b, layer, ins[0], _pads(layer, cfg, tuple(shape[1:-1]), k, s, d))
+    geom = {"stride": s, "padding": pad, "dilation": d}
+    c = shape[-1]
+    if isinstance(layer, keras.layers.SeparableConv1D | keras.layers.SeparableConv2D):
+        depthwise, pointwise = np.asarray(layer.depthwise_kernel), np.asarray(layer.pointwise_kernel)
+        x = _conv(b, f"{layer.name}_depthwise", x, _grouped(depthwise), None, geom | {"groups": c}, rank)
+        return b.activation(layer, _conv(b, layer.name, x, pointwise, layer.bias, {}, rank))
+    if isinstance(layer, keras.layers.DepthwiseConv1D | keras.layers.DepthwiseConv2D):
+        return b.activation(layer, _conv(b, layer.name, x, _grouped(np.asarray(layer.kernel)), layer.bias,
+                                         geom | {"groups": c}, rank))
+    geom["groups"] = cfg.get("groups", 1)
+    if isinstance(layer, TiledConv2D):
+        return b.activation(layer, _conv(b, layer.name, x, np.asarray(layer.kernel), layer.bias, geom, rank,
+                                         tiled=layer))
+    return b.activation(layer, _conv(b, layer.name, x, np.asarray(layer.kernel), layer.bias, geom, rank))
+
+
+def _grouped(depthwise: np.ndarray) -> np.ndarray:
+    """A depthwise kernel (..., C, M) as a grouped one (..., 1, C*M): output c*M + j reads c."""
+    return depthwise.reshape(*depthwise.shape[:-2], 1, -1)
+
+
+def _conv(b: Builder, name: str, x: fx.Node, kernel: np.ndarray, bias: Any, geom: dict, rank: int,
+          tiled: Any = None) -> fx.Node:
+    """The PyTorch convolution of a channels-last ``kernel`` (..., C/groups, O)."""
+    groups = geom.get("groups", 1)
+    c, o = kernel.shape[-2] * groups, kernel.shape[-1]
+    order = (2, 1, 0) if rank == 1 else (3, 2, 0, 1)
+    options = {**geom, "kernel_size": kernel.shape[:-2], "bias": bias is not None}
+    mod: nn.Module
+    if tiled is not None:
+        mod = TiledConv2d(c, o, tiling=tiled.tiling, **options)
+    else:
+        mod = (nn.Conv1d if rank == 1 else nn.Conv2d)(c, o, **options)
+    with torch.no_grad():
+        _copy(mod.weight, kernel, order)
+        if tiled is not None and tiled.alpha_kernel is not None:
+            _copy(mod.alpha_weight, tiled.alpha_kernel, order)
+        if bias is not None:
+            _copy(mod.bias, bias)
+    return b.module(name, mod, x)
+
+
+def batchnorm(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    if layer.axis not in (-1, len(shape) - 1):
+        raise UsageError(f"Keras layer {layer.name!r}: BatchNormalization over axis {layer.axis}; "
+                         "only the channels (last) axis converts")
+    c = shape[-1]
+    mod = (nn.BatchNorm2d if len(shape) == 4 else nn.BatchNorm1d)(c, eps=layer.epsilon)
+    with torch.no_grad():
+        _copy(mod.weight, layer.gamma if layer.scale else np.ones(c, np.float32))
+        _copy(mod.bias, layer.beta if layer.center else np.zeros(c, np.float32))
+        _copy(mod.running_mean, layer.moving_mean)
+        _copy(mod.running_var, layer.moving_variance)
+    return b.module(layer.name, mod.eval(), ins[0])
+
+
+def pool(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    """MaxPooling1D/2D and AveragePooling1D/2D."""
+    cfg, rank = layer.get_config(), len(shape) - 2
+    k = _tuple(cfg["pool_size"], rank)
+    s = _tuple(cfg["strides"] or cfg["pool_size"], rank)
+    is_max = isinstance(layer, keras.layers.MaxPooling1D | keras.layers.MaxPooling2D)
+    pads = _pads(layer, cfg, tuple(shape[1:-1]), k, s, (1,) * rank)
+    if not is_max and any(a or c for a, c in pads):
+        raise UsageError(f"Keras layer {layer.name!r}: an average pool that pads leaves the padding out "
+                         "of its mean, the .tbn one counts it; use padding='valid'")
+    x, pad = _padded(b, layer, ins[0], pads, float("-inf"))
+    one_d, two_d = (nn.MaxPool1d, nn.MaxPool2d) if is_max else (nn.AvgPool1d, nn.AvgPool2d)
+    return b.module(layer.name, (one_d if rank == 1 else two_d)(k, s, pad), x)
+
+
+def global_pool(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    """GlobalAveragePooling1D/2D and GlobalMaxPooling1D/2D: a pool over the map, then flat."""
+    if layer.keepdims:
+        raise UsageError(f"Keras layer {layer.name!r}: keepdims=True does not convert")
+    is_max = isinstance(layer, keras.layers.GlobalMaxPooling1D | keras.layers.GlobalMaxPooling2D)
+    kinds = {(False, 3): nn.AdaptiveAvgPool1d, (False, 4): nn.AdaptiveAvgPool2d,
+             (True, 3): nn.AdaptiveMaxPool1d, (True, 4): nn.AdaptiveMaxPool2d}
+    pooled = b.module(layer.name, kinds[is_max, len(shape)](1), ins[0])
+    return b.module(f"{layer.name}_flatten", nn.Flatten(), pooled)
+
+
+def zero_padding(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    """ZeroPadding1D/2D (folded by the compiler into the convolution or pool after it)."""
+    if getattr(layer, "data_format", "channels_last") != "channels_last":
+        raise UsageError(f"Keras layer {layer.name!r}: only channels_last layers convert")
+    pads = [layer.padding] if len(shape) == 3 else list(layer.padding)
+    flat = tuple(int(v) for p in reversed(pads) for v in p)  # F.pad's order: last axis first
+    return b.module(layer.name, (nn.ZeroPad1d if len(shape) == 3 else nn.ZeroPad2d)(flat), ins[0])
+
+
+def relu(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    top = layer.max_value
+    if float(layer.negative_slope) != 0 or float(layer.threshold) != 0 or top not in (None, 6, 6.0):
+        raise UsageError(f"Keras layer {layer.name!r}: only ReLU and ReLU6 convert (no slope, threshold 0)")
+    return b.module(layer.name, nn.ReLU() if top is None else nn.ReLU6(), ins[0])
+
+
+def activation(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    return b.activation(layer, ins[0])
+
+
+def flatten(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    out = b.module(layer.name, nn.Flatten(), ins[0])
+    spatial = {4: tuple(shape[1:3]), 3: (1, shape[1])}.get(len(shape))  # a 1-D map as one row
+    if spatial and shape[-1] > 1 and int(np.prod(spatial)) > 1:  # channels-first order differs
+        b.layout[out] = (shape[-1], *spatial)
+    return out
+
+
+def dropout(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    return ins[0]
+
+
+def add(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    if len(ins) != 2:
+        raise UsageError(f"Keras layer {layer.name!r}: Add of {len(ins)} inputs; tbn adds two")
+    return b.graph.call_function(torch.add, tuple(ins))
+
+
+@dataclass(frozen=True)
+class Converter:
+    """What a Keras layer kind converts to (for the docs) and the function that does it."""
+
+    kinds: tuple[type, ...]
+    becomes: str
+    fn: Callable[[Builder, Any, list[fx.Node], tuple], fx.Node]
+
+
+L = keras.layers
+# In order: the first whose kinds the layer is an instance of converts it.
+CONVERTERS: tuple[Converter, ...] = (
+    Converter((L.Dense, TiledDense), "linear (TILED_LINEAR or DENSE_LINEAR), + its activation", dense),
+    Converter((L.Conv1D, L.Conv2D, TiledConv2D, L.DepthwiseConv1D, L.DepthwiseConv2D, L.SeparableConv1D,
+               L.SeparableConv2D), "convolution (grouped for depthwise; separable: two), + its activation",
+              conv),
+    Converter((L.BatchNormalization,), "folded into the layer before, else AFFINE (F32)", batchnorm),
+    Converter((L.ReLU,), "ACTIVATION (ReLU, ReLU6), fused where it can be", relu),
+    Converter((L.Activation,), "by name: " + ", ".join(n for n in ACTIVATIONS if n != "linear"), activation),
+    Converter((L.MaxPooling1D, L.MaxPooling2D, L.AveragePooling1D, L.AveragePooling2D),
+              "MAXPOOL2D / AVGPOOL2D (1-D as a 1-row map)", pool),
+    Converter((L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalMaxPooling1D,
+               L.GlobalMaxPooling2D), "GLOBAL_AVGPOOL, or MAXPOOL2D over the whole map", global_pool),
+    Converter((L.ZeroPadding1D, L.ZeroPadding2D), "folded into the convolution or pool after it",
+              zero_padding),
+    Converter((L.Flatten,), "RESHAPE (dropped before a linear layer)", flatten),
+    Converter((L.Dropout,), "nothing (inference)", dropout),
+    Converter((L.Add,), "ADD", add),
+)
+SUPPORTED = ("InputLayer", *(k.__name__ for c in CONVERTERS for k in c.kinds))
+
+
+def convert(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    """The torch node(s) for one Keras layer applied to ``ins``; ``shape`` is its input's
+    (Keras order, batch axis first)."""
+    if any(b.layout.get(i) for i in ins) and not isinstance(layer, L.Dense | TiledDense | L.Dropout):
+        raise UsageError(f"Keras layer {layer.name!r} reads a flattened feature map, whose order differs "
+                         "between Keras (channels last) and tbn (channels first); only a Dense layer may")
+    for c in CONVERTERS:
+        if isinstance(layer, c.kinds):
+            return c.fn(b, layer, ins, tuple(shape))
+    raise UsageError(f"Keras layer {layer.name!r} ({type(layer).__name__}) has no tbn equivalent; "
+                     f"supported: {', '.join(SUPPORTED)}")
