@@ -16,12 +16,11 @@ keras = pytest.importorskip("keras", reason="the tf extra is not installed (pip 
 
 from tbn import compile_model, tile_model  # noqa: E402
 from tbn.errors import UsageError  # noqa: E402
-from tbn.format import Op, Program, read  # noqa: E402
-from tbn.format.spec import OP_LAYOUTS  # noqa: E402
+from tbn.format import Op, read  # noqa: E402
 from tbn.keras import channels_first, to_torch  # noqa: E402
 from tbn.keras.converters import ACTIVATIONS, CONVERTERS, SUPPORTED  # noqa: E402
 from tbn.runtime import Interpreter  # noqa: E402
-from tbn.runtime.kernels import KERNELS  # noqa: E402
+from tbn.runtime.steps import int8_op_steps  # noqa: E402
 
 L = keras.layers
 
@@ -106,24 +105,7 @@ def test_layer_converts_and_compiles_f32_and_int8(kind: str) -> None:
     np.testing.assert_allclose(got, tiled, rtol=1e-5, atol=1e-5 * np.abs(tiled).max())
     if not any(op.opcode == Op.SOFTMAX for op in f32.ops):  # softmax is F32 only
         int8 = read(compile_model(graph, xt[:1], activations="int8", calibration=xt))
-        assert _int8_steps(f32, int8, xt.numpy()) <= 1
-
-
-def _int8_steps(f32: Program, int8: Program, x: np.ndarray) -> int:
-    """The most quantisation steps by which any INT8 op's output differs from the same op of
-    the F32 file run on its dequantised int8 inputs, then quantised as the INT8 file does."""
-    _, values = Interpreter(int8).run(x, keep=True)
-    worst = 0
-    for fop, qop in zip(f32.ops, int8.ops, strict=True):
-        ins = [OP_LAYOUTS[qop.opcode].inputs]
-        real = [(values[qop.args[n]].astype(np.float64) - int8.tensors[qop.args[n]].zero_point)
-                * int8.tensors[qop.args[n]].scale for n in ins[0]]
-        y = KERNELS[fop.opcode](f32, fop, *(r.astype(np.float32) for r in real))
-        out = int8.tensors[qop.args["output"]]
-        want = np.clip(np.rint(y.astype(np.float64) / out.scale) + out.zero_point, out.qmin, out.qmax)
-        got = values[qop.args["output"]].astype(np.int64).reshape(want.shape)
-        worst = max(worst, int(np.abs(got - want).max()))
-    return worst
+        assert max(int8_op_steps(f32, int8, xt.numpy())) <= 1
 
 
 def test_what_does_not_convert_is_named() -> None:

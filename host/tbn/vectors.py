@@ -151,6 +151,21 @@ class Padded(nn.Module):
         return self.fc(F.adaptive_max_pool1d(x, 1).flatten(1))
 
 
+class Softmaxes(nn.Module):
+    """Softmax along a map's channels and along its rows (SOFTMAX_AXIS), and over the logits
+    (SOFTMAX in F32, SOFTMAX_AXIS in INT8)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3)
+        self.fc = nn.Linear(4 * 4 * 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.softmax(self.conv(x), dim=1)
+        x = torch.softmax(x, dim=2)
+        return torch.softmax(self.fc(x.flatten(1)), dim=-1)
+
+
 def _unary() -> nn.Module:
     """Every op of the unary family, each after a tiled linear layer, as PyTorch spells it
     (tbn.nn.unary.UNARY_MODULES): a new unary op is in the vectors with no edit here."""
@@ -196,6 +211,8 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str] | tu
                            "int8"),
     "padded_f32": (Padded, (2, 8, 8), {"p": 2, "min_params": 0}, "f32"),
     "padded_int8": (Padded, (2, 8, 8), {"p": 2, "min_params": 0}, "int8"),
+    "softmax_f32": (Softmaxes, (2, 6, 6), {"p": 2, "min_params": 0}, "f32"),
+    "softmax_int8": (Softmaxes, (2, 6, 6), {"p": 2, "min_params": 0}, "int8"),
     # the direct kernel (no lookup tables), so that the Uno's flash holds the firmware too
     "unary_f32": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "f32", {"lookup_tables": False}),
     "unary_int8": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "int8", {"lookup_tables": False}),

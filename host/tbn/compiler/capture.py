@@ -83,8 +83,11 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> list[Node]:
                 and (len(meta.shape) == 0 or meta.shape[0] != example_input.shape[0]):
             raise TbnCompileError(f"{where}: {kind.name.lower()} changes the batch axis; keep axis 0 as "
                                   f"the batch (e.g. x.flatten(1) or x.view(x.size(0), -1))")
-        if kind in (Op.SOFTMAX, Op.ARGMAX) and attrs.get("dim") not in (1, -1):
-            raise TbnCompileError(f"{where}: {kind.name.lower()} must run over axis 1 (the features), "
+        if kind == Op.SOFTMAX and (attrs.get("dim") is None or attrs["dim"] % len(meta.shape) == 0):
+            raise TbnCompileError(f"{where}: softmax needs dim, an axis other than the batch axis 0 "
+                                  f"(got dim={attrs.get('dim')})")
+        if kind == Op.ARGMAX and attrs.get("dim") not in (1, -1):
+            raise TbnCompileError(f"{where}: argmax must run over axis 1 (the features), "
                                   f"got dim={attrs.get('dim')}")
         if kind == Kind.ALIAS:
             names[node.name] = val(inputs[0], where)

@@ -12,7 +12,7 @@ import numpy as np
 
 from tbn.compiler.graph import Kind, Node, TbnCompileError
 from tbn.compiler.params import ParamWriter
-from tbn.compiler.quant import BIAS_LIMIT, relu6_qmax, unary_table
+from tbn.compiler.quant import BIAS_LIMIT, relu6_qmax, softmax_table, unary_table
 from tbn.compiler.weights import layer_vectors, per_output
 from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor
 from tbn.format.narrow import narrow_bias
@@ -22,6 +22,8 @@ from tbn.format.spec import (
     LUT_MIN_ROWS,
     NONE_ID,
     OPS,
+    SOFTMAX_OUT_SCALE,
+    SOFTMAX_OUT_ZERO,
     Trait,
     add_bound,
     has,
@@ -102,11 +104,13 @@ class _Emitter(ParamWriter):
         else:
             out = self.tensor(n)
         args: dict[str, int] = {"input": ins[0], "output": out, "bias": NONE_ID}
+        o = n.attrs["module"].weight.shape[0]
+        if self.int8 and v["bias"] is not None:
+            _fit_biases(n, v, o, self.prog.tensors[ins[0]].scale)
         if "tile" in v:
             args["tile"] = self.prog.add_tile(*v["tile"])
         else:
             args["weight"] = self.prog.add_dense(v["dense"])
-        o = n.attrs["module"].weight.shape[0]
         if self.int8:
             self._int8_vectors(n, v, o, self.prog.tensors[ins[0]], self.prog.tensors[out], args)
         else:
@@ -186,12 +190,22 @@ class _Emitter(ParamWriter):
         self.affine(_ACTS[n.act], ins[0], self.tensor(n), n.attrs["g"], n.attrs["h"])
 
     def softmax(self, n: Node, ins: list[int]) -> None:
+        """A vector's F32 softmax as SOFTMAX (format 2.0); any other as SOFTMAX_AXIS, whose
+        INT8 output has the fixed quantisation of docs/bytecode.md and a table of exp."""
+        src = self.prog.tensors[ins[0]]
+        if not self.int8 and len(n.shape) == 1:
+            self.op(Op.SOFTMAX, Act.NONE, {"input": ins[0], "output": self.tensor(n)})
+            return
+        out = self.tensor(n)
+        axis = n.attrs["dim"] % (len(n.shape) + 1) - 1  # without the batch axis
+        if len(src.shape) == len(n.shape) + 1 and axis >= 1:  # a 1-D map stored as (C, 1, W)
+            axis += 1
+        table = NONE_ID
         if self.int8:
-            raise TbnCompileError(f"{n.where}: softmax needs F32 activations; end an INT8 model at "
-                                  f"its logits or with argmax")
-        if len(n.shape) != 1:
-            raise TbnCompileError(f"{n.where}: softmax is supported over a vector, got shape {n.shape}")
-        self.op(Op.SOFTMAX, Act.NONE, {"input": ins[0], "output": self.tensor(n)})
+            dst = self.prog.tensors[out]
+            dst.scale, dst.zero_point, dst.qmin, dst.qmax = SOFTMAX_OUT_SCALE, SOFTMAX_OUT_ZERO, -128, 127
+            table = self.prog.add_dense(softmax_table(src.scale))
+        self.op(Op.SOFTMAX_AXIS, Act.NONE, {"input": ins[0], "output": out, "table": table, "axis": axis})
 
     def argmax(self, n: Node, ins: list[int]) -> None:
         out = self.tensor(Node(n.kind, n.inputs, n.output, (1,), n.where), dtype=DType.I32)
@@ -203,6 +217,25 @@ class _Emitter(ParamWriter):
         src, dst = self.prog.tensors[ins[0]], self.prog.tensors[out]
         table = self.prog.add_dense(unary_table(OPS[n.kind].fn, src, dst)) if self.int8 else NONE_ID
         self.op(n.kind, Act.NONE, {"input": ins[0], "output": out, "table": table})
+
+
+def _fit_biases(n: Node, v: dict[str, Any], o: int, src_scale: float) -> None:
+    """Outputs whose bias is past BIAS_LIMIT steps of ``src_scale * scale`` (a BatchNorm with
+    gamma near 0 makes such a channel a constant): a dense layer's row becomes zeros with a
+    scale at which the bias fits, as its weights' part is below the bias' rounding anyway; a
+    tiled layer's rows share the tile, so that is a named error."""
+    sigma = per_output(v["scale"], o) if len(v["scale"]) != 1 else np.full(o, v["scale"][0])
+    need = np.abs(v["bias"]) / (BIAS_LIMIT // 2 * src_scale)  # the scale at which |bias| is 2^29 steps
+    over = np.abs(sigma) < need
+    if not over.any():
+        return
+    if "tile" in v:
+        raise TbnCompileError(f"{n.where}: {int(over.sum())} outputs have a bias over 2^30 steps of their "
+                              f"tiny scale (a BatchNorm with gamma near 0?), which INT8 cannot hold; keep "
+                              f"this layer dense (keep_dense) or retrain")
+    v["dense"] = v["dense"].copy()
+    v["dense"][over.nonzero()[0]] = 0
+    v["scale"] = np.where(over, need, sigma)
 
 
 # each kernel family's lowering: (emitter, node, input tensor ids) -> ops appended

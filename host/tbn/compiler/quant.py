@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from tbn.format.expr import evaluate
+from tbn.format.spec import SOFTMAX_TABLE_SIZE
 
 BIAS_LIMIT = 1 << 30  # |bias| is clamped here so (acc + bias) * M stays inside int64
 
@@ -57,3 +58,11 @@ def unary_table(fn: str, src: Any, dst: Any) -> np.ndarray:
         y = evaluate(fn, real.astype(np.float64), np)
     out = np.rint(y / float(np.float32(dst.scale))) + dst.zero_point
     return np.clip(out, dst.qmin, dst.qmax).astype(np.int8)
+
+
+def softmax_table(src_scale: float) -> np.ndarray:
+    """SOFTMAX_AXIS's INT8 table for an input of scale ``src_scale``: ``round(65535 exp(-d s))``
+    for each difference ``d = max q - q`` (0..255), as the 512 bytes of 256 little-endian u16."""
+    d = np.arange(SOFTMAX_TABLE_SIZE, dtype=np.float64)
+    e = np.rint(65535.0 * np.exp(-d * float(np.float32(src_scale))))
+    return e.astype("<u2").view(np.int8)

@@ -3,6 +3,7 @@ what the lowering writes as a tile or dense matrix and its per-output parameters
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -47,16 +48,35 @@ def layer_vectors(n: Node, dense_per_tensor: bool = False) -> dict[str, Any]:
         if dense_per_tensor and g is not None:  # BatchNorm into the weights, then one scale
             w, bias = w * g[:, None], g * (bias if bias is not None else 0.0) + h
             g = None
-        ws = np.abs(w).max(axis=None if dense_per_tensor else 1, keepdims=dense_per_tensor).ravel() / 127.0
-        ws[ws == 0] = 1.0
-        res["dense"] = np.clip(np.rint(w / ws[:, None]), -127, 127).astype(np.int8)
-        sigma = ws
+        res["dense"], sigma = quantize_dense(w, dense_per_tensor)
         if g is None:
             res["scale"], res["bias"] = sigma, bias
             return res
     res["scale"] = sigma * g
     res["bias"] = g * (bias if bias is not None else 0.0) + h
     return res
+
+
+def quantize_dense(w: np.ndarray, per_tensor: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 weights of an ``(O, K)`` matrix and their scales: one per row (or one)."""
+    ws = np.abs(w).max(axis=None if per_tensor else 1, keepdims=per_tensor).ravel() / 127.0
+    ws[ws == 0] = 1.0
+    return np.clip(np.rint(w / ws[:, None]), -127, 127).astype(np.int8), ws
+
+
+def with_stored_weights(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``model`` whose dense (untiled) layers hold the weights a ``.tbn`` stores for
+    them, int8 per output row, dequantised: what the reference interpreter computes with."""
+    from tbn.nn.layers import is_tiled
+
+    model = copy.deepcopy(model)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear | torch.nn.Conv1d | torch.nn.Conv2d) and not is_tiled(m):
+                w = m.weight.detach().double().numpy().reshape(m.weight.shape[0], -1)
+                q, ws = quantize_dense(w)
+                m.weight.copy_(torch.from_numpy(q * ws[:, None]).reshape(m.weight.shape))
+    return model
 
 
 def per_output(scale: np.ndarray, o: int) -> np.ndarray:

@@ -165,7 +165,10 @@ def _op_tables() -> list[str]:
               " * function (the spec's fn, tbn.format.expr.to_c), on tbn_exp_f32, tbn_erf_f32, tbn_minf",
               " * and tbn_maxf */",
               "#define TBN_UNARY_LIST(U) " + " ".join(f"U({op.name}, {int(op)})" for op, _ in unary),
-              f"#define TBN_UNARY_TABLE_SIZE {spec.UNARY_TABLE_SIZE}u"]
+              f"#define TBN_UNARY_TABLE_SIZE {spec.UNARY_TABLE_SIZE}u",
+              "/* SOFTMAX_AXIS's INT8 table (u16 entries) and output zero point (its scale is 1/256) */",
+              f"#define TBN_SOFTMAX_TABLE_SIZE {spec.SOFTMAX_TABLE_SIZE}u",
+              f"#define TBN_SOFTMAX_OUT_ZERO ({spec.SOFTMAX_OUT_ZERO})"]
     lines += [f"#define TBN_UNARY_F32_{op.name}(x) {to_c(s.fn)}" for op, s in unary]
     return [*lines, "", "/* the size of an opcode's ops; 0 for an unknown opcode */",
             "static inline unsigned tbn_op_size(unsigned opcode) {", "    switch (opcode) {",

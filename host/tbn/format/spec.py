@@ -133,6 +133,7 @@ class Op(IntEnum):
     SILU = 18
     GELU = 19
     GELU_TANH = 20
+    SOFTMAX_AXIS = 21
 
 
 class Trait(IntFlag):
@@ -187,6 +188,11 @@ _CODES = {**dict.fromkeys(("tensor", "scratch", "tile", "scale", "bias", "dense"
           "u8": "B", "pad8": "x", "pad16": "2x"}
 OPTIONAL_KINDS = ("scale", "bias", "scratch", "table")  # id fields a writer fills with NONE_ID when absent
 UNARY_TABLE_SIZE = 256  # a unary op's INT8 table: its output for each input q, at index q + 128
+# SOFTMAX_AXIS's INT8 table: round(65535 exp(-d s)) for d = max q - q in 0..255, little-endian
+# u16, so a dense entry of 512 bytes; its output is quantised with scale 1/256, zero point -128
+SOFTMAX_TABLE_SIZE = 256
+SOFTMAX_OUT_SCALE = 1.0 / 256
+SOFTMAX_OUT_ZERO = -128
 
 
 @dataclass(frozen=True)
@@ -260,6 +266,7 @@ _TILED = OpLayout((*_IO, ("tile", "tile"), ("scale", "scale"), ("bias", "bias"),
                    ("_", "pad16")))
 _DENSE = OpLayout((*_IO, ("weight", "dense"), ("scale", "scale"), ("bias", "bias")))
 _TABLED = OpLayout((*_IO, ("table", "table")))  # INT8: the table; F32: NONE_ID
+_AXIS_TABLED = OpLayout((*_IO, ("table", "table"), ("axis", "u8"), ("_", "pad8"), ("_", "pad16")))
 _MM = Trait.FUSABLE
 
 OPS: dict[Op, OpSpec] = {
@@ -275,7 +282,8 @@ OPS: dict[Op, OpSpec] = {
                              ("_", "pad16"))),
                    Trait.FUSABLE | Trait.SCALE_OPTIONAL_F32 | Trait.IN_PLACE, "add"),
     Op.ACTIVATION: OpSpec(_UNARY, Trait.SAME_QUANT | Trait.IN_PLACE, "activation"),
-    Op.SOFTMAX: OpSpec(_UNARY, Trait.F32_ONLY, "softmax"),
+    Op.SOFTMAX: OpSpec(_UNARY, Trait.F32_ONLY, "softmax"),  # over all elements (format 2.0)
+    Op.SOFTMAX_AXIS: OpSpec(_AXIS_TABLED, Trait(0), "softmax", since=4),  # along one axis; INT8 too
     Op.ARGMAX: OpSpec(_UNARY, Trait(0), "argmax"),
     Op.AFFINE: OpSpec(OpLayout((*_IO, ("scale", "scale"), ("bias", "bias"), ("_", "pad16"))),
                       Trait.FUSABLE | Trait.F32_ONLY, "affine"),

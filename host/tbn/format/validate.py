@@ -20,6 +20,9 @@ from tbn.format.spec import (
     OPS,
     RQ16_MAX_MULT,
     RQ16_MAX_SHIFT,
+    SOFTMAX_OUT_SCALE,
+    SOFTMAX_OUT_ZERO,
+    SOFTMAX_TABLE_SIZE,
     UNARY_TABLE_SIZE,
     Act,
     DType,
@@ -359,9 +362,25 @@ def _check_unary(prog: Program, op: Operation, need: _Need) -> None:
         need(ref == NONE_ID, "an F32 model's unary op takes no table")
 
 
+def _check_softmax(prog: Program, op: Operation, need: _Need) -> None:
+    _check_same_shape(prog, op, need)
+    if op.opcode == Op.SOFTMAX:
+        return
+    src, out, ref = prog.tensors[op.args["input"]], prog.tensors[op.args["output"]], op.args["table"]
+    need(op.args["axis"] < len(src.shape), f"axis {op.args['axis']} of a {len(src.shape)}-D tensor")
+    need(src.shape[op.args["axis"]] <= 0xFFFF, "an axis of at most 65535 elements")
+    if prog.int8:
+        need(ref != NONE_ID and prog.dense[ref].size == 2 * SOFTMAX_TABLE_SIZE,
+             f"INT8 needs a table of {SOFTMAX_TABLE_SIZE} u16 entries ({2 * SOFTMAX_TABLE_SIZE} bytes)")
+        need((out.scale, out.zero_point) == (SOFTMAX_OUT_SCALE, SOFTMAX_OUT_ZERO),  # 1/256: exact in float32
+             f"INT8 output quantisation must be scale 1/256, zero point {SOFTMAX_OUT_ZERO}")
+    else:
+        need(ref == NONE_ID, "an F32 model's softmax takes no table")
+
+
 _CHECKS: dict[str, Callable[[Program, Operation, _Need], None]] = {
     "matmul": _check_matmul, "pool": _check_pool, "global_avgpool": _check_global_avgpool,
     "reshape": _check_reshape, "add": _check_add, "activation": _check_activation,
-    "softmax": _check_same_shape, "argmax": _check_argmax, "affine": _check_affine,
+    "softmax": _check_softmax, "argmax": _check_argmax, "affine": _check_affine,
     "unary": _check_unary,
 }

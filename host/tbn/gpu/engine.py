@@ -58,6 +58,9 @@ class CudaEngine(EngineBase):
                 self._layers[i] = self._upload(op)
             elif OPS[op.opcode].kernel == "unary" and self.program.int8:
                 self._layers[i] = {"table": self._gpu(self.program.dense[op.args["table"]].astype(np.int64))}
+            elif op.opcode == Op.SOFTMAX_AXIS and self.program.int8:
+                table = self.program.dense[op.args["table"]].view("<u2").astype(np.int64)
+                self._layers[i] = {"table": self._gpu(table)}
             elif op.opcode == Op.AFFINE:
                 bias = op.args["bias"]
                 self._layers[i] = {
@@ -199,7 +202,16 @@ class CudaEngine(EngineBase):
         return self._act(x.double(), op.act).to(self.dtype)
 
     def _softmax(self, i: int, op: Operation, x: Any) -> Any:
-        return self.torch.softmax(x.double().reshape(x.shape[0], -1), dim=1).reshape(x.shape).to(self.dtype)
+        """As tbn.runtime.kernels.softmax: over all elements, or along ``axis``; INT8 in integers."""
+        if op.opcode == Op.SOFTMAX:
+            flat = x.double().reshape(x.shape[0], -1)
+            return self.torch.softmax(flat, dim=1).reshape(x.shape).to(self.dtype)
+        axis = 1 + op.args["axis"]
+        if not self.program.int8:
+            return self.torch.softmax(x.double(), dim=axis).to(self.dtype)
+        e = self._layers[i]["table"][x.amax(dim=axis, keepdim=True) - x]
+        total = e.sum(dim=axis, keepdim=True)
+        return ((e * 256 + total // 2) // total - 128).clamp(max=127)
 
     def _argmax(self, i: int, op: Operation, x: Any) -> Any:
         n = x.shape[0]

@@ -188,9 +188,19 @@ def activation(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
 
 
 def softmax(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
-    flat = _f32(x).reshape(x.shape[0], -1)
-    e = np.exp(flat - flat.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32).reshape(x.shape)
+    """SOFTMAX over all elements; SOFTMAX_AXIS along ``axis``. INT8 (SOFTMAX_AXIS): with
+    ``d = max q - q`` along the axis and ``E`` the file's u16 table, ``S = sum E[d]`` and
+    ``out = min(127, (E[d] * 256 + S // 2) // S - 128)``, all in integers."""
+    shape, axis = x.shape, 1 + op.args["axis"] if op.opcode == Op.SOFTMAX_AXIS else 1
+    if op.opcode == Op.SOFTMAX:
+        x = x.reshape(shape[0], -1)
+    if prog.int8:
+        table = prog.dense[op.args["table"]].view("<u2").astype(np.int64)
+        e = table[x.max(axis=axis, keepdims=True).astype(np.int64) - x]
+        total = e.sum(axis=axis, keepdims=True)
+        return np.minimum((e * 256 + total // 2) // total - 128, 127).astype(np.int8).reshape(shape)
+    e = np.exp(_f32(x) - _f32(x).max(axis=axis, keepdims=True))
+    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32).reshape(shape)
 
 
 def argmax(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:

@@ -108,6 +108,7 @@
 #define TBN_OP_SILU 18
 #define TBN_OP_GELU 19
 #define TBN_OP_GELU_TANH 20
+#define TBN_OP_SOFTMAX_AXIS 21
 
 /* dtype sizes in bytes */
 #define TBN_DTYPE_SIZE_F32 4
@@ -214,7 +215,7 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OPS_TWO_INPUTS 0x00000200u
 #define TBN_OPS_SCRATCH 0x00000006u
 #define TBN_OPS_IN_PLACE 0x001FC600u
-#define TBN_OPS_TABLE 0x001FC000u
+#define TBN_OPS_TABLE 0x003FC000u
 #define TBN_OPS_WEIGHTED 0x0000001Eu
 
 /* ops: byte size and field offsets (after the opcode and act bytes) */
@@ -316,6 +317,12 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_SOFTMAX_TRAITS 0x0020u
 #define TBN_OP_SOFTMAX_INPUT 2
 #define TBN_OP_SOFTMAX_OUTPUT 4
+#define TBN_OP_SOFTMAX_AXIS_SIZE 12
+#define TBN_OP_SOFTMAX_AXIS_TRAITS 0x2000u
+#define TBN_OP_SOFTMAX_AXIS_INPUT 2
+#define TBN_OP_SOFTMAX_AXIS_OUTPUT 4
+#define TBN_OP_SOFTMAX_AXIS_TABLE 6
+#define TBN_OP_SOFTMAX_AXIS_AXIS 8
 #define TBN_OP_ARGMAX_SIZE 8
 #define TBN_OP_ARGMAX_TRAITS 0x0000u
 #define TBN_OP_ARGMAX_INPUT 2
@@ -361,10 +368,10 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_GELU_TANH_INPUT 2
 #define TBN_OP_GELU_TANH_OUTPUT 4
 #define TBN_OP_GELU_TANH_TABLE 6
-#define TBN_OP_MAX 20
+#define TBN_OP_MAX 21
 
 /* X(NAME, opcode, size, traits, kernel): every op, in opcode order */
-#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary) X(HARDSIGMOID, 16, 8, TBN_OP_HARDSIGMOID_TRAITS, unary) X(HARDSWISH, 17, 8, TBN_OP_HARDSWISH_TRAITS, unary) X(SILU, 18, 8, TBN_OP_SILU_TRAITS, unary) X(GELU, 19, 8, TBN_OP_GELU_TRAITS, unary) X(GELU_TANH, 20, 8, TBN_OP_GELU_TANH_TRAITS, unary)
+#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(SOFTMAX_AXIS, 21, 12, TBN_OP_SOFTMAX_AXIS_TRAITS, softmax) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary) X(HARDSIGMOID, 16, 8, TBN_OP_HARDSIGMOID_TRAITS, unary) X(HARDSWISH, 17, 8, TBN_OP_HARDSWISH_TRAITS, unary) X(SILU, 18, 8, TBN_OP_SILU_TRAITS, unary) X(GELU, 19, 8, TBN_OP_GELU_TRAITS, unary) X(GELU_TANH, 20, 8, TBN_OP_GELU_TANH_TRAITS, unary)
 
 /* K(kernel): every kernel family once */
 #define TBN_KERNEL_LIST(K) K(matmul) K(pool) K(global_avgpool) K(reshape) K(add) K(activation) K(softmax) K(argmax) K(affine) K(unary)
@@ -381,6 +388,7 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_ADD_FIELDS(F) F(a, 2, 2) F(b, 4, 2) F(output, 6, 2) F(scale, 8, 2)
 #define TBN_OP_ACTIVATION_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
 #define TBN_OP_SOFTMAX_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
+#define TBN_OP_SOFTMAX_AXIS_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2) F(axis, 8, 1)
 #define TBN_OP_ARGMAX_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
 #define TBN_OP_AFFINE_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(scale, 6, 2) F(bias, 8, 2)
 #define TBN_OP_SIGMOID_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
@@ -396,6 +404,9 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
  * and tbn_maxf */
 #define TBN_UNARY_LIST(U) U(SIGMOID, 14) U(TANH, 15) U(HARDSIGMOID, 16) U(HARDSWISH, 17) U(SILU, 18) U(GELU, 19) U(GELU_TANH, 20)
 #define TBN_UNARY_TABLE_SIZE 256u
+/* SOFTMAX_AXIS's INT8 table (u16 entries) and output zero point (its scale is 1/256) */
+#define TBN_SOFTMAX_TABLE_SIZE 256u
+#define TBN_SOFTMAX_OUT_ZERO (-128)
 #define TBN_UNARY_F32_SIGMOID(x) (1.0f / (1.0f + tbn_exp_f32((-(x)))))
 #define TBN_UNARY_F32_TANH(x) ((2.0f / (1.0f + tbn_exp_f32(((-2.0f) * (x))))) - 1.0f)
 #define TBN_UNARY_F32_HARDSIGMOID(x) (tbn_minf(tbn_maxf(((x) + 3.0f), 0.0f), 6.0f) / 6.0f)

@@ -155,7 +155,7 @@ const TBN_ROM int8_t *tbn_get_dense(const tbn_model *m, uint32_t id, uint32_t *c
 typedef struct {
     uint8_t opcode, act;
     uint16_t input, output, a, b, tile, weight, scale, bias, scratch, table;
-    uint8_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+    uint8_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, axis;
     uint16_t groups;
     uint32_t size, traits;
 } tbn_op;

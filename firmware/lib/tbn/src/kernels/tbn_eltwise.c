@@ -1,4 +1,4 @@
-/* RESHAPE, ADD, ACTIVATION, SOFTMAX (F32 only), ARGMAX, AFFINE (F32 only) and the unary
+/* RESHAPE, ADD, ACTIVATION, SOFTMAX and SOFTMAX_AXIS, ARGMAX, AFFINE (F32 only) and the unary
  * family (SIGMOID, ...): one prepare and one eval each. */
 #include "../tbn_internal.h"
 
@@ -129,20 +129,62 @@ tbn_status tbn_eval_activation(const tbn_model *m, const tbn_op *op, uint8_t *ar
     return TBN_OK;
 }
 
+/* SOFTMAX: over all elements (F32). SOFTMAX_AXIS: along one axis, each of the outer x inner
+ * lines apart; INT8 by the file's u16 table of exp (docs/bytecode.md), in integers. */
 tbn_status tbn_prepare_softmax(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
-    (void)m;
-    (void)op;
-    return tbn_same_shape(&io->in, &io->out) ? TBN_OK : TBN_ERR_SHAPE;
+    if (!tbn_same_shape(&io->in, &io->out)) return TBN_ERR_SHAPE;
+    if (op->opcode == TBN_OP_SOFTMAX) return TBN_OK;
+    if (op->axis >= io->in.ndim) return TBN_ERR_SHAPE;
+    if (!TBN_INT8(io->int8)) return op->table == TBN_NONE_ID ? TBN_OK : TBN_ERR_SHAPE;
+    uint32_t count = 0;
+    if (op->table != TBN_NONE_ID) tbn_get_dense(m, op->table, &count);
+    return count == 2u * TBN_SOFTMAX_TABLE_SIZE && io->out.zero_point == TBN_SOFTMAX_OUT_ZERO &&
+                   io->out.scale == 1.0f / 256.0f
+               ? TBN_OK
+               : TBN_ERR_SHAPE;
+}
+
+static void softmax_line_f32(const float *x, float *y, uint32_t n, uint32_t stride) {
+    float mx = x[0], sum = 0.0f;
+    for (uint32_t i = 1; i < n; i++) if (x[i * stride] > mx) mx = x[i * stride];
+    for (uint32_t i = 0; i < n; i++) sum += y[i * stride] = tbn_exp_f32(x[i * stride] - mx);
+    for (uint32_t i = 0; i < n; i++) y[i * stride] /= sum;
+}
+
+static void softmax_line_s8(const int8_t *x, int8_t *y, uint32_t n, uint32_t stride,
+                            const TBN_ROM int8_t *table) {
+    int32_t mx = x[0];
+    uint32_t sum = 0;
+    for (uint32_t i = 1; i < n; i++) if (x[i * stride] > mx) mx = x[i * stride];
+    for (uint32_t i = 0; i < n; i++) sum += tbn_rd16((const TBN_ROM uint8_t *)table + 2 * (mx - x[i * stride]));
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t e = tbn_rd16((const TBN_ROM uint8_t *)table + 2 * (mx - x[i * stride]));
+        uint32_t q = (e * 256u + sum / 2u) / sum; /* 0..256; e*256 < 2^24 and sum/2 < 2^31 */
+        y[i * stride] = (int8_t)((q > 255u ? 255 : (int32_t)q) - 128);
+    }
 }
 
 tbn_status tbn_eval_softmax(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     unary u = unary_of(m, op, arena);
-    const float *x = (const float *)u.src;
-    float *y = (float *)u.dst, mx = x[0], sum = 0.0f;
-    uint32_t n = u.in.numel;
-    for (uint32_t i = 1; i < n; i++) if (x[i] > mx) mx = x[i];
-    for (uint32_t i = 0; i < n; i++) sum += y[i] = tbn_exp_f32(x[i] - mx);
-    for (uint32_t i = 0; i < n; i++) y[i] /= sum;
+    uint32_t outer = 1, n = u.in.numel, inner = 1;
+    if (op->opcode != TBN_OP_SOFTMAX) {
+        n = u.in.dims[op->axis];
+        for (uint32_t d = 0; d < op->axis; d++) outer *= u.in.dims[d];
+        for (uint32_t d = op->axis + 1u; d < u.in.ndim; d++) inner *= u.in.dims[d];
+    }
+    const TBN_ROM int8_t *table = NULL;
+    if (tbn_int8(m)) {
+        uint32_t count;
+        table = tbn_get_dense(m, op->table, &count);
+    }
+    for (uint32_t o = 0; o < outer; o++)
+        for (uint32_t i = 0; i < inner; i++) {
+            size_t at = (size_t)o * n * inner + i;
+            if (table)
+                softmax_line_s8((const int8_t *)u.src + at, (int8_t *)u.dst + at, n, inner, table);
+            else
+                softmax_line_f32((const float *)u.src + at, (float *)u.dst + at, n, inner);
+        }
     return TBN_OK;
 }
 
