@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tbn import third_party
 from tbn.cli.main import main as cli
 from tbn.micropython import romfs_image, source
 from tbn.micropython.targets import MPY_ARCH_CODES, targets
@@ -60,14 +61,14 @@ def test_romfs_images_align_every_file(files: dict[str, bytes]) -> None:
 
 def test_sources_are_named_when_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MICROPY_DIR", str(tmp_path))
-    with pytest.raises(source.MicroPythonSourceError, match="is not a MicroPython source tree"):
+    with pytest.raises(third_party.SourceNotFoundError, match="is not a MicroPython tree"):
         source.micropython_dir()
     monkeypatch.delenv("MICROPY_DIR")
     monkeypatch.setenv("TBN_OFFLINE", "1")
-    monkeypatch.setattr(source, "shared_third_party", lambda: tmp_path / "none")
-    monkeypatch.setattr(source, "build_dir", lambda: tmp_path / "build")
-    with pytest.raises(source.MicroPythonSourceError,
-                       match=r"set MICROPY_DIR to a checkout, put micropython-1c3c201\.tar\.xz in .*none, "
+    monkeypatch.setattr(third_party, "shared_third_party", lambda: tmp_path / "none")
+    monkeypatch.setattr(third_party, "build_dir", lambda: tmp_path / "build")
+    with pytest.raises(third_party.SourceNotFoundError,
+                       match=r"set MICROPY_DIR to a copy, put micropython-1c3c201\.tar\.xz in .*none, "
                              r"or go online; downloads are off"):
         source.micropython_dir()
 
