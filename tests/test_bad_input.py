@@ -167,6 +167,20 @@ def _nothing(d: Path) -> None:
     pass
 
 
+def _keras_model(d: Path, layer: str = "dense") -> None:
+    """A small Keras model file; with ``layer="lambda"`` one that holds Python code."""
+    import keras
+
+    middle = keras.layers.Lambda(lambda x: x) if layer == "lambda" else keras.layers.Dense(4)
+    keras.Sequential([keras.Input((6,)), middle, keras.layers.Dense(2)]).save(
+        d / ("model.h5" if layer == "lambda" else "model.keras"))
+
+
+def _keras_and_inputs(d: Path) -> None:
+    _keras_model(d)
+    np.save(d / "x.npy", np.zeros((3, 5), dtype=np.float32))
+
+
 def _tbn_and_inputs(d: Path) -> None:
     _tbn(d)
     np.save(d / "x.npy", np.zeros((3, 1, 8, 8), dtype=np.float32))
@@ -335,6 +349,19 @@ CASES = [
     Case("calibrate from a --data-dir that does not exist", 6, _model,
          ["compile", "model.pt", "--activations", "int8", "--data-dir", "nowhere", "-o", "m.tbn"],
          "nowhere does not exist", unchanged=("model.pt",), absent=("m.tbn",)),
+    Case("compile a Keras model to INT8 without calibration inputs", 8, _keras_model,
+         ["compile", "model.keras", "--activations", "int8"],
+         "--calibration-data X.npy, a batch of shape (N, 6)",
+         unchanged=("model.keras",), absent=("model.tbn",)),
+    Case("calibrate a Keras model on inputs of another shape", 8, _keras_and_inputs,
+         ["compile", "model.keras", "--activations", "int8", "--calibration-data", "x.npy"],
+         "x.npy holds an array of shape (3, 5); the model takes inputs of shape (6,)",
+         unchanged=("model.keras", "x.npy"), absent=("model.tbn",)),
+    Case("compile a Keras file that holds code", 4, lambda d: _keras_model(d, "lambda"),
+         ["compile", "model.h5"], "layer class 'Lambda' is not a built-in Keras layer",
+         unchanged=("model.h5",), absent=("model.tbn",)),
+    Case("compile an .h5 that is not a Keras model", 8, lambda d: (d / "model.h5").write_bytes(b"junk"),
+         ["compile", "model.h5"], "not an HDF5 Keras model", unchanged=("model.h5",), absent=("model.tbn",)),
     Case("flash an unknown board", 8, _tbn, ["--board", "nucleo_f999", "--model", "m.tbn"],
          "unknown board 'nucleo_f999'", program="tbn-flash"),
     Case("train over an earlier run's metrics", 5, _earlier_run, ["train", "--epochs", "1", "--out", "out"],

@@ -1,4 +1,5 @@
-"""``tbn compile``: a trained model (``tbn train``'s model.pt) to ``.tbn`` bytecode."""
+"""``tbn compile``: a trained model (``tbn train``'s model.pt, or a Keras ``.keras``/``.h5``
+file) to ``.tbn`` bytecode."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from tbn.errors import UsageError
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("compile", help="compile a trained model to .tbn bytecode",
-                       description="Compile model.pt from `tbn train` to .tbn bytecode.")
-    p.add_argument("model", help="model.pt written by tbn train")
+                       description="Compile model.pt from `tbn train`, or a Keras model file (.keras, "
+                                   "or the .h5 TensorFlow 2.x wrote), to .tbn bytecode.")
+    p.add_argument("model", help="model.pt written by tbn train, or a .keras / .h5 Keras model")
     p.add_argument("-o", "--output", help="output .tbn (default: the model's name with .tbn)")
     p.add_argument("--activations", choices=("f32", "int8"), default="f32")
     p.add_argument("--params", choices=("auto", "wide"), default="auto",
@@ -23,6 +25,9 @@ def add_parser(sub: Any) -> None:
                    help="INT8: calibrate on the first N training images (default 512)")
     p.add_argument("--data-dir", help="folder with the recipe's dataset, MNIST or CIFAR-10 (INT8 "
                    "calibration)")
+    p.add_argument("--calibration-data", metavar="X.npy",
+                   help="INT8 calibration inputs of a Keras model: a batch as the model reads it "
+                        "(channels last)")
     p.add_argument("--no-lookup-tables", dest="lookup_tables", action="store_false",
                    help="run every tiled op with the direct kernel: no scratch in the arena, slower")
     p.add_argument("--force", action="store_true", help="replace an existing output that is not a .tbn")
@@ -39,19 +44,51 @@ def run(args: argparse.Namespace) -> int:
     from tbn.train import dataset_tensors, load_model
     from tbn.train.recipes import input_shape, recipe
 
-    model, config = load_model(args.model)
     out = Path(args.output) if args.output else Path(args.model).with_suffix(".tbn")
     check_output(out, [args.model], "tbn", args.force)  # before the work, not after
-    calibration = None
-    if args.activations == "int8":
-        if args.calibration < 1:
-            raise UsageError("--calibration needs at least one image")
-        calibration = dataset_tensors(recipe(config.recipe).dataset, "train", args.data_dir,
-                                      config.verify_data)[0][:args.calibration]
-    data = compile_model(model, torch.zeros(1, *input_shape(config.recipe)), activations=args.activations,
-                       calibration=calibration, params=args.params,
-                       lookup_tables=args.lookup_tables)
+    if args.activations == "int8" and args.calibration < 1:
+        raise UsageError("--calibration needs at least one image")
+    if Path(args.model).suffix.lower() in KERAS_SUFFIXES:
+        model, example, calibration = _keras(args)
+    else:
+        if args.calibration_data:
+            raise UsageError("--calibration-data is for Keras models; a model.pt calibrates on its "
+                             "recipe's dataset (--data-dir)")
+        model, config = load_model(args.model)
+        example, calibration = torch.zeros(1, *input_shape(config.recipe)), None
+        if args.activations == "int8":
+            calibration = dataset_tensors(recipe(config.recipe).dataset, "train", args.data_dir,
+                                          config.verify_data)[0][:args.calibration]
+    data = compile_model(model, example, activations=args.activations, calibration=calibration,
+                         params=args.params, lookup_tables=args.lookup_tables)
     write_atomic(out, data, inputs=[args.model])
     print(render(summarize(read(data), len(data))))
     print(f"\nwrote {out}")
     return 0
+
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def _keras(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """A Keras model file, an example batch of its input shape and (INT8) the first
+    ``--calibration`` inputs of ``--calibration-data``, checked against that shape."""
+    import numpy as np
+
+    from tbn.files import read_npy
+    from tbn.keras import load_model
+
+    model = load_model(args.model)
+    shape = tuple(model.inputs[0].shape[1:])
+    if None in shape:
+        raise UsageError(f"{args.model}: its input shape {shape} is not fixed; tbn compiles one size")
+    calibration = None
+    if args.activations == "int8":
+        if not args.calibration_data:
+            raise UsageError("INT8 needs calibration inputs for a Keras model: --calibration-data X.npy, "
+                             f"a batch of shape (N, {', '.join(map(str, shape))}) as the model reads it")
+        calibration = read_npy(args.calibration_data)[:args.calibration]
+        if calibration.shape[1:] != shape or not len(calibration):
+            raise UsageError(f"{args.calibration_data} holds an array of shape {calibration.shape}; the "
+                             f"model takes inputs of shape {shape}: give (N, {', '.join(map(str, shape))})")
+    return model, np.zeros((1, *shape), np.float32), calibration
