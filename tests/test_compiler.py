@@ -363,3 +363,21 @@ def test_padding_that_no_layer_can_take_is_a_named_error(then: Any, message: str
     model = _Wrap(nn.Conv2d(2, 3, 1), then)
     with pytest.raises(TbnCompileError, match=message):
         compile_program(model, torch.randn(1, 2, 6, 6))
+
+
+def test_a_product_that_does_not_broadcast_is_a_named_error() -> None:
+    """MUL broadcasts one operand whose every axis is the other's or 1 (tested by the gated_*
+    vectors); PyTorch's trailing-axis broadcast of a (4,) vector over a (3, 4, 4) map is not
+    that: view it first."""
+
+    class Trailing(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(2, 3, 1), nn.Linear(48, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            return y * self.fc(y.flatten(1))
+
+    with pytest.raises(TbnCompileError, match=r"multiplies shapes \(3, 4, 4\) and \(4,\)"):
+        compile_program(Trailing(), torch.randn(1, 2, 4, 4))

@@ -65,7 +65,15 @@ def _add() -> keras.Model:
     return keras.Model(inp, L.Add()([L.Conv2D(3, 3)(x), L.Conv2D(3, 3, activation="relu")(x)]))
 
 
+def _squeeze_excite() -> keras.Model:
+    x = inp = keras.Input((6, 6, 3))
+    gate = L.Dense(3, activation="sigmoid")(L.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, L.Multiply()([x, L.Reshape((1, 1, 3))(gate)]))
+
+
 MODELS["Add"] = _add
+MODELS["Multiply Reshape"] = _squeeze_excite
+MODELS["Reshape one channel"] = _one((40,), L.Reshape((8, 5, 1)), L.Conv2D(2, 3))
 
 
 def test_every_converter_has_a_model_here() -> None:
@@ -116,6 +124,7 @@ def test_what_does_not_convert_is_named() -> None:
         (_one((6, 3), L.Dense(4)), r"a Dense layer over each position of a \(6, 3\) input"),
         (_one((6, 6, 2), L.GlobalAveragePooling2D(keepdims=True)), "keepdims=True"),
         (_one((6, 6, 2), L.ReLU(negative_slope=0.1)), "only ReLU and ReLU6"),
+        (_one((6, 6, 2), L.Reshape((12, 6))), r"Reshape \(6, 6, 2\) -> \(12, 6\) reorders values"),
     ]
     for build, message in cases:
         with pytest.raises(UsageError, match=message):

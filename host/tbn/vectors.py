@@ -166,6 +166,24 @@ class Softmaxes(nn.Module):
         return torch.softmax(self.fc(x.flatten(1)), dim=-1)
 
 
+class Gated(nn.Module):
+    """Squeeze-and-excitation: a (C, 1, 1) gate from the pooled map, broadcast over it (MUL),
+    then a (1, H, W) spatial gate over the channels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3)
+        self.squeeze, self.excite = nn.Linear(4, 2), nn.Linear(2, 4)
+        self.spatial = nn.Conv2d(4, 1, 1)
+        self.fc = nn.Linear(4 * 4 * 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv(x))
+        gate = torch.sigmoid(self.excite(torch.relu(self.squeeze(F.adaptive_avg_pool2d(x, 1).flatten(1)))))
+        x = x * gate.view(-1, 4, 1, 1)
+        return self.fc(torch.mul(torch.sigmoid(self.spatial(x)), x).flatten(1))
+
+
 def _unary() -> nn.Module:
     """Every op of the unary family, each after a tiled linear layer, as PyTorch spells it
     (tbn.nn.unary.UNARY_MODULES): a new unary op is in the vectors with no edit here."""
@@ -212,6 +230,10 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str] | tu
     # the direct kernel: the Uno then runs padded_int8 too
     "padded_f32": (Padded, (2, 8, 8), {"p": 2, "min_params": 0}, "f32", {"lookup_tables": False}),
     "padded_int8": (Padded, (2, 8, 8), {"p": 2, "min_params": 0}, "int8", {"lookup_tables": False}),
+    "gated_f32": (Gated, (2, 6, 6), {"p": 2, "min_params": 0, "keep_dense": ("spatial",)}, "f32",
+                  {"lookup_tables": False}),
+    "gated_int8": (Gated, (2, 6, 6), {"p": 2, "min_params": 0, "keep_dense": ("spatial",)}, "int8",
+                   {"lookup_tables": False}),
     "softmax_f32": (Softmaxes, (2, 6, 6), {"p": 2, "min_params": 0}, "f32"),
     "softmax_int8": (Softmaxes, (2, 6, 6), {"p": 2, "min_params": 0}, "int8"),
     # the direct kernel (no lookup tables), so that the Uno's flash holds the firmware too

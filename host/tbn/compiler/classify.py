@@ -96,6 +96,7 @@ def _dim(node: fx.Node) -> Any:
 
 
 _ADD = {operator.add, operator.iadd, torch.add}
+_MUL = {operator.mul, operator.imul, torch.mul}
 _RELU = {F.relu, torch.relu}
 _FLATTEN_METHODS = {"flatten", "view", "reshape"}
 _POOL_FUNCTIONS = {F.max_pool2d: Op.MAXPOOL2D, F.avg_pool2d: Op.AVGPOOL2D}
@@ -194,6 +195,8 @@ def _classify_method(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list]:
         return Op.ACTIVATION, {"act": "relu"}, [args[0]]
     if target in ("add", "add_", "__add__") and len(args) == 2 and isinstance(args[1], fx.Node):
         return Op.ADD, {}, [args[0], args[1]]
+    if target in ("mul", "mul_", "__mul__") and len(args) == 2 and isinstance(args[1], fx.Node):
+        return Op.MUL, {}, [args[0], args[1]]
     if target in ("softmax", "argmax"):
         return Op[target.upper()], {"dim": _dim(node)}, [args[0]]
     if (unary := _unary_call(target, args, node.kwargs)) is not None:
@@ -207,6 +210,8 @@ def _classify_function(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list
     target, args, kwargs = node.target, node.args, node.kwargs
     if target in _ADD and len(args) == 2 and all(isinstance(a, fx.Node) for a in args) and not kwargs:
         return Op.ADD, {}, [args[0], args[1]]
+    if target in _MUL and len(args) == 2 and all(isinstance(a, fx.Node) for a in args) and not kwargs:
+        return Op.MUL, {}, [args[0], args[1]]
     if target in _RELU:
         return Op.ACTIVATION, {"act": "relu"}, [args[0]]
     if target is F.relu6:

@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from tbn.compiler.eltwise import ACTS, ElementwiseLowerings
 from tbn.compiler.graph import Kind, Node, TbnCompileError
 from tbn.compiler.params import ParamWriter
-from tbn.compiler.quant import BIAS_LIMIT, relu6_qmax, softmax_table, unary_table
+from tbn.compiler.quant import BIAS_LIMIT, relu6_qmax
 from tbn.compiler.weights import layer_vectors, per_output
 from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor
 from tbn.format.narrow import narrow_bias
@@ -22,10 +23,7 @@ from tbn.format.spec import (
     LUT_MIN_ROWS,
     NONE_ID,
     OPS,
-    SOFTMAX_OUT_SCALE,
-    SOFTMAX_OUT_ZERO,
     Trait,
-    add_bound,
     has,
     lut_rows,
     lut_scratch_size,
@@ -33,11 +31,9 @@ from tbn.format.spec import (
 )
 from tbn.format.validate import weight_count
 
-_ACTS = {"none": Act.NONE, "relu": Act.RELU, "relu6": Act.RELU6}
-
 
 @dataclass
-class _Emitter(ParamWriter):
+class _Emitter(ElementwiseLowerings, ParamWriter):
     """The program being built, and the per-family lowerings that append to it."""
 
     quant: dict[str, tuple[float, int]] | None
@@ -93,7 +89,7 @@ class _Emitter(ParamWriter):
 
     def matmul(self, n: Node, ins: list[int]) -> None:
         v = layer_vectors(n, self.dense_per_tensor)
-        act = _ACTS[n.act]
+        act = ACTS[n.act]
         if v["affine"] is not None and self.int8:
             raise TbnCompileError(f"{n.where}: BatchNorm after a tiled layer whose p does not divide "
                                   f"its outputs cannot be folded, which INT8 needs; use p dividing "
@@ -164,60 +160,6 @@ class _Emitter(ParamWriter):
             else n.attrs["module"].weight.numel() // o
         args["scale"] = self.requant(real, value_bound(int(wsum), src.zero_point, peak), n.where)
 
-    def pool(self, n: Node, ins: list[int]) -> None:
-        out = self.same_quant(n, self.prog.tensors[ins[0]])
-        geom = {k: n.attrs[k] for k in OPS[n.kind].layout.names[2:]}  # a window's geometry, if any
-        self.op(n.kind, Act.NONE, {"input": ins[0], "output": out, **geom})
-
-    def activation(self, n: Node, ins: list[int]) -> None:
-        out = self.same_quant(Node(n.kind, n.inputs, n.output, n.shape, n.where, act=n.attrs["act"]),
-                              self.prog.tensors[ins[0]])
-        self.op(Op.ACTIVATION, _ACTS[n.attrs["act"]], {"input": ins[0], "output": out})
-
-    def add(self, n: Node, ins: list[int]) -> None:
-        out = self.tensor(n)
-        args = {"a": ins[0], "b": ins[1], "output": out, "scale": NONE_ID}
-        if self.int8:
-            a, b, dst = (self.prog.tensors[t] for t in (ins[0], ins[1], out))
-            args["scale"] = self.requant(np.array([a.scale / dst.scale, b.scale / dst.scale]),
-                                         add_bound(a.zero_point, b.zero_point), n.where)
-        self.op(Op.ADD, _ACTS[n.act], args)
-
-    def bn_affine(self, n: Node, ins: list[int]) -> None:
-        if self.int8:
-            raise TbnCompileError(f"{n.where}: a BatchNorm that does not follow a linear or conv "
-                                  f"layer cannot run with INT8 activations")
-        self.affine(_ACTS[n.act], ins[0], self.tensor(n), n.attrs["g"], n.attrs["h"])
-
-    def softmax(self, n: Node, ins: list[int]) -> None:
-        """A vector's F32 softmax as SOFTMAX (format 2.0); any other as SOFTMAX_AXIS, whose
-        INT8 output has the fixed quantisation of docs/bytecode.md and a table of exp."""
-        src = self.prog.tensors[ins[0]]
-        if not self.int8 and len(n.shape) == 1:
-            self.op(Op.SOFTMAX, Act.NONE, {"input": ins[0], "output": self.tensor(n)})
-            return
-        out = self.tensor(n)
-        axis = n.attrs["dim"] % (len(n.shape) + 1) - 1  # without the batch axis
-        if len(src.shape) == len(n.shape) + 1 and axis >= 1:  # a 1-D map stored as (C, 1, W)
-            axis += 1
-        table = NONE_ID
-        if self.int8:
-            dst = self.prog.tensors[out]
-            dst.scale, dst.zero_point, dst.qmin, dst.qmax = SOFTMAX_OUT_SCALE, SOFTMAX_OUT_ZERO, -128, 127
-            table = self.prog.add_dense(softmax_table(src.scale))
-        self.op(Op.SOFTMAX_AXIS, Act.NONE, {"input": ins[0], "output": out, "table": table, "axis": axis})
-
-    def argmax(self, n: Node, ins: list[int]) -> None:
-        out = self.tensor(Node(n.kind, n.inputs, n.output, (1,), n.where), dtype=DType.I32)
-        self.op(Op.ARGMAX, Act.NONE, {"input": ins[0], "output": out})
-
-    def unary(self, n: Node, ins: list[int]) -> None:
-        """The op's function; INT8: its table, from the function and both tensors' parameters."""
-        out = self.tensor(n)
-        src, dst = self.prog.tensors[ins[0]], self.prog.tensors[out]
-        table = self.prog.add_dense(unary_table(OPS[n.kind].fn, src, dst)) if self.int8 else NONE_ID
-        self.op(n.kind, Act.NONE, {"input": ins[0], "output": out, "table": table})
-
 
 def _fit_biases(n: Node, v: dict[str, Any], o: int, src_scale: float) -> None:
     """Outputs whose bias is past BIAS_LIMIT steps of ``src_scale * scale`` (a BatchNorm with
@@ -243,7 +185,7 @@ _LOWER: dict[str, Callable[[_Emitter, Node, list[int]], None]] = {
     "matmul": _Emitter.matmul, "pool": _Emitter.pool, "global_avgpool": _Emitter.pool,
     "reshape": _Emitter.pool, "add": _Emitter.add, "activation": _Emitter.activation,
     "softmax": _Emitter.softmax, "argmax": _Emitter.argmax, "affine": _Emitter.bn_affine,
-    "unary": _Emitter.unary}
+    "unary": _Emitter.unary, "mul": _Emitter.mul}
 assert set(_LOWER) == set(KERNELS), "a kernel family of tbn.format.spec has no lowering"
 
 

@@ -16,8 +16,8 @@ BIAS_LIMIT = 1 << 30  # |bias| is clamped here so (acc + bias) * M stays inside 
 def quant_params(lo: float, hi: float) -> tuple[float, int]:
     """Affine int8 parameters covering ``[min(lo, 0), max(hi, 0)]``: (float32 scale, zero point)."""
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
-    if hi - lo < 1e-12:
-        return 1.0, 0
+    if hi - lo < 1e-12:  # never left 0 in calibration: as if [0, 1], a scale at which the layers
+        hi = 1.0  # reading it keep their biases (a scale of 1 rounded them away)
     scale = float(np.float32((hi - lo) / 255.0))
     zp = int(np.clip(round(-128 - lo / scale), -128, 127))
     return scale, zp

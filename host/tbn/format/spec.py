@@ -134,6 +134,7 @@ class Op(IntEnum):
     GELU = 19
     GELU_TANH = 20
     SOFTMAX_AXIS = 21
+    MUL = 22
 
 
 class Trait(IntFlag):
@@ -266,6 +267,8 @@ _TILED = OpLayout((*_IO, ("tile", "tile"), ("scale", "scale"), ("bias", "bias"),
                    ("_", "pad16")))
 _DENSE = OpLayout((*_IO, ("weight", "dense"), ("scale", "scale"), ("bias", "bias")))
 _TABLED = OpLayout((*_IO, ("table", "table")))  # INT8: the table; F32: NONE_ID
+_BINARY = OpLayout((("a", "tensor"), ("b", "tensor"), ("output", "tensor"), ("scale", "scale"),
+                    ("_", "pad16")))
 _AXIS_TABLED = OpLayout((*_IO, ("table", "table"), ("axis", "u8"), ("_", "pad8"), ("_", "pad16")))
 _MM = Trait.FUSABLE
 
@@ -278,12 +281,12 @@ OPS: dict[Op, OpSpec] = {
     Op.AVGPOOL2D: OpSpec(OpLayout(_IO + _POOL_GEOM), Trait.WINDOW | Trait.SAME_QUANT, "pool"),
     Op.GLOBAL_AVGPOOL: OpSpec(_UNARY, Trait.SAME_QUANT, "global_avgpool"),
     Op.RESHAPE: OpSpec(_UNARY, Trait.SAME_QUANT, "reshape"),
-    Op.ADD: OpSpec(OpLayout((("a", "tensor"), ("b", "tensor"), ("output", "tensor"), ("scale", "scale"),
-                             ("_", "pad16"))),
-                   Trait.FUSABLE | Trait.SCALE_OPTIONAL_F32 | Trait.IN_PLACE, "add"),
+    Op.ADD: OpSpec(_BINARY, Trait.FUSABLE | Trait.SCALE_OPTIONAL_F32 | Trait.IN_PLACE, "add"),
     Op.ACTIVATION: OpSpec(_UNARY, Trait.SAME_QUANT | Trait.IN_PLACE, "activation"),
     Op.SOFTMAX: OpSpec(_UNARY, Trait.F32_ONLY, "softmax"),  # over all elements (format 2.0)
     Op.SOFTMAX_AXIS: OpSpec(_AXIS_TABLED, Trait(0), "softmax", since=4),  # along one axis; INT8 too
+    # b broadcasts: each of its dims a's or 1 (a squeeze-and-excitation gate, (C, 1, 1))
+    Op.MUL: OpSpec(_BINARY, Trait.FUSABLE | Trait.SCALE_OPTIONAL_F32 | Trait.IN_PLACE, "mul", since=4),
     Op.ARGMAX: OpSpec(_UNARY, Trait(0), "argmax"),
     Op.AFFINE: OpSpec(OpLayout((*_IO, ("scale", "scale"), ("bias", "bias"), ("_", "pad16"))),
                       Trait.FUSABLE | Trait.F32_ONLY, "affine"),
@@ -363,6 +366,11 @@ def value_bound(weight_abs_sum: int, zero_point: int, bias_peak: int) -> int:
 def add_bound(zero_a: int, zero_b: int) -> int:
     """The largest ``|q - z|`` either input of an INT8 ADD can hold."""
     return max(q_span(zero_a), q_span(zero_b))
+
+
+def mul_bound(zero_a: int, zero_b: int) -> int:
+    """The largest ``|(q_a - z_a) (q_b - z_b)|`` of an INT8 MUL."""
+    return q_span(zero_a) * q_span(zero_b)
 
 
 def rq16_fits(bound: int, mult_abs: int, pre_shift: int, shift: int) -> bool:

@@ -34,6 +34,7 @@ from tbn.format.spec import (
     has,
     lut_rows,
     lut_scratch_size,
+    mul_bound,
     rq16_fits,
     scale_mode,
     value_bound,
@@ -326,6 +327,20 @@ def _check_add(prog: Program, op: Operation, need: _Need) -> None:
                  "RQ16 requantisation may overflow 32 bits")
 
 
+def _check_mul(prog: Program, op: Operation, need: _Need) -> None:
+    a, b, out = (prog.tensors[op.args[k]] for k in ("a", "b", "output"))
+    need(a.shape == out.shape and len(b.shape) == len(a.shape)
+         and all(db in (1, da) for da, db in zip(a.shape, b.shape, strict=True)),
+         f"b {b.shape} must broadcast to a {a.shape} (each dim equal or 1), the output a's shape {out.shape}")
+    if prog.int8:
+        sc = prog.scales[op.args["scale"]]
+        need(sc.dtype in INT8_SCALE_DTYPES and sc.count == 1,
+             "INT8 MUL needs a REQUANT or RQ16 scale of 1 entry")
+        if sc.dtype == DType.RQ16:
+            need(rq16_fits(mul_bound(a.zero_point, b.zero_point), _mult_peak(sc), sc.pre_shift, sc.shift),
+                 "RQ16 requantisation may overflow 32 bits")
+
+
 def _check_same_shape(prog: Program, op: Operation, need: _Need) -> None:
     src, out = prog.tensors[op.args["input"]], prog.tensors[op.args["output"]]
     need(src.shape == out.shape, "input and output shapes differ")
@@ -381,6 +396,6 @@ def _check_softmax(prog: Program, op: Operation, need: _Need) -> None:
 _CHECKS: dict[str, Callable[[Program, Operation, _Need], None]] = {
     "matmul": _check_matmul, "pool": _check_pool, "global_avgpool": _check_global_avgpool,
     "reshape": _check_reshape, "add": _check_add, "activation": _check_activation,
-    "softmax": _check_softmax, "argmax": _check_argmax, "affine": _check_affine,
+    "softmax": _check_softmax, "mul": _check_mul, "argmax": _check_argmax, "affine": _check_affine,
     "unary": _check_unary,
 }

@@ -163,6 +163,14 @@ class CudaEngine(EngineBase):
         v = self._rescale(xa - za, pre, mult[0], shift[0]) + self._rescale(xb - zb, pre, mult[1], shift[1])
         return self._clamp_q(v, a["output"])
 
+    def _mul(self, i: int, op: Operation, xa: Any, xb: Any) -> Any:
+        prog, a = self.program, op.args
+        if not prog.int8:
+            return self._act(xa.double() * xb.double(), op.act).to(self.dtype)
+        za, zb = prog.tensors[a["a"]].zero_point, prog.tensors[a["b"]].zero_point
+        pre, mult, shift = self._requant_params(prog.scales[a["scale"]], 1)
+        return self._clamp_q(self._rescale((xa - za) * (xb - zb), pre, mult[0], shift[0]), a["output"])
+
     def _pool(self, i: int, op: Operation, x: Any) -> Any:
         prog, f = self.program, self.torch.nn.functional
         a = op.args
@@ -307,7 +315,7 @@ class CudaEngine(EngineBase):
 # refuses it (a model with such an op is refused when the engine is made, naming the op).
 FAMILIES: dict[str, str] = {"matmul": "_matmul", "pool": "_pool", "global_avgpool": "_global_avgpool",
                             "reshape": "_reshape", "add": "_add", "activation": "_activation",
-                            "softmax": "_softmax", "argmax": "_argmax", "affine": "_affine",
+                            "softmax": "_softmax", "argmax": "_argmax", "affine": "_affine", "mul": "_mul",
                             "unary": "_unary"}
 REFUSED: dict[str, str] = {}
 assert set(FAMILIES) | set(REFUSED) == set(KERNELS), \

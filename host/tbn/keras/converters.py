@@ -248,6 +248,27 @@ def add(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
     return b.graph.call_function(torch.add, tuple(ins))
 
 
+def multiply(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    if len(ins) != 2:
+        raise UsageError(f"Keras layer {layer.name!r}: Multiply of {len(ins)} inputs; tbn multiplies two")
+    return b.graph.call_function(torch.mul, tuple(ins))
+
+
+def reshape(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    """Reshape where channels-last and channels-first agree: a vector to ``(1, ..., 1, C)`` (a
+    gate, as squeeze-and-excitation writes it), or a vector or one-channel map to a
+    one-channel map."""
+    target = tuple(int(v) for v in layer.target_shape)
+    flat_to_gate = len(shape) == 2 and all(v == 1 for v in target[:-1])
+    one_channel = target[-1] == 1 and (len(shape) == 2 or shape[-1] == 1)
+    if not (flat_to_gate or one_channel):
+        raise UsageError(f"Keras layer {layer.name!r}: Reshape {tuple(shape[1:])} -> {target} reorders "
+                         "values between Keras' channels-last and tbn's channels-first layouts; tbn converts "
+                         "a vector to (1, ..., 1, C), and a vector or one-channel map to a one-channel map")
+    chw = (target[-1], *target[:-1])
+    return b.graph.call_method("reshape", (ins[0], -1, *chw))
+
+
 @dataclass(frozen=True)
 class Converter:
     """What a Keras layer kind converts to (for the docs) and the function that does it."""
@@ -276,6 +297,8 @@ CONVERTERS: tuple[Converter, ...] = (
     Converter((L.Flatten,), "RESHAPE (dropped before a linear layer)", flatten),
     Converter((L.Dropout,), "nothing (inference)", dropout),
     Converter((L.Add,), "ADD", add),
+    Converter((L.Multiply,), "MUL (one operand may broadcast: a (1, 1, C) gate)", multiply),
+    Converter((L.Reshape,), "RESHAPE (a vector to a (1, ..., 1, C) gate; to a one-channel map)", reshape),
 )
 SUPPORTED = ("InputLayer", *(k.__name__ for c in CONVERTERS for k in c.kinds))
 

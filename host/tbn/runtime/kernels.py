@@ -180,6 +180,16 @@ def add(prog: Program, op: Operation, xa: np.ndarray, xb: np.ndarray) -> np.ndar
     return _activate(_f32(xa) + _f32(xb), op.act).astype(np.float32)
 
 
+def mul(prog: Program, op: Operation, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    """``a * b``, b broadcast; INT8: ``clamp(z_o + rescale((q_a - z_a) (q_b - z_b)))``."""
+    a, b, out = (prog.tensors[op.args[k]] for k in ("a", "b", "output"))
+    if prog.int8:
+        v = (xa.astype(np.int64) - a.zero_point) * (xb.astype(np.int64) - b.zero_point)
+        v = rescale(v.reshape(v.shape[0], 1, -1), prog.scales[op.args["scale"]], 1, (slice(None), None))
+        return np.clip(out.zero_point + v.reshape(xa.shape), out.qmin, out.qmax).astype(np.int8)
+    return _activate(_f32(xa) * _f32(xb), op.act).astype(np.float32)
+
+
 def activation(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     if prog.int8:
         out = prog.tensors[op.args["output"]]
@@ -228,7 +238,8 @@ def unary(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
 
 # every op's function, by its kernel family in tbn.format.spec (a family needs a function here)
 _FAMILY = {"matmul": matmul, "pool": pool, "global_avgpool": global_avgpool, "reshape": reshape, "add": add,
-           "activation": activation, "softmax": softmax, "argmax": argmax, "affine": affine, "unary": unary}
+           "activation": activation, "softmax": softmax, "argmax": argmax, "affine": affine, "unary": unary,
+           "mul": mul}
 assert set(_FAMILY) == set(FAMILIES), "a kernel family of tbn.format.spec has no reference function"
 KERNELS = {op: _FAMILY[s.kernel] for op, s in OPS.items()}
 NUMPY_OF = {DType.F32: np.float32, DType.I8: np.int8, DType.I32: np.int32}

@@ -1,4 +1,4 @@
-/* RESHAPE, ADD, ACTIVATION, SOFTMAX and SOFTMAX_AXIS, ARGMAX, AFFINE (F32 only) and the unary
+/* RESHAPE, ADD, MUL, ACTIVATION, SOFTMAX and SOFTMAX_AXIS, ARGMAX, AFFINE (F32 only) and the unary
  * family (SIGMOID, ...): one prepare and one eval each. */
 #include "../tbn_internal.h"
 
@@ -111,6 +111,69 @@ tbn_status tbn_eval_add(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
         int64_t vb = tbn_rshift_round(((int64_t)((const int8_t *)src_b)[i] - b.zero_point) * mb, sb);
         ((int8_t *)u.dst)[i] = tbn_clamp_q(u.out.zero_point + va + vb, u.out.qmin, u.out.qmax);
     }
+    return TBN_OK;
+}
+
+/* MUL: b broadcast over a (each of b's dims a's or 1); INT8 rescales (q_a - z_a)(q_b - z_b),
+ * at most 2^16, by one REQUANT or RQ16 entry (prepare checks RQ16's products fit 32 bits). */
+tbn_status tbn_prepare_mul(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    if (!tbn_same_shape(&io->in, &io->out) || io->b.ndim != io->in.ndim || io->b.dtype != io->in.dtype)
+        return TBN_ERR_SHAPE;
+    for (uint32_t d = 0; d < io->in.ndim; d++)
+        if (io->b.dims[d] != 1 && io->b.dims[d] != io->in.dims[d]) return TBN_ERR_SHAPE;
+    if (TBN_INT8(io->int8)) {
+        tbn_vector v;
+        tbn_get_scale(m, op->scale, &v);
+        if (!TBN_DTYPE_IN(v.dtype, TBN_INT8_SCALE_DTYPES) || v.count != 1) return TBN_ERR_SHAPE;
+        uint32_t bound = tbn_q_span(io->in.zero_point) * tbn_q_span(io->b.zero_point);
+        if (v.dtype == TBN_DTYPE_RQ16 && !tbn_rq16_fits(bound, tbn_rq16_peak(&v), v.pre_shift, v.shift))
+            return TBN_ERR_SHAPE;
+    }
+    return TBN_OK;
+}
+
+/* The product of one pair, F32 or requantised INT8. */
+static void mul_one(const unary *u, const uint8_t *src_b, int32_t zb, uint32_t i, uint32_t j, const tbn_op *op,
+                    const tbn_vector *rq) {
+    if (!rq) {
+        float v = ((const float *)u->src)[i] * ((const float *)src_b)[j];
+        ((float *)u->dst)[i] = tbn_act_f32(v, op->act);
+        return;
+    }
+    int32_t v = ((int32_t)((const int8_t *)u->src)[i] - u->in.zero_point) * ((int32_t)((const int8_t *)src_b)[j] - zb);
+    int64_t r;
+    if (rq->dtype == TBN_DTYPE_RQ16) {
+        int32_t pre_half = (int32_t)(((uint32_t)1 << rq->pre_shift) >> 1), half = (int32_t)(((uint32_t)1 << rq->shift) >> 1);
+        r = tbn_rshift_round32(tbn_rshift_round32(v, pre_half, rq->pre_shift) * (int16_t)tbn_rd16(rq->data), half,
+                               rq->shift);
+    } else {
+        r = tbn_rshift_round((int64_t)v * tbn_rds32(rq->data), tbn_rds32(rq->data + 4));
+    }
+    ((int8_t *)u->dst)[i] = tbn_clamp_q(u->out.zero_point + r, u->out.qmin, u->out.qmax);
+}
+
+tbn_status tbn_eval_mul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    unary u = unary_of(m, op, arena);
+    tbn_tensor b;
+    tbn_get_tensor(m, op->b, &b);
+    tbn_vector rq;
+    if (tbn_int8(m)) tbn_get_scale(m, op->scale, &rq);
+    /* a's shape and b's strides (0 where b broadcasts), padded to four dims in front */
+    uint32_t dim[4] = {1, 1, 1, 1}, stride[4] = {0, 0, 0, 0}, s = 1;
+    for (uint32_t d = u.in.ndim; d-- > 0;) {
+        uint32_t k = 4 - u.in.ndim + d;
+        dim[k] = u.in.dims[d];
+        stride[k] = b.dims[d] == 1 ? 0 : s;
+        s *= b.dims[d];
+    }
+    uint32_t i = 0;
+    for (uint32_t d0 = 0; d0 < dim[0]; d0++)
+        for (uint32_t d1 = 0; d1 < dim[1]; d1++)
+            for (uint32_t d2 = 0; d2 < dim[2]; d2++)
+                for (uint32_t d3 = 0; d3 < dim[3]; d3++, i++)
+                    mul_one(&u, arena + b.offset, b.zero_point, i,
+                            d0 * stride[0] + d1 * stride[1] + d2 * stride[2] + d3 * stride[3], op,
+                            tbn_int8(m) ? &rq : NULL);
     return TBN_OK;
 }
 

@@ -1,0 +1,93 @@
+"""Compiler stage 3, lower: the lowerings of the kernel families without weights (pooling,
+elementwise, softmax, argmax), mixed into :mod:`tbn.compiler.lower`'s emitter, which gives
+them ``prog``, ``int8``, ``tensor``, ``same_quant``, ``op``, ``affine`` and ``requant``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tbn.compiler.graph import Node, TbnCompileError
+from tbn.compiler.quant import softmax_table, unary_table
+from tbn.format import Act, DType, Op
+from tbn.format.spec import NONE_ID, OPS, SOFTMAX_OUT_SCALE, SOFTMAX_OUT_ZERO, add_bound, mul_bound
+
+ACTS = {"none": Act.NONE, "relu": Act.RELU, "relu6": Act.RELU6}
+
+
+class ElementwiseLowerings:
+    """Per-family lowerings: (node, input tensor ids) -> ops appended to ``self.prog``."""
+
+    prog: Any
+    int8: bool
+
+    def pool(self, n: Node, ins: list[int]) -> None:
+        out = self.same_quant(n, self.prog.tensors[ins[0]])
+        geom = {k: n.attrs[k] for k in OPS[n.kind].layout.names[2:]}  # a window's geometry, if any
+        self.op(n.kind, Act.NONE, {"input": ins[0], "output": out, **geom})
+
+    def activation(self, n: Node, ins: list[int]) -> None:
+        out = self.same_quant(Node(n.kind, n.inputs, n.output, n.shape, n.where, act=n.attrs["act"]),
+                              self.prog.tensors[ins[0]])
+        self.op(Op.ACTIVATION, ACTS[n.attrs["act"]], {"input": ins[0], "output": out})
+
+    def add(self, n: Node, ins: list[int]) -> None:
+        out = self.tensor(n)
+        args = {"a": ins[0], "b": ins[1], "output": out, "scale": NONE_ID}
+        if self.int8:
+            a, b, dst = (self.prog.tensors[t] for t in (ins[0], ins[1], out))
+            args["scale"] = self.requant(np.array([a.scale / dst.scale, b.scale / dst.scale]),
+                                         add_bound(a.zero_point, b.zero_point), n.where)
+        self.op(Op.ADD, ACTS[n.act], args)
+
+    def mul(self, n: Node, ins: list[int]) -> None:
+        """MUL, the smaller operand (a gate) as ``b``, broadcast over ``a``."""
+        ta, tb = (self.prog.tensors[t] for t in ins)
+        if ta.numel < tb.numel:
+            ins, ta, tb = ins[::-1], tb, ta
+        if len(ta.shape) != len(tb.shape) or any(b not in (1, a) for a, b in zip(ta.shape, tb.shape)):  # noqa: B905
+            raise TbnCompileError(f"{n.where}: multiplies shapes {ta.shape} and {tb.shape}; tbn "
+                                  "broadcasts an operand each of whose axes is the other's or 1 (view a "
+                                  "gate as (C, 1, 1))")
+        out = self.tensor(n)
+        args = {"a": ins[0], "b": ins[1], "output": out, "scale": NONE_ID}
+        if self.int8:
+            real = np.array([ta.scale * tb.scale / self.prog.tensors[out].scale])
+            args["scale"] = self.requant(real, mul_bound(ta.zero_point, tb.zero_point), n.where)
+        self.op(Op.MUL, ACTS[n.act], args)
+
+    def bn_affine(self, n: Node, ins: list[int]) -> None:
+        if self.int8:
+            raise TbnCompileError(f"{n.where}: a BatchNorm that does not follow a linear or conv "
+                                  f"layer cannot run with INT8 activations")
+        self.affine(ACTS[n.act], ins[0], self.tensor(n), n.attrs["g"], n.attrs["h"])
+
+    def softmax(self, n: Node, ins: list[int]) -> None:
+        """A vector's F32 softmax as SOFTMAX (format 2.0); any other as SOFTMAX_AXIS, whose
+        INT8 output has the fixed quantisation of docs/bytecode.md and a table of exp."""
+        src = self.prog.tensors[ins[0]]
+        if not self.int8 and len(n.shape) == 1:
+            self.op(Op.SOFTMAX, Act.NONE, {"input": ins[0], "output": self.tensor(n)})
+            return
+        out = self.tensor(n)
+        axis = n.attrs["dim"] % (len(n.shape) + 1) - 1  # without the batch axis
+        if len(src.shape) == len(n.shape) + 1 and axis >= 1:  # a 1-D map stored as (C, 1, W)
+            axis += 1
+        table = NONE_ID
+        if self.int8:
+            dst = self.prog.tensors[out]
+            dst.scale, dst.zero_point, dst.qmin, dst.qmax = SOFTMAX_OUT_SCALE, SOFTMAX_OUT_ZERO, -128, 127
+            table = self.prog.add_dense(softmax_table(src.scale))
+        self.op(Op.SOFTMAX_AXIS, Act.NONE, {"input": ins[0], "output": out, "table": table, "axis": axis})
+
+    def argmax(self, n: Node, ins: list[int]) -> None:
+        out = self.tensor(Node(n.kind, n.inputs, n.output, (1,), n.where), dtype=DType.I32)
+        self.op(Op.ARGMAX, Act.NONE, {"input": ins[0], "output": out})
+
+    def unary(self, n: Node, ins: list[int]) -> None:
+        """The op's function; INT8: its table, from the function and both tensors' parameters."""
+        out = self.tensor(n)
+        src, dst = self.prog.tensors[ins[0]], self.prog.tensors[out]
+        table = self.prog.add_dense(unary_table(OPS[n.kind].fn, src, dst)) if self.int8 else NONE_ID
+        self.op(n.kind, Act.NONE, {"input": ins[0], "output": out, "table": table})
