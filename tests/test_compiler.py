@@ -381,3 +381,9 @@ def test_a_product_that_does_not_broadcast_is_a_named_error() -> None:
 
     with pytest.raises(TbnCompileError, match=r"multiplies shapes \(3, 4, 4\) and \(4,\)"):
         compile_program(Trailing(), torch.randn(1, 2, 4, 4))
+
+
+def test_concatenation_along_the_batch_axis_is_a_named_error() -> None:
+    model = _Wrap(nn.Conv2d(2, 3, 1), lambda y: torch.cat([y, y], dim=0))
+    with pytest.raises(TbnCompileError, match="concatenation along the batch axis"):
+        compile_program(model, torch.randn(1, 2, 4, 4))

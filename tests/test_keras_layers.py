@@ -71,7 +71,14 @@ def _squeeze_excite() -> keras.Model:
     return keras.Model(inp, L.Multiply()([x, L.Reshape((1, 1, 3))(gate)]))
 
 
+def _concatenate() -> keras.Model:
+    x = inp = keras.Input((5, 5, 2))
+    y = L.Concatenate()([L.Conv2D(3, 3, padding="same")(x), x])
+    return keras.Model(inp, L.Concatenate(axis=2)([y, L.Conv2D(5, 1)(y)]))
+
+
 MODELS["Add"] = _add
+MODELS["Concatenate"] = _concatenate
 MODELS["Multiply Reshape"] = _squeeze_excite
 MODELS["Reshape one channel"] = _one((40,), L.Reshape((8, 5, 1)), L.Conv2D(2, 3))
 

@@ -184,6 +184,20 @@ class Gated(nn.Module):
         return self.fc(torch.mul(torch.sigmoid(self.spatial(x)), x).flatten(1))
 
 
+class Joined(nn.Module):
+    """Concatenation: three maps along the channels (an Inception or U-Net join, the model's
+    input one of them) and a map with itself along its width."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(2, 4, 3, padding=1), nn.Conv2d(2, 2, 1)
+        self.fc = nn.Linear(8 * 5 * 10, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.cat([torch.relu(self.a(x)), self.b(x), x], dim=1)
+        return self.fc(torch.cat((y, y), -1).flatten(1))
+
+
 def _unary() -> nn.Module:
     """Every op of the unary family, each after a tiled linear layer, as PyTorch spells it
     (tbn.nn.unary.UNARY_MODULES): a new unary op is in the vectors with no edit here."""
@@ -230,10 +244,14 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str] | tu
     # the direct kernel: the Uno then runs padded_int8 too
     "padded_f32": (Padded, (2, 8, 8), {"p": 2, "min_params": 0}, "f32", {"lookup_tables": False}),
     "padded_int8": (Padded, (2, 8, 8), {"p": 2, "min_params": 0}, "int8", {"lookup_tables": False}),
-    "gated_f32": (Gated, (2, 6, 6), {"p": 2, "min_params": 0, "keep_dense": ("spatial",)}, "f32",
+    "gated_f32": (Gated, (2, 6, 6), {"p": 2, "min_params": 0, "per_layer": {"spatial": 1}}, "f32",
                   {"lookup_tables": False}),
-    "gated_int8": (Gated, (2, 6, 6), {"p": 2, "min_params": 0, "keep_dense": ("spatial",)}, "int8",
+    "gated_int8": (Gated, (2, 6, 6), {"p": 2, "min_params": 0, "per_layer": {"spatial": 1}}, "int8",
                    {"lookup_tables": False}),
+    "joined_f32": (Joined, (2, 5, 5), {"p": 2, "min_params": 0, "keep_dense": ("fc",)}, "f32",
+                   {"lookup_tables": False}),
+    "joined_int8": (Joined, (2, 5, 5), {"p": 2, "min_params": 0, "keep_dense": ("fc",)}, "int8",
+                    {"lookup_tables": False}),
     "softmax_f32": (Softmaxes, (2, 6, 6), {"p": 2, "min_params": 0}, "f32"),
     "softmax_int8": (Softmaxes, (2, 6, 6), {"p": 2, "min_params": 0}, "int8"),
     # the direct kernel (no lookup tables), so that the Uno's flash holds the firmware too

@@ -10,85 +10,19 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
+from tbn.compiler.geometry import (
+    conv_geometry,
+    global_max,
+    is_one,
+    pad,
+    pair,
+    pool1d,
+    pool_geometry,
+)
 from tbn.compiler.graph import Kind, TbnCompileError
 from tbn.format.spec import Op
 from tbn.nn.layers import is_tiled
 from tbn.nn.unary import UNARY_MODULES
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def _first(v: Any) -> int:
-    return int(v[0]) if isinstance(v, tuple | list) else int(v)
-
-
-def _is_one(size: Any) -> bool:
-    """Whether an adaptive pool's output_size is 1 on every axis."""
-    return all(v == 1 for v in (size if isinstance(size, tuple | list) else (size,)))
-
-
-def _conv_geometry(m: nn.Module, where: str) -> dict[str, int]:
-    one_d = isinstance(m, nn.Conv1d)
-    if m.padding_mode != "zeros":
-        raise TbnCompileError(f"{where}: padding_mode={m.padding_mode!r} is not supported (only 'zeros')")
-    k = (1, m.kernel_size[0]) if one_d else _pair(m.kernel_size)
-    s = (1, m.stride[0]) if one_d else _pair(m.stride)
-    d = (1, m.dilation[0]) if one_d else _pair(m.dilation)
-    if isinstance(m.padding, str):
-        if m.padding == "valid":
-            pads = [(0, 0), (0, 0)]
-        else:  # 'same': PyTorch puts the odd extra pixel on the bottom/right
-            pads = []
-            for kk, dd in zip(k, d, strict=True):
-                total = dd * (kk - 1)
-                pads.append((total // 2, total - total // 2))
-    else:
-        p = (0, m.padding[0]) if one_d else _pair(m.padding)
-        pads = [(p[0], p[0]), (p[1], p[1])]
-    geom = {"kh": k[0], "kw": k[1], "sh": s[0], "sw": s[1], "dh": d[0], "dw": d[1],
-            "pt": pads[0][0], "pb": pads[0][1], "pl": pads[1][0], "pr": pads[1][1], "groups": m.groups}
-    if any(v > 255 for key, v in geom.items() if key != "groups"):
-        raise TbnCompileError(f"{where}: kernel, stride, dilation and padding must be below 256")
-    return geom
-
-
-def _pool_geometry(kernel: Any, stride: Any, padding: Any) -> dict[str, int]:
-    k = _pair(kernel)
-    s = _pair(stride if stride not in (None, []) else kernel)
-    p = _pair(padding)
-    return {"kh": k[0], "kw": k[1], "sh": s[0], "sw": s[1], "pt": p[0], "pb": p[0], "pl": p[1], "pr": p[1]}
-
-
-def _pad(pads: Any, value: Any, where: str) -> tuple[Kind, dict[str, Any]]:
-    """A constant pad of the last one or two axes, in F.pad's (left, right[, top, bottom]) order."""
-    pads = [int(v) for v in pads]
-    if len(pads) not in (2, 4) or min(pads) < 0:
-        raise TbnCompileError(f"{where}: padding {pads}: only non-negative padding of the last one or two "
-                              f"axes is supported")
-    left, right, top, bottom = (*pads, 0, 0)[:4]
-    return Kind.PAD, {"pads": {"pt": top, "pb": bottom, "pl": left, "pr": right},
-                      "value": float(0.0 if value is None else value)}
-
-
-def _pool1d(kernel: Any, stride: Any, padding: Any) -> dict[str, Any]:
-    """A 1-D pool as the 2-D one over a (C, 1, W) map (as Conv1d is stored)."""
-    k = _first(kernel)
-    s, p = _first(stride if stride not in (None, []) else k), _first(padding)
-    return {**_pool_geometry((1, k), (1, s), (0, p)), "conv1d": True}
-
-
-def _global_max(x: fx.Node, where: str, one_d: bool) -> dict[str, Any]:
-    """A max pool whose window is the whole (C, H, W) or (C, W) map."""
-    h, w = (1, *_spatial(x)) if one_d else _spatial(x)
-    if max(h, w) > 255:
-        raise TbnCompileError(f"{where}: a global max pool over {h}x{w}; its window must be below 256 a side")
-    return {**_pool_geometry((h, w), (h, w), 0), "conv1d": one_d}
-
-
-def _spatial(x: fx.Node) -> tuple[int, ...]:
-    return tuple(x.meta["tensor_meta"].shape[2:])
 
 
 def _dim(node: fx.Node) -> Any:
@@ -139,7 +73,7 @@ def _classify_module(m: nn.Module, args: tuple, where: str) -> tuple[Op | Kind, 
                  (False, True): Op.DENSE_CONV2D, (False, False): Op.DENSE_LINEAR}[is_tiled(m), conv]
         attrs: dict[str, Any] = {"module": m, "conv1d": isinstance(m, nn.Conv1d)}
         if conv:
-            attrs["geom"] = _conv_geometry(m, where)
+            attrs["geom"] = conv_geometry(m, where)
         return layer, attrs, [args[0]]
     if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
         if m.running_mean is None:
@@ -152,31 +86,31 @@ def _classify_module(m: nn.Module, args: tuple, where: str) -> tuple[Op | Kind, 
     if isinstance(m, nn.Hardtanh) and (m.min_val, m.max_val) == (0.0, 6.0):
         return Op.ACTIVATION, {"act": "relu6"}, [args[0]]
     if isinstance(m, nn.MaxPool2d):
-        if m.ceil_mode or _pair(m.dilation) != (1, 1) or m.return_indices:
+        if m.ceil_mode or pair(m.dilation) != (1, 1) or m.return_indices:
             raise TbnCompileError(f"{where}: MaxPool2d with ceil_mode, dilation or indices "
                                   f"is not supported")
-        return Op.MAXPOOL2D, _pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
+        return Op.MAXPOOL2D, pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
     if isinstance(m, nn.AvgPool2d):
         if m.ceil_mode or not m.count_include_pad or m.divisor_override:
             raise TbnCompileError(f"{where}: AvgPool2d needs ceil_mode=False, count_include_pad=True "
                                   f"and no divisor_override")
-        return Op.AVGPOOL2D, _pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
+        return Op.AVGPOOL2D, pool_geometry(m.kernel_size, m.stride, m.padding), [args[0]]
     if isinstance(m, nn.MaxPool1d | nn.AvgPool1d):
-        if m.ceil_mode or (isinstance(m, nn.MaxPool1d) and (_pair(m.dilation)[0] != 1 or m.return_indices)) \
+        if m.ceil_mode or (isinstance(m, nn.MaxPool1d) and (pair(m.dilation)[0] != 1 or m.return_indices)) \
                 or (isinstance(m, nn.AvgPool1d) and not m.count_include_pad):
             raise TbnCompileError(f"{where}: {type(m).__name__} with ceil_mode, dilation, indices or "
                                   f"count_include_pad=False is not supported")
         op = Op.MAXPOOL2D if isinstance(m, nn.MaxPool1d) else Op.AVGPOOL2D
-        return op, _pool1d(m.kernel_size, m.stride, m.padding), [args[0]]
-    if isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveAvgPool1d) and _is_one(m.output_size):
+        return op, pool1d(m.kernel_size, m.stride, m.padding), [args[0]]
+    if isinstance(m, nn.AdaptiveAvgPool2d | nn.AdaptiveAvgPool1d) and is_one(m.output_size):
         return Op.GLOBAL_AVGPOOL, {"conv1d": isinstance(m, nn.AdaptiveAvgPool1d)}, [args[0]]
-    if isinstance(m, nn.AdaptiveMaxPool2d | nn.AdaptiveMaxPool1d) and _is_one(m.output_size) \
+    if isinstance(m, nn.AdaptiveMaxPool2d | nn.AdaptiveMaxPool1d) and is_one(m.output_size) \
             and not m.return_indices:
-        return Op.MAXPOOL2D, _global_max(args[0], where, isinstance(m, nn.AdaptiveMaxPool1d)), [args[0]]
+        return Op.MAXPOOL2D, global_max(args[0], where, isinstance(m, nn.AdaptiveMaxPool1d)), [args[0]]
     if isinstance(m, nn.Flatten):
         return Op.RESHAPE, {}, [args[0]]
     if isinstance(m, nn.ZeroPad1d | nn.ZeroPad2d | nn.ConstantPad1d | nn.ConstantPad2d):
-        kind, attrs = _pad(m.padding, m.value, where)
+        kind, attrs = pad(m.padding, m.value, where)
         return kind, attrs, [args[0]]
     if isinstance(m, nn.Identity | nn.Dropout):
         return Kind.ALIAS, {}, [args[0]]
@@ -210,6 +144,12 @@ def _classify_function(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list
     target, args, kwargs = node.target, node.args, node.kwargs
     if target in _ADD and len(args) == 2 and all(isinstance(a, fx.Node) for a in args) and not kwargs:
         return Op.ADD, {}, [args[0], args[1]]
+    if target in (torch.cat, torch.concat, torch.concatenate):
+        parts = args[0] if args else kwargs["tensors"]
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+        if len(parts) < 2 or not all(isinstance(p, fx.Node) for p in parts):
+            raise TbnCompileError(f"{where}: torch.cat of {len(parts)} tensors; it joins two or more")
+        return Op.CONCAT, {"dim": dim}, list(parts)
     if target in _MUL and len(args) == 2 and all(isinstance(a, fx.Node) for a in args) and not kwargs:
         return Op.MUL, {}, [args[0], args[1]]
     if target in _RELU:
@@ -226,23 +166,23 @@ def _classify_function(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list
         k = args[1] if len(args) > 1 else kwargs["kernel_size"]
         s = args[2] if len(args) > 2 else kwargs.get("stride")
         p = args[3] if len(args) > 3 else kwargs.get("padding", 0)
-        return _POOL_FUNCTIONS[target], _pool_geometry(k, s, p), [args[0]]
+        return _POOL_FUNCTIONS[target], pool_geometry(k, s, p), [args[0]]
     if target in (F.max_pool1d, F.avg_pool1d):
         k = args[1] if len(args) > 1 else kwargs["kernel_size"]
         s = args[2] if len(args) > 2 else kwargs.get("stride")
         p = args[3] if len(args) > 3 else kwargs.get("padding", 0)
-        return (Op.MAXPOOL2D if target is F.max_pool1d else Op.AVGPOOL2D), _pool1d(k, s, p), [args[0]]
-    if target in (F.adaptive_avg_pool2d, F.adaptive_avg_pool1d) and _is_one(args[1]):
+        return (Op.MAXPOOL2D if target is F.max_pool1d else Op.AVGPOOL2D), pool1d(k, s, p), [args[0]]
+    if target in (F.adaptive_avg_pool2d, F.adaptive_avg_pool1d) and is_one(args[1]):
         return Op.GLOBAL_AVGPOOL, {"conv1d": target is F.adaptive_avg_pool1d}, [args[0]]
-    if target in (F.adaptive_max_pool2d, F.adaptive_max_pool1d) and _is_one(args[1]):
-        return Op.MAXPOOL2D, _global_max(args[0], where, target is F.adaptive_max_pool1d), [args[0]]
+    if target in (F.adaptive_max_pool2d, F.adaptive_max_pool1d) and is_one(args[1]):
+        return Op.MAXPOOL2D, global_max(args[0], where, target is F.adaptive_max_pool1d), [args[0]]
     if (unary := _unary_call(target, args, kwargs)) is not None:
         return unary, {}, [args[0]]
     if target is F.pad:
         mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
         if mode != "constant":
             raise TbnCompileError(f"{where}: F.pad(mode={mode!r}) is not supported (only 'constant')")
-        kind, attrs = _pad(args[1] if len(args) > 1 else kwargs["pad"],
+        kind, attrs = pad(args[1] if len(args) > 1 else kwargs["pad"],
                            kwargs.get("value", args[3] if len(args) > 3 else None), where)
         return kind, attrs, [args[0]]
     if target is F.dropout:

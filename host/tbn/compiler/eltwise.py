@@ -57,6 +57,28 @@ class ElementwiseLowerings:
             args["scale"] = self.requant(real, mul_bound(ta.zero_point, tb.zero_point), n.where)
         self.op(Op.MUL, ACTS[n.act], args)
 
+    def concat(self, n: Node, ins: list[int]) -> None:
+        """CONCAT along ``dim``, two inputs at a time; the parts between take the output's
+        quantisation, so only each input's own rescaling rounds."""
+        rank = len(n.shape)
+        axis = n.attrs["dim"] % (rank + 1) - 1  # without the batch axis
+        if axis < 0:
+            raise TbnCompileError(f"{n.where}: concatenation along the batch axis")
+        stored = axis + 1 if len(self.prog.tensors[ins[0]].shape) == rank + 1 and axis >= 1 else axis
+        done, size = ins[0], self.prog.tensors[ins[0]].shape[stored]
+        for k, nxt in enumerate(ins[1:], start=2):
+            size += self.prog.tensors[nxt].shape[stored]
+            shape = (*n.shape[:axis], size, *n.shape[axis + 1:])
+            part = n if k == len(ins) else Node(n.kind, n.inputs, n.output, shape, n.where, n.attrs)
+            out = self.tensor(part)
+            args = {"a": done, "b": nxt, "output": out, "scale": NONE_ID, "axis": stored}
+            if self.int8:
+                ta, tb, dst = (self.prog.tensors[t] for t in (done, nxt, out))
+                args["scale"] = self.requant(np.array([ta.scale / dst.scale, tb.scale / dst.scale]),
+                                             add_bound(ta.zero_point, tb.zero_point), n.where)
+            self.op(Op.CONCAT, Act.NONE, args)
+            done = out
+
     def bn_affine(self, n: Node, ins: list[int]) -> None:
         if self.int8:
             raise TbnCompileError(f"{n.where}: a BatchNorm that does not follow a linear or conv "

@@ -185,7 +185,7 @@ _LOWER: dict[str, Callable[[_Emitter, Node, list[int]], None]] = {
     "matmul": _Emitter.matmul, "pool": _Emitter.pool, "global_avgpool": _Emitter.pool,
     "reshape": _Emitter.pool, "add": _Emitter.add, "activation": _Emitter.activation,
     "softmax": _Emitter.softmax, "argmax": _Emitter.argmax, "affine": _Emitter.bn_affine,
-    "unary": _Emitter.unary, "mul": _Emitter.mul}
+    "unary": _Emitter.unary, "mul": _Emitter.mul, "concat": _Emitter.concat}
 assert set(_LOWER) == set(KERNELS), "a kernel family of tbn.format.spec has no lowering"
 
 

@@ -64,11 +64,13 @@ def mpy_target(pytestconfig: pytest.Config) -> Target:
     return load_target(pytestconfig.getoption("--board"))
 
 
-class FlashingDevice:
-    """A board with no RAM slot to upload a model to (the Uno): ``load`` builds the model into
-    its firmware, with only the model's ops, and boots it again; a model that does not fit the
-    board skips the test, with the numbers. Everything else is the running :class:`DeviceLink`'s.
-    It boots with a small golden vector, so INFO answers before any load."""
+class EmulatedDevice:
+    """An emulated board whose ``load`` takes any model the board can run: uploaded into its
+    RAM slot where it fits there, else built into the firmware (with only the model's ops on a
+    board that runs one model, the Uno) and booted again; a model that does not fit the board
+    at all skips the test, with the numbers. Everything else is the running
+    :class:`DeviceLink`'s. A board without a slot boots with a small golden vector, so INFO
+    answers before any load."""
 
     BOOT_MODEL = "conv1d_argmax_int8"
 
@@ -76,26 +78,42 @@ class FlashingDevice:
         self.board, self.folder = board, folder
         self.stack = ExitStack()
         self.link: DeviceLink | None = None
+        self.embedded = False  # the running firmware holds a model (perhaps only its ops)
 
     def load(self, data: bytes, progress: Any = None) -> Any:
         from tbn.device.build import FitError
-        from tbn.device.session import flash, open_device
+        from tbn.device.session import flash
 
+        if 0 < len(data) <= self.board.slot_bytes:
+            if self.embedded:
+                self._boot(None)
+            assert self.link is not None
+            return self.link.load(data, progress)
         path = self.folder / "model.tbn"
         path.write_bytes(data)
         try:  # built first: a model that does not fit leaves the running one up
             flash(self.board, path)
         except FitError as e:
             pytest.skip(str(e))
-        self.close()
-        self.link = self.stack.enter_context(open_device(self.board.name, model=path,
-                                                         log=self.folder / "emulator.log"))
+        self._boot(path)
+        assert self.link is not None
         return self.link.info().model
 
-    def boot(self) -> FlashingDevice:
+    def _boot(self, model: Path | None) -> None:
+        from tbn.device.session import open_device
+
+        self.close()
+        self.link = self.stack.enter_context(open_device(self.board.name, model=model,
+                                                         log=self.folder / "emulator.log"))
+        self.embedded = model is not None
+
+    def boot(self) -> EmulatedDevice:
         from tbn.vectors import build_case
 
-        self.load(build_case(self.BOOT_MODEL)[1])
+        if self.board.slot_bytes:
+            self._boot(None)
+        else:
+            self.load(build_case(self.BOOT_MODEL)[1])
         return self
 
     def close(self) -> None:
@@ -115,10 +133,10 @@ def tbn_device(
 
     log = tmp_path_factory.mktemp("device") / "emulator.log"
     port = pytestconfig.getoption("--port")
-    if tbn_board is not None and tbn_board.slot_bytes == 0 and port is None:
-        device = FlashingDevice(tbn_board, log.parent).boot()
+    if tbn_board is not None and tbn_board.emulated and port is None:
+        device = EmulatedDevice(tbn_board, log.parent).boot()
         try:
-            yield device  # type: ignore[misc]  # a DeviceLink, but load() rebuilds the firmware
+            yield device  # type: ignore[misc]  # a DeviceLink whose load() may rebuild the firmware
         finally:
             device.close()
         return

@@ -135,6 +135,7 @@ class Op(IntEnum):
     GELU_TANH = 20
     SOFTMAX_AXIS = 21
     MUL = 22
+    CONCAT = 23
 
 
 class Trait(IntFlag):
@@ -287,6 +288,8 @@ OPS: dict[Op, OpSpec] = {
     Op.SOFTMAX_AXIS: OpSpec(_AXIS_TABLED, Trait(0), "softmax", since=4),  # along one axis; INT8 too
     # b broadcasts: each of its dims a's or 1 (a squeeze-and-excitation gate, (C, 1, 1))
     Op.MUL: OpSpec(_BINARY, Trait.FUSABLE | Trait.SCALE_OPTIONAL_F32 | Trait.IN_PLACE, "mul", since=4),
+    Op.CONCAT: OpSpec(OpLayout((("a", "tensor"), ("b", "tensor"), ("output", "tensor"), ("scale", "scale"),
+                                ("axis", "u8"), ("_", "pad8"))), Trait.SCALE_OPTIONAL_F32, "concat", since=4),
     Op.ARGMAX: OpSpec(_UNARY, Trait(0), "argmax"),
     Op.AFFINE: OpSpec(OpLayout((*_IO, ("scale", "scale"), ("bias", "bias"), ("_", "pad16"))),
                       Trait.FUSABLE | Trait.F32_ONLY, "affine"),

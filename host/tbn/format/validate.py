@@ -341,6 +341,25 @@ def _check_mul(prog: Program, op: Operation, need: _Need) -> None:
                  "RQ16 requantisation may overflow 32 bits")
 
 
+def _check_concat(prog: Program, op: Operation, need: _Need) -> None:
+    a, b, out = (prog.tensors[op.args[k]] for k in ("a", "b", "output"))
+    axis = op.args["axis"]
+    ranks = len(a.shape) == len(b.shape) == len(out.shape)
+    need(ranks and axis < len(a.shape), f"axis {axis} of {a.shape}, {b.shape} into {out.shape}")
+    if ranks and axis < len(a.shape):
+        pairs = list(enumerate(zip(a.shape, b.shape, strict=True)))
+        want = tuple(da + db if d == axis else da for d, (da, db) in pairs)
+        same = all(da == db for d, (da, db) in pairs if d != axis)
+        need(same and out.shape == want, f"{a.shape}, {b.shape} joined along axis {axis} are not {out.shape}")
+    if prog.int8:
+        sc = prog.scales[op.args["scale"]]
+        need(sc.dtype in INT8_SCALE_DTYPES and sc.count == 2,
+             "INT8 CONCAT needs a REQUANT or RQ16 scale of 2 entries")
+        if sc.dtype == DType.RQ16:
+            need(rq16_fits(add_bound(a.zero_point, b.zero_point), _mult_peak(sc), sc.pre_shift, sc.shift),
+                 "RQ16 requantisation may overflow 32 bits")
+
+
 def _check_same_shape(prog: Program, op: Operation, need: _Need) -> None:
     src, out = prog.tensors[op.args["input"]], prog.tensors[op.args["output"]]
     need(src.shape == out.shape, "input and output shapes differ")
@@ -396,6 +415,6 @@ def _check_softmax(prog: Program, op: Operation, need: _Need) -> None:
 _CHECKS: dict[str, Callable[[Program, Operation, _Need], None]] = {
     "matmul": _check_matmul, "pool": _check_pool, "global_avgpool": _check_global_avgpool,
     "reshape": _check_reshape, "add": _check_add, "activation": _check_activation,
-    "softmax": _check_softmax, "mul": _check_mul, "argmax": _check_argmax, "affine": _check_affine,
-    "unary": _check_unary,
+    "softmax": _check_softmax, "argmax": _check_argmax, "affine": _check_affine, "unary": _check_unary,
+    "mul": _check_mul, "concat": _check_concat,
 }

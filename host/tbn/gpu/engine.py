@@ -171,6 +171,15 @@ class CudaEngine(EngineBase):
         pre, mult, shift = self._requant_params(prog.scales[a["scale"]], 1)
         return self._clamp_q(self._rescale((xa - za) * (xb - zb), pre, mult[0], shift[0]), a["output"])
 
+    def _concat(self, i: int, op: Operation, xa: Any, xb: Any) -> Any:
+        prog, a = self.program, op.args
+        if not prog.int8:
+            return self.torch.cat([xa, xb], dim=1 + a["axis"])
+        pre, mult, shift = self._requant_params(prog.scales[a["scale"]], 2)
+        parts = [self._clamp_q(self._rescale(x - prog.tensors[a[k]].zero_point, pre, mult[j], shift[j]),
+                               a["output"]) for j, (x, k) in enumerate(((xa, "a"), (xb, "b")))]
+        return self.torch.cat(parts, dim=1 + a["axis"])
+
     def _pool(self, i: int, op: Operation, x: Any) -> Any:
         prog, f = self.program, self.torch.nn.functional
         a = op.args
@@ -315,8 +324,8 @@ class CudaEngine(EngineBase):
 # refuses it (a model with such an op is refused when the engine is made, naming the op).
 FAMILIES: dict[str, str] = {"matmul": "_matmul", "pool": "_pool", "global_avgpool": "_global_avgpool",
                             "reshape": "_reshape", "add": "_add", "activation": "_activation",
-                            "softmax": "_softmax", "argmax": "_argmax", "affine": "_affine", "mul": "_mul",
-                            "unary": "_unary"}
+                            "softmax": "_softmax", "argmax": "_argmax", "affine": "_affine",
+                            "unary": "_unary", "mul": "_mul", "concat": "_concat"}
 REFUSED: dict[str, str] = {}
 assert set(FAMILIES) | set(REFUSED) == set(KERNELS), \
     f"kernel families with no CUDA method or refusal: {sorted(set(KERNELS) - set(FAMILIES) - set(REFUSED))}"

@@ -254,6 +254,16 @@ def multiply(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Nod
     return b.graph.call_function(torch.mul, tuple(ins))
 
 
+def concatenate(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    """Concatenate along a Keras axis, as the channels-first graph numbers it."""
+    rank = len(shape)
+    axis = layer.axis % rank
+    if axis == 0:
+        raise UsageError(f"Keras layer {layer.name!r}: concatenation along the batch axis")
+    dim = 1 if axis == rank - 1 else axis + 1  # channels last -> first; the others shift by one
+    return b.graph.call_function(torch.cat, (tuple(ins),), {"dim": dim})
+
+
 def reshape(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
     """Reshape where channels-last and channels-first agree: a vector to ``(1, ..., 1, C)`` (a
     gate, as squeeze-and-excitation writes it), or a vector or one-channel map to a
@@ -297,6 +307,7 @@ CONVERTERS: tuple[Converter, ...] = (
     Converter((L.Flatten,), "RESHAPE (dropped before a linear layer)", flatten),
     Converter((L.Dropout,), "nothing (inference)", dropout),
     Converter((L.Add,), "ADD", add),
+    Converter((L.Concatenate,), "CONCAT (two at a time)", concatenate),
     Converter((L.Multiply,), "MUL (one operand may broadcast: a (1, 1, C) gate)", multiply),
     Converter((L.Reshape,), "RESHAPE (a vector to a (1, ..., 1, C) gate; to a one-channel map)", reshape),
 )

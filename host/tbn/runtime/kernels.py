@@ -190,6 +190,21 @@ def mul(prog: Program, op: Operation, xa: np.ndarray, xb: np.ndarray) -> np.ndar
     return _activate(_f32(xa) * _f32(xb), op.act).astype(np.float32)
 
 
+def concat(prog: Program, op: Operation, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    """``a`` then ``b`` along ``axis``; INT8: each input rescaled to the output's parameters,
+    ``clamp(z_o + rescale(q - z, its entry))``."""
+    a, b, out = (prog.tensors[op.args[k]] for k in ("a", "b", "output"))
+    if not prog.int8:
+        return np.concatenate([xa, xb], axis=1 + op.args["axis"]).astype(np.float32)
+    scale = prog.scales[op.args["scale"]]
+    parts = []
+    for k, (x, t) in enumerate(((xa, a), (xb, b))):
+        entry = Vector(scale.dtype, scale.data[k:k + 1], scale.pre_shift, scale.shift)
+        v = rescale((x.astype(np.int64) - t.zero_point).reshape(len(x), 1, -1), entry, 1, (slice(None), None))
+        parts.append(np.clip(out.zero_point + v, out.qmin, out.qmax).reshape(x.shape))
+    return np.concatenate(parts, axis=1 + op.args["axis"]).astype(np.int8)
+
+
 def activation(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     if prog.int8:
         out = prog.tensors[op.args["output"]]
@@ -239,7 +254,7 @@ def unary(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
 # every op's function, by its kernel family in tbn.format.spec (a family needs a function here)
 _FAMILY = {"matmul": matmul, "pool": pool, "global_avgpool": global_avgpool, "reshape": reshape, "add": add,
            "activation": activation, "softmax": softmax, "argmax": argmax, "affine": affine, "unary": unary,
-           "mul": mul}
+           "mul": mul, "concat": concat}
 assert set(_FAMILY) == set(FAMILIES), "a kernel family of tbn.format.spec has no reference function"
 KERNELS = {op: _FAMILY[s.kernel] for op, s in OPS.items()}
 NUMPY_OF = {DType.F32: np.float32, DType.I8: np.int8, DType.I32: np.int32}

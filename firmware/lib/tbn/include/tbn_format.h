@@ -110,6 +110,7 @@
 #define TBN_OP_GELU_TANH 20
 #define TBN_OP_SOFTMAX_AXIS 21
 #define TBN_OP_MUL 22
+#define TBN_OP_CONCAT 23
 
 /* dtype sizes in bytes */
 #define TBN_DTYPE_SIZE_F32 4
@@ -210,10 +211,10 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OPS_FUSABLE 0x0040221Eu
 #define TBN_OPS_F32_ONLY 0x00002800u
 #define TBN_OPS_SAME_QUANT 0x000005E0u
-#define TBN_OPS_SCALE_OPTIONAL_F32 0x00400200u
-#define TBN_OPS_SCALE 0x0040221Eu
+#define TBN_OPS_SCALE_OPTIONAL_F32 0x00C00200u
+#define TBN_OPS_SCALE 0x00C0221Eu
 #define TBN_OPS_BIAS 0x0000201Eu
-#define TBN_OPS_TWO_INPUTS 0x00400200u
+#define TBN_OPS_TWO_INPUTS 0x00C00200u
 #define TBN_OPS_SCRATCH 0x00000006u
 #define TBN_OPS_IN_PLACE 0x005FC600u
 #define TBN_OPS_TABLE 0x003FC000u
@@ -330,6 +331,13 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_MUL_B 4
 #define TBN_OP_MUL_OUTPUT 6
 #define TBN_OP_MUL_SCALE 8
+#define TBN_OP_CONCAT_SIZE 12
+#define TBN_OP_CONCAT_TRAITS 0x0580u
+#define TBN_OP_CONCAT_A 2
+#define TBN_OP_CONCAT_B 4
+#define TBN_OP_CONCAT_OUTPUT 6
+#define TBN_OP_CONCAT_SCALE 8
+#define TBN_OP_CONCAT_AXIS 10
 #define TBN_OP_ARGMAX_SIZE 8
 #define TBN_OP_ARGMAX_TRAITS 0x0000u
 #define TBN_OP_ARGMAX_INPUT 2
@@ -375,13 +383,13 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_GELU_TANH_INPUT 2
 #define TBN_OP_GELU_TANH_OUTPUT 4
 #define TBN_OP_GELU_TANH_TABLE 6
-#define TBN_OP_MAX 22
+#define TBN_OP_MAX 23
 
 /* X(NAME, opcode, size, traits, kernel): every op, in opcode order */
-#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(SOFTMAX_AXIS, 21, 12, TBN_OP_SOFTMAX_AXIS_TRAITS, softmax) X(MUL, 22, 12, TBN_OP_MUL_TRAITS, mul) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary) X(HARDSIGMOID, 16, 8, TBN_OP_HARDSIGMOID_TRAITS, unary) X(HARDSWISH, 17, 8, TBN_OP_HARDSWISH_TRAITS, unary) X(SILU, 18, 8, TBN_OP_SILU_TRAITS, unary) X(GELU, 19, 8, TBN_OP_GELU_TRAITS, unary) X(GELU_TANH, 20, 8, TBN_OP_GELU_TANH_TRAITS, unary)
+#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(SOFTMAX_AXIS, 21, 12, TBN_OP_SOFTMAX_AXIS_TRAITS, softmax) X(MUL, 22, 12, TBN_OP_MUL_TRAITS, mul) X(CONCAT, 23, 12, TBN_OP_CONCAT_TRAITS, concat) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary) X(HARDSIGMOID, 16, 8, TBN_OP_HARDSIGMOID_TRAITS, unary) X(HARDSWISH, 17, 8, TBN_OP_HARDSWISH_TRAITS, unary) X(SILU, 18, 8, TBN_OP_SILU_TRAITS, unary) X(GELU, 19, 8, TBN_OP_GELU_TRAITS, unary) X(GELU_TANH, 20, 8, TBN_OP_GELU_TANH_TRAITS, unary)
 
 /* K(kernel): every kernel family once */
-#define TBN_KERNEL_LIST(K) K(matmul) K(pool) K(global_avgpool) K(reshape) K(add) K(activation) K(softmax) K(mul) K(argmax) K(affine) K(unary)
+#define TBN_KERNEL_LIST(K) K(matmul) K(pool) K(global_avgpool) K(reshape) K(add) K(activation) K(softmax) K(mul) K(concat) K(argmax) K(affine) K(unary)
 
 /* F(field, offset, bytes): the fields of each op, by the names of its layout */
 #define TBN_OP_TILED_LINEAR_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(tile, 6, 2) F(scale, 8, 2) F(bias, 10, 2) F(scratch, 12, 2)
@@ -397,6 +405,7 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_SOFTMAX_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
 #define TBN_OP_SOFTMAX_AXIS_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2) F(axis, 8, 1)
 #define TBN_OP_MUL_FIELDS(F) F(a, 2, 2) F(b, 4, 2) F(output, 6, 2) F(scale, 8, 2)
+#define TBN_OP_CONCAT_FIELDS(F) F(a, 2, 2) F(b, 4, 2) F(output, 6, 2) F(scale, 8, 2) F(axis, 10, 1)
 #define TBN_OP_ARGMAX_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
 #define TBN_OP_AFFINE_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(scale, 6, 2) F(bias, 8, 2)
 #define TBN_OP_SIGMOID_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)

@@ -1,4 +1,4 @@
-/* RESHAPE, ADD, MUL, ACTIVATION, SOFTMAX and SOFTMAX_AXIS, ARGMAX, AFFINE (F32 only) and the unary
+/* RESHAPE, ADD, MUL, CONCAT, ACTIVATION, SOFTMAX and SOFTMAX_AXIS, ARGMAX, AFFINE (F32 only) and the unary
  * family (SIGMOID, ...): one prepare and one eval each. */
 #include "../tbn_internal.h"
 
@@ -174,6 +174,69 @@ tbn_status tbn_eval_mul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
                     mul_one(&u, arena + b.offset, b.zero_point, i,
                             d0 * stride[0] + d1 * stride[1] + d2 * stride[2] + d3 * stride[3], op,
                             tbn_int8(m) ? &rq : NULL);
+    return TBN_OK;
+}
+
+/* CONCAT: a then b along axis; INT8 rescales each to the output's parameters by its own
+ * REQUANT or RQ16 entry (as ADD's, without the sum). */
+tbn_status tbn_prepare_concat(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    const tbn_tensor *a = &io->in, *b = &io->b, *o = &io->out;
+    if (a->ndim != b->ndim || a->ndim != o->ndim || op->axis >= a->ndim || b->dtype != a->dtype) return TBN_ERR_SHAPE;
+    for (uint32_t d = 0; d < a->ndim; d++) {
+        uint32_t want = d == op->axis ? (uint32_t)a->dims[d] + b->dims[d] : a->dims[d];
+        if (o->dims[d] != want || (d != op->axis && b->dims[d] != a->dims[d])) return TBN_ERR_SHAPE;
+    }
+    if (TBN_INT8(io->int8)) {
+        tbn_vector v;
+        tbn_get_scale(m, op->scale, &v);
+        if (!TBN_DTYPE_IN(v.dtype, TBN_INT8_SCALE_DTYPES) || v.count != 2) return TBN_ERR_SHAPE;
+        uint32_t span_a = tbn_q_span(a->zero_point), span_b = tbn_q_span(b->zero_point);
+        if (v.dtype == TBN_DTYPE_RQ16 &&
+            !tbn_rq16_fits(span_a > span_b ? span_a : span_b, tbn_rq16_peak(&v), v.pre_shift, v.shift))
+            return TBN_ERR_SHAPE;
+    }
+    return TBN_OK;
+}
+
+/* Copy n values of one input into the output, rescaled by entry k of rq where INT8. */
+static void concat_part(const uint8_t *src, const tbn_tensor *t, uint8_t *dst, const tbn_tensor *out, uint32_t n,
+                        const tbn_vector *rq, uint32_t k) {
+    if (!rq) {
+        memcpy(dst, src, (size_t)n * 4u);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t v = (int32_t)((const int8_t *)src)[i] - t->zero_point;
+        int64_t r;
+        if (rq->dtype == TBN_DTYPE_RQ16) {
+            int32_t pre_half = (int32_t)(((uint32_t)1 << rq->pre_shift) >> 1);
+            int32_t half = (int32_t)(((uint32_t)1 << rq->shift) >> 1);
+            r = tbn_rshift_round32(tbn_rshift_round32(v, pre_half, rq->pre_shift) * (int16_t)tbn_rd16(rq->data + 2 * k),
+                                   half, rq->shift);
+        } else {
+            r = tbn_rshift_round((int64_t)v * tbn_rds32(rq->data + 8 * k), tbn_rds32(rq->data + 8 * k + 4));
+        }
+        ((int8_t *)dst)[i] = tbn_clamp_q(out->zero_point + r, out->qmin, out->qmax);
+    }
+}
+
+tbn_status tbn_eval_concat(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    tbn_tensor a, b, out;
+    tbn_get_tensor(m, op->a, &a);
+    tbn_get_tensor(m, op->b, &b);
+    tbn_get_tensor(m, op->output, &out);
+    tbn_vector rq;
+    if (tbn_int8(m)) tbn_get_scale(m, op->scale, &rq);
+    uint32_t outer = 1, inner = 1, size = tbn_int8(m) ? 1u : 4u;
+    for (uint32_t d = 0; d < op->axis; d++) outer *= a.dims[d];
+    for (uint32_t d = op->axis + 1u; d < a.ndim; d++) inner *= a.dims[d];
+    uint32_t na = a.dims[op->axis] * inner, nb = b.dims[op->axis] * inner; /* values per outer step */
+    for (uint32_t o = 0; o < outer; o++) {
+        uint8_t *dst = arena + out.offset + (size_t)o * (na + nb) * size;
+        concat_part(arena + a.offset + (size_t)o * na * size, &a, dst, &out, na, tbn_int8(m) ? &rq : NULL, 0);
+        concat_part(arena + b.offset + (size_t)o * nb * size, &b, dst + (size_t)na * size, &out, nb,
+                    tbn_int8(m) ? &rq : NULL, 1);
+    }
     return TBN_OK;
 }
 
