@@ -317,28 +317,28 @@ def _check_reshape(prog: Program, op: Operation, need: _Need) -> None:
 def _check_add(prog: Program, op: Operation, need: _Need) -> None:
     a, b, out = (prog.tensors[op.args[k]] for k in ("a", "b", "output"))
     need(a.shape == b.shape == out.shape, f"shapes {a.shape}, {b.shape}, {out.shape} differ")
-    if prog.int8:
-        sc = prog.scales[op.args["scale"]]
-        need(sc.dtype in INT8_SCALE_DTYPES and sc.count == 2,
-             "INT8 ADD needs a REQUANT or RQ16 scale of 2 entries")
-        if sc.dtype == DType.RQ16:
-            need(rq16_fits(add_bound(a.zero_point, b.zero_point), _mult_peak(sc), sc.pre_shift,
-                           sc.shift),
-                 "RQ16 requantisation may overflow 32 bits")
+    _check_rescale(prog, op, need, 2, add_bound(a.zero_point, b.zero_point))
+
+
+def _check_rescale(prog: Program, op: Operation, need: _Need, count: int, bound: int) -> None:
+    """An INT8 two-input op's rescaling: REQUANT or RQ16 of ``count`` entries, RQ16 only where
+    its products of values up to ``bound`` stay in 32 bits."""
+    if not prog.int8:
+        return
+    sc = prog.scales[op.args["scale"]]
+    need(sc.dtype in INT8_SCALE_DTYPES and sc.count == count,
+         f"INT8 {Op(op.opcode).name} needs a REQUANT or RQ16 scale of {count} entries")
+    if sc.dtype == DType.RQ16:
+        need(rq16_fits(bound, _mult_peak(sc), sc.pre_shift, sc.shift),
+             "RQ16 requantisation may overflow 32 bits")
 
 
 def _check_mul(prog: Program, op: Operation, need: _Need) -> None:
     a, b, out = (prog.tensors[op.args[k]] for k in ("a", "b", "output"))
     need(a.shape == out.shape and len(b.shape) == len(a.shape)
          and all(db in (1, da) for da, db in zip(a.shape, b.shape, strict=True)),
-         f"b {b.shape} must broadcast to a {a.shape} (each dim equal or 1), the output a's shape {out.shape}")
-    if prog.int8:
-        sc = prog.scales[op.args["scale"]]
-        need(sc.dtype in INT8_SCALE_DTYPES and sc.count == 1,
-             "INT8 MUL needs a REQUANT or RQ16 scale of 1 entry")
-        if sc.dtype == DType.RQ16:
-            need(rq16_fits(mul_bound(a.zero_point, b.zero_point), _mult_peak(sc), sc.pre_shift, sc.shift),
-                 "RQ16 requantisation may overflow 32 bits")
+         f"b {b.shape} must broadcast to a {a.shape} (each dim equal or 1), the output a's {out.shape}")
+    _check_rescale(prog, op, need, 1, mul_bound(a.zero_point, b.zero_point))
 
 
 def _check_concat(prog: Program, op: Operation, need: _Need) -> None:
@@ -351,13 +351,7 @@ def _check_concat(prog: Program, op: Operation, need: _Need) -> None:
         want = tuple(da + db if d == axis else da for d, (da, db) in pairs)
         same = all(da == db for d, (da, db) in pairs if d != axis)
         need(same and out.shape == want, f"{a.shape}, {b.shape} joined along axis {axis} are not {out.shape}")
-    if prog.int8:
-        sc = prog.scales[op.args["scale"]]
-        need(sc.dtype in INT8_SCALE_DTYPES and sc.count == 2,
-             "INT8 CONCAT needs a REQUANT or RQ16 scale of 2 entries")
-        if sc.dtype == DType.RQ16:
-            need(rq16_fits(add_bound(a.zero_point, b.zero_point), _mult_peak(sc), sc.pre_shift, sc.shift),
-                 "RQ16 requantisation may overflow 32 bits")
+    _check_rescale(prog, op, need, 2, add_bound(a.zero_point, b.zero_point))
 
 
 def _check_same_shape(prog: Program, op: Operation, need: _Need) -> None:
