@@ -44,17 +44,18 @@ def run(args: argparse.Namespace) -> int:
     from tbn.train import dataset_tensors, load_model
     from tbn.train.recipes import input_shape, recipe
 
+    keras = Path(args.model).suffix.lower() in KERAS_SUFFIXES
+    if args.calibration_data and not keras:
+        raise UsageError("--calibration-data is for Keras models; a model.pt calibrates on its "
+                         "recipe's dataset (--data-dir)")
+    model, config = (_load_keras(args.model), None) if keras else load_model(args.model)  # the input first
     out = Path(args.output) if args.output else Path(args.model).with_suffix(".tbn")
     check_output(out, [args.model], "tbn", args.force)  # before the work, not after
     if args.activations == "int8" and args.calibration < 1:
         raise UsageError("--calibration needs at least one image")
-    if Path(args.model).suffix.lower() in KERAS_SUFFIXES:
-        model, example, calibration = _keras(args)
+    if keras:
+        example, calibration = _keras_inputs(args, model)
     else:
-        if args.calibration_data:
-            raise UsageError("--calibration-data is for Keras models; a model.pt calibrates on its "
-                             "recipe's dataset (--data-dir)")
-        model, config = load_model(args.model)
         example, calibration = torch.zeros(1, *input_shape(config.recipe)), None
         if args.activations == "int8":
             calibration = dataset_tensors(recipe(config.recipe).dataset, "train", args.data_dir,
@@ -70,15 +71,19 @@ def run(args: argparse.Namespace) -> int:
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
-def _keras(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    """A Keras model file, an example batch of its input shape and (INT8) the first
-    ``--calibration`` inputs of ``--calibration-data``, checked against that shape."""
+def _load_keras(path: str) -> Any:
+    from tbn.keras import load_model
+
+    return load_model(path)
+
+
+def _keras_inputs(args: argparse.Namespace, model: Any) -> tuple[Any, Any]:
+    """An example batch of a Keras model's input shape and (INT8) the first ``--calibration``
+    inputs of ``--calibration-data``, checked against that shape."""
     import numpy as np
 
     from tbn.files import read_npy
-    from tbn.keras import load_model
 
-    model = load_model(args.model)
     shape = tuple(model.inputs[0].shape[1:])
     if None in shape:
         raise UsageError(f"{args.model}: its input shape {shape} is not fixed; tbn compiles one size")
@@ -91,4 +96,4 @@ def _keras(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         if calibration.shape[1:] != shape or not len(calibration):
             raise UsageError(f"{args.calibration_data} holds an array of shape {calibration.shape}; the "
                              f"model takes inputs of shape {shape}: give (N, {', '.join(map(str, shape))})")
-    return model, np.zeros((1, *shape), np.float32), calibration
+    return np.zeros((1, *shape), np.float32), calibration
