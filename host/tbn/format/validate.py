@@ -400,6 +400,8 @@ def _check_softmax(prog: Program, op: Operation, need: _Need) -> None:
     if prog.int8:
         need(ref != NONE_ID and prog.dense[ref].size == 2 * SOFTMAX_TABLE_SIZE,
              f"INT8 needs a table of {SOFTMAX_TABLE_SIZE} u16 entries ({2 * SOFTMAX_TABLE_SIZE} bytes)")
+        need(ref == NONE_ID or prog.dense[ref].size < 2 or prog.dense[ref][:2].view("<u2")[0] > 0,
+             "the table's entry 0 (exp 0) must not be 0: a line's sum would be")
         need((out.scale, out.zero_point) == (SOFTMAX_OUT_SCALE, SOFTMAX_OUT_ZERO),  # 1/256: exact in float32
              f"INT8 output quantisation must be scale 1/256, zero point {SOFTMAX_OUT_ZERO}")
     else:

@@ -263,9 +263,10 @@ tbn_status tbn_prepare_softmax(const tbn_model *m, const tbn_op *op, const tbn_i
     if (op->axis >= io->in.ndim) return TBN_ERR_SHAPE;
     if (!TBN_INT8(io->int8)) return op->table == TBN_NONE_ID ? TBN_OK : TBN_ERR_SHAPE;
     uint32_t count = 0;
-    if (op->table != TBN_NONE_ID) tbn_get_dense(m, op->table, &count);
-    return count == 2u * TBN_SOFTMAX_TABLE_SIZE && io->out.zero_point == TBN_SOFTMAX_OUT_ZERO &&
-                   io->out.scale == 1.0f / 256.0f
+    const TBN_ROM int8_t *table = op->table != TBN_NONE_ID ? tbn_get_dense(m, op->table, &count) : NULL;
+    /* entry 0 (the maximum's own) > 0: every line's sum is then at least it, never 0 */
+    return count == 2u * TBN_SOFTMAX_TABLE_SIZE && tbn_rd16((const TBN_ROM uint8_t *)table) != 0 &&
+                   io->out.zero_point == TBN_SOFTMAX_OUT_ZERO && io->out.scale == 1.0f / 256.0f
                ? TBN_OK
                : TBN_ERR_SHAPE;
 }
