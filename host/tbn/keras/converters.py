@@ -138,10 +138,9 @@ def conv(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
         return b.activation(layer, _conv(b, layer.name, x, _grouped(np.asarray(layer.kernel)), layer.bias,
                                          geom | {"groups": c}, rank))
     geom["groups"] = cfg.get("groups", 1)
-    if isinstance(layer, TiledConv2D):
-        return b.activation(layer, _conv(b, layer.name, x, np.asarray(layer.kernel), layer.bias, geom, rank,
-                                         tiled=layer))
-    return b.activation(layer, _conv(b, layer.name, x, np.asarray(layer.kernel), layer.bias, geom, rank))
+    tiled = layer if isinstance(layer, TiledConv2D) else None
+    node = _conv(b, layer.name, x, np.asarray(layer.kernel), layer.bias, geom, rank, tiled)
+    return b.activation(layer, node)
 
 
 def _grouped(depthwise: np.ndarray) -> np.ndarray:
