@@ -233,7 +233,8 @@ def test_trained_model_compile_inspect_run(tmp_path: Path) -> None:
     assert abs(float(f32.split("accuracy ")[1].split()[0]) - torch_acc) <= 0.0005
     cli("compile", str(tmp_path / "model.pt"), "-o", str(tmp_path / "w.tbn"), "--params", "wide")
     assert f"accuracy {torch_acc:.4f}" in cli("run", str(tmp_path / "w.tbn"), "--data", "mnist")
-    cli("compile", str(tmp_path / "model.pt"), "-o", str(tmp_path / "q.tbn"), "--activations", "int8")
+    out = cli("compile", str(tmp_path / "model.pt"), "-o", str(tmp_path / "q.tbn"), "--activations", "int8")
+    assert "INT8 against its F32 twin on the 512 calibration inputs: the same top-1 output on" in out
     q = cli("run", str(tmp_path / "q.tbn"), "--data", "mnist")
     int8_acc = float(q.split("accuracy ")[1].split()[0])
     assert abs(int8_acc - torch_acc) <= 0.003
@@ -387,3 +388,21 @@ def test_concatenation_along_the_batch_axis_is_a_named_error() -> None:
     model = _Wrap(nn.Conv2d(2, 3, 1), lambda y: torch.cat([y, y], dim=0))
     with pytest.raises(TbnCompileError, match="concatenation along the batch axis"):
         compile_program(model, torch.randn(1, 2, 4, 4))
+
+
+def test_int8_agreement_names_an_op_far_from_its_f32_twin() -> None:
+    """tbn compile's INT8 report (tbn.runtime.steps.agreement): a table moved by 5 steps is named."""
+    from tbn.runtime.steps import STEP_BOUND, agreement
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 4))
+    tile_model(model, p=2, min_params=0)
+    x = torch.randn(64, 6)
+    f32 = compile_program(model.eval(), x[:1])
+    int8 = compile_program(model, x[:1], activations="int8", calibration=x)
+    good = agreement(f32, int8, x.numpy())
+    assert good.far == () and good.top1 is not None and good.top1 > 0.9 and good.error < 0.05
+    table = int8.dense[int8.ops[1].args["table"]]
+    table[:] = np.clip(table.astype(np.int64) + 5, -128, 127)
+    far = agreement(f32, int8, x.numpy()).far
+    assert [(i, name) for i, name, _ in far] == [(1, "TANH")] and far[0][2] > STEP_BOUND

@@ -64,11 +64,39 @@ def run(args: argparse.Namespace) -> int:
                          params=args.params, lookup_tables=args.lookup_tables)
     write_atomic(out, data, inputs=[args.model])
     print(render(summarize(read(data), len(data))))
+    if args.activations == "int8":
+        _report_int8(model, example, calibration, read(data), args, keras)
     print(f"\nwrote {out}")
     return 0
 
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def _report_int8(model: Any, example: Any, calibration: Any, int8: Any, args: argparse.Namespace,
+                 keras: bool) -> None:
+    """The INT8 file against its F32 twin on the calibration inputs: top-1 agreement, largest
+    output difference, and a warning for each op past ``STEP_BOUND`` quantisation steps."""
+    import warnings
+
+    import numpy as np
+
+    from tbn.compiler import compile_program
+    from tbn.runtime.steps import STEP_BOUND, QuantisationWarning, agreement
+
+    f32 = compile_program(model, example, params=args.params, lookup_tables=args.lookup_tables)
+    if keras:
+        from tbn.keras import channels_first
+
+        calibration = channels_first(calibration)
+    a = agreement(f32, int8, np.asarray(calibration, dtype=np.float32))
+    top1 = f"the same top-1 output on {a.top1:.1%}, " if a.top1 is not None else ""
+    print(f"\nINT8 against its F32 twin on the {a.n} calibration inputs: {top1}outputs within "
+          f"{a.error:.2%} of the F32 outputs' largest magnitude")
+    for i, name, steps in a.far:
+        warnings.warn(f"op {i} ({name}) is {steps} quantisation steps from its F32 op (bound {STEP_BOUND}); "
+                      "its inputs' range or its function loses precision in INT8", QuantisationWarning,
+                      stacklevel=1)
 
 
 def _load_keras(path: str) -> Any:

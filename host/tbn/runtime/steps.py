@@ -3,9 +3,11 @@ step of the float model run through the same quantisation"."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from tbn.format import Program
+from tbn.format import Op, Program
 from tbn.format.spec import OP_LAYOUTS, OPS
 from tbn.runtime.interpreter import Interpreter
 from tbn.runtime.kernels import KERNELS
@@ -32,3 +34,37 @@ def int8_op_steps(f32: Program, int8: Program, x: np.ndarray) -> list[int]:
         got = values[qop.args["output"]].astype(np.int64).reshape(want.shape)
         steps.append(int(np.abs(got - want).max(initial=0)))
     return steps
+
+
+class QuantisationWarning(UserWarning):
+    """An INT8 op further from its F32 twin than STEP_BOUND quantisation steps."""
+
+
+# An op further than this from its F32 twin (quantisation steps of its output) is worth a
+# warning: table ops and rescalings round once, so a correct op is at most 1 step away.
+STEP_BOUND = 1
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """An INT8 file against its F32 twin on a batch: ``top1`` (the share of inputs whose
+    largest output is the same one; None for a single output), ``error`` (the largest output
+    difference over the F32 outputs' largest magnitude) and ``far`` (``(op index, opcode
+    name, steps)`` of each op past STEP_BOUND)."""
+
+    n: int
+    top1: float | None
+    error: float
+    far: tuple[tuple[int, str, int], ...]
+
+
+def agreement(f32: Program, int8: Program, x: np.ndarray) -> Agreement:
+    """How far ``int8`` is from ``f32`` on the inputs ``x`` (see :class:`Agreement`)."""
+    want = Interpreter(f32).run(x).reshape(len(x), -1).astype(np.float64)
+    got = Interpreter(int8).run_float(x).reshape(len(x), -1).astype(np.float64)
+    top1 = float(np.mean(got.argmax(1) == want.argmax(1))) if want.shape[1] > 1 else None
+    error = float(np.abs(got - want).max() / (np.abs(want).max() or 1.0))
+    steps = int8_op_steps(f32, int8, x)
+    far = tuple((i, Op(op.opcode).name, s) for i, (op, s) in enumerate(zip(int8.ops, steps, strict=True))
+                if s > STEP_BOUND)
+    return Agreement(len(x), top1, error, far)
