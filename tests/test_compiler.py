@@ -24,6 +24,7 @@ from tbn.format import DType, Op, read, spec
 from tbn.format.inspect import summarize
 from tbn.nn.unary import UNARY_MODULES
 from tbn.runtime import Interpreter
+from tbn.runtime.steps import agreement
 from tbn.train.recipes import mlp
 from tbn.vectors import CASES, build_case
 
@@ -406,3 +407,43 @@ def test_int8_agreement_names_an_op_far_from_its_f32_twin() -> None:
     table[:] = np.clip(table.astype(np.int64) + 5, -128, 127)
     far = agreement(f32, int8, x.numpy()).far
     assert [(i, name) for i, name, _ in far] == [(1, "TANH")] and far[0][2] > STEP_BOUND
+
+
+class _Reduce(nn.Module):
+    """mean and amax over a map's spatial axes (a PointNet's global max pool over its points)."""
+
+    def __init__(self, conv: nn.Module, reduce: Any) -> None:
+        super().__init__()
+        self.conv, self.reduce, self.fc = conv, reduce, nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.reduce(self.conv(x)))
+
+
+@pytest.mark.parametrize(("conv", "reduce", "shape", "ops"), [
+    (nn.Conv2d(2, 4, 3), lambda y: y.mean(dim=(2, 3)), (2, 6, 6), [Op.GLOBAL_AVGPOOL]),
+    (nn.Conv2d(2, 4, 3), lambda y: torch.amax(y, dim=(-2, -1)), (2, 6, 6), [Op.MAXPOOL2D, Op.RESHAPE]),
+    (nn.Conv1d(3, 4, 1), lambda y: y.amax(-1), (3, 20), [Op.MAXPOOL2D, Op.RESHAPE]),
+    (nn.Conv2d(2, 4, 3), lambda y: y.mean((2, 3)) + y.amax((2, 3)), (2, 6, 6),
+     [Op.GLOBAL_AVGPOOL, Op.MAXPOOL2D, Op.RESHAPE, Op.ADD]),
+], ids=["mean", "amax", "amax-1d", "both"])
+def test_mean_and_amax_over_the_map_are_global_pools(conv: nn.Module, reduce: Any, shape: tuple,
+                                                     ops: list[Op]) -> None:
+    torch.manual_seed(0)
+    model = _Reduce(conv, reduce)
+    tile_model(model, p=2, min_params=0)
+    model.eval()
+    x = torch.randn(16, *shape)
+    prog = compile_program(model, x[:1], params="wide")
+    assert [o.opcode for o in prog.ops][1:-1] == ops
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = Interpreter(prog).run(x.numpy())
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    int8 = compile_program(model, x[:1], activations="int8", calibration=x)
+    assert agreement(compile_program(model, x[:1]), int8, x.numpy()).far == ()
+
+
+def test_mean_over_other_axes_is_a_named_error() -> None:
+    with pytest.raises(TbnCompileError, match=r"mean over dim=1; tbn reduces over every spatial axis"):
+        compile_program(_Reduce(nn.Conv2d(2, 4, 1), lambda y: y.mean(1)), torch.randn(1, 2, 4, 4))

@@ -76,13 +76,13 @@ KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 def _report_int8(model: Any, example: Any, calibration: Any, int8: Any, args: argparse.Namespace,
                  keras: bool) -> None:
     """The INT8 file against its F32 twin on the calibration inputs: top-1 agreement, largest
-    output difference, and a warning for each op past ``STEP_BOUND`` quantisation steps."""
+    output difference, and a warning for each op past its bound (tbn.runtime.steps.step_bound)."""
     import warnings
 
     import numpy as np
 
     from tbn.compiler import compile_program
-    from tbn.runtime.steps import STEP_BOUND, QuantisationWarning, agreement
+    from tbn.runtime.steps import QuantisationWarning, agreement, step_bound
 
     f32 = compile_program(model, example, params=args.params, lookup_tables=args.lookup_tables)
     if keras:
@@ -94,9 +94,9 @@ def _report_int8(model: Any, example: Any, calibration: Any, int8: Any, args: ar
     print(f"\nINT8 against its F32 twin on the {a.n} calibration inputs: {top1}outputs within "
           f"{a.error:.2%} of the F32 outputs' largest magnitude")
     for i, name, steps in a.far:
-        warnings.warn(f"op {i} ({name}) is {steps} quantisation steps from its F32 op (bound {STEP_BOUND}); "
-                      "its inputs' range or its function loses precision in INT8", QuantisationWarning,
-                      stacklevel=1)
+        warnings.warn(f"op {i} ({name}) is {steps} quantisation steps from its F32 op (bound "
+                      f"{step_bound(int8, int8.ops[i])}); its inputs' range or its function loses precision "
+                      "in INT8", QuantisationWarning, stacklevel=1)
 
 
 def _load_keras(path: str) -> Any:

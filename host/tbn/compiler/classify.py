@@ -18,6 +18,7 @@ from tbn.compiler.geometry import (
     pair,
     pool1d,
     pool_geometry,
+    spatial_reduce,
 )
 from tbn.compiler.graph import Kind, TbnCompileError
 from tbn.format.spec import Op
@@ -137,7 +138,19 @@ def _classify_method(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list]:
         return unary, {}, [args[0]]
     if target in ("contiguous", "clone"):
         return Kind.ALIAS, {}, [args[0]]
+    if target in ("mean", "amax"):
+        return _reduce(node, target == "amax", where)
     raise TbnCompileError(f"{where}: unsupported tensor method .{target}()")
+
+
+def _reduce(node: fx.Node, is_max: bool, where: str) -> tuple[Op | Kind, dict, list]:
+    """``mean``/``amax`` over a map's spatial axes: a global average or max pool."""
+    dims = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+    attrs = spatial_reduce(node.args[0], dims, where, is_max) if dims is not None else None
+    if attrs is None:
+        raise TbnCompileError(f"{where}: {'amax' if is_max else 'mean'} over dim={dims}; tbn reduces over "
+                              "every spatial axis of a (N, C, H, W) or (N, C, W) map (a global pool)")
+    return (Op.MAXPOOL2D if is_max else Op.GLOBAL_AVGPOOL), attrs, [node.args[0]]
 
 
 def _classify_function(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list]:
@@ -185,6 +198,8 @@ def _classify_function(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list
         kind, attrs = pad(args[1] if len(args) > 1 else kwargs["pad"],
                            kwargs.get("value", args[3] if len(args) > 3 else None), where)
         return kind, attrs, [args[0]]
+    if target in (torch.mean, torch.amax):
+        return _reduce(node, target is torch.amax, where)
     if target is F.dropout:
         return Kind.ALIAS, {}, [args[0]]
     raise TbnCompileError(f"{where}: unsupported operation {getattr(target, '__name__', str(target))}")

@@ -21,8 +21,15 @@ class ElementwiseLowerings:
 
     prog: Any
     int8: bool
+    tid: dict[str, int]
 
     def pool(self, n: Node, ins: list[int]) -> None:
+        if n.kind == Op.MAXPOOL2D and len(n.shape) == 1:  # amax without keepdim: (C, 1, 1), then (C,)
+            self.pool(Node(n.kind, n.inputs, n.output + "/pool", (*n.shape, 1, 1), n.where, n.attrs), ins)
+            src = self.tid[n.output + "/pool"]
+            out = self.same_quant(n, self.prog.tensors[src])
+            self.op(Op.RESHAPE, Act.NONE, {"input": src, "output": out})
+            return
         out = self.same_quant(n, self.prog.tensors[ins[0]])
         geom = {k: n.attrs[k] for k in OPS[n.kind].layout.names[2:]}  # a window's geometry, if any
         self.op(n.kind, Act.NONE, {"input": ins[0], "output": out, **geom})

@@ -83,3 +83,13 @@ def global_max(x: fx.Node, where: str, one_d: bool) -> dict[str, Any]:
 
 def spatial(x: fx.Node) -> tuple[int, ...]:
     return tuple(x.meta["tensor_meta"].shape[2:])
+
+
+def spatial_reduce(x: fx.Node, dims: Any, where: str, is_max: bool) -> dict[str, Any] | None:
+    """``mean``/``amax`` over every spatial axis of a (N, C, H, W) or (N, C, W) map: the
+    attributes of GLOBAL_AVGPOOL, or of a max pool over the whole map; None for other axes."""
+    rank = len(x.meta["tensor_meta"].shape)
+    axes = {d % rank for d in (dims if isinstance(dims, tuple | list) else (dims,))}
+    if rank not in (3, 4) or axes != set(range(2, rank)):
+        return None
+    return global_max(x, where, rank == 3) if is_max else {"conv1d": rank == 3}

@@ -3,12 +3,13 @@ step of the float model run through the same quantisation"."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from tbn.format import Op, Program
-from tbn.format.spec import OP_LAYOUTS, OPS
+from tbn.format import DType, Op, Operation, Program
+from tbn.format.spec import OP_LAYOUTS, OPS, Trait, has
 from tbn.runtime.interpreter import Interpreter
 from tbn.runtime.kernels import KERNELS
 
@@ -37,7 +38,7 @@ def int8_op_steps(f32: Program, int8: Program, x: np.ndarray) -> list[int]:
 
 
 class QuantisationWarning(UserWarning):
-    """An INT8 op further from its F32 twin than STEP_BOUND quantisation steps."""
+    """An INT8 op further from its F32 twin than :func:`step_bound` quantisation steps."""
 
 
 # An op further than this from its F32 twin (quantisation steps of its output) is worth a
@@ -50,7 +51,7 @@ class Agreement:
     """An INT8 file against its F32 twin on a batch: ``top1`` (the share of inputs whose
     largest output is the same one; None for a single output), ``error`` (the largest output
     difference over the F32 outputs' largest magnitude) and ``far`` (``(op index, opcode
-    name, steps)`` of each op past STEP_BOUND)."""
+    name, steps)`` of each op past its :func:`step_bound`)."""
 
     n: int
     top1: float | None
@@ -66,5 +67,20 @@ def agreement(f32: Program, int8: Program, x: np.ndarray) -> Agreement:
     error = float(np.abs(got - want).max() / (np.abs(want).max() or 1.0))
     steps = int8_op_steps(f32, int8, x)
     far = tuple((i, Op(op.opcode).name, s) for i, (op, s) in enumerate(zip(int8.ops, steps, strict=True))
-                if s > STEP_BOUND)
+                if s > step_bound(int8, op))
     return Agreement(len(x), top1, error, far)
+
+
+def step_bound(prog: Program, op: Operation) -> int:
+    """How far a correct INT8 op may be from its F32 op: STEP_BOUND, plus for a weighted op
+    half its largest requantisation factor (its integer bias rounds at the accumulator's
+    resolution, ``s_x * scale``, which a factor above 1 spreads over that many output steps)."""
+    if not has(op.opcode, Trait.WEIGHTED):
+        return STEP_BOUND
+    v = prog.scales[op.args["scale"]]
+    if v.dtype == DType.RQ16:
+        factor = float(np.abs(v.data.astype(np.float64)).max()) * 2.0 ** -(v.pre_shift + v.shift)
+    else:
+        rq = v.data.reshape(-1, 2).astype(np.float64)
+        factor = float((np.abs(rq[:, 0]) * 2.0 ** -rq[:, 1]).max())
+    return STEP_BOUND + math.ceil(factor / 2)
