@@ -138,7 +138,8 @@ def test_recipe_trains_resumes_and_compiles(recipe: str, cifar10_fixture: Path, 
     for activations in ("f32", "int8"):
         out = tmp_path / f"{activations}.tbn"
         subprocess.run([*TBN, "compile", str(whole / "model.pt"), "-o", str(out), "--activations",
-                        activations, "--calibration", "32", "--data-dir", str(cifar10_fixture)],
+                        activations, "--calibration", "32", "--check", "2", "--data-dir",
+                        str(cifar10_fixture)],
                        check=True, env=_env(), capture_output=True)
         got = Interpreter(load(out)).run_float(x.numpy())
         want = model(x).detach().numpy()

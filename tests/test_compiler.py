@@ -235,7 +235,7 @@ def test_trained_model_compile_inspect_run(tmp_path: Path) -> None:
     cli("compile", str(tmp_path / "model.pt"), "-o", str(tmp_path / "w.tbn"), "--params", "wide")
     assert f"accuracy {torch_acc:.4f}" in cli("run", str(tmp_path / "w.tbn"), "--data", "mnist")
     out = cli("compile", str(tmp_path / "model.pt"), "-o", str(tmp_path / "q.tbn"), "--activations", "int8")
-    assert "INT8 against its F32 twin on the 512 calibration inputs: the same top-1 output on" in out
+    assert "INT8 against its F32 twin on the 8 calibration inputs: the same top-1 output on" in out
     q = cli("run", str(tmp_path / "q.tbn"), "--data", "mnist")
     int8_acc = float(q.split("accuracy ")[1].split()[0])
     assert abs(int8_acc - torch_acc) <= 0.003

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tbn.cli.types import count
+from tbn.cli.types import count, count_or_none
 from tbn.errors import UsageError
 
 
@@ -28,6 +28,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--calibration-data", metavar="X.npy",
                    help="INT8 calibration inputs of a Keras model: a batch as the model reads it "
                         "(channels last)")
+    p.add_argument("--check", type=count_or_none, default=8, metavar="N",
+                   help="INT8: compare the file with its F32 twin on the first N calibration inputs "
+                        "(default 8; 0: no check)")
     p.add_argument("--no-lookup-tables", dest="lookup_tables", action="store_false",
                    help="run every tiled op with the direct kernel: no scratch in the arena, slower")
     p.add_argument("--force", action="store_true", help="replace an existing output that is not a .tbn")
@@ -64,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
                          params=args.params, lookup_tables=args.lookup_tables)
     write_atomic(out, data, inputs=[args.model])
     print(render(summarize(read(data), len(data))))
-    if args.activations == "int8":
-        _report_int8(model, example, calibration, read(data), args, keras)
+    if args.activations == "int8" and args.check:
+        _report_int8(model, example, calibration[:args.check], read(data), args, keras)
     print(f"\nwrote {out}")
     return 0
 
@@ -75,8 +78,9 @@ KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 def _report_int8(model: Any, example: Any, calibration: Any, int8: Any, args: argparse.Namespace,
                  keras: bool) -> None:
-    """The INT8 file against its F32 twin on the calibration inputs: top-1 agreement, largest
-    output difference, and a warning for each op past its bound (tbn.runtime.steps.step_bound)."""
+    """The INT8 file against its F32 twin on (the first ``--check``) calibration inputs: top-1
+    agreement, largest output difference, and a warning for each op past its bound
+    (tbn.runtime.steps.step_bound). The reference interpreter runs both: a few inputs."""
     import warnings
 
     import numpy as np

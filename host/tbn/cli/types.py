@@ -26,6 +26,11 @@ def count(text: str) -> int:
     return _checked(text, int, "a whole number", lambda n: n >= 1, "1 or more")
 
 
+def count_or_none(text: str) -> int:
+    """A whole number of things, 0 (none) or more."""
+    return _checked(text, int, "a whole number", lambda n: n >= 0, "0 or more")
+
+
 def seconds(text: str) -> float:
     """A finite duration, 0 or more seconds."""
     return _checked(text, float, "a number of seconds", lambda v: 0 <= v < math.inf, "0 or more seconds")

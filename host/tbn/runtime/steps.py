@@ -10,18 +10,20 @@ import numpy as np
 
 from tbn.format import DType, Op, Operation, Program
 from tbn.format.spec import OP_LAYOUTS, OPS, Trait, has
-from tbn.runtime.interpreter import Interpreter
+from tbn.runtime.interpreter import Interpreter, output_as_float
 from tbn.runtime.kernels import KERNELS
 
 
-def int8_op_steps(f32: Program, int8: Program, x: np.ndarray) -> list[int]:
+def int8_op_steps(f32: Program, int8: Program, x: np.ndarray,
+                  values: dict[int, np.ndarray] | None = None) -> list[int]:
     """Per op, the most quantisation steps by which the INT8 file's output differs from the
     F32 file's same op run on the INT8 op's own (dequantised) inputs and then quantised as
     the INT8 file quantises it. Both files must come from one model: the same kernel family
     op by op (an F32 vector's SOFTMAX is INT8's SOFTMAX_AXIS)."""
     if [OPS[op.opcode].kernel for op in f32.ops] != [OPS[op.opcode].kernel for op in int8.ops]:
         raise ValueError("the F32 and INT8 files hold different ops; compile both from one model")
-    _, values = Interpreter(int8).run(x, keep=True)
+    if values is None:  # every tensor of the INT8 file on x, by id
+        _, values = Interpreter(int8).run(x, keep=True)
     steps = []
     for fop, qop in zip(f32.ops, int8.ops, strict=True):
         real = []
@@ -62,10 +64,11 @@ class Agreement:
 def agreement(f32: Program, int8: Program, x: np.ndarray) -> Agreement:
     """How far ``int8`` is from ``f32`` on the inputs ``x`` (see :class:`Agreement`)."""
     want = Interpreter(f32).run(x).reshape(len(x), -1).astype(np.float64)
-    got = Interpreter(int8).run_float(x).reshape(len(x), -1).astype(np.float64)
+    out, values = Interpreter(int8).run(x, keep=True)
+    got = output_as_float(int8, out).reshape(len(x), -1).astype(np.float64)
     top1 = float(np.mean(got.argmax(1) == want.argmax(1))) if want.shape[1] > 1 else None
     error = float(np.abs(got - want).max() / (np.abs(want).max() or 1.0))
-    steps = int8_op_steps(f32, int8, x)
+    steps = int8_op_steps(f32, int8, x, values)
     far = tuple((i, Op(op.opcode).name, s) for i, (op, s) in enumerate(zip(int8.ops, steps, strict=True))
                 if s > step_bound(int8, op))
     return Agreement(len(x), top1, error, far)
