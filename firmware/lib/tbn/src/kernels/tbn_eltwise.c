@@ -132,6 +132,16 @@ tbn_status tbn_prepare_mul(const tbn_model *m, const tbn_op *op, const tbn_io *i
     return TBN_OK;
 }
 
+/* v rescaled by entry k of an INT8 two-input op's REQUANT or RQ16 vector (its prepare checked
+ * that RQ16's products stay in 32 bits): the value before the output's zero point. */
+static int64_t rescale_entry(int32_t v, const tbn_vector *rq, uint32_t k) {
+    if (rq->dtype != TBN_DTYPE_RQ16)
+        return tbn_rshift_round((int64_t)v * tbn_rds32(rq->data + 8 * k), tbn_rds32(rq->data + 8 * k + 4));
+    int32_t pre_half = (int32_t)(((uint32_t)1 << rq->pre_shift) >> 1), half = (int32_t)(((uint32_t)1 << rq->shift) >> 1);
+    return tbn_rshift_round32(tbn_rshift_round32(v, pre_half, rq->pre_shift) * (int16_t)tbn_rd16(rq->data + 2 * k), half,
+                              rq->shift);
+}
+
 /* The product of one pair, F32 or requantised INT8. */
 static void mul_one(const unary *u, const uint8_t *src_b, int32_t zb, uint32_t i, uint32_t j, const tbn_op *op,
                     const tbn_vector *rq) {
@@ -141,15 +151,7 @@ static void mul_one(const unary *u, const uint8_t *src_b, int32_t zb, uint32_t i
         return;
     }
     int32_t v = ((int32_t)((const int8_t *)u->src)[i] - u->in.zero_point) * ((int32_t)((const int8_t *)src_b)[j] - zb);
-    int64_t r;
-    if (rq->dtype == TBN_DTYPE_RQ16) {
-        int32_t pre_half = (int32_t)(((uint32_t)1 << rq->pre_shift) >> 1), half = (int32_t)(((uint32_t)1 << rq->shift) >> 1);
-        r = tbn_rshift_round32(tbn_rshift_round32(v, pre_half, rq->pre_shift) * (int16_t)tbn_rd16(rq->data), half,
-                               rq->shift);
-    } else {
-        r = tbn_rshift_round((int64_t)v * tbn_rds32(rq->data), tbn_rds32(rq->data + 4));
-    }
-    ((int8_t *)u->dst)[i] = tbn_clamp_q(u->out.zero_point + r, u->out.qmin, u->out.qmax);
+    ((int8_t *)u->dst)[i] = tbn_clamp_q(u->out.zero_point + rescale_entry(v, rq, 0), u->out.qmin, u->out.qmax);
 }
 
 tbn_status tbn_eval_mul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
@@ -206,16 +208,7 @@ static void concat_part(const uint8_t *src, const tbn_tensor *t, uint8_t *dst, c
         return;
     }
     for (uint32_t i = 0; i < n; i++) {
-        int32_t v = (int32_t)((const int8_t *)src)[i] - t->zero_point;
-        int64_t r;
-        if (rq->dtype == TBN_DTYPE_RQ16) {
-            int32_t pre_half = (int32_t)(((uint32_t)1 << rq->pre_shift) >> 1);
-            int32_t half = (int32_t)(((uint32_t)1 << rq->shift) >> 1);
-            r = tbn_rshift_round32(tbn_rshift_round32(v, pre_half, rq->pre_shift) * (int16_t)tbn_rd16(rq->data + 2 * k),
-                                   half, rq->shift);
-        } else {
-            r = tbn_rshift_round((int64_t)v * tbn_rds32(rq->data + 8 * k), tbn_rds32(rq->data + 8 * k + 4));
-        }
+        int64_t r = rescale_entry((int32_t)((const int8_t *)src)[i] - t->zero_point, rq, k);
         ((int8_t *)dst)[i] = tbn_clamp_q(out->zero_point + r, out->qmin, out->qmax);
     }
 }
