@@ -21,6 +21,7 @@ from tbn.compiler.geometry import (
     spatial_reduce,
 )
 from tbn.compiler.graph import Kind, TbnCompileError
+from tbn.compiler.tokens import constant_factor, layernorm, permutation, reduce_axes, swap, upsample_factors
 from tbn.format.spec import Op
 from tbn.nn.layers import is_tiled
 from tbn.nn.unary import UNARY_MODULES
@@ -32,6 +33,7 @@ def _dim(node: fx.Node) -> Any:
 
 _ADD = {operator.add, operator.iadd, torch.add}
 _MUL = {operator.mul, operator.imul, torch.mul}
+_MATMUL = {operator.matmul, torch.matmul, torch.bmm}
 _RELU = {F.relu, torch.relu}
 _FLATTEN_METHODS = {"flatten", "view", "reshape"}
 _POOL_FUNCTIONS = {F.max_pool2d: Op.MAXPOOL2D, F.avg_pool2d: Op.AVGPOOL2D}
@@ -61,13 +63,17 @@ def _unary_call(target: Any, args: tuple, kwargs: dict) -> Op | None:
 def classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple[Op | Kind, dict, list]:
     """(kind, attrs, tensor operands) of one fx node, or a TbnCompileError naming it."""
     if node.op == "call_module":
-        return _classify_module(modules[node.target], node.args, where)
+        return _classify_module(modules[node.target], node, where)
+    factor = constant_factor(node, where)
+    if factor is not None:
+        return *factor, [a for a in node.args if isinstance(a, fx.Node)]
     if node.op == "call_method":
         return _classify_method(node, where)
     return _classify_function(node, where)
 
 
-def _classify_module(m: nn.Module, args: tuple, where: str) -> tuple[Op | Kind, dict, list]:
+def _classify_module(m: nn.Module, node: fx.Node, where: str) -> tuple[Op | Kind, dict, list]:
+    args = node.args
     if is_tiled(m) or isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d):
         conv = isinstance(m, nn.Conv1d | nn.Conv2d)
         layer = {(True, True): Op.TILED_CONV2D, (True, False): Op.TILED_LINEAR,
@@ -117,6 +123,11 @@ def _classify_module(m: nn.Module, args: tuple, where: str) -> tuple[Op | Kind, 
         return Kind.ALIAS, {}, [args[0]]
     if isinstance(m, nn.Softmax):
         return Op.SOFTMAX, {"dim": m.dim}, [args[0]]
+    if isinstance(m, nn.LayerNorm):
+        kind, attrs = layernorm(m, where)
+        return kind, attrs, [args[0]]
+    if isinstance(m, nn.Upsample):
+        return Op.UPSAMPLE_NEAREST, upsample_factors(args[0], node, m.mode, where), [args[0]]
     if _unary_key(m) in _UNARY_BY_KEY:
         return _UNARY_BY_KEY[_unary_key(m)], {}, [args[0]]
     raise TbnCompileError(f"{where}: unsupported module {type(m).__name__}")
@@ -140,16 +151,31 @@ def _classify_method(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list]:
         return Kind.ALIAS, {}, [args[0]]
     if target in ("mean", "amax"):
         return _reduce(node, target == "amax", where)
+    if target in ("matmul", "__matmul__", "bmm") and len(args) == 2 and isinstance(args[1], fx.Node):
+        return Op.BATCH_MATMUL, {}, [args[0], args[1]]
+    if target == "transpose":
+        return Op.TRANSPOSE, swap(args[0], *_two_dims(node), where), [args[0]]
+    if target == "permute":
+        dims = args[1] if len(args) == 2 and isinstance(args[1], tuple | list) else args[1:]
+        return Op.TRANSPOSE, permutation(args[0], list(node.kwargs.get("dims", dims)), where), [args[0]]
     raise TbnCompileError(f"{where}: unsupported tensor method .{target}()")
+
+
+def _two_dims(node: fx.Node) -> tuple[int, int]:
+    args, kw = node.args, node.kwargs
+    return kw.get("dim0", args[1] if len(args) > 1 else 0), kw.get("dim1", args[2] if len(args) > 2 else 0)
 
 
 def _reduce(node: fx.Node, is_max: bool, where: str) -> tuple[Op | Kind, dict, list]:
     """``mean``/``amax`` over a map's spatial axes: a global average or max pool."""
     dims = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
-    attrs = spatial_reduce(node.args[0], dims, where, is_max) if dims is not None else None
-    if attrs is None:
-        raise TbnCompileError(f"{where}: {'amax' if is_max else 'mean'} over dim={dims}; tbn reduces over "
-                              "every spatial axis of a (N, C, H, W) or (N, C, W) map (a global pool)")
+    if dims is None:
+        raise TbnCompileError(f"{where}: {'amax' if is_max else 'mean'} over every axis, the batch's too; "
+                              "name the axes (dim=...)")
+    keepdim = node.kwargs.get("keepdim", node.args[2] if len(node.args) > 2 else False)
+    attrs = spatial_reduce(node.args[0], dims, where, is_max)
+    if attrs is None:  # any other axes: a transpose, a global pool and a reshape
+        attrs = reduce_axes(node.args[0], dims, keepdim, where)
     return (Op.MAXPOOL2D if is_max else Op.GLOBAL_AVGPOOL), attrs, [node.args[0]]
 
 
@@ -200,6 +226,18 @@ def _classify_function(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list
         return kind, attrs, [args[0]]
     if target in (torch.mean, torch.amax):
         return _reduce(node, target is torch.amax, where)
+    if target in _MATMUL and len(args) == 2 and all(isinstance(a, fx.Node) for a in args):
+        return Op.BATCH_MATMUL, {}, [args[0], args[1]]
+    if target is torch.transpose:
+        return Op.TRANSPOSE, swap(args[0], *_two_dims(node), where), [args[0]]
+    if target is torch.permute:
+        dims = list(args[1] if len(args) > 1 else kwargs["dims"])
+        return Op.TRANSPOSE, permutation(args[0], dims, where), [args[0]]
+    if target is F.interpolate:
+        if kwargs.get("align_corners") or kwargs.get("recompute_scale_factor"):
+            raise TbnCompileError(f"{where}: interpolate with align_corners or recompute_scale_factor")
+        mode = kwargs.get("mode", args[3] if len(args) > 3 else "nearest")
+        return Op.UPSAMPLE_NEAREST, upsample_factors(args[0], node, mode, where), [args[0]]
     if target is F.dropout:
         return Kind.ALIAS, {}, [args[0]]
     raise TbnCompileError(f"{where}: unsupported operation {getattr(target, '__name__', str(target))}")

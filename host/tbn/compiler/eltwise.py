@@ -24,6 +24,9 @@ class ElementwiseLowerings:
     tid: dict[str, int]
 
     def pool(self, n: Node, ins: list[int]) -> None:
+        if "axes" in n.attrs:  # mean/amax over axes other than a map's spatial ones
+            self.reduce(n, ins)
+            return
         if n.kind == Op.MAXPOOL2D and len(n.shape) == 1:  # amax without keepdim: (C, 1, 1), then (C,)
             self.pool(Node(n.kind, n.inputs, n.output + "/pool", (*n.shape, 1, 1), n.where, n.attrs), ins)
             src = self.tid[n.output + "/pool"]

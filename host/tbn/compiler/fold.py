@@ -36,7 +36,7 @@ def fold_and_fuse(nodes: list[Node]) -> list[Node]:
     """Fold each BatchNorm into the linear/conv that feeds only it (else make it an
     AFFINE node), fuse each ReLU/ReLU6 into the op that feeds only it, and drop
     reshapes read only by linear layers (which read their input flat anyway)."""
-    nodes = _drop_flattens(_fold_pads(nodes))
+    nodes = _fold_transposes(_fold_factors(_drop_flattens(_fold_pads(nodes))))
     uses = Counter(name for n in nodes for name in n.inputs)
     producer = {n.output: n for n in nodes}
     out: list[Node] = []
@@ -74,10 +74,67 @@ def _drop_flattens(nodes: list[Node]) -> list[Node]:
     for n in nodes:
         n.inputs = [rename.get(i, i) for i in n.inputs]
         users = readers.get(n.output, [])
-        if n.kind == Op.RESHAPE and users and all(u.kind in _LINEAR for u in users):
+        if n.kind == Op.RESHAPE and users and all(u.kind in _LINEAR and len(u.shape) == 1 for u in users):
             rename[n.output] = n.inputs[0]
             continue
         out.append(n)
+    return out
+
+
+def _readers(nodes: list[Node]) -> dict[str, list[Node]]:
+    readers: dict[str, list[Node]] = {}
+    for n in nodes:
+        for name in n.inputs:
+            readers.setdefault(name, []).append(n)
+    return readers
+
+
+def _fold_factors(nodes: list[Node]) -> list[Node]:
+    """Each SCALE (times a constant) taken into the matrix product that feeds it alone, or
+    that it alone feeds (either operand: the product is linear in both), as its factor."""
+    readers, producer = _readers(nodes), {n.output: n for n in nodes}
+    out = []
+    for n in nodes:
+        if n.kind != Kind.SCALE:
+            out.append(n)
+            continue
+        src, users = producer.get(n.inputs[0]), readers.get(n.output, [])
+        alone = src is not None and len(readers[src.output]) == 1 and src.act == "none"
+        if alone and src.kind == Op.BATCH_MATMUL:
+            src.attrs["factor"] = src.attrs.get("factor", 1.0) * n.attrs["factor"]
+            for u in users:
+                u.inputs = [src.output if i == n.output else i for i in u.inputs]
+            continue
+        if len(users) == 1 and users[0].kind == Op.BATCH_MATMUL and users[0].inputs.count(n.output) == 1:
+            users[0].attrs["factor"] = users[0].attrs.get("factor", 1.0) * n.attrs["factor"]
+            users[0].inputs = [n.inputs[0] if i == n.output else i for i in users[0].inputs]
+            readers.setdefault(n.inputs[0], []).append(users[0])
+            continue
+        raise TbnCompileError(f"{n.where}: multiplying by a constant is supported beside a matrix product of "
+                              "two activations (attention's scaling), which takes it as its factor; fold it "
+                              "into a layer's weights, or use a layer")
+    return out
+
+
+def _fold_transposes(nodes: list[Node]) -> list[Node]:
+    """A transpose of the last two axes read only by matrix products: their operand read
+    transposed (BATCH_MATMUL's ta, tb), no copy made."""
+    readers = _readers(nodes)
+    out = []
+    for n in nodes:
+        users = readers.get(n.output, [])
+        rank = len(n.attrs.get("perm", ()))
+        swap = [*range(rank - 2), rank - 1, rank - 2]
+        if n.kind != Op.TRANSPOSE or rank < 2 or n.attrs["perm"] != swap or not users \
+                or any(u.kind != Op.BATCH_MATMUL for u in users):
+            out.append(n)
+            continue
+        for u in users:
+            for pos, name in enumerate(u.inputs):
+                if name == n.output:
+                    key = "ta" if pos == 0 else "tb"
+                    u.attrs[key] = 1 - u.attrs.get(key, 0)
+            u.inputs = [n.inputs[0] if i == n.output else i for i in u.inputs]
     return out
 
 

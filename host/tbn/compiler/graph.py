@@ -24,6 +24,7 @@ class Kind(Enum):
     BATCHNORM = "batchnorm"  # folded into the layer before it, or an AFFINE op (fold.py)
     ALIAS = "alias"  # Identity, Dropout, .contiguous(): no node, its input's value
     PAD = "pad"  # constant padding: folded into the convolution or pool it feeds (fold.py)
+    SCALE = "scale"  # times a constant: folded into the matrix product beside it (fold.py)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from tbn.compiler.eltwise import ACTS, ElementwiseLowerings
 from tbn.compiler.graph import Kind, Node, TbnCompileError
 from tbn.compiler.params import ParamWriter
 from tbn.compiler.quant import BIAS_LIMIT, relu6_qmax
+from tbn.compiler.token_lowerings import TokenLowerings
 from tbn.compiler.weights import layer_vectors, per_output
 from tbn.format import Act, DType, Flag, Op, Operation, Program, Tensor
 from tbn.format.narrow import narrow_bias
@@ -33,7 +34,7 @@ from tbn.format.validate import weight_count
 
 
 @dataclass
-class _Emitter(ElementwiseLowerings, ParamWriter):
+class _Emitter(ElementwiseLowerings, TokenLowerings, ParamWriter):
     """The program being built, and the per-family lowerings that append to it."""
 
     quant: dict[str, tuple[float, int]] | None
@@ -43,6 +44,7 @@ class _Emitter(ElementwiseLowerings, ParamWriter):
     dense_per_tensor: bool = False
     prog: Program = field(init=False)
     tid: dict[str, int] = field(default_factory=dict)
+    torch_shape: dict[str, tuple[int, ...]] = field(default_factory=dict)  # each value's, batch aside
 
     def __post_init__(self) -> None:
         self.prog = Program(flags=int(Flag.INT8) if self.int8 else 0)
@@ -73,6 +75,7 @@ class _Emitter(ElementwiseLowerings, ParamWriter):
                 t.qmax = min(t.qmax, relu6_qmax(t.scale, t.zero_point))
         self.prog.tensors.append(t)
         self.tid[n.output] = len(self.prog.tensors) - 1
+        self.torch_shape[n.output] = n.shape
         return self.tid[n.output]
 
     def same_quant(self, n: Node, src: Tensor, dtype: DType | None = None) -> int:
@@ -185,7 +188,8 @@ _LOWER: dict[str, Callable[[_Emitter, Node, list[int]], None]] = {
     "matmul": _Emitter.matmul, "pool": _Emitter.pool, "global_avgpool": _Emitter.pool,
     "reshape": _Emitter.pool, "add": _Emitter.add, "activation": _Emitter.activation,
     "softmax": _Emitter.softmax, "argmax": _Emitter.argmax, "affine": _Emitter.bn_affine,
-    "unary": _Emitter.unary, "mul": _Emitter.mul, "concat": _Emitter.concat}
+    "unary": _Emitter.unary, "mul": _Emitter.mul, "concat": _Emitter.concat, "layernorm": _Emitter.layernorm,
+    "transpose": _Emitter.transpose, "batch_matmul": _Emitter.batch_matmul, "upsample": _Emitter.upsample}
 assert set(_LOWER) == set(KERNELS), "a kernel family of tbn.format.spec has no lowering"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from tbn.format.expr import evaluate
-from tbn.format.spec import SOFTMAX_TABLE_SIZE
+from tbn.format.spec import INT32_MAX, LAYERNORM_FRAC, LAYERNORM_MAX_EPS, SOFTMAX_TABLE_SIZE
 
 BIAS_LIMIT = 1 << 30  # |bias| is clamped here so (acc + bias) * M stays inside int64
 
@@ -66,3 +66,28 @@ def softmax_table(src_scale: float) -> np.ndarray:
     d = np.arange(SOFTMAX_TABLE_SIZE, dtype=np.float64)
     e = np.rint(65535.0 * np.exp(-d * float(np.float32(src_scale))))
     return e.astype("<u2").view(np.int8)
+
+
+def layernorm_params(gamma: np.ndarray, beta: np.ndarray, eps: float, src_scale: float,
+                     dst_scale: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """INT8 LAYERNORM's REQUANT entries ``(M_c, S_c)``, I32 biases ``B_c`` and integer epsilon
+    ``E`` (docs/bytecode.md): ``M_c / 2^S_c = gamma_c / (s_out 2^16)`` and ``B_c / 2^S_c =
+    beta_c / s_out``, each ``S_c`` the largest in [0, 62] that keeps both under 2^31, and
+    ``E = round(C^2 eps / s_in^2)``, at least 1. Raises ValueError where E passes a u32."""
+    c = len(gamma)
+    real_g = np.asarray(gamma, np.float64) / (float(np.float32(dst_scale)) * (1 << LAYERNORM_FRAC))
+    real_b = np.asarray(beta, np.float64) / float(np.float32(dst_scale))
+    rq, bias = np.zeros((c, 2), np.int32), np.zeros(c, np.int32)
+    for i, (g, b) in enumerate(zip(real_g, real_b, strict=True)):
+        peak = max(abs(g), abs(b))
+        s = 62 if peak == 0 else min(62, math.floor(math.log2((INT32_MAX - 1) / peak)))
+        if s < 0 or not math.isfinite(peak):
+            raise ValueError(f"LayerNorm feature {i}: gamma {g:.3g} or beta {b:.3g} over the output scale "
+                             "is too large for int8")
+        rq[i] = (round(g * 2.0**s), s)
+        bias[i] = round(b * 2.0**s)
+    e = max(1, round(c * c * eps / float(np.float32(src_scale)) ** 2))
+    if e > LAYERNORM_MAX_EPS:
+        raise ValueError(f"LayerNorm's epsilon {eps} is {e} in the input's integer units, past a u32: the "
+                         f"input's scale {src_scale:.3g} is far below the epsilon's square root")
+    return rq, bias, e

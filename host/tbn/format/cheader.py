@@ -158,7 +158,8 @@ def _op_tables() -> list[str]:
               "#define TBN_KERNEL_LIST(K) " + " ".join(f"K({k})" for k in spec.KERNELS)]
     lines += ["", "/* F(field, offset, bytes): the fields of each op, by the names of its layout */"]
     for op, s in spec.OPS.items():
-        fields = " ".join(f"F({n}, {off}, {1 if k == 'u8' else 2})" for n, k, off in s.layout.offsets)
+        sizes = {"u8": 1, "u32": 4}
+        fields = " ".join(f"F({n}, {off}, {sizes.get(k, 2)})" for n, k, off in s.layout.offsets)
         lines.append(f"#define TBN_OP_{op.name}_FIELDS(F) {fields}")
     unary = [(op, s) for op, s in spec.OPS.items() if s.kernel == "unary"]
     lines += ["", "/* U(NAME, opcode): every op of the unary family; TBN_UNARY_F32_<NAME>(x): its",
@@ -168,7 +169,10 @@ def _op_tables() -> list[str]:
               f"#define TBN_UNARY_TABLE_SIZE {spec.UNARY_TABLE_SIZE}u",
               "/* SOFTMAX_AXIS's INT8 table (u16 entries) and output zero point (its scale is 1/256) */",
               f"#define TBN_SOFTMAX_TABLE_SIZE {spec.SOFTMAX_TABLE_SIZE}u",
-              f"#define TBN_SOFTMAX_OUT_ZERO ({spec.SOFTMAX_OUT_ZERO})"]
+              f"#define TBN_SOFTMAX_OUT_ZERO ({spec.SOFTMAX_OUT_ZERO})",
+              "/* INT8 LAYERNORM: fraction bits of a normalised value; the reciprocal's shift */",
+              f"#define TBN_LAYERNORM_FRAC {spec.LAYERNORM_FRAC}",
+              f"#define TBN_LAYERNORM_RECIP_SHIFT {spec.LAYERNORM_RECIP_SHIFT}"]
     lines += [f"#define TBN_UNARY_F32_{op.name}(x) {to_c(s.fn)}" for op, s in unary]
     return [*lines, "", "/* the size of an opcode's ops; 0 for an unknown opcode */",
             "static inline unsigned tbn_op_size(unsigned opcode) {", "    switch (opcode) {",

@@ -16,8 +16,11 @@ from tbn.format.expr import parse as parse_fn
 
 MAGIC = b"TBNB"
 VERSION_MAJOR = 2  # 2: tiled ops name a scratch tensor for their lookup tables
-VERSION_MINOR = 4  # 2.1: the IN_PLACE flag; 2.2: narrow per-output parameters (RQ16, I16, F16 biases);
-# 2.3: the unary family (elementwise functions, INT8 through a 256-entry table); 2.4: more of it
+VERSION_MINOR = 5  # 2.1: the IN_PLACE flag; 2.2: narrow per-output parameters (RQ16, I16, F16 biases);
+# 2.3: the unary family (elementwise functions, INT8 through a 256-entry table); 2.4: more of it;
+# 2.5: token ops (linear over the last axis of a (..., K) input, LayerNorm, transpose, matrix
+# products of two activations) and nearest upsampling
+TOKEN_LINEAR_SINCE = 5  # a linear op whose output has more than one axis: one row per token
 ALIGN = 4
 NONE_ID = 0xFFFF  # an absent optional operand (scale, bias)
 MAX_DIMS = 4
@@ -64,10 +67,12 @@ FLAG_SINCE = {Flag.INT8: 0, Flag.IN_PLACE: 1}  # the minor version that added ea
 
 
 def minor_for(flags: int, vectors: Iterable[tuple[str, int]] = (), minor: int = 0,
-              ops: Iterable[int] = ()) -> int:
+              ops: Iterable[int] = (), token_linear: bool = False) -> int:
     """The minor version a file states: the newest that any of its flags, of its
-    ``(table, dtype)`` vector kinds (``("bias", DType.I16)``) or of its opcodes needs."""
+    ``(table, dtype)`` vector kinds (``("bias", DType.I16)``), of its opcodes or a linear
+    op over tokens needs."""
     need = [v for f, v in FLAG_SINCE.items() if flags & f]
+    need += [TOKEN_LINEAR_SINCE] if token_linear else []
     need += [VECTOR_SINCE.get((table, DType(d)), 0) for table, d in vectors]
     need += [OPS[Op(op)].since for op in ops]
     return max([minor, *need])
@@ -136,6 +141,10 @@ class Op(IntEnum):
     SOFTMAX_AXIS = 21
     MUL = 22
     CONCAT = 23
+    LAYERNORM = 24
+    TRANSPOSE = 25
+    BATCH_MATMUL = 26
+    UPSAMPLE_NEAREST = 27
 
 
 class Trait(IntFlag):
@@ -185,9 +194,10 @@ def scale_mode(count: int, outputs: int, p: int) -> ScaleMode | None:
     return None
 
 
-FIELD_KINDS = ("tensor", "scratch", "tile", "scale", "bias", "dense", "table", "u8", "u16", "pad8", "pad16")
+FIELD_KINDS = ("tensor", "scratch", "tile", "scale", "bias", "dense", "table", "u8", "u16", "u32", "pad8",
+               "pad16")
 _CODES = {**dict.fromkeys(("tensor", "scratch", "tile", "scale", "bias", "dense", "table", "u16"), "H"),
-          "u8": "B", "pad8": "x", "pad16": "2x"}
+          "u8": "B", "u32": "I", "pad8": "x", "pad16": "2x"}
 OPTIONAL_KINDS = ("scale", "bias", "scratch", "table")  # id fields a writer fills with NONE_ID when absent
 UNARY_TABLE_SIZE = 256  # a unary op's INT8 table: its output for each input q, at index q + 128
 # SOFTMAX_AXIS's INT8 table: round(65535 exp(-d s)) for d = max q - q in 0..255, little-endian
@@ -195,6 +205,11 @@ UNARY_TABLE_SIZE = 256  # a unary op's INT8 table: its output for each input q, 
 SOFTMAX_TABLE_SIZE = 256
 SOFTMAX_OUT_SCALE = 1.0 / 256
 SOFTMAX_OUT_ZERO = -128
+# INT8 LAYERNORM (docs/bytecode.md): each normalised value is held with LAYERNORM_FRAC fraction
+# bits, from a reciprocal of the row's integer standard deviation normalised to 31 bits
+LAYERNORM_FRAC = 16
+LAYERNORM_RECIP_SHIFT = 61  # inv = floor(2^61 / R), R = isqrt(V << 2m) in [2^30, 2^31)
+LAYERNORM_MAX_EPS = 0xFFFFFFFF  # E is a u32
 
 
 @dataclass(frozen=True)
@@ -272,6 +287,15 @@ _BINARY = OpLayout((("a", "tensor"), ("b", "tensor"), ("output", "tensor"), ("sc
                     ("_", "pad16")))
 _AXIS_TABLED = OpLayout((*_IO, ("table", "table"), ("axis", "u8"), ("_", "pad8"), ("_", "pad16")))
 _MM = Trait.FUSABLE
+# LAYERNORM's eps: an F32 model's epsilon as float32 bits; an INT8 model's E = round(C^2 eps /
+# s_in^2), at least 1, the epsilon in the integer statistics' units (docs/bytecode.md)
+_LAYERNORM = OpLayout((*_IO, ("scale", "scale"), ("bias", "bias"), ("_", "pad16"), ("eps", "u32")))
+# output[i0, i1, ..] = input[..] with input axis perm_k as output axis k (perm_k = k past the rank)
+_TRANSPOSE = OpLayout((*_IO, *((f"perm{k}", "u8") for k in range(4)), ("_", "pad16")))
+# a (.., M, K) @ b (.., K, N), either stored transposed (ta, tb); the scale: F32 an optional
+# factor (attention's 1/sqrt(d)), INT8 the one requantisation entry
+_BATCH_MATMUL = OpLayout((("a", "tensor"), ("b", "tensor"), ("output", "tensor"), ("scale", "scale"),
+                          ("ta", "u8"), ("tb", "u8")))
 
 OPS: dict[Op, OpSpec] = {
     Op.TILED_LINEAR: OpSpec(_TILED, Trait.TILED | _MM, "matmul"),
@@ -290,6 +314,11 @@ OPS: dict[Op, OpSpec] = {
     Op.MUL: OpSpec(_BINARY, Trait.FUSABLE | Trait.SCALE_OPTIONAL_F32 | Trait.IN_PLACE, "mul", since=4),
     Op.CONCAT: OpSpec(OpLayout((("a", "tensor"), ("b", "tensor"), ("output", "tensor"), ("scale", "scale"),
                                 ("axis", "u8"), ("_", "pad8"))), Trait.SCALE_OPTIONAL_F32, "concat", since=4),
+    Op.LAYERNORM: OpSpec(_LAYERNORM, Trait(0), "layernorm", since=5),  # over the last axis
+    Op.TRANSPOSE: OpSpec(_TRANSPOSE, Trait.SAME_QUANT, "transpose", since=5),
+    Op.BATCH_MATMUL: OpSpec(_BATCH_MATMUL, Trait.FUSABLE | Trait.SCALE_OPTIONAL_F32, "batch_matmul", since=5),
+    Op.UPSAMPLE_NEAREST: OpSpec(OpLayout((*_IO, ("sh", "u8"), ("sw", "u8"))), Trait.SAME_QUANT, "upsample",
+                                since=5),  # (C, H, W) to (C, H sh, W sw)
     Op.ARGMAX: OpSpec(_UNARY, Trait(0), "argmax"),
     Op.AFFINE: OpSpec(OpLayout((*_IO, ("scale", "scale"), ("bias", "bias"), ("_", "pad16"))),
                       Trait.FUSABLE | Trait.F32_ONLY, "affine"),
@@ -369,6 +398,11 @@ def value_bound(weight_abs_sum: int, zero_point: int, bias_peak: int) -> int:
 def add_bound(zero_a: int, zero_b: int) -> int:
     """The largest ``|q - z|`` either input of an INT8 ADD can hold."""
     return max(q_span(zero_a), q_span(zero_b))
+
+
+def batch_matmul_bound(zero_a: int, zero_b: int, k: int) -> int:
+    """The largest ``|sum_k (q_a - z_a) (q_b - z_b)|`` of an INT8 BATCH_MATMUL of depth ``k``."""
+    return k * q_span(zero_a) * q_span(zero_b)
 
 
 def mul_bound(zero_a: int, zero_b: int) -> int:

@@ -31,6 +31,7 @@ from tbn.format.spec import (
     ScaleMode,
     Trait,
     add_bound,
+    batch_matmul_bound,
     has,
     lut_rows,
     lut_scratch_size,
@@ -47,11 +48,12 @@ def conv_out(size: int, k: int, s: int, d: int, pad: int) -> int:
 
 
 def weight_count(prog: Program, op: Operation) -> tuple[int, int]:
-    """(output channels or features O, fan-in K) of a linear or conv op."""
+    """(output channels or features O, fan-in K) of a linear or conv op. A linear op whose
+    output has more than one axis runs over tokens: its last axes are O and K (format 2.5)."""
     a = op.args
-    out = prog.tensors[a["output"]]
+    out, src = prog.tensors[a["output"]], prog.tensors[a["input"]]
     if not has(op.opcode, Trait.CONV):
-        return out.numel, prog.tensors[a["input"]].numel
+        return (out.shape[-1], src.shape[-1]) if len(out.shape) > 1 else (out.numel, src.numel)
     c_in = prog.tensors[a["input"]].shape[0]
     return out.shape[0], c_in // a["groups"] * a["kh"] * a["kw"]
 
@@ -210,8 +212,9 @@ def _check_matmul(prog: Program, op: Operation, need: _Need) -> None:
     need(src.dtype == out.dtype == (DType.I8 if int8 else DType.F32), "activations have the wrong dtype")
     if has(op.opcode, Trait.CONV):
         _check_conv_geometry(src, out, a, need)
-    else:
-        need(len(out.shape) == 1, "a linear output must be one-dimensional")
+    elif len(out.shape) > 1:  # over tokens: (.., K) to (.., O), one row per token
+        need(src.shape[:-1] == out.shape[:-1], f"a linear over tokens maps (.., K) to (.., O); "
+             f"{src.shape} to {out.shape} changes the leading axes")
     o, k = weight_count(prog, op)
     if has(op.opcode, Trait.TILED):
         bits = prog.tiles[a["tile"]].n_bits
@@ -354,6 +357,80 @@ def _check_concat(prog: Program, op: Operation, need: _Need) -> None:
     _check_rescale(prog, op, need, 2, add_bound(a.zero_point, b.zero_point))
 
 
+FLOAT32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
+
+
+def _check_layernorm(prog: Program, op: Operation, need: _Need) -> None:
+    _check_same_shape(prog, op, need)
+    src = prog.tensors[op.args["input"]]
+    c = src.shape[-1]
+    scale, bias = prog.scales[op.args["scale"]], op.args["bias"]
+    if prog.int8:
+        need(scale.dtype == DType.REQUANT and scale.count == c,
+             f"INT8 needs a REQUANT scale of {c} entries (one per feature)")
+        need(bias == NONE_ID or (prog.biases[bias].dtype == DType.I32 and prog.biases[bias].count == c),
+             f"INT8 bias must hold {c} I32 values")
+        need(op.args["eps"] >= 1, "INT8 epsilon E must be at least 1")
+    else:
+        need(scale.dtype in F32_VECTOR_DTYPES and scale.count in (1, c), f"scale must hold 1 or {c} values")
+        b = prog.biases[bias] if bias != NONE_ID else None
+        need(b is None or (b.dtype in F32_VECTOR_DTYPES and b.count == c), f"bias must hold {c} values")
+        eps = float(np.array(op.args["eps"], dtype="<u4").view("<f4"))
+        need(math.isfinite(eps) and eps >= FLOAT32_MIN_NORMAL, f"epsilon {eps} is not a normal float > 0")
+
+
+def _perm(op: Operation) -> tuple[int, ...]:
+    return tuple(op.args[f"perm{k}"] for k in range(4))
+
+
+def _check_transpose(prog: Program, op: Operation, need: _Need) -> None:
+    src, out = prog.tensors[op.args["input"]], prog.tensors[op.args["output"]]
+    rank, perm = len(src.shape), _perm(op)
+    need(len(out.shape) == rank and sorted(perm[:rank]) == list(range(rank))
+         and perm[rank:] == tuple(range(rank, 4)), f"perm {perm} is not a permutation of {rank} axes")
+    if sorted(perm[:rank]) == list(range(rank)) and len(out.shape) == rank:
+        want = tuple(src.shape[perm[k]] for k in range(rank))
+        need(out.shape == want, f"{src.shape} permuted by {perm[:rank]} is {want}, not {out.shape}")
+
+
+def batch_matmul_dims(prog: Program, op: Operation) -> tuple[int, int, int, int]:
+    """(batch, M, K, N) of a BATCH_MATMUL from its checked tensors."""
+    a = prog.tensors[op.args["a"]].shape
+    m, k = (a[-1], a[-2]) if op.args["ta"] else (a[-2], a[-1])
+    n = prog.tensors[op.args["output"]].shape[-1]
+    return int(np.prod(a[:-2], dtype=np.int64)), m, k, n
+
+
+def _check_batch_matmul(prog: Program, op: Operation, need: _Need) -> None:
+    a, b, out = (prog.tensors[op.args[x]] for x in ("a", "b", "output"))
+    ranks = 2 <= len(a.shape) == len(b.shape) == len(out.shape)
+    need(ranks and a.shape[:-2] == b.shape[:-2] == out.shape[:-2],
+         f"a {a.shape}, b {b.shape} and output {out.shape} need the same rank (2 to 4) and batch axes")
+    need(op.args["ta"] in (0, 1) and op.args["tb"] in (0, 1), "ta and tb are 0 or 1")
+    if len(a.shape) < 2 or len(a.shape) != len(b.shape):
+        return
+    m, k = (a.shape[-1], a.shape[-2]) if op.args["ta"] else a.shape[-2:]
+    kb, n = (b.shape[-1], b.shape[-2]) if op.args["tb"] else b.shape[-2:]
+    need(k == kb and out.shape[-2:] == (m, n),
+         f"({m}, {k}) @ ({kb}, {n}) does not give the output's {out.shape[-2:]}")
+    if prog.int8:
+        bound = batch_matmul_bound(a.zero_point, b.zero_point, k)
+        need(bound <= INT32_MAX, f"a depth of {k} may take the sum to {bound}, beyond 32 bits")
+        _check_rescale(prog, op, need, 1, bound)
+    elif op.args["scale"] != NONE_ID:
+        sc = prog.scales[op.args["scale"]]
+        need(sc.dtype in F32_VECTOR_DTYPES and sc.count == 1, "an F32 scale holds one F32 or F16 value")
+
+
+def _check_upsample(prog: Program, op: Operation, need: _Need) -> None:
+    src, out = prog.tensors[op.args["input"]], prog.tensors[op.args["output"]]
+    sh, sw = op.args["sh"], op.args["sw"]
+    need(len(src.shape) == 3 and sh >= 1 and sw >= 1, "needs a (C, H, W) input and factors of at least 1")
+    if len(src.shape) == 3:
+        want = (src.shape[0], src.shape[1] * sh, src.shape[2] * sw)
+        need(out.shape == want, f"{src.shape} upsampled by ({sh}, {sw}) is {want}, not {out.shape}")
+
+
 def _check_same_shape(prog: Program, op: Operation, need: _Need) -> None:
     src, out = prog.tensors[op.args["input"]], prog.tensors[op.args["output"]]
     need(src.shape == out.shape, "input and output shapes differ")
@@ -412,5 +489,6 @@ _CHECKS: dict[str, Callable[[Program, Operation, _Need], None]] = {
     "matmul": _check_matmul, "pool": _check_pool, "global_avgpool": _check_global_avgpool,
     "reshape": _check_reshape, "add": _check_add, "activation": _check_activation,
     "softmax": _check_softmax, "argmax": _check_argmax, "affine": _check_affine, "unary": _check_unary,
-    "mul": _check_mul, "concat": _check_concat,
+    "mul": _check_mul, "concat": _check_concat, "layernorm": _check_layernorm, "transpose": _check_transpose,
+    "batch_matmul": _check_batch_matmul, "upsample": _check_upsample,
 }

@@ -18,7 +18,19 @@ from tbn.errors import UsageError
 from tbn.format import Program, read
 from tbn.format.expr import evaluate
 from tbn.format.program import Operation, Vector
-from tbn.format.spec import KERNELS, NONE_ID, OP_LAYOUTS, OPS, Act, DType, Op, Trait, has
+from tbn.format.spec import (
+    KERNELS,
+    LAYERNORM_FRAC,
+    LAYERNORM_RECIP_SHIFT,
+    NONE_ID,
+    OP_LAYOUTS,
+    OPS,
+    Act,
+    DType,
+    Op,
+    Trait,
+    has,
+)
 from tbn.format.validate import weight_count
 from tbn.gpu.kernels import Kernels
 from tbn.gpu.plan import TiledPlan, is_tiled, plan_tiled, tile_words
@@ -152,7 +164,65 @@ class CudaEngine(EngineBase):
 
     # ---- one method per kernel family of tbn.format.spec (the table below the class) --------
     def _matmul(self, i: int, op: Operation, x: Any) -> Any:
+        out = self.program.tensors[op.args["output"]]
+        if not has(op.opcode, Trait.CONV) and len(out.shape) > 1:  # over tokens: one row each
+            k = self.program.tensors[op.args["input"]].shape[-1]
+            y = self._linear_or_conv(self._layers[i], op, x.reshape(-1, k), (out.shape[-1],))
+            return y.reshape(x.shape[0], *out.shape)
         return self._linear_or_conv(self._layers[i], op, x)
+
+    def _layernorm(self, i: int, op: Operation, x: Any) -> Any:
+        """As tbn.runtime.kernels.layernorm (INT8 in int64, its integer square root exact)."""
+        prog, torch, a = self.program, self.torch, op.args
+        src = prog.tensors[a["input"]]
+        scale = self._gpu(prog.scales[a["scale"]].data.astype(np.float64 if not prog.int8 else np.int64))
+        bias = None if a["bias"] == NONE_ID else self._gpu(
+            prog.biases[a["bias"]].data.astype(np.int64 if prog.int8 else np.float64))
+        if not prog.int8:
+            eps = float(np.array(a["eps"], dtype="<u4").view("<f4"))
+            v = x.double()
+            var = v.var(-1, unbiased=False, keepdim=True)
+            y = (v - v.mean(-1, keepdim=True)) / torch.sqrt(var + eps) * scale
+            return (y if bias is None else y + bias).to(self.dtype)
+        c = src.shape[-1]
+        d = x - src.zero_point
+        s1 = d.sum(-1, keepdim=True)
+        big = c * (d * d).sum(-1, keepdim=True) - s1 * s1 + a["eps"]
+        e = torch.frexp(big.double())[1].long()
+        m = (62 - (e - ((torch.ones_like(e) << (e - 1)) > big).long())) // 2
+        w = big << (2 * m)
+        r = torch.sqrt(w.double()).long()
+        r = torch.where(r * r > w, r - 1, r)
+        r = torch.where((r + 1) * (r + 1) <= w, r + 1, r)
+        inv = (1 << LAYERNORM_RECIP_SHIFT) // r
+        sh = LAYERNORM_RECIP_SHIFT - LAYERNORM_FRAC - m
+        u = ((c * d - s1) * inv + (torch.ones_like(sh) << (sh - 1))) >> sh
+        acc = u * scale[:, 0] + (0 if bias is None else bias)
+        return self._clamp_q(self._rescale(acc, 0, 1, scale[:, 1]), a["output"])
+
+    def _transpose(self, i: int, op: Operation, x: Any) -> Any:
+        rank = x.ndim - 1
+        return x.permute(0, *(1 + op.args[f"perm{k}"] for k in range(rank))).contiguous()
+
+    def _batch_matmul(self, i: int, op: Operation, xa: Any, xb: Any) -> Any:
+        prog, a = self.program, op.args
+        if prog.int8:
+            va = (xa - prog.tensors[a["a"]].zero_point).double()
+            vb = (xb - prog.tensors[a["b"]].zero_point).double()
+        else:
+            va, vb = xa.double(), xb.double()
+        va = va.transpose(-1, -2) if a["ta"] else va
+        vb = vb.transpose(-1, -2) if a["tb"] else vb
+        y = va @ vb  # float64 holds every INT8 sum exactly (prepare bounds it by 2^31)
+        if prog.int8:
+            pre, mult, shift = self._requant_params(prog.scales[a["scale"]], 1)
+            return self._clamp_q(self._rescale(y.round().long(), pre, mult[0], shift[0]), a["output"])
+        if a["scale"] != NONE_ID:
+            y = y * float(prog.scales[a["scale"]].data.astype(np.float64)[0])
+        return self._act(y, op.act).to(self.dtype)
+
+    def _upsample(self, i: int, op: Operation, x: Any) -> Any:
+        return x.repeat_interleave(op.args["sh"], dim=2).repeat_interleave(op.args["sw"], dim=3)
 
     def _add(self, i: int, op: Operation, xa: Any, xb: Any) -> Any:
         prog, a = self.program, op.args
@@ -247,10 +317,12 @@ class CudaEngine(EngineBase):
             y = y + bias.reshape(shape)
         return self._act(y, op.act).to(self.dtype)
 
-    def _linear_or_conv(self, layer: dict[str, Any], op: Operation, x: Any) -> Any:
+    def _linear_or_conv(self, layer: dict[str, Any], op: Operation, x: Any,
+                        out_shape: tuple[int, ...] | None = None) -> Any:
         prog, torch = self.program, self.torch
         a = op.args
         out = prog.tensors[a["output"]]
+        out_shape = out_shape or out.shape
         src = prog.tensors[a["input"]]
         n = x.shape[0]
         conv = has(op.opcode, Trait.CONV)
@@ -271,7 +343,7 @@ class CudaEngine(EngineBase):
                 acc = acc + layer["bias"].reshape(shape)
             pre, mult, shift = layer["requant"]
             y = self._clamp_q(self._rescale(acc, pre, mult.reshape(shape), shift.reshape(shape)), a["output"])
-            return y.reshape(n, *out.shape)
+            return y.reshape(n, *out_shape)
         if plan is not None and not plan.dense_fallback:
             act = int(op.act)
             if conv:
@@ -295,7 +367,7 @@ class CudaEngine(EngineBase):
                 self.route,
                 layer["signs"],
             )
-            return y.reshape(n, *out.shape)
+            return y.reshape(n, *out_shape)
         y = self._dense(layer, op, x.double(), conv)
         shape = (1, -1) + (1,) * (y.ndim - 2)
         if layer.get("per_out") is not None:
@@ -325,7 +397,9 @@ class CudaEngine(EngineBase):
 FAMILIES: dict[str, str] = {"matmul": "_matmul", "pool": "_pool", "global_avgpool": "_global_avgpool",
                             "reshape": "_reshape", "add": "_add", "activation": "_activation",
                             "softmax": "_softmax", "argmax": "_argmax", "affine": "_affine",
-                            "unary": "_unary", "mul": "_mul", "concat": "_concat"}
+                            "unary": "_unary", "mul": "_mul", "concat": "_concat",
+                            "layernorm": "_layernorm", "transpose": "_transpose",
+                            "batch_matmul": "_batch_matmul", "upsample": "_upsample"}
 REFUSED: dict[str, str] = {}
 assert set(FAMILIES) | set(REFUSED) == set(KERNELS), \
     f"kernel families with no CUDA method or refusal: {sorted(set(KERNELS) - set(FAMILIES) - set(REFUSED))}"

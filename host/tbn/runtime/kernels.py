@@ -14,7 +14,19 @@ from tbn.format.bits import unpack_signs
 from tbn.format.expr import evaluate
 from tbn.format.program import Operation, Program, Tensor, Vector
 from tbn.format.spec import KERNELS as FAMILIES
-from tbn.format.spec import NONE_ID, OPS, Act, DType, Op, ScaleMode, Trait, has, scale_mode
+from tbn.format.spec import (
+    LAYERNORM_FRAC,
+    LAYERNORM_RECIP_SHIFT,
+    NONE_ID,
+    OPS,
+    Act,
+    DType,
+    Op,
+    ScaleMode,
+    Trait,
+    has,
+    scale_mode,
+)
 from tbn.format.validate import weight_count
 
 
@@ -120,7 +132,16 @@ def _matmul_op(prog: Program, op: Operation, x: np.ndarray, w: np.ndarray) -> np
 
 
 def matmul(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
-    """Tiled or dense, linear or conv (the ``matmul`` family)."""
+    """Tiled or dense, linear or conv (the ``matmul`` family); a linear op over tokens maps
+    each ``(K,)`` row of its ``(.., K)`` input alike."""
+    out = prog.tensors[op.args["output"]]
+    if not has(op.opcode, Trait.CONV) and len(out.shape) > 1:
+        rows = x.reshape(-1, prog.tensors[op.args["input"]].shape[-1])
+        return _matmul_rows(prog, op, rows).reshape(len(x), *out.shape)
+    return _matmul_rows(prog, op, x)
+
+
+def _matmul_rows(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     w, per_out = weight_matrix(prog, op)
     acc = _matmul_op(prog, op, x, w)
     out = prog.tensors[op.args["output"]]
@@ -228,6 +249,77 @@ def softmax(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32).reshape(shape)
 
 
+def isqrt(v: np.ndarray) -> np.ndarray:
+    """``floor(sqrt(v))`` of int64 values under 2^62, exactly."""
+    r = np.sqrt(v.astype(np.float64)).astype(np.int64)
+    r = np.where(r * r > v, r - 1, r)
+    return np.where((r + 1) * (r + 1) <= v, r + 1, r)
+
+
+def layernorm(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    """Over the last axis (C features). F32: ``(x - mean) / sqrt(var + eps) * scale + bias``.
+    INT8, in integers (docs/bytecode.md): with ``d = q - z``, ``V = C sum d^2 - (sum d)^2 + E``
+    and ``t = C d - sum d``, ``m = (62 - bitlen V) // 2``, ``R = isqrt(V << 2m)`` and
+    ``inv = 2^61 // R``: ``u = rshift_round(t inv, 45 - m)`` is the normalised value with 16
+    fraction bits, and ``out = clamp(z_o + rshift_round(u M_c + B_c, S_c))`` with the REQUANT
+    entry ``(M_c, S_c)`` and bias ``B_c`` of feature ``c``."""
+    src, out = prog.tensors[op.args["input"]], prog.tensors[op.args["output"]]
+    scale, bias = prog.scales[op.args["scale"]], _bias(prog, op)
+    c = src.shape[-1]
+    if not prog.int8:
+        v = _f32(x)
+        eps = float(np.array(op.args["eps"], dtype="<u4").view("<f4"))
+        y = (v - v.mean(-1, keepdims=True)) / np.sqrt(v.var(-1, keepdims=True) + eps)
+        y = y * scale.data.astype(np.float64)
+        return (y if bias is None else y + bias).astype(np.float32)
+    d = x.astype(np.int64) - src.zero_point
+    s1 = d.sum(-1, keepdims=True)
+    big = c * (d * d).sum(-1, keepdims=True) - s1 * s1 + op.args["eps"]
+    m = (62 - _bitlen(big)) // 2
+    inv = (np.int64(1) << LAYERNORM_RECIP_SHIFT) // isqrt(big << (2 * m))
+    u = rshift_round((c * d - s1) * inv, LAYERNORM_RECIP_SHIFT - LAYERNORM_FRAC - m)
+    rq = scale.data.astype(np.int64)
+    v = rshift_round(u * rq[:, 0] + (0 if bias is None else bias), rq[:, 1])
+    return np.clip(out.zero_point + v, out.qmin, out.qmax).astype(np.int8)
+
+
+def _bitlen(v: np.ndarray) -> np.ndarray:
+    """The bit length of positive int64 values: float64's exponent, one less where rounding
+    to float64 carried ``v`` up to the next power of 2."""
+    e = np.frexp(v.astype(np.float64))[1].astype(np.int64)
+    return e - ((np.int64(1) << (e - 1)) > v)
+
+
+def transpose(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    rank = x.ndim - 1
+    return np.ascontiguousarray(x.transpose(0, *(1 + op.args[f"perm{k}"] for k in range(rank))))
+
+
+def batch_matmul(prog: Program, op: Operation, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    """``a @ b`` over the last two axes, either operand transposed first (``ta``, ``tb``).
+    F32: times the optional one-entry scale; INT8: ``clamp(z_o + rescale(sum (q_a - z_a)
+    (q_b - z_b)))`` with the one requantisation entry."""
+    a, b, out = (prog.tensors[op.args[k]] for k in ("a", "b", "output"))
+    if prog.int8:
+        va, vb = xa.astype(np.int64) - a.zero_point, xb.astype(np.int64) - b.zero_point
+    else:
+        va, vb = _f32(xa), _f32(xb)
+    va = np.swapaxes(va, -1, -2) if op.args["ta"] else va
+    vb = np.swapaxes(vb, -1, -2) if op.args["tb"] else vb
+    y = va @ vb
+    if prog.int8:
+        v = rescale(y.reshape(len(y), 1, -1), prog.scales[op.args["scale"]], 1, (slice(None), None))
+        return np.clip(out.zero_point + v.reshape(y.shape), out.qmin, out.qmax).astype(np.int8)
+    if op.args["scale"] != NONE_ID:
+        y = y * float(prog.scales[op.args["scale"]].data.astype(np.float64)[0])
+    return _activate(y, op.act).astype(np.float32)
+
+
+def upsample(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    """Nearest: ``out[c, y, x] = in[c, y // sh, x // sw]``."""
+    return np.repeat(np.repeat(x, op.args["sh"], axis=2), op.args["sw"], axis=3)
+
+
 def argmax(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], -1).argmax(axis=1).astype(np.int32).reshape(x.shape[0], 1)
 
@@ -254,7 +346,8 @@ def unary(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
 # every op's function, by its kernel family in tbn.format.spec (a family needs a function here)
 _FAMILY = {"matmul": matmul, "pool": pool, "global_avgpool": global_avgpool, "reshape": reshape, "add": add,
            "activation": activation, "softmax": softmax, "argmax": argmax, "affine": affine, "unary": unary,
-           "mul": mul, "concat": concat}
+           "mul": mul, "concat": concat, "layernorm": layernorm, "transpose": transpose,
+           "batch_matmul": batch_matmul, "upsample": upsample}
 assert set(_FAMILY) == set(FAMILIES), "a kernel family of tbn.format.spec has no reference function"
 KERNELS = {op: _FAMILY[s.kernel] for op, s in OPS.items()}
 NUMPY_OF = {DType.F32: np.float32, DType.I8: np.int8, DType.I32: np.int32}

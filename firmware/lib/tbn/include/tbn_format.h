@@ -8,7 +8,7 @@
 
 #define TBN_MAGIC "TBNB"
 #define TBN_VERSION_MAJOR 2
-#define TBN_VERSION_MINOR 4
+#define TBN_VERSION_MINOR 5
 #define TBN_ALIGN 4
 #define TBN_NONE_ID 0xFFFFu
 #define TBN_MAX_DIMS 4
@@ -111,6 +111,10 @@
 #define TBN_OP_SOFTMAX_AXIS 21
 #define TBN_OP_MUL 22
 #define TBN_OP_CONCAT 23
+#define TBN_OP_LAYERNORM 24
+#define TBN_OP_TRANSPOSE 25
+#define TBN_OP_BATCH_MATMUL 26
+#define TBN_OP_UPSAMPLE_NEAREST 27
 
 /* dtype sizes in bytes */
 #define TBN_DTYPE_SIZE_F32 4
@@ -208,13 +212,13 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OPS_DENSE 0x00000018u
 #define TBN_OPS_CONV 0x00000014u
 #define TBN_OPS_WINDOW 0x00000060u
-#define TBN_OPS_FUSABLE 0x0040221Eu
+#define TBN_OPS_FUSABLE 0x0440221Eu
 #define TBN_OPS_F32_ONLY 0x00002800u
-#define TBN_OPS_SAME_QUANT 0x000005E0u
-#define TBN_OPS_SCALE_OPTIONAL_F32 0x00C00200u
-#define TBN_OPS_SCALE 0x00C0221Eu
-#define TBN_OPS_BIAS 0x0000201Eu
-#define TBN_OPS_TWO_INPUTS 0x00C00200u
+#define TBN_OPS_SAME_QUANT 0x0A0005E0u
+#define TBN_OPS_SCALE_OPTIONAL_F32 0x04C00200u
+#define TBN_OPS_SCALE 0x05C0221Eu
+#define TBN_OPS_BIAS 0x0100201Eu
+#define TBN_OPS_TWO_INPUTS 0x04C00200u
 #define TBN_OPS_SCRATCH 0x00000006u
 #define TBN_OPS_IN_PLACE 0x005FC600u
 #define TBN_OPS_TABLE 0x003FC000u
@@ -338,6 +342,35 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_CONCAT_OUTPUT 6
 #define TBN_OP_CONCAT_SCALE 8
 #define TBN_OP_CONCAT_AXIS 10
+#define TBN_OP_LAYERNORM_SIZE 16
+#define TBN_OP_LAYERNORM_TRAITS 0x0300u
+#define TBN_OP_LAYERNORM_INPUT 2
+#define TBN_OP_LAYERNORM_OUTPUT 4
+#define TBN_OP_LAYERNORM_SCALE 6
+#define TBN_OP_LAYERNORM_BIAS 8
+#define TBN_OP_LAYERNORM_EPS 12
+#define TBN_OP_TRANSPOSE_SIZE 12
+#define TBN_OP_TRANSPOSE_TRAITS 0x0040u
+#define TBN_OP_TRANSPOSE_INPUT 2
+#define TBN_OP_TRANSPOSE_OUTPUT 4
+#define TBN_OP_TRANSPOSE_PERM0 6
+#define TBN_OP_TRANSPOSE_PERM1 7
+#define TBN_OP_TRANSPOSE_PERM2 8
+#define TBN_OP_TRANSPOSE_PERM3 9
+#define TBN_OP_BATCH_MATMUL_SIZE 12
+#define TBN_OP_BATCH_MATMUL_TRAITS 0x0590u
+#define TBN_OP_BATCH_MATMUL_A 2
+#define TBN_OP_BATCH_MATMUL_B 4
+#define TBN_OP_BATCH_MATMUL_OUTPUT 6
+#define TBN_OP_BATCH_MATMUL_SCALE 8
+#define TBN_OP_BATCH_MATMUL_TA 10
+#define TBN_OP_BATCH_MATMUL_TB 11
+#define TBN_OP_UPSAMPLE_NEAREST_SIZE 8
+#define TBN_OP_UPSAMPLE_NEAREST_TRAITS 0x0040u
+#define TBN_OP_UPSAMPLE_NEAREST_INPUT 2
+#define TBN_OP_UPSAMPLE_NEAREST_OUTPUT 4
+#define TBN_OP_UPSAMPLE_NEAREST_SH 6
+#define TBN_OP_UPSAMPLE_NEAREST_SW 7
 #define TBN_OP_ARGMAX_SIZE 8
 #define TBN_OP_ARGMAX_TRAITS 0x0000u
 #define TBN_OP_ARGMAX_INPUT 2
@@ -383,13 +416,13 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_GELU_TANH_INPUT 2
 #define TBN_OP_GELU_TANH_OUTPUT 4
 #define TBN_OP_GELU_TANH_TABLE 6
-#define TBN_OP_MAX 23
+#define TBN_OP_MAX 27
 
 /* X(NAME, opcode, size, traits, kernel): every op, in opcode order */
-#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(SOFTMAX_AXIS, 21, 12, TBN_OP_SOFTMAX_AXIS_TRAITS, softmax) X(MUL, 22, 12, TBN_OP_MUL_TRAITS, mul) X(CONCAT, 23, 12, TBN_OP_CONCAT_TRAITS, concat) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary) X(HARDSIGMOID, 16, 8, TBN_OP_HARDSIGMOID_TRAITS, unary) X(HARDSWISH, 17, 8, TBN_OP_HARDSWISH_TRAITS, unary) X(SILU, 18, 8, TBN_OP_SILU_TRAITS, unary) X(GELU, 19, 8, TBN_OP_GELU_TRAITS, unary) X(GELU_TANH, 20, 8, TBN_OP_GELU_TANH_TRAITS, unary)
+#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(SOFTMAX_AXIS, 21, 12, TBN_OP_SOFTMAX_AXIS_TRAITS, softmax) X(MUL, 22, 12, TBN_OP_MUL_TRAITS, mul) X(CONCAT, 23, 12, TBN_OP_CONCAT_TRAITS, concat) X(LAYERNORM, 24, 16, TBN_OP_LAYERNORM_TRAITS, layernorm) X(TRANSPOSE, 25, 12, TBN_OP_TRANSPOSE_TRAITS, transpose) X(BATCH_MATMUL, 26, 12, TBN_OP_BATCH_MATMUL_TRAITS, batch_matmul) X(UPSAMPLE_NEAREST, 27, 8, TBN_OP_UPSAMPLE_NEAREST_TRAITS, upsample) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary) X(HARDSIGMOID, 16, 8, TBN_OP_HARDSIGMOID_TRAITS, unary) X(HARDSWISH, 17, 8, TBN_OP_HARDSWISH_TRAITS, unary) X(SILU, 18, 8, TBN_OP_SILU_TRAITS, unary) X(GELU, 19, 8, TBN_OP_GELU_TRAITS, unary) X(GELU_TANH, 20, 8, TBN_OP_GELU_TANH_TRAITS, unary)
 
 /* K(kernel): every kernel family once */
-#define TBN_KERNEL_LIST(K) K(matmul) K(pool) K(global_avgpool) K(reshape) K(add) K(activation) K(softmax) K(mul) K(concat) K(argmax) K(affine) K(unary)
+#define TBN_KERNEL_LIST(K) K(matmul) K(pool) K(global_avgpool) K(reshape) K(add) K(activation) K(softmax) K(mul) K(concat) K(layernorm) K(transpose) K(batch_matmul) K(upsample) K(argmax) K(affine) K(unary)
 
 /* F(field, offset, bytes): the fields of each op, by the names of its layout */
 #define TBN_OP_TILED_LINEAR_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(tile, 6, 2) F(scale, 8, 2) F(bias, 10, 2) F(scratch, 12, 2)
@@ -406,6 +439,10 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_SOFTMAX_AXIS_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2) F(axis, 8, 1)
 #define TBN_OP_MUL_FIELDS(F) F(a, 2, 2) F(b, 4, 2) F(output, 6, 2) F(scale, 8, 2)
 #define TBN_OP_CONCAT_FIELDS(F) F(a, 2, 2) F(b, 4, 2) F(output, 6, 2) F(scale, 8, 2) F(axis, 10, 1)
+#define TBN_OP_LAYERNORM_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(scale, 6, 2) F(bias, 8, 2) F(eps, 12, 4)
+#define TBN_OP_TRANSPOSE_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(perm0, 6, 1) F(perm1, 7, 1) F(perm2, 8, 1) F(perm3, 9, 1)
+#define TBN_OP_BATCH_MATMUL_FIELDS(F) F(a, 2, 2) F(b, 4, 2) F(output, 6, 2) F(scale, 8, 2) F(ta, 10, 1) F(tb, 11, 1)
+#define TBN_OP_UPSAMPLE_NEAREST_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(sh, 6, 1) F(sw, 7, 1)
 #define TBN_OP_ARGMAX_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
 #define TBN_OP_AFFINE_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(scale, 6, 2) F(bias, 8, 2)
 #define TBN_OP_SIGMOID_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
@@ -424,6 +461,9 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 /* SOFTMAX_AXIS's INT8 table (u16 entries) and output zero point (its scale is 1/256) */
 #define TBN_SOFTMAX_TABLE_SIZE 256u
 #define TBN_SOFTMAX_OUT_ZERO (-128)
+/* INT8 LAYERNORM: fraction bits of a normalised value; the reciprocal's shift */
+#define TBN_LAYERNORM_FRAC 16
+#define TBN_LAYERNORM_RECIP_SHIFT 61
 #define TBN_UNARY_F32_SIGMOID(x) (1.0f / (1.0f + tbn_exp_f32((-(x)))))
 #define TBN_UNARY_F32_TANH(x) ((2.0f / (1.0f + tbn_exp_f32(((-2.0f) * (x))))) - 1.0f)
 #define TBN_UNARY_F32_HARDSIGMOID(x) (tbn_minf(tbn_maxf(((x) + 3.0f), 0.0f), 6.0f) / 6.0f)

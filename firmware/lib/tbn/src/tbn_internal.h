@@ -156,7 +156,9 @@ typedef struct {
     uint8_t opcode, act;
     uint16_t input, output, a, b, tile, weight, scale, bias, scratch, table;
     uint8_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, axis;
+    uint8_t perm0, perm1, perm2, perm3, ta, tb; /* TRANSPOSE's permutation; BATCH_MATMUL's transposes */
     uint16_t groups;
+    uint32_t eps; /* LAYERNORM: F32 epsilon's bits, or INT8's integer E */
     uint32_t size, traits;
 } tbn_op;
 
@@ -240,6 +242,25 @@ static inline int32_t tbn_rshift_round32(int32_t v, int32_t half, uint32_t s) {
 
 static inline int8_t tbn_clamp_q(int64_t v, int32_t lo, int32_t hi) {
     return (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+}
+
+/* An INT8 op's rescaling: REQUANT or RQ16 of `count` entries, RQ16 only where its products of
+ * values up to `bound` stay in 32 bits (tbn.format.validate._check_rescale). */
+static inline int tbn_rescale_ok(const tbn_model *m, uint32_t id, uint32_t count, uint64_t bound) {
+    tbn_vector v;
+    tbn_get_scale(m, id, &v);
+    if (!TBN_DTYPE_IN(v.dtype, TBN_INT8_SCALE_DTYPES) || v.count != count) return 0;
+    return v.dtype != TBN_DTYPE_RQ16 || tbn_rq16_fits(bound, tbn_rq16_peak(&v), v.pre_shift, v.shift);
+}
+
+/* v rescaled by entry k of a REQUANT or RQ16 vector (tbn_rescale_ok checked that RQ16's
+ * products stay in 32 bits): the value before the output's zero point. */
+static inline int64_t tbn_rescale_entry(int32_t v, const tbn_vector *rq, uint32_t k) {
+    if (rq->dtype != TBN_DTYPE_RQ16)
+        return tbn_rshift_round((int64_t)v * tbn_rds32(rq->data + 8 * k), tbn_rds32(rq->data + 8 * k + 4));
+    int32_t pre_half = (int32_t)(((uint32_t)1 << rq->pre_shift) >> 1), half = (int32_t)(((uint32_t)1 << rq->shift) >> 1);
+    return tbn_rshift_round32(tbn_rshift_round32(v, pre_half, rq->pre_shift) * (int16_t)tbn_rd16(rq->data + 2 * k), half,
+                              rq->shift);
 }
 
 /* Each kernel family of tbn.format.spec (TBN_KERNEL_LIST), as TFLite Micro splits an op:

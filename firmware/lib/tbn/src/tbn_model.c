@@ -117,7 +117,8 @@ int tbn_decode_op(const TBN_ROM uint8_t *p, uint32_t avail, tbn_op *op) {
     op->kh = op->kw = op->sh = op->sw = op->dh = op->dw = 1;
     op->groups = 1;
     switch (op->opcode) { /* each op read by its own generated layout (tbn_format.h) */
-#define TBN_FIELD(name, off, bytes) op->name = (bytes) == 1 ? p[off] : tbn_rd16(p + (off));
+#define TBN_FIELD(name, off, bytes) \
+    op->name = (bytes) == 1 ? p[off] : (bytes) == 2 ? tbn_rd16(p + (off)) : tbn_rd32(p + (off));
 #define TBN_DECODE(NAME, code, size_, traits_, kernel)                                       \
     case code:                                                                                \
         if (avail < (size_)) return 0;                                                        \

@@ -62,16 +62,10 @@ tbn_status tbn_eval_reshape(const tbn_model *m, const tbn_op *op, uint8_t *arena
 tbn_status tbn_prepare_add(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
     if (!tbn_same_shape(&io->in, &io->b) || !tbn_same_shape(&io->in, &io->out) || io->b.dtype != io->in.dtype)
         return TBN_ERR_SHAPE;
-    if (TBN_INT8(io->int8)) { /* one multiplier per input: REQUANT, or RQ16 whose products fit 32 bits */
-        tbn_vector v;
-        tbn_get_scale(m, op->scale, &v);
-        if (!TBN_DTYPE_IN(v.dtype, TBN_INT8_SCALE_DTYPES) || v.count != 2) return TBN_ERR_SHAPE;
-        uint32_t span_a = tbn_q_span(io->in.zero_point), span_b = tbn_q_span(io->b.zero_point);
-        if (v.dtype == TBN_DTYPE_RQ16 &&
-            !tbn_rq16_fits(span_a > span_b ? span_a : span_b, tbn_rq16_peak(&v), v.pre_shift, v.shift))
-            return TBN_ERR_SHAPE;
-    }
-    return TBN_OK;
+    /* one multiplier per input: REQUANT, or RQ16 whose products fit 32 bits */
+    uint32_t span_a = tbn_q_span(io->in.zero_point), span_b = tbn_q_span(io->b.zero_point);
+    return !TBN_INT8(io->int8) || tbn_rescale_ok(m, op->scale, 2, span_a > span_b ? span_a : span_b) ? TBN_OK
+                                                                                                  : TBN_ERR_SHAPE;
 }
 
 /* INT8 ADD with RQ16: both inputs rescaled in 32 bits (prepare checked the bounds). */
@@ -121,25 +115,8 @@ tbn_status tbn_prepare_mul(const tbn_model *m, const tbn_op *op, const tbn_io *i
         return TBN_ERR_SHAPE;
     for (uint32_t d = 0; d < io->in.ndim; d++)
         if (io->b.dims[d] != 1 && io->b.dims[d] != io->in.dims[d]) return TBN_ERR_SHAPE;
-    if (TBN_INT8(io->int8)) {
-        tbn_vector v;
-        tbn_get_scale(m, op->scale, &v);
-        if (!TBN_DTYPE_IN(v.dtype, TBN_INT8_SCALE_DTYPES) || v.count != 1) return TBN_ERR_SHAPE;
-        uint32_t bound = tbn_q_span(io->in.zero_point) * tbn_q_span(io->b.zero_point);
-        if (v.dtype == TBN_DTYPE_RQ16 && !tbn_rq16_fits(bound, tbn_rq16_peak(&v), v.pre_shift, v.shift))
-            return TBN_ERR_SHAPE;
-    }
-    return TBN_OK;
-}
-
-/* v rescaled by entry k of an INT8 two-input op's REQUANT or RQ16 vector (its prepare checked
- * that RQ16's products stay in 32 bits): the value before the output's zero point. */
-static int64_t rescale_entry(int32_t v, const tbn_vector *rq, uint32_t k) {
-    if (rq->dtype != TBN_DTYPE_RQ16)
-        return tbn_rshift_round((int64_t)v * tbn_rds32(rq->data + 8 * k), tbn_rds32(rq->data + 8 * k + 4));
-    int32_t pre_half = (int32_t)(((uint32_t)1 << rq->pre_shift) >> 1), half = (int32_t)(((uint32_t)1 << rq->shift) >> 1);
-    return tbn_rshift_round32(tbn_rshift_round32(v, pre_half, rq->pre_shift) * (int16_t)tbn_rd16(rq->data + 2 * k), half,
-                              rq->shift);
+    uint32_t bound = tbn_q_span(io->in.zero_point) * tbn_q_span(io->b.zero_point);
+    return !TBN_INT8(io->int8) || tbn_rescale_ok(m, op->scale, 1, bound) ? TBN_OK : TBN_ERR_SHAPE;
 }
 
 /* The product of one pair, F32 or requantised INT8. */
@@ -151,7 +128,7 @@ static void mul_one(const unary *u, const uint8_t *src_b, int32_t zb, uint32_t i
         return;
     }
     int32_t v = ((int32_t)((const int8_t *)u->src)[i] - u->in.zero_point) * ((int32_t)((const int8_t *)src_b)[j] - zb);
-    ((int8_t *)u->dst)[i] = tbn_clamp_q(u->out.zero_point + rescale_entry(v, rq, 0), u->out.qmin, u->out.qmax);
+    ((int8_t *)u->dst)[i] = tbn_clamp_q(u->out.zero_point + tbn_rescale_entry(v, rq, 0), u->out.qmin, u->out.qmax);
 }
 
 tbn_status tbn_eval_mul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
@@ -188,16 +165,9 @@ tbn_status tbn_prepare_concat(const tbn_model *m, const tbn_op *op, const tbn_io
         uint32_t want = d == op->axis ? (uint32_t)a->dims[d] + b->dims[d] : a->dims[d];
         if (o->dims[d] != want || (d != op->axis && b->dims[d] != a->dims[d])) return TBN_ERR_SHAPE;
     }
-    if (TBN_INT8(io->int8)) {
-        tbn_vector v;
-        tbn_get_scale(m, op->scale, &v);
-        if (!TBN_DTYPE_IN(v.dtype, TBN_INT8_SCALE_DTYPES) || v.count != 2) return TBN_ERR_SHAPE;
-        uint32_t span_a = tbn_q_span(a->zero_point), span_b = tbn_q_span(b->zero_point);
-        if (v.dtype == TBN_DTYPE_RQ16 &&
-            !tbn_rq16_fits(span_a > span_b ? span_a : span_b, tbn_rq16_peak(&v), v.pre_shift, v.shift))
-            return TBN_ERR_SHAPE;
-    }
-    return TBN_OK;
+    uint32_t span_a = tbn_q_span(a->zero_point), span_b = tbn_q_span(b->zero_point);
+    return !TBN_INT8(io->int8) || tbn_rescale_ok(m, op->scale, 2, span_a > span_b ? span_a : span_b) ? TBN_OK
+                                                                                                  : TBN_ERR_SHAPE;
 }
 
 /* Copy n values of one input into the output, rescaled by entry k of rq where INT8. */
@@ -208,7 +178,7 @@ static void concat_part(const uint8_t *src, const tbn_tensor *t, uint8_t *dst, c
         return;
     }
     for (uint32_t i = 0; i < n; i++) {
-        int64_t r = rescale_entry((int32_t)((const int8_t *)src)[i] - t->zero_point, rq, k);
+        int64_t r = tbn_rescale_entry((int32_t)((const int8_t *)src)[i] - t->zero_point, rq, k);
         ((int8_t *)dst)[i] = tbn_clamp_q(out->zero_point + r, out->qmin, out->qmax);
     }
 }

@@ -144,11 +144,25 @@ static int32_t row_i8(const mm_ctx *c, uint32_t row, uint32_t g, uint32_t oy, ui
     return acc;
 }
 
-/* (outputs O, fan-in K) of a linear or conv op, from its checked tensors. */
+/* (outputs O, fan-in K) of a linear or conv op, from its checked tensors; a linear op over
+ * tokens ((.., K) to (.., O), format 2.5) takes its tensors' last axes. */
 static void weight_count(const tbn_op *op, const tbn_tensor *in, const tbn_tensor *out, uint64_t *o, uint64_t *k) {
-    int conv = (op->traits & TBN_TRAIT_CONV) != 0;
-    *o = conv ? out->dims[0] : out->numel;
-    *k = conv ? (uint64_t)(in->dims[0] / op->groups) * op->kh * op->kw : in->numel;
+    if (op->traits & TBN_TRAIT_CONV) {
+        *o = out->dims[0];
+        *k = (uint64_t)(in->dims[0] / op->groups) * op->kh * op->kw;
+    } else {
+        *o = out->ndim > 1 ? out->dims[out->ndim - 1] : out->numel;
+        *k = out->ndim > 1 ? in->dims[in->ndim - 1] : in->numel;
+    }
+}
+
+/* A linear op over tokens: the same rank as its input, the same leading axes. */
+static int tokens_ok(const tbn_tensor *in, const tbn_tensor *out) {
+    if (out->ndim == 1) return 1;
+    if (in->ndim != out->ndim) return 0;
+    for (int i = 0; i + 1 < in->ndim; i++)
+        if (in->dims[i] != out->dims[i]) return 0;
+    return 1;
 }
 
 static int conv_geometry_ok(const tbn_op *op, const tbn_tensor *in, const tbn_tensor *out) {
@@ -206,7 +220,7 @@ tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io
     const tbn_tensor *in = &io->in, *out = &io->out;
     uint8_t act = TBN_INT8(io->int8) ? TBN_DTYPE_I8 : TBN_DTYPE_F32;
     if (in->dtype != act || out->dtype != act) return TBN_ERR_SHAPE;
-    if ((op->traits & TBN_TRAIT_CONV) ? !conv_geometry_ok(op, in, out) : out->ndim != 1) return TBN_ERR_SHAPE;
+    if ((op->traits & TBN_TRAIT_CONV) ? !conv_geometry_ok(op, in, out) : !tokens_ok(in, out)) return TBN_ERR_SHAPE;
     uint64_t o, k, p = 1;
     weight_count(op, in, out, &o, &k);
     if (o * k > 0xFFFFFFFFu) return TBN_ERR_SHAPE;
@@ -260,7 +274,7 @@ static TBN_NOINLINE void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op
     weight_count(op, &in, &out, &o, &k); /* prepare checked that o * k fits 32 bits */
     c->o = (uint32_t)o;
     c->k = (uint32_t)k;
-    c->cg = conv ? in.dims[0] / op->groups : in.numel;
+    c->cg = conv ? in.dims[0] / op->groups : c->k;
     c->og = c->o / (conv ? op->groups : 1u);
     c->npix = (uint32_t)c->ho * c->wo;
     if (c->tiled) {
@@ -295,19 +309,38 @@ static TBN_NOINLINE void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op
     e->qmax = out.qmax;
 }
 
+static void mm_eval(const mm_ctx *c, uint32_t rows);
+
+/* A linear op over tokens runs once per token, on that token's input and output rows; the
+ * tile's rows are shared by every token, the tables (built from the input) are not. */
 tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     mm_ctx c;
     mm_init(&c, m, op, arena);
     /* tile reuse: the tile holds `rows` whole rows, each feeding o / rows outputs */
     uint32_t rows = c.tiled ? tbn_tile_rows(op, c.tile.n_bits, c.k) : 0;
+    uint8_t *scratch = NULL;
     if (TBN_BUILD_TABLES && op->scratch != TBN_NONE_ID) { /* prepare checked rows > 0, the scratch fits */
         tbn_tensor s;
         tbn_get_tensor(m, op->scratch, &s);
-        tbn_mm_eval_lut(&c, rows, arena + s.offset);
-        return TBN_OK;
+        scratch = arena + s.offset;
     }
-    uint32_t ho = c.ho, wo = c.wo, npix = c.npix;
-    int per_rep = c.per_rep;
+    tbn_tensor out;
+    tbn_get_tensor(m, op->output, &out);
+    uint32_t tokens = (op->traits & TBN_TRAIT_CONV) ? 1u : out.numel / c.o, esize = TBN_INT8(c.int8) ? 1u : 4u;
+    for (uint32_t t = 0; t < tokens; t++) {
+        if (scratch) tbn_mm_eval_lut(&c, rows, scratch);
+        else mm_eval(&c, rows);
+        c.src += (size_t)c.k * esize;
+        c.dst += (size_t)c.o * esize;
+    }
+    return TBN_OK;
+}
+
+/* The direct kernel at every output position. */
+static void mm_eval(const mm_ctx *c, uint32_t rows) {
+    /* locals, not loads through c in the loops: the int8 stores may alias anything */
+    uint32_t ho = c->ho, wo = c->wo, npix = c->npix, o = c->o, og = c->og;
+    int per_rep = c->per_rep, int8 = c->int8;
 
     for (uint32_t oy = 0; oy < ho; oy++) {
         for (uint32_t ox = 0; ox < wo; ox++) {
@@ -315,28 +348,27 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
             if (rows) { /* tile reuse: `rows` distinct dot products, each feeding o / rows outputs */
                 for (uint32_t r0 = 0; r0 < rows; r0 += TBN_CHUNK) {
                     uint32_t n = rows - r0 < TBN_CHUNK ? rows - r0 : TBN_CHUNK;
-                    if (TBN_INT8(c.int8)) {
+                    if (TBN_INT8(int8)) {
                         int32_t acc[TBN_CHUNK];
-                        for (uint32_t r = 0; r < n; r++) acc[r] = row_i8(&c, r0 + r, 0, oy, ox);
-                        for (uint32_t ch0 = r0; ch0 < c.o; ch0 += rows)
-                            for (uint32_t r = 0; r < n; r++) store_i8(&c, ch0 + r, pix, npix, acc[r]);
+                        for (uint32_t r = 0; r < n; r++) acc[r] = row_i8(c, r0 + r, 0, oy, ox);
+                        for (uint32_t ch0 = r0; ch0 < o; ch0 += rows)
+                            for (uint32_t r = 0; r < n; r++) store_i8(c, ch0 + r, pix, npix, acc[r]);
                     } else {
                         float acc[TBN_CHUNK];
-                        for (uint32_t r = 0; r < n; r++) acc[r] = row_f32(&c, r0 + r, 0, oy, ox, 0);
-                        for (uint32_t ch0 = r0, rep = 0; ch0 < c.o; ch0 += rows, rep++)
+                        for (uint32_t r = 0; r < n; r++) acc[r] = row_f32(c, r0 + r, 0, oy, ox, 0);
+                        for (uint32_t ch0 = r0, rep = 0; ch0 < o; ch0 += rows, rep++)
                             for (uint32_t r = 0; r < n; r++)
-                                store_f32(&c, ch0 + r, pix, npix,
-                                          per_rep ? acc[r] * tbn_vector_f32(&c.scale, rep) : acc[r]);
+                                store_f32(c, ch0 + r, pix, npix,
+                                          per_rep ? acc[r] * tbn_vector_f32(&c->scale, rep) : acc[r]);
                     }
                 }
             } else {
-                for (uint32_t ch = 0; ch < c.o; ch++) {
-                    uint32_t g = ch / c.og;
-                    if (TBN_INT8(c.int8)) store_i8(&c, ch, pix, npix, row_i8(&c, ch, g, oy, ox));
-                    else store_f32(&c, ch, pix, npix, row_f32(&c, ch, g, oy, ox, per_rep));
+                for (uint32_t ch = 0; ch < o; ch++) {
+                    uint32_t g = ch / og;
+                    if (TBN_INT8(int8)) store_i8(c, ch, pix, npix, row_i8(c, ch, g, oy, ox));
+                    else store_f32(c, ch, pix, npix, row_f32(c, ch, g, oy, ox, per_rep));
                 }
             }
         }
     }
-    return TBN_OK;
 }

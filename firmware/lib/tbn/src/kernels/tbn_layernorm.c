@@ -1,0 +1,131 @@
+/* LAYERNORM over the last axis (docs/bytecode.md, "LayerNorm"): F32 in float, INT8 in
+ * integers only, with int32/int64 statistics, an exact integer square root and one
+ * reciprocal per row (no division, no libm, no libgcc 64-bit division). */
+#include "../tbn_internal.h"
+
+#define TBN_F32_MIN_NORMAL 1.17549435e-38f
+#define TBN_F32_MAX 3.40282347e38f
+
+tbn_status tbn_prepare_layernorm(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    if (!tbn_same_shape(&io->in, &io->out)) return TBN_ERR_SHAPE;
+    uint32_t c = io->in.dims[io->in.ndim - 1];
+    tbn_vector s, b = {0};
+    tbn_get_scale(m, op->scale, &s);
+    int has_bias = op->bias != TBN_NONE_ID;
+    if (has_bias) tbn_get_bias(m, op->bias, &b);
+    if (TBN_INT8(io->int8))
+        return s.dtype == TBN_DTYPE_REQUANT && s.count == c && op->eps >= 1u &&
+                       (!has_bias || (b.dtype == TBN_DTYPE_I32 && b.count == c))
+                   ? TBN_OK : TBN_ERR_SHAPE;
+    float eps;
+    memcpy(&eps, &op->eps, sizeof eps);
+    int eps_ok = eps >= TBN_F32_MIN_NORMAL && eps <= TBN_F32_MAX; /* false for NaN */
+    return eps_ok && TBN_DTYPE_IN(s.dtype, TBN_F32_VECTOR_DTYPES) && (s.count == 1 || s.count == c) &&
+                   (!has_bias || (TBN_DTYPE_IN(b.dtype, TBN_F32_VECTOR_DTYPES) && b.count == c))
+               ? TBN_OK : TBN_ERR_SHAPE;
+}
+
+/* 1/sqrt(v) for a normal v > 0: the exponent-halving first guess, then three Newton steps
+ * (relative error 3e-3, 1e-5, 2e-10: float's own precision). */
+static float rsqrt_f32(float v) {
+    uint32_t i;
+    float y;
+    memcpy(&i, &v, sizeof i);
+    i = 0x5f3759dfu - (i >> 1);
+    memcpy(&y, &i, sizeof y);
+    for (int k = 0; k < 3; k++) y = y * (1.5f - 0.5f * v * y * y);
+    return y;
+}
+
+static void row_f32(const float *x, float *y, uint32_t c, float eps, const tbn_vector *s, const tbn_vector *b) {
+    float sum = 0.0f, var = 0.0f;
+    for (uint32_t i = 0; i < c; i++) sum += x[i];
+    float mean = sum / (float)c;
+    for (uint32_t i = 0; i < c; i++) var += (x[i] - mean) * (x[i] - mean);
+    float r = rsqrt_f32(var / (float)c + eps);
+    for (uint32_t i = 0; i < c; i++) {
+        float v = (x[i] - mean) * r * tbn_vector_f32(s, s->count == 1 ? 0u : i);
+        y[i] = b->data ? v + tbn_vector_f32(b, i) : v;
+    }
+}
+
+/* floor(sqrt(x)), bit by bit. */
+static uint64_t isqrt64(uint64_t x) {
+    uint64_t r = 0, bit = (uint64_t)1 << 62;
+    while (bit > x) bit >>= 2;
+    for (; bit; bit >>= 2) {
+        if (x >= r + bit) {
+            x -= r + bit;
+            r = (r >> 1) + bit;
+        } else {
+            r >>= 1;
+        }
+    }
+    return r;
+}
+
+/* floor(2^61 / r) for r in [2^30, 2^31), by shift and subtract. */
+static uint32_t recip61(uint32_t r) {
+    uint64_t rem = (uint64_t)1 << TBN_LAYERNORM_RECIP_SHIFT;
+    uint32_t q = 0;
+    for (int bit = 31; bit >= 0; bit--) {
+        uint64_t d = (uint64_t)r << bit;
+        if (rem >= d) {
+            rem -= d;
+            q |= (uint32_t)1 << bit;
+        }
+    }
+    return q;
+}
+
+static uint32_t bitlen64(uint64_t v) {
+    uint32_t n = 0;
+    for (; v; v >>= 1) n++;
+    return n;
+}
+
+/* One row of c features: V = c sum d^2 - (sum d)^2 + E > 0 (E >= 1), its reciprocal square
+ * root as inv / 2^(61 - mh), then each feature's REQUANT entry and bias. */
+static void row_i8(const int8_t *x, int8_t *y, uint32_t c, const tbn_tensor *in, const tbn_tensor *out,
+                   uint32_t eps, const tbn_vector *s, const tbn_vector *b) {
+    int32_t s1 = 0;
+    uint64_t s2 = 0;
+    for (uint32_t i = 0; i < c; i++) {
+        int32_t d = (int32_t)x[i] - in->zero_point;
+        s1 += d;
+        s2 += (uint32_t)(d * d);
+    }
+    uint64_t v = (uint64_t)c * s2 - (uint64_t)((int64_t)s1 * s1) + eps; /* c sum d^2 >= (sum d)^2 */
+    uint32_t mh = (62u - bitlen64(v)) / 2u;
+    int64_t inv = recip61((uint32_t)isqrt64(v << (2u * mh)));
+    int32_t shift = TBN_LAYERNORM_RECIP_SHIFT - TBN_LAYERNORM_FRAC - (int32_t)mh;
+    for (uint32_t i = 0; i < c; i++) {
+        int64_t t = (int64_t)c * ((int32_t)x[i] - in->zero_point) - s1;
+        int64_t u = tbn_rshift_round(t * inv, shift); /* |u| < 2^24: 16 fraction bits */
+        const TBN_ROM uint8_t *rq = s->data + 8 * i;
+        int64_t acc = u * tbn_rds32(rq) + (b->data ? tbn_rds32(b->data + 4 * i) : 0);
+        y[i] = tbn_clamp_q(out->zero_point + tbn_rshift_round(acc, tbn_rds32(rq + 4)), out->qmin, out->qmax);
+    }
+}
+
+tbn_status tbn_eval_layernorm(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    tbn_tensor in, out;
+    tbn_get_tensor(m, op->input, &in);
+    tbn_get_tensor(m, op->output, &out);
+    tbn_vector s, b = {0};
+    tbn_get_scale(m, op->scale, &s);
+    if (op->bias != TBN_NONE_ID) tbn_get_bias(m, op->bias, &b);
+    uint32_t c = in.dims[in.ndim - 1], rows = in.numel / c;
+    for (uint32_t r = 0; r < rows; r++) {
+        if (tbn_int8(m)) {
+            row_i8((const int8_t *)(arena + in.offset) + (size_t)r * c, (int8_t *)(arena + out.offset) + (size_t)r * c,
+                   c, &in, &out, op->eps, &s, &b);
+        } else {
+            float eps;
+            memcpy(&eps, &op->eps, sizeof eps);
+            row_f32((const float *)(void *)(arena + in.offset) + (size_t)r * c,
+                    (float *)(void *)(arena + out.offset) + (size_t)r * c, c, eps, &s, &b);
+        }
+    }
+    return TBN_OK;
+}

@@ -1,0 +1,73 @@
+/* Ops that only move values: TRANSPOSE (any permutation of up to four axes) and
+ * UPSAMPLE_NEAREST. Both keep the input's quantisation, so INT8 and F32 differ only in the
+ * element size. */
+#include "../tbn_internal.h"
+
+static uint8_t perm_of(const tbn_op *op, uint32_t k) {
+    const uint8_t p[4] = {op->perm0, op->perm1, op->perm2, op->perm3};
+    return p[k];
+}
+
+tbn_status tbn_prepare_transpose(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    (void)m;
+    uint32_t rank = io->in.ndim, seen = 0;
+    if (io->out.ndim != rank || io->out.dtype != io->in.dtype) return TBN_ERR_SHAPE;
+    for (uint32_t k = 0; k < 4; k++) {
+        uint32_t p = perm_of(op, k);
+        if (k >= rank ? p != k : p >= rank || (seen >> p & 1u) || io->out.dims[k] != io->in.dims[p])
+            return TBN_ERR_SHAPE;
+        seen |= 1u << p;
+    }
+    return TBN_OK;
+}
+
+tbn_status tbn_eval_transpose(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    tbn_tensor in, out;
+    tbn_get_tensor(m, op->input, &in);
+    tbn_get_tensor(m, op->output, &out);
+    uint32_t size = tbn_int8(m) ? 1u : 4u, in_stride[4] = {0, 0, 0, 0}, dim[4] = {1, 1, 1, 1}, stride[4] = {0, 0, 0, 0};
+    for (uint32_t d = in.ndim, s = 1; d-- > 0;) {
+        in_stride[d] = s;
+        s *= in.dims[d];
+    }
+    for (uint32_t k = 0; k < in.ndim; k++) { /* output axis k walks input axis perm_k */
+        dim[4 - in.ndim + k] = out.dims[k];
+        stride[4 - in.ndim + k] = in_stride[perm_of(op, k)];
+    }
+    const uint8_t *src = arena + in.offset;
+    uint8_t *dst = arena + out.offset;
+    for (uint32_t i0 = 0; i0 < dim[0]; i0++)
+        for (uint32_t i1 = 0; i1 < dim[1]; i1++)
+            for (uint32_t i2 = 0; i2 < dim[2]; i2++) {
+                size_t at = (size_t)i0 * stride[0] + (size_t)i1 * stride[1] + (size_t)i2 * stride[2];
+                for (uint32_t i3 = 0; i3 < dim[3]; i3++, dst += size)
+                    memcpy(dst, src + (at + (size_t)i3 * stride[3]) * size, size);
+            }
+    return TBN_OK;
+}
+
+tbn_status tbn_prepare_upsample(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    (void)m;
+    const tbn_tensor *in = &io->in, *out = &io->out;
+    if (in->ndim != 3 || out->ndim != 3 || !op->sh || !op->sw || out->dtype != in->dtype) return TBN_ERR_SHAPE;
+    return out->dims[0] == in->dims[0] && out->dims[1] == (uint32_t)in->dims[1] * op->sh &&
+                   out->dims[2] == (uint32_t)in->dims[2] * op->sw
+               ? TBN_OK : TBN_ERR_SHAPE;
+}
+
+/* Each input row written sw-fold once, then copied sh - 1 more times. */
+tbn_status tbn_eval_upsample(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    tbn_tensor in, out;
+    tbn_get_tensor(m, op->input, &in);
+    tbn_get_tensor(m, op->output, &out);
+    uint32_t size = tbn_int8(m) ? 1u : 4u, w = in.dims[2], row = (uint32_t)out.dims[2] * size;
+    const uint8_t *src = arena + in.offset;
+    uint8_t *dst = arena + out.offset;
+    for (uint32_t r = 0; r < (uint32_t)in.dims[0] * in.dims[1]; r++, src += (size_t)w * size) {
+        uint8_t *first = dst;
+        for (uint32_t x = 0; x < w; x++)
+            for (uint32_t k = 0; k < op->sw; k++, dst += size) memcpy(dst, src + (size_t)x * size, size);
+        for (uint32_t k = 1; k < op->sh; k++, dst += row) memcpy(dst, first, row);
+    }
+    return TBN_OK;
+}
