@@ -444,6 +444,7 @@ def test_mean_and_amax_over_the_map_are_global_pools(conv: nn.Module, reduce: An
     assert agreement(compile_program(model, x[:1]), int8, x.numpy()).far == ()
 
 
-def test_mean_over_other_axes_is_a_named_error() -> None:
-    with pytest.raises(TbnCompileError, match=r"mean over dim=1; tbn reduces over every spatial axis"):
-        compile_program(_Reduce(nn.Conv2d(2, 4, 1), lambda y: y.mean(1)), torch.randn(1, 2, 4, 4))
+def test_mean_over_every_axis_names_the_axes_it_needs() -> None:
+    """Over other axes it is a transpose, a pool and a reshape (tests/test_token_ops.py)."""
+    with pytest.raises(TbnCompileError, match=r"mean over every axis, the batch's too; name the axes"):
+        compile_program(_Wrap(nn.Conv2d(2, 4, 1), lambda y: y.mean()), torch.randn(1, 2, 4, 4))

@@ -157,18 +157,24 @@ int main(int argc, char **argv) {
     avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF), on_xoff, NULL);
 
     listen_on(serial);
-    unsigned low_sp = 0xFFFFu;
+    /* A frame's prologue writes SP one byte at a time (SPH, SREG, then SPL): for the two
+     * instructions between, SP holds the new high byte and the old low one, up to 255 below
+     * the truth when the frame crosses a 256-byte page. So SP counts as below the guard only
+     * when it stays there GUARD_STEPS instructions. */
+    enum { GUARD_STEPS = 3 };
+    unsigned low_sp = 0xFFFFu, below = 0;
     for (unsigned long step = 0;; step++) {
         int state = avr_run(avr);
         unsigned sp = avr->data[R_SPL] | (unsigned)avr->data[R_SPH] << 8;
-        if (sp < low_sp) {
+        below = sp < guard ? below + 1 : 0;
+        if (below == GUARD_STEPS) {
+            fprintf(stderr, "tbn-simavr: stack overflow: the stack pointer reached 0x%04x, below the end "
+                    "of static RAM at 0x%04lx (PC 0x%04x)\n", sp, guard, avr->pc);
+            return 1;
+        }
+        if (sp < low_sp && !below) {
             low_sp = sp;
             if (avr->log >= 3) fprintf(stderr, "tbn-simavr: stack pointer down to 0x%04x\n", sp);
-            if (sp < guard) {
-                fprintf(stderr, "tbn-simavr: stack overflow: the stack pointer reached 0x%04x, below the end "
-                        "of static RAM at 0x%04lx (PC 0x%04x)\n", sp, guard, avr->pc);
-                return 1;
-            }
         }
         if (state == cpu_Done) return 0;
         if (state == cpu_Crashed) die("the firmware crashed");

@@ -198,6 +198,57 @@ class Joined(nn.Module):
         return self.fc(torch.cat((y, y), -1).flatten(1))
 
 
+class Mixed(nn.Module):
+    """An MLP-Mixer block over (tokens, features): tiled linear layers over tokens, LayerNorm
+    (with and without its affine part), a transpose for token mixing, GELU, a mean over the
+    tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.n1 = nn.Linear(5, 8), nn.LayerNorm(8)
+        self.n2 = nn.LayerNorm(8, elementwise_affine=False)
+        self.tok1, self.tok2, self.ch = nn.Linear(6, 8), nn.Linear(8, 6), nn.Linear(8, 8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
+        x = x + self.tok2(F.gelu(self.tok1(self.n1(x).transpose(1, 2)))).transpose(1, 2)
+        x = x + F.gelu(self.ch(self.n2(x)))
+        return self.head(x.mean(dim=1))
+
+
+class Attention(nn.Module):
+    """Two-head self-attention over (tokens, features): q k^T with k read transposed and the
+    1/sqrt(d) factor taken in, softmax along the keys, both operands of the second product
+    read transposed, heads split and joined by reshapes and transposes, a max over tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm, self.qkv = nn.LayerNorm(8), nn.ModuleList(nn.Linear(8, 8) for _ in range(3))
+        self.out, self.head = nn.Linear(8, 8), nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        y = self.norm(x)
+        q, k, v = (f(y).view(b, t, 2, 4).transpose(1, 2) for f in self.qkv)
+        a = torch.softmax(q @ k.transpose(-2, -1) * 0.5, dim=-1)
+        z = (v.transpose(-2, -1) @ a.transpose(-2, -1)).permute(0, 3, 1, 2).reshape(b, t, 8)
+        return self.head(torch.amax(x + self.out(z), dim=1))
+
+
+class Decoder(nn.Module):
+    """Nearest upsampling of a map (Upsample and F.interpolate), as a segmentation decoder does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.conv = nn.Upsample(scale_factor=2), nn.Conv2d(2, 2, 3, padding=1)
+        self.fc = nn.Linear(2 * 8 * 12, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(torch.relu(self.conv(self.up(x))), scale_factor=(1, 2), mode="nearest")
+        return self.fc(x.flatten(1))
+
+
 def _unary() -> nn.Module:
     """Every op of the unary family, each after a tiled linear layer, as PyTorch spells it
     (tbn.nn.unary.UNARY_MODULES): a new unary op is in the vectors with no edit here."""
@@ -255,6 +306,12 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str] | tu
     "softmax_f32": (Softmaxes, (2, 6, 6), {"p": 2, "min_params": 0}, "f32"),
     "softmax_int8": (Softmaxes, (2, 6, 6), {"p": 2, "min_params": 0}, "int8"),
     # the direct kernel (no lookup tables), so that the Uno's flash holds the firmware too
+    "mixer_f32": (Mixed, (6, 5), {"p": 2, "min_params": 0, "keep_dense": ("head",)}, "f32"),
+    "mixer_int8": (Mixed, (6, 5), {"p": 2, "min_params": 0, "keep_dense": ("head",)}, "int8"),
+    "attention_f32": (Attention, (6, 8), {"p": 2, "min_params": 0}, "f32"),
+    "attention_int8": (Attention, (6, 8), {"p": 2, "min_params": 0}, "int8"),
+    "upsample_f32": (Decoder, (2, 4, 3), {"p": 2, "min_params": 0}, "f32", {"lookup_tables": False}),
+    "upsample_int8": (Decoder, (2, 4, 3), {"p": 2, "min_params": 0}, "int8", {"lookup_tables": False}),
     "unary_f32": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "f32", {"lookup_tables": False}),
     "unary_int8": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "int8", {"lookup_tables": False}),
 }
@@ -274,7 +331,9 @@ def build_case(name: str) -> tuple[nn.Module, bytes, np.ndarray]:
         _randomize_bn(model, gen)
     model.eval()
     x = torch.randn(BATCH, *shape, generator=gen)
-    calib = torch.randn(64, *shape, generator=gen) if acts == "int8" else None
+    # calibrated on the vector's own inputs too, so that no intermediate value saturates on them: the
+    # vectors test each runtime's arithmetic (tests/test_compiler.py checks it tracks PyTorch)
+    calib = torch.cat([torch.randn(64, *shape, generator=gen), x]) if acts == "int8" else None
     data = compile_model(model, x[:1], activations=acts, calibration=calib, **(options[0] if options else {}))
     return model, data, x.numpy()
 

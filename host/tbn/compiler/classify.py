@@ -233,6 +233,14 @@ def _classify_function(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list
     if target is torch.permute:
         dims = list(args[1] if len(args) > 1 else kwargs["dims"])
         return Op.TRANSPOSE, permutation(args[0], dims, where), [args[0]]
+    if target is F.layer_norm:
+        if any(v is not None for v in (*args[2:4], kwargs.get("weight"), kwargs.get("bias"))):
+            raise TbnCompileError(f"{where}: F.layer_norm with a weight or bias; use nn.LayerNorm, whose "
+                                  "parameters the compiler stores")
+        shape = args[1] if len(args) > 1 else kwargs["normalized_shape"]
+        eps = kwargs.get("eps", args[4] if len(args) > 4 else 1e-5)
+        kind, attrs = layernorm(nn.LayerNorm(shape, eps=eps, elementwise_affine=False), where)
+        return kind, attrs, [args[0]]
     if target is F.interpolate:
         if kwargs.get("align_corners") or kwargs.get("recompute_scale_factor"):
             raise TbnCompileError(f"{where}: interpolate with align_corners or recompute_scale_factor")

@@ -72,7 +72,7 @@ class TokenLowerings:
     def batch_matmul(self, n: Node, ins: list[int]) -> None:
         a, b = self.operand(n, 0, ins), self.operand(n, 1, ins)
         ta, tb = (self.prog.tensors[t] for t in (a, b))
-        if len(ta.shape) != len(tb.shape) or len(ta.shape) < 2:
+        if len(ta.shape) != len(tb.shape) or len(ta.shape) < 2 or ta.shape[:-2] != tb.shape[:-2]:
             raise TbnCompileError(f"{n.where}: a matrix product of {ta.shape} and {tb.shape}; tbn multiplies "
                                   "operands of one rank (2 to 4) with equal batch axes, no broadcasting")
         out = self.tensor(n)

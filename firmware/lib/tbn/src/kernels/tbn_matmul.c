@@ -277,6 +277,7 @@ static TBN_NOINLINE void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op
     c->cg = conv ? in.dims[0] / op->groups : c->k;
     c->og = c->o / (conv ? op->groups : 1u);
     c->npix = (uint32_t)c->ho * c->wo;
+    c->tokens = conv ? 1u : out.numel / c->o;
     if (c->tiled) {
         tbn_get_tile(m, op->tile, &c->tile);
         c->p = c->o * c->k / c->tile.n_bits;
@@ -324,10 +325,8 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
         tbn_get_tensor(m, op->scratch, &s);
         scratch = arena + s.offset;
     }
-    tbn_tensor out;
-    tbn_get_tensor(m, op->output, &out);
-    uint32_t tokens = (op->traits & TBN_TRAIT_CONV) ? 1u : out.numel / c.o, esize = TBN_INT8(c.int8) ? 1u : 4u;
-    for (uint32_t t = 0; t < tokens; t++) {
+    uint32_t esize = TBN_INT8(c.int8) ? 1u : 4u;
+    for (uint32_t t = 0; t < c.tokens; t++) {
         if (scratch) tbn_mm_eval_lut(&c, rows, scratch);
         else mm_eval(&c, rows);
         c.src += (size_t)c.k * esize;

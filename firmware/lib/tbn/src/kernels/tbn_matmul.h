@@ -40,6 +40,7 @@ typedef struct {
     uint8_t *dst;
     int per_rep; /* F32 scale per tile repetition: applied to row sums, not at the store */
     uint32_t npix; /* output positions (1 for linear) */
+    uint32_t tokens; /* rows of a linear op over tokens (1 otherwise) */
     mm_epilogue ep;
 } mm_ctx;
 

@@ -1,0 +1,181 @@
+"""Token and layout ops (format 2.5) from PyTorch: LayerNorm, transpose/permute, matrix
+products of two activations, linear layers over tokens, mean/amax over any axes, nearest
+upsampling and attention's constant factor. Each compiles from its PyTorch spellings; F32 runs
+equal PyTorch within 1e-5 (tiled layers: their weights are exact in the file); INT8 stays
+within one quantisation step of PyTorch on the op's dequantised inputs; the C runtime equals
+the reference; what cannot run is a named error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tbn import tile_model
+from tbn.capi import CRuntime
+from tbn.compiler import TbnCompileError, compile_program
+from tbn.format import Op, Program, serialize
+from tbn.runtime import Interpreter
+
+
+class _Net(nn.Module):
+    """``then`` between a tiled linear over tokens (or a conv) and a tiled head."""
+
+    def __init__(self, then: Callable[..., torch.Tensor], first: nn.Module, head: int,
+                 norm: nn.Module | None = None) -> None:
+        super().__init__()
+        self.first, self.then, self.norm, self.head = first, then, norm or nn.Identity(), nn.Linear(head, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.then(self.norm(self.first(x))).flatten(1))
+
+
+def _heads(y: torch.Tensor) -> torch.Tensor:  # (B, 6, 8) -> (B, 2, 6, 4)
+    return y.view(y.shape[0], 6, 2, 4).transpose(1, 2)
+
+
+CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], Op]] = {
+    "layernorm": (lambda: _Net(lambda y: y, nn.Linear(5, 8), 48, nn.LayerNorm(8)), (6, 5), Op.LAYERNORM),
+    "layernorm-plain": (lambda: _Net(lambda y: y, nn.Linear(5, 8), 48, nn.LayerNorm(8, elementwise_affine=False)),
+                        (6, 5), Op.LAYERNORM),
+    "transpose": (lambda: _Net(lambda y: y.transpose(1, 2), nn.Linear(5, 8), 48), (6, 5), Op.TRANSPOSE),
+    "permute": (lambda: _Net(lambda y: _heads(y).permute(0, 3, 1, 2), nn.Linear(5, 8), 48), (6, 5), Op.TRANSPOSE),
+    "matmul": (lambda: _Net(lambda y: y @ y.transpose(1, 2), nn.Linear(5, 8), 36), (6, 5), Op.BATCH_MATMUL),
+    "matmul-heads": (lambda: _Net(lambda y: torch.matmul(_heads(y).transpose(-2, -1), _heads(y)) / 2,
+                                  nn.Linear(5, 8), 32), (6, 5), Op.BATCH_MATMUL),
+    "bmm": (lambda: _Net(lambda y: torch.bmm(y.transpose(1, 2), y), nn.Linear(5, 8), 64), (6, 5), Op.BATCH_MATMUL),
+    "attention": (lambda: _Net(lambda y: torch.softmax(0.5 * (y @ y.transpose(-2, -1)), dim=-1) @ y,
+                               nn.Linear(5, 8), 48), (6, 5), Op.BATCH_MATMUL),
+    "mean-tokens": (lambda: _Net(lambda y: y.mean(dim=1), nn.Linear(5, 8), 8), (6, 5), Op.GLOBAL_AVGPOOL),
+    "mean-keepdim": (lambda: _Net(lambda y: torch.mean(y, 1, keepdim=True), nn.Linear(5, 8), 8), (6, 5),
+                     Op.GLOBAL_AVGPOOL),
+    "amax-tokens": (lambda: _Net(lambda y: torch.amax(y, dim=-2), nn.Linear(5, 8), 8), (6, 5), Op.MAXPOOL2D),
+    "mean-channels": (lambda: _Net(lambda y: y.mean(1), nn.Conv2d(2, 4, 3), 16), (2, 6, 6), Op.GLOBAL_AVGPOOL),
+    "upsample": (lambda: _Net(nn.Upsample(scale_factor=2), nn.Conv2d(2, 2, 3), 128), (2, 6, 6),
+                 Op.UPSAMPLE_NEAREST),
+    "interpolate": (lambda: _Net(lambda y: F.interpolate(y, scale_factor=(3, 1)), nn.Conv2d(2, 2, 3), 96),
+                    (2, 6, 6), Op.UPSAMPLE_NEAREST),
+    "upsample-1d": (lambda: _Net(nn.Upsample(scale_factor=3), nn.Conv1d(2, 2, 3), 24), (2, 6),
+                    Op.UPSAMPLE_NEAREST),
+}
+
+
+def _case(name: str) -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    make, shape, _ = CASES[name]
+    model = make()
+    tile_model(model, p=2, min_params=0)
+    return model.eval(), torch.randn(64, *shape)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_f32_is_pytorch_and_c_is_the_reference(name: str) -> None:
+    model, x = _case(name)
+    prog = compile_program(model, x[:1], params="wide")
+    assert CASES[name][2] in [o.opcode for o in prog.ops]
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = Interpreter(prog).run(x.numpy())
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    c = CRuntime(serialize(prog)).run(x.numpy())
+    np.testing.assert_allclose(c, got, rtol=1e-5, atol=1e-5 * np.abs(got).max())
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_int8_is_exact_in_c(name: str) -> None:
+    model, x = _case(name)
+    prog = compile_program(model, x[:1], activations="int8", calibration=x)
+    ref = Interpreter(prog).run(x.numpy())
+    np.testing.assert_array_equal(CRuntime(serialize(prog)).run(x.numpy()), ref)
+
+
+def _dequant(prog: Program, values: dict[int, np.ndarray], tid: int) -> torch.Tensor:
+    t = prog.tensors[tid]
+    return torch.from_numpy((values[tid].astype(np.float64) - t.zero_point) * t.scale)
+
+
+def _steps(prog: Program, values: dict[int, np.ndarray], op: Any, real: torch.Tensor) -> int:
+    """How many quantisation steps the op's INT8 output is from ``real`` quantised alike."""
+    dst = prog.tensors[op.args["output"]]
+    q = np.clip(np.rint(real.numpy() / dst.scale) + dst.zero_point, dst.qmin, dst.qmax)
+    return int(np.abs(values[op.args["output"]].astype(np.int64) - q).max())
+
+
+@pytest.mark.parametrize("name", ["layernorm", "layernorm-plain"])
+def test_int8_layernorm_is_within_one_step(name: str) -> None:
+    model, x = _case(name)
+    x = x * 3  # a wider input range than the calibration's, and some saturation
+    prog = compile_program(model, x[:1], activations="int8", calibration=x[:32])
+    _, values = Interpreter(prog).run(x.numpy(), keep=True)
+    op = next(o for o in prog.ops if o.opcode == Op.LAYERNORM)
+    with torch.no_grad():
+        real = model.norm(_dequant(prog, values, op.args["input"]).float()).double()
+    assert _steps(prog, values, op, real) <= 1
+
+
+@pytest.mark.parametrize("name", ["matmul", "matmul-heads", "bmm", "attention"])
+def test_int8_matrix_products_are_within_one_step(name: str) -> None:
+    model, x = _case(name)
+    prog = compile_program(model, x[:1], activations="int8", calibration=x)
+    _, values = Interpreter(prog).run(x.numpy(), keep=True)
+    products = [o for o in prog.ops if o.opcode == Op.BATCH_MATMUL]
+    factors = {"matmul-heads": [0.5], "attention": [0.5, 1.0]}.get(name, [1.0])  # the model's constants
+    for op, factor in zip(products, factors, strict=True):
+        a, b = (_dequant(prog, values, op.args[k]) for k in ("a", "b"))
+        a = a.transpose(-1, -2) if op.args["ta"] else a
+        b = b.transpose(-1, -2) if op.args["tb"] else b
+        assert _steps(prog, values, op, (a @ b) * factor) <= 1
+
+
+def test_transposes_feeding_products_are_read_in_place() -> None:
+    """``k.transpose(-2, -1)`` before ``@`` costs no op: the product reads k transposed."""
+    model, x = _case("attention")
+    ops = compile_program(model, x[:1]).ops
+    assert Op.TRANSPOSE not in [o.opcode for o in ops]
+    first = next(o for o in ops if o.opcode == Op.BATCH_MATMUL)
+    assert (first.args["ta"], first.args["tb"]) == (0, 1)
+
+
+def test_a_linear_over_tokens_shares_its_tile_across_tokens() -> None:
+    model, x = _case("layernorm")
+    prog = compile_program(model, x[:1])
+    first = prog.ops[0]
+    assert first.opcode == Op.TILED_LINEAR and prog.tensors[first.args["output"]].shape == (6, 8)
+    assert prog.tiles[first.args["tile"]].n_bits == 5 * 8 // 2  # one tile for all six tokens
+    assert serialize(prog)[6] == 5  # format 2.5: older readers refuse it by its version
+
+
+class _Bad(nn.Module):
+    def __init__(self, then: Callable[..., torch.Tensor]) -> None:
+        super().__init__()
+        self.fc, self.then = nn.Linear(4, 4), then
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.then(self.fc(x))
+
+
+@pytest.mark.parametrize(("then", "tokens", "message"), [
+    (lambda y: F.layer_norm(y, (3, 4)), 3, r"LayerNorm over \(3, 4\); tbn normalises over the last axis only"),
+    (lambda y: y.transpose(0, 1), 3, r"moves the batch axis 0; keep it first"),
+    (lambda y: y.view(-1, 3, 2, 2) @ y.view(-1, 3, 2, 2).mean(1, keepdim=True), 3,
+     r"a matrix product of \(3, 2, 2\) and \(1, 2, 2\); tbn multiplies operands of one rank .* no broadcasting"),
+    (lambda y: y * 3.0, 3, r"multiplying by a constant is supported beside a matrix product"),
+    (lambda y: y.mean(0), 3, r"a reduction over the batch axis 0"),
+    (lambda y: F.interpolate(y, scale_factor=2, mode="linear"), 3, r"mode 'linear'; tbn runs 'nearest'"),
+    (lambda y: torch.amax(y, dim=1), 300, r"a max over 300 values; a max pool's window holds at most 255"),
+], ids=["layernorm-2d", "transpose-batch", "matmul-broadcast", "constant", "mean-batch", "linear", "max-300"])
+def test_what_cannot_run_is_a_named_error(then: Any, tokens: int, message: str) -> None:
+    with pytest.raises(TbnCompileError, match=message):
+        compile_program(_Bad(then), torch.randn(1, tokens, 4))
+
+
+def test_layer_norm_without_parameters_compiles_from_its_function() -> None:
+    model = _Bad(lambda y: F.layer_norm(y, (4,), eps=1e-3))
+    x = torch.randn(8, 3, 4)
+    prog = compile_program(model, x[:1], params="wide")
+    assert [o.opcode for o in prog.ops] == [Op.DENSE_LINEAR, Op.LAYERNORM]
