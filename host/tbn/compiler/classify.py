@@ -21,7 +21,7 @@ from tbn.compiler.geometry import (
     spatial_reduce,
 )
 from tbn.compiler.graph import Kind, TbnCompileError
-from tbn.compiler.tokens import constant_factor, layernorm, permutation, reduce_axes, swap, upsample_factors
+from tbn.compiler.tokens import constant_factor, layernorm, reduce_axes, token_call, upsample_factors
 from tbn.format.spec import Op
 from tbn.nn.layers import is_tiled
 from tbn.nn.unary import UNARY_MODULES
@@ -33,7 +33,6 @@ def _dim(node: fx.Node) -> Any:
 
 _ADD = {operator.add, operator.iadd, torch.add}
 _MUL = {operator.mul, operator.imul, torch.mul}
-_MATMUL = {operator.matmul, torch.matmul, torch.bmm}
 _RELU = {F.relu, torch.relu}
 _FLATTEN_METHODS = {"flatten", "view", "reshape"}
 _POOL_FUNCTIONS = {F.max_pool2d: Op.MAXPOOL2D, F.avg_pool2d: Op.AVGPOOL2D}
@@ -64,9 +63,9 @@ def classify(node: fx.Node, modules: dict[str, nn.Module], where: str) -> tuple[
     """(kind, attrs, tensor operands) of one fx node, or a TbnCompileError naming it."""
     if node.op == "call_module":
         return _classify_module(modules[node.target], node, where)
-    factor = constant_factor(node, where)
-    if factor is not None:
-        return *factor, [a for a in node.args if isinstance(a, fx.Node)]
+    found = constant_factor(node, where) or token_call(node, where)
+    if found is not None:
+        return found
     if node.op == "call_method":
         return _classify_method(node, where)
     return _classify_function(node, where)
@@ -151,19 +150,7 @@ def _classify_method(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list]:
         return Kind.ALIAS, {}, [args[0]]
     if target in ("mean", "amax"):
         return _reduce(node, target == "amax", where)
-    if target in ("matmul", "__matmul__", "bmm") and len(args) == 2 and isinstance(args[1], fx.Node):
-        return Op.BATCH_MATMUL, {}, [args[0], args[1]]
-    if target == "transpose":
-        return Op.TRANSPOSE, swap(args[0], *_two_dims(node), where), [args[0]]
-    if target == "permute":
-        dims = args[1] if len(args) == 2 and isinstance(args[1], tuple | list) else args[1:]
-        return Op.TRANSPOSE, permutation(args[0], list(node.kwargs.get("dims", dims)), where), [args[0]]
     raise TbnCompileError(f"{where}: unsupported tensor method .{target}()")
-
-
-def _two_dims(node: fx.Node) -> tuple[int, int]:
-    args, kw = node.args, node.kwargs
-    return kw.get("dim0", args[1] if len(args) > 1 else 0), kw.get("dim1", args[2] if len(args) > 2 else 0)
 
 
 def _reduce(node: fx.Node, is_max: bool, where: str) -> tuple[Op | Kind, dict, list]:
@@ -226,26 +213,6 @@ def _classify_function(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list
         return kind, attrs, [args[0]]
     if target in (torch.mean, torch.amax):
         return _reduce(node, target is torch.amax, where)
-    if target in _MATMUL and len(args) == 2 and all(isinstance(a, fx.Node) for a in args):
-        return Op.BATCH_MATMUL, {}, [args[0], args[1]]
-    if target is torch.transpose:
-        return Op.TRANSPOSE, swap(args[0], *_two_dims(node), where), [args[0]]
-    if target is torch.permute:
-        dims = list(args[1] if len(args) > 1 else kwargs["dims"])
-        return Op.TRANSPOSE, permutation(args[0], dims, where), [args[0]]
-    if target is F.layer_norm:
-        if any(v is not None for v in (*args[2:4], kwargs.get("weight"), kwargs.get("bias"))):
-            raise TbnCompileError(f"{where}: F.layer_norm with a weight or bias; use nn.LayerNorm, whose "
-                                  "parameters the compiler stores")
-        shape = args[1] if len(args) > 1 else kwargs["normalized_shape"]
-        eps = kwargs.get("eps", args[4] if len(args) > 4 else 1e-5)
-        kind, attrs = layernorm(nn.LayerNorm(shape, eps=eps, elementwise_affine=False), where)
-        return kind, attrs, [args[0]]
-    if target is F.interpolate:
-        if kwargs.get("align_corners") or kwargs.get("recompute_scale_factor"):
-            raise TbnCompileError(f"{where}: interpolate with align_corners or recompute_scale_factor")
-        mode = kwargs.get("mode", args[3] if len(args) > 3 else "nearest")
-        return Op.UPSAMPLE_NEAREST, upsample_factors(args[0], node, mode, where), [args[0]]
     if target is F.dropout:
         return Kind.ALIAS, {}, [args[0]]
     raise TbnCompileError(f"{where}: unsupported operation {getattr(target, '__name__', str(target))}")

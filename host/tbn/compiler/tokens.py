@@ -7,7 +7,9 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+import torch
 from torch import fx, nn
+from torch.nn import functional as F
 
 from tbn.compiler.graph import Kind, TbnCompileError
 from tbn.format.spec import MAX_DIMS, Op
@@ -70,7 +72,7 @@ def layernorm(m: nn.LayerNorm, where: str) -> tuple[Op, dict[str, Any]]:
     return Op.LAYERNORM, {"module": m}
 
 
-def constant_factor(node: fx.Node, where: str) -> tuple[Kind, dict[str, Any]] | None:
+def constant_factor(node: fx.Node, where: str) -> tuple[Kind, dict[str, Any], list] | None:
     """``x * c``, ``c * x`` or ``x / c`` with a number ``c``: a factor for the matrix product
     beside it (tbn.compiler.fold), else None."""
     args = node.args
@@ -83,7 +85,39 @@ def constant_factor(node: fx.Node, where: str) -> tuple[Kind, dict[str, Any]] | 
     if node.target in (operator.truediv, "div", "__truediv__") and tensor_first:
         if value == 0:
             raise TbnCompileError(f"{where}: division by zero")
-        return Kind.SCALE, {"factor": 1.0 / float(value)}
+        return Kind.SCALE, {"factor": 1.0 / float(value)}, [args[0]]
     if node.target in (operator.mul, "mul", "__mul__", "__rmul__"):
-        return Kind.SCALE, {"factor": float(value)}
+        return Kind.SCALE, {"factor": float(value)}, [args[0] if tensor_first else args[1]]
+    return None
+
+
+_MATMUL = (operator.matmul, torch.matmul, torch.bmm, "matmul", "__matmul__", "bmm")
+
+
+def token_call(node: fx.Node, where: str) -> tuple[Op, dict[str, Any], list] | None:
+    """The token or layout op a function call or tensor method is (``@``, ``transpose``,
+    ``permute``, ``F.layer_norm``, ``F.interpolate``), or None."""
+    target, args, kwargs = node.target, node.args, node.kwargs
+    if target in _MATMUL and len(args) == 2 and all(isinstance(a, fx.Node) for a in args):
+        return Op.BATCH_MATMUL, {}, [args[0], args[1]]
+    if target in (torch.transpose, "transpose"):
+        d0 = kwargs.get("dim0", args[1] if len(args) > 1 else 0)
+        d1 = kwargs.get("dim1", args[2] if len(args) > 2 else 0)
+        return Op.TRANSPOSE, swap(args[0], d0, d1, where), [args[0]]
+    if target in (torch.permute, "permute"):
+        listed = len(args) == 2 and isinstance(args[1], tuple | list)  # x.permute((0, 2, 1)) or (0, 2, 1)
+        dims = kwargs.get("dims", args[1] if listed else args[1:])
+        return Op.TRANSPOSE, permutation(args[0], list(dims), where), [args[0]]
+    if target is F.layer_norm:
+        if any(v is not None for v in (*args[2:4], kwargs.get("weight"), kwargs.get("bias"))):
+            raise TbnCompileError(f"{where}: F.layer_norm with a weight or bias; use nn.LayerNorm, whose "
+                                  "parameters the compiler stores")
+        shape = args[1] if len(args) > 1 else kwargs["normalized_shape"]
+        eps = kwargs.get("eps", args[4] if len(args) > 4 else 1e-5)
+        return (*layernorm(nn.LayerNorm(shape, eps=eps, elementwise_affine=False), where), [args[0]])
+    if target is F.interpolate:
+        if kwargs.get("align_corners") or kwargs.get("recompute_scale_factor"):
+            raise TbnCompileError(f"{where}: interpolate with align_corners or recompute_scale_factor")
+        mode = kwargs.get("mode", args[3] if len(args) > 3 else "nearest")
+        return Op.UPSAMPLE_NEAREST, upsample_factors(args[0], node, mode, where), [args[0]]
     return None
