@@ -81,6 +81,14 @@ MODELS["Add"] = _add
 MODELS["Concatenate"] = _concatenate
 MODELS["Multiply Reshape"] = _squeeze_excite
 MODELS["Reshape one channel"] = _one((40,), L.Reshape((8, 5, 1)), L.Conv2D(2, 3))
+MODELS["Reshape reorders"] = _one((6, 6, 2), L.Conv2D(3, 3), L.Reshape((12, 4)), L.Conv1D(2, 3))
+MODELS["Dense over tokens"] = _one((5, 6), L.Dense(4, activation="gelu"), L.Dense(3))
+MODELS["LayerNormalization"] = _one((5, 6), L.Dense(8), L.LayerNormalization(epsilon=1e-3))
+MODELS["LayerNormalization plain"] = _one((8,), L.Dense(6), L.LayerNormalization(center=False, scale=False))
+MODELS["Permute"] = _one((4, 6), L.Dense(5), L.Permute((2, 1)), L.Dense(3))
+MODELS["Softmax axis"] = _one((4, 5, 3), L.Conv2D(3, 1), L.Softmax(axis=1))
+MODELS["UpSampling2D"] = _one((3, 4, 2), L.UpSampling2D((2, 3)), L.Conv2D(2, 3))
+MODELS["UpSampling1D"] = _one((5, 2), L.UpSampling1D(2), L.Conv1D(2, 3))
 
 
 def test_every_converter_has_a_model_here() -> None:
@@ -128,10 +136,10 @@ def test_what_does_not_convert_is_named() -> None:
         (_one((8, 3), L.LSTM(4)), r"'lstm.*' \(LSTM\) has no tbn equivalent"),
         (_one((7, 7, 2), L.AveragePooling2D(2, padding="same")), "leaves the padding out of its mean"),
         (_one((6,), L.Dense(4, activation="elu")), "activation 'elu' is not supported"),
-        (_one((6, 3), L.Dense(4)), r"a Dense layer over each position of a \(6, 3\) input"),
+        (_one((6, 3), L.LayerNormalization(axis=1)), r"LayerNormalization over axes \[1\]; tbn normalises"),
+        (_one((3, 3, 2), L.UpSampling2D(interpolation="bilinear")), "'bilinear' interpolation"),
         (_one((6, 6, 2), L.GlobalAveragePooling2D(keepdims=True)), "keepdims=True"),
         (_one((6, 6, 2), L.ReLU(negative_slope=0.1)), "only ReLU and ReLU6"),
-        (_one((6, 6, 2), L.Reshape((12, 6))), r"Reshape \(6, 6, 2\) -> \(12, 6\) reorders values"),
     ]
     for build, message in cases:
         with pytest.raises(UsageError, match=message):

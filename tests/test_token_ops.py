@@ -39,29 +39,42 @@ def _heads(y: torch.Tensor) -> torch.Tensor:  # (B, 6, 8) -> (B, 2, 6, 4)
     return y.view(y.shape[0], 6, 2, 4).transpose(1, 2)
 
 
-CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], Op]] = {
-    "layernorm": (lambda: _Net(lambda y: y, nn.Linear(5, 8), 48, nn.LayerNorm(8)), (6, 5), Op.LAYERNORM),
-    "layernorm-plain": (lambda: _Net(lambda y: y, nn.Linear(5, 8), 48, nn.LayerNorm(8, elementwise_affine=False)),
-                        (6, 5), Op.LAYERNORM),
-    "transpose": (lambda: _Net(lambda y: y.transpose(1, 2), nn.Linear(5, 8), 48), (6, 5), Op.TRANSPOSE),
-    "permute": (lambda: _Net(lambda y: _heads(y).permute(0, 3, 1, 2), nn.Linear(5, 8), 48), (6, 5), Op.TRANSPOSE),
-    "matmul": (lambda: _Net(lambda y: y @ y.transpose(1, 2), nn.Linear(5, 8), 36), (6, 5), Op.BATCH_MATMUL),
-    "matmul-heads": (lambda: _Net(lambda y: torch.matmul(_heads(y).transpose(-2, -1), _heads(y)) / 2,
-                                  nn.Linear(5, 8), 32), (6, 5), Op.BATCH_MATMUL),
-    "bmm": (lambda: _Net(lambda y: torch.bmm(y.transpose(1, 2), y), nn.Linear(5, 8), 64), (6, 5), Op.BATCH_MATMUL),
-    "attention": (lambda: _Net(lambda y: torch.softmax(0.5 * (y @ y.transpose(-2, -1)), dim=-1) @ y,
-                               nn.Linear(5, 8), 48), (6, 5), Op.BATCH_MATMUL),
-    "mean-tokens": (lambda: _Net(lambda y: y.mean(dim=1), nn.Linear(5, 8), 8), (6, 5), Op.GLOBAL_AVGPOOL),
-    "mean-keepdim": (lambda: _Net(lambda y: torch.mean(y, 1, keepdim=True), nn.Linear(5, 8), 8), (6, 5),
-                     Op.GLOBAL_AVGPOOL),
-    "amax-tokens": (lambda: _Net(lambda y: torch.amax(y, dim=-2), nn.Linear(5, 8), 8), (6, 5), Op.MAXPOOL2D),
-    "mean-channels": (lambda: _Net(lambda y: y.mean(1), nn.Conv2d(2, 4, 3), 16), (2, 6, 6), Op.GLOBAL_AVGPOOL),
-    "upsample": (lambda: _Net(nn.Upsample(scale_factor=2), nn.Conv2d(2, 2, 3), 128), (2, 6, 6),
-                 Op.UPSAMPLE_NEAREST),
-    "interpolate": (lambda: _Net(lambda y: F.interpolate(y, scale_factor=(3, 1)), nn.Conv2d(2, 2, 3), 96),
-                    (2, 6, 6), Op.UPSAMPLE_NEAREST),
-    "upsample-1d": (lambda: _Net(nn.Upsample(scale_factor=3), nn.Conv1d(2, 2, 3), 24), (2, 6),
-                    Op.UPSAMPLE_NEAREST),
+Then = Callable[..., torch.Tensor]
+Make = Callable[[], nn.Module]
+
+
+def _tokens(then: Then, head: int, norm: nn.Module | None = None) -> Make:
+    return lambda: _Net(then, nn.Linear(5, 8), head, norm)  # (6, 5) inputs: 6 tokens of 5
+
+
+def _map(then: Then, first: Make, head: int) -> Make:
+    return lambda: _Net(then, first(), head)
+
+
+def _ident(y: torch.Tensor) -> torch.Tensor:
+    return y
+
+
+T, M, M1 = (6, 5), (2, 6, 6), (2, 6)  # the input shapes: tokens, a map, a 1-D map
+CASES: dict[str, tuple[Make, tuple[int, ...], Op]] = {
+    "layernorm": (_tokens(_ident, 48, nn.LayerNorm(8)), T, Op.LAYERNORM),
+    "layernorm-plain": (_tokens(_ident, 48, nn.LayerNorm(8, elementwise_affine=False)), T, Op.LAYERNORM),
+    "transpose": (_tokens(lambda y: y.transpose(1, 2), 48), T, Op.TRANSPOSE),
+    "permute": (_tokens(lambda y: _heads(y).permute(0, 3, 1, 2), 48), T, Op.TRANSPOSE),
+    "matmul": (_tokens(lambda y: y @ y.transpose(1, 2), 36), T, Op.BATCH_MATMUL),
+    "matmul-heads": (_tokens(lambda y: torch.matmul(_heads(y).transpose(-2, -1), _heads(y)) / 2, 32), T,
+                     Op.BATCH_MATMUL),
+    "bmm": (_tokens(lambda y: torch.bmm(y.transpose(1, 2), y), 64), T, Op.BATCH_MATMUL),
+    "attention": (_tokens(lambda y: torch.softmax(0.5 * (y @ y.transpose(-2, -1)), dim=-1) @ y, 48), T,
+                  Op.BATCH_MATMUL),
+    "mean-tokens": (_tokens(lambda y: y.mean(dim=1), 8), T, Op.GLOBAL_AVGPOOL),
+    "mean-keepdim": (_tokens(lambda y: torch.mean(y, 1, keepdim=True), 8), T, Op.GLOBAL_AVGPOOL),
+    "amax-tokens": (_tokens(lambda y: torch.amax(y, dim=-2), 8), T, Op.MAXPOOL2D),
+    "mean-channels": (_map(lambda y: y.mean(1), lambda: nn.Conv2d(2, 4, 3), 16), M, Op.GLOBAL_AVGPOOL),
+    "upsample": (_map(nn.Upsample(scale_factor=2), lambda: nn.Conv2d(2, 2, 3), 128), M, Op.UPSAMPLE_NEAREST),
+    "interpolate": (_map(lambda y: F.interpolate(y, scale_factor=(3, 1)), lambda: nn.Conv2d(2, 2, 3),
+                         96), M, Op.UPSAMPLE_NEAREST),
+    "upsample-1d": (_map(nn.Upsample(scale_factor=3), lambda: nn.Conv1d(2, 2, 3), 24), M1, Op.UPSAMPLE_NEAREST),
 }
 
 
@@ -160,10 +173,10 @@ class _Bad(nn.Module):
 
 
 @pytest.mark.parametrize(("then", "tokens", "message"), [
-    (lambda y: F.layer_norm(y, (3, 4)), 3, r"LayerNorm over \(3, 4\); tbn normalises over the last axis only"),
+    (lambda y: F.layer_norm(y, (3, 4)), 3, r"LayerNorm over \(3, 4\); tbn normalises over the last axis"),
     (lambda y: y.transpose(0, 1), 3, r"moves the batch axis 0; keep it first"),
     (lambda y: y.view(-1, 3, 2, 2) @ y.view(-1, 3, 2, 2).mean(1, keepdim=True), 3,
-     r"a matrix product of \(3, 2, 2\) and \(1, 2, 2\); tbn multiplies operands of one rank .* no broadcasting"),
+     r"a matrix product of \(3, 2, 2\) and \(1, 2, 2\); tbn multiplies .* no broadcasting"),
     (lambda y: y * 3.0, 3, r"multiplying by a constant is supported beside a matrix product"),
     (lambda y: y.mean(0), 3, r"a reduction over the batch axis 0"),
     (lambda y: F.interpolate(y, scale_factor=2, mode="linear"), 3, r"mode 'linear'; tbn runs 'nearest'"),

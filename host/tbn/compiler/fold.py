@@ -36,7 +36,7 @@ def fold_and_fuse(nodes: list[Node]) -> list[Node]:
     """Fold each BatchNorm into the linear/conv that feeds only it (else make it an
     AFFINE node), fuse each ReLU/ReLU6 into the op that feeds only it, and drop
     reshapes read only by linear layers (which read their input flat anyway)."""
-    nodes = _fold_transposes(_fold_factors(_drop_flattens(_fold_pads(nodes))))
+    nodes = _fold_transposes(_cancel_transposes(_fold_factors(_drop_flattens(_fold_pads(nodes)))))
     uses = Counter(name for n in nodes for name in n.inputs)
     producer = {n.output: n for n in nodes}
     out: list[Node] = []
@@ -114,6 +114,20 @@ def _fold_factors(nodes: list[Node]) -> list[Node]:
                               "two activations (attention's scaling), which takes it as its factor; fold it "
                               "into a layer's weights, or use a layer")
     return out
+
+
+def _cancel_transposes(nodes: list[Node]) -> list[Node]:
+    """A transpose that undoes the one before it (channels-last and back around a Keras layer)
+    is no op: its readers read the first one's input; the first goes too if nothing else reads it."""
+    producer, rename = {n.output: n for n in nodes}, {}
+    for n in nodes:
+        n.inputs = [rename.get(i, i) for i in n.inputs]
+        src = producer.get(n.inputs[0]) if n.kind == Op.TRANSPOSE else None
+        if src is not None and src.kind == Op.TRANSPOSE \
+                and all(src.attrs["perm"][q] == k for k, q in enumerate(n.attrs["perm"])):
+            rename[n.output] = src.inputs[0]
+    uses = Counter(name for n in nodes if n.output not in rename for name in n.inputs)
+    return [n for n in nodes if n.output not in rename and (n.kind != Op.TRANSPOSE or uses[n.output])]
 
 
 def _fold_transposes(nodes: list[Node]) -> list[Node]:

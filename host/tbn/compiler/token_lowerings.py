@@ -35,10 +35,24 @@ class TokenLowerings:
         self.op(Op.RESHAPE, Act.NONE, {"input": ins[k], "output": out})
         return out
 
+    def written(self, n: Node, like: Any = None) -> tuple[int, Node | None]:
+        """The tensor an op of ``n`` writes in PyTorch's shape: ``n``'s own, or, where ``n``'s value
+        is stored as the (C, 1, W) map a 1-D convolution reads, one that :meth:`settle` reshapes."""
+        if self.shape_of(n) == (n.shape or (1,)):
+            return (self.same_quant(n, like) if like is not None else self.tensor(n)), None
+        tmp = Node(n.kind, n.inputs, n.output + "/flat", n.shape, n.where, n.attrs, n.act)
+        return (self.same_quant(tmp, like) if like is not None else self.tensor(tmp)), tmp
+
+    def settle(self, n: Node, tmp: Node | None) -> None:
+        if tmp is not None:
+            src = self.tid[tmp.output]
+            out = self.same_quant(n, self.prog.tensors[src])
+            self.op(Op.RESHAPE, Act.NONE, {"input": src, "output": out})
+
     def layernorm(self, n: Node, ins: list[int]) -> None:
         m = n.attrs["module"]
         src_id = self.operand(n, 0, ins)
-        out = self.tensor(n)
+        out, tmp = self.written(n)
         src, dst = self.prog.tensors[src_id], self.prog.tensors[out]
         c = src.shape[-1]
         gamma = np.ones(c) if m.weight is None else m.weight.detach().double().numpy()
@@ -59,10 +73,13 @@ class TokenLowerings:
             if beta is not None:
                 args["bias"] = self.float_bias(beta)
         self.op(Op.LAYERNORM, Act.NONE, args)
+        self.settle(n, tmp)
 
     def transpose(self, n: Node, ins: list[int]) -> None:
         src = self.operand(n, 0, ins)
-        self._permute(src, n.attrs["perm"], self.same_quant(n, self.prog.tensors[src]))
+        out, tmp = self.written(n, self.prog.tensors[src])
+        self._permute(src, n.attrs["perm"], out)
+        self.settle(n, tmp)
 
     def _permute(self, src: int, perm: list[int], out: int) -> None:
         full = [*perm, *range(len(perm), MAX_DIMS)]
@@ -75,7 +92,7 @@ class TokenLowerings:
         if len(ta.shape) != len(tb.shape) or len(ta.shape) < 2 or ta.shape[:-2] != tb.shape[:-2]:
             raise TbnCompileError(f"{n.where}: a matrix product of {ta.shape} and {tb.shape}; tbn multiplies "
                                   "operands of one rank (2 to 4) with equal batch axes, no broadcasting")
-        out = self.tensor(n)
+        out, tmp = self.written(n)
         factor = float(n.attrs.get("factor", 1.0))
         args = {"a": a, "b": b, "output": out, "scale": NONE_ID, "ta": n.attrs.get("ta", 0),
                 "tb": n.attrs.get("tb", 0)}
@@ -86,6 +103,7 @@ class TokenLowerings:
         elif factor != 1.0:
             args["scale"] = self.float_scale(np.array([factor]))
         self.op(Op.BATCH_MATMUL, ACTS[n.act], args)
+        self.settle(n, tmp)
 
     def upsample(self, n: Node, ins: list[int]) -> None:
         out = self.same_quant(n, self.prog.tensors[ins[0]])

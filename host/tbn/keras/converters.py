@@ -50,6 +50,17 @@ class Builder:
         self.root.add_module(key, mod)
         return self.graph.call_module(key, (arg,))
 
+    def permute(self, x: fx.Node, perm: list[int]) -> fx.Node:
+        return x if perm == sorted(perm) else self.graph.call_method("permute", (x, *perm))
+
+    def to_last(self, x: fx.Node, rank: int) -> fx.Node:
+        """A channels-first value of ``rank`` axes (batch included) in Keras' channels-last order."""
+        return self.permute(x, [0, *range(2, rank), 1] if rank > 2 else [0, 1])
+
+    def to_first(self, x: fx.Node, rank: int) -> fx.Node:
+        """A channels-last value back in the graph's channels-first order."""
+        return self.permute(x, [0, rank - 1, *range(1, rank - 1)] if rank > 2 else [0, 1])
+
     def activation(self, layer: Any, node: fx.Node, name: Any = None) -> fx.Node:
         act = keras.activations.serialize(name or layer.activation)
         act = act if isinstance(act, str) else act.get("config", {}).get("name", act.get("class_name"))
@@ -98,9 +109,8 @@ def _copy(param: torch.Tensor, value: Any, order: tuple[int, ...] | None = None)
 
 def dense(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
     x, kernel = ins[0], np.asarray(layer.kernel)  # (K, O)
-    if len(shape) != 2:
-        raise UsageError(f"Keras layer {layer.name!r}: a Dense layer over each position of a {shape[1:]} "
-                         "input does not convert yet; Flatten or pool first")
+    if len(shape) > 2:  # over each position (token): the last axis, channels-last
+        return b.to_first(dense(b, layer, [b.to_last(x, len(shape))], (shape[0], shape[-1])), len(shape))
     order = None
     if (chw := b.layout.get(x)) is not None:  # inputs flattened from (H, W, C): reorder to (C, H, W)
         c, h, w = chw
@@ -255,27 +265,64 @@ def multiply(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Nod
 
 def concatenate(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
     """Concatenate along a Keras axis, as the channels-first graph numbers it."""
-    rank = len(shape)
-    axis = layer.axis % rank
-    if axis == 0:
-        raise UsageError(f"Keras layer {layer.name!r}: concatenation along the batch axis")
-    dim = 1 if axis == rank - 1 else axis + 1  # channels last -> first; the others shift by one
+    dim = _channels_first_axis(layer, layer.axis, len(shape))
     return b.graph.call_function(torch.cat, (tuple(ins),), {"dim": dim})
 
 
+def _channels_first_axis(layer: Any, axis: int, rank: int) -> int:
+    """A Keras axis of a ``rank``-axis value (batch included) as the channels-first graph numbers it."""
+    axis %= rank
+    if axis == 0:
+        raise UsageError(f"Keras layer {layer.name!r}: an operation along the batch axis")
+    return 1 if axis == rank - 1 else axis + 1
+
+
+def layer_normalization(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    """LayerNormalization over the last (channels) axis: LAYERNORM, on the channels-last order."""
+    axes = [a % len(shape) for a in (layer.axis if isinstance(layer.axis, list | tuple) else [layer.axis])]
+    if axes != [len(shape) - 1]:
+        raise UsageError(f"Keras layer {layer.name!r}: LayerNormalization over axes {layer.axis}; tbn "
+                         "normalises over the last axis only")
+    mod = nn.LayerNorm(shape[-1], eps=layer.epsilon, elementwise_affine=layer.scale or layer.center)
+    with torch.no_grad():
+        if mod.weight is not None:
+            _copy(mod.weight, layer.gamma if layer.scale else np.ones(shape[-1]))
+            _copy(mod.bias, layer.beta if layer.center else np.zeros(shape[-1]))
+    return b.to_first(b.module(layer.name, mod, b.to_last(ins[0], len(shape))), len(shape))
+
+
+def softmax(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    axes = layer.axis if isinstance(layer.axis, list | tuple) else [layer.axis]
+    if len(axes) != 1:
+        raise UsageError(f"Keras layer {layer.name!r}: Softmax over axes {layer.axis}; tbn takes one axis")
+    return b.module(layer.name, nn.Softmax(dim=_channels_first_axis(layer, axes[0], len(shape))), ins[0])
+
+
+def upsampling(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    """UpSampling1D/2D, nearest: UPSAMPLE_NEAREST."""
+    if getattr(layer, "interpolation", "nearest") != "nearest":
+        raise UsageError(f"Keras layer {layer.name!r}: {layer.interpolation!r} interpolation; tbn upsamples "
+                         "by 'nearest'")
+    size = tuple(float(v) for v in _tuple(layer.size, len(shape) - 2))
+    return b.module(layer.name, nn.Upsample(scale_factor=size, mode="nearest"), ins[0])
+
+
+def permute(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    """Permute: Keras' permutation of the channels-last axes, composed with the two layout changes."""
+    rank = len(shape)
+    keras_perm = [0, *(int(d) for d in layer.dims)]
+    return b.to_first(b.permute(b.to_last(ins[0], rank), keras_perm), rank)
+
+
 def reshape(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
-    """Reshape where channels-last and channels-first agree: a vector to ``(1, ..., 1, C)`` (a
-    gate, as squeeze-and-excitation writes it), or a vector or one-channel map to a
-    one-channel map."""
+    """Reshape in Keras' channels-last order: the value made channels-last, reshaped, and the result
+    made channels-first again (the transposes vanish where the layouts agree)."""
     target = tuple(int(v) for v in layer.target_shape)
-    flat_to_gate = len(shape) == 2 and all(v == 1 for v in target[:-1])
-    one_channel = target[-1] == 1 and (len(shape) == 2 or shape[-1] == 1)
-    if not (flat_to_gate or one_channel):
-        raise UsageError(f"Keras layer {layer.name!r}: Reshape {tuple(shape[1:])} -> {target} reorders "
-                         "values between Keras' channels-last and tbn's channels-first layouts; tbn converts "
-                         "a vector to (1, ..., 1, C), and a vector or one-channel map to a one-channel map")
-    chw = (target[-1], *target[:-1])
-    return b.graph.call_method("reshape", (ins[0], -1, *chw))
+    if -1 in target:
+        known = int(np.prod([v for v in target if v != -1]))
+        target = tuple(int(np.prod(shape[1:])) // known if v == -1 else v for v in target)
+    y = b.graph.call_method("reshape", (b.to_last(ins[0], len(shape)), -1, *target))
+    return b.to_first(y, len(target) + 1)
 
 
 @dataclass(frozen=True)
@@ -290,7 +337,8 @@ class Converter:
 L = keras.layers
 # In order: the first whose kinds the layer is an instance of converts it.
 CONVERTERS: tuple[Converter, ...] = (
-    Converter((L.Dense, TiledDense), "linear (TILED_LINEAR or DENSE_LINEAR), + its activation", dense),
+    Converter((L.Dense, TiledDense), "linear (TILED_LINEAR or DENSE_LINEAR; over tokens on a sequence), "
+              "+ its activation", dense),
     Converter((L.Conv1D, L.Conv2D, TiledConv2D, L.DepthwiseConv1D, L.DepthwiseConv2D, L.SeparableConv1D,
                L.SeparableConv2D), "convolution (grouped for depthwise; separable: two), + its activation",
               conv),
@@ -308,7 +356,12 @@ CONVERTERS: tuple[Converter, ...] = (
     Converter((L.Add,), "ADD", add),
     Converter((L.Concatenate,), "CONCAT (two at a time)", concatenate),
     Converter((L.Multiply,), "MUL (one operand may broadcast: a (1, 1, C) gate)", multiply),
-    Converter((L.Reshape,), "RESHAPE (a vector to a (1, ..., 1, C) gate; to a one-channel map)", reshape),
+    Converter((L.Reshape,), "RESHAPE, with TRANSPOSE where channels-last and channels-first orders differ",
+              reshape),
+    Converter((L.Permute,), "TRANSPOSE", permute),
+    Converter((L.LayerNormalization,), "LAYERNORM over the last axis", layer_normalization),
+    Converter((L.Softmax,), "SOFTMAX_AXIS (SOFTMAX for a vector in F32)", softmax),
+    Converter((L.UpSampling1D, L.UpSampling2D), "UPSAMPLE_NEAREST", upsampling),
 )
 SUPPORTED = ("InputLayer", *(k.__name__ for c in CONVERTERS for k in c.kinds))
 
