@@ -74,7 +74,8 @@ CASES: dict[str, tuple[Make, tuple[int, ...], Op]] = {
     "upsample": (_map(nn.Upsample(scale_factor=2), lambda: nn.Conv2d(2, 2, 3), 128), M, Op.UPSAMPLE_NEAREST),
     "interpolate": (_map(lambda y: F.interpolate(y, scale_factor=(3, 1)), lambda: nn.Conv2d(2, 2, 3),
                          96), M, Op.UPSAMPLE_NEAREST),
-    "upsample-1d": (_map(nn.Upsample(scale_factor=3), lambda: nn.Conv1d(2, 2, 3), 24), M1, Op.UPSAMPLE_NEAREST),
+    "upsample-1d": (_map(nn.Upsample(scale_factor=3), lambda: nn.Conv1d(2, 2, 3), 24), M1,
+                    Op.UPSAMPLE_NEAREST),
 }
 
 
