@@ -193,3 +193,59 @@ def test_layer_norm_without_parameters_compiles_from_its_function() -> None:
     x = torch.randn(8, 3, 4)
     prog = compile_program(model, x[:1], params="wide")
     assert [o.opcode for o in prog.ops] == [Op.DENSE_LINEAR, Op.LAYERNORM]
+
+
+class _Attention(nn.Module):
+    def __init__(self, kdim: int | None = None) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True, kdim=kdim, vdim=kdim)
+        self.kv, self.head = nn.Linear(8, kdim or 8), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kv = x if self.attn._qkv_same_embed_dim else self.kv(x)  # keys and values of another width
+        y, _ = self.attn(x, kv, kv, need_weights=False)
+        return self.head((x + y).amax(1))
+
+
+def _int8_exact(model: nn.Module) -> None:
+    """Every weight a multiple of 1/64 with a row peak of 127/64: the int8 dense rows hold it exactly."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim == 2:
+                p.copy_(torch.randint(-127, 128, p.shape) / 64.0)
+                p[:, 0] = 127 / 64.0
+
+
+@pytest.mark.parametrize("kdim", [None, 4], ids=["self", "other-width"])
+def test_multihead_attention_is_pytorchs(kdim: int | None) -> None:
+    torch.manual_seed(0)
+    model = _Attention(kdim).eval()
+    _int8_exact(model)
+    x = torch.randn(32, 6, 8)
+    prog = compile_program(model, x[:1], params="wide")
+    ops = [o.opcode for o in prog.ops]
+    assert ops.count(Op.BATCH_MATMUL) == 2 and ops.count(Op.DENSE_LINEAR) == (5 if kdim is None else 6)
+    with torch.no_grad():
+        want = model(x).numpy()
+    got = Interpreter(prog).run(x.numpy())
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    int8 = compile_program(model, x[:1], activations="int8", calibration=x)
+    np.testing.assert_array_equal(CRuntime(serialize(int8)).run(x.numpy()), Interpreter(int8).run(x.numpy()))
+
+
+@pytest.mark.parametrize(("make", "call", "message"), [
+    (lambda: nn.MultiheadAttention(8, 2), lambda m, x: m(x, x, x)[0], r"batch_first=False"),
+    (lambda: nn.MultiheadAttention(8, 2, batch_first=True), lambda m, x: m(x, x, x)[1],
+     r"attention weights; tbn computes its output only"),
+], ids=["batch-second", "weights"])
+def test_attention_tbn_cannot_run_is_a_named_error(make: Make, call: Any, message: str) -> None:
+    class Wrap(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = make()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return call(self.attn, x)
+
+    with pytest.raises(TbnCompileError, match=message):
+        compile_program(Wrap(), torch.randn(1, 3, 8))

@@ -12,6 +12,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from tbn.compiler.attention import expand_attention
 from tbn.compiler.classify import classify
 from tbn.compiler.graph import Kind, Node, TbnCompileError
 from tbn.format.spec import Op
@@ -56,6 +57,7 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> list[Node]:
         return names[arg.name]
 
     output_seen = False
+    tuples: dict[str, str] = {}  # an attention call's fx node -> the value name of its output
     for node in gm.graph.nodes:
         where = _where(node)
         meta = node.meta.get("tensor_meta")
@@ -78,6 +80,16 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> list[Node]:
         if (node.op in ("call_method", "call_function") and node.target in ("size", getattr)) \
                 or (node.op == "call_function" and node.target is operator.getitem and not shape):
             continue  # shape arithmetic feeding view/reshape: no tensor is produced
+        if node.op == "call_module" and isinstance(modules[node.target], nn.MultiheadAttention):
+            nodes += expand_attention(modules[node.target], node, where, val)
+            names[node.name], tuples[node.name] = node.name, node.name
+            continue
+        if node.op == "call_function" and node.target is operator.getitem and node.args[0].name in tuples:
+            if node.args[1] != 0:
+                raise TbnCompileError(f"{where}: uses MultiheadAttention's attention weights; tbn computes "
+                                      "its output only (need_weights=False)")
+            names[node.name] = tuples[node.args[0].name]
+            continue
         kind, attrs, inputs = classify(node, modules, where)
         if kind in (Op.RESHAPE, Op.SOFTMAX) and hasattr(meta, "shape") \
                 and (len(meta.shape) == 0 or meta.shape[0] != example_input.shape[0]):
