@@ -37,16 +37,18 @@ def test_every_unary_op_has_a_pytorch_spelling_and_its_c_in_the_header() -> None
     assert sorted(UNARY_MODULES) == sorted(UNARY)
     header = (root() / "firmware/lib/tbn/include/tbn_format.h").read_text()
     for op in UNARY:
-        assert f"#define TBN_UNARY_F32_{op.name}(x) {to_c(OPS[op].fn)}" in header
+        assert f"#define TBN_UNARY_F32_{op.name}(x, a) {to_c(OPS[op].fn)}" in header
 
 
 @pytest.mark.parametrize("op", UNARY, ids=lambda op: op.name)
 def test_each_function_is_pytorchs(op: Op) -> None:
     """The spec's expression is the PyTorch module it compiles from, in float64 over its range."""
     x = torch.linspace(-12, 12, 4801, dtype=torch.float64)
+    module = UNARY_MODULES[op]()
+    a = float(getattr(module, "negative_slope", getattr(module, "alpha", 0.0)))  # the parameter, if any
     with torch.no_grad():
-        want = UNARY_MODULES[op]()(x).numpy()
+        want = module(x).numpy()
     with np.errstate(over="ignore"):
-        got = evaluate(OPS[op].fn, x.numpy(), np)
+        got = evaluate(OPS[op].fn, x.numpy(), np, a)
     np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-12)
-    np.testing.assert_allclose(evaluate(OPS[op].fn, x, torch).numpy(), want, rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(evaluate(OPS[op].fn, x, torch, a).numpy(), want, rtol=1e-7, atol=1e-12)

@@ -43,6 +43,9 @@ MODELS: dict[str, Callable[[], keras.Model]] = {
     "SeparableConv1D": _one((10, 3), L.SeparableConv1D(5, 3)),
     "BatchNormalization": _one((6, 6, 2), L.Conv2D(3, 3), L.BatchNormalization()),
     "ReLU": _one((6, 6, 2), L.Conv2D(3, 3), L.ReLU(max_value=6.0)),
+    "ReLU leaky": _one((6, 6, 2), L.Conv2D(3, 3), L.ReLU(negative_slope=0.3)),
+    "LeakyReLU": _one((6,), L.Dense(5), L.LeakyReLU(0.25)),
+    "ELU": _one((6,), L.Dense(5), L.ELU(0.7)),
     "ZeroPadding2D": _one((6, 6, 2), L.ZeroPadding2D(((2, 0), (1, 3))), L.Conv2D(3, 3)),
     "ZeroPadding1D": _one((8, 2), L.ZeroPadding1D((0, 2)), L.Conv1D(3, 3)),
     "MaxPooling2D same": _one((7, 7, 2), L.MaxPooling2D(2, padding="same")),
@@ -135,11 +138,11 @@ def test_what_does_not_convert_is_named() -> None:
     cases = [
         (_one((8, 3), L.LSTM(4)), r"'lstm.*' \(LSTM\) has no tbn equivalent"),
         (_one((7, 7, 2), L.AveragePooling2D(2, padding="same")), "leaves the padding out of its mean"),
-        (_one((6,), L.Dense(4, activation="elu")), "activation 'elu' is not supported"),
+        (_one((6,), L.Dense(4, activation="softplus")), "activation 'softplus' is not supported"),
         (_one((6, 3), L.LayerNormalization(axis=1)), r"LayerNormalization over axes \[1\]; tbn normalises"),
         (_one((3, 3, 2), L.UpSampling2D(interpolation="bilinear")), "'bilinear' interpolation"),
         (_one((6, 6, 2), L.GlobalAveragePooling2D(keepdims=True)), "keepdims=True"),
-        (_one((6, 6, 2), L.ReLU(negative_slope=0.1)), "only ReLU and ReLU6"),
+        (_one((6, 6, 2), L.ReLU(max_value=6.0, negative_slope=0.1)), "max_value 6 or a negative slope"),
     ]
     for build, message in cases:
         with pytest.raises(UsageError, match=message):

@@ -127,6 +127,9 @@ def _classify_module(m: nn.Module, node: fx.Node, where: str) -> tuple[Op | Kind
         return kind, attrs, [args[0]]
     if isinstance(m, nn.Upsample):
         return Op.UPSAMPLE_NEAREST, upsample_factors(args[0], node, m.mode, where), [args[0]]
+    if isinstance(m, nn.LeakyReLU | nn.ELU):
+        alpha = m.negative_slope if isinstance(m, nn.LeakyReLU) else m.alpha
+        return (Op.LEAKY_RELU if isinstance(m, nn.LeakyReLU) else Op.ELU), {"alpha": alpha}, [args[0]]
     if _unary_key(m) in _UNARY_BY_KEY:
         return _UNARY_BY_KEY[_unary_key(m)], {}, [args[0]]
     raise TbnCompileError(f"{where}: unsupported module {type(m).__name__}")
@@ -204,6 +207,11 @@ def _classify_function(node: fx.Node, where: str) -> tuple[Op | Kind, dict, list
         return Op.MAXPOOL2D, global_max(args[0], where, target is F.adaptive_max_pool1d), [args[0]]
     if (unary := _unary_call(target, args, kwargs)) is not None:
         return unary, {}, [args[0]]
+    if target in (F.leaky_relu, F.elu):
+        leaky = target is F.leaky_relu
+        default = args[1] if len(args) > 1 else (0.01 if leaky else 1.0)
+        alpha = kwargs.get("negative_slope" if leaky else "alpha", default)
+        return (Op.LEAKY_RELU if leaky else Op.ELU), {"alpha": alpha}, [args[0]]
     if target is F.pad:
         mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
         if mode != "constant":

@@ -121,5 +121,9 @@ class ElementwiseLowerings:
         """The op's function; INT8: its table, from the function and both tensors' parameters."""
         out = self.tensor(n)
         src, dst = self.prog.tensors[ins[0]], self.prog.tensors[out]
-        table = self.prog.add_dense(unary_table(OPS[n.kind].fn, src, dst)) if self.int8 else NONE_ID
-        self.op(n.kind, Act.NONE, {"input": ins[0], "output": out, "table": table})
+        a = np.float32(n.attrs.get("alpha", 0.0))  # the parameter as the file stores it
+        table = self.prog.add_dense(unary_table(OPS[n.kind].fn, src, dst, float(a))) if self.int8 else NONE_ID
+        args = {"input": ins[0], "output": out, "table": table}
+        if "alpha" in OPS[n.kind].layout.names:
+            args["alpha"] = int(a.view(np.uint32))
+        self.op(n.kind, Act.NONE, args)

@@ -48,14 +48,14 @@ def relu6_qmax(scale: float, zero_point: int) -> int:
     return int(min(127, zero_point + round(6.0 / scale)))
 
 
-def unary_table(fn: str, src: Any, dst: Any) -> np.ndarray:
+def unary_table(fn: str, src: Any, dst: Any, a: float = 0.0) -> np.ndarray:
     """A unary op's INT8 table: for each input ``q`` (-128..127, at index ``q + 128``) the
     function ``fn`` of its real value ``src.scale * (q - src.zero_point)``, quantised to
     ``dst``'s parameters (rounded half to even, clamped to its range)."""
     q = np.arange(-128, 128)
     real = float(np.float32(src.scale)) * (q - src.zero_point)
     with np.errstate(over="ignore"):  # exp past float64's range is inf, and the functions take it
-        y = evaluate(fn, real.astype(np.float64), np)
+        y = evaluate(fn, real.astype(np.float64), np, a)
     out = np.rint(y / float(np.float32(dst.scale))) + dst.zero_point
     return np.clip(out, dst.qmin, dst.qmax).astype(np.int8)
 

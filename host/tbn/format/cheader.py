@@ -163,8 +163,8 @@ def _op_tables() -> list[str]:
         lines.append(f"#define TBN_OP_{op.name}_FIELDS(F) {fields}")
     unary = [(op, s) for op, s in spec.OPS.items() if s.kernel == "unary"]
     lines += ["", "/* U(NAME, opcode): every op of the unary family; TBN_UNARY_F32_<NAME>(x): its",
-              " * function (the spec's fn, tbn.format.expr.to_c), on tbn_exp_f32, tbn_erf_f32, tbn_minf",
-              " * and tbn_maxf */",
+              " * function of x and the op's parameter a (the spec's fn, tbn.format.expr.to_c), on",
+              " * tbn_exp_f32, tbn_erf_f32, tbn_minf and tbn_maxf */",
               "#define TBN_UNARY_LIST(U) " + " ".join(f"U({op.name}, {int(op)})" for op, _ in unary),
               f"#define TBN_UNARY_TABLE_SIZE {spec.UNARY_TABLE_SIZE}u",
               "/* SOFTMAX_AXIS's INT8 table (u16 entries) and output zero point (its scale is 1/256) */",
@@ -173,7 +173,7 @@ def _op_tables() -> list[str]:
               "/* INT8 LAYERNORM: fraction bits of a normalised value; the reciprocal's shift */",
               f"#define TBN_LAYERNORM_FRAC {spec.LAYERNORM_FRAC}",
               f"#define TBN_LAYERNORM_RECIP_SHIFT {spec.LAYERNORM_RECIP_SHIFT}"]
-    lines += [f"#define TBN_UNARY_F32_{op.name}(x) {to_c(s.fn)}" for op, s in unary]
+    lines += [f"#define TBN_UNARY_F32_{op.name}(x, a) {to_c(s.fn)}" for op, s in unary]
     return [*lines, "", "/* the size of an opcode's ops; 0 for an unknown opcode */",
             "static inline unsigned tbn_op_size(unsigned opcode) {", "    switch (opcode) {",
             "#define TBN_X_(NAME, code, size, traits, kernel) case code: return size;",

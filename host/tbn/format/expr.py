@@ -3,7 +3,8 @@
 A unary op's ``fn`` in :mod:`tbn.format.spec` (``"1 / (1 + exp(-x))"``) is all there is of
 it: the reference interpreter and the CUDA engine evaluate it on arrays (:func:`evaluate`),
 the C header generator turns it into C (:func:`to_c`), and the compiler computes an INT8
-model's 256-entry table from it. The language: numbers, ``x``, ``+ - * /``, unary minus,
+model's 256-entry table from it. The language: numbers, ``x``, the op's parameter ``a`` (its
+``alpha`` field: a leaky ReLU's slope), ``+ - * /``, unary minus,
 and the calls ``exp(a)``, ``erf(a)``, ``min(a, b)``, ``max(a, b)``; the C runtime has each
 without libm.
 """
@@ -30,8 +31,8 @@ def parse(fn: str) -> ast.expr:
             if name not in CALLS or len(node.args) != CALLS[name][0] or node.keywords:
                 raise ValueError(f"{fn!r}: calls are {', '.join(f'{n}/{a}' for n, (a, _) in CALLS.items())}")
         elif isinstance(node, ast.Name):
-            if node.id != "x" and node.id not in CALLS:
-                raise ValueError(f"{fn!r}: the only variable is x, not {node.id}")
+            if node.id not in ("x", "a") and node.id not in CALLS:
+                raise ValueError(f"{fn!r}: the variables are x and the parameter a, not {node.id}")
         elif isinstance(node, ast.Constant):
             if not isinstance(node.value, int | float) or isinstance(node.value, bool):
                 raise ValueError(f"{fn!r}: {node.value!r} is not a number")
@@ -45,8 +46,9 @@ def parse(fn: str) -> ast.expr:
     return tree
 
 
-def evaluate(fn: str, x: Any, lib: Any) -> Any:
-    """``fn`` on the array ``x`` with ``lib``'s functions (numpy, or torch): elementwise."""
+def evaluate(fn: str, x: Any, lib: Any, a: float = 0.0) -> Any:
+    """``fn`` on the array ``x`` with ``lib``'s functions (numpy, or torch): elementwise, with
+    the parameter ``a``."""
     minimum, maximum = lib.minimum, lib.maximum
     erf = getattr(lib, "erf", None) or _np_erf
     if getattr(lib, "__name__", "") == "torch":  # torch's take tensors only: a number becomes one
@@ -58,8 +60,8 @@ def evaluate(fn: str, x: Any, lib: Any) -> Any:
 
         def maximum(a: Any, b: Any) -> Any:
             return lib.maximum(t(a), t(b))
-    return eval(_code(fn), {"__builtins__": {}}, {"x": x, "exp": lib.exp, "erf": erf, "min": minimum,
-                                                    "max": maximum})
+    return eval(_code(fn), {"__builtins__": {}}, {"x": x, "a": a, "exp": lib.exp, "erf": erf,
+                                                    "min": minimum, "max": maximum})
 
 
 def _np_erf(a: Any) -> Any:
@@ -76,13 +78,13 @@ def _code(fn: str) -> Any:
 
 
 def to_c(fn: str) -> str:
-    """``fn`` as a C float expression of ``x`` (every number a float literal)."""
+    """``fn`` as a C float expression of ``x`` and ``a`` (every number a float literal)."""
 
     def c(node: ast.expr) -> str:
         if isinstance(node, ast.Constant):
             return f"{float(node.value)!r}f"
         if isinstance(node, ast.Name):
-            return "(x)"
+            return f"({node.id})"
         if isinstance(node, ast.UnaryOp):
             return f"({'-' if isinstance(node.op, ast.USub) else '+'}{c(node.operand)})"
         if isinstance(node, ast.BinOp):
@@ -91,3 +93,8 @@ def to_c(fn: str) -> str:
         return f"{CALLS[node.func.id][1]}({', '.join(c(a) for a in node.args)})"
 
     return c(parse(fn))
+
+
+def uses_parameter(fn: str) -> bool:
+    """Whether ``fn`` reads the op's parameter ``a``."""
+    return any(isinstance(n, ast.Name) and n.id == "a" for n in ast.walk(parse(fn)))

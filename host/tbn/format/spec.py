@@ -13,6 +13,7 @@ from enum import IntEnum, IntFlag
 from functools import cached_property
 
 from tbn.format.expr import parse as parse_fn
+from tbn.format.expr import uses_parameter
 
 MAGIC = b"TBNB"
 VERSION_MAJOR = 2  # 2: tiled ops name a scratch tensor for their lookup tables
@@ -145,6 +146,8 @@ class Op(IntEnum):
     TRANSPOSE = 25
     BATCH_MATMUL = 26
     UPSAMPLE_NEAREST = 27
+    LEAKY_RELU = 28
+    ELU = 29
 
 
 class Trait(IntFlag):
@@ -283,6 +286,7 @@ _TILED = OpLayout((*_IO, ("tile", "tile"), ("scale", "scale"), ("bias", "bias"),
                    ("_", "pad16")))
 _DENSE = OpLayout((*_IO, ("weight", "dense"), ("scale", "scale"), ("bias", "bias")))
 _TABLED = OpLayout((*_IO, ("table", "table")))  # INT8: the table; F32: NONE_ID
+_TABLED_PARAM = OpLayout((*_IO, ("table", "table"), ("alpha", "u32")))  # alpha: the float32 bits of fn's a
 _BINARY = OpLayout((("a", "tensor"), ("b", "tensor"), ("output", "tensor"), ("scale", "scale"),
                     ("_", "pad16")))
 _AXIS_TABLED = OpLayout((*_IO, ("table", "table"), ("axis", "u8"), ("_", "pad8"), ("_", "pad16")))
@@ -332,6 +336,9 @@ OPS: dict[Op, OpSpec] = {
     # GELU's tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), tanh written by exp
     Op.GELU_TANH: OpSpec(_TABLED, Trait.IN_PLACE, "unary",
                          "x / (1 + exp(-1.5957691216057308 * (x + 0.044715 * x * x * x)))", since=4),
+    # with a parameter a, the op's alpha (2.5): a leaky ReLU's slope (0 <= a <= 1), ELU's scale (a >= 0)
+    Op.LEAKY_RELU: OpSpec(_TABLED_PARAM, Trait.IN_PLACE, "unary", "max(x, a * x)", since=5),
+    Op.ELU: OpSpec(_TABLED_PARAM, Trait.IN_PLACE, "unary", "max(x, 0) + min(a * (exp(x) - 1), 0)", since=5),
 }
 OP_LAYOUTS: dict[Op, OpLayout] = {op: s.layout for op, s in OPS.items()}
 KERNELS = tuple(dict.fromkeys(s.kernel for s in OPS.values()))  # kernel families, in opcode order
@@ -431,6 +438,7 @@ for _op, _spec in OPS.items():
     assert bool(_spec.fn) == (_spec.kernel == "unary"), f"{_op.name}: unary ops, and only they, have a fn"
     if _spec.fn:
         parse_fn(_spec.fn)  # a function outside tbn.format.expr's language fails here, at import
+        assert uses_parameter(_spec.fn) == ("alpha" in _spec.layout.names), f"{_op.name}: a, but no alpha"
 
 
 def align(n: int) -> int:

@@ -459,6 +459,8 @@ def _check_affine(prog: Program, op: Operation, need: _Need) -> None:
 
 def _check_unary(prog: Program, op: Operation, need: _Need) -> None:
     _check_same_shape(prog, op, need)
+    a = float(np.array(op.args.get("alpha", 0), dtype="<u4").view("<f4"))
+    need(math.isfinite(a), f"the parameter alpha ({a}) is not finite")
     ref = op.args["table"]
     if prog.int8:
         need(ref != NONE_ID and prog.dense[ref].size == UNARY_TABLE_SIZE,

@@ -35,7 +35,7 @@ from tbn.format.validate import weight_count
 from tbn.gpu.kernels import Kernels
 from tbn.gpu.plan import TiledPlan, is_tiled, plan_tiled, tile_words
 from tbn.runtime import EngineBase, Interpreter
-from tbn.runtime.kernels import NUMPY_OF, weight_matrix
+from tbn.runtime.kernels import NUMPY_OF, unary_parameter, weight_matrix
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -307,7 +307,7 @@ class CudaEngine(EngineBase):
     def _unary(self, i: int, op: Operation, x: Any) -> Any:
         if self.program.int8:
             return self._layers[i]["table"][x + 128]
-        return evaluate(OPS[op.opcode].fn, x.double(), self.torch).to(self.dtype)
+        return evaluate(OPS[op.opcode].fn, x.double(), self.torch, unary_parameter(op)).to(self.dtype)
 
     def _affine(self, i: int, op: Operation, x: Any) -> Any:
         s, bias = self._layers[i]["scale"], self._layers[i]["bias"]

@@ -29,7 +29,8 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module] | None] = {
     "linear": None, "relu": nn.ReLU, "relu6": nn.ReLU6, "softmax": lambda: nn.Softmax(dim=1),
     "sigmoid": UNARY_MODULES[Op.SIGMOID], "tanh": UNARY_MODULES[Op.TANH],
     "hard_sigmoid": UNARY_MODULES[Op.HARDSIGMOID], "hard_silu": UNARY_MODULES[Op.HARDSWISH],
-    "silu": UNARY_MODULES[Op.SILU], "gelu": UNARY_MODULES[Op.GELU]}
+    "silu": UNARY_MODULES[Op.SILU], "gelu": UNARY_MODULES[Op.GELU],
+    "leaky_relu": lambda: nn.LeakyReLU(0.2), "elu": nn.ELU}  # Keras' default slope and scale
 
 
 class Builder:
@@ -229,10 +230,17 @@ def zero_padding(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx
 
 
 def relu(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
-    top = layer.max_value
-    if float(layer.negative_slope) != 0 or float(layer.threshold) != 0 or top not in (None, 6, 6.0):
-        raise UsageError(f"Keras layer {layer.name!r}: only ReLU and ReLU6 convert (no slope, threshold 0)")
-    return b.module(layer.name, nn.ReLU() if top is None else nn.ReLU6(), ins[0])
+    """ReLU (ReLU6 with max_value 6, a leaky ReLU with a negative slope), LeakyReLU and ELU."""
+    if isinstance(layer, L.LeakyReLU | L.ELU):
+        alpha = float(layer.negative_slope if isinstance(layer, L.LeakyReLU) else layer.alpha)
+        mod = nn.LeakyReLU(alpha) if isinstance(layer, L.LeakyReLU) else nn.ELU(alpha)
+        return b.module(layer.name, mod, ins[0])
+    top, slope = layer.max_value, float(layer.negative_slope)
+    if float(layer.threshold) != 0 or top not in (None, 6, 6.0) or (slope and top is not None):
+        raise UsageError(f"Keras layer {layer.name!r}: ReLU converts with threshold 0 and either max_value 6 "
+                         "or a negative slope, not both")
+    mod = nn.LeakyReLU(slope) if slope else nn.ReLU() if top is None else nn.ReLU6()
+    return b.module(layer.name, mod, ins[0])
 
 
 def activation(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
@@ -343,7 +351,8 @@ CONVERTERS: tuple[Converter, ...] = (
                L.SeparableConv2D), "convolution (grouped for depthwise; separable: two), + its activation",
               conv),
     Converter((L.BatchNormalization,), "folded into the layer before, else AFFINE (F32)", batchnorm),
-    Converter((L.ReLU,), "ACTIVATION (ReLU, ReLU6), fused where it can be", relu),
+    Converter((L.ReLU, L.LeakyReLU, L.ELU), "ACTIVATION (ReLU, ReLU6; fused where it can), LEAKY_RELU, ELU",
+              relu),
     Converter((L.Activation,), "by name: " + ", ".join(n for n in ACTIVATIONS if n != "linear"), activation),
     Converter((L.MaxPooling1D, L.MaxPooling2D, L.AveragePooling1D, L.AveragePooling2D),
               "MAXPOOL2D / AVGPOOL2D (1-D as a 1-row map)", pool),

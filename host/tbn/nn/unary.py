@@ -14,4 +14,5 @@ from tbn.format.spec import Op
 
 UNARY_MODULES: dict[Op, Callable[[], nn.Module]] = {
     Op.SIGMOID: nn.Sigmoid, Op.TANH: nn.Tanh, Op.HARDSIGMOID: nn.Hardsigmoid, Op.HARDSWISH: nn.Hardswish,
-    Op.SILU: nn.SiLU, Op.GELU: nn.GELU, Op.GELU_TANH: partial(nn.GELU, approximate="tanh")}
+    Op.SILU: nn.SiLU, Op.GELU: nn.GELU, Op.GELU_TANH: partial(nn.GELU, approximate="tanh"),
+    Op.LEAKY_RELU: partial(nn.LeakyReLU, 0.1), Op.ELU: partial(nn.ELU, 0.5)}

@@ -334,13 +334,18 @@ def affine(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     return _activate(y, op.act).astype(np.float32)
 
 
+def unary_parameter(op: Operation) -> float:
+    """A unary op's parameter ``a``: its ``alpha`` field's float32 (0 for ops without one)."""
+    return float(np.array(op.args.get("alpha", 0), dtype="<u4").view("<f4"))
+
+
 def unary(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     """The op's function (its ``fn`` in the spec) on each element: F32 in float64, rounded
     once; INT8 by the file's table, ``table[q + 128]``."""
     if prog.int8:
         return prog.dense[op.args["table"]][x.astype(np.int64) + 128]
     with np.errstate(over="ignore"):  # exp past float64's range is inf, and the functions take it
-        return evaluate(OPS[op.opcode].fn, _f32(x), np).astype(np.float32)
+        return evaluate(OPS[op.opcode].fn, _f32(x), np, unary_parameter(op)).astype(np.float32)
 
 
 # every op's function, by its kernel family in tbn.format.spec (a family needs a function here)

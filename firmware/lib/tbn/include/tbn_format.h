@@ -115,6 +115,8 @@
 #define TBN_OP_TRANSPOSE 25
 #define TBN_OP_BATCH_MATMUL 26
 #define TBN_OP_UPSAMPLE_NEAREST 27
+#define TBN_OP_LEAKY_RELU 28
+#define TBN_OP_ELU 29
 
 /* dtype sizes in bytes */
 #define TBN_DTYPE_SIZE_F32 4
@@ -220,8 +222,8 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OPS_BIAS 0x0100201Eu
 #define TBN_OPS_TWO_INPUTS 0x04C00200u
 #define TBN_OPS_SCRATCH 0x00000006u
-#define TBN_OPS_IN_PLACE 0x005FC600u
-#define TBN_OPS_TABLE 0x003FC000u
+#define TBN_OPS_IN_PLACE 0x305FC600u
+#define TBN_OPS_TABLE 0x303FC000u
 #define TBN_OPS_WEIGHTED 0x0000001Eu
 
 /* ops: byte size and field offsets (after the opcode and act bytes) */
@@ -416,10 +418,22 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_GELU_TANH_INPUT 2
 #define TBN_OP_GELU_TANH_OUTPUT 4
 #define TBN_OP_GELU_TANH_TABLE 6
-#define TBN_OP_MAX 27
+#define TBN_OP_LEAKY_RELU_SIZE 12
+#define TBN_OP_LEAKY_RELU_TRAITS 0x3000u
+#define TBN_OP_LEAKY_RELU_INPUT 2
+#define TBN_OP_LEAKY_RELU_OUTPUT 4
+#define TBN_OP_LEAKY_RELU_TABLE 6
+#define TBN_OP_LEAKY_RELU_ALPHA 8
+#define TBN_OP_ELU_SIZE 12
+#define TBN_OP_ELU_TRAITS 0x3000u
+#define TBN_OP_ELU_INPUT 2
+#define TBN_OP_ELU_OUTPUT 4
+#define TBN_OP_ELU_TABLE 6
+#define TBN_OP_ELU_ALPHA 8
+#define TBN_OP_MAX 29
 
 /* X(NAME, opcode, size, traits, kernel): every op, in opcode order */
-#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(SOFTMAX_AXIS, 21, 12, TBN_OP_SOFTMAX_AXIS_TRAITS, softmax) X(MUL, 22, 12, TBN_OP_MUL_TRAITS, mul) X(CONCAT, 23, 12, TBN_OP_CONCAT_TRAITS, concat) X(LAYERNORM, 24, 16, TBN_OP_LAYERNORM_TRAITS, layernorm) X(TRANSPOSE, 25, 12, TBN_OP_TRANSPOSE_TRAITS, transpose) X(BATCH_MATMUL, 26, 12, TBN_OP_BATCH_MATMUL_TRAITS, batch_matmul) X(UPSAMPLE_NEAREST, 27, 8, TBN_OP_UPSAMPLE_NEAREST_TRAITS, upsample) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary) X(HARDSIGMOID, 16, 8, TBN_OP_HARDSIGMOID_TRAITS, unary) X(HARDSWISH, 17, 8, TBN_OP_HARDSWISH_TRAITS, unary) X(SILU, 18, 8, TBN_OP_SILU_TRAITS, unary) X(GELU, 19, 8, TBN_OP_GELU_TRAITS, unary) X(GELU_TANH, 20, 8, TBN_OP_GELU_TANH_TRAITS, unary)
+#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(SOFTMAX_AXIS, 21, 12, TBN_OP_SOFTMAX_AXIS_TRAITS, softmax) X(MUL, 22, 12, TBN_OP_MUL_TRAITS, mul) X(CONCAT, 23, 12, TBN_OP_CONCAT_TRAITS, concat) X(LAYERNORM, 24, 16, TBN_OP_LAYERNORM_TRAITS, layernorm) X(TRANSPOSE, 25, 12, TBN_OP_TRANSPOSE_TRAITS, transpose) X(BATCH_MATMUL, 26, 12, TBN_OP_BATCH_MATMUL_TRAITS, batch_matmul) X(UPSAMPLE_NEAREST, 27, 8, TBN_OP_UPSAMPLE_NEAREST_TRAITS, upsample) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary) X(HARDSIGMOID, 16, 8, TBN_OP_HARDSIGMOID_TRAITS, unary) X(HARDSWISH, 17, 8, TBN_OP_HARDSWISH_TRAITS, unary) X(SILU, 18, 8, TBN_OP_SILU_TRAITS, unary) X(GELU, 19, 8, TBN_OP_GELU_TRAITS, unary) X(GELU_TANH, 20, 8, TBN_OP_GELU_TANH_TRAITS, unary) X(LEAKY_RELU, 28, 12, TBN_OP_LEAKY_RELU_TRAITS, unary) X(ELU, 29, 12, TBN_OP_ELU_TRAITS, unary)
 
 /* K(kernel): every kernel family once */
 #define TBN_KERNEL_LIST(K) K(matmul) K(pool) K(global_avgpool) K(reshape) K(add) K(activation) K(softmax) K(mul) K(concat) K(layernorm) K(transpose) K(batch_matmul) K(upsample) K(argmax) K(affine) K(unary)
@@ -452,11 +466,13 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_SILU_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
 #define TBN_OP_GELU_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
 #define TBN_OP_GELU_TANH_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)
+#define TBN_OP_LEAKY_RELU_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2) F(alpha, 8, 4)
+#define TBN_OP_ELU_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2) F(alpha, 8, 4)
 
 /* U(NAME, opcode): every op of the unary family; TBN_UNARY_F32_<NAME>(x): its
- * function (the spec's fn, tbn.format.expr.to_c), on tbn_exp_f32, tbn_erf_f32, tbn_minf
- * and tbn_maxf */
-#define TBN_UNARY_LIST(U) U(SIGMOID, 14) U(TANH, 15) U(HARDSIGMOID, 16) U(HARDSWISH, 17) U(SILU, 18) U(GELU, 19) U(GELU_TANH, 20)
+ * function of x and the op's parameter a (the spec's fn, tbn.format.expr.to_c), on
+ * tbn_exp_f32, tbn_erf_f32, tbn_minf and tbn_maxf */
+#define TBN_UNARY_LIST(U) U(SIGMOID, 14) U(TANH, 15) U(HARDSIGMOID, 16) U(HARDSWISH, 17) U(SILU, 18) U(GELU, 19) U(GELU_TANH, 20) U(LEAKY_RELU, 28) U(ELU, 29)
 #define TBN_UNARY_TABLE_SIZE 256u
 /* SOFTMAX_AXIS's INT8 table (u16 entries) and output zero point (its scale is 1/256) */
 #define TBN_SOFTMAX_TABLE_SIZE 256u
@@ -464,13 +480,15 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 /* INT8 LAYERNORM: fraction bits of a normalised value; the reciprocal's shift */
 #define TBN_LAYERNORM_FRAC 16
 #define TBN_LAYERNORM_RECIP_SHIFT 61
-#define TBN_UNARY_F32_SIGMOID(x) (1.0f / (1.0f + tbn_exp_f32((-(x)))))
-#define TBN_UNARY_F32_TANH(x) ((2.0f / (1.0f + tbn_exp_f32(((-2.0f) * (x))))) - 1.0f)
-#define TBN_UNARY_F32_HARDSIGMOID(x) (tbn_minf(tbn_maxf(((x) + 3.0f), 0.0f), 6.0f) / 6.0f)
-#define TBN_UNARY_F32_HARDSWISH(x) (((x) * tbn_minf(tbn_maxf(((x) + 3.0f), 0.0f), 6.0f)) / 6.0f)
-#define TBN_UNARY_F32_SILU(x) ((x) / (1.0f + tbn_exp_f32((-(x)))))
-#define TBN_UNARY_F32_GELU(x) ((0.5f * (x)) * (1.0f + tbn_erf_f32(((x) * 0.7071067811865476f))))
-#define TBN_UNARY_F32_GELU_TANH(x) ((x) / (1.0f + tbn_exp_f32(((-1.5957691216057308f) * ((x) + (((0.044715f * (x)) * (x)) * (x)))))))
+#define TBN_UNARY_F32_SIGMOID(x, a) (1.0f / (1.0f + tbn_exp_f32((-(x)))))
+#define TBN_UNARY_F32_TANH(x, a) ((2.0f / (1.0f + tbn_exp_f32(((-2.0f) * (x))))) - 1.0f)
+#define TBN_UNARY_F32_HARDSIGMOID(x, a) (tbn_minf(tbn_maxf(((x) + 3.0f), 0.0f), 6.0f) / 6.0f)
+#define TBN_UNARY_F32_HARDSWISH(x, a) (((x) * tbn_minf(tbn_maxf(((x) + 3.0f), 0.0f), 6.0f)) / 6.0f)
+#define TBN_UNARY_F32_SILU(x, a) ((x) / (1.0f + tbn_exp_f32((-(x)))))
+#define TBN_UNARY_F32_GELU(x, a) ((0.5f * (x)) * (1.0f + tbn_erf_f32(((x) * 0.7071067811865476f))))
+#define TBN_UNARY_F32_GELU_TANH(x, a) ((x) / (1.0f + tbn_exp_f32(((-1.5957691216057308f) * ((x) + (((0.044715f * (x)) * (x)) * (x)))))))
+#define TBN_UNARY_F32_LEAKY_RELU(x, a) tbn_maxf((x), ((a) * (x)))
+#define TBN_UNARY_F32_ELU(x, a) (tbn_maxf((x), 0.0f) + tbn_minf(((a) * (tbn_exp_f32((x)) - 1.0f)), 0.0f))
 
 /* the size of an opcode's ops; 0 for an unknown opcode */
 static inline unsigned tbn_op_size(unsigned opcode) {

@@ -158,7 +158,8 @@ typedef struct {
     uint8_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, axis;
     uint8_t perm0, perm1, perm2, perm3, ta, tb; /* TRANSPOSE's permutation; BATCH_MATMUL's transposes */
     uint16_t groups;
-    uint32_t eps; /* LAYERNORM: F32 epsilon's bits, or INT8's integer E */
+    uint32_t eps;   /* LAYERNORM: F32 epsilon's bits, or INT8's integer E */
+    uint32_t alpha; /* a unary op's parameter a, float32 bits (0 where the op has none) */
     uint32_t size, traits;
 } tbn_op;
 

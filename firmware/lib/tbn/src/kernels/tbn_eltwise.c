@@ -224,7 +224,11 @@ tbn_status tbn_prepare_softmax(const tbn_model *m, const tbn_op *op, const tbn_i
     if (!tbn_same_shape(&io->in, &io->out)) return TBN_ERR_SHAPE;
     if (op->opcode == TBN_OP_SOFTMAX) return TBN_OK;
     if (op->axis >= io->in.ndim) return TBN_ERR_SHAPE;
-    if (!TBN_INT8(io->int8)) return op->table == TBN_NONE_ID ? TBN_OK : TBN_ERR_SHAPE;
+    if (!TBN_INT8(io->int8)) {
+        float a;
+        memcpy(&a, &op->alpha, sizeof a);
+        return op->table == TBN_NONE_ID && a - a == 0.0f ? TBN_OK : TBN_ERR_SHAPE; /* a finite */
+    }
     uint32_t count = 0;
     const TBN_ROM int8_t *table = op->table != TBN_NONE_ID ? tbn_get_dense(m, op->table, &count) : NULL;
     /* entry 0 (the maximum's own) > 0: every line's sum is then at least it, never 0 */
@@ -334,10 +338,11 @@ tbn_status tbn_eval_affine(const tbn_model *m, const tbn_op *op, uint8_t *arena)
  * reads the file's table, whose 256 entries the compiler made from the same function:
  * y = table[q + 128]. */
 
-static float unary_f32(unsigned opcode, float x) {
+static float unary_f32(unsigned opcode, float x, float a) {
+    (void)a; /* read by the ops with a parameter only */
     switch (opcode) {
 #define TBN_UNARY_CASE(NAME, code) \
-    case code: return TBN_UNARY_F32_##NAME(x);
+    case code: return TBN_UNARY_F32_##NAME(x, a);
         TBN_UNARY_LIST(TBN_UNARY_CASE)
 #undef TBN_UNARY_CASE
     default: return x; /* not reached: the loader refuses unknown opcodes */
@@ -346,7 +351,11 @@ static float unary_f32(unsigned opcode, float x) {
 
 tbn_status tbn_prepare_unary(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
     if (!tbn_same_shape(&io->in, &io->out)) return TBN_ERR_SHAPE;
-    if (!TBN_INT8(io->int8)) return op->table == TBN_NONE_ID ? TBN_OK : TBN_ERR_SHAPE;
+    if (!TBN_INT8(io->int8)) {
+        float a;
+        memcpy(&a, &op->alpha, sizeof a);
+        return op->table == TBN_NONE_ID && a - a == 0.0f ? TBN_OK : TBN_ERR_SHAPE; /* a finite */
+    }
     uint32_t count = 0;
     if (op->table != TBN_NONE_ID) tbn_get_dense(m, op->table, &count);
     return count == TBN_UNARY_TABLE_SIZE ? TBN_OK : TBN_ERR_SHAPE;
@@ -361,6 +370,8 @@ tbn_status tbn_eval_unary(const tbn_model *m, const tbn_op *op, uint8_t *arena) 
             ((int8_t *)u.dst)[i] = table[(uint8_t)((const int8_t *)u.src)[i] ^ 0x80u]; /* q + 128 */
         return TBN_OK;
     }
-    for (uint32_t i = 0; i < u.in.numel; i++) ((float *)u.dst)[i] = unary_f32(op->opcode, ((const float *)u.src)[i]);
+    float a;
+    memcpy(&a, &op->alpha, sizeof a);
+    for (uint32_t i = 0; i < u.in.numel; i++) ((float *)u.dst)[i] = unary_f32(op->opcode, ((const float *)u.src)[i], a);
     return TBN_OK;
 }
