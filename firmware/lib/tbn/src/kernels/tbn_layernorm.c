@@ -79,9 +79,13 @@ static uint32_t recip61(uint32_t r) {
 }
 
 static uint32_t bitlen64(uint64_t v) {
+#if defined(__GNUC__)
+    return v ? 64u - (uint32_t)__builtin_clzll(v) : 0u; /* CLZ on Arm and RISC-V */
+#else
     uint32_t n = 0;
     for (; v; v >>= 1) n++;
     return n;
+#endif
 }
 
 /* One row of c features: V = c sum d^2 - (sum d)^2 + E > 0 (E >= 1), its reciprocal square
