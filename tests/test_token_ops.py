@@ -249,3 +249,37 @@ def test_attention_tbn_cannot_run_is_a_named_error(make: Make, call: Any, messag
 
     with pytest.raises(TbnCompileError, match=message):
         compile_program(Wrap(), torch.randn(1, 3, 8))
+
+
+@pytest.mark.parametrize(("layer", "shape"), [
+    (lambda: nn.ConvTranspose2d(3, 4, 2, stride=2), (3, 4, 5)),
+    (lambda: nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1, output_padding=1, groups=2), (4, 5, 5)),
+    (lambda: nn.ConvTranspose2d(2, 3, 3, padding=1), (2, 4, 4)),
+    (lambda: nn.ConvTranspose2d(2, 2, (4, 3), stride=(2, 3), padding=(1, 0), dilation=(1, 2)), (2, 3, 4)),
+    (lambda: nn.ConvTranspose1d(2, 3, 4, stride=2, padding=1), (2, 7)),
+], ids=["2x2-stride-2", "groups-output-padding", "stride-1", "dilated", "1d"])
+def test_transposed_convolutions_are_pytorchs(layer: Make, shape: tuple[int, ...]) -> None:
+    """Zeros spread by the stride, then a convolution of the flipped kernel: PyTorch's output
+    (its weights exact in int8 rows), and C equal to the reference in F32 and INT8."""
+    torch.manual_seed(0)
+    model = nn.Sequential(layer()).eval()
+    with torch.no_grad():  # weights that int8 rows hold exactly: multiples of 1/64, each row's peak 127/64
+        w = model[0].weight
+        w.copy_(torch.randint(-127, 128, w.shape) / 64.0)
+        w[:, :, 0] = 127 / 64.0  # in every row of the flipped kernel
+    x = torch.randn(16, *shape)
+    with torch.no_grad():
+        want = model(x).numpy()
+    prog = compile_program(model, x[:1], params="wide")
+    assert prog.ops[-1].opcode == Op.DENSE_CONV2D
+    got = Interpreter(prog).run(x.numpy()).reshape(want.shape)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    c = CRuntime(serialize(prog)).run(x.numpy()).reshape(want.shape)
+    np.testing.assert_allclose(c, got, rtol=1e-5, atol=1e-5 * np.abs(got).max())
+    int8 = compile_program(model, x[:1], activations="int8", calibration=x)
+    np.testing.assert_array_equal(CRuntime(serialize(int8)).run(x.numpy()), Interpreter(int8).run(x.numpy()))
+
+
+def test_a_transposed_convolution_tbn_cannot_pad_is_a_named_error() -> None:
+    with pytest.raises(TbnCompileError, match=r"a kernel smaller than its stride"):
+        compile_program(nn.Sequential(nn.ConvTranspose2d(2, 2, 1, stride=2)), torch.randn(1, 2, 3, 3))

@@ -237,16 +237,18 @@ class Attention(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Nearest upsampling of a map (Upsample and F.interpolate), as a segmentation decoder does."""
+    """A segmentation decoder's upsampling: a transposed convolution (UPSAMPLE_ZEROS, then a
+    convolution), nearest upsampling (Upsample and F.interpolate)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.up, self.conv = nn.Upsample(scale_factor=2), nn.Conv2d(2, 2, 3, padding=1)
+        self.deconv = nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1, output_padding=1)
+        self.up, self.conv = nn.Upsample(scale_factor=(1, 2)), nn.Conv2d(2, 2, 3, padding=1)
         self.fc = nn.Linear(2 * 8 * 12, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(torch.relu(self.conv(self.up(x))), scale_factor=(1, 2), mode="nearest")
-        return self.fc(x.flatten(1))
+        x = self.conv(self.up(torch.relu(self.deconv(x))))
+        return self.fc(F.interpolate(x, scale_factor=(1, 1), mode="nearest").flatten(1))
 
 
 def _unary() -> nn.Module:

@@ -14,6 +14,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from tbn.compiler.attention import expand_attention
 from tbn.compiler.classify import classify
+from tbn.compiler.conv_transpose import expand_conv_transpose
 from tbn.compiler.graph import Kind, Node, TbnCompileError
 from tbn.format.spec import Op
 from tbn.nn.layers import is_tiled
@@ -26,6 +27,12 @@ class _Tracer(fx.Tracer):
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return is_tiled(m) or super().is_leaf_module(m, qualname)
+
+
+# modules that become several nodes (the last one named as the module's call)
+EXPANSIONS: dict[type, Any] = {
+    nn.MultiheadAttention: expand_attention, nn.ConvTranspose1d: expand_conv_transpose,
+    nn.ConvTranspose2d: expand_conv_transpose}
 
 
 def _where(node: fx.Node) -> str:
@@ -57,7 +64,7 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> list[Node]:
         return names[arg.name]
 
     output_seen = False
-    tuples: dict[str, str] = {}  # an attention call's fx node -> the value name of its output
+    tuples: dict[str, str] = {}  # an expanded module's fx node -> its output's value name (getitem 0)
     for node in gm.graph.nodes:
         where = _where(node)
         meta = node.meta.get("tensor_meta")
@@ -80,9 +87,12 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> list[Node]:
         if (node.op in ("call_method", "call_function") and node.target in ("size", getattr)) \
                 or (node.op == "call_function" and node.target is operator.getitem and not shape):
             continue  # shape arithmetic feeding view/reshape: no tensor is produced
-        if node.op == "call_module" and isinstance(modules[node.target], nn.MultiheadAttention):
-            nodes += expand_attention(modules[node.target], node, where, val)
-            names[node.name], tuples[node.name] = node.name, node.name
+        expand = EXPANSIONS.get(type(modules[node.target])) if node.op == "call_module" else None
+        if expand is not None:  # a module that is several ops
+            nodes += expand(modules[node.target], node, where, val)
+            names[node.name] = node.name
+            if isinstance(modules[node.target], nn.MultiheadAttention):  # returns (output, weights)
+                tuples[node.name] = node.name
             continue
         if node.op == "call_function" and node.target is operator.getitem and node.args[0].name in tuples:
             if node.args[1] != 0:

@@ -107,8 +107,7 @@ class TokenLowerings:
 
     def upsample(self, n: Node, ins: list[int]) -> None:
         out = self.same_quant(n, self.prog.tensors[ins[0]])
-        self.op(Op.UPSAMPLE_NEAREST, Act.NONE, {"input": ins[0], "output": out, "sh": n.attrs["sh"],
-                                                "sw": n.attrs["sw"]})
+        self.op(n.kind, Act.NONE, {"input": ins[0], "output": out, "sh": n.attrs["sh"], "sw": n.attrs["sw"]})
 
     def reduce(self, n: Node, ins: list[int]) -> None:
         """``mean``/``amax`` over ``axes``: those axes moved last (TRANSPOSE), the value seen as a

@@ -67,15 +67,20 @@ def quantize_dense(w: np.ndarray, per_tensor: bool = False) -> tuple[np.ndarray,
 def with_stored_weights(model: torch.nn.Module) -> torch.nn.Module:
     """A copy of ``model`` whose dense (untiled) layers hold the weights a ``.tbn`` stores for
     them, int8 per output row, dequantised: what the reference interpreter computes with."""
+    from tbn.compiler.conv_transpose import swap_kernel
     from tbn.nn.layers import is_tiled
 
     model = copy.deepcopy(model)
+    nn = torch.nn
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, torch.nn.Linear | torch.nn.Conv1d | torch.nn.Conv2d) and not is_tiled(m):
-                w = m.weight.detach().double().numpy().reshape(m.weight.shape[0], -1)
-                q, ws = quantize_dense(w)
-                m.weight.copy_(torch.from_numpy(q * ws[:, None]).reshape(m.weight.shape))
+            transposed = isinstance(m, nn.ConvTranspose1d | nn.ConvTranspose2d)  # stored as a convolution's
+            if not (transposed or isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)) or is_tiled(m):
+                continue
+            kernel = swap_kernel(m.weight.detach(), m.groups) if transposed else m.weight.detach()
+            q, ws = quantize_dense(kernel.double().numpy().reshape(kernel.shape[0], -1))
+            stored = torch.from_numpy(q * ws[:, None]).reshape(kernel.shape)
+            m.weight.copy_(swap_kernel(stored, m.groups) if transposed else stored)
     return model
 
 

@@ -148,6 +148,7 @@ class Op(IntEnum):
     UPSAMPLE_NEAREST = 27
     LEAKY_RELU = 28
     ELU = 29
+    UPSAMPLE_ZEROS = 30
 
 
 class Trait(IntFlag):
@@ -291,6 +292,7 @@ _BINARY = OpLayout((("a", "tensor"), ("b", "tensor"), ("output", "tensor"), ("sc
                     ("_", "pad16")))
 _AXIS_TABLED = OpLayout((*_IO, ("table", "table"), ("axis", "u8"), ("_", "pad8"), ("_", "pad16")))
 _MM = Trait.FUSABLE
+_UPSAMPLE = OpLayout((*_IO, ("sh", "u8"), ("sw", "u8")))
 # LAYERNORM's eps: an F32 model's epsilon as float32 bits; an INT8 model's E = round(C^2 eps /
 # s_in^2), at least 1, the epsilon in the integer statistics' units (docs/bytecode.md)
 _LAYERNORM = OpLayout((*_IO, ("scale", "scale"), ("bias", "bias"), ("_", "pad16"), ("eps", "u32")))
@@ -321,8 +323,10 @@ OPS: dict[Op, OpSpec] = {
     Op.LAYERNORM: OpSpec(_LAYERNORM, Trait(0), "layernorm", since=5),  # over the last axis
     Op.TRANSPOSE: OpSpec(_TRANSPOSE, Trait.SAME_QUANT, "transpose", since=5),
     Op.BATCH_MATMUL: OpSpec(_BATCH_MATMUL, Trait.FUSABLE | Trait.SCALE_OPTIONAL_F32, "batch_matmul", since=5),
-    Op.UPSAMPLE_NEAREST: OpSpec(OpLayout((*_IO, ("sh", "u8"), ("sw", "u8"))), Trait.SAME_QUANT, "upsample",
-                                since=5),  # (C, H, W) to (C, H sh, W sw)
+    # (C, H, W) to (C, H sh, W sw): each value repeated (nearest), or placed at (y sh, x sw) among
+    # zeros (a transposed convolution's input, the zero point in INT8)
+    Op.UPSAMPLE_NEAREST: OpSpec(_UPSAMPLE, Trait.SAME_QUANT, "upsample", since=5),
+    Op.UPSAMPLE_ZEROS: OpSpec(_UPSAMPLE, Trait.SAME_QUANT, "upsample", since=5),
     Op.ARGMAX: OpSpec(_UNARY, Trait(0), "argmax"),
     Op.AFFINE: OpSpec(OpLayout((*_IO, ("scale", "scale"), ("bias", "bias"), ("_", "pad16"))),
                       Trait.FUSABLE | Trait.F32_ONLY, "affine"),

@@ -222,7 +222,14 @@ class CudaEngine(EngineBase):
         return self._act(y, op.act).to(self.dtype)
 
     def _upsample(self, i: int, op: Operation, x: Any) -> Any:
-        return x.repeat_interleave(op.args["sh"], dim=2).repeat_interleave(op.args["sw"], dim=3)
+        sh, sw = op.args["sh"], op.args["sw"]
+        if op.opcode == Op.UPSAMPLE_NEAREST:
+            return x.repeat_interleave(sh, dim=2).repeat_interleave(sw, dim=3)
+        n, c, h, w = x.shape
+        fill = self.program.tensors[op.args["input"]].zero_point if self.program.int8 else 0
+        out = self.torch.full((n, c, h * sh, w * sw), fill, dtype=x.dtype, device=x.device)
+        out[:, :, ::sh, ::sw] = x
+        return out
 
     def _add(self, i: int, op: Operation, xa: Any, xb: Any) -> Any:
         prog, a = self.program, op.args

@@ -316,8 +316,16 @@ def batch_matmul(prog: Program, op: Operation, xa: np.ndarray, xb: np.ndarray) -
 
 
 def upsample(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
-    """Nearest: ``out[c, y, x] = in[c, y // sh, x // sw]``."""
-    return np.repeat(np.repeat(x, op.args["sh"], axis=2), op.args["sw"], axis=3)
+    """Nearest: ``out[c, y, x] = in[c, y // sh, x // sw]``; zeros: ``in[c, y / sh, x / sw]``
+    where both divide, else 0 (the zero point in INT8)."""
+    sh, sw = op.args["sh"], op.args["sw"]
+    if op.opcode == Op.UPSAMPLE_NEAREST:
+        return np.repeat(np.repeat(x, sh, axis=2), sw, axis=3)
+    n, c, h, w = x.shape
+    out = np.full((n, c, h * sh, w * sw), prog.tensors[op.args["input"]].zero_point if prog.int8 else 0,
+                  dtype=x.dtype)
+    out[:, :, ::sh, ::sw] = x
+    return out
 
 
 def argmax(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:

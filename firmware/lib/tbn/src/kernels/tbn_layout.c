@@ -1,5 +1,5 @@
-/* Ops that only move values: TRANSPOSE (any permutation of up to four axes) and
- * UPSAMPLE_NEAREST. Both keep the input's quantisation, so INT8 and F32 differ only in the
+/* Ops that only move values: TRANSPOSE (any permutation of up to four axes),
+ * UPSAMPLE_NEAREST and UPSAMPLE_ZEROS. Both keep the input's quantisation, so INT8 and F32 differ only in the
  * element size. */
 #include "../tbn_internal.h"
 
@@ -55,7 +55,20 @@ tbn_status tbn_prepare_upsample(const tbn_model *m, const tbn_op *op, const tbn_
                ? TBN_OK : TBN_ERR_SHAPE;
 }
 
-/* Each input row written sw-fold once, then copied sh - 1 more times. */
+/* UPSAMPLE_ZEROS: the output zero (F32 0.0 is all-zero bits; INT8 the zero point), then each
+ * value at (y sh, x sw). */
+static void upsample_zeros(const tbn_tensor *in, const tbn_tensor *out, const tbn_op *op, const uint8_t *src,
+                           uint8_t *dst, uint32_t size) {
+    memset(dst, size == 1 ? (uint8_t)(int8_t)in->zero_point : 0, out->nbytes);
+    uint32_t h = in->dims[1], w = in->dims[2], wo = out->dims[2];
+    for (uint32_t c = 0; c < in->dims[0]; c++)
+        for (uint32_t y = 0; y < h; y++)
+            for (uint32_t x = 0; x < w; x++, src += size)
+                memcpy(dst + (((size_t)c * out->dims[1] + (size_t)y * op->sh) * wo + (size_t)x * op->sw) * size, src,
+                       size);
+}
+
+/* Nearest: each input row written sw-fold once, then copied sh - 1 more times. */
 tbn_status tbn_eval_upsample(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     tbn_tensor in, out;
     tbn_get_tensor(m, op->input, &in);
@@ -63,6 +76,10 @@ tbn_status tbn_eval_upsample(const tbn_model *m, const tbn_op *op, uint8_t *aren
     uint32_t size = tbn_int8(m) ? 1u : 4u, w = in.dims[2], row = (uint32_t)out.dims[2] * size;
     const uint8_t *src = arena + in.offset;
     uint8_t *dst = arena + out.offset;
+    if (op->opcode == TBN_OP_UPSAMPLE_ZEROS) {
+        upsample_zeros(&in, &out, op, src, dst, size);
+        return TBN_OK;
+    }
     for (uint32_t r = 0; r < (uint32_t)in.dims[0] * in.dims[1]; r++, src += (size_t)w * size) {
         uint8_t *first = dst;
         for (uint32_t x = 0; x < w; x++)
