@@ -9,7 +9,8 @@
 
 /* What this build runs, TFLite Micro's op resolver decided at compile time: TBN_BUILD_OPS is a
  * mask of opcodes (bit n: opcode n), TBN_BUILD_F32 and TBN_BUILD_INT8 the activation types,
- * TBN_BUILD_TABLES the lookup-table kernel of tiled ops (ops with scratch).
+ * TBN_BUILD_TABLES the lookup-table kernel of tiled ops (ops with scratch), TBN_BUILD_TOKENS
+ * linear ops over tokens (an output of more than one axis).
  * Firmware for a small board passes its one model's (tbn-flash --model-ops); the compiler
  * folds the other paths away and the linker drops every kernel nothing calls. A model that
  * needs more is refused at load: TBN_ERR_NOT_BUILT. By default everything is built. */
@@ -24,6 +25,9 @@
 #endif
 #ifndef TBN_BUILD_TABLES
 #define TBN_BUILD_TABLES 1
+#endif
+#ifndef TBN_BUILD_TOKENS
+#define TBN_BUILD_TOKENS 1
 #endif
 #if !TBN_BUILD_F32 && !TBN_BUILD_INT8
 #error "TBN_BUILD_F32 and TBN_BUILD_INT8 are both 0: the runtime would run nothing"

@@ -150,15 +150,19 @@ static void weight_count(const tbn_op *op, const tbn_tensor *in, const tbn_tenso
     if (op->traits & TBN_TRAIT_CONV) {
         *o = out->dims[0];
         *k = (uint64_t)(in->dims[0] / op->groups) * op->kh * op->kw;
+    } else if (TBN_BUILD_TOKENS && out->ndim > 1) {
+        *o = out->dims[out->ndim - 1];
+        *k = in->dims[in->ndim - 1];
     } else {
-        *o = out->ndim > 1 ? out->dims[out->ndim - 1] : out->numel;
-        *k = out->ndim > 1 ? in->dims[in->ndim - 1] : in->numel;
+        *o = out->numel;
+        *k = in->numel;
     }
 }
 
 /* A linear op over tokens: the same rank as its input, the same leading axes. */
 static int tokens_ok(const tbn_tensor *in, const tbn_tensor *out) {
     if (out->ndim == 1) return 1;
+    if (!TBN_BUILD_TOKENS) return 0; /* a build for models without them: refused, TBN_ERR_SHAPE */
     if (in->ndim != out->ndim) return 0;
     for (int i = 0; i + 1 < in->ndim; i++)
         if (in->dims[i] != out->dims[i]) return 0;
@@ -277,7 +281,7 @@ static TBN_NOINLINE void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op
     c->cg = conv ? in.dims[0] / op->groups : c->k;
     c->og = c->o / (conv ? op->groups : 1u);
     c->npix = (uint32_t)c->ho * c->wo;
-    c->tokens = conv ? 1u : out.numel / c->o;
+    c->tokens = conv || !TBN_BUILD_TOKENS ? 1u : out.numel / c->o;
     if (c->tiled) {
         tbn_get_tile(m, op->tile, &c->tile);
         c->p = c->o * c->k / c->tile.n_bits;
@@ -325,8 +329,8 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
         tbn_get_tensor(m, op->scratch, &s);
         scratch = arena + s.offset;
     }
-    uint32_t esize = TBN_INT8(c.int8) ? 1u : 4u;
-    for (uint32_t t = 0; t < c.tokens; t++) {
+    uint32_t esize = TBN_INT8(c.int8) ? 1u : 4u, tokens = TBN_BUILD_TOKENS ? c.tokens : 1u;
+    for (uint32_t t = 0; t < tokens; t++) {
         if (scratch) tbn_mm_eval_lut(&c, rows, scratch);
         else mm_eval(&c, rows);
         c.src += (size_t)c.k * esize;
