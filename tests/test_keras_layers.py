@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras", reason="the tf extra is not installed (pip install 'tbn[tf]')")
 
 from tbn import compile_model, tile_model  # noqa: E402
+from tbn.compiler.weights import with_stored_weights  # noqa: E402
 from tbn.errors import UsageError  # noqa: E402
 from tbn.format import Op, read  # noqa: E402
 from tbn.keras import channels_first, to_torch  # noqa: E402
@@ -92,6 +93,10 @@ MODELS["Permute"] = _one((4, 6), L.Dense(5), L.Permute((2, 1)), L.Dense(3))
 MODELS["Softmax axis"] = _one((4, 5, 3), L.Conv2D(3, 1), L.Softmax(axis=1))
 MODELS["UpSampling2D"] = _one((3, 4, 2), L.UpSampling2D((2, 3)), L.Conv2D(2, 3))
 MODELS["UpSampling1D"] = _one((5, 2), L.UpSampling1D(2), L.Conv1D(2, 3))
+MODELS["Conv2DTranspose same"] = _one((4, 5, 3), L.Conv2DTranspose(2, 3, strides=2, padding="same"))
+MODELS["Conv2DTranspose valid"] = _one((4, 5, 3), L.Conv2DTranspose(2, (2, 3), (2, 1), activation="relu"))
+MODELS["Conv2DTranspose same even"] = _one((3, 3, 2), L.Conv2DTranspose(2, 4, strides=2, padding="same"))
+MODELS["Conv1DTranspose"] = _one((6, 2), L.Conv1DTranspose(3, 3, strides=2, padding="same"))
 
 
 def test_every_converter_has_a_model_here() -> None:
@@ -120,12 +125,13 @@ def test_layer_converts_and_compiles_f32_and_int8(kind: str) -> None:
         got = graph(torch.from_numpy(channels_first(x))).numpy()
     np.testing.assert_allclose(got, channels_first(want), rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
-    # compiled: tiled, so the file's weights are the graph's exactly
+    # compiled: tiled, so the file's weights are the graph's exactly (transposed convolutions stay
+    # dense: their int8 rows, as the file stores them)
     tile_model(graph, p=1, min_params=0)
     graph.eval()
     xt = torch.from_numpy(channels_first(x))
     with torch.no_grad():
-        tiled = graph(xt).numpy()
+        tiled = with_stored_weights(graph)(xt).numpy()
     f32 = read(compile_model(graph, xt[:1], params="wide"))
     got = Interpreter(f32).run(xt.numpy()).reshape(tiled.shape)  # a 1-D map is stored as one row
     np.testing.assert_allclose(got, tiled, rtol=1e-5, atol=1e-5 * np.abs(tiled).max())

@@ -26,13 +26,17 @@ class _Tracer(fx.Tracer):
         self.record_stack_traces = True
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return is_tiled(m) or super().is_leaf_module(m, qualname)
+        return is_tiled(m) or _expansion(m) is not None or super().is_leaf_module(m, qualname)
 
 
 # modules that become several nodes (the last one named as the module's call)
 EXPANSIONS: dict[type, Any] = {
     nn.MultiheadAttention: expand_attention, nn.ConvTranspose1d: expand_conv_transpose,
     nn.ConvTranspose2d: expand_conv_transpose}
+
+
+def _expansion(m: nn.Module) -> Any:
+    return next((f for kind, f in EXPANSIONS.items() if isinstance(m, kind)), None)
 
 
 def _where(node: fx.Node) -> str:
@@ -87,7 +91,7 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> list[Node]:
         if (node.op in ("call_method", "call_function") and node.target in ("size", getattr)) \
                 or (node.op == "call_function" and node.target is operator.getitem and not shape):
             continue  # shape arithmetic feeding view/reshape: no tensor is produced
-        expand = EXPANSIONS.get(type(modules[node.target])) if node.op == "call_module" else None
+        expand = _expansion(modules[node.target]) if node.op == "call_module" else None
         if expand is not None:  # a module that is several ops
             nodes += expand(modules[node.target], node, where, val)
             names[node.name] = node.name

@@ -40,6 +40,7 @@ def expand_conv_transpose(m: nn.ConvTranspose1d | nn.ConvTranspose2d, node: fx.N
                           val: Callable[[object, str], str]) -> list[Node]:
     """The nodes of one transposed convolution; the last one's output is named ``node.name``."""
     one_d = isinstance(m, nn.ConvTranspose1d)
+    crop = getattr(m, "crop", None)  # tbn.nn.crop's, uneven: (before, after) per axis
     if m.padding_mode != "zeros" or len(node.args) > 1 or node.kwargs:
         raise TbnCompileError(f"{where}: {type(m).__name__} with padding_mode {m.padding_mode!r} or an "
                               "output_size argument is not supported")
@@ -48,9 +49,11 @@ def expand_conv_transpose(m: nn.ConvTranspose1d | nn.ConvTranspose2d, node: fx.N
         m.kernel_size, m.stride, m.padding, m.dilation, m.output_padding))
     if one_d:
         ph = oh = 0
+    (ct, cb), (cl, cr) = ((0, 0), *crop) if one_d and crop else crop or ((0, 0), (0, 0))
+    # cropping p before and p - output_padding after (PyTorch), plus tbn.nn.crop's own
     geom = {"kh": kh, "kw": kw, "sh": 1, "sw": 1, "dh": dh, "dw": dw, "groups": m.groups,
-            "pt": dh * (kh - 1) - ph, "pl": dw * (kw - 1) - pw,
-            "pb": dh * (kh - 1) - ph + oh - (sh - 1), "pr": dw * (kw - 1) - pw + ow - (sw - 1)}
+            "pt": dh * (kh - 1) - ph - ct, "pl": dw * (kw - 1) - pw - cl,
+            "pb": dh * (kh - 1) - ph + oh - (sh - 1) - cb, "pr": dw * (kw - 1) - pw + ow - (sw - 1) - cr}
     if min(geom.values()) < 0 or max(geom.values()) > 255:
         raise TbnCompileError(f"{where}: {type(m).__name__} with padding past dilation x (kernel - 1), "
                               "or a kernel smaller than its stride; tbn needs padding <= dilation x (kernel "

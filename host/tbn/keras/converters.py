@@ -21,6 +21,7 @@ from torch import fx, nn
 from tbn.errors import UsageError
 from tbn.format.spec import Op
 from tbn.keras.layers import TiledConv2D, TiledDense
+from tbn.nn.crop import CroppedConvTranspose1d, CroppedConvTranspose2d
 from tbn.nn.layers import TiledConv2d, TiledLinear
 from tbn.nn.unary import UNARY_MODULES
 
@@ -178,6 +179,35 @@ def _conv(b: Builder, name: str, x: fx.Node, kernel: np.ndarray, bias: Any, geom
         if bias is not None:
             _copy(mod.bias, bias)
     return b.module(name, mod, x)
+
+
+def conv_transpose(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    """Conv1DTranspose and Conv2DTranspose: PyTorch's transposed convolution, cropped as
+    TensorFlow crops it (``padding="same"``: the output ``stride`` times the input, the
+    extra ``kernel - stride`` taken half before and the rest after; ``output_padding`` sizes)."""
+    cfg, rank = layer.get_config(), len(shape) - 2
+    k, s, d = (_tuple(cfg[n], rank) for n in ("kernel_size", "strides", "dilation_rate"))
+    extra = cfg.get("output_padding")
+    extra = (0,) * rank if extra is None else _tuple(extra, rank)
+    crop = []
+    for size, kk, ss, dd, op in zip(shape[1:-1], k, s, d, extra, strict=True):
+        full = (size - 1) * ss + (kk - 1) * dd + 1
+        pad = (dd * (kk - 1) + 1) // 2 if cfg["padding"] == "same" else 0
+        if cfg.get("output_padding") is not None:
+            out = full - 2 * pad + op
+        else:
+            out = size * ss if cfg["padding"] == "same" else full
+        before = pad if cfg.get("output_padding") is not None else max(full - out, 0) // 2
+        crop.append((before, full - out - before))
+    kernel = np.asarray(layer.kernel)  # (k.., O, C): PyTorch's is (C, O, k..)
+    cls = CroppedConvTranspose1d if rank == 1 else CroppedConvTranspose2d
+    mod = cls(kernel.shape[-1], kernel.shape[-2], kernel.shape[:-2], stride=s, dilation=d,
+              bias=layer.bias is not None, crop=tuple(crop))
+    with torch.no_grad():
+        _copy(mod.weight, kernel, (2, 1, 0) if rank == 1 else (3, 2, 0, 1))
+        if layer.bias is not None:
+            _copy(mod.bias, layer.bias)
+    return b.activation(layer, b.module(layer.name, mod, ins[0]))
 
 
 def batchnorm(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
@@ -350,6 +380,8 @@ CONVERTERS: tuple[Converter, ...] = (
     Converter((L.Conv1D, L.Conv2D, TiledConv2D, L.DepthwiseConv1D, L.DepthwiseConv2D, L.SeparableConv1D,
                L.SeparableConv2D), "convolution (grouped for depthwise; separable: two), + its activation",
               conv),
+    Converter((L.Conv1DTranspose, L.Conv2DTranspose), "UPSAMPLE_ZEROS (the stride), then a convolution, "
+              "+ its activation", conv_transpose),
     Converter((L.BatchNormalization,), "folded into the layer before, else AFFINE (F32)", batchnorm),
     Converter((L.ReLU, L.LeakyReLU, L.ELU), "ACTIVATION (ReLU, ReLU6; fused where it can), LEAKY_RELU, ELU",
               relu),
