@@ -81,6 +81,12 @@ def _concatenate() -> keras.Model:
     return keras.Model(inp, L.Concatenate(axis=2)([y, L.Conv2D(5, 1)(y)]))
 
 
+def _attention() -> keras.Model:
+    x = inp = keras.Input((5, 6))
+    y = L.MultiHeadAttention(num_heads=2, key_dim=3, value_dim=4)(x, x)
+    return keras.Model(inp, L.Dense(3)(L.Add()([x, y])))
+
+
 MODELS["Add"] = _add
 MODELS["Concatenate"] = _concatenate
 MODELS["Multiply Reshape"] = _squeeze_excite
@@ -96,6 +102,7 @@ MODELS["UpSampling1D"] = _one((5, 2), L.UpSampling1D(2), L.Conv1D(2, 3))
 MODELS["Conv2DTranspose same"] = _one((4, 5, 3), L.Conv2DTranspose(2, 3, strides=2, padding="same"))
 MODELS["Conv2DTranspose valid"] = _one((4, 5, 3), L.Conv2DTranspose(2, (2, 3), (2, 1), activation="relu"))
 MODELS["Conv2DTranspose same even"] = _one((3, 3, 2), L.Conv2DTranspose(2, 4, strides=2, padding="same"))
+MODELS["MultiHeadAttention"] = _attention
 MODELS["Conv1DTranspose"] = _one((6, 2), L.Conv1DTranspose(3, 3, strides=2, padding="same"))
 
 

@@ -9,6 +9,7 @@ size, a zero pad before the layer, which the compiler folds into it).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -315,6 +316,47 @@ def _channels_first_axis(layer: Any, axis: int, rank: int) -> int:
     return 1 if axis == rank - 1 else axis + 1
 
 
+def multi_head_attention(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
+    """MultiHeadAttention over a sequence's positions: the projections as linear layers over
+    tokens, the heads split by a reshape and a transpose, ``softmax(q k^T / sqrt(key_dim)) v``
+    as matrix products, the heads joined and projected (no mask, gate or window)."""
+    cfg = layer.get_config()
+    if len(shape) != 3 or cfg.get("use_gate") or cfg.get("sliding_window") \
+            or tuple(cfg.get("attention_axes") or (1,)) != (1,) or cfg.get("output_shape") is not None:
+        raise UsageError(f"Keras layer {layer.name!r}: MultiHeadAttention converts over the positions of a "
+                         "(sequence, features) input, without use_gate, sliding_window or output_shape")
+    query, value = ins[0], ins[1] if len(ins) > 1 else ins[0]
+    key = ins[2] if len(ins) > 2 else value
+    heads, g = cfg["num_heads"], b.graph
+
+    def project(name: str, dense: Any, x: fx.Node) -> fx.Node:  # (N, C, T) -> (N, heads, T, d)
+        kernel = np.asarray(dense.kernel)  # (C, heads, d)
+        lin = nn.Linear(kernel.shape[0], kernel.shape[1] * kernel.shape[2], bias=dense.bias is not None)
+        with torch.no_grad():
+            _copy(lin.weight, kernel.reshape(kernel.shape[0], -1), (1, 0))
+            if dense.bias is not None:
+                _copy(lin.bias, np.asarray(dense.bias).reshape(-1))
+        y = b.module(f"{layer.name}_{name}", lin, b.to_last(x, 3))
+        y = g.call_method("reshape", (y, g.call_method("size", (y, 0)), -1, heads, kernel.shape[2]))
+        return b.permute(y, [0, 2, 1, 3])
+
+    q, k, v = (project(n, getattr(layer, f"_{n}_dense"), x) for n, x in (("query", query), ("key", key),
+                                                                            ("value", value)))
+    scores = g.call_function(operator.mul, (g.call_function(operator.matmul, (q, g.call_method(
+        "transpose", (k, -2, -1)))), 1.0 / float(np.sqrt(cfg["key_dim"]))))
+    mixed = g.call_function(operator.matmul, (g.call_function(torch.softmax, (scores,), {"dim": -1}), v))
+    mixed = b.permute(mixed, [0, 2, 1, 3])
+    out = layer._output_dense
+    kernel = np.asarray(out.kernel)  # (heads, value_dim, C_out)
+    lin = nn.Linear(kernel.shape[0] * kernel.shape[1], kernel.shape[2], bias=out.bias is not None)
+    with torch.no_grad():
+        _copy(lin.weight, kernel.reshape(-1, kernel.shape[2]), (1, 0))
+        if out.bias is not None:
+            _copy(lin.bias, out.bias)
+    joined = g.call_method("reshape", (mixed, g.call_method("size", (mixed, 0)), -1, lin.in_features))
+    return b.to_first(b.module(f"{layer.name}_output", lin, joined), 3)
+
+
 def layer_normalization(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
     """LayerNormalization over the last (channels) axis: LAYERNORM, on the channels-last order."""
     axes = [a % len(shape) for a in (layer.axis if isinstance(layer.axis, list | tuple) else [layer.axis])]
@@ -401,6 +443,8 @@ CONVERTERS: tuple[Converter, ...] = (
               reshape),
     Converter((L.Permute,), "TRANSPOSE", permute),
     Converter((L.LayerNormalization,), "LAYERNORM over the last axis", layer_normalization),
+    Converter((L.MultiHeadAttention,), "linear layers over tokens, TRANSPOSE, BATCH_MATMUL, SOFTMAX_AXIS",
+              multi_head_attention),
     Converter((L.Softmax,), "SOFTMAX_AXIS (SOFTMAX for a vector in F32)", softmax),
     Converter((L.UpSampling1D, L.UpSampling2D), "UPSAMPLE_NEAREST", upsampling),
 )
