@@ -8,6 +8,7 @@ the reference; what cannot run is a named error."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,8 @@ from torch.nn import functional as F
 from tbn import tile_model
 from tbn.capi import CRuntime
 from tbn.compiler import TbnCompileError, compile_program
-from tbn.format import Op, Program, serialize
+from tbn.format import Op, Program, read, serialize
+from tbn.format.inspect import summarize
 from tbn.runtime import Interpreter
 
 
@@ -283,3 +285,12 @@ def test_transposed_convolutions_are_pytorchs(layer: Make, shape: tuple[int, ...
 def test_a_transposed_convolution_tbn_cannot_pad_is_a_named_error() -> None:
     with pytest.raises(TbnCompileError, match=r"a kernel smaller than its stride"):
         compile_program(nn.Sequential(nn.ConvTranspose2d(2, 2, 1, stride=2)), torch.randn(1, 2, 3, 3))
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent / "vectors").glob("*.tbn")),
+                         ids=lambda p: p.stem)
+def test_inspect_describes_every_vector(path: Path) -> None:
+    """tbn inspect (and compile's summary) explains every op's parameters, the new families' too."""
+    data = path.read_bytes()
+    summary = summarize(read(data), len(data))
+    assert len(summary["ops"]) == len(read(data).ops)

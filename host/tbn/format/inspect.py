@@ -23,10 +23,12 @@ from tbn.format.spec import (
     Op,
     Trait,
     add_bound,
+    batch_matmul_bound,
     has,
+    mul_bound,
     vector_nbytes,
 )
-from tbn.format.validate import accumulator_bound, weight_count
+from tbn.format.validate import accumulator_bound, batch_matmul_dims, weight_count
 
 _WIDE = "narrowing would hold: compiled with --params wide"
 
@@ -39,15 +41,24 @@ def _scale_width(prog: Program, op: Operation, v: Vector) -> str:
         return "F16"
     if v.dtype == DType.F32:
         why = narrow_float(v.data)
+    elif op.opcode == Op.LAYERNORM:
+        return "REQUANT: LayerNorm's own (M, S) per feature, on 64-bit sums"
     else:  # REQUANT: the exact factors, from the wide pairs
         real = v.data[:, 0].astype(np.float64) * np.exp2(-v.data[:, 1].astype(np.float64))
-        if op.opcode == Op.ADD:
-            a, b = (prog.tensors[op.args[k]] for k in ("a", "b"))
-            bound = add_bound(a.zero_point, b.zero_point)
-        else:
-            bound = accumulator_bound(prog, op)
-        why = narrow_requant(real, bound)
+        why = narrow_requant(real, _rescaled_bound(prog, op))
     return f"{v.dtype.name}: {why if isinstance(why, str) else _WIDE}"
+
+
+def _rescaled_bound(prog: Program, op: Operation) -> int:
+    """The largest value an INT8 op's requantisation meets (the bound an RQ16 form must hold)."""
+    t = {k: prog.tensors[op.args[k]] for k in ("a", "b") if k in op.args}
+    if op.opcode in (Op.ADD, Op.CONCAT):
+        return add_bound(t["a"].zero_point, t["b"].zero_point)
+    if op.opcode == Op.MUL:
+        return mul_bound(t["a"].zero_point, t["b"].zero_point)
+    if op.opcode == Op.BATCH_MATMUL:
+        return batch_matmul_bound(t["a"].zero_point, t["b"].zero_point, batch_matmul_dims(prog, op)[2])
+    return accumulator_bound(prog, op)
 
 
 def _bias_width(v: Vector) -> str:
