@@ -20,7 +20,7 @@ from tbn.compiler import TbnCompileError, compile_program
 from tbn.compiler.memory import Buffer, lower_bound, plan
 from tbn.compiler.quant import quantize_multiplier
 from tbn.compiler.weights import with_stored_weights
-from tbn.format import DType, Op, read, spec
+from tbn.format import DType, Op, read, serialize, spec
 from tbn.format.inspect import summarize
 from tbn.nn.unary import UNARY_MODULES
 from tbn.runtime import Interpreter
@@ -352,19 +352,36 @@ def test_a_factor_int8_cannot_hold_is_a_named_error_naming_the_layer() -> None:
     assert writer.requant(np.array([0.5]), 1000, "module 'fc' (node fc)") == 0
 
 
-@pytest.mark.parametrize(("then", "message"), [
-    (lambda x: F.pad(x, (1, 1, 1, 1)).flatten(1), "padding with zeros must feed a convolution or an average"),
-    (lambda x: F.pad(x, (1, 1, 1, 1), mode="reflect"), r"F.pad\(mode='reflect'\) is not supported"),
-    (lambda x: F.max_pool2d(F.pad(x, (1, 1, 1, 1)), 2), "padding with zeros must feed a convolution"),
-    (lambda x: F.avg_pool2d(F.pad(x, (0, 3, 0, 0)), 2), "a pool pads at most half its window"),
-    (lambda x: F.max_pool2d(F.pad(x, (1, 1, 1, 1), value=2.0), 2), "value 2.0 is not supported"),
-])
-def test_padding_that_no_layer_can_take_is_a_named_error(then: Any, message: str) -> None:
-    """Constant padding folds into the convolution or pool it feeds (as tested by the padded_*
-    vectors); anything else is an error naming the node."""
+@pytest.mark.parametrize("then", [
+    lambda x: F.pad(x, (1, 1, 1, 1)).flatten(1),
+    lambda x: F.max_pool2d(F.pad(x, (1, 1, 1, 1)), 2),
+    lambda x: F.avg_pool2d(F.pad(x, (0, 3, 0, 0)), 2),
+    lambda x: F.max_pool2d(F.pad(x, (1, 1, 1, 1), value=2.0), 2),
+    lambda x: F.pad(x, (2, 0, 0, 1), value=-0.5) + F.pad(x, (2, 0, 0, 1)),
+], ids=["flatten", "zeros-before-max", "past-half-window", "value-2", "two-readers"])
+def test_padding_no_layer_can_take_is_a_pad_op(then: Any) -> None:
+    """Constant padding folds into the convolution or pool it feeds (the padded_* vectors);
+    where none can take it, it is a PAD op, F32 equal to PyTorch and INT8 equal in C."""
+    torch.manual_seed(0)
     model = _Wrap(nn.Conv2d(2, 3, 1), then)
-    with pytest.raises(TbnCompileError, match=message):
-        compile_program(model, torch.randn(1, 2, 6, 6))
+    tile_model(model, p=1, min_params=0)
+    model.eval()
+    x = torch.randn(32, 2, 6, 6)
+    prog = compile_program(model, x[:1], params="wide")
+    assert Op.PAD in [o.opcode for o in prog.ops]
+    with torch.no_grad():
+        want = model(x).numpy()
+    np.testing.assert_allclose(Interpreter(prog).run(x.numpy()).reshape(want.shape), want, rtol=1e-5,
+                               atol=1e-5 * np.abs(want).max())
+    int8 = compile_program(model, x[:1], activations="int8", calibration=x)
+    from tbn.capi import CRuntime
+    np.testing.assert_array_equal(CRuntime(serialize(int8)).run(x.numpy()), Interpreter(int8).run(x.numpy()))
+
+
+def test_padding_tbn_cannot_hold_is_a_named_error() -> None:
+    with pytest.raises(TbnCompileError, match=r"F.pad\(mode='reflect'\) is not supported"):
+        compile_program(_Wrap(nn.Conv2d(2, 3, 1), lambda x: F.pad(x, (1, 1, 1, 1), mode="reflect")),
+                        torch.randn(1, 2, 6, 6))
 
 
 def test_a_product_that_does_not_broadcast_is_a_named_error() -> None:

@@ -97,7 +97,7 @@ PYTORCH: tuple[Row, ...] = (
         "any axes but the batch's; a max over at most 255 values"),
     Row("nn.ZeroPad1d/2d, nn.ConstantPad1d/2d, F.pad",
         _mod(lambda: nn.Sequential(nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(2, 3, 3))), _MAP,
-        "folded into the convolution or pool it feeds (zeros, or -inf before a max pool)"),
+        "folded into the convolution or pool it feeds (zeros, or -inf before a max pool); else PAD"),
     Row("nn.Flatten, x.view, x.reshape, torch.flatten", _fn(lambda x: x.reshape(x.shape[0], 3, 8)), _TOKENS,
         "the batch axis stays first"),
     Row("x.transpose, x.permute, torch.transpose, torch.permute", _fn(lambda x: x.transpose(1, 2)), _TOKENS,

@@ -135,7 +135,8 @@ def _wide() -> nn.Module:
 class Padded(nn.Module):
     """What TensorFlow's padding='same' with stride 2 makes of an even map: zero padding on the
     bottom and right only (folded into the conv), a max pool that pads with -inf on one side,
-    a 1-D stretch (asymmetric zero padding, 1-D pools) and a global max pool."""
+    a constant padding no layer takes (a PAD op), a 1-D stretch (asymmetric zero padding, 1-D
+    pools) and a global max pool."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -146,8 +147,9 @@ class Padded(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.conv(self.pad(x)))  # 8x8 -> 4x4
-        x = F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")), 2, 1).flatten(2)  # 4x4 -> 16
-        x = F.avg_pool1d(self.conv1d(F.pad(x, (2, 1))), 3, 2, 1)  # 16 -> 17 -> 9
+        x = F.max_pool2d(F.pad(x, (0, 1, 0, 1), value=float("-inf")), 2, 1)  # 4x4
+        x = F.pad(x, (1, 0, 1, 0), value=0.5).flatten(2)  # 5x5 -> 25
+        x = F.avg_pool1d(self.conv1d(F.pad(x, (2, 1))), 3, 2, 1)  # 25 -> 26 -> 13
         return self.fc(F.adaptive_max_pool1d(x, 1).flatten(1))
 
 

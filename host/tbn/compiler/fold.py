@@ -152,26 +152,27 @@ def _fold_transposes(nodes: list[Node]) -> list[Node]:
     return out
 
 
-def _pad_reader(pad: Node, readers: list[Node]) -> dict[str, int]:
-    """The geometry the padding ``pad`` adds to: that of its one reader, a convolution or
-    average pool for zeros, a max pool for -inf (each pads so itself); else an error."""
-    reader = readers[0] if len(readers) == 1 else None
-    value = pad.attrs["value"]
-    if reader is not None and value == 0 and _is(reader.kind, Trait.CONV):
-        return reader.attrs["geom"]
-    if reader is not None and (reader.kind, value) in ((Op.AVGPOOL2D, 0), (Op.MAXPOOL2D, -np.inf)):
-        return reader.attrs
-    hint = "pad with 0 before a convolution or average pool, or with -inf before a max pool"
-    into = {0: "a convolution or an average pool", -np.inf: "a max pool"}.get(value)
-    if into is None:
-        raise TbnCompileError(f"{pad.where}: padding with the value {value} is not supported; {hint}")
-    read = ", ".join(r.where for r in readers) or "the output"
-    raise TbnCompileError(f"{pad.where}: padding with {'zeros' if value == 0 else '-inf'} must feed {into} "
-                          f"alone, which takes it into its own geometry; here it feeds {read}; {hint}")
+def _folded(pad: Node, readers: list[Node]) -> dict[str, int] | None:
+    """The geometry of the one reader that takes ``pad`` into its own padding, already added
+    to: a convolution or average pool for zeros, a max pool for -inf, within its limits (255 a
+    side; a pool pads at most half its window); None where no reader can."""
+    reader, value = readers[0] if len(readers) == 1 else None, pad.attrs["value"]
+    if reader is None or not ((value == 0 and _is(reader.kind, Trait.CONV))
+                              or (reader.kind, value) in ((Op.AVGPOOL2D, 0), (Op.MAXPOOL2D, -np.inf))):
+        return None
+    geom = reader.attrs["geom"] if _is(reader.kind, Trait.CONV) else reader.attrs
+    grown = {side: geom[side] + extra for side, extra in pad.attrs["pads"].items()}
+    g = grown
+    past_half = 2 * max(g["pt"], g["pb"]) > geom["kh"] or 2 * max(g["pl"], g["pr"]) > geom["kw"]
+    if max(grown.values()) > 255 or (_is(reader.kind, Trait.WINDOW) and past_half):
+        return None
+    geom.update(grown)
+    return geom
 
 
 def _fold_pads(nodes: list[Node]) -> list[Node]:
-    """Each PAD added to the padding of the convolution or pool that reads it, and dropped."""
+    """Each PAD added to the padding of the convolution or pool that reads it, and dropped; one
+    that none can take stays a PAD op."""
     readers: dict[str, list[Node]] = {}
     for n in nodes:
         for name in n.inputs:
@@ -181,21 +182,17 @@ def _fold_pads(nodes: list[Node]) -> list[Node]:
         if n.kind != Kind.PAD:
             out.append(n)
             continue
-        pads = n.attrs["pads"]
+        pads, value = n.attrs["pads"], n.attrs["value"]
         if len(n.shape) < 3 and (pads["pt"] or pads["pb"]):
             raise TbnCompileError(f"{n.where}: padding a 1-D feature map's channel axis is not supported")
-        geom = _pad_reader(n, readers.get(n.output, []))
-        for side, extra in pads.items():
-            geom[side] += extra
-            if geom[side] > 255:
-                raise TbnCompileError(f"{n.where}: padding of {geom[side]} on one side; at most 255 fits")
+        if np.isnan(value) or max(pads.values()) > 255:
+            raise TbnCompileError(f"{n.where}: padding by {max(pads.values())} with {value}; tbn pads at "
+                                  "most 255 a side, with a number")
+        if _folded(n, readers.get(n.output, [])) is None:
+            attrs = {**pads, "value": value, "conv1d": len(n.shape) == 2}
+            out.append(Node(Op.PAD, n.inputs, n.output, n.shape, n.where, attrs))
+            continue
         reader = readers[n.output][0]
-        if _is(reader.kind, Trait.WINDOW) and (2 * max(geom["pt"], geom["pb"]) > geom["kh"]
-                                               or 2 * max(geom["pl"], geom["pr"]) > geom["kw"]):
-            sides = ", ".join(str(geom[k]) for k in ("pt", "pb", "pl", "pr"))
-            raise TbnCompileError(f"{n.where}: a pool pads at most half its window on a side; with this "
-                                  f"padding {reader.where} would pad {sides} (top, bottom, left, right) "
-                                  f"around a {geom['kh']}x{geom['kw']} window")
         reader.inputs = [n.inputs[0] if i == n.output else i for i in reader.inputs]
         readers.setdefault(n.inputs[0], []).append(reader)
     return out

@@ -189,7 +189,8 @@ _LOWER: dict[str, Callable[[_Emitter, Node, list[int]], None]] = {
     "reshape": _Emitter.pool, "add": _Emitter.add, "activation": _Emitter.activation,
     "softmax": _Emitter.softmax, "argmax": _Emitter.argmax, "affine": _Emitter.bn_affine,
     "unary": _Emitter.unary, "mul": _Emitter.mul, "concat": _Emitter.concat, "layernorm": _Emitter.layernorm,
-    "transpose": _Emitter.transpose, "batch_matmul": _Emitter.batch_matmul, "upsample": _Emitter.upsample}
+    "transpose": _Emitter.transpose, "batch_matmul": _Emitter.batch_matmul, "upsample": _Emitter.upsample,
+    "pad": _Emitter.pad}
 assert set(_LOWER) == set(KERNELS), "a kernel family of tbn.format.spec has no lowering"
 
 

@@ -105,6 +105,20 @@ class TokenLowerings:
         self.op(Op.BATCH_MATMUL, ACTS[n.act], args)
         self.settle(n, tmp)
 
+    def pad(self, n: Node, ins: list[int]) -> None:
+        """PAD: its value as the file holds it (INT8: quantised with the input's parameters,
+        -inf the lowest int8)."""
+        src = self.prog.tensors[ins[0]]
+        value = n.attrs["value"]
+        if self.int8:
+            q = -128 if value == -np.inf else 127 if value == np.inf else int(
+                np.clip(np.rint(value / src.scale) + src.zero_point, -128, 127))
+            bits = q & 0xFF
+        else:
+            bits = int(np.array(value, dtype="<f4").view("<u4"))
+        pads = {k: n.attrs[k] for k in ("pt", "pl", "pb", "pr")}
+        self.op(Op.PAD, Act.NONE, {"input": ins[0], "output": self.same_quant(n, src), **pads, "value": bits})
+
     def upsample(self, n: Node, ins: list[int]) -> None:
         out = self.same_quant(n, self.prog.tensors[ins[0]])
         self.op(n.kind, Act.NONE, {"input": ins[0], "output": out, "sh": n.attrs["sh"], "sw": n.attrs["sw"]})

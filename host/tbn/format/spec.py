@@ -149,6 +149,7 @@ class Op(IntEnum):
     LEAKY_RELU = 28
     ELU = 29
     UPSAMPLE_ZEROS = 30
+    PAD = 31
 
 
 class Trait(IntFlag):
@@ -327,6 +328,10 @@ OPS: dict[Op, OpSpec] = {
     # zeros (a transposed convolution's input, the zero point in INT8)
     Op.UPSAMPLE_NEAREST: OpSpec(_UPSAMPLE, Trait.SAME_QUANT, "upsample", since=5),
     Op.UPSAMPLE_ZEROS: OpSpec(_UPSAMPLE, Trait.SAME_QUANT, "upsample", since=5),
+    # constant padding of a (C, H, W) map where no conv or pool takes it; value: F32 the float32
+    # bits, INT8 the int8 value (two's complement in the low byte)
+    Op.PAD: OpSpec(OpLayout((*_IO, ("pt", "u8"), ("pl", "u8"), ("pb", "u8"), ("pr", "u8"), ("_", "pad16"),
+                             ("value", "u32"))), Trait.SAME_QUANT, "pad", since=5),
     Op.ARGMAX: OpSpec(_UNARY, Trait(0), "argmax"),
     Op.AFFINE: OpSpec(OpLayout((*_IO, ("scale", "scale"), ("bias", "bias"), ("_", "pad16"))),
                       Trait.FUSABLE | Trait.F32_ONLY, "affine"),

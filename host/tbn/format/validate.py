@@ -431,6 +431,19 @@ def _check_upsample(prog: Program, op: Operation, need: _Need) -> None:
         need(out.shape == want, f"{src.shape} upsampled by ({sh}, {sw}) is {want}, not {out.shape}")
 
 
+def _check_pad(prog: Program, op: Operation, need: _Need) -> None:
+    src, out, a = prog.tensors[op.args["input"]], prog.tensors[op.args["output"]], op.args
+    need(len(src.shape) == 3, "needs a (C, H, W) input")
+    if len(src.shape) == 3:
+        want = (src.shape[0], src.shape[1] + a["pt"] + a["pb"], src.shape[2] + a["pl"] + a["pr"])
+        need(out.shape == want, f"{src.shape} padded ({a['pt']}, {a['pl']}, {a['pb']}, {a['pr']}) is {want}, "
+             f"not {out.shape}")
+    if prog.int8:
+        need(a["value"] <= 0xFF, "an INT8 model's value is one int8, in the low byte")
+    else:
+        need(not math.isnan(float(np.array(a["value"], dtype="<u4").view("<f4"))), "the value is NaN")
+
+
 def _check_same_shape(prog: Program, op: Operation, need: _Need) -> None:
     src, out = prog.tensors[op.args["input"]], prog.tensors[op.args["output"]]
     need(src.shape == out.shape, "input and output shapes differ")
@@ -492,5 +505,5 @@ _CHECKS: dict[str, Callable[[Program, Operation, _Need], None]] = {
     "reshape": _check_reshape, "add": _check_add, "activation": _check_activation,
     "softmax": _check_softmax, "argmax": _check_argmax, "affine": _check_affine, "unary": _check_unary,
     "mul": _check_mul, "concat": _check_concat, "layernorm": _check_layernorm, "transpose": _check_transpose,
-    "batch_matmul": _check_batch_matmul, "upsample": _check_upsample,
+    "batch_matmul": _check_batch_matmul, "upsample": _check_upsample, "pad": _check_pad,
 }

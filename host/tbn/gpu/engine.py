@@ -35,7 +35,7 @@ from tbn.format.validate import weight_count
 from tbn.gpu.kernels import Kernels
 from tbn.gpu.plan import TiledPlan, is_tiled, plan_tiled, tile_words
 from tbn.runtime import EngineBase, Interpreter
-from tbn.runtime.kernels import NUMPY_OF, unary_parameter, weight_matrix
+from tbn.runtime.kernels import NUMPY_OF, pad_value, unary_parameter, weight_matrix
 
 DTYPES = ("float32", "float16", "bfloat16")
 
@@ -220,6 +220,11 @@ class CudaEngine(EngineBase):
         if a["scale"] != NONE_ID:
             y = y * float(prog.scales[a["scale"]].data.astype(np.float64)[0])
         return self._act(y, op.act).to(self.dtype)
+
+    def _pad(self, i: int, op: Operation, x: Any) -> Any:
+        a = op.args
+        return self.torch.nn.functional.pad(x, (a["pl"], a["pr"], a["pt"], a["pb"]),
+                                            value=pad_value(self.program, op))
 
     def _upsample(self, i: int, op: Operation, x: Any) -> Any:
         sh, sw = op.args["sh"], op.args["sw"]
@@ -406,7 +411,7 @@ FAMILIES: dict[str, str] = {"matmul": "_matmul", "pool": "_pool", "global_avgpoo
                             "softmax": "_softmax", "argmax": "_argmax", "affine": "_affine",
                             "unary": "_unary", "mul": "_mul", "concat": "_concat",
                             "layernorm": "_layernorm", "transpose": "_transpose",
-                            "batch_matmul": "_batch_matmul", "upsample": "_upsample"}
+                            "batch_matmul": "_batch_matmul", "upsample": "_upsample", "pad": "_pad"}
 REFUSED: dict[str, str] = {}
 assert set(FAMILIES) | set(REFUSED) == set(KERNELS), \
     f"kernel families with no CUDA method or refusal: {sorted(set(KERNELS) - set(FAMILIES) - set(REFUSED))}"

@@ -328,6 +328,19 @@ def upsample(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def pad_value(prog: Program, op: Operation) -> float | int:
+    """PAD's constant: the float32 its bits hold, or the int8 in the low byte."""
+    if prog.int8:
+        return int(np.array(op.args["value"] & 0xFF, dtype=np.uint8).view(np.int8))
+    return float(np.array(op.args["value"], dtype="<u4").view("<f4"))
+
+
+def pad(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
+    a = op.args
+    widths = ((0, 0), (0, 0), (a["pt"], a["pb"]), (a["pl"], a["pr"]))
+    return np.pad(x, widths, constant_values=pad_value(prog, op))
+
+
 def argmax(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     return x.reshape(x.shape[0], -1).argmax(axis=1).astype(np.int32).reshape(x.shape[0], 1)
 
@@ -360,7 +373,7 @@ def unary(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
 _FAMILY = {"matmul": matmul, "pool": pool, "global_avgpool": global_avgpool, "reshape": reshape, "add": add,
            "activation": activation, "softmax": softmax, "argmax": argmax, "affine": affine, "unary": unary,
            "mul": mul, "concat": concat, "layernorm": layernorm, "transpose": transpose,
-           "batch_matmul": batch_matmul, "upsample": upsample}
+           "batch_matmul": batch_matmul, "upsample": upsample, "pad": pad}
 assert set(_FAMILY) == set(FAMILIES), "a kernel family of tbn.format.spec has no reference function"
 KERNELS = {op: _FAMILY[s.kernel] for op, s in OPS.items()}
 NUMPY_OF = {DType.F32: np.float32, DType.I8: np.int8, DType.I32: np.int32}

@@ -118,6 +118,7 @@
 #define TBN_OP_LEAKY_RELU 28
 #define TBN_OP_ELU 29
 #define TBN_OP_UPSAMPLE_ZEROS 30
+#define TBN_OP_PAD 31
 
 /* dtype sizes in bytes */
 #define TBN_DTYPE_SIZE_F32 4
@@ -217,7 +218,7 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OPS_WINDOW 0x00000060u
 #define TBN_OPS_FUSABLE 0x0440221Eu
 #define TBN_OPS_F32_ONLY 0x00002800u
-#define TBN_OPS_SAME_QUANT 0x4A0005E0u
+#define TBN_OPS_SAME_QUANT 0xCA0005E0u
 #define TBN_OPS_SCALE_OPTIONAL_F32 0x04C00200u
 #define TBN_OPS_SCALE 0x05C0221Eu
 #define TBN_OPS_BIAS 0x0100201Eu
@@ -380,6 +381,15 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_UPSAMPLE_ZEROS_OUTPUT 4
 #define TBN_OP_UPSAMPLE_ZEROS_SH 6
 #define TBN_OP_UPSAMPLE_ZEROS_SW 7
+#define TBN_OP_PAD_SIZE 16
+#define TBN_OP_PAD_TRAITS 0x0040u
+#define TBN_OP_PAD_INPUT 2
+#define TBN_OP_PAD_OUTPUT 4
+#define TBN_OP_PAD_PT 6
+#define TBN_OP_PAD_PL 7
+#define TBN_OP_PAD_PB 8
+#define TBN_OP_PAD_PR 9
+#define TBN_OP_PAD_VALUE 12
 #define TBN_OP_ARGMAX_SIZE 8
 #define TBN_OP_ARGMAX_TRAITS 0x0000u
 #define TBN_OP_ARGMAX_INPUT 2
@@ -437,13 +447,13 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_ELU_OUTPUT 4
 #define TBN_OP_ELU_TABLE 6
 #define TBN_OP_ELU_ALPHA 8
-#define TBN_OP_MAX 30
+#define TBN_OP_MAX 31
 
 /* X(NAME, opcode, size, traits, kernel): every op, in opcode order */
-#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(SOFTMAX_AXIS, 21, 12, TBN_OP_SOFTMAX_AXIS_TRAITS, softmax) X(MUL, 22, 12, TBN_OP_MUL_TRAITS, mul) X(CONCAT, 23, 12, TBN_OP_CONCAT_TRAITS, concat) X(LAYERNORM, 24, 16, TBN_OP_LAYERNORM_TRAITS, layernorm) X(TRANSPOSE, 25, 12, TBN_OP_TRANSPOSE_TRAITS, transpose) X(BATCH_MATMUL, 26, 12, TBN_OP_BATCH_MATMUL_TRAITS, batch_matmul) X(UPSAMPLE_NEAREST, 27, 8, TBN_OP_UPSAMPLE_NEAREST_TRAITS, upsample) X(UPSAMPLE_ZEROS, 30, 8, TBN_OP_UPSAMPLE_ZEROS_TRAITS, upsample) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary) X(HARDSIGMOID, 16, 8, TBN_OP_HARDSIGMOID_TRAITS, unary) X(HARDSWISH, 17, 8, TBN_OP_HARDSWISH_TRAITS, unary) X(SILU, 18, 8, TBN_OP_SILU_TRAITS, unary) X(GELU, 19, 8, TBN_OP_GELU_TRAITS, unary) X(GELU_TANH, 20, 8, TBN_OP_GELU_TANH_TRAITS, unary) X(LEAKY_RELU, 28, 12, TBN_OP_LEAKY_RELU_TRAITS, unary) X(ELU, 29, 12, TBN_OP_ELU_TRAITS, unary)
+#define TBN_OP_LIST(X) X(TILED_LINEAR, 1, 16, TBN_OP_TILED_LINEAR_TRAITS, matmul) X(TILED_CONV2D, 2, 28, TBN_OP_TILED_CONV2D_TRAITS, matmul) X(DENSE_LINEAR, 3, 12, TBN_OP_DENSE_LINEAR_TRAITS, matmul) X(DENSE_CONV2D, 4, 24, TBN_OP_DENSE_CONV2D_TRAITS, matmul) X(MAXPOOL2D, 5, 16, TBN_OP_MAXPOOL2D_TRAITS, pool) X(AVGPOOL2D, 6, 16, TBN_OP_AVGPOOL2D_TRAITS, pool) X(GLOBAL_AVGPOOL, 7, 8, TBN_OP_GLOBAL_AVGPOOL_TRAITS, global_avgpool) X(RESHAPE, 8, 8, TBN_OP_RESHAPE_TRAITS, reshape) X(ADD, 9, 12, TBN_OP_ADD_TRAITS, add) X(ACTIVATION, 10, 8, TBN_OP_ACTIVATION_TRAITS, activation) X(SOFTMAX, 11, 8, TBN_OP_SOFTMAX_TRAITS, softmax) X(SOFTMAX_AXIS, 21, 12, TBN_OP_SOFTMAX_AXIS_TRAITS, softmax) X(MUL, 22, 12, TBN_OP_MUL_TRAITS, mul) X(CONCAT, 23, 12, TBN_OP_CONCAT_TRAITS, concat) X(LAYERNORM, 24, 16, TBN_OP_LAYERNORM_TRAITS, layernorm) X(TRANSPOSE, 25, 12, TBN_OP_TRANSPOSE_TRAITS, transpose) X(BATCH_MATMUL, 26, 12, TBN_OP_BATCH_MATMUL_TRAITS, batch_matmul) X(UPSAMPLE_NEAREST, 27, 8, TBN_OP_UPSAMPLE_NEAREST_TRAITS, upsample) X(UPSAMPLE_ZEROS, 30, 8, TBN_OP_UPSAMPLE_ZEROS_TRAITS, upsample) X(PAD, 31, 16, TBN_OP_PAD_TRAITS, pad) X(ARGMAX, 12, 8, TBN_OP_ARGMAX_TRAITS, argmax) X(AFFINE, 13, 12, TBN_OP_AFFINE_TRAITS, affine) X(SIGMOID, 14, 8, TBN_OP_SIGMOID_TRAITS, unary) X(TANH, 15, 8, TBN_OP_TANH_TRAITS, unary) X(HARDSIGMOID, 16, 8, TBN_OP_HARDSIGMOID_TRAITS, unary) X(HARDSWISH, 17, 8, TBN_OP_HARDSWISH_TRAITS, unary) X(SILU, 18, 8, TBN_OP_SILU_TRAITS, unary) X(GELU, 19, 8, TBN_OP_GELU_TRAITS, unary) X(GELU_TANH, 20, 8, TBN_OP_GELU_TANH_TRAITS, unary) X(LEAKY_RELU, 28, 12, TBN_OP_LEAKY_RELU_TRAITS, unary) X(ELU, 29, 12, TBN_OP_ELU_TRAITS, unary)
 
 /* K(kernel): every kernel family once */
-#define TBN_KERNEL_LIST(K) K(matmul) K(pool) K(global_avgpool) K(reshape) K(add) K(activation) K(softmax) K(mul) K(concat) K(layernorm) K(transpose) K(batch_matmul) K(upsample) K(argmax) K(affine) K(unary)
+#define TBN_KERNEL_LIST(K) K(matmul) K(pool) K(global_avgpool) K(reshape) K(add) K(activation) K(softmax) K(mul) K(concat) K(layernorm) K(transpose) K(batch_matmul) K(upsample) K(pad) K(argmax) K(affine) K(unary)
 
 /* F(field, offset, bytes): the fields of each op, by the names of its layout */
 #define TBN_OP_TILED_LINEAR_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(tile, 6, 2) F(scale, 8, 2) F(bias, 10, 2) F(scratch, 12, 2)
@@ -465,6 +475,7 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
 #define TBN_OP_BATCH_MATMUL_FIELDS(F) F(a, 2, 2) F(b, 4, 2) F(output, 6, 2) F(scale, 8, 2) F(ta, 10, 1) F(tb, 11, 1)
 #define TBN_OP_UPSAMPLE_NEAREST_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(sh, 6, 1) F(sw, 7, 1)
 #define TBN_OP_UPSAMPLE_ZEROS_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(sh, 6, 1) F(sw, 7, 1)
+#define TBN_OP_PAD_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(pt, 6, 1) F(pl, 7, 1) F(pb, 8, 1) F(pr, 9, 1) F(value, 12, 4)
 #define TBN_OP_ARGMAX_FIELDS(F) F(input, 2, 2) F(output, 4, 2)
 #define TBN_OP_AFFINE_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(scale, 6, 2) F(bias, 8, 2)
 #define TBN_OP_SIGMOID_FIELDS(F) F(input, 2, 2) F(output, 4, 2) F(table, 6, 2)

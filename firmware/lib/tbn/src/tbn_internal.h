@@ -164,6 +164,7 @@ typedef struct {
     uint16_t groups;
     uint32_t eps;   /* LAYERNORM: F32 epsilon's bits, or INT8's integer E */
     uint32_t alpha; /* a unary op's parameter a, float32 bits (0 where the op has none) */
+    uint32_t value; /* PAD: F32 float32 bits, INT8 the int8 in the low byte */
     uint32_t size, traits;
 } tbn_op;
 

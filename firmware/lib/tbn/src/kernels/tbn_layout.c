@@ -1,5 +1,5 @@
 /* Ops that only move values: TRANSPOSE (any permutation of up to four axes),
- * UPSAMPLE_NEAREST and UPSAMPLE_ZEROS. Both keep the input's quantisation, so INT8 and F32 differ only in the
+ * UPSAMPLE_NEAREST, UPSAMPLE_ZEROS and PAD. Both keep the input's quantisation, so INT8 and F32 differ only in the
  * element size. */
 #include "../tbn_internal.h"
 
@@ -86,5 +86,35 @@ tbn_status tbn_eval_upsample(const tbn_model *m, const tbn_op *op, uint8_t *aren
             for (uint32_t k = 0; k < op->sw; k++, dst += size) memcpy(dst, src + (size_t)x * size, size);
         for (uint32_t k = 1; k < op->sh; k++, dst += row) memcpy(dst, first, row);
     }
+    return TBN_OK;
+}
+
+tbn_status tbn_prepare_pad(const tbn_model *m, const tbn_op *op, const tbn_io *io) {
+    (void)m;
+    const tbn_tensor *in = &io->in, *out = &io->out;
+    if (in->ndim != 3 || out->ndim != 3 || out->dtype != in->dtype) return TBN_ERR_SHAPE;
+    if (TBN_INT8(io->int8) ? op->value > 0xFFu : ((op->value >> 23) & 0xFFu) == 0xFFu && (op->value & 0x7FFFFFu))
+        return TBN_ERR_SHAPE; /* INT8: one byte; F32: not NaN */
+    return out->dims[0] == in->dims[0] && out->dims[1] == (uint32_t)in->dims[1] + op->pt + op->pb &&
+                   out->dims[2] == (uint32_t)in->dims[2] + op->pl + op->pr
+               ? TBN_OK : TBN_ERR_SHAPE;
+}
+
+/* The whole output filled with the value, then each input row copied into place. */
+tbn_status tbn_eval_pad(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
+    tbn_tensor in, out;
+    tbn_get_tensor(m, op->input, &in);
+    tbn_get_tensor(m, op->output, &out);
+    uint32_t size = tbn_int8(m) ? 1u : 4u, w = in.dims[2], wo = out.dims[2], ho = out.dims[1];
+    uint8_t *dst = arena + out.offset;
+    if (size == 1) {
+        memset(dst, (uint8_t)op->value, out.nbytes);
+    } else {
+        for (uint32_t i = 0; i < out.numel; i++) memcpy(dst + 4 * (size_t)i, &op->value, 4);
+    }
+    const uint8_t *src = arena + in.offset;
+    for (uint32_t c = 0; c < in.dims[0]; c++)
+        for (uint32_t y = 0; y < in.dims[1]; y++, src += (size_t)w * size)
+            memcpy(dst + (((size_t)c * ho + y + op->pt) * wo + op->pl) * size, src, (size_t)w * size);
     return TBN_OK;
 }
