@@ -18,7 +18,7 @@ keras = pytest.importorskip("keras", reason="the tf extra is not installed (pip 
 from tbn import compile_model  # noqa: E402
 from tbn import tile_model as torch_tile_model  # noqa: E402
 from tbn.errors import UsageError  # noqa: E402
-from tbn.keras import TiledConv2D, TiledDense, tile_model, to_torch  # noqa: E402
+from tbn.keras import TiledConv2D, TiledDense, channels_first, tile_model, to_torch  # noqa: E402
 from tbn.nn import TiledConv2d, TiledLinear  # noqa: E402
 from tbn.runtime import Interpreter  # noqa: E402
 
@@ -140,6 +140,36 @@ def test_compiled_keras_model_matches_keras(build: object) -> None:
     q = Interpreter(compile_model(model, x[:1], activations="int8", calibration=x)).run_float(
         x.transpose(0, 3, 1, 2))
     assert np.abs(q - want).max() <= 0.1 * np.abs(want).max()
+
+
+def _keras_sequence_net() -> keras.Model:
+    """A 1-D net and a depthwise 2-D one, the layers tile_model now tiles too."""
+    x = inp = keras.Input((12, 3))
+    x = keras.layers.Conv1D(8, 3, padding="same", activation="relu")(x)
+    x = keras.layers.Conv1D(8, 3, strides=2)(x)
+    return keras.Model(inp, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling1D()(x)))
+
+
+def _keras_depthwise_net() -> keras.Model:
+    return keras.Sequential([keras.Input((6, 6, 4)), keras.layers.DepthwiseConv2D(3, depth_multiplier=2),
+                             keras.layers.Conv2D(4, 1), keras.layers.Flatten(), keras.layers.Dense(4)])
+
+
+@pytest.mark.parametrize("build", [_keras_sequence_net, _keras_depthwise_net], ids=["conv1d", "depthwise"])
+def test_conv1d_and_depthwise_layers_tile_and_compile(build: object) -> None:
+    keras.utils.set_random_seed(0)
+    model, report = tile_model(build(), p=2, min_params=0)  # type: ignore[operator]
+    kinds = {type(lay).__name__ for lay in model.layers}
+    assert "Conv1D" not in kinds and "DepthwiseConv2D" not in kinds
+    assert any(r.kind in ("TiledConv1D", "TiledConv2D") for r in report.layers)
+    shape = model.inputs[0].shape[1:]
+    x = np.random.default_rng(2).random((16, *shape)).astype(np.float32)
+    want = channels_first(np.asarray(model(x, training=False)))
+    got = Interpreter(compile_model(model, x[:1], params="wide")).run(channels_first(x)).reshape(want.shape)
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    restored = keras.Sequential.from_config(model.get_config()) if isinstance(model, keras.Sequential) \
+        else keras.Model.from_config(model.get_config())
+    assert [type(lay).__name__ for lay in restored.layers] == [type(lay).__name__ for lay in model.layers]
 
 
 def test_unsupported_layers_are_named() -> None:

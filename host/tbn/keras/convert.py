@@ -1,5 +1,6 @@
-"""``tile_model`` for Keras models: the policy and report of :mod:`tbn.convert`, on Dense and
-Conv2D layers named as Keras names them."""
+"""``tile_model`` for Keras models: the policy and report of :mod:`tbn.convert`, on Dense,
+Conv1D, Conv2D and DepthwiseConv2D layers (a depthwise one as a grouped TiledConv2D) named as
+Keras names them."""
 
 from __future__ import annotations
 
@@ -11,32 +12,47 @@ import numpy as np
 
 from tbn.convert import LayerInfo, TilingReport, layer_report, plan_layers
 from tbn.keras.layers import _TO_TORCH as TO_TORCH
-from tbn.keras.layers import TiledConv2D, TiledDense, is_tiled
+from tbn.keras.layers import TiledConv1D, TiledConv2D, TiledDense, is_tiled
 from tbn.nn.options import Tiling
 
 
 def _convertible(model: keras.Model) -> list[Any]:
-    kinds = (keras.layers.Dense, keras.layers.Conv2D)
+    kinds = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
     return [lay for lay in model.layers if type(lay) in kinds or is_tiled(lay)]
 
 
+def _kernel(layer: Any, kernel: Any) -> np.ndarray:
+    """A layer's kernel as its tiled twin holds it: a depthwise ``(kh, kw, C, M)`` one as the
+    grouped ``(kh, kw, 1, C M)`` (output ``c M + j`` reads channel ``c``)."""
+    k = np.asarray(kernel)
+    return k.reshape(*k.shape[:-2], 1, -1) if isinstance(layer, keras.layers.DepthwiseConv2D) else k
+
+
 def _info(layer: Any) -> LayerInfo:
-    shape = tuple(int(d) for d in layer.kernel.shape)
-    return LayerInfo(layer.name, tuple(shape[i] for i in TO_TORCH[len(shape)]),
+    shape = _kernel(layer, layer.kernel).shape
+    return LayerInfo(layer.name, tuple(int(shape[i]) for i in TO_TORCH[len(shape)]),
                      0 if layer.bias is None else int(layer.bias.shape[0]))
 
 
 def _tiled_twin(layer: Any, tiling: Tiling) -> Any:
     """A tiled layer with ``layer``'s configuration (its name included)."""
     cfg = layer.get_config()
+    if "depthwise_initializer" in cfg:  # DepthwiseConv2D's kernel
+        cfg["kernel_initializer"] = cfg["depthwise_initializer"]
     common = {k: cfg[k] for k in ("name", "activation", "use_bias", "kernel_initializer", "bias_initializer")}
     if isinstance(layer, keras.layers.Dense | TiledDense):
         return TiledDense(cfg["units"], tiling=tiling, **common)
     if cfg.get("data_format", "channels_last") != "channels_last":
         raise ValueError(f"{layer.name}: tbn.keras tiles channels_last convolutions only")
-    return TiledConv2D(cfg["filters"], cfg["kernel_size"], strides=cfg["strides"], padding=cfg["padding"],
-                       dilation_rate=cfg["dilation_rate"], groups=cfg.get("groups", 1), tiling=tiling,
-                       **common)
+    if cfg["padding"] not in ("valid", "same"):
+        raise ValueError(f"{layer.name}: tbn.keras tiles convolutions with padding 'valid' or 'same'")
+    filters, groups = cfg.get("filters"), cfg.get("groups", 1)
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        groups = int(layer.kernel.shape[-2])
+        filters = groups * int(layer.kernel.shape[-1])
+    cls = TiledConv1D if isinstance(layer, keras.layers.Conv1D | TiledConv1D) else TiledConv2D
+    return cls(filters, cfg["kernel_size"], strides=cfg["strides"], padding=cfg["padding"],
+               dilation_rate=cfg["dilation_rate"], groups=groups, tiling=tiling, **common)
 
 
 def tile_model(model: keras.Model, *, tiling: Tiling | None = None, min_params: int = 64_000,
@@ -68,6 +84,7 @@ def tile_model(model: keras.Model, *, tiling: Tiling | None = None, min_params: 
         weights = old_layer.get_weights()
         if is_tiled(layer) and not is_tiled(old_layer):  # kernel, (alpha kernel), bias
             kernel, *rest = weights
+            kernel = _kernel(old_layer, kernel)
             alpha_kernel = [kernel if t.alpha_init == "copy" else np.asarray(layer.alpha_kernel)] \
                 if layer.alpha_kernel is not None else []
             weights = [kernel, *alpha_kernel, *rest]

@@ -21,9 +21,9 @@ from torch import fx, nn
 
 from tbn.errors import UsageError
 from tbn.format.spec import Op
-from tbn.keras.layers import TiledConv2D, TiledDense
+from tbn.keras.layers import TiledConv1D, TiledConv2D, TiledDense
 from tbn.nn.crop import CroppedConvTranspose1d, CroppedConvTranspose2d
-from tbn.nn.layers import TiledConv2d, TiledLinear
+from tbn.nn.layers import TiledConv1d, TiledConv2d, TiledLinear
 from tbn.nn.unary import UNARY_MODULES
 
 # Keras activation names (as keras.activations.serialize gives them) -> the module each becomes
@@ -151,7 +151,7 @@ def conv(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
         return b.activation(layer, _conv(b, layer.name, x, _grouped(np.asarray(layer.kernel)), layer.bias,
                                          geom | {"groups": c}, rank))
     geom["groups"] = cfg.get("groups", 1)
-    tiled = layer if isinstance(layer, TiledConv2D) else None
+    tiled = layer if isinstance(layer, TiledConv2D) else None  # TiledConv1D too
     node = _conv(b, layer.name, x, np.asarray(layer.kernel), layer.bias, geom, rank, tiled)
     return b.activation(layer, node)
 
@@ -170,7 +170,7 @@ def _conv(b: Builder, name: str, x: fx.Node, kernel: np.ndarray, bias: Any, geom
     options = {**geom, "kernel_size": kernel.shape[:-2], "bias": bias is not None}
     mod: nn.Module
     if tiled is not None:
-        mod = TiledConv2d(c, o, tiling=tiled.tiling, **options)
+        mod = (TiledConv1d if rank == 1 else TiledConv2d)(c, o, tiling=tiled.tiling, **options)
     else:
         mod = (nn.Conv1d if rank == 1 else nn.Conv2d)(c, o, **options)
     with torch.no_grad():
@@ -419,8 +419,9 @@ L = keras.layers
 CONVERTERS: tuple[Converter, ...] = (
     Converter((L.Dense, TiledDense), "linear (TILED_LINEAR or DENSE_LINEAR; over tokens on a sequence), "
               "+ its activation", dense),
-    Converter((L.Conv1D, L.Conv2D, TiledConv2D, L.DepthwiseConv1D, L.DepthwiseConv2D, L.SeparableConv1D,
-               L.SeparableConv2D), "convolution (grouped for depthwise; separable: two), + its activation",
+    Converter((L.Conv1D, L.Conv2D, TiledConv1D, TiledConv2D, L.DepthwiseConv1D, L.DepthwiseConv2D,
+               L.SeparableConv1D, L.SeparableConv2D),
+              "convolution (grouped for depthwise; separable: two), + its activation",
               conv),
     Converter((L.Conv1DTranspose, L.Conv2DTranspose), "UPSAMPLE_ZEROS (the stride), then a convolution, "
               "+ its activation", conv_transpose),

@@ -1,4 +1,4 @@
-"""``TiledDense`` and ``TiledConv2D``: Keras 3 layers with exactly the math of
+"""``TiledDense``, ``TiledConv1D`` and ``TiledConv2D``: Keras 3 layers with exactly the math of
 :mod:`tbn.nn.layers` (arXiv 2407.12075).
 
 The tile is defined on the weight in PyTorch's order, ``(out, in)`` for dense and
@@ -22,8 +22,8 @@ from tbn.nn.options import Tiling, TilingAttributes
 from tbn.nn.tiling import check_p
 
 # Keras kernel axes -> PyTorch's weight axes, and back
-_TO_TORCH = {2: (1, 0), 4: (3, 2, 0, 1)}
-_TO_KERAS = {2: (1, 0), 4: (2, 3, 1, 0)}
+_TO_TORCH = {2: (1, 0), 3: (2, 1, 0), 4: (3, 2, 0, 1)}
+_TO_KERAS = {2: (1, 0), 3: (2, 1, 0), 4: (2, 3, 1, 0)}
 
 
 def torch_order(kernel: Any) -> Any:
@@ -196,6 +196,36 @@ class TiledConv2D(_Tiled):
                 "activation": keras.activations.serialize(self.activation),
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer)}
+
+
+@keras.saving.register_keras_serializable(package="tbn")
+class TiledConv1D(TiledConv2D):
+    """``keras.layers.Conv1D`` (channels last) with a tiled binary kernel (the Keras twin of
+    :class:`tbn.nn.TiledConv1d`); a depthwise one is ``groups`` equal to the channels."""
+
+    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
+                 dilation_rate: Any = 1, **kwargs: Any) -> None:
+        super().__init__(filters, 1, padding=padding, **kwargs)
+        self.kernel_size, self.strides, self.dilation_rate = (_one(kernel_size), _one(strides),
+                                                              _one(dilation_rate))
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        c = int(input_shape[-1])
+        if c % self.groups or self.filters % self.groups:
+            raise UsageError(f"{self.name}: groups={self.groups} must divide {c} inputs and "
+                             f"{self.filters} filters")
+        shape = (*self.kernel_size, c // self.groups, self.filters)
+        self._add_kernels(shape, math.prod(shape[:2]), self.kernel_initializer)
+        self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer)
+                     if self.use_bias else None)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return keras.layers.Conv1D(self.filters, self.kernel_size, self.strides, self.padding,
+                                   dilation_rate=self.dilation_rate).compute_output_shape(input_shape)
+
+
+def _one(v: Any) -> tuple[int]:
+    return (int(v),) if isinstance(v, int) else (int(v[0]),)
 
 
 def _pair(v: Any) -> tuple[int, int]:
