@@ -207,8 +207,9 @@ def test_profile_costs_each_op(tbn_device: DeviceLink) -> None:
     assert len(costs) == n and all(c > 0 for c in costs)
     whole = tbn_device.infer(x[0]).cost
     # per op: a tick at each end, plus the call and the decoding of the earlier ops (measured:
-    # under 200 instructions on Cortex-M, about 370 on RV32IMAC)
-    slack = n * (2 * tbn_device.info().cost_resolution + 400)
+    # under 200 instructions on Cortex-M, about 480 on RV32IMAC, whose C library clears the
+    # 60-byte decoded op a byte at a time)
+    slack = n * (2 * tbn_device.info().cost_resolution + 500)
     assert abs(sum(costs) - whole) <= slack, (costs, whole)
     with pytest.raises(DeviceError, match="PROFILE"):
         tbn_device.profile(b"\x00" * 3)  # not the input's size

@@ -441,6 +441,8 @@ def has(op: Op, trait: Trait) -> bool:
 
 
 assert set(OPS) == set(Op), "every opcode needs an OpSpec"
+assert max(Trait) < 1 << 16, "the C decoder's table holds traits in 16 bits"
+assert max(Op) < 32, "TBN_BUILD_OPS is a 32-bit mask of opcodes: widen it (tbn_internal.h, device/build.py)"
 for _op, _spec in OPS.items():
     assert _spec.layout.size % ALIGN == 0, f"{_op.name} layout is {_spec.layout.size} bytes, not 4-aligned"
     assert all(k in FIELD_KINDS for _, k in _spec.layout.fields), f"{_op.name}: unknown field kind"

@@ -108,6 +108,15 @@ const TBN_ROM int8_t *tbn_get_dense(const tbn_model *m, uint32_t id, uint32_t *c
     return (const TBN_ROM int8_t *)(m->data + tbn_rd32(e + TBN_DENSE_OFFSET));
 }
 
+/* Each opcode's size and traits (0: unknown), as tables: a switch over every opcode would
+ * cost each build code for the ops it does not run. (Traits fit 16 bits.) */
+#define TBN_SIZE_(NAME, code, size, traits, kernel) [code] = (size),
+#define TBN_TRAITS_(NAME, code, size, traits, kernel) [code] = (uint16_t)(traits),
+static const TBN_ROM uint8_t op_sizes[TBN_OP_MAX + 1] = {TBN_OP_LIST(TBN_SIZE_)};
+static const TBN_ROM uint16_t op_traits[TBN_OP_MAX + 1] = {TBN_OP_LIST(TBN_TRAITS_)};
+#undef TBN_SIZE_
+#undef TBN_TRAITS_
+
 int tbn_decode_op(const TBN_ROM uint8_t *p, uint32_t avail, tbn_op *op) {
     memset(op, 0, sizeof *op);
     if (avail < 2) return 0;
@@ -116,20 +125,21 @@ int tbn_decode_op(const TBN_ROM uint8_t *p, uint32_t avail, tbn_op *op) {
     op->scale = op->bias = op->scratch = op->table = TBN_NONE_ID;
     op->kh = op->kw = op->sh = op->sw = op->dh = op->dw = 1;
     op->groups = 1;
-    switch (op->opcode) { /* each op read by its own generated layout (tbn_format.h) */
+    uint8_t size = op->opcode <= TBN_OP_MAX ? op_sizes[op->opcode] : 0u;
+    if (!size || avail < size) return 0;
+    op->size = size;
+    op->traits = op_traits[op->opcode];
+    switch (op->opcode) { /* the ops built in, each read by its own generated layout (tbn_format.h) */
 #define TBN_FIELD(name, off, bytes) \
     op->name = (bytes) == 1 ? p[off] : (bytes) == 2 ? tbn_rd16(p + (off)) : tbn_rd32(p + (off));
-#define TBN_DECODE(NAME, code, size_, traits_, kernel)                                       \
-    case code:                                                                                \
-        if (avail < (size_)) return 0;                                                        \
+#define TBN_DECODE(NAME, code, size_, traits_, kernel) \
+    case code:                                           \
         if (TBN_BUILT(code)) { TBN_OP_##NAME##_FIELDS(TBN_FIELD) } /* else check_op refuses */ \
-        op->size = (size_);                                                                   \
-        op->traits = (traits_);                                                               \
         break;
         TBN_OP_LIST(TBN_DECODE)
 #undef TBN_DECODE
 #undef TBN_FIELD
-    default: return 0;
+    default: break;
     }
     if (op->traits & TBN_TRAIT_TWO_INPUTS) op->input = op->a;
     return 1;
@@ -376,7 +386,8 @@ static tbn_status check_ops(tbn_model *m) {
     for (uint32_t i = 0; i < m->n_ops; i++) {
         tbn_op op;
         if (!tbn_decode_op(m->data + at, end - at, &op)) {
-            if (end - at < 2 || tbn_op_size(m->data[at])) FAIL(TBN_ERR_TRUNCATED, i); /* a known op cut short */
+            if (end - at < 2 || (m->data[at] <= TBN_OP_MAX && op_sizes[m->data[at]])) /* a known op cut short */
+                FAIL(TBN_ERR_TRUNCATED, i);
             FAIL(TBN_ERR_OPCODE, i);
         }
         tbn_status s = check_op(m, &op, i);

@@ -281,7 +281,9 @@ static TBN_NOINLINE void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op
     c->cg = conv ? in.dims[0] / op->groups : c->k;
     c->og = c->o / (conv ? op->groups : 1u);
     c->npix = (uint32_t)c->ho * c->wo;
-    c->tokens = conv || !TBN_BUILD_TOKENS ? 1u : out.numel / c->o;
+#if TBN_BUILD_TOKENS
+    c->tokens = conv ? 1u : out.numel / c->o;
+#endif
     if (c->tiled) {
         tbn_get_tile(m, op->tile, &c->tile);
         c->p = c->o * c->k / c->tile.n_bits;
