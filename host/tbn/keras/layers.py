@@ -175,8 +175,8 @@ class TiledConv2D(_Tiled):
         if c % self.groups or self.filters % self.groups:
             raise UsageError(f"{self.name}: groups={self.groups} must divide {c} inputs and "
                              f"{self.filters} filters")
-        shape = (*self.kernel_size, c // self.groups, self.filters)
-        self._add_kernels(shape, math.prod(shape[:3]), self.kernel_initializer)
+        shape = (*self.kernel_size, c // self.groups, self.filters)  # 1-D too: (k, c / groups, filters)
+        self._add_kernels(shape, math.prod(shape[:-1]), self.kernel_initializer)
         self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer)
                      if self.use_bias else None)
 
@@ -208,16 +208,6 @@ class TiledConv1D(TiledConv2D):
         super().__init__(filters, 1, padding=padding, **kwargs)
         self.kernel_size, self.strides, self.dilation_rate = (_one(kernel_size), _one(strides),
                                                               _one(dilation_rate))
-
-    def build(self, input_shape: tuple[int | None, ...]) -> None:
-        c = int(input_shape[-1])
-        if c % self.groups or self.filters % self.groups:
-            raise UsageError(f"{self.name}: groups={self.groups} must divide {c} inputs and "
-                             f"{self.filters} filters")
-        shape = (*self.kernel_size, c // self.groups, self.filters)
-        self._add_kernels(shape, math.prod(shape[:2]), self.kernel_initializer)
-        self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer)
-                     if self.use_bias else None)
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return keras.layers.Conv1D(self.filters, self.kernel_size, self.strides, self.padding,
