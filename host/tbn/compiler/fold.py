@@ -65,10 +65,7 @@ def fold_and_fuse(nodes: list[Node]) -> list[Node]:
 
 
 def _drop_flattens(nodes: list[Node]) -> list[Node]:
-    readers: dict[str, list[Node]] = {}
-    for n in nodes:
-        for name in n.inputs:
-            readers.setdefault(name, []).append(n)
+    readers = _readers(nodes)
     rename: dict[str, str] = {}
     out = []
     for n in nodes:
@@ -173,10 +170,7 @@ def _folded(pad: Node, readers: list[Node]) -> dict[str, int] | None:
 def _fold_pads(nodes: list[Node]) -> list[Node]:
     """Each PAD added to the padding of the convolution or pool that reads it, and dropped; one
     that none can take stays a PAD op."""
-    readers: dict[str, list[Node]] = {}
-    for n in nodes:
-        for name in n.inputs:
-            readers.setdefault(name, []).append(n)
+    readers = _readers(nodes)
     out = []
     for n in nodes:
         if n.kind != Kind.PAD:

@@ -90,14 +90,14 @@ def section_sizes(elf: Path) -> dict[str, int]:
 def runtime_subset(program: Program) -> dict[str, str]:
     """The C runtime's build defines (tbn_internal.h's TBN_BUILD_*) that keep only the ops, the
     activation type and the kernels (lookup tables or not) that ``program`` uses."""
-    from tbn.format.spec import NONE_ID, Trait, has
+    from tbn.format.spec import NONE_ID
+    from tbn.format.validate import token_linear
 
     mask = 0
     for op in program.ops:
         mask |= 1 << int(op.opcode)
     tables = any(op.args.get("scratch", NONE_ID) != NONE_ID for op in program.ops)
-    tokens = any(has(op.opcode, Trait.WEIGHTED) and not has(op.opcode, Trait.CONV)
-                 and len(program.tensors[op.args["output"]].shape) > 1 for op in program.ops)
+    tokens = any(token_linear(program, op) for op in program.ops)
     return {"TBN_BUILD_OPS": f"{mask:#x}u", "TBN_BUILD_F32": str(int(not program.int8)),
             "TBN_BUILD_INT8": str(int(program.int8)), "TBN_BUILD_TABLES": str(int(tables)),
             "TBN_BUILD_TOKENS": str(int(tokens))}

@@ -47,13 +47,20 @@ def conv_out(size: int, k: int, s: int, d: int, pad: int) -> int:
     return (size + pad - d * (k - 1) - 1) // s + 1
 
 
+def token_linear(prog: Program, op: Operation) -> bool:
+    """Whether ``op`` is a linear op over tokens: weighted, not a conv, and an output of more
+    than one axis (format 2.5)."""
+    return (has(op.opcode, Trait.WEIGHTED) and not has(op.opcode, Trait.CONV)
+            and len(prog.tensors[op.args["output"]].shape) > 1)
+
+
 def weight_count(prog: Program, op: Operation) -> tuple[int, int]:
-    """(output channels or features O, fan-in K) of a linear or conv op. A linear op whose
-    output has more than one axis runs over tokens: its last axes are O and K (format 2.5)."""
+    """(output channels or features O, fan-in K) of a linear or conv op. A linear op over
+    tokens (:func:`token_linear`) takes its tensors' last axes."""
     a = op.args
     out, src = prog.tensors[a["output"]], prog.tensors[a["input"]]
     if not has(op.opcode, Trait.CONV):
-        return (out.shape[-1], src.shape[-1]) if len(out.shape) > 1 else (out.numel, src.numel)
+        return (out.shape[-1], src.shape[-1]) if token_linear(prog, op) else (out.numel, src.numel)
     c_in = prog.tensors[a["input"]].shape[0]
     return out.shape[0], c_in // a["groups"] * a["kh"] * a["kw"]
 
@@ -212,7 +219,7 @@ def _check_matmul(prog: Program, op: Operation, need: _Need) -> None:
     need(src.dtype == out.dtype == (DType.I8 if int8 else DType.F32), "activations have the wrong dtype")
     if has(op.opcode, Trait.CONV):
         _check_conv_geometry(src, out, a, need)
-    elif len(out.shape) > 1:  # over tokens: (.., K) to (.., O), one row per token
+    elif token_linear(prog, op):  # (.., K) to (.., O), one row per token
         need(src.shape[:-1] == out.shape[:-1], f"a linear over tokens maps (.., K) to (.., O); "
              f"{src.shape} to {out.shape} changes the leading axes")
     o, k = weight_count(prog, op)

@@ -25,12 +25,10 @@ from tbn.format.spec import (
     VECTOR,
     VERSION_MAJOR,
     DType,
-    Trait,
     align,
-    has,
     minor_for,
 )
-from tbn.format.validate import validate
+from tbn.format.validate import token_linear, validate
 
 
 def vector_bytes(v: Vector) -> bytes:
@@ -90,8 +88,7 @@ def serialize(prog: Program) -> bytes:
     body += bytes(data_start - HEADER.size - len(body)) + bytes(blobs)
     size = HEADER.size + len(body)
     kinds = [("scale", v.dtype) for v in prog.scales] + [("bias", v.dtype) for v in prog.biases]
-    tokens = any(has(op.opcode, Trait.WEIGHTED) and not has(op.opcode, Trait.CONV)
-                 and len(prog.tensors[op.args["output"]].shape) > 1 for op in prog.ops)
+    tokens = any(token_linear(prog, op) for op in prog.ops)
     minor = minor_for(prog.flags, kinds, prog.minor, (op.opcode for op in prog.ops), tokens)
     header = HEADER.pack(MAGIC, VERSION_MAJOR, minor, size, 0, prog.flags, prog.arena_size,
                          len(prog.tensors), len(prog.tiles), len(prog.scales), len(prog.biases),

@@ -31,7 +31,7 @@ from tbn.format.spec import (
     Trait,
     has,
 )
-from tbn.format.validate import weight_count
+from tbn.format.validate import token_linear, weight_count
 from tbn.gpu.kernels import Kernels
 from tbn.gpu.plan import TiledPlan, is_tiled, plan_tiled, tile_words
 from tbn.runtime import EngineBase, Interpreter
@@ -73,6 +73,13 @@ class CudaEngine(EngineBase):
             elif op.opcode == Op.SOFTMAX_AXIS and self.program.int8:
                 table = self.program.dense[op.args["table"]].view("<u2").astype(np.int64)
                 self._layers[i] = {"table": self._gpu(table)}
+            elif op.opcode == Op.LAYERNORM:
+                bias, numeric = op.args["bias"], np.int64 if self.program.int8 else np.float64
+                self._layers[i] = {
+                    "scale": self._gpu(self.program.scales[op.args["scale"]].data.astype(numeric)),
+                    "bias": None if bias == NONE_ID else self._gpu(
+                        self.program.biases[bias].data.astype(numeric)),
+                }
             elif op.opcode == Op.AFFINE:
                 bias = op.args["bias"]
                 self._layers[i] = {
@@ -164,8 +171,8 @@ class CudaEngine(EngineBase):
 
     # ---- one method per kernel family of tbn.format.spec (the table below the class) --------
     def _matmul(self, i: int, op: Operation, x: Any) -> Any:
-        out = self.program.tensors[op.args["output"]]
-        if not has(op.opcode, Trait.CONV) and len(out.shape) > 1:  # over tokens: one row each
+        if token_linear(self.program, op):  # one row per token
+            out = self.program.tensors[op.args["output"]]
             k = self.program.tensors[op.args["input"]].shape[-1]
             y = self._linear_or_conv(self._layers[i], op, x.reshape(-1, k), (out.shape[-1],))
             return y.reshape(x.shape[0], *out.shape)
@@ -175,9 +182,7 @@ class CudaEngine(EngineBase):
         """As tbn.runtime.kernels.layernorm (INT8 in int64, its integer square root exact)."""
         prog, torch, a = self.program, self.torch, op.args
         src = prog.tensors[a["input"]]
-        scale = self._gpu(prog.scales[a["scale"]].data.astype(np.float64 if not prog.int8 else np.int64))
-        bias = None if a["bias"] == NONE_ID else self._gpu(
-            prog.biases[a["bias"]].data.astype(np.int64 if prog.int8 else np.float64))
+        scale, bias = self._layers[i]["scale"], self._layers[i]["bias"]
         if not prog.int8:
             eps = float(np.array(a["eps"], dtype="<u4").view("<f4"))
             v = x.double()

@@ -27,7 +27,7 @@ from tbn.format.spec import (
     has,
     scale_mode,
 )
-from tbn.format.validate import weight_count
+from tbn.format.validate import token_linear, weight_count
 
 
 def rshift_round(v: np.ndarray, shift: np.ndarray | int) -> np.ndarray:
@@ -134,10 +134,9 @@ def _matmul_op(prog: Program, op: Operation, x: np.ndarray, w: np.ndarray) -> np
 def matmul(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     """Tiled or dense, linear or conv (the ``matmul`` family); a linear op over tokens maps
     each ``(K,)`` row of its ``(.., K)`` input alike."""
-    out = prog.tensors[op.args["output"]]
-    if not has(op.opcode, Trait.CONV) and len(out.shape) > 1:
+    if token_linear(prog, op):
         rows = x.reshape(-1, prog.tensors[op.args["input"]].shape[-1])
-        return _matmul_rows(prog, op, rows).reshape(len(x), *out.shape)
+        return _matmul_rows(prog, op, rows).reshape(len(x), *prog.tensors[op.args["output"]].shape)
     return _matmul_rows(prog, op, x)
 
 
