@@ -15,6 +15,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from conftest import untrained_mnist_mlp
 from tbn import compile_model, tile_model
@@ -391,3 +392,41 @@ def test_a_runtime_built_for_one_model_runs_it_and_refuses_the_rest(tmp_path: Pa
         bad = subprocess.run([exe, f"{stem}.tbn", f"{stem}.input.bin", f"{stem}.output.bin"],
                              capture_output=True, text=True)
         assert bad.returncode == 1 and "left out of this build of the runtime" in bad.stderr, (other, bad)
+
+
+# Convolutions the per-channel kernel (tbn_conv_channel.c) takes: depthwise at strides 1 and 2
+# (the 3x3 assembly's two forms), padding on one side, dilation, a depth multiplier, 1-D, dense
+# weights, one input channel with tile reuse, padding past the input; and a kernel too large
+# for it (the direct kernel). (module, input shape, p, layers kept dense)
+_CHANNEL_CASES = {
+    "depthwise 3x3": (lambda: nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU()), (8, 9, 7), 1,
+                      ()),
+    "depthwise 3x3 stride 2, padded after": (lambda: nn.Sequential(
+        nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(8, 8, 3, stride=2, groups=8, bias=False), nn.BatchNorm2d(8)),
+        (8, 10, 10), 1, ()),
+    "depthwise 5x5 dilation 2": (lambda: nn.Conv2d(4, 4, 5, padding=3, dilation=2, groups=4), (4, 12, 11), 1,
+                                 ()),
+    "depth multiplier 2": (lambda: nn.Conv2d(4, 8, 3, padding=1, groups=4), (4, 6, 6), 2, ()),
+    "depthwise 1-D": (lambda: nn.Conv1d(6, 6, 5, padding=2, groups=6), (6, 40), 1, ()),
+    "dense depthwise": (lambda: nn.Conv2d(8, 8, 3, padding=1, groups=8), (8, 5, 5), 1, ("0",)),
+    "one input channel, tile reuse": (lambda: nn.Conv2d(1, 4, 3, stride=2, padding=1), (1, 9, 9), 2, ()),
+    "padding past the input": (lambda: nn.Conv2d(2, 2, 3, padding=2, groups=2), (2, 3, 3), 1, ()),
+    # a ring of three padded rows (INT8 here, F32 in the next), and rows too wide for it (F32 here)
+    "a plane larger than the ring": (lambda: nn.Conv2d(2, 2, 3, padding=1, groups=2), (2, 10, 150), 1, ()),
+    "a plane larger than the ring, narrow": (lambda: nn.Conv2d(2, 2, 3, padding=1, groups=2), (2, 10, 40), 1,
+                                             ()),
+    "9x9, the direct kernel": (lambda: nn.Conv2d(2, 2, 9, padding=4, groups=2), (2, 12, 12), 1, ()),
+}
+
+
+@pytest.mark.parametrize("acts", ["f32", "int8"])
+@pytest.mark.parametrize("case", list(_CHANNEL_CASES))
+def test_per_channel_convolutions_match_the_reference(lib: ctypes.CDLL, case: str, acts: str) -> None:
+    make, shape, p, keep = _CHANNEL_CASES[case]
+    torch.manual_seed(0)
+    model = nn.Sequential(make())
+    tile_model(model, p=p, min_params=0, keep_dense=keep)
+    x = torch.randn(6, *shape)
+    data = compile_model(model.eval(), x[:1], activations=acts, calibration=x if acts == "int8" else None)
+    want, got = Interpreter(data).run(x.numpy()), open_engine("c", data, lib=lib).run(x.numpy())
+    assert np.array_equal(got, want) if acts == "int8" else matches(got, want)

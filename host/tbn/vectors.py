@@ -253,6 +253,26 @@ class Decoder(nn.Module):
         return self.fc(F.interpolate(x, scale_factor=(1, 1), mode="nearest").flatten(1))
 
 
+class Separable(nn.Module):
+    """DS-CNN's and MobileNet's shape, the per-channel kernel's convs: a conv of one input
+    channel (10x4 stride 2, padded more after, as TensorFlow's `same`; its tile rows reused),
+    depthwise 3x3 convs at strides 1 and 2 with BatchNorm and ReLU, a depth multiplier of 2,
+    pointwise 1x1 convs, an average pool."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.ZeroPad2d((1, 1, 4, 5)), nn.Conv2d(1, 8, (10, 4), stride=2))
+        self.dw1, self.bn1 = nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False), nn.BatchNorm2d(8)
+        self.pw1 = nn.Conv2d(8, 8, 1)
+        self.dw2 = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(8, 16, 3, stride=2, groups=8))
+        self.fc = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.pw1(torch.relu(self.bn1(self.dw1(x)))))
+        return self.fc(F.adaptive_avg_pool2d(torch.relu(self.dw2(x)), 1).flatten(1))
+
+
 def _unary() -> nn.Module:
     """Every op of the unary family, each after a tiled linear layer, as PyTorch spells it
     (tbn.nn.unary.UNARY_MODULES): a new unary op is in the vectors with no edit here."""
@@ -316,6 +336,10 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str] | tu
     "attention_int8": (Attention, (6, 8), {"p": 2, "min_params": 0}, "int8"),
     "upsample_f32": (Decoder, (2, 4, 3), {"p": 2, "min_params": 0}, "f32", {"lookup_tables": False}),
     "upsample_int8": (Decoder, (2, 4, 3), {"p": 2, "min_params": 0}, "int8", {"lookup_tables": False}),
+    "separable_f32": (Separable, (1, 13, 10), {"p": 1, "min_params": 0, "per_layer": {"stem.1": 2}}, "f32",
+                      {"lookup_tables": False}),
+    "separable_int8": (Separable, (1, 13, 10), {"p": 1, "min_params": 0, "per_layer": {"stem.1": 2}}, "int8",
+                       {"lookup_tables": False}),
     "unary_f32": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "f32", {"lookup_tables": False}),
     "unary_int8": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "int8", {"lookup_tables": False}),
 }

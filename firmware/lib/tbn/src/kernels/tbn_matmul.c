@@ -331,6 +331,10 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
         tbn_get_tensor(m, op->scratch, &s);
         scratch = arena + s.offset;
     }
+    if (!scratch && tbn_mm_channel_ok(&c)) { /* a conv: tokens is 1 */
+        tbn_mm_eval_channel(&c, rows);
+        return TBN_OK;
+    }
     uint32_t esize = TBN_INT8(c.int8) ? 1u : 4u, tokens = TBN_BUILD_TOKENS ? c.tokens : 1u;
     for (uint32_t t = 0; t < tokens; t++) {
         if (scratch) tbn_mm_eval_lut(&c, rows, scratch);

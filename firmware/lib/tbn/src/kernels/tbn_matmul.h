@@ -81,23 +81,22 @@ static inline int32_t bias_i32(const mm_epilogue *e, uint32_t ch) {
 
 /* RQ16: clamp(zp + rshift_round(rshift_round(acc + bias, pre_shift) * mult, shift)) in 32 bits;
  * the loader checked that |acc + bias| and the product stay under 2^30. */
-static inline int8_t requant16_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) {
-    int32_t t = tbn_rshift_round32(acc + bias_i32(e, ch), e->pre_half, e->pre_shift);
-    int32_t z = e->zp + tbn_rshift_round32(t * (int16_t)tbn_rd16(e->scale + ch * e->scale_stride), e->half, e->shift);
+static inline int8_t requant16_parts(const mm_epilogue *e, int32_t acc, int32_t bias, int32_t mult) {
+    int32_t t = tbn_rshift_round32(acc + bias, e->pre_half, e->pre_shift);
+    int32_t z = e->zp + tbn_rshift_round32(t * mult, e->half, e->shift);
     return (int8_t)(z < e->qmin ? e->qmin : (z > e->qmax ? e->qmax : z));
 }
 
-/* clamp(zp + rshift_round((acc + bias) * mult, shift)), the reference's requantisation. */
-static inline int8_t requant_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) {
-    if (e->rq16) return requant16_i8(e, ch, acc);
-    const TBN_ROM uint8_t *rq = e->scale + ch * e->scale_stride;
-    int32_t mult = tbn_rds32(rq), shift = tbn_rds32(rq + 4);
+/* clamp(zp + rshift_round((acc + bias) * mult, shift)), the reference's requantisation, from
+ * the output channel's bias, multiplier and shift (kernels that keep them per channel call
+ * this directly). */
+static inline int8_t requant_parts(const mm_epilogue *e, int32_t acc, int32_t bias, int32_t mult, int32_t shift) {
 #if defined(__GNUC__)
     /* The usual case, a sum that fits 32 bits and a shift of 32 or more, in 32-bit steps on the
      * high word of one 32x32 multiply: |hi| < 2^30, and 2^(shift-1) only touches the high word
      * (shift 32: the rounding carry is the low word's top bit). >> is arithmetic here. */
     int32_t v32;
-    if (shift >= 32 && !__builtin_add_overflow(acc, bias_i32(e, ch), &v32)) {
+    if (shift >= 32 && !__builtin_add_overflow(acc, bias, &v32)) {
         int64_t prod = (int64_t)v32 * mult;
         int32_t hi = (int32_t)(prod >> 32);
         int32_t y = shift == 32 ? hi + (int32_t)((uint32_t)prod >> 31)
@@ -106,8 +105,15 @@ static inline int8_t requant_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) 
         return (int8_t)(z < e->qmin ? e->qmin : (z > e->qmax ? e->qmax : z));
     }
 #endif
-    int64_t v = (int64_t)acc + bias_i32(e, ch);
+    int64_t v = (int64_t)acc + bias;
     return tbn_clamp_q(e->zp + tbn_rshift_round(v * mult, shift), e->qmin, e->qmax);
+}
+
+/* Output channel ch's requantisation of acc, its parameters read from the op's tables. */
+static inline int8_t requant_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) {
+    const TBN_ROM uint8_t *rq = e->scale + ch * e->scale_stride;
+    if (e->rq16) return requant16_parts(e, acc, bias_i32(e, ch), (int16_t)tbn_rd16(rq));
+    return requant_parts(e, acc, bias_i32(e, ch), tbn_rds32(rq), tbn_rds32(rq + 4));
 }
 
 static inline void store_f32(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t npix, float raw) {
@@ -120,5 +126,10 @@ static inline void store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t
 
 /* The table kernel (tbn_matmul_lut.c): for an op with a scratch tensor, `rows` distinct rows. */
 void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch);
+
+/* The per-channel kernel (tbn_conv_channel.c) of convs whose outputs each read one input
+ * channel: whether it takes the op, and the op run by it (`rows` as tbn_tile_rows). */
+int tbn_mm_channel_ok(const mm_ctx *c);
+void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows);
 
 #endif /* TBN_MATMUL_H */

@@ -403,7 +403,7 @@ __attribute__((naked, noinline)) static const int32_t *requant_rows_thumb2(TBN_A
 }
 #endif
 
-/* requant16_i8 for acc[0..rows) with every parameter in a register; `bias` is 0 (none), 2
+/* requant16_parts for acc[0..rows) with every parameter in a register; `bias` is 0 (none), 2
  * (I16) or 4 (I32) bytes an output, a constant where this is inlined. */
 TBN_ALWAYS_INLINE void rq16_rows(const mm_epilogue *e, uint32_t ch0, uint32_t rows, const int32_t *acc, int8_t *out,
                                  uint32_t step, uint32_t bias) {

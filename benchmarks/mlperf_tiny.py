@@ -1,0 +1,105 @@
+"""MLPerf Tiny's architectures on the emulated Cortex-M (QEMU icount): instructions per
+inference and per multiply-accumulate, the share of each op kind, weight bytes and arena, every
+device output compared with the reference interpreter.
+
+The models are ``tbn.train.mlperf_models`` (the reference architectures in PyTorch), binary at
+p=1 and with every layer tiled at p=4 where 4 divides its outputs (the rest binary); random
+weights with BatchNorm statistics measured on random inputs (costs do not depend on the weights' values), INT8
+activations. Beside them, the best published MLPerf Tiny v1.3 latency on a Cortex-M7 as cycles
+per MAC (``--published``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from typing import Any
+
+import torch
+from torch import nn
+
+from _table import print_table, write_json
+from tbn import compile_model, tile_model
+from tbn.device.runner import DeviceRunner
+from tbn.device.session import open_device
+from tbn.format import read
+from tbn.format.inspect import summarize
+from tbn.train.mlperf_models import ARCHITECTURES, macs
+
+# ST's STM32H7A3 (280 MHz) results of MLPerf Tiny v1.3, cycles per MAC (../shared/notes/peers.md)
+PUBLISHED = {"kws01": 1.19, "vww01": 0.89, "ic01": 0.91, "ad01": 1.15}
+
+
+def op_kind(op: str, groups: int, k: int) -> str:
+    """The row of the share table an op falls in: depthwise, 1x1 and other convs apart."""
+    if "CONV" in op:
+        return "depthwise conv" if groups > 1 else ("1x1 conv" if k == 1 else "conv")
+    return "linear" if "LINEAR" in op else "other"
+
+
+def model_for(task: str, p: int, seed: int = 0) -> tuple[nn.Module, tuple[int, ...], int]:
+    make, shape = ARCHITECTURES[task]
+    torch.manual_seed(seed)
+    model = make()
+    n_macs = macs(model, shape)
+    outputs = {name: m.weight.shape[0] for name, m in model.named_modules()
+               if isinstance(m, nn.Conv2d | nn.Linear)}
+    tile_model(model, p=p, min_params=0, per_layer={n: p if o % p == 0 else 1 for n, o in outputs.items()})
+    for m in model.modules():  # BatchNorm statistics of the tiled model on random inputs
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            m.momentum = None
+    with torch.no_grad():
+        model.train()(torch.randn(64, *shape))
+    return model.eval(), shape, n_macs
+
+
+def measure(link: Any, task: str, p: int, n: int) -> dict[str, Any]:
+    model, shape, n_macs = model_for(task, p)
+    x = torch.randn(64, *shape, generator=torch.Generator().manual_seed(1))
+    data = compile_model(model, x[:1], activations="int8", calibration=x)
+    prog = read(data)
+    link.load(data)
+    runner = DeviceRunner(link, prog)
+    results = [runner.compare(xi) for xi in x[:n].numpy()]
+    shares: dict[str, int] = defaultdict(int)
+    for c, op in zip(runner.profile(x[0].numpy()), prog.ops, strict=True):
+        kh, kw = op.args.get("kh", 1), op.args.get("kw", 1)
+        shares[op_kind(c.op, op.args.get("groups", 1), kh * kw)] += c.cost
+    cost = results[0].cost
+    s = summarize(prog, len(data))["sections"]
+    return {"task": task, "p": p, "macs": n_macs, "weights": s["tile bits"] + s["scales"] + s["biases"],
+            "arena": prog.arena_size, "instructions": cost, "per_mac": cost / n_macs,
+            "published": PUBLISHED[task], "shares": {k: v / sum(shares.values()) for k, v in shares.items()},
+            "equal": f"{sum(r.matches for r in results)}/{len(results)}"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--boards", nargs="+", default=["mps2_an500", "mps2_an386"])
+    ap.add_argument("--tasks", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
+    ap.add_argument("--p", nargs="+", type=int, default=[1, 4])
+    ap.add_argument("--n", type=int, default=2, help="device inferences per model, each compared")
+    ap.add_argument("--json", help="also write the table here")
+    args = ap.parse_args(argv)
+    rows = []
+    for board in args.boards:
+        with open_device(board) as link:
+            for task in args.tasks:
+                for p in args.p:
+                    row = {"board": board, **measure(link, task, p, args.n)}
+                    ranked = sorted(row["shares"].items(), key=lambda kv: -kv[1])
+                    row["share"] = ", ".join(f"{k} {v:.0%}" for k, v in ranked)
+                    rows.append(row)
+                    print(f"{board} {task} p={p}: {row['instructions']:,} ({row['equal']} equal)", flush=True)
+    print_table(rows, [("board", "board"), ("task", "task"), ("p", "p"), ("macs", "MACs"),
+                       ("weights", "weight bytes"), ("arena", "arena bytes"),
+                       ("instructions", "instructions"),
+                       ("per_mac", "per MAC"), ("published", "published M7 cycles/MAC"), ("share", "share"),
+                       ("equal", "outputs equal")])
+    write_json(args.json, {"rows": rows})
+    return 0 if all(r["equal"].split("/")[0] == r["equal"].split("/")[1] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

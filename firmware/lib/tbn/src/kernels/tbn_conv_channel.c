@@ -1,0 +1,327 @@
+/* The per-channel kernel of convolutions whose every output reads one input channel: depthwise
+ * convs (groups = input channels) and convs of a single input channel (a network's first).
+ *
+ * The direct kernel reads a window's tile bits 32 at a time per kernel row, so a 3x3 depthwise
+ * conv pays its set-up for three MACs (about 68 instructions a MAC on a Cortex-M7). Here each
+ * output channel's K weights are decoded once into signed values (+1/-1 for a tile, the int8
+ * weights of a dense op) and its requantisation parameters read once. The input rows a window
+ * row reads are copied, once each, into a small ring of rows padded on both sides (the zero
+ * point, or 0), so that every window lies inside: an output is then K loads and
+ * multiply-adds, with no border case. INT8 sums are exact (the padding holds the zero point,
+ * which each tap's weight times x - zp turns into 0), so the outputs equal the direct kernel's
+ * bit for bit; F32 adds the taps in row order.
+ *
+ * Tile reuse (one group, p > 1): the tile's `rows` distinct rows are computed, each stored into
+ * its o / rows outputs. */
+#include "tbn_matmul.h"
+
+/* Stack the kernel takes (sifive_e's firmware has 2 KB, the Uno's 544 bytes): kernels of more
+ * taps or rows, and padded rows that the ring cannot hold, take the direct kernel. */
+#ifndef TBN_CHANNEL_MAX_TAPS
+#if defined(__AVR__)
+#define TBN_CHANNEL_MAX_TAPS 9
+#define TBN_CHANNEL_RING_BYTES 64
+#define TBN_CHANNEL_CHUNK 4 /* outputs of a row summed before they are stored */
+#else
+#define TBN_CHANNEL_MAX_TAPS 48 /* DS-CNN's first conv is 10x4 */
+#define TBN_CHANNEL_RING_BYTES 512
+#define TBN_CHANNEL_CHUNK 32
+#endif
+#endif
+#define MAX_ROWS 16 /* kernel rows */
+
+/* The ring: padded row y (input row y - pt, or padding) lives in slot y % n, as pl + w + pr
+ * values; n is every padded row where they fit (each copied once a channel), else the rows
+ * one window spans, (kh - 1) * dh + 1. Output rows only move down, so the rows are filled in
+ * order and a window's rows are never evicted while it needs them. */
+typedef struct {
+    uint32_t n, len, esize, filled; /* slots, values a padded row, bytes a value, rows filled */
+    union {
+        uint32_t align;
+        uint8_t bytes[TBN_CHANNEL_RING_BYTES];
+    } buf;
+} ring;
+
+static uint32_t ring_rows(const tbn_op *op) { return ((uint32_t)op->kh - 1u) * op->dh + 1u; }
+
+int tbn_mm_channel_ok(const mm_ctx *c) {
+    const tbn_op *op = c->op;
+    if (!TBN_BUILT_TRAIT(CONV) || !(op->traits & TBN_TRAIT_CONV) || c->cg != 1 || c->k > TBN_CHANNEL_MAX_TAPS ||
+        op->kh > MAX_ROWS)
+        return 0;
+    uint32_t esize = TBN_INT8(c->int8) ? 1u : 4u, len = (uint32_t)op->pl + c->w + op->pr;
+    if (ring_rows(op) * len * esize > TBN_CHANNEL_RING_BYTES) return 0;
+    /* F32 scales per repetition apply per channel only where no channel straddles two */
+    return !c->per_rep || (c->tiled && c->tile.n_bits % c->k == 0);
+}
+
+/* Row `row`'s K weights as signed values; their sum. */
+static int32_t row_weights(const mm_ctx *c, uint32_t row, int8_t *wt) {
+    uint32_t f = row * c->k, t = c->tiled ? c->tile.n_bits : 0u, pos = f < t || !t ? f : f % t;
+    int32_t sum = 0;
+    for (uint32_t j = 0; j < c->k; j++, pos = pos + 1 == t ? 0 : pos + 1) {
+        wt[j] = t ? ((bits_at(c->tile.bits, pos, 1) & 1u) ? 1 : -1) : c->dense[f + j];
+        sum += wt[j];
+    }
+    return sum;
+}
+
+/* n bytes, a word at a time where the core loads unaligned words (newlib's size-optimised
+ * memcpy and memset move a byte at a time: 8 instructions an output on a 96-wide map). */
+static void copy_bytes(uint8_t *dst, const uint8_t *src, uint32_t n) {
+    for (; n >= 4; n -= 4, src += 4, dst += 4) {
+        uint32_t v = tbn_rd32(src);
+        memcpy(dst, &v, 4);
+    }
+    while (n--) *dst++ = *src++;
+}
+
+static void fill_bytes(uint8_t *dst, uint8_t v, uint32_t n) {
+    uint32_t word = v * 0x01010101u;
+    for (; n >= 4; n -= 4, dst += 4) memcpy(dst, &word, 4);
+    while (n--) *dst++ = v;
+}
+
+/* Padded rows up to `last` copied into the ring: the padding (the zero point, or 0.0f: zero
+ * bits) at both ends, the input row between. */
+static void ring_fill(ring *rg, const mm_ctx *c, const uint8_t *plane, uint32_t last) {
+    uint32_t es = rg->esize, pl = c->op->pl * es, row = c->w * es, len = rg->len * es, pt = c->op->pt;
+    uint8_t pad = TBN_INT8(c->int8) ? (uint8_t)c->in_zp : 0u;
+    for (; rg->filled <= last; rg->filled++) {
+        uint8_t *dst = rg->buf.bytes + (rg->filled % rg->n) * len;
+        uint32_t iy = rg->filled - pt;
+        if (rg->filled < pt || iy >= c->h) {
+            fill_bytes(dst, pad, len);
+            continue;
+        }
+        fill_bytes(dst, pad, pl);
+        copy_bytes(dst + pl, plane + iy * row, row);
+        fill_bytes(dst + pl + row, pad, len - pl - row);
+    }
+}
+
+static const uint8_t *ring_slot(const ring *rg, uint32_t y) {
+    return rg->buf.bytes + (y % rg->n) * rg->len * rg->esize;
+}
+
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_DSP) && !defined(TBN_PORTABLE)
+#define TBN_CHANNEL_DSP 1
+/* A 3x3 window's rows, packed weights (w0 | w1 << 16, w2 | w3 << 16, w4 | w5 << 16,
+ * w6 | w7 << 16, w8) and -zsum, as the assembly below reads them. */
+typedef struct {
+    const int8_t *a, *b, *d;
+    uint32_t w01, w23, w45, w67, w8;
+    int32_t zneg;
+} dsp3x3;
+
+/* acc[i] = the window sum for acc <= &acc[i] < end, the rows advancing S inputs an output: the
+ * weights stay in r5..r9, each tap a load and one SMLABB/SMLABT (21 instructions an output,
+ * where GCC's -Os code takes about 45, the weights spilled). */
+#define TBN_DSP3X3(S)                                                                             \
+    __attribute__((naked, noinline)) static void sums3x3_s##S(TBN_ASM_ARG int32_t *acc,           \
+                                                               TBN_ASM_ARG int32_t *end,           \
+                                                               TBN_ASM_ARG const dsp3x3 *arg) {    \
+        __asm__ volatile("push {r4-r11, lr}\n"                                                    \
+                         "ldm r2, {r2-r10}\n"                                                     \
+                         "1:\n"                                                                   \
+                         "ldrsb r12, [r2, #1]\n"                                                  \
+                         "ldrsb lr, [r2, #2]\n"                                                   \
+                         "smlabt r11, r12, r5, r10\n"                                             \
+                         "smlabb r11, lr, r6, r11\n"                                              \
+                         "ldrsb r12, [r2], #" #S "\n"                                             \
+                         "ldrsb lr, [r3, #1]\n"                                                   \
+                         "smlabb r11, r12, r5, r11\n"                                             \
+                         "smlabb r11, lr, r7, r11\n"                                              \
+                         "ldrsb r12, [r3, #2]\n"                                                  \
+                         "ldrsb lr, [r3], #" #S "\n"                                              \
+                         "smlabt r11, r12, r7, r11\n"                                             \
+                         "smlabt r11, lr, r6, r11\n"                                              \
+                         "ldrsb r12, [r4, #1]\n"                                                  \
+                         "ldrsb lr, [r4, #2]\n"                                                   \
+                         "smlabt r11, r12, r8, r11\n"                                             \
+                         "smlabb r11, lr, r9, r11\n"                                              \
+                         "ldrsb r12, [r4], #" #S "\n"                                             \
+                         "smlabb r11, r12, r8, r11\n"                                             \
+                         "str r11, [r0], #4\n"                                                    \
+                         "cmp r0, r1\n"                                                           \
+                         "bne 1b\n"                                                               \
+                         "pop {r4-r11, pc}\n");                                                   \
+    }
+#define TBN_ASM_ARG __attribute__((unused)) /* a naked function reads its arguments in asm */
+TBN_DSP3X3(1)
+TBN_DSP3X3(2)
+
+static uint32_t pack2(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16); }
+#endif
+
+/* acc[i] = sum_j wt[j] * x - zsum for n outputs of one row, output i's window starting at
+ * column i * sw of the padded rows r[0..kh) (zsum = zp * sum_j wt[j]: the zero point taken
+ * out once). 3x3 windows keep their weights in registers. */
+static TBN_NOINLINE void sums_i8(const tbn_op *op, const int8_t *const *r, uint32_t col, const int8_t *wt,
+                                 int32_t zsum, int32_t *acc, uint32_t n) {
+    uint32_t sw = op->sw;
+#ifndef TBN_CHANNEL_DSP /* DSP cores take the assembly (the other strides take the loop below) */
+    if (op->kh == 3 && op->kw == 3 && op->dw == 1) {
+        const int8_t *a = r[0] + col, *b = r[1] + col, *d = r[2] + col;
+        int32_t w0 = wt[0], w1 = wt[1], w2 = wt[2], w3 = wt[3], w4 = wt[4], w5 = wt[5], w6 = wt[6], w7 = wt[7],
+                w8 = wt[8];
+        for (int32_t *end = acc + n; acc < end; acc++, a += sw, b += sw, d += sw)
+            *acc = w0 * a[0] + w1 * a[1] + w2 * a[2] + w3 * b[0] + w4 * b[1] + w5 * b[2] + w6 * d[0] + w7 * d[1] +
+                   w8 * d[2] - zsum;
+        return;
+    }
+#endif
+    for (uint32_t i = 0; i < n; i++) {
+        int32_t s = -zsum;
+        const int8_t *w = wt;
+        for (uint32_t ky = 0; ky < op->kh; ky++) {
+            const int8_t *x = r[ky] + col + i * sw;
+            for (uint32_t kx = 0; kx < op->kw; kx++, x += op->dw) s += *w++ * *x;
+        }
+        acc[i] = s;
+    }
+}
+
+static TBN_NOINLINE void sums_f32(const tbn_op *op, const float *const *r, uint32_t col, const float *wt, float *acc,
+                                  uint32_t n) {
+    uint32_t sw = op->sw;
+    for (uint32_t i = 0; i < n; i++) {
+        float s = 0.0f;
+        const float *w = wt;
+        for (uint32_t ky = 0; ky < op->kh; ky++) {
+            const float *x = r[ky] + col + i * sw;
+            for (uint32_t kx = 0; kx < op->kw; kx++, x += op->dw) s += *w++ * *x;
+        }
+        acc[i] = s;
+    }
+}
+
+/* One output channel's INT8 requantisation, its parameters read once (requant_parts and
+ * requant16_parts with every value in a register). */
+typedef struct {
+    int fast; /* REQUANT with a shift over 32: the high word of one multiply, rounded */
+    int32_t bias, mult, shift, half;
+    mm_epilogue e;
+} chan_rq;
+
+static void chan_rq_init(chan_rq *q, const mm_ctx *c, uint32_t ch) {
+    q->e = c->ep;
+    const TBN_ROM uint8_t *rq = q->e.scale + ch * q->e.scale_stride;
+    q->bias = bias_i32(&q->e, ch);
+    q->mult = q->e.rq16 ? (int16_t)tbn_rd16(rq) : tbn_rds32(rq);
+    q->shift = q->e.rq16 ? 0 : tbn_rds32(rq + 4) - 32;
+    /* |acc| < K * 128 * 256 (K <= TBN_CHANNEL_MAX_TAPS): with |bias| < 2^30 the sum fits */
+    q->fast = !q->e.rq16 && q->shift >= 1 && q->shift < 31 && q->bias > -(1L << 30) && q->bias < (1L << 30);
+    q->half = q->fast ? (int32_t)1 << (q->shift - 1) : 0;
+}
+
+static TBN_NOINLINE void store_chan_i8(const chan_rq *q, const int32_t *acc, uint32_t n, int8_t *out) {
+    int32_t bias = q->bias, mult = q->mult, zp = q->e.zp, lo = q->e.qmin, hi = q->e.qmax;
+    const int32_t *end = acc + n;
+    if (q->e.rq16) { /* the loader checked that it stays in 32 bits */
+        int32_t pre_half = q->e.pre_half, half = q->e.half;
+        uint32_t pre = q->e.pre_shift, shift = q->e.shift;
+        for (; acc < end; acc++, out++) {
+            int32_t z = zp + tbn_rshift_round32(tbn_rshift_round32(*acc + bias, pre_half, pre) * mult, half, shift);
+            *out = (int8_t)(z < lo ? lo : (z > hi ? hi : z));
+        }
+    } else if (q->fast) {
+        int32_t half = q->half;
+        uint32_t t = (uint32_t)q->shift;
+        for (; acc < end; acc++, out++) {
+            int32_t z = zp + tbn_rshift_round32((int32_t)(((int64_t)(*acc + bias) * mult) >> 32), half, t);
+            *out = (int8_t)(z < lo ? lo : (z > hi ? hi : z));
+        }
+    } else {
+        for (; acc < end; acc++, out++) *out = requant_parts(&q->e, *acc, bias, mult, q->shift + 32);
+    }
+}
+
+/* Store n F32 sums of output channel ch (and, with tile reuse, of the channels ch + k * rows
+ * that share its row) at out. */
+static TBN_NOINLINE void store_sums_f32(const mm_ctx *c, uint32_t ch, uint32_t rows, const float *acc, uint32_t n,
+                                        float *out) {
+    mm_epilogue e = c->ep;
+    for (uint32_t o = c->o, step = rows * c->npix; ch < o; ch += rows, out += step) {
+        float s = c->per_rep ? tbn_vector_f32(&c->scale, (ch * c->k) / c->tile.n_bits) : 1.0f;
+        for (uint32_t i = 0; i < n; i++) out[i] = finish_f32(&e, ch, c->per_rep ? acc[i] * s : acc[i]);
+    }
+}
+
+/* The padded rows of output row oy's windows, filled where they are not yet. */
+static void window_rows(ring *rg, const mm_ctx *c, const uint8_t *plane, uint32_t oy, const uint8_t **r) {
+    const tbn_op *op = c->op;
+    uint32_t y0 = oy * op->sh;
+    ring_fill(rg, c, plane, y0 + (op->kh - 1u) * op->dh);
+    for (uint32_t ky = 0; ky < op->kh; ky++) r[ky] = ring_slot(rg, y0 + ky * op->dh);
+}
+
+/* One INT8 output channel (a distinct row of the tile), every output row from the ring. */
+static void channel_i8(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows) {
+    const tbn_op *op = c->op;
+    const uint8_t *plane = c->src + (size_t)(ch / c->og) * c->h * c->w;
+    int8_t *out = (int8_t *)c->dst + (size_t)ch * c->npix, wt[TBN_CHANNEL_MAX_TAPS];
+    int32_t zsum = row_weights(c, ch, wt) * c->in_zp;
+    chan_rq q;
+    chan_rq_init(&q, c, ch);
+#ifdef TBN_CHANNEL_DSP
+    int dsp = op->kh == 3 && op->kw == 3 && op->dw == 1 && (op->sw == 1 || op->sw == 2);
+    dsp3x3 arg = {0, 0, 0, pack2(wt[0], wt[1]), pack2(wt[2], wt[3]), pack2(wt[4], wt[5]), pack2(wt[6], wt[7]),
+                  (uint32_t)wt[8], -zsum};
+#endif
+    rg->filled = 0; /* a new plane */
+    for (uint32_t oy = 0; oy < c->ho; oy++) {
+        const uint8_t *r[MAX_ROWS];
+        window_rows(rg, c, plane, oy, r);
+        for (uint32_t ox = 0; ox < c->wo; ox += TBN_CHANNEL_CHUNK) {
+            uint32_t n = c->wo - ox < TBN_CHANNEL_CHUNK ? c->wo - ox : TBN_CHANNEL_CHUNK, col = ox * op->sw;
+            int32_t acc[TBN_CHANNEL_CHUNK];
+#ifdef TBN_CHANNEL_DSP
+            if (dsp) {
+                arg.a = (const int8_t *)r[0] + col, arg.b = (const int8_t *)r[1] + col;
+                arg.d = (const int8_t *)r[2] + col;
+                (op->sw == 1 ? sums3x3_s1 : sums3x3_s2)(acc, acc + n, &arg);
+            } else
+#endif
+                sums_i8(op, (const int8_t *const *)r, col, wt, zsum, acc, n);
+            for (uint32_t o = ch; o < c->o; o += rows) { /* with tile reuse, every channel of the row */
+                if (o != ch) chan_rq_init(&q, c, o);
+                store_chan_i8(&q, acc, n, out + (o - ch) * c->npix + oy * c->wo + ox);
+            }
+            if (rows != c->o) chan_rq_init(&q, c, ch);
+        }
+    }
+}
+
+static void channel_f32(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows) {
+    const tbn_op *op = c->op;
+    const uint8_t *plane = c->src + (size_t)(ch / c->og) * c->h * c->w * 4u;
+    float *out = (float *)(void *)c->dst + (size_t)ch * c->npix, wf[TBN_CHANNEL_MAX_TAPS];
+    int8_t wt[TBN_CHANNEL_MAX_TAPS];
+    row_weights(c, ch, wt);
+    for (uint32_t j = 0; j < c->k; j++) wf[j] = (float)wt[j];
+    rg->filled = 0;
+    for (uint32_t oy = 0; oy < c->ho; oy++) {
+        const uint8_t *r[MAX_ROWS];
+        window_rows(rg, c, plane, oy, r);
+        for (uint32_t ox = 0; ox < c->wo; ox += TBN_CHANNEL_CHUNK) {
+            uint32_t n = c->wo - ox < TBN_CHANNEL_CHUNK ? c->wo - ox : TBN_CHANNEL_CHUNK;
+            float acc[TBN_CHANNEL_CHUNK];
+            sums_f32(op, (const float *const *)(const void *)r, ox * op->sw, wf, acc, n);
+            store_sums_f32(c, ch, rows, acc, n, out + oy * c->wo + ox);
+        }
+    }
+}
+
+void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows) {
+    ring rg;
+    rg.esize = TBN_INT8(c->int8) ? 1u : 4u;
+    rg.len = (uint32_t)c->op->pl + c->w + c->op->pr;
+    uint32_t fit = TBN_CHANNEL_RING_BYTES / (rg.len * rg.esize), all = (uint32_t)c->op->pt + c->h + c->op->pb;
+    rg.n = fit >= all ? all : ring_rows(c->op); /* tbn_mm_channel_ok checked that the latter fits */
+    uint32_t distinct = rows && c->op->groups == 1 ? rows : c->o;
+    for (uint32_t ch = 0; ch < distinct; ch++) {
+        if (TBN_INT8(c->int8)) channel_i8(c, &rg, ch, distinct);
+        else channel_f32(c, &rg, ch, distinct);
+    }
+}
