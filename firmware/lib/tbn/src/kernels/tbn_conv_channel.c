@@ -14,20 +14,15 @@
  * Tile reuse (one group, p > 1): the tile's `rows` distinct rows are computed, each stored into
  * its o / rows outputs. */
 #include "tbn_matmul.h"
+#if TBN_CHANNEL_KERNEL
 
-/* Stack the kernel takes (sifive_e's firmware has 2 KB, the Uno's 544 bytes): kernels of more
- * taps or rows, and padded rows that the ring cannot hold, take the direct kernel. */
+/* Stack the kernel takes (sifive_e's firmware has 2 KB): kernels of more taps or rows, and
+ * padded rows that the ring cannot hold, take the direct kernel. */
 #ifndef TBN_CHANNEL_MAX_TAPS
-#if defined(__AVR__)
-#define TBN_CHANNEL_MAX_TAPS 9
-#define TBN_CHANNEL_RING_BYTES 64
-#define TBN_CHANNEL_CHUNK 4 /* outputs of a row summed before they are stored */
-#else
 #define TBN_CHANNEL_MAX_TAPS 48 /* DS-CNN's first conv is 10x4 */
+#endif
 #define TBN_CHANNEL_RING_BYTES 512
-#define TBN_CHANNEL_CHUNK 32
-#endif
-#endif
+#define TBN_CHANNEL_CHUNK 32 /* outputs summed before they are stored */
 #define MAX_ROWS 16 /* kernel rows */
 
 /* The ring: padded row y (input row y - pt, or padding) lives in slot y % n, as pl + w + pr
@@ -269,26 +264,33 @@ static void channel_i8(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows) {
     dsp3x3 arg = {0, 0, 0, pack2(wt[0], wt[1]), pack2(wt[2], wt[3]), pack2(wt[4], wt[5]), pack2(wt[6], wt[7]),
                   (uint32_t)wt[8], -zsum};
 #endif
+    /* sums fill acc in output order across rows (a row's outputs follow the last row's), so a
+     * narrow map stores once per TBN_CHANNEL_CHUNK outputs, not once a row */
+    int32_t acc[TBN_CHANNEL_CHUNK];
+    uint32_t used = 0, done = 0;
     rg->filled = 0; /* a new plane */
     for (uint32_t oy = 0; oy < c->ho; oy++) {
         const uint8_t *r[MAX_ROWS];
         window_rows(rg, c, plane, oy, r);
-        for (uint32_t ox = 0; ox < c->wo; ox += TBN_CHANNEL_CHUNK) {
-            uint32_t n = c->wo - ox < TBN_CHANNEL_CHUNK ? c->wo - ox : TBN_CHANNEL_CHUNK, col = ox * op->sw;
-            int32_t acc[TBN_CHANNEL_CHUNK];
+        for (uint32_t ox = 0; ox < c->wo;) {
+            uint32_t n = c->wo - ox < TBN_CHANNEL_CHUNK - used ? c->wo - ox : TBN_CHANNEL_CHUNK - used;
+            uint32_t col = ox * op->sw;
 #ifdef TBN_CHANNEL_DSP
             if (dsp) {
                 arg.a = (const int8_t *)r[0] + col, arg.b = (const int8_t *)r[1] + col;
                 arg.d = (const int8_t *)r[2] + col;
-                (op->sw == 1 ? sums3x3_s1 : sums3x3_s2)(acc, acc + n, &arg);
+                (op->sw == 1 ? sums3x3_s1 : sums3x3_s2)(acc + used, acc + used + n, &arg);
             } else
 #endif
-                sums_i8(op, (const int8_t *const *)r, col, wt, zsum, acc, n);
+                sums_i8(op, (const int8_t *const *)r, col, wt, zsum, acc + used, n);
+            used += n, ox += n;
+            if (used < TBN_CHANNEL_CHUNK && (ox < c->wo || oy + 1 < c->ho)) continue;
             for (uint32_t o = ch; o < c->o; o += rows) { /* with tile reuse, every channel of the row */
                 if (o != ch) chan_rq_init(&q, c, o);
-                store_chan_i8(&q, acc, n, out + (o - ch) * c->npix + oy * c->wo + ox);
+                store_chan_i8(&q, acc, used, out + (o - ch) * c->npix + done);
             }
             if (rows != c->o) chan_rq_init(&q, c, ch);
+            done += used, used = 0;
         }
     }
 }
@@ -325,3 +327,4 @@ void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows) {
         else channel_f32(c, &rg, ch, distinct);
     }
 }
+#endif /* TBN_CHANNEL_KERNEL */

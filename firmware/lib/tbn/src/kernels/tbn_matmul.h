@@ -128,7 +128,15 @@ static inline void store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t
 void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch);
 
 /* The per-channel kernel (tbn_conv_channel.c) of convs whose outputs each read one input
- * channel: whether it takes the op, and the op run by it (`rows` as tbn_tile_rows). */
+ * channel: whether it takes the op, and the op run by it (`rows` as tbn_tile_rows). Not on
+ * AVR: its 32-bit arithmetic takes 6.7 KB there, past what the Uno's 32 KB leaves. */
+#ifndef TBN_CHANNEL_KERNEL
+#if defined(__AVR__)
+#define TBN_CHANNEL_KERNEL 0
+#else
+#define TBN_CHANNEL_KERNEL 1
+#endif
+#endif
 int tbn_mm_channel_ok(const mm_ctx *c);
 void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows);
 
