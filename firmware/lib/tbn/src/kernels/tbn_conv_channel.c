@@ -31,6 +31,7 @@
  * order and a window's rows are never evicted while it needs them. */
 typedef struct {
     uint32_t n, len, esize, filled; /* slots, values a padded row, bytes a value, rows filled */
+    int resident;                   /* every padded row: filled at a channel's start */
     union {
         uint32_t align;
         uint8_t bytes[TBN_CHANNEL_RING_BYTES];
@@ -247,8 +248,20 @@ static TBN_NOINLINE void store_sums_f32(const mm_ctx *c, uint32_t ch, uint32_t r
 static void window_rows(ring *rg, const mm_ctx *c, const uint8_t *plane, uint32_t oy, const uint8_t **r) {
     const tbn_op *op = c->op;
     uint32_t y0 = oy * op->sh;
+    if (rg->resident) { /* rows at a fixed stride: no fill, no modulo */
+        uint32_t step = op->dh * rg->len * rg->esize;
+        r[0] = rg->buf.bytes + y0 * rg->len * rg->esize;
+        for (uint32_t ky = 1; ky < op->kh; ky++) r[ky] = r[ky - 1] + step;
+        return;
+    }
     ring_fill(rg, c, plane, y0 + (op->kh - 1u) * op->dh);
     for (uint32_t ky = 0; ky < op->kh; ky++) r[ky] = ring_slot(rg, y0 + ky * op->dh);
+}
+
+/* A new input plane: the ring starts empty, or, resident, holds all of it. */
+static void ring_start(ring *rg, const mm_ctx *c, const uint8_t *plane) {
+    rg->filled = 0;
+    if (rg->resident) ring_fill(rg, c, plane, rg->n - 1u);
 }
 
 /* One INT8 output channel (a distinct row of the tile), every output row from the ring. */
@@ -268,7 +281,7 @@ static void channel_i8(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows) {
      * narrow map stores once per TBN_CHANNEL_CHUNK outputs, not once a row */
     int32_t acc[TBN_CHANNEL_CHUNK];
     uint32_t used = 0, done = 0;
-    rg->filled = 0; /* a new plane */
+    ring_start(rg, c, plane);
     for (uint32_t oy = 0; oy < c->ho; oy++) {
         const uint8_t *r[MAX_ROWS];
         window_rows(rg, c, plane, oy, r);
@@ -302,7 +315,7 @@ static void channel_f32(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows) {
     int8_t wt[TBN_CHANNEL_MAX_TAPS];
     row_weights(c, ch, wt);
     for (uint32_t j = 0; j < c->k; j++) wf[j] = (float)wt[j];
-    rg->filled = 0;
+    ring_start(rg, c, plane);
     for (uint32_t oy = 0; oy < c->ho; oy++) {
         const uint8_t *r[MAX_ROWS];
         window_rows(rg, c, plane, oy, r);
@@ -320,7 +333,8 @@ void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows) {
     rg.esize = TBN_INT8(c->int8) ? 1u : 4u;
     rg.len = (uint32_t)c->op->pl + c->w + c->op->pr;
     uint32_t fit = TBN_CHANNEL_RING_BYTES / (rg.len * rg.esize), all = (uint32_t)c->op->pt + c->h + c->op->pb;
-    rg.n = fit >= all ? all : ring_rows(c->op); /* tbn_mm_channel_ok checked that the latter fits */
+    rg.resident = fit >= all;
+    rg.n = rg.resident ? all : ring_rows(c->op); /* tbn_mm_channel_ok checked that the latter fits */
     uint32_t distinct = rows && c->op->groups == 1 ? rows : c->o;
     for (uint32_t ch = 0; ch < distinct; ch++) {
         if (TBN_INT8(c->int8)) channel_i8(c, &rg, ch, distinct);
