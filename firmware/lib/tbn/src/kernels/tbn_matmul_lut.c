@@ -341,10 +341,37 @@ static void rows_f32(const mm_ctx *c, uint32_t rows, const float *x, float *acc,
             }                                                                                 \
     } while (0)
 
+/* A window inside the input (most of them): no bounds, the pointers only step. A 1x1 window
+ * is one value a channel, hw apart; a wider one kh runs of kw values a channel. About 3
+ * instructions a value on the M7, where the general path above takes about 25. */
+#define GATHER_INSIDE(T)                                                                      \
+    do {                                                                                      \
+        const T *src_ = (const T *)(const void *)c->src + (uint32_t)iy0 * w + (uint32_t)ix0;  \
+        T *out_ = (T *)(void *)patch;                                                         \
+        uint32_t hw_ = h * w, kw_ = op->kw, dw_ = op->dw, rstep_ = op->dh * w;                \
+        if (op->kh == 1 && kw_ == 1) {                                                        \
+            for (T *end_ = out_ + c->cg; out_ < end_; src_ += hw_) *out_++ = *src_;           \
+            break;                                                                            \
+        }                                                                                     \
+        for (uint32_t ic = 0; ic < c->cg; ic++, src_ += hw_) {                                \
+            const T *line_ = src_;                                                            \
+            for (uint32_t ky = 0; ky < op->kh; ky++, line_ += rstep_, out_ += kw_)            \
+                for (uint32_t kx = 0; kx < kw_; kx++) out_[kx] = line_[kx * dw_];             \
+        }                                                                                     \
+    } while (0)
+
 static void gather(const mm_ctx *c, uint32_t oy, uint32_t ox, uint8_t *patch) {
     const tbn_op *op = c->op;
     uint32_t h = c->h, w = c->w;
     int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl, lo, hi;
+    if (iy0 >= 0 && iy0 + (int32_t)((op->kh - 1u) * op->dh) < (int32_t)h && ix0 >= 0 &&
+        ix0 + (int32_t)((op->kw - 1u) * op->dw) < (int32_t)w) {
+        if (TBN_INT8(c->int8))
+            GATHER_INSIDE(int8_t);
+        else
+            GATHER_INSIDE(float);
+        return;
+    }
     kx_range(op, ix0, w, &lo, &hi);
     if (TBN_INT8(c->int8))
         GATHER(int8_t, (int8_t)c->in_zp);
