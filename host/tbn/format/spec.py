@@ -369,6 +369,10 @@ LUT_CHUNK = 32
 # without, so tables pay from 3 rows on; the 4 wide tables cost about 1,400 more and bring a
 # row down to about 18, which pays from about 90 rows on.
 LUT_MIN_ROWS = 3
+# A conv's direct kernel pays its set-up per kernel row (three inputs of a 3x3 window), so
+# there tables pay from one row: 2.2 to 3.3 times faster at two rows (vww01's first conv at
+# p=4, 3x3 convs at p=4 and 8, a 1x1 conv at p=4; docs/results.md).
+LUT_MIN_ROWS_CONV = 1
 LUT_WIDE_MIN_ROWS = 96
 
 

@@ -1,0 +1,115 @@
+"""Cycles per iteration of the C runtime's assembly hot loops on the Cortex-M4 and M7, from
+``llvm-mca`` (LLVM's machine-code analyser, its models of those cores' pipelines), beside the
+instructions per iteration that QEMU's icount sees, and per multiply-accumulate where an
+iteration does MACs.
+
+The loops are read from the runtime's sources (``firmware/lib/tbn/src/kernels``): each naked
+function's assembly from its loop label ``1:`` to the branch back, so the figures follow the
+code. llvm-mca assumes every load hits (a zero-wait-state SRAM or TCM, as the M7's DTCM); real
+flash wait states add to loads from flash (the tile bits).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _table import print_table, write_json
+from tbn.paths import c_runtime
+
+# function -> (the work of one iteration, MACs in it: 0 where it does none)
+LOOPS = {
+    "rows_i8_thumb2": ("a row's 32 inputs, narrow tables", 32),
+    "rows_i8_wide_thumb2": ("a row's 32 inputs, wide tables", 32),
+    "widen_one_dsp": ("16 wide-table entries", 0),
+    "requant_rows_thumb2": ("one output's requantisation", 0),
+    "sums3x3_s1": ("one depthwise 3x3 output", 9),
+}
+CPUS = ("cortex-m4", "cortex-m7")
+
+
+def _naked_asm(source: str, name: str) -> list[str]:
+    """The instruction strings of naked function ``name`` (a plain one, or one a macro writes,
+    its stride parameter ``S`` substituted)."""
+    match = re.search(rf"\b{re.escape(name)}\s*\(", source)
+    if match is None:  # written by a macro: TBN_DSP3X3(1) makes sums3x3_s1
+        stem, arg = re.fullmatch(r"(\w+?)_s(\d+)", name).groups()
+        macro = re.search(r"#define (\w+)\(S\)(.*?)\n\n", source, re.S)
+        if macro is None or stem not in macro.group(2):
+            raise SystemExit(f"loop_cycles: {name} is in no kernel source")
+        body = macro.group(2).replace('" #S "', arg)
+    else:
+        body = source[match.start():]
+    asm = body[body.index("__asm__"):]
+    asm = asm[:asm.index(");")]
+    return [s.replace("\\n", "").strip() for s in re.findall(r'"((?:[^"\\]|\\.)*)"', asm)]
+
+
+def loop_body(name: str) -> list[str]:
+    """The instructions from ``1:`` to the branch back to it."""
+    for path in c_runtime().sources:
+        source = path.read_text()
+        if name in source:
+            lines = _naked_asm(source, name)
+            start = lines.index("1:") + 1
+            end = next(i for i in range(start, len(lines)) if lines[i].endswith(" 1b"))
+            return lines[start:end + 1]
+    raise SystemExit(f"loop_cycles: {name} is in no kernel source")
+
+
+def _for_mca(body: list[str]) -> str:
+    """``body`` as llvm-mca takes it: branches to one label, and no IT blocks (it refuses them):
+    each conditional instruction counts as executed, which can only overstate the cycles."""
+    lines = []
+    for line in body:
+        if re.match(r"it\w*\s", line):
+            continue
+        line = re.sub(r"\s\d[bf]$", " loop", line)
+        line = re.sub(r"^(mov|add|sub)(lt|gt|ge|le|eq|ne)\s", r"\1 ", line)
+        lines.append(line)
+    return "loop:\n" + "\n".join(lines) + "\n"
+
+
+def mca_cycles(body: list[str], cpu: str, iterations: int = 200) -> float:
+    """llvm-mca's cycles per iteration of ``body`` on ``cpu``."""
+    text = _for_mca(body)
+    with tempfile.NamedTemporaryFile("w", suffix=".s") as f:
+        f.write(text)
+        f.flush()
+        out = subprocess.run(["llvm-mca", "-mtriple=thumbv7em-none-eabi", f"-mcpu={cpu}",
+                              f"-iterations={iterations}", f.name], capture_output=True, text=True)
+    m = re.search(r"Total Cycles:\s+(\d+)", out.stdout)
+    if out.returncode or m is None:
+        raise SystemExit(f"llvm-mca failed on {cpu}:\n{out.stderr[-2000:]}")
+    return int(m.group(1)) / iterations
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", help="also write the table here")
+    args = ap.parse_args(argv)
+    if shutil.which("llvm-mca") is None:
+        print("llvm-mca is not installed (Debian: apt-get install llvm)", file=sys.stderr)
+        return 2
+    rows = []
+    for name, (work, macs) in LOOPS.items():
+        body = loop_body(name)
+        row = {"loop": name, "work": work, "instructions": len(body)}
+        for cpu in CPUS:
+            row[cpu] = mca_cycles(body, cpu)
+            row[f"{cpu} per MAC"] = round(row[cpu] / macs, 3) if macs else "-"
+        rows.append(row)
+    print("cycles per iteration (llvm-mca), instructions per iteration (as QEMU counts them)")
+    print_table(rows, [("loop", "loop"), ("work", "an iteration"), ("instructions", "instructions"),
+                       *[(c, f"{c} cycles") for c in CPUS], *[(f"{c} per MAC", f"{c} per MAC") for c in CPUS]])
+    write_json(args.json, {"rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
