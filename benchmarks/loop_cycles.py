@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 from _table import print_table, write_json
 from tbn.paths import c_runtime
@@ -106,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     print("cycles per iteration (llvm-mca), instructions per iteration (as QEMU counts them)")
     print_table(rows, [("loop", "loop"), ("work", "an iteration"), ("instructions", "instructions"),
-                       *[(c, f"{c} cycles") for c in CPUS], *[(f"{c} per MAC", f"{c} per MAC") for c in CPUS]])
+                       *[(c, f"{c} cycles") for c in CPUS],
+                       *[(f"{c} per MAC", f"{c} per MAC") for c in CPUS]])
     write_json(args.json, {"rows": rows})
     return 0
 

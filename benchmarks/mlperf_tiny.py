@@ -5,21 +5,27 @@ device output compared with the reference interpreter.
 The models are ``tbn.train.mlperf_models`` (the reference architectures in PyTorch), binary at
 p=1 and with every layer tiled at p=4 where 4 divides its outputs (the rest binary); random
 weights with BatchNorm statistics measured on random inputs (costs do not depend on the weights' values), INT8
-activations. Beside them, the best published MLPerf Tiny v1.3 latency on a Cortex-M7 as cycles
-per MAC (``--published``).
+activations. Beside them: CMSIS-NN int8 on the same architecture, float weights quantised per
+output channel, on the same board in the same run (benchmarks/cmsis: its convolution,
+depthwise convolution and fully connected kernels; the CHW/HWC conversions its layout needs
+are left out of its count), and the best published MLPerf Tiny v1.3 latency on a Cortex-M7 as
+cycles per MAC.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from _table import print_table, write_json
+from cmsis.sources import cmsis
 from tbn import compile_model, tile_model
 from tbn.device.runner import DeviceRunner
 from tbn.device.session import open_device
@@ -27,6 +33,7 @@ from tbn.format import read
 from tbn.format.inspect import summarize
 from tbn.train.mlperf_models import ARCHITECTURES, macs
 
+BACKEND = Path(__file__).parent / "cmsis" / "backend.py"
 # ST's STM32H7A3 (280 MHz) results of MLPerf Tiny v1.3, cycles per MAC (../shared/notes/peers.md)
 PUBLISHED = {"kws01": 1.19, "vww01": 0.89, "ic01": 0.91, "ad01": 1.15}
 
@@ -38,15 +45,19 @@ def op_kind(op: str, groups: int, k: int) -> str:
     return "linear" if "LINEAR" in op else "other"
 
 
-def model_for(task: str, p: int, seed: int = 0) -> tuple[nn.Module, tuple[int, ...], int]:
+def model_for(task: str, p: int | None, seed: int = 0) -> tuple[nn.Module, tuple[int, ...], int]:
+    """``task``'s architecture, tiled at ``p`` (None: float, for the CMSIS-NN baseline), with
+    BatchNorm statistics measured on random inputs."""
     make, shape = ARCHITECTURES[task]
     torch.manual_seed(seed)
     model = make()
     n_macs = macs(model, shape)
-    outputs = {name: m.weight.shape[0] for name, m in model.named_modules()
-               if isinstance(m, nn.Conv2d | nn.Linear)}
-    tile_model(model, p=p, min_params=0, per_layer={n: p if o % p == 0 else 1 for n, o in outputs.items()})
-    for m in model.modules():  # BatchNorm statistics of the tiled model on random inputs
+    if p is not None:
+        outputs = {name: m.weight.shape[0] for name, m in model.named_modules()
+                   if isinstance(m, nn.Conv2d | nn.Linear)}
+        per_layer = {n: p if o % p == 0 else 1 for n, o in outputs.items()}
+        tile_model(model, p=p, min_params=0, per_layer=per_layer)
+    for m in model.modules():
         if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
             m.momentum = None
     with torch.no_grad():
@@ -54,14 +65,23 @@ def model_for(task: str, p: int, seed: int = 0) -> tuple[nn.Module, tuple[int, .
     return model.eval(), shape, n_macs
 
 
-def measure(link: Any, task: str, p: int, n: int) -> dict[str, Any]:
-    model, shape, n_macs = model_for(task, p)
+def run(link: Any, task: str, p: int | None, n: int) -> tuple[Any, bytes, list[Any], Any]:
+    """Compile (INT8; REQUANT scales for CMSIS-NN's float baseline), load, run ``n`` inputs
+    beside the reference: (program, file, results, runner)."""
+    model, shape, _ = model_for(task, p)
     x = torch.randn(64, *shape, generator=torch.Generator().manual_seed(1))
-    data = compile_model(model, x[:1], activations="int8", calibration=x)
+    params = "wide" if p is None else "auto"
+    data = compile_model(model, x[:1], activations="int8", calibration=x, params=params)
     prog = read(data)
     link.load(data)
     runner = DeviceRunner(link, prog)
-    results = [runner.compare(xi) for xi in x[:n].numpy()]
+    return prog, data, [runner.compare(xi) for xi in x[:n].numpy()], runner
+
+
+def measure(link: Any, task: str, p: int, n: int) -> dict[str, Any]:
+    _, shape, n_macs = model_for(task, p)
+    prog, data, results, runner = run(link, task, p, n)
+    x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(1))
     shares: dict[str, int] = defaultdict(int)
     for c, op in zip(runner.profile(x[0].numpy()), prog.ops, strict=True):
         kh, kw = op.args.get("kh", 1), op.args.get("kw", 1)
@@ -80,22 +100,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
     ap.add_argument("--p", nargs="+", type=int, default=[1, 4])
     ap.add_argument("--n", type=int, default=2, help="device inferences per model, each compared")
+    ap.add_argument("--opt", nargs="+", default=["-Os"], choices=["-Os", "-O2", "-O3"],
+                    help="the firmware's optimisation (tbn-flash builds -Os), both runtimes alike")
     ap.add_argument("--json", help="also write the table here")
     args = ap.parse_args(argv)
+    src = cmsis()
+    os.environ.update(CMSIS_NN_DIR=str(src.nn), CMSIS_CORE_INCLUDE=str(src.core_include))
     rows = []
-    for board in args.boards:
+    for opt, board in ((o, b) for o in args.opt for b in args.boards):
+        os.environ["TBN_OPT"] = opt  # read by the emulated platform's builder
+        baseline = {}
+        with open_device(board, backend=BACKEND) as link:  # CMSIS-NN on the float architecture
+            for task in args.tasks:
+                _, _, results, _ = run(link, task, None, args.n)
+                baseline[task] = (results[0].cost, all(r.matches for r in results))
+                print(f"{board} {task} CMSIS-NN: {baseline[task][0]:,} (outputs equal: {baseline[task][1]})",
+                      flush=True)
         with open_device(board) as link:
             for task in args.tasks:
                 for p in args.p:
-                    row = {"board": board, **measure(link, task, p, args.n)}
+                    row = {"opt": opt, "board": board, **measure(link, task, p, args.n)}
                     ranked = sorted(row["shares"].items(), key=lambda kv: -kv[1])
                     row["share"] = ", ".join(f"{k} {v:.0%}" for k, v in ranked)
+                    row["cmsis"], row["cmsis_equal"] = baseline[task]
+                    row["ratio"] = row["instructions"] / row["cmsis"]
                     rows.append(row)
                     print(f"{board} {task} p={p}: {row['instructions']:,} ({row['equal']} equal)", flush=True)
-    print_table(rows, [("board", "board"), ("task", "task"), ("p", "p"), ("macs", "MACs"),
+    print_table(rows, [("opt", "build"), ("board", "board"), ("task", "task"), ("p", "p"), ("macs", "MACs"),
                        ("weights", "weight bytes"), ("arena", "arena bytes"),
                        ("instructions", "instructions"),
-                       ("per_mac", "per MAC"), ("published", "published M7 cycles/MAC"), ("share", "share"),
+                       ("per_mac", "per MAC"), ("cmsis", "CMSIS-NN int8"), ("ratio", "tbn / CMSIS-NN"),
+                       ("published", "published M7 cycles/MAC"), ("share", "share"),
                        ("equal", "outputs equal")])
     write_json(args.json, {"rows": rows})
     return 0 if all(r["equal"].split("/")[0] == r["equal"].split("/")[1] for r in rows) else 1

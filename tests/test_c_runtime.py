@@ -375,7 +375,7 @@ def test_a_runtime_built_for_one_model_runs_it_and_refuses_the_rest(tmp_path: Pa
     from tbn.parity import F32_RTOL
     from tbn.paths import c_runtime
 
-    own = ROOT / "tests" / "vectors" / "padded_int8.tbn"  # compiled without tables
+    own = ROOT / "tests" / "vectors" / "conv1d_argmax_int8.tbn"
     defines = runtime_subset(read(own.read_bytes()))
     assert defines["TBN_BUILD_F32"] == "0" and defines["TBN_BUILD_TABLES"] == "0"
     exe, c = tmp_path / "tbn_check_subset", c_runtime()

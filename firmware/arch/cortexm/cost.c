@@ -28,12 +28,19 @@ uint64_t cost_ticks(void) {
 
 uint64_t cost_ms_ticks(uint32_t ms) { return (uint64_t)TBN_CLOCK_HZ * ms / 1000u; }
 
+static uint64_t g_excluded; /* ticks cost_exclude took out of the measurement under way */
+
 uint64_t cost_begin(void) {
     uint32_t value = SYST_CVR;
     while (SYST_CVR == value) {
     }
+    g_excluded = 0;
     return cost_ticks();
 }
+
+uint64_t cost_mark(void) { return cost_ticks(); }
+
+void cost_exclude(uint64_t mark) { g_excluded += cost_ticks() - mark; }
 
 uint32_t cost_resolution(void) {
 #if TBN_COST_ICOUNT
@@ -48,7 +55,7 @@ uint32_t cost_wake_ms(void) {
 }
 
 uint64_t cost_end(uint64_t start) {
-    uint64_t ticks = cost_ticks() - start;
+    uint64_t ticks = cost_ticks() - start - g_excluded;
 #if TBN_COST_ICOUNT
     /* 1 ns of virtual time per instruction under -icount shift=0 */
     return ticks * 1000000000ull / TBN_CLOCK_HZ;
