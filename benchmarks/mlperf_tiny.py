@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections import defaultdict
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -65,25 +67,36 @@ def model_for(task: str, p: int | None, seed: int = 0) -> tuple[nn.Module, tuple
     return model.eval(), shape, n_macs
 
 
-def run(link: Any, task: str, p: int | None, n: int) -> tuple[Any, bytes, list[Any], Any]:
-    """Compile (INT8; REQUANT scales for CMSIS-NN's float baseline), load, run ``n`` inputs
-    beside the reference: (program, file, results, runner)."""
+def run(link: Any, task: str, p: int | None, n: int, backend: Path | None = None) -> dict[str, Any]:
+    """Compile (INT8; REQUANT scales for CMSIS-NN's float baseline), load, run one warm-up (the
+    CMSIS-NN backend reorders weights on its first run) and ``n`` inputs beside the reference,
+    and profile one. A file larger than the board's model slot is built into a firmware of its
+    own (``backend`` its op backend)."""
     model, shape, _ = model_for(task, p)
     x = torch.randn(64, *shape, generator=torch.Generator().manual_seed(1))
     params = "wide" if p is None else "auto"
     data = compile_model(model, x[:1], activations="int8", calibration=x, params=params)
     prog = read(data)
-    link.load(data)
-    runner = DeviceRunner(link, prog)
-    return prog, data, [runner.compare(xi) for xi in x[:n].numpy()], runner
+    with ExitStack() as stack:
+        if len(data) > link.device.slot_bytes:
+            path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / f"{task}.tbn"
+            path.write_bytes(data)
+            link = stack.enter_context(open_device(link.device.board, model=path, backend=backend))
+        else:
+            link.load(data)
+        runner = DeviceRunner(link, prog)
+        runner.run(x[0].numpy())
+        results = [runner.compare(xi) for xi in x[:n].numpy()]
+        profile = runner.profile(x[0].numpy())
+    return {"program": prog, "data": data, "results": results, "profile": profile}
 
 
 def measure(link: Any, task: str, p: int, n: int) -> dict[str, Any]:
-    _, shape, n_macs = model_for(task, p)
-    prog, data, results, runner = run(link, task, p, n)
-    x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(1))
+    _, _, n_macs = model_for(task, p)
+    got = run(link, task, p, n)
+    prog, data, results = got["program"], got["data"], got["results"]
     shares: dict[str, int] = defaultdict(int)
-    for c, op in zip(runner.profile(x[0].numpy()), prog.ops, strict=True):
+    for c, op in zip(got["profile"], prog.ops, strict=True):
         kh, kw = op.args.get("kh", 1), op.args.get("kw", 1)
         shares[op_kind(c.op, op.args.get("groups", 1), kh * kw)] += c.cost
     cost = results[0].cost
@@ -100,19 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
     ap.add_argument("--p", nargs="+", type=int, default=[1, 4])
     ap.add_argument("--n", type=int, default=2, help="device inferences per model, each compared")
-    ap.add_argument("--opt", nargs="+", default=["-Os"], choices=["-Os", "-O2", "-O3"],
-                    help="the firmware's optimisation (tbn-flash builds -Os), both runtimes alike")
+    ap.add_argument("--opt", nargs="+", default=["Os"], choices=["Os", "O2", "O3"],
+                    help="the firmware's optimisation, both runtimes alike (tbn-flash builds Os)")
     ap.add_argument("--json", help="also write the table here")
     args = ap.parse_args(argv)
     src = cmsis()
     os.environ.update(CMSIS_NN_DIR=str(src.nn), CMSIS_CORE_INCLUDE=str(src.core_include))
     rows = []
     for opt, board in ((o, b) for o in args.opt for b in args.boards):
-        os.environ["TBN_OPT"] = opt  # read by the emulated platform's builder
+        os.environ["TBN_OPT"] = f"-{opt}"  # read by the emulated platform's builder
         baseline = {}
         with open_device(board, backend=BACKEND) as link:  # CMSIS-NN on the float architecture
             for task in args.tasks:
-                _, _, results, _ = run(link, task, None, args.n)
+                results = run(link, task, None, args.n, BACKEND)["results"]
                 baseline[task] = (results[0].cost, all(r.matches for r in results))
                 print(f"{board} {task} CMSIS-NN: {baseline[task][0]:,} (outputs equal: {baseline[task][1]})",
                       flush=True)

@@ -27,14 +27,21 @@ int tbn_cmsis_op(const tbn_model *m, const tbn_op *op, uint8_t *arena);
 #define MAX_OUTPUTS 1024 /* of a linear layer */
 #define SCRATCH_BYTES (4 * MAX_CHANNELS * 9)
 static int8_t g_hwc_in[MAX_ACT], g_hwc_out[MAX_ACT], g_pool[POOL_BYTES];
-static uint32_t g_pool_used;
+static uint32_t g_pool_used, g_pool_crc; /* the pool holds the weights of the model of this CRC */
 static const int8_t *g_src_of[MAX_CONVS], *g_reordered[MAX_CONVS];
 static int16_t g_scratch[SCRATCH_BYTES / 2];
 static int32_t g_mult[MAX_OUTPUTS], g_shift[MAX_OUTPUTS];
 
-/* w (o, c, kh, kw) reordered to (o, kh, kw, c) -- or, depthwise (c = 1), to (kh, kw, o) --
- * once; NULL when the pool is full. */
-static const int8_t *reordered(const int8_t *w, uint32_t o, uint32_t c, uint32_t kh, uint32_t kw, int depthwise) {
+/* w (o, c, kh, kw) of model m reordered to (o, kh, kw, c) -- or, depthwise (c = 1), to
+ * (kh, kw, o) -- once; NULL when the pool is full. A model loaded over the last one (its
+ * weights perhaps at the same addresses) empties the pool. */
+static const int8_t *reordered(const tbn_model *m, const int8_t *w, uint32_t o, uint32_t c, uint32_t kh, uint32_t kw,
+                               int depthwise) {
+    uint32_t crc = tbn_rd32(m->data + TBN_HDR_CRC32);
+    if (crc != g_pool_crc) {
+        g_pool_used = 0, g_pool_crc = crc;
+        for (int j = 0; j < MAX_CONVS; j++) g_src_of[j] = NULL;
+    }
     int i = 0;
     for (; i < MAX_CONVS && g_src_of[i]; i++)
         if (g_src_of[i] == w) return g_reordered[i];
@@ -76,8 +83,8 @@ static int convolution(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
         (uint64_t)o * ho * wo > MAX_ACT || !channel_quant(&scale, o))
         return 0;
     uint32_t count;
-    const int8_t *weights = reordered(tbn_get_dense(m, op->weight, &count), o, depthwise ? 1u : c, op->kh, op->kw,
-                                      depthwise);
+    const int8_t *weights = reordered(m, tbn_get_dense(m, op->weight, &count), o, depthwise ? 1u : c, op->kh,
+                                      op->kw, depthwise);
     if (!weights) return 0;
     cmsis_nn_context ctx = {g_scratch, (int32_t)sizeof g_scratch};
     cmsis_nn_per_channel_quant_params q = {g_mult, g_shift};
