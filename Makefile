@@ -43,7 +43,7 @@ record = mkdir -p $(RESULTS) && printf '{"passed": %s, "failed": %s, "skipped": 
   $(2) $(3) $(4) "$(5)" > $(RESULTS)/$(1).json
 
 .PHONY: setup setup-step test check data lint unit demo bench header vectors clean deps lib c-test fuzz cross hil \
-        hil-repeat soak gpu-kernels bench-mcu
+        hil-repeat soak gpu-kernels bench-mcu bench-mlperf
 
 setup: $(STAMP)
 
@@ -205,6 +205,12 @@ bench: setup
 # p = 1, 4, 8, 16 and the cnn recipe (trains them first, about two minutes)
 bench-mcu: setup
 	$(BIN)/python benchmarks/mcu.py --json $(RUNS)/bench/mcu.json
+
+# MLPerf Tiny's architectures (tbn at p=1 and p=4, CMSIS-NN int8 beside them) on the emulated
+# Cortex-M7 and M4, and the assembly loops' cycles from llvm-mca (about 15 minutes)
+bench-mlperf: setup
+	$(BIN)/python benchmarks/mlperf_tiny.py --json $(RUNS)/bench/mlperf_tiny.json
+	$(BIN)/python benchmarks/loop_cycles.py --json $(RUNS)/bench/loop_cycles.json
 
 clean:
 	rm -rf $(VENV) $(RUNS) build .pytest_cache .ruff_cache .hypothesis
