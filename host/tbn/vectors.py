@@ -273,6 +273,15 @@ class Separable(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(torch.relu(self.dw2(x)), 1).flatten(1))
 
 
+def _big_bias() -> nn.Module:
+    """A binary layer with BatchNorm (a scale an output) whose biases pass int16 in accumulator
+    units: RQ16 with I32 biases, the table kernel's other form of the RQ16 store."""
+    model = nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    with torch.no_grad():
+        model[0].bias.uniform_(-400.0, 400.0)
+    return model
+
+
 def _unary() -> nn.Module:
     """Every op of the unary family, each after a tiled linear layer, as PyTorch spells it
     (tbn.nn.unary.UNARY_MODULES): a new unary op is in the vectors with no edit here."""
@@ -345,6 +354,7 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str] | tu
                       {"lookup_tables": False}),
     "separable_int8": (Separable, (1, 13, 10), {"p": 1, "min_params": 0, "per_layer": {"stem.1": 2}}, "int8",
                        {"lookup_tables": False}),
+    "big_bias_int8": (_big_bias, (16,), {"p": 1, "min_params": 0}, "int8"),
     "unary_f32": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "f32", {"lookup_tables": False}),
     "unary_int8": (_unary, (1, 4, 4), {"p": 2, "min_params": 0}, "int8", {"lookup_tables": False}),
 }

@@ -450,8 +450,57 @@ TBN_ALWAYS_INLINE void rq16_rows(const mm_epilogue *e, uint32_t ch0, uint32_t ro
     }
 }
 
+#ifdef TBN_LUT_THUMB2
+typedef struct {
+    const int32_t *acc, *end;
+    const TBN_ROM uint8_t *bias, *mult; /* I32 or I16 biases, int16 multipliers: one an output */
+    int8_t *out;
+    uint32_t step;
+    int32_t pre_half, pre_shift, half, shift, zp, qmin;
+} rq16_args;
+
+/* rq16_rows for an output of qmax 127 with a bias and a multiplier each (LDB loads the bias:
+ * ldr #4 for I32, ldrsh #2 for I16): every parameter in a register, SSAT clamps the top and
+ * one compare the bottom, 17 instructions an output where GCC's -Os loop takes about 25. */
+#define TBN_RQ16_ROWS(NAME, LDB)                                                                \
+    __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const rq16_args *a) {       \
+        __asm__ volatile("push {r4-r11, lr}\n"                                               \
+                         "ldm r0, {r0-r11}\n" /* acc end bias mult out step ph pre h sh zp lo */ \
+                         "1:\n"                                                              \
+                         "ldr r12, [r0], #4\n"                                               \
+                         LDB "\n"                                                            \
+                         "add r12, r12, lr\n"                                                \
+                         "add r12, r12, r6\n"                                                \
+                         "asr r12, r12, r7\n"                                                \
+                         "ldrsh lr, [r3], #2\n"                                              \
+                         "mla r12, r12, lr, r8\n"                                            \
+                         "asr r12, r12, r9\n"                                                \
+                         "add r12, r12, r10\n"                                               \
+                         "ssat r12, #8, r12\n"                                               \
+                         "cmp r12, r11\n"                                                    \
+                         "it lt\n"                                                           \
+                         "movlt r12, r11\n"                                                  \
+                         "strb r12, [r4]\n"                                                  \
+                         "add r4, r4, r5\n"                                                  \
+                         "cmp r0, r1\n"                                                      \
+                         "bne 1b\n"                                                          \
+                         "pop {r4-r11, pc}\n");                                              \
+    }
+TBN_RQ16_ROWS(rq16_rows_i32_thumb2, "ldr lr, [r2], #4")
+TBN_RQ16_ROWS(rq16_rows_i16_thumb2, "ldrsh lr, [r2], #2")
+#endif
+
 TBN_NOINLINE static void store_rows_rq16(const mm_epilogue *e, uint32_t ch0, uint32_t rows, const int32_t *acc,
                                          int8_t *out, uint32_t step) {
+#ifdef TBN_LUT_THUMB2
+    if (e->bias && e->scale_stride == 2 && e->qmax == 127 && rows) {
+        uint32_t bsize = e->bias16 ? 2u : 4u;
+        rq16_args a = {acc, acc + rows, e->bias + bsize * ch0, e->scale + 2u * ch0, out, step, e->pre_half,
+                       (int32_t)e->pre_shift, e->half, (int32_t)e->shift, e->zp, e->qmin};
+        (e->bias16 ? rq16_rows_i16_thumb2 : rq16_rows_i32_thumb2)(&a);
+        return;
+    }
+#endif
     if (!e->bias) rq16_rows(e, ch0, rows, acc, out, step, 0);
     else if (e->bias16) rq16_rows(e, ch0, rows, acc, out, step, 2);
     else rq16_rows(e, ch0, rows, acc, out, step, 4);
