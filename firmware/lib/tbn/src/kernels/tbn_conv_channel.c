@@ -211,9 +211,47 @@ static void chan_rq_init(chan_rq *q, const mm_ctx *c, uint32_t ch) {
     q->half = q->fast ? (int32_t)1 << (q->shift - 1) : 0;
 }
 
+#ifdef TBN_CHANNEL_DSP
+typedef struct {
+    const int32_t *acc, *end;
+    int8_t *out;
+    int32_t bias_half, pre_shift, mult, half, shift, zp, qmin;
+} rq16_chan_args;
+
+/* The RQ16 store of one channel of qmax 127 (bias and the first rounding term one constant,
+ * SSAT for the top): 13 instructions an output. */
+__attribute__((naked, noinline)) static void rq16_chan_thumb2(TBN_ASM_ARG const rq16_chan_args *a) {
+    __asm__ volatile("push {r4-r9, lr}\n"
+                     "ldm r0, {r0-r9}\n" /* acc end out bias_half pre mult half shift zp lo */
+                     "1:\n"
+                     "ldr r12, [r0], #4\n"
+                     "add r12, r12, r3\n"
+                     "asr r12, r12, r4\n"
+                     "mla r12, r12, r5, r6\n"
+                     "asr r12, r12, r7\n"
+                     "add r12, r12, r8\n"
+                     "ssat r12, #8, r12\n"
+                     "cmp r12, r9\n"
+                     "it lt\n"
+                     "movlt r12, r9\n"
+                     "strb r12, [r2], #1\n"
+                     "cmp r0, r1\n"
+                     "bne 1b\n"
+                     "pop {r4-r9, pc}\n");
+}
+#endif
+
 static TBN_NOINLINE void store_chan_i8(const chan_rq *q, const int32_t *acc, uint32_t n, int8_t *out) {
     int32_t bias = q->bias, mult = q->mult, zp = q->e.zp, lo = q->e.qmin, hi = q->e.qmax;
     const int32_t *end = acc + n;
+#ifdef TBN_CHANNEL_DSP
+    if (q->e.rq16 && hi == 127 && n) { /* bias + pre_half: the sum the C code forms, in another order */
+        rq16_chan_args a = {acc, end, out, (int32_t)((uint32_t)bias + (uint32_t)q->e.pre_half),
+                            (int32_t)q->e.pre_shift, mult, q->e.half, (int32_t)q->e.shift, zp, lo};
+        rq16_chan_thumb2(&a);
+        return;
+    }
+#endif
     if (q->e.rq16) { /* the loader checked that it stays in 32 bits */
         int32_t pre_half = q->e.pre_half, half = q->e.half;
         uint32_t pre = q->e.pre_shift, shift = q->e.shift;
