@@ -31,6 +31,22 @@ static float max_inside_f32(const float *x, uint32_t w, uint32_t kh, uint32_t kw
     return m;
 }
 
+/* The sum of such a window (INT8: |sum| < 255 * 255 * 128 fits 32 bits; F32 in the order of
+ * the general path below). */
+static int32_t sum_inside_i8(const int8_t *x, uint32_t w, uint32_t kh, uint32_t kw) {
+    int32_t s = 0;
+    for (uint32_t ky = 0; ky < kh; ky++, x += w)
+        for (uint32_t kx = 0; kx < kw; kx++) s += x[kx];
+    return s;
+}
+
+static float sum_inside_f32(const float *x, uint32_t w, uint32_t kh, uint32_t kw) {
+    float s = 0.0f;
+    for (uint32_t ky = 0; ky < kh; ky++, x += w)
+        for (uint32_t kx = 0; kx < kw; kx++) s += x[kx];
+    return s;
+}
+
 tbn_status tbn_eval_pool(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     tbn_tensor in, out;
     tbn_get_tensor(m, op->input, &in);
@@ -43,14 +59,17 @@ tbn_status tbn_eval_pool(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
             for (uint32_t ox = 0; ox < wo; ox++) {
                 int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl;
                 size_t o = ((size_t)c * ho + oy) * wo + ox;
-                if (is_max && iy0 >= 0 && ix0 >= 0 && iy0 + op->kh <= (int32_t)h && ix0 + op->kw <= (int32_t)w) {
+                if (iy0 >= 0 && ix0 >= 0 && iy0 + op->kh <= (int32_t)h && ix0 + op->kw <= (int32_t)w) {
                     size_t i0 = ((size_t)c * h + (uint32_t)iy0) * w + (uint32_t)ix0;
                     if (int8) {
-                        int32_t v = max_inside_i8((const int8_t *)(arena + in.offset) + i0, w, op->kh, op->kw);
+                        const int8_t *x = (const int8_t *)(arena + in.offset) + i0;
+                        int64_t v = is_max ? max_inside_i8(x, w, op->kh, op->kw)
+                                           : tbn_avg_round(sum_inside_i8(x, w, op->kh, op->kw), n);
                         ((int8_t *)(arena + out.offset))[o] = tbn_clamp_q(v, out.qmin, out.qmax);
                     } else {
-                        ((float *)(arena + out.offset))[o] =
-                            max_inside_f32((const float *)(arena + in.offset) + i0, w, op->kh, op->kw);
+                        const float *x = (const float *)(arena + in.offset) + i0;
+                        ((float *)(arena + out.offset))[o] = is_max ? max_inside_f32(x, w, op->kh, op->kw)
+                                                                    : sum_inside_f32(x, w, op->kh, op->kw) / (float)n;
                     }
                     continue;
                 }
