@@ -27,23 +27,37 @@ LOOPS = {
     "rows_i8_wide_thumb2": ("a row's 32 inputs, wide tables", 32),
     "widen_one_dsp": ("16 wide-table entries", 0),
     "requant_rows_thumb2": ("one output's requantisation", 0),
+    "rq16_rows_i32_thumb2": ("one output's RQ16 requantisation", 0),
+    "rq16_chan_thumb2": ("one output's RQ16, a channel's constants", 0),
     "sums3x3_s1": ("one depthwise 3x3 output", 9),
 }
 CPUS = ("cortex-m4", "cortex-m7")
 
 
+def _macro_body(source: str, macro: str, args: dict[str, str]) -> str:
+    """The body of ``#define macro(...)``, each parameter replaced: an instruction parameter
+    (used as ``LDB "\\n"``) becomes the string it stands for, a stringified one (``" #S "``)
+    its text."""
+    m = re.search(rf"#define {macro}\((.*?)\)(.*?)\n\n", source, re.S)
+    if m is None:
+        raise SystemExit(f"loop_cycles: no #define {macro} in the kernel sources")
+    body = m.group(2)
+    for param, value in args.items():
+        body = body.replace(f'" #{param} "', value).replace(f"{param} \"", f'"{value}" "')
+    return body
+
+
 def _naked_asm(source: str, name: str) -> list[str]:
-    """The instruction strings of naked function ``name`` (a plain one, or one a macro writes,
-    its stride parameter ``S`` substituted)."""
-    match = re.search(rf"\b{re.escape(name)}\s*\(", source)
-    if match is None:  # written by a macro: TBN_DSP3X3(1) makes sums3x3_s1
-        stem, arg = re.fullmatch(r"(\w+?)_s(\d+)", name).groups()
-        macro = re.search(r"#define (\w+)\(S\)(.*?)\n\n", source, re.S)
-        if macro is None or stem not in macro.group(2):
-            raise SystemExit(f"loop_cycles: {name} is in no kernel source")
-        body = macro.group(2).replace('" #S "', arg)
+    """The instruction strings of naked function ``name``: defined in plain, or written by a
+    macro (``TBN_RQ16_ROWS(name, "ldr ...")``, or ``TBN_DSP3X3(1)`` for ``sums3x3_s1``)."""
+    if (plain := re.search(rf"naked, noinline\)\)[^;{{]*?\b{re.escape(name)}\s*\(", source)):
+        body = source[plain.start():]
+    elif (call := re.search(rf"\b(\w+)\(\s*{re.escape(name)}\s*,\s*\"([^\"]*)\"\s*\)", source)):
+        body = _macro_body(source, call.group(1), {"LDB": call.group(2)})
+    elif (m := re.fullmatch(r"(\w+?)_s(\d+)", name)) and (call := re.search(r"\b(\w+)\(S\)", source)):
+        body = _macro_body(source, call.group(1), {"S": m.group(2)})
     else:
-        body = source[match.start():]
+        raise SystemExit(f"loop_cycles: {name} is in no kernel source")
     asm = body[body.index("__asm__"):]
     asm = asm[:asm.index(");")]
     return [s.replace("\\n", "").strip() for s in re.findall(r'"((?:[^"\\]|\\.)*)"', asm)]

@@ -42,7 +42,7 @@ static uint32_t ring_rows(const tbn_op *op) { return ((uint32_t)op->kh - 1u) * o
 
 int tbn_mm_channel_ok(const mm_ctx *c) {
     const tbn_op *op = c->op;
-    if (!TBN_BUILT_TRAIT(CONV) || !(op->traits & TBN_TRAIT_CONV) || c->cg != 1 || c->k > TBN_CHANNEL_MAX_TAPS ||
+    if (!(op->traits & TBN_TRAIT_CONV) || c->cg != 1 || c->k > TBN_CHANNEL_MAX_TAPS ||
         op->kh > MAX_ROWS)
         return 0;
     uint32_t esize = TBN_INT8(c->int8) ? 1u : 4u, len = (uint32_t)op->pl + c->w + op->pr;

@@ -331,7 +331,7 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
         tbn_get_tensor(m, op->scratch, &s);
         scratch = arena + s.offset;
     }
-    if (TBN_CHANNEL_KERNEL && !scratch && tbn_mm_channel_ok(&c)) { /* a conv: tokens is 1 */
+    if (TBN_CHANNEL_KERNEL && TBN_BUILT_TRAIT(CONV) && !scratch && tbn_mm_channel_ok(&c)) { /* a conv */
         tbn_mm_eval_channel(&c, rows);
         return TBN_OK;
     }

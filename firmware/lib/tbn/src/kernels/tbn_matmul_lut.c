@@ -461,7 +461,7 @@ typedef struct {
 
 /* rq16_rows for an output of qmax 127 with a bias and a multiplier each (LDB loads the bias:
  * ldr #4 for I32, ldrsh #2 for I16): every parameter in a register, SSAT clamps the top and
- * one compare the bottom, 17 instructions an output where GCC's -Os loop takes about 25. */
+ * one compare the bottom, 18 instructions an output where GCC's -Os loop takes about 25. */
 #define TBN_RQ16_ROWS(NAME, LDB)                                                                \
     __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const rq16_args *a) {       \
         __asm__ volatile("push {r4-r11, lr}\n"                                               \
@@ -545,7 +545,7 @@ void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
     } else {
         wide = NULL;
     }
-    int conv = (c->op->traits & TBN_TRAIT_CONV) != 0;
+    int conv = TBN_BUILT_TRAIT(CONV) && (c->op->traits & TBN_TRAIT_CONV) != 0; /* MLP-only builds drop gather */
     uint32_t wo = c->wo, npix = c->npix;
     for (uint32_t pix = 0; pix < npix; pix++) {
         const uint8_t *x = c->src;
