@@ -62,22 +62,6 @@ static int32_t row_weights(const mm_ctx *c, uint32_t row, int8_t *wt) {
     return sum;
 }
 
-/* n bytes, a word at a time where the core loads unaligned words (newlib's size-optimised
- * memcpy and memset move a byte at a time: 8 instructions an output on a 96-wide map). */
-static void copy_bytes(uint8_t *dst, const uint8_t *src, uint32_t n) {
-    for (; n >= 4; n -= 4, src += 4, dst += 4) {
-        uint32_t v = tbn_rd32(src);
-        memcpy(dst, &v, 4);
-    }
-    while (n--) *dst++ = *src++;
-}
-
-static void fill_bytes(uint8_t *dst, uint8_t v, uint32_t n) {
-    uint32_t word = v * 0x01010101u;
-    for (; n >= 4; n -= 4, dst += 4) memcpy(dst, &word, 4);
-    while (n--) *dst++ = v;
-}
-
 /* Padded rows up to `last` copied into the ring: the padding (the zero point, or 0.0f: zero
  * bits) at both ends, the input row between. */
 static void ring_fill(ring *rg, const mm_ctx *c, const uint8_t *plane, uint32_t last) {
@@ -87,12 +71,12 @@ static void ring_fill(ring *rg, const mm_ctx *c, const uint8_t *plane, uint32_t 
         uint8_t *dst = rg->buf.bytes + (rg->filled % rg->n) * len;
         uint32_t iy = rg->filled - pt;
         if (rg->filled < pt || iy >= c->h) {
-            fill_bytes(dst, pad, len);
+            memset(dst, pad, len);
             continue;
         }
-        fill_bytes(dst, pad, pl);
-        copy_bytes(dst + pl, plane + iy * row, row);
-        fill_bytes(dst + pl + row, pad, len - pl - row);
+        memset(dst, pad, pl);
+        memcpy(dst + pl, plane + iy * row, row);
+        memset(dst + pl + row, pad, len - pl - row);
     }
 }
 
