@@ -72,7 +72,7 @@ def run(link: Any, task: str, p: int | None, n: int, backend: Path | None = None
     CMSIS-NN backend reorders weights on its first run) and ``n`` inputs beside the reference,
     and profile one. A file larger than the board's model slot is built into a firmware of its
     own (``backend`` its op backend)."""
-    model, shape, _ = model_for(task, p)
+    model, shape, n_macs = model_for(task, p)
     x = torch.randn(64, *shape, generator=torch.Generator().manual_seed(1))
     params = "wide" if p is None else "auto"
     data = compile_model(model, x[:1], activations="int8", calibration=x, params=params)
@@ -88,13 +88,12 @@ def run(link: Any, task: str, p: int | None, n: int, backend: Path | None = None
         runner.run(x[0].numpy())
         results = [runner.compare(xi) for xi in x[:n].numpy()]
         profile = runner.profile(x[0].numpy())
-    return {"program": prog, "data": data, "results": results, "profile": profile}
+    return {"program": prog, "data": data, "results": results, "profile": profile, "macs": n_macs}
 
 
 def measure(link: Any, task: str, p: int, n: int) -> dict[str, Any]:
-    _, _, n_macs = model_for(task, p)
     got = run(link, task, p, n)
-    prog, data, results = got["program"], got["data"], got["results"]
+    prog, data, results, n_macs = got["program"], got["data"], got["results"], got["macs"]
     shares: dict[str, int] = defaultdict(int)
     for c, op in zip(got["profile"], prog.ops, strict=True):
         kh, kw = op.args.get("kh", 1), op.args.get("kw", 1)

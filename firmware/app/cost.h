@@ -31,8 +31,7 @@ uint64_t cost_end(uint64_t start);
 
 /* The measurement's clock now (what cost_begin and cost_end read), and: leave the count since
  * `mark` out of the measurement under way. For work that is not the model's, such as a
- * benchmark backend's layout conversions. Cortex-M and RISC-V only: the Uno's 2 KB of RAM
- * keeps its 8 bytes. */
+ * benchmark backend's layout conversions. Cortex-M only, where the CMSIS-NN backend runs. */
 uint64_t cost_mark(void);
 void cost_exclude(uint64_t mark);
 

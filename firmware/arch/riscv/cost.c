@@ -59,18 +59,9 @@ static uint64_t counter(void) {
     return ((uint64_t)hi << 32) | lo;
 }
 
-static uint64_t g_excluded; /* counts cost_exclude took out of the measurement under way */
+uint64_t cost_begin(void) { return counter(); }
 
-uint64_t cost_begin(void) {
-    g_excluded = 0;
-    return counter();
-}
-
-uint64_t cost_end(uint64_t start) { return counter() - start - g_excluded; }
-
-uint64_t cost_mark(void) { return counter(); }
-
-void cost_exclude(uint64_t mark) { g_excluded += counter() - mark; }
+uint64_t cost_end(uint64_t start) { return counter() - start; }
 
 uint8_t cost_unit(void) { return TBN_COST_ICOUNT ? TBN_COST_UNIT_INSTRUCTIONS : TBN_COST_UNIT_CYCLES; }
 

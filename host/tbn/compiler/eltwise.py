@@ -11,7 +11,15 @@ import numpy as np
 from tbn.compiler.graph import Node, TbnCompileError
 from tbn.compiler.quant import softmax_table, unary_table
 from tbn.format import Act, DType, Op
-from tbn.format.spec import NONE_ID, OPS, SOFTMAX_OUT_SCALE, SOFTMAX_OUT_ZERO, add_bound, mul_bound
+from tbn.format.spec import (
+    NONE_ID,
+    OPS,
+    SOFTMAX_OUT_SCALE,
+    SOFTMAX_OUT_ZERO,
+    add_bound,
+    bits_of_f32,
+    mul_bound,
+)
 
 ACTS = {"none": Act.NONE, "relu": Act.RELU, "relu6": Act.RELU6}
 
@@ -125,5 +133,5 @@ class ElementwiseLowerings:
         table = self.prog.add_dense(unary_table(OPS[n.kind].fn, src, dst, float(a))) if self.int8 else NONE_ID
         args = {"input": ins[0], "output": out, "table": table}
         if "alpha" in OPS[n.kind].layout.names:
-            args["alpha"] = int(a.view(np.uint32))
+            args["alpha"] = bits_of_f32(a)
         self.op(n.kind, Act.NONE, args)

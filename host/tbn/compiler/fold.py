@@ -158,12 +158,11 @@ def _folded(pad: Node, readers: list[Node]) -> dict[str, int] | None:
                               or (reader.kind, value) in ((Op.AVGPOOL2D, 0), (Op.MAXPOOL2D, -np.inf))):
         return None
     geom = reader.attrs["geom"] if _is(reader.kind, Trait.CONV) else reader.attrs
-    grown = {side: geom[side] + extra for side, extra in pad.attrs["pads"].items()}
-    g = grown
+    g = {side: geom[side] + extra for side, extra in pad.attrs["pads"].items()}
     past_half = 2 * max(g["pt"], g["pb"]) > geom["kh"] or 2 * max(g["pl"], g["pr"]) > geom["kw"]
-    if max(grown.values()) > 255 or (_is(reader.kind, Trait.WINDOW) and past_half):
+    if max(g.values()) > 255 or (_is(reader.kind, Trait.WINDOW) and past_half):
         return None
-    geom.update(grown)
+    geom.update(g)
     return geom
 
 

@@ -13,7 +13,8 @@ from tbn.compiler.eltwise import ACTS
 from tbn.compiler.graph import Node, TbnCompileError
 from tbn.compiler.quant import layernorm_params
 from tbn.format import Act, DType, Op
-from tbn.format.spec import MAX_DIMS, NONE_ID, batch_matmul_bound
+from tbn.format.spec import MAX_DIMS, NONE_ID, batch_matmul_bound, bits_of_f32
+from tbn.runtime.interpreter import quantize
 
 
 class TokenLowerings:
@@ -69,7 +70,7 @@ class TokenLowerings:
                 args["bias"] = self.prog.add_bias(DType.I32, bias)
         else:
             args.update(scale=self.float_scale(gamma if m.weight is not None else np.ones(1)),
-                        eps=int(np.array(m.eps, dtype="<f4").view("<u4")))
+                        eps=bits_of_f32(m.eps))
             if beta is not None:
                 args["bias"] = self.float_bias(beta)
         self.op(Op.LAYERNORM, Act.NONE, args)
@@ -110,12 +111,7 @@ class TokenLowerings:
         -inf the lowest int8)."""
         src = self.prog.tensors[ins[0]]
         value = n.attrs["value"]
-        if self.int8:
-            q = -128 if value == -np.inf else 127 if value == np.inf else int(
-                np.clip(np.rint(value / src.scale) + src.zero_point, -128, 127))
-            bits = q & 0xFF
-        else:
-            bits = int(np.array(value, dtype="<f4").view("<u4"))
+        bits = int(quantize(value, src.scale, src.zero_point)) & 0xFF if self.int8 else bits_of_f32(value)
         pads = {k: n.attrs[k] for k in ("pt", "pl", "pb", "pr")}
         self.op(Op.PAD, Act.NONE, {"input": ins[0], "output": self.same_quant(n, src), **pads, "value": bits})
 

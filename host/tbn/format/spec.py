@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from functools import cached_property
 
+import numpy as np
+
 from tbn.format.expr import parse as parse_fn
 from tbn.format.expr import uses_parameter
 
@@ -204,6 +206,17 @@ FIELD_KINDS = ("tensor", "scratch", "tile", "scale", "bias", "dense", "table", "
 _CODES = {**dict.fromkeys(("tensor", "scratch", "tile", "scale", "bias", "dense", "table", "u16"), "H"),
           "u8": "B", "u32": "I", "pad8": "x", "pad16": "2x"}
 OPTIONAL_KINDS = ("scale", "bias", "scratch", "table")  # id fields a writer fills with NONE_ID when absent
+
+
+def f32_of_bits(bits: int) -> float:
+    """The float32 a ``u32`` field's bits hold (LAYERNORM's F32 eps, a unary op's alpha, PAD's
+    F32 value)."""
+    return float(np.array(bits, dtype="<u4").view("<f4"))
+
+
+def bits_of_f32(x: float) -> int:
+    """``x`` rounded to float32, as the bits a ``u32`` field holds."""
+    return int(np.array(x, dtype="<f4").view("<u4"))
 UNARY_TABLE_SIZE = 256  # a unary op's INT8 table: its output for each input q, at index q + 128
 # SOFTMAX_AXIS's INT8 table: round(65535 exp(-d s)) for d = max q - q in 0..255, little-endian
 # u16, so a dense entry of 512 bytes; its output is quantised with scale 1/256, zero point -128

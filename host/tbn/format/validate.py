@@ -32,6 +32,7 @@ from tbn.format.spec import (
     Trait,
     add_bound,
     batch_matmul_bound,
+    f32_of_bits,
     has,
     lut_rows,
     lut_scratch_size,
@@ -382,7 +383,7 @@ def _check_layernorm(prog: Program, op: Operation, need: _Need) -> None:
         need(scale.dtype in F32_VECTOR_DTYPES and scale.count in (1, c), f"scale must hold 1 or {c} values")
         b = prog.biases[bias] if bias != NONE_ID else None
         need(b is None or (b.dtype in F32_VECTOR_DTYPES and b.count == c), f"bias must hold {c} values")
-        eps = float(np.array(op.args["eps"], dtype="<u4").view("<f4"))
+        eps = f32_of_bits(op.args["eps"])
         need(math.isfinite(eps) and eps >= FLOAT32_MIN_NORMAL, f"epsilon {eps} is not a normal float > 0")
 
 
@@ -448,7 +449,7 @@ def _check_pad(prog: Program, op: Operation, need: _Need) -> None:
     if prog.int8:
         need(a["value"] <= 0xFF, "an INT8 model's value is one int8, in the low byte")
     else:
-        need(not math.isnan(float(np.array(a["value"], dtype="<u4").view("<f4"))), "the value is NaN")
+        need(not math.isnan(f32_of_bits(a["value"])), "the value is NaN")
 
 
 def _check_same_shape(prog: Program, op: Operation, need: _Need) -> None:
@@ -479,7 +480,7 @@ def _check_affine(prog: Program, op: Operation, need: _Need) -> None:
 
 def _check_unary(prog: Program, op: Operation, need: _Need) -> None:
     _check_same_shape(prog, op, need)
-    a = float(np.array(op.args.get("alpha", 0), dtype="<u4").view("<f4"))
+    a = f32_of_bits(op.args.get("alpha", 0))
     need(math.isfinite(a), f"the parameter alpha ({a}) is not finite")
     ref = op.args["table"]
     if prog.int8:

@@ -29,6 +29,7 @@ from tbn.format.spec import (
     DType,
     Op,
     Trait,
+    f32_of_bits,
     has,
 )
 from tbn.format.validate import token_linear, weight_count
@@ -184,7 +185,7 @@ class CudaEngine(EngineBase):
         src = prog.tensors[a["input"]]
         scale, bias = self._layers[i]["scale"], self._layers[i]["bias"]
         if not prog.int8:
-            eps = float(np.array(a["eps"], dtype="<u4").view("<f4"))
+            eps = f32_of_bits(a["eps"])
             v = x.double()
             var = v.var(-1, unbiased=False, keepdim=True)
             y = (v - v.mean(-1, keepdim=True)) / torch.sqrt(var + eps) * scale

@@ -188,17 +188,17 @@ def conv_transpose(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> 
     extra ``kernel - stride`` taken half before and the rest after; ``output_padding`` sizes)."""
     cfg, rank = layer.get_config(), len(shape) - 2
     k, s, d = (_tuple(cfg[n], rank) for n in ("kernel_size", "strides", "dilation_rate"))
-    extra = cfg.get("output_padding")
-    extra = (0,) * rank if extra is None else _tuple(extra, rank)
+    sized = cfg.get("output_padding") is not None
+    extra = _tuple(cfg["output_padding"], rank) if sized else (0,) * rank
     crop = []
     for size, kk, ss, dd, op in zip(shape[1:-1], k, s, d, extra, strict=True):
         full = (size - 1) * ss + (kk - 1) * dd + 1
         pad = (dd * (kk - 1) + 1) // 2 if cfg["padding"] == "same" else 0
-        if cfg.get("output_padding") is not None:
-            out = full - 2 * pad + op
+        if sized:
+            out, before = full - 2 * pad + op, pad
         else:
             out = size * ss if cfg["padding"] == "same" else full
-        before = pad if cfg.get("output_padding") is not None else max(full - out, 0) // 2
+            before = max(full - out, 0) // 2
         crop.append((before, full - out - before))
     kernel = np.asarray(layer.kernel)  # (k.., O, C): PyTorch's is (C, O, k..)
     cls = CroppedConvTranspose1d if rank == 1 else CroppedConvTranspose2d
@@ -316,6 +316,16 @@ def _channels_first_axis(layer: Any, axis: int, rank: int) -> int:
     return 1 if axis == rank - 1 else axis + 1
 
 
+def _linear(kernel: np.ndarray, bias: Any) -> nn.Linear:
+    """``nn.Linear`` holding a Keras ``(K, O)`` kernel and its bias (O values, any shape)."""
+    lin = nn.Linear(*kernel.shape, bias=bias is not None)
+    with torch.no_grad():
+        _copy(lin.weight, kernel, (1, 0))
+        if bias is not None:
+            _copy(lin.bias, np.asarray(bias).reshape(-1))
+    return lin
+
+
 def multi_head_attention(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
     """MultiHeadAttention over a sequence's positions: the projections as linear layers over
     tokens, the heads split by a reshape and a transpose, ``softmax(q k^T / sqrt(key_dim)) v``
@@ -331,11 +341,7 @@ def multi_head_attention(b: Builder, layer: Any, ins: list[fx.Node], shape: tupl
 
     def project(name: str, dense: Any, x: fx.Node) -> fx.Node:  # (N, C, T) -> (N, heads, T, d)
         kernel = np.asarray(dense.kernel)  # (C, heads, d)
-        lin = nn.Linear(kernel.shape[0], kernel.shape[1] * kernel.shape[2], bias=dense.bias is not None)
-        with torch.no_grad():
-            _copy(lin.weight, kernel.reshape(kernel.shape[0], -1), (1, 0))
-            if dense.bias is not None:
-                _copy(lin.bias, np.asarray(dense.bias).reshape(-1))
+        lin = _linear(kernel.reshape(kernel.shape[0], -1), dense.bias)
         y = b.module(f"{layer.name}_{name}", lin, b.to_last(x, 3))
         y = g.call_method("reshape", (y, g.call_method("size", (y, 0)), -1, heads, kernel.shape[2]))
         return b.permute(y, [0, 2, 1, 3])
@@ -348,11 +354,7 @@ def multi_head_attention(b: Builder, layer: Any, ins: list[fx.Node], shape: tupl
     mixed = b.permute(mixed, [0, 2, 1, 3])
     out = layer._output_dense
     kernel = np.asarray(out.kernel)  # (heads, value_dim, C_out)
-    lin = nn.Linear(kernel.shape[0] * kernel.shape[1], kernel.shape[2], bias=out.bias is not None)
-    with torch.no_grad():
-        _copy(lin.weight, kernel.reshape(-1, kernel.shape[2]), (1, 0))
-        if out.bias is not None:
-            _copy(lin.bias, out.bias)
+    lin = _linear(kernel.reshape(-1, kernel.shape[2]), out.bias)
     joined = g.call_method("reshape", (mixed, g.call_method("size", (mixed, 0)), -1, lin.in_features))
     return b.to_first(b.module(f"{layer.name}_output", lin, joined), 3)
 

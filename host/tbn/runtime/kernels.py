@@ -24,6 +24,7 @@ from tbn.format.spec import (
     Op,
     ScaleMode,
     Trait,
+    f32_of_bits,
     has,
     scale_mode,
 )
@@ -267,7 +268,7 @@ def layernorm(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
     c = src.shape[-1]
     if not prog.int8:
         v = _f32(x)
-        eps = float(np.array(op.args["eps"], dtype="<u4").view("<f4"))
+        eps = f32_of_bits(op.args["eps"])
         y = (v - v.mean(-1, keepdims=True)) / np.sqrt(v.var(-1, keepdims=True) + eps)
         y = y * scale.data.astype(np.float64)
         return (y if bias is None else y + bias).astype(np.float32)
@@ -331,7 +332,7 @@ def pad_value(prog: Program, op: Operation) -> float | int:
     """PAD's constant: the float32 its bits hold, or the int8 in the low byte."""
     if prog.int8:
         return int(np.array(op.args["value"] & 0xFF, dtype=np.uint8).view(np.int8))
-    return float(np.array(op.args["value"], dtype="<u4").view("<f4"))
+    return f32_of_bits(op.args["value"])
 
 
 def pad(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
@@ -356,7 +357,7 @@ def affine(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:
 
 def unary_parameter(op: Operation) -> float:
     """A unary op's parameter ``a``: its ``alpha`` field's float32 (0 for ops without one)."""
-    return float(np.array(op.args.get("alpha", 0), dtype="<u4").view("<f4"))
+    return f32_of_bits(op.args.get("alpha", 0))
 
 
 def unary(prog: Program, op: Operation, x: np.ndarray) -> np.ndarray:

@@ -127,7 +127,6 @@ typedef struct {
                          "bne 1b\n"                                                               \
                          "pop {r4-r11, pc}\n");                                                   \
     }
-#define TBN_ASM_ARG __attribute__((unused)) /* a naked function reads its arguments in asm */
 TBN_DSP3X3(1)
 TBN_DSP3X3(2)
 

@@ -5,6 +5,10 @@
 
 #include "../tbn_internal.h"
 
+/* An argument of a naked assembly function (the kernels' hand-scheduled loops), which reads it
+ * in its assembly: unused to the compiler. */
+#define TBN_ASM_ARG __attribute__((unused))
+
 /* 1..32 tile bits starting at bit `pos` (the tile is stored in whole 32-bit words). */
 static inline uint32_t bits_at(const TBN_ROM uint8_t *tile, uint32_t pos, uint32_t n) {
     uint32_t word = pos >> 5, sh = pos & 31u;

@@ -181,7 +181,6 @@ typedef struct {
  * Thumb-2 (Cortex-M3/M4/M7/M33): the table bases t0, t2..t7 stay in r4..r10, so a lookup is
  * ubfx, ldrsh with a shifted register index, add; 31 instructions a row where GCC's -Os code
  * takes about 46. Unaligned word loads are allowed on these cores. */
-#define TBN_ASM_ARG __attribute__((unused)) /* a naked function reads its arguments in asm */
 __attribute__((naked, noinline)) static void rows_i8_thumb2(TBN_ASM_ARG int32_t *acc, TBN_ASM_ARG int32_t *end,
                                                             TBN_ASM_ARG const uint8_t *p,
                                                             TBN_ASM_ARG const thumb2_rows *arg) {
