@@ -430,3 +430,37 @@ def test_per_channel_convolutions_match_the_reference(lib: ctypes.CDLL, case: st
     data = compile_model(model.eval(), x[:1], activations=acts, calibration=x if acts == "int8" else None)
     want, got = Interpreter(data).run(x.numpy()), open_engine("c", data, lib=lib).run(x.numpy())
     assert np.array_equal(got, want) if acts == "int8" else matches(got, want)
+
+
+# Tiled INT8 ops the small-core kernel (tbn_matmul_small.c) takes when no tables are planned: convs
+# with padding on each side, strides, dilation, groups of several channels, tile reuse, 1-D and
+# 1x1; linear ops with rows past 255 taps and over tokens; rows that wrap at the tile's end;
+# dense int8 weights (p = 0 here). Inputs after a ReLU have the zero point -128 (no set-bit
+# count), the rest another. (module, input shape, p)
+_SMALL_CORE_CASES = {
+    "3x3, tile reuse": (lambda: nn.Conv2d(6, 8, 3, padding=1), (6, 7, 9), 2),
+    "3x3 stride 2, padded after": (
+        lambda: nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(4, 6, 3, stride=2)), (4, 8, 8), 1),
+    "5x5 dilation 2, padding past the input": (
+        lambda: nn.Conv2d(3, 4, 5, padding=5, dilation=2), (3, 4, 6), 1),
+    "groups of 3 channels": (lambda: nn.Conv2d(6, 4, 3, padding=1, groups=2), (6, 5, 5), 1),
+    "1x1": (lambda: nn.Conv2d(16, 8, 1), (16, 3, 3), 4),
+    "1-D": (lambda: nn.Conv1d(5, 4, 7, stride=3, padding=3), (5, 29), 1),
+    "linear past 255 taps": (lambda: nn.Sequential(nn.Flatten(), nn.Linear(600, 12)), (600,), 3),
+    "linear over tokens": (lambda: nn.Linear(10, 6), (7, 10), 2),
+    "rows wrapping mid-byte at the tile's end": (lambda: nn.Conv2d(3, 5, 3, padding=1), (3, 5, 6), 3),
+    "dense": (lambda: nn.Conv2d(3, 4, 3, stride=2, padding=1), (3, 7, 7), 0),
+}
+
+
+@pytest.mark.parametrize("relu", [False, True], ids=["zp", "relu"])
+@pytest.mark.parametrize("case", list(_SMALL_CORE_CASES))
+def test_small_core_kernel_matches_the_reference(lib: ctypes.CDLL, case: str, relu: bool) -> None:
+    make, shape, p = _SMALL_CORE_CASES[case]
+    torch.manual_seed(1)
+    model = nn.Sequential(*([nn.ReLU()] if relu else []), make())
+    if p:
+        tile_model(model, p=p, min_params=0, alpha="single")
+    x = torch.randn(6, *shape)
+    data = compile_model(model.eval(), x[:1], activations="int8", calibration=x, lookup_tables=False)
+    assert np.array_equal(open_engine("c", data, lib=lib).run(x.numpy()), Interpreter(data).run(x.numpy()))

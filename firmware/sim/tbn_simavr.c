@@ -174,7 +174,7 @@ int main(int argc, char **argv) {
         }
         if (sp < low_sp && !below) {
             low_sp = sp;
-            if (avr->log >= 3) fprintf(stderr, "tbn-simavr: stack pointer down to 0x%04x\n", sp);
+            if (avr->log >= 3) fprintf(stderr, "tbn-simavr: stack pointer down to 0x%04x (PC 0x%04x)\n", sp, avr->pc);
         }
         if (state == cpu_Done) return 0;
         if (state == cpu_Crashed) die("the firmware crashed");

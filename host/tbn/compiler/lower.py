@@ -195,6 +195,27 @@ _LOWER: dict[str, Callable[[_Emitter, Node, list[int]], None]] = {
 assert set(_LOWER) == set(KERNELS), "a kernel family of tbn.format.spec has no lowering"
 
 
+_ELEMENTWISE = {"activation", "add", "affine", "mul", "unary"}
+
+
+def _one_d(nodes: list[Node]) -> set[str]:
+    """The (C, L) values stored as (C, 1, L): a 1-D conv's or pool's input and output, and the
+    values an elementwise op of that one shape joins to them (a ReLU before a Conv1d)."""
+    one = {v for n in nodes if n.attrs.get("conv1d") for v in (n.inputs[0], n.output)}
+    shape = {n.output: n.shape for n in nodes}
+    joins = [{n.output, *n.inputs} for n in nodes
+             if isinstance(n.kind, Op) and OPS[n.kind].kernel in _ELEMENTWISE
+             and len(n.shape) == 2 and all(shape.get(i) == n.shape for i in n.inputs)]
+    grown = True
+    while grown:
+        grown = False
+        for values in joins:
+            if values & one and not values <= one:
+                one |= values
+                grown = True
+    return one
+
+
 def lower(nodes: list[Node], quant: dict[str, tuple[float, int]] | None = None,
           narrow: bool = True, lookup_tables: bool = True,
           dense_per_tensor: bool = False) -> tuple[Program, dict[str, int]]:
@@ -202,9 +223,7 @@ def lower(nodes: list[Node], quant: dict[str, tuple[float, int]] | None = None,
     calibrated (scale, zero point)) an INT8 program, else F32. ``lookup_tables``: give tiled
     ops a scratch tensor for the table kernel where it pays; ``dense_per_tensor``: see
     :func:`tbn.compiler.weights.layer_vectors`. Also returns each value's tensor id."""
-    conv1d = [n for n in nodes if n.attrs.get("conv1d")]
-    e = _Emitter(quant, narrow, {n.inputs[0] for n in conv1d} | {n.output for n in conv1d},
-                 lookup_tables, dense_per_tensor)
+    e = _Emitter(quant, narrow, _one_d(nodes), lookup_tables, dense_per_tensor)
     for n in nodes:
         if n.kind == Kind.INPUT:
             e.tensor(n)

@@ -252,7 +252,9 @@ tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io
         if (b.count != o || !TBN_DTYPE_IN(b.dtype, TBN_INT8(io->int8) ? TBN_INT8_BIAS_DTYPES : TBN_F32_VECTOR_DTYPES))
             return TBN_ERR_SHAPE;
     }
-    return TBN_INT8(io->int8) ? check_bounds(m, op, io, &s, op->bias != TBN_NONE_ID ? &b : NULL, o, k) : TBN_OK;
+    if (!TBN_INT8(io->int8)) return TBN_OK;
+    if (TBN_SMALL_ALL && (k > 0xFFFFu || o > 0xFFFFu || in->numel > 0xFFFFu)) return TBN_ERR_NOT_BUILT;
+    return check_bounds(m, op, io, &s, op->bias != TBN_NONE_ID ? &b : NULL, o, k);
 }
 
 /* Not inlined: its tensors stay off the stack under the kernel's loops (2 KB of RAM on AVR). */
@@ -336,14 +338,18 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
         return TBN_OK;
     }
     uint32_t esize = TBN_INT8(c.int8) ? 1u : 4u, tokens = TBN_BUILD_TOKENS ? c.tokens : 1u;
+    int small = TBN_SMALL_USED && !scratch && (TBN_SMALL_ALL || tbn_mm_small_ok(&c));
     for (uint32_t t = 0; t < tokens; t++) {
         if (scratch) tbn_mm_eval_lut(&c, rows, scratch);
-        else mm_eval(&c, rows);
+        else if (small) tbn_mm_eval_small(&c, rows);
+        else if (!TBN_SMALL_ALL || !TBN_INT8(c.int8)) mm_eval(&c, rows);
         c.src += (size_t)c.k * esize;
         c.dst += (size_t)c.o * esize;
     }
     return TBN_OK;
 }
+
+void tbn_mm_store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, int32_t acc) { store_i8(c, ch, pix, c->npix, acc); }
 
 /* The direct kernel at every output position. */
 static void mm_eval(const mm_ctx *c, uint32_t rows) {

@@ -144,4 +144,23 @@ void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch);
 int tbn_mm_channel_ok(const mm_ctx *c);
 void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows);
 
+/* The small-core kernel (tbn_matmul_small.c) of INT8 ops, in 8- and 16-bit steps: whether it
+ * takes the op (every count in 16 bits), and the op run by it. Used where an op with a window
+ * is built (an MLP's linear ops take the table kernel), for ops without tables. On AVR it is
+ * the only INT8 kernel (TBN_SMALL_ALL): the direct kernel's INT8 paths are left out, and
+ * tbn_prepare_matmul refuses an op past its counts. */
+#ifndef TBN_SMALL_KERNEL
+#define TBN_SMALL_KERNEL TBN_BUILD_INT8
+#endif
+#if defined(__AVR__)
+#define TBN_SMALL_ALL TBN_SMALL_KERNEL
+#define TBN_SMALL_USED TBN_SMALL_KERNEL
+#else
+#define TBN_SMALL_ALL 0
+#define TBN_SMALL_USED (TBN_SMALL_KERNEL && TBN_BUILT_TRAIT(CONV)) /* a constant: unused, it is not linked */
+#endif
+int tbn_mm_small_ok(const mm_ctx *c);
+void tbn_mm_store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, int32_t acc); /* store_i8, not inlined */
+void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows);
+
 #endif /* TBN_MATMUL_H */

@@ -1,0 +1,241 @@
+/* The small-core kernel: INT8 linear and conv ops, tiled or dense, in 8- and 16-bit steps where
+ * the direct kernel's 32-bit bit reads cost the most (AVR, about 470 cycles a MAC there, where
+ * it is the only INT8 matmul kernel; RISC-V and Cortex-M0 without tables). It needs no memory
+ * beyond a few locals: the Uno has 2 KB.
+ *
+ * Each output reads its weights in order (a tile row as a stream of bits, one byte load per 8
+ * taps) and the window's inputs where they lie; taps in the padding are skipped, as they hold
+ * zp and x - zp is 0 there. With u = x + 128 (the input as an unsigned byte) and c = zp + 128,
+ *     sum w_j (x_j - zp) = sum w_j u_j - c sum w_j
+ * over the taps inside. For tile bits (w = +1 or -1) sum w u = 2 P - U, where P sums u over the
+ * set bits and U over all taps (once per position), and sum w = 2 B - N (B counts the set
+ * bits, N the taps): a MAC is a bit test and a 16-bit add. B is counted only where c is not 0
+ * (ReLU outputs have zp = -128). The sums are the reference's exactly.
+ *
+ * Tile reuse (one group, p > 1): the tile's distinct rows are summed once a position, each
+ * stored into its o / rows outputs. */
+#include "tbn_matmul.h"
+#if TBN_SMALL_KERNEL
+
+/* A read position in the weights of an output that row_sum_bits does not take: dense int8
+ * weights, or a tile row that wraps at the tile's end, read bit by bit (the next byte to load,
+ * the current bit's mask, 0 to load that byte first, the loaded byte, and the bits left before
+ * the tile's end). */
+typedef struct {
+    const TBN_ROM uint8_t *p, *tile;
+    uint8_t m, b, dense;
+    uint32_t left, n_bits;
+} cursor;
+
+static void cur_seek(cursor *cu, uint32_t pos) {
+    cu->p = cu->tile + (pos >> 3);
+    cu->b = *cu->p++;
+    cu->m = (uint8_t)(1u << (pos & 7u));
+}
+
+static uint8_t cur_bit(cursor *cu) {
+    if (!cu->m) {
+        cu->m = 1;
+        cu->b = *cu->p++;
+    }
+    uint8_t bit = (cu->b & cu->m) != 0;
+    cu->m = (uint8_t)(cu->m << 1);
+    if (--cu->left == 0) {
+        cu->left = cu->n_bits;
+        cur_seek(cu, 0);
+    }
+    return bit;
+}
+
+static void cur_skip(cursor *cu, uint16_t n) {
+    if (cu->dense) cu->p += n;
+    else
+        for (; n; n--) cur_bit(cu);
+}
+
+/* Over n (1..255) taps x[0], x[stride], ...: sum w u, and sum w added to *sw. */
+static int32_t cur_taps(cursor *cu, const int8_t *x, uint16_t stride, uint8_t n, int32_t *sw) {
+    int32_t s = 0, sum_w = 0;
+    for (; n; n--, x += stride) {
+        int8_t w = cu->dense ? (int8_t)*cu->p++ : cur_bit(cu) ? 1 : -1;
+        s += (int16_t)w * (uint8_t)((uint8_t)*x ^ 0x80u);
+        sum_w += w;
+    }
+    *sw += sum_w;
+    return s;
+}
+
+/* The inputs one output reads: n_ic channels (hw values apart) from q, each ny rows of nx
+ * taps (dw apart, rows row_step apart), and the weights around them to skip. A linear op is
+ * one channel of one row of k taps. Every count fits 16 bits (tbn_mm_small_ok). */
+typedef struct {
+    const int8_t *q;
+    uint16_t n_ic, ny, nx, dw, hw, row_step;
+    uint16_t skip_ic0, skip_x0, skip_x1, skip_ic1; /* weights before/after each channel and row */
+    uint32_t u;                                     /* U: the sum of u over the window */
+} window;
+
+/* One output's sum of w_j (x_j - zp) over the window, its weights from `cu`. */
+static TBN_NOINLINE int32_t row_sum(const window *wi, cursor *cu, int16_t cz) {
+    int32_t su = 0, sw = 0;
+    const int8_t *q = wi->q;
+    for (uint16_t ic = 0; ic < wi->n_ic; ic++, q += wi->hw) {
+        const int8_t *x = q;
+        cur_skip(cu, wi->skip_ic0);
+        for (uint16_t y = 0; y < wi->ny; y++, x += wi->row_step) {
+            cur_skip(cu, wi->skip_x0);
+            const int8_t *t = x;
+            for (uint16_t left = wi->nx; left;) {
+                uint8_t k = (uint8_t)(left < 255u ? left : 255u);
+                su += cur_taps(cu, t, wi->dw, k, &sw);
+                t += (uint16_t)(k * wi->dw);
+                left = (uint16_t)(left - k);
+            }
+            cur_skip(cu, wi->skip_x1);
+        }
+        cur_skip(cu, wi->skip_ic1);
+    }
+    return su - (int32_t)cz * sw;
+}
+
+/* P and B (when counting) over n (1..8) taps from x, their bits the low bits of w. */
+static inline uint16_t bit_taps(uint8_t w, const int8_t *x, uint16_t stride, uint8_t n, uint16_t *nb, int counting) {
+    uint16_t s = 0;
+    do {
+        if (w & 1u) {
+            s += (uint8_t)((uint8_t)*x ^ 0x80u);
+            if (counting) (*nb)++;
+        }
+        w >>= 1;
+        x += stride;
+    } while (--n);
+    return s;
+}
+
+/* row_sum for a tile row that does not wrap: each window row's bits read as one or two bytes
+ * from bit `pos` (skips are additions), the sums 2 P - U and 2 B - N from the window's U, N. */
+static TBN_NOINLINE int32_t row_sum_bits(const window *wi, const TBN_ROM uint8_t *tile, uint32_t pos, int16_t cz) {
+    uint32_t plus = 0;
+    uint16_t nb = 0;
+    int counting = cz != 0;
+    const int8_t *q = wi->q;
+    for (uint16_t ic = 0; ic < wi->n_ic; ic++, q += wi->hw) {
+        const int8_t *x = q;
+        pos += wi->skip_ic0;
+        for (uint16_t y = 0; y < wi->ny; y++, x += wi->row_step) {
+            pos += wi->skip_x0;
+            const int8_t *t = x;
+            for (uint16_t left = wi->nx; left;) {
+                uint8_t k = (uint8_t)(left < 8u ? left : 8u), sh = (uint8_t)(pos & 7u);
+                const TBN_ROM uint8_t *b = tile + (pos >> 3);
+                uint16_t w = *b; /* the second byte only where the bits reach it: none past the tile */
+                if (sh + k > 8u) w |= (uint16_t)b[1] << 8;
+                plus += counting ? bit_taps((uint8_t)(w >> sh), t, wi->dw, k, &nb, 1)
+                                 : bit_taps((uint8_t)(w >> sh), t, wi->dw, k, &nb, 0);
+                t += (uint16_t)(k * wi->dw);
+                pos += k;
+                left = (uint16_t)(left - k);
+            }
+            pos += wi->skip_x1;
+        }
+        pos += wi->skip_ic1;
+    }
+    int32_t n = (int32_t)wi->n_ic * wi->ny * wi->nx;
+    return 2 * (int32_t)plus - (int32_t)wi->u - (int32_t)cz * (2 * (int32_t)nb - n);
+}
+
+/* U of the window. */
+static TBN_NOINLINE void window_totals(window *wi) {
+    uint32_t u = 0;
+    const int8_t *q = wi->q;
+    for (uint16_t ic = 0; ic < wi->n_ic; ic++, q += wi->hw) {
+        const int8_t *x = q;
+        for (uint16_t y = 0; y < wi->ny; y++, x += wi->row_step)
+            for (uint16_t j = 0, at = 0; j < wi->nx; j++, at = (uint16_t)(at + wi->dw))
+                u += (uint8_t)((uint8_t)x[at] ^ 0x80u);
+    }
+    wi->u = u;
+}
+
+/* The taps [lo, hi) of a window row or column from input index i0 (stride d) that fall
+ * inside [0, size). */
+static TBN_NOINLINE void inside(int32_t i0, uint16_t d, uint16_t k, uint16_t size, uint16_t *lo, uint16_t *hi) {
+    *lo = 0;
+    *hi = k;
+    while (*lo < *hi && i0 + (int32_t)*lo * d < 0) (*lo)++;
+    while (*hi > *lo && i0 + (int32_t)(*hi - 1) * d >= (int32_t)size) (*hi)--;
+}
+
+/* The window of output position (oy, ox) over the group's first input channel; 0 when every
+ * tap lies in the padding (the sum is then 0). */
+static TBN_NOINLINE int conv_window(const mm_ctx *c, uint16_t oy, uint16_t ox, window *wi) {
+    const tbn_op *op = c->op;
+    int32_t iy0 = (int32_t)oy * op->sh - op->pt, ix0 = (int32_t)ox * op->sw - op->pl;
+    uint16_t ylo, yhi, lo, hi;
+    inside(iy0, op->dh, op->kh, c->h, &ylo, &yhi);
+    inside(ix0, op->dw, op->kw, c->w, &lo, &hi);
+    if (lo >= hi || ylo >= yhi) return 0;
+    wi->q = (const int8_t *)c->src + (uint16_t)(iy0 + ylo * op->dh) * c->w + (uint16_t)(ix0 + lo * op->dw);
+    wi->n_ic = (uint16_t)c->cg;
+    wi->ny = (uint16_t)(yhi - ylo);
+    wi->nx = (uint16_t)(hi - lo);
+    wi->dw = op->dw;
+    wi->hw = (uint16_t)(c->h * c->w);
+    wi->row_step = (uint16_t)(op->dh * c->w);
+    wi->skip_ic0 = (uint16_t)(ylo * op->kw);
+    wi->skip_ic1 = (uint16_t)((op->kh - yhi) * op->kw);
+    wi->skip_x0 = lo;
+    wi->skip_x1 = (uint16_t)(op->kw - hi);
+    return 1;
+}
+
+/* Every count in 16 bits: fan-in, outputs, an input group. */
+int tbn_mm_small_ok(const mm_ctx *c) {
+    return TBN_INT8(c->int8) && c->k <= 0xFFFFu && c->o <= 0xFFFFu && (uint32_t)c->h * c->w * c->cg <= 0xFFFFu;
+}
+
+/* Point the cursor at an output's weights: its dense row, or its tile row from bit `pos`
+ * (read bit by bit where it wraps at the tile's end). */
+static void cur_row(cursor *cu, const mm_ctx *c, uint32_t pos) {
+    if (cu->dense) {
+        cu->p = (const TBN_ROM uint8_t *)c->dense + pos;
+        return;
+    }
+    cur_seek(cu, pos);
+    cu->left = cu->n_bits - pos < c->k ? cu->n_bits - pos : 0u;
+}
+
+void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows) {
+    const tbn_op *op = c->op;
+    int conv = (op->traits & TBN_TRAIT_CONV) != 0;
+    uint16_t groups = conv ? op->groups : 1u, og = (uint16_t)c->og;
+    uint16_t g_in = (uint16_t)(c->cg * c->h * c->w), step = rows ? (uint16_t)rows : (uint16_t)c->o;
+    int16_t cz = (int16_t)(c->in_zp + 128);
+    cursor cu = {0};
+    cu.dense = !c->tiled;
+    cu.tile = c->tile.bits;
+    cu.n_bits = c->tile.n_bits;
+    window wi = {(const int8_t *)c->src, 1, 1, (uint16_t)c->k, 1, 0, 0, 0, 0, 0, 0, 0};
+    uint16_t pix = 0;
+    for (uint16_t oy = 0; oy < c->ho; oy++) {
+        for (uint16_t ox = 0; ox < c->wo; ox++, pix++) {
+            int in = !conv || conv_window(c, oy, ox, &wi);
+            uint32_t pos = 0;
+            for (uint16_t g = 0, end = 0; g < groups; g++, wi.q += g_in) {
+                if (in) window_totals(&wi);
+                end = (uint16_t)(end + og);
+                for (uint16_t ch = (uint16_t)(end - og); ch < end; ch++) {
+                    if (rows && ch >= rows) break; /* tile reuse: stored with its row below */
+                    cur_row(&cu, c, pos);
+                    int32_t acc = !in ? 0 : cu.dense || cu.left ? row_sum(&wi, &cu, cz) : row_sum_bits(&wi, cu.tile, pos, cz);
+                    for (uint16_t t = ch; t < end; t = (uint16_t)(t + step)) tbn_mm_store_i8(c, t, pix, acc);
+                    pos += c->k; /* the next output's weights: k <= n_bits, so one wrap at most */
+                    if (!cu.dense && pos >= cu.n_bits) pos -= cu.n_bits;
+                }
+            }
+            wi.q -= groups * g_in;
+        }
+    }
+}
+
+#endif /* TBN_SMALL_KERNEL */
