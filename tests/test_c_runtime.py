@@ -453,9 +453,23 @@ _SMALL_CORE_CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def lib_walk(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
+    """The runtime with the small-core kernel as AVR builds it: each window row read where it
+    lies (no gathered window), and the only INT8 kernel, dense weights included."""
+    from tbn.paths import c_runtime
+
+    c, so = c_runtime(), tmp_path_factory.mktemp("walk") / "libtbn_walk.so"
+    subprocess.run(["cc", *c.flags, f"-I{c.include}", "-O1", "-fPIC", "-shared", "-DTBN_SMALL_COL_BYTES=0",
+                    "-DTBN_SMALL_ALL=1", *map(str, c.sources), "-lm", "-o", str(so)], check=True)
+    return load_library(so)
+
+
+@pytest.mark.parametrize("form", ["im2col", "walk"])
 @pytest.mark.parametrize("relu", [False, True], ids=["zp", "relu"])
 @pytest.mark.parametrize("case", list(_SMALL_CORE_CASES))
-def test_small_core_kernel_matches_the_reference(lib: ctypes.CDLL, case: str, relu: bool) -> None:
+def test_small_core_kernel_matches_the_reference(lib: ctypes.CDLL, lib_walk: ctypes.CDLL, case: str,
+                                                 relu: bool, form: str) -> None:
     make, shape, p = _SMALL_CORE_CASES[case]
     torch.manual_seed(1)
     model = nn.Sequential(*([nn.ReLU()] if relu else []), make())
@@ -463,4 +477,16 @@ def test_small_core_kernel_matches_the_reference(lib: ctypes.CDLL, case: str, re
         tile_model(model, p=p, min_params=0, alpha="single")
     x = torch.randn(6, *shape)
     data = compile_model(model.eval(), x[:1], activations="int8", calibration=x, lookup_tables=False)
-    assert np.array_equal(open_engine("c", data, lib=lib).run(x.numpy()), Interpreter(data).run(x.numpy()))
+    engine = open_engine("c", data, lib=lib if form == "im2col" else lib_walk)
+    assert np.array_equal(engine.run(x.numpy()), Interpreter(data).run(x.numpy()))
+
+
+def test_the_small_core_kernel_alone_refuses_an_op_past_its_counts(lib_walk: ctypes.CDLL) -> None:
+    """As on AVR: an INT8 op of more than 65,535 inputs is refused at load, by name."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1000, 2, 9))
+    tile_model(model, p=1, min_params=0)
+    x = torch.randn(2, 1000, 9, 9)
+    data = compile_model(model.eval(), x[:1], activations="int8", calibration=x, lookup_tables=False)
+    with pytest.raises(Exception, match="left out of this build"):
+        open_engine("c", data, lib=lib_walk)

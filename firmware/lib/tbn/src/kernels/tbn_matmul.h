@@ -145,20 +145,28 @@ int tbn_mm_channel_ok(const mm_ctx *c);
 void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows);
 
 /* The small-core kernel (tbn_matmul_small.c) of INT8 ops, in 8- and 16-bit steps: whether it
- * takes the op (every count in 16 bits), and the op run by it. Used where an op with a window
- * is built (an MLP's linear ops take the table kernel), for ops without tables. On AVR it is
- * the only INT8 kernel (TBN_SMALL_ALL): the direct kernel's INT8 paths are left out, and
- * tbn_prepare_matmul refuses an op past its counts. */
+ * takes the op (tiled, every count in 16 bits), and the op run by it. Built for cores without
+ * the DSP extension (AVR, RISC-V, Cortex-M0/M0+; on M4/M7/M33 the table kernel and the
+ * per-channel kernel's assembly take convs, and .text stays smaller), used where an op with a
+ * window is built (an MLP's linear ops take the table kernel), for ops without tables. On AVR
+ * it is the only INT8 kernel (TBN_SMALL_ALL), dense weights included: the direct kernel's INT8
+ * paths are left out, and tbn_prepare_matmul refuses an op past its counts. */
 #ifndef TBN_SMALL_KERNEL
+#if defined(__ARM_FEATURE_DSP)
+#define TBN_SMALL_KERNEL 0
+#else
 #define TBN_SMALL_KERNEL TBN_BUILD_INT8
 #endif
+#endif
+#ifndef TBN_SMALL_ALL
 #if defined(__AVR__)
 #define TBN_SMALL_ALL TBN_SMALL_KERNEL
-#define TBN_SMALL_USED TBN_SMALL_KERNEL
 #else
 #define TBN_SMALL_ALL 0
-#define TBN_SMALL_USED (TBN_SMALL_KERNEL && TBN_BUILT_TRAIT(CONV)) /* a constant: unused, it is not linked */
 #endif
+#endif
+/* a constant: where it is 0 the kernel is not linked */
+#define TBN_SMALL_USED (TBN_SMALL_KERNEL && (TBN_SMALL_ALL || TBN_BUILT_TRAIT(CONV)))
 int tbn_mm_small_ok(const mm_ctx *c);
 void tbn_mm_store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, int32_t acc); /* store_i8, not inlined */
 void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows);

@@ -112,37 +112,126 @@ static inline uint16_t bit_taps(uint8_t w, const int8_t *x, uint16_t stride, uin
     return s;
 }
 
-/* row_sum for a tile row that does not wrap: each window row's bits read as one or two bytes
- * from bit `pos` (skips are additions), the sums 2 P - U and 2 B - N from the window's U, N. */
+/* row_sum for a tile row that does not wrap, without a gathered window: each window row's bits
+ * read as one or two bytes (16-bit offsets from the row's first byte: skips are additions),
+ * the sums 2 P - U and 2 B - N from the window's U and N. */
 static TBN_NOINLINE int32_t row_sum_bits(const window *wi, const TBN_ROM uint8_t *tile, uint32_t pos, int16_t cz) {
+    const TBN_ROM uint8_t *row = tile + (pos >> 3);
+    uint16_t bit = (uint16_t)(pos & 7u), nb = 0; /* the row has at most 65,535 bits */
     uint32_t plus = 0;
-    uint16_t nb = 0;
     int counting = cz != 0;
     const int8_t *q = wi->q;
     for (uint16_t ic = 0; ic < wi->n_ic; ic++, q += wi->hw) {
         const int8_t *x = q;
-        pos += wi->skip_ic0;
+        bit = (uint16_t)(bit + wi->skip_ic0);
         for (uint16_t y = 0; y < wi->ny; y++, x += wi->row_step) {
-            pos += wi->skip_x0;
+            bit = (uint16_t)(bit + wi->skip_x0);
             const int8_t *t = x;
-            for (uint16_t left = wi->nx; left;) {
-                uint8_t k = (uint8_t)(left < 8u ? left : 8u), sh = (uint8_t)(pos & 7u);
-                const TBN_ROM uint8_t *b = tile + (pos >> 3);
+            uint16_t s = 0;
+            for (uint16_t left = wi->nx; left;) { /* 8 taps a read, at most 2,040: a 16-bit s */
+                uint8_t k = (uint8_t)(left < 8u ? left : 8u), sh = (uint8_t)(bit & 7u);
+                const TBN_ROM uint8_t *b = row + (bit >> 3);
                 uint16_t w = *b; /* the second byte only where the bits reach it: none past the tile */
                 if (sh + k > 8u) w |= (uint16_t)b[1] << 8;
-                plus += counting ? bit_taps((uint8_t)(w >> sh), t, wi->dw, k, &nb, 1)
-                                 : bit_taps((uint8_t)(w >> sh), t, wi->dw, k, &nb, 0);
+                s += counting ? bit_taps((uint8_t)(w >> sh), t, wi->dw, k, &nb, 1)
+                              : bit_taps((uint8_t)(w >> sh), t, wi->dw, k, &nb, 0);
                 t += (uint16_t)(k * wi->dw);
-                pos += k;
+                bit = (uint16_t)(bit + k);
                 left = (uint16_t)(left - k);
+                if (s > 0xFFFFu - 2040u) plus += s, s = 0;
             }
-            pos += wi->skip_x1;
+            plus += s;
+            bit = (uint16_t)(bit + wi->skip_x1);
         }
-        pos += wi->skip_ic1;
+        bit = (uint16_t)(bit + wi->skip_ic1);
     }
     int32_t n = (int32_t)wi->n_ic * wi->ny * wi->nx;
     return 2 * (int32_t)plus - (int32_t)wi->u - (int32_t)cz * (2 * (int32_t)nb - n);
 }
+
+/* On cores with stack to spare, a window of at most TBN_SMALL_COL_BYTES taps is first
+ * gathered in row order (im2col), so a row is 8 taps a byte of its bits with no per-window-row
+ * set-up. Not on AVR, whose 2 KB has no room for it. */
+#ifndef TBN_SMALL_COL_BYTES
+#if defined(__AVR__)
+#define TBN_SMALL_COL_BYTES 0
+#else
+#define TBN_SMALL_COL_BYTES 512
+#endif
+#endif
+
+#if TBN_SMALL_COL_BYTES
+#define COL_MARGIN 8 /* zeros on each side: the bits of a row's first and last byte outside it */
+
+/* The window's k taps as u into col + COL_MARGIN, the padding as cu (x = zp); their sum. */
+static TBN_NOINLINE uint32_t col_gather(const window *wi, uint8_t *col, uint32_t k, uint8_t cu) {
+    uint8_t *d = col + COL_MARGIN;
+    uint32_t sum = 0;
+    memset(col, 0, COL_MARGIN);
+    memset(d + k, 0, COL_MARGIN);
+    const int8_t *q = wi->q;
+    for (uint16_t ic = 0; ic < wi->n_ic; ic++, q += wi->hw) {
+        const int8_t *x = q;
+        memset(d, cu, wi->skip_ic0);
+        d += wi->skip_ic0;
+        for (uint16_t y = 0; y < wi->ny; y++, x += wi->row_step) {
+            memset(d, cu, wi->skip_x0);
+            d += wi->skip_x0;
+            for (uint16_t j = 0, at = 0; j < wi->nx; j++, at = (uint16_t)(at + wi->dw)) {
+                uint8_t u = (uint8_t)((uint8_t)x[at] ^ 0x80u);
+                *d++ = u;
+                sum += u;
+            }
+            memset(d, cu, wi->skip_x1);
+            d += wi->skip_x1;
+        }
+        memset(d, cu, wi->skip_ic1);
+        d += wi->skip_ic1;
+    }
+    return sum + (uint32_t)cu * (k - (uint32_t)wi->n_ic * wi->ny * wi->nx);
+}
+
+static uint32_t pop8(uint32_t v) {
+    uint32_t n = 0;
+    for (; v; v &= v - 1) n++;
+    return n;
+}
+
+/* P over the row's set bits (from bit pos, k of them) against the gathered window, 8 taps a
+ * byte; B too when counting (the bits of the first and last byte outside the row taken off). */
+TBN_ALWAYS_INLINE uint32_t col_plus(const uint8_t *col, const TBN_ROM uint8_t *tile, uint32_t pos, uint32_t k,
+                                uint32_t *nb, int counting) {
+    uint32_t sh = pos & 7u, nbytes = (sh + k + 7u) >> 3, s = 0, n = 0;
+    const uint8_t *x = col + COL_MARGIN - sh;
+    const TBN_ROM uint8_t *b = tile + (pos >> 3);
+    for (uint32_t i = 0; i < nbytes; i++, x += 8) {
+        uint32_t w = b[i];
+#define TAP(j)                                                                                                          \
+    if (w & (1u << (j))) {                                                                                              \
+        s += x[j];                                                                                                      \
+        if (counting) n++;                                                                                              \
+    }
+        TAP(0) TAP(1) TAP(2) TAP(3) TAP(4) TAP(5) TAP(6) TAP(7)
+#undef TAP
+    }
+    if (counting) {
+        uint32_t end = (sh + k) & 7u;
+        n -= pop8(b[0] & ((1u << sh) - 1u));
+        if (end) n -= pop8(b[nbytes - 1] >> end);
+        *nb = n;
+    }
+    return s;
+}
+
+/* An output's sum of w (x - zp) from the gathered window (U: the sum of its k taps). */
+static TBN_NOINLINE int32_t col_sum(const uint8_t *col, const TBN_ROM uint8_t *tile, uint32_t pos, uint32_t k,
+                                    uint32_t u, int16_t cz) {
+    uint32_t nb = 0;
+    if (!cz) return 2 * (int32_t)col_plus(col, tile, pos, k, &nb, 0) - (int32_t)u;
+    int32_t plus = (int32_t)col_plus(col, tile, pos, k, &nb, 1);
+    return 2 * plus - (int32_t)u - (int32_t)cz * (2 * (int32_t)nb - (int32_t)k);
+}
+#endif
 
 /* U of the window. */
 static TBN_NOINLINE void window_totals(window *wi) {
@@ -189,9 +278,11 @@ static TBN_NOINLINE int conv_window(const mm_ctx *c, uint16_t oy, uint16_t ox, w
     return 1;
 }
 
-/* Every count in 16 bits: fan-in, outputs, an input group. */
+/* Tiled (dense weights too on AVR, where no other INT8 kernel is built), every count in 16
+ * bits: fan-in, outputs, an input group. */
 int tbn_mm_small_ok(const mm_ctx *c) {
-    return TBN_INT8(c->int8) && c->k <= 0xFFFFu && c->o <= 0xFFFFu && (uint32_t)c->h * c->w * c->cg <= 0xFFFFu;
+    return TBN_INT8(c->int8) && (c->tiled || TBN_SMALL_ALL) && c->k <= 0xFFFFu && c->o <= 0xFFFFu &&
+           (uint32_t)c->h * c->w * c->cg <= 0xFFFFu;
 }
 
 /* Point the cursor at an output's weights: its dense row, or its tile row from bit `pos`
@@ -216,18 +307,31 @@ void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows) {
     cu.tile = c->tile.bits;
     cu.n_bits = c->tile.n_bits;
     window wi = {(const int8_t *)c->src, 1, 1, (uint16_t)c->k, 1, 0, 0, 0, 0, 0, 0, 0};
+#if TBN_SMALL_COL_BYTES
+    uint8_t col[TBN_SMALL_COL_BYTES + 2 * COL_MARGIN];
+    int gathered = !cu.dense && c->k <= TBN_SMALL_COL_BYTES;
+    uint32_t col_u = 0;
+#endif
     uint16_t pix = 0;
     for (uint16_t oy = 0; oy < c->ho; oy++) {
         for (uint16_t ox = 0; ox < c->wo; ox++, pix++) {
             int in = !conv || conv_window(c, oy, ox, &wi);
             uint32_t pos = 0;
             for (uint16_t g = 0, end = 0; g < groups; g++, wi.q += g_in) {
+#if TBN_SMALL_COL_BYTES
+                if (in && gathered) col_u = col_gather(&wi, col, c->k, (uint8_t)cz);
+                else
+#endif
                 if (in) window_totals(&wi);
                 end = (uint16_t)(end + og);
                 for (uint16_t ch = (uint16_t)(end - og); ch < end; ch++) {
                     if (rows && ch >= rows) break; /* tile reuse: stored with its row below */
                     cur_row(&cu, c, pos);
-                    int32_t acc = !in ? 0 : cu.dense || cu.left ? row_sum(&wi, &cu, cz) : row_sum_bits(&wi, cu.tile, pos, cz);
+                    int32_t acc = !in ? 0 : cu.dense || cu.left ? row_sum(&wi, &cu, cz) :
+#if TBN_SMALL_COL_BYTES
+                                  gathered ? col_sum(col, cu.tile, pos, c->k, col_u, cz) :
+#endif
+                                  row_sum_bits(&wi, cu.tile, pos, cz);
                     for (uint16_t t = ch; t < end; t = (uint16_t)(t + step)) tbn_mm_store_i8(c, t, pix, acc);
                     pos += c->k; /* the next output's weights: k <= n_bits, so one wrap at most */
                     if (!cu.dense && pos >= cu.n_bits) pos -= cu.n_bits;
