@@ -169,9 +169,11 @@ hil-%: deps setup
 	$(BIN)/python -m pytest tests/hil --board $* -q -ra --junitxml=$(RESULTS)/hil-$*.xml
 
 # The whole HIL suite HIL_RUNS times in a row on every emulated board, the boards side by side
-# with a parallel build of the C runtime as extra load; stops a board at its first failure.
+# (the MicroPython targets in turn beside them, as they share their build tree), with a
+# parallel build of the C runtime as extra load; stops a board at its first failure.
 hil-repeat: deps setup
-	$(BIN)/python tools/hil_repeat.py --runs $(HIL_RUNS) --load --results $(RESULTS)/repeat $(EMULATED_BOARDS)
+	$(BIN)/python tools/hil_repeat.py --runs $(HIL_RUNS) --load --results $(RESULTS)/repeat $(EMULATED_BOARDS) \
+		--after $(MPY_TARGETS)
 
 # The 10,000-inference link soak of docs/results.md (about ten minutes).
 soak: deps setup

@@ -1,11 +1,13 @@
 """Run the whole hardware-in-the-loop suite many times in a row on several boards at once.
 
 Each board runs ``pytest tests/hil --board B`` ``--runs`` times, one run after the other,
-and stops at its first failing run; the boards run side by side. ``--load`` adds a parallel
+and stops at its first failing run; the boards run side by side. ``--after`` targets (the
+MicroPython ones, which share the MicroPython tree they build in) take their turns one after
+another, beside the boards. ``--load`` adds a parallel
 build of the C runtime, over and over, for as long as the runs last, so the suite is also
 shown to hold on a busy machine. Ends with the closing line of tools/summary.py.
 
-    python tools/hil_repeat.py --runs 20 --load mps2_an500 mps2_an386 netduinoplus2
+    python tools/hil_repeat.py --runs 20 --load mps2_an500 mps2_an386 netduinoplus2 --after mpy_an385 mpy_unix
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ def load_until(stop: threading.Event, workdir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("boards", nargs="+")
+    ap.add_argument("--after", nargs="*", default=[], metavar="TARGET",
+                    help="targets run one after another, beside the boards (MicroPython's)")
     ap.add_argument("--runs", type=int, default=20, help="runs per board (at least 1)")
     ap.add_argument("--load", action="store_true", help="keep a parallel C build running meanwhile")
     ap.add_argument("--results", type=Path, default=ROOT / "build" / "results" / "repeat")
@@ -89,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             loader.start()
         threads = [threading.Thread(target=run_board, args=(b, args.runs, args.results, out, lock))
                    for b in args.boards]
+        if args.after:
+            threads.append(threading.Thread(target=lambda: [run_board(t, args.runs, args.results, out, lock)
+                                                            for t in args.after]))
         start = time.monotonic()
         for t in threads:
             t.start()
@@ -97,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         if args.load:
             loader.join()
-    order = {f"hil-repeat-{b}": i for i, b in enumerate(args.boards)}
+    targets = [*args.boards, *args.after]
+    order = {f"hil-repeat-{b}": i for i, b in enumerate(targets)}
     out.sort(key=lambda r: order[r.step])
     load = f", beside {builds[0]} parallel builds of the C runtime" if builds else ""
-    print(f"== hil-repeat: {len(args.boards)} boards side by side in {time.monotonic() - start:.0f} s{load}")
+    after = f" (then {', '.join(args.after)} in turn)" if args.after else ""
+    took = time.monotonic() - start
+    print(f"== hil-repeat: {len(args.boards)} boards side by side{after} in {took:.0f} s{load}")
     for r in out:
         print(f"  {r.line}")
     print(closing_line(out))
