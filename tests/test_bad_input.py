@@ -4,6 +4,7 @@ byte-identical. Add a row to CASES for each new kind of bad input."""
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import hashlib
 import os
@@ -54,6 +55,7 @@ class Case:
     written: tuple[str, ...] = field(default=())  # files it must write all the same (partial results)
     peer: Callable[[], FaultProxy] | None = None  # a TCP peer on 127.0.0.1; "{peer}" in argv is its URL
     program: str = "tbn"
+    path: str | None = None  # the path option given a path of the wrong kind (PATH_CASES)
 
 
 def _model(d: Path, name: str = "model.pt") -> None:
@@ -265,6 +267,12 @@ CASES = [
          "holds other files and no earlier report", unchanged=("out/notes.txt",)),
     Case("compare into a missing folder", 6, _model, ["compare", "model.pt", "--json", "nope/c.json"],
          "nope does not exist", unchanged=("model.pt",)),
+    Case("compare a folder as its .tbn", 8, _model_and_folder, ["compare", "model.pt", "--tbn", "dir"],
+         "dir is a folder, not a .tbn model", unchanged=("model.pt",)),
+    Case("compare a FIFO as its .tbn", 7, _model_and_fifo, ["compare", "model.pt", "--tbn", "pipe.tbn"],
+         "not a regular file", unchanged=("model.pt",)),
+    Case("compare a missing .tbn", 8, _model, ["compare", "model.pt", "--tbn", "nope/m.tbn"],
+         "no such file (expected a .tbn model)", unchanged=("model.pt",)),
     Case("inspect a FIFO", 7, _fifo, ["inspect", "pipe.tbn"], "not a regular file"),
     Case("inspect a device", 7, _nothing, ["inspect", "/dev/zero"], "not a regular file"),
     Case("inspect a folder", 8, lambda d: (d / "x.tbn").mkdir(), ["inspect", "x.tbn"], "is a folder"),
@@ -420,11 +428,78 @@ LINK_CASES = [
 ]
 
 
+def _everything(d: Path) -> None:
+    """A model, a .tbn, inputs it takes, a folder and a plain file: a path option's neighbours."""
+    _model(d)
+    _tbn_and_inputs(d)
+    (d / "dir").mkdir()
+    (d / "file.txt").write_text("notes\n")
+
+
+_NO_PORT = "socket://127.0.0.1:9"  # refused at once: each command checks its paths before it connects
+# Each option that names a file or folder, given one of the wrong kind: an input file a folder,
+# an output file a folder, a folder (to read or write) a file. (argv, the option, message)
+_PATHS = [
+    (["train", "--teacher", "dir"], "--teacher", "dir is a folder"),
+    (["train", "--data-dir", "file.txt"], "--data-dir", "is not a folder"),
+    (["train", "--out", "file.txt"], "--out", "not a folder for the run's outputs"),
+    (["compile", "dir"], "model", "dir is a folder"),
+    (["compile", "model.pt", "-o", "dir"], "--output", "dir is a folder: give a file name"),
+    (["compile", "model.pt", "--activations", "int8", "--data-dir", "file.txt"], "--data-dir",
+     "is not a folder"),
+    (["compile", "model.pt", "--activations", "int8", "--calibration-data", "dir"], "--calibration-data",
+     "--calibration-data is for Keras models"),
+    (["inspect", "dir"], "model", "dir is a folder"),
+    (["run", "dir", "--input", "x.npy"], "model", "dir is a folder"),
+    (["run", "m.tbn", "--input", "dir"], "--input", "dir is a folder"),
+    (["run", "m.tbn", "--data", "mnist", "--data-dir", "file.txt"], "--data-dir", "is not a folder"),
+    (["infer", "--port", _NO_PORT, "--model", "dir"], "--model", "dir is a folder"),
+    (["infer", "--port", _NO_PORT, "--model", "m.tbn", "--input", "dir"], "--input", "dir is a folder"),
+    (["infer", "--port", _NO_PORT, "--model", "m.tbn", "--data-dir", "file.txt"], "--data-dir",
+     "is not a folder"),
+    (["infer", "--board", "mps2_an500", "--model", "m.tbn", "--input", "x.npy", "--log", "dir"], "--log",
+     "dir is a folder: give a file name"),
+    (["infer", "--port", _NO_PORT, "--model", "m.tbn", "--input", "x.npy", "--json", "dir"], "--json",
+     "dir is a folder: give a file name"),
+    (["monitor", "--port", _NO_PORT, "--model", "dir"], "--model", "dir is a folder"),
+    (["monitor", "--port", _NO_PORT, "--model", "m.tbn", "--input", "dir"], "--input", "dir is a folder"),
+    (["monitor", "--port", _NO_PORT, "--model", "m.tbn", "--data-dir", "file.txt"], "--data-dir",
+     "is not a folder"),
+    (["monitor", "--board", "mps2_an500", "--model", "m.tbn", "--input", "x.npy", "--log", "dir"], "--log",
+     "dir is a folder: give a file name"),
+    (["micropython", "build", "--mip", "file.txt"], "--mip", "is not a folder"),
+    (["micropython", "run", "--target", "mpy_unix", "--model", "dir"], "--model", "dir is a folder"),
+    (["micropython", "run", "--target", "mpy_unix", "--model", "m.tbn", "--input", "dir"], "--input",
+     "dir is a folder"),
+    (["micropython", "run", "--target", "mpy_unix", "--model", "m.tbn", "--data-dir", "file.txt"],
+     "--data-dir", "is not a folder"),
+    (["micropython", "boot", "--model", "dir"], "--model", "dir is a folder"),
+    (["micropython", "boot", "--model", "m.tbn", "--file", "dir"], "--file", "dir is a folder"),
+    (["micropython", "deploy", "--port", _NO_PORT, "--model", "dir"], "--model", "dir is a folder"),
+    (["compare", "dir"], "model", "dir is a folder"),
+    (["compare", "model.pt", "--teacher", "dir"], "--teacher", "dir is a folder"),
+    (["compare", "model.pt", "--tbn", "dir"], "--tbn", "dir is a folder"),
+    (["compare", "model.pt", "--data-dir", "file.txt"], "--data-dir", "is not a folder"),
+    (["compare", "model.pt", "--json", "dir"], "--json", "dir is a folder: give a file name"),
+    (["report", "file.txt"], "runs", "not a tbn train output folder"),
+    (["report", "--model", "dir"], "--model", "dir is a folder"),
+    (["report", "--compare", "dir"], "--compare", "dir is a folder"),
+    (["report", "--profile", "dir"], "--profile", "dir is a folder"),
+    (["report", "--model", "m.tbn", "-o", "file.txt"], "--out", "tbn report writes a folder"),
+]
+PATH_CASES = [Case(f"{' '.join(a[:2] if a[0] == 'micropython' else a[:1])} {opt} of the wrong kind", 8,
+                   _everything, a, msg, unchanged=("model.pt", "m.tbn", "file.txt"), path=opt)
+              for a, opt, msg in _PATHS]
+PATH_CASES.append(Case("tbn-flash --model of the wrong kind", 8, _everything,
+                       ["--board", "mps2_an500", "--model", "dir", "--dry-run"], "dir is a folder",
+                       program="tbn-flash", path="--model"))
+
+
 def _digest(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-@pytest.mark.parametrize("case", CASES + LINK_CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", CASES + LINK_CASES + PATH_CASES, ids=lambda c: c.name)
 def test_bad_input_gets_one_clear_error(case: Case, tmp_path: Path) -> None:
     case.setup(tmp_path)
     before = {f: _digest(tmp_path / f) for f in case.unchanged}
@@ -449,7 +524,7 @@ def _command(case: Case) -> str:
 def coverage() -> dict[str, dict[int, int]]:
     """Cases per command and per kind: ``python tests/test_bad_input.py`` prints the table."""
     table: dict[str, dict[int, int]] = {}
-    for case in CASES + LINK_CASES:
+    for case in CASES + LINK_CASES + PATH_CASES:
         row = table.setdefault(_command(case), {})
         row[case.kind] = row.get(case.kind, 0) + 1
     return table
@@ -463,6 +538,36 @@ def test_every_command_and_kind_has_a_case() -> None:
     commands = {f"tbn {name}" for name in sub.choices} | {"tbn-flash"}
     assert len(sub.choices) == len(COMMANDS)
     assert commands == set(coverage()), commands ^ set(coverage())
+
+
+# Options named as paths without type=Path (argparse's default str)
+_PATH_DESTS = {"model", "output", "out", "data_dir", "calibration_data", "input", "teacher"}
+
+
+def _path_options(parser: argparse.ArgumentParser, command: str) -> set[tuple[str, str]]:
+    """(command, option) for every option of ``parser`` and its subcommands that takes a path;
+    an option by its longest name, a positional by its name."""
+    found: set[tuple[str, str]] = set()
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, sub in a.choices.items():
+                found |= _path_options(sub, f"{command} {name}")
+        elif a.nargs != 0 and (a.type is Path or a.dest in _PATH_DESTS):
+            found.add((command, max(a.option_strings, key=len) if a.option_strings else a.dest))
+    return found
+
+
+def test_every_path_option_has_a_case_of_the_wrong_kind() -> None:
+    """A new path option fails this test until PATH_CASES gives it a folder for a file (or the
+    reverse) and its message."""
+    from tbn.cli.flash import build_parser as flash_parser
+    from tbn.cli.main import build_parser
+
+    options = _path_options(build_parser(), "tbn") | _path_options(flash_parser(), "tbn-flash")
+    covered = {(case.program if case.program != "tbn" else
+                "tbn " + " ".join(case.argv[:2] if case.argv[0] == "micropython" else case.argv[:1]),
+                case.path) for case in PATH_CASES}
+    assert options == covered, f"no case: {sorted(options - covered)}; no option: {sorted(covered - options)}"
 
 
 if __name__ == "__main__":

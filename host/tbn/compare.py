@@ -50,7 +50,9 @@ def compare(model_path: Path, tbn_path: Path | None = None, teacher: Path | None
             data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """tbn's INT8 model and the TFLite int8 baseline side by side (see the module docstring)."""
     from tbn.compiler import compile_model
+    from tbn.files import read_bounded
     from tbn.format import read
+    from tbn.format.spec import MAX_FILE_BYTES
     from tbn.keras.from_torch import to_keras
     from tbn.keras.tflite import TflmModel, to_tflite_int8
     from tbn.runtime import Interpreter
@@ -74,7 +76,7 @@ def compare(model_path: Path, tbn_path: Path | None = None, teacher: Path | None
         raise UsageError("compare needs at least one test image (--n)")
     x, y = x[:n], y[:n]
 
-    data = (Path(tbn_path).read_bytes() if tbn_path is not None else
+    data = (read_bounded(tbn_path, MAX_FILE_BYTES, "a .tbn model") if tbn_path is not None else
             compile_model(model, torch.zeros(1, *shape), activations="int8", calibration=calib))
     prog = read(data)
     tbn = Side(f"tbn ({'p=' + str(config.p) if config.p else 'float'}, int8)", len(data), prog.arena_size,

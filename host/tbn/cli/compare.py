@@ -37,10 +37,12 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tbn.compare import compare, render
-    from tbn.files import check_output, write_atomic
+    from tbn.files import check_output, regular_file, write_atomic
 
     inputs = [p for p in (args.model, args.teacher, args.tbn) if p is not None]
-    if args.json:  # before minutes of work, not after
+    if args.tbn is not None:  # before minutes of work, not after
+        regular_file(args.tbn, "a .tbn model")
+    if args.json:
         check_output(args.json, inputs, "json", args.force)
     result = compare(args.model, args.tbn, args.teacher, args.n, args.calibration, args.board,
                      data_dir=args.data_dir)
