@@ -482,7 +482,7 @@ def test_small_core_kernel_matches_the_reference(lib: ctypes.CDLL, lib_walk: cty
 
 
 def test_the_small_core_kernel_alone_refuses_an_op_past_its_counts(lib_walk: ctypes.CDLL) -> None:
-    """As on AVR: an INT8 op of more than 65,535 inputs is refused at load, by name."""
+    """As on AVR: an INT8 op past the kernel's 16-bit counts (81,000 inputs here) is refused at load."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1000, 2, 9))
     tile_model(model, p=1, min_params=0)

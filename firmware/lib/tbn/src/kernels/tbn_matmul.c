@@ -253,7 +253,8 @@ tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io
             return TBN_ERR_SHAPE;
     }
     if (!TBN_INT8(io->int8)) return TBN_OK;
-    if (TBN_SMALL_ALL && (k > 0xFFFFu || o > 0xFFFFu || in->numel > 0xFFFFu)) return TBN_ERR_NOT_BUILT;
+    if (TBN_SMALL_ALL && (k > TBN_SMALL_MAX_COUNT || o > TBN_SMALL_MAX_COUNT || in->numel > TBN_SMALL_MAX_COUNT))
+        return TBN_ERR_NOT_BUILT;
     return check_bounds(m, op, io, &s, op->bias != TBN_NONE_ID ? &b : NULL, o, k);
 }
 

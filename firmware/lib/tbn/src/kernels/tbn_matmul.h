@@ -167,6 +167,9 @@ void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows);
 #endif
 /* a constant: where it is 0 the kernel is not linked */
 #define TBN_SMALL_USED (TBN_SMALL_KERNEL && (TBN_SMALL_ALL || TBN_BUILT_TRAIT(CONV)))
+/* The most fan-in, outputs and values of an input group it takes: 16-bit counts, with room for
+ * a row's bit offset and skips past its end */
+#define TBN_SMALL_MAX_COUNT 0xFFF0u
 int tbn_mm_small_ok(const mm_ctx *c);
 void tbn_mm_store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, int32_t acc); /* store_i8, not inlined */
 void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows);

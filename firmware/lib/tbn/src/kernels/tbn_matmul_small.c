@@ -117,7 +117,7 @@ static inline uint16_t bit_taps(uint8_t w, const int8_t *x, uint16_t stride, uin
  * the sums 2 P - U and 2 B - N from the window's U and N. */
 static TBN_NOINLINE int32_t row_sum_bits(const window *wi, const TBN_ROM uint8_t *tile, uint32_t pos, int16_t cz) {
     const TBN_ROM uint8_t *row = tile + (pos >> 3);
-    uint16_t bit = (uint16_t)(pos & 7u), nb = 0; /* the row has at most 65,535 bits */
+    uint16_t bit = (uint16_t)(pos & 7u), nb = 0; /* k <= TBN_SMALL_MAX_COUNT: bit stays in 16 bits */
     uint32_t plus = 0;
     int counting = cz != 0;
     const int8_t *q = wi->q;
@@ -281,8 +281,8 @@ static TBN_NOINLINE int conv_window(const mm_ctx *c, uint16_t oy, uint16_t ox, w
 /* Tiled (dense weights too on AVR, where no other INT8 kernel is built), every count in 16
  * bits: fan-in, outputs, an input group. */
 int tbn_mm_small_ok(const mm_ctx *c) {
-    return TBN_INT8(c->int8) && (c->tiled || TBN_SMALL_ALL) && c->k <= 0xFFFFu && c->o <= 0xFFFFu &&
-           (uint32_t)c->h * c->w * c->cg <= 0xFFFFu;
+    return TBN_INT8(c->int8) && (c->tiled || TBN_SMALL_ALL) && c->k <= TBN_SMALL_MAX_COUNT &&
+           c->o <= TBN_SMALL_MAX_COUNT && (uint32_t)c->h * c->w * c->cg <= TBN_SMALL_MAX_COUNT;
 }
 
 /* Point the cursor at an output's weights: its dense row, or its tile row from bit `pos`
