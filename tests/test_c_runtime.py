@@ -490,3 +490,9 @@ def test_the_small_core_kernel_alone_refuses_an_op_past_its_counts(lib_walk: cty
     data = compile_model(model.eval(), x[:1], activations="int8", calibration=x, lookup_tables=False)
     with pytest.raises(Exception, match="left out of this build"):
         open_engine("c", data, lib=lib_walk)
+
+
+def test_the_small_core_kernel_alone_leaves_f32_to_the_direct_kernel(lib_walk: ctypes.CDLL) -> None:
+    """A build where it is the only INT8 kernel (AVR's) runs F32 convs with the direct kernel."""
+    data, x = _tables_case("convnet_f32")
+    assert matches(open_engine("c", data, lib=lib_walk).run(x), Interpreter(data).run(x))

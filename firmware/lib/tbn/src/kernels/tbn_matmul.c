@@ -339,7 +339,7 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
         return TBN_OK;
     }
     uint32_t esize = TBN_INT8(c.int8) ? 1u : 4u, tokens = TBN_BUILD_TOKENS ? c.tokens : 1u;
-    int small = TBN_SMALL_USED && !scratch && (TBN_SMALL_ALL || tbn_mm_small_ok(&c));
+    int small = TBN_SMALL_USED && !scratch && tbn_mm_small_ok(&c);
     for (uint32_t t = 0; t < tokens; t++) {
         if (scratch) tbn_mm_eval_lut(&c, rows, scratch);
         else if (small) tbn_mm_eval_small(&c, rows);
