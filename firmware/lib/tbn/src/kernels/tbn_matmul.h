@@ -170,7 +170,13 @@ void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows);
 /* The most fan-in, outputs and values of an input group it takes: 16-bit counts, with room for
  * a row's bit offset and skips past its end */
 #define TBN_SMALL_MAX_COUNT 0xFFF0u
-int tbn_mm_small_ok(const mm_ctx *c);
+/* Whether it takes an op: INT8 and tiled, every count in 16 bits (fan-in, outputs, an input
+ * group); where it is the only INT8 kernel, every INT8 op (tbn_prepare_matmul refused the rest). */
+static inline int tbn_mm_small_ok(const mm_ctx *c) {
+    if (!TBN_INT8(c->int8) || TBN_SMALL_ALL) return TBN_INT8(c->int8);
+    return c->tiled && c->k <= TBN_SMALL_MAX_COUNT && c->o <= TBN_SMALL_MAX_COUNT &&
+           (uint32_t)c->h * c->w * c->cg <= TBN_SMALL_MAX_COUNT;
+}
 void tbn_mm_store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, int32_t acc); /* store_i8, not inlined */
 void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows);
 

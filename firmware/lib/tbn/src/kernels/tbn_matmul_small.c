@@ -278,13 +278,6 @@ static TBN_NOINLINE int conv_window(const mm_ctx *c, uint16_t oy, uint16_t ox, w
     return 1;
 }
 
-/* Tiled (dense weights too on AVR, where no other INT8 kernel is built), every count in 16
- * bits: fan-in, outputs, an input group. */
-int tbn_mm_small_ok(const mm_ctx *c) {
-    return TBN_INT8(c->int8) && (c->tiled || TBN_SMALL_ALL) && c->k <= TBN_SMALL_MAX_COUNT &&
-           c->o <= TBN_SMALL_MAX_COUNT && (uint32_t)c->h * c->w * c->cg <= TBN_SMALL_MAX_COUNT;
-}
-
 /* Point the cursor at an output's weights: its dense row, or its tile row from bit `pos`
  * (read bit by bit where it wraps at the tile's end). */
 static void cur_row(cursor *cu, const mm_ctx *c, uint32_t pos) {
@@ -322,7 +315,7 @@ void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows) {
                 if (in && gathered) col_u = col_gather(&wi, col, c->k, (uint8_t)cz);
                 else
 #endif
-                if (in) window_totals(&wi);
+                if (in && !cu.dense) window_totals(&wi); /* U: for tile rows alone */
                 end = (uint16_t)(end + og);
                 for (uint16_t ch = (uint16_t)(end - og); ch < end; ch++) {
                     if (rows && ch >= rows) break; /* tile reuse: stored with its row below */
