@@ -178,6 +178,22 @@ def _keras_model(d: Path, layer: str = "dense") -> None:
         d / ("model.h5" if layer == "lambda" else "model.keras"))
 
 
+def _tflite(d: Path, kind: str = "float") -> None:
+    """A small .tflite file (``t.tflite``) of input (6,): float, or int8 as TFLite's converter makes it."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((6,), batch_size=1), keras.layers.Dense(4, activation="relu"),
+                              keras.layers.Dense(2)])
+    if kind == "int8":
+        from tbn.keras.tflite import to_tflite_int8
+
+        data = to_tflite_int8(model, np.random.default_rng(0).normal(size=(8, 6)).astype(np.float32))
+    else:
+        data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    (d / "t.tflite").write_bytes(data)
+
+
 def _keras_and_inputs(d: Path) -> None:
     _keras_model(d)
     np.save(d / "x.npy", np.zeros((3, 5), dtype=np.float32))
@@ -370,6 +386,16 @@ CASES = [
          unchanged=("model.h5",), absent=("model.tbn",)),
     Case("compile an .h5 that is not a Keras model", 8, lambda d: (d / "model.h5").write_bytes(b"junk"),
          ["compile", "model.h5"], "not an HDF5 Keras model", unchanged=("model.h5",), absent=("model.tbn",)),
+    Case("compile a .tflite that is not one", 8,
+         lambda d: (d / "t.tflite").write_bytes(b"\x10\0\0\0TFL2junk"),
+         ["compile", "t.tflite"], "not a TFLite flatbuffer", unchanged=("t.tflite",), absent=("t.tbn",)),
+    Case("compile an int8 .tflite as if it were float", 8, lambda d: _tflite(d, "int8"),
+         ["compile", "t.tflite"], "an int8 model (its activations are int8), where a float model is needed",
+         unchanged=("t.tflite",), absent=("t.tbn",)),
+    Case("distil from a .tflite of another input", 8, _tflite,
+         ["train", "--teacher", "t.tflite", "--out", "run"],
+         "reads inputs of shape (6,) (channels first), the mlp recipe's are (1, 28, 28)",
+         unchanged=("t.tflite",), absent=("run",)),
     Case("flash an unknown board", 8, _tbn, ["--board", "nucleo_f999", "--model", "m.tbn"],
          "unknown board 'nucleo_f999'", program="tbn-flash"),
     Case("train over an earlier run's metrics", 5, _earlier_run, ["train", "--epochs", "1", "--out", "out"],
@@ -448,7 +474,7 @@ _PATHS = [
     (["compile", "model.pt", "--activations", "int8", "--data-dir", "file.txt"], "--data-dir",
      "is not a folder"),
     (["compile", "model.pt", "--activations", "int8", "--calibration-data", "dir"], "--calibration-data",
-     "--calibration-data is for Keras models"),
+     "--calibration-data is for Keras and TFLite models"),
     (["inspect", "dir"], "model", "dir is a folder"),
     (["run", "dir", "--input", "x.npy"], "model", "dir is a folder"),
     (["run", "m.tbn", "--input", "dir"], "--input", "dir is a folder"),

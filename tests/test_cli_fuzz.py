@@ -37,7 +37,7 @@ HANG_SECONDS = 120
 # 137 s on an idle 2-core machine, legitimately past the budget of a command that only reads
 HANG_SECONDS_FOR = {"micropython": 600}
 VECTORS = Path(__file__).parent / "vectors"
-INPUTS = ("model.pt", "m.tbn", "x.npy", "empty.tbn")  # the files a command may read
+INPUTS = ("model.pt", "m.tbn", "x.npy", "empty.tbn", "bad.tflite")  # the files a command may read
 PATHS = (*INPUTS, "dir", "pipe", "missing.tbn", "nowhere/x.tbn", "/dev/null", ".", "")
 OUTPUTS = ("-o", "--output", "--out", "--json", "--log")  # options that name what a command writes
 # Options whose value decides how long a command runs: kept small, and in range or just out.
@@ -50,7 +50,7 @@ VALUES = {
     "--device": st.sampled_from(["cpu", "cpu", "cuda", "tpu"]),
     "--out": st.sampled_from(["new", "new", "dir", ".", "model.pt", "nowhere/run"]),
     "--data-dir": st.sampled_from(["mnist", "mnist", "dir", "nowhere", "pipe"]),
-    "--teacher": st.sampled_from(["model.pt", "m.tbn", "missing.pt", "dir"]),
+    "--teacher": st.sampled_from(["model.pt", "m.tbn", "missing.pt", "dir", "bad.tflite"]),
 }
 # no NUL: a shell cannot pass one in an argument (C strings end there)
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
@@ -136,6 +136,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copy(VECTORS / "mlp_int8.tbn", d / "m.tbn")
     np.save(d / "x.npy", np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32))
     (d / "empty.tbn").write_bytes(b"")
+    (d / "bad.tflite").write_bytes(b"\x1c\0\0\0TFL3" + bytes(range(256)))  # a flatbuffer's header, then junk
     (d / "dir").mkdir()
     with contextlib.suppress(MnistNotFoundError):  # "mnist": the local copy, where there is one
         (d / "mnist").symlink_to(find_file("t10k-images-idx3-ubyte", download=False).parent)

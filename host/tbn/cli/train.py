@@ -62,7 +62,8 @@ def add_parser(sub: Any) -> None:
     a("--recalibrate-bn", action=argparse.BooleanOptionalAction, default=None,
       help="re-estimate BatchNorm statistics over the training set after the last epoch "
            "(default: off; on in the tiny recipe)")
-    a("--teacher", metavar="MODEL.pt", help="distil from this trained model (e.g. a --float run)")
+    a("--teacher", metavar="MODEL", help="distil from this trained model: a model.pt (e.g. a --float run), "
+      "or a float Keras (.keras, .h5) or TFLite (.tflite) model of the recipe's input")
     a("--distill-weight", type=float, help="weight of the distillation loss (default 0.7)")
     a("--temperature", type=float, help="distillation temperature (default 4)")
     a("--subset", dest="train_subset", type=int, metavar="N", help="train on the first N images only")

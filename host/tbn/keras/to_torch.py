@@ -17,20 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 from torch import fx
 
 from tbn.errors import UsageError
 from tbn.keras.converters import SUPPORTED, Builder, convert
+from tbn.layout import channels_first
 
 __all__ = ["SUPPORTED", "channels_first", "to_torch"]
-
-
-def channels_first(x: Any) -> np.ndarray:
-    """A channels-last Keras batch, ``(N, H, W, C)`` or ``(N, W, C)``, as the compiled model
-    reads it: ``(N, C, H, W)`` or ``(N, C, W)``; flat batches as they are."""
-    a = np.asarray(x, dtype=np.float32)
-    return np.moveaxis(a, -1, 1).copy() if a.ndim >= 3 else a
 
 
 def _steps(model: keras.Model) -> tuple[list[tuple[Any, list[int], list[Any]]], list[int], list[int]]:

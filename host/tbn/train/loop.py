@@ -32,6 +32,7 @@ from tqdm import tqdm
 from tbn.convert import tile_model
 from tbn.data import load_arrays
 from tbn.errors import TbnError
+from tbn.foreign import channels_first_shape, is_foreign, load_foreign, logits
 from tbn.train.config import TrainConfig
 from tbn.train.model_file import (
     ModelFileError,
@@ -43,7 +44,7 @@ from tbn.train.model_file import (
     save_model,
     structure,
 )
-from tbn.train.recipes import recipe
+from tbn.train.recipes import input_shape, recipe
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
@@ -298,13 +299,25 @@ def _data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
 
 def _teacher(config: TrainConfig, device: torch.device) -> nn.Module | None:
+    """The model to distil from: a ``tbn train`` model.pt, or a float Keras or TFLite file whose
+    input is the recipe's (checked here, before the data is read)."""
     if not config.teacher:
         return None
+    if not is_foreign(config.teacher):
+        try:
+            teacher, _ = load_model(config.teacher)
+        except ModelFileError as e:
+            raise TrainError(f"teacher: {e}") from e
+        return teacher.to(device).eval()
     try:
-        teacher, _ = load_model(config.teacher)
-    except ModelFileError as e:
+        graph = load_foreign(config.teacher)
+    except TbnError as e:
         raise TrainError(f"teacher: {e}") from e
-    return teacher.to(device).eval()
+    want, got = tuple(input_shape(config.recipe)), channels_first_shape(graph.meta["input_shape"])
+    if got != want:
+        raise TrainError(f"teacher: {config.teacher} reads inputs of shape {got} (channels first), the "
+                         f"{config.recipe} recipe's are {want}; distil from a model of the recipe's input")
+    return logits(graph).to(device).eval()
 
 
 def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
