@@ -24,16 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from _table import print_table, write_json
 from cmsis.sources import cmsis
-from tbn import compile_model, tile_model
+from tbn import compile_model
 from tbn.device.runner import DeviceRunner
 from tbn.device.session import open_device
 from tbn.format import read
 from tbn.format.inspect import summarize
-from tbn.train.mlperf_models import ARCHITECTURES, macs
+from tbn.train.mlperf_models import ARCHITECTURES, random_model
 
 BACKEND = Path(__file__).parent / "cmsis" / "backend.py"
 # ST's STM32H7A3 (280 MHz) results of MLPerf Tiny v1.3, cycles per MAC (../shared/notes/peers.md)
@@ -47,32 +46,12 @@ def op_kind(op: str, groups: int, k: int) -> str:
     return "linear" if "LINEAR" in op else "other"
 
 
-def model_for(task: str, p: int | None, seed: int = 0) -> tuple[nn.Module, tuple[int, ...], int]:
-    """``task``'s architecture, tiled at ``p`` (None: float, for the CMSIS-NN baseline), with
-    BatchNorm statistics measured on random inputs."""
-    make, shape = ARCHITECTURES[task]
-    torch.manual_seed(seed)
-    model = make()
-    n_macs = macs(model, shape)
-    if p is not None:
-        outputs = {name: m.weight.shape[0] for name, m in model.named_modules()
-                   if isinstance(m, nn.Conv2d | nn.Linear)}
-        per_layer = {n: p if o % p == 0 else 1 for n, o in outputs.items()}
-        tile_model(model, p=p, min_params=0, per_layer=per_layer)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-            m.momentum = None
-    with torch.no_grad():
-        model.train()(torch.randn(64, *shape))
-    return model.eval(), shape, n_macs
-
-
 def run(link: Any, task: str, p: int | None, n: int, backend: Path | None = None) -> dict[str, Any]:
     """Compile (INT8; REQUANT scales for CMSIS-NN's float baseline), load, run one warm-up (the
     CMSIS-NN backend reorders weights on its first run) and ``n`` inputs beside the reference,
     and profile one. A file larger than the board's model slot is built into a firmware of its
     own (``backend`` its op backend)."""
-    model, shape, n_macs = model_for(task, p)
+    model, shape, n_macs = random_model(task, p)
     x = torch.randn(64, *shape, generator=torch.Generator().manual_seed(1))
     params = "wide" if p is None else "auto"
     data = compile_model(model, x[:1], activations="int8", calibration=x, params=params)

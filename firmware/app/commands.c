@@ -1,6 +1,8 @@
 /* commands.c -- answer each request frame; layouts are in docs/protocol.md. */
 #include "commands.h"
 
+#if !TBN_PROTOCOL_MLPERF /* else mlperf.c answers the MLPerf runner instead */
+
 #include <string.h>
 
 #include "cost.h"
@@ -344,3 +346,5 @@ void commands_serve_one(void) {
         return;
     }
 }
+
+#endif /* !TBN_PROTOCOL_MLPERF */

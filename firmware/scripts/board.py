@@ -51,6 +51,15 @@ for key, define in (("timer_hz", "TBN_TIMER_HZ"), ("frame_bytes", "TBN_FRAME_BYT
     if tbn[key] is not None:
         env.Append(CPPDEFINES=[(define, f"{int(tbn[key])}u")])
 
+# TBN_PROTOCOL=mlperf: the app answers MLCommons' runner (app/mlperf.c) instead of tbn's framed
+# protocol (app/commands.c), for the model embedded, named TBN_MLPERF_MODEL, whose input is
+# TBN_DB_BYTES bytes (tbn.device.build sets all three)
+mlperf = os.environ.get("TBN_PROTOCOL") == "mlperf"
+env.Append(CPPDEFINES=[("TBN_PROTOCOL_MLPERF", "1" if mlperf else "0")])
+if mlperf:
+    env.Append(CPPDEFINES=[("TBN_MLPERF_MODEL", env.StringifyMacro(os.environ["TBN_MLPERF_MODEL"])),
+                           ("TBN_DB_BYTES", f"{int(os.environ['TBN_DB_BYTES'])}u")])
+
 model = os.environ.get("TBN_MODEL")
 if model:
     data = open(model, "rb").read()

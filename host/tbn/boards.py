@@ -111,6 +111,7 @@ class Board(_Emulated):
     # the activation types its firmware runs (the Uno: int8 only, f32 needs more stack)
     activations: tuple[str, ...] = ("f32", "int8")
     stack_bytes: int = 8192  # what the firmware's stack may take (the fit check counts it)
+    arch: str = "cortexm"  # firmware/arch/<arch>/: cortexm, riscv, avr
 
     NOT_EMULATED = "a real board; flash it with `tbn-flash --board {name}`"
 
@@ -218,6 +219,7 @@ def load_board(name: str) -> Board:
             openocd_target=doc.get("debug", {}).get("openocd_target", ""),
             pyocd_target=t["upload"].get("pyocd_target", ""), model_ops=t["model_ops"],
             cost_unit=t["cost_unit"], activations=tuple(t["activations"]), stack_bytes=t["stack_bytes"],
+            arch=t["arch"],
         )
     except (KeyError, TypeError, ValueError) as e:
         raise BoardError(f"{path}: malformed board description ({e!r})") from e

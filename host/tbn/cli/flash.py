@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING
 from tbn.boards import Board, list_boards, load_board
 from tbn.cli.exits import EXIT_USER_ERROR, add_debug_flag, run_reporting
 from tbn.cli.types import tcp_port
+from tbn.device.build import MLPERF_MODELS
+from tbn.errors import UsageError
 
 if TYPE_CHECKING:
+    from tbn.device.emulator import Emulator
     from tbn.device.session import Flashed
 
 
@@ -33,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-ops", action="store_true",
                    help="build the runtime with only the ops and activation type of --model: smaller "
                         "firmware, which refuses other models (TBN_ERR_NOT_BUILT)")
+    p.add_argument("--protocol", choices=("tbn", "mlperf"), default="tbn",
+                   help="what the firmware answers on its UART: tbn's framed protocol (default), or "
+                        "MLCommons' MLPerf Tiny runner (text commands; needs --model and --mlperf-model)")
+    p.add_argument("--mlperf-model", choices=MLPERF_MODELS,
+                   help="--protocol mlperf: the MLPerf Tiny model the firmware says it runs (m-model-[...])")
     p.add_argument("--dry-run", action="store_true",
                    help="build and check the fit, then print the upload (real boards) or emulator "
                         "command instead of running it")
@@ -89,7 +97,11 @@ def _flash(args: argparse.Namespace) -> int:
     from tbn.device.session import boot, flash
 
     board = load_board(args.board)
-    done = flash(board, args.model, verbose=args.verbose, dry_run=args.dry_run, model_ops=args.model_ops)
+    if (args.protocol == "mlperf") != (args.mlperf_model is not None):
+        raise UsageError("--protocol mlperf and --mlperf-model go together: the runner asks the firmware "
+                         "which MLPerf Tiny model it runs")
+    done = flash(board, args.model, verbose=args.verbose, dry_run=args.dry_run, model_ops=args.model_ops,
+                 mlperf=args.mlperf_model)
     fw = done.firmware
     print(f"{board.name}: firmware {fw.elf}")
     print(
@@ -103,6 +115,9 @@ def _flash(args: argparse.Namespace) -> int:
         emu = Emulator(board.emulation, fw.elf, port=args.serial_port)
         print("  would run: " + shlex.join(emu.command()))
         return 0
+    if args.protocol == "mlperf":
+        emu = _boot_mlperf(board, fw.elf, args)
+        return 0 if args.detach else _wait(emu)
     emu, link = boot(board, fw.elf, port=args.serial_port, detach=args.detach)
     with link:  # "running" means this: the firmware answered INFO
         info = link.info()
@@ -112,14 +127,35 @@ def _flash(args: argparse.Namespace) -> int:
     print(f"  {board.emulator[0]} running (pid {emu.proc.pid}); its UART is {emu.url}, "
           f"where it answered INFO (firmware {info.firmware_version}, {model})")
     print(f"  connect with: tbn monitor --port {emu.url}" + (f" --model {args.model}" if args.model else ""))
-    if args.detach:
-        return 0
+    return 0 if args.detach else _wait(emu)
+
+
+def _wait(emu: Emulator) -> int:
     print("  Ctrl-C stops the emulator")
     try:
         emu.proc.wait()
     except KeyboardInterrupt:
         emu.stop()
     return 0
+
+
+def _boot_mlperf(board: Board, elf: Path, args: argparse.Namespace) -> Emulator:
+    """Boot a firmware that answers MLCommons' runner; "running" once it has said m-ready. Its
+    boot banner is read here, so the runner's first command gets its own reply."""
+    from tbn.device.emulator import Emulator
+    from tbn.device.runner_protocol import RunnerLink
+
+    emu = Emulator(board.emulation, elf, port=args.serial_port).start(detach=args.detach)
+    try:
+        port = emu.connect()
+        RunnerLink(port, timeout=10).ready()
+        port.close()
+    except BaseException:
+        emu.stop()
+        raise
+    print(f"  {board.emulator[0]} running (pid {emu.proc.pid}); its UART is {emu.url}, where it answers "
+          f"MLCommons' runner as {args.mlperf_model} (docs/mlperf.md)")
+    return emu
 
 
 def _real(name: str, done: Flashed, args: argparse.Namespace) -> int:

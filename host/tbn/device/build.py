@@ -103,14 +103,27 @@ def runtime_subset(program: Program) -> dict[str, str]:
             "TBN_BUILD_TOKENS": str(int(tokens))}
 
 
+# MLPerf Tiny's model names, as the runner's test scripts know them (m-model-[...])
+MLPERF_MODELS = ("kws01", "vww01", "ic01", "ad01", "sww01")
+
+
 def build(board: Board, model: Path | None = None, verbose: bool = False,
-          backend: Path | None = None, ops_of: Program | None = None) -> Firmware:
+          backend: Path | None = None, ops_of: Program | None = None, mlperf: str | None = None) -> Firmware:
     """Build the app for ``board``, with ``model`` embedded in flash when given. ``backend``: a
     PlatformIO script that builds another kernel library in for some ops (benchmarks/cmsis).
     ``ops_of``: a model (read) whose ops and activation type alone the runtime is built with
-    (:func:`runtime_subset`); it then refuses any model that needs more."""
+    (:func:`runtime_subset`); it then refuses any model that needs more. ``mlperf``: answer
+    MLCommons' runner instead of tbn's protocol (app/mlperf.c), as that MLPerf Tiny model."""
     env = pio_env()
-    env.pop("TBN_BACKEND", None)
+    for key in ("TBN_BACKEND", "TBN_PROTOCOL", "TBN_MLPERF_MODEL", "TBN_DB_BYTES"):
+        env.pop(key, None)
+    if mlperf is not None:
+        if model is None:
+            raise BuildError("the MLPerf runner protocol has no upload: it needs an embedded model (--model)")
+        from tbn.format import load
+
+        env.update(TBN_PROTOCOL="mlperf", TBN_MLPERF_MODEL=mlperf,
+                   TBN_DB_BYTES=str(load(model).tensors[0].nbytes))
     if ops_of is not None:
         env["TBN_BUILD_DEFINES"] = " ".join(f"{k}={v}" for k, v in runtime_subset(ops_of).items())
     if backend is not None:

@@ -38,12 +38,20 @@ class Flashed:
 
 
 def flash(board: Board, model: Path | None = None, verbose: bool = False,
-          backend: Path | None = None, dry_run: bool = False, model_ops: bool = False) -> Flashed:
+          backend: Path | None = None, dry_run: bool = False, model_ops: bool = False,
+          mlperf: str | None = None) -> Flashed:
     """Build for ``board`` (embedding ``model``), refuse what does not fit, and upload to a real
     board (``dry_run``: only say how). ``model_ops``: build the runtime with the model's ops and
-    activation type only (smaller; other models are refused). Emulated boards are booted
+    activation type only (smaller; other models are refused). ``mlperf``: the firmware answers
+    MLCommons' runner as that MLPerf Tiny model (docs/mlperf.md). Emulated boards are booted
     separately (:class:`Emulator`) from ``firmware.elf``."""
     model_ops = model_ops or board.model_ops
+    if mlperf is not None and model is None:
+        raise UsageError("the MLPerf runner protocol has no upload: give the model to build in "
+                         "(--model m.tbn)")
+    if mlperf is not None and board.arch == "avr":
+        raise UsageError(f"{board.name}: the MLPerf runner protocol's app runs on 32-bit cores (Arm, "
+                         "RISC-V), not on AVR")
     if model_ops and model is None:
         why = f"{board.name} runs one model, built in with only its ops" if board.model_ops else \
             "building with the model's ops only needs a model"
@@ -74,7 +82,8 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False,
         flash_limit=board.flash_bytes,
         runtime_flash=base.flash_bytes,
     )
-    firmware = base if model is None else build(board, model, verbose=verbose, backend=backend, ops_of=ops_of)
+    firmware = base if model is None else build(board, model, verbose=verbose, backend=backend, ops_of=ops_of,
+                                                mlperf=mlperf)
     if board.emulated:
         return Flashed(firmware, base)
     try:

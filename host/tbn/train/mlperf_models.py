@@ -125,3 +125,29 @@ def macs(model: nn.Module, shape: tuple[int, ...]) -> int:
         for h in hooks:
             h.remove()
     return total
+
+
+def random_model(task: str, p: int | None, seed: int = 0) -> tuple[nn.Module, tuple[int, ...], int]:
+    """``task``'s architecture (a key of :data:`ARCHITECTURES`) with random weights, tiled at
+    ``p`` wherever ``p`` divides a layer's outputs (the rest binary; None: float), and BatchNorm
+    statistics measured on random inputs; with its input shape and MACs. What the benchmarks
+    and device tests run where costs, not accuracy, are measured."""
+    import torch
+
+    from tbn.convert import tile_model
+
+    make, shape = ARCHITECTURES[task]
+    torch.manual_seed(seed)
+    model = make()
+    n_macs = macs(model, shape)
+    if p is not None:
+        outputs = {name: m.weight.shape[0] for name, m in model.named_modules()
+                   if isinstance(m, nn.Conv2d | nn.Linear)}
+        per_layer = {n: p if o % p == 0 else 1 for n, o in outputs.items()}
+        tile_model(model, p=p, min_params=0, per_layer=per_layer)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            m.momentum = None  # a cumulative average: the statistics of all the batch
+    with torch.no_grad():
+        model.train()(torch.randn(64, *shape))
+    return model.eval(), shape, n_macs
