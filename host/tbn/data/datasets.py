@@ -69,10 +69,19 @@ def _cifar10(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tu
     return c.normalized(), c.labels.astype(np.int64)
 
 
+def _speech_commands(split: str, data_dir: str | os.PathLike | None,
+                     verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    from tbn.data.speech_commands import load_speech_commands
+
+    return load_speech_commands(split, data_dir, verify=verify)
+
+
 DATASETS: dict[str, Dataset] = {
     "mnist": Dataset("mnist", (1, 28, 28), 10, _mnist),
     "mnist16": Dataset("mnist16", (1, 16, 16), 10, _mnist16),
     "cifar10": Dataset("cifar10", (3, 32, 32), 10, _cifar10),
+    # MLPerf Tiny's keyword spotting: 49x10 MFCC (tbn.data.mfcc), 12 classes
+    "speech_commands": Dataset("speech_commands", (1, 49, 10), 12, _speech_commands),
 }
 
 

@@ -1,0 +1,300 @@
+"""Speech Commands v0.02 as MLPerf Tiny's keyword-spotting benchmark uses it: 12 classes (ten
+words, ``_silence_``, ``_unknown_``) and 49x10 MFCC features (:mod:`tbn.data.mfcc`).
+
+The splits are TensorFlow Datasets' ``speech_commands`` (which the reference trains from):
+``train`` is every clip of the release not named in ``validation_list.txt`` or
+``testing_list.txt``; ``validation`` the clips that list names; the words outside the ten are
+``_unknown_``; ``_silence_`` is the release's ``_background_noise_`` recordings cut into
+one-second clips every half second (``running_tap.wav`` for validation, the rest for
+training); ``test`` is the separate test-set archive, whose folders are the 12 classes.
+
+Accepted forms, each: the archive as released (read in place, nothing unpacked) or its
+unpacked folder (``speech_commands_v0.02/``, ``speech_commands_test_set_v0.02/``). Where
+they are looked for, and the download when online, as for CIFAR-10
+(:mod:`tbn.data.cifar10`): ``--data-dir`` (and ``DIR/speech_commands``) only, else
+``$TBN_DATA``, ``../shared/data`` and the user cache. An archive is checked against its
+release's size and SHA-256 (``verify=False`` accepts other data in the same format); an
+unpacked folder for its layout. The features of each split are cached beside the user cache
+(``~/.cache/tbn/speech_commands``), keyed by the sources' paths, sizes and times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tbn.data.mfcc import CLIP_SAMPLES, SAMPLE_RATE, mfcc, normalise_clip
+from tbn.data.mnist import cache_dir, no_download_reason
+from tbn.errors import TbnError, UsageError
+from tbn.paths import shared_data
+
+WORDS = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes")
+SILENCE, UNKNOWN, NOISE = "_silence_", "_unknown_", "_background_noise_"
+CLASSES = (*WORDS, SILENCE, UNKNOWN)
+VALIDATION_NOISE = "running_tap.wav"  # the one noise recording TFDS keeps for validation
+SPLITS = ("train", "validation", "test")
+FEATURES_VERSION = 1  # bump when the features change, so caches are rebuilt
+_MAX_CLIP_BYTES = 64 << 20  # a noise recording is about 2 MB; a word clip 32 KB
+
+
+@dataclass(frozen=True)
+class Source:
+    """One released archive and the folder it unpacks to."""
+
+    archive: str
+    folder: str
+    url: str
+    size: int
+    sha256: str
+
+
+RELEASE = Source("speech_commands_v0.02.tar.gz", "speech_commands_v0.02",
+                 "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz", 2428923189,
+                 "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58")
+TEST_SET = Source("speech_commands_test_set_v0.02.tar.gz", "speech_commands_test_set_v0.02",
+                  "http://download.tensorflow.org/data/speech_commands_test_set_v0.02.tar.gz", 112563277,
+                  "cc2a00c1147c2254e9be3fa0f779d8c17421dc349b86366567a8edfa9acd51df")
+
+
+class SpeechCommandsError(TbnError, RuntimeError):
+    """Speech Commands cannot be found, downloaded or read."""
+
+
+def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """The folders searched, in order (see the module docstring)."""
+    if data_dir is not None:
+        return [Path(data_dir), Path(data_dir) / "speech_commands"]
+    roots = []
+    if os.environ.get("TBN_DATA"):
+        roots += [Path(os.environ["TBN_DATA"]) / "speech_commands", Path(os.environ["TBN_DATA"])]
+    roots += [Path.cwd().parent / "shared" / "data" / "speech_commands", shared_data() / "speech_commands",
+              cache_dir() / "speech_commands"]
+    return list(dict.fromkeys(roots))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _verified(path: Path, src: Source) -> None:
+    size = path.stat().st_size
+    if size != src.size or _sha256(path) != src.sha256:
+        raise SpeechCommandsError(f"{path}: {size} bytes, not the release's {src.size} with SHA-256 "
+                                  f"{src.sha256}: the file is truncated, corrupt or not the release; delete "
+                                  "it and fetch it again (verify=False or --no-verify accepts other data in "
+                                  "this format)")
+
+
+def _download(src: Source, dest_dir: Path) -> Path:
+    """The archive fetched into ``dest_dir``, checked while it streams, moved into place whole."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{src.archive}.")
+    h, n = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(src.url, timeout=60) as resp:
+            while chunk := resp.read(1 << 20):
+                h.update(chunk)
+                n += len(chunk)
+                f.write(chunk)
+        if n != src.size or h.hexdigest() != src.sha256:
+            raise SpeechCommandsError(f"{src.url}: got {n} bytes with SHA-256 {h.hexdigest()}, expected "
+                                      f"{src.size} and {src.sha256}")
+        os.replace(tmp, dest_dir / src.archive)
+    except (urllib.error.URLError, OSError) as e:
+        raise SpeechCommandsError(f"could not download {src.url}: {e}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return dest_dir / src.archive
+
+
+def find(src: Source, data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """The unpacked folder or the archive of ``src`` in the first place that has one."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise SpeechCommandsError(f"--data-dir {data_dir} does not exist (or is not a folder)")
+    dirs = search_dirs(data_dir)
+    for d in dirs:
+        if (d / src.folder).is_dir():
+            return d / src.folder
+        if (d / src.archive).is_file():
+            return d / src.archive
+    reason = no_download_reason(download)
+    if reason is None:
+        try:
+            return _download(src, Path(data_dir) if data_dir is not None else cache_dir() / "speech_commands")
+        except SpeechCommandsError as e:
+            reason = str(e)
+    raise SpeechCommandsError(
+        f"Speech Commands not found ({src.archive}); looked in: {', '.join(map(str, dirs))}; {reason}. Put "
+        f"{src.archive} (from {src.url}) or its unpacked {src.folder}/ folder in DIR and pass --data-dir "
+        "DIR.")
+
+
+def _files(source: Path) -> Iterator[tuple[str, bytes]]:
+    """(path inside the release, bytes) of every regular file of an archive or a folder."""
+    if source.is_dir():
+        for p in sorted(source.rglob("*")):
+            if p.is_file() and p.stat().st_size <= _MAX_CLIP_BYTES:
+                yield p.relative_to(source).as_posix(), p.read_bytes()
+        return
+    try:
+        with tarfile.open(source, mode="r|gz") as tar:  # a stream: one pass, nothing unpacked
+            for m in tar:
+                f = tar.extractfile(m) if m.isfile() and m.size <= _MAX_CLIP_BYTES else None
+                if f is not None:
+                    yield m.name.removeprefix("./"), f.read()
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise SpeechCommandsError(f"{source}: not a complete .tar.gz ({e or type(e).__name__}); the file is "
+                                  "truncated or corrupt: delete it and fetch it again") from None
+
+
+def read_wav(data: bytes, where: str) -> np.ndarray:
+    """The int16 samples of a 16 kHz, 16-bit, mono WAV file."""
+    try:
+        with wave.open(io.BytesIO(data)) as w:
+            if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, SAMPLE_RATE):
+                raise SpeechCommandsError(f"{where}: {w.getnchannels()} channels of {8 * w.getsampwidth()} "
+                                          f"bits at {w.getframerate()} Hz; Speech Commands clips are mono "
+                                          "16-bit 16 kHz")
+            return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    except (wave.Error, EOFError) as e:
+        raise SpeechCommandsError(f"{where}: not a WAV file ({e})") from None
+
+
+def _label(word: str) -> int:
+    return CLASSES.index(word) if word in CLASSES else CLASSES.index(UNKNOWN)
+
+
+def _noise_clips(samples: np.ndarray) -> list[np.ndarray]:
+    """A long recording as one-second clips every half second (TFDS' ``_silence_``)."""
+    return [samples[s:s + CLIP_SAMPLES] for s in range(0, len(samples) - CLIP_SAMPLES, CLIP_SAMPLES // 2)]
+
+
+def _clips(split: str, source: Path) -> Iterator[tuple[np.ndarray, int]]:
+    """(int16 samples, label) of every clip of ``split`` in its source."""
+    if split == "test":
+        for path, data in _files(source):
+            if path.endswith(".wav") and "/" in path:
+                yield read_wav(data, f"{source}:{path}"), _label(path.split("/")[-2])
+        return
+    names = ("validation_list.txt", "testing_list.txt")
+    if source.is_dir():
+        lists = {n: (source / n).read_bytes() for n in names if (source / n).is_file()}
+    else:  # a first pass for the two lists (they come last in the release), keeping nothing else
+        lists = {path: data for path, data in _files(source) if path in names}
+    if missing := [n for n in names if n not in lists]:
+        raise SpeechCommandsError(f"{source}: no {' or '.join(missing)}: not the Speech Commands "
+                                  "release's layout")
+    held = {n: set(lists[n].decode(errors="replace").split()) for n in names}
+    for path, data in _files(source):
+        if not path.endswith(".wav") or "/" not in path:
+            continue
+        word, name = path.split("/")[-2:]
+        if word == NOISE:
+            if (name == VALIDATION_NOISE) == (split == "validation"):
+                for clip in _noise_clips(read_wav(data, f"{source}:{path}")):
+                    yield clip, CLASSES.index(SILENCE)
+        elif path not in held["testing_list.txt"] and \
+                (path in held["validation_list.txt"]) == (split == "validation"):
+            yield read_wav(data, f"{source}:{path}"), _label(word)
+
+
+def _cache_path(split: str, source: Path) -> Path:
+    st = source.stat()
+    key = hashlib.sha256(f"{source.resolve()}:{st.st_size}:{st.st_mtime_ns}:{FEATURES_VERSION}".encode())
+    return cache_dir() / "speech_commands" / f"{split}-{key.hexdigest()[:16]}.npz"
+
+
+def _features(split: str, source: Path) -> tuple[np.ndarray, np.ndarray]:
+    clips, labels = [], []
+    for samples, label in _clips(split, source):
+        clips.append(normalise_clip(samples))
+        labels.append(label)
+    if not clips:
+        raise SpeechCommandsError(f"{source}: no clips of the {split} split")
+    x = np.concatenate([mfcc(np.stack(clips[i:i + 4096])) for i in range(0, len(clips), 4096)])
+    return x[:, None], np.asarray(labels, np.int64)
+
+
+def load_speech_commands(split: str = "train", data_dir: str | os.PathLike | None = None,
+                         download: bool = True, verify: bool = True,
+                         cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A split (``train``, ``validation``, ``test``) as the keyword-spotting models read it:
+    float32 MFCC features ``(n, 1, 49, 10)`` and int64 labels (indices into :data:`CLASSES`)."""
+    if split not in SPLITS:
+        raise UsageError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    src = TEST_SET if split == "test" else RELEASE
+    source = find(src, data_dir, download)
+    if source.is_file() and verify:
+        _verified(source, src)
+    path = _cache_path(split, source)
+    if cache and path.is_file():
+        with np.load(path) as f:
+            return f["x"], f["y"]
+    x, y = _features(split, source)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, x=x, y=y)
+        os.replace(tmp, path)
+    return x, y
+
+
+def write_synthetic(folder: Path, clips_per_word: int = 2, seed: int = 0) -> tuple[Path, Path]:
+    """Both archives in the release's format, small: each class's clips a tone of its own plus
+    noise (the ten words, two unknown words, the test set's ``_silence_`` and ``_unknown_``
+    folders, two ``_background_noise_`` recordings and the two lists). For tests and for
+    trying a pipeline offline (read with ``verify=False``)."""
+    rng = np.random.default_rng(seed)
+
+    def wav(freq: float, seconds: float = 1.0) -> bytes:
+        t = np.arange(int(SAMPLE_RATE * seconds)) / SAMPLE_RATE
+        x = 6000 * np.sin(2 * np.pi * freq * t) + rng.normal(0, 500, t.size)
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SAMPLE_RATE)
+            w.writeframes(np.clip(x, -32768, 32767).astype("<i2").tobytes())
+        return buf.getvalue()
+
+    tones = {w: 300.0 + 150 * i for i, w in enumerate((*WORDS, "bed", "cat"))}
+    release: dict[str, bytes] = {}
+    lists: dict[str, list[str]] = {"validation_list.txt": [], "testing_list.txt": []}
+    for word, freq in tones.items():
+        for i in range(clips_per_word + 2):
+            path = f"{word}/{i:08x}_nohash_0.wav"
+            release[path] = wav(freq)
+            if i >= clips_per_word:  # one to each held-out list
+                lists["validation_list.txt" if i == clips_per_word else "testing_list.txt"].append(path)
+    release[f"{NOISE}/white_noise.wav"] = wav(50.0, 3.0)
+    release[f"{NOISE}/{VALIDATION_NOISE}"] = wav(60.0, 2.0)
+    release.update({name: ("\n".join(paths) + "\n").encode() for name, paths in lists.items()})
+    test = {f"{w}/{i:08x}_nohash_0.wav": wav(tones.get(w, 70.0)) for w in (*WORDS, SILENCE, UNKNOWN)
+            for i in range(clips_per_word)}
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for src, files in ((RELEASE, release), (TEST_SET, test)):
+        with tarfile.open(folder / src.archive, "w:gz") as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(f"./{name}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        out.append(folder / src.archive)
+    return out[0], out[1]
