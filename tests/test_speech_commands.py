@@ -133,3 +133,22 @@ def test_mfcc_equals_the_reference_pipeline() -> None:
         want = _tf_mfcc(c)
         got = mfcc(normalise_clip(c)[None])[0]
         assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_the_kws_recipe_trains_and_compiles(release: Path, tmp_path: Path) -> None:
+    """MLPerf Tiny's DS-CNN on the fixture: one epoch, tiled by tbn's policy (every layer under
+    64K weights: binary, p=1), then INT8 calibrated on the same data."""
+    import torch
+
+    from tbn import compile_model
+    from tbn.format import read
+    from tbn.train import TrainConfig, train
+    from tbn.train.model_file import load_model
+
+    config = TrainConfig.for_recipe("kws", epochs=1, batch_size=8, data_dir=str(release), verify_data=False)
+    metrics = train(config, tmp_path / "run", progress=False)
+    assert [layer["p"] for layer in metrics["layers"]] == [1] * 10
+    model, _ = load_model(tmp_path / "run" / "model.pt")
+    x, _ = load_speech_commands("train", release, verify=False)
+    data = compile_model(model, torch.from_numpy(x[:1]), activations="int8", calibration=x[:16])
+    assert read(data).tensors[0].shape == (1, 49, 10)

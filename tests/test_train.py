@@ -13,6 +13,7 @@ import torch
 
 from conftest import kill_after_checkpoint
 from tbn.cli.main import main as cli
+from tbn.errors import UsageError
 from tbn.nn import TiledLinear
 from tbn.train import ModelFileError, TrainConfig, TrainError, evaluate, load_model, mnist_tensors, train
 from tbn.train.model_file import build_model
@@ -161,3 +162,31 @@ def test_mnist_augmentation_rotates_and_scales_only_when_asked(tmp_path: Path) -
     assert not (tmp_path / "c").exists()
     with pytest.raises(ValueError, match="rotate must be 0 to 180 degrees"):
         TrainConfig(rotate=-5)
+
+
+@pytest.mark.parametrize(("options", "want"), [
+    ({"recipe": "kws"}, {0: 5e-4, 11: 5e-4, 12: 1e-4, 23: 1e-4, 24: 2e-5, 35: 2e-5}),  # MLPerf Tiny kws01
+    ({"recipe": "ic"}, {0: 1e-3, 1: 1e-3 * 0.99, 100: 1e-3 * 0.99**100}),  # its ic01
+])
+def test_the_mlperf_recipes_schedule_as_their_reference(options: dict, want: dict[int, float]) -> None:
+    from tbn.train.loop import _optimizer, _schedule
+
+    config = TrainConfig.for_recipe(**options)
+    opt = _optimizer(config, torch.nn.Linear(2, 2))
+    sched, steps, seen = _schedule(config, opt, 5), 5, {}
+    for step in range(config.epochs * steps):
+        if step % steps == 0:
+            seen[step // steps] = opt.param_groups[0]["lr"]
+        opt.step()
+        sched.step()
+    for epoch, lr in want.items():
+        assert seen[epoch] == pytest.approx(lr, rel=1e-9)
+
+
+def test_bad_schedules_are_refused() -> None:
+    with pytest.raises(UsageError, match="schedule 'linear' is not one of cosine, steps, exponential"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(UsageError, match="lr_steps must be"):
+        TrainConfig(schedule="steps", lr_steps=[[12, 1e-4], [5, 1e-5]])
+    with pytest.raises(UsageError, match=r"lr_decay must be in \(0, 1\]"):
+        TrainConfig(schedule="exponential", lr_decay=1.5)

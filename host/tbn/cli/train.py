@@ -10,7 +10,7 @@ from tbn.errors import UsageError
 from tbn.nn.options import ALPHA_INITS, ALPHA_SOURCES
 from tbn.nn.tiling import ALPHA_MODES, STES
 from tbn.train import TrainConfig, train
-from tbn.train.config import OPTIMIZERS
+from tbn.train.config import OPTIMIZERS, SCHEDULES
 from tbn.train.loop import read_checkpoint_config
 from tbn.train.recipes import RECIPES
 
@@ -22,12 +22,21 @@ def _per_layer(text: str) -> tuple[str, int]:
     return name, int(p)
 
 
+def _lr_step(text: str) -> tuple[int, float]:
+    epoch, _, lr = text.partition("=")
+    try:
+        return int(epoch), float(lr)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected EPOCH=LR (e.g. 12=1e-4), got {text!r}") from None
+
+
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("train", help="train a TBN model (MNIST or CIFAR-10 recipes)",
+    p = sub.add_parser("train", help="train a TBN model (MNIST, CIFAR-10 or Speech Commands recipes)",
                        description="Train a recipe on its dataset (MNIST; CIFAR-10 for resnet18 and "
                                    "vgg-small, with the authors' optimizer, schedule, augmentation and "
-                                   "per-layer p unless options say otherwise). Writes OUT/model.pt, "
-                                   "OUT/metrics.json and a checkpoint every epoch (continue with --resume).")
+                                   "per-layer p unless options say otherwise; MLPerf Tiny's kws and ic with "
+                                   "its reference settings). Writes OUT/model.pt, OUT/metrics.json and a "
+                                   "checkpoint every epoch (continue with --resume).")
     a = p.add_argument
     a("--recipe", choices=sorted(RECIPES), help="model recipe (default mlp); resnet18 and vgg-small "
       "train on CIFAR-10 with the authors' settings")
@@ -48,7 +57,12 @@ def add_parser(sub: Any) -> None:
     a("--optimizer", choices=OPTIMIZERS, help="adam or sgd (default adam)")
     a("--nesterov", action=argparse.BooleanOptionalAction, default=None,
       help="SGD: Nesterov momentum (default on; off in the authors' CIFAR-10 recipes, as in their code)")
-    a("--lr", type=float, help="learning rate, cosine-decayed to 0 (default 1e-3)")
+    a("--lr", type=float, help="learning rate (default 1e-3), then as --schedule says")
+    a("--schedule", choices=SCHEDULES, help="cosine to 0 (default), steps (--lr-step), or exponential "
+      "(--lr-decay an epoch); the kws recipe steps, ic decays")
+    a("--lr-step", type=_lr_step, action="append", metavar="EPOCH=LR",
+      help="--schedule steps: from this epoch on, this rate (repeatable)")
+    a("--lr-decay", type=float, help="--schedule exponential: the factor an epoch (default 0.99)")
     a("--momentum", type=float, help="SGD momentum (default 0.9)")
     a("--weight-decay", type=float, help="weight decay (default 0)")
     a("--batch-size", type=int, help="global batch size (default 128)")
@@ -67,8 +81,8 @@ def add_parser(sub: Any) -> None:
     a("--distill-weight", type=float, help="weight of the distillation loss (default 0.7)")
     a("--temperature", type=float, help="distillation temperature (default 4)")
     a("--subset", dest="train_subset", type=int, metavar="N", help="train on the first N images only")
-    a("--data-dir", help="folder with the MNIST IDX files or CIFAR-10's python archive "
-      "(else $TBN_DATA, ../shared/data, cache)")
+    a("--data-dir", help="folder with the recipe's dataset: MNIST's IDX files, CIFAR-10's python archive, "
+      "Speech Commands' archives (else $TBN_DATA, ../shared/data, cache; docs/datasets.md)")
     a("--no-verify", dest="verify_data", action="store_const", const=False,
       help="accept a dataset that differs from the release's checksums (a subset, your own data)")
     a("--device", choices=("cpu", "cuda"), help="where to train (default cpu)")
@@ -80,7 +94,7 @@ def add_parser(sub: Any) -> None:
 
 
 # Every option whose argparse dest is a TrainConfig field of the same name.
-_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("per_layer", "keep_dense"))
+_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("per_layer", "keep_dense", "lr_steps"))
 
 
 def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -94,6 +108,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         given["per_layer"] = dict(args.per_layer)
     if args.keep_dense:
         given["keep_dense"] = list(args.keep_dense)
+    if args.lr_step:
+        given["lr_steps"] = [list(step) for step in args.lr_step]
     return given
 
 

@@ -11,6 +11,9 @@ from tbn.nn.options import Tiling
 from tbn.train.recipes import RECIPES
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
+# how the learning rate moves: cosine to 0 over the run; steps to the lr_steps' rates at their
+# epochs (MLPerf Tiny's kws01); times lr_decay each epoch (its ic01)
+SCHEDULES: tuple[str, ...] = ("cosine", "steps", "exponential")
 
 
 @dataclass
@@ -31,6 +34,9 @@ class TrainConfig:
     epochs: int = 10
     optimizer: str = "adam"
     lr: float = 1e-3
+    schedule: str = "cosine"
+    lr_steps: list[list[float]] = field(default_factory=list)  # steps: [epoch, lr] pairs, epochs rising
+    lr_decay: float = 0.99  # exponential: the factor per epoch
     momentum: float = 0.9
     nesterov: bool = True  # SGD: Nesterov momentum (tbn's MNIST recipes); the authors' use plain momentum
     weight_decay: float = 0.0
@@ -59,6 +65,13 @@ class TrainConfig:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise UsageError(f"schedule {self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        epochs = [e for e, _ in self.lr_steps]
+        if any(not 0 < r < math.inf for _, r in self.lr_steps) or epochs != sorted(set(epochs)) or \
+                any(e < 1 for e in epochs):
+            raise UsageError("lr_steps must be [epoch, lr] pairs of rising epochs from 1 and positive "
+                             f"rates, got {self.lr_steps}")
         # written so that NaN fails each check too
         ranges = (("lr", 0 < self.lr < math.inf, "a positive, finite number"),
                   ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
@@ -68,7 +81,8 @@ class TrainConfig:
                   ("zoom", 0 <= self.zoom < 1, "in [0, 1)"),
                   ("temperature", 0 < self.temperature < math.inf, "positive"),
                   ("distill_weight", 0 <= self.distill_weight <= 1, "in [0, 1]"),
-                  ("min_params", self.min_params >= 0, "0 or more"))
+                  ("min_params", self.min_params >= 0, "0 or more"),
+                  ("lr_decay", 0 < self.lr_decay <= 1, "in (0, 1]"))
         for name, ok, want in ranges:
             if not ok:
                 raise UsageError(f"{name} must be {want}, got {getattr(self, name)}")

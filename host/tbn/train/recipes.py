@@ -10,6 +10,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from tbn.errors import UsageError
+from tbn.train.mlperf_models import ds_cnn, resnet8
 from tbn.train.token_models import mixer
 
 
@@ -203,6 +204,14 @@ class Recipe:
 _AUTHORS_CIFAR = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4,
                   "batch_size": 128, "augment": 4.0, "epochs": 300, "p": 8}
 
+# MLPerf Tiny's reference training (mlcommons/tiny benchmark/training/<task>/): kws01 Adam with the
+# learning rate stepped 5e-4, 1e-4, 2e-5 over 36 epochs of 100; ic01 Adam 1e-3 times 0.99 an epoch,
+# 500 epochs of 32, shifts of 10% and flips (its 15-degree rotations are not in tbn's CIFAR-10 pipeline)
+_MLPERF_KWS = {"optimizer": "adam", "lr": 5e-4, "schedule": "steps", "lr_steps": [[12, 1e-4], [24, 2e-5]],
+               "epochs": 36, "batch_size": 100}
+_MLPERF_IC = {"optimizer": "adam", "lr": 1e-3, "schedule": "exponential", "lr_decay": 0.99, "epochs": 500,
+              "batch_size": 32, "augment": 3.0}
+
 # "paper-mcu" is the authors' name for the model "mcu" builds: at the defaults (p=4,
 # min_params 64,000) its first layer is tiled at p=4 and its classifier stays binary (p=1).
 RECIPES: dict[str, Recipe] = {
@@ -230,6 +239,11 @@ RECIPES: dict[str, Recipe] = {
     "mixer": Recipe(mixer, defaults={"optimizer": "adam", "lr": 1e-3, "epochs": 15, "min_params": 512,
                                      "per_layer": {"head": 2}},
                     note="MLP-Mixer over 7x7 patches (16 tokens of 64 features, 4 blocks)"),
+    "kws": Recipe(ds_cnn, "speech_commands", _MLPERF_KWS,
+                  note="MLPerf Tiny kws01: DS-CNN on Speech Commands MFCC (target 90% top-1; teacher: "
+                       "kws_ref_model_float32.tflite)"),
+    "ic": Recipe(resnet8, "cifar10", _MLPERF_IC,
+                 note="MLPerf Tiny ic01: ResNet-8 on CIFAR-10 (target 85% top-1)"),
     "resnet18": Recipe(resnet18, "cifar10", _AUTHORS_CIFAR,
                        _paper_p_list((1, 1, 1, 1) + (0,) * 16 + (1,)),
                        "authors: p=4 93.2, p=8 92.1-92.5, p=16 ~91.4 (CIFAR-10 top-1, 300 epochs)"),
