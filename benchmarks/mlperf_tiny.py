@@ -32,6 +32,8 @@ from tbn.device.runner import DeviceRunner
 from tbn.device.session import open_device
 from tbn.format import read
 from tbn.format.inspect import summarize
+from tbn.mlperf import reference_file
+from tbn.third_party import SourceNotFoundError
 from tbn.train.mlperf_models import ARCHITECTURES, random_model
 
 BACKEND = Path(__file__).parent / "cmsis" / "backend.py"
@@ -70,6 +72,19 @@ def run(link: Any, task: str, p: int | None, n: int, backend: Path | None = None
     return {"program": prog, "data": data, "results": results, "profile": profile, "macs": n_macs}
 
 
+def published_int8(task: str) -> dict[str, Any]:
+    """The published int8 .tflite beside tbn's file: its bytes and TFLite Micro's own arena
+    report for it (None where the pinned copy or the tf extra is missing)."""
+    try:
+        from tbn.keras.tflite import TflmModel
+
+        path = reference_file(task, "int8")
+        return {"tflite_bytes": path.stat().st_size, "tflm_arena": TflmModel.open(path).arena_bytes()}
+    except (SourceNotFoundError, ImportError) as e:
+        print(f"{task}: no published int8 figures ({e})", flush=True)
+        return {"tflite_bytes": None, "tflm_arena": None}
+
+
 def measure(link: Any, task: str, p: int, n: int) -> dict[str, Any]:
     got = run(link, task, p, n)
     prog, data, results, n_macs = got["program"], got["data"], got["results"], got["macs"]
@@ -80,7 +95,8 @@ def measure(link: Any, task: str, p: int, n: int) -> dict[str, Any]:
     cost = results[0].cost
     s = summarize(prog, len(data))["sections"]
     return {"task": task, "p": p, "macs": n_macs, "weights": s["tile bits"] + s["scales"] + s["biases"],
-            "arena": prog.arena_size, "instructions": cost, "per_mac": cost / n_macs,
+            "arena": prog.arena_size, **published_int8(task), "accuracy": "no data",
+            "instructions": cost, "per_mac": cost / n_macs,
             "published": PUBLISHED[task], "shares": {k: v / sum(shares.values()) for k, v in shares.items()},
             "equal": f"{sum(r.matches for r in results)}/{len(results)}"}
 
@@ -118,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
                     print(f"{board} {task} p={p}: {row['instructions']:,} ({row['equal']} equal)", flush=True)
     print_table(rows, [("opt", "build"), ("board", "board"), ("task", "task"), ("p", "p"), ("macs", "MACs"),
-                       ("weights", "weight bytes"), ("arena", "arena bytes"),
+                       ("weights", "weight bytes"), ("tflite_bytes", "published int8 .tflite bytes"),
+                       ("arena", "arena bytes"), ("tflm_arena", "TFLM arena bytes"), ("accuracy", "accuracy"),
                        ("instructions", "instructions"),
                        ("per_mac", "per MAC"), ("cmsis", "CMSIS-NN int8"), ("ratio", "tbn / CMSIS-NN"),
                        ("published", "published M7 cycles/MAC"), ("share", "share"),
