@@ -101,7 +101,7 @@ cross: deps setup
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "$(PYTHON) -m venv failed: make deps installs python3-venv"; exit 1; }
-	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev,firmware,micropython,tf,report]'
+	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev,firmware,micropython,tf,report,data]'
 	touch $@
 
 lint: setup
