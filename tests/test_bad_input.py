@@ -56,6 +56,7 @@ class Case:
     peer: Callable[[], FaultProxy] | None = None  # a TCP peer on 127.0.0.1; "{peer}" in argv is its URL
     program: str = "tbn"
     path: str | None = None  # the path option given a path of the wrong kind (PATH_CASES)
+    fault: str = ""  # the class of issue 40's faults it shows (FAULTS), where it is one
 
 
 def _model(d: Path, name: str = "model.pt") -> None:
@@ -209,6 +210,17 @@ def _model_tbn_and_inputs(d: Path) -> None:
     _tbn_and_inputs(d)
 
 
+def _tiny_weights_huge_bias(d: Path) -> None:
+    """A model.pt whose first layer's weights are tiny and biases huge (what a diverged run
+    leaves): INT8 would need biases past 2^31 of the layer's scale."""
+    model, _ = build_model(TrainConfig(p=4))
+    with torch.no_grad():
+        model[1].weight.mul_(1e-7)
+        model[1].alpha_weight.mul_(1e-7)
+        model[1].bias.fill_(1e6)
+    save_model(model, TrainConfig(p=4), d / "model.pt")
+
+
 def _empty_batch(d: Path) -> None:
     _tbn(d)
     np.save(d / "x.npy", np.zeros((0, 1, 8, 8), dtype=np.float32))
@@ -310,9 +322,15 @@ CASES = [
          ["run", "m.tbn", "--data", "mnist", "--data-dir", "data"], "truncated or corrupt",
          unchanged=("data/t10k-images-idx3-ubyte.gz",)),
     Case("run an empty batch", 4, _empty_batch, ["run", "m.tbn", "--input", "x.npy"],
-         "holds no inputs", unchanged=("m.tbn", "x.npy")),
+         "holds no inputs", unchanged=("m.tbn", "x.npy"), fault="empty batch"),
     Case("infer an empty batch", 4, _empty_batch, [*INFER, "--board", "mps2_an500"],
-         "holds no inputs", unchanged=("m.tbn", "x.npy")),
+         "holds no inputs", unchanged=("m.tbn", "x.npy"), fault="empty batch"),
+    Case("monitor an empty batch", 4, _empty_batch,
+         ["monitor", "--model", "m.tbn", "--input", "x.npy", "--port", "socket://127.0.0.1:1"],
+         "holds no inputs", unchanged=("m.tbn", "x.npy"), fault="empty batch"),
+    Case("run an empty batch under MicroPython", 4, _empty_batch,
+         ["micropython", "run", "--target", "mpy_unix", "--model", "m.tbn", "--input", "x.npy"],
+         "holds no inputs", unchanged=("m.tbn", "x.npy"), fault="empty batch"),
     Case("infer --log naming a folder", 6, _tbn_inputs_and_folder,
          [*INFER, "--board", "mps2_an500", "--log", "dir"], "dir is a folder", unchanged=("m.tbn", "x.npy")),
     Case("monitor --log naming a pipe", 6, _tbn_inputs_and_pipe,
@@ -321,10 +339,17 @@ CASES = [
     Case("compile over a run's checkpoint", 5, _short_run,
          ["compile", "run/model.pt", "-o", "run/checkpoint.pt"],
          "is not a .tbn model: writing a .tbn model there would destroy it",
-         unchanged=("run/checkpoint.pt",)),
+         unchanged=("run/checkpoint.pt",), fault="output over a file of another kind"),
     Case("infer --json over a model", 5, _model_tbn_and_inputs,
          [*INFER, "--board", "mps2_an500", "--json", "model.pt"], "is not a JSON file",
-         unchanged=("model.pt", "m.tbn")),
+         unchanged=("model.pt", "m.tbn"), fault="output over a file of another kind"),
+    Case("compare --json over a .tbn", 5, _model_and_tbn, ["compare", "model.pt", "--json", "m.tbn"],
+         "m.tbn exists and is not a JSON file", unchanged=("model.pt", "m.tbn"),
+         fault="output over a file of another kind"),
+    Case("compile a model whose biases INT8 cannot hold", 4, _tiny_weights_huge_bias,
+         ["compile", "model.pt", "--activations", "int8", "--calibration", "64", "-o", "m.tbn"],
+         "module '1' (node _1): 256 outputs have a bias over 2^30 steps", unchanged=("model.pt",),
+         absent=("m.tbn",), fault="compile range check"),
     Case("compile over a pipe", 6, _model_and_fifo, ["compile", "model.pt", "-o", "pipe.tbn"],
          "is not a regular file", unchanged=("model.pt",)),
     Case("NaN in the input", 4, _nan_input, ["run", "m.tbn", "--input", "x.npy"], "NaN or infinity",
@@ -340,10 +365,10 @@ CASES = [
          unchanged=("model.pt",)),
     Case("a training run that explodes without NaN", 4, _nothing,
          ["train", "--lr", "100", "--epochs", "1", "--subset", "1024", "--out", "run"],
-         "training diverged: the loss is", absent=("run/model.pt", "run/metrics.json")),
+         "training diverged: the loss is", absent=("run/model.pt", "run/metrics.json"), fault="divergence"),
     Case("a diverging training run", 4, _nothing,
          ["train", "--optimizer", "sgd", "--lr", "1e12", "--epochs", "1", "--subset", "1024", "--out", "run"],
-         "training diverged", absent=("run/model.pt", "run/metrics.json")),
+         "training diverged", absent=("run/model.pt", "run/metrics.json"), fault="divergence"),
     Case("--dtype without the cuda engine", 4, _tbn,
          ["run", "m.tbn", "--data", "mnist", "--dtype", "float16"],
          "applies to the cuda engine only", unchanged=("m.tbn",)),
@@ -565,6 +590,41 @@ def test_every_command_and_kind_has_a_case() -> None:
     commands = {f"tbn {name}" for name in sub.choices} | {"tbn-flash"}
     assert len(sub.choices) == len(COMMANDS)
     assert commands == set(coverage()), commands ^ set(coverage())
+
+
+# Issue 40's classes of fault, and which commands must show each: those whose parser has an
+# option of these dests taking a value (an input batch; a .tbn or JSON file written), or named.
+FAULTS: dict[str, set[str]] = {"empty batch": {"input"},
+                               "output over a file of another kind": {"output", "json"}}
+FAULT_COMMANDS = {"divergence": {"tbn train"}, "compile range check": {"tbn compile"}}
+
+
+def _dests(parser: argparse.ArgumentParser) -> set[str]:
+    """The dests of every option of ``parser`` and its subcommands that takes a value."""
+    found = set()
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for sub in a.choices.values():
+                found |= _dests(sub)
+        elif a.nargs != 0:
+            found.add(a.dest)
+    return found
+
+
+def test_every_command_has_a_case_of_each_fault_class_it_can_meet() -> None:
+    """A command that gains an input batch, or an output file, fails this test until it has a
+    case of the matching class."""
+    from tbn.cli.flash import build_parser as flash_parser
+    from tbn.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    parsers = {f"tbn {name}": p for name, p in sub.choices.items()} | {"tbn-flash": flash_parser()}
+    need = {(fault, cmd) for cmd, p in parsers.items() for fault, dests in FAULTS.items()
+            if _dests(p) & dests}
+    need |= {(fault, cmd) for fault, cmds in FAULT_COMMANDS.items() for cmd in cmds}
+    have = {(c.fault, _command(c)) for c in CASES + LINK_CASES + PATH_CASES if c.fault}
+    assert need <= have, sorted(need - have)
+    assert {c.fault for c in CASES if c.fault} <= set(FAULTS) | set(FAULT_COMMANDS)
 
 
 # Options named as paths without type=Path (argparse's default str)
