@@ -190,3 +190,24 @@ def test_bad_schedules_are_refused() -> None:
         TrainConfig(schedule="steps", lr_steps=[[12, 1e-4], [5, 1e-5]])
     with pytest.raises(UsageError, match=r"lr_decay must be in \(0, 1\]"):
         TrainConfig(schedule="exponential", lr_decay=1.5)
+
+
+@pytest.mark.parametrize("recipe", ["mixer", "vit", "convmixer"])
+def test_the_token_recipes_tile_every_layer_and_compile(recipe: str) -> None:
+    """The paper's other models at MNIST scale: every linear and conv layer is a tiled one (the
+    attention projections too; binary, p=1, under 512 weights), and the INT8 file is within one
+    quantisation step of the F32 file."""
+    from tbn import compile_model
+    from tbn.format import read
+    from tbn.runtime.steps import int8_op_steps
+
+    torch.manual_seed(0)
+    model, _ = build_model(TrainConfig.for_recipe(recipe))
+    tiled = [m for m in model.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
+    assert tiled and all(hasattr(m, "tile") for m in tiled), [type(m).__name__ for m in tiled]
+    with torch.no_grad():
+        model.train()(torch.randn(32, 1, 28, 28))
+    x = torch.randn(8, 1, 28, 28)
+    f32 = read(compile_model(model.eval(), x[:1]))
+    int8 = read(compile_model(model, x[:1], activations="int8", calibration=x))
+    assert max(int8_op_steps(f32, int8, x.numpy())) <= 1

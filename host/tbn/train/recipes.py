@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from tbn.errors import UsageError
 from tbn.train.mlperf_models import ds_cnn, resnet8
-from tbn.train.token_models import mixer
+from tbn.train.token_models import convmixer, mixer, vit
 
 
 def mlp() -> nn.Sequential:
@@ -239,6 +239,12 @@ RECIPES: dict[str, Recipe] = {
     "mixer": Recipe(mixer, defaults={"optimizer": "adam", "lr": 1e-3, "epochs": 15, "min_params": 512,
                                      "per_layer": {"head": 2}},
                     note="MLP-Mixer over 7x7 patches (16 tokens of 64 features, 4 blocks)"),
+    "vit": Recipe(vit, defaults={"optimizer": "adam", "lr": 1e-3, "epochs": 15, "min_params": 512,
+                                 "per_layer": {"head": 2}},
+                  note="ViT over 7x7 patches (16 tokens of 64 features, 4 blocks of 4 heads)"),
+    "convmixer": Recipe(convmixer, defaults={"optimizer": "adam", "lr": 1e-3, "epochs": 15,
+                                             "min_params": 512},
+                        note="ConvMixer over 2x2 patches (48 channels, 5 blocks, 5x5 depthwise)"),
     "kws": Recipe(ds_cnn, "speech_commands", _MLPERF_KWS,
                   note="MLPerf Tiny kws01: DS-CNN on Speech Commands MFCC (target 90% top-1; teacher: "
                        "kws_ref_model_float32.tflite)"),

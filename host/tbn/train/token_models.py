@@ -1,7 +1,7 @@
 """The paper's token models at MNIST scale, for ``tbn train`` (tbn.train.recipes): an
-MLP-Mixer over 7x7 patches. Written in what tbn compiles (a patch convolution, LayerNorm,
-linear layers over tokens, transposes, GELU, a mean over the tokens), so that the trained,
-tiled model reaches a microcontroller unchanged."""
+MLP-Mixer and a ViT over 7x7 patches, a ConvMixer over 2x2 ones. Written in what tbn compiles
+(patch convolutions, LayerNorm, linear layers over tokens, attention, transposes, GELU, a mean
+over the tokens), so that the trained, tiled model reaches a microcontroller unchanged."""
 
 from __future__ import annotations
 
@@ -48,3 +48,99 @@ class Mixer(nn.Module):
 def mixer() -> nn.Module:
     """MNIST MLP-Mixer: 7x7 patches as 16 tokens of 64 features, four blocks."""
     return Mixer()
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention written as four linear layers and the matrix products between
+    them (not ``nn.MultiheadAttention``, whose fused projection ``tile_model`` cannot tile): the
+    query, key, value and output projections are tiled like any linear layer. Shapes are fixed
+    at construction (``tokens`` x ``dim``), as a compiled model's are."""
+
+    def __init__(self, dim: int, heads: int, tokens: int) -> None:
+        super().__init__()
+        self.dim, self.heads, self.tokens = dim, heads, tokens
+        self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:  # (N, tokens, dim) -> (N, heads, tokens, dim / heads)
+        return x.reshape(x.shape[0], self.tokens, self.heads, self.dim // self.heads).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
+        weights = torch.softmax(q @ k.transpose(-2, -1) * (self.dim // self.heads) ** -0.5, dim=-1)
+        return self.out((weights @ v).transpose(1, 2).reshape(x.shape[0], self.tokens, self.dim))
+
+
+class ViTBlock(nn.Module):
+    """Pre-norm Transformer encoder block: multi-head self-attention and a GELU MLP, each with
+    a residual."""
+
+    def __init__(self, dim: int, heads: int, hidden: int, tokens: int) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads, tokens)
+        self.fc1, self.fc2, self.gelu = nn.Linear(dim, hidden), nn.Linear(hidden, dim), nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, tokens, dim)
+        x = x + self.attn(self.norm1(x))
+        return x + self.fc2(self.gelu(self.fc1(self.norm2(x))))
+
+
+class ViT(nn.Module):
+    """Vision Transformer (Dosovitskiy et al. 2021) on 28x28 digits: 16 patches of 7x7 embedded
+    by a stride-7 convolution, positions given by a 3x3 depthwise convolution over the patch
+    grid added to it (a conditional position encoding, Chu et al. 2023, in place of a learned
+    table: tbn compiles layers, not free parameters), ``depth`` blocks, a LayerNorm, the mean
+    over the patches (no class token), a classifier."""
+
+    def __init__(self, dim: int = 64, depth: int = 4, heads: int = 4, hidden: int = 128, patch: int = 7,
+                 size: int = 28, classes: int = 10) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(1, dim, patch, stride=patch)
+        self.position = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        tokens = (size // patch) ** 2
+        self.blocks = nn.Sequential(*(ViTBlock(dim, heads, hidden, tokens) for _ in range(depth)))
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
+        x = x + self.position(x)  # (N, dim, 4, 4)
+        x = x.reshape(x.shape[0], x.shape[1], -1).transpose(1, 2)  # (N, 16 patches, dim)
+        return self.head(self.norm(self.blocks(x)).mean(dim=1))
+
+
+def vit() -> nn.Module:
+    """MNIST ViT: 7x7 patches as 16 tokens of 64 features, four blocks of 4 heads."""
+    return ViT()
+
+
+class ConvMixer(nn.Module):
+    """ConvMixer (Trockman and Kolter 2022): a patch convolution, then ``depth`` blocks of a
+    depthwise convolution (with a residual) and a pointwise one, each followed by BatchNorm and
+    GELU; a global average pool and a classifier. The paper puts GELU before BatchNorm; here
+    BatchNorm comes first, so it folds into the convolution (INT8 runs no BatchNorm alone)."""
+
+    def __init__(self, dim: int = 48, depth: int = 5, kernel: int = 5, patch: int = 2,
+                 classes: int = 10) -> None:
+        super().__init__()
+
+        def act(channels: int) -> list[nn.Module]:
+            return [nn.BatchNorm2d(channels), nn.GELU()]
+        self.embed = nn.Sequential(nn.Conv2d(1, dim, patch, stride=patch), *act(dim))
+        self.depthwise = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim), *act(dim))
+            for _ in range(depth))
+        self.pointwise = nn.ModuleList(nn.Sequential(nn.Conv2d(dim, dim, 1), *act(dim)) for _ in range(depth))
+        self.pool, self.head = nn.AdaptiveAvgPool2d(1), nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x)
+        for depthwise, pointwise in zip(self.depthwise, self.pointwise, strict=True):
+            x = pointwise(x + depthwise(x))
+        return self.head(self.pool(x).flatten(1))
+
+
+def convmixer() -> nn.Module:
+    """MNIST ConvMixer: 2x2 patches (a 14x14 grid of 48 channels), five blocks with 5x5 depthwise
+    convolutions."""
+    return ConvMixer()
