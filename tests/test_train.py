@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -192,22 +193,42 @@ def test_bad_schedules_are_refused() -> None:
         TrainConfig(schedule="exponential", lr_decay=1.5)
 
 
-@pytest.mark.parametrize("recipe", ["mixer", "vit", "convmixer"])
+@pytest.mark.parametrize("recipe", ["mixer", "vit", "convmixer", "pointnet"])
 def test_the_token_recipes_tile_every_layer_and_compile(recipe: str) -> None:
     """The paper's other models at MNIST scale: every linear and conv layer is a tiled one (the
-    attention projections too; binary, p=1, under 512 weights), and the INT8 file is within one
-    quantisation step of the F32 file."""
+    attention projections too; binary, p=1, under 512 weights; PointNet's transform output kept
+    dense, the identity it starts from), and the INT8 file is within one quantisation step of the
+    F32 file."""
     from tbn import compile_model
     from tbn.format import read
     from tbn.runtime.steps import int8_op_steps
+    from tbn.train.recipes import input_shape
 
     torch.manual_seed(0)
     model, _ = build_model(TrainConfig.for_recipe(recipe))
-    tiled = [m for m in model.modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)]
-    assert tiled and all(hasattr(m, "tile") for m in tiled), [type(m).__name__ for m in tiled]
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv1d
+                                                                    | torch.nn.Conv2d)}
+    dense = [n for n, m in layers.items() if not hasattr(m, "tile")]
+    assert layers and dense == (["transform.fc.3"] if recipe == "pointnet" else []), dense
+    shape = input_shape(recipe)
     with torch.no_grad():
-        model.train()(torch.randn(32, 1, 28, 28))
-    x = torch.randn(8, 1, 28, 28)
+        for name in dense:  # trained weights, not the all-zero start (whose rows have no int8 scale)
+            layers[name].weight.normal_(0, 0.01)
+        model.train()(torch.randn(32, *shape))
+    x = torch.randn(8, *shape)
     f32 = read(compile_model(model.eval(), x[:1]))
     int8 = read(compile_model(model, x[:1], activations="int8", calibration=x))
     assert max(int8_op_steps(f32, int8, x.numpy())) <= 1
+
+
+def test_mnist_points_are_the_ink_as_a_point_set() -> None:
+    from tbn.data.datasets import mnist_points
+
+    img = np.zeros((2, 28, 28), np.uint8)
+    img[0, 3:5, 20:26] = 255  # a bar up and to the right; the second image is blank
+    pts = mnist_points(img, points=64)
+    assert pts.shape == (2, 2, 64) and pts.dtype == np.float32
+    x, y = pts[0]
+    assert (x > (20 - 14) / 14).all() and (x < (26 - 13) / 14).all() and (y > (13.5 - 5) / 14).all()
+    assert not pts[1].any()  # blank: every point at the centre
+    np.testing.assert_array_equal(mnist_points(img, points=64), pts)  # the same draw every time

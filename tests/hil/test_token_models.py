@@ -1,4 +1,4 @@
-"""The paper's other models (issue: MLP-Mixer, ViT, ConvMixer) as their MNIST recipes build and
+"""The paper's other models (MLP-Mixer, ViT, ConvMixer, PointNet) as their MNIST recipes build and
 tile them, F32 and INT8, on the emulated Cortex-M7 and M4: every output equal to the reference
 interpreter's (INT8 bit for bit, F32 within the parity tolerance). Weights are the recipes'
 initial ones with BatchNorm statistics from random inputs: the costs and the arithmetic do not
@@ -16,10 +16,11 @@ from tbn.device.runner import DeviceRunner
 from tbn.format import read
 from tbn.train import TrainConfig
 from tbn.train.model_file import build_model
+from tbn.train.recipes import input_shape
 
 pytestmark = pytest.mark.hil
 BOARDS = ("mps2_an500", "mps2_an386")
-RECIPES = ("mixer", "vit", "convmixer")
+RECIPES = ("mixer", "vit", "convmixer", "pointnet")
 
 
 @pytest.mark.parametrize("activations", ["f32", "int8"])
@@ -30,10 +31,11 @@ def test_a_token_model_matches_the_reference(tbn_device: DeviceLink, tbn_board: 
         pytest.skip(f"the token models run on {' and '.join(BOARDS)}")
     torch.manual_seed(0)
     model, _ = build_model(TrainConfig.for_recipe(recipe))
+    shape = input_shape(recipe)
     with torch.no_grad():
-        model.train()(torch.randn(64, 1, 28, 28))
+        model.train()(torch.randn(64, *shape))
     model.eval()
-    x = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(16, *shape, generator=torch.Generator().manual_seed(1))
     data = compile_model(model, x[:1], activations=activations, calibration=x)
     tbn_device.load(data)
     runner = DeviceRunner(tbn_device, read(data))

@@ -14,7 +14,7 @@ from tbn.errors import UsageError
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    input_shape: tuple[int, int, int]  # channels, height, width
+    input_shape: tuple[int, ...]  # channels, then height and width (or points)
     classes: int
     # (split, data_dir, verify) -> (float32 images, standardised, NCHW; int64 labels)
     load: Callable[[str, str | os.PathLike | None, bool], tuple[np.ndarray, np.ndarray]]
@@ -62,6 +62,37 @@ def _mnist16(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tu
     return mnist16(x), y
 
 
+MNIST_POINTS = 128  # points sampled from each digit's ink
+_INK = 64  # a pixel is ink from this grey level (of 255)
+
+
+def mnist_points(images: np.ndarray, points: int = MNIST_POINTS, seed: int = 0) -> np.ndarray:
+    """MNIST digits as 2-D point sets, as PointNet reads them: ``points`` pixels drawn (with
+    replacement) from each digit's ink (grey >= 64 of 255), jittered within the pixel, as
+    ``(x, y)`` in [-1, 1] (x right, y up): float32 ``(n, 2, points)``, in no particular order.
+    The draw depends on ``seed`` and the image's index only, so a split is the same every time."""
+    images = np.asarray(images)
+    out = np.zeros((len(images), 2, points), np.float32)
+    rng = np.random.default_rng(seed)
+    for i, img in enumerate(images.reshape(len(images), 28, 28)):
+        rows, cols = np.nonzero(img >= _INK)
+        if not len(rows):  # a blank image: every point at the centre
+            continue
+        k = rng.integers(0, len(rows), points)
+        jitter = rng.uniform(-0.5, 0.5, (2, points))
+        out[i, 0] = (cols[k] + jitter[0] - 13.5) / 14.0
+        out[i, 1] = (13.5 - rows[k] + jitter[1]) / 14.0
+    return out
+
+
+def _mnist_points(split: str, data_dir: str | os.PathLike | None,
+                  verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    from tbn.data.mnist import load_mnist
+
+    m = load_mnist(split, data_dir, verify=verify)
+    return mnist_points(m.images, seed={"train": 0, "test": 1}.get(split, 2)), m.labels.astype(np.int64)
+
+
 def _cifar10(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
     from tbn.data.cifar10 import load_cifar10
 
@@ -79,6 +110,8 @@ def _speech_commands(split: str, data_dir: str | os.PathLike | None,
 DATASETS: dict[str, Dataset] = {
     "mnist": Dataset("mnist", (1, 28, 28), 10, _mnist),
     "mnist16": Dataset("mnist16", (1, 16, 16), 10, _mnist16),
+    # PointNet's view of MNIST: each digit as 128 (x, y) points from its ink
+    "mnist-points": Dataset("mnist-points", (2, MNIST_POINTS), 10, _mnist_points),
     "cifar10": Dataset("cifar10", (3, 32, 32), 10, _cifar10),
     # MLPerf Tiny's keyword spotting: 49x10 MFCC (tbn.data.mfcc), 12 classes
     "speech_commands": Dataset("speech_commands", (1, 49, 10), 12, _speech_commands),

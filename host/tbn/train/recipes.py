@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from tbn.errors import UsageError
 from tbn.train.mlperf_models import ds_cnn, resnet8
+from tbn.train.point_models import pointnet
 from tbn.train.token_models import convmixer, mixer, vit
 
 
@@ -245,6 +246,10 @@ RECIPES: dict[str, Recipe] = {
     "convmixer": Recipe(convmixer, defaults={"optimizer": "adam", "lr": 1e-3, "epochs": 15,
                                              "min_params": 512},
                         note="ConvMixer over 2x2 patches (48 channels, 5 blocks, 5x5 depthwise)"),
+    "pointnet": Recipe(pointnet, "mnist-points",
+                       {"optimizer": "adam", "lr": 1e-3, "epochs": 15, "min_params": 512,
+                        "per_layer": {"head.3": 2}, "keep_dense": ["transform.fc.3"]},
+                       note="PointNet on MNIST digits as 128 ink points (input transform, max pool)"),
     "kws": Recipe(ds_cnn, "speech_commands", _MLPERF_KWS,
                   note="MLPerf Tiny kws01: DS-CNN on Speech Commands MFCC (target 90% top-1; teacher: "
                        "kws_ref_model_float32.tflite)"),
