@@ -58,11 +58,10 @@ def test_a_published_model_runs_bit_exactly(tbn_device: DeviceLink, tbn_board: B
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         graph = load_foreign(path, dequantise=SOURCES[task] == "int8")
-    x = torch.from_numpy(channels_first(_inputs(task, 16, 0)))
+    x = torch.from_numpy(channels_first(_inputs(task, 8, 0)))
     data = compile_model(graph, x[:1], activations="int8", calibration=x)
     program = read(data)
     tbn_device.load(data)
     runner = DeviceRunner(tbn_device, program)
-    for xi in channels_first(_inputs(task, 2, 1)):
-        result = runner.compare(xi)
-        assert result.matches, f"{task}: device and reference differ by {result.error}"
+    result = runner.compare(channels_first(_inputs(task, 1, 1))[0])
+    assert result.matches, f"{task}: device and reference differ by {result.error}"
