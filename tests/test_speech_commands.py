@@ -86,7 +86,9 @@ def test_bad_sources_are_named(release: Path, tmp_path: Path) -> None:
     with pytest.raises(SpeechCommandsError, match=r"not a complete \.tar\.gz"):
         load_speech_commands("test", tmp_path / "cut", verify=False, cache=False)
     (tmp_path / "none").mkdir()
-    with pytest.raises(SpeechCommandsError, match=r"Speech Commands not found .* downloads are off"):
+    archive = r"speech_commands_test_set_v0\.02\.tar\.gz"
+    message = rf"Speech Commands \({archive}\) not found; .* downloads are off"
+    with pytest.raises(SpeechCommandsError, match=message):
         load_speech_commands("test", tmp_path / "none")
     (tmp_path / "layout" / "speech_commands_v0.02" / "yes").mkdir(parents=True)
     with pytest.raises(SpeechCommandsError, match=r"no validation_list\.txt or testing_list\.txt"):

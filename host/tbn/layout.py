@@ -1,5 +1,5 @@
-"""Channels last (Keras, TFLite) to channels first (PyTorch, every ``.tbn``): the one place the
-frameworks' input layouts meet."""
+"""TensorFlow's conventions (Keras, TFLite) in PyTorch's terms, the one place they meet: channels
+last to channels first (every ``.tbn`` is channels first), and ``padding="same"`` as pads."""
 
 from __future__ import annotations
 
@@ -13,3 +13,14 @@ def channels_first(x: Any) -> np.ndarray:
     ``(N, C, H, W)`` or ``(N, C, W)``; flat batches as they are."""
     a = np.asarray(x, dtype=np.float32)
     return np.moveaxis(a, -1, 1).copy() if a.ndim >= 3 else a
+
+
+def same_pads(size: tuple[int, ...], k: tuple[int, ...], s: tuple[int, ...],
+              d: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(before, after) per spatial axis of TensorFlow's ``padding="same"`` on a map of ``size``
+    (kernel ``k``, stride ``s``, dilation ``d``): the odd one after."""
+    pads = []
+    for n, kk, ss, dd in zip(size, k, s, d, strict=True):
+        total = max((-(-n // ss) - 1) * ss + (kk - 1) * dd + 1 - n, 0)
+        pads.append((total // 2, total - total // 2))
+    return pads

@@ -29,11 +29,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from tbn.data.mnist import cache_dir, no_download_reason
+from tbn.data import locate
 from tbn.data.split import Split
 from tbn.errors import TbnError, UsageError
 from tbn.files import FileError, read_bounded
-from tbn.paths import shared_data
 
 ARCHIVE = "cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -98,14 +97,7 @@ def parse_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
 
 def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
     """The folders searched, in order (see the module docstring)."""
-    if data_dir is not None:
-        return [Path(data_dir), Path(data_dir) / "cifar10"]
-    roots = []
-    if os.environ.get("TBN_DATA"):
-        roots += [Path(os.environ["TBN_DATA"]) / "cifar10", Path(os.environ["TBN_DATA"])]
-    roots += [Path.cwd().parent / "shared" / "data" / "cifar10", shared_data() / "cifar10",
-              cache_dir() / "cifar10"]
-    return list(dict.fromkeys(roots))
+    return locate.search_dirs("cifar10", data_dir)
 
 
 def _md5(data: bytes) -> str:
@@ -176,24 +168,9 @@ def _download(dest_dir: Path) -> Path:
 
 def find(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The unpacked folder or the archive of the first place that has one (downloading if allowed)."""
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise Cifar10Error(f"--data-dir {data_dir} does not exist (or is not a folder)")
-    dirs = search_dirs(data_dir)
-    for d in dirs:
-        if (d / FOLDER).is_dir():
-            return d / FOLDER
-        if (d / ARCHIVE).is_file():
-            return d / ARCHIVE
-    reason = no_download_reason(download)
-    if reason is None:
-        try:
-            return _download(Path(data_dir) if data_dir is not None else cache_dir() / "cifar10")
-        except Cifar10Error as e:
-            reason = str(e)
-    raise Cifar10Error(
-        f"CIFAR-10 not found; looked in: {', '.join(map(str, dirs))}; {reason}. Put {ARCHIVE} (from "
-        f"https://www.cs.toronto.edu/~kriz/cifar.html) or its unpacked {FOLDER}/ folder in DIR and "
-        f"pass --data-dir DIR, or put it in $TBN_DATA/cifar10.")
+    return locate.find("cifar10", FOLDER, ARCHIVE, data_dir, download, _download, Cifar10Error, "CIFAR-10",
+                       f"Put {ARCHIVE} (from https://www.cs.toronto.edu/~kriz/cifar.html) or its unpacked "
+                       f"{FOLDER}/ folder in DIR and pass --data-dir DIR, or put it in $TBN_DATA/cifar10.")
 
 
 def load_cifar10(split: str = "train", data_dir: str | os.PathLike | None = None, download: bool = True,

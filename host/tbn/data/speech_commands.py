@@ -25,8 +25,6 @@ import io
 import os
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,10 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from tbn.data import locate
+from tbn.data.locate import sha256_file
 from tbn.data.mfcc import CLIP_SAMPLES, SAMPLE_RATE, mfcc, normalise_clip
-from tbn.data.mnist import cache_dir, no_download_reason
+from tbn.data.mnist import cache_dir
 from tbn.errors import TbnError, UsageError
-from tbn.paths import shared_data
 
 WORDS = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes")
 SILENCE, UNKNOWN, NOISE = "_silence_", "_unknown_", "_background_noise_"
@@ -71,78 +70,23 @@ class SpeechCommandsError(TbnError, RuntimeError):
     """Speech Commands cannot be found, downloaded or read."""
 
 
-def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The folders searched, in order (see the module docstring)."""
-    if data_dir is not None:
-        return [Path(data_dir), Path(data_dir) / "speech_commands"]
-    roots = []
-    if os.environ.get("TBN_DATA"):
-        roots += [Path(os.environ["TBN_DATA"]) / "speech_commands", Path(os.environ["TBN_DATA"])]
-    roots += [Path.cwd().parent / "shared" / "data" / "speech_commands", shared_data() / "speech_commands",
-              cache_dir() / "speech_commands"]
-    return list(dict.fromkeys(roots))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _verified(path: Path, src: Source) -> None:
     size = path.stat().st_size
-    if size != src.size or _sha256(path) != src.sha256:
+    if size != src.size or sha256_file(path) != src.sha256:
         raise SpeechCommandsError(f"{path}: {size} bytes, not the release's {src.size} with SHA-256 "
                                   f"{src.sha256}: the file is truncated, corrupt or not the release; delete "
                                   "it and fetch it again (verify=False or --no-verify accepts other data in "
                                   "this format)")
 
 
-def _download(src: Source, dest_dir: Path) -> Path:
-    """The archive fetched into ``dest_dir``, checked while it streams, moved into place whole."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{src.archive}.")
-    h, n = hashlib.sha256(), 0
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(src.url, timeout=60) as resp:
-            while chunk := resp.read(1 << 20):
-                h.update(chunk)
-                n += len(chunk)
-                f.write(chunk)
-        if n != src.size or h.hexdigest() != src.sha256:
-            raise SpeechCommandsError(f"{src.url}: got {n} bytes with SHA-256 {h.hexdigest()}, expected "
-                                      f"{src.size} and {src.sha256}")
-        os.replace(tmp, dest_dir / src.archive)
-    except (urllib.error.URLError, OSError) as e:
-        raise SpeechCommandsError(f"could not download {src.url}: {e}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return dest_dir / src.archive
-
-
 def find(src: Source, data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The unpacked folder or the archive of ``src`` in the first place that has one."""
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise SpeechCommandsError(f"--data-dir {data_dir} does not exist (or is not a folder)")
-    dirs = search_dirs(data_dir)
-    for d in dirs:
-        if (d / src.folder).is_dir():
-            return d / src.folder
-        if (d / src.archive).is_file():
-            return d / src.archive
-    reason = no_download_reason(download)
-    if reason is None:
-        try:
-            return _download(src, Path(data_dir) if data_dir is not None else cache_dir() / "speech_commands")
-        except SpeechCommandsError as e:
-            reason = str(e)
-    raise SpeechCommandsError(
-        f"Speech Commands not found ({src.archive}); looked in: {', '.join(map(str, dirs))}; {reason}. Put "
-        f"{src.archive} (from {src.url}) or its unpacked {src.folder}/ folder in DIR and pass --data-dir "
-        "DIR.")
+    def fetch(folder: Path) -> Path:
+        return locate.fetch(src.url, folder / src.archive, src.size, src.sha256, SpeechCommandsError)
+    return locate.find("speech_commands", src.folder, src.archive, data_dir, download, fetch,
+                       SpeechCommandsError, f"Speech Commands ({src.archive})",
+                       f"Put {src.archive} (from {src.url}) or its unpacked {src.folder}/ folder in DIR and "
+                       "pass --data-dir DIR.")
 
 
 def _files(source: Path) -> Iterator[tuple[str, bytes]]:

@@ -17,22 +17,18 @@ from). Decoding needs Pillow.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tarfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from tbn.data.mnist import cache_dir, no_download_reason
+from tbn.data import locate
 from tbn.data.split import Split
 from tbn.errors import MissingExtraError, TbnError, UsageError
-from tbn.paths import shared_data
 
 ARCHIVE = "vw_coco2014_96.tar.gz"
 FOLDER = "vw_coco2014_96"
@@ -59,53 +55,13 @@ class Vww(Split):
     STD: ClassVar[tuple[float, ...]] = (1.0, 1.0, 1.0)
 
 
-def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    if data_dir is not None:
-        return [Path(data_dir), Path(data_dir) / "vww"]
-    roots = []
-    if os.environ.get("TBN_DATA"):
-        roots += [Path(os.environ["TBN_DATA"]) / "vww", Path(os.environ["TBN_DATA"])]
-    roots += [Path.cwd().parent / "shared" / "data" / "vww", shared_data() / "vww", cache_dir() / "vww"]
-    return list(dict.fromkeys(roots))
-
-
-def _download(dest: Path) -> Path:
-    dest.mkdir(parents=True, exist_ok=True)
-    tmp, h, n = dest / f".{ARCHIVE}.part", hashlib.sha256(), 0
-    try:
-        with open(tmp, "wb") as f, urllib.request.urlopen(URL, timeout=60) as resp:
-            while chunk := resp.read(1 << 20):
-                h.update(chunk)
-                n += len(chunk)
-                f.write(chunk)
-        if n != ARCHIVE_BYTES or h.hexdigest() != ARCHIVE_SHA256:
-            raise VwwError(f"{URL}: got {n} bytes with SHA-256 {h.hexdigest()}, expected {ARCHIVE_BYTES} and "
-                           f"{ARCHIVE_SHA256}")
-        os.replace(tmp, dest / ARCHIVE)
-    except (urllib.error.URLError, OSError) as e:
-        raise VwwError(f"could not download {URL}: {e}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest / ARCHIVE
-
-
 def find(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise VwwError(f"--data-dir {data_dir} does not exist (or is not a folder)")
-    dirs = search_dirs(data_dir)
-    for d in dirs:
-        if (d / FOLDER).is_dir():
-            return d / FOLDER
-        if (d / ARCHIVE).is_file():
-            return d / ARCHIVE
-    reason = no_download_reason(download)
-    if reason is None:
-        try:
-            return _download(Path(data_dir) if data_dir is not None else cache_dir() / "vww")
-        except VwwError as e:
-            reason = str(e)
-    raise VwwError(f"Visual Wake Words not found; looked in: {', '.join(map(str, dirs))}; {reason}. Put "
-                   f"{ARCHIVE} (from {URL}) or its unpacked {FOLDER}/ folder in DIR and pass --data-dir DIR.")
+    """The unpacked folder or the archive in the first place that has one."""
+    return locate.find("vww", FOLDER, ARCHIVE, data_dir, download,
+                       lambda d: locate.fetch(URL, d / ARCHIVE, ARCHIVE_BYTES, ARCHIVE_SHA256, VwwError),
+                       VwwError, "Visual Wake Words",
+                       f"Put {ARCHIVE} (from {URL}) or its unpacked {FOLDER}/ folder in DIR and pass "
+                       "--data-dir DIR.")
 
 
 def _files(source: Path) -> Iterator[tuple[str, bytes]]:
@@ -147,12 +103,9 @@ def _decode(data: bytes, where: str) -> np.ndarray:
 
 
 def _verified(path: Path) -> None:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    if path.stat().st_size != ARCHIVE_BYTES or h.hexdigest() != ARCHIVE_SHA256:
-        raise VwwError(f"{path}: {path.stat().st_size} bytes with SHA-256 {h.hexdigest()}, not the "
+    digest = locate.sha256_file(path)
+    if path.stat().st_size != ARCHIVE_BYTES or digest != ARCHIVE_SHA256:
+        raise VwwError(f"{path}: {path.stat().st_size} bytes with SHA-256 {digest}, not the "
                        f"release's {ARCHIVE_BYTES} and {ARCHIVE_SHA256}: truncated, corrupt or other data; "
                        "delete it and fetch it again (verify=False or --no-verify accepts other data in this "
                        "layout)")

@@ -22,6 +22,7 @@ from torch import fx, nn
 from tbn.errors import UsageError
 from tbn.format.spec import Op
 from tbn.keras.layers import TiledConv1D, TiledConv2D, TiledDense
+from tbn.layout import same_pads
 from tbn.nn.crop import CroppedConvTranspose1d, CroppedConvTranspose2d
 from tbn.nn.layers import TiledConv1d, TiledConv2d, TiledLinear
 from tbn.nn.unary import UNARY_MODULES
@@ -87,11 +88,7 @@ def _pads(layer: Any, cfg: dict, size: tuple[int, ...], k: tuple[int, ...], s: t
         return [(0, 0)] * len(size)
     if cfg["padding"] == "causal":  # 1-D: the whole window on the left
         return [(d[0] * (k[0] - 1), 0)]
-    pads = []
-    for n, kk, ss, dd in zip(size, k, s, d, strict=True):
-        total = max((-(-n // ss) - 1) * ss + (kk - 1) * dd + 1 - n, 0)
-        pads.append((total // 2, total - total // 2))  # TensorFlow: the odd one after
-    return pads
+    return same_pads(size, k, s, d)
 
 
 def _padded(b: Builder, layer: Any, x: fx.Node, pads: list[tuple[int, int]],

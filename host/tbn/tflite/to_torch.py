@@ -22,6 +22,7 @@ from torch import fx, nn
 
 from tbn.errors import UsageError
 from tbn.format.spec import Op
+from tbn.layout import same_pads
 from tbn.nn.unary import UNARY_MODULES
 from tbn.tflite.read import Operator, Tensor, TFLiteModel
 
@@ -83,13 +84,7 @@ def _param(value: np.ndarray) -> nn.Parameter:
 
 def _pads(op: Operator, size: tuple[int, ...], k: tuple[int, ...], s: tuple[int, ...],
           d: tuple[int, ...]) -> list[tuple[int, int]]:
-    if op.options.padding == _VALID:
-        return [(0, 0)] * len(size)
-    pads = []
-    for n, kk, ss, dd in zip(size, k, s, d, strict=True):
-        total = max((-(-n // ss) - 1) * ss + (kk - 1) * dd + 1 - n, 0)
-        pads.append((total // 2, total - total // 2))  # TensorFlow: the odd one after
-    return pads
+    return [(0, 0)] * len(size) if op.options.padding == _VALID else same_pads(size, k, s, d)
 
 
 def _padded(b: Builder, op: Operator, x: fx.Node, pads: list[tuple[int, int]],
