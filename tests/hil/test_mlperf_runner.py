@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tbn import compile_model
 from tbn.boards import Board
@@ -110,6 +112,28 @@ def test_a_bad_command_is_an_error_reply_never_a_hang(board: tuple[Emulator, Run
     link.port.write(command.encode("latin-1") + b"%")
     assert link.ready() == [error]
     assert link.name()  # still answering
+
+
+def test_a_truncated_line_joins_the_next_and_is_refused(board: tuple[Emulator, RunnerLink]) -> None:
+    """A command that lost its '%' runs into the next one: one line, refused whole."""
+    _, link = board
+    link.port.write(b"db lo")  # the rest of "db load 640%" never came
+    reply = link.send("name", check=False)  # "db loname": bytes before any load, or not hex
+    assert len(reply) == 1
+    assert reply[0] in ("e-[db: no 'db load N' before the bytes]", "e-[Invalid hex digit]")
+    assert link.name()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.binary(max_size=120).filter(lambda b: b"%" not in b))
+def test_any_line_gets_a_reply_ending_m_ready(board: tuple[Emulator, RunnerLink], line: bytes) -> None:
+    """Whatever bytes a line holds, the board answers it and stays up (the runner's own device
+    side truncates overlong lines silently; tbn refuses them)."""
+    _, link = board
+    link.port.write(line + b"%")
+    reply = link.ready()
+    assert all(r.startswith(("m-", "e-[", "tbn ")) for r in reply), reply
+    assert link.name()
 
 
 def test_infer_before_the_input_is_loaded_is_an_error(board: tuple[Emulator, RunnerLink]) -> None:
