@@ -104,7 +104,8 @@ def _map_shape(b: Builder, op: Operator) -> tuple[int, int, int, int]:
 
 
 def conv_2d(b: Builder, op: Operator) -> fx.Node:
-    """CONV_2D and DEPTHWISE_CONV_2D (weights (O, KH, KW, I) and (1, KH, KW, C*M))."""
+    """A convolution (grouped where the file's kernel reads fewer channels); a depthwise one for
+    DEPTHWISE_CONV_2D, any multiplier. SAME padding as TensorFlow pads."""
     _, h, w, c = _map_shape(b, op)
     o = op.options
     kernel, depthwise = b.const(op, 1), op.name == "DEPTHWISE_CONV_2D"
@@ -124,6 +125,7 @@ def conv_2d(b: Builder, op: Operator) -> fx.Node:
 
 
 def fully_connected(b: Builder, op: Operator) -> fx.Node:
+    """A linear layer (the inputs of a flattened map reordered from (H, W, C) to (C, H, W))."""
     weight = b.const(op, 0 + 1)  # (O, K)
     if weight.ndim != 2:
         raise b.fail(op, f"weights of shape {weight.shape}; tbn converts (outputs, inputs)")
@@ -148,7 +150,8 @@ def fully_connected(b: Builder, op: Operator) -> fx.Node:
 
 
 def pool_2d(b: Builder, op: Operator) -> fx.Node:
-    """AVERAGE_POOL_2D and MAX_POOL_2D."""
+    """A max or average pool (an average one that pads is refused: TFLite leaves the padding
+    out of its mean, a .tbn counts it)."""
     _, h, w, _ = _map_shape(b, op)
     o = op.options
     k, s = (o.filterHeight, o.filterWidth), (o.strideH, o.strideW)
@@ -162,7 +165,7 @@ def pool_2d(b: Builder, op: Operator) -> fx.Node:
 
 
 def mean(b: Builder, op: Operator) -> fx.Node:
-    """MEAN over the spatial axes of a map (global average pooling)."""
+    """A global average pool (a mean over a map's H and W)."""
     _map_shape(b, op)
     axes = sorted(int(a) % 4 for a in np.atleast_1d(b.const(op, 1)))
     if axes != [1, 2]:
@@ -181,6 +184,7 @@ def _sample(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def add(b: Builder, op: Operator) -> fx.Node:
+    """The sum of two activations of one shape (a batch axis the converter dropped aside)."""
     shapes = [b.tensor(op, k).shape for k in (0, 1)]
     if _sample(shapes[0]) != _sample(shapes[1]):
         raise b.fail(op, f"adds shapes {shapes[0]} and {shapes[1]}; tbn converts an ADD of two equal shapes")
@@ -188,8 +192,8 @@ def add(b: Builder, op: Operator) -> fx.Node:
 
 
 def reshape(b: Builder, op: Operator) -> fx.Node:
-    """RESHAPE of a map to one vector per sample (a flatten, in TFLite's (H, W, C) order), or of
-    a vector to itself with its batch axis dropped or added."""
+    """A flatten of a map to one vector per sample (in TFLite's (H, W, C) order), or nothing
+    where a vector only gains or loses its batch axis."""
     src, dst = b.tensor(op, 0), b.model.tensors[op.outputs[0]]
     if len(src.shape) <= 2 and len(dst.shape) <= 2 and _sample(src.shape) == _sample(dst.shape):
         if src.index in b.layout:
@@ -205,6 +209,7 @@ def reshape(b: Builder, op: Operator) -> fx.Node:
 
 
 def softmax(b: Builder, op: Operator) -> fx.Node:
+    """Softmax over a vector, beta 1."""
     if abs(float(op.options.beta) - 1.0) > 1e-6 or len(b.tensor(op, 0).shape) != 2:
         raise b.fail(op, f"a softmax with beta {op.options.beta} on shape {b.tensor(op, 0).shape}; tbn "
                      "converts beta 1 over a vector")
@@ -212,7 +217,7 @@ def softmax(b: Builder, op: Operator) -> fx.Node:
 
 
 def pad(b: Builder, op: Operator) -> fx.Node:
-    """PAD with zeros of a map's H and W."""
+    """Zeros around a map's H and W."""
     _map_shape(b, op)
     p = b.const(op, 1).astype(int).reshape(4, 2)
     if p[0].any() or p[3].any():
@@ -221,17 +226,20 @@ def pad(b: Builder, op: Operator) -> fx.Node:
 
 
 def passthrough(b: Builder, op: Operator) -> fx.Node:
-    """QUANTIZE and DEQUANTIZE between activations: the float twin has no int8 values."""
+    """Nothing: between activations, the float twin has no int8 values (a DEQUANTIZE of a
+    constant gives the constant's float value)."""
     return b.node(op)
 
 
 def unary(make: Callable[[], nn.Module]) -> Callable[[Builder, Operator], fx.Node]:
     def convert(b: Builder, op: Operator) -> fx.Node:
+        """The activation, elementwise."""
         return b.module(op, make(), b.node(op))
     return convert
 
 
 def leaky_relu(b: Builder, op: Operator) -> fx.Node:
+    """A leaky ReLU of the file's slope."""
     return b.module(op, nn.LeakyReLU(float(op.options.alpha)), b.node(op))
 
 
