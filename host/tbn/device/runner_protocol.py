@@ -34,10 +34,6 @@ class Inference:
     end_us: int
     runs: int
 
-    @property
-    def us_per_inference(self) -> float:
-        return (self.end_us - self.start_us) / self.runs
-
 
 class RunnerLink:
     """Commands to a board over ``port`` (an open pyserial port)."""

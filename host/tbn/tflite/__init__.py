@@ -22,8 +22,6 @@ from tbn.tflite.to_torch import CONVERTERS, describe, to_torch
 
 __all__ = ["CONVERTERS", "TFLiteModel", "load", "read_tflite", "to_torch"]
 
-SUFFIXES = (".tflite",)
-
 
 def load(path: str | Path, dequantise: bool = False) -> fx.GraphModule:
     """The PyTorch graph of the ``.tflite`` model in ``path``, reading channels-first inputs.
