@@ -6,8 +6,11 @@ published int8 file's input quantisation covers (the inputs that file was built 
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from tbn.device.runner import DeviceRunner
 from tbn.format import read
 from tbn.layout import channels_first
 from tbn.mlperf import TASKS, reference_file
+from tbn.paths import build_dir, root
 from tbn.third_party import SourceNotFoundError
 
 pytestmark = pytest.mark.hil
@@ -42,24 +46,41 @@ def _inputs(task: str, n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).uniform(lo, hi, size=(n, *inp.shape[1:])).astype(np.float32)
 
 
+def _compiled(task: str, path: Path) -> bytes:
+    """``task``'s INT8 file, compiled once for the M4 and M7 runs that `make test` runs side by side
+    (a lock, and a copy keyed by the model file and every host source, so a change recompiles)."""
+    from tbn.foreign import load_foreign
+
+    key = hashlib.sha256(path.read_bytes())
+    for src in sorted((root() / "host" / "tbn").rglob("*.py")):
+        key.update(src.read_bytes())
+    cache = build_dir() / "test-cache" / f"mlperf-{task}-{key.hexdigest()[:16]}.tbn"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cache.is_file():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                graph = load_foreign(path, dequantise=SOURCES[task] == "int8")
+            x = torch.from_numpy(channels_first(_inputs(task, 8, 0)))
+            tmp = cache.with_suffix(".part")
+            tmp.write_bytes(compile_model(graph, x[:1], activations="int8", calibration=x))
+            tmp.replace(cache)
+        return cache.read_bytes()
+
+
 @pytest.mark.parametrize("task", list(TASKS))
 @pytest.mark.filterwarnings("ignore::tbn.runtime.interpreter.InputWarning")  # ic01/ic02 read 0-255 pixels
 def test_a_published_model_runs_bit_exactly(tbn_device: DeviceLink, tbn_board: Board | None,
                                             task: str) -> None:
     pytest.importorskip("keras", reason="the tf extra is not installed (pip install 'tbn[tf]')")
-    from tbn.foreign import load_foreign
-
     if tbn_board is None or tbn_board.name not in BOARDS:
         pytest.skip(f"the published models run on {' and '.join(BOARDS)}")
     try:
         path = reference_file(task, SOURCES[task])
     except SourceNotFoundError as e:
         pytest.skip(str(e))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        graph = load_foreign(path, dequantise=SOURCES[task] == "int8")
-    x = torch.from_numpy(channels_first(_inputs(task, 8, 0)))
-    data = compile_model(graph, x[:1], activations="int8", calibration=x)
+    data = _compiled(task, path)
     program = read(data)
     tbn_device.load(data)
     runner = DeviceRunner(tbn_device, program)
