@@ -77,3 +77,18 @@ def test_every_kernel_family_has_an_entry_in_every_runtime() -> None:
         from tbn.gpu.engine import FAMILIES, REFUSED
 
         assert set(FAMILIES) | set(REFUSED) == want, "the CUDA engine (tbn.gpu.engine.FAMILIES)"
+
+
+def test_a_large_batch_runs_in_chunks_with_the_same_outputs() -> None:
+    """The reference runs a batch CHUNK inputs at a time (a 10,000-image batch of a ConvMixer
+    held every input's unfolded windows at once and was killed for memory): the outputs are
+    those of each input alone, across the chunks' edges."""
+    from tbn.runtime import Interpreter
+    from tbn.runtime.interpreter import CHUNK
+
+    interp = Interpreter(root() / "tests" / "vectors" / "mlp_int8.tbn")
+    x = np.random.default_rng(0).normal(size=(2 * CHUNK + 3, *interp.input.shape)).astype(np.float32)
+    got = interp.run(x)
+    assert len(got) == len(x)
+    for i in (0, CHUNK - 1, CHUNK, 2 * CHUNK + 2):
+        np.testing.assert_array_equal(got[i], interp.run(x[i]))

@@ -83,6 +83,9 @@ class EngineBase:
         """Nothing to release."""
 
 
+CHUNK = 256  # inputs run together by Interpreter.run
+
+
 class Interpreter(EngineBase):
     """Runs a ``.tbn`` program (bytes, a path, or a decoded :class:`Program`).
 
@@ -142,17 +145,28 @@ class Interpreter(EngineBase):
         return x, batched
 
     def run(self, x: np.ndarray, keep: bool = False) -> np.ndarray | tuple[np.ndarray, dict[int, np.ndarray]]:
-        """Run the model; with ``keep=True`` also return every tensor computed, by id."""
-        values: dict[int, np.ndarray] = {}
-        values[0], batched = self.prepare(x)
+        """Run the model; with ``keep=True`` also return every tensor computed, by id. A batch
+        runs :data:`CHUNK` inputs at a time (unless ``keep``), so a large one does not hold every
+        intermediate value of every input at once (a convolution's unfolded windows of 10,000
+        images are gigabytes)."""
+        x0, batched = self.prepare(x)
+        if keep or len(x0) <= CHUNK:
+            out, values = self._ops(x0)
+        else:
+            out = np.concatenate([self._ops(x0[i:i + CHUNK])[0] for i in range(0, len(x0), CHUNK)])
+        out = out if batched else out[0]
+        return (out, values) if keep else out
+
+    def _ops(self, x: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """Every op on a prepared batch: the output, and every value by tensor id."""
         prog = self.program
+        values: dict[int, np.ndarray] = {0: x}
         for op in prog.ops:
             a = op.args
             y = kernels.KERNELS[op.opcode](prog, op, *(values[a[n]] for n in OP_LAYOUTS[op.opcode].inputs))
             dtype = kernels.NUMPY_OF[prog.tensors[a["output"]].dtype]
             values[a["output"]] = y.astype(dtype, copy=False)
-        out = values[prog.output] if batched else values[prog.output][0]
-        return (out, values) if keep else out
+        return values[prog.output], values
 
 
 def output_as_float(program: Program, y: np.ndarray) -> np.ndarray:
