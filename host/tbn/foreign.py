@@ -33,11 +33,6 @@ def load_foreign(path: str | Path, dequantise: bool = False) -> fx.GraphModule:
     return graph
 
 
-def channels_first_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """A channels-last sample shape, ``(H, W, C)`` or ``(W, C)``, in the graph's order."""
-    return (shape[-1], *shape[:-1]) if len(shape) >= 2 else tuple(shape)
-
-
 def logits(graph: fx.GraphModule) -> fx.GraphModule:
     """``graph`` without a softmax that ends it (distillation softens the logits itself; the
     published classifiers end in one). The graph is changed in place and returned."""

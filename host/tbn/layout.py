@@ -15,6 +15,11 @@ def channels_first(x: Any) -> np.ndarray:
     return np.moveaxis(a, -1, 1).copy() if a.ndim >= 3 else a
 
 
+def channels_first_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A channels-last sample shape, ``(H, W, C)`` or ``(W, C)``, in the graph's order."""
+    return (shape[-1], *shape[:-1]) if len(shape) >= 2 else tuple(shape)
+
+
 def same_pads(size: tuple[int, ...], k: tuple[int, ...], s: tuple[int, ...],
               d: tuple[int, ...]) -> list[tuple[int, int]]:
     """(before, after) per spatial axis of TensorFlow's ``padding="same"`` on a map of ``size``

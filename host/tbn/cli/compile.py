@@ -108,11 +108,10 @@ def _foreign_inputs(args: argparse.Namespace, model: Any) -> tuple[Any, Any]:
     """A channels-first example batch of a Keras or TFLite model's input shape and (INT8) the
     first ``--calibration`` inputs of ``--calibration-data`` (channels last, as the model reads
     them), checked against that shape and turned channels first."""
-    import numpy as np
     import torch
 
     from tbn.files import read_npy
-    from tbn.layout import channels_first
+    from tbn.layout import channels_first, channels_first_shape
 
     shape = model.meta["input_shape"]
     if None in shape:
@@ -128,4 +127,4 @@ def _foreign_inputs(args: argparse.Namespace, model: Any) -> tuple[Any, Any]:
             raise UsageError(f"{args.calibration_data} holds an array of shape {calibration.shape}; the "
                              f"model takes inputs of shape {shape}: give (N, {', '.join(map(str, shape))})")
         calibration = torch.from_numpy(channels_first(calibration))
-    return torch.from_numpy(channels_first(np.zeros((1, *shape), np.float32))), calibration
+    return torch.zeros(1, *channels_first_shape(shape)), calibration

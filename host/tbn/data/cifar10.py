@@ -95,11 +95,6 @@ def parse_batch(raw: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels.astype(np.uint8)
 
 
-def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The folders searched, in order (see the module docstring)."""
-    return locate.search_dirs("cifar10", data_dir)
-
-
 def _md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 

@@ -51,6 +51,12 @@ class Builder:
             raise self.fail(op, f"input {k} is missing")
         return self.model.tensors[op.inputs[k]]
 
+    def options(self, op: Operator) -> Any:
+        """The operator's options, which a converter that reads them needs the file to hold."""
+        if op.options is None:
+            raise self.fail(op, "its options are missing from the file")
+        return op.options
+
     def const(self, op: Operator, k: int) -> np.ndarray:
         t = self.tensor(op, k)
         if t.value is None:
@@ -82,9 +88,9 @@ def _param(value: np.ndarray) -> nn.Parameter:
     return nn.Parameter(torch.from_numpy(np.array(value, dtype=np.float32)), requires_grad=False)
 
 
-def _pads(op: Operator, size: tuple[int, ...], k: tuple[int, ...], s: tuple[int, ...],
+def _pads(padding: int, size: tuple[int, ...], k: tuple[int, ...], s: tuple[int, ...],
           d: tuple[int, ...]) -> list[tuple[int, int]]:
-    return [(0, 0)] * len(size) if op.options.padding == _VALID else same_pads(size, k, s, d)
+    return [(0, 0)] * len(size) if padding == _VALID else same_pads(size, k, s, d)
 
 
 def _padded(b: Builder, op: Operator, x: fx.Node, pads: list[tuple[int, int]],
@@ -107,14 +113,14 @@ def conv_2d(b: Builder, op: Operator) -> fx.Node:
     """A convolution (grouped where the file's kernel reads fewer channels); a depthwise one for
     DEPTHWISE_CONV_2D, any multiplier. SAME padding as TensorFlow pads."""
     _, h, w, c = _map_shape(b, op)
-    o = op.options
+    o = b.options(op)
     kernel, depthwise = b.const(op, 1), op.name == "DEPTHWISE_CONV_2D"
     weight = kernel.transpose(3, 0, 1, 2) if depthwise else kernel.transpose(0, 3, 1, 2)  # (O, I, KH, KW)
     groups = c if depthwise else c // weight.shape[1]
     if weight.shape[1] * groups != c or (depthwise and weight.shape[0] % c):
         raise b.fail(op, f"a kernel of shape {kernel.shape} does not fit an input of {c} channels")
     s, d = (o.strideH, o.strideW), (o.dilationHFactor, o.dilationWFactor)
-    x, pad = _padded(b, op, b.node(op), _pads(op, (h, w), weight.shape[2:], s, d))
+    x, pad = _padded(b, op, b.node(op), _pads(o.padding, (h, w), weight.shape[2:], s, d))
     has_bias = len(op.inputs) > 2 and op.inputs[2] >= 0
     mod = nn.Conv2d(c, weight.shape[0], weight.shape[2:], stride=s, padding=pad, dilation=d, groups=groups,
                     bias=has_bias)
@@ -153,9 +159,9 @@ def pool_2d(b: Builder, op: Operator) -> fx.Node:
     """A max or average pool (an average one that pads is refused: TFLite leaves the padding
     out of its mean, a .tbn counts it)."""
     _, h, w, _ = _map_shape(b, op)
-    o = op.options
+    o = b.options(op)
     k, s = (o.filterHeight, o.filterWidth), (o.strideH, o.strideW)
-    pads = _pads(op, (h, w), k, s, (1, 1))
+    pads = _pads(o.padding, (h, w), k, s, (1, 1))
     is_max = op.name == "MAX_POOL_2D"
     if not is_max and any(a or c for a, c in pads):
         raise b.fail(op, "an average pool with SAME padding leaves the padding out of its mean; the .tbn "
@@ -210,8 +216,9 @@ def reshape(b: Builder, op: Operator) -> fx.Node:
 
 def softmax(b: Builder, op: Operator) -> fx.Node:
     """Softmax over a vector, beta 1."""
-    if abs(float(op.options.beta) - 1.0) > 1e-6 or len(b.tensor(op, 0).shape) != 2:
-        raise b.fail(op, f"a softmax with beta {op.options.beta} on shape {b.tensor(op, 0).shape}; tbn "
+    beta = float(b.options(op).beta)
+    if abs(beta - 1.0) > 1e-6 or len(b.tensor(op, 0).shape) != 2:
+        raise b.fail(op, f"a softmax with beta {beta} on shape {b.tensor(op, 0).shape}; tbn "
                      "converts beta 1 over a vector")
     return b.module(op, nn.Softmax(dim=1), b.node(op))
 
@@ -228,6 +235,8 @@ def pad(b: Builder, op: Operator) -> fx.Node:
 def passthrough(b: Builder, op: Operator) -> fx.Node:
     """Nothing: between activations, the float twin has no int8 values (a DEQUANTIZE of a
     constant gives the constant's float value)."""
+    if op.inputs[0] in b.layout:  # a flattened map stays one
+        b.layout[op.outputs[0]] = b.layout[op.inputs[0]]
     return b.node(op)
 
 
@@ -240,7 +249,7 @@ def unary(make: Callable[[], nn.Module]) -> Callable[[Builder, Operator], fx.Nod
 
 def leaky_relu(b: Builder, op: Operator) -> fx.Node:
     """A leaky ReLU of the file's slope."""
-    return b.module(op, nn.LeakyReLU(float(op.options.alpha)), b.node(op))
+    return b.module(op, nn.LeakyReLU(float(b.options(op).alpha)), b.node(op))
 
 
 CONVERTERS: dict[str, Callable[[Builder, Operator], fx.Node]] = {
@@ -263,9 +272,6 @@ def to_torch(model: TFLiteModel) -> fx.GraphModule:
     for op in model.operators:
         if op.name not in CONVERTERS:
             raise b.fail(op, f"not an operator tbn converts (it converts {', '.join(sorted(CONVERTERS))})")
-        if op.options is None and op.name not in ("QUANTIZE", "DEQUANTIZE", "RELU", "RELU6", "LOGISTIC",
-                                                  "TANH", "HARD_SWISH", "ADD", "RESHAPE", "PAD", "MEAN"):
-            raise b.fail(op, "its options are missing from the file")
         if op.name == "DEQUANTIZE" and b.tensor(op, 0).value is not None:  # a constant's float form
             b.model.tensors[op.outputs[0]].value = b.tensor(op, 0).value
             continue
@@ -276,8 +282,6 @@ def to_torch(model: TFLiteModel) -> fx.GraphModule:
         except (ValueError, ZeroDivisionError, RuntimeError, IndexError, TypeError, AttributeError) as e:
             why = f"{type(e).__name__}: {e}"  # a corrupt file: options of another op, impossible shapes
             raise b.fail(op, f"its shapes or options do not make a valid layer ({why})") from None
-        if b.tensor(op, 0).index in b.layout and op.name in ("QUANTIZE", "DEQUANTIZE"):
-            b.layout[op.outputs[0]] = b.layout[b.tensor(op, 0).index]
     out = model.outputs[0]
     if out not in b.nodes:
         raise UsageError(f"{model.path}: its output {model.tensors[out].name} is computed by no operator")

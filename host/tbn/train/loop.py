@@ -32,7 +32,8 @@ from tqdm import tqdm
 from tbn.convert import tile_model
 from tbn.data import load_arrays
 from tbn.errors import TbnError
-from tbn.foreign import channels_first_shape, is_foreign, load_foreign, logits
+from tbn.foreign import is_foreign, load_foreign, logits
+from tbn.layout import channels_first_shape
 from tbn.train.config import TrainConfig
 from tbn.train.model_file import (
     ModelFileError,
