@@ -95,6 +95,15 @@ def test_bad_sources_are_named(release: Path, tmp_path: Path) -> None:
         load_speech_commands("train", tmp_path / "layout")
 
 
+def test_a_file_past_any_clips_size_is_refused_unread(tmp_path: Path) -> None:
+    folder = tmp_path / "speech_commands_test_set_v0.02" / "yes"
+    folder.mkdir(parents=True)
+    with open(folder / "huge.wav", "wb") as f:
+        f.truncate(65 << 20)  # sparse: no 65 MB written
+    with pytest.raises(SpeechCommandsError, match=r"huge\.wav: 68157440 bytes, more than any"):
+        load_speech_commands("test", tmp_path, cache=False)
+
+
 def test_a_clip_of_another_format_is_named(tmp_path: Path) -> None:
     buf = io.BytesIO()
     with wave.open(buf, "wb") as w:

@@ -242,6 +242,9 @@ def test_bad_files_are_named_errors(tmp_path: Path) -> None:
             load(tmp_path / name)
     with pytest.raises(UsageError, match="no such file"):
         load(tmp_path / "missing.tflite")
+    (tmp_path / "dir.tflite").mkdir()
+    with pytest.raises(UsageError, match="is a folder"):
+        load(tmp_path / "dir.tflite")
 
 
 @settings(max_examples=60, deadline=None)

@@ -63,5 +63,9 @@ def test_bad_sources_are_named(tmp_path: Path) -> None:
     (tmp_path / "e" / "vw_coco2014_96" / "person" / "z.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(VwwError, match=r"person/z\.jpg: not an image"):
         load_vww("train", tmp_path / "e")
+    with open(tmp_path / "e" / "vw_coco2014_96" / "person" / "z.jpg", "wb") as f:
+        f.truncate(5 << 20)  # sparse
+    with pytest.raises(VwwError, match="more than a 96x96 image can be"):
+        load_vww("train", tmp_path / "e")
     with tarfile.open(tmp_path / "a" / "vw_coco2014_96.tar.gz") as tar:
         assert all(m.name.startswith("vw_coco2014_96/") for m in tar)

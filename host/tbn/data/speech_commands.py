@@ -89,19 +89,30 @@ def find(src: Source, data_dir: str | os.PathLike | None = None, download: bool 
                        "pass --data-dir DIR.")
 
 
+def _bounded(where: str, size: int) -> None:
+    """A file far past any clip's size is not the release's (a clip is 32 KB, a noise recording
+    2 MB): refused by name, not read."""
+    if size > _MAX_CLIP_BYTES:
+        raise SpeechCommandsError(f"{where}: {size} bytes, more than any Speech Commands file "
+                                  f"({_MAX_CLIP_BYTES}): not the release's layout")
+
+
 def _files(source: Path) -> Iterator[tuple[str, bytes]]:
     """(path inside the release, bytes) of every regular file of an archive or a folder."""
     if source.is_dir():
         for p in sorted(source.rglob("*")):
-            if p.is_file() and p.stat().st_size <= _MAX_CLIP_BYTES:
+            if p.is_file():
+                _bounded(str(p), p.stat().st_size)
                 yield p.relative_to(source).as_posix(), p.read_bytes()
         return
     try:
         with tarfile.open(source, mode="r|gz") as tar:  # a stream: one pass, nothing unpacked
             for m in tar:
-                f = tar.extractfile(m) if m.isfile() and m.size <= _MAX_CLIP_BYTES else None
-                if f is not None:
-                    yield m.name.removeprefix("./"), f.read()
+                if m.isfile():
+                    _bounded(f"{source}:{m.name}", m.size)
+                    f = tar.extractfile(m)
+                    if f is not None:
+                        yield m.name.removeprefix("./"), f.read()
     except (tarfile.TarError, OSError, EOFError) as e:
         raise SpeechCommandsError(f"{source}: not a complete .tar.gz ({e or type(e).__name__}); the file is "
                                   "truncated or corrupt: delete it and fetch it again") from None
@@ -129,12 +140,13 @@ def _noise_clips(samples: np.ndarray) -> list[np.ndarray]:
     return [samples[s:s + CLIP_SAMPLES] for s in range(0, len(samples) - CLIP_SAMPLES, CLIP_SAMPLES // 2)]
 
 
-def _clips(split: str, source: Path) -> Iterator[tuple[np.ndarray, int]]:
-    """(int16 samples, label) of every clip of ``split`` in its source."""
-    if split == "test":
+def _clips(source: Path, test: bool) -> Iterator[tuple[str, np.ndarray, int]]:
+    """(split, int16 samples, label) of every clip in a source: the test set's, or the release's
+    train and validation clips in one pass over the audio."""
+    if test:
         for path, data in _files(source):
             if path.endswith(".wav") and "/" in path:
-                yield read_wav(data, f"{source}:{path}"), _label(path.split("/")[-2])
+                yield "test", read_wav(data, f"{source}:{path}"), _label(path.split("/")[-2])
         return
     names = ("validation_list.txt", "testing_list.txt")
     if source.is_dir():
@@ -150,54 +162,66 @@ def _clips(split: str, source: Path) -> Iterator[tuple[np.ndarray, int]]:
             continue
         word, name = path.split("/")[-2:]
         if word == NOISE:
-            if (name == VALIDATION_NOISE) == (split == "validation"):
-                for clip in _noise_clips(read_wav(data, f"{source}:{path}")):
-                    yield clip, CLASSES.index(SILENCE)
-        elif path not in held["testing_list.txt"] and \
-                (path in held["validation_list.txt"]) == (split == "validation"):
-            yield read_wav(data, f"{source}:{path}"), _label(word)
+            split = "validation" if name == VALIDATION_NOISE else "train"
+            for clip in _noise_clips(read_wav(data, f"{source}:{path}")):
+                yield split, clip, CLASSES.index(SILENCE)
+        elif path not in held["testing_list.txt"]:
+            split = "validation" if path in held["validation_list.txt"] else "train"
+            yield split, read_wav(data, f"{source}:{path}"), _label(word)
 
 
-def _cache_path(split: str, source: Path) -> Path:
+def _cache_path(split: str, source: Path, verified: bool) -> Path:
+    """Keyed by the source's path, size and time, and whether it was checked against the release."""
     st = source.stat()
-    key = hashlib.sha256(f"{source.resolve()}:{st.st_size}:{st.st_mtime_ns}:{FEATURES_VERSION}".encode())
-    return cache_dir() / "speech_commands" / f"{split}-{key.hexdigest()[:16]}.npz"
+    key = f"{source.resolve()}:{st.st_size}:{st.st_mtime_ns}:{verified}:{FEATURES_VERSION}"
+    return cache_dir() / "speech_commands" / f"{split}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
-def _features(split: str, source: Path) -> tuple[np.ndarray, np.ndarray]:
-    clips, labels = [], []
-    for samples, label in _clips(split, source):
-        clips.append(normalise_clip(samples))
-        labels.append(label)
-    if not clips:
-        raise SpeechCommandsError(f"{source}: no clips of the {split} split")
-    x = np.concatenate([mfcc(np.stack(clips[i:i + 4096])) for i in range(0, len(clips), 4096)])
-    return x[:, None], np.asarray(labels, np.int64)
+def _features(source: Path, test: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every split a source holds, as (features, labels)."""
+    clips: dict[str, tuple[list[np.ndarray], list[int]]] = {}
+    for split, samples, label in _clips(source, test):
+        xs, ys = clips.setdefault(split, ([], []))
+        xs.append(normalise_clip(samples))
+        ys.append(label)
+    out = {}
+    for split, (xs, ys) in clips.items():
+        x = np.concatenate([mfcc(np.stack(xs[i:i + 4096])) for i in range(0, len(xs), 4096)])
+        out[split] = x[:, None], np.asarray(ys, np.int64)
+    return out
+
+
+def _save(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, x=x, y=y)
+    os.replace(tmp, path)
 
 
 def load_speech_commands(split: str = "train", data_dir: str | os.PathLike | None = None,
                          download: bool = True, verify: bool = True,
                          cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """A split (``train``, ``validation``, ``test``) as the keyword-spotting models read it:
-    float32 MFCC features ``(n, 1, 49, 10)`` and int64 labels (indices into :data:`CLASSES`)."""
+    float32 MFCC features ``(n, 1, 49, 10)`` and int64 labels (indices into :data:`CLASSES`).
+    The release's train and validation splits are computed, and cached, together."""
     if split not in SPLITS:
         raise UsageError(f"split {split!r} is not one of {', '.join(SPLITS)}")
     src = TEST_SET if split == "test" else RELEASE
     source = find(src, data_dir, download)
-    if source.is_file() and verify:
-        _verified(source, src)
-    path = _cache_path(split, source)
-    if cache and path.is_file():
+    verified = source.is_file() and verify
+    if cache and (path := _cache_path(split, source, verified)).is_file():
         with np.load(path) as f:
             return f["x"], f["y"]
-    x, y = _features(split, source)
+    if verified:  # the 2.4 GB hash only when the audio is read, not on every load from the cache
+        _verified(source, src)
+    splits = _features(source, split == "test")
+    if split not in splits:
+        raise SpeechCommandsError(f"{source}: no clips of the {split} split")
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, x=x, y=y)
-        os.replace(tmp, path)
-    return x, y
+        for name, (x, y) in splits.items():
+            _save(_cache_path(name, source, verified), x, y)
+    return splits[split]
 
 
 def write_synthetic(folder: Path, clips_per_word: int = 2, seed: int = 0) -> tuple[Path, Path]:

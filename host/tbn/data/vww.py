@@ -64,13 +64,22 @@ def find(data_dir: str | os.PathLike | None = None, download: bool = True) -> Pa
                        "--data-dir DIR.")
 
 
+def _image(where: str, size: int) -> bool:
+    """Whether a file of that name is one of the dataset's images; one far past any 96x96
+    image's size is refused by name, not read."""
+    if Path(where).suffix.lower() not in _IMAGE_SUFFIXES:
+        return False
+    if size > _MAX_IMAGE_BYTES:
+        raise VwwError(f"{where}: {size} bytes, more than a 96x96 image can be ({_MAX_IMAGE_BYTES})")
+    return True
+
+
 def _files(source: Path) -> Iterator[tuple[str, bytes]]:
     """(class folder / file name, bytes) of every image, from the folder or the archive."""
     if source.is_dir():
         for cls in CLASSES:
             for p in sorted((source / cls).glob("*")) if (source / cls).is_dir() else []:
-                ok = p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()
-                if ok and p.stat().st_size <= _MAX_IMAGE_BYTES:
+                if p.is_file() and _image(str(p), p.stat().st_size):
                     yield f"{cls}/{p.name}", p.read_bytes()
         return
     try:
@@ -78,7 +87,7 @@ def _files(source: Path) -> Iterator[tuple[str, bytes]]:
             for m in tar:
                 parts = m.name.removeprefix("./").split("/")
                 if (m.isfile() and len(parts) == 3 and parts[0] == FOLDER and parts[1] in CLASSES
-                        and Path(parts[2]).suffix.lower() in _IMAGE_SUFFIXES and m.size <= _MAX_IMAGE_BYTES):
+                        and _image(f"{source}:{m.name}", m.size)):
                     f = tar.extractfile(m)
                     if f is not None:
                         yield f"{parts[1]}/{parts[2]}", f.read()
@@ -119,18 +128,14 @@ def load_vww(split: str = "train", data_dir: str | os.PathLike | None = None, do
     source = find(data_dir, download)
     if source.is_file() and verify:
         _verified(source)
-    names: dict[str, list[str]] = {c: [] for c in CLASSES}
-    data: dict[str, bytes] = {}
-    for name, raw in _files(source):
-        cls = name.split("/")[0]
-        names[cls].append(name)
-        data[name] = raw
+    data = dict(_files(source))  # "class/file name" -> bytes
+    names = {c: sorted(n for n in data if n.startswith(f"{c}/")) for c in CLASSES}
     if missing := [c for c in CLASSES if not names[c]]:
         raise VwwError(f"{source}: no images in {', '.join(missing)}/: not the {FOLDER} layout "
                        f"({'/, '.join(CLASSES)}/ of JPEG files)")
     chosen: list[tuple[str, int]] = []
     for label, cls in enumerate(CLASSES):
-        files = sorted(names[cls])
+        files = names[cls]
         cut = int(VALIDATION_SPLIT * len(files))
         chosen += [(f, label) for f in (files[:cut] if split in ("validation", "test") else files[cut:])]
     images = np.stack([_decode(data[f], f"{source}:{f}") for f, _ in chosen]) if chosen else \

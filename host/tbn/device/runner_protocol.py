@@ -46,7 +46,10 @@ class RunnerLink:
             if time.monotonic() > deadline:
                 raise RunnerProtocolError(f"no complete reply line within {self.timeout} s "
                                           f"(got {self._buf[-80:]!r})")
-            self._buf += self.port.read(max(1, self.port.in_waiting))
+            try:
+                self._buf += self.port.read(max(1, self.port.in_waiting))
+            except (serial.SerialException, OSError) as e:
+                raise RunnerProtocolError(f"the link closed while a reply was due ({e})") from None
         line, self._buf = self._buf.split(b"\n", 1)
         return line.decode(errors="replace").strip("\r\0")
 
@@ -59,7 +62,10 @@ class RunnerLink:
 
     def send(self, command: str, check: bool = True) -> list[str]:
         """``command`` sent with its ``%``; its reply lines. ``check``: an ``e-[...]`` line raises."""
-        self.port.write(command.encode() + b"%")
+        try:
+            self.port.write(command.encode() + b"%")
+        except (serial.SerialException, OSError) as e:
+            raise RunnerProtocolError(f"{command!r}: the link closed ({e})") from None
         lines = self.ready()
         errors = [ln for ln in lines if ln.startswith("e-[")]
         if check and errors:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tbn.errors import MissingExtraError, UsageError
-from tbn.files import read_bounded
+from tbn.files import FileError, read_bounded
 
 MAX_TFLITE_BYTES = 1 << 31  # the flatbuffer's offsets are 32-bit
 SCHEMA_VERSION = 3
@@ -82,9 +82,10 @@ def read_tflite(path: str | Path) -> TFLiteModel:
     """The model in ``path``, checked: a TFLite flatbuffer of schema version 3 with one subgraph,
     every index in range, every constant's bytes matching its shape and type."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file (expected a .tflite model)")
-    buf = read_bounded(path, MAX_TFLITE_BYTES, "TFLite model")
+    try:  # a folder, a FIFO, a device or a runaway file is refused before it is read
+        buf = read_bounded(path, MAX_TFLITE_BYTES, "a .tflite model")
+    except FileError as e:
+        raise UsageError(str(e)) from None
     if len(buf) < 8 or buf[4:8] != b"TFL3":
         raise UsageError(f"{path}: not a TFLite flatbuffer (its identifier is {bytes(buf[4:8])!r}, "
                          "not b'TFL3')")
