@@ -378,6 +378,7 @@ def test_a_runtime_built_for_one_model_runs_it_and_refuses_the_rest(tmp_path: Pa
     own = ROOT / "tests" / "vectors" / "conv1d_argmax_int8.tbn"
     defines = runtime_subset(read(own.read_bytes()))
     assert defines["TBN_BUILD_F32"] == "0" and defines["TBN_BUILD_TABLES"] == "0"
+    assert defines["TBN_BUILD_REQUANT"] == "0"  # RQ16 scales only
     exe, c = tmp_path / "tbn_check_subset", c_runtime()
     subprocess.run(["cc", *c.flags, f"-I{c.include}", "-O1", "-fsanitize=address,undefined",
                     "-fno-sanitize-recover=all", f"-DTBN_F32_RTOL={F32_RTOL}",
@@ -392,6 +393,16 @@ def test_a_runtime_built_for_one_model_runs_it_and_refuses_the_rest(tmp_path: Pa
         bad = subprocess.run([exe, f"{stem}.tbn", f"{stem}.input.bin", f"{stem}.output.bin"],
                              capture_output=True, text=True)
         assert bad.returncode == 1 and "left out of this build of the runtime" in bad.stderr, (other, bad)
+    # its own ops with the wide rescaling (REQUANT: the same multipliers and shifts, pre_shift 0)
+    prog = read(own.read_bytes())
+    assert all(v.pre_shift == 0 for v in prog.scales)
+    prog.scales = [Vector(spec.DType.REQUANT, np.stack([v.data.astype(np.int32), np.full(v.count, v.shift)], 1))
+                   for v in prog.scales]
+    (tmp_path / "requant.tbn").write_bytes(serialize(prog))
+    stem = own.with_suffix("")
+    bad = subprocess.run([exe, tmp_path / "requant.tbn", f"{stem}.input.bin", f"{stem}.output.bin"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "left out of this build of the runtime" in bad.stderr, bad
 
 
 # Convolutions the per-channel kernel (tbn_conv_channel.c) takes: depthwise at strides 1 and 2

@@ -89,8 +89,9 @@ def section_sizes(elf: Path) -> dict[str, int]:
 
 def runtime_subset(program: Program) -> dict[str, str]:
     """The C runtime's build defines (tbn_internal.h's TBN_BUILD_*) that keep only the ops, the
-    activation type and the kernels (lookup tables or not) that ``program`` uses."""
-    from tbn.format.spec import NONE_ID
+    activation type, the kernels (lookup tables or not) and the rescaling (REQUANT or not) that
+    ``program`` uses."""
+    from tbn.format.spec import NONE_ID, DType
     from tbn.format.validate import token_linear
 
     mask = 0
@@ -98,9 +99,10 @@ def runtime_subset(program: Program) -> dict[str, str]:
         mask |= 1 << int(op.opcode)
     tables = any(op.args.get("scratch", NONE_ID) != NONE_ID for op in program.ops)
     tokens = any(token_linear(program, op) for op in program.ops)
+    requant = any(v.dtype == DType.REQUANT for v in program.scales)
     return {"TBN_BUILD_OPS": f"{mask:#x}u", "TBN_BUILD_F32": str(int(not program.int8)),
             "TBN_BUILD_INT8": str(int(program.int8)), "TBN_BUILD_TABLES": str(int(tables)),
-            "TBN_BUILD_TOKENS": str(int(tokens))}
+            "TBN_BUILD_TOKENS": str(int(tokens)), "TBN_BUILD_REQUANT": str(int(requant))}
 
 
 # MLPerf Tiny's model names, as the runner's test scripts know them (m-model-[...])

@@ -10,7 +10,8 @@
 /* What this build runs, TFLite Micro's op resolver decided at compile time: TBN_BUILD_OPS is a
  * mask of opcodes (bit n: opcode n), TBN_BUILD_F32 and TBN_BUILD_INT8 the activation types,
  * TBN_BUILD_TABLES the lookup-table kernel of tiled ops (ops with scratch), TBN_BUILD_TOKENS
- * linear ops over tokens (an output of more than one axis).
+ * linear ops over tokens (an output of more than one axis), TBN_BUILD_REQUANT the wide INT8
+ * rescaling (REQUANT vectors: 64-bit products, about 800 bytes of AVR code beside RQ16).
  * Firmware for a small board passes its one model's (tbn-flash --model-ops); the compiler
  * folds the other paths away and the linker drops every kernel nothing calls. A model that
  * needs more is refused at load: TBN_ERR_NOT_BUILT. By default everything is built. */
@@ -28,6 +29,9 @@
 #endif
 #ifndef TBN_BUILD_TOKENS
 #define TBN_BUILD_TOKENS 1
+#endif
+#ifndef TBN_BUILD_REQUANT
+#define TBN_BUILD_REQUANT 1
 #endif
 #if !TBN_BUILD_F32 && !TBN_BUILD_INT8
 #error "TBN_BUILD_F32 and TBN_BUILD_INT8 are both 0: the runtime would run nothing"
@@ -229,17 +233,29 @@ static inline float tbn_act_f32(float v, uint8_t act) {
     return v;
 }
 
-/* floor((2 * sum + n) / (2 * n)): the INT8 average, rounded half up (n > 0). */
-static inline int64_t tbn_avg_round(int64_t sum, int64_t n) {
-    int64_t num = 2 * sum + n, den = 2 * n;
+/* floor((2 * sum + n) / (2 * n)): the INT8 average, rounded half up (n > 0). In 32 bits on AVR,
+ * whose 16-bit addresses bound n below 2^16 and |sum| below 2^23, where avr-gcc's 64-bit
+ * division takes about 700 bytes of flash. */
+#if defined(__AVR__)
+typedef int32_t tbn_avg_int;
+#else
+typedef int64_t tbn_avg_int;
+#endif
+static inline tbn_avg_int tbn_avg_round(tbn_avg_int sum, tbn_avg_int n) {
+    tbn_avg_int num = 2 * sum + n, den = 2 * n;
     return num >= 0 ? num / den : -((-num + den - 1) / den);
 }
 
 /* (v + half) >> s as an arithmetic shift (floor), with half = 2^(s-1) or 0 for s = 0: the
  * rounding shift of RQ16 requantisation in 32 bits (the loader checked that nothing overflows). */
+#if defined(__AVR__)
+int32_t tbn_avr_sra32(int32_t v, uint8_t s);
+#endif
 static inline int32_t tbn_rshift_round32(int32_t v, int32_t half, uint32_t s) {
     v += half;
-#if defined(__GNUC__)
+#if defined(__AVR__)
+    return tbn_avr_sra32(v, (uint8_t)s); /* s < 32: the loader checked */
+#elif defined(__GNUC__)
     return v >> s;
 #else
     return v >= 0 ? (v >> s) : -(int32_t)((((uint32_t)-(v + 1)) >> s)) - 1;
@@ -262,7 +278,7 @@ static inline int tbn_rescale_ok(const tbn_model *m, uint32_t id, uint32_t count
 /* v rescaled by entry k of a REQUANT or RQ16 vector (tbn_rescale_ok checked that RQ16's
  * products stay in 32 bits): the value before the output's zero point. */
 static inline int64_t tbn_rescale_entry(int32_t v, const tbn_vector *rq, uint32_t k) {
-    if (rq->dtype != TBN_DTYPE_RQ16)
+    if (TBN_BUILD_REQUANT && rq->dtype != TBN_DTYPE_RQ16) /* else the loader refused it */
         return tbn_rshift_round((int64_t)v * tbn_rds32(rq->data + 8 * k), tbn_rds32(rq->data + 8 * k + 4));
     int32_t pre_half = (int32_t)(((uint32_t)1 << rq->pre_shift) >> 1), half = (int32_t)(((uint32_t)1 << rq->shift) >> 1);
     return tbn_rshift_round32(tbn_rshift_round32(v, pre_half, rq->pre_shift) * (int16_t)tbn_rd16(rq->data + 2 * k), half,

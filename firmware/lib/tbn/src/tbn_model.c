@@ -191,6 +191,7 @@ static tbn_status check_vectors(tbn_model *m, uint32_t table, uint16_t n, uint32
         uint32_t offset = tbn_rd32(e + TBN_VECTOR_OFFSET), count = tbn_rd16(e + TBN_VECTOR_COUNT);
         uint8_t dtype = e[TBN_VECTOR_DTYPE];
         if (!TBN_DTYPE_IN(dtype, dtypes)) FAIL(dtype > TBN_DTYPE_MAX ? TBN_ERR_OPCODE : TBN_ERR_CONST, i);
+        if (dtype == TBN_DTYPE_REQUANT && !TBN_BUILD_REQUANT) FAIL(TBN_ERR_NOT_BUILT, i);
         if (count == 0 || e[TBN_VECTOR_RESERVED]) FAIL(TBN_ERR_CONST, i);
         if (check_blob(m, data_start, offset, tbn_vector_nbytes(dtype, count)) != TBN_OK ||
             !vector_values_ok(m->data + offset, count, dtype))

@@ -114,7 +114,7 @@ tbn_status tbn_eval_add(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     }
     tbn_vector rq;
     tbn_get_scale(m, op->scale, &rq);
-    if (rq.dtype == TBN_DTYPE_RQ16) add_rq16(&u, &b, (const int8_t *)src_b, &rq);
+    if (rq.dtype == TBN_DTYPE_RQ16 || !TBN_BUILD_REQUANT) add_rq16(&u, &b, (const int8_t *)src_b, &rq);
     else add_requant(&u, &b, (const int8_t *)src_b, &rq);
     return TBN_OK;
 }

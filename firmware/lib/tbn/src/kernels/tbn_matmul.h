@@ -116,7 +116,7 @@ static inline int8_t requant_parts(const mm_epilogue *e, int32_t acc, int32_t bi
 /* Output channel ch's requantisation of acc, its parameters read from the op's tables. */
 static inline int8_t requant_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) {
     const TBN_ROM uint8_t *rq = e->scale + ch * e->scale_stride;
-    if (e->rq16) return requant16_parts(e, acc, bias_i32(e, ch), (int16_t)tbn_rd16(rq));
+    if (e->rq16 || !TBN_BUILD_REQUANT) return requant16_parts(e, acc, bias_i32(e, ch), (int16_t)tbn_rd16(rq));
     return requant_parts(e, acc, bias_i32(e, ch), tbn_rds32(rq), tbn_rds32(rq + 4));
 }
 

@@ -14,6 +14,11 @@
  *
  * Tile reuse (one group, p > 1): the tile's distinct rows are summed once a position, each
  * stored into its o / rows outputs. */
+#include <stddef.h>
+#if defined(__AVR__)
+#include <avr/pgmspace.h>
+#endif
+
 #include "tbn_matmul.h"
 #if TBN_SMALL_KERNEL
 
@@ -112,6 +117,7 @@ static inline uint16_t bit_taps(uint8_t w, const int8_t *x, uint16_t stride, uin
     return s;
 }
 
+#if !defined(__AVR__) /* AVR: avr_plus4 below, else row_sum */
 /* row_sum for a tile row that does not wrap, without a gathered window: each window row's bits
  * read as one or two bytes (16-bit offsets from the row's first byte: skips are additions),
  * the sums 2 P - U and 2 B - N from the window's U and N. */
@@ -148,6 +154,7 @@ static TBN_NOINLINE int32_t row_sum_bits(const window *wi, const TBN_ROM uint8_t
     int32_t n = (int32_t)wi->n_ic * wi->ny * wi->nx;
     return 2 * (int32_t)plus - (int32_t)wi->u - (int32_t)cz * (2 * (int32_t)nb - n);
 }
+#endif
 
 /* On cores with stack to spare, a window of at most TBN_SMALL_COL_BYTES taps is first
  * gathered in row order (im2col), so a row is 8 taps a byte of its bits with no per-window-row
@@ -233,6 +240,151 @@ static TBN_NOINLINE int32_t col_sum(const uint8_t *col, const TBN_ROM uint8_t *t
 }
 #endif
 
+#if defined(__AVR__)
+/* On AVR the sums P of four outputs at once, in assembly: their tile rows start at the same bit
+ * of a byte, kb bytes apart (outputs m apart, m k a multiple of 8: the four streams cross a byte
+ * at the same tap, so one count reloads them all). A tap is one load of x, then for each stream
+ * a shift of its weight byte and, on a set bit, a 24-bit add: about 6 cycles a MAC, 8 with the
+ * loops, where row_sum_bits took 84 to 99. The weights are read with LPM: the tile in flash
+ * below 64 KB (an Uno's model always is); else the C path. */
+typedef struct {
+    const int8_t *x;                              /* 0: the window's first tap */
+    uint16_t z, kb;                               /* 2: flash address of stream 0's first byte; 4 */
+    uint8_t row_delta, sh;                        /* 6: x after a row's taps; 7: the rows' first bit */
+    int16_t ic_delta;                             /* 8: x after a channel's rows */
+    uint8_t n_ic, ny, nx;                         /* 10, 11, 12: the window's shape (each >= 1) */
+    uint8_t skip_ic0, skip_x0, skip_x1, skip_ic1; /* 13..16: weight bits to pass over */
+    uint8_t unused;
+    uint32_t p[4];                                /* 18..33: P of each stream, out */
+} avr_job;
+_Static_assert(offsetof(avr_job, p) == 18, "avr_plus4's assembly reads avr_job at these offsets");
+
+/* r2..r13 the four P; r14:r15 kb; r16 taps left in the row, r17 rows, r18 channels; r19 bits left
+ * in r20..r23 (the streams' bytes); r24 the tap; r0 row_delta; T: a row skips some of its bits;
+ * X the input, Y the job, Z the weights. */
+#define AVR_LOAD4 /* the streams' next bytes: Z, Z + kb, Z + 2 kb, Z + 3 kb; then Z + 1 */         \
+    "movw r24, r30\n lpm r20, Z\n add r30, r14\n adc r31, r15\n lpm r21, Z\n add r30, r14\n"      \
+    "adc r31, r15\n lpm r22, Z\n add r30, r14\n adc r31, r15\n lpm r23, Z\n movw r30, r24\n"      \
+    "adiw r30, 1\n ldi r19, 7\n"
+#define AVR_SKIP(OFF) "ldd r25, Y+" #OFF "\n tst r25\n breq 1f\n rcall 20f\n1:\n"
+#define AVR_TAP(W, A0, A1, A2, NEXT) "lsr " W "\n brcc " NEXT "f\n add " A0 ", r24\n adc " A1 ", r1\n adc " A2 ", r1\n"
+
+__attribute__((naked, noinline)) static void avr_plus4(TBN_ASM_ARG avr_job *j) {
+    __asm__ volatile(
+        "push r2\n push r3\n push r4\n push r5\n push r6\n push r7\n push r8\n push r9\n push r10\n"
+        "push r11\n push r12\n push r13\n push r14\n push r15\n push r16\n push r17\n push r28\n push r29\n"
+        "movw r28, r24\n ld r26, Y\n ldd r27, Y+1\n ldd r30, Y+2\n ldd r31, Y+3\n ldd r14, Y+4\n"
+        "ldd r15, Y+5\n ldd r18, Y+10\n clr r2\n clr r3\n clr r4\n clr r5\n clr r6\n clr r7\n clr r8\n"
+        "clr r9\n clr r10\n clr r11\n clr r12\n clr r13\n clr r19\n"
+        AVR_SKIP(7)                                        /* the first byte's bits before the rows */
+        "ldd r0, Y+6\n clt\n ldd r24, Y+14\n ldd r25, Y+15\n or r24, r25\n breq 10f\n set\n rjmp 10f\n"
+        "8:\n" AVR_LOAD4 "rjmp 3f\n"                       /* a tap that starts new bytes */
+        "10:\n" AVR_SKIP(13) "ldd r17, Y+11\n"             /* a channel */
+        "11:\n brtc 1f\n" AVR_SKIP(14) "ldd r16, Y+12\n"   /* a row */
+        "2:\n dec r19\n brmi 8b\n"                         /* a tap */
+        "3:\n ld r24, X+\n subi r24, 0x80\n"               /* u = x + 128 */
+        AVR_TAP("r20", "r2", "r3", "r4", "4") "4:\n" AVR_TAP("r21", "r5", "r6", "r7", "5")
+        "5:\n" AVR_TAP("r22", "r8", "r9", "r10", "6") "6:\n" AVR_TAP("r23", "r11", "r12", "r13", "7")
+        "7:\n dec r16\n brne 2b\n"
+        "brtc 1f\n" AVR_SKIP(15) "add r26, r0\n adc r27, r1\n dec r17\n brne 11b\n"
+        AVR_SKIP(16) "ldd r24, Y+8\n add r26, r24\n ldd r24, Y+9\n adc r27, r24\n dec r18\n breq 13f\n"
+        "rjmp 10b\n"
+        "13:\n std Y+18, r2\n std Y+19, r3\n std Y+20, r4\n std Y+21, r1\n std Y+22, r5\n std Y+23, r6\n"
+        "std Y+24, r7\n std Y+25, r1\n std Y+26, r8\n std Y+27, r9\n std Y+28, r10\n std Y+29, r1\n"
+        "std Y+30, r11\n std Y+31, r12\n std Y+32, r13\n std Y+33, r1\n"
+        "pop r29\n pop r28\n pop r17\n pop r16\n pop r15\n pop r14\n pop r13\n pop r12\n pop r11\n"
+        "pop r10\n pop r9\n pop r8\n pop r7\n pop r6\n pop r5\n pop r4\n pop r3\n pop r2\n ret\n"
+        "20:\n dec r19\n brpl 21f\n push r25\n" AVR_LOAD4 "pop r25\n" /* pass over r25 bits */
+        "21:\n lsr r20\n lsr r21\n lsr r22\n lsr r23\n dec r25\n brne 20b\n ret\n");
+}
+#undef AVR_LOAD4
+#undef AVR_SKIP
+#undef AVR_TAP
+
+static int avr_flash(const TBN_ROM uint8_t *p) { return ((__uint24)p >> 16) == 0; }
+
+/* Whether avr_plus4 takes the op: tile rows in flash that never wrap (one group, whole rows),
+ * unit dilation, and an input whose zero point is -128 (cz = 0, as after ReLU: B, the set bits
+ * among a window's taps, is not counted). avr_window then checks each window's counts. */
+static int avr_fast(const mm_ctx *c, uint32_t rows, int16_t cz) {
+    const tbn_op *op = c->op;
+    return c->tiled && rows && !cz && avr_flash(c->tile.bits) &&
+           (!(op->traits & TBN_TRAIT_CONV) || (op->groups == 1 && op->dw == 1));
+}
+
+/* avr_plus4's job for window wi, 0 where a count passes its 8 bits: a conv's channels, rows
+ * and taps, a linear op's k taps as runs of nx. */
+static TBN_NOINLINE int avr_window(const mm_ctx *c, const window *wi, avr_job *j) {
+    uint16_t n_ic = wi->n_ic, ny = wi->ny, nx = wi->nx, row = (uint16_t)(wi->row_step - nx);
+    int16_t ic = (int16_t)(wi->hw - ny * wi->row_step);
+    if (!(c->op->traits & TBN_TRAIT_CONV)) {
+        for (nx = 255u; wi->nx % nx; nx--) {}
+        n_ic = (uint16_t)(wi->nx / nx);
+        row = 0;
+        ic = 0;
+    }
+    if ((n_ic | ny | nx | row) > 255u) return 0;
+    j->x = wi->q;
+    j->n_ic = (uint8_t)n_ic;
+    j->ny = (uint8_t)ny;
+    j->nx = (uint8_t)nx;
+    j->row_delta = (uint8_t)row;
+    j->ic_delta = ic;
+    j->skip_ic0 = (uint8_t)wi->skip_ic0;
+    j->skip_x0 = (uint8_t)wi->skip_x0;
+    j->skip_x1 = (uint8_t)wi->skip_x1;
+    j->skip_ic1 = (uint8_t)wi->skip_ic1;
+    return 1;
+}
+
+/* The sums of the `rows` distinct rows over the job's window (u: its U), each stored into its
+ * outputs ch, ch + rows, ... < o: 2 P - U. Outputs are taken four at a time, m
+ * apart so that their rows start at the same bit of a byte (kb bytes apart); the few left over
+ * one at a time (kb = 0). */
+static TBN_NOINLINE void avr_outputs(const mm_ctx *c, avr_job *j, uint16_t rows, uint16_t pix, int32_t u) {
+    uint16_t k = (uint16_t)c->k, o = (uint16_t)c->o, m = 1;
+    while ((uint16_t)(m * k) & 7u) m = (uint16_t)(m << 1);
+    uint16_t kb = (uint16_t)(m * k / 8u);
+    for (uint16_t r = 0; r < m; r++) {
+        uint32_t pos = (uint32_t)r * k;
+        uint16_t z = (uint16_t)((__uint24)c->tile.bits + (uint16_t)(pos >> 3));
+        j->sh = (uint8_t)(pos & 7u);
+        for (uint16_t ch = r; ch < rows;) {
+            uint16_t n = ch + 3u * m < rows ? 4u : 1u;
+            j->kb = n == 4u ? kb : 0u;
+            j->z = z;
+            avr_plus4(j);
+            for (uint16_t s = 0; s < n; s++, ch = (uint16_t)(ch + m), z = (uint16_t)(z + kb)) {
+                int32_t acc = 2 * (int32_t)j->p[s] - u;
+                for (uint16_t t = ch; t < o; t = (uint16_t)(t + rows)) tbn_mm_store_i8(c, t, pix, acc);
+            }
+        }
+    }
+}
+#endif
+
+#if defined(__AVR__)
+/* A dense int8 row (at flash address w) over the window, sum w (x - zp): the weights read with
+ * LPM and each product 16 bits (|w (x - zp)| <= 128 * 255), where row_sum's generic reads take
+ * about 300 cycles a MAC. Unit dilation: a window row's taps lie side by side. */
+static TBN_NOINLINE int32_t avr_dense_row(const window *wi, uint16_t w, int16_t zp) {
+    int32_t acc = 0;
+    const int8_t *q = wi->q;
+    for (uint16_t ic = wi->n_ic; ic; ic--, q += wi->hw) {
+        const int8_t *x = q;
+        w = (uint16_t)(w + wi->skip_ic0);
+        for (uint16_t y = wi->ny; y; y--, x += wi->row_step) {
+            w = (uint16_t)(w + wi->skip_x0);
+            const int8_t *t = x;
+            for (uint16_t n = wi->nx; n; n--) acc += (int16_t)((int8_t)__LPM(w++) * (int16_t)(*t++ - zp));
+            w = (uint16_t)(w + wi->skip_x1);
+        }
+        w = (uint16_t)(w + wi->skip_ic1);
+    }
+    return acc;
+}
+#endif
+
 /* U of the window. */
 static TBN_NOINLINE void window_totals(window *wi) {
     uint32_t u = 0;
@@ -305,26 +457,48 @@ void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows) {
     int gathered = !cu.dense && c->k <= TBN_SMALL_COL_BYTES;
     uint32_t col_u = 0;
 #endif
+#if defined(__AVR__)
+    int fast = avr_fast(c, rows, cz), dense_fast = cu.dense && avr_flash((const TBN_ROM uint8_t *)c->dense) &&
+                                              (!conv || op->dw == 1);
+    avr_job job;
+#endif
     uint16_t pix = 0;
     for (uint16_t oy = 0; oy < c->ho; oy++) {
         for (uint16_t ox = 0; ox < c->wo; ox++, pix++) {
             int in = !conv || conv_window(c, oy, ox, &wi);
+#if defined(__AVR__)
+            if (fast && in && avr_window(c, &wi, &job)) {
+                window_totals(&wi);
+                avr_outputs(c, &job, (uint16_t)rows, pix, (int32_t)wi.u);
+                continue;
+            }
+#endif
             uint32_t pos = 0;
             for (uint16_t g = 0, end = 0; g < groups; g++, wi.q += g_in) {
 #if TBN_SMALL_COL_BYTES
                 if (in && gathered) col_u = col_gather(&wi, col, c->k, (uint8_t)cz);
                 else
 #endif
-                if (in && !cu.dense) window_totals(&wi); /* U: for tile rows alone */
+#if !defined(__AVR__) /* row_sum_bits' U; AVR's row_sum needs none */
+                if (in && !cu.dense) window_totals(&wi);
+#endif
                 end = (uint16_t)(end + og);
                 for (uint16_t ch = (uint16_t)(end - og); ch < end; ch++) {
                     if (rows && ch >= rows) break; /* tile reuse: stored with its row below */
                     cur_row(&cu, c, pos);
-                    int32_t acc = !in ? 0 : cu.dense || cu.left ? row_sum(&wi, &cu, cz) :
+                    int32_t acc = !in ? 0 :
+#if defined(__AVR__)
+                                  dense_fast ? avr_dense_row(&wi, (uint16_t)((__uint24)c->dense + pos), (int16_t)c->in_zp) :
+#endif
+                                  cu.dense || cu.left ? row_sum(&wi, &cu, cz) :
 #if TBN_SMALL_COL_BYTES
                                   gathered ? col_sum(col, cu.tile, pos, c->k, col_u, cz) :
 #endif
+#if defined(__AVR__)
+                                  row_sum(&wi, &cu, cz);
+#else
                                   row_sum_bits(&wi, cu.tile, pos, cz);
+#endif
                     for (uint16_t t = ch; t < end; t = (uint16_t)(t + step)) tbn_mm_store_i8(c, t, pix, acc);
                     pos += c->k; /* the next output's weights: k <= n_bits, so one wrap at most */
                     if (!cu.dense && pos >= cu.n_bits) pos -= cu.n_bits;

@@ -121,7 +121,7 @@ tbn_status tbn_eval_global_avgpool(const tbn_model *m, const tbn_op *op, uint8_t
     for (uint32_t c = 0; c < ch; c++) {
         if (tbn_int8(m)) {
             const int8_t *x = (const int8_t *)(arena + in.offset) + (size_t)c * hw;
-            int64_t sum = 0;
+            tbn_avg_int sum = 0;
             for (uint32_t i = 0; i < hw; i++) sum += x[i];
             ((int8_t *)(arena + out.offset))[c] = tbn_clamp_q(tbn_avg_round(sum, hw), out.qmin, out.qmax);
         } else {
