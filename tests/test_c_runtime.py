@@ -396,8 +396,8 @@ def test_a_runtime_built_for_one_model_runs_it_and_refuses_the_rest(tmp_path: Pa
     # its own ops with the wide rescaling (REQUANT: the same multipliers and shifts, pre_shift 0)
     prog = read(own.read_bytes())
     assert all(v.pre_shift == 0 for v in prog.scales)
-    prog.scales = [Vector(spec.DType.REQUANT, np.stack([v.data.astype(np.int32), np.full(v.count, v.shift)], 1))
-                   for v in prog.scales]
+    prog.scales = [Vector(spec.DType.REQUANT, np.stack([v.data.astype(np.int32), np.full(v.count, v.shift)],
+                                                       1)) for v in prog.scales]
     (tmp_path / "requant.tbn").write_bytes(serialize(prog))
     stem = own.with_suffix("")
     bad = subprocess.run([exe, tmp_path / "requant.tbn", f"{stem}.input.bin", f"{stem}.output.bin"],
