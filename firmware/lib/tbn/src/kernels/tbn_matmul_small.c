@@ -297,69 +297,123 @@ __attribute__((naked, noinline)) static void avr_plus4(TBN_ASM_ARG avr_job *j) {
         "20:\n dec r19\n brpl 21f\n push r25\n" AVR_LOAD4 "pop r25\n" /* pass over r25 bits */
         "21:\n lsr r20\n lsr r21\n lsr r22\n lsr r23\n dec r25\n brne 20b\n ret\n");
 }
+/* U, the sum of u over the job's window (its taps as avr_plus4 walks them), into p[0]: 9 cycles a
+ * tap, where window_totals' C takes 28. */
+__attribute__((naked, noinline)) static void avr_totals(TBN_ASM_ARG avr_job *j) {
+    __asm__ volatile(
+        "movw r30, r24\n ld r26, Z\n ldd r27, Z+1\n ldd r18, Z+10\n ldd r0, Z+6\n clr r20\n clr r21\n clr r22\n"
+        "1:\n ldd r19, Z+11\n"
+        "2:\n ldd r25, Z+12\n"
+        "3:\n ld r24, X+\n subi r24, 0x80\n add r20, r24\n adc r21, r1\n adc r22, r1\n dec r25\n brne 3b\n"
+        "add r26, r0\n adc r27, r1\n dec r19\n brne 2b\n"
+        "ldd r24, Z+8\n add r26, r24\n ldd r24, Z+9\n adc r27, r24\n dec r18\n brne 1b\n"
+        "std Z+18, r20\n std Z+19, r21\n std Z+20, r22\n std Z+21, r1\n ret\n");
+}
 #undef AVR_LOAD4
 #undef AVR_SKIP
 #undef AVR_TAP
 
 static int avr_flash(const TBN_ROM uint8_t *p) { return ((__uint24)p >> 16) == 0; }
 
-/* Whether avr_plus4 takes the op: tile rows in flash that never wrap (one group, whole rows),
- * unit dilation, and an input whose zero point is -128 (cz = 0, as after ReLU: B, the set bits
- * among a window's taps, is not counted). avr_window then checks each window's counts. */
+/* RQ16 of one output on AVR (requant16_parts' arithmetic), the op's constants gathered once:
+ * about 120 cycles, where tbn_mm_store_i8's 32-bit C takes about 500, more than a 3x3 conv's
+ * 288 MACs of 32 channels through avr_plus4. For multipliers, and I16 biases or none, in flash. */
+typedef struct {
+    uint16_t bias, scale; /* 0, 2: flash addresses of the I16 biases (0: none) and the multipliers */
+    uint8_t step;         /* 4: 2, or 0 for one multiplier */
+    int32_t pre_half;     /* 5 */
+    uint8_t pre;          /* 9 */
+    int32_t half;         /* 10 */
+    uint8_t shift;        /* 14 */
+    int8_t zp, lo, hi;    /* 15, 16, 17 */
+    int8_t out;           /* 18: the stored value, out */
+} avr_rq;
+_Static_assert(offsetof(avr_rq, out) == 18, "avr_rq16's assembly reads avr_rq at these offsets");
+
+/* The low 32 bits of t * m: t's bytes r20..r23 by m's r18:r19 (unsigned), then m's sign taken
+ * off as t << 16; the product in r24, r25, r30, r31 (r16 zero: MUL writes r1). */
+__attribute__((naked, noinline)) static void avr_rq16(TBN_ASM_ARG avr_rq *q, TBN_ASM_ARG int32_t acc,
+                                                      TBN_ASM_ARG uint16_t ch) {
+    __asm__ volatile(
+        "push r16\n clr r16\n movw r26, r24\n ld r30, X+\n ld r31, X+\n"
+        "mov r0, r30\n or r0, r31\n breq 1f\n"            /* + the bias */
+        "add r30, r18\n adc r31, r19\n add r30, r18\n adc r31, r19\n lpm r24, Z+\n lpm r25, Z\n"
+        "mov r0, r25\n lsl r0\n sbc r0, r0\n add r20, r24\n adc r21, r25\n adc r22, r0\n adc r23, r0\n"
+        "1:\n ld r30, X+\n ld r31, X+\n ld r0, X+\n tst r0\n breq 2f\n" /* the multiplier */
+        "add r30, r18\n adc r31, r19\n add r30, r18\n adc r31, r19\n"
+        "2:\n lpm r18, Z+\n lpm r19, Z\n"
+        "ld r0, X+\n add r20, r0\n ld r0, X+\n adc r21, r0\n ld r0, X+\n adc r22, r0\n ld r0, X+\n adc r23, r0\n"
+        "ld r24, X+\n tst r24\n breq 4f\n"                /* >> pre */
+        "3:\n asr r23\n ror r22\n ror r21\n ror r20\n dec r24\n brne 3b\n"
+        "4:\n mul r20, r18\n movw r24, r0\n mul r22, r18\n movw r30, r0\n"   /* t * m */
+        "mul r21, r18\n add r25, r0\n adc r30, r1\n adc r31, r16\n"
+        "mul r20, r19\n add r25, r0\n adc r30, r1\n adc r31, r16\n"
+        "mul r21, r19\n add r30, r0\n adc r31, r1\n"
+        "mul r22, r19\n add r31, r0\n mul r23, r18\n add r31, r0\n"
+        "sbrs r19, 7\n rjmp 5f\n sub r30, r20\n sbc r31, r21\n"              /* m < 0 */
+        "5:\n ld r0, X+\n add r24, r0\n ld r0, X+\n adc r25, r0\n ld r0, X+\n adc r30, r0\n ld r0, X+\n"
+        "adc r31, r0\n ld r18, X+\n"                                          /* + half, >> shift */
+        "sbrs r18, 4\n rjmp 6f\n movw r24, r30\n mov r30, r31\n lsl r30\n sbc r30, r30\n mov r31, r30\n"
+        "6:\n sbrs r18, 3\n rjmp 7f\n mov r24, r25\n mov r25, r30\n mov r30, r31\n lsl r31\n sbc r31, r31\n"
+        "7:\n andi r18, 7\n breq 9f\n"
+        "8:\n asr r31\n ror r30\n ror r25\n ror r24\n dec r18\n brne 8b\n"
+        "9:\n ld r0, X+\n mov r18, r0\n lsl r18\n sbc r18, r18\n"            /* + zp */
+        "add r24, r0\n adc r25, r18\n adc r30, r18\n adc r31, r18\n"
+        "ld r19, X+\n ld r18, X+\n mov r0, r18\n lsl r0\n sbc r0, r0\n"      /* clamp to [lo, hi] */
+        "cp r18, r24\n cpc r0, r25\n cpc r0, r30\n cpc r0, r31\n brge 10f\n mov r24, r18\n rjmp 11f\n"
+        "10:\n mov r0, r19\n lsl r0\n sbc r0, r0\n"
+        "cp r24, r19\n cpc r25, r0\n cpc r30, r0\n cpc r31, r0\n brge 11f\n mov r24, r19\n"
+        "11:\n st X, r24\n clr r1\n pop r16\n ret\n");
+}
+
+/* The op's constants for avr_rq16; NULL where it does not take them (REQUANT, I32 biases,
+ * vectors outside flash): tbn_mm_store_i8 then. */
+static avr_rq *avr_rq_init(const mm_ctx *c, avr_rq *q) {
+    const mm_epilogue *e = &c->ep;
+    if (!e->rq16 || !avr_flash(e->scale) || (e->bias && (!e->bias16 || !avr_flash(e->bias)))) return NULL;
+    q->bias = e->bias ? (uint16_t)(__uint24)e->bias : 0u;
+    q->scale = (uint16_t)(__uint24)e->scale;
+    q->step = e->scale_stride ? 2u : 0u;
+    q->pre_half = e->pre_half;
+    q->pre = (uint8_t)e->pre_shift;
+    q->half = e->half;
+    q->shift = (uint8_t)e->shift;
+    q->zp = (int8_t)e->zp;
+    q->lo = (int8_t)e->qmin;
+    q->hi = (int8_t)e->qmax;
+    return q;
+}
+
+/* Output channel ch at pix from its sum. */
+static void avr_store(const mm_ctx *c, avr_rq *q, uint16_t ch, uint16_t pix, int32_t acc) {
+    if (!q) {
+        tbn_mm_store_i8(c, ch, pix, acc);
+        return;
+    }
+    avr_rq16(q, acc, ch);
+    ((int8_t *)c->dst)[(uint16_t)(ch * (uint16_t)c->npix + pix)] = q->out;
+}
+
+/* A linear op's k taps as runs of nx <= 255 for avr_plus4's 8-bit counts (at most 255 runs);
+ * 0 where k has no such split. */
+static uint16_t avr_run(uint16_t k) {
+    uint16_t nx = 255u;
+    while (k % nx) nx--;
+    return k / nx <= 255u ? nx : 0u;
+}
+
+/* Whether avr_eval takes the op: dense rows in flash, unit dilation; or tile rows in flash
+ * that never wrap (one group, whole rows), unit dilation, an input whose zero point is -128
+ * (cz = 0, as after ReLU: B, the set bits among a window's taps, is not counted), and every
+ * window's counts in avr_job's bytes. */
 static int avr_fast(const mm_ctx *c, uint32_t rows, int16_t cz) {
     const tbn_op *op = c->op;
-    return c->tiled && rows && !cz && avr_flash(c->tile.bits) &&
-           (!(op->traits & TBN_TRAIT_CONV) || (op->groups == 1 && op->dw == 1));
-}
-
-/* avr_plus4's job for window wi, 0 where a count passes its 8 bits: a conv's channels, rows
- * and taps, a linear op's k taps as runs of nx. */
-static TBN_NOINLINE int avr_window(const mm_ctx *c, const window *wi, avr_job *j) {
-    uint16_t n_ic = wi->n_ic, ny = wi->ny, nx = wi->nx, row = (uint16_t)(wi->row_step - nx);
-    int16_t ic = (int16_t)(wi->hw - ny * wi->row_step);
-    if (!(c->op->traits & TBN_TRAIT_CONV)) {
-        for (nx = 255u; wi->nx % nx; nx--) {}
-        n_ic = (uint16_t)(wi->nx / nx);
-        row = 0;
-        ic = 0;
-    }
-    if ((n_ic | ny | nx | row) > 255u) return 0;
-    j->x = wi->q;
-    j->n_ic = (uint8_t)n_ic;
-    j->ny = (uint8_t)ny;
-    j->nx = (uint8_t)nx;
-    j->row_delta = (uint8_t)row;
-    j->ic_delta = ic;
-    j->skip_ic0 = (uint8_t)wi->skip_ic0;
-    j->skip_x0 = (uint8_t)wi->skip_x0;
-    j->skip_x1 = (uint8_t)wi->skip_x1;
-    j->skip_ic1 = (uint8_t)wi->skip_ic1;
-    return 1;
-}
-
-/* The sums of the `rows` distinct rows over the job's window (u: its U), each stored into its
- * outputs ch, ch + rows, ... < o: 2 P - U. Outputs are taken four at a time, m
- * apart so that their rows start at the same bit of a byte (kb bytes apart); the few left over
- * one at a time (kb = 0). */
-static TBN_NOINLINE void avr_outputs(const mm_ctx *c, avr_job *j, uint16_t rows, uint16_t pix, int32_t u) {
-    uint16_t k = (uint16_t)c->k, o = (uint16_t)c->o, m = 1;
-    while ((uint16_t)(m * k) & 7u) m = (uint16_t)(m << 1);
-    uint16_t kb = (uint16_t)(m * k / 8u);
-    for (uint16_t r = 0; r < m; r++) {
-        uint32_t pos = (uint32_t)r * k;
-        uint16_t z = (uint16_t)((__uint24)c->tile.bits + (uint16_t)(pos >> 3));
-        j->sh = (uint8_t)(pos & 7u);
-        for (uint16_t ch = r; ch < rows;) {
-            uint16_t n = ch + 3u * m < rows ? 4u : 1u;
-            j->kb = n == 4u ? kb : 0u;
-            j->z = z;
-            avr_plus4(j);
-            for (uint16_t s = 0; s < n; s++, ch = (uint16_t)(ch + m), z = (uint16_t)(z + kb)) {
-                int32_t acc = 2 * (int32_t)j->p[s] - u;
-                for (uint16_t t = ch; t < o; t = (uint16_t)(t + rows)) tbn_mm_store_i8(c, t, pix, acc);
-            }
-        }
-    }
+    if (!c->tiled)
+        return avr_flash((const TBN_ROM uint8_t *)c->dense) && (!(op->traits & TBN_TRAIT_CONV) || op->dw == 1);
+    if (!rows || cz || !avr_flash(c->tile.bits)) return 0;
+    if (!(op->traits & TBN_TRAIT_CONV)) return avr_run((uint16_t)c->k) != 0;
+    return op->groups == 1 && op->dw == 1 && c->cg <= 255u && (uint32_t)op->dh * c->w <= 256u &&
+           (uint32_t)c->h * c->w <= 32767u; /* row_delta, ic_delta; kh and kw are bytes */
 }
 #endif
 
@@ -385,6 +439,7 @@ static TBN_NOINLINE int32_t avr_dense_row(const window *wi, uint16_t w, int16_t 
 }
 #endif
 
+#if !defined(__AVR__) /* AVR: avr_totals */
 /* U of the window. */
 static TBN_NOINLINE void window_totals(window *wi) {
     uint32_t u = 0;
@@ -397,6 +452,7 @@ static TBN_NOINLINE void window_totals(window *wi) {
     }
     wi->u = u;
 }
+#endif
 
 /* The taps [lo, hi) of a window row or column from input index i0 (stride d) that fall
  * inside [0, size). */
@@ -441,7 +497,77 @@ static void cur_row(cursor *cu, const mm_ctx *c, uint32_t pos) {
     cu->left = cu->n_bits - pos < c->k ? cu->n_bits - pos : 0u;
 }
 
-void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows) {
+#if defined(__AVR__)
+/* The `rows` distinct rows' sums 2 P - U over the job's window (u: its U), four outputs a call
+ * of avr_plus4, m apart so that their rows start at the same bit of a byte (kb bytes apart);
+ * the few left over one at a time (kb = 0). Each sum is stored into its outputs ch, ch + rows,
+ * ... < o. */
+static TBN_NOINLINE void avr_outputs(const mm_ctx *c, avr_rq *q, avr_job *j, uint16_t rows, uint16_t pix,
+                                     int32_t u) {
+    uint16_t k = (uint16_t)c->k, o = (uint16_t)c->o, m = 1;
+    while ((uint16_t)(m * k) & 7u) m = (uint16_t)(m << 1);
+    uint16_t kb = (uint16_t)(m * k / 8u);
+    for (uint16_t r = 0; r < m; r++) {
+        uint32_t pos = (uint32_t)r * k;
+        uint16_t z = (uint16_t)((__uint24)c->tile.bits + (uint16_t)(pos >> 3));
+        j->sh = (uint8_t)(pos & 7u);
+        for (uint16_t ch = r; ch < rows;) {
+            uint16_t n = ch + 3u * m < rows ? 4u : 1u;
+            j->kb = n == 4u ? kb : 0u;
+            j->z = z;
+            avr_plus4(j);
+            for (uint16_t s = 0; s < n; s++, ch = (uint16_t)(ch + m), z = (uint16_t)(z + kb)) {
+                int32_t acc = 2 * (int32_t)j->p[s] - u;
+                for (uint16_t t = ch; t < o; t = (uint16_t)(t + rows)) avr_store(c, q, t, pix, acc);
+            }
+        }
+    }
+}
+
+/* An op avr_fast takes, at every output position: dense rows one by one, or the window's U
+ * and avr_plus4's job for it, then the tile rows. Its frame is never stacked on eval_rows'
+ * (the Uno's stack has about 100 bytes to spare). */
+static TBN_NOINLINE void avr_eval(const mm_ctx *c, uint16_t rows) {
+    int conv = (c->op->traits & TBN_TRAIT_CONV) != 0;
+    uint16_t k = (uint16_t)c->k, nx = conv || !c->tiled ? 0u : avr_run(k), pix = 0, og = (uint16_t)c->og;
+    uint16_t g_in = (uint16_t)(c->cg * c->h * c->w), dense = (uint16_t)((__uint24)c->dense);
+    window wi = {(const int8_t *)c->src, 1, 1, k, 1, 0, 0, 0, 0, 0, 0, 0};
+    avr_job j;
+    avr_rq consts, *q = avr_rq_init(c, &consts);
+    for (uint16_t oy = 0; oy < c->ho; oy++) {
+        for (uint16_t ox = 0; ox < c->wo; ox++, pix++) {
+            if (conv && !conv_window(c, oy, ox, &wi)) { /* every tap in the padding: each sum is 0 */
+                for (uint16_t t = 0; t < c->o; t++) avr_store(c, q, t, pix, 0);
+                continue;
+            }
+            if (!c->tiled) { /* group by group (og outputs each, g_in inputs apart) */
+                const int8_t *q0 = wi.q;
+                for (uint16_t ch = 0, end = og; ch < c->o; ch++) {
+                    if (ch == end) end = (uint16_t)(end + og), wi.q += g_in;
+                    avr_store(c, q, ch, pix, avr_dense_row(&wi, (uint16_t)(dense + ch * k), (int16_t)c->in_zp));
+                }
+                wi.q = q0;
+                continue;
+            }
+            j.x = wi.q;
+            j.n_ic = (uint8_t)(conv ? wi.n_ic : k / nx);
+            j.ny = (uint8_t)wi.ny;
+            j.nx = (uint8_t)(conv ? wi.nx : nx);
+            j.row_delta = (uint8_t)(conv ? wi.row_step - wi.nx : 0u);
+            j.ic_delta = (int16_t)(conv ? wi.hw - wi.ny * wi.row_step : 0);
+            j.skip_ic0 = (uint8_t)wi.skip_ic0;
+            j.skip_x0 = (uint8_t)wi.skip_x0;
+            j.skip_x1 = (uint8_t)wi.skip_x1;
+            j.skip_ic1 = (uint8_t)wi.skip_ic1;
+            avr_totals(&j);
+            avr_outputs(c, q, &j, rows, pix, (int32_t)j.p[0]);
+        }
+    }
+}
+#endif
+
+/* Any op, output by output. */
+static TBN_NOINLINE void eval_rows(const mm_ctx *c, uint32_t rows) {
     const tbn_op *op = c->op;
     int conv = (op->traits & TBN_TRAIT_CONV) != 0;
     uint16_t groups = conv ? op->groups : 1u, og = (uint16_t)c->og;
@@ -457,22 +583,10 @@ void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows) {
     int gathered = !cu.dense && c->k <= TBN_SMALL_COL_BYTES;
     uint32_t col_u = 0;
 #endif
-#if defined(__AVR__)
-    int fast = avr_fast(c, rows, cz), dense_fast = cu.dense && avr_flash((const TBN_ROM uint8_t *)c->dense) &&
-                                              (!conv || op->dw == 1);
-    avr_job job;
-#endif
     uint16_t pix = 0;
     for (uint16_t oy = 0; oy < c->ho; oy++) {
         for (uint16_t ox = 0; ox < c->wo; ox++, pix++) {
             int in = !conv || conv_window(c, oy, ox, &wi);
-#if defined(__AVR__)
-            if (fast && in && avr_window(c, &wi, &job)) {
-                window_totals(&wi);
-                avr_outputs(c, &job, (uint16_t)rows, pix, (int32_t)wi.u);
-                continue;
-            }
-#endif
             uint32_t pos = 0;
             for (uint16_t g = 0, end = 0; g < groups; g++, wi.q += g_in) {
 #if TBN_SMALL_COL_BYTES
@@ -486,11 +600,7 @@ void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows) {
                 for (uint16_t ch = (uint16_t)(end - og); ch < end; ch++) {
                     if (rows && ch >= rows) break; /* tile reuse: stored with its row below */
                     cur_row(&cu, c, pos);
-                    int32_t acc = !in ? 0 :
-#if defined(__AVR__)
-                                  dense_fast ? avr_dense_row(&wi, (uint16_t)((__uint24)c->dense + pos), (int16_t)c->in_zp) :
-#endif
-                                  cu.dense || cu.left ? row_sum(&wi, &cu, cz) :
+                    int32_t acc = !in ? 0 : cu.dense || cu.left ? row_sum(&wi, &cu, cz) :
 #if TBN_SMALL_COL_BYTES
                                   gathered ? col_sum(col, cu.tile, pos, c->k, col_u, cz) :
 #endif
@@ -507,6 +617,16 @@ void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows) {
             wi.q -= groups * g_in;
         }
     }
+}
+
+void tbn_mm_eval_small(const mm_ctx *c, uint32_t rows) {
+#if defined(__AVR__) /* apart, so that the frames of the two are never stacked */
+    if (avr_fast(c, rows, (int16_t)(c->in_zp + 128))) {
+        avr_eval(c, (uint16_t)rows);
+        return;
+    }
+#endif
+    eval_rows(c, rows);
 }
 
 #endif /* TBN_SMALL_KERNEL */
