@@ -326,9 +326,9 @@ typedef struct {
     int32_t half;         /* 10 */
     uint8_t shift;        /* 14 */
     int8_t zp, lo, hi;    /* 15, 16, 17 */
-    int8_t out;           /* 18: the stored value, out */
+    int8_t *dst;          /* 18: where the output goes */
 } avr_rq;
-_Static_assert(offsetof(avr_rq, out) == 18, "avr_rq16's assembly reads avr_rq at these offsets");
+_Static_assert(offsetof(avr_rq, dst) == 18, "avr_rq16's assembly reads avr_rq at these offsets");
 
 /* The low 32 bits of t * m: t's bytes r20..r23 by m's r18:r19 (unsigned), then m's sign taken
  * off as t << 16; the product in r24, r25, r30, r31 (r16 zero: MUL writes r1). */
@@ -363,7 +363,7 @@ __attribute__((naked, noinline)) static void avr_rq16(TBN_ASM_ARG avr_rq *q, TBN
         "cp r18, r24\n cpc r0, r25\n cpc r0, r30\n cpc r0, r31\n brge 10f\n mov r24, r18\n rjmp 11f\n"
         "10:\n mov r0, r19\n lsl r0\n sbc r0, r0\n"
         "cp r24, r19\n cpc r25, r0\n cpc r30, r0\n cpc r31, r0\n brge 11f\n mov r24, r19\n"
-        "11:\n st X, r24\n clr r1\n pop r16\n ret\n");
+        "11:\n ld r30, X+\n ld r31, X\n st Z, r24\n clr r1\n pop r16\n ret\n");
 }
 
 /* The op's constants for avr_rq16; NULL where it does not take them (REQUANT, I32 biases,
@@ -384,14 +384,14 @@ static avr_rq *avr_rq_init(const mm_ctx *c, avr_rq *q) {
     return q;
 }
 
-/* Output channel ch at pix from its sum. */
+/* Output channel ch at pix from its sum (either call a tail call: no frame). */
 static void avr_store(const mm_ctx *c, avr_rq *q, uint16_t ch, uint16_t pix, int32_t acc) {
     if (!q) {
         tbn_mm_store_i8(c, ch, pix, acc);
         return;
     }
+    q->dst = (int8_t *)c->dst + (uint16_t)(ch * (uint16_t)c->npix + pix);
     avr_rq16(q, acc, ch);
-    ((int8_t *)c->dst)[(uint16_t)(ch * (uint16_t)c->npix + pix)] = q->out;
 }
 
 /* A linear op's k taps as runs of nx <= 255 for avr_plus4's 8-bit counts (at most 255 runs);
@@ -408,12 +408,13 @@ static uint16_t avr_run(uint16_t k) {
  * window's counts in avr_job's bytes. */
 static int avr_fast(const mm_ctx *c, uint32_t rows, int16_t cz) {
     const tbn_op *op = c->op;
-    if (!c->tiled)
-        return avr_flash((const TBN_ROM uint8_t *)c->dense) && (!(op->traits & TBN_TRAIT_CONV) || op->dw == 1);
-    if (!rows || cz || !avr_flash(c->tile.bits)) return 0;
-    if (!(op->traits & TBN_TRAIT_CONV)) return avr_run((uint16_t)c->k) != 0;
-    return op->groups == 1 && op->dw == 1 && c->cg <= 255u && (uint32_t)op->dh * c->w <= 256u &&
-           (uint32_t)c->h * c->w <= 32767u; /* row_delta, ic_delta; kh and kw are bytes */
+    if (!(op->traits & TBN_TRAIT_CONV)) /* k taps as runs of nx */
+        return avr_run((uint16_t)c->k) && (c->tiled ? rows && !cz && avr_flash(c->tile.bits)
+                                                     : avr_flash((const TBN_ROM uint8_t *)c->dense));
+    if (op->dw != 1) return 0;
+    if (!c->tiled) return avr_flash((const TBN_ROM uint8_t *)c->dense);
+    return rows && !cz && avr_flash(c->tile.bits) && op->groups == 1 && c->cg <= 255u &&
+           c->w <= 256u / op->dh && c->h <= 32767u / c->w; /* row_delta, ic_delta; kh and kw are bytes */
 }
 #endif
 
@@ -529,9 +530,10 @@ static TBN_NOINLINE void avr_outputs(const mm_ctx *c, avr_rq *q, avr_job *j, uin
  * (the Uno's stack has about 100 bytes to spare). */
 static TBN_NOINLINE void avr_eval(const mm_ctx *c, uint16_t rows) {
     int conv = (c->op->traits & TBN_TRAIT_CONV) != 0;
-    uint16_t k = (uint16_t)c->k, nx = conv || !c->tiled ? 0u : avr_run(k), pix = 0, og = (uint16_t)c->og;
+    uint16_t k = (uint16_t)c->k, nx = conv ? 1u : avr_run(k), pix = 0, og = (uint16_t)c->og;
     uint16_t g_in = (uint16_t)(c->cg * c->h * c->w), dense = (uint16_t)((__uint24)c->dense);
-    window wi = {(const int8_t *)c->src, 1, 1, k, 1, 0, 0, 0, 0, 0, 0, 0};
+    /* a linear op's k taps as k / nx channels of one row of nx, side by side */
+    window wi = {(const int8_t *)c->src, (uint16_t)(k / nx), 1, nx, 1, nx, nx, 0, 0, 0, 0, 0};
     avr_job j;
     avr_rq consts, *q = avr_rq_init(c, &consts);
     for (uint16_t oy = 0; oy < c->ho; oy++) {
@@ -550,11 +552,11 @@ static TBN_NOINLINE void avr_eval(const mm_ctx *c, uint16_t rows) {
                 continue;
             }
             j.x = wi.q;
-            j.n_ic = (uint8_t)(conv ? wi.n_ic : k / nx);
+            j.n_ic = (uint8_t)wi.n_ic;
             j.ny = (uint8_t)wi.ny;
-            j.nx = (uint8_t)(conv ? wi.nx : nx);
-            j.row_delta = (uint8_t)(conv ? wi.row_step - wi.nx : 0u);
-            j.ic_delta = (int16_t)(conv ? wi.hw - wi.ny * wi.row_step : 0);
+            j.nx = (uint8_t)wi.nx;
+            j.row_delta = (uint8_t)(wi.row_step - wi.nx);
+            j.ic_delta = (int16_t)(wi.hw - wi.ny * wi.row_step);
             j.skip_ic0 = (uint8_t)wi.skip_ic0;
             j.skip_x0 = (uint8_t)wi.skip_x0;
             j.skip_x1 = (uint8_t)wi.skip_x1;
