@@ -65,6 +65,36 @@ def test_golden_vector(tbn_device: DeviceLink, name: str) -> None:
         assert got.cost > 0
 
 
+def test_small_kernel_paths_match_the_reference(tbn_device: DeviceLink) -> None:
+    """One INT8 model through each path of the small-core kernel (tbn_matmul_small.c) and, on AVR,
+    its assembly (avr_plus4, avr_totals, avr_rq16): a tiled conv on an input whose zero point is
+    not -128 (the generic path); a dense conv in two groups and a dense linear op; tile rows that
+    start mid-byte, four at a time (k = 108: outputs 2 apart share a bit offset) and one at a time
+    (k = 54, 6 distinct rows at p=2); windows clipped on every side; stride 2; a linear op of 200
+    taps in 4 + 4 + 2 outputs. Bit-exact with the reference on four inputs."""
+    import torch
+    from torch import nn
+
+    from tbn.compiler import compile_model
+    from tbn.convert import tile_model
+    from tbn.runtime import Interpreter
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+                          nn.Conv2d(8, 6, 3, padding=1, groups=2), nn.ReLU(), nn.Conv2d(6, 12, 3, padding=1),
+                          nn.ReLU(), nn.Conv2d(12, 8, 3, padding=1),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(200, 10), nn.ReLU(), nn.Linear(10, 6))
+    tile_model(model, p=1, min_params=0, per_layer={"0": 2, "4": 2}, keep_dense=["2", "11"])
+    x = torch.randn(4, 3, 10, 10)
+    data = compile_model(model.eval(), x[:1], activations="int8", calibration=x, lookup_tables=False)
+    tbn_device.load(data)
+    ref = Interpreter(data)
+    xq, _ = ref.prepare(x.numpy())  # int8, as the device takes it
+    for xi, want in zip(xq, ref.run(xq), strict=True):
+        got = tbn_device.infer(np.ascontiguousarray(xi))
+        assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1))
+
+
 def _compiler_digest() -> str:
     import hashlib
 
