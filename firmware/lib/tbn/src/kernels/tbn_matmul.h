@@ -12,8 +12,8 @@
 /* 1..32 tile bits starting at bit `pos` (the tile is stored in whole 32-bit words). */
 static inline uint32_t bits_at(const TBN_ROM uint8_t *tile, uint32_t pos, uint32_t n) {
     uint32_t word = pos >> 5, sh = pos & 31u;
-    uint32_t v = tbn_rd32(tile + 4 * word) >> sh;
-    if (sh && sh + n > 32) v |= tbn_rd32(tile + 4 * (word + 1)) << (32 - sh);
+    uint32_t v = tbn_rd32a(tile + 4 * word) >> sh;
+    if (sh && sh + n > 32) v |= tbn_rd32a(tile + 4 * (word + 1)) << (32 - sh);
     return v;
 }
 
@@ -80,7 +80,7 @@ static inline float finish_f32(const mm_epilogue *e, uint32_t ch, float raw) {
 /* An INT8 output's integer bias (I16 or I32; 0 without one). */
 static inline int32_t bias_i32(const mm_epilogue *e, uint32_t ch) {
     if (!e->bias) return 0;
-    return e->bias16 ? (int16_t)tbn_rd16(e->bias + 2 * ch) : tbn_rds32(e->bias + 4 * ch);
+    return e->bias16 ? (int16_t)tbn_rd16a(e->bias + 2 * ch) : (int32_t)tbn_rd32a(e->bias + 4 * ch);
 }
 
 /* RQ16: clamp(zp + rshift_round(rshift_round(acc + bias, pre_shift) * mult, shift)) in 32 bits;
@@ -116,8 +116,8 @@ static inline int8_t requant_parts(const mm_epilogue *e, int32_t acc, int32_t bi
 /* Output channel ch's requantisation of acc, its parameters read from the op's tables. */
 static inline int8_t requant_i8(const mm_epilogue *e, uint32_t ch, int32_t acc) {
     const TBN_ROM uint8_t *rq = e->scale + ch * e->scale_stride;
-    if (e->rq16 || !TBN_BUILD_REQUANT) return requant16_parts(e, acc, bias_i32(e, ch), (int16_t)tbn_rd16(rq));
-    return requant_parts(e, acc, bias_i32(e, ch), tbn_rds32(rq), tbn_rds32(rq + 4));
+    if (e->rq16 || !TBN_BUILD_REQUANT) return requant16_parts(e, acc, bias_i32(e, ch), (int16_t)tbn_rd16a(rq));
+    return requant_parts(e, acc, bias_i32(e, ch), (int32_t)tbn_rd32a(rq), (int32_t)tbn_rd32a(rq + 4));
 }
 
 static inline void store_f32(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t npix, float raw) {
