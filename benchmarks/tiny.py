@@ -10,6 +10,9 @@ model's ops (``tbn-flash --model-ops``): flash for runtime + app and in all, sta
 per inference, and whether every device output equals the reference's on the first ``--n``
 images ("does not fit" where the board refuses it, with its reason).
 
+``--random-weights``: the variants' architectures untrained (BatchNorm statistics measured on 512
+training images), for their costs on the boards alone: no training, no accuracy.
+
 Variants: ``tiny`` (12-32-32-40 channels, 1,280-byte arena: the Uno's; the default), ``tiny3``
 (12-32-48, the same arena), ``tiny_wide`` (16-32-64, 1,536 bytes) and ``tiny_wide_fc8`` (its
 classifier kept dense int8: more bytes, better accuracy).
@@ -54,6 +57,21 @@ def trained(out: Path, recipe: str, **options: Any) -> Path:
     return out / "model.pt"
 
 
+def random_weights(recipe: str, options: dict[str, Any], calib: torch.Tensor, seed: int) -> torch.nn.Module:
+    """``recipe``'s model untrained, its BatchNorm statistics those of ``calib``: the same
+    layers, bytes and arena as a trained one, for what the boards' costs need."""
+    from tbn.train.model_file import build_model
+
+    torch.manual_seed(seed)
+    model, _ = build_model(TrainConfig.for_recipe(recipe, **options))
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = None  # a cumulative average: the statistics of all of calib
+    with torch.no_grad():
+        model.train()(calib)
+    return model.eval()
+
+
 def on_board(board: str, path: Path, x: np.ndarray) -> dict[str, Any]:
     """Flash and RAM of the firmware built for ``path`` alone, and the device's cost and parity."""
     try:
@@ -80,32 +98,43 @@ def main() -> int:
     ap.add_argument("--epochs", type=count, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n", type=int, default=100, help="test images run on each device")
+    ap.add_argument("--random-weights", action="store_true",
+                    help="untrained models: the boards' costs only (no training, no accuracy)")
     ap.add_argument("--json")
     args = ap.parse_args()
+    if args.random_weights:
+        args.teacher_epochs = 0
     teacher_epochs = (TrainConfig.for_recipe(args.teacher).epochs if args.teacher_epochs is None
                       else args.teacher_epochs)
-    teacher = trained(args.runs / args.teacher, args.teacher, p=None, epochs=teacher_epochs, seed=args.seed)
-    teacher_acc = json.loads((args.runs / args.teacher / "metrics.json").read_text())["test_accuracy"]
+    teacher, teacher_acc = None, None
+    if not args.random_weights:
+        teacher = trained(args.runs / args.teacher, args.teacher, p=None, epochs=teacher_epochs,
+                          seed=args.seed)
+        teacher_acc = json.loads((args.runs / args.teacher / "metrics.json").read_text())["test_accuracy"]
     x_all, labels = mnist_test(SHAPE)
     calib = dataset_tensors("mnist16", "train")[0][:512]
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as d:
         for name in args.variants:
             recipe, options = VARIANTS[name]
-            run = args.runs / f"{name}-from-{args.teacher}"  # a cached student is its teacher's
-            model_pt = trained(run, recipe, teacher=str(teacher), epochs=args.epochs,
-                               seed=args.seed, **options)
-            model = load_model(model_pt)[0].eval()
+            if args.random_weights:
+                model = random_weights(recipe, options, calib, args.seed)
+            else:
+                run = args.runs / f"{name}-from-{args.teacher}"  # a cached student is its teacher's
+                model = load_model(trained(run, recipe, teacher=str(teacher), epochs=args.epochs,
+                                           seed=args.seed, **options))[0].eval()
             data = compile_model(model, torch.zeros(1, *SHAPE), activations="int8", calibration=calib,
                                  lookup_tables=False)
             path = Path(d) / f"{name}.tbn"
             path.write_bytes(data)
-            (run / "model.tbn").write_bytes(data)
+            if not args.random_weights:
+                (run / "model.tbn").write_bytes(data)
             s = summarize(read(data), len(data))
             y = Interpreter(data).run_float(x_all)
             row: dict[str, Any] = {"model": name, "bytes": len(data), "arena": read(data).arena_size,
                                    "bits_per_weight": round(s["file_bits_per_weight"], 3),
-                                   "accuracy": round(100 * float(np.mean(y.argmax(axis=1) == labels)), 2)}
+                                   "accuracy": "untrained" if args.random_weights else
+                                   round(100 * float(np.mean(y.argmax(axis=1) == labels)), 2)}
             for board in args.boards:
                 row |= on_board(board, path, x_all[:args.n])
             rows.append(row)
@@ -116,9 +145,11 @@ def main() -> int:
         cols += [(f"{b}_runtime_flash", f"{b} runtime+app flash"), (f"{b}_flash", f"{b} flash with model"),
                  (f"{b}_ram", f"{b} static RAM"), (f"{b}_cost", f"{b} cost/inference"),
                  (f"{b}_equal", f"{b} = reference ({args.n})")]
-    print(f"float teacher: {100 * teacher_acc:.2f}%")
+    if teacher_acc is not None:
+        print(f"float teacher: {100 * teacher_acc:.2f}%")
     print_table(rows, cols)
     write_json(args.json, {"boards": args.boards, "n": args.n, "epochs": args.epochs, "rows": rows,
+                           "random_weights": args.random_weights,
                            "teacher": args.teacher, "teacher_epochs": teacher_epochs,
                            "teacher_accuracy": teacher_acc})
     return 0 if all(r[f"{b}_equal"] in (True, "does not fit") for r in rows for b in args.boards) else 1
