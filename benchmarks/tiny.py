@@ -127,7 +127,10 @@ def main() -> int:
                                  lookup_tables=False)
             path = Path(d) / f"{name}.tbn"
             path.write_bytes(data)
-            if not args.random_weights:
+            if args.random_weights:  # kept for `tbn infer --profile`
+                args.runs.mkdir(parents=True, exist_ok=True)
+                (args.runs / f"{name}-random.tbn").write_bytes(data)
+            else:
                 (run / "model.tbn").write_bytes(data)
             s = summarize(read(data), len(data))
             y = Interpreter(data).run_float(x_all)
