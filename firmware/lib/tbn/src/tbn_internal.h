@@ -67,28 +67,23 @@ static inline uint32_t tbn_rd32(const TBN_ROM uint8_t *p) {
     return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 #endif
-/* A little-endian word at a 4-aligned address (a tile's words, a vector's entries: the loader
- * checked their offsets):
- * one load, where tbn_rd32 of an address of unknown alignment calls memcpy on cores that trap on
- * unaligned loads (RISC-V, Cortex-M0). */
-static inline uint32_t tbn_rd32a(const TBN_ROM uint8_t *p) {
+/* Little-endian loads at an address aligned to their size (a tile's words, a vector's entries:
+ * the loader checked their offsets): one load, where tbn_rd32 and tbn_rd16 of an address of
+ * unknown alignment call memcpy on cores that trap on unaligned loads (RISC-V, Cortex-M0). */
 #if defined(__GNUC__) && !defined(__AVR__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint32_t v;
-    memcpy(&v, __builtin_assume_aligned(p, 4), sizeof v);
-    return v;
+#define TBN_RD_ALIGNED(T, p)                                        \
+    do {                                                            \
+        T v_;                                                       \
+        memcpy(&v_, __builtin_assume_aligned((p), sizeof v_), sizeof v_); \
+        return v_;                                                  \
+    } while (0)
+static inline uint32_t tbn_rd32a(const TBN_ROM uint8_t *p) { TBN_RD_ALIGNED(uint32_t, p); }
+static inline uint16_t tbn_rd16a(const TBN_ROM uint8_t *p) { TBN_RD_ALIGNED(uint16_t, p); }
+#undef TBN_RD_ALIGNED
 #else
-    return tbn_rd32(p);
+static inline uint32_t tbn_rd32a(const TBN_ROM uint8_t *p) { return tbn_rd32(p); }
+static inline uint16_t tbn_rd16a(const TBN_ROM uint8_t *p) { return tbn_rd16(p); }
 #endif
-}
-static inline uint16_t tbn_rd16a(const TBN_ROM uint8_t *p) { /* the same at a 2-aligned address */
-#if defined(__GNUC__) && !defined(__AVR__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint16_t v;
-    memcpy(&v, __builtin_assume_aligned(p, 2), sizeof v);
-    return v;
-#else
-    return tbn_rd16(p);
-#endif
-}
 /* A model and an arena start 4-aligned (tables and tensors are laid out for 32-bit loads); AVR,
  * which loads bytes, needs no alignment (and gives uint32_t arrays none). */
 static inline int tbn_aligned4(const TBN_ROM void *p) {
