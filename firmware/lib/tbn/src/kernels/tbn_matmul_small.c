@@ -15,9 +15,6 @@
  * Tile reuse (one group, p > 1): the tile's distinct rows are summed once a position, each
  * stored into its o / rows outputs. */
 #include <stddef.h>
-#if defined(__AVR__)
-#include <avr/pgmspace.h>
-#endif
 
 #include "tbn_matmul.h"
 #if TBN_SMALL_KERNEL
@@ -291,8 +288,8 @@ static TBN_NOINLINE void col_tables(const uint8_t *x, uint8_t flip, uint32_t k, 
 /* On AVR the sums P of four outputs at once, in assembly: their tile rows start at the same bit
  * of a byte, kb bytes apart (outputs m apart, m k a multiple of 8: the four streams cross a byte
  * at the same tap, so one count reloads them all). A tap is one load of x, then for each stream
- * a shift of its weight byte and, on a set bit, a 24-bit add: about 6 cycles a MAC, 8 with the
- * loops, where row_sum_bits took 84 to 99. The weights are read with LPM: the tile in flash
+ * a shift of its weight byte and, on a set bit, a 24-bit add: about 7 cycles a MAC, 8 to 10
+ * with the loops, where row_sum_bits took 84 to 99. The weights are read with LPM: the tile in flash
  * below 64 KB (an Uno's model always is); else the C path. */
 typedef struct {
     const int8_t *x;                              /* 0: the window's first tap */
@@ -385,8 +382,8 @@ __attribute__((naked, noinline)) static void avr_dense(TBN_ASM_ARG avr_job *j) {
 static int avr_flash(const TBN_ROM uint8_t *p) { return ((__uint24)p >> 16) == 0; }
 
 /* RQ16 of one output on AVR (requant16_parts' arithmetic), the op's constants gathered once:
- * about 120 cycles, where tbn_mm_store_i8's 32-bit C takes about 500, more than a 3x3 conv's
- * 288 MACs of 32 channels through avr_plus4. For multipliers, and I16 biases or none, in flash. */
+ * about 210 cycles, where tbn_mm_store_i8's 32-bit C takes about 500. For multipliers, and I16
+ * biases or none, in flash. */
 typedef struct {
     uint16_t bias, scale; /* 0, 2: flash addresses of the I16 biases (0: none) and the multipliers */
     uint8_t step;         /* 4: 2, or 0 for one multiplier */
@@ -573,7 +570,7 @@ static TBN_NOINLINE void avr_outputs(const mm_ctx *c, avr_rq *q, avr_job *j, uin
 
 /* An op avr_fast takes, at every output position: dense rows one by one, or the window's U
  * and avr_plus4's job for it, then the tile rows. Its frame is never stacked on eval_rows'
- * (the Uno's stack has about 100 bytes to spare). */
+ * (the Uno's stack keeps 48 bytes to spare with it). */
 static TBN_NOINLINE void avr_eval(const mm_ctx *c, uint16_t rows) {
     int conv = (c->op->traits & TBN_TRAIT_CONV) != 0;
     uint16_t k = (uint16_t)c->k, nx = conv ? 1u : avr_run(k), pix = 0, og = (uint16_t)c->og;
