@@ -101,9 +101,9 @@ cross: deps setup
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) || { echo "$(PYTHON) -m venv failed: make deps installs python3-venv"; exit 1; }
-	@# --no-compile: byte-compiling all of torch and TensorFlow took about 50 s of CI's setup;
-	@# Python compiles (and caches) what an import needs on first use
-	$(BIN)/python -m pip install --quiet --no-compile $(FIND_LINKS) -e '.[dev,firmware,micropython,tf,report,data]'
+	@# byte-compiled here (about 50 s of a fresh setup): with PYTHONDONTWRITEBYTECODE set, as on
+	@# our CI machines, --no-compile left every process compiling torch again (unit tests 544 -> 756 s)
+	$(BIN)/python -m pip install --quiet $(FIND_LINKS) -e '.[dev,firmware,micropython,tf,report,data]'
 	touch $@
 
 lint: setup
@@ -157,16 +157,16 @@ gpu-kernels: setup
 
 # Hardware-in-the-loop tests, board by board (pytest --board X); -k goes on past a failure.
 # The boards run two at a time (each builds into its own folder and boots its own emulator;
-# hil-repeat shows them holding side by side under load), and beside them the MicroPython
-# targets one by one, as they share the MicroPython tree they build in (the emulators wait on
-# their serial links often enough that a third lane shortens the step); each target's output
-# is kept together. Overlapping targets make the summary's per-step seconds those since the
-# previous to finish.
+# hil-repeat shows them holding side by side under load), each board's output kept together;
+# the MicroPython targets then one by one, as they share the MicroPython tree they build in.
+# (A third lane, the MicroPython targets beside the boards, made the boards about a third
+# slower on 2 cores: no gain.) Overlapping boards make the summary's per-step seconds those
+# since the previous to finish.
 HIL_JOBS ?= 2
 hil: deps setup
-	@$(MAKE) --no-print-directory -k -j$(HIL_JOBS) --output-sync=target $(addprefix hil-,$(HIL_BOARDS)) & \
-	lanes=$$!; $(MAKE) --no-print-directory -k --output-sync=target $(addprefix hil-,$(MPY_TARGETS)); \
-	mpy=$$?; wait $$lanes; boards=$$?; [ $$boards = 0 ] && [ $$mpy = 0 ]
+	@$(MAKE) --no-print-directory -k -j$(HIL_JOBS) --output-sync=target $(addprefix hil-,$(HIL_BOARDS)); \
+	boards=$$?; $(MAKE) --no-print-directory -k $(addprefix hil-,$(MPY_TARGETS)); \
+	mpy=$$?; [ $$boards = 0 ] && [ $$mpy = 0 ]
 
 hil-%: deps setup
 	@echo "== hil: $*"; mkdir -p $(RESULTS)
