@@ -13,7 +13,11 @@
  * (ReLU outputs have zp = -128). The sums are the reference's exactly.
  *
  * Tile reuse (one group, p > 1): the tile's distinct rows are summed once a position, each
- * stored into its o / rows outputs. */
+ * stored into its o / rows outputs.
+ *
+ * Fast paths: on cores with stack to spare, subset-sum tables over the gathered window
+ * (col_tables); on AVR, assembly for four tile rows at once, U, dense rows and RQ16 (avr_eval).
+ * eval_rows takes what they do not. */
 #include <stddef.h>
 
 #include "tbn_matmul.h"
