@@ -60,15 +60,13 @@ def trained(out: Path, recipe: str, **options: Any) -> Path:
 def random_weights(recipe: str, options: dict[str, Any], calib: torch.Tensor, seed: int) -> torch.nn.Module:
     """``recipe``'s model untrained, its BatchNorm statistics those of ``calib``: the same
     layers, bytes and arena as a trained one, for what the boards' costs need."""
+    from tbn.train.loop import recalibrate_batchnorm
     from tbn.train.model_file import build_model
 
     torch.manual_seed(seed)
     model, _ = build_model(TrainConfig.for_recipe(recipe, **options))
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.momentum = None  # a cumulative average: the statistics of all of calib
     with torch.no_grad():
-        model.train()(calib)
+        recalibrate_batchnorm(model, calib)
     return model.eval()
 
 

@@ -135,6 +135,7 @@ def random_model(task: str, p: int | None, seed: int = 0) -> tuple[nn.Module, tu
     import torch
 
     from tbn.convert import tile_model
+    from tbn.train.loop import recalibrate_batchnorm
 
     make, shape = ARCHITECTURES[task]
     torch.manual_seed(seed)
@@ -145,9 +146,6 @@ def random_model(task: str, p: int | None, seed: int = 0) -> tuple[nn.Module, tu
                    if isinstance(m, nn.Conv2d | nn.Linear)}
         per_layer = {n: p if o % p == 0 else 1 for n, o in outputs.items()}
         tile_model(model, p=p, min_params=0, per_layer=per_layer)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-            m.momentum = None  # a cumulative average: the statistics of all the batch
     with torch.no_grad():
-        model.train()(torch.randn(64, *shape))
+        recalibrate_batchnorm(model, torch.randn(64, *shape))
     return model.eval(), shape, n_macs
