@@ -24,7 +24,6 @@ import hashlib
 import io
 import os
 import tarfile
-import tempfile
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from tbn.data.locate import sha256_file
 from tbn.data.mfcc import CLIP_SAMPLES, SAMPLE_RATE, mfcc, normalise_clip
 from tbn.data.mnist import cache_dir
 from tbn.errors import TbnError, UsageError
+from tbn.files import atomic_open
 
 WORDS = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes")
 SILENCE, UNKNOWN, NOISE = "_silence_", "_unknown_", "_background_noise_"
@@ -193,10 +193,8 @@ def _features(source: Path, test: bool) -> dict[str, tuple[np.ndarray, np.ndarra
 
 def _save(path: Path, x: np.ndarray, y: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    with os.fdopen(fd, "wb") as f:
+    with atomic_open(path) as f:
         np.savez(f, x=x, y=y)
-    os.replace(tmp, path)
 
 
 def load_speech_commands(split: str = "train", data_dir: str | os.PathLike | None = None,
