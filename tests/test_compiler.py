@@ -25,7 +25,7 @@ from tbn.format.inspect import summarize
 from tbn.nn.unary import UNARY_MODULES
 from tbn.runtime import Interpreter
 from tbn.runtime.steps import agreement
-from tbn.train.recipes import mlp
+from tbn.train.models import mlp
 from tbn.vectors import CASES, build_case
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -424,6 +424,25 @@ def test_int8_agreement_names_an_op_far_from_its_f32_twin() -> None:
     table[:] = np.clip(table.astype(np.int64) + 5, -128, 127)
     far = agreement(f32, int8, x.numpy()).far
     assert [(i, name) for i, name, _ in far] == [(1, "TANH")] and far[0][2] > STEP_BOUND
+
+
+def test_a_dense_int8_row_of_zero_weights_outputs_its_bias_to_a_step() -> None:
+    """A PointNet's input transform starts with zero weights and the identity as its bias: the
+    INT8 layer outputs that bias within a step of F32 (it was 13 steps off: the bias rounded at
+    the input's resolution)."""
+    from tbn.runtime.steps import int8_op_steps
+
+    torch.manual_seed(0)
+    fc = nn.Linear(16, 9)
+    with torch.no_grad():
+        fc.weight.zero_()
+        fc.bias.copy_(torch.tensor([1.0, 0.3, 0.1, -0.27, 1.0, 0.05, 0.6, 0.77, 1.0]))
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), fc).eval()
+    x = torch.randn(64, 8) * 20
+    f32 = compile_program(model, x[:1])
+    int8 = compile_program(model, x[:1], activations="int8", calibration=x)
+    _, values = Interpreter(int8).run(x.numpy(), keep=True)
+    assert int8_op_steps(f32, int8, x.numpy(), values)[-1] <= 1
 
 
 class _Reduce(nn.Module):

@@ -149,6 +149,11 @@ class _Emitter(ElementwiseLowerings, TokenLowerings, ParamWriter):
             raise TbnCompileError(f"{n.where}: INT8 needs one scale per output; p must divide "
                                   f"the outputs (or use alpha='single')")
         sigma = per_output(v["scale"], o) if len(v["scale"]) != 1 else v["scale"]
+        if "dense" in v:  # a row of zero weights outputs its bias alone, right at any scale: the
+            # output's rounds that bias to half a step (1.0 rounded it to the input's, many steps)
+            zero = ~v["dense"].reshape(o, -1).any(axis=1)
+            if zero.all() or (zero.any() and len(sigma) == o):
+                sigma = np.where(zero[: len(sigma)], dst.scale / src.scale, sigma)
         real = src.scale * sigma / dst.scale
         peak = 0
         if v["bias"] is not None:
