@@ -22,7 +22,7 @@ import torch
 from _table import print_table, write_json
 from tbn import compile_model, tile_model
 from tbn.paths import root
-from tbn.train.recipes import mlp
+from tbn.train.models import mlp
 
 ROOT = root()
 BENCH = ROOT / "build" / "host" / "tbn_bench"

@@ -17,7 +17,7 @@ from torch.nn import functional as F
 
 from _table import print_table, write_json
 from tbn import tile_model
-from tbn.train.recipes import mlp
+from tbn.train.models import mlp
 
 
 def step_ms(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, repeats: int) -> float:

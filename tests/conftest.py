@@ -74,7 +74,7 @@ def untrained_mnist_mlp(p: int = 4) -> torch.nn.Module:
     import torch
 
     from tbn import tile_model
-    from tbn.train.recipes import mlp
+    from tbn.train.models import mlp
 
     torch.manual_seed(0)
     model = mlp()

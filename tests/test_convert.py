@@ -8,7 +8,7 @@ from torch import nn
 
 from tbn import BudgetError, plan_tiling, tile_model
 from tbn.nn import TiledConv1d, TiledConv2d, TiledLinear, is_tiled
-from tbn.train.recipes import mlp
+from tbn.train.models import mlp
 
 
 class Block(nn.Module):

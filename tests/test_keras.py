@@ -91,7 +91,7 @@ def _keras_mlp() -> keras.Model:
 
 
 def test_tile_model_has_pytorchs_policy_and_report() -> None:
-    from tbn.train.recipes import mlp
+    from tbn.train.models import mlp
 
     tiled, report = tile_model(_keras_mlp(), p=4)
     ref = torch_tile_model(mlp(), p=4)

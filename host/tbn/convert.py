@@ -29,8 +29,8 @@ from torch import nn
 
 from tbn.errors import TbnError
 from tbn.nn.layers import TILED_TYPES, is_tiled
-from tbn.nn.options import Tiling
-from tbn.nn.tiling import AlphaMode, check_p, tile_storage_bits
+from tbn.nn.options import AlphaMode, Tiling
+from tbn.nn.tiling import check_p, tile_storage_bits
 
 
 class BudgetError(TbnError, ValueError):

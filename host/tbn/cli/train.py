@@ -7,11 +7,8 @@ from dataclasses import fields
 from typing import Any
 
 from tbn.errors import UsageError
-from tbn.nn.options import ALPHA_INITS, ALPHA_SOURCES
-from tbn.nn.tiling import ALPHA_MODES, STES
-from tbn.train import TrainConfig, train
-from tbn.train.config import OPTIMIZERS, SCHEDULES
-from tbn.train.loop import read_checkpoint_config
+from tbn.nn.options import ALPHA_INITS, ALPHA_MODES, ALPHA_SOURCES, STES
+from tbn.train.config import OPTIMIZERS, SCHEDULES, TrainConfig
 from tbn.train.recipes import RECIPES
 
 
@@ -114,6 +111,8 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tbn.train.loop import read_checkpoint_config, train  # torch, for this command only
+
     given = config_from_args(args)
     if args.resume:  # the interrupted run's options, under those given now
         config = TrainConfig.from_dict(read_checkpoint_config(args.out).to_dict() | given)

@@ -1,23 +1,24 @@
-"""Tiled Bit Network layers and the pure tiling math they are built on."""
+"""Tiled Bit Network layers and the pure tiling math they are built on.
 
-from tbn.nn.layers import (
-    TILED_TYPES,
-    TiledConv1d,
-    TiledConv2d,
-    TiledLinear,
-    TileExport,
-    is_tiled,
-)
-from tbn.nn.tiling import divisors, pack_bits, unpack_bits
+The names below load on first use (PEP 562), so that ``tbn.nn.options`` (the tiling options,
+which the command line's parsers read) is importable without importing torch."""
 
-__all__ = [
-    "TILED_TYPES",
-    "TileExport",
-    "TiledConv1d",
-    "TiledConv2d",
-    "TiledLinear",
-    "divisors",
-    "is_tiled",
-    "pack_bits",
-    "unpack_bits",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_HOME = {
+    "TILED_TYPES": "layers", "TiledConv1d": "layers", "TiledConv2d": "layers", "TiledLinear": "layers",
+    "TileExport": "layers", "is_tiled": "layers",
+    "divisors": "tiling", "pack_bits": "tiling", "unpack_bits": "tiling",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'tbn.nn' has no attribute {name!r}")
+    value = getattr(import_module(f"tbn.nn.{_HOME[name]}"), name)
+    globals()[name] = value  # found once
+    return value

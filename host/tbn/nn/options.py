@@ -12,8 +12,14 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 from tbn.errors import UsageError
-from tbn.nn.tiling import ALPHA_MODES, AlphaMode, Ste, check_ste
 
+AlphaMode = Literal["per_tile", "single"]
+ALPHA_MODES: tuple[str, ...] = ("per_tile", "single")
+# The latent's gradient: "scaled" is the authors' (the straight-through estimator covers the
+# sign and the tiling only, the alpha multiply is ordinary autograd: dL/dw = alpha * dL/dWhat);
+# "identity" passes dL/dWhat through alpha as well (tbn before 0.2; larger by 1/alpha).
+Ste = Literal["scaled", "identity"]
+STES: tuple[str, ...] = ("scaled", "identity")
 AlphaSource = Literal["separate", "weight"]
 ALPHA_SOURCES: tuple[str, ...] = ("separate", "weight")
 # How a separate alpha tensor starts: "independent" (the authors': Kaiming normal, fan_in,
@@ -21,6 +27,11 @@ ALPHA_SOURCES: tuple[str, ...] = ("separate", "weight")
 # latent (right when tiling an already trained float model: alphas start at its magnitudes).
 AlphaInit = Literal["independent", "copy"]
 ALPHA_INITS: tuple[str, ...] = ("independent", "copy")
+
+
+def check_ste(ste: str) -> None:
+    if ste not in STES:
+        raise UsageError(f"ste={ste!r} is not one of {', '.join(STES)}")
 
 
 @dataclass(frozen=True)

@@ -14,21 +14,13 @@ element ``j`` is bit ``j % 32`` of word ``j // 32``.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import numpy as np
 import torch
 
 from tbn.errors import UsageError
 from tbn.format.bits import pack_signs, unpack_signs
-
-AlphaMode = Literal["per_tile", "single"]
-ALPHA_MODES: tuple[str, ...] = ("per_tile", "single")
-# The latent's gradient: "scaled" is the authors' (the straight-through estimator covers the
-# sign and the tiling only, the alpha multiply is ordinary autograd: dL/dw = alpha * dL/dWhat);
-# "identity" passes dL/dWhat through alpha as well (tbn before 0.2; larger by 1/alpha).
-Ste = Literal["scaled", "identity"]
-STES: tuple[str, ...] = ("scaled", "identity")
+from tbn.nn.options import ALPHA_MODES, AlphaMode, Ste, check_ste
 
 
 def divisors(n: int) -> list[int]:
@@ -120,11 +112,6 @@ class _TiledWeight(torch.autograd.Function):
         if ctx.ste == "scaled":
             grad_w = (grad.reshape(ctx.p, -1) * alphas.reshape(-1, 1)).reshape(grad.shape)
         return grad_w, grad_alphas, None, None
-
-
-def check_ste(ste: str) -> None:
-    if ste not in STES:
-        raise UsageError(f"ste={ste!r} is not one of {', '.join(STES)}")
 
 
 def tiled_weight(w: torch.Tensor, alphas: torch.Tensor, p: int, ste: Ste = "scaled") -> torch.Tensor:

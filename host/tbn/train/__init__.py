@@ -1,18 +1,26 @@
-"""Training: recipes, configuration, the model file and one DDP-aware loop."""
+"""Training: recipes, configuration, the model file and one DDP-aware loop.
 
-from tbn.train.config import TrainConfig
-from tbn.train.loop import TrainError, dataset_tensors, evaluate, mnist_tensors, train
-from tbn.train.model_file import ModelFileError, build_model, load_model, save_model
+The names below load on first use (PEP 562): the command line reads the configuration and
+the recipes' names without importing torch."""
 
-__all__ = [
-    "ModelFileError",
-    "TrainConfig",
-    "TrainError",
-    "build_model",
-    "dataset_tensors",
-    "evaluate",
-    "load_model",
-    "mnist_tensors",
-    "save_model",
-    "train",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_HOME = {
+    "TrainConfig": "config",
+    "TrainError": "loop", "dataset_tensors": "loop", "evaluate": "loop", "mnist_tensors": "loop",
+    "train": "loop",
+    "ModelFileError": "model_file", "build_model": "model_file", "load_model": "model_file",
+    "save_model": "model_file",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'tbn.train' has no attribute {name!r}")
+    value = getattr(import_module(f"tbn.train.{_HOME[name]}"), name)
+    globals()[name] = value  # found once
+    return value
