@@ -127,6 +127,8 @@ class Interpreter(EngineBase):
         numel = self.input.numel
         if x.shape == shape:
             x, batched = x[None], False
+        elif len(shape) == 3 and shape[1] == 1 and x.shape == (shape[0], shape[2]):
+            x, batched = x.reshape(1, *shape), False  # one (C, L), also where C = 1 reads as a batch
         elif x.shape[1:] == shape or (x.ndim > 1 and math.prod(x.shape[1:]) == numel):
             x, batched = x.reshape(x.shape[0], *shape), True
         elif x.size == numel:
