@@ -426,6 +426,16 @@ def test_int8_agreement_names_an_op_far_from_its_f32_twin() -> None:
     assert [(i, name) for i, name, _ in far] == [(1, "TANH")] and far[0][2] > STEP_BOUND
 
 
+def test_a_one_channel_1d_input_is_one_input_not_a_batch() -> None:
+    """A time series of one channel, ``(1, L)``, is the model's one ``(C, L)`` input (stored as
+    ``(1, 1, L)``), as the device runner needs; ``(N, 1, L)`` stays a batch."""
+    model = nn.Sequential(nn.Conv1d(1, 2, 3), nn.Flatten(), nn.Linear(24, 3)).eval()
+    interp = Interpreter(compile_program(model, torch.randn(1, 1, 14)))
+    x = np.random.default_rng(0).standard_normal((4, 1, 14)).astype(np.float32)
+    assert interp.prepare(x[0])[1] is False and interp.prepare(x)[1] is True
+    np.testing.assert_array_equal(interp.run(x[0]), interp.run(x)[0])
+
+
 def test_a_dense_int8_row_of_zero_weights_outputs_its_bias_to_a_step() -> None:
     """A PointNet's input transform starts with zero weights and the identity as its bias: the
     INT8 layer outputs that bias within a step of F32 (it was 13 steps off: the bias rounded at

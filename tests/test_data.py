@@ -153,3 +153,52 @@ def test_a_model_input_finds_its_dataset() -> None:
     assert dataset_for_input((1, 28, 28)).name == "mnist"
     with pytest.raises(UsageError, match=r"no dataset has inputs of shape \(1, 5, 5\); known: mnist"):
         dataset_for_input((1, 5, 5))
+
+
+def test_the_membrane_series_is_matplotlibs_recording_in_time_ordered_windows(tmp_path: Path) -> None:
+    """The forecasting data (tbn.data.membrane): every window is the recording's next samples, the
+    training part comes before the test part with no window across the cut, and both are
+    standardised by the training part."""
+    from tbn.data import membrane as mb
+
+    raw = mb.read_series(mb.find())
+    assert raw.shape == (mb.SAMPLES,) and raw.dtype == np.float32
+    cut = int(mb.SAMPLES * mb.TRAIN_SHARE)
+    mean, std = float(raw[:cut].mean()), float(raw[:cut].std())
+    span = mb.WINDOW + mb.HORIZON
+    for split, part in (("train", raw[:cut]), ("test", raw[cut:])):
+        x, y = mb.load_membrane(split)
+        assert x.shape == (len(part) - span + 1, 1, mb.WINDOW) and y.shape == (len(x), mb.HORIZON)
+        if split == "test":  # in time order
+            for i in (0, 7, len(x) - 1):
+                want = (part[i:i + span] - mean) / std
+                np.testing.assert_allclose(np.concatenate([x[i, 0], y[i]]), want, rtol=1e-5, atol=1e-5)
+        else:  # every window once, shuffled: the first 512 span the recording, not its quiet start
+            got = np.concatenate([x[:, 0], y], axis=1)
+            want = np.lib.stride_tricks.sliding_window_view((part - mean) / std, span)
+            np.testing.assert_allclose(got[np.lexsort(got.T[::-1])], want[np.lexsort(want.T[::-1])],
+                                       rtol=1e-5, atol=1e-5)
+            assert np.ptp(x[:512]) > 0.9 * np.ptp(x)
+    x, y = mb.load_membrane("train")
+    assert abs(float(x.mean())) < 0.05 and abs(float(x.std()) - 1) < 0.05
+    assert 12.0 < mb.scale_mv() < 12.6  # the training part's deviation, in mV
+
+
+def test_a_bad_membrane_copy_is_named(tmp_path: Path) -> None:
+    from tbn.data import membrane as mb
+
+    good = mb.find().read_bytes()
+    (tmp_path / mb.FILE).write_bytes(good)
+    assert mb.find(tmp_path) == tmp_path / mb.FILE  # the data folder's copy comes first
+    (tmp_path / mb.FILE).write_bytes(good[:-4])
+    with pytest.raises(mb.MembraneError, match=r"holds 47996 bytes; the recording is 12000 float32"):
+        mb.load_membrane("train", tmp_path)
+    nan = bytearray(good)
+    nan[400:404] = np.float32(np.nan).tobytes()
+    (tmp_path / mb.FILE).write_bytes(bytes(nan))
+    with pytest.raises(mb.MembraneError, match="not the recording's SHA-256"):
+        mb.load_membrane("test", tmp_path)
+    with pytest.raises(mb.MembraneError, match="1 values that are not finite"):
+        mb.load_membrane("test", tmp_path, verify=False)
+    with pytest.raises(mb.MembraneError, match="splits train, test, not 'validation'"):
+        mb.load_membrane("validation")

@@ -1,8 +1,8 @@
-"""The paper's other models (MLP-Mixer, ViT, ConvMixer, PointNet) as their MNIST recipes build and
-tile them, F32 and INT8, on the emulated Cortex-M7 and M4: every output equal to the reference
-interpreter's (INT8 bit for bit, F32 within the parity tolerance). Weights are the recipes'
-initial ones with BatchNorm statistics from random inputs: the costs and the arithmetic do not
-depend on training."""
+"""The paper's other models (MLP-Mixer, ViT, ConvMixer, PointNet as their MNIST recipes build
+and tile them; the time-series forecaster on its 1-D windows), F32 and INT8, on the emulated
+Cortex-M7 and M4: every output equal to the reference interpreter's (INT8 bit for bit, F32
+within the parity tolerance). Weights are the recipes' initial ones with BatchNorm statistics
+from random inputs: the costs and the arithmetic do not depend on training."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tbn.train.recipes import input_shape
 
 pytestmark = pytest.mark.hil
 BOARDS = ("mps2_an500", "mps2_an386")
-RECIPES = ("mixer", "vit", "convmixer", "pointnet")
+RECIPES = ("mixer", "vit", "convmixer", "pointnet", "forecast")
 
 
 @pytest.mark.parametrize("activations", ["f32", "int8"])

@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     if not metrics:  # a non-zero rank under torchrun: rank 0 reports
         return 0
     print(metrics["report"])
-    print(f"test accuracy {metrics['test_accuracy']:.4f}  weights {metrics['total_weight_bytes']} bytes "
+    metric = metrics["metric"]
+    print(f"test {metric} {metrics[f'test_{metric}']:.4f}  weights {metrics['total_weight_bytes']} bytes "
           f"({metrics['bits_per_weight']:.3f} bits/weight)  train {metrics['train_seconds']:.1f} s")
     print(f"wrote {args.out}/model.pt and {args.out}/metrics.json")
     return 0

@@ -14,10 +14,12 @@ from tbn.errors import UsageError
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    input_shape: tuple[int, ...]  # channels, then height and width (or points)
-    classes: int
-    # (split, data_dir, verify) -> (float32 images, standardised, NCHW; int64 labels)
+    input_shape: tuple[int, ...]  # channels, then height and width (or points, or samples)
+    classes: int  # 0 for a forecast
+    # (split, data_dir, verify) -> (float32 inputs, standardised, NCHW; int64 labels, or float32
+    # targets for a forecast)
     load: Callable[[str, str | os.PathLike | None, bool], tuple[np.ndarray, np.ndarray]]
+    task: str = "classify"  # or "forecast": tbn.train.objective reads it
 
 
 def _mnist(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -107,6 +109,13 @@ def _speech_commands(split: str, data_dir: str | os.PathLike | None,
     return load_speech_commands(split, data_dir, verify=verify)
 
 
+def _membrane(split: str, data_dir: str | os.PathLike | None,
+              verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    from tbn.data.membrane import load_membrane
+
+    return load_membrane(split, data_dir, verify)
+
+
 DATASETS: dict[str, Dataset] = {
     "mnist": Dataset("mnist", (1, 28, 28), 10, _mnist),
     "mnist16": Dataset("mnist16", (1, 16, 16), 10, _mnist16),
@@ -115,6 +124,8 @@ DATASETS: dict[str, Dataset] = {
     "cifar10": Dataset("cifar10", (3, 32, 32), 10, _cifar10),
     # MLPerf Tiny's keyword spotting: 49x10 MFCC (tbn.data.mfcc), 12 classes
     "speech_commands": Dataset("speech_commands", (1, 49, 10), 12, _speech_commands),
+    # a time series: 128 samples of a membrane potential in, the next 16 out (tbn.data.membrane)
+    "membrane": Dataset("membrane", (1, 128), 0, _membrane, "forecast"),
 }
 
 

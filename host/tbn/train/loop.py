@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from tbn.convert import tile_model
 from tbn.data import load_arrays
+from tbn.data.datasets import dataset
 from tbn.errors import TbnError
 from tbn.foreign import is_foreign, load_foreign, logits
 from tbn.layout import channels_first_shape
@@ -45,6 +46,7 @@ from tbn.train.model_file import (
     save_model,
     structure,
 )
+from tbn.train.objective import Classify, Objective, objective
 from tbn.train.recipes import input_shape, recipe
 
 CHECKPOINT = "checkpoint.pt"
@@ -136,14 +138,7 @@ def _augmentation(config: TrainConfig) -> Augment | None:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
     """Top-1 accuracy of ``model`` on ``(x, y)``, in eval mode."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    correct = 0
-    for i in range(0, len(x), batch):
-        correct += (model(x[i:i + batch].to(device)).argmax(1).cpu() == y[i:i + batch]).sum().item()
-    model.train(was_training)
-    return correct / len(x)
+    return Classify().score(model, x, y, batch)
 
 
 @torch.no_grad()
@@ -280,6 +275,7 @@ class _State:
     sched: torch.optim.lr_scheduler.LRScheduler
     teacher: nn.Module | None
     history: list[dict[str, float]]
+    goal: Objective
     start_epoch: int = 0
     first_loss: float | None = None  # this run's first step: what divergence is measured against
 
@@ -355,7 +351,7 @@ def _state(config: TrainConfig, model: nn.Module, steps: int, ckpt: dict[str, An
     """Optimizer, schedule and history, fresh or restored from ``ckpt``; DDP-wrapped model."""
     opt = _optimizer(config, model)
     sched = _schedule(config, opt, steps)
-    s = _State(model, model, opt, sched, teacher, [])
+    s = _State(model, model, opt, sched, teacher, [], _objective(config))
     if ckpt is not None:
         restore(model, ckpt["model"], ckpt.get("structure"), CHECKPOINT)
         opt.load_state_dict(ckpt["optimizer"])
@@ -367,22 +363,25 @@ def _state(config: TrainConfig, model: nn.Module, steps: int, ckpt: dict[str, An
     return s
 
 
-def _loss(config: TrainConfig, s: _State, logits: torch.Tensor, xb: torch.Tensor,
+def _objective(config: TrainConfig) -> Objective:
+    return objective(dataset(recipe(config.recipe).dataset).task)
+
+
+def _loss(config: TrainConfig, s: _State, out: torch.Tensor, xb: torch.Tensor,
           yb: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy, mixed with the teacher's softened outputs when distilling."""
-    loss = F.cross_entropy(logits, yb)
+    """The objective's loss, mixed with the distance to the teacher's outputs when distilling."""
+    loss = s.goal.loss(out, yb)
     if s.teacher is None:
         return loss
-    t = config.temperature
     with torch.no_grad():
-        soft = F.softmax(s.teacher(xb) / t, dim=1)
-    kd = F.kl_div(F.log_softmax(logits / t, dim=1), soft, reduction="batchmean") * t ** 2
+        teacher = s.teacher(xb)
+    kd = s.goal.distill(out, teacher, config.temperature)
     return (1 - config.distill_weight) * loss + config.distill_weight * kd
 
 
 def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch.Tensor,
            device: torch.device, ddp: _Dist, progress: bool) -> dict[str, float]:
-    """One pass over this rank's shard of epoch ``epoch``'s permutation; its loss and accuracy."""
+    """One pass over this rank's shard of epoch ``epoch``'s permutation; its loss and score."""
     steps, local_bs = len(x) // config.batch_size, config.batch_size // ddp.world
     g = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
     perm = torch.randperm(len(x), generator=g)[: steps * config.batch_size]
@@ -390,7 +389,7 @@ def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch
     augment = _augmentation(config)
     s.net.train()
     t0 = time.perf_counter()
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum, score_sum, seen = 0.0, 0.0, 0
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch",
                disable=not (progress and ddp.main), dynamic_ncols=True, mininterval=0.5)
     for step in bar:
@@ -412,13 +411,14 @@ def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch
         s.opt.step()
         s.sched.step()
         loss_sum += value * len(yb)
-        correct += (logits.argmax(1) == yb).sum().item()
+        score_sum += s.goal.batch_sum(logits.detach(), yb)
         seen += len(yb)
         if step % 20 == 0 or step == steps - 1:
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
+            bar.set_postfix({"loss": f"{loss_sum / seen:.4f}",
+                             s.goal.metric: f"{s.goal.finish(score_sum, seen):.4f}"})
     bar.close()
-    return {"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen,
-            "seconds": time.perf_counter() - t0}
+    return {"epoch": epoch + 1, "loss": loss_sum / seen,
+            f"train_{s.goal.metric}": s.goal.finish(score_sum, seen), "seconds": time.perf_counter() - t0}
 
 
 def _checkpoint(config: TrainConfig, s: _State, epoch: int, out: Path) -> None:
@@ -428,14 +428,15 @@ def _checkpoint(config: TrainConfig, s: _State, epoch: int, out: Path) -> None:
                  "history": s.history}, out / CHECKPOINT)
 
 
-def _finish(config: TrainConfig, s: _State, report: Any, test_accuracy: float, world: int,
+def _finish(config: TrainConfig, s: _State, report: Any, test_score: float, world: int,
             out: Path) -> dict[str, Any]:
     """Write ``model.pt`` and ``metrics.json`` (atomically); return the metrics."""
     tiling = report.to_dict()
     metrics = {
         "recipe": config.recipe,
         "p": config.p,
-        "test_accuracy": test_accuracy,
+        "metric": s.goal.metric,
+        f"test_{s.goal.metric}": test_score,
         "epochs": config.epochs,
         "train_seconds": sum(h["seconds"] for h in s.history),
         "world_size": world,
@@ -468,32 +469,37 @@ def _run(config: TrainConfig, out: Path, ckpt: dict[str, Any] | None, device: to
         report = tile_model(model, keep_dense=("*",))
     model.to(device)
     s = _state(config, model, len(x_train) // config.batch_size, ckpt, teacher, device, ddp)
+    metric = s.goal.metric
     for epoch in range(s.start_epoch, config.epochs):
         stats = _epoch(config, s, epoch, x_train, y_train, device, ddp, progress)
         if ddp.main:
             seconds = stats.pop("seconds")  # history rows keep their key order
-            stats.update(test_accuracy=evaluate(model, x_test, y_test), seconds=seconds)
-            chance = 1.2 / (int(y_train.max()) + 1)
-            if epoch == 0 and ddp.world == 1 and len(x_train) >= CHANCE_MIN_IMAGES \
-                    and stats["test_accuracy"] <= chance:
-                raise _diverged(config, s, f"after the first epoch the test accuracy is "
-                                           f"{stats['test_accuracy']:.4f}, no better than chance",
-                                "Check the learning rate (far too large, or too small) and the data")
+            stats.update({f"test_{metric}": s.goal.score(model, x_test, y_test), "seconds": seconds})
+            if epoch == 0 and ddp.world == 1 and len(x_train) >= CHANCE_MIN_IMAGES:
+                _check_chance(config, s, stats, y_train)
             s.history.append(stats)
             if progress:
-                tqdm.write(f"epoch {epoch + 1}: loss {stats['loss']:.4f}  train acc "
-                           f"{stats['train_accuracy']:.4f}  test acc {stats['test_accuracy']:.4f}  "
+                tqdm.write(f"epoch {epoch + 1}: loss {stats['loss']:.4f}  train {metric} "
+                           f"{stats[f'train_{metric}']:.4f}  test {metric} {stats[f'test_{metric}']:.4f}  "
                            f"({stats['seconds']:.1f} s)")
             _checkpoint(config, s, epoch, out)
         ddp.barrier()
     metrics: dict[str, Any] = {}
     if ddp.main:
         if config.recalibrate_bn:
-            before = evaluate(model, x_test, y_test)
+            before = s.goal.score(model, x_test, y_test)
             recalibrate_batchnorm(model, x_train)
             if progress:
-                tqdm.write(f"BatchNorm statistics re-estimated: test acc {before:.4f} -> "
-                           f"{evaluate(model, x_test, y_test):.4f}")
-        metrics = _finish(config, s, report, evaluate(model, x_test, y_test), ddp.world, out)
+                tqdm.write(f"BatchNorm statistics re-estimated: test {metric} {before:.4f} -> "
+                           f"{s.goal.score(model, x_test, y_test):.4f}")
+        metrics = _finish(config, s, report, s.goal.score(model, x_test, y_test), ddp.world, out)
     ddp.barrier()
     return metrics
+
+
+def _check_chance(config: TrainConfig, s: _State, stats: dict[str, float], labels: torch.Tensor) -> None:
+    """A classifier no better than chance after its first epoch has diverged (or never learnt)."""
+    if isinstance(s.goal, Classify) and stats["test_accuracy"] <= 1.2 / (int(labels.max()) + 1):
+        raise _diverged(config, s, f"after the first epoch the test accuracy is "
+                                   f"{stats['test_accuracy']:.4f}, no better than chance",
+                        "Check the learning rate (far too large, or too small) and the data")

@@ -96,6 +96,11 @@ RECIPES: dict[str, Recipe] = {
     "pointnet": Recipe("point_models:pointnet", "mnist-points",
                        {**_TOKENS, "per_layer": {"head.3": 2}, "keep_dense": ["transform.fc.3"]},
                        note="PointNet on MNIST digits as 128 ink points (input transform, max pool)"),
+    # the first conv reads the raw signal: kept dense, as the tiny MNIST recipes keep theirs
+    "forecast": Recipe("series_models:forecaster", "membrane",
+                       {"optimizer": "adam", "lr": 1e-3, "epochs": 20, "min_params": 512,
+                        "keep_dense": ["0"]},
+                       note="1-D convnet: a membrane potential 8 ms ahead (matplotlib sample data)"),
     "kws": Recipe("mlperf_models:ds_cnn", "speech_commands", _MLPERF_KWS,
                   note="MLPerf Tiny kws01: DS-CNN on Speech Commands MFCC (target 90% top-1; teacher: "
                        "kws_ref_model_float32.tflite)"),

@@ -1,0 +1,80 @@
+"""What a run optimises and reports, by its dataset's task: classification (cross-entropy,
+top-1 accuracy) or a forecast (mean squared error, RMSE on the standardised targets). One small
+object each, so the loop has one path for both."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Objective:
+    """The loss, the teacher's part of it and the score a run reports."""
+
+    metric = ""  # the score's name: test_<metric> and train_<metric> in metrics.json
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def distill(self, out: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        """How far ``out`` is from the teacher's outputs."""
+        raise NotImplementedError
+
+    def batch_sum(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        """The batch's part of the score, summed over its items (see :meth:`finish`)."""
+        raise NotImplementedError
+
+    def finish(self, total: float, n: int) -> float:
+        """The score from the sum of ``n`` items' parts."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def score(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
+        """The score of ``model`` on ``(x, y)``, in eval mode."""
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        total = sum(self.batch_sum(model(x[i:i + batch].to(device)).cpu(), y[i:i + batch])
+                    for i in range(0, len(x), batch))
+        model.train(was_training)
+        return self.finish(total, len(x))
+
+
+class Classify(Objective):
+    metric = "accuracy"
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(out, y)
+
+    def distill(self, out: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        t = temperature  # Hinton's soft targets; t^2 keeps the gradient's size across t
+        soft = F.softmax(teacher / t, dim=1)
+        return F.kl_div(F.log_softmax(out / t, dim=1), soft, reduction="batchmean") * t ** 2
+
+    def batch_sum(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        return float((out.argmax(1) == y).sum().item())
+
+    def finish(self, total: float, n: int) -> float:
+        return total / n
+
+
+class Forecast(Objective):
+    metric = "rmse"
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(out, y)
+
+    def distill(self, out: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+        return F.mse_loss(out, teacher)  # a regression's soft target is the teacher's value
+
+    def batch_sum(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        return float(((out - y) ** 2).mean(dim=1).sum().item())
+
+    def finish(self, total: float, n: int) -> float:
+        return (total / n) ** 0.5
+
+
+def objective(task: str) -> Objective:
+    """The objective of a dataset's task (:attr:`tbn.data.datasets.Dataset.task`)."""
+    return {"classify": Classify, "forecast": Forecast}[task]()
