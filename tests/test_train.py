@@ -234,7 +234,8 @@ def test_mnist_points_are_the_ink_as_a_point_set() -> None:
     np.testing.assert_array_equal(mnist_points(img, points=64), pts)  # the same draw every time
 
 
-def test_the_forecast_recipe_beats_persistence_and_distils_a_teacher(tmp_path: Path) -> None:
+def test_the_forecast_recipe_beats_persistence_and_distils_a_teacher(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The time series (matplotlib's membrane recording, 16 samples ahead): four epochs of the
     tiled recipe beat repeating the last sample (RMSE 0.444 on the standardised test targets;
     measured 0.367), and a student distilled only from a teacher that always says 0 (the
@@ -248,6 +249,15 @@ def test_the_forecast_recipe_beats_persistence_and_distils_a_teacher(tmp_path: P
     assert metrics["test_rmse"] < persistence_rmse(x, y) - 0.05
     assert [h["test_rmse"] for h in metrics["history"]] and "train_rmse" in metrics["history"][0]
     assert metrics["layers"][0]["p"] is None and metrics["bits_per_weight"] < 1.0
+    # compiled to INT8 (calibrated on windows from the whole recording, not its flat first second)
+    # and scored by `tbn run --data membrane`: the float model's RMSE, give or take INT8's steps
+    model = tmp_path / "f.tbn"
+    assert cli(["compile", str(tmp_path / "run" / "model.pt"), "-o", str(model), "--activations",
+                "int8"]) == 0
+    capsys.readouterr()
+    assert cli(["run", str(model), "--data", "membrane"]) == 0
+    rmse = float(capsys.readouterr().out.split("rmse ")[1].split()[0])
+    assert abs(rmse - metrics["test_rmse"]) < 0.01
 
     teacher, config = load_model(tmp_path / "run" / "model.pt")
     with torch.no_grad():
@@ -257,3 +267,25 @@ def test_the_forecast_recipe_beats_persistence_and_distils_a_teacher(tmp_path: P
     student = train(TrainConfig.for_recipe("forecast", epochs=1, teacher=str(tmp_path / "zero.pt"),
                                            distill_weight=1.0), tmp_path / "student", progress=False)
     assert abs(student["test_rmse"] - float(np.sqrt(np.mean(y ** 2)))) < 0.05
+
+
+def test_run_scores_a_point_set_model_on_mnist_points(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """`--data` takes any dataset: a PointNet file runs on MNIST's test digits as point sets, its
+    accuracy that of the same points through the reference."""
+    from tbn import compile_model
+    from tbn.data.datasets import load_arrays
+    from tbn.runtime import Interpreter
+
+    torch.manual_seed(0)
+    model, _ = build_model(TrainConfig.for_recipe("pointnet"))
+    x, labels = load_arrays("mnist-points", "test")
+    path = tmp_path / "p.tbn"
+    path.write_bytes(compile_model(model.eval(), torch.from_numpy(x[:1])))
+    capsys.readouterr()
+    assert cli(["run", str(path), "--data", "mnist-points", "--n", "50"]) == 0
+    out = capsys.readouterr().out
+    want = float(np.mean(Interpreter(path.read_bytes()).run(x[:50]).argmax(1) == labels[:50]))
+    assert f"accuracy {want:.4f} on 50 mnist-points test inputs" in out
+    assert cli(["run", str(path), "--data", "membrane"]) == 2  # a dataset whose inputs are not its own
+    assert "it was not built for membrane" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from tbn.cli.inputs import load_inputs
+from tbn.cli.inputs import add_data_option, load_inputs, score
 from tbn.cli.types import count
 from tbn.errors import DeviceError
 from tbn.files import check_output, write_atomic
@@ -35,11 +35,10 @@ def add_device_arguments(p: argparse.ArgumentParser, model_required: bool) -> No
     )
     where.add_argument("--log", type=Path, help="write the emulator's own output here")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--data", choices=("mnist",), default="mnist", help="stream a dataset's test split "
-                     "(MNIST: 28x28, or cropped and averaged to 16x16 for a model that takes 16x16)")
+    add_data_option(src, "stream a dataset's test split (default mnist)", default="mnist")
     src.add_argument("--input", type=Path, metavar="X.npy", help="stream the inputs of a .npy batch")
     p.add_argument("--n", type=count, default=100, help="how many inputs (default 100)")
-    p.add_argument("--data-dir", help="folder with MNIST")
+    p.add_argument("--data-dir", help="the dataset's folder (docs/datasets.md)")
 
 
 def check_device_outputs(args: argparse.Namespace) -> None:
@@ -123,12 +122,13 @@ def run(args: argparse.Namespace) -> int:
     return 0 if matches == len(got.results) else 1
 
 
-def _accuracies(got: _Run, labels: np.ndarray | None) -> tuple[float, float] | None:
+def _scores(got: _Run, labels: np.ndarray | None) -> tuple[str, float, float] | None:
+    """(metric, the device's score, the reference's) on the inputs run so far."""
     if labels is None or not got.results:
         return None
     want = labels[: len(got.results)]
-    return (float(np.mean(np.array([r.predicted for r in got.results]) == want)),
-            float(np.mean(np.array([r.reference_predicted for r in got.results]) == want)))
+    metric, device = score(np.stack([r.scores for r in got.results]), want)
+    return metric, device, score(np.stack([r.reference_scores for r in got.results]), want)[1]
 
 
 def _report(args: argparse.Namespace, program: Any, got: _Run, labels: np.ndarray | None) -> int:
@@ -138,9 +138,9 @@ def _report(args: argparse.Namespace, program: Any, got: _Run, labels: np.ndarra
     costs = np.array([r.cost for r in results])
     worst = max(r.error for r in results)
     rows = [("", f"device ({info.board})", "host reference")]
-    acc = _accuracies(got, labels)
-    if acc is not None:
-        rows.append((f"accuracy on {len(results)} inputs", f"{acc[0]:.4f}", f"{acc[1]:.4f}"))
+    scored = _scores(got, labels)
+    if scored is not None:
+        rows.append((f"{scored[0]} on {len(results)} inputs", f"{scored[1]:.4f}", f"{scored[2]:.4f}"))
     size = args.model.stat().st_size
     rows += [
         (
@@ -167,7 +167,8 @@ def _write_json(args: argparse.Namespace, program: Any, got: _Run, labels: np.nd
     """--json: every result so far, whether the run completed, and why not."""
     if args.json is None:
         return
-    acc = _accuracies(got, labels)
+    scored = _scores(got, labels)
+    metric, value, reference = scored if scored is not None else ("accuracy", None, None)
     info = got.info
     doc = {
         "model": str(args.model),
@@ -182,12 +183,13 @@ def _write_json(args: argparse.Namespace, program: Any, got: _Run, labels: np.nd
         "error": None if error is None else (str(error) or type(error).__name__),
         "requested": got.requested,
         "done": len(got.results),
-        "accuracy": None if acc is None else acc[0],
-        "reference_accuracy": None if acc is None else acc[1],
+        "metric": metric,  # "accuracy", or a forecast's "rmse"
+        metric: value,
+        f"reference_{metric}": reference,
         "matches": sum(r.matches for r in got.results),
         "results": [
             {"index": i, "predicted": r.predicted, "reference": r.reference_predicted,
-             "label": None if labels is None else int(labels[i]), "matches": bool(r.matches),
+             "label": None if labels is None else labels[i].tolist(), "matches": bool(r.matches),
              "error": float(r.error), "cost": int(r.cost)}
             for i, r in enumerate(got.results)
         ],

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tbn.cli.inputs import add_data_option
 from tbn.cli.types import count, tcp_port
 from tbn.errors import UsageError
 
@@ -31,10 +32,10 @@ def add_parser(sub: Any) -> None:
     r = cmds.add_parser("run", help="run a model on a MicroPython target beside the reference")
     _target_args(r)
     src = r.add_mutually_exclusive_group()
-    src.add_argument("--data", choices=("mnist",), default="mnist", help="the test split's first --n images")
+    add_data_option(src, "the test split's first --n inputs (default mnist)", default="mnist")
     src.add_argument("--input", type=Path, metavar="X.npy", help="a batch of inputs")
     r.add_argument("--n", type=count, default=100, help="how many inputs (default 100)")
-    r.add_argument("--data-dir", help="folder with MNIST")
+    r.add_argument("--data-dir", help="the dataset's folder (docs/datasets.md)")
     r.add_argument("--float-input", action="store_true",
                    help="INT8 models: send float inputs for the device to quantise (tbn_quantize)")
     r.add_argument("--reps", type=int, default=0, metavar="K",
@@ -104,7 +105,7 @@ def _mip_package(folder: Path, mpy: Path) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tbn.cli.inputs import load_inputs
+    from tbn.cli.inputs import load_inputs, score
     from tbn.format import load
     from tbn.micropython import open_target, target
     from tbn.micropython.runner import run_model, stage
@@ -123,8 +124,10 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{t.title} ({how}): {path} ({len(data)} bytes), arena {program.arena_size} bytes")
     print(f"outputs equal to the reference: {run.equal}/{len(x)} (worst {run.worst:.2g})")
     if labels is not None:
-        got = np.array([int(np.argmax(o)) for o in run.outputs])
-        print(f"accuracy on {len(x)} images: {float(np.mean(got == labels)):.4f}")
+        from tbn.runtime import output_as_float
+
+        metric, value = score(np.stack([output_as_float(program, o) for o in run.outputs]), labels)
+        print(f"{metric} on {len(x)} inputs: {value:.4f}")
     print(f"heap taken by tbn.Model: {run.heap_bytes} bytes (arena {program.arena_size})")
     if run.instructions is not None:
         print(f"instructions per inference: {run.instructions:,.0f} (QEMU icount, through MicroPython)")

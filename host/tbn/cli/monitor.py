@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from tbn.cli.infer import add_device_arguments, check_device_outputs, cost_text, describe_device
-from tbn.cli.inputs import load_inputs
+from tbn.cli.inputs import load_inputs, score
 from tbn.cli.types import seconds
 from tbn.errors import UsageError
 from tbn.format import load
@@ -49,19 +49,25 @@ def run(args: argparse.Namespace) -> int:
             if runner is not None:
                 r = runner.compare(xi)
                 scores, cost = r.scores.reshape(-1), r.cost
-                extra = f"  reference {r.reference_predicted} {'ok' if r.matches else 'MISMATCH'}"
+                forecast = labels is not None and labels.dtype.kind == "f"
+                extra = (f"  reference {'' if forecast else f'{r.reference_predicted} '}"
+                         f"{'ok' if r.matches else 'MISMATCH'}")
             else:  # no reference to prepare the input: check it here
                 check_finite(xi)
                 got = link.infer(np.ascontiguousarray(xi, dtype=np.float32))
                 scores, cost, extra = np.frombuffer(got.output, np.float32), got.cost, ""
-            top = np.argsort(scores)[::-1][:3]
-            label = f"  label {labels[i]}" if labels is not None else ""
-            print(
-                f"#{i:<5d} class {int(top[0])}{label}  top "
-                + " ".join(f"{int(k)}:{scores[k]:.3g}" for k in top)
-                + f"  {cost_text(cost, info)}{extra}",
-                flush=True,
-            )
+            print(f"#{i:<5d} {_what(scores, None if labels is None else labels[i])}  "
+                  f"{cost_text(cost, info)}{extra}", flush=True)
             if args.interval:
                 time.sleep(args.interval)
     return 0
+
+
+def _what(scores: np.ndarray, label: np.ndarray | None) -> str:
+    """One output in words: the class and the top 3, or a forecast's first values and RMSE."""
+    if label is not None and label.dtype.kind == "f":  # a forecast's recorded values
+        return (f"forecast {' '.join(f'{v:.3g}' for v in scores[:3])} ... rmse "
+                f"{score(scores[None], label[None])[1]:.3g}")
+    top = np.argsort(scores)[::-1][:3]
+    return (f"class {int(top[0])}{'' if label is None else f'  label {label}'}  top "
+            + " ".join(f"{int(k)}:{scores[k]:.3g}" for k in top))

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from tbn.cli.inputs import load_inputs
+from tbn.cli.inputs import add_data_option, load_inputs, score
 from tbn.cli.types import count
 from tbn.engines import ENGINES, names, open_engine
 from tbn.errors import UsageError
@@ -21,16 +21,16 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("run", help="run a .tbn model", description=__doc__)
     p.add_argument("model", help="a .tbn file")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--data", choices=("mnist",), help="report accuracy on a dataset's test split")
+    add_data_option(src, "report the score on a dataset's test split")
     src.add_argument("--input", metavar="X.npy", help="run one input (or a batch) and print the output")
-    p.add_argument("--n", type=count, help="use the first N test images (default all)")
+    p.add_argument("--n", type=count, help="use the first N test inputs (default all)")
     p.add_argument("--engine", choices=names("tbn"), default="reference",
                    help="which runtime runs it; " + "; ".join(f"{n}: {ENGINES[n].needs}" for n in names()))
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"),
                    help="cuda engine: activation type between ops (default float32)")
     p.add_argument("--board", help="device engine: a board of boards/ (emulated boards are booted)")
     p.add_argument("--port", help="device engine: the serial port or pyserial URL of a running device")
-    p.add_argument("--data-dir", help="folder with MNIST")
+    p.add_argument("--data-dir", help="the dataset's folder (docs/datasets.md)")
     p.set_defaults(func=run)
 
 
@@ -66,9 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if labels is None:
         print(np.array2string(y, precision=6))
         return 0
-    n = len(x)
-    pred = y.reshape(n, -1).argmax(axis=1) if y.reshape(n, -1).shape[1] > 1 else y.reshape(n)
-    acc = float((pred == labels).mean())
-    print(f"{args.model}: accuracy {acc:.4f} on {n} MNIST test images "
-          f"({args.engine} engine, {1e3 * seconds / n:.3f} ms per image)")
+    metric, value = score(y, labels)
+    print(f"{args.model}: {metric} {value:.4f} on {len(x)} {args.data} test inputs "
+          f"({args.engine} engine, {1e3 * seconds / len(x):.3f} ms per input)")
     return 0

@@ -152,6 +152,16 @@ def mnist_test(input_shape: tuple[int, ...], n: int | None = None,
     return x, test.labels[: len(x)].astype(np.int64)
 
 
+def test_split(name: str, input_shape: tuple[int, ...], n: int | None = None,
+               data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` test inputs of dataset ``name`` and their labels (int64) or, for a
+    forecast, targets (float32). MNIST comes as ``input_shape`` takes it (:func:`mnist_test`)."""
+    if name == "mnist":
+        return mnist_test(input_shape, n, data_dir)
+    x, y = load_arrays(name, "test", data_dir)
+    return x[:n], y[:n]
+
+
 def dataset_for_input(shape: tuple[int, ...]) -> Dataset:
     """The dataset whose one input has ``shape`` (C, H, W): which test images a compiled model
     takes. A :class:`UsageError` when none has it."""
