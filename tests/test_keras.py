@@ -172,6 +172,38 @@ def test_conv1d_and_depthwise_layers_tile_and_compile(build: object) -> None:
     assert [type(lay).__name__ for lay in restored.layers] == [type(lay).__name__ for lay in model.layers]
 
 
+def _keras_separable_net(rank: int) -> keras.Model:
+    """SeparableConv (depth multiplier 2, then strided) between a stem and a classifier."""
+    sep = keras.layers.SeparableConv2D if rank == 2 else keras.layers.SeparableConv1D
+    pool = keras.layers.GlobalAveragePooling2D if rank == 2 else keras.layers.GlobalAveragePooling1D
+    x = inp = keras.Input((8, 8, 4) if rank == 2 else (12, 4))
+    x = sep(8, 3, padding="same", depth_multiplier=2, activation="relu", name="sep")(x)
+    x = sep(8, 3, strides=2, name="sep2")(x)
+    return keras.Model(inp, keras.layers.Dense(4)(pool()(x)))
+
+
+@pytest.mark.parametrize("rank", [1, 2], ids=["1-D", "2-D"])
+def test_a_separable_convs_two_kernels_tile_on_their_own(rank: int) -> None:
+    """tile_model splits each SeparableConv into its depthwise and pointwise convolutions (a nested
+    Sequential, the same arithmetic) and tiles each kernel, or keeps one by its name; the file
+    computes what the Keras model does."""
+    keras.utils.set_random_seed(0)
+    source = _keras_separable_net(rank)
+    x = np.random.default_rng(2).random((8, *source.inputs[0].shape[1:])).astype(np.float32)
+    for keep, want_p in (((), {"sep_depthwise": 2, "sep_pointwise": 2}),
+                         (("sep_depthwise",), {"sep_depthwise": None, "sep_pointwise": 2})):
+        model, report = tile_model(source, p=2, min_params=0, keep_dense=keep)
+        got_p = {r.name: r.p for r in report.layers}
+        assert {k: got_p[k] for k in want_p} == want_p and got_p["sep2_depthwise"] == 2
+        want = channels_first(np.asarray(model(x, training=False)))
+        got = Interpreter(compile_model(model, x[:1], params="wide")).run(channels_first(x))
+        # a kept (dense) kernel is stored as int8 rows: about 1% off the float kernel
+        assert np.abs(got.reshape(want.shape) - want).max() <= (2e-2 if keep else 1e-5) * np.abs(want).max()
+    restored = keras.Model.from_config(model.get_config())
+    kind = "TiledConv2D" if rank == 2 else "TiledConv1D"
+    assert [type(lay).__name__ for lay in restored.get_layer("sep2").layers] == [kind, kind]
+
+
 def test_unsupported_layers_are_named() -> None:
     model = keras.Sequential([keras.Input((8, 3)), keras.layers.LSTM(4), keras.layers.Dense(2)])
     with pytest.raises(UsageError, match=r"'lstm.*' \(LSTM\) has no tbn equivalent"):

@@ -1,6 +1,8 @@
 """``tile_model`` for Keras models: the policy and report of :mod:`tbn.convert`, on Dense,
-Conv1D, Conv2D and DepthwiseConv2D layers (a depthwise one as a grouped TiledConv2D) named as
-Keras names them."""
+Conv1D, Conv2D and DepthwiseConv1D/2D layers (a depthwise one as a grouped tiled convolution)
+named as Keras names them, in nested models too. A SeparableConv1D/2D is first split into a
+nested Sequential of its depthwise and pointwise convolutions (``<name>_depthwise``,
+``<name>_pointwise``), so each of its two kernels is tiled (or kept) on its own."""
 
 from __future__ import annotations
 
@@ -15,17 +17,57 @@ from tbn.keras.layers import _TO_TORCH as TO_TORCH
 from tbn.keras.layers import TiledConv1D, TiledConv2D, TiledDense, is_tiled
 from tbn.nn.options import Tiling
 
+_DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
+_SEPARABLE = (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)
+
+
+def _leaves(model: keras.Model) -> list[Any]:
+    """The model's layers, a nested model's own layers in its place."""
+    return [leaf for lay in model.layers
+            for leaf in (_leaves(lay) if isinstance(lay, keras.Model) else [lay])]
+
 
 def _convertible(model: keras.Model) -> list[Any]:
-    kinds = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
-    return [lay for lay in model.layers if type(lay) in kinds or is_tiled(lay)]
+    kinds = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, *_DEPTHWISE)
+    return [lay for lay in _leaves(model) if type(lay) in kinds or is_tiled(lay)]
 
 
 def _kernel(layer: Any, kernel: Any) -> np.ndarray:
     """A layer's kernel as its tiled twin holds it: a depthwise ``(kh, kw, C, M)`` one as the
     grouped ``(kh, kw, 1, C M)`` (output ``c M + j`` reads channel ``c``)."""
     k = np.asarray(kernel)
-    return k.reshape(*k.shape[:-2], 1, -1) if isinstance(layer, keras.layers.DepthwiseConv2D) else k
+    return k.reshape(*k.shape[:-2], 1, -1) if isinstance(layer, _DEPTHWISE) else k
+
+
+def _split_separable(model: keras.Model) -> keras.Model:
+    """``model`` with each SeparableConv1D/2D a nested Sequential of the same depthwise and
+    pointwise convolutions (the same arithmetic and weights), or ``model`` when it has none."""
+    if not any(isinstance(lay, _SEPARABLE) for lay in _leaves(model)):
+        return model
+
+    def split(layer: Any) -> Any:
+        if not isinstance(layer, _SEPARABLE):
+            return layer.__class__.from_config(layer.get_config())
+        cfg, two = layer.get_config(), isinstance(layer, keras.layers.SeparableConv2D)
+        depthwise = (keras.layers.DepthwiseConv2D if two else keras.layers.DepthwiseConv1D)(
+            cfg["kernel_size"], strides=cfg["strides"], padding=cfg["padding"],
+            data_format=cfg["data_format"], depth_multiplier=cfg["depth_multiplier"],
+            dilation_rate=cfg["dilation_rate"], use_bias=False, name=f"{layer.name}_depthwise")
+        pointwise = (keras.layers.Conv2D if two else keras.layers.Conv1D)(
+            cfg["filters"], 1, data_format=cfg["data_format"], activation=cfg["activation"],
+            use_bias=cfg["use_bias"], name=f"{layer.name}_pointwise")
+        return keras.Sequential([depthwise, pointwise], name=layer.name)
+
+    new = keras.models.clone_model(model, clone_function=split, recursive=True)
+    made = {lay.name: lay for lay in _leaves(new)}
+    for old in _leaves(model):
+        if isinstance(old, _SEPARABLE):
+            made[f"{old.name}_depthwise"].set_weights([np.asarray(old.depthwise_kernel)])
+            made[f"{old.name}_pointwise"].set_weights([np.asarray(old.pointwise_kernel),
+                                                       *([] if old.bias is None else [np.asarray(old.bias)])])
+        elif old.weights:
+            made[old.name].set_weights(old.get_weights())
+    return new
 
 
 def _info(layer: Any) -> LayerInfo:
@@ -47,10 +89,11 @@ def _tiled_twin(layer: Any, tiling: Tiling) -> Any:
     if cfg["padding"] not in ("valid", "same"):
         raise ValueError(f"{layer.name}: tbn.keras tiles convolutions with padding 'valid' or 'same'")
     filters, groups = cfg.get("filters"), cfg.get("groups", 1)
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
+    if isinstance(layer, _DEPTHWISE):
         groups = int(layer.kernel.shape[-2])
         filters = groups * int(layer.kernel.shape[-1])
-    cls = TiledConv1D if isinstance(layer, keras.layers.Conv1D | TiledConv1D) else TiledConv2D
+    one_d = isinstance(layer, keras.layers.Conv1D | keras.layers.DepthwiseConv1D | TiledConv1D)
+    cls = TiledConv1D if one_d else TiledConv2D
     return cls(filters, cfg["kernel_size"], strides=cfg["strides"], padding=cfg["padding"],
                dilation_rate=cfg["dilation_rate"], groups=groups, tiling=tiling, **common)
 
@@ -65,6 +108,7 @@ def tile_model(model: keras.Model, *, tiling: Tiling | None = None, min_params: 
     if not model.built:
         raise ValueError("tile_model needs a built Keras model: give it an Input or call it once")
     t = Tiling.of(tiling, **options)
+    model = _split_separable(model)
     layers = _convertible(model)
     plan = plan_layers([_info(lay) for lay in layers], t.p, min_params, per_layer, keep_dense, budget_bytes,
                        t.alpha)
@@ -75,12 +119,13 @@ def tile_model(model: keras.Model, *, tiling: Tiling | None = None, min_params: 
             return layer.__class__.from_config(layer.get_config())
         return _tiled_twin(layer, t.with_p(lp))
 
-    new = keras.models.clone_model(model, clone_function=clone)
+    new = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    made = {lay.name: lay for lay in _leaves(new)}
     rows = []
-    for old_layer in model.layers:
+    for old_layer in _leaves(model):
         if not old_layer.weights:  # InputLayer (renamed by clone_model), activations, pooling...
             continue
-        layer = new.get_layer(old_layer.name)
+        layer = made[old_layer.name]
         weights = old_layer.get_weights()
         if is_tiled(layer) and not is_tiled(old_layer):  # kernel, (alpha kernel), bias
             kernel, *rest = weights

@@ -28,7 +28,8 @@ __all__ = ["SUPPORTED", "channels_first", "to_torch"]
 
 def _steps(model: keras.Model) -> tuple[list[tuple[Any, list[int], list[Any]]], list[int], list[int]]:
     """(layer, input tensor ids, output tensors) in order, and the model's input and output
-    tensor ids."""
+    tensor ids. A nested model (a block a user wrote as its own Sequential or Model, or a
+    SeparableConv that tile_model split) contributes its own layers, in place."""
     if isinstance(model, keras.Sequential):
         steps, prev = [], id(model.inputs[0])
         for layer in model.layers:
@@ -44,6 +45,26 @@ def _steps(model: keras.Model) -> tuple[list[tuple[Any, list[int], list[Any]]], 
     return steps, [id(t) for t in model.inputs], [id(t) for t in model.outputs]
 
 
+def _flat(model: keras.Model) -> tuple[list[tuple[Any, list[int], list[Any]]], list[int], list[int]]:
+    """:func:`_steps` with every nested model's steps in its place: its input renamed to the
+    tensor that feeds it, its output to the tensor it gives."""
+    steps, inputs, outputs = _steps(model)
+    flat = []
+    for layer, ins, outs in steps:
+        if not isinstance(layer, keras.Model):
+            flat.append((layer, ins, outs))
+            continue
+        inner, inner_in, inner_out = _flat(layer)
+        if len(inner_in) != 1 or len(inner_out) != 1 or len(ins) != 1:
+            raise UsageError(f"nested Keras model {layer.name!r} has {len(inner_in)} inputs and "
+                             f"{len(inner_out)} outputs; tbn converts nested models of one of each")
+        rename = {inner_in[0]: ins[0], inner_out[0]: id(outs[0])}
+        for lay, lins, louts in inner:
+            last = id(louts[0]) == inner_out[0]
+            flat.append((lay, [rename.get(i, i) for i in lins], outs if last else louts))
+    return flat, inputs, outputs
+
+
 def to_torch(model: keras.Model) -> fx.GraphModule:
     """The PyTorch equivalent of a built Keras ``model`` (one input, one output), reading
     channels-first inputs; see the module docstring for what converts."""
@@ -51,7 +72,7 @@ def to_torch(model: keras.Model) -> fx.GraphModule:
         raise UsageError(f"Keras model {model.name!r} has {len(model.inputs)} inputs and "
                          f"{len(model.outputs)} outputs; tbn compiles one of each")
     b = Builder()
-    steps, inputs, outputs = _steps(model)
+    steps, inputs, outputs = _flat(model)
     shapes: dict[int, tuple[int, ...]] = {inputs[0]: tuple(model.inputs[0].shape)}
     nodes = {inputs[0]: b.graph.placeholder("x")}
     for layer, ins, outs in steps:
