@@ -117,3 +117,44 @@ def test_retiling_changes_p_and_keeps_other_layers() -> None:
 def test_bare_layer_is_refused() -> None:
     with pytest.raises(TypeError, match="from_float"):
         tile_model(nn.Linear(256, 256), p=2, min_params=0)
+
+
+class _Attend(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(32, 4, batch_first=True)
+        self.fc = nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.attn(x, x, x)[0].mean(1))
+
+
+def test_multihead_attention_splits_and_its_four_projections_tile() -> None:
+    """nn.MultiheadAttention packs q, k and v into one weight, which no layer holds: tile_model
+    makes it a SplitAttention (the same outputs and weights), plans its four projections like
+    any layer, and the compiled file computes what the tiled model does."""
+    import numpy as np
+
+    from tbn import compile_model
+    from tbn.nn import SplitAttention
+    from tbn.runtime import Interpreter
+
+    torch.manual_seed(0)
+    model, x = _Attend().eval(), torch.randn(8, 10, 32)
+    split = SplitAttention.from_float(model.attn).eval()
+    with torch.no_grad():
+        for got, want in zip(split(x, x, x), model.attn(x, x, x), strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    names = ("attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj")
+    plan = plan_tiling(model, p=4, min_params=0, per_layer={"attn.v_proj": 2}, keep_dense=["attn.out_proj"])
+    assert plan == {names[0]: 4, names[1]: 4, names[2]: 2, names[3]: None, "fc": 4}
+    assert isinstance(model.attn, nn.MultiheadAttention)  # planning changes nothing
+    report = tile_model(model, p=4, min_params=0)
+    assert [(r.name, r.p) for r in report.layers] == [(n, 4) for n in (*names, "fc")]
+    assert isinstance(model.attn, SplitAttention) and all(is_tiled(getattr(model.attn, n[5:])) for n in names)
+    with torch.no_grad():
+        want = model.eval()(x).numpy()
+    got = Interpreter(compile_model(model, x[:1], params="wide")).run(x.numpy())
+    assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    with pytest.raises(ValueError, match="no mask"):
+        model.attn(x, x, x, is_causal=True)

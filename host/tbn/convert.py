@@ -19,6 +19,7 @@ counts as float32 weights and bias.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import math
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,7 @@ from typing import Any
 from torch import nn
 
 from tbn.errors import TbnError
+from tbn.nn.attention import split_attention
 from tbn.nn.layers import TILED_TYPES, is_tiled
 from tbn.nn.options import AlphaMode, Tiling
 from tbn.nn.tiling import check_p, tile_storage_bits
@@ -159,6 +161,9 @@ def plan_tiling(model: nn.Module, p: int = 4, min_params: int = 64_000,
                 budget_bytes: int | None = None,
                 alpha: AlphaMode = "per_tile") -> dict[str, int | None]:
     """The tiling factor :func:`tile_model` would give each layer (``None``: dense)."""
+    if any(isinstance(m, nn.MultiheadAttention) for m in model.modules()):  # as tile_model splits it
+        model = copy.deepcopy(model)
+        split_attention(model)
     layers = [LayerInfo(name, tuple(m.weight.shape), 0 if m.bias is None else m.bias.numel())
               for name, m in _convertible(model)]
     return plan_layers(layers, p, min_params, per_layer, keep_dense, budget_bytes, alpha)
@@ -234,9 +239,13 @@ def tile_model(model: nn.Module, *, tiling: Tiling | None = None, min_params: in
     right when tiling an already trained float model.
 
     Returns the per-layer :class:`TilingReport`.  Already-tiled layers are re-tiled only
-    when their planned ``p`` differs (``keep_dense`` leaves them as they are).
+    when their planned ``p`` differs (``keep_dense`` leaves them as they are). Each
+    ``nn.MultiheadAttention`` (batch first, one width) first becomes a
+    :class:`~tbn.nn.attention.SplitAttention`, whose ``q_proj``, ``k_proj``, ``v_proj`` and
+    ``out_proj`` are then layers like any other (``attn.q_proj`` in ``per_layer``).
     """
     t = Tiling.of(tiling, **options)
+    split_attention(model)
     plan = plan_tiling(model, t.p, min_params, per_layer, keep_dense, budget_bytes, t.alpha)
     rows = []
     for name, m in _convertible(model):

@@ -111,7 +111,8 @@ PYTORCH: tuple[Row, ...] = (
     Row("nn.Softmax, torch.softmax, F.softmax", _fn(lambda x: torch.softmax(x, dim=-1)), _TOKENS,
         "any axis but the batch's"),
     Row("nn.LayerNorm, F.layer_norm", _mod(lambda: nn.LayerNorm(6)), _TOKENS, "over the last axis"),
-    Row("nn.MultiheadAttention", _mod(_Attn), _TOKENS, "batch_first=True, no mask; output only"),
+    Row("nn.MultiheadAttention", _mod(_Attn), _TOKENS, "batch_first=True, no mask; output only; tile_model "
+        "splits it into tbn.nn.SplitAttention, whose four projections tile"),
     Row("nn.ConvTranspose1d/2d", _mod(lambda: nn.ConvTranspose2d(2, 3, 3, 2, 1, output_padding=1)), _MAP,
         "dense: zeros spread by the stride, then a convolution (stride^2 the multiplies)"),
     Row("nn.Upsample, F.interpolate", _mod(lambda: nn.Upsample(scale_factor=2)), _MAP,

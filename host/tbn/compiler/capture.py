@@ -17,6 +17,7 @@ from tbn.compiler.classify import classify
 from tbn.compiler.conv_transpose import expand_conv_transpose
 from tbn.compiler.graph import Kind, Node, TbnCompileError
 from tbn.format.spec import Op
+from tbn.nn.attention import SplitAttention
 from tbn.nn.layers import is_tiled
 
 
@@ -31,7 +32,8 @@ class _Tracer(fx.Tracer):
 
 # modules that become several nodes (the last one named as the module's call)
 EXPANSIONS: dict[type, Any] = {
-    nn.MultiheadAttention: expand_attention, nn.ConvTranspose1d: expand_conv_transpose,
+    nn.MultiheadAttention: expand_attention, SplitAttention: expand_attention,
+    nn.ConvTranspose1d: expand_conv_transpose,
     nn.ConvTranspose2d: expand_conv_transpose}
 
 
@@ -95,7 +97,7 @@ def capture(model: nn.Module, example_input: torch.Tensor) -> list[Node]:
         if expand is not None:  # a module that is several ops
             nodes += expand(modules[node.target], node, where, val)
             names[node.name] = node.name
-            if isinstance(modules[node.target], nn.MultiheadAttention):  # returns (output, weights)
+            if isinstance(modules[node.target], nn.MultiheadAttention | SplitAttention):  # (output, weights)
                 tuples[node.name] = node.name
             continue
         if node.op == "call_function" and node.target is operator.getitem and node.args[0].name in tuples:

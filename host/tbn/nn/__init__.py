@@ -10,7 +10,7 @@ from typing import Any
 
 _HOME = {
     "TILED_TYPES": "layers", "TiledConv1d": "layers", "TiledConv2d": "layers", "TiledLinear": "layers",
-    "TileExport": "layers", "is_tiled": "layers",
+    "TileExport": "layers", "is_tiled": "layers", "SplitAttention": "attention",
     "divisors": "tiling", "pack_bits": "tiling", "unpack_bits": "tiling",
 }
 __all__ = sorted(_HOME)

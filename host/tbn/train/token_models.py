@@ -52,9 +52,10 @@ def mixer() -> nn.Module:
 
 class SelfAttention(nn.Module):
     """Multi-head self-attention written as four linear layers and the matrix products between
-    them (not ``nn.MultiheadAttention``, whose fused projection ``tile_model`` cannot tile): the
-    query, key, value and output projections are tiled like any linear layer. Shapes are fixed
-    at construction (``tokens`` x ``dim``), as a compiled model's are."""
+    them, as the authors' ViT writes it (``tile_model`` would split an ``nn.MultiheadAttention``
+    the same way: :class:`tbn.nn.SplitAttention`): the query, key, value and output projections
+    are tiled like any linear layer. Shapes are fixed at construction (``tokens`` x ``dim``), as
+    a compiled model's are."""
 
     def __init__(self, dim: int, heads: int, tokens: int) -> None:
         super().__init__()
