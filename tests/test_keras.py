@@ -204,6 +204,34 @@ def test_a_separable_convs_two_kernels_tile_on_their_own(rank: int) -> None:
     assert [type(lay).__name__ for lay in restored.get_layer("sep2").layers] == [kind, kind]
 
 
+def test_multi_head_attentions_projections_tile() -> None:
+    """tile_model turns a MultiHeadAttention into a SplitAttention (the same outputs when every
+    projection is kept) whose query, key, value and output projections the policy tiles; the file
+    computes what the Keras model does, and the config rebuilds it."""
+    from tbn.keras import SplitAttention
+
+    keras.utils.set_random_seed(0)
+    x = inp = keras.Input((10, 32))
+    x = keras.layers.Add()([x, keras.layers.MultiHeadAttention(4, 8, value_dim=6, name="mha")(x, x)])
+    source = keras.Model(inp, keras.layers.Dense(4, name="head")(keras.layers.GlobalAveragePooling1D()(x)))
+    x = np.random.default_rng(2).random((8, 10, 32)).astype(np.float32)
+    kept, report = tile_model(source, p=2, min_params=0, keep_dense=["mha_*"])
+    assert [r.p for r in report.layers if r.name.startswith("mha_")] == [None] * 4
+    np.testing.assert_allclose(np.asarray(kept.get_layer("mha")(x, x)),
+                               np.asarray(source.get_layer("mha")(x, x)), atol=1e-5)
+    model, report = tile_model(source, p=2, min_params=0, per_layer={"mha_value": 4})
+    assert {r.name: r.p for r in report.layers} == {"mha_query": 2, "mha_key": 2, "mha_value": 4,
+                                                    "mha_output": 2, "head": 2}
+    attention = model.get_layer("mha")
+    assert isinstance(attention, SplitAttention) and attention.value_dense.p == 4
+    want = channels_first(np.asarray(model(x, training=False)))
+    got = Interpreter(compile_model(model, x[:1], params="wide")).run(channels_first(x))
+    assert np.abs(got.reshape(want.shape) - want).max() <= 1e-5 * np.abs(want).max()
+    restored = keras.Model.from_config(model.get_config())
+    restored.set_weights(model.get_weights())
+    np.testing.assert_allclose(np.asarray(restored(x)), np.asarray(model(x)), atol=1e-6)
+
+
 def test_unsupported_layers_are_named() -> None:
     model = keras.Sequential([keras.Input((8, 3)), keras.layers.LSTM(4), keras.layers.Dense(2)])
     with pytest.raises(UsageError, match=r"'lstm.*' \(LSTM\) has no tbn equivalent"):

@@ -18,9 +18,9 @@ except ImportError as e:  # pragma: no cover - depends on the install
     ) from None
 
 from tbn.keras.convert import tile_model
-from tbn.keras.layers import TiledConv1D, TiledConv2D, TiledDense, is_tiled
+from tbn.keras.layers import SplitAttention, TiledConv1D, TiledConv2D, TiledDense, is_tiled
 from tbn.keras.load import load_model
 from tbn.keras.to_torch import channels_first, to_torch
 
-__all__ = ["TiledConv1D", "TiledConv2D", "TiledDense", "channels_first", "is_tiled", "load_model",
-           "tile_model", "to_torch"]
+__all__ = ["SplitAttention", "TiledConv1D", "TiledConv2D", "TiledDense", "channels_first", "is_tiled",
+           "load_model", "tile_model", "to_torch"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from tbn.convert import LayerInfo, TilingReport, layer_report, plan_layers
 from tbn.keras.layers import _TO_TORCH as TO_TORCH
-from tbn.keras.layers import TiledConv1D, TiledConv2D, TiledDense, is_tiled
+from tbn.keras.layers import SplitAttention, TiledConv1D, TiledConv2D, TiledDense, is_tiled
 from tbn.nn.options import Tiling
 
 _DEPTHWISE = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
@@ -29,7 +29,7 @@ def _leaves(model: keras.Model) -> list[Any]:
 
 def _convertible(model: keras.Model) -> list[Any]:
     kinds = (keras.layers.Dense, keras.layers.Conv1D, keras.layers.Conv2D, *_DEPTHWISE)
-    return [lay for lay in _leaves(model) if type(lay) in kinds or is_tiled(lay)]
+    return [lay for lay in _leaves(model) if type(lay) in kinds or is_tiled(lay) or _attention_ok(lay)]
 
 
 def _kernel(layer: Any, kernel: Any) -> np.ndarray:
@@ -68,6 +68,36 @@ def _split_separable(model: keras.Model) -> keras.Model:
         elif old.weights:
             made[old.name].set_weights(old.get_weights())
     return new
+
+
+def _attention_parts(layer: Any) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+    """A MultiHeadAttention's projections as (name, Dense kernel (K, O), bias or None): the
+    query, key and value EinsumDense kernels are (C, heads, d), the output's (heads, d, C)."""
+    parts = []
+    for proj in SplitAttention.PROJECTIONS:
+        dense = getattr(layer, f"_{proj}_dense")
+        k = np.asarray(dense.kernel)
+        kernel = k.reshape(-1, k.shape[-1]) if proj == "output" else k.reshape(k.shape[0], -1)
+        bias = None if dense.bias is None else np.asarray(dense.bias).reshape(-1)
+        parts.append((f"{layer.name}_{proj}", kernel, bias))
+    return parts
+
+
+def _attention_ok(layer: Any) -> bool:
+    """A MultiHeadAttention that SplitAttention computes exactly."""
+    cfg = layer.get_config()
+    return (isinstance(layer, keras.layers.MultiHeadAttention) and not cfg.get("use_gate")
+            and not cfg.get("sliding_window") and cfg.get("output_shape") is None
+            and tuple(cfg.get("attention_axes") or (1,)) == (1,)
+            and len((getattr(layer, "_build_shapes_dict", None) or {}).get("query_shape", ())) == 3)
+
+
+def _infos(layer: Any) -> list[LayerInfo]:
+    """The planner's rows of a layer: one, or an attention's four projections."""
+    if _attention_ok(layer):
+        return [LayerInfo(name, (k.shape[1], k.shape[0]), 0 if b is None else len(b))
+                for name, k, b in _attention_parts(layer)]
+    return [_info(layer)]
 
 
 def _info(layer: Any) -> LayerInfo:
@@ -110,10 +140,16 @@ def tile_model(model: keras.Model, *, tiling: Tiling | None = None, min_params: 
     t = Tiling.of(tiling, **options)
     model = _split_separable(model)
     layers = _convertible(model)
-    plan = plan_layers([_info(lay) for lay in layers], t.p, min_params, per_layer, keep_dense, budget_bytes,
-                       t.alpha)
+    plan = plan_layers([i for lay in layers for i in _infos(lay)], t.p, min_params, per_layer, keep_dense,
+                       budget_bytes, t.alpha)
 
     def clone(layer: Any) -> Any:
+        if _attention_ok(layer):  # its projections as (tiled) Dense layers
+            cfg = layer.get_config()
+            ps = {proj: plan[f"{layer.name}_{proj}"] for proj in SplitAttention.PROJECTIONS}
+            return SplitAttention(cfg["num_heads"], cfg["key_dim"], cfg["value_dim"], cfg["use_bias"],
+                                  {proj: t.with_p(p).to_dict() for proj, p in ps.items() if p is not None},
+                                  name=layer.name)
         lp = plan.get(layer.name)
         if lp is None or (is_tiled(layer) and layer.p == lp):
             return layer.__class__.from_config(layer.get_config())
@@ -126,6 +162,9 @@ def tile_model(model: keras.Model, *, tiling: Tiling | None = None, min_params: 
         if not old_layer.weights:  # InputLayer (renamed by clone_model), activations, pooling...
             continue
         layer = made[old_layer.name]
+        if isinstance(layer, SplitAttention):
+            rows += _set_attention(old_layer, layer, t)
+            continue
         weights = old_layer.get_weights()
         if is_tiled(layer) and not is_tiled(old_layer):  # kernel, (alpha kernel), bias
             kernel, *rest = weights
@@ -138,3 +177,17 @@ def tile_model(model: keras.Model, *, tiling: Tiling | None = None, min_params: 
             rows.append(layer_report(_info(layer), type(layer).__name__, layer.p if is_tiled(layer) else None,
                                      t.alpha))
     return new, TilingReport(tuple(rows))
+
+
+def _set_attention(old: Any, new: SplitAttention, t: Tiling) -> list[Any]:
+    """Copy a MultiHeadAttention's projections into a SplitAttention's; their report rows."""
+    rows = []
+    for (name, kernel, bias), proj in zip(_attention_parts(old), SplitAttention.PROJECTIONS, strict=True):
+        dense = getattr(new, f"{proj}_dense")
+        tiled = is_tiled(dense)
+        alpha = [kernel if t.alpha_init == "copy" else np.asarray(dense.alpha_kernel)] \
+            if tiled and dense.alpha_kernel is not None else []
+        dense.set_weights([kernel, *alpha, *([] if bias is None else [bias])])
+        info = LayerInfo(name, (kernel.shape[1], kernel.shape[0]), 0 if bias is None else len(bias))
+        rows.append(layer_report(info, type(dense).__name__, dense.p if tiled else None, t.alpha))
+    return rows

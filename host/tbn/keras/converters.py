@@ -21,7 +21,7 @@ from torch import fx, nn
 
 from tbn.errors import UsageError
 from tbn.format.spec import Op
-from tbn.keras.layers import TiledConv1D, TiledConv2D, TiledDense
+from tbn.keras.layers import SplitAttention, TiledConv1D, TiledConv2D, TiledDense
 from tbn.layout import same_pads
 from tbn.nn.crop import CroppedConvTranspose1d, CroppedConvTranspose2d
 from tbn.nn.layers import TiledConv1d, TiledConv2d, TiledLinear
@@ -108,7 +108,7 @@ def _copy(param: torch.Tensor, value: Any, order: tuple[int, ...] | None = None)
 
 
 def dense(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
-    x, kernel = ins[0], np.asarray(layer.kernel)  # (K, O)
+    x = ins[0]
     if len(shape) > 2:  # over each position (token): the last axis, channels-last
         return b.to_first(dense(b, layer, [b.to_last(x, len(shape))], (shape[0], shape[-1])), len(shape))
     order = None
@@ -120,6 +120,12 @@ def dense(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
         raise UsageError(f"Keras layer {layer.name!r} reads a flattened feature map and is tiled with "
                          f"p={layer.p}, which does not divide its {layer.units} units: its tile cannot "
                          "follow the channels-first order; choose p dividing the units, or pool to 1x1 first")
+    return b.activation(layer, b.module(layer.name, _dense_module(layer, order), x))
+
+
+def _dense_module(layer: Any, order: np.ndarray | None = None) -> nn.Module:
+    """A Dense or TiledDense layer as nn.Linear or TiledLinear (its inputs in ``order``)."""
+    kernel, tiled = np.asarray(layer.kernel), isinstance(layer, TiledDense)
     k, o = kernel.shape
     mod: nn.Module = (TiledLinear(k, o, bias=layer.bias is not None, tiling=layer.tiling)
                       if tiled else nn.Linear(k, o, bias=layer.bias is not None))
@@ -130,7 +136,7 @@ def dense(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
             _copy(mod.alpha_weight, alpha if order is None else alpha[order], (1, 0))
         if layer.bias is not None:
             _copy(mod.bias, layer.bias)
-    return b.activation(layer, b.module(layer.name, mod, x))
+    return mod
 
 
 def conv(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
@@ -324,9 +330,11 @@ def _linear(kernel: np.ndarray, bias: Any) -> nn.Linear:
 
 
 def multi_head_attention(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
-    """MultiHeadAttention over a sequence's positions: the projections as linear layers over
-    tokens, the heads split by a reshape and a transpose, ``softmax(q k^T / sqrt(key_dim)) v``
-    as matrix products, the heads joined and projected (no mask, gate or window)."""
+    """MultiHeadAttention (and tbn's SplitAttention, its projections tiled or not) over a
+    sequence's positions: the projections as linear layers over tokens, the heads split by a
+    reshape and a transpose, ``softmax(q k^T / sqrt(key_dim)) v`` as matrix products, the heads
+    joined and projected (no mask, gate or window)."""
+    split = isinstance(layer, SplitAttention)
     cfg = layer.get_config()
     if len(shape) != 3 or cfg.get("use_gate") or cfg.get("sliding_window") \
             or tuple(cfg.get("attention_axes") or (1,)) != (1,) or cfg.get("output_shape") is not None:
@@ -336,24 +344,28 @@ def multi_head_attention(b: Builder, layer: Any, ins: list[fx.Node], shape: tupl
     key = ins[2] if len(ins) > 2 else value
     heads, g = cfg["num_heads"], b.graph
 
-    def project(name: str, dense: Any, x: fx.Node) -> fx.Node:  # (N, C, T) -> (N, heads, T, d)
-        kernel = np.asarray(dense.kernel)  # (C, heads, d)
-        lin = _linear(kernel.reshape(kernel.shape[0], -1), dense.bias)
-        y = b.module(f"{layer.name}_{name}", lin, b.to_last(x, 3))
-        y = g.call_method("reshape", (y, g.call_method("size", (y, 0)), -1, heads, kernel.shape[2]))
+    def module(name: str) -> nn.Module:  # a projection as a linear layer over tokens
+        if split:
+            return _dense_module(getattr(layer, f"{name}_dense"))
+        dense = getattr(layer, f"_{name}_dense")
+        kernel = np.asarray(dense.kernel)  # query/key/value (C, heads, d); output (heads, d, C_out)
+        return _linear(kernel.reshape(-1, kernel.shape[-1]) if name == "output"
+                       else kernel.reshape(kernel.shape[0], -1), dense.bias)
+
+    def project(name: str, x: fx.Node) -> fx.Node:  # (N, C, T) -> (N, heads, T, d)
+        y = b.module(f"{layer.name}_{name}", module(name), b.to_last(x, 3))
+        y = g.call_method("reshape", (y, g.call_method("size", (y, 0)), -1, heads,
+                                      cfg["value_dim" if name == "value" else "key_dim"] or cfg["key_dim"]))
         return b.permute(y, [0, 2, 1, 3])
 
-    q, k, v = (project(n, getattr(layer, f"_{n}_dense"), x) for n, x in (("query", query), ("key", key),
-                                                                            ("value", value)))
+    q, k, v = (project(n, x) for n, x in (("query", query), ("key", key), ("value", value)))
     scores = g.call_function(operator.mul, (g.call_function(operator.matmul, (q, g.call_method(
         "transpose", (k, -2, -1)))), 1.0 / float(np.sqrt(cfg["key_dim"]))))
     mixed = g.call_function(operator.matmul, (g.call_function(torch.softmax, (scores,), {"dim": -1}), v))
     mixed = b.permute(mixed, [0, 2, 1, 3])
-    out = layer._output_dense
-    kernel = np.asarray(out.kernel)  # (heads, value_dim, C_out)
-    lin = _linear(kernel.reshape(-1, kernel.shape[2]), out.bias)
-    joined = g.call_method("reshape", (mixed, g.call_method("size", (mixed, 0)), -1, lin.in_features))
-    return b.to_first(b.module(f"{layer.name}_output", lin, joined), 3)
+    out = module("output")
+    joined = g.call_method("reshape", (mixed, g.call_method("size", (mixed, 0)), -1, out.in_features))
+    return b.to_first(b.module(f"{layer.name}_output", out, joined), 3)
 
 
 def layer_normalization(b: Builder, layer: Any, ins: list[fx.Node], shape: tuple) -> fx.Node:
@@ -443,8 +455,8 @@ CONVERTERS: tuple[Converter, ...] = (
               reshape),
     Converter((L.Permute,), "TRANSPOSE", permute),
     Converter((L.LayerNormalization,), "LAYERNORM over the last axis", layer_normalization),
-    Converter((L.MultiHeadAttention,), "linear layers over tokens, TRANSPOSE, BATCH_MATMUL, SOFTMAX_AXIS",
-              multi_head_attention),
+    Converter((L.MultiHeadAttention, SplitAttention), "linear layers over tokens (tiled in a "
+              "SplitAttention), TRANSPOSE, BATCH_MATMUL, SOFTMAX_AXIS", multi_head_attention),
     Converter((L.Softmax,), "SOFTMAX_AXIS (SOFTMAX for a vector in F32)", softmax),
     Converter((L.UpSampling1D, L.UpSampling2D), "UPSAMPLE_NEAREST", upsampling),
 )

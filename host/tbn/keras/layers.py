@@ -225,3 +225,58 @@ def _pair(v: Any) -> tuple[int, int]:
 def is_tiled(layer: Any) -> bool:
     """True for a tbn tiled Keras layer."""
     return isinstance(layer, _Tiled)
+
+
+@keras.saving.register_keras_serializable(package="tbn")
+class SplitAttention(keras.layers.Layer):
+    """``keras.layers.MultiHeadAttention`` (no mask, attention over one sequence axis) with its
+    query, key, value and output projections as Dense layers, each a :class:`TiledDense` where
+    ``tilings`` gives its tiling (``{"query": {"p": 4, ...}}``): what
+    :func:`tbn.keras.tile_model` makes of a MultiHeadAttention. Called as it is:
+    ``layer(query, value, key=None)``."""
+
+    PROJECTIONS = ("query", "key", "value", "output")
+
+    def __init__(self, num_heads: int, key_dim: int, value_dim: int | None = None, use_bias: bool = True,
+                 tilings: dict[str, dict[str, Any]] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_heads, self.key_dim = int(num_heads), int(key_dim)
+        self.value_dim, self.use_bias = int(value_dim or key_dim), use_bias
+        self.tilings = dict(tilings or {})
+        unknown = sorted(set(self.tilings) - set(self.PROJECTIONS))
+        if unknown:
+            raise UsageError(f"{self.name}: tilings for {unknown}; the projections are {self.PROJECTIONS}")
+
+    def _projection(self, name: str, units: int, fan_in: int) -> Any:
+        t, common = self.tilings.get(name), {"use_bias": self.use_bias, "name": f"{self.name}_{name}"}
+        layer = TiledDense(units, tiling=Tiling(**t), **common) if t else keras.layers.Dense(units, **common)
+        layer.build((None, fan_in))
+        return layer
+
+    def build(self, query_shape: Any, value_shape: Any, key_shape: Any = None) -> None:
+        key_shape = value_shape if key_shape is None else key_shape
+        h, c = self.num_heads, int(query_shape[-1])
+        self.query_dense = self._projection("query", h * self.key_dim, c)
+        self.key_dense = self._projection("key", h * self.key_dim, int(key_shape[-1]))
+        self.value_dense = self._projection("value", h * self.value_dim, int(value_shape[-1]))
+        self.output_dense = self._projection("output", c, h * self.value_dim)
+
+    def _heads(self, x: Any, d: int) -> Any:  # (N, T, heads d) -> (N, heads, T, d)
+        return ops.transpose(ops.reshape(x, (ops.shape(x)[0], -1, self.num_heads, d)), (0, 2, 1, 3))
+
+    def call(self, query: Any, value: Any, key: Any = None) -> Any:
+        key = value if key is None else key
+        q = self._heads(self.query_dense(query), self.key_dim)
+        k = self._heads(self.key_dense(key), self.key_dim)
+        v = self._heads(self.value_dense(value), self.value_dim)
+        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(self.key_dim)
+        mixed = ops.transpose(ops.matmul(ops.softmax(scores, axis=-1), v), (0, 2, 1, 3))
+        joined = ops.reshape(mixed, (ops.shape(mixed)[0], -1, self.num_heads * self.value_dim))
+        return self.output_dense(joined)
+
+    def compute_output_shape(self, query_shape: Any, value_shape: Any, key_shape: Any = None) -> Any:
+        return tuple(query_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
+                "value_dim": self.value_dim, "use_bias": self.use_bias, "tilings": self.tilings}
