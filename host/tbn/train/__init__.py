@@ -5,8 +5,7 @@ the recipes' names without importing torch."""
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from tbn.lazy import lazy_exports
 
 _HOME = {
     "TrainConfig": "config",
@@ -17,10 +16,4 @@ _HOME = {
 }
 __all__ = sorted(_HOME)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module 'tbn.train' has no attribute {name!r}")
-    value = getattr(import_module(f"tbn.train.{_HOME[name]}"), name)
-    globals()[name] = value  # found once
-    return value
+__getattr__ = lazy_exports(__name__, _HOME)
