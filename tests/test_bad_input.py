@@ -288,6 +288,10 @@ CASES = [
          unchanged=("model.pt", "m.tbn")),
     Case("report a folder that is no run", 8, _run_folder, ["report", "run", "-o", "out"],
          "not a tbn train output folder with metrics.json", unchanged=("run/model.pt",), absent=("out",)),
+    Case("report a forecast run (scored by RMSE, not accuracy)", 8,
+         lambda d: ((d / "run").mkdir(), (d / "run" / "metrics.json").write_text(
+             '{"metric": "rmse", "test_rmse": 0.3, "p": 4, "bits_per_weight": 0.7}\n')),
+         ["report", "run", "-o", "out"], "a run scored by rmse (a forecast)", absent=("out",)),
     Case("report a profile that is not JSON", 8, _tbn, ["report", "--profile", "m.tbn", "-o", "out"],
          "m.tbn: not a tbn infer --profile --json file", unchanged=("m.tbn",), absent=("out",)),
     Case("report into a folder of other files", 5, lambda d: (_occupied(d), _tbn(d)),
