@@ -323,6 +323,27 @@ def _teacher(config: TrainConfig, device: torch.device) -> nn.Module | None:
     return logits(graph).to(device).eval()
 
 
+@torch.no_grad()
+def _check_teacher(config: TrainConfig, teacher: nn.Module, model: nn.Module, device: torch.device) -> None:
+    """Refuse a teacher that cannot read the recipe's inputs or whose outputs are not the
+    student's shape (another task's model), before the data is read."""
+    shape = tuple(input_shape(config.recipe))
+    x = torch.zeros(2, *shape, device=device)
+    try:
+        got = teacher(x)
+    except RuntimeError as e:
+        raise TrainError(f"teacher: {config.teacher} cannot read the {config.recipe} recipe's inputs of "
+                         f"shape {shape} ({str(e).splitlines()[0]}); distil from a model of the recipe's "
+                         f"input") from None
+    was_training = model.training
+    want = model.eval()(x)
+    model.train(was_training)
+    if tuple(got.shape) != tuple(want.shape):
+        raise TrainError(f"teacher: {config.teacher} gives outputs of shape {tuple(got.shape[1:])}, the "
+                         f"{config.recipe} recipe's model {tuple(want.shape[1:])}; distil from a teacher "
+                         f"of the same task")
+
+
 def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
@@ -463,11 +484,13 @@ def _run(config: TrainConfig, out: Path, ckpt: dict[str, Any] | None, device: to
     if config.batch_size % ddp.world:
         raise TrainError(f"batch size {config.batch_size} does not split over {ddp.world} processes")
     model, report = build_model(config)  # a p that tiles no layer, a bad teacher: refused before
+    model.to(device)
     teacher = _teacher(config, device)  # the data is read (or downloaded)
+    if teacher is not None:
+        _check_teacher(config, teacher, model, device)
     x_train, y_train, x_test, y_test = _data(config)
     if report is None:  # float model: account it as dense
         report = tile_model(model, keep_dense=("*",))
-    model.to(device)
     s = _state(config, model, len(x_train) // config.batch_size, ckpt, teacher, device, ddp)
     metric = s.goal.metric
     for epoch in range(s.start_epoch, config.epochs):
