@@ -71,16 +71,8 @@ def _split_separable(model: keras.Model) -> keras.Model:
 
 
 def _attention_parts(layer: Any) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
-    """A MultiHeadAttention's projections as (name, Dense kernel (K, O), bias or None): the
-    query, key and value EinsumDense kernels are (C, heads, d), the output's (heads, d, C)."""
-    parts = []
-    for proj in SplitAttention.PROJECTIONS:
-        dense = getattr(layer, f"_{proj}_dense")
-        k = np.asarray(dense.kernel)
-        kernel = k.reshape(-1, k.shape[-1]) if proj == "output" else k.reshape(k.shape[0], -1)
-        bias = None if dense.bias is None else np.asarray(dense.bias).reshape(-1)
-        parts.append((f"{layer.name}_{proj}", kernel, bias))
-    return parts
+    """A MultiHeadAttention's projections as (plan name, Dense kernel (K, O), bias or None)."""
+    return [(f"{layer.name}_{proj}", k, b) for proj, k, b in SplitAttention.parts_of(layer)]
 
 
 def _attention_ok(layer: Any) -> bool:
@@ -182,7 +174,8 @@ def tile_model(model: keras.Model, *, tiling: Tiling | None = None, min_params: 
 def _set_attention(old: Any, new: SplitAttention, t: Tiling) -> list[Any]:
     """Copy a MultiHeadAttention's projections into a SplitAttention's; their report rows."""
     rows = []
-    for (name, kernel, bias), proj in zip(_attention_parts(old), SplitAttention.PROJECTIONS, strict=True):
+    for proj, kernel, bias in SplitAttention.parts_of(old):
+        name = f"{old.name}_{proj}"
         dense = getattr(new, f"{proj}_dense")
         tiled = is_tiled(dense)
         alpha = [kernel if t.alpha_init == "copy" else np.asarray(dense.alpha_kernel)] \

@@ -344,13 +344,10 @@ def multi_head_attention(b: Builder, layer: Any, ins: list[fx.Node], shape: tupl
     key = ins[2] if len(ins) > 2 else value
     heads, g = cfg["num_heads"], b.graph
 
+    parts = {} if split else {proj: (k, b) for proj, k, b in SplitAttention.parts_of(layer)}
+
     def module(name: str) -> nn.Module:  # a projection as a linear layer over tokens
-        if split:
-            return _dense_module(getattr(layer, f"{name}_dense"))
-        dense = getattr(layer, f"_{name}_dense")
-        kernel = np.asarray(dense.kernel)  # query/key/value (C, heads, d); output (heads, d, C_out)
-        return _linear(kernel.reshape(-1, kernel.shape[-1]) if name == "output"
-                       else kernel.reshape(kernel.shape[0], -1), dense.bias)
+        return _dense_module(getattr(layer, f"{name}_dense")) if split else _linear(*parts[name])
 
     def project(name: str, x: fx.Node) -> fx.Node:  # (N, C, T) -> (N, heads, T, d)
         y = b.module(f"{layer.name}_{name}", module(name), b.to_last(x, 3))

@@ -237,6 +237,19 @@ class SplitAttention(keras.layers.Layer):
 
     PROJECTIONS = ("query", "key", "value", "output")
 
+    @classmethod
+    def parts_of(cls, mha: Any) -> list[tuple[str, Any, Any]]:
+        """A MultiHeadAttention's projections as (projection, Dense kernel (K, O), bias or None):
+        its query, key and value EinsumDense kernels are (C, heads, d), its output's (heads, d, C)."""
+        parts = []
+        for proj in cls.PROJECTIONS:
+            dense = getattr(mha, f"_{proj}_dense")
+            k = ops.convert_to_numpy(dense.kernel)
+            kernel = k.reshape(-1, k.shape[-1]) if proj == "output" else k.reshape(k.shape[0], -1)
+            bias = None if dense.bias is None else ops.convert_to_numpy(dense.bias).reshape(-1)
+            parts.append((proj, kernel, bias))
+        return parts
+
     def __init__(self, num_heads: int, key_dim: int, value_dim: int | None = None, use_bias: bool = True,
                  tilings: dict[str, dict[str, Any]] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
