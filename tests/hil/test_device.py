@@ -17,7 +17,7 @@ import pytest
 
 from tbn.device import DeviceError, DeviceLink
 from tbn.device.faults import FaultyPort
-from tbn.device.protocol import PROTOCOL_VERSION, Command, CostUnit, Status, encode
+from tbn.device.protocol import MAX_BENCH_RUNS, PROTOCOL_VERSION, Command, CostUnit, Status, encode
 from tbn.device.runner import DeviceRunner
 from tbn.errors import UsageError
 from tbn.format import load, read
@@ -193,16 +193,17 @@ def test_cost_is_repeatable(tbn_device: DeviceLink) -> None:
     x = np.fromfile(VECTORS / "mlp_int8.input.bin", dtype=np.int8).reshape(
         MANIFEST["mlp_int8"]["input"]["shape"]
     )
-    # under QEMU's -icount (instructions), runs enough to span the firmware's 100 ms wake tick
-    # (1 ns an instruction): a tick's handler counted inside an inference once made equal runs
-    # differ by 71 instructions on sifive_e
+    # under QEMU's -icount (1 ns an instruction), runs enough to span two of the firmware's wake
+    # ticks: a tick's handler counted inside some inferences made equal runs differ by 71
+    # instructions on sifive_e, and SysTick's wrap by 12 on netduinoplus2
     info = tbn_device.info()
-    runs = 10_000 if info.cost_unit == CostUnit.INSTRUCTIONS else 20
+    single = tbn_device.infer(x[0]).cost
+    span_ns = 2 * info.wake_ms * 1_000_000
+    runs = min(-(-span_ns // single), MAX_BENCH_RUNS) if info.cost_unit == CostUnit.INSTRUCTIONS else 20
     bench = tbn_device.bench(x[0], runs)
     assert bench.runs == runs and bench.min > 0
     # equal work, equal count, up to the measurement's resolution
     assert bench.max - bench.min <= info.cost_resolution
-    single = tbn_device.infer(x[0]).cost
     assert (
         bench.min - tbn_device.device.cost_resolution
         <= single
