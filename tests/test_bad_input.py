@@ -401,6 +401,13 @@ CASES = [
          ["train", "--recipe", "vgg-small", "--data-dir", "data", "--out", "run"],
          "expected c58f30108f718f92721af3b95e74349a", unchanged=("data/cifar-10-python.tar.gz",),
          absent=("run",)),
+    Case("the ad recipe where ToyCar is not", 6, lambda d: (d / "data").mkdir(),
+         ["train", "--recipe", "ad", "--data-dir", "data", "--out", "run"],
+         "ToyCar (dev_data_ToyCar.zip) not found; looked in: data, data/toycar", absent=("run",)),
+    Case("ToyCar whose archive is cut short", 8, lambda d: (d / "data").mkdir() or (
+         d / "data" / "dev_data_ToyCar.zip").write_bytes(b"PK\x03\x04 cut"),
+         ["train", "--recipe", "ad", "--data-dir", "data", "--out", "run"],
+         "not a complete zip archive", unchanged=("data/dev_data_ToyCar.zip",), absent=("run",)),
     Case("train from a --data-dir that does not exist", 6, _nothing,
          ["train", "--data-dir", "nowhere", "--out", "run"], "nowhere does not exist", absent=("run",)),
     Case("calibrate from a --data-dir that does not exist", 6, _model,

@@ -85,6 +85,7 @@ class _Run:
     stats: Any = None
     results: list[Any] = field(default_factory=list)
     profile: list[Any] | None = None
+    inputs: Any = None  # what an autoencoder's outputs are scored against
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     check_device_outputs(args)
     if args.json is not None:
         check_output(args.json, [p for p in (args.model, args.input) if p is not None], "json", args.force)
-    got = _Run(len(x))
+    got = _Run(len(x), inputs=x)
     try:
         with open_device(args.board, args.port, args.model, embed=not args.load, log=args.log) as link:
             got.info, got.stats = link.info(), link.stats
@@ -126,9 +127,10 @@ def _scores(got: _Run, labels: np.ndarray | None) -> tuple[str, float, float] | 
     """(metric, the device's score, the reference's) on the inputs run so far."""
     if labels is None or not got.results:
         return None
-    want = labels[: len(got.results)]
-    metric, device = score(np.stack([r.scores for r in got.results]), want)
-    return metric, device, score(np.stack([r.reference_scores for r in got.results]), want)[1]
+    n = len(got.results)
+    want, x = labels[:n], got.inputs[:n]
+    metric, device = score(np.stack([r.scores for r in got.results]), want, x)
+    return metric, device, score(np.stack([r.reference_scores for r in got.results]), want, x)[1]
 
 
 def _report(args: argparse.Namespace, program: Any, got: _Run, labels: np.ndarray | None) -> int:
@@ -183,7 +185,7 @@ def _write_json(args: argparse.Namespace, program: Any, got: _Run, labels: np.nd
         "error": None if error is None else (str(error) or type(error).__name__),
         "requested": got.requested,
         "done": len(got.results),
-        "metric": metric,  # "accuracy", or a forecast's "rmse"
+        "metric": metric,  # "accuracy", a forecast's "rmse" or an anomaly detector's "auc"
         metric: value,
         f"reference_{metric}": reference,
         "matches": sum(r.matches for r in got.results),

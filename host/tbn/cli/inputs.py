@@ -19,7 +19,7 @@ def add_data_option(group: Any, what: str, **kwargs: Any) -> None:
 
     group.add_argument("--data", choices=tuple(DATASETS), help=f"{what} (mnist: 28x28, or cropped and "
                        "averaged to 16x16 for a model that takes 16x16; membrane: a time series, scored "
-                       "by RMSE)", **kwargs)
+                       "by RMSE; toycar: an autoencoder's clips, scored by AUC)", **kwargs)
 
 
 def load_inputs(args: argparse.Namespace, program: Any,
@@ -55,11 +55,20 @@ def load_inputs(args: argparse.Namespace, program: Any,
     return x.reshape(len(x), *shape), labels
 
 
-def score(outputs: np.ndarray, labels: np.ndarray) -> tuple[str, float]:
+def score(outputs: np.ndarray, labels: np.ndarray, inputs: np.ndarray | None = None) -> tuple[str, float]:
     """("accuracy", top-1) against int labels (the argmax of each output, or the output itself
-    for a model ending in argmax), or ("rmse", root mean square error) against float targets."""
+    for a model ending in argmax), ("rmse", root mean square error) against float targets, or
+    ("auc", ROC AUC) of an autoencoder's reconstructions of ``inputs`` against anomaly rows
+    (machine, clip, anomalous: :mod:`tbn.data.toycar`)."""
     n = len(labels)
     y = np.asarray(outputs, np.float64).reshape(n, -1)
+    if labels.ndim == 2 and labels.dtype.kind in "iu":
+        from tbn.data.toycar import auc
+
+        if inputs is None:
+            raise UsageError("an anomaly detector's score needs the inputs it reconstructs")
+        errors = np.mean((y - np.asarray(inputs, np.float64).reshape(n, -1)) ** 2, axis=1)
+        return "auc", auc(errors, labels)
     if labels.dtype.kind == "f":
         return "rmse", float(np.sqrt(np.mean((y - labels.reshape(n, -1)) ** 2)))
     pred = y.argmax(axis=1) if y.shape[1] > 1 else y[:, 0]

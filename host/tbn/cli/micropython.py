@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     if labels is not None:
         from tbn.runtime import output_as_float
 
-        metric, value = score(np.stack([output_as_float(program, o) for o in run.outputs]), labels)
+        metric, value = score(np.stack([output_as_float(program, o) for o in run.outputs]), labels, x)
         print(f"{metric} on {len(x)} inputs: {value:.4f}")
     print(f"heap taken by tbn.Model: {run.heap_bytes} bytes (arena {program.arena_size})")
     if run.instructions is not None:

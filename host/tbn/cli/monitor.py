@@ -49,22 +49,27 @@ def run(args: argparse.Namespace) -> int:
             if runner is not None:
                 r = runner.compare(xi)
                 scores, cost = r.scores.reshape(-1), r.cost
-                forecast = labels is not None and labels.dtype.kind == "f"
-                extra = (f"  reference {'' if forecast else f'{r.reference_predicted} '}"
+                classes = labels is None or labels.ndim == 1  # a forecast or an anomaly row has none
+                extra = (f"  reference {f'{r.reference_predicted} ' if classes else ''}"
                          f"{'ok' if r.matches else 'MISMATCH'}")
             else:  # no reference to prepare the input: check it here
                 check_finite(xi)
                 got = link.infer(np.ascontiguousarray(xi, dtype=np.float32))
                 scores, cost, extra = np.frombuffer(got.output, np.float32), got.cost, ""
-            print(f"#{i:<5d} {_what(scores, None if labels is None else labels[i])}  "
+            print(f"#{i:<5d} {_what(scores, None if labels is None else labels[i], xi)}  "
                   f"{cost_text(cost, info)}{extra}", flush=True)
             if args.interval:
                 time.sleep(args.interval)
     return 0
 
 
-def _what(scores: np.ndarray, label: np.ndarray | None) -> str:
-    """One output in words: the class and the top 3, or a forecast's first values and RMSE."""
+def _what(scores: np.ndarray, label: np.ndarray | None, x: np.ndarray) -> str:
+    """One output in words: the class and the top 3, a forecast's first values and RMSE, or an
+    autoencoder's reconstruction error of input ``x``."""
+    if label is not None and label.ndim == 1 and label.dtype.kind in "iu":  # machine, clip, anomalous
+        error = float(np.mean((scores.astype(np.float64) - np.asarray(x, np.float64).reshape(-1)) ** 2))
+        return (f"reconstruction mse {error:.4g}  machine {label[0]:02d} clip {label[1]} "
+                f"{'anomalous' if label[2] else 'normal'}")
     if label is not None and label.dtype.kind == "f":  # a forecast's recorded values
         return (f"forecast {' '.join(f'{v:.3g}' for v in scores[:3])} ... rmse "
                 f"{score(scores[None], label[None])[1]:.3g}")

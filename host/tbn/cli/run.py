@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if labels is None:
         print(np.array2string(y, precision=6))
         return 0
-    metric, value = score(y, labels)
+    metric, value = score(y, labels, x)
     print(f"{args.model}: {metric} {value:.4f} on {len(x)} {args.data} test inputs "
           f"({args.engine} engine, {1e3 * seconds / len(x):.3f} ms per input)")
     return 0

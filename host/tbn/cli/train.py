@@ -28,12 +28,12 @@ def _lr_step(text: str) -> tuple[int, float]:
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("train", help="train a TBN model (MNIST, CIFAR-10 or Speech Commands recipes)",
+    p = sub.add_parser("train", help="train a TBN model (MNIST, CIFAR-10, Speech Commands, ToyCar, ...)",
                        description="Train a recipe on its dataset (MNIST; CIFAR-10 for resnet18 and "
                                    "vgg-small, with the authors' optimizer, schedule, augmentation and "
-                                   "per-layer p unless options say otherwise; MLPerf Tiny's kws and ic with "
-                                   "its reference settings). Writes OUT/model.pt, OUT/metrics.json and a "
-                                   "checkpoint every epoch (continue with --resume).")
+                                   "per-layer p unless options say otherwise; MLPerf Tiny's kws, ic and ad "
+                                   "with its reference settings). Writes OUT/model.pt, OUT/metrics.json "
+                                   "and a checkpoint every epoch (continue with --resume).")
     a = p.add_argument
     a("--recipe", choices=sorted(RECIPES), help="model recipe (default mlp); resnet18 and vgg-small "
       "train on CIFAR-10 with the authors' settings")
@@ -55,8 +55,8 @@ def add_parser(sub: Any) -> None:
     a("--nesterov", action=argparse.BooleanOptionalAction, default=None,
       help="SGD: Nesterov momentum (default on; off in the authors' CIFAR-10 recipes, as in their code)")
     a("--lr", type=float, help="learning rate (default 1e-3), then as --schedule says")
-    a("--schedule", choices=SCHEDULES, help="cosine to 0 (default), steps (--lr-step), or exponential "
-      "(--lr-decay an epoch); the kws recipe steps, ic decays")
+    a("--schedule", choices=SCHEDULES, help="cosine to 0 (default), steps (--lr-step), exponential "
+      "(--lr-decay an epoch) or constant; the kws recipe steps, ic decays, ad stays constant")
     a("--lr-step", type=_lr_step, action="append", metavar="EPOCH=LR",
       help="--schedule steps: from this epoch on, this rate (repeatable)")
     a("--lr-decay", type=float, help="--schedule exponential: the factor an epoch (default 0.99)")

@@ -15,11 +15,11 @@ from tbn.errors import UsageError
 class Dataset:
     name: str
     input_shape: tuple[int, ...]  # channels, then height and width (or points, or samples)
-    classes: int  # 0 for a forecast
-    # (split, data_dir, verify) -> (float32 inputs, standardised, NCHW; int64 labels, or float32
-    # targets for a forecast)
+    classes: int  # 0 for a forecast or an anomaly detector
+    # (split, data_dir, verify) -> (float32 inputs, standardised, NCHW; int64 labels, float32
+    # targets for a forecast, or int64 (machine, clip, anomalous) rows for anomaly detection)
     load: Callable[[str, str | os.PathLike | None, bool], tuple[np.ndarray, np.ndarray]]
-    task: str = "classify"  # or "forecast": tbn.train.objective reads it
+    task: str = "classify"  # or "forecast" or "anomaly": tbn.train.objective reads it
 
 
 def _mnist(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +116,12 @@ def _membrane(split: str, data_dir: str | os.PathLike | None,
     return load_membrane(split, data_dir, verify)
 
 
+def _toycar(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    from tbn.data.toycar import load_toycar
+
+    return load_toycar(split, data_dir)  # no published checksum to verify against
+
+
 DATASETS: dict[str, Dataset] = {
     "mnist": Dataset("mnist", (1, 28, 28), 10, _mnist),
     "mnist16": Dataset("mnist16", (1, 16, 16), 10, _mnist16),
@@ -126,6 +132,8 @@ DATASETS: dict[str, Dataset] = {
     "speech_commands": Dataset("speech_commands", (1, 49, 10), 12, _speech_commands),
     # a time series: 128 samples of a membrane potential in, the next 16 out (tbn.data.membrane)
     "membrane": Dataset("membrane", (1, 128), 0, _membrane, "forecast"),
+    # MLPerf Tiny's anomaly detection: ToyCar clips as 640-value log-mel vectors (tbn.data.toycar)
+    "toycar": Dataset("toycar", (640,), 0, _toycar, "anomaly"),
 }
 
 

@@ -13,7 +13,7 @@ from tbn.train.recipes import RECIPES
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd")
 # how the learning rate moves: cosine to 0 over the run; steps to the lr_steps' rates at their
 # epochs (MLPerf Tiny's kws01); times lr_decay each epoch (its ic01)
-SCHEDULES: tuple[str, ...] = ("cosine", "steps", "exponential")
+SCHEDULES: tuple[str, ...] = ("cosine", "steps", "exponential", "constant")
 
 
 @dataclass

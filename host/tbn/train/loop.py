@@ -362,6 +362,8 @@ def _schedule(config: TrainConfig, opt: torch.optim.Optimizer,
         epoch = step // steps
         if config.schedule == "exponential":
             return config.lr_decay ** epoch
+        if config.schedule == "constant":
+            return 1.0
         rates = [r for e, r in config.lr_steps if epoch >= e]
         return rates[-1] / config.lr if rates else 1.0
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
@@ -391,7 +393,7 @@ def _objective(config: TrainConfig) -> Objective:
 def _loss(config: TrainConfig, s: _State, out: torch.Tensor, xb: torch.Tensor,
           yb: torch.Tensor) -> torch.Tensor:
     """The objective's loss, mixed with the distance to the teacher's outputs when distilling."""
-    loss = s.goal.loss(out, yb)
+    loss = s.goal.loss(out, xb, yb)
     if s.teacher is None:
         return loss
     with torch.no_grad():
@@ -432,14 +434,15 @@ def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch
         s.opt.step()
         s.sched.step()
         loss_sum += value * len(yb)
-        score_sum += s.goal.batch_sum(logits.detach(), yb)
+        score_sum += s.goal.batch_sum(logits.detach(), xb, yb)
         seen += len(yb)
         if step % 20 == 0 or step == steps - 1:
             bar.set_postfix({"loss": f"{loss_sum / seen:.4f}",
-                             s.goal.metric: f"{s.goal.finish(score_sum, seen):.4f}"})
+                             s.goal.train_metric: f"{s.goal.finish(score_sum, seen):.4f}"})
     bar.close()
     return {"epoch": epoch + 1, "loss": loss_sum / seen,
-            f"train_{s.goal.metric}": s.goal.finish(score_sum, seen), "seconds": time.perf_counter() - t0}
+            f"train_{s.goal.train_metric}": s.goal.finish(score_sum, seen),
+            "seconds": time.perf_counter() - t0}
 
 
 def _checkpoint(config: TrainConfig, s: _State, epoch: int, out: Path) -> None:
@@ -502,8 +505,9 @@ def _run(config: TrainConfig, out: Path, ckpt: dict[str, Any] | None, device: to
                 _check_chance(config, s, stats, y_train)
             s.history.append(stats)
             if progress:
-                tqdm.write(f"epoch {epoch + 1}: loss {stats['loss']:.4f}  train {metric} "
-                           f"{stats[f'train_{metric}']:.4f}  test {metric} {stats[f'test_{metric}']:.4f}  "
+                train = s.goal.train_metric
+                tqdm.write(f"epoch {epoch + 1}: loss {stats['loss']:.4f}  train {train} "
+                           f"{stats[f'train_{train}']:.4f}  test {metric} {stats[f'test_{metric}']:.4f}  "
                            f"({stats['seconds']:.1f} s)")
             _checkpoint(config, s, epoch, out)
         ddp.barrier()
