@@ -158,7 +158,7 @@ def test_mnist_augmentation_rotates_and_scales_only_when_asked(tmp_path: Path) -
         assert ((moved - x).abs().amax(dim=(1, 2, 3)) > 0.05).float().mean() > 0.9  # nearly all moved
         ink = lambda t: (t - x.amin()).sum(dim=(1, 2, 3))  # noqa: E731
         assert torch.allclose(ink(moved), ink(x), rtol=0.35)  # the digit stays in the frame
-    with pytest.raises(TrainError, match="rotate applies to MNIST recipes only"):
+    with pytest.raises(TrainError, match="rotate applies to MNIST and VWW recipes only"):
         train(TrainConfig.for_recipe("vgg-small", rotate=10), tmp_path / "c", progress=False)
     assert not (tmp_path / "c").exists()
     with pytest.raises(ValueError, match="rotate must be 0 to 180 degrees"):

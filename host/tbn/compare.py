@@ -50,6 +50,7 @@ def compare(model_path: Path, tbn_path: Path | None = None, teacher: Path | None
             data_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """tbn's INT8 model and the TFLite int8 baseline side by side (see the module docstring)."""
     from tbn.compiler import compile_model
+    from tbn.data.datasets import as_float
     from tbn.files import read_bounded
     from tbn.format import read
     from tbn.format.spec import MAX_FILE_BYTES
@@ -70,11 +71,12 @@ def compare(model_path: Path, tbn_path: Path | None = None, teacher: Path | None
         base_model, source = float_twin(model, config.recipe), "the tbn model's latent weights"
     data_name = recipe(config.recipe).dataset
     shape = input_shape(config.recipe)
-    calib = dataset_tensors(data_name, "train", data_dir, config.verify_data)[0][:calibration]
-    x, y = (t.numpy() for t in dataset_tensors(data_name, "test", data_dir, config.verify_data))
+    train_x = dataset_tensors(data_name, "train", data_dir, config.verify_data, stored=True)[0]
+    calib = as_float(train_x[:calibration])
     if n < 1:
         raise UsageError("compare needs at least one test image (--n)")
-    x, y = x[:n], y[:n]
+    x, y = (t[:n] for t in dataset_tensors(data_name, "test", data_dir, config.verify_data, stored=True))
+    x, y = as_float(x).numpy(), y.numpy()
 
     data = (read_bounded(tbn_path, MAX_FILE_BYTES, "a .tbn model") if tbn_path is not None else
             compile_model(model, torch.zeros(1, *shape), activations="int8", calibration=calib))

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from tbn.compiler import compile_model
+    from tbn.data.datasets import as_float
     from tbn.files import check_output, write_atomic
     from tbn.foreign import is_foreign, load_foreign
     from tbn.format import read
@@ -70,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         example, calibration = torch.zeros(1, *input_shape(config.recipe)), None
         if args.activations == "int8":
-            calibration = dataset_tensors(recipe(config.recipe).dataset, "train", args.data_dir,
-                                          config.verify_data)[0][:args.calibration]
+            calibration = as_float(dataset_tensors(recipe(config.recipe).dataset, "train", args.data_dir,
+                                                   config.verify_data, stored=True)[0][:args.calibration])
     data = compile_model(model, example, activations=args.activations, calibration=calibration,
                          params=args.params, lookup_tables=args.lookup_tables)
     write_atomic(out, data, inputs=[args.model])

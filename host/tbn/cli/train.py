@@ -65,11 +65,12 @@ def add_parser(sub: Any) -> None:
     a("--batch-size", type=int, help="global batch size (default 128)")
     a("--seed", type=int, help="random seed (default 0)")
     a("--augment", type=float, help="MNIST: random shifts of up to this many pixels (default 0); "
-      "CIFAR-10: random crops with this much padding, and flips (default 4)")
-    a("--rotate", type=float, metavar="DEGREES", help="MNIST: random rotations of up to this many "
-      "degrees (default 0)")
-    a("--zoom", type=float, metavar="FRACTION", help="MNIST: random scaling by up to this fraction, "
-      "0.1 for 0.9x to 1.1x (default 0)")
+      "CIFAR-10: random crops with this much padding, and flips (default 4); VWW: shifts, and flips "
+      "(default 4.8)")
+    a("--rotate", type=float, metavar="DEGREES", help="MNIST, VWW: random rotations of up to this many "
+      "degrees (default 0; the vww recipe 10)")
+    a("--zoom", type=float, metavar="FRACTION", help="MNIST, VWW: random scaling by up to this fraction, "
+      "0.1 for 0.9x to 1.1x (default 0; the vww recipe 0.1)")
     a("--recalibrate-bn", action=argparse.BooleanOptionalAction, default=None,
       help="re-estimate BatchNorm statistics over the training set after the last epoch "
            "(default: off; on in the tiny recipe)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -16,10 +17,21 @@ class Dataset:
     name: str
     input_shape: tuple[int, ...]  # channels, then height and width (or points, or samples)
     classes: int  # 0 for a forecast or an anomaly detector
-    # (split, data_dir, verify) -> (float32 inputs, standardised, NCHW; int64 labels, float32
-    # targets for a forecast, or int64 (machine, clip, anomalous) rows for anomaly detection)
+    # (split, data_dir, verify) -> (inputs as stored: float32, standardised, NCHW, or pixel bytes
+    # (:func:`as_float`); int64 labels, float32 targets for a forecast, or int64 (machine, clip,
+    # anomalous) rows for anomaly detection)
     load: Callable[[str, str | os.PathLike | None, bool], tuple[np.ndarray, np.ndarray]]
     task: str = "classify"  # or "forecast" or "anomaly": tbn.train.objective reads it
+
+
+def as_float(x: Any) -> Any:
+    """Inputs as a model reads them (a numpy array or a torch tensor): float32 as they are, or
+    pixel bytes (uint8) over 255. A dataset holds bytes where float32 would not fit in memory
+    (Visual Wake Words' 105k training images: 2.9 GB as bytes, 11.6 GB as float32); the training
+    loop converts a batch at a time."""
+    if str(x.dtype) not in ("uint8", "torch.uint8"):
+        return x
+    return x.float() / 255.0 if hasattr(x, "float") else x.astype(np.float32) / np.float32(255.0)
 
 
 def _mnist(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -116,6 +128,13 @@ def _membrane(split: str, data_dir: str | os.PathLike | None,
     return load_membrane(split, data_dir, verify)
 
 
+def _vww(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    from tbn.data.vww import load_vww
+
+    v = load_vww(split, data_dir, verify=verify)
+    return v.images, v.labels.astype(np.int64)  # bytes: the model reads them over 255 (as_float)
+
+
 def _toycar(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
     from tbn.data.toycar import load_toycar
 
@@ -128,6 +147,8 @@ DATASETS: dict[str, Dataset] = {
     # PointNet's view of MNIST: each digit as 128 (x, y) points from its ink
     "mnist-points": Dataset("mnist-points", (2, MNIST_POINTS), 10, _mnist_points),
     "cifar10": Dataset("cifar10", (3, 32, 32), 10, _cifar10),
+    # MLPerf Tiny's visual wake words: person or not, 96x96 RGB scaled by 1/255 (tbn.data.vww)
+    "vww": Dataset("vww", (3, 96, 96), 2, _vww),
     # MLPerf Tiny's keyword spotting: 49x10 MFCC (tbn.data.mfcc), 12 classes
     "speech_commands": Dataset("speech_commands", (1, 49, 10), 12, _speech_commands),
     # a time series: 128 samples of a membrane potential in, the next 16 out (tbn.data.membrane)
@@ -181,6 +202,8 @@ def dataset_for_input(shape: tuple[int, ...]) -> Dataset:
 
 
 def load_arrays(name: str, split: str, data_dir: str | os.PathLike | None = None,
-                verify: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """A split of dataset ``name`` as the models see it: (float32 NCHW images, int64 labels)."""
-    return dataset(name).load(split, data_dir, verify)
+                verify: bool = True, stored: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A split of dataset ``name`` as the models see it: (float32 NCHW images, int64 labels);
+    ``stored``: the inputs as the dataset holds them (pixel bytes for some: :func:`as_float`)."""
+    x, y = dataset(name).load(split, data_dir, verify)
+    return (x if stored else as_float(x)), y

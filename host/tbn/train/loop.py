@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from tbn.convert import tile_model
 from tbn.data import load_arrays
-from tbn.data.datasets import dataset
+from tbn.data.datasets import as_float, dataset
 from tbn.errors import TbnError
 from tbn.foreign import is_foreign, load_foreign, logits
 from tbn.layout import channels_first_shape
@@ -60,10 +60,12 @@ class TrainError(TbnError, RuntimeError):
     """A training run cannot start or continue as asked."""
 
 
-def dataset_tensors(name: str, split: str, data_dir: str | None = None,
-                    verify: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """A dataset split as normalised float images ``(n, C, H, W)`` and int64 labels."""
-    x, y = load_arrays(name, split, data_dir, verify)
+def dataset_tensors(name: str, split: str, data_dir: str | None = None, verify: bool = True,
+                    stored: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A dataset split as normalised float images ``(n, C, H, W)`` and int64 labels; ``stored``:
+    the images as the dataset holds them, bytes for some (:func:`tbn.data.datasets.as_float`
+    converts a batch)."""
+    x, y = load_arrays(name, split, data_dir, verify, stored)
     return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)
 
 
@@ -72,10 +74,11 @@ def mnist_tensors(split: str, data_dir: str | None = None) -> tuple[torch.Tensor
     return dataset_tensors("mnist", split, data_dir)
 
 
-def _affine(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torch.Tensor:
+def _affine(x: torch.Tensor, config: TrainConfig, g: torch.Generator, edges: bool = False) -> torch.Tensor:
     """Random translation of each image by up to ``config.augment`` pixels and, where asked,
     rotation by up to ``config.rotate`` degrees and scaling by up to ``config.zoom`` (a fraction),
-    bilinear; the background stays the normalised blank value."""
+    bilinear; what comes into view is the normalised blank value, or with ``edges`` the nearest
+    edge pixel (Keras' ``fill_mode="nearest"``)."""
     n, _, h, w = x.shape
     t = (torch.rand(n, 2, generator=g) * 2 - 1) * config.augment
     theta = torch.zeros(n, 2, 3)
@@ -88,6 +91,8 @@ def _affine(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torch.T
     theta[:, 0, 2] = t[:, 0] * 2 / w
     theta[:, 1, 2] = t[:, 1] * 2 / h
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if edges:
+        return F.grid_sample(x, grid, align_corners=False, padding_mode="border")
     bg = x.amin()  # pad with the normalised background value
     return F.grid_sample(x - bg, grid, align_corners=False, padding_mode="zeros") + bg
 
@@ -108,11 +113,19 @@ def _crop_flip(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torc
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
+def _affine_flip(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torch.Tensor:
+    """MLPerf Tiny's Visual Wake Words augmentation (an ImageDataGenerator): shifts, rotations and
+    zooms with the edges repeated, and horizontal flips of half the images."""
+    x = _affine(x, config, g, edges=True)
+    flip = torch.rand(len(x), generator=g) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
 # Each dataset's augmentation and the options it reads beyond --augment.
 Augment = Callable[[torch.Tensor, TrainConfig, torch.Generator], torch.Tensor]
 _AUGMENT: dict[str, tuple[Augment, tuple[str, ...]]] = {
     "mnist": (_affine, ("rotate", "zoom")), "mnist16": (_affine, ("rotate", "zoom")),
-    "cifar10": (_crop_flip, ()),
+    "cifar10": (_crop_flip, ()), "vww": (_affine_flip, ("rotate", "zoom")),
 }
 _EXTRA_OPTIONS = tuple(sorted({k for _, reads in _AUGMENT.values() for k in reads}))
 
@@ -130,8 +143,8 @@ def _augmentation(config: TrainConfig) -> Augment | None:
     fn, reads = _AUGMENT[dataset]
     unread = [k for k in _EXTRA_OPTIONS if getattr(config, k) > 0 and k not in reads]
     if unread:
-        raise TrainError(f"{', '.join(unread)} applies to MNIST recipes only; recipe {config.recipe!r} "
-                         f"trains on {dataset}")
+        raise TrainError(f"{', '.join(unread)} applies to MNIST and VWW recipes only; recipe "
+                         f"{config.recipe!r} trains on {dataset}")
     return fn if asked else None
 
 
@@ -157,7 +170,7 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor, batch: int = 1000) 
     model.train()
     device = next(model.parameters()).device
     for i in range(0, len(x), batch):
-        model(x[i:i + batch].to(device))
+        model(as_float(x[i:i + batch]).to(device))
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.train(was_training)
@@ -295,10 +308,11 @@ def _diverged(config: TrainConfig, s: _State, why: str, remedy: str = "Lower --l
 
 def _data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     name = recipe(config.recipe).dataset
-    x_train, y_train = dataset_tensors(name, "train", config.data_dir, config.verify_data)
+    x_train, y_train = dataset_tensors(name, "train", config.data_dir, config.verify_data, stored=True)
     if config.train_subset is not None:
         x_train, y_train = x_train[:config.train_subset], y_train[:config.train_subset]
-    return (x_train, y_train, *dataset_tensors(name, "test", config.data_dir, config.verify_data))
+    test = dataset_tensors(name, "test", config.data_dir, config.verify_data, stored=True)
+    return (x_train, y_train, *test)
 
 
 def _teacher(config: TrainConfig, device: torch.device) -> nn.Module | None:
@@ -417,7 +431,7 @@ def _epoch(config: TrainConfig, s: _State, epoch: int, x: torch.Tensor, y: torch
                disable=not (progress and ddp.main), dynamic_ncols=True, mininterval=0.5)
     for step in bar:
         idx = shard[step * local_bs:(step + 1) * local_bs]
-        xb, yb = x[idx], y[idx]
+        xb, yb = as_float(x[idx]), y[idx]
         if augment is not None:
             xb = augment(xb, config, g)
         xb, yb = xb.to(device), yb.to(device)

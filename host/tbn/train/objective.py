@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tbn.data.datasets import as_float
+
 
 class Objective:
     """The loss, the teacher's part of it and the score a run reports."""
@@ -38,8 +40,10 @@ class Objective:
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        total = sum(self.batch_sum(model(x[i:i + batch].to(device)).cpu(), x[i:i + batch], y[i:i + batch])
-                    for i in range(0, len(x), batch))
+        total = 0.0
+        for i in range(0, len(x), batch):
+            xb = as_float(x[i:i + batch])
+            total += self.batch_sum(model(xb.to(device)).cpu(), xb, y[i:i + batch])
         model.train(was_training)
         return self.finish(total, len(x))
 
@@ -111,7 +115,7 @@ class Reconstruct(Objective):
         model.eval()
         device = next(model.parameters()).device
         errors = torch.cat([self.errors(model(x[i:i + batch].to(device)).cpu(), x[i:i + batch])
-                            for i in range(0, len(x), batch)])
+                            for i in range(0, len(x), batch)])  # float vectors: no bytes to convert
         model.train(was_training)
         return auc(errors.double().numpy(), y.numpy())
 

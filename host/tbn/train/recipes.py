@@ -59,6 +59,10 @@ _MLPERF_KWS = {"optimizer": "adam", "lr": 5e-4, "schedule": "steps", "lr_steps":
                "epochs": 36, "batch_size": 100}
 _MLPERF_IC = {"optimizer": "adam", "lr": 1e-3, "schedule": "exponential", "lr_decay": 0.99, "epochs": 500,
               "batch_size": 32, "augment": 3.0}
+# vww01: Adam 1e-3 for 20 epochs, 5e-4 for 10, 2.5e-4 for 20, batches of 32, an ImageDataGenerator's
+# shifts of 5% (4.8 px), 10-degree rotations, 10% zooms and flips (train_vww.py)
+_MLPERF_VWW = {"optimizer": "adam", "lr": 1e-3, "schedule": "steps", "lr_steps": [[20, 5e-4], [30, 2.5e-4]],
+               "epochs": 50, "batch_size": 32, "augment": 4.8, "rotate": 10.0, "zoom": 0.1}
 # ad01: Adam at Keras' constant 1e-3, 100 epochs of 512 (baseline.yaml; its 10% validation split only
 # plots a loss, so tbn trains on all of it); dense layers from 512 weights tile, as the paper's
 _MLPERF_AD = {"optimizer": "adam", "lr": 1e-3, "schedule": "constant", "epochs": 100, "batch_size": 512,
@@ -110,6 +114,9 @@ RECIPES: dict[str, Recipe] = {
                        "kws_ref_model_float32.tflite)"),
     "ic": Recipe("mlperf_models:resnet8", "cifar10", _MLPERF_IC,
                  note="MLPerf Tiny ic01: ResNet-8 on CIFAR-10 (target 85% top-1)"),
+    "vww": Recipe("mlperf_models:mobilenet_v1", "vww", _MLPERF_VWW,
+                  note="MLPerf Tiny vww01: MobileNetV1 0.25 on Visual Wake Words 96x96 (target 80% top-1; "
+                       "teacher: vww_96.h5)"),
     "ad": Recipe("mlperf_models:fc_autoencoder", "toycar", _MLPERF_AD,
                  note="MLPerf Tiny ad01: FC autoencoder on ToyCar log-mel vectors (reference AUC 0.86)"),
     "resnet18": Recipe("models:resnet18", "cifar10", _AUTHORS_CIFAR,
