@@ -20,9 +20,11 @@ from torch.nn import functional as F
 from tbn import tile_model
 from tbn.capi import CRuntime
 from tbn.compiler import TbnCompileError, compile_program
+from tbn.compiler.weights import with_stored_weights
 from tbn.format import Op, Program, read, serialize
 from tbn.format.inspect import summarize
 from tbn.runtime import Interpreter
+from tbn.runtime.steps import int8_op_steps
 
 
 class _Net(nn.Module):
@@ -72,6 +74,9 @@ CASES: dict[str, tuple[Make, tuple[int, ...], Op]] = {
     "mean-tokens": (_tokens(lambda y: y.mean(dim=1), 8), T, Op.GLOBAL_AVGPOOL),
     "mean-keepdim": (_tokens(lambda y: torch.mean(y, 1, keepdim=True), 8), T, Op.GLOBAL_AVGPOOL),
     "amax-tokens": (_tokens(lambda y: torch.amax(y, dim=-2), 8), T, Op.MAXPOOL2D),
+    # a max over 600 points: past one pool window's 255, two pools (200, then 3)
+    "amax-points": (_map(lambda y: torch.amax(y, dim=-1), lambda: nn.Conv1d(2, 4, 1), 4), (2, 600),
+                    Op.MAXPOOL2D),
     "mean-channels": (_map(lambda y: y.mean(1), lambda: nn.Conv2d(2, 4, 3), 16), M, Op.GLOBAL_AVGPOOL),
     "upsample": (_map(nn.Upsample(scale_factor=2), lambda: nn.Conv2d(2, 2, 3), 128), M, Op.UPSAMPLE_NEAREST),
     "interpolate": (_map(lambda y: F.interpolate(y, scale_factor=(3, 1)), lambda: nn.Conv2d(2, 2, 3),
@@ -183,11 +188,39 @@ class _Bad(nn.Module):
     (lambda y: y * 3.0, 3, r"multiplying by a constant is supported beside a matrix product"),
     (lambda y: y.mean(0), 3, r"a reduction over the batch axis 0"),
     (lambda y: F.interpolate(y, scale_factor=2, mode="linear"), 3, r"mode 'linear'; tbn runs 'nearest'"),
-    (lambda y: torch.amax(y, dim=1), 300, r"a max over 300 values; a max pool's window holds at most 255"),
-], ids=["layernorm-2d", "transpose-batch", "matmul-broadcast", "constant", "mean-batch", "linear", "max-300"])
+    (lambda y: torch.amax(y, dim=1), 257, r"a max over 257 values: 257 has a prime factor past 255"),
+], ids=["layernorm-2d", "transpose-batch", "matmul-broadcast", "constant", "mean-batch", "linear", "max-257"])
 def test_what_cannot_run_is_a_named_error(then: Any, tokens: int, message: str) -> None:
     with pytest.raises(TbnCompileError, match=message):
         compile_program(_Bad(then), torch.randn(1, tokens, 4))
+
+
+class _PointMax(nn.Module):
+    def __init__(self, amax: bool) -> None:
+        super().__init__()
+        self.conv, self.amax, self.pool = nn.Conv1d(3, 8, 1), amax, nn.AdaptiveMaxPool1d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x))
+        return y.amax(2) if self.amax else self.pool(y).flatten(1)
+
+
+@pytest.mark.parametrize("points", [1024, 600, 255])
+@pytest.mark.parametrize("amax", [False, True], ids=["pool", "amax"])
+def test_a_max_past_one_windows_limit_runs_as_a_chain_of_pools(points: int, amax: bool) -> None:
+    """PointNet's max over 1,024 points: pools of 128 then 8 (600: 200 then 3), each within the
+    bytecode's 255 a side; F32 equal to PyTorch, INT8 within a step."""
+    model = _PointMax(amax).eval()
+    x = torch.randn(6, 3, points)
+    with torch.no_grad():
+        want = with_stored_weights(model)(x).numpy()
+    f32 = compile_program(model, x[:1], params="wide")
+    pools = [(o.args["kh"], o.args["kw"]) for o in f32.ops if o.opcode == Op.MAXPOOL2D]
+    assert pools == {1024: [(1, 128), (1, 8)], 600: [(1, 200), (1, 3)], 255: [(1, 255)]}[points]
+    got = np.stack([Interpreter(f32).run(xi.numpy()).reshape(-1) for xi in x])
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    int8 = compile_program(model, x[:1], activations="int8", calibration=x, params="wide")
+    assert max(int8_op_steps(f32, int8, x.numpy())) <= 1
 
 
 def test_layer_norm_without_parameters_compiles_from_its_function() -> None:

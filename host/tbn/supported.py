@@ -92,9 +92,10 @@ PYTORCH: tuple[Row, ...] = (
     Row("nn.MaxPool1d/2d, nn.AvgPool1d/2d, F.max_pool*, F.avg_pool*", _mod(lambda: nn.MaxPool2d(2)), _MAP,
         "no ceil_mode or dilation; average pools count the padding"),
     Row("nn.AdaptiveAvgPool1d/2d(1), nn.AdaptiveMaxPool1d/2d(1)", _mod(lambda: nn.AdaptiveAvgPool2d(1)), _MAP,
-        "output size 1"),
+        "output size 1; a max past 255 a side runs as several max pools (PointNet's 1,024 points)"),
     Row("x.mean(dims), torch.amax(x, dims)", _fn(lambda x: x.mean(1)), _TOKENS,
-        "any axes but the batch's; a max over at most 255 values"),
+        "any axes but the batch's; a max over more than 255 values runs as several max pools "
+        "(a count with a prime factor past 255 is refused)"),
     Row("nn.ZeroPad1d/2d, nn.ConstantPad1d/2d, F.pad",
         _mod(lambda: nn.Sequential(nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(2, 3, 3))), _MAP,
         "folded into the convolution or pool it feeds (zeros, or -inf before a max pool); else PAD"),

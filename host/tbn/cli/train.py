@@ -66,7 +66,7 @@ def add_parser(sub: Any) -> None:
     a("--seed", type=int, help="random seed (default 0)")
     a("--augment", type=float, help="MNIST: random shifts of up to this many pixels (default 0); "
       "CIFAR-10: random crops with this much padding, and flips (default 4); VWW: shifts, and flips "
-      "(default 4.8)")
+      "(default 4.8); ModelNet40: rotations about the up axis, and jitter of this deviation (0.01)")
     a("--rotate", type=float, metavar="DEGREES", help="MNIST, VWW: random rotations of up to this many "
       "degrees (default 0; the vww recipe 10)")
     a("--zoom", type=float, metavar="FRACTION", help="MNIST, VWW: random scaling by up to this fraction, "

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from tbn.compiler.geometry import MAX_WINDOW, max_windows
 from tbn.compiler.graph import Node, TbnCompileError
 from tbn.compiler.quant import softmax_table, unary_table
 from tbn.format import Act, DType, Op
@@ -41,9 +42,34 @@ class ElementwiseLowerings:
             out = self.same_quant(n, self.prog.tensors[src])
             self.op(Op.RESHAPE, Act.NONE, {"input": src, "output": out})
             return
+        if n.kind == Op.MAXPOOL2D and max(n.attrs["kh"], n.attrs["kw"]) > MAX_WINDOW:
+            self.max_chain(n, ins[0])
+            return
         out = self.same_quant(n, self.prog.tensors[ins[0]])
         geom = {k: n.attrs[k] for k in OPS[n.kind].layout.names[2:]}  # a window's geometry, if any
         self.op(n.kind, Act.NONE, {"input": ins[0], "output": out, **geom})
+
+    def max_chain(self, n: Node, src: int) -> None:
+        """A global max pool (window = the whole map, no padding) past one window's side limit,
+        as successive max pools of at most 255 a side: PointNet's max over 1,024 points."""
+        kh, kw = n.attrs["kh"], n.attrs["kw"]
+        hs, ws = max_windows(kh), max_windows(kw)
+        if hs is None or ws is None or (n.attrs["sh"], n.attrs["sw"]) != (kh, kw) \
+                or any(n.attrs[k] for k in ("pt", "pb", "pl", "pr")):
+            raise TbnCompileError(f"{n.where}: a {kh}x{kw} max pool window: past {MAX_WINDOW} a side only a "
+                                  "global max pool (no padding) is lowered, as a chain of smaller ones")
+        steps = max(len(hs), len(ws))
+        hs, ws = hs + [1] * (steps - len(hs)), ws + [1] * (steps - len(ws))
+        c, h, w = self.prog.tensors[src].shape
+        cur = src
+        for i, (a, b) in enumerate(zip(hs, ws, strict=True)):
+            h, w = h // a, w // b
+            last = i == steps - 1
+            step = n if last else Node(Op.MAXPOOL2D, n.inputs, f"{n.output}/max{i}", (c, h, w), n.where)
+            out = self.same_quant(step, self.prog.tensors[cur])
+            self.op(Op.MAXPOOL2D, Act.NONE, {"input": cur, "output": out, "kh": a, "kw": b, "sh": a, "sw": b,
+                                             "pt": 0, "pb": 0, "pl": 0, "pr": 0})
+            cur = out
 
     def activation(self, n: Node, ins: list[int]) -> None:
         out = self.same_quant(Node(n.kind, n.inputs, n.output, n.shape, n.where, act=n.attrs["act"]),

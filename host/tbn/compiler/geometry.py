@@ -73,11 +73,31 @@ def pool1d(kernel: Any, stride: Any, padding: Any) -> dict[str, Any]:
     return {**pool_geometry((1, k), (1, s), (0, p)), "conv1d": True}
 
 
+MAX_WINDOW = 255  # a pool's window side in the bytecode
+
+
+def max_windows(side: int) -> list[int] | None:
+    """Windows, each at most :data:`MAX_WINDOW`, whose product is ``side``: a max over more
+    values than one pool's window holds, as successive max pools (a max of maxes is the max).
+    The largest divisor first; None when ``side`` has a prime factor past the limit."""
+    windows = []
+    while side > MAX_WINDOW:
+        k = next((d for d in range(MAX_WINDOW, 1, -1) if side % d == 0), None)
+        if k is None:
+            return None
+        windows.append(k)
+        side //= k
+    return [*windows, side] if side > 1 or not windows else windows
+
+
 def global_max(x: fx.Node, where: str, one_d: bool) -> dict[str, Any]:
-    """A max pool whose window is the whole (C, H, W) or (C, W) map."""
+    """A max pool whose window is the whole (C, H, W) or (C, W) map (lowered as several where a
+    side is past one window's limit: :func:`max_windows`)."""
     h, w = (1, *spatial(x)) if one_d else spatial(x)
-    if max(h, w) > 255:
-        raise TbnCompileError(f"{where}: a global max pool over {h}x{w}; its window must be below 256 a side")
+    for side in (h, w):
+        if max_windows(side) is None:
+            raise TbnCompileError(f"{where}: a global max pool over {h}x{w}: {side} has a prime factor past "
+                                  f"{MAX_WINDOW}, one pool window's limit, so no chain of pools covers it")
     return {**pool_geometry((h, w), (h, w), 0), "conv1d": one_d}
 
 

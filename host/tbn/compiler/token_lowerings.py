@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from tbn.compiler.eltwise import ACTS
+from tbn.compiler.geometry import MAX_WINDOW, max_windows
 from tbn.compiler.graph import Node, TbnCompileError
 from tbn.compiler.quant import layernorm_params
 from tbn.format import Act, DType, Op
@@ -127,8 +128,9 @@ class TokenLowerings:
         axes, shape = n.attrs["axes"], src.shape
         keep = [d for d in range(len(shape)) if d not in axes]
         rest, r = int(np.prod([shape[d] for d in keep])), int(np.prod([shape[d] for d in axes]))
-        if n.kind == Op.MAXPOOL2D and r > 255:
-            raise TbnCompileError(f"{n.where}: a max over {r} values; a max pool's window holds at most 255")
+        if n.kind == Op.MAXPOOL2D and max_windows(r) is None:
+            raise TbnCompileError(f"{n.where}: a max over {r} values: {r} has a prime factor past "
+                                  f"{MAX_WINDOW}, one pool window's limit, so no chain of pools covers it")
         cur = src_id
         if keep + axes != list(range(len(shape))):
             moved = tuple(shape[d] for d in (*keep, *axes))
@@ -136,10 +138,15 @@ class TokenLowerings:
             self._permute(src_id, keep + axes, cur)
         cur = self._reshaped(n, cur, (rest, 1, r), "/rows")
         pooled_shape = (rest,) if n.kind == Op.GLOBAL_AVGPOOL else (rest, 1, 1)
-        pooled = self.same_quant(Node(n.kind, n.inputs, n.output + "/pooled", pooled_shape, n.where), src)
         geom = {"kh": 1, "kw": r, "sh": 1, "sw": r, "pt": 0, "pl": 0, "pb": 0, "pr": 0}
-        args = {"input": cur, "output": pooled, **(geom if n.kind == Op.MAXPOOL2D else {})}
-        self.op(n.kind, Act.NONE, args)
+        pool = Node(n.kind, n.inputs, n.output + "/pooled", pooled_shape, n.where, geom)
+        if n.kind == Op.MAXPOOL2D and r > MAX_WINDOW:
+            self.max_chain(pool, cur)
+            pooled = self.tid[pool.output]
+        else:
+            pooled = self.same_quant(pool, src)
+            window = geom if n.kind == Op.MAXPOOL2D else {}
+            self.op(n.kind, Act.NONE, {"input": cur, "output": pooled, **window})
         out = self.same_quant(n, src)
         self.op(Op.RESHAPE, Act.NONE, {"input": pooled, "output": out})
 

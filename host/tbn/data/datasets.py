@@ -135,6 +135,13 @@ def _vww(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[
     return v.images, v.labels.astype(np.int64)  # bytes: the model reads them over 255 (as_float)
 
 
+def _modelnet40(split: str, data_dir: str | os.PathLike | None,
+                verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    from tbn.data.modelnet40 import load_modelnet40
+
+    return load_modelnet40(split, data_dir)  # no published checksum to verify against
+
+
 def _toycar(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
     from tbn.data.toycar import load_toycar
 
@@ -146,6 +153,8 @@ DATASETS: dict[str, Dataset] = {
     "mnist16": Dataset("mnist16", (1, 16, 16), 10, _mnist16),
     # PointNet's view of MNIST: each digit as 128 (x, y) points from its ink
     "mnist-points": Dataset("mnist-points", (2, MNIST_POINTS), 10, _mnist_points),
+    # PointNet's ModelNet40: 1,024 (x, y, z) points a shape, 40 classes (tbn.data.modelnet40)
+    "modelnet40": Dataset("modelnet40", (3, 1024), 40, _modelnet40),
     "cifar10": Dataset("cifar10", (3, 32, 32), 10, _cifar10),
     # MLPerf Tiny's visual wake words: person or not, 96x96 RGB scaled by 1/255 (tbn.data.vww)
     "vww": Dataset("vww", (3, 96, 96), 2, _vww),

@@ -76,7 +76,7 @@ class TrainConfig:
         ranges = (("lr", 0 < self.lr < math.inf, "a positive, finite number"),
                   ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
                   ("weight_decay", 0 <= self.weight_decay < math.inf, "0 or more"),
-                  ("augment", 0 <= self.augment < math.inf, "0 or more pixels"),
+                  ("augment", 0 <= self.augment < math.inf, "0 or more"),
                   ("rotate", 0 <= self.rotate <= 180, "0 to 180 degrees"),
                   ("zoom", 0 <= self.zoom < 1, "in [0, 1)"),
                   ("temperature", 0 < self.temperature < math.inf, "positive"),

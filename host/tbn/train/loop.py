@@ -121,11 +121,24 @@ def _affine_flip(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> to
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
+def _rotate_jitter(x: torch.Tensor, config: TrainConfig, g: torch.Generator) -> torch.Tensor:
+    """PointNet's augmentation of ``(N, 3, points)`` shapes: a random rotation about the up (y)
+    axis, then Gaussian jitter of deviation ``config.augment`` clipped at 5 deviations (its
+    0.01 and 0.05)."""
+    a = torch.rand(len(x), generator=g) * (2 * math.pi)
+    c, s, zero, one = torch.cos(a), torch.sin(a), torch.zeros_like(a), torch.ones_like(a)
+    rot = torch.stack([c, zero, s, zero, one, zero, -s, zero, c], dim=1).reshape(-1, 3, 3)
+    limit = 5 * config.augment
+    noise = (torch.randn(x.shape, generator=g) * config.augment).clamp(-limit, limit)
+    return rot @ x + noise
+
+
 # Each dataset's augmentation and the options it reads beyond --augment.
 Augment = Callable[[torch.Tensor, TrainConfig, torch.Generator], torch.Tensor]
 _AUGMENT: dict[str, tuple[Augment, tuple[str, ...]]] = {
     "mnist": (_affine, ("rotate", "zoom")), "mnist16": (_affine, ("rotate", "zoom")),
     "cifar10": (_crop_flip, ()), "vww": (_affine_flip, ("rotate", "zoom")),
+    "modelnet40": (_rotate_jitter, ()),
 }
 _EXTRA_OPTIONS = tuple(sorted({k for _, reads in _AUGMENT.values() for k in reads}))
 

@@ -40,16 +40,22 @@ class InputTransform(nn.Module):
 
 
 class PointNet(nn.Module):
-    """Classification PointNet on ``(N, 2, points)`` inputs: the input transform applied as a
-    matrix product, per-point features of 64, 64 and 128, their max over the points, and a
-    128-64-10 classifier."""
+    """Classification PointNet on ``(N, dims, points)`` inputs: the input transform (of
+    ``transform`` features) applied as a matrix product, per-point ``features``, their max over
+    the points, and a classifier through ``head`` (dropout ``dropout`` before its last layer)."""
 
-    def __init__(self, dims: int = 2, classes: int = 10) -> None:
+    def __init__(self, dims: int = 2, classes: int = 10, features: tuple[int, ...] = (64, 64, 128),
+                 head: tuple[int, ...] = (64,), transform: int = 64, dropout: float = 0.0) -> None:
         super().__init__()
-        self.transform = InputTransform(dims)
-        self.features = _shared((dims, 64, 64, 128))
+        self.transform = InputTransform(dims, transform)
+        self.features = _shared((dims, *features))
         self.pool = nn.AdaptiveMaxPool1d(1)
-        self.head = nn.Sequential(nn.Linear(128, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, classes))
+        layers: list[nn.Module] = []
+        for cin, cout in pairwise((features[-1], *head)):
+            layers += [nn.Linear(cin, cout), nn.BatchNorm1d(cout), nn.ReLU()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        self.head = nn.Sequential(*layers, nn.Linear(head[-1], classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.transform(x) @ x  # (N, dims, dims) @ (N, dims, points)
@@ -59,3 +65,11 @@ class PointNet(nn.Module):
 def pointnet() -> nn.Module:
     """MNIST PointNet: 128 ink points a digit."""
     return PointNet()
+
+
+def pointnet_modelnet40() -> nn.Module:
+    """ModelNet40 PointNet (Qi et al.'s classification network without the 64x64 feature
+    transform): 1,024 points of (x, y, z), an input transform of 1,024 features, per-point
+    features of 64, 64, 64, 128 and 1,024, a 512-256-40 classifier with dropout 0.3."""
+    return PointNet(dims=3, classes=40, features=(64, 64, 64, 128, 1024), head=(512, 256), transform=1024,
+                    dropout=0.3)
