@@ -47,7 +47,8 @@ def run_points(run_dirs: list[Path]) -> list[dict[str, Any]]:
             raise UsageError(f"{d}: not {what}")
         m = _json(Path(d) / "metrics.json", "a tbn train metrics.json")
         if isinstance(m, dict) and m.get("metric", "accuracy") != "accuracy":
-            raise UsageError(f"{d}: a run scored by {m['metric']} (a forecast); the report plots "
+            kind = {"rmse": "a forecast", "auc": "an anomaly detector"}.get(m["metric"], "not a classifier")
+            raise UsageError(f"{d}: a run scored by {m['metric']} ({kind}); the report plots "
                              "classifiers' accuracy against bits a weight")
         try:
             p, bits, acc = m["p"], float(m["bits_per_weight"]), 100 * float(m["test_accuracy"])
