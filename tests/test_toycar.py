@@ -141,7 +141,7 @@ def test_auc_is_the_mann_whitney_statistic() -> None:
     rows = np.array([[1, 0, 0], [1, 0, 0], [1, 1, 1], [2, 2, 0], [2, 3, 1]])
     errors = np.array([0.1, 0.3, 0.9, 0.8, 0.1])  # clip 0's score is its vectors' mean, 0.2
     assert auc(errors, rows) == 0.5
-    with pytest.raises(UsageError, match="no machine with both"):
+    with pytest.raises(UsageError, match="no machine has both"):
         auc(errors[:2], rows[:2])
 
 
@@ -212,3 +212,19 @@ def test_the_ad_recipe_distils_the_published_ad01(release: Path, tmp_path: Path)
     metrics = train(TrainConfig.for_recipe("ad", epochs=2, batch_size=64, data_dir=str(release),
                                            teacher=str(teacher)), tmp_path / "run", progress=False)
     assert metrics["config"]["teacher"] == str(teacher) and np.isfinite(metrics["history"][-1]["loss"])
+
+
+def test_a_device_run_too_short_for_an_auc_still_reports(capsys: pytest.CaptureFixture[str]) -> None:
+    """tbn infer --n of one clip: the outputs were compared, so the run stands, with no score
+    and the reason, where tbn run (a whole split) refuses."""
+    from types import SimpleNamespace
+
+    from tbn.cli.infer import _Run, _scores
+
+    x = np.zeros((3, 640), np.float32)
+    rows = np.array([[1, 0, 0]] * 3)
+    got = _Run(3, inputs=x, results=[SimpleNamespace(scores=x[0], reference_scores=x[0])] * 3)
+    assert _scores(got, rows) is None
+    assert "no score: an AUC needs normal and anomalous clips" in capsys.readouterr().out
+    rows[2] = [1, 1, 1]
+    assert _scores(got, rows) == ("auc", 0.5, 0.5)

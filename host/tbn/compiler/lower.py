@@ -23,6 +23,7 @@ from tbn.format.spec import (
     KERNELS,
     LUT_MIN_ROWS,
     LUT_MIN_ROWS_CONV,
+    LUT_MIN_ROWS_INT8,
     NONE_ID,
     OPS,
     Trait,
@@ -130,7 +131,8 @@ class _Emitter(ElementwiseLowerings, TokenLowerings, ParamWriter):
         """A scratch tensor for the table kernel, where the cost model says it pays."""
         _, k = weight_count(self.prog, op)
         rows = lut_rows(k, self.prog.tiles[op.args["tile"]].n_bits, op.args.get("groups", 1))
-        if rows < (LUT_MIN_ROWS_CONV if has(op.opcode, Trait.CONV) else LUT_MIN_ROWS):
+        conv = has(op.opcode, Trait.CONV)
+        if rows < (LUT_MIN_ROWS_CONV if conv else LUT_MIN_ROWS_INT8 if self.int8 else LUT_MIN_ROWS):
             return
         dtype = DType.I8 if self.int8 else DType.F32
         count = lut_scratch_size(rows, k, has(op.opcode, Trait.CONV), self.int8) // DTYPE_SIZE[dtype]

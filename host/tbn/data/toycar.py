@@ -181,8 +181,9 @@ def auc(errors: np.ndarray, rows: np.ndarray) -> float:
     ids, scores, anomalous = clip_scores(np.asarray(errors, np.float64), rows)
     both = [i for i in np.unique(ids) if len(np.unique(anomalous[ids == i])) == 2]
     if not both:
-        raise UsageError(f"an AUC needs normal and anomalous clips of one machine; these {len(scores)} "
-                         "clips have no machine with both: score the whole test split")
+        clips = f"{len(scores)} clip{'s' if len(scores) != 1 else ''}"
+        raise UsageError(f"an AUC needs normal and anomalous clips of one machine; among {clips} no "
+                         "machine has both: score more of the test split")
     return float(np.mean([roc_auc(scores[ids == i], anomalous[ids == i]) for i in both]))
 
 

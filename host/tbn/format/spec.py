@@ -378,10 +378,14 @@ LUT_GROUP = 4
 LUT_WIDE_GROUP = 8
 LUT_CHUNK = 32
 # Cost model (Cortex-M7 instructions per chunk of 32 inputs, measured with `tbn infer
-# --profile`): the 8 tables cost about 320 to build, a row about 31 with them and about 160
-# without, so tables pay from 3 rows on; the 4 wide tables cost about 1,400 more and bring a
-# row down to about 18, which pays from about 90 rows on.
-LUT_MIN_ROWS = 3
+# --profile`): the 8 tables cost about 320 to build and an INT8 row about 31 with them, about
+# 545 without (the direct kernel's 17 an input), so INT8 tables pay from one row on: a linear
+# op of 128 inputs and 8 outputs at p=4 (two rows) takes 3,200 instructions with them, 5,760
+# without (M4 the same; sifive_e 5,776 and 6,375). F32 tables pay from 3 rows (the same op:
+# 6,320 with, 3,960 without; sifive_e's soft floats 77,142 and 29,092). The 4 wide tables
+# cost about 1,400 more and bring a row down to about 18, which pays from about 90 rows on.
+LUT_MIN_ROWS = 3  # F32
+LUT_MIN_ROWS_INT8 = 1
 # A conv's direct kernel pays its set-up per kernel row (three inputs of a 3x3 window), so
 # there tables pay from one row: 2.2 to 3.3 times faster at two rows (vww01's first conv at
 # p=4, 3x3 convs at p=4 and 8, a 1x1 conv at p=4; docs/results.md).
