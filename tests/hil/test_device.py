@@ -95,6 +95,45 @@ def test_small_kernel_paths_match_the_reference(tbn_device: DeviceLink) -> None:
         assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1))
 
 
+def test_table_kernel_requantisation_matches_the_reference(tbn_device: DeviceLink) -> None:
+    """The table kernel's INT8 requantisation paths (on Thumb-2, its assembly): the 64-bit
+    REQUANT of a layer of one input, whose output spans its input (shifts of 30 and 31: the
+    two-word path), then of a layer of 16 (shifts of 33), each with I32 biases and with the same
+    biases as I16, and the RQ16 form the compiler picks by default. Bit-exact on 16 inputs."""
+    import dataclasses
+
+    import torch
+    from torch import nn
+
+    from tbn.compiler import compile_program
+    from tbn.convert import tile_model
+    from tbn.format import DType, Op, serialize
+    from tbn.runtime import Interpreter
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 8))
+    tile_model(model, p=4, min_params=0)
+    x = torch.randn(256, 1)
+    model.train()(x)
+    model.eval()
+    wide = compile_program(model, x[:1], activations="int8", calibration=x, params="wide")
+    shifts = [int(s) for s in wide.scales[wide.ops[0].args["scale"]].data[:, 1]]
+    assert wide.scales[0].dtype == DType.REQUANT and min(shifts) < 32 and "scratch" in wide.ops[0].args
+    i16 = [dataclasses.replace(b, dtype=DType.I16, data=b.data.astype(np.int16)) for b in wide.biases]
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(wide.biases, i16, strict=True))  # they fit
+    narrow_bias = dataclasses.replace(wide, biases=i16)
+    auto = compile_program(model, x[:1], activations="int8", calibration=x)
+    for program in (wide, narrow_bias, auto):
+        assert all(o.opcode == Op.TILED_LINEAR for o in program.ops)
+        data = serialize(program)
+        tbn_device.load(data)
+        ref = Interpreter(data)
+        xq, _ = ref.prepare(x[:16].numpy())
+        for xi, want in zip(xq, ref.run(xq), strict=True):
+            got = tbn_device.infer(np.ascontiguousarray(xi))
+            assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1))
+
+
 def _compiler_digest() -> str:
     import hashlib
 

@@ -381,7 +381,7 @@ static void gather(const mm_ctx *c, uint32_t oy, uint32_t ox, uint8_t *patch) {
 #ifdef TBN_LUT_THUMB2
 typedef struct {
     const int32_t *acc, *end;
-    const TBN_ROM uint8_t *bias, *rq; /* int32 biases, (multiplier, shift) pairs: 4-byte aligned */
+    const TBN_ROM uint8_t *bias, *rq; /* I32 or I16 biases, (multiplier, shift) pairs: 4-byte aligned */
     int8_t *out;
     uint32_t step;
     int32_t zp, qmin, qmax;
@@ -389,44 +389,68 @@ typedef struct {
 
 /* requant_i8 for acc[0..n) with a bias and a scale per output, in 27 instructions an output:
  * y = ((2 hi + bit 31 of lo) + 2^t) >> (t + 1), t = shift - 32, which is the reference's
- * floor((prod + 2^(shift-1)) / 2^shift) for |prod| < 2^62. It stops, returning the acc it
- * did not store, at a sum that overflows 32 bits or a shift under 32 (the C path's cases);
- * otherwise it returns end. */
-__attribute__((naked, noinline)) static const int32_t *requant_rows_thumb2(TBN_ASM_ARG const rq_args *a) {
-    __asm__ volatile(
-        "push {r4-r11, lr}\n"
-        "ldm r0, {r0-r8}\n" /* acc end bias rq out step zp qmin qmax */
-        "1:\n"
-        "ldr r9, [r0]\n"
-        "ldr r10, [r2], #4\n"
-        "adds r9, r9, r10\n"
-        "bvs 2f\n"
-        "ldrd r10, r11, [r3], #8\n"
-        "subs r11, r11, #32\n"
-        "bmi 2f\n"
-        "smull r12, lr, r9, r10\n"
-        "lsl lr, lr, #1\n"
-        "orr lr, lr, r12, lsr #31\n"
-        "movs r12, #1\n"
-        "lsl r12, r12, r11\n"
-        "add lr, lr, r12\n"
-        "add r11, r11, #1\n"
-        "asr lr, lr, r11\n"
-        "add lr, lr, r6\n"
-        "cmp lr, r7\n"
-        "it lt\n"
-        "movlt lr, r7\n"
-        "cmp lr, r8\n"
-        "it gt\n"
-        "movgt lr, r8\n"
-        "strb lr, [r4]\n"
-        "add r4, r4, r5\n"
-        "add r0, r0, #4\n"
-        "cmp r0, r1\n"
-        "bne 1b\n"
-        "2:\n"
-        "pop {r4-r11, pc}\n");
-}
+ * floor((prod + 2^(shift-1)) / 2^shift) for |prod| < 2^62. A shift of 1 to 31 (label 3, 14
+ * more) rounds and shifts both words of prod and keeps y where it fits 32 bits. It stops,
+ * returning the acc it did not store, at a sum that overflows 32 bits, a shift of 0 or a y
+ * past 32 bits (the C path's cases); otherwise it returns end. LDB loads the bias: ldr #4 for
+ * I32, ldrsh #2 for I16. */
+#define TBN_REQUANT_ROWS(NAME, LDB)                                                             \
+    __attribute__((naked, noinline)) static const int32_t *NAME(TBN_ASM_ARG const rq_args *a) { \
+        __asm__ volatile(                                                                   \
+            "push {r4-r11, lr}\n"                                                            \
+            "ldm r0, {r0-r8}\n" /* acc end bias rq out step zp qmin qmax */                  \
+            "1:\n"                                                                           \
+            "ldr r9, [r0]\n"                                                                 \
+            LDB "\n"                                                                         \
+            "adds r9, r9, r10\n"                                                             \
+            "bvs 2f\n"                                                                       \
+            "ldrd r10, r11, [r3], #8\n"                                                      \
+            "subs r11, r11, #32\n"                                                           \
+            "bmi 3f\n"                                                                       \
+            "smull r12, lr, r9, r10\n"                                                       \
+            "lsl lr, lr, #1\n"                                                               \
+            "orr lr, lr, r12, lsr #31\n"                                                     \
+            "movs r12, #1\n"                                                                 \
+            "lsl r12, r12, r11\n"                                                            \
+            "add lr, lr, r12\n"                                                              \
+            "add r11, r11, #1\n"                                                             \
+            "asr lr, lr, r11\n"                                                              \
+            "4:\n"                                                                           \
+            "add lr, lr, r6\n"                                                               \
+            "cmp lr, r7\n"                                                                   \
+            "it lt\n"                                                                        \
+            "movlt lr, r7\n"                                                                 \
+            "cmp lr, r8\n"                                                                   \
+            "it gt\n"                                                                        \
+            "movgt lr, r8\n"                                                                 \
+            "strb lr, [r4]\n"                                                                \
+            "add r4, r4, r5\n"                                                               \
+            "add r0, r0, #4\n"                                                               \
+            "cmp r0, r1\n"                                                                   \
+            "bne 1b\n"                                                                       \
+            "2:\n"                                                                           \
+            "pop {r4-r11, pc}\n"                                                             \
+            "3:\n"                       /* shift s = r11 + 32 in 1..31 */                   \
+            "adds r11, r11, #32\n"                                                           \
+            "beq 2b\n"                                                                       \
+            "smull r12, lr, r9, r10\n"   /* prod: lo r12, hi lr */                           \
+            "sub r10, r11, #1\n"                                                             \
+            "movs r9, #1\n"                                                                  \
+            "lsl r9, r9, r10\n"                                                              \
+            "adds r12, r12, r9\n"        /* + 2^(s-1), carried into hi */                    \
+            "adc lr, lr, #0\n"                                                               \
+            "lsr r12, r12, r11\n"                                                            \
+            "rsb r10, r11, #32\n"                                                            \
+            "lsl r9, lr, r10\n"                                                              \
+            "orr r12, r12, r9\n"         /* y's low word */                                  \
+            "asr r9, lr, r11\n"          /* its high word: y fits 32 bits where it is the sign */ \
+            "cmp r9, r12, asr #31\n"                                                         \
+            "bne 2b\n"                                                                       \
+            "mov lr, r12\n"                                                                  \
+            "b 4b\n");                                                                       \
+    }
+TBN_REQUANT_ROWS(requant_rows_thumb2, "ldr r10, [r2], #4")
+TBN_REQUANT_ROWS(requant_rows_i16_thumb2, "ldrsh r10, [r2], #2")
 #endif
 
 /* requant16_parts for acc[0..rows) with every parameter in a register; `bias` is 0 (none), 2
@@ -514,10 +538,11 @@ TBN_NOINLINE static void store_rows_i8(const mm_epilogue *ep, uint32_t ch0, uint
     mm_epilogue e = *ep;
     uint32_t r = 0;
 #ifdef TBN_LUT_THUMB2
-    while (e.bias && !e.bias16 && e.scale_stride == 8 && r < rows) { /* per-output scales, I32 bias */
-        rq_args a = {acc + r, acc + rows, e.bias + 4 * (ch0 + r), e.scale + 8 * (ch0 + r), out + r * step, step,
+    while (e.bias && e.scale_stride == 8 && r < rows) { /* per-output scales, a bias */
+        uint32_t bsize = e.bias16 ? 2u : 4u;
+        rq_args a = {acc + r, acc + rows, e.bias + bsize * (ch0 + r), e.scale + 8 * (ch0 + r), out + r * step, step,
                      e.zp, e.qmin, e.qmax};
-        r = (uint32_t)(requant_rows_thumb2(&a) - acc);
+        r = (uint32_t)((e.bias16 ? requant_rows_i16_thumb2 : requant_rows_thumb2)(&a) - acc);
         if (r < rows) { /* an output the assembly leaves to C */
             out[r * step] = requant_i8(&e, ch0 + r, acc[r]);
             r++;
