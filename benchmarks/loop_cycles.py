@@ -71,7 +71,9 @@ def loop_body(name: str) -> list[str]:
             lines = _naked_asm(source, name)
             start = lines.index("1:") + 1
             end = next(i for i in range(start, len(lines)) if lines[i].endswith(" 1b"))
-            return lines[start:end + 1]
+            # instructions only: a macro's argument leaves an empty string, and labels inside
+            # (a branch target such as 4:) execute nothing
+            return [ln for ln in lines[start:end + 1] if ln and not re.fullmatch(r"\d+:", ln)]
     raise SystemExit(f"loop_cycles: {name} is in no kernel source")
 
 
