@@ -3,10 +3,8 @@ the numpy MFCC (tbn.data.mfcc) against the reference pipeline's own tf.signal ca
 
 from __future__ import annotations
 
-import io
 import os
 import tarfile
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 
 from tbn.data import load_arrays
 from tbn.data.mfcc import mfcc, normalise_clip
+from tbn.data.wav import pcm16
 from tbn.data.speech_commands import (
     CLASSES,
     SILENCE,
@@ -104,17 +103,15 @@ def test_a_file_past_any_clips_size_is_refused_unread(tmp_path: Path) -> None:
         load_speech_commands("test", tmp_path, cache=False)
 
 
-def test_a_clip_of_another_format_is_named(tmp_path: Path) -> None:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(2)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(b"\0" * 400)
+@pytest.mark.parametrize("channels, rate, message", [
+    (2, 8000, "2 channels of 16 bits at 8000 Hz; Speech Commands clips are mono 16-bit"),
+    (1, 8000, "1 channel of 16 bits at 8000 Hz; Speech Commands clips are mono 16-bit 16 kHz"),
+])
+def test_a_clip_of_another_format_is_named(tmp_path: Path, channels: int, rate: int, message: str) -> None:
     folder = tmp_path / "speech_commands_test_set_v0.02" / "yes"
     folder.mkdir(parents=True)
-    (folder / "a.wav").write_bytes(buf.getvalue())
-    with pytest.raises(SpeechCommandsError, match="2 channels of 16 bits at 8000 Hz"):
+    (folder / "a.wav").write_bytes(pcm16(np.zeros((100, channels)), rate, channels))
+    with pytest.raises(SpeechCommandsError, match=message):
         load_speech_commands("test", tmp_path, cache=False)
 
 

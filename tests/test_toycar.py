@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import io
-import wave
 import zipfile
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 
 from tbn.data.logmel import CENTRE, FRAMES, MELS, log_mel, mel_matrix, vectors
 from tbn.data.toycar import ARCHIVE, EXTRA_ARCHIVE, ToyCarError, auc, load_toycar, roc_auc, write_synthetic
+from tbn.data.wav import pcm16
 from tbn.errors import UsageError
 
 DATA = Path(__file__).parent / "data"
@@ -30,13 +29,7 @@ def release(tmp_path: Path) -> Path:
 
 
 def _wav(samples: np.ndarray, rate: int = 16000, channels: int = 1) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.asarray(samples, "<i2").tobytes())
-    return buf.getvalue()
+    return pcm16(samples, rate, channels)
 
 
 def _zip(folder: Path, members: dict[str, bytes], name: str = ARCHIVE) -> Path:

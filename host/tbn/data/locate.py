@@ -50,6 +50,16 @@ def find(name: str, folder: str, archive: str, data_dir: str | os.PathLike | Non
     raise error(f"{what} not found; looked in: {', '.join(map(str, dirs))}; {reason}. {hint}")
 
 
+def find_unchecked(name: str, folder: str, archive: str, data_dir: str | os.PathLike | None,
+                   error: type[Exception], what: str, hint: str) -> Path:
+    """:func:`find` for a release that publishes no checksum (ToyCar, ModelNet40): looked for
+    the same way, never downloaded, as a download could not be checked; ``hint`` says where to
+    fetch it."""
+    def fetch(_: Path) -> Path:
+        raise error("the release publishes no checksum tbn can check a download against")
+    return find(name, folder, archive, data_dir, True, fetch, error, what, hint)
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

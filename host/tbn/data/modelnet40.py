@@ -43,12 +43,9 @@ class ModelNetError(TbnError, RuntimeError):
 
 def find(data_dir: str | os.PathLike | None = None) -> Path:
     """The unpacked folder or the zip in the first place that has one."""
-    def fetch(folder: Path) -> Path:
-        raise ModelNetError("the release publishes no checksum tbn can check a download against")
-    return locate.find("modelnet40", FOLDER, ARCHIVE, data_dir, True, fetch, ModelNetError,
-                       f"ModelNet40 ({ARCHIVE})",
-                       f"Download {URL} (or a mirror of it), put it or its unpacked {FOLDER}/ folder in DIR "
-                       "and pass --data-dir DIR.")
+    hint = f"Download {URL} (or a mirror), put it or its unpacked {FOLDER}/ in DIR and pass --data-dir DIR."
+    return locate.find_unchecked("modelnet40", FOLDER, ARCHIVE, data_dir, ModelNetError,
+                                 f"ModelNet40 ({ARCHIVE})", hint)
 
 
 class _Source:

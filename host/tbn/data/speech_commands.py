@@ -24,7 +24,6 @@ import hashlib
 import io
 import os
 import tarfile
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from tbn.data import locate
 from tbn.data.locate import sha256_file
 from tbn.data.mfcc import CLIP_SAMPLES, SAMPLE_RATE, mfcc, normalise_clip
 from tbn.data.mnist import cache_dir
+from tbn.data.wav import pcm16, read_pcm16
 from tbn.errors import TbnError, UsageError
 from tbn.files import atomic_open
 
@@ -120,15 +120,11 @@ def _files(source: Path) -> Iterator[tuple[str, bytes]]:
 
 def read_wav(data: bytes, where: str) -> np.ndarray:
     """The int16 samples of a 16 kHz, 16-bit, mono WAV file."""
-    try:
-        with wave.open(io.BytesIO(data)) as w:
-            if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, SAMPLE_RATE):
-                raise SpeechCommandsError(f"{where}: {w.getnchannels()} channels of {8 * w.getsampwidth()} "
-                                          f"bits at {w.getframerate()} Hz; Speech Commands clips are mono "
-                                          "16-bit 16 kHz")
-            return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    except (wave.Error, EOFError) as e:
-        raise SpeechCommandsError(f"{where}: not a WAV file ({e})") from None
+    samples, rate = read_pcm16(data, where, SpeechCommandsError, "Speech Commands")
+    if rate != SAMPLE_RATE:
+        raise SpeechCommandsError(f"{where}: 1 channel of 16 bits at {rate} Hz; Speech Commands clips are "
+                                  "mono 16-bit 16 kHz")
+    return samples
 
 
 def _label(word: str) -> int:
@@ -231,14 +227,7 @@ def write_synthetic(folder: Path, clips_per_word: int = 2, seed: int = 0) -> tup
 
     def wav(freq: float, seconds: float = 1.0) -> bytes:
         t = np.arange(int(SAMPLE_RATE * seconds)) / SAMPLE_RATE
-        x = 6000 * np.sin(2 * np.pi * freq * t) + rng.normal(0, 500, t.size)
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(SAMPLE_RATE)
-            w.writeframes(np.clip(x, -32768, 32767).astype("<i2").tobytes())
-        return buf.getvalue()
+        return pcm16(6000 * np.sin(2 * np.pi * freq * t) + rng.normal(0, 500, t.size), SAMPLE_RATE)
 
     tones = {w: 300.0 + 150 * i for i, w in enumerate((*WORDS, "bed", "cat"))}
     release: dict[str, bytes] = {}

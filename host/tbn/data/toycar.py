@@ -19,10 +19,8 @@ clips by mean reconstruction error, averaged over machines).
 
 from __future__ import annotations
 
-import io
 import os
 import re
-import wave
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 
 from tbn.data import locate
 from tbn.data.logmel import VECTOR, log_mel, vectors
+from tbn.data.wav import pcm16, read_pcm16
 from tbn.errors import TbnError, UsageError
 
 FOLDER = "ToyCar"
@@ -49,12 +48,9 @@ class ToyCarError(TbnError, RuntimeError):
 
 def find(data_dir: str | os.PathLike | None = None) -> Path:
     """The unpacked ``ToyCar/`` folder or ``dev_data_ToyCar.zip`` in the first place that has one."""
-    def fetch(folder: Path) -> Path:
-        raise ToyCarError("the release publishes no checksum tbn can check the download against")
-    return locate.find("toycar", FOLDER, ARCHIVE, data_dir, True, fetch, ToyCarError,
-                       f"ToyCar ({ARCHIVE})",
-                       f"Download {' and '.join(URLS)}, put them (or the ToyCar/ folder they unpack to) in "
-                       "DIR and pass --data-dir DIR.")
+    return locate.find_unchecked("toycar", FOLDER, ARCHIVE, data_dir, ToyCarError, f"ToyCar ({ARCHIVE})",
+                                 f"Download {' and '.join(URLS)}, put them (or the ToyCar/ folder they "
+                                 "unpack to) in DIR and pass --data-dir DIR.")
 
 
 def _order(name: str) -> tuple:
@@ -105,18 +101,6 @@ def _bounded(where: str, size: int, name: str) -> str:
     return name
 
 
-def read_wav(data: bytes, where: str) -> tuple[np.ndarray, int]:
-    """(int16 samples, sample rate) of a 16-bit mono WAV file."""
-    try:
-        with wave.open(io.BytesIO(data)) as w:
-            if (w.getnchannels(), w.getsampwidth()) != (1, 2):
-                raise ToyCarError(f"{where}: {w.getnchannels()} channels of {8 * w.getsampwidth()} bits; "
-                                  "ToyCar clips are mono 16-bit")
-            return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2"), w.getframerate()
-    except (wave.Error, EOFError) as e:
-        raise ToyCarError(f"{where}: not a WAV file ({e})") from None
-
-
 def load_toycar(split: str = "train",
                 data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A split as ad01 reads it: float32 ``(n, 640)`` vectors and int64 ``(n, 3)`` rows of
@@ -131,7 +115,7 @@ def load_toycar(split: str = "train",
             kinds = "normal" if split == "train" else "normal or anomaly"
             raise ToyCarError(f"{source}: {split}/{name} is not a {kinds}_id_NN_NNNNNNNN.wav clip: not "
                               "the ToyCar layout")
-        samples, r = read_wav(data, f"{source}:{split}/{name}")
+        samples, r = read_pcm16(data, f"{source}:{split}/{name}", ToyCarError, "ToyCar")
         if rate is not None and r != rate:
             raise ToyCarError(f"{source}: {split}/{name} is sampled at {r} Hz, the clips before it at {rate}")
         rate = r
@@ -197,15 +181,7 @@ def write_synthetic(folder: Path, clips: int = 3, seconds: float = 9.0, rate: in
     def wav(anomalous: bool, machine: int) -> bytes:
         t = np.arange(int(rate * seconds)) / rate
         x = 3000 * np.sin(2 * np.pi * (120 + 40 * machine) * t) + rng.normal(0, 300, t.size)
-        if anomalous:
-            x += 2500 * np.sin(2 * np.pi * 3100 * t)
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(rate)
-            w.writeframes(np.clip(x, -32768, 32767).astype("<i2").tobytes())
-        return buf.getvalue()
+        return pcm16(x + (2500 * np.sin(2 * np.pi * 3100 * t) if anomalous else 0), rate)
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / ARCHIVE
