@@ -12,7 +12,6 @@ import pytest
 
 from tbn.data import load_arrays
 from tbn.data.mfcc import mfcc, normalise_clip
-from tbn.data.wav import pcm16
 from tbn.data.speech_commands import (
     CLASSES,
     SILENCE,
@@ -21,6 +20,7 @@ from tbn.data.speech_commands import (
     load_speech_commands,
     write_synthetic,
 )
+from tbn.data.wav import pcm16
 
 
 @pytest.fixture(autouse=True)
