@@ -31,9 +31,9 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train a TBN model (MNIST, CIFAR-10, Speech Commands, ToyCar, ...)",
                        description="Train a recipe on its dataset (MNIST; CIFAR-10 for resnet18 and "
                                    "vgg-small, with the authors' optimizer, schedule, augmentation and "
-                                   "per-layer p unless options say otherwise; MLPerf Tiny's kws, vww, ic and ad "
-                                   "with its reference settings). Writes OUT/model.pt, OUT/metrics.json "
-                                   "and a checkpoint every epoch (continue with --resume).")
+                                   "per-layer p unless options say otherwise; MLPerf Tiny's kws, vww, ic "
+                                   "and ad with its reference settings). Writes OUT/model.pt, "
+                                   "OUT/metrics.json and a checkpoint every epoch (continue with --resume).")
     a = p.add_argument
     a("--recipe", choices=sorted(RECIPES), help="model recipe (default mlp); resnet18 and vgg-small "
       "train on CIFAR-10 with the authors' settings")
