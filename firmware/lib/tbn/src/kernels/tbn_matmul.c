@@ -234,6 +234,8 @@ tbn_status tbn_prepare_matmul(const tbn_model *m, const tbn_op *op, const tbn_io
         uint32_t ok = (uint32_t)(o * k); /* 32-bit division: no libgcc 64-bit one */
         if (ok % t.n_bits) return TBN_ERR_SHAPE;
         p = ok / t.n_bits;
+        if (TBN_SMALL_ALL && TBN_INT8(io->int8) && k > t.n_bits) /* AVR's only INT8 kernel wraps a row once */
+            return TBN_ERR_NOT_BUILT;
         if (io->has_scratch && !TBN_BUILD_TABLES) return TBN_ERR_NOT_BUILT;
         if (io->has_scratch && !lut_scratch_ok(op, io, t.n_bits, (uint32_t)k)) return TBN_ERR_SHAPE;
     } else {

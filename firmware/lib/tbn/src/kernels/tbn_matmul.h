@@ -174,7 +174,9 @@ void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows);
  * group); where it is the only INT8 kernel, every INT8 op (tbn_prepare_matmul refused the rest). */
 static inline int tbn_mm_small_ok(const mm_ctx *c) {
     if (!TBN_INT8(c->int8) || TBN_SMALL_ALL) return TBN_INT8(c->int8);
-    return c->tiled && c->k <= TBN_SMALL_MAX_COUNT && c->o <= TBN_SMALL_MAX_COUNT &&
+    /* a row wraps the tile at most once: a tile shorter than a row (k > n_bits, which a
+     * fuzzed file had) goes to the direct kernel */
+    return c->tiled && c->k <= TBN_SMALL_MAX_COUNT && c->o <= TBN_SMALL_MAX_COUNT && c->k <= c->tile.n_bits &&
            (uint32_t)c->h * c->w * c->cg <= TBN_SMALL_MAX_COUNT;
 }
 void tbn_mm_store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, int32_t acc); /* store_i8, not inlined */
