@@ -186,6 +186,23 @@ def test_memory_plan_never_overlaps_live_buffers() -> None:
     assert flat.arena_size == 784 * 4 + 256 * 4 and all("scratch" not in o.args for o in flat.ops)
 
 
+@pytest.mark.parametrize(("size", "pairs"), [(5, True), (1, False)])
+def test_int8_convs_get_scratch_for_positions_in_pairs(size: int, pairs: bool) -> None:
+    """An INT8 conv of two or more output positions gets the scratch with which a runtime
+    takes them in pairs (tbn.format.spec.lut_pair_scratch_size); one of one position only the
+    table kernel's own."""
+    model = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(16 * size * size, 4))
+    tile_model(model, p=2, min_params=0)
+    x = torch.randn(8, 16, size, size)
+    prog = read(compile_model(model.eval(), x[:1], activations="int8", calibration=x))
+    conv = prog.ops[0]
+    scratch = prog.tensors[conv.args["scratch"]].nbytes
+    rows = spec.lut_rows(144, prog.tiles[conv.args["tile"]].n_bits, 1)
+    assert scratch >= spec.lut_scratch_size(rows, 144, conv=True, int8=True)
+    assert (scratch >= spec.lut_pair_scratch_size(rows, 144)) == pairs
+
+
 def test_memory_plan_reaches_the_bound_on_a_chain() -> None:
     """A 4-conv chain (16x16 input; 12x8x8, 32x4x4, 32x4x4, 40x4x4, 10): the most bytes
     alive at once are 1,280, where largest-first placement at the lowest offset took 1,792."""

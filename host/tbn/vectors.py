@@ -126,6 +126,21 @@ class TableConvNet(nn.Module):
         return self.fc(self.conv2(torch.relu(self.conv1(x))).flatten(1))
 
 
+class PairConvNet(nn.Module):
+    """INT8 convs whose table kernel takes output positions in pairs (an odd count: the last
+    alone): a 3x3 conv of 144 inputs (five chunks, so two blocks of packed sums; whole bytes a
+    row) at p=2, then a 1x1 conv of 16 (part of a chunk) at p=1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(16, 16, 3, padding=1)
+        self.bn = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 8, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(torch.relu(self.bn(self.conv1(x)))).flatten(1)
+
+
 def _wide() -> nn.Module:
     """A binary layer of 128 distinct rows (INT8: wide 8-input tables) over 40 inputs (a chunk and
     a part), then 10 (narrow tables)."""
@@ -327,6 +342,8 @@ CASES: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...], dict, str] | tu
                         "f32"),
     "conv_tables_int8": (TableConvNet, (3, 10, 10), {"p": 4, "min_params": 0, "per_layer": {"fc": 2}},
                          "int8"),
+    "conv_pairs_int8": (PairConvNet, (16, 5, 5), {"p": 1, "min_params": 0, "per_layer": {"conv1": 2}},
+                        "int8"),
     "conv1d_offset_f32": (Conv1dNet, (3, 16), {"p": 4, "min_params": 0, "per_layer": {"conv": 9}}, "f32"),
     "conv1d_argmax_int8": (Conv1dNetInt8, (3, 16), {"p": 4, "min_params": 0, "per_layer": {"fc": 3}},
                            "int8", {"lookup_tables": False}),

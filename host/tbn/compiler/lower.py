@@ -28,6 +28,7 @@ from tbn.format.spec import (
     OPS,
     Trait,
     has,
+    lut_pair_scratch_size,
     lut_rows,
     lut_scratch_size,
     value_bound,
@@ -135,7 +136,11 @@ class _Emitter(ElementwiseLowerings, TokenLowerings, ParamWriter):
         if rows < (LUT_MIN_ROWS_CONV if conv else LUT_MIN_ROWS_INT8 if self.int8 else LUT_MIN_ROWS):
             return
         dtype = DType.I8 if self.int8 else DType.F32
-        count = lut_scratch_size(rows, k, has(op.opcode, Trait.CONV), self.int8) // DTYPE_SIZE[dtype]
+        size = lut_scratch_size(rows, k, conv, self.int8)
+        out = self.prog.tensors[op.args["output"]].shape
+        if conv and self.int8 and out[1] * out[2] >= 2:  # room for output positions in pairs
+            size = max(size, lut_pair_scratch_size(rows, k))
+        count = size // DTYPE_SIZE[dtype]
         if count > 0xFFFF:  # a 1-D tensor holds at most 65535 entries: use the direct kernel
             return
         t = Tensor(dtype, (count,))

@@ -416,6 +416,20 @@ def lut_scratch_size(rows: int, fan_in: int, conv: bool, int8: bool) -> int:
     return 4 * rows + tables + patch
 
 
+# An INT8 conv with room for it runs the table kernel on two output positions at once: one
+# word an entry holds both positions' sums (each biased to stay positive), so a lookup and an
+# add serve two outputs. Its scratch: three words a row (the packed sums and each position's
+# total), the chunk's packed narrow tables, and two patches.
+LUT_PAIR_ENTRY = 4
+
+
+def lut_pair_scratch_size(rows: int, fan_in: int) -> int:
+    """Scratch bytes with which an INT8 conv's table kernel takes output positions in pairs
+    (a runtime takes them one at a time in less, down to :func:`lut_scratch_size`)."""
+    tables = LUT_CHUNK // LUT_GROUP * (1 << LUT_GROUP) * LUT_PAIR_ENTRY
+    return 12 * rows + tables + 2 * align(fan_in)
+
+
 # INT8 requantisation bounds (docs/bytecode.md, "INT8 semantics"). A reader checks them once, so
 # a runtime never overflows 32 bits on any file it accepted.
 RQ16_PRODUCT_LIMIT = 1 << 30  # |rshift_round(v, pre_shift) * M| + rounding of an RQ16 layer

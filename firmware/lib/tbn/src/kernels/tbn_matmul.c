@@ -331,10 +331,12 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
     /* tile reuse: the tile holds `rows` whole rows, each feeding o / rows outputs */
     uint32_t rows = c.tiled ? tbn_tile_rows(op, c.tile.n_bits, c.k) : 0;
     uint8_t *scratch = NULL;
+    uint32_t scratch_bytes = 0;
     if (TBN_BUILD_TABLES && op->scratch != TBN_NONE_ID) { /* prepare checked rows > 0, the scratch fits */
         tbn_tensor s;
         tbn_get_tensor(m, op->scratch, &s);
         scratch = arena + s.offset;
+        scratch_bytes = s.nbytes;
     }
     if (TBN_CHANNEL_KERNEL && TBN_BUILT_TRAIT(CONV) && !scratch && tbn_mm_channel_ok(&c)) { /* a conv */
         tbn_mm_eval_channel(&c, rows);
@@ -343,7 +345,7 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
     uint32_t esize = TBN_INT8(c.int8) ? 1u : 4u, tokens = TBN_BUILD_TOKENS ? c.tokens : 1u;
     int small = TBN_SMALL_USED && !scratch && tbn_mm_small_ok(&c);
     for (uint32_t t = 0; t < tokens; t++) {
-        if (scratch) tbn_mm_eval_lut(&c, rows, scratch);
+        if (scratch) tbn_mm_eval_lut(&c, rows, scratch, scratch_bytes);
         else if (small) tbn_mm_eval_small(&c, rows);
         else if (!TBN_SMALL_ALL || !TBN_INT8(c.int8)) mm_eval(&c, rows);
         c.src += (size_t)c.k * esize;

@@ -128,8 +128,9 @@ static inline void store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t
     ((int8_t *)c->dst)[(size_t)ch * npix + pix] = requant_i8(&c->ep, ch, acc);
 }
 
-/* The table kernel (tbn_matmul_lut.c): for an op with a scratch tensor, `rows` distinct rows. */
-void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch);
+/* The table kernel (tbn_matmul_lut.c): for an op with a scratch tensor of `scratch_bytes`,
+ * `rows` distinct rows. */
+void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t scratch_bytes);
 
 /* The per-channel kernel (tbn_conv_channel.c) of convs whose outputs each read one input
  * channel: whether it takes the op, and the op run by it (`rows` as tbn_tile_rows). Not on

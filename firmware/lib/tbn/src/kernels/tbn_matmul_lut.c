@@ -89,6 +89,71 @@ static void build_f32(float *t, const float *x, uint32_t n) {
     }
 }
 
+/* Pair tables (INT8 convs, two output positions at once): an entry is P(a, b) = a + 2^16 b
+ * (mod 2^32), which adds as a pair does and reads back exactly while both halves lie in
+ * [0, 2^16). Each sum (|t| <= 4 * 255) is biased by PAIR_BIAS, so a half lies in [4, 2044]
+ * and the lookups of PAIR_BLOCK chunks (32) add in one word without a carry between halves. */
+#define PAIR_BIAS 1024u
+#define PAIR_BLOCK 4u
+
+TBN_ALWAYS_INLINE uint32_t pair_of(int32_t a, int32_t b) { return (uint32_t)a + ((uint32_t)b << 16); }
+
+#ifdef TBN_SIMD_TABLES
+/* With the DSP extension each position is a half of the word and SADD16/SSUB16 keep them
+ * apart (no carry between halves): the same bits as P() once both are non-negative, which
+ * every entry is. v_j = (xa_j - zp, xb_j - zp), from a word of each: 45 instructions a table
+ * where the portable code takes about 80. */
+TBN_ALWAYS_INLINE uint32_t pack_top(uint32_t hi, uint32_t lo) { /* (lo >> 16, hi's top half) */
+    uint32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(hi), "r"(lo));
+    return r;
+}
+
+TBN_ALWAYS_INLINE void table_pair(uint32_t *t, uint32_t a, uint32_t b, uint32_t z) {
+    uint32_t ae = __sxtb16(a), ao = __sxtb16(a >> 8 | a << 24), be = __sxtb16(b), bo = __sxtb16(b >> 8 | b << 24);
+    uint32_t v0 = __ssub16(pack16((int32_t)ae, (int32_t)be), z), v1 = __ssub16(pack16((int32_t)ao, (int32_t)bo), z);
+    uint32_t v2 = __ssub16(pack_top(be, ae), z), v3 = __ssub16(pack_top(bo, ao), z);
+    uint32_t d1 = __sadd16(v1, v1), d2 = __sadd16(v2, v2), d3 = __sadd16(v3, v3);
+    uint32_t a0 = __ssub16(__ssub16(pack16(PAIR_BIAS, PAIR_BIAS), __sadd16(v0, v1)), __sadd16(v2, v3));
+    uint32_t a1 = __sadd16(a0, __sadd16(v0, v0)), a2 = __sadd16(a0, d1), a3 = __sadd16(a1, d1);
+    uint32_t a4 = __sadd16(a0, d2), a5 = __sadd16(a1, d2), a6 = __sadd16(a2, d2), a7 = __sadd16(a3, d2);
+    t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = a4, t[5] = a5, t[6] = a6, t[7] = a7;
+    t[8] = __sadd16(a0, d3), t[9] = __sadd16(a1, d3), t[10] = __sadd16(a2, d3), t[11] = __sadd16(a3, d3);
+    t[12] = __sadd16(a4, d3), t[13] = __sadd16(a5, d3), t[14] = __sadd16(a6, d3), t[15] = __sadd16(a7, d3);
+}
+#else
+/* Portable: v_j = P(xa_j - zp, xb_j - zp), the sums in modular 32-bit arithmetic. */
+TBN_ALWAYS_INLINE void table_pair(uint32_t *t, uint32_t a, uint32_t b, uint32_t z) {
+    uint32_t v[4];
+    for (uint32_t j = 0; j < 4; j++, a >>= 8, b >>= 8)
+        v[j] = pair_of((int32_t)((a & 0xFFu) ^ 0x80u) - 128 - (int32_t)z, (int32_t)((b & 0xFFu) ^ 0x80u) - 128 - (int32_t)z);
+    uint32_t d1 = 2 * v[1], d2 = 2 * v[2], d3 = 2 * v[3];
+    uint32_t a0 = pair_of(PAIR_BIAS, PAIR_BIAS) - v[0] - v[1] - v[2] - v[3], a1 = a0 + 2 * v[0], a2 = a0 + d1;
+    uint32_t a3 = a1 + d1, a4 = a0 + d2, a5 = a1 + d2, a6 = a2 + d2, a7 = a3 + d2;
+    t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = a4, t[5] = a5, t[6] = a6, t[7] = a7;
+    t[8] = a0 + d3, t[9] = a1 + d3, t[10] = a2 + d3, t[11] = a3 + d3;
+    t[12] = a4 + d3, t[13] = a5 + d3, t[14] = a6 + d3, t[15] = a7 + d3;
+}
+#endif
+
+/* Pair tables for inputs xa[0..n) and xb[0..n) (n <= 32); inputs past n read as the zero
+ * point, whose x - zp is 0 in both signs. */
+static TBN_NOINLINE void build_pair(uint32_t *t, const int8_t *xa, const int8_t *xb, uint32_t n, int32_t zp) {
+    int8_t pa[TBN_LUT_CHUNK], pb[TBN_LUT_CHUNK];
+    if (n < TBN_LUT_CHUNK) {
+        memset(pa, zp, sizeof pa), memset(pb, zp, sizeof pb);
+        memcpy(pa, xa, n), memcpy(pb, xb, n);
+        xa = pa, xb = pb;
+    }
+#ifdef TBN_SIMD_TABLES
+    uint32_t z = pack16(zp, zp);
+#else
+    uint32_t z = (uint32_t)zp;
+#endif
+    for (uint32_t g = 0; g < N_TABLES; g++, xa += 4, xb += 4, t += 16) 
+        table_pair(t, tbn_rd32((const uint8_t *)xa), tbn_rd32((const uint8_t *)xb), z);
+}
+
 /* Wide tables from pairs of narrow ones: wide[j][h * 16 + l] = t[2j][l] + t[2j + 1][h], so
  * a byte of tile bits indexes the signed sum of its 8 inputs. */
 #if defined(TBN_SIMD_TABLES) && defined(__thumb2__) && defined(__GNUC__)
@@ -173,65 +238,68 @@ static inline uint32_t row_bits_at(const row_bits *rb, uint32_t r, uint32_t c0, 
 #if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_UNALIGNED) && !defined(TBN_PORTABLE)
 #define TBN_LUT_THUMB2 1
 typedef struct {
-    const int16_t *tables;
+    const void *tables;
     uint32_t stride; /* bytes from one row's bits to the next's: K / 8 */
 } thumb2_rows;
 
 /* acc[r] += LOOKUP8 of the 32 bits at p + r * stride, for acc <= &acc[r] < end (end > acc).
  * Thumb-2 (Cortex-M3/M4/M7/M33): the table bases t0, t2..t7 stay in r4..r10, so a lookup is
- * ubfx, ldrsh with a shifted register index, add; 31 instructions a row where GCC's -Os code
- * takes about 46. Unaligned word loads are allowed on these cores. */
-__attribute__((naked, noinline)) static void rows_i8_thumb2(TBN_ASM_ARG int32_t *acc, TBN_ASM_ARG int32_t *end,
-                                                            TBN_ASM_ARG const uint8_t *p,
-                                                            TBN_ASM_ARG const thumb2_rows *arg) {
-    __asm__ volatile(
-        "push {r4-r11, lr}\n"
-        "ldr r4, [r3, #0]\n"
-        "ldr r12, [r3, #4]\n"
-        "add r5, r4, #64\n"
-        "add r6, r4, #96\n"
-        "add r7, r4, #128\n"
-        "add r8, r4, #160\n"
-        "add r9, r4, #192\n"
-        "add r10, r4, #224\n"
-        "1:\n"
-        "ldr r3, [r2]\n"
-        "add r2, r2, r12\n"
-        "ldr r11, [r0]\n"
-        "and lr, r3, #15\n"
-        "ldrsh lr, [r4, lr, lsl #1]\n"
-        "add r11, r11, lr\n"
-        "ubfx lr, r3, #4, #4\n"
-        "add lr, r4, lr, lsl #1\n"
-        "ldrsh lr, [lr, #32]\n"
-        "add r11, r11, lr\n"
-        "ubfx lr, r3, #8, #4\n"
-        "ldrsh lr, [r5, lr, lsl #1]\n"
-        "add r11, r11, lr\n"
-        "ubfx lr, r3, #12, #4\n"
-        "ldrsh lr, [r6, lr, lsl #1]\n"
-        "add r11, r11, lr\n"
-        "ubfx lr, r3, #16, #4\n"
-        "ldrsh lr, [r7, lr, lsl #1]\n"
-        "add r11, r11, lr\n"
-        "ubfx lr, r3, #20, #4\n"
-        "ldrsh lr, [r8, lr, lsl #1]\n"
-        "add r11, r11, lr\n"
-        "ubfx lr, r3, #24, #4\n"
-        "ldrsh lr, [r9, lr, lsl #1]\n"
-        "add r11, r11, lr\n"
-        "lsr lr, r3, #28\n"
-        "ldrsh lr, [r10, lr, lsl #1]\n"
-        "add r11, r11, lr\n"
-        "str r11, [r0], #4\n"
-        "cmp r0, r1\n"
-        "bne 1b\n"
-        "pop {r4-r11, pc}\n");
-}
+ * ubfx, a load with a shifted register index, add; 31 instructions a row where GCC's -Os code
+ * takes about 46. Unaligned word loads are allowed on these cores. LD loads an entry of
+ * 2^SH bytes (ldrsh 1: int16 entries; ldr 2: pair entries), T is a table's bytes. */
+#define TBN_ROWS_NARROW(NAME, LD, SH, T)                                                        \
+    __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG void *acc, TBN_ASM_ARG void *end, \
+                                                      TBN_ASM_ARG const uint8_t *p,             \
+                                                      TBN_ASM_ARG const thumb2_rows *arg) {     \
+        __asm__ volatile("push {r4-r11, lr}\n"                                               \
+                         "ldr r4, [r3, #0]\n"                                                \
+                         "ldr r12, [r3, #4]\n"                                               \
+                         "add r5, r4, #(2 * " T ")\n"                                        \
+                         "add r6, r4, #(3 * " T ")\n"                                        \
+                         "add r7, r4, #(4 * " T ")\n"                                        \
+                         "add r8, r4, #(5 * " T ")\n"                                        \
+                         "add r9, r4, #(6 * " T ")\n"                                        \
+                         "add r10, r4, #(7 * " T ")\n"                                       \
+                         "1:\n"                                                              \
+                         "ldr r3, [r2]\n"                                                    \
+                         "add r2, r2, r12\n"                                                 \
+                         "ldr r11, [r0]\n"                                                   \
+                         "and lr, r3, #15\n"                                                 \
+                         LD " lr, [r4, lr, lsl #" SH "]\n"                                   \
+                         "add r11, r11, lr\n"                                                \
+                         "ubfx lr, r3, #4, #4\n"                                             \
+                         "add lr, r4, lr, lsl #" SH "\n"                                     \
+                         LD " lr, [lr, #" T "]\n"                                            \
+                         "add r11, r11, lr\n"                                                \
+                         "ubfx lr, r3, #8, #4\n"                                             \
+                         LD " lr, [r5, lr, lsl #" SH "]\n"                                   \
+                         "add r11, r11, lr\n"                                                \
+                         "ubfx lr, r3, #12, #4\n"                                            \
+                         LD " lr, [r6, lr, lsl #" SH "]\n"                                   \
+                         "add r11, r11, lr\n"                                                \
+                         "ubfx lr, r3, #16, #4\n"                                            \
+                         LD " lr, [r7, lr, lsl #" SH "]\n"                                   \
+                         "add r11, r11, lr\n"                                                \
+                         "ubfx lr, r3, #20, #4\n"                                            \
+                         LD " lr, [r8, lr, lsl #" SH "]\n"                                   \
+                         "add r11, r11, lr\n"                                                \
+                         "ubfx lr, r3, #24, #4\n"                                            \
+                         LD " lr, [r9, lr, lsl #" SH "]\n"                                   \
+                         "add r11, r11, lr\n"                                                \
+                         "lsr lr, r3, #28\n"                                                 \
+                         LD " lr, [r10, lr, lsl #" SH "]\n"                                  \
+                         "add r11, r11, lr\n"                                                \
+                         "str r11, [r0], #4\n"                                               \
+                         "cmp r0, r1\n"                                                      \
+                         "bne 1b\n"                                                          \
+                         "pop {r4-r11, pc}\n");                                              \
+    }
+TBN_ROWS_NARROW(rows_i8_thumb2, "ldrsh", "1", "32")
+TBN_ROWS_NARROW(rows_pair_thumb2, "ldr", "2", "64")
 
 /* The same over the four wide tables (arg->tables is the first): a byte of bits per lookup,
  * 18 instructions a row. */
-__attribute__((naked, noinline)) static void rows_i8_wide_thumb2(TBN_ASM_ARG int32_t *acc, TBN_ASM_ARG int32_t *end,
+__attribute__((naked, noinline)) static void rows_i8_wide_thumb2(TBN_ASM_ARG void *acc, TBN_ASM_ARG void *end,
                                                                  TBN_ASM_ARG const uint8_t *p,
                                                                  TBN_ASM_ARG const thumb2_rows *arg) {
     __asm__ volatile(
@@ -316,6 +384,40 @@ static void rows_f32(const mm_ctx *c, uint32_t rows, const float *x, float *acc,
         const TBN_ROM uint8_t *p = c->tile.bits + c0 / 8;
         uint32_t r = 0;
         CHUNK_ROWS(acc, r, rb, p, c0, n, NARROW);
+    }
+}
+
+/* a[r] and b[r] = signed sums of row r over the K inputs at xa and at xb, for r < rows: the
+ * lookups of up to PAIR_BLOCK chunks add into one packed word a row (s[r]), then split. */
+static TBN_NOINLINE void rows_pair(const mm_ctx *c, uint32_t rows, const int8_t *xa, const int8_t *xb, int32_t *a, int32_t *b,
+                      uint32_t *s, uint32_t *t) {
+    const uint32_t *t0 = t, *t1 = t + 16, *t2 = t + 32, *t3 = t + 48, *t4 = t + 64, *t5 = t + 80,
+                   *t6 = t + 96, *t7 = t + 112;
+    memset(a, 0, sizeof *a * rows);
+    memset(b, 0, sizeof *b * rows);
+    for (uint32_t c0 = 0; c0 < c->k;) {
+        uint32_t nb = 0;
+        memset(s, 0, sizeof *s * rows);
+        for (; nb < PAIR_BLOCK && c0 < c->k; nb++, c0 += TBN_LUT_CHUNK) {
+            uint32_t n = c->k - c0 < TBN_LUT_CHUNK ? c->k - c0 : TBN_LUT_CHUNK;
+            build_pair(t, xa + c0, xb + c0, n, c->in_zp);
+            row_bits rb = chunk_bits(c, rows, c0);
+            const TBN_ROM uint8_t *p = c->tile.bits + c0 / 8;
+            uint32_t r = 0;
+#ifdef TBN_LUT_THUMB2
+            if (rb.fast_rows) {
+                thumb2_rows arg = {t, c->k / 8};
+                rows_pair_thumb2(s, s + rb.fast_rows, p, &arg);
+                r = rb.fast_rows;
+            }
+#endif
+            CHUNK_ROWS(s, r, rb, p, c0, n, NARROW);
+        }
+        int32_t off = (int32_t)(nb * N_TABLES * PAIR_BIAS);
+        for (uint32_t r = 0; r < rows; r++) {
+            a[r] += (int32_t)(s[r] & 0xFFFFu) - off;
+            b[r] += (int32_t)(s[r] >> 16) - off;
+        }
     }
 }
 
@@ -558,7 +660,27 @@ TBN_NOINLINE static void store_rows_f32(const mm_epilogue *ep, uint32_t ch0, uin
     for (uint32_t r = 0; r < rows; r++, out += step) *out = finish_f32(&e, ch0 + r, acc[r] * s);
 }
 
-void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
+/* An INT8 conv with pair scratch (tbn_lut_pair_scratch_size: a | b | s, `rows` words each,
+ * the pair tables, two patches): output positions two at a time. Returns the positions done. */
+static uint32_t eval_pairs(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
+    int32_t *a = (int32_t *)(void *)scratch, *b = a + rows;
+    uint32_t *s = (uint32_t *)(b + rows), *t = s + rows;
+    uint8_t *pa = (uint8_t *)(t + N_TABLES * 16), *pb = pa + (c->k + 3u) / 4u * 4u;
+    uint32_t wo = c->wo, npix = c->npix, pix = 0;
+    for (; pix + 1 < npix; pix += 2) {
+        gather(c, pix / wo, pix % wo, pa);
+        gather(c, (pix + 1) / wo, (pix + 1) % wo, pb);
+        rows_pair(c, rows, (const int8_t *)pa, (const int8_t *)pb, a, b, s, t);
+        for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows) {
+            int8_t *dst = (int8_t *)c->dst + (size_t)ch0 * npix + pix;
+            store_rows_i8(&c->ep, ch0, rows, a, dst, npix);
+            store_rows_i8(&c->ep, ch0, rows, b, dst + 1, npix);
+        }
+    }
+    return pix;
+}
+
+void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t scratch_bytes) {
     /* scratch: rows accumulators | N_TABLES narrow tables | N_WIDE wide ones (INT8, many rows) |
      * patch (conv); tbn_lut_scratch_size says the same */
     uint32_t esize = TBN_INT8(c->int8) ? 2u : 4u;
@@ -570,8 +692,10 @@ void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
         wide = NULL;
     }
     int conv = TBN_BUILT_TRAIT(CONV) && (c->op->traits & TBN_TRAIT_CONV) != 0; /* MLP-only builds drop gather */
-    uint32_t wo = c->wo, npix = c->npix;
-    for (uint32_t pix = 0; pix < npix; pix++) {
+    uint32_t wo = c->wo, npix = c->npix, pix = 0;
+    if (conv && TBN_INT8(c->int8) && npix >= 2 && scratch_bytes >= tbn_lut_pair_scratch_size(rows, c->k))
+        pix = eval_pairs(c, rows, scratch);
+    for (; pix < npix; pix++) {
         const uint8_t *x = c->src;
         if (conv) {
             gather(c, pix / wo, pix % wo, patch);
