@@ -37,7 +37,7 @@ typedef struct {
                                      * channel read one plane for every output channel) */
     union {
         uint32_t align;
-        uint8_t bytes[TBN_CHANNEL_RING_BYTES];
+        uint8_t bytes[TBN_CHANNEL_RING_BYTES + 4]; /* + a word past the last row (sums3x3_pairs) */
     } buf;
 } ring;
 
@@ -132,6 +132,71 @@ typedef struct {
     }
 TBN_DSP3X3(1)
 TBN_DSP3X3(2)
+
+/* Stride 1, two outputs at a time: one word of a row's inputs x0..x3 gives (x0, x2) and
+ * (x1, x3) by SXTB16, and SMLAD adds x0 w0 + x2 w2 to one output and x1 w0 + x3 w2 to the
+ * next; w1's taps are one SMLA each. 25 instructions a pair where sums3x3_s1 takes 42. */
+typedef struct {
+    const int8_t *a, *b, *d;
+    uint32_t w02a, w02b, w02d, w1ab, w1d; /* w0 | w2 << 16 of each row; w1 | w4 << 16; w7 */
+    int32_t zneg;
+    uint32_t pairs, skip, back; /* a row's pairs; bytes to the next output row's inputs past
+                                 * them; bytes acc steps back after a row (4 for an odd one) */
+} dsp3x3_pairs;
+
+/* acc = the window sums of `rows` output rows of 2 * pairs - back / 4 outputs each, one after
+ * the other (an odd row's last pair writes one output past it, which the next row's first
+ * overwrites: acc has an entry to spare, and the rows' inputs a word). */
+__attribute__((naked, noinline)) static void sums3x3_pairs(TBN_ASM_ARG int32_t *acc, TBN_ASM_ARG uint32_t rows,
+                                                           TBN_ASM_ARG const dsp3x3_pairs *arg) {
+    __asm__ volatile("push {r4-r11, lr}\n"
+                     "sub sp, sp, #20\n"
+                     "str r1, [sp, #16]\n"
+                     "add r3, r2, #32\n"
+                     "ldm r3, {r3-r6}\n" /* zneg pairs skip back */
+                     "stm sp, {r3-r6}\n"
+                     "ldm r2, {r2-r9}\n" /* a b d w02a w02b w02d w1ab w1d */
+                     "2:\n"
+                     "ldr r1, [sp, #4]\n"
+                     "1:\n"
+                     "ldr r11, [sp]\n"
+                     "ldr lr, [r2], #2\n"
+                     "sxtb16 r10, lr\n"
+                     "sxtb16 lr, lr, ror #8\n"
+                     "smlad r12, lr, r5, r11\n"
+                     "smlad r11, r10, r5, r11\n"
+                     "smlabb r11, lr, r8, r11\n"
+                     "smlatb r12, r10, r8, r12\n"
+                     "ldr lr, [r3], #2\n"
+                     "sxtb16 r10, lr\n"
+                     "sxtb16 lr, lr, ror #8\n"
+                     "smlad r11, r10, r6, r11\n"
+                     "smlad r12, lr, r6, r12\n"
+                     "smlabt r11, lr, r8, r11\n"
+                     "smlatt r12, r10, r8, r12\n"
+                     "ldr lr, [r4], #2\n"
+                     "sxtb16 r10, lr\n"
+                     "sxtb16 lr, lr, ror #8\n"
+                     "smlad r11, r10, r7, r11\n"
+                     "smlad r12, lr, r7, r12\n"
+                     "smlabb r11, lr, r9, r11\n"
+                     "smlatb r12, r10, r9, r12\n"
+                     "strd r11, r12, [r0], #8\n"
+                     "subs r1, r1, #1\n"
+                     "bne 1b\n"
+                     "ldr lr, [sp, #8]\n"
+                     "add r2, r2, lr\n"
+                     "add r3, r3, lr\n"
+                     "add r4, r4, lr\n"
+                     "ldr lr, [sp, #12]\n"
+                     "sub r0, r0, lr\n"
+                     "ldr lr, [sp, #16]\n"
+                     "subs lr, lr, #1\n"
+                     "str lr, [sp, #16]\n"
+                     "bne 2b\n"
+                     "add sp, sp, #20\n"
+                     "pop {r4-r11, pc}\n");
+}
 
 static uint32_t pack2(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16); }
 #endif
@@ -311,16 +376,57 @@ static void ring_start(ring *rg, const mm_ctx *c, const uint8_t *plane) {
     }
 }
 
+/* n sums of distinct row ch stored at output index `at` of channel ch and, with tile reuse,
+ * of every channel ch + k * rows that shares its row (q is ch's requantisation after). */
+static void store_row_i8(const mm_ctx *c, chan_rq *q, uint32_t ch, uint32_t rows, const int32_t *acc, uint32_t n,
+                         uint32_t at) {
+    int8_t *out = (int8_t *)c->dst + (size_t)ch * c->npix + at;
+    for (uint32_t o = ch; o < c->o; o += rows) {
+        if (o != ch) chan_rq_init(q, c, o);
+        store_chan_i8(q, acc, n, out + (size_t)(o - ch) * c->npix);
+    }
+    if (rows != c->o) chan_rq_init(q, c, ch);
+}
+
+#ifdef TBN_CHANNEL_DSP
+#define PAIRS_MAX_OUT 64 /* outputs a call (and row) of sums3x3_pairs */
+/* A 3x3 conv at stride 1 on a DSP core: two outputs at a time, and with every padded row in
+ * the ring (rows equally spaced) as many output rows a call as PAIRS_MAX_OUT holds. */
+static void channel_i8_pairs(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows, const int8_t *wt,
+                             int32_t zsum, chan_rq *q) {
+    const tbn_op *op = c->op;
+    const uint8_t *plane = c->src + (size_t)(ch / c->og) * c->h * c->w;
+    uint32_t wo = c->wo, per = rg->resident ? PAIRS_MAX_OUT / wo : 1u, pairs = (wo + 1u) / 2u;
+    dsp3x3_pairs arg = {0, 0, 0, pack2(wt[0], wt[2]), pack2(wt[3], wt[5]), pack2(wt[6], wt[8]),
+                        pack2(wt[1], wt[4]), (uint32_t)wt[7], -zsum, pairs,
+                        (uint32_t)op->sh * rg->len - 2u * pairs, 4u * (2u * pairs - wo)};
+    int32_t acc[PAIRS_MAX_OUT + 1];
+    ring_start(rg, c, plane);
+    for (uint32_t oy = 0, k; oy < c->ho; oy += k) {
+        const uint8_t *r[MAX_ROWS];
+        k = c->ho - oy < per ? c->ho - oy : per;
+        window_rows(rg, c, plane, oy, r);
+        arg.a = (const int8_t *)r[0], arg.b = (const int8_t *)r[1], arg.d = (const int8_t *)r[2];
+        sums3x3_pairs(acc, k, &arg);
+        store_row_i8(c, q, ch, rows, acc, k * wo, oy * wo);
+    }
+}
+#endif
+
 /* One INT8 output channel (a distinct row of the tile), every output row from the ring. */
 static void channel_i8(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows) {
     const tbn_op *op = c->op;
     const uint8_t *plane = c->src + (size_t)(ch / c->og) * c->h * c->w;
-    int8_t *out = (int8_t *)c->dst + (size_t)ch * c->npix, wt[TBN_CHANNEL_MAX_TAPS];
+    int8_t wt[TBN_CHANNEL_MAX_TAPS];
     int32_t zsum = row_weights(c, ch, wt) * c->in_zp;
     chan_rq q;
     chan_rq_init(&q, c, ch);
 #ifdef TBN_CHANNEL_DSP
     int dsp = op->kh == 3 && op->kw == 3 && op->dw == 1 && (op->sw == 1 || op->sw == 2);
+    if (dsp && op->sw == 1 && c->wo <= PAIRS_MAX_OUT) {
+        channel_i8_pairs(c, rg, ch, rows, wt, zsum, &q);
+        return;
+    }
     dsp3x3 arg = {0, 0, 0, pack2(wt[0], wt[1]), pack2(wt[2], wt[3]), pack2(wt[4], wt[5]), pack2(wt[6], wt[7]),
                   (uint32_t)wt[8], -zsum};
 #endif
@@ -345,11 +451,7 @@ static void channel_i8(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows) {
                 sums_i8(op, (const int8_t *const *)r, col, wt, zsum, acc + used, n);
             used += n, ox += n;
             if (used < TBN_CHANNEL_CHUNK && (ox < c->wo || oy + 1 < c->ho)) continue;
-            for (uint32_t o = ch; o < c->o; o += rows) { /* with tile reuse, every channel of the row */
-                if (o != ch) chan_rq_init(&q, c, o);
-                store_chan_i8(&q, acc, used, out + (o - ch) * c->npix + done);
-            }
-            if (rows != c->o) chan_rq_init(&q, c, ch);
+            store_row_i8(c, &q, ch, rows, acc, used, done);
             done += used, used = 0;
         }
     }
