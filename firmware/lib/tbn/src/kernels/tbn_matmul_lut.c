@@ -454,6 +454,15 @@ static TBN_NOINLINE void rows_pair(const mm_ctx *c, uint32_t rows, const int8_t 
             for (T *end_ = out_ + c->cg; out_ < end_; src_ += hw_) *out_++ = *src_;           \
             break;                                                                            \
         }                                                                                     \
+        if (op->kh == 3 && kw_ == 3 && dw_ == 1) { /* the common window: unrolled */          \
+            for (T *end_ = out_ + 9u * c->cg; out_ < end_; out_ += 9, src_ += hw_) {          \
+                const T *l1_ = src_ + rstep_, *l2_ = l1_ + rstep_;                            \
+                out_[0] = src_[0], out_[1] = src_[1], out_[2] = src_[2], out_[3] = l1_[0];    \
+                out_[4] = l1_[1], out_[5] = l1_[2], out_[6] = l2_[0], out_[7] = l2_[1];       \
+                out_[8] = l2_[2];                                                             \
+            }                                                                                 \
+            break;                                                                            \
+        }                                                                                     \
         for (uint32_t ic = 0; ic < c->cg; ic++, src_ += hw_) {                                \
             const T *line_ = src_;                                                            \
             for (uint32_t ky = 0; ky < op->kh; ky++, line_ += rstep_, out_ += kw_)            \
