@@ -128,6 +128,41 @@ def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) ->
             assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1)), name
 
 
+def test_conv_pairs_match_the_reference(tbn_device: DeviceLink) -> None:
+    """INT8 convs of the table kernel two output positions at a time: one block of packed sums
+    requantised straight from them (an I32 bias, 27 inputs; an I16 bias, a 1x1 conv with tile
+    reuse), several blocks split first (a 3x3 conv of 144 inputs), an odd last position.
+    Bit-exact with the reference on three inputs."""
+    import torch
+    from torch import nn
+
+    from tbn.compiler import compile_model
+    from tbn.convert import tile_model
+    from tbn.runtime import Interpreter
+
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                          nn.Conv2d(16, 16, 3, padding=1), nn.ReLU6(),
+                          nn.Conv2d(16, 12, 1), nn.BatchNorm2d(12), nn.ReLU(), nn.Flatten())
+    with torch.no_grad():
+        model[0].bias.uniform_(-400.0, 400.0)  # past int16 in accumulator units: an I32 bias
+    tile_model(model, p=1, min_params=0, per_layer={"5": 2})
+    x = torch.randn(3, 3, 5, 7)
+    model.train()
+    model(torch.randn(16, 3, 5, 7))  # BatchNorm statistics
+    data = compile_model(model.eval(), x[:1], activations="int8", calibration=x)
+    prog = read(data)
+    assert [prog.biases[o.args["bias"]].dtype.name for o in prog.ops[:3]] == ["I32", "I16", "I16"]
+    if prog.arena_size > tbn_device.info().arena_bytes:
+        pytest.skip("the model's arena is larger than the board's")
+    tbn_device.load(data)
+    ref = Interpreter(data)
+    xq, _ = ref.prepare(x.numpy())
+    for xi, want in zip(xq, ref.run(xq), strict=True):
+        got = tbn_device.infer(np.ascontiguousarray(xi))
+        assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1))
+
+
 def test_table_kernel_requantisation_matches_the_reference(tbn_device: DeviceLink) -> None:
     """The table kernel's INT8 requantisation paths (on Thumb-2, its assembly): the 64-bit
     REQUANT of a layer of one input, whose output spans its input (shifts of 30 and 31: the

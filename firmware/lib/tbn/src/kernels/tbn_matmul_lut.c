@@ -387,33 +387,40 @@ static void rows_f32(const mm_ctx *c, uint32_t rows, const float *x, float *acc,
     }
 }
 
-/* a[r] and b[r] = signed sums of row r over the K inputs at xa and at xb, for r < rows: the
- * lookups of up to PAIR_BLOCK chunks add into one packed word a row (s[r]), then split. */
-static TBN_NOINLINE void rows_pair(const mm_ctx *c, uint32_t rows, const int8_t *xa, const int8_t *xb, int32_t *a, int32_t *b,
-                      uint32_t *s, uint32_t *t) {
+/* s[r] = both positions' packed sums of row r over the chunks from c0 on, up to PAIR_BLOCK
+ * of them (each half biased by N_TABLES * PAIR_BIAS a chunk); returns the chunks summed. */
+static uint32_t pair_block(const mm_ctx *c, uint32_t rows, const int8_t *xa, const int8_t *xb, uint32_t *s,
+                           uint32_t *t, uint32_t c0) {
     const uint32_t *t0 = t, *t1 = t + 16, *t2 = t + 32, *t3 = t + 48, *t4 = t + 64, *t5 = t + 80,
                    *t6 = t + 96, *t7 = t + 112;
+    uint32_t nb = 0;
+    memset(s, 0, sizeof *s * rows);
+    for (; nb < PAIR_BLOCK && c0 < c->k; nb++, c0 += TBN_LUT_CHUNK) {
+        uint32_t n = c->k - c0 < TBN_LUT_CHUNK ? c->k - c0 : TBN_LUT_CHUNK;
+        build_pair(t, xa + c0, xb + c0, n, c->in_zp);
+        row_bits rb = chunk_bits(c, rows, c0);
+        const TBN_ROM uint8_t *p = c->tile.bits + c0 / 8;
+        uint32_t r = 0;
+#ifdef TBN_LUT_THUMB2
+        if (rb.fast_rows) {
+            thumb2_rows arg = {t, c->k / 8};
+            rows_pair_thumb2(s, s + rb.fast_rows, p, &arg);
+            r = rb.fast_rows;
+        }
+#endif
+        CHUNK_ROWS(s, r, rb, p, c0, n, NARROW);
+    }
+    return nb;
+}
+
+/* a[r] and b[r] = signed sums of row r over the K inputs at xa and at xb, for r < rows: the
+ * packed sums of each block, split. */
+static TBN_NOINLINE void rows_pair(const mm_ctx *c, uint32_t rows, const int8_t *xa, const int8_t *xb, int32_t *a,
+                                   int32_t *b, uint32_t *s, uint32_t *t) {
     memset(a, 0, sizeof *a * rows);
     memset(b, 0, sizeof *b * rows);
-    for (uint32_t c0 = 0; c0 < c->k;) {
-        uint32_t nb = 0;
-        memset(s, 0, sizeof *s * rows);
-        for (; nb < PAIR_BLOCK && c0 < c->k; nb++, c0 += TBN_LUT_CHUNK) {
-            uint32_t n = c->k - c0 < TBN_LUT_CHUNK ? c->k - c0 : TBN_LUT_CHUNK;
-            build_pair(t, xa + c0, xb + c0, n, c->in_zp);
-            row_bits rb = chunk_bits(c, rows, c0);
-            const TBN_ROM uint8_t *p = c->tile.bits + c0 / 8;
-            uint32_t r = 0;
-#ifdef TBN_LUT_THUMB2
-            if (rb.fast_rows) {
-                thumb2_rows arg = {t, c->k / 8};
-                rows_pair_thumb2(s, s + rb.fast_rows, p, &arg);
-                r = rb.fast_rows;
-            }
-#endif
-            CHUNK_ROWS(s, r, rb, p, c0, n, NARROW);
-        }
-        int32_t off = (int32_t)(nb * N_TABLES * PAIR_BIAS);
+    for (uint32_t c0 = 0; c0 < c->k; c0 += PAIR_BLOCK * TBN_LUT_CHUNK) {
+        int32_t off = (int32_t)(pair_block(c, rows, xa, xb, s, t, c0) * N_TABLES * PAIR_BIAS);
         for (uint32_t r = 0; r < rows; r++) {
             a[r] += (int32_t)(s[r] & 0xFFFFu) - off;
             b[r] += (int32_t)(s[r] >> 16) - off;
@@ -622,6 +629,45 @@ typedef struct {
     }
 TBN_RQ16_ROWS(rq16_rows_i32_thumb2, "ldr lr, [r2], #4")
 TBN_RQ16_ROWS(rq16_rows_i16_thumb2, "ldrsh lr, [r2], #2")
+
+/* The same for both positions of a pair, straight from the packed sums of one block (s[r]:
+ * halves biased by `off`, folded into the first rounding term with the bias: UXTAH and an add
+ * with LSR #16 give each position's v + pre_half), for qmin -128 and qmax 127 (SSAT clamps
+ * both ends): 21 instructions a pair of outputs, where splitting the sums and rq16_rows take
+ * 49. The outputs are out[0] and out[1], then `step` on. */
+#define TBN_RQ16_PAIRS(NAME, LDB)                                                               \
+    __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const rq16_args *a) {       \
+        __asm__ volatile("push {r4-r11, lr}\n"                                               \
+                         "ldm r0, {r0-r10}\n" /* s end bias mult out step ph-off pre h sh zp */ \
+                         "1:\n"                                                              \
+                         "ldr lr, [r0], #4\n"                                                \
+                         LDB "\n"                                                            \
+                         "add r12, r12, r6\n"                                                \
+                         "uxtah r11, r12, lr\n"                                              \
+                         "add r12, r12, lr, lsr #16\n"                                       \
+                         "ldrsh lr, [r3], #2\n"                                              \
+                         "asr r11, r11, r7\n"                                                \
+                         "mla r11, r11, lr, r8\n"                                            \
+                         "asr r11, r11, r9\n"                                                \
+                         "add r11, r11, r10\n"                                               \
+                         "ssat r11, #8, r11\n"                                               \
+                         "strb r11, [r4]\n"                                                  \
+                         "asr r12, r12, r7\n"                                                \
+                         "mla r12, r12, lr, r8\n"                                            \
+                         "asr r12, r12, r9\n"                                                \
+                         "add r12, r12, r10\n"                                               \
+                         "ssat r12, #8, r12\n"                                               \
+                         "strb r12, [r4, #1]\n"                                              \
+                         "add r4, r4, r5\n"                                                  \
+                         "cmp r0, r1\n"                                                      \
+                         "bne 1b\n"                                                          \
+                         "pop {r4-r11, pc}\n");                                              \
+    }
+#ifdef __ARM_FEATURE_DSP /* UXTAH */
+#define TBN_LUT_RQ_PAIRS 1
+TBN_RQ16_PAIRS(rq16_pairs_i32_thumb2, "ldr r12, [r2], #4")
+TBN_RQ16_PAIRS(rq16_pairs_i16_thumb2, "ldrsh r12, [r2], #2")
+#endif
 #endif
 
 TBN_NOINLINE static void store_rows_rq16(const mm_epilogue *e, uint32_t ch0, uint32_t rows, const int32_t *acc,
@@ -669,6 +715,18 @@ TBN_NOINLINE static void store_rows_f32(const mm_epilogue *ep, uint32_t ch0, uin
     for (uint32_t r = 0; r < rows; r++, out += step) *out = finish_f32(&e, ch0 + r, acc[r] * s);
 }
 
+#ifdef TBN_LUT_RQ_PAIRS
+/* rows outputs of both positions from one block's packed sums (halves biased by off). */
+TBN_NOINLINE static void store_pairs_rq16(const mm_epilogue *e, uint32_t ch0, uint32_t rows, const uint32_t *s,
+                                          uint32_t off, int8_t *out, uint32_t step) {
+    uint32_t bsize = e->bias16 ? 2u : 4u;
+    rq16_args a = {(const int32_t *)s, (const int32_t *)s + rows, e->bias + bsize * ch0, e->scale + 2u * ch0, out,
+                   step, (int32_t)((uint32_t)e->pre_half - off), (int32_t)e->pre_shift, e->half, (int32_t)e->shift,
+                   e->zp, e->qmin};
+    (e->bias16 ? rq16_pairs_i16_thumb2 : rq16_pairs_i32_thumb2)(&a);
+}
+#endif
+
 /* An INT8 conv with pair scratch (tbn_lut_pair_scratch_size: a | b | s, `rows` words each,
  * the pair tables, two patches): output positions two at a time. Returns the positions done. */
 static uint32_t eval_pairs(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
@@ -676,9 +734,22 @@ static uint32_t eval_pairs(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
     uint32_t *s = (uint32_t *)(b + rows), *t = s + rows;
     uint8_t *pa = (uint8_t *)(t + N_TABLES * 16), *pb = pa + (c->k + 3u) / 4u * 4u;
     uint32_t wo = c->wo, npix = c->npix, pix = 0;
+#ifdef TBN_LUT_RQ_PAIRS
+    const mm_epilogue *e = &c->ep;
+    int packed = c->k <= PAIR_BLOCK * TBN_LUT_CHUNK && e->rq16 && e->bias && e->scale_stride == 2 &&
+                 e->qmin == -128 && e->qmax == 127;
+#endif
     for (; pix + 1 < npix; pix += 2) {
         gather(c, pix / wo, pix % wo, pa);
         gather(c, (pix + 1) / wo, (pix + 1) % wo, pb);
+#ifdef TBN_LUT_RQ_PAIRS
+        if (packed) { /* one block: the pair requantisation reads the packed sums */
+            uint32_t off = pair_block(c, rows, (const int8_t *)pa, (const int8_t *)pb, s, t, 0) * N_TABLES * PAIR_BIAS;
+            for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows)
+                store_pairs_rq16(&c->ep, ch0, rows, s, off, (int8_t *)c->dst + (size_t)ch0 * npix + pix, npix);
+            continue;
+        }
+#endif
         rows_pair(c, rows, (const int8_t *)pa, (const int8_t *)pb, a, b, s, t);
         for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows) {
             int8_t *dst = (int8_t *)c->dst + (size_t)ch0 * npix + pix;
