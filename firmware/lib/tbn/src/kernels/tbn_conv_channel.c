@@ -270,26 +270,28 @@ typedef struct {
 } rq16_chan_args;
 
 /* The RQ16 store of one channel of qmax 127 (bias and the first rounding term one constant,
- * SSAT for the top): 13 instructions an output. */
-__attribute__((naked, noinline)) static void rq16_chan_thumb2(TBN_ASM_ARG const rq16_chan_args *a) {
-    __asm__ volatile("push {r4-r9, lr}\n"
-                     "ldm r0, {r0-r9}\n" /* acc end out bias_half pre mult half shift zp lo */
-                     "1:\n"
-                     "ldr r12, [r0], #4\n"
-                     "add r12, r12, r3\n"
-                     "asr r12, r12, r4\n"
-                     "mla r12, r12, r5, r6\n"
-                     "asr r12, r12, r7\n"
-                     "add r12, r12, r8\n"
-                     "ssat r12, #8, r12\n"
-                     "cmp r12, r9\n"
-                     "it lt\n"
-                     "movlt r12, r9\n"
-                     "strb r12, [r2], #1\n"
-                     "cmp r0, r1\n"
-                     "bne 1b\n"
-                     "pop {r4-r9, pc}\n");
-}
+ * SSAT for the top; CLAMP the bottom, where qmin is not -128): 13 instructions an output, 10
+ * without CLAMP. */
+#define TBN_RQ16_CHAN(NAME, CLAMP)                                                              \
+    __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const rq16_chan_args *a) {  \
+        __asm__ volatile("push {r4-r9, lr}\n"                                                \
+                         "ldm r0, {r0-r9}\n" /* acc end out bias_half pre mult half shift zp lo */ \
+                         "1:\n"                                                              \
+                         "ldr r12, [r0], #4\n"                                               \
+                         "add r12, r12, r3\n"                                                \
+                         "asr r12, r12, r4\n"                                                \
+                         "mla r12, r12, r5, r6\n"                                            \
+                         "asr r12, r12, r7\n"                                                \
+                         "add r12, r12, r8\n"                                                \
+                         "ssat r12, #8, r12\n"                                               \
+                         CLAMP                                                               \
+                         "strb r12, [r2], #1\n"                                              \
+                         "cmp r0, r1\n"                                                      \
+                         "bne 1b\n"                                                          \
+                         "pop {r4-r9, pc}\n");                                               \
+    }
+TBN_RQ16_CHAN(rq16_chan_thumb2, "cmp r12, r9\n" "it lt\n" "movlt r12, r9\n")
+TBN_RQ16_CHAN(rq16_chan_ssat_thumb2, "")
 #endif
 
 static TBN_NOINLINE void store_chan_i8(const chan_rq *q, const int32_t *acc, uint32_t n, int8_t *out) {
@@ -299,7 +301,7 @@ static TBN_NOINLINE void store_chan_i8(const chan_rq *q, const int32_t *acc, uin
     if (q->e.rq16 && hi == 127 && n) { /* bias + pre_half: the sum the C code forms, in another order */
         rq16_chan_args a = {acc, end, out, (int32_t)((uint32_t)bias + (uint32_t)q->e.pre_half),
                             (int32_t)q->e.pre_shift, mult, q->e.half, (int32_t)q->e.shift, zp, lo};
-        rq16_chan_thumb2(&a);
+        (lo == -128 ? rq16_chan_ssat_thumb2 : rq16_chan_thumb2)(&a);
         return;
     }
 #endif

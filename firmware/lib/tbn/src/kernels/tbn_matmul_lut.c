@@ -602,8 +602,9 @@ typedef struct {
 
 /* rq16_rows for an output of qmax 127 with a bias and a multiplier each (LDB loads the bias:
  * ldr #4 for I32, ldrsh #2 for I16): every parameter in a register, SSAT clamps the top and
- * one compare the bottom, 18 instructions an output where GCC's -Os loop takes about 25. */
-#define TBN_RQ16_ROWS(NAME, LDB)                                                                \
+ * CLAMP the bottom where qmin is not -128, 18 instructions an output (15 without CLAMP) where
+ * GCC's -Os loop takes about 25. */
+#define TBN_RQ16_ROWS(NAME, LDB, CLAMP)                                                                \
     __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const rq16_args *a) {       \
         __asm__ volatile("push {r4-r11, lr}\n"                                               \
                          "ldm r0, {r0-r11}\n" /* acc end bias mult out step ph pre h sh zp lo */ \
@@ -618,17 +619,18 @@ typedef struct {
                          "asr r12, r12, r9\n"                                                \
                          "add r12, r12, r10\n"                                               \
                          "ssat r12, #8, r12\n"                                               \
-                         "cmp r12, r11\n"                                                    \
-                         "it lt\n"                                                           \
-                         "movlt r12, r11\n"                                                  \
+                         CLAMP                                                               \
                          "strb r12, [r4]\n"                                                  \
                          "add r4, r4, r5\n"                                                  \
                          "cmp r0, r1\n"                                                      \
                          "bne 1b\n"                                                          \
                          "pop {r4-r11, pc}\n");                                              \
     }
-TBN_RQ16_ROWS(rq16_rows_i32_thumb2, "ldr lr, [r2], #4")
-TBN_RQ16_ROWS(rq16_rows_i16_thumb2, "ldrsh lr, [r2], #2")
+#define TBN_RQ16_CLAMP "cmp r12, r11\n" "it lt\n" "movlt r12, r11\n"
+TBN_RQ16_ROWS(rq16_rows_i32_thumb2, "ldr lr, [r2], #4", TBN_RQ16_CLAMP)
+TBN_RQ16_ROWS(rq16_rows_i16_thumb2, "ldrsh lr, [r2], #2", TBN_RQ16_CLAMP)
+TBN_RQ16_ROWS(rq16_rows_i32_ssat_thumb2, "ldr lr, [r2], #4", "")
+TBN_RQ16_ROWS(rq16_rows_i16_ssat_thumb2, "ldrsh lr, [r2], #2", "")
 
 /* The same for both positions of a pair, straight from the packed sums of one block (s[r]:
  * halves biased by `off`, folded into the first rounding term with the bias: UXTAH and an add
@@ -677,7 +679,10 @@ TBN_NOINLINE static void store_rows_rq16(const mm_epilogue *e, uint32_t ch0, uin
         uint32_t bsize = e->bias16 ? 2u : 4u;
         rq16_args a = {acc, acc + rows, e->bias + bsize * ch0, e->scale + 2u * ch0, out, step, e->pre_half,
                        (int32_t)e->pre_shift, e->half, (int32_t)e->shift, e->zp, e->qmin};
-        (e->bias16 ? rq16_rows_i16_thumb2 : rq16_rows_i32_thumb2)(&a);
+        if (e->qmin == -128)
+            (e->bias16 ? rq16_rows_i16_ssat_thumb2 : rq16_rows_i32_ssat_thumb2)(&a);
+        else
+            (e->bias16 ? rq16_rows_i16_thumb2 : rq16_rows_i32_thumb2)(&a);
         return;
     }
 #endif
