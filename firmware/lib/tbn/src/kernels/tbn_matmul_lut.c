@@ -136,22 +136,26 @@ TBN_ALWAYS_INLINE void table_pair(uint32_t *t, uint32_t a, uint32_t b, uint32_t 
 }
 #endif
 
-/* Pair tables for inputs xa[0..n) and xb[0..n) (n <= 32); inputs past n read as the zero
- * point, whose x - zp is 0 in both signs. */
-static TBN_NOINLINE void build_pair(uint32_t *t, const int8_t *xa, const int8_t *xb, uint32_t n, int32_t zp) {
+/* Pair tables for inputs xa[0..n) and xb[0..n) (n <= 32): the ceil(n / 4) groups that hold
+ * inputs (past n: the zero point, whose x - zp is 0 in both signs), the rest all zero, so a
+ * lookup there adds nothing and a row may skip it. Returns the groups built. */
+static TBN_NOINLINE uint32_t build_pair(uint32_t *t, const int8_t *xa, const int8_t *xb, uint32_t n, int32_t zp) {
     int8_t pa[TBN_LUT_CHUNK], pb[TBN_LUT_CHUNK];
+    uint32_t groups = (n + 3u) / 4u;
     if (n < TBN_LUT_CHUNK) {
-        memset(pa, zp, sizeof pa), memset(pb, zp, sizeof pb);
+        memset(pa, zp, 4u * groups), memset(pb, zp, 4u * groups);
         memcpy(pa, xa, n), memcpy(pb, xb, n);
         xa = pa, xb = pb;
+        memset(t + 16u * groups, 0, 64u * (N_TABLES - groups));
     }
 #ifdef TBN_SIMD_TABLES
     uint32_t z = pack16(zp, zp);
 #else
     uint32_t z = (uint32_t)zp;
 #endif
-    for (uint32_t g = 0; g < N_TABLES; g++, xa += 4, xb += 4, t += 16) 
+    for (uint32_t g = 0; g < groups; g++, xa += 4, xb += 4, t += 16)
         table_pair(t, tbn_rd32((const uint8_t *)xa), tbn_rd32((const uint8_t *)xb), z);
+    return groups;
 }
 
 /* Wide tables from pairs of narrow ones: wide[j][h * 16 + l] = t[2j][l] + t[2j + 1][h], so
@@ -242,60 +246,49 @@ typedef struct {
     uint32_t stride; /* bytes from one row's bits to the next's: K / 8 */
 } thumb2_rows;
 
-/* acc[r] += LOOKUP8 of the 32 bits at p + r * stride, for acc <= &acc[r] < end (end > acc).
- * Thumb-2 (Cortex-M3/M4/M7/M33): the table bases t0, t2..t7 stay in r4..r10, so a lookup is
- * ubfx, a load with a shifted register index, add; 31 instructions a row where GCC's -Os code
- * takes about 46. Unaligned word loads are allowed on these cores. LD loads an entry of
- * 2^SH bytes (ldrsh 1: int16 entries; ldr 2: pair entries), T is a table's bytes. */
-#define TBN_ROWS_NARROW(NAME, LD, SH, T)                                                        \
+/* acc[r] += the lookups of the 32 bits at p + r * stride, for acc <= &acc[r] < end (end >
+ * acc). Thumb-2 (Cortex-M3/M4/M7/M33): the table bases t0, t2..t7 stay in r4..r10, so a
+ * lookup is ubfx, a load with a shifted register index, add; 31 instructions a row of 8
+ * lookups where GCC's -Os code takes about 46. Unaligned word loads are allowed on these
+ * cores. LD loads an entry of 2^SH bytes (ldrsh 1: int16 entries; ldr 2: pair entries), T is
+ * a table's bytes. A loop of fewer lookups serves a chunk of fewer inputs. */
+#define TBN_ROWS_HEAD(T)                                                                        \
+    "push {r4-r11, lr}\n"                                                                     \
+    "ldr r4, [r3, #0]\n"                                                                      \
+    "ldr r12, [r3, #4]\n"                                                                     \
+    "add r5, r4, #(2 * " T ")\n"                                                              \
+    "add r6, r4, #(3 * " T ")\n"                                                              \
+    "add r7, r4, #(4 * " T ")\n"                                                              \
+    "add r8, r4, #(5 * " T ")\n"                                                              \
+    "add r9, r4, #(6 * " T ")\n"                                                              \
+    "add r10, r4, #(7 * " T ")\n"                                                             \
+    "1:\n"                                                                                    \
+    "ldr r3, [r2]\n"                                                                          \
+    "add r2, r2, r12\n"                                                                       \
+    "ldr r11, [r0]\n"
+#define TBN_LOOKUP0(LD, SH) "and lr, r3, #15\n" LD " lr, [r4, lr, lsl #" SH "]\n" "add r11, r11, lr\n"
+#define TBN_LOOKUP1(LD, SH, T)                                                                  \
+    "ubfx lr, r3, #4, #4\n" "add lr, r4, lr, lsl #" SH "\n" LD " lr, [lr, #" T "]\n" "add r11, r11, lr\n"
+#define TBN_LOOKUP(LD, SH, BASE, POS)                                                           \
+    "ubfx lr, r3, #" POS ", #4\n" LD " lr, [" BASE ", lr, lsl #" SH "]\n" "add r11, r11, lr\n"
+#define TBN_LOOKUP7(LD, SH) "lsr lr, r3, #28\n" LD " lr, [r10, lr, lsl #" SH "]\n" "add r11, r11, lr\n"
+#define TBN_LOOKUPS8(LD, SH, T)                                                                 \
+    TBN_LOOKUP0(LD, SH) TBN_LOOKUP1(LD, SH, T) TBN_LOOKUP(LD, SH, "r5", "8") TBN_LOOKUP(LD, SH, "r6", "12") \
+    TBN_LOOKUP(LD, SH, "r7", "16") TBN_LOOKUP(LD, SH, "r8", "20") TBN_LOOKUP(LD, SH, "r9", "24") TBN_LOOKUP7(LD, SH)
+#define TBN_ROWS_TAIL "str r11, [r0], #4\n" "cmp r0, r1\n" "bne 1b\n" "pop {r4-r11, pc}\n"
+#define TBN_ROWS_ASM(NAME, BODY)                                                                \
     __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG void *acc, TBN_ASM_ARG void *end, \
                                                       TBN_ASM_ARG const uint8_t *p,             \
                                                       TBN_ASM_ARG const thumb2_rows *arg) {     \
-        __asm__ volatile("push {r4-r11, lr}\n"                                               \
-                         "ldr r4, [r3, #0]\n"                                                \
-                         "ldr r12, [r3, #4]\n"                                               \
-                         "add r5, r4, #(2 * " T ")\n"                                        \
-                         "add r6, r4, #(3 * " T ")\n"                                        \
-                         "add r7, r4, #(4 * " T ")\n"                                        \
-                         "add r8, r4, #(5 * " T ")\n"                                        \
-                         "add r9, r4, #(6 * " T ")\n"                                        \
-                         "add r10, r4, #(7 * " T ")\n"                                       \
-                         "1:\n"                                                              \
-                         "ldr r3, [r2]\n"                                                    \
-                         "add r2, r2, r12\n"                                                 \
-                         "ldr r11, [r0]\n"                                                   \
-                         "and lr, r3, #15\n"                                                 \
-                         LD " lr, [r4, lr, lsl #" SH "]\n"                                   \
-                         "add r11, r11, lr\n"                                                \
-                         "ubfx lr, r3, #4, #4\n"                                             \
-                         "add lr, r4, lr, lsl #" SH "\n"                                     \
-                         LD " lr, [lr, #" T "]\n"                                            \
-                         "add r11, r11, lr\n"                                                \
-                         "ubfx lr, r3, #8, #4\n"                                             \
-                         LD " lr, [r5, lr, lsl #" SH "]\n"                                   \
-                         "add r11, r11, lr\n"                                                \
-                         "ubfx lr, r3, #12, #4\n"                                            \
-                         LD " lr, [r6, lr, lsl #" SH "]\n"                                   \
-                         "add r11, r11, lr\n"                                                \
-                         "ubfx lr, r3, #16, #4\n"                                            \
-                         LD " lr, [r7, lr, lsl #" SH "]\n"                                   \
-                         "add r11, r11, lr\n"                                                \
-                         "ubfx lr, r3, #20, #4\n"                                            \
-                         LD " lr, [r8, lr, lsl #" SH "]\n"                                   \
-                         "add r11, r11, lr\n"                                                \
-                         "ubfx lr, r3, #24, #4\n"                                            \
-                         LD " lr, [r9, lr, lsl #" SH "]\n"                                   \
-                         "add r11, r11, lr\n"                                                \
-                         "lsr lr, r3, #28\n"                                                 \
-                         LD " lr, [r10, lr, lsl #" SH "]\n"                                  \
-                         "add r11, r11, lr\n"                                                \
-                         "str r11, [r0], #4\n"                                               \
-                         "cmp r0, r1\n"                                                      \
-                         "bne 1b\n"                                                          \
-                         "pop {r4-r11, pc}\n");                                              \
+        __asm__ volatile(BODY);                                                                 \
     }
-TBN_ROWS_NARROW(rows_i8_thumb2, "ldrsh", "1", "32")
-TBN_ROWS_NARROW(rows_pair_thumb2, "ldr", "2", "64")
+TBN_ROWS_ASM(rows_i8_thumb2, TBN_ROWS_HEAD("32") TBN_LOOKUPS8("ldrsh", "1", "32") TBN_ROWS_TAIL)
+TBN_ROWS_ASM(rows_pair_thumb2, TBN_ROWS_HEAD("64") TBN_LOOKUPS8("ldr", "2", "64") TBN_ROWS_TAIL)
+/* pair tables of a chunk of at most 8 or 16 inputs: 2 or 4 lookups a row */
+TBN_ROWS_ASM(rows_pair2_thumb2, TBN_ROWS_HEAD("64") TBN_LOOKUP0("ldr", "2") TBN_LOOKUP1("ldr", "2", "64")
+             TBN_ROWS_TAIL)
+TBN_ROWS_ASM(rows_pair4_thumb2, TBN_ROWS_HEAD("64") TBN_LOOKUP0("ldr", "2") TBN_LOOKUP1("ldr", "2", "64")
+             TBN_LOOKUP("ldr", "2", "r5", "8") TBN_LOOKUP("ldr", "2", "r6", "12") TBN_ROWS_TAIL)
 
 /* The same over the four wide tables (arg->tables is the first): a byte of bits per lookup,
  * 18 instructions a row. */
@@ -388,29 +381,31 @@ static void rows_f32(const mm_ctx *c, uint32_t rows, const float *x, float *acc,
 }
 
 /* s[r] = both positions' packed sums of row r over the chunks from c0 on, up to PAIR_BLOCK
- * of them (each half biased by N_TABLES * PAIR_BIAS a chunk); returns the chunks summed. */
+ * of them (each half biased by PAIR_BIAS a table with inputs); returns those tables. */
 static uint32_t pair_block(const mm_ctx *c, uint32_t rows, const int8_t *xa, const int8_t *xb, uint32_t *s,
                            uint32_t *t, uint32_t c0) {
     const uint32_t *t0 = t, *t1 = t + 16, *t2 = t + 32, *t3 = t + 48, *t4 = t + 64, *t5 = t + 80,
                    *t6 = t + 96, *t7 = t + 112;
-    uint32_t nb = 0;
+    uint32_t nb = 0, tables = 0;
     memset(s, 0, sizeof *s * rows);
     for (; nb < PAIR_BLOCK && c0 < c->k; nb++, c0 += TBN_LUT_CHUNK) {
-        uint32_t n = c->k - c0 < TBN_LUT_CHUNK ? c->k - c0 : TBN_LUT_CHUNK;
-        build_pair(t, xa + c0, xb + c0, n, c->in_zp);
+        uint32_t n = c->k - c0 < TBN_LUT_CHUNK ? c->k - c0 : TBN_LUT_CHUNK, g = build_pair(t, xa + c0, xb + c0, n,
+                                                                                        c->in_zp);
         row_bits rb = chunk_bits(c, rows, c0);
         const TBN_ROM uint8_t *p = c->tile.bits + c0 / 8;
         uint32_t r = 0;
+        tables += g;
 #ifdef TBN_LUT_THUMB2
         if (rb.fast_rows) {
             thumb2_rows arg = {t, c->k / 8};
-            rows_pair_thumb2(s, s + rb.fast_rows, p, &arg);
+            (g <= 2 ? rows_pair2_thumb2 : g <= 4 ? rows_pair4_thumb2 : rows_pair_thumb2)(s, s + rb.fast_rows, p,
+                                                                                         &arg);
             r = rb.fast_rows;
         }
 #endif
         CHUNK_ROWS(s, r, rb, p, c0, n, NARROW);
     }
-    return nb;
+    return tables;
 }
 
 /* a[r] and b[r] = signed sums of row r over the K inputs at xa and at xb, for r < rows: the
@@ -420,7 +415,7 @@ static TBN_NOINLINE void rows_pair(const mm_ctx *c, uint32_t rows, const int8_t 
     memset(a, 0, sizeof *a * rows);
     memset(b, 0, sizeof *b * rows);
     for (uint32_t c0 = 0; c0 < c->k; c0 += PAIR_BLOCK * TBN_LUT_CHUNK) {
-        int32_t off = (int32_t)(pair_block(c, rows, xa, xb, s, t, c0) * N_TABLES * PAIR_BIAS);
+        int32_t off = (int32_t)(pair_block(c, rows, xa, xb, s, t, c0) * PAIR_BIAS);
         for (uint32_t r = 0; r < rows; r++) {
             a[r] += (int32_t)(s[r] & 0xFFFFu) - off;
             b[r] += (int32_t)(s[r] >> 16) - off;
@@ -749,7 +744,7 @@ static uint32_t eval_pairs(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
         gather(c, (pix + 1) / wo, (pix + 1) % wo, pb);
 #ifdef TBN_LUT_RQ_PAIRS
         if (packed) { /* one block: the pair requantisation reads the packed sums */
-            uint32_t off = pair_block(c, rows, (const int8_t *)pa, (const int8_t *)pb, s, t, 0) * N_TABLES * PAIR_BIAS;
+            uint32_t off = pair_block(c, rows, (const int8_t *)pa, (const int8_t *)pb, s, t, 0) * PAIR_BIAS;
             for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows)
                 store_pairs_rq16(&c->ep, ch0, rows, s, off, (int8_t *)c->dst + (size_t)ch0 * npix + pix, npix);
             continue;
