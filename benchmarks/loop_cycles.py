@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 from _table import print_table, write_json
 from tbn.paths import c_runtime
@@ -28,51 +29,49 @@ LOOPS = {
     "widen_one_dsp": ("16 wide-table entries", 0),
     "requant_rows_thumb2": ("one output's requantisation", 0),
     "rq16_rows_i32_thumb2": ("one output's RQ16 requantisation", 0),
+    "rq16_rows_i32_ssat_thumb2": ("one output's RQ16, qmin -128", 0),
     "rq16_chan_thumb2": ("one output's RQ16, a channel's constants", 0),
+    "rq16_chan_ssat_thumb2": ("one output's RQ16, a channel's constants, qmin -128", 0),
     "sums3x3_s1": ("one depthwise 3x3 output", 9),
+    "rows_pair_thumb2": ("a row's 32 inputs at two positions, pair tables", 64),
+    "rq16_pairs_i32_thumb2": ("two outputs' RQ16 from packed sums", 0),
+    "sums3x3_pairs_s1": ("two depthwise 3x3 outputs, stride 1", 18),
+    "sums3x3_pairs_s2": ("two depthwise 3x3 outputs, stride 2", 18),
 }
 CPUS = ("cortex-m4", "cortex-m7")
 
 
-def _macro_body(source: str, macro: str, args: dict[str, str]) -> str:
-    """The body of ``#define macro(...)``, each parameter replaced: an instruction parameter
-    (used as ``LDB "\\n"``) becomes the string it stands for, a stringified one (``" #S "``)
-    its text."""
-    m = re.search(rf"#define {macro}\((.*?)\)(.*?)\n\n", source, re.S)
-    if m is None:
-        raise SystemExit(f"loop_cycles: no #define {macro} in the kernel sources")
-    body = m.group(2)
-    for param, value in args.items():
-        body = body.replace(f'" #{param} "', value).replace(f"{param} \"", f'"{value}" "')
-    return body
+def _preprocessed(path: Path) -> str:
+    """A kernel source after the C preprocessor for the Cortex-M7 (with the DSP extension), so
+    that each naked function's assembly is the string literals its macros expand to."""
+    include = c_runtime().include
+    cmd = ["arm-none-eabi-gcc", "-E", "-P", "-mcpu=cortex-m7", "-mthumb", f"-I{include}", str(path)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"loop_cycles: the preprocessor failed on {path}:\n{out.stderr[-2000:]}")
+    return out.stdout
 
 
 def _naked_asm(source: str, name: str) -> list[str]:
-    """The instruction strings of naked function ``name``: defined in plain, or written by a
-    macro (``TBN_RQ16_ROWS(name, "ldr ...")``, or ``TBN_DSP3X3(1)`` for ``sums3x3_s1``)."""
-    if (plain := re.search(rf"naked, noinline\)\)[^;{{]*?\b{re.escape(name)}\s*\(", source)):
-        body = source[plain.start():]
-    elif (call := re.search(rf"\b(\w+)\(\s*{re.escape(name)}\s*,\s*\"([^\"]*)\"\s*\)", source)):
-        body = _macro_body(source, call.group(1), {"LDB": call.group(2)})
-    elif (m := re.fullmatch(r"(\w+?)_s(\d+)", name)) and (call := re.search(r"\b(\w+)\(S\)", source)):
-        body = _macro_body(source, call.group(1), {"S": m.group(2)})
-    else:
+    """The instruction strings of naked function ``name`` in preprocessed ``source`` (its
+    definition comes before any use)."""
+    m = re.search(rf"naked, noinline\)\)[^;{{]*?\b{re.escape(name)}\s*\(", source)
+    if m is None:
         raise SystemExit(f"loop_cycles: {name} is in no kernel source")
-    asm = body[body.index("__asm__"):]
+    asm = source[source.index("__asm__", m.end()):]
     asm = asm[:asm.index(");")]
-    return [s.replace("\\n", "").strip() for s in re.findall(r'"((?:[^"\\]|\\.)*)"', asm)]
+    text = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', asm))
+    return [s.strip() for s in text.split("\\n")]
 
 
 def loop_body(name: str) -> list[str]:
     """The instructions from ``1:`` to the branch back to it."""
     for path in c_runtime().sources:
-        source = path.read_text()
-        if name in source:
-            lines = _naked_asm(source, name)
+        if name in path.read_text():
+            lines = _naked_asm(_preprocessed(path), name)
             start = lines.index("1:") + 1
             end = next(i for i in range(start, len(lines)) if lines[i].endswith(" 1b"))
-            # instructions only: a macro's argument leaves an empty string, and labels inside
-            # (a branch target such as 4:) execute nothing
+            # instructions only: labels inside (a branch target such as 4:) execute nothing
             return [ln for ln in lines[start:end + 1] if ln and not re.fullmatch(r"\d+:", ln)]
     raise SystemExit(f"loop_cycles: {name} is in no kernel source")
 

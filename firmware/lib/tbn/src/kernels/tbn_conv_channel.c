@@ -133,9 +133,13 @@ typedef struct {
 TBN_DSP3X3(1)
 TBN_DSP3X3(2)
 
-/* Stride 1, two outputs at a time: one word of a row's inputs x0..x3 gives (x0, x2) and
- * (x1, x3) by SXTB16, and SMLAD adds x0 w0 + x2 w2 to one output and x1 w0 + x3 w2 to the
- * next; w1's taps are one SMLA each. 25 instructions a pair where sums3x3_s1 takes 42. */
+/* Two outputs at a time: one word of a row's inputs x0..x3 gives (x0, x2) and (x1, x3) by
+ * SXTB16, and SMLAD adds x0 w0 + x2 w2 to one output; at stride 1 another SMLAD adds
+ * x1 w0 + x3 w2 to the next, and w1's taps are one SMLA each (7 instructions a row and pair;
+ * 25 a pair where sums3x3_s1 takes 42); at stride 2 the next output's taps are x2, x3 and x4,
+ * one SMLA each with x4 loaded alone (9 a row and pair; 31 a pair where sums3x3_s2 takes 42).
+ * A row's middle weight is the bottom (H b) or top (H t) half of W1; ACC1 is the next
+ * output's sum so far (r11, the zero-point term, on the first row). */
 typedef struct {
     const int8_t *a, *b, *d;
     uint32_t w02a, w02b, w02d, w1ab, w1d; /* w0 | w2 << 16 of each row; w1 | w4 << 16; w7 */
@@ -144,59 +148,54 @@ typedef struct {
                                  * them; bytes acc steps back after a row (4 for an odd one) */
 } dsp3x3_pairs;
 
+#define TBN_PAIR_ROW_S1(R, W, W1, H, ACC1)                                                      \
+    "ldr lr, [" R "], #2\n" "sxtb16 r10, lr\n" "sxtb16 lr, lr, ror #8\n"                      \
+    "smlad r12, lr, " W ", " ACC1 "\n" "smlad r11, r10, " W ", r11\n"                         \
+    "smlab" H " r11, lr, " W1 ", r11\n" "smlat" H " r12, r10, " W1 ", r12\n"
+#define TBN_PAIR_ROW_S2(R, W, W1, H, ACC1)                                                      \
+    "ldr lr, [" R "], #4\n" "sxtb16 r10, lr\n" "sxtb16 lr, lr, ror #8\n"                      \
+    "smlatb r12, r10, " W ", " ACC1 "\n" "smlad r11, r10, " W ", r11\n"                       \
+    "smlab" H " r11, lr, " W1 ", r11\n" "smlat" H " r12, lr, " W1 ", r12\n"                   \
+    "ldrsb r10, [" R "]\n" "smlabt r12, r10, " W ", r12\n"
+
 /* acc = the window sums of `rows` output rows of 2 * pairs - back / 4 outputs each, one after
  * the other (an odd row's last pair writes one output past it, which the next row's first
- * overwrites: acc has an entry to spare, and the rows' inputs a word). */
-__attribute__((naked, noinline)) static void sums3x3_pairs(TBN_ASM_ARG int32_t *acc, TBN_ASM_ARG uint32_t rows,
-                                                           TBN_ASM_ARG const dsp3x3_pairs *arg) {
-    __asm__ volatile("push {r4-r11, lr}\n"
-                     "sub sp, sp, #20\n"
-                     "str r1, [sp, #16]\n"
-                     "add r3, r2, #32\n"
-                     "ldm r3, {r3-r6}\n" /* zneg pairs skip back */
-                     "stm sp, {r3-r6}\n"
-                     "ldm r2, {r2-r9}\n" /* a b d w02a w02b w02d w1ab w1d */
-                     "2:\n"
-                     "ldr r1, [sp, #4]\n"
-                     "1:\n"
-                     "ldr r11, [sp]\n"
-                     "ldr lr, [r2], #2\n"
-                     "sxtb16 r10, lr\n"
-                     "sxtb16 lr, lr, ror #8\n"
-                     "smlad r12, lr, r5, r11\n"
-                     "smlad r11, r10, r5, r11\n"
-                     "smlabb r11, lr, r8, r11\n"
-                     "smlatb r12, r10, r8, r12\n"
-                     "ldr lr, [r3], #2\n"
-                     "sxtb16 r10, lr\n"
-                     "sxtb16 lr, lr, ror #8\n"
-                     "smlad r11, r10, r6, r11\n"
-                     "smlad r12, lr, r6, r12\n"
-                     "smlabt r11, lr, r8, r11\n"
-                     "smlatt r12, r10, r8, r12\n"
-                     "ldr lr, [r4], #2\n"
-                     "sxtb16 r10, lr\n"
-                     "sxtb16 lr, lr, ror #8\n"
-                     "smlad r11, r10, r7, r11\n"
-                     "smlad r12, lr, r7, r12\n"
-                     "smlabb r11, lr, r9, r11\n"
-                     "smlatb r12, r10, r9, r12\n"
-                     "strd r11, r12, [r0], #8\n"
-                     "subs r1, r1, #1\n"
-                     "bne 1b\n"
-                     "ldr lr, [sp, #8]\n"
-                     "add r2, r2, lr\n"
-                     "add r3, r3, lr\n"
-                     "add r4, r4, lr\n"
-                     "ldr lr, [sp, #12]\n"
-                     "sub r0, r0, lr\n"
-                     "ldr lr, [sp, #16]\n"
-                     "subs lr, lr, #1\n"
-                     "str lr, [sp, #16]\n"
-                     "bne 2b\n"
-                     "add sp, sp, #20\n"
-                     "pop {r4-r11, pc}\n");
-}
+ * overwrites: acc has an entry to spare, and the ring a word past its rows). */
+#define TBN_PAIRS3X3(NAME, ROW)                                                                 \
+    __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG int32_t *acc, TBN_ASM_ARG uint32_t rows, \
+                                                      TBN_ASM_ARG const dsp3x3_pairs *arg) {    \
+        __asm__ volatile("push {r4-r11, lr}\n"                                               \
+                         "sub sp, sp, #20\n"                                                 \
+                         "str r1, [sp, #16]\n"                                               \
+                         "add r3, r2, #32\n"                                                 \
+                         "ldm r3, {r3-r6}\n" /* zneg pairs skip back */                      \
+                         "stm sp, {r3-r6}\n"                                                 \
+                         "ldm r2, {r2-r9}\n" /* a b d w02a w02b w02d w1ab w1d */             \
+                         "2:\n"                                                              \
+                         "ldr r1, [sp, #4]\n"                                                \
+                         "1:\n"                                                              \
+                         "ldr r11, [sp]\n"                                                   \
+                         ROW("r2", "r5", "r8", "b", "r11")                                   \
+                         ROW("r3", "r6", "r8", "t", "r12")                                   \
+                         ROW("r4", "r7", "r9", "b", "r12")                                   \
+                         "strd r11, r12, [r0], #8\n"                                         \
+                         "subs r1, r1, #1\n"                                                 \
+                         "bne 1b\n"                                                          \
+                         "ldr lr, [sp, #8]\n"                                                \
+                         "add r2, r2, lr\n"                                                  \
+                         "add r3, r3, lr\n"                                                  \
+                         "add r4, r4, lr\n"                                                  \
+                         "ldr lr, [sp, #12]\n"                                               \
+                         "sub r0, r0, lr\n"                                                  \
+                         "ldr lr, [sp, #16]\n"                                               \
+                         "subs lr, lr, #1\n"                                                 \
+                         "str lr, [sp, #16]\n"                                               \
+                         "bne 2b\n"                                                          \
+                         "add sp, sp, #20\n"                                                 \
+                         "pop {r4-r11, pc}\n");                                              \
+    }
+TBN_PAIRS3X3(sums3x3_pairs_s1, TBN_PAIR_ROW_S1)
+TBN_PAIRS3X3(sums3x3_pairs_s2, TBN_PAIR_ROW_S2)
 
 static uint32_t pack2(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16); }
 #endif
@@ -391,9 +390,9 @@ static void store_row_i8(const mm_ctx *c, chan_rq *q, uint32_t ch, uint32_t rows
 }
 
 #ifdef TBN_CHANNEL_DSP
-#define PAIRS_MAX_OUT 64 /* outputs a call (and row) of sums3x3_pairs */
-/* A 3x3 conv at stride 1 on a DSP core: two outputs at a time, and with every padded row in
- * the ring (rows equally spaced) as many output rows a call as PAIRS_MAX_OUT holds. */
+#define PAIRS_MAX_OUT 64 /* outputs a call (and row) of sums3x3_pairs_s1/_s2 */
+/* A 3x3 conv at stride 1 or 2 on a DSP core: two outputs at a time, and with every padded
+ * row in the ring (rows equally spaced) as many output rows a call as PAIRS_MAX_OUT holds. */
 static void channel_i8_pairs(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows, const int8_t *wt,
                              int32_t zsum, chan_rq *q) {
     const tbn_op *op = c->op;
@@ -401,7 +400,7 @@ static void channel_i8_pairs(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t ro
     uint32_t wo = c->wo, per = rg->resident ? PAIRS_MAX_OUT / wo : 1u, pairs = (wo + 1u) / 2u;
     dsp3x3_pairs arg = {0, 0, 0, pack2(wt[0], wt[2]), pack2(wt[3], wt[5]), pack2(wt[6], wt[8]),
                         pack2(wt[1], wt[4]), (uint32_t)wt[7], -zsum, pairs,
-                        (uint32_t)op->sh * rg->len - 2u * pairs, 4u * (2u * pairs - wo)};
+                        (uint32_t)op->sh * rg->len - 2u * op->sw * pairs, 4u * (2u * pairs - wo)};
     int32_t acc[PAIRS_MAX_OUT + 1];
     ring_start(rg, c, plane);
     for (uint32_t oy = 0, k; oy < c->ho; oy += k) {
@@ -409,7 +408,7 @@ static void channel_i8_pairs(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t ro
         k = c->ho - oy < per ? c->ho - oy : per;
         window_rows(rg, c, plane, oy, r);
         arg.a = (const int8_t *)r[0], arg.b = (const int8_t *)r[1], arg.d = (const int8_t *)r[2];
-        sums3x3_pairs(acc, k, &arg);
+        (op->sw == 1 ? sums3x3_pairs_s1 : sums3x3_pairs_s2)(acc, k, &arg);
         store_row_i8(c, q, ch, rows, acc, k * wo, oy * wo);
     }
 }
@@ -425,7 +424,7 @@ static void channel_i8(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows) {
     chan_rq_init(&q, c, ch);
 #ifdef TBN_CHANNEL_DSP
     int dsp = op->kh == 3 && op->kw == 3 && op->dw == 1 && (op->sw == 1 || op->sw == 2);
-    if (dsp && op->sw == 1 && c->wo <= PAIRS_MAX_OUT) {
+    if (dsp && c->wo <= PAIRS_MAX_OUT) {
         channel_i8_pairs(c, rg, ch, rows, wt, zsum, &q);
         return;
     }
