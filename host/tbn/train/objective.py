@@ -5,6 +5,8 @@ object each, so the loop has one path for all."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -34,17 +36,25 @@ class Objective:
         """The score from the sum of ``n`` items' parts."""
         raise NotImplementedError
 
-    @torch.no_grad()
-    def score(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
-        """The score of ``model`` on ``(x, y)``, in eval mode."""
+    @staticmethod
+    def outputs(model: nn.Module, x: torch.Tensor,
+                batch: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """``(start, outputs, float inputs)`` of ``model`` on ``x`` a batch at a time, in eval
+        mode (the model's mode is restored after); call it under ``torch.no_grad()``."""
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        total = 0.0
-        for i in range(0, len(x), batch):
-            xb = as_float(x[i:i + batch])
-            total += self.batch_sum(model(xb.to(device)).cpu(), xb, y[i:i + batch])
-        model.train(was_training)
+        try:
+            for i in range(0, len(x), batch):
+                xb = as_float(x[i:i + batch])
+                yield i, model(xb.to(device)).cpu(), xb
+        finally:
+            model.train(was_training)
+
+    @torch.no_grad()
+    def score(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
+        """The score of ``model`` on ``(x, y)``, in eval mode."""
+        total = sum(self.batch_sum(out, xb, y[i:i + batch]) for i, out, xb in self.outputs(model, x, batch))
         return self.finish(total, len(x))
 
 
@@ -111,12 +121,7 @@ class Reconstruct(Objective):
     def score(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
         from tbn.data.toycar import auc
 
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        errors = torch.cat([self.errors(model(x[i:i + batch].to(device)).cpu(), x[i:i + batch])
-                            for i in range(0, len(x), batch)])  # float vectors: no bytes to convert
-        model.train(was_training)
+        errors = torch.cat([self.errors(out, xb) for _, out, xb in self.outputs(model, x, batch)])
         return auc(errors.double().numpy(), y.numpy())
 
 
