@@ -527,3 +527,19 @@ def test_conv_pairs_hold_the_largest_input_differences(lib: ctypes.CDLL, zero_po
     x = np.full((2, *prog.tensors[conv.args["input"]].shape), value, np.float32)
     x[1, :, ::2] *= -1  # and a mix of both extremes
     assert matches(open_engine("c", data, lib=lib).run(x), Interpreter(data).run(x))
+
+
+@pytest.mark.parametrize("tokens", [5, 8])
+def test_token_pairs_match_the_reference(lib: ctypes.CDLL, tokens: int) -> None:
+    """A tiled INT8 linear op over tokens takes them two at a time (pair tables; an odd last
+    token alone): 40 inputs (a chunk and a part), 24 outputs from 12 distinct rows."""
+    torch.manual_seed(tokens)
+    model = nn.Sequential(nn.Linear(40, 24), nn.ReLU(), nn.Linear(24, 6))
+    tile_model(model, p=2, min_params=0, per_layer={"2": 1})
+    x = torch.randn(6, tokens, 40)
+    data = compile_model(model.eval(), x[:1], activations="int8", calibration=x)
+    prog = read(data)
+    op = prog.ops[0]
+    assert prog.tensors[op.args["scratch"]].nbytes >= spec.lut_pair_scratch_size(12, 40, conv=False)
+    want, got = Interpreter(data).run(x.numpy()), open_engine("c", data, lib=lib).run(x.numpy())
+    assert np.array_equal(got, want)

@@ -138,8 +138,9 @@ class _Emitter(ElementwiseLowerings, TokenLowerings, ParamWriter):
         dtype = DType.I8 if self.int8 else DType.F32
         size = lut_scratch_size(rows, k, conv, self.int8)
         out = self.prog.tensors[op.args["output"]].shape
-        if conv and self.int8 and out[1] * out[2] >= 2:  # room for output positions in pairs
-            size = max(size, lut_pair_scratch_size(rows, k))
+        pairs = out[1] * out[2] if conv else int(np.prod(out[:-1], dtype=np.int64))  # positions, tokens
+        if self.int8 and pairs >= 2:  # room for output positions (tokens) in pairs
+            size = max(size, lut_pair_scratch_size(rows, k, conv))
         count = size // DTYPE_SIZE[dtype]
         if count > 0xFFFF:  # a 1-D tensor holds at most 65535 entries: use the direct kernel
             return

@@ -133,10 +133,11 @@ def _lut() -> list[str]:
             f"    uint64_t entries = {narrow}u + (int8 && rows >= TBN_LUT_WIDE_MIN_ROWS ? {wide}u : 0u);",
             "    uint64_t patch = conv ? ((uint64_t)fan_in * (int8 ? 1u : 4u) + 3u) / 4u * 4u : 0u;",
             "    return 4u * (uint64_t)rows + entries * (int8 ? 2u : 4u) + patch;", "}",
-            "/* an INT8 conv with this much scratch takes output positions in pairs */",
-            "static inline uint64_t tbn_lut_pair_scratch_size(uint32_t rows, uint32_t fan_in) {",
+            "/* an INT8 conv (linear op over tokens) with this much scratch takes output positions",
+            " * (tokens) in pairs */",
+            "static inline uint64_t tbn_lut_pair_scratch_size(uint32_t rows, uint32_t fan_in, int conv) {",
             f"    return 12u * (uint64_t)rows + {narrow * spec.LUT_PAIR_ENTRY}u + "
-            "2u * (((uint64_t)fan_in + 3u) / 4u * 4u);", "}"]
+            "(conv ? 2u * (((uint64_t)fan_in + 3u) / 4u * 4u) : 0u);", "}"]
 
 
 def _op_tables() -> list[str]:

@@ -416,18 +416,20 @@ def lut_scratch_size(rows: int, fan_in: int, conv: bool, int8: bool) -> int:
     return 4 * rows + tables + patch
 
 
-# An INT8 conv with room for it runs the table kernel on two output positions at once: one
-# word an entry holds both positions' sums (each biased to stay positive), so a lookup and an
-# add serve two outputs. Its scratch: three words a row (the packed sums and each position's
-# total), the chunk's packed narrow tables, and two patches.
+# An INT8 conv (or linear op over tokens) with room for it runs the table kernel on two output
+# positions (tokens) at once: one word an entry holds both positions' sums (each biased to stay
+# positive), so a lookup and an add serve two outputs. Its scratch: three words a row (the
+# packed sums and each position's total), the chunk's packed narrow tables, and for a conv two
+# patches.
 LUT_PAIR_ENTRY = 4
 
 
-def lut_pair_scratch_size(rows: int, fan_in: int) -> int:
-    """Scratch bytes with which an INT8 conv's table kernel takes output positions in pairs
-    (a runtime takes them one at a time in less, down to :func:`lut_scratch_size`)."""
+def lut_pair_scratch_size(rows: int, fan_in: int, conv: bool = True) -> int:
+    """Scratch bytes with which an INT8 conv's (``conv``) or token linear op's table kernel
+    takes output positions or tokens in pairs (a runtime takes them one at a time in less,
+    down to :func:`lut_scratch_size`)."""
     tables = LUT_CHUNK // LUT_GROUP * (1 << LUT_GROUP) * LUT_PAIR_ENTRY
-    return 12 * rows + tables + 2 * align(fan_in)
+    return 12 * rows + tables + (2 * align(fan_in) if conv else 0)
 
 
 # INT8 requantisation bounds (docs/bytecode.md, "INT8 semantics"). A reader checks them once, so

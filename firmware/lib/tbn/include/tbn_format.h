@@ -192,9 +192,10 @@ static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int 
     uint64_t patch = conv ? ((uint64_t)fan_in * (int8 ? 1u : 4u) + 3u) / 4u * 4u : 0u;
     return 4u * (uint64_t)rows + entries * (int8 ? 2u : 4u) + patch;
 }
-/* an INT8 conv with this much scratch takes output positions in pairs */
-static inline uint64_t tbn_lut_pair_scratch_size(uint32_t rows, uint32_t fan_in) {
-    return 12u * (uint64_t)rows + 512u + 2u * (((uint64_t)fan_in + 3u) / 4u * 4u);
+/* an INT8 conv (linear op over tokens) with this much scratch takes output positions
+ * (tokens) in pairs */
+static inline uint64_t tbn_lut_pair_scratch_size(uint32_t rows, uint32_t fan_in, int conv) {
+    return 12u * (uint64_t)rows + 512u + (conv ? 2u * (((uint64_t)fan_in + 3u) / 4u * 4u) : 0u);
 }
 
 /* Trait: what an op is (tbn.format.spec.Trait) */

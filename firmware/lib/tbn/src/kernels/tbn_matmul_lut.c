@@ -761,6 +761,23 @@ static uint32_t eval_pairs(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
     return pix;
 }
 
+uint32_t tbn_mm_eval_lut_tokens(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t scratch_bytes,
+                                uint32_t tokens) {
+    if (!TBN_INT8(c->int8) || tokens < 2 || scratch_bytes < tbn_lut_pair_scratch_size(rows, c->k, 0)) return 0;
+    int32_t *a = (int32_t *)(void *)scratch, *b = a + rows; /* scratch: a | b | s | pair tables */
+    uint32_t *s = (uint32_t *)(b + rows), k = c->k, o = c->o, done = 0;
+    const int8_t *x = (const int8_t *)c->src;
+    int8_t *y = (int8_t *)c->dst;
+    for (; done + 1 < tokens; done += 2, x += 2 * k, y += 2 * o) {
+        rows_pair(c, rows, x, x + k, a, b, s, s + rows);
+        for (uint32_t ch0 = 0; ch0 < o; ch0 += rows) {
+            store_rows_i8(&c->ep, ch0, rows, a, y + ch0, 1);
+            store_rows_i8(&c->ep, ch0, rows, b, y + o + ch0, 1);
+        }
+    }
+    return done;
+}
+
 void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t scratch_bytes) {
     /* scratch: rows accumulators | N_TABLES narrow tables | N_WIDE wide ones (INT8, many rows) |
      * patch (conv); tbn_lut_scratch_size says the same */
@@ -774,7 +791,7 @@ void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t 
     }
     int conv = TBN_BUILT_TRAIT(CONV) && (c->op->traits & TBN_TRAIT_CONV) != 0; /* MLP-only builds drop gather */
     uint32_t wo = c->wo, npix = c->npix, pix = 0;
-    if (conv && TBN_INT8(c->int8) && npix >= 2 && scratch_bytes >= tbn_lut_pair_scratch_size(rows, c->k))
+    if (conv && TBN_INT8(c->int8) && npix >= 2 && scratch_bytes >= tbn_lut_pair_scratch_size(rows, c->k, 1))
         pix = eval_pairs(c, rows, scratch);
     for (; pix < npix; pix++) {
         const uint8_t *x = c->src;
