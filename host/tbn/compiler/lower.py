@@ -28,9 +28,8 @@ from tbn.format.spec import (
     OPS,
     Trait,
     has,
-    lut_pair_scratch_size,
+    lut_planned_size,
     lut_rows,
-    lut_scratch_size,
     value_bound,
 )
 from tbn.format.validate import weight_count
@@ -136,12 +135,9 @@ class _Emitter(ElementwiseLowerings, TokenLowerings, ParamWriter):
         if rows < (LUT_MIN_ROWS_CONV if conv else LUT_MIN_ROWS_INT8 if self.int8 else LUT_MIN_ROWS):
             return
         dtype = DType.I8 if self.int8 else DType.F32
-        size = lut_scratch_size(rows, k, conv, self.int8)
         out = self.prog.tensors[op.args["output"]].shape
-        pairs = out[1] * out[2] if conv else int(np.prod(out[:-1], dtype=np.int64))  # positions, tokens
-        if self.int8 and pairs >= 2:  # room for output positions (tokens) in pairs
-            size = max(size, lut_pair_scratch_size(rows, k, conv))
-        count = size // DTYPE_SIZE[dtype]
+        positions = out[1] * out[2] if conv else int(np.prod(out[:-1], dtype=np.int64))  # or tokens
+        count = lut_planned_size(rows, k, conv, self.int8, positions) // DTYPE_SIZE[dtype]
         if count > 0xFFFF:  # a 1-D tensor holds at most 65535 entries: use the direct kernel
             return
         t = Tensor(dtype, (count,))

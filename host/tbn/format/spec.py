@@ -432,6 +432,14 @@ def lut_pair_scratch_size(rows: int, fan_in: int, conv: bool = True) -> int:
     return 12 * rows + tables + (2 * align(fan_in) if conv else 0)
 
 
+def lut_planned_size(rows: int, fan_in: int, conv: bool, int8: bool, positions: int) -> int:
+    """The scratch the compiler plans for a table-kernel op of ``positions`` output positions
+    (a conv) or tokens (a linear op): its own, or room for pairs where an INT8 op has two or
+    more."""
+    size = lut_scratch_size(rows, fan_in, conv, int8)
+    return max(size, lut_pair_scratch_size(rows, fan_in, conv)) if int8 and positions >= 2 else size
+
+
 # INT8 requantisation bounds (docs/bytecode.md, "INT8 semantics"). A reader checks them once, so
 # a runtime never overflows 32 bits on any file it accepted.
 RQ16_PRODUCT_LIMIT = 1 << 30  # |rshift_round(v, pre_shift) * M| + rounding of an RQ16 layer
