@@ -344,18 +344,12 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
     }
     uint32_t esize = TBN_INT8(c.int8) ? 1u : 4u, tokens = TBN_BUILD_TOKENS ? c.tokens : 1u;
     int small = TBN_SMALL_USED && !scratch && tbn_mm_small_ok(&c);
-    uint32_t t = 0;
-    if (TBN_BUILD_TOKENS && scratch && tokens >= 2) { /* tokens in pairs where the scratch allows */
-        t = tbn_mm_eval_lut_tokens(&c, rows, scratch, scratch_bytes, tokens);
-        c.src += (size_t)t * c.k * esize;
-        c.dst += (size_t)t * c.o * esize;
-    }
-    for (; t < tokens; t++) {
-        if (scratch) tbn_mm_eval_lut(&c, rows, scratch, scratch_bytes);
+    for (uint32_t t = 0, n = 1; t < tokens; t += n) { /* the table kernel may take two tokens */
+        if (scratch) n = tbn_mm_eval_lut(&c, rows, scratch, scratch_bytes, tokens - t);
         else if (small) tbn_mm_eval_small(&c, rows);
         else if (!TBN_SMALL_ALL || !TBN_INT8(c.int8)) mm_eval(&c, rows);
-        c.src += (size_t)c.k * esize;
-        c.dst += (size_t)c.o * esize;
+        c.src += (size_t)n * c.k * esize;
+        c.dst += (size_t)n * c.o * esize;
     }
     return TBN_OK;
 }

@@ -129,13 +129,10 @@ static inline void store_i8(const mm_ctx *c, uint32_t ch, uint32_t pix, uint32_t
 }
 
 /* The table kernel (tbn_matmul_lut.c): for an op with a scratch tensor of `scratch_bytes`,
- * `rows` distinct rows. */
-void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t scratch_bytes);
-/* The same for a linear op over `tokens`, two tokens at a time where the scratch has room for
- * pair tables (tbn_lut_pair_scratch_size); returns the tokens done (even), the rest to
- * tbn_mm_eval_lut one at a time. */
-uint32_t tbn_mm_eval_lut_tokens(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t scratch_bytes,
-                                uint32_t tokens);
+ * `rows` distinct rows, `tokens` tokens left (a linear op over tokens; else 1). Returns the
+ * tokens done: 2 where the scratch has room for pair tables (tbn_lut_pair_scratch_size), else 1. */
+uint32_t tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t scratch_bytes,
+                         uint32_t tokens);
 
 /* The per-channel kernel (tbn_conv_channel.c) of convs whose outputs each read one input
  * channel: whether it takes the op, and the op run by it (`rows` as tbn_tile_rows). Not on

@@ -728,11 +728,23 @@ TBN_NOINLINE static void store_pairs_rq16(const mm_epilogue *e, uint32_t ch0, ui
 }
 #endif
 
-/* An INT8 conv with pair scratch (tbn_lut_pair_scratch_size: a | b | s, `rows` words each,
- * the pair tables, two patches): output positions two at a time. Returns the positions done. */
-static uint32_t eval_pairs(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
+/* Both positions' outputs of inputs xa and xb: rows_pair's sums, stored at ya and yb (channel
+ * ch0 + r at + (ch0 + r) * step). scratch: a | b | s, `rows` words each, then the pair tables. */
+static void pair_outputs(const mm_ctx *c, uint32_t rows, const int8_t *xa, const int8_t *xb, uint8_t *scratch,
+                         int8_t *ya, int8_t *yb, uint32_t step) {
     int32_t *a = (int32_t *)(void *)scratch, *b = a + rows;
-    uint32_t *s = (uint32_t *)(b + rows), *t = s + rows;
+    uint32_t *s = (uint32_t *)(b + rows);
+    rows_pair(c, rows, xa, xb, a, b, s, s + rows);
+    for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows) {
+        store_rows_i8(&c->ep, ch0, rows, a, ya + (size_t)ch0 * step, step);
+        store_rows_i8(&c->ep, ch0, rows, b, yb + (size_t)ch0 * step, step);
+    }
+}
+
+/* An INT8 conv with pair scratch (tbn_lut_pair_scratch_size: as pair_outputs, then two
+ * patches): output positions two at a time. Returns the positions done. */
+static uint32_t eval_pairs(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
+    uint32_t *s = (uint32_t *)(void *)scratch + 2u * rows, *t = s + rows;
     uint8_t *pa = (uint8_t *)(t + N_TABLES * 16), *pb = pa + (c->k + 3u) / 4u * 4u;
     uint32_t wo = c->wo, npix = c->npix, pix = 0;
 #ifdef TBN_LUT_RQ_PAIRS
@@ -741,44 +753,31 @@ static uint32_t eval_pairs(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
                  e->qmin == -128 && e->qmax == 127;
 #endif
     for (; pix + 1 < npix; pix += 2) {
+        int8_t *y = (int8_t *)c->dst + pix;
         gather(c, pix / wo, pix % wo, pa);
         gather(c, (pix + 1) / wo, (pix + 1) % wo, pb);
 #ifdef TBN_LUT_RQ_PAIRS
         if (packed) { /* one block: the pair requantisation reads the packed sums */
             uint32_t off = pair_block(c, rows, (const int8_t *)pa, (const int8_t *)pb, s, t, 0) * PAIR_BIAS;
             for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows)
-                store_pairs_rq16(&c->ep, ch0, rows, s, off, (int8_t *)c->dst + (size_t)ch0 * npix + pix, npix);
+                store_pairs_rq16(&c->ep, ch0, rows, s, off, y + (size_t)ch0 * npix, npix);
             continue;
         }
 #endif
-        rows_pair(c, rows, (const int8_t *)pa, (const int8_t *)pb, a, b, s, t);
-        for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows) {
-            int8_t *dst = (int8_t *)c->dst + (size_t)ch0 * npix + pix;
-            store_rows_i8(&c->ep, ch0, rows, a, dst, npix);
-            store_rows_i8(&c->ep, ch0, rows, b, dst + 1, npix);
-        }
+        pair_outputs(c, rows, (const int8_t *)pa, (const int8_t *)pb, scratch, y, y + 1, npix);
     }
     return pix;
 }
 
-uint32_t tbn_mm_eval_lut_tokens(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t scratch_bytes,
-                                uint32_t tokens) {
-    if (!TBN_INT8(c->int8) || tokens < 2 || scratch_bytes < tbn_lut_pair_scratch_size(rows, c->k, 0)) return 0;
-    int32_t *a = (int32_t *)(void *)scratch, *b = a + rows; /* scratch: a | b | s | pair tables */
-    uint32_t *s = (uint32_t *)(b + rows), k = c->k, o = c->o, done = 0;
-    const int8_t *x = (const int8_t *)c->src;
-    int8_t *y = (int8_t *)c->dst;
-    for (; done + 1 < tokens; done += 2, x += 2 * k, y += 2 * o) {
-        rows_pair(c, rows, x, x + k, a, b, s, s + rows);
-        for (uint32_t ch0 = 0; ch0 < o; ch0 += rows) {
-            store_rows_i8(&c->ep, ch0, rows, a, y + ch0, 1);
-            store_rows_i8(&c->ep, ch0, rows, b, y + o + ch0, 1);
-        }
+uint32_t tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t scratch_bytes,
+                         uint32_t tokens) {
+    int conv = TBN_BUILT_TRAIT(CONV) && (c->op->traits & TBN_TRAIT_CONV) != 0; /* MLP-only builds drop gather */
+    if (TBN_BUILD_TOKENS && !conv && TBN_INT8(c->int8) && tokens >= 2 &&
+        scratch_bytes >= tbn_lut_pair_scratch_size(rows, c->k, 0)) { /* two tokens, each input one row */
+        int8_t *y = (int8_t *)c->dst;
+        pair_outputs(c, rows, (const int8_t *)c->src, (const int8_t *)c->src + c->k, scratch, y, y + c->o, 1);
+        return 2;
     }
-    return done;
-}
-
-void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t scratch_bytes) {
     /* scratch: rows accumulators | N_TABLES narrow tables | N_WIDE wide ones (INT8, many rows) |
      * patch (conv); tbn_lut_scratch_size says the same */
     uint32_t esize = TBN_INT8(c->int8) ? 2u : 4u;
@@ -789,7 +788,6 @@ void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t 
     } else {
         wide = NULL;
     }
-    int conv = TBN_BUILT_TRAIT(CONV) && (c->op->traits & TBN_TRAIT_CONV) != 0; /* MLP-only builds drop gather */
     uint32_t wo = c->wo, npix = c->npix, pix = 0;
     if (conv && TBN_INT8(c->int8) && npix >= 2 && scratch_bytes >= tbn_lut_pair_scratch_size(rows, c->k, 1))
         pix = eval_pairs(c, rows, scratch);
@@ -813,4 +811,5 @@ void tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint32_t 
             }
         }
     }
+    return 1;
 }
