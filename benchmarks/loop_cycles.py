@@ -12,6 +12,7 @@ flash wait states add to loads from flash (the tile bits).
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import shutil
 import subprocess
@@ -41,6 +42,7 @@ LOOPS = {
 CPUS = ("cortex-m4", "cortex-m7")
 
 
+@functools.cache
 def _preprocessed(path: Path) -> str:
     """A kernel source after the C preprocessor for the Cortex-M7 (with the DSP extension), so
     that each naked function's assembly is the string literals its macros expand to."""
@@ -107,9 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", help="also write the table here")
     args = ap.parse_args(argv)
-    if shutil.which("llvm-mca") is None:
-        print("llvm-mca is not installed (Debian: apt-get install llvm)", file=sys.stderr)
-        return 2
+    for tool, package in (("llvm-mca", "llvm"), ("arm-none-eabi-gcc", "gcc-arm-none-eabi")):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed (Debian: apt-get install {package}; make deps)", file=sys.stderr)
+            return 2
     rows = []
     for name, (work, macs) in LOOPS.items():
         body = loop_body(name)

@@ -200,7 +200,7 @@ def test_int8_convs_get_scratch_for_positions_in_pairs(size: int, pairs: bool) -
     scratch = prog.tensors[conv.args["scratch"]].nbytes
     rows = spec.lut_rows(144, prog.tiles[conv.args["tile"]].n_bits, 1)
     assert scratch >= spec.lut_scratch_size(rows, 144, conv=True, int8=True)
-    assert (scratch >= spec.lut_pair_scratch_size(rows, 144)) == pairs
+    assert (scratch >= spec.lut_pair_scratch_size(rows, 144, conv=True)) == pairs
 
 
 def test_memory_plan_reaches_the_bound_on_a_chain() -> None:

@@ -113,7 +113,7 @@ def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) ->
                                nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.ReLU(),
                                nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4), nn.Flatten())
               for k in shapes}
-    arena = tbn_device.info().arena_bytes
+    arena, ran = tbn_device.info().arena_bytes, 0
     for name, model in models.items():
         tile_model(model, p=1, min_params=0, per_layer={"0": 2})
         x = torch.randn(3, *shapes[name])
@@ -126,6 +126,9 @@ def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) ->
         for xi, want in zip(xq, ref.run(xq), strict=True):
             got = tbn_device.infer(np.ascontiguousarray(xi))
             assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1)), name
+        ran += 1
+    if not ran:
+        pytest.skip(f"no model's arena fits the board's {arena} bytes")
 
 
 def test_conv_pairs_match_the_reference(tbn_device: DeviceLink) -> None:

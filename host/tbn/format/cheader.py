@@ -136,7 +136,7 @@ def _lut() -> list[str]:
             "/* an INT8 conv (linear op over tokens) with this much scratch takes output positions",
             " * (tokens) in pairs */",
             "static inline uint64_t tbn_lut_pair_scratch_size(uint32_t rows, uint32_t fan_in, int conv) {",
-            f"    return 12u * (uint64_t)rows + {narrow * spec.LUT_PAIR_ENTRY}u + "
+            f"    return {spec.LUT_PAIR_ROW}u * (uint64_t)rows + {narrow * spec.LUT_PAIR_ENTRY}u + "
             "(conv ? 2u * (((uint64_t)fan_in + 3u) / 4u * 4u) : 0u);", "}"]
 
 

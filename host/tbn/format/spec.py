@@ -422,14 +422,15 @@ def lut_scratch_size(rows: int, fan_in: int, conv: bool, int8: bool) -> int:
 # packed sums and each position's total), the chunk's packed narrow tables, and for a conv two
 # patches.
 LUT_PAIR_ENTRY = 4
+LUT_PAIR_ROW = 12  # bytes a row: the packed sums and each position's int32 total
 
 
-def lut_pair_scratch_size(rows: int, fan_in: int, conv: bool = True) -> int:
+def lut_pair_scratch_size(rows: int, fan_in: int, conv: bool) -> int:
     """Scratch bytes with which an INT8 conv's (``conv``) or token linear op's table kernel
     takes output positions or tokens in pairs (a runtime takes them one at a time in less,
     down to :func:`lut_scratch_size`)."""
     tables = LUT_CHUNK // LUT_GROUP * (1 << LUT_GROUP) * LUT_PAIR_ENTRY
-    return 12 * rows + tables + (2 * align(fan_in) if conv else 0)
+    return LUT_PAIR_ROW * rows + tables + (2 * align(fan_in) if conv else 0)
 
 
 def lut_planned_size(rows: int, fan_in: int, conv: bool, int8: bool, positions: int) -> int:
