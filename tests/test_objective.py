@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
-from tbn.train.objective import Classify, Reconstruct
+from tbn.errors import UsageError
+from tbn.train.objective import Classify, Forecast, Reconstruct
 
 
 def test_a_score_runs_in_eval_mode_and_restores_training() -> None:
@@ -27,4 +29,12 @@ def test_a_reconstruction_is_scored_by_each_clips_mean_error() -> None:
     x = loud[:, None] * torch.ones(12, 4)
     rows = torch.stack([torch.zeros(12, dtype=torch.long), torch.arange(12) // 3, (loud > 0.5).long()], 1)
     assert Reconstruct().score(model, x, rows, batch=5) == 1.0
+    assert model.training
+
+
+@pytest.mark.parametrize("goal", [Classify(), Forecast(), Reconstruct()])
+def test_an_empty_test_split_is_named(goal: object) -> None:
+    model = nn.Linear(4, 4)
+    with pytest.raises(UsageError, match="no inputs to score"):
+        goal.score(model, torch.zeros(0, 4), torch.zeros(0, 3, dtype=torch.long))
     assert model.training

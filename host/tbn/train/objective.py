@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from tbn.data.datasets import as_float
+from tbn.errors import UsageError
 
 
 class Objective:
@@ -41,6 +42,8 @@ class Objective:
                 batch: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         """``(start, outputs, float inputs)`` of ``model`` on ``x`` a batch at a time, in eval
         mode (the model's mode is restored after); call it under ``torch.no_grad()``."""
+        if len(x) == 0:  # a score of nothing would divide by zero
+            raise UsageError("there are no inputs to score: the test split is empty")
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
