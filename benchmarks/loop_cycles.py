@@ -38,6 +38,8 @@ LOOPS = {
     "rq16_pairs_i32_thumb2": ("two outputs' RQ16 from packed sums", 0),
     "sums3x3_pairs_s1": ("two depthwise 3x3 outputs, stride 1", 18),
     "sums3x3_pairs_s2": ("two depthwise 3x3 outputs, stride 2", 18),
+    "sums_octets": ("two inputs at eight positions, pointwise", 16),
+    "rq16_quads_thumb2": ("four outputs' RQ16 from 16-bit sums", 0),
 }
 CPUS = ("cortex-m4", "cortex-m7")
 

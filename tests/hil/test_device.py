@@ -11,6 +11,7 @@ import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from tbn.device.protocol import MAX_BENCH_RUNS, PROTOCOL_VERSION, Command, CostU
 from tbn.device.runner import DeviceRunner
 from tbn.errors import UsageError
 from tbn.format import load, read
-from tbn.format.spec import VERSION_MAJOR, VERSION_MINOR
+from tbn.format.spec import VERSION_MAJOR, VERSION_MINOR, DType
 from tbn.parity import output_error, within
 from tbn.paths import root
 
@@ -129,6 +130,81 @@ def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) ->
         ran += 1
     if not ran:
         pytest.skip(f"no model's arena fits the board's {arena} bytes")
+
+
+def _quad_store_applies(prog: Any, op: Any) -> bool:
+    """Whether the quad kernel's store (tbn_conv_channel.c, rq16_quads_add) takes an op's outputs
+    four at a time: RQ16 with no first shift and a shift of at most 22, outputs -128..127."""
+    out, scale = prog.tensors[op.args["output"]], prog.scales[op.args["scale"]]
+    return (scale.dtype == DType.RQ16 and scale.pre_shift == 0 and scale.shift <= 22
+            and (out.qmin, out.qmax) == (-128, 127))
+
+
+def test_quad_kernel_paths_match_the_reference(tbn_device: DeviceLink) -> None:
+    """INT8 pointwise convs of the quad kernel (DSP cores; others take the tables): an odd and an
+    even fan-in, one input, tile reuse (3 rows for 12 outputs), a plane over one block of 128
+    positions and a last block not a multiple of 8 (156), a plane of fewer than 8 (6), and
+    outputs the four-at-a-time store does not take (a shift over 22 from a large bias; 32-bit
+    REQUANT scales). Bit-exact with the reference on three inputs each."""
+    import torch
+    from torch import nn
+
+    from tbn.compiler import compile_model
+    from tbn.convert import tile_model
+    from tbn.runtime import Interpreter
+
+    torch.manual_seed(7)
+    cases = {"two blocks": ((5, 12, 13), "auto", 0.0), "small plane": ((4, 2, 3), "auto", 0.0),
+             "one input": ((1, 4, 4), "auto", 0.0), "large bias": ((6, 3, 4), "auto", 4000.0),
+             "wide scales": ((5, 12, 13), "wide", 0.0)}
+    stores = set()
+    for name, (shape, params, bias) in cases.items():
+        model = nn.Sequential(nn.Conv2d(shape[0], 12, 1), nn.ReLU(), nn.Conv2d(12, 8, 1), nn.Flatten())
+        tile_model(model, p=1, min_params=0, per_layer={"0": 4})
+        with torch.no_grad():
+            model[2].bias.copy_(torch.linspace(-bias, bias, 8))
+        x = torch.randn(3, *shape) + 1.0
+        data = compile_model(model.eval(), x[:1], activations="int8", calibration=x, params=params)
+        prog = read(data)
+        stores |= {_quad_store_applies(prog, op) for op in prog.ops if "tile" in op.args}
+        tbn_device.load(data)
+        ref = Interpreter(data)
+        xq, _ = ref.prepare(x.numpy())
+        for xi, want in zip(xq, ref.run(xq), strict=True):
+            got = tbn_device.infer(np.ascontiguousarray(xi))
+            assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1)), name
+    assert stores == {True, False}  # both stores ran
+
+
+def test_quad_kernel_windows_match_the_reference(tbn_device: DeviceLink) -> None:
+    """INT8 tiled convs with a window in the quad kernel (DSP cores): 3x3 at stride 1 and 2 with
+    padding on every side and on one (TensorFlow's "same" at stride 2), a 2x5 window, widths under
+    8, not a multiple of 8 and over 8 (two groups), three and two input channels, tile reuse (fan-in
+    27 at p=2: 4 rows for 8 outputs). Bit-exact with the reference on three inputs each."""
+    import torch
+    from torch import nn
+
+    from tbn.compiler import compile_model
+    from tbn.convert import tile_model
+    from tbn.runtime import Interpreter
+
+    torch.manual_seed(9)
+    cases = {"stride 1": ((3, 7, 13), nn.Conv2d(3, 8, 3, padding=1)),
+             "stride 2": ((3, 9, 19), nn.Conv2d(3, 8, 3, stride=2, padding=1)),
+             "same, stride 2": ((3, 8, 6), nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)),
+                                                         nn.Conv2d(3, 8, 3, stride=2))),
+             "2x5 window": ((2, 6, 17), nn.Conv2d(2, 6, (2, 5), padding=(1, 2)))}
+    for name, (shape, conv) in cases.items():
+        model = nn.Sequential(conv, nn.ReLU(), nn.Flatten())
+        tile_model(model, p=2, min_params=0)
+        x = torch.randn(3, *shape)
+        data = compile_model(model.eval(), x[:1], activations="int8", calibration=x)
+        tbn_device.load(data)
+        ref = Interpreter(data)
+        xq, _ = ref.prepare(x.numpy())
+        for xi, want in zip(xq, ref.run(xq), strict=True):
+            got = tbn_device.infer(np.ascontiguousarray(xi))
+            assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1)), name
 
 
 def test_conv_pairs_match_the_reference(tbn_device: DeviceLink) -> None:

@@ -393,6 +393,19 @@ LUT_MIN_ROWS_CONV = 1
 LUT_WIDE_MIN_ROWS = 96
 
 
+# The quad kernel (DSP cores: Cortex-M4/M7/M33) takes an INT8 tiled pointwise conv (1x1,
+# stride 1, no padding) four positions a step in 16-bit sums, with or without table scratch,
+# where rows x fan-in is at most QUAD_MAX_ROW_INPUTS (and fan-in at most QUAD_MAX_FAN_IN: 16-bit
+# sums): there the tables' per-position build costs more than their lookups save. Measured on
+# vww01 at p=4 (M7): 8 -> 16 channels 1.90 M -> 0.35 M instructions, 64 -> 64 (16 rows) 341 k ->
+# 281 k; at 32 rows of 64 both about 130 k, and past that the tables win.
+QUAD_MAX_ROW_INPUTS = 1024
+QUAD_MAX_FAN_IN = 128
+# Convs with a window (stride 1 or 2) too, staged a row at a time, where rows x fan-in is at
+# most QUAD_MAX_CONV_ROW_INPUTS: first convs of 3 channels (fan-in 27, no whole bytes a row).
+QUAD_MAX_CONV_ROW_INPUTS = 512
+
+
 def lut_rows(fan_in: int, n_bits: int, groups: int) -> int:
     """Distinct rows of a tiled op that the table kernel can share (the tile holds whole
     rows and there is one group); 0 when it cannot run."""

@@ -263,20 +263,20 @@ static void chan_rq_init(chan_rq *q, const mm_ctx *c, uint32_t ch) {
 
 #ifdef TBN_CHANNEL_DSP
 typedef struct {
-    const int32_t *acc, *end;
+    const void *acc, *end; /* int32_t, or int16_t for rq16_chan16 */
     int8_t *out;
     int32_t bias_half, pre_shift, mult, half, shift, zp, qmin;
 } rq16_chan_args;
 
 /* The RQ16 store of one channel of qmax 127 (bias and the first rounding term one constant,
  * SSAT for the top; CLAMP the bottom, where qmin is not -128): 13 instructions an output, 10
- * without CLAMP. */
-#define TBN_RQ16_CHAN(NAME, CLAMP)                                                              \
+ * without CLAMP. LOAD reads a sum: int32 (this kernel's) or int16 (tbn_conv_quads.c's). */
+#define TBN_RQ16_CHAN(NAME, LOAD, CLAMP)                                                        \
     __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const rq16_chan_args *a) {  \
         __asm__ volatile("push {r4-r9, lr}\n"                                                \
                          "ldm r0, {r0-r9}\n" /* acc end out bias_half pre mult half shift zp lo */ \
                          "1:\n"                                                              \
-                         "ldr r12, [r0], #4\n"                                               \
+                         LOAD "\n"                                                           \
                          "add r12, r12, r3\n"                                                \
                          "asr r12, r12, r4\n"                                                \
                          "mla r12, r12, r5, r6\n"                                            \
@@ -289,8 +289,51 @@ typedef struct {
                          "bne 1b\n"                                                          \
                          "pop {r4-r9, pc}\n");                                               \
     }
-TBN_RQ16_CHAN(rq16_chan_thumb2, "cmp r12, r9\n" "it lt\n" "movlt r12, r9\n")
-TBN_RQ16_CHAN(rq16_chan_ssat_thumb2, "")
+#define TBN_RQ_CLAMP "cmp r12, r9\n" "it lt\n" "movlt r12, r9\n"
+TBN_RQ16_CHAN(rq16_chan_thumb2, "ldr r12, [r0], #4", TBN_RQ_CLAMP)
+TBN_RQ16_CHAN(rq16_chan_ssat_thumb2, "ldr r12, [r0], #4", "")
+TBN_RQ16_CHAN(rq16_chan16_thumb2, "ldrsh r12, [r0], #2", TBN_RQ_CLAMP)
+TBN_RQ16_CHAN(rq16_chan16_ssat_thumb2, "ldrsh r12, [r0], #2", "")
+
+/* RQ16 of int16 sums four at a time where the first shift is 0 and the outputs span -128..127:
+ * (s + corr + bias) * mult + half + (zp << shift) is s * mult (SMLABB/SMLATB on a word of two
+ * sums) plus one constant, so an output is a multiply-add, a shift, SSAT and a store. */
+typedef struct {
+    const int16_t *acc, *end; /* acc 4-byte aligned, end - acc a multiple of 4 */
+    int8_t *out;
+    int32_t add, mult, shift;
+} rq16_quads_args;
+
+__attribute__((naked, noinline)) static void rq16_quads_thumb2(TBN_ASM_ARG const rq16_quads_args *a) {
+    __asm__ volatile("push {r4-r9, lr}\n"
+                     "ldm r0, {r0-r5}\n" /* acc end out add mult shift */
+                     "1:\n"
+                     "ldrd r7, r8, [r0], #8\n"
+                     "smlabb r9, r7, r4, r3\n"
+                     "smlatb r7, r7, r4, r3\n"
+                     "smlabb r12, r8, r4, r3\n"
+                     "smlatb r8, r8, r4, r3\n"
+                     "asr r9, r9, r5\n" "asr r7, r7, r5\n"
+                     "asr r12, r12, r5\n" "asr r8, r8, r5\n"
+                     "ssat r9, #8, r9\n" "ssat r7, #8, r7\n"
+                     "ssat r12, #8, r12\n" "ssat r8, #8, r8\n"
+                     "strb r9, [r2]\n" "strb r7, [r2, #1]\n"
+                     "strb r12, [r2, #2]\n" "strb r8, [r2, #3]\n"
+                     "adds r2, r2, #4\n"
+                     "cmp r0, r1\n"
+                     "bne 1b\n"
+                     "pop {r4-r9, pc}\n");
+}
+
+/* The constant of rq16_quads for sums plus corr, where it applies (first shift 0, outputs
+ * -128..127, the constant in 31 bits; the loader bounds each product by 2^30): 1, else 0. */
+static int rq16_quads_add(const chan_rq *q, int32_t corr, int32_t *add) {
+    if (!q->e.rq16 || q->e.pre_shift || q->e.qmin != -128 || q->e.qmax != 127 || q->e.shift > 22) return 0;
+    int64_t v = ((int64_t)q->bias + corr) * q->mult + q->e.half + (int64_t)q->e.zp * ((int64_t)1 << q->e.shift);
+    if (v < -(1LL << 30) || v > (1LL << 30)) return 0;
+    *add = (int32_t)v;
+    return 1;
+}
 #endif
 
 static TBN_NOINLINE void store_chan_i8(const chan_rq *q, const int32_t *acc, uint32_t n, int8_t *out) {
@@ -320,6 +363,41 @@ static TBN_NOINLINE void store_chan_i8(const chan_rq *q, const int32_t *acc, uin
         }
     } else {
         for (; acc < end; acc++, out++) *out = requant_parts(&q->e, *acc, bias, mult, q->shift + 32);
+    }
+}
+
+/* n int16 sums, each plus corr, of distinct row ch stored at output index `at` of channel ch and
+ * of every channel ch + k * rows that shares its row (tbn_conv_quads.c's store). */
+void tbn_chan_store16_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int16_t *acc, int32_t corr, uint32_t n,
+                         uint32_t at) {
+    int8_t *out = (int8_t *)c->dst + (size_t)ch * c->npix + at;
+    chan_rq q;
+    for (uint32_t o = ch; o < c->o; o += rows, out += (size_t)rows * c->npix) {
+        chan_rq_init(&q, c, o);
+#ifdef TBN_CHANNEL_DSP
+        int32_t add;
+        uint32_t n4 = ((uintptr_t)acc & 3u) ? 0u : n & ~3u, done = 0;
+        if (n4 && rq16_quads_add(&q, corr, &add)) {
+            rq16_quads_args a = {acc, acc + n4, out, add, q.mult, (int32_t)q.e.shift};
+            rq16_quads_thumb2(&a);
+            done = n4;
+        }
+        if (done < n && q.e.rq16 && q.e.qmax == 127) { /* corr joins the bias: one add an output */
+            rq16_chan_args a = {acc + done, acc + n, out + done,
+                                (int32_t)((uint32_t)q.bias + (uint32_t)q.e.pre_half + (uint32_t)corr),
+                                (int32_t)q.e.pre_shift, q.mult, q.e.half, (int32_t)q.e.shift, q.e.zp, q.e.qmin};
+            (q.e.qmin == -128 ? rq16_chan16_ssat_thumb2 : rq16_chan16_thumb2)(&a);
+            continue;
+        }
+#else
+        uint32_t done = 0;
+#endif
+        for (uint32_t i = done; i < n; i += TBN_CHANNEL_CHUNK) {
+            int32_t wide[TBN_CHANNEL_CHUNK];
+            uint32_t m = n - i < TBN_CHANNEL_CHUNK ? n - i : TBN_CHANNEL_CHUNK;
+            for (uint32_t j = 0; j < m; j++) wide[j] = acc[i + j] + corr;
+            store_chan_i8(&q, wide, m, out + i);
+        }
     }
 }
 

@@ -146,6 +146,25 @@ uint32_t tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint3
 #endif
 int tbn_mm_channel_ok(const mm_ctx *c);
 void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows);
+/* n int16 sums plus corr of distinct row ch, stored at output `at` of ch and of every channel
+ * that shares its row (`rows` distinct rows; the per-channel kernel's requantisation). */
+void tbn_chan_store16_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int16_t *acc, int32_t corr, uint32_t n,
+                         uint32_t at);
+
+/* The quad kernel (tbn_conv_quads.c) of INT8 pointwise convs on DSP cores: four output
+ * positions a step in 16-bit halves, for ops of few rows or inputs, where the tables' set-up
+ * per position costs more than it saves. Whether it takes the op, and the op run by it. */
+#if TBN_CHANNEL_KERNEL && defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_DSP) && \
+    defined(__ARM_FEATURE_UNALIGNED) && !defined(TBN_PORTABLE)
+#define TBN_QUAD_KERNEL 1
+#else
+#define TBN_QUAD_KERNEL 0
+#endif
+int tbn_mm_quads_ok(const mm_ctx *c, uint32_t rows);
+void tbn_mm_eval_quads(const mm_ctx *c, uint32_t rows);
+/* and of INT8 tiled convs with a window (stride 1 or 2), eight positions of an output row a step */
+int tbn_mm_quads_conv_ok(const mm_ctx *c, uint32_t rows);
+void tbn_mm_eval_quads_conv(const mm_ctx *c, uint32_t rows);
 
 /* The small-core kernel (tbn_matmul_small.c) of INT8 ops, in 8- and 16-bit steps: whether it
  * takes the op (tiled, every count in 16 bits), and the op run by it. Built for cores without

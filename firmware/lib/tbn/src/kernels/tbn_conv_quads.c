@@ -1,0 +1,271 @@
+/* The quad kernel of INT8 pointwise convs (1x1, stride 1, no padding, tiled) on DSP cores.
+ *
+ * A pointwise conv's input is channel planes, so one word of a plane holds four consecutive
+ * positions of one input channel. A binary weight only adds or subtracts that channel: with
+ * m = 0 for +1 and all ones for -1, x ^ m is x or -x - 1 in each byte, and SXTAB16 adds bytes
+ * 0 and 2 (or, rotated, 1 and 3) of it to two 16-bit sums. Four sums then cost a load, an EOR
+ * and two SXTAB16 an input (eight sums, two inputs: 21 instructions), with no per-position
+ * set-up; the -1 of each negative weight
+ * and the zero point's term are one constant a row, added at the store. The table kernel
+ * builds its tables per position (two positions a build), which for few rows or inputs costs
+ * more than the sums it saves (docs/c-runtime.md gives the figures).
+ *
+ * Rows are taken one at a time (their masks computed once), positions in blocks of QUAD_BLOCK
+ * whose 16-bit sums each channel sharing the row stores (tbn_chan_store16_i8). |sum| <= 128 k
+ * fits 16 bits for k <= TBN_QUAD_MAX_FAN_IN. Which ops it takes: tbn.format.spec, QUAD_*. */
+#include "tbn_matmul.h"
+#if TBN_QUAD_KERNEL
+
+#define QUAD_BLOCK 128 /* positions a block: their int16 sums on the stack */
+
+int tbn_mm_quads_ok(const mm_ctx *c, uint32_t rows) {
+    const tbn_op *op = c->op;
+    return TBN_INT8(c->int8) && c->tiled && rows && (op->traits & TBN_TRAIT_CONV) && op->groups == 1 &&
+           op->kh == 1 && op->kw == 1 && op->sh == 1 && op->sw == 1 && !op->pt && !op->pb && !op->pl && !op->pr &&
+           c->k <= TBN_QUAD_MAX_FAN_IN && rows * c->k <= TBN_QUAD_MAX_ROW_INPUTS;
+}
+
+/* Row r's masks (0 for a +1 weight, all ones for -1); returns the count of -1 weights. The tile
+ * holds whole rows, so row r is bits r * k .. r * k + k - 1. */
+static uint32_t row_masks(const mm_ctx *c, uint32_t r, uint32_t *m) {
+    uint32_t neg = 0, pos = r * c->k;
+    for (uint32_t j = 0; j < c->k; j++, pos++) {
+        uint32_t bit = bits_at(c->tile.bits, pos, 1) & 1u;
+        m[j] = bit - 1u;
+        neg += 1u - bit;
+    }
+    return neg;
+}
+
+/* What sums_octets reads; it advances x and acc a group at a time. */
+typedef struct {
+    const int8_t *x; /* the first input plane at the block's first position */
+    uint32_t npix;   /* bytes from one plane to the next */
+    const uint32_t *m;
+    uint32_t pairs, odd; /* k / 2 and k % 2 */
+    int16_t *acc;        /* 4-byte aligned */
+    uint32_t groups;     /* groups of 8 positions, at least 1 */
+} octets_args;
+
+/* One input: its mask in M, its 8 positions' words in r8, r9; sums (0, 2), (1, 3), (4, 6), (5, 7)
+ * in r4..r7 */
+#define TBN_OCT_INPUT(W0, W1, M)                                                                 \
+    "eor " W0 ", " W0 ", " M "\n" "eor " W1 ", " W1 ", " M "\n"                                   \
+    "sxtab16 r4, r4, " W0 "\n" "sxtab16 r5, r5, " W0 ", ror #8\n"                                \
+    "sxtab16 r6, r6, " W1 "\n" "sxtab16 r7, r7, " W1 ", ror #8\n"
+
+/* acc = sum_j (x_j ^ m_j) at 8 positions a group: two inputs a step, 21 instructions for 16
+ * sums (an odd input first, alone), then the sums stored in position order. */
+__attribute__((naked, noinline)) static void sums_octets(TBN_ASM_ARG octets_args *a) {
+    __asm__ volatile("push {r4-r11, lr}\n"
+                     "sub sp, sp, #8\n"
+                     "str r0, [sp]\n"
+                     "ldr r1, [r0, #24]\n"
+                     "str r1, [sp, #4]\n"
+                     "2:\n"
+                     "ldr lr, [sp]\n"
+                     "ldm lr, {r0-r3}\n" /* x npix m pairs */
+                     "ldr r12, [lr, #16]\n"
+                     "movs r4, #0\n" "movs r5, #0\n" "movs r6, #0\n" "movs r7, #0\n"
+                     "cmp r12, #0\n"
+                     "beq 3f\n"
+                     "ldr r12, [r2], #4\n"
+                     "ldr r8, [r0]\n" "ldr r9, [r0, #4]\n" "add r0, r0, r1\n"
+                     TBN_OCT_INPUT("r8", "r9", "r12")
+                     "3:\n"
+                     "cmp r3, #0\n"
+                     "beq 4f\n"
+                     "1:\n"
+                     "ldrd r12, lr, [r2], #8\n"
+                     "ldr r8, [r0]\n" "ldr r9, [r0, #4]\n" "add r0, r0, r1\n"
+                     "ldr r10, [r0]\n" "ldr r11, [r0, #4]\n" "add r0, r0, r1\n"
+                     TBN_OCT_INPUT("r8", "r9", "r12")
+                     TBN_OCT_INPUT("r10", "r11", "lr")
+                     "subs r3, r3, #1\n"
+                     "bne 1b\n"
+                     "4:\n"
+                     "ldr lr, [sp]\n"
+                     "ldr r12, [lr, #20]\n"
+                     "pkhbt r8, r4, r5, lsl #16\n"
+                     "pkhtb r9, r5, r4, asr #16\n"
+                     "pkhbt r10, r6, r7, lsl #16\n"
+                     "pkhtb r11, r7, r6, asr #16\n"
+                     "stm r12!, {r8-r11}\n"
+                     "str r12, [lr, #20]\n"
+                     "ldr r0, [lr]\n"
+                     "adds r0, r0, #8\n"
+                     "str r0, [lr]\n"
+                     "ldr r0, [sp, #4]\n"
+                     "subs r0, r0, #1\n"
+                     "str r0, [sp, #4]\n"
+                     "bne 2b\n"
+                     "add sp, sp, #8\n"
+                     "pop {r4-r11, pc}\n");
+}
+
+/* acc[i] = sum_j (x_j[i] ^ m_j) for positions [from, n) one at a time (a block's last, fewer
+ * than 8). */
+static void sums_tail(const int8_t *x, uint32_t npix, const uint32_t *m, uint32_t k, int16_t *acc, uint32_t from,
+                      uint32_t n) {
+    for (uint32_t i = from; i < n; i++) {
+        int32_t s = 0;
+        for (uint32_t j = 0; j < k; j++) s += (int8_t)((uint8_t)x[j * npix + i] ^ (uint8_t)m[j]);
+        acc[i] = (int16_t)s;
+    }
+}
+
+/* Convs with a window (any kh x kw, stride 1 or 2, padding): each output row's input rows,
+ * every input channel's, are staged padded (the zero point) in one buffer, so that a tap
+ * (channel, ky, kx) is one offset from a group's first column; a row's taps are (mask byte,
+ * offset) pairs and eight positions a group take two words a tap at stride 1, four at stride 2
+ * (the even bytes of each: SXTAB16 without rotation). */
+typedef struct {
+    const int8_t *x;          /* the stage at the group's first input column; advanced a group */
+    const int8_t *m, *mend;   /* the row's masks (0 or -1 a byte) */
+    const int32_t *off;       /* each tap's offset in the stage */
+    int16_t *acc;             /* 4-byte aligned; advanced a group */
+    uint32_t groups;          /* at least 1 */
+} taps_args;
+
+#define TBN_TAPS_S1                                                                              \
+    "ldr r8, [r1]\n" "ldr r9, [r1, #4]\n"                                                        \
+    "eor r8, r8, r12\n" "eor r9, r9, r12\n"                                                      \
+    "sxtab16 r4, r4, r8\n" "sxtab16 r5, r5, r8, ror #8\n"                                        \
+    "sxtab16 r6, r6, r9\n" "sxtab16 r7, r7, r9, ror #8\n"
+#define TBN_TAPS_S2                                                                              \
+    "ldr r8, [r1]\n" "ldr r9, [r1, #4]\n" "ldr r10, [r1, #8]\n" "ldr r11, [r1, #12]\n"           \
+    "eor r8, r8, r12\n" "eor r9, r9, r12\n" "eor r10, r10, r12\n" "eor r11, r11, r12\n"          \
+    "sxtab16 r4, r4, r8\n" "sxtab16 r5, r5, r9\n" "sxtab16 r6, r6, r10\n" "sxtab16 r7, r7, r11\n"
+/* stride 1: sums (0, 2), (1, 3), (4, 6), (5, 7) put in order; stride 2: (0, 1) .. (6, 7) */
+#define TBN_TAPS_ORDER_S1                                                                        \
+    "pkhbt r8, r4, r5, lsl #16\n" "pkhtb r9, r5, r4, asr #16\n"                                  \
+    "pkhbt r10, r6, r7, lsl #16\n" "pkhtb r11, r7, r6, asr #16\n" "stm r12!, {r8-r11}\n"
+#define TBN_TAPS_ORDER_S2 "stm r12!, {r4-r7}\n"
+
+#define TBN_TAPS(NAME, TAP, STORE, STEP)                                                         \
+    __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG taps_args *a) {               \
+        __asm__ volatile("push {r4-r11, lr}\n"                                                  \
+                         "sub sp, sp, #8\n"                                                     \
+                         "str r0, [sp]\n"                                                       \
+                         "ldr r1, [r0, #20]\n"                                                  \
+                         "str r1, [sp, #4]\n"                                                   \
+                         "2:\n"                                                                 \
+                         "ldr lr, [sp]\n"                                                       \
+                         "ldm lr, {r0, r2, r3, r12}\n" /* x m mend off */                       \
+                         "mov lr, r3\n"                                                         \
+                         "mov r3, r12\n"                                                        \
+                         "movs r4, #0\n" "movs r5, #0\n" "movs r6, #0\n" "movs r7, #0\n"        \
+                         "1:\n"                                                                 \
+                         "ldrsb r12, [r2], #1\n"                                                \
+                         "ldr r1, [r3], #4\n"                                                   \
+                         "add r1, r0, r1\n"                                                     \
+                         TAP                                                                    \
+                         "cmp r2, lr\n"                                                         \
+                         "bne 1b\n"                                                             \
+                         "ldr lr, [sp]\n"                                                       \
+                         "ldr r12, [lr, #16]\n"                                                 \
+                         STORE                                                                  \
+                         "str r12, [lr, #16]\n"                                                 \
+                         "ldr r0, [lr]\n"                                                       \
+                         "adds r0, r0, #" #STEP "\n"                                            \
+                         "str r0, [lr]\n"                                                       \
+                         "ldr r0, [sp, #4]\n"                                                   \
+                         "subs r0, r0, #1\n"                                                    \
+                         "str r0, [sp, #4]\n"                                                   \
+                         "bne 2b\n"                                                             \
+                         "add sp, sp, #8\n"                                                     \
+                         "pop {r4-r11, pc}\n");                                                 \
+    }
+TBN_TAPS(sums_taps_s1, TBN_TAPS_S1, TBN_TAPS_ORDER_S1, 8)
+TBN_TAPS(sums_taps_s2, TBN_TAPS_S2, TBN_TAPS_ORDER_S2, 16)
+
+#define QUAD_STAGE_BYTES 1024 /* a window's padded input rows, every channel's */
+#define QUAD_MAX_WO 128       /* outputs a row */
+
+/* Bytes a staged row: the padded row, then room for the last group's reads past it. */
+static uint32_t stage_row(const mm_ctx *c) {
+    uint32_t groups = ((uint32_t)c->wo + 7u) / 8u;
+    return (groups * 8u - 1u) * c->op->sw + c->op->kw + 4u;
+}
+
+int tbn_mm_quads_conv_ok(const mm_ctx *c, uint32_t rows) {
+    const tbn_op *op = c->op;
+    return TBN_INT8(c->int8) && c->tiled && rows && (op->traits & TBN_TRAIT_CONV) && op->groups == 1 &&
+           op->kh * op->kw > 1 && op->dh == 1 && op->dw == 1 && op->sh == op->sw && (op->sw == 1 || op->sw == 2) &&
+           c->k <= TBN_QUAD_MAX_FAN_IN && rows * c->k <= TBN_QUAD_MAX_CONV_ROW_INPUTS && c->wo <= QUAD_MAX_WO &&
+           c->cg * op->kh * stage_row(c) <= QUAD_STAGE_BYTES;
+}
+
+/* Output row oy's input rows, padded with the zero point, into the stage (channel c's row ky
+ * at (c * kh + ky) * len). */
+static void stage_rows(const mm_ctx *c, uint32_t oy, int8_t *stage, uint32_t len) {
+    const tbn_op *op = c->op;
+    const int8_t *src = (const int8_t *)c->src;
+    memset(stage, (int)c->in_zp, (size_t)c->cg * op->kh * len);
+    for (uint32_t ch = 0; ch < c->cg; ch++)
+        for (uint32_t ky = 0; ky < op->kh; ky++) {
+            int32_t iy = (int32_t)(oy * op->sh + ky) - (int32_t)op->pt;
+            if (iy >= 0 && iy < (int32_t)c->h)
+                memcpy(stage + (ch * op->kh + ky) * len + op->pl, src + ((size_t)ch * c->h + (uint32_t)iy) * c->w,
+                       c->w);
+        }
+}
+
+void tbn_mm_eval_quads_conv(const mm_ctx *c, uint32_t rows) {
+    const tbn_op *op = c->op;
+    int8_t stage[QUAD_STAGE_BYTES] __attribute__((aligned(4)));
+    int8_t masks[TBN_QUAD_MAX_CONV_ROW_INPUTS];
+    int32_t off[TBN_QUAD_MAX_FAN_IN];
+    int16_t corr[TBN_QUAD_MAX_CONV_ROW_INPUTS / 2]; /* kh * kw > 1: rows <= 256; |corr| <= 129 k */
+    int16_t acc[QUAD_MAX_WO + 8] __attribute__((aligned(8)));
+    uint32_t k = c->k, len = stage_row(c), groups = ((uint32_t)c->wo + 7u) / 8u;
+    for (uint32_t j = 0; j < k; j++) { /* weight j = (channel, ky, kx) */
+        uint32_t kx = j % op->kw, ky = j / op->kw % op->kh, ch = j / (op->kw * op->kh);
+        off[j] = (int32_t)((ch * op->kh + ky) * len + kx);
+    }
+    for (uint32_t r = 0; r < rows; r++) {
+        uint32_t neg = 0;
+        for (uint32_t j = 0, pos = r * k; j < k; j++, pos++) {
+            uint32_t bit = bits_at(c->tile.bits, pos, 1) & 1u;
+            masks[r * k + j] = (int8_t)(bit - 1u);
+            neg += 1u - bit;
+        }
+        corr[r] = (int16_t)((int32_t)neg - c->in_zp * ((int32_t)k - 2 * (int32_t)neg)); /* as the pointwise */
+    }
+    for (uint32_t oy = 0; oy < c->ho; oy++) {
+        stage_rows(c, oy, stage, len);
+        for (uint32_t r = 0; r < rows; r++) {
+            taps_args a = {stage, masks + r * k, masks + r * k + k, off, acc, groups};
+            (op->sw == 1 ? sums_taps_s1 : sums_taps_s2)(&a);
+            tbn_chan_store16_i8(c, r, rows, acc, corr[r], c->wo, oy * c->wo);
+        }
+    }
+}
+
+void tbn_mm_eval_quads(const mm_ctx *c, uint32_t rows) {
+    uint32_t m[TBN_QUAD_MAX_FAN_IN] __attribute__((aligned(8))); /* LDRD */
+    int16_t acc[QUAD_BLOCK] __attribute__((aligned(8)));
+    const int8_t *x = (const int8_t *)c->src;
+    uint32_t npix = c->npix, k = c->k;
+    for (uint32_t r = 0; r < rows; r++) {
+        uint32_t neg = row_masks(c, r, m);
+        /* sum_j w_j (x_j - zp) = sum_j (x_j ^ m_j) + neg - zp * (k - 2 neg) */
+        int32_t corr = (int32_t)neg - c->in_zp * ((int32_t)k - 2 * (int32_t)neg);
+        for (uint32_t p0 = 0; p0 < npix; p0 += QUAD_BLOCK) {
+            uint32_t n = npix - p0 < QUAD_BLOCK ? npix - p0 : QUAD_BLOCK, q = n & ~7u;
+            if (q) {
+                octets_args a = {x + p0, npix, m, k / 2u, k % 2u, acc, q / 8u};
+                sums_octets(&a);
+            }
+            if (q < n && n >= 8u) { /* the last 8 positions again, the new ones kept */
+                int16_t last[8] __attribute__((aligned(8)));
+                octets_args a = {x + p0 + n - 8u, npix, m, k / 2u, k % 2u, last, 1};
+                sums_octets(&a);
+                memcpy(acc + q, last + 8u - (n - q), (n - q) * sizeof *acc);
+            } else
+                sums_tail(x + p0, npix, m, k, acc, q, n);
+            tbn_chan_store16_i8(c, r, rows, acc, corr, n, p0);
+        }
+    }
+}
+#endif /* TBN_QUAD_KERNEL */
