@@ -132,6 +132,18 @@ def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) ->
         pytest.skip(f"no model's arena fits the board's {arena} bytes")
 
 
+def _runs_as_reference(link: DeviceLink, data: bytes, x: np.ndarray, name: str) -> None:
+    """Load an INT8 file and check the device's output on each input against the reference."""
+    from tbn.runtime import Interpreter
+
+    link.load(data)
+    ref = Interpreter(data)
+    xq, _ = ref.prepare(x)
+    for xi, want in zip(xq, ref.run(xq), strict=True):
+        got = link.infer(np.ascontiguousarray(xi))
+        assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1)), name
+
+
 def _quad_store_applies(prog: Any, op: Any) -> bool:
     """Whether the quad kernel's store (tbn_conv_channel.c, rq16_quads_add) takes an op's outputs
     four at a time: RQ16 with no first shift and a shift of at most 22, outputs -128..127."""
@@ -151,7 +163,6 @@ def test_quad_kernel_paths_match_the_reference(tbn_device: DeviceLink) -> None:
 
     from tbn.compiler import compile_model
     from tbn.convert import tile_model
-    from tbn.runtime import Interpreter
 
     torch.manual_seed(7)
     cases = {"two blocks": ((5, 12, 13), "auto", 0.0), "small plane": ((4, 2, 3), "auto", 0.0),
@@ -167,12 +178,7 @@ def test_quad_kernel_paths_match_the_reference(tbn_device: DeviceLink) -> None:
         data = compile_model(model.eval(), x[:1], activations="int8", calibration=x, params=params)
         prog = read(data)
         stores |= {_quad_store_applies(prog, op) for op in prog.ops if "tile" in op.args}
-        tbn_device.load(data)
-        ref = Interpreter(data)
-        xq, _ = ref.prepare(x.numpy())
-        for xi, want in zip(xq, ref.run(xq), strict=True):
-            got = tbn_device.infer(np.ascontiguousarray(xi))
-            assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1)), name
+        _runs_as_reference(tbn_device, data, x.numpy(), name)
     assert stores == {True, False}  # both stores ran
 
 
@@ -186,7 +192,6 @@ def test_quad_kernel_windows_match_the_reference(tbn_device: DeviceLink) -> None
 
     from tbn.compiler import compile_model
     from tbn.convert import tile_model
-    from tbn.runtime import Interpreter
 
     torch.manual_seed(9)
     cases = {"stride 1": ((3, 7, 13), nn.Conv2d(3, 8, 3, padding=1)),
@@ -199,12 +204,7 @@ def test_quad_kernel_windows_match_the_reference(tbn_device: DeviceLink) -> None
         tile_model(model, p=2, min_params=0)
         x = torch.randn(3, *shape)
         data = compile_model(model.eval(), x[:1], activations="int8", calibration=x)
-        tbn_device.load(data)
-        ref = Interpreter(data)
-        xq, _ = ref.prepare(x.numpy())
-        for xi, want in zip(xq, ref.run(xq), strict=True):
-            got = tbn_device.infer(np.ascontiguousarray(xi))
-            assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1)), name
+        _runs_as_reference(tbn_device, data, x.numpy(), name)
 
 
 def test_conv_pairs_match_the_reference(tbn_device: DeviceLink) -> None:
