@@ -1,40 +1,38 @@
-/* The quad kernel of INT8 pointwise convs (1x1, stride 1, no padding, tiled) on DSP cores.
+/* The quad kernel of INT8 tiled convs of few rows or inputs on DSP cores: pointwise convs (1x1,
+ * stride 1, no padding) and convs with a window at stride 1 or 2.
  *
- * A pointwise conv's input is channel planes, so one word of a plane holds four consecutive
- * positions of one input channel. A binary weight only adds or subtracts that channel: with
- * m = 0 for +1 and all ones for -1, x ^ m is x or -x - 1 in each byte, and SXTAB16 adds bytes
- * 0 and 2 (or, rotated, 1 and 3) of it to two 16-bit sums. Four sums then cost a load, an EOR
- * and two SXTAB16 an input (eight sums, two inputs: 21 instructions), with no per-position
- * set-up; the -1 of each negative weight
- * and the zero point's term are one constant a row, added at the store. The table kernel
- * builds its tables per position (two positions a build), which for few rows or inputs costs
- * more than the sums it saves (docs/c-runtime.md gives the figures).
+ * A conv's input is channel planes, so one word of a plane holds four consecutive positions of
+ * one input channel. A binary weight only adds or subtracts that channel: with m = 0 for +1
+ * and all ones for -1, x ^ m is x or -x - 1 in each byte, and SXTAB16 adds bytes 0 and 2 (or,
+ * rotated, 1 and 3) of it to two 16-bit sums. Four sums then cost a load, an EOR and two
+ * SXTAB16 an input (eight sums, two inputs: 21 instructions), with no per-position set-up; the
+ * -1 of each negative weight and the zero point's term are one constant a row, added at the
+ * store. The table kernel builds its tables per position (two positions a build), which for
+ * few rows or inputs costs more than the sums it saves (docs/c-runtime.md gives the figures).
  *
- * Rows are taken one at a time (their masks computed once), positions in blocks of QUAD_BLOCK
- * whose 16-bit sums each channel sharing the row stores (tbn_chan_store16_i8). |sum| <= 128 k
- * fits 16 bits for k <= TBN_QUAD_MAX_FAN_IN. Which ops it takes: tbn.format.spec, QUAD_*. */
+ * Rows are taken one at a time (their masks computed once), positions in blocks whose 16-bit
+ * sums each channel sharing the row stores (tbn_chan_store16_i8). |sum| <= 128 k fits 16 bits
+ * for k <= TBN_QUAD_MAX_FAN_IN. Which ops it takes: tbn.format.spec, QUAD_*. */
 #include "tbn_matmul.h"
 #if TBN_QUAD_KERNEL
 
 #define QUAD_BLOCK 128 /* positions a block: their int16 sums on the stack */
 
-int tbn_mm_quads_ok(const mm_ctx *c, uint32_t rows) {
-    const tbn_op *op = c->op;
-    return TBN_INT8(c->int8) && c->tiled && rows && (op->traits & TBN_TRAIT_CONV) && op->groups == 1 &&
-           op->kh == 1 && op->kw == 1 && op->sh == 1 && op->sw == 1 && !op->pt && !op->pb && !op->pl && !op->pr &&
-           c->k <= TBN_QUAD_MAX_FAN_IN && rows * c->k <= TBN_QUAD_MAX_ROW_INPUTS;
+static int pointwise(const tbn_op *op) {
+    return op->kh == 1 && op->kw == 1 && op->sh == 1 && op->sw == 1 && !op->pt && !op->pb && !op->pl && !op->pr;
 }
 
-/* Row r's masks (0 for a +1 weight, all ones for -1); returns the count of -1 weights. The tile
- * holds whole rows, so row r is bits r * k .. r * k + k - 1. */
-static uint32_t row_masks(const mm_ctx *c, uint32_t r, uint32_t *m) {
-    uint32_t neg = 0, pos = r * c->k;
-    for (uint32_t j = 0; j < c->k; j++, pos++) {
+/* Row r's masks (0 for a +1 weight, -1 for -1; the tile holds whole rows, so row r is bits
+ * r * k .. r * k + k - 1) and the constant its sums of x ^ m take at the store:
+ * sum_j w_j (x_j - zp) = sum_j (x_j ^ m_j) + neg - zp * (k - 2 neg), neg the -1 weights. */
+static int32_t row_signs(const mm_ctx *c, uint32_t r, int8_t *m) {
+    uint32_t neg = 0, k = c->k, pos = r * k;
+    for (uint32_t j = 0; j < k; j++, pos++) {
         uint32_t bit = bits_at(c->tile.bits, pos, 1) & 1u;
-        m[j] = bit - 1u;
+        m[j] = (int8_t)(bit - 1u);
         neg += 1u - bit;
     }
-    return neg;
+    return (int32_t)neg - c->in_zp * ((int32_t)k - 2 * (int32_t)neg);
 }
 
 /* What sums_octets reads; it advances x and acc a group at a time. */
@@ -188,11 +186,14 @@ static uint32_t stage_row(const mm_ctx *c) {
     return (groups * 8u - 1u) * c->op->sw + c->op->kw + 4u;
 }
 
-int tbn_mm_quads_conv_ok(const mm_ctx *c, uint32_t rows) {
+int tbn_mm_quads_ok(const mm_ctx *c, uint32_t rows) {
     const tbn_op *op = c->op;
-    return TBN_INT8(c->int8) && c->tiled && rows && (op->traits & TBN_TRAIT_CONV) && op->groups == 1 &&
-           op->kh * op->kw > 1 && op->dh == 1 && op->dw == 1 && op->sh == op->sw && (op->sw == 1 || op->sw == 2) &&
-           c->k <= TBN_QUAD_MAX_FAN_IN && rows * c->k <= TBN_QUAD_MAX_CONV_ROW_INPUTS && c->wo <= QUAD_MAX_WO &&
+    if (!TBN_INT8(c->int8) || !c->tiled || !rows || !(op->traits & TBN_TRAIT_CONV) || op->groups != 1 ||
+        c->k > TBN_QUAD_MAX_FAN_IN)
+        return 0;
+    if (pointwise(op)) return rows * c->k <= TBN_QUAD_MAX_ROW_INPUTS;
+    return op->kh * op->kw > 1 && op->dh == 1 && op->dw == 1 && op->sh == op->sw && (op->sw == 1 || op->sw == 2) &&
+           rows * c->k <= TBN_QUAD_MAX_CONV_ROW_INPUTS && c->wo <= QUAD_MAX_WO &&
            c->cg * op->kh * stage_row(c) <= QUAD_STAGE_BYTES;
 }
 
@@ -211,7 +212,7 @@ static void stage_rows(const mm_ctx *c, uint32_t oy, int8_t *stage, uint32_t len
         }
 }
 
-void tbn_mm_eval_quads_conv(const mm_ctx *c, uint32_t rows) {
+static void eval_windows(const mm_ctx *c, uint32_t rows) {
     const tbn_op *op = c->op;
     int8_t stage[QUAD_STAGE_BYTES] __attribute__((aligned(4)));
     int8_t masks[TBN_QUAD_MAX_CONV_ROW_INPUTS];
@@ -223,15 +224,7 @@ void tbn_mm_eval_quads_conv(const mm_ctx *c, uint32_t rows) {
         uint32_t kx = j % op->kw, ky = j / op->kw % op->kh, ch = j / (op->kw * op->kh);
         off[j] = (int32_t)((ch * op->kh + ky) * len + kx);
     }
-    for (uint32_t r = 0; r < rows; r++) {
-        uint32_t neg = 0;
-        for (uint32_t j = 0, pos = r * k; j < k; j++, pos++) {
-            uint32_t bit = bits_at(c->tile.bits, pos, 1) & 1u;
-            masks[r * k + j] = (int8_t)(bit - 1u);
-            neg += 1u - bit;
-        }
-        corr[r] = (int16_t)((int32_t)neg - c->in_zp * ((int32_t)k - 2 * (int32_t)neg)); /* as the pointwise */
-    }
+    for (uint32_t r = 0; r < rows; r++) corr[r] = (int16_t)row_signs(c, r, masks + r * k);
     for (uint32_t oy = 0; oy < c->ho; oy++) {
         stage_rows(c, oy, stage, len);
         for (uint32_t r = 0; r < rows; r++) {
@@ -242,15 +235,15 @@ void tbn_mm_eval_quads_conv(const mm_ctx *c, uint32_t rows) {
     }
 }
 
-void tbn_mm_eval_quads(const mm_ctx *c, uint32_t rows) {
-    uint32_t m[TBN_QUAD_MAX_FAN_IN] __attribute__((aligned(8))); /* LDRD */
+static void eval_pointwise(const mm_ctx *c, uint32_t rows) {
+    uint32_t m[TBN_QUAD_MAX_FAN_IN] __attribute__((aligned(8))); /* words, LDRD */
+    int8_t m8[TBN_QUAD_MAX_FAN_IN];
     int16_t acc[QUAD_BLOCK] __attribute__((aligned(8)));
     const int8_t *x = (const int8_t *)c->src;
     uint32_t npix = c->npix, k = c->k;
     for (uint32_t r = 0; r < rows; r++) {
-        uint32_t neg = row_masks(c, r, m);
-        /* sum_j w_j (x_j - zp) = sum_j (x_j ^ m_j) + neg - zp * (k - 2 neg) */
-        int32_t corr = (int32_t)neg - c->in_zp * ((int32_t)k - 2 * (int32_t)neg);
+        int32_t corr = row_signs(c, r, m8);
+        for (uint32_t j = 0; j < k; j++) m[j] = (uint32_t)(int32_t)m8[j];
         for (uint32_t p0 = 0; p0 < npix; p0 += QUAD_BLOCK) {
             uint32_t n = npix - p0 < QUAD_BLOCK ? npix - p0 : QUAD_BLOCK, q = n & ~7u;
             if (q) {
@@ -267,5 +260,9 @@ void tbn_mm_eval_quads(const mm_ctx *c, uint32_t rows) {
             tbn_chan_store16_i8(c, r, rows, acc, corr, n, p0);
         }
     }
+}
+void tbn_mm_eval_quads(const mm_ctx *c, uint32_t rows) {
+    if (pointwise(c->op)) eval_pointwise(c, rows);
+    else eval_windows(c, rows);
 }
 #endif /* TBN_QUAD_KERNEL */

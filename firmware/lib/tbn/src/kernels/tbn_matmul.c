@@ -342,10 +342,6 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
         tbn_mm_eval_quads(&c, rows);
         return TBN_OK;
     }
-    if (TBN_QUAD_KERNEL && TBN_BUILT_TRAIT(CONV) && tbn_mm_quads_conv_ok(&c, rows)) {
-        tbn_mm_eval_quads_conv(&c, rows);
-        return TBN_OK;
-    }
     if (TBN_CHANNEL_KERNEL && TBN_BUILT_TRAIT(CONV) && !scratch && tbn_mm_channel_ok(&c)) { /* a conv */
         tbn_mm_eval_channel(&c, rows);
         return TBN_OK;

@@ -151,9 +151,10 @@ void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows);
 void tbn_chan_store16_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int16_t *acc, int32_t corr, uint32_t n,
                          uint32_t at);
 
-/* The quad kernel (tbn_conv_quads.c) of INT8 pointwise convs on DSP cores: four output
- * positions a step in 16-bit halves, for ops of few rows or inputs, where the tables' set-up
- * per position costs more than it saves. Whether it takes the op, and the op run by it. */
+/* The quad kernel (tbn_conv_quads.c) of INT8 tiled convs on DSP cores, pointwise or with a
+ * window at stride 1 or 2: positions four at a time in 16-bit halves, for ops of few rows or
+ * inputs, where the tables' set-up per position costs more than it saves. Whether it takes
+ * the op, and the op run by it. */
 #if TBN_CHANNEL_KERNEL && defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_DSP) && \
     defined(__ARM_FEATURE_UNALIGNED) && !defined(TBN_PORTABLE)
 #define TBN_QUAD_KERNEL 1
@@ -162,9 +163,6 @@ void tbn_chan_store16_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int1
 #endif
 int tbn_mm_quads_ok(const mm_ctx *c, uint32_t rows);
 void tbn_mm_eval_quads(const mm_ctx *c, uint32_t rows);
-/* and of INT8 tiled convs with a window (stride 1 or 2), eight positions of an output row a step */
-int tbn_mm_quads_conv_ok(const mm_ctx *c, uint32_t rows);
-void tbn_mm_eval_quads_conv(const mm_ctx *c, uint32_t rows);
 
 /* The small-core kernel (tbn_matmul_small.c) of INT8 ops, in 8- and 16-bit steps: whether it
  * takes the op (tiled, every count in 16 bits), and the op run by it. Built for cores without
