@@ -543,3 +543,44 @@ def test_token_pairs_match_the_reference(lib: ctypes.CDLL, tokens: int) -> None:
     assert prog.tensors[op.args["scratch"]].nbytes >= spec.lut_pair_scratch_size(12, 40, conv=False)
     want, got = Interpreter(data).run(x.numpy()), open_engine("c", data, lib=lib).run(x.numpy())
     assert np.array_equal(got, want)
+
+
+class _AddPool(nn.Module):
+    """relu(a + b) of two convs of x, then an average pool. ``cancel`` makes b nearly -a (dense
+    weights), so the sum's range is about 2,000 times under its inputs' and each input's
+    rescaled term passes 16 bits."""
+
+    def __init__(self, pool: nn.Module, cancel: bool) -> None:
+        super().__init__()
+        self.a, self.b, self.pool = nn.Conv2d(2, 4, 3, padding=1), nn.Conv2d(2, 4, 3, padding=1), pool
+        if cancel:
+            with torch.no_grad():
+                self.a.weight.mul_(300.0)
+                self.b.weight.copy_(-self.a.weight + 0.01 * torch.randn_like(self.a.weight))
+                self.b.bias.copy_(-self.a.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.pool(torch.relu(self.a(x) + self.b(x))), 1)
+
+
+@pytest.mark.parametrize("params", ["auto", "wide"])
+@pytest.mark.parametrize(("case", "shape", "pool", "cancel"), [
+    ("a pool as wide as the map", (2, 25, 5), nn.AvgPool2d((25, 5)), False),
+    ("a global pool over 1,600 values", (2, 40, 40), nn.AdaptiveAvgPool2d(1), False),
+    ("windows of 10 in rows of 24", (2, 8, 24), nn.AvgPool2d((2, 10), stride=(2, 7)), False),
+    ("an add whose terms pass 16 bits", (2, 16, 16), nn.AvgPool2d(2), True),
+])
+def test_int8_add_and_average_pool_paths_match_the_reference(lib: ctypes.CDLL, case: str,
+                                                             shape: tuple[int, ...], pool: nn.Module,
+                                                             cancel: bool, params: str) -> None:
+    """ADD of 512 values or more by two 256-entry tables where both terms fit 16 bits (the loop
+    where not), RQ16 and REQUANT; average pools summing four values a word (a window as wide as
+    the input as one run, runs over 128 words, windows narrower than the input)."""
+    torch.manual_seed(3)
+    model = _AddPool(pool, cancel).eval()
+    if not cancel:
+        tile_model(model, p=2, min_params=0)
+    x = torch.randn(4, *shape)
+    data = compile_model(model, x[:1], activations="int8", calibration=x, params=params)
+    got, want = open_engine("c", data, lib=lib).run(x.numpy()), Interpreter(data).run(x.numpy())
+    assert np.array_equal(got, want), case

@@ -259,6 +259,12 @@ typedef int32_t tbn_avg_int;
 typedef int64_t tbn_avg_int;
 #endif
 static inline tbn_avg_int tbn_avg_round(tbn_avg_int sum, tbn_avg_int n) {
+#if !defined(__AVR__)
+    if (n < ((tbn_avg_int)1 << 22)) { /* |2 sum + n| <= 257 n: 32 bits, one division (not a call) */
+        int32_t num = (int32_t)(2 * sum + n), den = (int32_t)(2 * n);
+        return num >= 0 ? num / den : -((-num + den - 1) / den);
+    }
+#endif
     tbn_avg_int num = 2 * sum + n, den = 2 * n;
     return num >= 0 ? num / den : -((-num + den - 1) / den);
 }

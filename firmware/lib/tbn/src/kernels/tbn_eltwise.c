@@ -1,6 +1,9 @@
 /* RESHAPE, ADD, MUL, CONCAT, ACTIVATION, SOFTMAX and SOFTMAX_AXIS, ARGMAX, AFFINE (F32 only) and the unary
  * family (SIGMOID, ...): one prepare and one eval each. */
 #include "../tbn_internal.h"
+#if defined(__ARM_FEATURE_SAT)
+#include <arm_acle.h>
+#endif
 
 /* e^x for SOFTMAX without libm (MicroPython's native modules and some ports link none):
  * x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to r^7 (error < 6e-9 relative,
@@ -68,10 +71,67 @@ tbn_status tbn_prepare_add(const tbn_model *m, const tbn_op *op, const tbn_io *i
                                                                                                   : TBN_ERR_SHAPE;
 }
 
+/* Input i's rescaled term of an INT8 ADD (REQUANT or RQ16) for its value q of zero point z: the
+ * output is zo + term_a(a) + term_b(b), clamped, as the reference computes it. */
+static int64_t add_term(const tbn_vector *rq, uint32_t i, int32_t q, int32_t z) {
+    if (rq->dtype == TBN_DTYPE_RQ16 || !TBN_BUILD_REQUANT) {
+        uint32_t pre = rq->pre_shift, shift = rq->shift;
+        int32_t pre_half = (int32_t)(((uint32_t)1 << pre) >> 1), half = (int32_t)(((uint32_t)1 << shift) >> 1);
+        return tbn_rshift_round32(tbn_rshift_round32(q - z, pre_half, pre) * (int16_t)tbn_rd16(rq->data + 2 * i),
+                                  half, shift);
+    }
+    return tbn_rshift_round(((int64_t)q - z) * tbn_rds32(rq->data + 8 * i), tbn_rds32(rq->data + 8 * i + 4));
+}
+
+#define ADD_TABLE_MIN 512 /* elements from which building two 256-entry tables pays */
+
+#if !defined(__AVR__) /* 1 KB of stack for the tables is half the Uno's RAM */
+/* dst = clamp(ta[a] + tb[b]) over n elements, in a function of its own so that every pointer
+ * stays in a register (inlined, the M7 build kept them on the stack: 21 instructions an element). */
+static TBN_NOINLINE void add_lookup(const int16_t *ta, const int16_t *tb, const uint8_t *a, const uint8_t *b,
+                                    int8_t *dst, uint32_t n, int32_t lo, int32_t hi) {
+    const uint8_t *end = a + n;
+#if defined(__ARM_FEATURE_SAT)
+    if (lo == -128 && hi == 127) {
+        for (; a < end; a++, b++, dst++) *dst = (int8_t)__ssat(ta[*a] + tb[*b], 8);
+        return;
+    }
+#endif
+    for (; a < end; a++, b++, dst++) {
+        int32_t v = ta[*a] + tb[*b];
+        *dst = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+    }
+}
+#endif
+
+/* Where both terms fit 16 bits (each is monotonic in its input, so its ends bound it), two
+ * tables of them make an element two lookups and a clamp: about 11 instructions on the M7,
+ * where computing both terms takes about 32 (RQ16) or more (REQUANT's 64-bit products).
+ * 1 if it ran. */
+static int add_by_tables(const unary *u, const tbn_tensor *b, const uint8_t *bb, const tbn_vector *rq) {
+#if defined(__AVR__)
+    (void)u, (void)b, (void)bb, (void)rq;
+    return 0;
+#else
+    int16_t ta[256], tb[256];
+    int32_t za = u->in.zero_point, zb = b->zero_point, zo = u->out.zero_point, lo = u->out.qmin, hi = u->out.qmax;
+    int64_t ends[4] = {zo + add_term(rq, 0, -128, za), zo + add_term(rq, 0, 127, za), add_term(rq, 1, -128, zb),
+                       add_term(rq, 1, 127, zb)};
+    for (int i = 0; i < 4; i++)
+        if (ends[i] < -32768 || ends[i] > 32767) return 0;
+    for (int32_t q = -128; q < 128; q++) {
+        ta[(uint8_t)q] = (int16_t)(zo + add_term(rq, 0, q, za));
+        tb[(uint8_t)q] = (int16_t)add_term(rq, 1, q, zb);
+    }
+    add_lookup(ta, tb, u->src, bb, (int8_t *)u->dst, u->in.numel, lo, hi);
+    return 1;
+#endif
+}
+
 /* INT8 ADD with RQ16: both inputs rescaled in 32 bits (prepare checked the bounds). Every
  * parameter in a local: the int8 stores may alias anything reached through a pointer, so
  * fields read in the loop would be reloaded each element (78 instructions an element on the
- * M7 where this takes about 20). */
+ * M7 where this takes about 32). */
 static void add_rq16(const unary *u, const tbn_tensor *b, const int8_t *src_b, const tbn_vector *rq) {
     int32_t ma = (int16_t)tbn_rd16(rq->data), mb = (int16_t)tbn_rd16(rq->data + 2);
     uint32_t pre = rq->pre_shift, shift = rq->shift;
@@ -89,16 +149,11 @@ static void add_rq16(const unary *u, const tbn_tensor *b, const int8_t *src_b, c
 
 /* INT8 ADD with REQUANT: each input's (q - z) * M in 64 bits, rounded, as the reference. */
 static void add_requant(const unary *u, const tbn_tensor *b, const int8_t *src_b, const tbn_vector *rq) {
-    int32_t ma = tbn_rds32(rq->data), sa = tbn_rds32(rq->data + 4);
-    int32_t mb = tbn_rds32(rq->data + 8), sb = tbn_rds32(rq->data + 12);
     int32_t za = u->in.zero_point, zb = b->zero_point, zo = u->out.zero_point, lo = u->out.qmin, hi = u->out.qmax;
     const int8_t *a = (const int8_t *)u->src;
     int8_t *dst = (int8_t *)u->dst;
-    for (const int8_t *end = a + u->in.numel; a < end; a++, src_b++, dst++) {
-        int64_t va = tbn_rshift_round(((int64_t)*a - za) * ma, sa);
-        int64_t vb = tbn_rshift_round(((int64_t)*src_b - zb) * mb, sb);
-        *dst = tbn_clamp_q(zo + va + vb, lo, hi);
-    }
+    for (const int8_t *end = a + u->in.numel; a < end; a++, src_b++, dst++)
+        *dst = tbn_clamp_q(zo + add_term(rq, 0, *a, za) + add_term(rq, 1, *src_b, zb), lo, hi);
 }
 
 tbn_status tbn_eval_add(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
@@ -114,6 +169,7 @@ tbn_status tbn_eval_add(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     }
     tbn_vector rq;
     tbn_get_scale(m, op->scale, &rq);
+    if (n >= ADD_TABLE_MIN && add_by_tables(&u, &b, src_b, &rq)) return TBN_OK;
     if (rq.dtype == TBN_DTYPE_RQ16 || !TBN_BUILD_REQUANT) add_rq16(&u, &b, (const int8_t *)src_b, &rq);
     else add_requant(&u, &b, (const int8_t *)src_b, &rq);
     return TBN_OK;
