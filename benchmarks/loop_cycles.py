@@ -40,6 +40,9 @@ LOOPS = {
     "sums3x3_pairs_s2": ("two depthwise 3x3 outputs, stride 2", 18),
     "sums_octets": ("two inputs at eight positions, pointwise", 16),
     "rq16_quads_thumb2": ("four outputs' RQ16 from 16-bit sums", 0),
+    "sums_rows3_s1": ("a window row's three taps at eight positions, stride 1", 24),
+    "sums_rows3_s2": ("a window row's three taps at eight positions, stride 2", 24),
+    "sums3x3_pairs16_s1": ("two depthwise 3x3 outputs, stride 1, 16-bit sums", 18),
 }
 CPUS = ("cortex-m4", "cortex-m7")
 

@@ -100,7 +100,8 @@ def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) ->
     """The per-channel kernel's 3x3 paths (on DSP cores, assembly): at stride 1 two outputs at
     a time, several rows a call from a resident ring (odd and even widths) and one row a call
     from a ring of three rows (a 60-wide plane), rows past 64 outputs one at a time, stride 2,
-    and one input channel with tile reuse. Bit-exact with the reference on three inputs."""
+    and one input channel with tile reuse; binary weights' 16-bit sums and dense weights' 32-bit
+    ones. Bit-exact with the reference on three inputs."""
     import torch
     from torch import nn
 
@@ -109,14 +110,16 @@ def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) ->
     from tbn.runtime import Interpreter
 
     torch.manual_seed(5)
-    shapes = {"odd": (1, 7, 5), "even": (1, 6, 8), "ring of rows": (1, 9, 60), "wide rows": (1, 4, 70)}
+    shapes = {"odd": (1, 7, 5), "even": (1, 6, 8), "ring of rows": (1, 9, 60), "wide rows": (1, 4, 70),
+              "dense, odd": (1, 7, 5)}
     models = {k: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
                                nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.ReLU(),
                                nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4), nn.Flatten())
               for k in shapes}
     arena, ran = tbn_device.info().arena_bytes, 0
     for name, model in models.items():
-        tile_model(model, p=1, min_params=0, per_layer={"0": 2})
+        dense = ("2", "4") if "dense" in name else ()
+        tile_model(model, p=1, min_params=0, per_layer={"0": 2}, keep_dense=dense)
         x = torch.randn(3, *shapes[name])
         data = compile_model(model.eval(), x[:1], activations="int8", calibration=x, lookup_tables=False)
         ref = Interpreter(data)
@@ -184,9 +187,12 @@ def test_quad_kernel_paths_match_the_reference(tbn_device: DeviceLink) -> None:
 
 def test_quad_kernel_windows_match_the_reference(tbn_device: DeviceLink) -> None:
     """INT8 tiled convs with a window in the quad kernel (DSP cores): 3x3 at stride 1 and 2 with
-    padding on every side and on one (TensorFlow's "same" at stride 2), a 2x5 window, widths under
-    8, not a multiple of 8 and over 8 (two groups), three and two input channels, tile reuse (fan-in
-    27 at p=2: 4 rows for 8 outputs). Bit-exact with the reference on three inputs each."""
+    padding on every side and on one (TensorFlow's "same" at stride 2), 2x5 windows at stride 1
+    and 2 (a mask byte a tap), widths not a multiple of 8 and over 8 (two groups), two to 32 input
+    channels, tile reuse (fan-in 27 at p=2: 4 rows for 8 outputs), 16 rows of fan-in 144,
+    fan-in 252 with every weight +1 on inputs at -128 and 127 (16-bit sums at their ends), and
+    fan-in past 255 in chunks of channels (15, 15 and 2 channels; stride 2).
+    Bit-exact with the reference on three inputs each."""
     import torch
     from torch import nn
 
@@ -196,13 +202,22 @@ def test_quad_kernel_windows_match_the_reference(tbn_device: DeviceLink) -> None
     torch.manual_seed(9)
     cases = {"stride 1": ((3, 7, 13), nn.Conv2d(3, 8, 3, padding=1)),
              "stride 2": ((3, 9, 19), nn.Conv2d(3, 8, 3, stride=2, padding=1)),
-             "same, stride 2": ((3, 8, 6), nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)),
-                                                         nn.Conv2d(3, 8, 3, stride=2))),
-             "2x5 window": ((2, 6, 17), nn.Conv2d(2, 6, (2, 5), padding=(1, 2)))}
+             "same, stride 2": ((3, 8, 18), nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)),
+                                                          nn.Conv2d(3, 8, 3, stride=2))),
+             "2x5 window": ((2, 6, 17), nn.Conv2d(2, 6, (2, 5), padding=(1, 2))),
+             "2x5 window, stride 2": ((2, 6, 21), nn.Conv2d(2, 6, (2, 5), stride=2, padding=(1, 2))),
+             "16 rows of 144": ((16, 4, 9), nn.Conv2d(16, 32, 3, padding=1)),
+             "fan-in 252": ((28, 3, 10), nn.Conv2d(28, 2, 3)),
+             "fan-in 288 in chunks": ((32, 4, 9), nn.Conv2d(32, 16, 3, padding=1)),
+             "fan-in 270 in chunks, stride 2": ((30, 5, 17), nn.Conv2d(30, 8, 3, stride=2, padding=1))}
     for name, (shape, conv) in cases.items():
         model = nn.Sequential(conv, nn.ReLU(), nn.Flatten())
-        tile_model(model, p=2, min_params=0)
         x = torch.randn(3, *shape)
+        if name == "fan-in 252":
+            with torch.no_grad():
+                conv.weight.abs_()
+            x = torch.stack([torch.full(shape, -1.0), torch.full(shape, 1.0), x[2].clamp(-1.0, 1.0)])
+        tile_model(model, p=2 if name != "fan-in 252" else 1, min_params=0)
         data = compile_model(model.eval(), x[:1], activations="int8", calibration=x)
         _runs_as_reference(tbn_device, data, x.numpy(), name)
 

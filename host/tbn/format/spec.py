@@ -401,9 +401,20 @@ LUT_WIDE_MIN_ROWS = 96
 # 281 k; at 32 rows of 64 both about 130 k, and past that the tables win.
 QUAD_MAX_ROW_INPUTS = 1024
 QUAD_MAX_FAN_IN = 128
-# Convs with a window (stride 1 or 2) too, staged a row at a time, where rows x fan-in is at
-# most QUAD_MAX_CONV_ROW_INPUTS: first convs of 3 channels (fan-in 27, no whole bytes a row).
-QUAD_MAX_CONV_ROW_INPUTS = 512
+# Convs with a window (stride 1 or 2) too, staged a row at a time (a tap about 10 instructions
+# for eight positions, three-wide windows at stride 1): on ResNet-8's 16 -> 16 3x3 conv (fan-in
+# 144) on the M7 the tables took 3.35 M instructions at 4 rows and 4.22 M at 16, the quad kernel
+# 1.03 M and 3.32 M (docs/results.md). Fan-in up to 255 keeps 16-bit sums exact (|sum| <= 128 k);
+# an output row must fill a group of eight positions (DS-CNN's first conv, 5 wide at stride 2,
+# took 0.30 M on the per-channel kernel and 0.62 M here); windows other than three wide read
+# a mask byte a tap, their rows x fan-in bounded for the stack. Three-wide windows past 255
+# inputs take the input channels in chunks whose sums fit 16 bits, the rows' sums added in 32
+# bits (ResNet-8's 32 -> 32 3x3 conv at p=4, 8 rows of 288: 1.75 M -> 1.13 M), where the rows'
+# masks (a byte a kernel row, 1,360 bytes) and 32-bit sums (1 KB) fit the kernel's stack.
+QUAD_MAX_CONV_FAN_IN = 255
+QUAD_MAX_CONV_ROWS = 16
+QUAD_MIN_CONV_WIDTH = 8
+QUAD_MAX_CONV_ROW_INPUTS = 1152
 
 
 def lut_rows(fan_in: int, n_bits: int, groups: int) -> int:

@@ -186,10 +186,14 @@ static inline int tbn_rq16_fits(uint64_t bound, uint32_t mult_abs, unsigned pre_
 #define TBN_LUT_WIDE_GROUP 8
 #define TBN_LUT_CHUNK 32
 #define TBN_LUT_WIDE_MIN_ROWS 96u
-/* the quad kernel's pointwise convs: rows x fan-in, and fan-in, at most */
+/* the quad kernel's pointwise convs (rows x fan-in, fan-in) and convs with a window
+ * (fan-in, rows, rows x fan-in but three wide: at most; output width: at least) */
 #define TBN_QUAD_MAX_ROW_INPUTS 1024u
 #define TBN_QUAD_MAX_FAN_IN 128u
-#define TBN_QUAD_MAX_CONV_ROW_INPUTS 512u
+#define TBN_QUAD_MAX_CONV_FAN_IN 255u
+#define TBN_QUAD_MAX_CONV_ROWS 16u
+#define TBN_QUAD_MIN_CONV_WIDTH 8u
+#define TBN_QUAD_MAX_CONV_ROW_INPUTS 1152u
 static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int conv,
                                             int int8) {
     uint64_t entries = 128u + (int8 && rows >= TBN_LUT_WIDE_MIN_ROWS ? 1024u : 0u);

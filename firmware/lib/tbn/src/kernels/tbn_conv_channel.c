@@ -145,7 +145,7 @@ typedef struct {
     uint32_t w02a, w02b, w02d, w1ab, w1d; /* w0 | w2 << 16 of each row; w1 | w4 << 16; w7 */
     int32_t zneg;
     uint32_t pairs, skip, back; /* a row's pairs; bytes to the next output row's inputs past
-                                 * them; bytes acc steps back after a row (4 for an odd one) */
+                                 * them; bytes acc steps back after a row (a sum for an odd one) */
 } dsp3x3_pairs;
 
 #define TBN_PAIR_ROW_S1(R, W, W1, H, ACC1)                                                      \
@@ -161,7 +161,7 @@ typedef struct {
 /* acc = the window sums of `rows` output rows of 2 * pairs - back / 4 outputs each, one after
  * the other (an odd row's last pair writes one output past it, which the next row's first
  * overwrites: acc has an entry to spare, and the ring a word past its rows). */
-#define TBN_PAIRS3X3(NAME, ROW)                                                                 \
+#define TBN_PAIRS3X3(NAME, ROW, STORE)                                                          \
     __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG int32_t *acc, TBN_ASM_ARG uint32_t rows, \
                                                       TBN_ASM_ARG const dsp3x3_pairs *arg) {    \
         __asm__ volatile("push {r4-r11, lr}\n"                                               \
@@ -178,7 +178,7 @@ typedef struct {
                          ROW("r2", "r5", "r8", "b", "r11")                                   \
                          ROW("r3", "r6", "r8", "t", "r12")                                   \
                          ROW("r4", "r7", "r9", "b", "r12")                                   \
-                         "strd r11, r12, [r0], #8\n"                                         \
+                         STORE                                                               \
                          "subs r1, r1, #1\n"                                                 \
                          "bne 1b\n"                                                          \
                          "ldr lr, [sp, #8]\n"                                                \
@@ -194,8 +194,14 @@ typedef struct {
                          "add sp, sp, #20\n"                                                 \
                          "pop {r4-r11, pc}\n");                                              \
     }
-TBN_PAIRS3X3(sums3x3_pairs_s1, TBN_PAIR_ROW_S1)
-TBN_PAIRS3X3(sums3x3_pairs_s2, TBN_PAIR_ROW_S2)
+/* int32 sums (dense weights), or 16-bit ones (binary: |sum| <= 9 * 255) for the four-at-a-time
+ * store; back is then in halfwords */
+#define TBN_PAIR_STORE32 "strd r11, r12, [r0], #8\n"
+#define TBN_PAIR_STORE16 "pkhbt r11, r11, r12, lsl #16\n" "str r11, [r0], #4\n"
+TBN_PAIRS3X3(sums3x3_pairs_s1, TBN_PAIR_ROW_S1, TBN_PAIR_STORE32)
+TBN_PAIRS3X3(sums3x3_pairs_s2, TBN_PAIR_ROW_S2, TBN_PAIR_STORE32)
+TBN_PAIRS3X3(sums3x3_pairs16_s1, TBN_PAIR_ROW_S1, TBN_PAIR_STORE16)
+TBN_PAIRS3X3(sums3x3_pairs16_s2, TBN_PAIR_ROW_S2, TBN_PAIR_STORE16)
 
 static uint32_t pack2(int32_t lo, int32_t hi) { return ((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16); }
 #endif
@@ -467,27 +473,47 @@ static void store_row_i8(const mm_ctx *c, chan_rq *q, uint32_t ch, uint32_t rows
     if (rows != c->o) chan_rq_init(q, c, ch);
 }
 
+void tbn_chan_store32_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int32_t *acc, uint32_t n, uint32_t at) {
+    int8_t *out = (int8_t *)c->dst + (size_t)ch * c->npix + at;
+    chan_rq q;
+    for (uint32_t o = ch; o < c->o; o += rows, out += (size_t)rows * c->npix) {
+        chan_rq_init(&q, c, o);
+        store_chan_i8(&q, acc, n, out);
+    }
+}
+
 #ifdef TBN_CHANNEL_DSP
 #define PAIRS_MAX_OUT 64 /* outputs a call (and row) of sums3x3_pairs_s1/_s2 */
 /* A 3x3 conv at stride 1 or 2 on a DSP core: two outputs at a time, and with every padded
- * row in the ring (rows equally spaced) as many output rows a call as PAIRS_MAX_OUT holds. */
+ * row in the ring (rows equally spaced) as many output rows a call as PAIRS_MAX_OUT holds.
+ * Binary weights' sums fit 16 bits and take tbn_chan_store16_i8 (5 instructions an output where
+ * it applies, against 13). */
 static void channel_i8_pairs(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows, const int8_t *wt,
                              int32_t zsum, chan_rq *q) {
     const tbn_op *op = c->op;
     const uint8_t *plane = c->src + (size_t)(ch / c->og) * c->h * c->w;
     uint32_t wo = c->wo, per = rg->resident ? PAIRS_MAX_OUT / wo : 1u, pairs = (wo + 1u) / 2u;
+    uint32_t half = c->tiled ? 2u : 4u; /* bytes a sum */
     dsp3x3_pairs arg = {0, 0, 0, pack2(wt[0], wt[2]), pack2(wt[3], wt[5]), pack2(wt[6], wt[8]),
                         pack2(wt[1], wt[4]), (uint32_t)wt[7], -zsum, pairs,
-                        (uint32_t)op->sh * rg->len - 2u * op->sw * pairs, 4u * (2u * pairs - wo)};
-    int32_t acc[PAIRS_MAX_OUT + 1];
+                        (uint32_t)op->sh * rg->len - 2u * op->sw * pairs, half * (2u * pairs - wo)};
+    union {
+        int32_t w[PAIRS_MAX_OUT + 1];
+        int16_t h[PAIRS_MAX_OUT + 2];
+    } acc;
     ring_start(rg, c, plane);
     for (uint32_t oy = 0, k; oy < c->ho; oy += k) {
         const uint8_t *r[MAX_ROWS];
         k = c->ho - oy < per ? c->ho - oy : per;
         window_rows(rg, c, plane, oy, r);
         arg.a = (const int8_t *)r[0], arg.b = (const int8_t *)r[1], arg.d = (const int8_t *)r[2];
-        (op->sw == 1 ? sums3x3_pairs_s1 : sums3x3_pairs_s2)(acc, k, &arg);
-        store_row_i8(c, q, ch, rows, acc, k * wo, oy * wo);
+        if (c->tiled) {
+            (op->sw == 1 ? sums3x3_pairs16_s1 : sums3x3_pairs16_s2)(acc.w, k, &arg);
+            tbn_chan_store16_i8(c, ch, rows, acc.h, 0, k * wo, oy * wo);
+        } else {
+            (op->sw == 1 ? sums3x3_pairs_s1 : sums3x3_pairs_s2)(acc.w, k, &arg);
+            store_row_i8(c, q, ch, rows, acc.w, k * wo, oy * wo);
+        }
     }
 }
 #endif

@@ -150,6 +150,8 @@ void tbn_mm_eval_channel(const mm_ctx *c, uint32_t rows);
  * that shares its row (`rows` distinct rows; the per-channel kernel's requantisation). */
 void tbn_chan_store16_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int16_t *acc, int32_t corr, uint32_t n,
                          uint32_t at);
+/* The same for n int32 sums (their constant already added). */
+void tbn_chan_store32_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int32_t *acc, uint32_t n, uint32_t at);
 
 /* The quad kernel (tbn_conv_quads.c) of INT8 tiled convs on DSP cores, pointwise or with a
  * window at stride 1 or 2: positions four at a time in 16-bit halves, for ops of few rows or
