@@ -99,7 +99,7 @@ def test_small_kernel_paths_match_the_reference(tbn_device: DeviceLink) -> None:
 def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) -> None:
     """The per-channel kernel's 3x3 paths (on DSP cores, assembly): at stride 1 two outputs at
     a time, several rows a call from a resident ring (odd and even widths) and one row a call
-    from a ring of three rows (a 60-wide plane), rows past 64 outputs one at a time, stride 2,
+    from a ring of three rows (a 60-wide plane), rows past 128 outputs one at a time, stride 2,
     and one input channel with tile reuse; binary weights' 16-bit sums and dense weights' 32-bit
     ones. Bit-exact with the reference on three inputs."""
     import torch
@@ -110,7 +110,7 @@ def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) ->
     from tbn.runtime import Interpreter
 
     torch.manual_seed(5)
-    shapes = {"odd": (1, 7, 5), "even": (1, 6, 8), "ring of rows": (1, 9, 60), "wide rows": (1, 4, 70),
+    shapes = {"odd": (1, 7, 5), "even": (1, 6, 8), "ring of rows": (1, 9, 60), "wide rows": (1, 4, 140),
               "dense, odd": (1, 7, 5)}
     models = {k: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
                                nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.ReLU(),

@@ -54,13 +54,21 @@ int tbn_mm_channel_ok(const mm_ctx *c) {
     return !c->per_rep || (c->tiled && c->tile.n_bits % c->k == 0);
 }
 
-/* Row `row`'s K weights as signed values; their sum. */
+/* Row `row`'s K weights as signed values; their sum. Tile bits are read up to 24 at a time,
+ * each run ending where the tile wraps. */
 static int32_t row_weights(const mm_ctx *c, uint32_t row, int8_t *wt) {
     uint32_t f = row * c->k, t = c->tiled ? c->tile.n_bits : 0u, pos = f < t || !t ? f : f % t;
     int32_t sum = 0;
-    for (uint32_t j = 0; j < c->k; j++, pos = pos + 1 == t ? 0 : pos + 1) {
-        wt[j] = t ? ((bits_at(c->tile.bits, pos, 1) & 1u) ? 1 : -1) : c->dense[f + j];
-        sum += wt[j];
+    if (!t) {
+        for (uint32_t j = 0; j < c->k; j++) sum += wt[j] = c->dense[f + j];
+        return sum;
+    }
+    for (uint32_t j = 0; j < c->k;) {
+        uint32_t n = c->k - j < 24u ? c->k - j : 24u;
+        n = n < t - pos ? n : t - pos;
+        uint32_t bits = bits_at(c->tile.bits, pos, n);
+        for (uint32_t i = 0; i < n; i++, j++, bits >>= 1) sum += wt[j] = (bits & 1u) ? 1 : -1;
+        pos = pos + n == t ? 0 : pos + n;
     }
     return sum;
 }
@@ -483,13 +491,13 @@ void tbn_chan_store32_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int3
 }
 
 #ifdef TBN_CHANNEL_DSP
-#define PAIRS_MAX_OUT 64 /* outputs a call (and row) of sums3x3_pairs_s1/_s2 */
+#define PAIRS_MAX_OUT 128 /* outputs a call (and row) of sums3x3_pairs_s1/_s2 */
 /* A 3x3 conv at stride 1 or 2 on a DSP core: two outputs at a time, and with every padded
  * row in the ring (rows equally spaced) as many output rows a call as PAIRS_MAX_OUT holds.
  * Binary weights' sums fit 16 bits and take tbn_chan_store16_i8 (5 instructions an output where
  * it applies, against 13). */
 static void channel_i8_pairs(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows, const int8_t *wt,
-                             int32_t zsum, chan_rq *q) {
+                             int32_t zsum) {
     const tbn_op *op = c->op;
     const uint8_t *plane = c->src + (size_t)(ch / c->og) * c->h * c->w;
     uint32_t wo = c->wo, per = rg->resident ? PAIRS_MAX_OUT / wo : 1u, pairs = (wo + 1u) / 2u;
@@ -512,7 +520,7 @@ static void channel_i8_pairs(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t ro
             tbn_chan_store16_i8(c, ch, rows, acc.h, 0, k * wo, oy * wo);
         } else {
             (op->sw == 1 ? sums3x3_pairs_s1 : sums3x3_pairs_s2)(acc.w, k, &arg);
-            store_row_i8(c, q, ch, rows, acc.w, k * wo, oy * wo);
+            tbn_chan_store32_i8(c, ch, rows, acc.w, k * wo, oy * wo);
         }
     }
 }
@@ -525,13 +533,15 @@ static void channel_i8(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows) {
     int8_t wt[TBN_CHANNEL_MAX_TAPS];
     int32_t zsum = row_weights(c, ch, wt) * c->in_zp;
     chan_rq q;
-    chan_rq_init(&q, c, ch);
 #ifdef TBN_CHANNEL_DSP
     int dsp = op->kh == 3 && op->kw == 3 && op->dw == 1 && (op->sw == 1 || op->sw == 2);
     if (dsp && c->wo <= PAIRS_MAX_OUT) {
-        channel_i8_pairs(c, rg, ch, rows, wt, zsum, &q);
+        channel_i8_pairs(c, rg, ch, rows, wt, zsum);
         return;
     }
+#endif
+    chan_rq_init(&q, c, ch);
+#ifdef TBN_CHANNEL_DSP
     dsp3x3 arg = {0, 0, 0, pack2(wt[0], wt[1]), pack2(wt[2], wt[3]), pack2(wt[4], wt[5]), pack2(wt[6], wt[7]),
                   (uint32_t)wt[8], -zsum};
 #endif
