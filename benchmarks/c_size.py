@@ -46,8 +46,8 @@ def build(target: str, out: Path) -> dict:
     return {"target": target, "compiler": Path(gcc).name, "text_bytes": text, "data_bss_bytes": data}
 
 
-# the runtime's flash budget on Cortex-M4 with the table kernels (issue: fast kernels)
-M4_TEXT_GOAL = 16 * 1024
+# the runtime's flash budget on Cortex-M4 with every kernel (issue: convolutions faster than int8)
+M4_TEXT_GOAL = 24 * 1024
 
 
 def main() -> None:
