@@ -101,7 +101,8 @@ def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) ->
     a time, several rows a call from a resident ring (odd and even widths) and one row a call
     from a ring of three rows (a 60-wide plane), rows past 128 outputs one at a time, stride 2,
     and one input channel with tile reuse; binary weights' 16-bit sums and dense weights' 32-bit
-    ones. Bit-exact with the reference on three inputs."""
+    ones; rows of 3, 5, 8, 11 and 13 bytes copied into the ring. Bit-exact with the reference on
+    three inputs."""
     import torch
     from torch import nn
 
@@ -111,7 +112,7 @@ def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) ->
 
     torch.manual_seed(5)
     shapes = {"odd": (1, 7, 5), "even": (1, 6, 8), "ring of rows": (1, 9, 60), "wide rows": (1, 4, 140),
-              "dense, odd": (1, 7, 5)}
+              "dense, odd": (1, 7, 5), "3 wide": (1, 5, 3), "11 wide": (1, 5, 11), "13 wide": (1, 4, 13)}
     models = {k: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
                                nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.ReLU(),
                                nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4), nn.Flatten())
