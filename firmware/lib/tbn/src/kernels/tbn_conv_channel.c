@@ -500,7 +500,8 @@ void tbn_chan_store32_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int3
 #ifdef TBN_CHANNEL_DSP
 #define PAIRS_MAX_OUT 128 /* outputs a call (and row) of sums3x3_pairs_s1/_s2 */
 /* A 3x3 conv at stride 1 or 2 on a DSP core: two outputs at a time, and with every padded
- * row in the ring (rows equally spaced) as many output rows a call as PAIRS_MAX_OUT holds.
+ * row in the ring (rows equally spaced) as many output rows a call as PAIRS_MAX_OUT holds;
+ * either way that many rows are stored at once.
  * Binary weights' sums fit 16 bits and take tbn_chan_store16_i8 (5 instructions an output where
  * it applies, against 13). */
 static void channel_i8_pairs(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows, const int8_t *wt,
@@ -517,18 +518,21 @@ static void channel_i8_pairs(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t ro
         int16_t h[PAIRS_MAX_OUT + 2];
     } acc;
     ring_start(rg, c, plane);
-    for (uint32_t oy = 0, k; oy < c->ho; oy += k) {
-        const uint8_t *r[MAX_ROWS];
-        k = c->ho - oy < per ? c->ho - oy : per;
-        window_rows(rg, c, plane, oy, r);
-        arg.a = (const int8_t *)r[0], arg.b = (const int8_t *)r[1], arg.d = (const int8_t *)r[2];
-        if (c->tiled) {
-            (op->sw == 1 ? sums3x3_pairs16_s1 : sums3x3_pairs16_s2)(acc.w, k, &arg);
-            tbn_chan_store16_i8(c, ch, rows, acc.h, 0, k * wo, oy * wo);
-        } else {
-            (op->sw == 1 ? sums3x3_pairs_s1 : sums3x3_pairs_s2)(acc.w, k, &arg);
-            tbn_chan_store32_i8(c, ch, rows, acc.w, k * wo, oy * wo);
+    for (uint32_t oy = 0, n; oy < c->ho; oy += n) { /* n rows stored at once, k a call */
+        n = c->ho - oy < PAIRS_MAX_OUT / wo ? c->ho - oy : PAIRS_MAX_OUT / wo;
+        for (uint32_t done = 0, k; done < n; done += k) {
+            const uint8_t *r[MAX_ROWS];
+            k = n - done < per ? n - done : per;
+            window_rows(rg, c, plane, oy + done, r);
+            arg.a = (const int8_t *)r[0], arg.b = (const int8_t *)r[1], arg.d = (const int8_t *)r[2];
+            if (c->tiled) /* the asm takes an int32_t pointer either way */
+                (op->sw == 1 ? sums3x3_pairs16_s1 : sums3x3_pairs16_s2)((int32_t *)(void *)(acc.h + done * wo), k,
+                                                                         &arg);
+            else
+                (op->sw == 1 ? sums3x3_pairs_s1 : sums3x3_pairs_s2)(acc.w + done * wo, k, &arg);
         }
+        if (c->tiled) tbn_chan_store16_i8(c, ch, rows, acc.h, 0, n * wo, oy * wo);
+        else tbn_chan_store32_i8(c, ch, rows, acc.w, n * wo, oy * wo);
     }
 }
 #endif
