@@ -54,9 +54,14 @@ int tbn_mm_channel_ok(const mm_ctx *c) {
     return !c->per_rep || (c->tiled && c->tile.n_bits % c->k == 0);
 }
 
-/* Row `row`'s K weights as signed values; their sum. Tile bits are read up to 24 at a time,
- * each run ending where the tile wraps. */
+/* Row `row`'s K weights as signed values (wt holds K + 3: tile bits are written four at a time,
+ * a nibble's bytes by lookup); their sum. Tile bits are read up to 24 at a time, each run
+ * ending where the tile wraps. */
 static int32_t row_weights(const mm_ctx *c, uint32_t row, int8_t *wt) {
+    static const uint32_t signs[16] = {
+        0xFFFFFFFFu, 0xFFFFFF01u, 0xFFFF01FFu, 0xFFFF0101u, 0xFF01FFFFu, 0xFF01FF01u, 0xFF0101FFu, 0xFF010101u,
+        0x01FFFFFFu, 0x01FFFF01u, 0x01FF01FFu, 0x01FF0101u, 0x0101FFFFu, 0x0101FF01u, 0x010101FFu, 0x01010101u};
+    static const uint8_t ones[16] = {0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4};
     uint32_t f = row * c->k, t = c->tiled ? c->tile.n_bits : 0u, pos = f < t || !t ? f : f % t;
     int32_t sum = 0;
     if (!t) {
@@ -66,11 +71,16 @@ static int32_t row_weights(const mm_ctx *c, uint32_t row, int8_t *wt) {
     for (uint32_t j = 0; j < c->k;) {
         uint32_t n = c->k - j < 24u ? c->k - j : 24u;
         n = n < t - pos ? n : t - pos;
-        uint32_t bits = bits_at(c->tile.bits, pos, n);
-        for (uint32_t i = 0; i < n; i++, j++, bits >>= 1) sum += wt[j] = (bits & 1u) ? 1 : -1;
+        uint32_t bits = bits_at(c->tile.bits, pos, n) & ((1u << n) - 1u); /* n < 32 */
+        for (uint32_t i = 0; i < n; i += 4, bits >>= 4) { /* bytes past n are rewritten or unused */
+            wt[j + i + 0] = (int8_t)signs[bits & 15u], wt[j + i + 1] = (int8_t)(signs[bits & 15u] >> 8);
+            wt[j + i + 2] = (int8_t)(signs[bits & 15u] >> 16), wt[j + i + 3] = (int8_t)(signs[bits & 15u] >> 24);
+            sum += ones[bits & 15u];
+        }
+        j += n;
         pos = pos + n == t ? 0 : pos + n;
     }
-    return sum;
+    return 2 * sum - (int32_t)c->k;
 }
 
 /* Padded rows up to `last` copied into the ring: the padding (the zero point, or 0.0f: zero
@@ -541,7 +551,7 @@ static void channel_i8_pairs(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t ro
 static void channel_i8(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows) {
     const tbn_op *op = c->op;
     const uint8_t *plane = c->src + (size_t)(ch / c->og) * c->h * c->w;
-    int8_t wt[TBN_CHANNEL_MAX_TAPS];
+    int8_t wt[TBN_CHANNEL_MAX_TAPS + 3];
     int32_t zsum = row_weights(c, ch, wt) * c->in_zp;
     chan_rq q;
 #ifdef TBN_CHANNEL_DSP
@@ -587,7 +597,7 @@ static void channel_f32(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows) {
     const tbn_op *op = c->op;
     const uint8_t *plane = c->src + (size_t)(ch / c->og) * c->h * c->w * 4u;
     float *out = (float *)(void *)c->dst + (size_t)ch * c->npix, wf[TBN_CHANNEL_MAX_TAPS];
-    int8_t wt[TBN_CHANNEL_MAX_TAPS];
+    int8_t wt[TBN_CHANNEL_MAX_TAPS + 3];
     row_weights(c, ch, wt);
     for (uint32_t j = 0; j < c->k; j++) wf[j] = (float)wt[j];
     ring_start(rg, c, plane);
