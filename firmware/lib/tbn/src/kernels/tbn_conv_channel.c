@@ -508,7 +508,7 @@ void tbn_chan_store32_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int3
 }
 
 #ifdef TBN_CHANNEL_DSP
-#define PAIRS_MAX_OUT 128 /* outputs a call (and row) of sums3x3_pairs_s1/_s2 */
+#define PAIRS_MAX_OUT 128 /* outputs a store and a call of sums3x3_pairs*, and the widest row */
 /* A 3x3 conv at stride 1 or 2 on a DSP core: two outputs at a time, and with every padded
  * row in the ring (rows equally spaced) as many output rows a call as PAIRS_MAX_OUT holds;
  * either way that many rows are stored at once.

@@ -121,7 +121,7 @@ static void sums_tail(const int8_t *x, uint32_t npix, const uint32_t *m, uint32_
  * tap as (mask byte, offset) (13 and 17). */
 typedef struct {
     const int8_t *x;        /* the stage at the group's first input column; advanced a group */
-    const int8_t *m, *mend; /* the row's masks (0 or -1 a byte) */
+    const int8_t *m, *mend; /* the row's masks: 0 or -1 a tap, three-wide a kernel row's bits */
     uintptr_t off;          /* the taps' offsets in the stage (int16_t *), or rows3's staged row length */
     int16_t *acc;           /* 4-byte aligned; advanced a group */
     uint32_t groups;        /* at least 1 */
