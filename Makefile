@@ -208,9 +208,11 @@ bench: setup
 	$(BIN)/python benchmarks/mnist_accuracy.py --json $(RUNS)/bench/mnist_accuracy.json
 
 # tbn's kernels on the emulated Cortex-M7 and M4 (QEMU icount): table vs direct kernel, MLP at
-# p = 1, 4, 8, 16 and the cnn recipe (trains them first, about two minutes)
+# p = 1, 4, 8, 16 and the cnn recipe (trains them first, about two minutes); the firmware's
+# worst-case stack on each Cortex-M board
 bench-mcu: setup
 	$(BIN)/python benchmarks/mcu.py --json $(RUNS)/bench/mcu.json
+	$(BIN)/python benchmarks/stack.py --json $(RUNS)/bench/stack.json
 
 # MLPerf Tiny's architectures (tbn at p=1 and p=4, CMSIS-NN int8 beside them) on the emulated
 # Cortex-M7 and M4, and the assembly loops' cycles from llvm-mca (about 15 minutes)

@@ -1,0 +1,137 @@
+"""The firmware's worst-case stack on each Cortex-M board, from GCC's call graph.
+
+Compiles the app, the board's HAL, the core's start-up code and the C runtime as the firmware
+build does (``-Os``, the board's flags and defines) with ``-fcallgraph-info=su``: every
+function's frame and its calls. The worst case is the deepest path from ``main``, plus the
+deepest from an interrupt handler and the core's exception frame (an interrupt can come at the
+deepest point). An upper bound: an indirect call (the kernel table, a kernel's choice of loop,
+the link's handler) may reach any function whose address the firmware takes (its relocations
+outside calls say which); a function GCC sees without a frame (the naked assembly loops) and a
+library call (memcpy, the 64-bit division) each count ``ALLOWANCE`` bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _table import print_table, write_json
+from tbn.boards import load_board
+from tbn.paths import c_runtime, root
+
+ROOT = root()
+FIRMWARE = ROOT / "firmware"
+BOARDS = ("mps2_an386", "mps2_an500", "netduinoplus2", "nucleo_f767zi")
+ALLOWANCE = 64  # bytes: an assembly loop's pushes (at most 56 here), or a library call's frame
+EXCEPTION_FRAME = 104  # bytes a Cortex-M stacks on an interrupt, the FPU's registers included
+NODE = re.compile(r'node: \{ title: "([^"]+)" label: "[^"\\]*\\n([^"\\]*):\d+:\d+\\n(\d+) bytes')
+EDGE = re.compile(r'edge: \{ sourcename: "([^"]+)" targetname: "([^"]+)"')
+
+
+@dataclass
+class Graph:
+    frame: dict[str, int] = field(default_factory=dict)  # function -> its own frame (bytes)
+    calls: dict[str, set[str]] = field(default_factory=dict)  # "__indirect_call": through a pointer
+    taken: set[str] = field(default_factory=set)  # functions whose address is taken
+    runtime: set[str] = field(default_factory=set)  # the C runtime's functions (the rest: app, HAL)
+
+    def deepest(self, fn: str, memo: dict, active: set[str]) -> tuple[int, tuple[str, ...]]:
+        """The deepest stack from ``fn`` down (bytes) and the calls that reach it."""
+        if fn in memo:
+            return memo[fn]
+        active.add(fn)
+        best: tuple[int, tuple[str, ...]] = (0, ())
+        for callee in self.calls.get(fn, ()):
+            # through a pointer: a function whose address its own part (runtime or app) takes
+            side = fn in self.runtime
+            targets = ([t for t in self.taken if (t in self.runtime) == side] if callee == "__indirect_call"
+                       else [callee])
+            for t in targets:
+                if t not in active:  # recursion: none in the firmware, but never loop
+                    best = max(best, self.deepest(t, memo, active))
+        active.discard(fn)
+        memo[fn] = (self.frame.get(fn) or ALLOWANCE) + best[0], (fn, *best[1])
+        return memo[fn]
+
+
+def _board_flags(board: str) -> tuple[list[str], Path, str]:
+    """The compiler flags, arch folder and HAL of ``board``'s firmware build (firmware/scripts/board.py)."""
+    b, spec = load_board(board), json.loads((ROOT / "boards" / f"{board}.json").read_text())
+    t, cpu = spec["tbn"], spec["build"]["cpu"]
+    arch = FIRMWARE / "arch" / t["arch"]
+    irq = t.get("uart_irq", 0)
+    defines = {"TBN_BOARD_NAME": f'"{board}"', "TBN_CLOCK_HZ": f"{b.clock_hz}u",
+               "TBN_SLOT_BYTES": f"{b.slot_bytes}u", "TBN_ARENA_BYTES": f"{b.arena_bytes}u",
+               "TBN_COST_ICOUNT": "1", "TBN_FRAME_TIMEOUT_MS": "100u", "TBN_UART_IRQ": f"{irq}u",
+               "TBN_PROTOCOL_MLPERF": "0", "TBN_EMBEDDED_MODEL": "0"}
+    flags = [*c_runtime().flags, "-Os", "-ffunction-sections", f"-mcpu={cpu}", "-mthumb",
+             *t.get("cflags", []), f"-I{c_runtime().include}", f"-I{FIRMWARE / 'app'}", f"-I{arch}",
+             "-fcallgraph-info=su", *(f"-D{k}={v}" for k, v in defines.items())]
+    return flags, arch, t["hal"]
+
+
+def graph(board: str) -> Graph:
+    """``board``'s firmware as one call graph."""
+    flags, arch, hal = _board_flags(board)
+    sources = [*sorted((FIRMWARE / "app").glob("*.c")), FIRMWARE / "hal" / f"{hal}.c",
+               *sorted(arch.glob("*.c")), *c_runtime().sources]
+    g = Graph()
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in sources:
+            obj = Path(tmp) / f"{src.parent.name}-{src.stem}.o"
+            r = subprocess.run(["arm-none-eabi-gcc", *flags, "-c", str(src), "-o", str(obj)],
+                               capture_output=True, text=True, cwd=tmp)
+            if r.returncode:
+                raise SystemExit(f"stack: {src.name} did not compile for {board}:\n{r.stderr[-2000:]}")
+            text = obj.with_suffix(".ci").read_text()
+            local = {title.split(":")[-1]: title for title, _, _ in NODE.findall(text)}
+            for title, path, size in NODE.findall(text):
+                g.frame[title] = int(size)
+                if "/lib/tbn/" in path:
+                    g.runtime.add(title)
+            for src_fn, dst in EDGE.findall(text):
+                g.calls.setdefault(src_fn, set()).add(dst)
+            relocs = subprocess.run(["arm-none-eabi-objdump", "-r", str(obj)], capture_output=True, text=True,
+                                    check=True).stdout
+            for kind, sym in re.findall(r"^[0-9a-f]+ (R_ARM_\w+)\s+(\S+)$", relocs, re.M):
+                if "CALL" not in kind and "JUMP" not in kind and sym in local:
+                    g.taken.add(local[sym])
+    return g
+
+
+def measure(board: str) -> dict:
+    """The worst-case stack of ``board``'s firmware: from main, from an interrupt, and in all."""
+    g, memo = graph(board), {}
+    main, main_path = g.deepest("main", memo, set())
+    handlers = [f for f in g.frame if re.search(r"(_Handler|_IRQHandler|_isr)$", f)]
+    isr, isr_path = max((g.deepest(f, memo, set()) for f in handlers), default=(0, ()))
+    return {"board": board, "stack_bytes": load_board(board).stack_bytes, "main_bytes": main,
+            "isr_bytes": isr, "worst_bytes": main + isr + EXCEPTION_FRAME, "main_path": list(main_path),
+            "isr_path": list(isr_path)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--boards", nargs="+", default=list(BOARDS))
+    ap.add_argument("--json", type=Path, help="write the table as JSON here")
+    args = ap.parse_args()
+    if not shutil.which("arm-none-eabi-gcc"):
+        raise SystemExit("arm-none-eabi-gcc is not installed (make deps installs the Debian toolchains)")
+    rows = [measure(b) for b in args.boards]
+    for r in rows:
+        r["deepest"] = " > ".join(f.split(":")[-1] for f in r["main_path"][-4:])
+    print("worst-case stack (bytes), GCC's call graph at -Os")
+    print_table(rows, [("board", "board"), ("main_bytes", "from main"), ("isr_bytes", "interrupt"),
+                       ("worst_bytes", "worst, with the exception frame"), ("stack_bytes", "stack reserved"),
+                       ("deepest", "deepest frames")])
+    write_json(args.json, {"boards": rows})
+
+
+if __name__ == "__main__":
+    main()
