@@ -31,9 +31,9 @@ static float max_inside_f32(const float *x, uint32_t w, uint32_t kh, uint32_t kw
     return m;
 }
 
-/* The sum of n consecutive int8 values. Off AVR, four a word: x ^ 0x80 is x + 128 in 0..255, and
- * two 16-bit lanes take bytes 0, 2 and 1, 3 of up to 128 words before they could carry (about 2
- * instructions a value on the M7, against about 5 one at a time). */
+/* The sum of n consecutive int8 values. Off AVR, four a word: x ^ 0x80 is x + 128 in 0..255, the
+ * low 16-bit lane adds bytes 0 and 1 of up to 128 words and the high one bytes 2 and 3, before
+ * either could carry (about 2 instructions a value on the M7, against about 5 one at a time). */
 static tbn_avg_int sum_run_i8(const int8_t *x, uint32_t n) {
     tbn_avg_int s = 0;
 #if !defined(__AVR__)
