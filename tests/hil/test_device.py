@@ -97,12 +97,12 @@ def test_small_kernel_paths_match_the_reference(tbn_device: DeviceLink) -> None:
 
 
 def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) -> None:
-    """The per-channel kernel's 3x3 paths (on DSP cores, assembly): at stride 1 two outputs at
-    a time, several rows a call from a resident ring (odd and even widths) and one row a call
+    """The per-channel kernel's 3x3 and 5x5 paths (on DSP cores, pairs of outputs): at stride 1
+    two outputs at a time, several rows a call from a resident ring (odd and even widths) and one row a call
     from a ring of three rows (a 60-wide plane), rows past 128 outputs one at a time, stride 2,
     and one input channel with tile reuse; binary weights' 16-bit sums and dense weights' 32-bit
-    ones; rows of 3, 5, 8, 11 and 13 bytes copied into the ring. Bit-exact with the reference on
-    three inputs."""
+    ones; rows of 3, 5, 8, 11 and 13 bytes copied into the ring; a 5x5 window of odd and even
+    widths, binary and dense. Bit-exact with the reference on three inputs."""
     import torch
     from torch import nn
 
@@ -112,9 +112,11 @@ def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) ->
 
     torch.manual_seed(5)
     shapes = {"odd": (1, 7, 5), "even": (1, 6, 8), "ring of rows": (1, 9, 60), "wide rows": (1, 4, 140),
-              "dense, odd": (1, 7, 5), "3 wide": (1, 5, 3), "11 wide": (1, 5, 11), "13 wide": (1, 4, 13)}
+              "dense, odd": (1, 7, 5), "3 wide": (1, 5, 3), "11 wide": (1, 5, 11), "13 wide": (1, 4, 13),
+              "5x5, odd": (1, 6, 9), "5x5, even": (1, 5, 14), "5x5, dense": (1, 5, 14)}
+    window = {k: (5, 2) if "5x5" in k else (3, 1) for k in shapes}  # the middle conv's size, padding
     models = {k: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(),
-                               nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.ReLU(),
+                               nn.Conv2d(4, 4, window[k][0], padding=window[k][1], groups=4), nn.ReLU(),
                                nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=4), nn.Flatten())
               for k in shapes}
     arena, ran = tbn_device.info().arena_bytes, 0
