@@ -530,12 +530,9 @@ static void store_row_i8(const mm_ctx *c, chan_rq *q, uint32_t ch, uint32_t rows
 }
 
 void tbn_chan_store32_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int32_t *acc, uint32_t n, uint32_t at) {
-    int8_t *out = (int8_t *)c->dst + (size_t)ch * c->npix + at;
     chan_rq q;
-    for (uint32_t o = ch; o < c->o; o += rows, out += (size_t)rows * c->npix) {
-        chan_rq_init(&q, c, o);
-        store_chan_i8(&q, acc, n, out);
-    }
+    chan_rq_init(&q, c, ch);
+    store_row_i8(c, &q, ch, rows, acc, n, at);
 }
 
 #ifdef TBN_CHANNEL_DSP

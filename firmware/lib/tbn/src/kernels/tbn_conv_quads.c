@@ -263,7 +263,7 @@ static void eval_windows(const mm_ctx *c, uint32_t rows) {
     uint32_t mk = rows3 ? k / 3u : k; /* mask bytes a row */
     void (*sums)(taps_args *) = op->sw == 1 ? (rows3 ? sums_rows3_s1 : sums_taps_s1)
                                             : (rows3 ? sums_rows3_s2 : sums_taps_s2);
-    for (uint32_t j = 0; j < k; j++) { /* weight j = (channel, ky, kx) */
+    for (uint32_t j = 0; !rows3 && j < k; j++) { /* weight j = (channel, ky, kx); rows3 steps rows */
         uint32_t kx = j % op->kw, ky = j / op->kw % op->kh, ch = j / (op->kw * op->kh);
         off[j] = (int16_t)((ch * op->kh + ky) * len + kx);
     }
