@@ -20,8 +20,11 @@ def print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> s
     return text
 
 
-def write_json(path: str | None, payload: dict[str, Any]) -> None:
+def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
+    """Save ``payload`` as JSON at ``path`` (none: nothing); a folder there is a clear error."""
     if path:
+        if Path(path).is_dir():
+            raise SystemExit(f"{path} is a folder: --json names the file to write")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(payload, indent=2) + "\n")
         print(f"wrote {path}")

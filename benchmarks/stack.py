@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _table import print_table, write_json
-from tbn.boards import load_board
+from tbn.boards import BoardError, load_board
 from tbn.paths import c_runtime, root
 
 ROOT = root()
@@ -149,7 +149,16 @@ def main() -> None:
     for prefix, _, _ in ARCHES.values():
         if not shutil.which(f"{prefix}-gcc"):
             raise SystemExit(f"{prefix}-gcc is not installed (make deps installs the Debian toolchains)")
-    rows = [measure(b) for b in args.boards]
+    try:
+        boards = [load_board(b) for b in args.boards]
+    except BoardError as e:
+        raise SystemExit(f"stack: {e}") from None
+    for b in boards:
+        arch = json.loads((ROOT / "boards" / f"{b.name}.json").read_text())["tbn"]["arch"]
+        if arch not in ARCHES:
+            raise SystemExit(f"stack: {b.name} is {arch}, not a 32-bit core this bounds (Cortex-M, RISC-V); "
+                             "the Uno's stack is measured in simavr (docs/results.md)")
+    rows = [measure(b.name) for b in boards]
     for r in rows:
         r["deepest"] = " > ".join(f.split(":")[-1] for f in r["main_path"][-4:])
     print("worst-case stack (bytes), GCC's call graph at -Os")
