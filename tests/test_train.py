@@ -168,6 +168,7 @@ def test_mnist_augmentation_rotates_and_scales_only_when_asked(tmp_path: Path) -
 @pytest.mark.parametrize(("options", "want"), [
     ({"recipe": "kws"}, {0: 5e-4, 11: 5e-4, 12: 1e-4, 23: 1e-4, 24: 2e-5, 35: 2e-5}),  # MLPerf Tiny kws01
     ({"recipe": "ic"}, {0: 1e-3, 1: 1e-3 * 0.99, 100: 1e-3 * 0.99**100}),  # its ic01
+    ({"recipe": "sww"}, {0: 5e-4, 11: 5e-4, 12: 1e-4, 24: 2e-5, 35: 2e-5, 36: 1e-5, 49: 1e-5}),  # sww01
 ])
 def test_the_mlperf_recipes_schedule_as_their_reference(options: dict, want: dict[int, float]) -> None:
     from tbn.train.loop import _optimizer, _schedule

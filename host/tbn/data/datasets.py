@@ -121,6 +121,12 @@ def _speech_commands(split: str, data_dir: str | os.PathLike | None,
     return load_speech_commands(split, data_dir, verify=verify)
 
 
+def _wakeword(split: str, data_dir: str | os.PathLike | None, verify: bool) -> tuple[np.ndarray, np.ndarray]:
+    from tbn.data.wakeword import load_wakeword
+
+    return load_wakeword(split, data_dir, verify=verify)
+
+
 def _membrane(split: str, data_dir: str | os.PathLike | None,
               verify: bool) -> tuple[np.ndarray, np.ndarray]:
     from tbn.data.membrane import load_membrane
@@ -160,6 +166,9 @@ DATASETS: dict[str, Dataset] = {
     "vww": Dataset("vww", (3, 96, 96), 2, _vww),
     # MLPerf Tiny's keyword spotting: 49x10 MFCC (tbn.data.mfcc), 12 classes
     "speech_commands": Dataset("speech_commands", (1, 49, 10), 12, _speech_commands),
+    # MLPerf Tiny's streaming wake word: marvin, silence or other, 30x40 log filterbank energies
+    # channels first (tbn.data.wakeword)
+    "wakeword": Dataset("wakeword", (40, 30, 1), 3, _wakeword),
     # a time series: 128 samples of a membrane potential in, the next 16 out (tbn.data.membrane)
     "membrane": Dataset("membrane", (1, 128), 0, _membrane, "forecast"),
     # MLPerf Tiny's anomaly detection: ToyCar clips as 640-value log-mel vectors (tbn.data.toycar)

@@ -39,15 +39,17 @@ def _mel(hz: np.ndarray) -> np.ndarray:
     return 1127.0 * np.log1p(hz / 700.0)
 
 
-def mel_matrix(bins: int = FFT // 2 + 1) -> np.ndarray:
-    """``(bins, MEL_BANDS)`` triangle weights from spectrogram bins to mel bands."""
+def mel_matrix(bins: int = FFT // 2 + 1, bands: int = MEL_BANDS, low_hz: float = LOW_HZ,
+               high_hz: float = HIGH_HZ) -> np.ndarray:
+    """``(bins, bands)`` triangle weights from spectrogram bins to mel bands from ``low_hz``
+    to ``high_hz`` (``tf.signal.linear_to_mel_weight_matrix``)."""
     linear = _mel(np.linspace(0.0, SAMPLE_RATE / 2, bins)[1:])[:, None]  # the DC bin gets no weight
-    edges = np.linspace(_mel(np.float64(LOW_HZ)), _mel(np.float64(HIGH_HZ)), MEL_BANDS + 2)
+    edges = np.linspace(_mel(np.float64(low_hz)), _mel(np.float64(high_hz)), bands + 2)
     lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
     rising = (linear - lower) / (center - lower)
     falling = (upper - linear) / (upper - center)
     weights = np.maximum(0.0, np.minimum(rising, falling))
-    return np.vstack([np.zeros((1, MEL_BANDS)), weights]).astype(np.float32)
+    return np.vstack([np.zeros((1, bands)), weights]).astype(np.float32)
 
 
 def _dct_matrix() -> np.ndarray:

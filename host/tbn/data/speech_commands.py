@@ -136,14 +136,10 @@ def _noise_clips(samples: np.ndarray) -> list[np.ndarray]:
     return [samples[s:s + CLIP_SAMPLES] for s in range(0, len(samples) - CLIP_SAMPLES, CLIP_SAMPLES // 2)]
 
 
-def _clips(source: Path, test: bool) -> Iterator[tuple[str, np.ndarray, int]]:
-    """(split, int16 samples, label) of every clip in a source: the test set's, or the release's
-    train and validation clips in one pass over the audio."""
-    if test:
-        for path, data in _files(source):
-            if path.endswith(".wav") and "/" in path:
-                yield "test", read_wav(data, f"{source}:{path}"), _label(path.split("/")[-2])
-        return
+def release_clips(source: Path) -> Iterator[tuple[str, str, str, np.ndarray]]:
+    """(split, word folder, file name, int16 samples) of every clip of the release, in one pass
+    over the audio: ``train``, ``validation`` or ``test`` as the two lists say, ``noise`` for the
+    ``_background_noise_`` recordings."""
     names = ("validation_list.txt", "testing_list.txt")
     if source.is_dir():
         lists = {n: (source / n).read_bytes() for n in names if (source / n).is_file()}
@@ -157,13 +153,26 @@ def _clips(source: Path, test: bool) -> Iterator[tuple[str, np.ndarray, int]]:
         if not path.endswith(".wav") or "/" not in path:
             continue
         word, name = path.split("/")[-2:]
-        if word == NOISE:
+        split = "noise" if word == NOISE else "test" if path in held["testing_list.txt"] else \
+            "validation" if path in held["validation_list.txt"] else "train"
+        yield split, word, name, read_wav(data, f"{source}:{path}")
+
+
+def _clips(source: Path, test: bool) -> Iterator[tuple[str, np.ndarray, int]]:
+    """(split, int16 samples, label) of every clip in a source: the test set's, or the release's
+    train and validation clips in one pass over the audio."""
+    if test:
+        for path, data in _files(source):
+            if path.endswith(".wav") and "/" in path:
+                yield "test", read_wav(data, f"{source}:{path}"), _label(path.split("/")[-2])
+        return
+    for split, word, name, samples in release_clips(source):
+        if split == "noise":
             split = "validation" if name == VALIDATION_NOISE else "train"
-            for clip in _noise_clips(read_wav(data, f"{source}:{path}")):
+            for clip in _noise_clips(samples):
                 yield split, clip, CLASSES.index(SILENCE)
-        elif path not in held["testing_list.txt"]:
-            split = "validation" if path in held["validation_list.txt"] else "train"
-            yield split, read_wav(data, f"{source}:{path}"), _label(word)
+        elif split != "test":
+            yield split, samples, _label(word)
 
 
 def _cache_path(split: str, source: Path, verified: bool) -> Path:
@@ -218,18 +227,20 @@ def load_speech_commands(split: str = "train", data_dir: str | os.PathLike | Non
     return splits[split]
 
 
-def write_synthetic(folder: Path, clips_per_word: int = 2, seed: int = 0) -> tuple[Path, Path]:
+def write_synthetic(folder: Path, clips_per_word: int = 2, seed: int = 0,
+                    unknown_words: tuple[str, ...] = ("bed", "cat"),
+                    noise_seconds: tuple[float, float] = (3.0, 2.0)) -> tuple[Path, Path]:
     """Both archives in the release's format, small: each class's clips a tone of its own plus
-    noise (the ten words, two unknown words, the test set's ``_silence_`` and ``_unknown_``
-    folders, two ``_background_noise_`` recordings and the two lists). For tests and for
-    trying a pipeline offline (read with ``verify=False``)."""
+    noise (the ten words, ``unknown_words``, the test set's ``_silence_`` and ``_unknown_``
+    folders, two ``_background_noise_`` recordings of ``noise_seconds`` and the two lists).
+    For tests and for trying a pipeline offline (read with ``verify=False``)."""
     rng = np.random.default_rng(seed)
 
     def wav(freq: float, seconds: float = 1.0) -> bytes:
         t = np.arange(int(SAMPLE_RATE * seconds)) / SAMPLE_RATE
         return pcm16(6000 * np.sin(2 * np.pi * freq * t) + rng.normal(0, 500, t.size), SAMPLE_RATE)
 
-    tones = {w: 300.0 + 150 * i for i, w in enumerate((*WORDS, "bed", "cat"))}
+    tones = {w: 300.0 + 150 * i for i, w in enumerate((*WORDS, *unknown_words))}
     release: dict[str, bytes] = {}
     lists: dict[str, list[str]] = {"validation_list.txt": [], "testing_list.txt": []}
     for word, freq in tones.items():
@@ -238,8 +249,8 @@ def write_synthetic(folder: Path, clips_per_word: int = 2, seed: int = 0) -> tup
             release[path] = wav(freq)
             if i >= clips_per_word:  # one to each held-out list
                 lists["validation_list.txt" if i == clips_per_word else "testing_list.txt"].append(path)
-    release[f"{NOISE}/white_noise.wav"] = wav(50.0, 3.0)
-    release[f"{NOISE}/{VALIDATION_NOISE}"] = wav(60.0, 2.0)
+    release[f"{NOISE}/white_noise.wav"] = wav(50.0, noise_seconds[0])
+    release[f"{NOISE}/{VALIDATION_NOISE}"] = wav(60.0, noise_seconds[1])
     release.update({name: ("\n".join(paths) + "\n").encode() for name, paths in lists.items()})
     test = {f"{w}/{i:08x}_nohash_0.wav": wav(tones.get(w, 70.0)) for w in (*WORDS, SILENCE, UNKNOWN)
             for i in range(clips_per_word)}

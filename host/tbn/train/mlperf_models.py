@@ -1,8 +1,9 @@
 """MLPerf Tiny's reference architectures (mlcommons/tiny v1.4, ``benchmark/training``) written
 in PyTorch, layer for layer as their Keras definitions build them, so that tbn can tile and
-compile them: DS-CNN (kws01), MobileNetV1 0.25 (vww01), ResNet-8 (ic01) and the FC autoencoder
-(ad01). TensorFlow's ``padding="same"`` at stride 2 pads more after than before; that is a
-``ZeroPad2d`` here, which the compiler folds into the convolution."""
+compile them: DS-CNN (kws01), MobileNetV1 0.25 (vww01), ResNet-8 (ic01), the FC autoencoder
+(ad01) and the streaming wake word's 1-D DS-CNN (sww01). TensorFlow's ``padding="same"`` at
+stride 2 pads more after than before; that is a ``ZeroPad2d`` here, which the compiler folds
+into the convolution."""
 
 from __future__ import annotations
 
@@ -95,12 +96,28 @@ def fc_autoencoder(inputs: int = 640, hidden: int = 128, code: int = 8) -> nn.Se
     return nn.Sequential(*layers, nn.Linear(hidden, inputs))
 
 
+def str_ww(classes: int = 3, features: int = 40, frames: int = 30) -> nn.Sequential:
+    """sww01's wake-word net on ``frames`` x ``features`` log filterbank energies (channels
+    first: features, frames, 1): four blocks of a depthwise conv over time (3, 5, 10 and 15
+    frames, ``valid``, no bias), a pointwise conv (128, 128, 128, 32), BatchNorm, ReLU and
+    dropout of 0.2, then a classifier of the 32 values left (0.83 M MACs; Keras'
+    ``keras_model.py``, BatchNorm's epsilon Keras' 1e-3, the softmax left to the loss)."""
+    layers: list[nn.Module] = []
+    c = features
+    for k, cout in ((3, 128), (5, 128), (10, 128), (15, 32)):
+        layers += [nn.Conv2d(c, c, (k, 1), groups=c, bias=False), nn.Conv2d(c, cout, 1, bias=False),
+                   nn.BatchNorm2d(cout, eps=1e-3), nn.ReLU(), nn.Dropout(0.2)]
+        c, frames = cout, frames - k + 1
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c * frames, classes))
+
+
 # task -> (model builder, its input's shape, channels first)
 ARCHITECTURES = {
     "kws01": (ds_cnn, (1, 49, 10)),
     "vww01": (mobilenet_v1, (3, 96, 96)),
     "ic01": (resnet8, (3, 32, 32)),
     "ad01": (fc_autoencoder, (640,)),
+    "sww01": (str_ww, (40, 30, 1)),
 }
 
 

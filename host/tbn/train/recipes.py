@@ -67,6 +67,11 @@ _MLPERF_VWW = {"optimizer": "adam", "lr": 1e-3, "schedule": "steps", "lr_steps":
 # plots a loss, so tbn trains on all of it); dense layers from 512 weights tile, as the paper's
 _MLPERF_AD = {"optimizer": "adam", "lr": 1e-3, "schedule": "constant", "epochs": 100, "batch_size": 512,
               "min_params": 512}
+# sww01: Adam, batches of 100, 50 float epochs (str_ww_util.py's pretrain_epochs; its 15 QAT epochs
+# are int8 training tbn does by calibration), the reference's own step_function schedule (its default,
+# ReduceLROnPlateau on the validation loss, needs a validation pass tbn's loop does not make)
+_MLPERF_SWW = {"optimizer": "adam", "lr": 5e-4, "schedule": "steps",
+               "lr_steps": [[12, 1e-4], [24, 2e-5], [36, 1e-5]], "epochs": 50, "batch_size": 100}
 
 # The authors' token models on CIFAR-10 (tbn-method.md): Adam 1e-4, cosine, 200 epochs, layers under
 # 64K weights at p=1 (tbn's default --min-params); batch 128 and crops and flips assumed, as theirs for
@@ -136,6 +141,9 @@ RECIPES: dict[str, Recipe] = {
                        "teacher: vww_96.h5)"),
     "ad": Recipe("mlperf_models:fc_autoencoder", "toycar", _MLPERF_AD,
                  note="MLPerf Tiny ad01: FC autoencoder on ToyCar log-mel vectors (reference AUC 0.86)"),
+    "sww": Recipe("mlperf_models:str_ww", "wakeword", _MLPERF_SWW,
+                  note="MLPerf Tiny sww01: 1-D DS-CNN spotting 'marvin' in 30x40 log filterbank energies "
+                       "(teacher: str_ww_ref_model.h5)"),
     "resnet18": Recipe("models:resnet18", "cifar10", _AUTHORS_CIFAR,
                        _paper_p_list((1, 1, 1, 1) + (0,) * 16 + (1,)),
                        "authors: p=4 93.2, p=8 92.1-92.5, p=16 ~91.4 (CIFAR-10 top-1, 300 epochs)"),
