@@ -584,3 +584,33 @@ def test_int8_add_and_average_pool_paths_match_the_reference(lib: ctypes.CDLL, c
     data = compile_model(model, x[:1], activations="int8", calibration=x, params=params)
     got, want = open_engine("c", data, lib=lib).run(x.numpy()), Interpreter(data).run(x.numpy())
     assert np.array_equal(got, want), case
+
+
+@pytest.mark.parametrize("acts", ["f32", "int8"])
+@pytest.mark.parametrize(("cin", "cout", "groups", "k", "stride", "dilation", "pad", "p"), [
+    (8, 8, 8, 5, 1, 1, 0, 1),  # sww01's depthwise convs over time, binary
+    (8, 8, 8, 10, 1, 1, 0, 4),  # ... tiled
+    (8, 8, 8, 3, 2, 2, 2, 1),  # strided, dilated, padded above and below
+    (4, 8, 1, 3, 1, 1, 1, 2),  # a standard conv
+    (8, 8, 8, 1, 1, 1, 0, 1),  # a 1x1 window (nothing to turn)
+])
+def test_tall_windows_down_one_wide_planes_match_the_reference(lib: ctypes.CDLL, acts: str, cin: int,
+                                                               cout: int, groups: int, k: int, stride: int,
+                                                               dilation: int, pad: int, p: int) -> None:
+    """A (k x 1) window down an H x 1 plane (a 1-D conv as Keras stores it) runs as a (1 x k) one
+    along a row in the C runtime; its outputs stay the reference's."""
+    torch.manual_seed(k + stride)
+    model = nn.Sequential(nn.Conv2d(cin, cout, (k, 1), (stride, 1), (pad, 0), (dilation, 1), groups=groups,
+                                    bias=False), nn.BatchNorm2d(cout), nn.ReLU()).eval()
+    tile_model(model, p=p, min_params=0)
+    x = torch.randn(8, cin, 24, 1)
+    with torch.no_grad():
+        model.train()(x)
+    model.eval()
+    data = compile_model(model, x[:1], activations=acts, calibration=x if acts == "int8" else None,
+                         params="wide")
+    got, want = open_engine("c", data, lib=lib).run(x.numpy()), Interpreter(data).run(x.numpy())
+    if acts == "int8":
+        assert np.array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())

@@ -323,11 +323,30 @@ static TBN_NOINLINE void mm_init(mm_ctx *c, const tbn_model *m, const tbn_op *op
 
 static void mm_eval(const mm_ctx *c, uint32_t rows);
 
+/* A (k x 1) window down a plane one wide (a 1-D conv over time stored as H x 1, as Keras
+ * writes it) reads the same bytes, weights and outputs as a (1 x k) window along a plane one
+ * high: run it so, as the kernels' rows are the long axis (sww01's 5x1 depthwise conv on 28 x 1
+ * took 53 instructions a MAC, an output a row). `t` holds the transposed op. */
+static void as_row(mm_ctx *c, tbn_op *t) {
+    const tbn_op *op = c->op;
+    if (!(op->traits & TBN_TRAIT_CONV) || c->w != 1u || c->wo != 1u || op->kw != 1u || op->pl || op->pr ||
+        c->h == 1u)
+        return;
+    *t = *op;
+    t->kh = 1, t->kw = op->kh, t->sh = op->sw, t->sw = op->sh, t->dh = op->dw, t->dw = op->dh;
+    t->pl = op->pt, t->pr = op->pb, t->pt = 0, t->pb = 0;
+    c->op = t;
+    c->w = c->h, c->h = 1u, c->wo = c->ho, c->ho = 1u;
+}
+
 /* A linear op over tokens runs once per token, on that token's input and output rows; the
  * tile's rows are shared by every token, the tables (built from the input) are not. */
 tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
     mm_ctx c;
+    tbn_op row;
     mm_init(&c, m, op, arena);
+    if (TBN_CHANNEL_KERNEL && TBN_BUILT_TRAIT(CONV)) as_row(&c, &row); /* not AVR: 64 bytes of its stack */
+    op = c.op;
     /* tile reuse: the tile holds `rows` whole rows, each feeding o / rows outputs */
     uint32_t rows = c.tiled ? tbn_tile_rows(op, c.tile.n_bits, c.k) : 0;
     uint8_t *scratch = NULL;
