@@ -9,6 +9,14 @@
 
 #include <stdint.h>
 
+#include "tbn_protocol.h"
+
+/* The UART's rate: the protocol's, or what the build says (MLPerf Tiny's energy mode: 9600,
+ * tbn.device.build.MLPERF_ENERGY_BAUD). */
+#ifndef TBN_UART_BAUD
+#define TBN_UART_BAUD TBN_BAUDRATE
+#endif
+
 /* Clocks, pins and the UART, with its receive interrupt enabled in the peripheral (the
  * interrupt controller's line is TBN_UART_IRQ, from the board description, routed by
  * arch/<arch>/); called once before anything else. */
@@ -20,5 +28,10 @@ void hal_uart_put(uint8_t byte);
 /* 1 and the byte in *byte if one has arrived, else 0 at once; also acknowledges the receive
  * interrupt. Called from the UART's interrupt handler (uart_rx.c), which buffers the bytes. */
 int hal_uart_read(uint8_t *byte);
+
+/* MLPerf Tiny's energy mode (app/mlperf.c, TBN_MLPERF_ENERGY builds only): drive the board's
+ * timestamp pin, which the energy monitor watches, high (1) or low (0); the first call makes
+ * it an output. Each HAL names its pin. */
+void hal_timestamp_pin(int high);
 
 #endif /* TBN_HAL_H */

@@ -5,7 +5,8 @@
  * Commands end with '%'; every reply ends with "m-ready", errors are "e-[...]":
  *   name                 m-name-dut-[tbn <board>]
  *   profile              m-profile-[...] and m-model-[<TBN_MLPERF_MODEL>]
- *   timestamp            m-lap-us-<microseconds of the board's timer>
+ *   timestamp            m-lap-us-<microseconds of the board's timer>; in energy mode
+ *                        (TBN_MLPERF_ENERGY: UART at 9600 baud) a pulse on the timestamp pin
  *   db load N            expect N bytes (N must be the model's input size)
  *   db HHHH..            those bytes, two hex digits each; m-load-done with the last
  *   db print             the bytes loaded, 8 to a line
@@ -112,16 +113,34 @@ static void error(const char *what) {
     put_str("]\r\n");
 }
 
+#ifndef TBN_MLPERF_ENERGY
+#define TBN_MLPERF_ENERGY 0
+#endif
+
+#if TBN_MLPERF_ENERGY
+#define TIMESTAMP_MODE "m-timestamp-mode-energy\r\n"
+/* th_timestamp in energy mode: the energy monitor sees the pin low for at least 1 us. */
+static void timestamp(void) {
+    uint64_t hold = cost_ms_ticks(1) / 1000u + 1u, t0 = cost_ticks();
+    hal_timestamp_pin(0);
+    while (cost_ticks() - t0 < hold) {
+    }
+    hal_timestamp_pin(1);
+}
+#else
+#define TIMESTAMP_MODE "m-timestamp-mode-performance\r\n"
 static void timestamp(void) {
     put_str("m-lap-us-");
     put_u64(cost_ticks() * 1000000u / cost_ms_ticks(1000)); /* exact for any timer of whole Hz */
     put_str("\r\n");
 }
+#endif
 
 void commands_init(void) {
     g.ready = tbn_model_init(&g.model, tbn_embedded_model, tbn_embedded_model_size) == TBN_OK &&
               tbn_arena_size(&g.model) <= sizeof g_arena && tbn_input_size(&g.model) == sizeof g_db;
-    put_str("m-timestamp-mode-performance\r\nm-init-done\r\nm-ready\r\n");
+    if (TBN_MLPERF_ENERGY) hal_timestamp_pin(1); /* idle high */
+    put_str(TIMESTAMP_MODE "m-init-done\r\nm-ready\r\n");
 }
 
 /* A decimal count in [lo, MAX_RUNS], or -1. */

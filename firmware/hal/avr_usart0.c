@@ -8,7 +8,7 @@
 
 void hal_init(void) {
     UCSR0A = _BV(U2X0);
-    UBRR0 = (uint16_t)((TBN_CLOCK_HZ / 4u / TBN_BAUDRATE - 1u) / 2u);
+    UBRR0 = (uint16_t)((TBN_CLOCK_HZ / 4u / TBN_UART_BAUD - 1u) / 2u);
     UCSR0C = _BV(UCSZ01) | _BV(UCSZ00); /* 8N1 */
     UCSR0B = _BV(RXEN0) | _BV(TXEN0) | _BV(RXCIE0);
 }

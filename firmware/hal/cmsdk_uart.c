@@ -1,4 +1,5 @@
-/* cmsdk_uart.c -- HAL for Arm MPS2 boards (AN385/AN386/AN500): CMSDK APB UART0. */
+/* cmsdk_uart.c -- HAL for Arm MPS2 boards (AN385/AN386/AN500): CMSDK APB UART0; the
+ * timestamp pin is the FPGA's LED0 (FPGAIO, the board's user LEDs). */
 #include <stdint.h>
 
 #include "hal.h"
@@ -16,9 +17,10 @@
 #define CTRL_RX_EN 2u
 #define CTRL_RX_INTEN 8u
 #define INT_RX 2u
+#define FPGAIO_LED (*(volatile uint32_t *)0x40028000u)
 
 void hal_init(void) {
-    UART_BAUDDIV = TBN_CLOCK_HZ / TBN_BAUDRATE;
+    UART_BAUDDIV = TBN_CLOCK_HZ / TBN_UART_BAUD;
     UART_CTRL = CTRL_TX_EN | CTRL_RX_EN | CTRL_RX_INTEN;
 }
 
@@ -34,3 +36,5 @@ int hal_uart_read(uint8_t *byte) {
     *byte = (uint8_t)UART_DATA;
     return 1;
 }
+
+void hal_timestamp_pin(int high) { FPGAIO_LED = high ? (FPGAIO_LED | 1u) : (FPGAIO_LED & ~1u); }

@@ -1,5 +1,6 @@
 /* sifive_uart.c -- HAL for SiFive FE310 boards (HiFive1; QEMU's sifive_e): UART0, and the core
- * clock from the 16 MHz crystal with the PLL bypassed, so TBN_CLOCK_HZ is known at build time. */
+ * clock from the 16 MHz crystal with the PLL bypassed, so TBN_CLOCK_HZ is known at build time.
+ * The timestamp pin is GPIO 19 (the HiFive1's green LED, lit while the pin is low). */
 #include <stdint.h>
 
 #include "hal.h"
@@ -31,6 +32,9 @@
 #define GPIO_IOF_EN (*(volatile uint32_t *)(GPIO_BASE + 0x38u))
 #define GPIO_IOF_SEL (*(volatile uint32_t *)(GPIO_BASE + 0x3Cu))
 #define UART0_PINS ((1u << 16) | (1u << 17))
+#define GPIO_OUTPUT_EN (*(volatile uint32_t *)(GPIO_BASE + 0x08u))
+#define GPIO_OUTPUT_VAL (*(volatile uint32_t *)(GPIO_BASE + 0x0Cu))
+#define TIMESTAMP_PIN (1u << 19)
 
 /* The board description's clock_hz (TBN_CLOCK_HZ: INFO, the baud divisor) must be what this sets. */
 typedef char tbn_clock_matches_the_board_description[HFXOSC_HZ == TBN_CLOCK_HZ ? 1 : -1];
@@ -43,7 +47,7 @@ void hal_init(void) {
     GPIO_IOF_SEL &= ~UART0_PINS;
     GPIO_IOF_EN |= UART0_PINS;
     /* baud = tlclk / (div + 1), rounded to the nearest divisor */
-    UART_DIV = (TBN_CLOCK_HZ + TBN_BAUDRATE / 2u) / TBN_BAUDRATE - 1u;
+    UART_DIV = (TBN_CLOCK_HZ + TBN_UART_BAUD / 2u) / TBN_UART_BAUD - 1u;
     UART_TXCTRL = 1u; /* txen, one stop bit */
     UART_RXCTRL = 1u; /* rxen, watermark 0 */
     UART_IE = IE_RXWM;
@@ -60,4 +64,10 @@ int hal_uart_read(uint8_t *byte) {
     if (data & RXDATA_EMPTY) return 0;
     *byte = (uint8_t)data;
     return 1;
+}
+
+void hal_timestamp_pin(int high) {
+    if (high) GPIO_OUTPUT_VAL |= TIMESTAMP_PIN;
+    else GPIO_OUTPUT_VAL &= ~TIMESTAMP_PIN;
+    GPIO_OUTPUT_EN |= TIMESTAMP_PIN;
 }

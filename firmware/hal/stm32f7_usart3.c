@@ -19,6 +19,8 @@
 #define FLASH_ACR REG(0x40023C00u)
 #define GPIOD_MODER REG(0x40020C00u)
 #define GPIOD_AFRH REG(0x40020C24u)
+#define GPIOB_MODER REG(0x40020400u)
+#define GPIOB_BSRR REG(0x40020418u)
 #define USART3_CR1 REG(0x40004800u)
 #define USART3_BRR REG(0x4000480Cu)
 #define USART3_ISR REG(0x4000481Cu)
@@ -69,7 +71,7 @@ void hal_init(void) {
     RCC_APB1ENR |= 1u << 18; /* USART3 */
     GPIOD_MODER = (GPIOD_MODER & ~(0xFu << 16)) | (0xAu << 16); /* PD8, PD9: alternate function */
     GPIOD_AFRH = (GPIOD_AFRH & ~0xFFu) | 0x77u;                  /* AF7 = USART3 */
-    USART3_BRR = (APB1_HZ + TBN_BAUDRATE / 2u) / TBN_BAUDRATE;   /* 16x oversampling, rounded */
+    USART3_BRR = (APB1_HZ + TBN_UART_BAUD / 2u) / TBN_UART_BAUD;   /* 16x oversampling, rounded */
     USART3_CR1 = (1u << 5) | (1u << 3) | (1u << 2) | 1u;         /* RXNEIE, TE, RE, UE */
 }
 
@@ -85,4 +87,11 @@ int hal_uart_read(uint8_t *byte) {
     if (!(isr & ISR_RXNE)) return 0;
     *byte = (uint8_t)USART3_RDR; /* clears RXNE and the interrupt */
     return 1;
+}
+
+/* The timestamp pin is PB0 (LD1, green; CN10's D33 on the Nucleo-144). */
+void hal_timestamp_pin(int high) {
+    RCC_AHB1ENR |= 1u << 1; /* GPIOB */
+    GPIOB_BSRR = high ? 1u : 1u << 16;
+    GPIOB_MODER = (GPIOB_MODER & ~0x3u) | 0x1u;
 }

@@ -59,6 +59,10 @@ env.Append(CPPDEFINES=[("TBN_PROTOCOL_MLPERF", "1" if mlperf else "0")])
 if mlperf:
     env.Append(CPPDEFINES=[("TBN_MLPERF_MODEL", env.StringifyMacro(os.environ["TBN_MLPERF_MODEL"])),
                            ("TBN_DB_BYTES", f"{int(os.environ['TBN_DB_BYTES'])}u")])
+    # TBN_MLPERF_ENERGY_BAUD: its energy mode, the UART at that rate (timestamps on a pin)
+    if os.environ.get("TBN_MLPERF_ENERGY_BAUD"):
+        env.Append(CPPDEFINES=[("TBN_MLPERF_ENERGY", "1"),
+                               ("TBN_UART_BAUD", f"{int(os.environ['TBN_MLPERF_ENERGY_BAUD'])}u")])
 
 model = os.environ.get("TBN_MODEL")
 if model:

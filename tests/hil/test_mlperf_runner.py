@@ -224,3 +224,58 @@ def test_mlcommons_runner_drives_the_board(board: tuple[Emulator, RunnerLink], a
         infer = r["infer"]
         np.testing.assert_array_equal(np.float32(infer["results"]), _reference(path, q[i]))
         assert infer["iterations"] == 20 and infer["warmups"] == 5 and infer["elapsed_time"] > 0
+
+
+# Energy mode seen from outside the emulated core: QEMU's trace events (or its log of writes
+# to devices it does not model) for each board's timestamp pin and, where QEMU says it, the
+# UART's rate. board -> (QEMU arguments, a pin write's pattern, its level from the match,
+# the rate's pattern or None)
+PIN_WATCH = {
+    "mps2_an386": (("-trace", "mps2_fpgaio_write", "-trace", "cmsdk_apb_uart_set_params"),
+                   r"FPGAIO write: offset 0x0 data 0x([0-9a-f]+)", lambda v: v & 1,
+                   r"params set to (\d+) 8N1"),
+    "sifive_e": (("-trace", "sifive_gpio_write"), r"sifive_gpio_write offset 0xc value 0x([0-9a-f]+)",
+                 lambda v: (v >> 19) & 1, None),
+    "netduinoplus2": (("-d", "unimp"), r"GPIOA: unimplemented device write \(size 4, offset 0x018, "
+                      r"value 0x([0-9a-f]+)\)", lambda v: 1 if v & (1 << 8) else 0 if v & (1 << 24) else None,
+                      None),
+}
+PIN_WATCH["mps2_an500"] = PIN_WATCH["mps2_an386"]
+
+
+def test_energy_mode_pulses_the_timestamp_pin(tbn_board: Board, ad01: tuple[Path, np.ndarray],
+                                              tmp_path: Path) -> None:
+    """``tbn-flash --protocol mlperf --energy``: the banner says energy mode, the UART runs at 9600
+    baud, and each timestamp (one ``timestamp%``, two around ``infer 20 5%``) is a pulse low on
+    the board's timestamp pin instead of an m-lap-us line; the results stay the reference's."""
+    import dataclasses
+    import itertools
+    import re
+    import shutil
+
+    if tbn_board is None or tbn_board.name not in PIN_WATCH:
+        pytest.skip(f"no way to watch {getattr(tbn_board, 'name', None)}'s pins from outside: an emulated "
+                    f"board of {', '.join(PIN_WATCH)}")
+    args, pin, level, rate = PIN_WATCH[tbn_board.name]
+    path, q = ad01
+    elf = tmp_path / "energy.elf"  # a copy: the next build overwrites the build folder's
+    shutil.copy(flash(tbn_board, path, mlperf=TASK, energy=True).firmware.elf, elf)
+    spec = dataclasses.replace(tbn_board.emulation, command=(*tbn_board.emulation.command, *args))
+    log = tmp_path / "emulator.log"
+    with Emulator(spec, elf, log=log) as emu:
+        link = RunnerLink(emu.connect(), timeout=60)
+        assert link.ready() == ["m-timestamp-mode-energy", "m-init-done"]
+        assert link.send("timestamp") == []
+        link.load(q[0].tobytes())
+        lines = link.send("infer 20 5")
+        link.port.close()
+    assert not [ln for ln in lines if ln.startswith("m-lap-us")], lines
+    results = [m[1] for ln in lines if (m := re.fullmatch(r"m-results-\[(.*)\]", ln))]
+    got = np.float32([float(v) for v in results[0].split(",")])
+    np.testing.assert_array_equal(got, _reference(path, q[0]))
+    text = log.read_text(errors="replace")
+    levels = [v for m in re.finditer(pin, text) if (v := level(int(m[1], 16))) is not None]
+    edges = [b for a, b in itertools.pairwise(levels) if a != b]
+    assert levels[0] == 1 and edges == [0, 1] * 3, levels  # idle high, then three pulses
+    if rate is not None:
+        assert re.findall(rate, text)[-1] == "9600"

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "MLCommons' MLPerf Tiny runner (text commands; needs --model and --mlperf-model)")
     p.add_argument("--mlperf-model", choices=MLPERF_MODELS,
                    help="--protocol mlperf: the MLPerf Tiny model the firmware says it runs (m-model-[...])")
+    p.add_argument("--energy", action="store_true",
+                   help="--protocol mlperf: MLPerf Tiny's energy mode (UART at 9600 baud for the runner's IO "
+                        "manager; timestamps as pulses on the board's timestamp pin, not m-lap-us lines)")
     p.add_argument("--dry-run", action="store_true",
                    help="build and check the fit, then print the upload (real boards) or emulator "
                         "command instead of running it")
@@ -100,8 +103,10 @@ def _flash(args: argparse.Namespace) -> int:
     if (args.protocol == "mlperf") != (args.mlperf_model is not None):
         raise UsageError("--protocol mlperf and --mlperf-model go together: the runner asks the firmware "
                          "which MLPerf Tiny model it runs")
+    if args.energy and args.protocol != "mlperf":
+        raise UsageError("--energy is MLPerf Tiny's energy mode: it goes with --protocol mlperf")
     done = flash(board, args.model, verbose=args.verbose, dry_run=args.dry_run, model_ops=args.model_ops,
-                 mlperf=args.mlperf_model)
+                 mlperf=args.mlperf_model, energy=args.energy)
     fw = done.firmware
     print(f"{board.name}: firmware {fw.elf}")
     print(

@@ -107,18 +107,25 @@ def runtime_subset(program: Program) -> dict[str, str]:
 
 # MLPerf Tiny's model names, as the runner's test scripts know them (m-model-[...])
 MLPERF_MODELS = ("kws01", "vww01", "ic01", "ad01", "sww01")
+# MLPerf Tiny's energy mode: the DUT's UART rate (the runner's devices_*.yaml: its IO manager
+# talks to the board at 9600 baud) and timestamps as pulses on a pin, not m-lap-us lines
+MLPERF_ENERGY_BAUD = 9600
 
 
 def build(board: Board, model: Path | None = None, verbose: bool = False,
-          backend: Path | None = None, ops_of: Program | None = None, mlperf: str | None = None) -> Firmware:
+          backend: Path | None = None, ops_of: Program | None = None, mlperf: str | None = None,
+          energy: bool = False) -> Firmware:
     """Build the app for ``board``, with ``model`` embedded in flash when given. ``backend``: a
     PlatformIO script that builds another kernel library in for some ops (benchmarks/cmsis).
     ``ops_of``: a model (read) whose ops and activation type alone the runtime is built with
     (:func:`runtime_subset`); it then refuses any model that needs more. ``mlperf``: answer
-    MLCommons' runner instead of tbn's protocol (app/mlperf.c), as that MLPerf Tiny model."""
+    MLCommons' runner instead of tbn's protocol (app/mlperf.c), as that MLPerf Tiny model;
+    ``energy``: in its energy mode (UART at :data:`MLPERF_ENERGY_BAUD`, timestamps on a pin)."""
     env = pio_env()
-    for key in ("TBN_BACKEND", "TBN_PROTOCOL", "TBN_MLPERF_MODEL", "TBN_DB_BYTES"):
+    for key in ("TBN_BACKEND", "TBN_PROTOCOL", "TBN_MLPERF_MODEL", "TBN_DB_BYTES", "TBN_MLPERF_ENERGY_BAUD"):
         env.pop(key, None)
+    if energy and mlperf is None:
+        raise BuildError("energy mode is the MLPerf runner protocol's: it needs mlperf (--protocol mlperf)")
     if mlperf is not None:
         if model is None:
             raise BuildError("the MLPerf runner protocol has no upload: it needs an embedded model (--model)")
@@ -126,6 +133,8 @@ def build(board: Board, model: Path | None = None, verbose: bool = False,
 
         env.update(TBN_PROTOCOL="mlperf", TBN_MLPERF_MODEL=mlperf,
                    TBN_DB_BYTES=str(load(model).tensors[0].nbytes))
+        if energy:
+            env["TBN_MLPERF_ENERGY_BAUD"] = str(MLPERF_ENERGY_BAUD)
     if ops_of is not None:
         env["TBN_BUILD_DEFINES"] = " ".join(f"{k}={v}" for k, v in runtime_subset(ops_of).items())
     if backend is not None:

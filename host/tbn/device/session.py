@@ -39,16 +39,19 @@ class Flashed:
 
 def flash(board: Board, model: Path | None = None, verbose: bool = False,
           backend: Path | None = None, dry_run: bool = False, model_ops: bool = False,
-          mlperf: str | None = None) -> Flashed:
+          mlperf: str | None = None, energy: bool = False) -> Flashed:
     """Build for ``board`` (embedding ``model``), refuse what does not fit, and upload to a real
     board (``dry_run``: only say how). ``model_ops``: build the runtime with the model's ops and
     activation type only (smaller; other models are refused). ``mlperf``: the firmware answers
-    MLCommons' runner as that MLPerf Tiny model (docs/mlperf.md). Emulated boards are booted
+    MLCommons' runner as that MLPerf Tiny model (docs/mlperf.md), in its energy mode with
+    ``energy``. Emulated boards are booted
     separately (:class:`Emulator`) from ``firmware.elf``."""
     model_ops = model_ops or board.model_ops
     if mlperf is not None and model is None:
         raise UsageError("the MLPerf runner protocol has no upload: give the model to build in "
                          "(--model m.tbn)")
+    if energy and mlperf is None:
+        raise UsageError("energy mode is MLPerf Tiny's: it goes with the runner protocol (--protocol mlperf)")
     if mlperf is not None and board.arch == "avr":
         raise UsageError(f"{board.name}: the MLPerf runner protocol's app runs on 32-bit cores (Arm, "
                          "RISC-V), not on AVR")
@@ -83,7 +86,7 @@ def flash(board: Board, model: Path | None = None, verbose: bool = False,
         runtime_flash=base.flash_bytes,
     )
     firmware = base if model is None else build(board, model, verbose=verbose, backend=backend, ops_of=ops_of,
-                                                mlperf=mlperf)
+                                                mlperf=mlperf, energy=energy)
     if board.emulated:
         return Flashed(firmware, base)
     try:
