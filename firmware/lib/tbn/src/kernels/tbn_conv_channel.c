@@ -380,15 +380,6 @@ __attribute__((naked, noinline)) static void rq16_quads_thumb2(TBN_ASM_ARG const
                      "pop {r4-r9, pc}\n");
 }
 
-/* The constant of rq16_quads for sums plus corr, where it applies (first shift 0, outputs
- * -128..127, the constant in 31 bits; the loader bounds each product by 2^30): 1, else 0. */
-static int rq16_quads_add(const chan_rq *q, int32_t corr, int32_t *add) {
-    if (!q->e.rq16 || q->e.pre_shift || q->e.qmin != -128 || q->e.qmax != 127 || q->e.shift > 22) return 0;
-    int64_t v = ((int64_t)q->bias + corr) * q->mult + q->e.half + (int64_t)q->e.zp * ((int64_t)1 << q->e.shift);
-    if (v < -(1LL << 30) || v > (1LL << 30)) return 0;
-    *add = (int32_t)v;
-    return 1;
-}
 #endif
 
 static TBN_NOINLINE void store_chan_i8(const chan_rq *q, const int32_t *acc, uint32_t n, int8_t *out) {
@@ -421,33 +412,50 @@ static TBN_NOINLINE void store_chan_i8(const chan_rq *q, const int32_t *acc, uin
     }
 }
 
+#ifdef TBN_CHANNEL_DSP
+/* RQ16 with qmax 127 (what the compiler gives INT8 convs): each channel's store in assembly,
+ * its bias and multiplier read from the file and the rest the op's, with no chan_rq (about 150
+ * instructions a call, most of a 3x3 map's nine outputs). */
+static void store16_rq16(const mm_ctx *c, uint32_t ch, uint32_t rows, const int16_t *acc, int32_t corr,
+                         uint32_t n, int8_t *out) {
+    const mm_epilogue *e = &c->ep;
+    int quads = !e->pre_shift && e->qmin == -128 && e->shift <= 22 && !((uintptr_t)acc & 3u);
+    uint32_t n4 = quads ? n & ~3u : 0u;
+    int64_t zp_term = (int64_t)e->half + (int64_t)e->zp * ((int64_t)1 << e->shift);
+    for (uint32_t o = ch; o < c->o; o += rows, out += (size_t)rows * c->npix) {
+        int32_t bias = bias_i32(e, o), mult = (int16_t)tbn_rd16(e->scale + o * e->scale_stride);
+        int64_t add = ((int64_t)bias + corr) * mult + zp_term; /* rq16_quads' constant */
+        uint32_t done = 0;
+        if (n4 && add >= -(1LL << 30) && add <= (1LL << 30)) {
+            rq16_quads_args a = {acc, acc + n4, out, (int32_t)add, mult, (int32_t)e->shift};
+            rq16_quads_thumb2(&a);
+            done = n4;
+        }
+        if (done < n) {
+            rq16_chan_args a = {acc + done, acc + n, out + done,
+                                (int32_t)((uint32_t)bias + (uint32_t)e->pre_half + (uint32_t)corr),
+                                (int32_t)e->pre_shift, mult, e->half, (int32_t)e->shift, e->zp, e->qmin};
+            (e->qmin == -128 ? rq16_chan16_ssat_thumb2 : rq16_chan16_thumb2)(&a);
+        }
+    }
+}
+#endif
+
 /* n int16 sums, each plus corr, of distinct row ch stored at output index `at` of channel ch and
  * of every channel ch + k * rows that shares its row (tbn_conv_quads.c's store). */
 void tbn_chan_store16_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int16_t *acc, int32_t corr, uint32_t n,
                          uint32_t at) {
     int8_t *out = (int8_t *)c->dst + (size_t)ch * c->npix + at;
+#ifdef TBN_CHANNEL_DSP
+    if (c->ep.rq16 && c->ep.qmax == 127) {
+        store16_rq16(c, ch, rows, acc, corr, n, out);
+        return;
+    }
+#endif
     chan_rq q;
     for (uint32_t o = ch; o < c->o; o += rows, out += (size_t)rows * c->npix) {
         chan_rq_init(&q, c, o);
-#ifdef TBN_CHANNEL_DSP
-        int32_t add;
-        uint32_t n4 = ((uintptr_t)acc & 3u) ? 0u : n & ~3u, done = 0;
-        if (n4 && rq16_quads_add(&q, corr, &add)) {
-            rq16_quads_args a = {acc, acc + n4, out, add, q.mult, (int32_t)q.e.shift};
-            rq16_quads_thumb2(&a);
-            done = n4;
-        }
-        if (done < n && q.e.rq16 && q.e.qmax == 127) { /* corr joins the bias: one add an output */
-            rq16_chan_args a = {acc + done, acc + n, out + done,
-                                (int32_t)((uint32_t)q.bias + (uint32_t)q.e.pre_half + (uint32_t)corr),
-                                (int32_t)q.e.pre_shift, q.mult, q.e.half, (int32_t)q.e.shift, q.e.zp, q.e.qmin};
-            (q.e.qmin == -128 ? rq16_chan16_ssat_thumb2 : rq16_chan16_thumb2)(&a);
-            continue;
-        }
-#else
-        uint32_t done = 0;
-#endif
-        for (uint32_t i = done; i < n; i += TBN_CHANNEL_CHUNK) {
+        for (uint32_t i = 0; i < n; i += TBN_CHANNEL_CHUNK) {
             int32_t wide[TBN_CHANNEL_CHUNK];
             uint32_t m = n - i < TBN_CHANNEL_CHUNK ? n - i : TBN_CHANNEL_CHUNK;
             for (uint32_t j = 0; j < m; j++) wide[j] = acc[i + j] + corr;
@@ -522,6 +530,19 @@ static void ring_start(ring *rg, const mm_ctx *c, const uint8_t *plane) {
 static void store_row_i8(const mm_ctx *c, chan_rq *q, uint32_t ch, uint32_t rows, const int32_t *acc, uint32_t n,
                          uint32_t at) {
     int8_t *out = (int8_t *)c->dst + (size_t)ch * c->npix + at;
+#ifdef TBN_CHANNEL_DSP
+    const mm_epilogue *e = &c->ep;
+    if (e->rq16 && e->qmax == 127) { /* as store16_rq16: no chan_rq (q is not set) */
+        if (!n) return;
+        for (uint32_t o = ch; o < c->o; o += rows, out += (size_t)rows * c->npix) {
+            rq16_chan_args a = {acc, acc + n, out, (int32_t)((uint32_t)bias_i32(e, o) + (uint32_t)e->pre_half),
+                                (int32_t)e->pre_shift, (int16_t)tbn_rd16(e->scale + o * e->scale_stride), e->half,
+                                (int32_t)e->shift, e->zp, e->qmin};
+            (e->qmin == -128 ? rq16_chan_ssat_thumb2 : rq16_chan_thumb2)(&a);
+        }
+        return;
+    }
+#endif
     for (uint32_t o = ch; o < c->o; o += rows) {
         if (o != ch) chan_rq_init(q, c, o);
         store_chan_i8(q, acc, n, out + (size_t)(o - ch) * c->npix);
@@ -529,9 +550,19 @@ static void store_row_i8(const mm_ctx *c, chan_rq *q, uint32_t ch, uint32_t rows
     if (rows != c->o) chan_rq_init(q, c, ch);
 }
 
+/* Whether store_row_i8 stores without its chan_rq (so none need be set up). */
+static int store_row_lean(const mm_ctx *c) {
+#ifdef TBN_CHANNEL_DSP
+    return c->ep.rq16 && c->ep.qmax == 127;
+#else
+    (void)c;
+    return 0;
+#endif
+}
+
 void tbn_chan_store32_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int32_t *acc, uint32_t n, uint32_t at) {
     chan_rq q;
-    chan_rq_init(&q, c, ch);
+    if (!store_row_lean(c)) chan_rq_init(&q, c, ch);
     store_row_i8(c, &q, ch, rows, acc, n, at);
 }
 
@@ -589,7 +620,7 @@ static void channel_i8(const mm_ctx *c, ring *rg, uint32_t ch, uint32_t rows) {
         return;
     }
 #endif
-    chan_rq_init(&q, c, ch);
+    if (!store_row_lean(c)) chan_rq_init(&q, c, ch);
 #ifdef TBN_CHANNEL_DSP
     dsp3x3 arg = {0, 0, 0, pack2(wt[0], wt[1]), pack2(wt[2], wt[3]), pack2(wt[4], wt[5]), pack2(wt[6], wt[7]),
                   (uint32_t)wt[8], -zsum};
