@@ -141,7 +141,8 @@ def test_per_channel_kernel_paths_match_the_reference(tbn_device: DeviceLink) ->
 def test_tall_windows_down_one_wide_planes_match_the_reference(tbn_device: DeviceLink) -> None:
     """(k x 1) windows down an H x 1 plane, as Keras stores a 1-D conv over time (sww01), which the
     runtime turns into (1 x k) windows along a row: depthwise 5 and 10 tall (binary, tiled at p=4),
-    strided, dilated and padded above and below, and a standard conv. Bit-exact on three inputs."""
+    7 tall padded (an odd width of sums_wide_pairs on DSP cores), strided, dilated and padded
+    above and below, and a standard conv. Bit-exact on three inputs."""
     import torch
     from torch import nn
 
@@ -150,7 +151,8 @@ def test_tall_windows_down_one_wide_planes_match_the_reference(tbn_device: Devic
 
     torch.manual_seed(6)
     model = nn.Sequential(nn.Conv2d(8, 8, (5, 1), groups=8), nn.ReLU(), nn.Conv2d(8, 8, (10, 1), groups=8),
-                          nn.ReLU(), nn.Conv2d(8, 8, (3, 1), (2, 1), (2, 0), (2, 1), groups=8), nn.ReLU(),
+                          nn.ReLU(), nn.Conv2d(8, 8, (7, 1), padding=(3, 0), groups=8), nn.ReLU(),
+                          nn.Conv2d(8, 8, (3, 1), (2, 1), (2, 0), (2, 1), groups=8), nn.ReLU(),
                           nn.Conv2d(8, 4, (3, 1), padding=(1, 0)), nn.Flatten())
     tile_model(model, p=1, min_params=0, per_layer={"2": 4})
     x = torch.randn(3, 8, 28, 1)

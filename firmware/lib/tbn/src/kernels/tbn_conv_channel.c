@@ -254,6 +254,39 @@ static TBN_NOINLINE uint32_t sums5_pairs(const tbn_op *op, const int8_t *const *
 }
 #endif
 
+#ifdef TBN_CHANNEL_DSP
+/* Windows of other widths at stride 1 on a DSP core (sww01's 1x10 and 1x15 once turned into
+ * rows), two outputs at a time: a kernel row's inputs widened once to 16 bits, so that
+ * (x[a], x[a+1]) is one word at h + a, and its weights in pairs (an odd last one beside 0), so
+ * one SMLAD adds two taps to an output (about 2 instructions a MAC, where the loop below takes
+ * 5). The pairs read one input past an odd window, inside the ring (its rows are padded and
+ * its end has a spare word), and weigh it 0. Returns the outputs done (an even count). */
+static TBN_NOINLINE uint32_t sums_wide_pairs(const tbn_op *op, const int8_t *const *r, uint32_t col,
+                                             const int8_t *wt, int32_t zsum, int32_t *acc, uint32_t n) {
+    uint32_t kw = op->kw, done = n & ~1u, pairs = (kw + 1u) / 2u, len = done + 2u * pairs - 1u;
+    int16_t h[TBN_CHANNEL_CHUNK + TBN_CHANNEL_MAX_TAPS + 1];
+    uint32_t wp[TBN_CHANNEL_MAX_TAPS / 2 + 1];
+    if (!done) return 0; /* one output: the loop's */
+    for (uint32_t i = 0; i < done; i++) acc[i] = -zsum;
+    for (uint32_t ky = 0; ky < op->kh; ky++) {
+        const int8_t *x = r[ky] + col, *w = wt + ky * kw;
+        for (uint32_t j = 0; j < len; j++) h[j] = x[j];
+        for (uint32_t t = 0; t < pairs; t++) wp[t] = pack2(w[2 * t], 2 * t + 1 < kw ? w[2 * t + 1] : 0);
+        for (uint32_t i = 0; i < done; i += 2) {
+            int32_t s0 = acc[i], s1 = acc[i + 1];
+            const int16_t *q = h + i;
+            for (uint32_t t = 0; t < pairs; t++, q += 2) {
+                uint32_t a, b;
+                memcpy(&a, q, 4), memcpy(&b, q + 1, 4);
+                s0 = __smlad(a, wp[t], s0), s1 = __smlad(b, wp[t], s1);
+            }
+            acc[i] = s0, acc[i + 1] = s1;
+        }
+    }
+    return done;
+}
+#endif
+
 static TBN_NOINLINE void sums_i8(const tbn_op *op, const int8_t *const *r, uint32_t col, const int8_t *wt,
                                  int32_t zsum, int32_t *acc, uint32_t n) {
     uint32_t sw = op->sw;
@@ -271,6 +304,7 @@ static TBN_NOINLINE void sums_i8(const tbn_op *op, const int8_t *const *r, uint3
     uint32_t i = 0;
 #ifdef TBN_CHANNEL_DSP
     if (op->kw == 5 && op->dw == 1 && sw == 1) i = sums5_pairs(op, r, col, wt, zsum, acc, n);
+    else if (op->kw >= 2 && op->dw == 1 && sw == 1) i = sums_wide_pairs(op, r, col, wt, zsum, acc, n);
 #endif
     for (; i < n; i++) {
         int32_t s = -zsum;
