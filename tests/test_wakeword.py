@@ -112,14 +112,18 @@ def test_lfbe_equals_the_reference_pipeline() -> None:
 
 
 def test_musan_and_the_reference_lists_are_read(release: Path, tmp_path: Path) -> None:
-    """MUSAN beside the release gives validation its noise; the bad-marvin list beside it drops
-    those clips (here every train marvin: a named error); a MUSAN folder without its layout is named."""
+    """MUSAN beside the release gives validation its noise, but not the files the exclusion list
+    beside it names; the bad-marvin list drops those clips (here every train marvin: a named
+    error); a MUSAN folder without its layout is named."""
     plain = load_wakeword("validation", release, verify=False, cache=False)[0]
     for sub in ("noise/free-sound", "speech/us-gov", "noise/sound-bible", "speech/librivox"):
         (release / "musan" / sub).mkdir(parents=True)
         (release / "musan" / sub / "a.wav").write_bytes(pcm16(np.full(16000 * 16, 9000.0), 16000))
     noisy = load_wakeword("validation", release, verify=False, cache=False)[0]
     assert not np.array_equal(plain, noisy)
+    (release / "exclude_background_files.txt").write_text("# noise the reference leaves out\na.wav\n")
+    np.testing.assert_array_equal(load_wakeword("validation", release, verify=False, cache=False)[0], plain)
+    (release / "exclude_background_files.txt").unlink()
     with pytest.raises(SpeechCommandsError, match="not a folder"):
         load_wakeword("train", release, musan_dir=tmp_path / "none", verify=False, cache=False)
     (release / "musan" / "speech" / "librivox" / "a.wav").unlink()

@@ -62,8 +62,8 @@ def _names(folder: Path, name: str) -> set[str]:
             if line.strip() and not line.startswith("#")}
 
 
-def _musan(folder: Path | None, split: str) -> list[np.ndarray]:
-    """The recordings of MUSAN's folders for ``split``, as int16 samples."""
+def _musan(folder: Path | None, split: str, excluded: set[str]) -> list[np.ndarray]:
+    """The recordings of MUSAN's folders for ``split`` but the ``excluded`` names, as int16 samples."""
     if folder is None or split not in MUSAN:
         return []
     out = []
@@ -72,7 +72,7 @@ def _musan(folder: Path | None, split: str) -> list[np.ndarray]:
         if not wavs:
             raise SpeechCommandsError(f"{folder / sub}: no .wav files; MUSAN's layout is "
                                       "musan/noise/free-sound/*.wav, musan/speech/us-gov/*.wav, ...")
-        out += [read_wav(p.read_bytes(), str(p)) for p in wavs]
+        out += [read_wav(p.read_bytes(), str(p)) for p in wavs if p.name not in excluded]
     return out
 
 
@@ -140,7 +140,7 @@ def _features(source: Path, musan: Path | None, seed: int) -> dict[str, tuple[np
     out = {}
     for i, split in enumerate(SPLITS):
         rng = np.random.default_rng([seed, i])
-        recordings = (release_noise if split == "train" else []) + _musan(musan, split)
+        recordings = (release_noise if split == "train" else []) + _musan(musan, split, excluded)
         noise = _pieces(recordings, rng) if BACKGROUND[split] > 0 else []
         clips, labels = _composed(*words[split], rng)
         if not clips:
