@@ -446,6 +446,17 @@ static TBN_NOINLINE void store_chan_i8(const chan_rq *q, const int32_t *acc, uin
     }
 }
 
+/* Whether a channel's INT8 store skips chan_rq (RQ16 with a top of 127, on DSP cores: the
+ * assembly with the channel's bias and multiplier read at once), so none need be set up. */
+static int store_row_lean(const mm_ctx *c) {
+#ifdef TBN_CHANNEL_DSP
+    return c->ep.rq16 && c->ep.qmax == 127;
+#else
+    (void)c;
+    return 0;
+#endif
+}
+
 #ifdef TBN_CHANNEL_DSP
 /* RQ16 with qmax 127 (what the compiler gives INT8 convs): each channel's store in assembly,
  * its bias and multiplier read from the file and the rest the op's, with no chan_rq (about 150
@@ -481,7 +492,7 @@ void tbn_chan_store16_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int1
                          uint32_t at) {
     int8_t *out = (int8_t *)c->dst + (size_t)ch * c->npix + at;
 #ifdef TBN_CHANNEL_DSP
-    if (c->ep.rq16 && c->ep.qmax == 127) {
+    if (store_row_lean(c)) {
         store16_rq16(c, ch, rows, acc, corr, n, out);
         return;
     }
@@ -566,7 +577,7 @@ static void store_row_i8(const mm_ctx *c, chan_rq *q, uint32_t ch, uint32_t rows
     int8_t *out = (int8_t *)c->dst + (size_t)ch * c->npix + at;
 #ifdef TBN_CHANNEL_DSP
     const mm_epilogue *e = &c->ep;
-    if (e->rq16 && e->qmax == 127) { /* as store16_rq16: no chan_rq (q is not set) */
+    if (store_row_lean(c)) { /* q is not set */
         if (!n) return;
         for (uint32_t o = ch; o < c->o; o += rows, out += (size_t)rows * c->npix) {
             rq16_chan_args a = {acc, acc + n, out, (int32_t)((uint32_t)bias_i32(e, o) + (uint32_t)e->pre_half),
@@ -582,16 +593,6 @@ static void store_row_i8(const mm_ctx *c, chan_rq *q, uint32_t ch, uint32_t rows
         store_chan_i8(q, acc, n, out + (size_t)(o - ch) * c->npix);
     }
     if (rows != c->o) chan_rq_init(q, c, ch);
-}
-
-/* Whether store_row_i8 stores without its chan_rq (so none need be set up). */
-static int store_row_lean(const mm_ctx *c) {
-#ifdef TBN_CHANNEL_DSP
-    return c->ep.rq16 && c->ep.qmax == 127;
-#else
-    (void)c;
-    return 0;
-#endif
 }
 
 void tbn_chan_store32_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int32_t *acc, uint32_t n, uint32_t at) {
