@@ -175,11 +175,17 @@ def _clips(source: Path, test: bool) -> Iterator[tuple[str, np.ndarray, int]]:
             yield split, samples, _label(word)
 
 
-def _cache_path(split: str, source: Path, verified: bool) -> Path:
-    """Keyed by the source's path, size and time, and whether it was checked against the release."""
+def features_cache(kind: str, split: str, source: Path, *key: object) -> Path:
+    """Where features computed from a release are cached: keyed by the source's path, size and
+    time, and ``key`` (whatever else they depend on)."""
     st = source.stat()
-    key = f"{source.resolve()}:{st.st_size}:{st.st_mtime_ns}:{verified}:{FEATURES_VERSION}"
-    return cache_dir() / "speech_commands" / f"{split}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    k = ":".join(map(str, (source.resolve(), st.st_size, st.st_mtime_ns, *key)))
+    return cache_dir() / kind / f"{split}-{hashlib.sha256(k.encode()).hexdigest()[:16]}.npz"
+
+
+def _cache_path(split: str, source: Path, verified: bool) -> Path:
+    """Keyed also by whether the source was checked against the release."""
+    return features_cache("speech_commands", split, source, verified, FEATURES_VERSION)
 
 
 def _features(source: Path, test: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -25,7 +25,6 @@ Features are cached per split beside the user cache, keyed by the sources and ``
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -34,8 +33,15 @@ import numpy as np
 
 from tbn.data.lfbe import lfbe
 from tbn.data.mfcc import CLIP_SAMPLES, SAMPLE_RATE
-from tbn.data.mnist import cache_dir
-from tbn.data.speech_commands import RELEASE, SpeechCommandsError, _verified, find, read_wav, release_clips
+from tbn.data.speech_commands import (
+    RELEASE,
+    SpeechCommandsError,
+    _verified,
+    features_cache,
+    find,
+    read_wav,
+    release_clips,
+)
 from tbn.errors import UsageError
 from tbn.files import atomic_open
 
@@ -152,10 +158,8 @@ def _features(source: Path, musan: Path | None, seed: int) -> dict[str, tuple[np
 
 
 def _cache_path(split: str, source: Path, musan: Path | None, verified: bool, seed: int) -> Path:
-    st = source.stat()
-    key = f"{source.resolve()}:{st.st_size}:{st.st_mtime_ns}:{musan and musan.resolve()}:{verified}:{seed}:" \
-          f"{FEATURES_VERSION}"
-    return cache_dir() / "wakeword" / f"{split}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    return features_cache("wakeword", split, source, musan and musan.resolve(), verified, seed,
+                          FEATURES_VERSION)
 
 
 def load_wakeword(split: str = "train", data_dir: str | os.PathLike | None = None,
