@@ -614,3 +614,31 @@ def test_tall_windows_down_one_wide_planes_match_the_reference(lib: ctypes.CDLL,
         assert np.array_equal(got, want)
     else:
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("acts", ["f32", "int8"])
+@pytest.mark.parametrize(("cin", "cout", "shape", "tiled_next"), [
+    (2, 16, (1, 130), True),  # PointNet's first per-point layer over 130 points (a tail of 2)
+    (16, 8, (1, 128), False),  # a kept-dense 16 -> 8 layer, positions in fours
+    (8, 8, (5, 3), False),  # a 2-D map of 15 positions
+    (3, 5, (1, 1), False),  # one position: the tail alone
+])
+def test_dense_pointwise_convs_match_the_reference(lib: ctypes.CDLL, acts: str, cin: int, cout: int,
+                                                   shape: tuple[int, int], tiled_next: bool) -> None:
+    """A dense 1x1 conv (a kept-dense per-point layer) runs four positions a weight in the C
+    runtime; its outputs stay the reference's, the input's zero point taken off once a row."""
+    torch.manual_seed(cin + cout)
+    model = nn.Sequential(nn.Conv2d(cin, cout, 1), nn.BatchNorm2d(cout), nn.ReLU(), nn.Conv2d(cout, 8, 1))
+    if tiled_next:
+        tile_model(model, p=2, min_params=0, keep_dense=["0"])
+    x = torch.randn(8, cin, *shape) + 0.5  # off-centre: a non-zero input zero point
+    with torch.no_grad():
+        model.train()(x)
+    model.eval()
+    data = compile_model(model, x[:1], activations=acts, calibration=x if acts == "int8" else None)
+    assert read(data).ops[0].opcode.name == "DENSE_CONV2D"
+    got, want = open_engine("c", data, lib=lib).run(x.numpy()), Interpreter(data).run(x.numpy())
+    if acts == "int8":
+        assert np.array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())

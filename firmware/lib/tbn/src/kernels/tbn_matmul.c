@@ -339,6 +339,62 @@ static void as_row(mm_ctx *c, tbn_op *t) {
     c->w = c->h, c->h = 1u, c->wo = c->ho, c->ho = 1u;
 }
 
+/* A dense 1x1 conv at stride 1, unpadded, one group (a kept-dense per-point layer, PointNet's):
+ * the direct kernel's window loop takes one MAC a call there. Here a channel's weights run down
+ * four positions at once, its plane's neighbours; sums as the direct kernel's (INT8 exact: the
+ * zero point's share, zp * sum(w), comes off once). Not on AVR, whose small kernel takes INT8. */
+static int dense_pointwise_ok(const mm_ctx *c) {
+    const tbn_op *op = c->op;
+    return TBN_CHANNEL_KERNEL && TBN_BUILT(TBN_OP_DENSE_CONV2D) && op->opcode == TBN_OP_DENSE_CONV2D &&
+           op->groups == 1 && op->kh == 1 && op->kw == 1 && op->sh == 1 && op->sw == 1 && !op->pt && !op->pb &&
+           !op->pl && !op->pr;
+}
+
+static void dense_pointwise_i8(const mm_ctx *c, uint32_t ch) {
+    const TBN_ROM int8_t *w = c->dense + (size_t)ch * c->k;
+    const int8_t *x = (const int8_t *)c->src;
+    uint32_t npix = c->npix, k = c->k, pix = 0;
+    int32_t corr = 0;
+    for (uint32_t j = 0; j < k; j++) corr += w[j];
+    corr *= -c->in_zp;
+    for (; pix + 4u <= npix; pix += 4u) {
+        int32_t a0 = corr, a1 = corr, a2 = corr, a3 = corr;
+        const int8_t *p = x + pix;
+        for (uint32_t j = 0; j < k; j++, p += npix) {
+            int32_t wj = w[j];
+            a0 += wj * p[0], a1 += wj * p[1], a2 += wj * p[2], a3 += wj * p[3];
+        }
+        store_i8(c, ch, pix, npix, a0), store_i8(c, ch, pix + 1u, npix, a1);
+        store_i8(c, ch, pix + 2u, npix, a2), store_i8(c, ch, pix + 3u, npix, a3);
+    }
+    for (; pix < npix; pix++) {
+        int32_t a = corr;
+        for (uint32_t j = 0; j < k; j++) a += (int32_t)w[j] * x[(size_t)j * npix + pix];
+        store_i8(c, ch, pix, npix, a);
+    }
+}
+
+static void dense_pointwise_f32(const mm_ctx *c, uint32_t ch) {
+    const TBN_ROM int8_t *w = c->dense + (size_t)ch * c->k;
+    const float *x = (const float *)c->src;
+    uint32_t npix = c->npix, k = c->k, pix = 0;
+    for (; pix + 4u <= npix; pix += 4u) {
+        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+        const float *p = x + pix;
+        for (uint32_t j = 0; j < k; j++, p += npix) {
+            float wj = (float)w[j];
+            a0 += wj * p[0], a1 += wj * p[1], a2 += wj * p[2], a3 += wj * p[3];
+        }
+        store_f32(c, ch, pix, npix, a0), store_f32(c, ch, pix + 1u, npix, a1);
+        store_f32(c, ch, pix + 2u, npix, a2), store_f32(c, ch, pix + 3u, npix, a3);
+    }
+    for (; pix < npix; pix++) {
+        float a = 0.0f;
+        for (uint32_t j = 0; j < k; j++) a += (float)w[j] * x[(size_t)j * npix + pix];
+        store_f32(c, ch, pix, npix, a);
+    }
+}
+
 /* A linear op over tokens runs once per token, on that token's input and output rows; the
  * tile's rows are shared by every token, the tables (built from the input) are not. */
 tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
@@ -363,6 +419,13 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
     }
     if (TBN_CHANNEL_KERNEL && TBN_BUILT_TRAIT(CONV) && !scratch && tbn_mm_channel_ok(&c)) { /* a conv */
         tbn_mm_eval_channel(&c, rows);
+        return TBN_OK;
+    }
+    if (dense_pointwise_ok(&c)) {
+        for (uint32_t ch = 0; ch < c.o; ch++) {
+            if (TBN_INT8(c.int8)) dense_pointwise_i8(&c, ch);
+            else dense_pointwise_f32(&c, ch);
+        }
         return TBN_OK;
     }
     uint32_t esize = TBN_INT8(c.int8) ? 1u : 4u, tokens = TBN_BUILD_TOKENS ? c.tokens : 1u;
