@@ -197,9 +197,9 @@ def test_bad_schedules_are_refused() -> None:
 @pytest.mark.parametrize("recipe", ["mixer", "vit", "convmixer", "pointnet"])
 def test_the_token_recipes_tile_every_layer_and_compile(recipe: str) -> None:
     """The paper's other models at MNIST scale: every linear and conv layer is a tiled one (the
-    attention projections too; binary, p=1, under 512 weights; PointNet's transform output kept
-    dense, the identity it starts from), and the INT8 file is within one quantisation step of the
-    F32 file."""
+    attention projections too; binary, p=1, under 512 weights; dense where the recipe keeps them:
+    PointNet's T-Net and first per-point layer, ConvMixer's patch conv), and the INT8 file is
+    within one quantisation step of the F32 file."""
     from tbn import compile_model
     from tbn.format import read
     from tbn.runtime.steps import int8_op_steps
@@ -210,7 +210,9 @@ def test_the_token_recipes_tile_every_layer_and_compile(recipe: str) -> None:
     layers = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv1d
                                                                     | torch.nn.Conv2d)}
     dense = [n for n, m in layers.items() if not hasattr(m, "tile")]
-    assert layers and dense == (["transform.fc.3"] if recipe == "pointnet" else []), dense
+    kept = {"pointnet": ["transform.points.0", "transform.points.3", "transform.fc.0", "transform.fc.3",
+                         "features.0"], "convmixer": ["embed.0"]}
+    assert layers and dense == kept.get(recipe, []), dense
     shape = input_shape(recipe)
     with torch.no_grad():
         for name in dense:  # trained weights, not the all-zero start (whose rows have no int8 scale)

@@ -113,10 +113,13 @@ RECIPES: dict[str, Recipe] = {
                     note="MLP-Mixer over 7x7 patches (16 tokens of 64 features, 4 blocks)"),
     "vit": Recipe("token_models:vit", defaults={**_TOKENS, "per_layer": {"head": 2}},
                   note="ViT over 7x7 patches (16 tokens of 64 features, 4 blocks of 4 heads)"),
-    "convmixer": Recipe("token_models:convmixer", defaults={**_TOKENS},
+    # its patch conv reads raw pixels through 4 weights an output: dense, as the tiny recipes' first
+    "convmixer": Recipe("token_models:convmixer", defaults={**_TOKENS, "keep_dense": ["embed.0"]},
                         note="ConvMixer over 2x2 patches (48 channels, 5 blocks, 5x5 depthwise)"),
+    # the first per-point layer reads raw coordinates (binary, it could only take x+y, x-y and
+    # their negatives) and the T-Net is a small net whose output moves every point: both dense
     "pointnet": Recipe("point_models:pointnet", "mnist-points",
-                       {**_TOKENS, "per_layer": {"head.3": 2}, "keep_dense": ["transform.fc.3"]},
+                       {**_TOKENS, "per_layer": {"head.3": 2}, "keep_dense": ["transform.*", "features.0"]},
                        note="PointNet on MNIST digits as 128 ink points (input transform, max pool)"),
     # the first conv reads the raw signal: kept dense, as the tiny MNIST recipes keep theirs
     "mixer-cifar": Recipe("token_models:mixer_cifar", "cifar10", _AUTHORS_TOKENS_CIFAR,
