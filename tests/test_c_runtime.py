@@ -428,6 +428,8 @@ _CHANNEL_CASES = {
     "a plane larger than the ring": (lambda: nn.Conv2d(2, 2, 3, padding=1, groups=2), (2, 10, 150), 1, ()),
     "a plane larger than the ring, narrow": (lambda: nn.Conv2d(2, 2, 3, padding=1, groups=2), (2, 10, 40), 1,
                                              ()),
+    "7x7 patches, dense (the Mixer's embedding, 49 taps)": (
+        lambda: nn.Conv2d(1, 8, 7, stride=7), (1, 28, 28), 1, ("0",)),
     "9x9, the direct kernel": (lambda: nn.Conv2d(2, 2, 9, padding=4, groups=2), (2, 12, 12), 1, ()),
 }
 

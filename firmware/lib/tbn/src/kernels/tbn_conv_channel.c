@@ -19,7 +19,7 @@
 /* Stack the kernel takes (sifive_e's firmware has 2 KB): kernels of more taps or rows, and
  * padded rows that the ring cannot hold, take the direct kernel. */
 #ifndef TBN_CHANNEL_MAX_TAPS
-#define TBN_CHANNEL_MAX_TAPS 48 /* DS-CNN's first conv is 10x4 */
+#define TBN_CHANNEL_MAX_TAPS 49 /* a 7x7 window (the Mixer's patch embedding); DS-CNN's first conv is 10x4 */
 #endif
 #define TBN_CHANNEL_RING_BYTES 512
 #define TBN_CHANNEL_CHUNK 32 /* outputs summed before they are stored */
