@@ -644,3 +644,22 @@ def test_dense_pointwise_convs_match_the_reference(lib: ctypes.CDLL, acts: str, 
         assert np.array_equal(got, want)
     else:
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("case", [
+    (lambda: nn.Conv2d(4, 6, 3, padding=1), (4, 7, 9)),  # padded on every side
+    (lambda: nn.Conv2d(3, 5, 5, stride=2, padding=(1, 2), dilation=(1, 2)), (3, 11, 13)),
+    (lambda: nn.Conv1d(16, 8, 5, stride=2), (16, 40)),  # the forecaster's twin's 1-D convs
+    (lambda: nn.Conv2d(8, 4, (2, 3)), (8, 5, 5)),
+])
+def test_dense_windowed_convs_match_the_reference(lib: ctypes.CDLL, case: tuple) -> None:
+    """An INT8 dense conv of one group takes each position's window gathered once (x - zp, padding
+    0) and a dot product a row; its outputs stay the reference's."""
+    make, shape = case
+    torch.manual_seed(len(shape))
+    model = nn.Sequential(make(), nn.ReLU()).eval()
+    x = torch.randn(8, *shape) + 0.3  # a non-zero input zero point
+    data = compile_model(model, x[:1], activations="int8", calibration=x)
+    assert read(data).ops[0].opcode.name == "DENSE_CONV2D"
+    got, want = open_engine("c", data, lib=lib).run(x.numpy()), Interpreter(data).run(x.numpy())
+    assert np.array_equal(got, want)

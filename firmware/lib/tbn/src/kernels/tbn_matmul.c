@@ -395,6 +395,53 @@ static void dense_pointwise_f32(const mm_ctx *c, uint32_t ch) {
     }
 }
 
+/* Any other INT8 dense conv of one group whose window holds at most TBN_DENSE_COL inputs (an
+ * untiled convnet, a float twin compiled to INT8): each position's window gathered once as
+ * x - zp (0 for padding) in 16 bits, then a row of weights a dot product over it, where the
+ * direct kernel walks the window per output. Exact: the same integer sums. */
+#define TBN_DENSE_COL 256 /* 512 bytes of stack */
+
+static int dense_window_ok(const mm_ctx *c) {
+    const tbn_op *op = c->op;
+    return TBN_CHANNEL_KERNEL && TBN_BUILT(TBN_OP_DENSE_CONV2D) && op->opcode == TBN_OP_DENSE_CONV2D &&
+           TBN_INT8(c->int8) && op->groups == 1 && c->k <= TBN_DENSE_COL;
+}
+
+static void gather_window(const mm_ctx *c, uint32_t oy, uint32_t ox, int16_t *col) {
+    const tbn_op *op = c->op;
+    const int8_t *x = (const int8_t *)c->src;
+    int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl, zp = c->in_zp;
+    uint32_t n = 0;
+    for (uint32_t ic = 0; ic < c->cg; ic++)
+        for (uint32_t ky = 0; ky < op->kh; ky++) {
+            int32_t iy = iy0 + (int32_t)(ky * op->dh);
+            int in_y = iy >= 0 && iy < (int32_t)c->h;
+            const int8_t *row = x + ((size_t)ic * c->h + (in_y ? (uint32_t)iy : 0u)) * c->w;
+            for (uint32_t kx = 0; kx < op->kw; kx++) {
+                int32_t ix = ix0 + (int32_t)(kx * op->dw);
+                int in = in_y && ix >= 0 && ix < (int32_t)c->w;
+                col[n++] = in ? (int16_t)(row[ix] - zp) : (int16_t)0;
+            }
+        }
+}
+
+static void dense_window_i8(const mm_ctx *c) {
+    int16_t col[TBN_DENSE_COL];
+    uint32_t k = c->k;
+    for (uint32_t oy = 0, pix = 0; oy < c->ho; oy++)
+        for (uint32_t ox = 0; ox < c->wo; ox++, pix++) {
+            gather_window(c, oy, ox, col);
+            for (uint32_t ch = 0; ch < c->o; ch++) {
+                const TBN_ROM int8_t *w = c->dense + (size_t)ch * k;
+                int32_t a0 = 0, a1 = 0;
+                uint32_t j = 0;
+                for (; j + 2u <= k; j += 2u) a0 += w[j] * col[j], a1 += w[j + 1u] * col[j + 1u];
+                if (j < k) a0 += w[j] * col[j];
+                store_i8(c, ch, pix, c->npix, a0 + a1);
+            }
+        }
+}
+
 /* A linear op over tokens runs once per token, on that token's input and output rows; the
  * tile's rows are shared by every token, the tables (built from the input) are not. */
 tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
@@ -426,6 +473,10 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
             if (TBN_INT8(c.int8)) dense_pointwise_i8(&c, ch);
             else dense_pointwise_f32(&c, ch);
         }
+        return TBN_OK;
+    }
+    if (dense_window_ok(&c)) {
+        dense_window_i8(&c);
         return TBN_OK;
     }
     uint32_t esize = TBN_INT8(c.int8) ? 1u : 4u, tokens = TBN_BUILD_TOKENS ? c.tokens : 1u;
