@@ -425,7 +425,7 @@ static void gather_window(const mm_ctx *c, uint32_t oy, uint32_t ox, int16_t *co
         }
 }
 
-static void dense_window_i8(const mm_ctx *c) {
+static TBN_NOINLINE void dense_window_i8(const mm_ctx *c) { /* its window off tbn_eval_matmul's frame */
     int16_t col[TBN_DENSE_COL];
     uint32_t k = c->k;
     for (uint32_t oy = 0, pix = 0; oy < c->ho; oy++)
