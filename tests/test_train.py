@@ -198,7 +198,7 @@ def test_bad_schedules_are_refused() -> None:
 def test_the_token_recipes_tile_every_layer_and_compile(recipe: str) -> None:
     """The paper's other models at MNIST scale: every linear and conv layer is a tiled one (the
     attention projections too; binary, p=1, under 512 weights; dense where the recipe keeps them:
-    PointNet's T-Net and first per-point layer, the Mixer's and ConvMixer's patch convs), and the
+    PointNet's T-Net and first per-point layer, the patch convs), and the
     INT8 file is within one quantisation step of the F32 file."""
     from tbn import compile_model
     from tbn.format import read
@@ -211,7 +211,8 @@ def test_the_token_recipes_tile_every_layer_and_compile(recipe: str) -> None:
                                                                     | torch.nn.Conv2d)}
     dense = [n for n, m in layers.items() if not hasattr(m, "tile")]
     kept = {"pointnet": ["transform.points.0", "transform.points.3", "transform.fc.0", "transform.fc.3",
-                         "features.0"], "convmixer": ["embed.0"], "mixer": ["embed"]}
+                         "features.0"], "convmixer": ["embed.0"], "mixer": ["embed"],
+            "vit": ["embed"]}
     assert layers and dense == kept.get(recipe, []), dense
     shape = input_shape(recipe)
     with torch.no_grad():
