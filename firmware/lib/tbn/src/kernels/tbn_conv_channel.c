@@ -357,6 +357,15 @@ typedef struct {
     int32_t bias_half, pre_shift, mult, half, shift, zp, qmin;
 } rq16_chan_args;
 
+/* The assembly's arguments for n sums at acc of one channel with this bias and multiplier (the
+ * first rounding term added to the bias: the sum the C code forms, in another order). */
+static rq16_chan_args chan_args(const mm_epilogue *e, const void *acc, const void *end, int8_t *out, int32_t bias,
+                                int32_t mult) {
+    rq16_chan_args a = {acc, end, out, (int32_t)((uint32_t)bias + (uint32_t)e->pre_half), (int32_t)e->pre_shift,
+                        mult, e->half, (int32_t)e->shift, e->zp, e->qmin};
+    return a;
+}
+
 /* The RQ16 store of one channel of qmax 127 (bias and the first rounding term one constant,
  * SSAT for the top; CLAMP the bottom, where qmin is not -128): 13 instructions an output, 10
  * without CLAMP. LOAD reads a sum: int32 (this kernel's) or int16 (tbn_conv_quads.c's). */
@@ -420,9 +429,8 @@ static TBN_NOINLINE void store_chan_i8(const chan_rq *q, const int32_t *acc, uin
     int32_t bias = q->bias, mult = q->mult, zp = q->e.zp, lo = q->e.qmin, hi = q->e.qmax;
     const int32_t *end = acc + n;
 #ifdef TBN_CHANNEL_DSP
-    if (q->e.rq16 && hi == 127 && n) { /* bias + pre_half: the sum the C code forms, in another order */
-        rq16_chan_args a = {acc, end, out, (int32_t)((uint32_t)bias + (uint32_t)q->e.pre_half),
-                            (int32_t)q->e.pre_shift, mult, q->e.half, (int32_t)q->e.shift, zp, lo};
+    if (q->e.rq16 && hi == 127 && n) {
+        rq16_chan_args a = chan_args(&q->e, acc, end, out, bias, mult);
         (lo == -128 ? rq16_chan_ssat_thumb2 : rq16_chan_thumb2)(&a);
         return;
     }
@@ -477,9 +485,8 @@ static void store16_rq16(const mm_ctx *c, uint32_t ch, uint32_t rows, const int1
             done = n4;
         }
         if (done < n) {
-            rq16_chan_args a = {acc + done, acc + n, out + done,
-                                (int32_t)((uint32_t)bias + (uint32_t)e->pre_half + (uint32_t)corr),
-                                (int32_t)e->pre_shift, mult, e->half, (int32_t)e->shift, e->zp, e->qmin};
+            rq16_chan_args a = chan_args(e, acc + done, acc + n, out + done,
+                                         (int32_t)((uint32_t)bias + (uint32_t)corr), mult);
             (e->qmin == -128 ? rq16_chan16_ssat_thumb2 : rq16_chan16_thumb2)(&a);
         }
     }
@@ -580,9 +587,8 @@ static void store_row_i8(const mm_ctx *c, chan_rq *q, uint32_t ch, uint32_t rows
     if (store_row_lean(c)) { /* q is not set */
         if (!n) return;
         for (uint32_t o = ch; o < c->o; o += rows, out += (size_t)rows * c->npix) {
-            rq16_chan_args a = {acc, acc + n, out, (int32_t)((uint32_t)bias_i32(e, o) + (uint32_t)e->pre_half),
-                                (int32_t)e->pre_shift, (int16_t)tbn_rd16(e->scale + o * e->scale_stride), e->half,
-                                (int32_t)e->shift, e->zp, e->qmin};
+            rq16_chan_args a = chan_args(e, acc, acc + n, out, bias_i32(e, o),
+                                         (int16_t)tbn_rd16(e->scale + o * e->scale_stride));
             (e->qmin == -128 ? rq16_chan_ssat_thumb2 : rq16_chan_thumb2)(&a);
         }
         return;
