@@ -358,23 +358,23 @@ static void dense_pointwise_i8(const mm_ctx *c, uint32_t ch) {
     const TBN_ROM int8_t *w = c->dense + (size_t)ch * c->k;
     const int8_t *x = (const int8_t *)c->src;
     uint32_t npix = c->npix, k = c->k, pix = 0;
-    int32_t corr = 0;
+    int32_t corr = 0; /* zp * sum w, taken off at the end: every partial sum stays in the loader's bound */
     for (uint32_t j = 0; j < k; j++) corr += w[j];
-    corr *= -c->in_zp;
+    corr *= c->in_zp;
     for (; pix + 4u <= npix; pix += 4u) {
-        int32_t a0 = corr, a1 = corr, a2 = corr, a3 = corr;
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         const int8_t *p = x + pix;
         for (uint32_t j = 0; j < k; j++, p += npix) {
             int32_t wj = w[j];
             a0 += wj * p[0], a1 += wj * p[1], a2 += wj * p[2], a3 += wj * p[3];
         }
-        store_i8(c, ch, pix, npix, a0), store_i8(c, ch, pix + 1u, npix, a1);
-        store_i8(c, ch, pix + 2u, npix, a2), store_i8(c, ch, pix + 3u, npix, a3);
+        store_i8(c, ch, pix, npix, a0 - corr), store_i8(c, ch, pix + 1u, npix, a1 - corr);
+        store_i8(c, ch, pix + 2u, npix, a2 - corr), store_i8(c, ch, pix + 3u, npix, a3 - corr);
     }
     for (; pix < npix; pix++) {
-        int32_t a = corr;
+        int32_t a = 0;
         for (uint32_t j = 0; j < k; j++) a += (int32_t)w[j] * x[(size_t)j * npix + pix];
-        store_i8(c, ch, pix, npix, a);
+        store_i8(c, ch, pix, npix, a - corr);
     }
 }
 
