@@ -172,6 +172,31 @@ def _runs_as_reference(link: DeviceLink, data: bytes, x: np.ndarray, name: str) 
         assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1)), name
 
 
+def test_dense_window_paths_match_the_reference(tbn_device: DeviceLink) -> None:
+    """INT8 dense convs of one group through the window path (on DSP cores, two rows at a time
+    by SMLAD over windows padded to quads, each row's sums stored by the per-channel kernel's
+    store): a ViT's 7x7 patches at stride 7 and a ConvMixer's 2x2 at stride 2 (one input channel,
+    taken from the per-channel kernel), 3 channels 3x3 padded (27 taps: a quad's tail), an odd
+    number of outputs (the last row paired with itself), a 5x5 window at stride 2 of 4 channels
+    (100 taps: two windows a batch), with and without ReLU. Bit-exact on three inputs."""
+    import torch
+    from torch import nn
+
+    from tbn.compiler import compile_model
+
+    torch.manual_seed(9)
+    cases = {"7x7 patches": (nn.Conv2d(1, 8, 7, stride=7), (1, 28, 28), True),
+             "2x2 patches": (nn.Conv2d(1, 6, 2, stride=2), (1, 10, 12), False),
+             "27 taps, odd rows": (nn.Conv2d(3, 5, 3, padding=1), (3, 9, 7), True),
+             "100 taps": (nn.Conv2d(4, 3, 5, stride=2, padding=2), (4, 11, 9), False)}
+    for name, (conv, shape, relu) in cases.items():
+        model = nn.Sequential(conv, nn.ReLU() if relu else nn.Identity(), nn.Flatten()).eval()
+        x = torch.randn(3, *shape) + 0.2  # a non-zero input zero point
+        data = compile_model(model, x[:1], activations="int8", calibration=x, lookup_tables=False)
+        assert read(data).ops[0].opcode.name == "DENSE_CONV2D", name
+        _runs_as_reference(tbn_device, data, x.numpy(), name)
+
+
 def _quad_store_applies(prog: Any, op: Any) -> bool:
     """Whether the quad kernel's store (tbn_conv_channel.c, rq16_quads_add) takes an op's outputs
     four at a time: RQ16 with no first shift and a shift of at most 22, outputs -128..127."""

@@ -89,26 +89,34 @@ static uint32_t bitlen64(uint64_t v) {
 }
 
 /* One row of c features: V = c sum d^2 - (sum d)^2 + E > 0 (E >= 1), its reciprocal square
- * root as inv / 2^(61 - mh), then each feature's REQUANT entry and bias. */
+ * root as inv / 2^(61 - mh), then each feature's REQUANT entry and bias. c < 2^16 (a dim is 16
+ * bits), so t = c d - sum d and u (|u| < 2^24) are 32-bit and each product one 32x32 -> 64
+ * multiply; inv <= 2^31, and inv = 2^31 (R = 2^30) is halved with the shift, which rounds alike. */
 static void row_i8(const int8_t *x, int8_t *y, uint32_t c, const tbn_tensor *in, const tbn_tensor *out,
                    uint32_t eps, const tbn_vector *s, const tbn_vector *b) {
+    const int32_t zi = in->zero_point, zo = out->zero_point;
     int32_t s1 = 0;
     uint64_t s2 = 0;
     for (uint32_t i = 0; i < c; i++) {
-        int32_t d = (int32_t)x[i] - in->zero_point;
+        int32_t d = (int32_t)x[i] - zi;
         s1 += d;
         s2 += (uint32_t)(d * d);
     }
     uint64_t v = (uint64_t)c * s2 - (uint64_t)((int64_t)s1 * s1) + eps; /* c sum d^2 >= (sum d)^2 */
     uint32_t mh = (62u - bitlen64(v)) / 2u;
-    int64_t inv = recip61((uint32_t)isqrt64(v << (2u * mh)));
-    int32_t shift = TBN_LAYERNORM_RECIP_SHIFT - TBN_LAYERNORM_FRAC - (int32_t)mh;
+    uint32_t inv = recip61((uint32_t)isqrt64(v << (2u * mh)));
+    int32_t shift = TBN_LAYERNORM_RECIP_SHIFT - TBN_LAYERNORM_FRAC - (int32_t)mh; /* >= 15 */
+    if (inv > (uint32_t)INT32_MAX) {
+        inv >>= 1;
+        shift--;
+    }
+    const int32_t cs = (int32_t)c, ms = (int32_t)inv;
     for (uint32_t i = 0; i < c; i++) {
-        int64_t t = (int64_t)c * ((int32_t)x[i] - in->zero_point) - s1;
-        int64_t u = tbn_rshift_round(t * inv, shift); /* |u| < 2^24: 16 fraction bits */
+        int32_t t = cs * ((int32_t)x[i] - zi) - s1;
+        int32_t u = (int32_t)tbn_rshift_round((int64_t)t * ms, shift);
         const TBN_ROM uint8_t *rq = s->data + 8 * i;
-        int64_t acc = u * tbn_rds32(rq) + (b->data ? tbn_rds32(b->data + 4 * i) : 0);
-        y[i] = tbn_clamp_q(out->zero_point + tbn_rshift_round(acc, tbn_rds32(rq + 4)), out->qmin, out->qmax);
+        int64_t acc = (int64_t)u * (int32_t)tbn_rd32a(rq) + (b->data ? (int32_t)tbn_rd32a(b->data + 4 * i) : 0);
+        y[i] = tbn_clamp_q(zo + tbn_rshift_round(acc, (int32_t)tbn_rd32a(rq + 4)), out->qmin, out->qmax);
     }
 }
 

@@ -406,30 +406,137 @@ static void dense_pointwise_f32(const mm_ctx *c, uint32_t ch) {
  * four-position path above is faster: PointNet's 32-to-64 layer 1.55 M instructions against 2.38 M.) */
 #define TBN_DENSE_COL 256 /* 512 bytes of stack */
 
+/* On DSP cores the window is stored in quads of taps as (j, j+2) and (j+1, j+3) halfword
+ * pairs, the halves SXTB16 makes of a weight word and of it rotated by 8, so one SMLAD adds
+ * two products: two output rows at a time share each load of the window, about 1.75
+ * instructions a MAC where the byte loop took about 19 (ViT's 7x7 patch embedding of 64
+ * channels on the M7: 955,440 instructions, and 768,160 by the per-channel kernel). */
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_UNALIGNED) && \
+    !defined(TBN_PORTABLE)
+#define TBN_DENSE_DSP 1
+#include <arm_acle.h>
+#define DENSE_SLOT(n) (((n) & ~3u) | (((n) & 1u) << 1) | (((n) >> 1) & 1u))
+#else
+#define TBN_DENSE_DSP 0
+#define DENSE_SLOT(n) (n)
+#endif
+
 static int dense_window_ok(const mm_ctx *c) {
     return dense_one_group(c->op) && TBN_INT8(c->int8) && c->k <= TBN_DENSE_COL;
 }
 
+/* On DSP cores, whether a dense conv the per-channel kernel would take (one input channel)
+ * goes to the window path instead: all but those at stride 1 and 3x3 at stride 2, where the
+ * per-channel kernel's assembly is faster (on the M7, one channel to 16 on 16x16, 3x3 at stride
+ * 1: 107,440 instructions against 294,960; ViT's 7x7 patches at stride 7: 768,160 against
+ * 160,560; 2x2 at stride 2 to 48 channels: 1,008,280 against 373,200). */
+static int dense_before_channel(const mm_ctx *c) {
+    const tbn_op *op = c->op;
+    return !c->tiled && dense_window_ok(c) && !dense_pointwise_ok(c) && op->sw > 1 &&
+           !(op->sw == 2 && op->kh == 3 && op->kw == 3);
+}
+
+/* Position (oy, ox)'s window as x - zp (0 for padding), tap n at col[DENSE_SLOT(n)]. */
 static void gather_window(const mm_ctx *c, uint32_t oy, uint32_t ox, int16_t *col) {
     const tbn_op *op = c->op;
     const int8_t *x = (const int8_t *)c->src;
     int32_t iy0 = (int32_t)(oy * op->sh) - op->pt, ix0 = (int32_t)(ox * op->sw) - op->pl, zp = c->in_zp;
+    int inside = iy0 >= 0 && ix0 >= 0 && iy0 + (int32_t)((op->kh - 1u) * op->dh) < (int32_t)c->h &&
+                 ix0 + (int32_t)((op->kw - 1u) * op->dw) < (int32_t)c->w;
     uint32_t n = 0;
     for (uint32_t ic = 0; ic < c->cg; ic++)
         for (uint32_t ky = 0; ky < op->kh; ky++) {
             int32_t iy = iy0 + (int32_t)(ky * op->dh);
             int in_y = iy >= 0 && iy < (int32_t)c->h;
             const int8_t *row = x + ((size_t)ic * c->h + (in_y ? (uint32_t)iy : 0u)) * c->w;
-            for (uint32_t kx = 0; kx < op->kw; kx++) {
+            if (inside) { /* no bounds to test */
+                for (uint32_t kx = 0, dw = op->dw, kw = op->kw; kx < kw; kx++, n++)
+                    col[DENSE_SLOT(n)] = (int16_t)(row[ix0 + (int32_t)(kx * dw)] - zp);
+                continue;
+            }
+            for (uint32_t kx = 0; kx < op->kw; kx++, n++) {
                 int32_t ix = ix0 + (int32_t)(kx * op->dw);
                 int in = in_y && ix >= 0 && ix < (int32_t)c->w;
-                col[n++] = in ? (int16_t)(row[ix] - zp) : (int16_t)0;
+                col[DENSE_SLOT(n)] = in ? (int16_t)(row[ix] - zp) : (int16_t)0;
             }
         }
 }
 
+#if TBN_DENSE_DSP
+#define DENSE_BATCH 16 /* positions a batch: each row's sums stored at once, by the assembly */
+/* Two rows' dot products with n windows k4 apart, by SMLAD on quads of taps: the window's
+ * padding past k is 0, so a weight word reaching past the row (into the next) adds nothing;
+ * `kq` quads' worth of taps (k4, or k rounded down where the second row is the last and a word
+ * would read past the weights), the rest one by one. */
+static TBN_NOINLINE void dots_pair_dsp(const TBN_ROM int8_t *wa, const TBN_ROM int8_t *wb, const int16_t *col, uint32_t k,
+                          uint32_t k4, uint32_t kq, uint32_t n, int32_t *sa, int32_t *sb) {
+    for (uint32_t i = 0; i < n; i++, col += k4) {
+        int32_t a0 = 0, b0 = 0;
+        uint32_t j = kq;
+        if (kq) {
+            const TBN_ROM int8_t *pa = wa, *pb = wb;
+            const int16_t *px = col;
+            uint32_t quads = kq / 4u, x0, x1, t, u, v;
+            /* 13 instructions for 8 MACs: a quad of each row's weights as (w0, w2) and (w1, w3) */
+            __asm__ volatile("1:\n"
+                             "ldr %[t], [%[pa]], #4\n"
+                             "ldr %[u], [%[pb]], #4\n"
+                             "ldrd %[x0], %[x1], [%[px]], #8\n"
+                             "sxtb16 %[v], %[t]\n"
+                             "sxtb16 %[t], %[t], ror #8\n"
+                             "smlad %[a0], %[v], %[x0], %[a0]\n"
+                             "smlad %[a0], %[t], %[x1], %[a0]\n"
+                             "sxtb16 %[v], %[u]\n"
+                             "sxtb16 %[u], %[u], ror #8\n"
+                             "smlad %[b0], %[v], %[x0], %[b0]\n"
+                             "smlad %[b0], %[u], %[x1], %[b0]\n"
+                             "subs %[n], %[n], #1\n"
+                             "bne 1b\n"
+                             : [a0] "+r"(a0), [b0] "+r"(b0), [pa] "+r"(pa), [pb] "+r"(pb), [px] "+r"(px),
+                               [n] "+r"(quads), [x0] "=&r"(x0), [x1] "=&r"(x1), [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(v)
+                             :
+                             : "cc", "memory");
+        }
+        for (; j < k; j++) a0 += wa[j] * col[DENSE_SLOT(j)], b0 += wb[j] * col[DENSE_SLOT(j)];
+        sa[i] = a0, sb[i] = b0;
+    }
+}
+
+/* Windows in batches of up to DENSE_BATCH positions (as many as the window buffer holds), each
+ * padded with zeros to k4 taps; rows two at a time, each row's sums for the batch stored by the
+ * per-channel kernel's store (its assembly requantisation). */
+static void dense_windows_dsp(const mm_ctx *c, int16_t *col) {
+    uint32_t k = c->k, k4 = (k + 3u) & ~3u, per = TBN_DENSE_COL / k4, npix = c->npix, o = c->o;
+    per = per < DENSE_BATCH ? per : DENSE_BATCH;
+    for (uint32_t pix = 0, n, oy = 0, ox = 0; pix < npix; pix += n) {
+        n = npix - pix < per ? npix - pix : per;
+        for (uint32_t i = 0; i < n; i++) {
+            int16_t *w = col + i * k4;
+            gather_window(c, oy, ox, w);
+            for (uint32_t j = k; j < k4; j++) w[DENSE_SLOT(j)] = 0;
+            if (++ox == c->wo) ox = 0, oy++;
+        }
+        int32_t sa[DENSE_BATCH], sb[DENSE_BATCH];
+        for (uint32_t ch = 0; ch < o; ch += 2u) {
+            uint32_t chb = ch + 1u < o ? ch + 1u : ch; /* an odd last row pairs with itself */
+            uint32_t kq = chb + 1u < o ? k4 : k & ~3u;
+            dots_pair_dsp(c->dense + (size_t)ch * k, c->dense + (size_t)chb * k, col, k, k4, kq, n, sa, sb);
+            tbn_chan_store32_i8(c, ch, o, sa, n, pix);
+            if (chb != ch) tbn_chan_store32_i8(c, chb, o, sb, n, pix);
+        }
+    }
+}
+#endif
+
 static TBN_NOINLINE void dense_window_i8(const mm_ctx *c) { /* its window off tbn_eval_matmul's frame */
-    int16_t col[TBN_DENSE_COL];
+    union {
+        uint32_t words[TBN_DENSE_COL / 2]; /* aligned for the DSP path's word loads */
+        int16_t taps[TBN_DENSE_COL];
+    } window;
+    int16_t *col = window.taps;
+#if TBN_DENSE_DSP
+    dense_windows_dsp(c, col);
+#else
     uint32_t k = c->k;
     for (uint32_t oy = 0, pix = 0; oy < c->ho; oy++)
         for (uint32_t ox = 0; ox < c->wo; ox++, pix++) {
@@ -443,6 +550,7 @@ static TBN_NOINLINE void dense_window_i8(const mm_ctx *c) { /* its window off tb
                 store_i8(c, ch, pix, c->npix, a0 + a1);
             }
         }
+#endif
 }
 
 /* A linear op over tokens runs once per token, on that token's input and output rows; the
@@ -465,6 +573,10 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
     }
     if (TBN_QUAD_KERNEL && TBN_BUILT_TRAIT(CONV) && tbn_mm_quads_ok(&c, rows)) {
         tbn_mm_eval_quads(&c, rows);
+        return TBN_OK;
+    }
+    if (TBN_DENSE_DSP && dense_before_channel(&c)) {
+        dense_window_i8(&c);
         return TBN_OK;
     }
     if (TBN_CHANNEL_KERNEL && TBN_BUILT_TRAIT(CONV) && !scratch && tbn_mm_channel_ok(&c)) { /* a conv */
