@@ -56,14 +56,16 @@ deps:
 
 lib: $(HOST)/libtbn.so
 
+# Each built under a name of its own and renamed into place: test workers that build it at once
+# (pytest -n) never load a half-written file.
 $(HOST)/libtbn.so: $(TBN_SRC) $(TBN_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CWARN) -O2 -fPIC -shared $(TBN_SRC) -lm -o $@
+	$(CC) $(CWARN) -O2 -fPIC -shared $(TBN_SRC) -lm -o $@.$$$$ && mv -f $@.$$$$ $@
 
 # The golden-vector checker, with AddressSanitizer and UndefinedBehaviorSanitizer.
 $(HOST)/tbn_check: tests/c/tbn_check.c $(TBN_SRC) $(TBN_HDR) host/tbn/parity.py
 	@mkdir -p $(@D)
-	$(CC) $(CWARN) $(SANITIZE) -DTBN_F32_RTOL=$(F32_RTOL) $(TBN_SRC) $< -lm -o $@
+	$(CC) $(CWARN) $(SANITIZE) -DTBN_F32_RTOL=$(F32_RTOL) $(TBN_SRC) $< -lm -o $@.$$$$ && mv -f $@.$$$$ $@
 
 c-test: $(HOST)/tbn_check
 	@ok=0; bad=0; for v in tests/vectors/*.tbn; do n=$${v%.tbn}; \

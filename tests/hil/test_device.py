@@ -197,6 +197,40 @@ def test_dense_window_paths_match_the_reference(tbn_device: DeviceLink) -> None:
         _runs_as_reference(tbn_device, data, x.numpy(), name)
 
 
+def test_matrix_product_paths_match_the_reference(tbn_device: DeviceLink) -> None:
+    """INT8 products of two activations (BATCH_MATMUL; on DSP cores, operands widened to 16 bits
+    and 2x2 output blocks by SMLAD where the depth is at most 128): attention's q k^T and its
+    weights times v over 7 tokens (odd rows and columns), a depth of 5 (a quad's tail), a
+    transposed left operand, 40 columns of depth 40 (columns in blocks), and a depth of 130 (the
+    byte path). Bit-exact on three inputs."""
+    import torch
+    from torch import nn
+
+    from tbn.compiler import compile_model
+
+    class Net(nn.Module):
+        def __init__(self, width: int, then: Any) -> None:
+            super().__init__()
+            self.first, self.then = nn.Linear(5, width), then
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.then(self.first(x)).flatten(1)
+
+    torch.manual_seed(11)
+    cases = {"attention": (Net(12, lambda y: torch.softmax(y @ y.transpose(1, 2), -1) @ y), (7, 5)),
+             "depth 5": (Net(5, lambda y: y @ y.transpose(1, 2)), (6, 5)),
+             "transposed a": (Net(6, lambda y: torch.bmm(y.transpose(1, 2), y)), (9, 5)),
+             "40 columns": (Net(40, lambda y: y.transpose(1, 2) @ y), (40, 5)),
+             "depth 130": (Net(3, lambda y: y.transpose(1, 2) @ y), (130, 5))}
+    for name, (model, shape) in cases.items():
+        x = torch.randn(3, *shape)
+        data = compile_model(model.eval(), x[:1], activations="int8", calibration=x)
+        assert "BATCH_MATMUL" in [op.opcode.name for op in read(data).ops], name
+        if read(data).arena_size > tbn_device.info().arena_bytes:
+            continue
+        _runs_as_reference(tbn_device, data, x.numpy(), name)
+
+
 def _quad_store_applies(prog: Any, op: Any) -> bool:
     """Whether the quad kernel's store (tbn_conv_channel.c, rq16_quads_add) takes an op's outputs
     four at a time: RQ16 with no first shift and a shift of at most 22, outputs -128..127."""

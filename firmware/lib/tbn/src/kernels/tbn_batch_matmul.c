@@ -76,6 +76,132 @@ static int32_t dot_i8(const int8_t *a, uint32_t a_step, const int8_t *b, uint32_
     return acc;
 }
 
+/* An INT8 product's rescaling, its constants once: the one RQ16 entry's (REQUANT goes through
+ * tbn_rescale_entry) and the zero points' k za zb. */
+typedef struct {
+    const tbn_vector *s;
+    const tbn_tensor *to;
+    uint32_t za, kzz;
+    int rq16;
+    int32_t mult, pre_half, half;
+} bmm_rq;
+
+static bmm_rq rq_of(const bmm_dims *d, const tbn_tensor *ta, const tbn_tensor *tb, const tbn_tensor *to,
+                    const tbn_vector *s) {
+    bmm_rq q;
+    q.s = s, q.to = to, q.za = (uint32_t)(int32_t)ta->zero_point;
+    q.kzz = d->k * q.za * (uint32_t)(int32_t)tb->zero_point;
+    q.rq16 = s->dtype == TBN_DTYPE_RQ16;
+    q.mult = q.rq16 ? (int16_t)tbn_rd16(s->data) : 0;
+    q.pre_half = (int32_t)(((uint32_t)1 << s->pre_shift) >> 1), q.half = (int32_t)(((uint32_t)1 << s->shift) >> 1);
+    return q;
+}
+
+/* n outputs of a row from their raw sums: less zb sum a (row_term) and za sum b, plus k za zb. */
+static void store_row(const bmm_rq *q, int8_t *po, const int32_t *acc, const uint32_t *colsum, uint32_t row_term,
+                      uint32_t n) {
+    const tbn_vector *s = q->s;
+    /* locals, and RQ16 in a loop of its own: the int8 stores may alias anything, and REQUANT's
+     * 64-bit arithmetic beside it spilled the RQ16 loop's constants to the stack */
+    const uint32_t za = q->za, base = q->kzz - row_term;
+    const int32_t zo = q->to->zero_point, lo = q->to->qmin, hi = q->to->qmax;
+    if (!q->rq16) {
+        for (uint32_t j = 0; j < n; j++)
+            po[j] = tbn_clamp_q(zo + tbn_rescale_entry((int32_t)((uint32_t)acc[j] - za * colsum[j] + base), s, 0), lo,
+                                hi);
+        return;
+    }
+    const uint32_t pre = s->pre_shift, shift = s->shift;
+    const int32_t mult = q->mult, pre_half = q->pre_half, half = q->half;
+    for (uint32_t j = 0; j < n; j++) { /* in 32 bits: prepare checked the products fit (tbn_rescale_ok) */
+        int32_t v = (int32_t)((uint32_t)acc[j] - za * colsum[j] + base);
+        int32_t z = zo + tbn_rshift_round32(tbn_rshift_round32(v, pre_half, pre) * mult, half, shift);
+        po[j] = (int8_t)(z < lo ? lo : (z > hi ? hi : z));
+    }
+}
+
+#ifdef BMM_SIMD
+#define BMM_WIDE 512u /* stack bytes for a block of b's columns, and for two rows of a, in 16 bits */
+#define BMM_SLOT(i) (((i) & ~3u) | (((i) & 1u) << 1) | (((i) >> 1) & 1u))
+
+static inline uint32_t sxtb16_ror8(uint32_t v) { /* bytes 1 and 3, sign-extended */
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+
+/* k int8 values `step` apart, widened to 16 bits in SXTB16's order (each quad as (v0, v2),
+ * (v1, v3): one order for both operands, so pairs of halves multiply alike) with zeros up to
+ * k4; returns their sum. */
+static int32_t widen(const int8_t *x, uint32_t step, uint32_t k, uint32_t k4, int16_t *w) {
+    int32_t sum = 0;
+    uint32_t i = 0;
+    if (step == 1u)
+        for (; i + 4u <= k; i += 4u) {
+            uint32_t v, e, o;
+            memcpy(&v, x + i, sizeof v);
+            e = __sxtb16(v), o = sxtb16_ror8(v);
+            memcpy(w + i, &e, sizeof e);
+            memcpy(w + i + 2, &o, sizeof o);
+            sum = __smlad(e, 0x00010001u, __smlad(o, 0x00010001u, sum));
+        }
+    for (; i < k4; i++) {
+        int16_t v = i < k ? x[(size_t)i * step] : 0;
+        w[BMM_SLOT(i)] = v;
+        sum += v;
+    }
+    return sum;
+}
+
+/* Two rows' dot products with two columns, each `words` words of halfword pairs (an even count):
+ * 4 SMLADs for 4 loads, two words a turn. */
+static TBN_NOINLINE void dots_2x2(const uint32_t *a0, const uint32_t *a1, const uint32_t *b0, const uint32_t *b1,
+                                  uint32_t words, int32_t *s) {
+    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+    for (const uint32_t *end = a0 + words; a0 < end;) {
+        uint32_t x = *a0++, y = *a1++, u = *b0++, v = *b1++;
+        s00 = __smlad(x, u, s00), s01 = __smlad(x, v, s01), s10 = __smlad(y, u, s10), s11 = __smlad(y, v, s11);
+        x = *a0++, y = *a1++, u = *b0++, v = *b1++;
+        s00 = __smlad(x, u, s00), s01 = __smlad(x, v, s01), s10 = __smlad(y, u, s10), s11 = __smlad(y, v, s11);
+    }
+    s[0] = s00, s[1] = s01, s[2] = s10, s[3] = s11;
+}
+
+/* One batch entry in INT8 on DSP cores where k <= 128: a block of b's columns widened to 16 bits
+ * once, then two rows of a at a time, each output pair of a 2x2 block by SMLAD (about 1.2
+ * instructions a MAC, where a dot product a byte word at a time took about 4); an odd row or
+ * column pairs with itself. Widening sums each row and column on the way. */
+static TBN_NOINLINE void bmm_i8_wide(const bmm_dims *d, const int8_t *a, const int8_t *b, int8_t *out, const bmm_rq *q,
+                                     uint32_t zb) {
+    uint32_t k = d->k, k4 = (k + 3u) & ~3u, words = k4 / 2u, cols = BMM_WIDE / (2u * k4);
+    union {
+        uint32_t w[BMM_WIDE / 4u];
+        int16_t h[BMM_WIDE / 2u];
+    } bw, aw;
+    cols = cols < BMM_COLS ? cols : BMM_COLS;
+    for (uint32_t j0 = 0, nj; j0 < d->n; j0 += nj) {
+        nj = d->n - j0 < cols ? d->n - j0 : cols;
+        uint32_t colsum[BMM_COLS];
+        for (uint32_t j = 0; j < nj; j++)
+            colsum[j] = (uint32_t)widen(b + (size_t)(j0 + j) * d->b_col, d->b_row, k, k4, bw.h + j * k4);
+        for (uint32_t i = 0; i < d->m; i += 2u) {
+            uint32_t i1 = i + 1u < d->m ? i + 1u : i;
+            int32_t acc[2][BMM_COLS];
+            uint32_t sum0 = (uint32_t)widen(a + (size_t)i * d->a_row, d->a_col, k, k4, aw.h);
+            uint32_t sum1 = (uint32_t)widen(a + (size_t)i1 * d->a_row, d->a_col, k, k4, aw.h + k4);
+            for (uint32_t j = 0; j < nj; j += 2u) {
+                uint32_t j1 = j + 1u < nj ? j + 1u : j;
+                int32_t s4[4];
+                dots_2x2(aw.w, aw.w + words, bw.w + j * words, bw.w + j1 * words, words, s4);
+                acc[0][j] = s4[0], acc[0][j1] = s4[1], acc[1][j] = s4[2], acc[1][j1] = s4[3];
+            }
+            store_row(q, out + (size_t)i * d->n + j0, acc[0], colsum, zb * sum0, nj);
+            if (i1 != i) store_row(q, out + (size_t)i1 * d->n + j0, acc[1], colsum, zb * sum1, nj);
+        }
+    }
+}
+#endif
+
 /* One batch entry in INT8. sum_k (a - za)(b - zb) = sum a b - zb sum a - za sum b + k za zb:
  * the loops sum raw products (about 4 instructions a MAC on the M7, where subtracting both
  * zero points in the loop took 15), the sums of a row of a and of a column of b correct them
@@ -86,12 +212,14 @@ static int32_t dot_i8(const int8_t *a, uint32_t a_step, const int8_t *b, uint32_
  * four columns at least. */
 static void bmm_i8(const bmm_dims *d, const int8_t *a, const int8_t *b, int8_t *out, const tbn_tensor *ta,
                    const tbn_tensor *tb, const tbn_tensor *to, const tbn_vector *s) {
-    uint32_t za = (uint32_t)(int32_t)ta->zero_point, zb = (uint32_t)(int32_t)tb->zero_point;
-    uint32_t kzz = d->k * za * zb, cols = BMM_COLS;
-    /* the one RQ16 entry's constants, once (REQUANT goes through tbn_rescale_entry) */
-    int rq16 = s->dtype == TBN_DTYPE_RQ16;
-    int32_t mult = rq16 ? (int16_t)tbn_rd16(s->data) : 0;
-    int32_t pre_half = (int32_t)(((uint32_t)1 << s->pre_shift) >> 1), half = (int32_t)(((uint32_t)1 << s->shift) >> 1);
+    uint32_t zb = (uint32_t)(int32_t)tb->zero_point, cols = BMM_COLS;
+    bmm_rq q = rq_of(d, ta, tb, to, s);
+#ifdef BMM_SIMD
+    if (d->k <= BMM_WIDE / 4u) { /* two rows of a fit */
+        bmm_i8_wide(d, a, b, out, &q, zb);
+        return;
+    }
+#endif
 #ifdef BMM_SIMD
     /* b's rows contiguous: where k allows, a block of columns is copied into a contiguous
      * buffer (once for all rows of a), so every output is a SIMD dot product */
@@ -131,18 +259,7 @@ static void bmm_i8(const bmm_dims *d, const int8_t *a, const int8_t *b, int8_t *
                     for (uint32_t j = 0; j < nj; j++) acc[j] += av * pb[j];
                 }
             }
-            int8_t *po = out + (size_t)i * d->n + j0;
-            uint32_t row_term = zb * (uint32_t)rowsum;
-            for (uint32_t j = 0; j < nj; j++) {
-                int32_t v = (int32_t)((uint32_t)acc[j] - row_term - za * colsum[j] + kzz);
-                if (rq16) { /* in 32 bits: prepare checked the products fit (tbn_rescale_ok) */
-                    int32_t z = to->zero_point + tbn_rshift_round32(tbn_rshift_round32(v, pre_half, s->pre_shift) * mult,
-                                                                    half, s->shift);
-                    po[j] = (int8_t)(z < to->qmin ? to->qmin : (z > to->qmax ? to->qmax : z));
-                } else {
-                    po[j] = tbn_clamp_q(to->zero_point + tbn_rescale_entry(v, s, 0), to->qmin, to->qmax);
-                }
-            }
+            store_row(&q, out + (size_t)i * d->n + j0, acc, colsum, zb * (uint32_t)rowsum, nj);
         }
     }
 }
