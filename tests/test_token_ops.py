@@ -23,6 +23,7 @@ from tbn.compiler import TbnCompileError, compile_program
 from tbn.compiler.weights import with_stored_weights
 from tbn.format import Op, Program, read, serialize
 from tbn.format.inspect import summarize
+from tbn.format.spec import NONE_ID
 from tbn.runtime import Interpreter
 from tbn.runtime.steps import int8_op_steps
 
@@ -137,6 +138,31 @@ def test_int8_layernorm_is_within_one_step(name: str) -> None:
     with torch.no_grad():
         real = model.norm(_dequant(prog, values, op.args["input"]).float()).double()
     assert _steps(prog, values, op, real) <= 1
+
+
+@pytest.mark.filterwarnings("ignore::tbn.runtime.interpreter.InputWarning")  # the saturated row
+@pytest.mark.parametrize("width", [1, 7, 64, 300])
+def test_int8_layernorm_in_c_is_the_reference_for_any_entry(width: int) -> None:
+    """The C runtime's LayerNorm (32-bit words where the values allow, 64 bits where not)
+    equals the reference on rows of every kind (constant, saturated, random) and on REQUANT
+    entries a file may hold beyond what the compiler writes: shifts 0 to 62, multipliers
+    and biases of any sign and size."""
+    torch.manual_seed(width)
+    model = _Net(_ident, nn.Linear(5, width), 6 * width, nn.LayerNorm(width)).eval()
+    x = torch.randn(16, 6, 5)
+    x[0] = 0  # a constant row: V is E alone
+    x[1] *= 100  # saturated inputs
+    prog = compile_program(model, x[:1], activations="int8", calibration=x[2:])
+    op = next(o for o in prog.ops if o.opcode == Op.LAYERNORM)
+    rng = np.random.default_rng(width)
+    scale = prog.scales[op.args["scale"]]
+    scale.data[:, 0] = rng.integers(-2**31, 2**31, width)
+    scale.data[:, 1] = rng.integers(0, 63, width)
+    if op.args["bias"] != NONE_ID:
+        prog.biases[op.args["bias"]].data[:] = rng.integers(-2**31, 2**31, width)
+    op.args["eps"] = 2**32 - 1 if width == 1 else 1  # the largest E, and the smallest (the largest |u|)
+    ref = Interpreter(prog).run(x.numpy())
+    np.testing.assert_array_equal(CRuntime(serialize(prog)).run(x.numpy()), ref)
 
 
 @pytest.mark.parametrize("name", ["matmul", "matmul-heads", "bmm", "attention"])

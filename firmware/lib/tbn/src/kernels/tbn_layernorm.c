@@ -49,19 +49,22 @@ static void row_f32(const float *x, float *y, uint32_t c, float eps, const tbn_v
     }
 }
 
-/* floor(sqrt(x)), bit by bit. */
-static uint64_t isqrt64(uint64_t x) {
-    uint64_t r = 0, bit = (uint64_t)1 << 62;
-    while (bit > x) bit >>= 2;
-    for (; bit; bit >>= 2) {
-        if (x >= r + bit) {
-            x -= r + bit;
-            r = (r >> 1) + bit;
-        } else {
-            r >>= 1;
+/* floor(sqrt(x)) for x < 2^62, two bits of x a step: the remainder (x's bits so far less
+ * root^2, at most 2 root) fits 32 bits until the last step, whose 33 bits take 64 (a 64-bit
+ * loop throughout took about 1,300 instructions a row on the M7). */
+static uint32_t isqrt62(uint64_t x) {
+    uint32_t hi = (uint32_t)(x >> 32), lo = (uint32_t)x, rem = 0, root = 0;
+    for (uint32_t i = 30; i >= 1; i--) {
+        rem = rem << 2 | ((i >= 16 ? hi >> (2u * i - 32u) : lo >> (2u * i)) & 3u);
+        root <<= 1;
+        if (rem >= (root << 1 | 1u)) {
+            rem -= root << 1 | 1u;
+            root |= 1u;
         }
     }
-    return r;
+    uint64_t last = (uint64_t)rem << 2 | (lo & 3u);
+    root <<= 1;
+    return last >= ((uint64_t)root << 1 | 1u) ? root | 1u : root;
 }
 
 /* floor(2^61 / r) for r in [2^30, 2^31), by shift and subtract. */
@@ -88,15 +91,58 @@ static uint32_t bitlen64(uint64_t v) {
 #endif
 }
 
+/* An arithmetic shift right of a 32-bit value by s < 32. */
+static inline int32_t asr32(int32_t v, uint32_t s) {
+#if defined(__GNUC__)
+    return v >> s;
+#else
+    return v >= 0 ? (int32_t)((uint32_t)v >> s) : -(int32_t)(((uint32_t)-(v + 1)) >> s) - 1;
+#endif
+}
+
+/* rshift_round(acc, s) for s < 26, held to +-2^30 (past which the int8 clamp gives the same)
+ * so that the caller's arithmetic stays in 32 bits. */
+static TBN_NOINLINE int32_t shift_wide(int64_t acc, int32_t s) {
+    int64_t v = tbn_rshift_round(acc, s), cap = (int64_t)1 << 30;
+    return (int32_t)(v < -cap ? -cap : (v > cap ? cap : v));
+}
+
+/* w >> s (w already rounded) for s in 26..62, where |w| < 2^57 + 2^61 leaves a result under
+ * 2^31: its low word, from the two words of w. */
+static inline int32_t shift_narrow(uint64_t w, uint32_t s) {
+    uint32_t lo = (uint32_t)w, hi = (uint32_t)(w >> 32);
+    return s >= 32u ? asr32((int32_t)hi, s - 32u) : (int32_t)(lo >> s | hi << (32u - s));
+}
+
+/* A row's outputs from t = c x - base (base = sum d + c z_i): u = rshift_round(t inv, shift),
+ * then each feature's REQUANT entry (M, S) and bias B. Both rounding shifts take the low word
+ * of the shifted value (shift_narrow): |u| < 2^25, and |u M + B| < 2^57 leaves S >= 26 a 32-bit
+ * result; a smaller S goes through 64 bits as the reference writes it. A function of its own,
+ * so its constants stay in registers (inlined, GCC -Os spilled them: about 80 instructions a
+ * value on the M7). */
+static TBN_NOINLINE void row_out_i8(const int8_t *x, int8_t *y, uint32_t c, int32_t base, int32_t inv, uint32_t shift,
+                                    const TBN_ROM uint8_t *rq, const TBN_ROM uint8_t *bias, const tbn_tensor *out) {
+    const int32_t cs = (int32_t)c, zo = out->zero_point, lo = out->qmin, hi = out->qmax;
+    const uint64_t half = (uint64_t)1 << (shift - 1u);
+    for (uint32_t i = 0; i < c; i++, rq += 8) {
+        int32_t u = shift_narrow((uint64_t)((int64_t)(cs * x[i] - base) * inv) + half, shift);
+        int32_t m = (int32_t)tbn_rd32a(rq), sr = (int32_t)tbn_rd32a(rq + 4);
+        int64_t acc = (int64_t)u * m + (bias ? (int32_t)tbn_rd32a(bias + 4 * i) : 0);
+        int32_t z = zo + (sr >= 26 ? shift_narrow((uint64_t)acc + ((uint64_t)1 << (sr - 1)), (uint32_t)sr)
+                                   : shift_wide(acc, sr));
+        y[i] = (int8_t)(z < lo ? lo : (z > hi ? hi : z));
+    }
+}
+
 /* One row of c features: V = c sum d^2 - (sum d)^2 + E > 0 (E >= 1), its reciprocal square
- * root as inv / 2^(61 - mh), then each feature's REQUANT entry and bias. c < 2^16 (a dim is 16
- * bits), so t = c d - sum d and u (|u| < 2^24) are 32-bit and each product one 32x32 -> 64
- * multiply; inv <= 2^31, and inv = 2^31 (R = 2^30) is halved with the shift, which rounds alike. */
+ * root as inv / 2^(61 - mh), then row_out_i8. c < 2^16 (a dim is 16 bits), so sum d^2 < 2^32,
+ * t = c d - sum d and u (|u| < 2^25) are 32-bit and each product one 32x32 -> 64 multiply;
+ * inv <= 2^31, and inv = 2^31 (R = 2^30) is halved with the shift, which rounds alike. */
 static void row_i8(const int8_t *x, int8_t *y, uint32_t c, const tbn_tensor *in, const tbn_tensor *out,
                    uint32_t eps, const tbn_vector *s, const tbn_vector *b) {
-    const int32_t zi = in->zero_point, zo = out->zero_point;
+    const int32_t zi = in->zero_point;
     int32_t s1 = 0;
-    uint64_t s2 = 0;
+    uint32_t s2 = 0;
     for (uint32_t i = 0; i < c; i++) {
         int32_t d = (int32_t)x[i] - zi;
         s1 += d;
@@ -104,20 +150,13 @@ static void row_i8(const int8_t *x, int8_t *y, uint32_t c, const tbn_tensor *in,
     }
     uint64_t v = (uint64_t)c * s2 - (uint64_t)((int64_t)s1 * s1) + eps; /* c sum d^2 >= (sum d)^2 */
     uint32_t mh = (62u - bitlen64(v)) / 2u;
-    uint32_t inv = recip61((uint32_t)isqrt64(v << (2u * mh)));
-    int32_t shift = TBN_LAYERNORM_RECIP_SHIFT - TBN_LAYERNORM_FRAC - (int32_t)mh; /* >= 15 */
+    uint32_t inv = recip61(isqrt62(v << (2u * mh)));
+    uint32_t shift = TBN_LAYERNORM_RECIP_SHIFT - TBN_LAYERNORM_FRAC - mh; /* >= 15 */
     if (inv > (uint32_t)INT32_MAX) {
         inv >>= 1;
         shift--;
     }
-    const int32_t cs = (int32_t)c, ms = (int32_t)inv;
-    for (uint32_t i = 0; i < c; i++) {
-        int32_t t = cs * ((int32_t)x[i] - zi) - s1;
-        int32_t u = (int32_t)tbn_rshift_round((int64_t)t * ms, shift);
-        const TBN_ROM uint8_t *rq = s->data + 8 * i;
-        int64_t acc = (int64_t)u * (int32_t)tbn_rd32a(rq) + (b->data ? (int32_t)tbn_rd32a(b->data + 4 * i) : 0);
-        y[i] = tbn_clamp_q(zo + tbn_rshift_round(acc, (int32_t)tbn_rd32a(rq + 4)), out->qmin, out->qmax);
-    }
+    row_out_i8(x, y, c, s1 + (int32_t)c * zi, (int32_t)inv, shift, s->data, b->data, out);
 }
 
 tbn_status tbn_eval_layernorm(const tbn_model *m, const tbn_op *op, uint8_t *arena) {
