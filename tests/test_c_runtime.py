@@ -588,6 +588,31 @@ def test_int8_add_and_average_pool_paths_match_the_reference(lib: ctypes.CDLL, c
     assert np.array_equal(got, want), case
 
 
+@pytest.mark.parametrize("params", ["auto", "wide"])
+def test_int8_add_tables_hold_any_entry(lib: ctypes.CDLL, params: str) -> None:
+    """ADD's tables, built one q from the next (quotient and remainder carried), equal the
+    reference for rescaling entries past what the compiler writes: REQUANT multipliers of any
+    sign with shifts 0 to 40 (some terms past 16 bits: the loop), RQ16 with and without a first
+    shift."""
+    torch.manual_seed(4)
+    model = _AddPool(nn.AvgPool2d(2), False).eval()
+    x = torch.randn(4, 2, 16, 16)
+    prog = read(compile_model(model, x[:1], activations="int8", calibration=x, params=params))
+    scale = prog.scales[next(op for op in prog.ops if op.opcode == spec.Op.ADD).args["scale"]]
+    scale.data = scale.data.copy()  # read() returns views of the file
+    rng = np.random.default_rng(len(params))
+    for _ in range(12):
+        if scale.dtype == spec.DType.REQUANT:
+            scale.data[:, 0] = rng.integers(-2**31, 2**31, 2)
+            scale.data[:, 1] = rng.integers(0, 41, 2)
+        else:
+            scale.data[:] = rng.integers(-2**15, 2**15, 2)
+            scale.pre_shift, scale.shift = int(rng.integers(0, 3)), int(rng.integers(0, 16))
+        data = serialize(prog)
+        got, want = open_engine("c", data, lib=lib).run(x.numpy()), Interpreter(data).run(x.numpy())
+        assert np.array_equal(got, want), (scale.data, scale.pre_shift, scale.shift)
+
+
 @pytest.mark.parametrize("acts", ["f32", "int8"])
 @pytest.mark.parametrize(("cin", "cout", "groups", "k", "stride", "dilation", "pad", "p"), [
     (8, 8, 8, 5, 1, 1, 0, 1),  # sww01's depthwise convs over time, binary
