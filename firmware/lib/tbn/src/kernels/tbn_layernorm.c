@@ -114,23 +114,47 @@ static inline int32_t shift_narrow(uint64_t w, uint32_t s) {
     return s >= 32u ? asr32((int32_t)hi, s - 32u) : (int32_t)(lo >> s | hi << (32u - s));
 }
 
-/* A row's outputs from t = c x - base (base = sum d + c z_i): u = rshift_round(t inv, shift),
- * then each feature's REQUANT entry (M, S) and bias B. Both rounding shifts take the low word
- * of the shifted value (shift_narrow): |u| < 2^25, and |u M + B| < 2^57 leaves S >= 26 a 32-bit
- * result; a smaller S goes through 64 bits as the reference writes it. A function of its own,
- * so its constants stay in registers (inlined, GCC -Os spilled them: about 80 instructions a
- * value on the M7). */
-static TBN_NOINLINE void row_out_i8(const int8_t *x, int8_t *y, uint32_t c, int32_t base, int32_t inv, uint32_t shift,
-                                    const TBN_ROM uint8_t *rq, const TBN_ROM uint8_t *bias, const tbn_tensor *out) {
-    const int32_t cs = (int32_t)c, zo = out->zero_point, lo = out->qmin, hi = out->qmax;
+/* u = rshift_round((c x - base) inv, shift) of n values (base = sum d + c z_i): |u| < 2^25, so
+ * the low word of the shifted product is u itself. */
+static TBN_NOINLINE void row_units(const int8_t *x, int32_t *u, uint32_t n, int32_t cs, int32_t base, int32_t inv,
+                                   uint32_t shift) {
     const uint64_t half = (uint64_t)1 << (shift - 1u);
-    for (uint32_t i = 0; i < c; i++, rq += 8) {
-        int32_t u = shift_narrow((uint64_t)((int64_t)(cs * x[i] - base) * inv) + half, shift);
+    for (uint32_t i = 0; i < n; i++) u[i] = shift_narrow((uint64_t)((int64_t)(cs * x[i] - base) * inv) + half, shift);
+}
+
+/* y = clamp(z_o + rshift_round(u M + B, S)) of n values, each feature's REQUANT entry (M, S)
+ * and bias B (none: bias NULL): |u M + B| < 2^57 leaves S >= 26 a 32-bit result, the low word
+ * of the shifted value; a smaller S goes through 64 bits as the reference writes it. */
+static TBN_NOINLINE void row_outs(const int32_t *u, int8_t *y, uint32_t n, const TBN_ROM uint8_t *rq,
+                                  const TBN_ROM uint8_t *bias, int32_t zo, int32_t lo, int32_t hi) {
+    for (uint32_t i = 0; i < n; i++, rq += 8) {
         int32_t m = (int32_t)tbn_rd32a(rq), sr = (int32_t)tbn_rd32a(rq + 4);
-        int64_t acc = (int64_t)u * m + (bias ? (int32_t)tbn_rd32a(bias + 4 * i) : 0);
-        int32_t z = zo + (sr >= 26 ? shift_narrow((uint64_t)acc + ((uint64_t)1 << (sr - 1)), (uint32_t)sr)
-                                   : shift_wide(acc, sr));
+        int64_t acc = (int64_t)u[i] * m + (bias ? (int32_t)tbn_rd32a(bias + 4 * i) : 0);
+        int32_t z;
+        if (sr >= 33) { /* the rounding constant in the high word alone */
+            z = zo + asr32((int32_t)((uint32_t)((uint64_t)acc >> 32) + (1u << (sr - 33))), (uint32_t)sr - 32u);
+        } else if (sr >= 26) {
+            uint32_t lo32 = (uint32_t)acc, hi32 = (uint32_t)((uint64_t)acc >> 32), r = lo32 + (1u << (sr - 1));
+            hi32 += r < lo32; /* the carry */
+            z = zo + (sr == 32 ? (int32_t)hi32 : (int32_t)(r >> sr | hi32 << (32 - sr)));
+        } else {
+            z = zo + shift_wide(acc, sr);
+        }
         y[i] = (int8_t)(z < lo ? lo : (z > hi ? hi : z));
+    }
+}
+
+/* A row's outputs in two passes of LN_CHUNK values, each a function of its own so that its
+ * constants stay in registers (one loop of both, GCC -Os spilled them: about 50 instructions a
+ * value on the M7). */
+#define LN_CHUNK 64
+static void row_out_i8(const int8_t *x, int8_t *y, uint32_t c, int32_t base, int32_t inv, uint32_t shift,
+                       const TBN_ROM uint8_t *rq, const TBN_ROM uint8_t *bias, const tbn_tensor *out) {
+    int32_t u[LN_CHUNK];
+    for (uint32_t i = 0, n; i < c; i += n) {
+        n = c - i < LN_CHUNK ? c - i : LN_CHUNK;
+        row_units(x + i, u, n, (int32_t)c, base, inv, shift);
+        row_outs(u, y + i, n, rq + 8 * i, bias ? bias + 4 * i : NULL, out->zero_point, out->qmin, out->qmax);
     }
 }
 
