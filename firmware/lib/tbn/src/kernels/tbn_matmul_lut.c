@@ -632,8 +632,9 @@ TBN_RQ16_ROWS(rq16_rows_i16_ssat_thumb2, "ldrsh lr, [r2], #2", "")
  * halves biased by `off`, folded into the first rounding term with the bias: UXTAH and an add
  * with LSR #16 give each position's v + pre_half), for qmin -128 and qmax 127 (SSAT clamps
  * both ends): 21 instructions a pair of outputs, where splitting the sums and rq16_rows take
- * 49. The outputs are out[0] and out[1], then `step` on. */
-#define TBN_RQ16_PAIRS(NAME, LDB)                                                               \
+ * 49. A conv's outputs are out[0] and out[1], then `step` on (ST2, ADV below); two tokens'
+ * are out[0] and out[step], then 1 on. */
+#define TBN_RQ16_PAIRS(NAME, LDB, ST2, ADV)                                                     \
     __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const rq16_args *a) {       \
         __asm__ volatile("push {r4-r11, lr}\n"                                               \
                          "ldm r0, {r0-r10}\n" /* s end bias mult out step ph-off pre h sh zp */ \
@@ -655,16 +656,18 @@ TBN_RQ16_ROWS(rq16_rows_i16_ssat_thumb2, "ldrsh lr, [r2], #2", "")
                          "asr r12, r12, r9\n"                                                \
                          "add r12, r12, r10\n"                                               \
                          "ssat r12, #8, r12\n"                                               \
-                         "strb r12, [r4, #1]\n"                                              \
-                         "add r4, r4, r5\n"                                                  \
+                         ST2 "\n"                                                            \
+                         ADV "\n"                                                            \
                          "cmp r0, r1\n"                                                      \
                          "bne 1b\n"                                                          \
                          "pop {r4-r11, pc}\n");                                              \
     }
 #ifdef __ARM_FEATURE_DSP /* UXTAH */
 #define TBN_LUT_RQ_PAIRS 1
-TBN_RQ16_PAIRS(rq16_pairs_i32_thumb2, "ldr r12, [r2], #4")
-TBN_RQ16_PAIRS(rq16_pairs_i16_thumb2, "ldrsh r12, [r2], #2")
+TBN_RQ16_PAIRS(rq16_pairs_i32_thumb2, "ldr r12, [r2], #4", "strb r12, [r4, #1]", "add r4, r4, r5")
+TBN_RQ16_PAIRS(rq16_pairs_i16_thumb2, "ldrsh r12, [r2], #2", "strb r12, [r4, #1]", "add r4, r4, r5")
+TBN_RQ16_PAIRS(rq16_tokens_i32_thumb2, "ldr r12, [r2], #4", "strb r12, [r4, r5]", "add r4, r4, #1")
+TBN_RQ16_PAIRS(rq16_tokens_i16_thumb2, "ldrsh r12, [r2], #2", "strb r12, [r4, r5]", "add r4, r4, #1")
 #endif
 #endif
 
@@ -719,12 +722,23 @@ TBN_NOINLINE static void store_rows_f32(const mm_epilogue *ep, uint32_t ch0, uin
 #ifdef TBN_LUT_RQ_PAIRS
 /* rows outputs of both positions from one block's packed sums (halves biased by off). */
 TBN_NOINLINE static void store_pairs_rq16(const mm_epilogue *e, uint32_t ch0, uint32_t rows, const uint32_t *s,
-                                          uint32_t off, int8_t *out, uint32_t step) {
+                                          uint32_t off, int8_t *out, uint32_t step, int tokens) {
     uint32_t bsize = e->bias16 ? 2u : 4u;
     rq16_args a = {(const int32_t *)s, (const int32_t *)s + rows, e->bias + bsize * ch0, e->scale + 2u * ch0, out,
                    step, (int32_t)((uint32_t)e->pre_half - off), (int32_t)e->pre_shift, e->half, (int32_t)e->shift,
                    e->zp, e->qmin};
-    (e->bias16 ? rq16_pairs_i16_thumb2 : rq16_pairs_i32_thumb2)(&a);
+    if (tokens)
+        (e->bias16 ? rq16_tokens_i16_thumb2 : rq16_tokens_i32_thumb2)(&a);
+    else
+        (e->bias16 ? rq16_pairs_i16_thumb2 : rq16_pairs_i32_thumb2)(&a);
+}
+
+/* Whether one block's packed sums go straight to the pair requantisation: K in one block, RQ16
+ * scales a channel with a bias, outputs -128..127. */
+static int packed_pairs(const mm_ctx *c) {
+    const mm_epilogue *e = &c->ep;
+    return c->k <= PAIR_BLOCK * TBN_LUT_CHUNK && e->rq16 && e->bias && e->scale_stride == 2 && e->qmin == -128 &&
+           e->qmax == 127;
 }
 #endif
 
@@ -748,9 +762,7 @@ static uint32_t eval_pairs(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
     uint8_t *pa = (uint8_t *)(t + N_TABLES * 16), *pb = pa + (c->k + 3u) / 4u * 4u;
     uint32_t wo = c->wo, npix = c->npix, pix = 0;
 #ifdef TBN_LUT_RQ_PAIRS
-    const mm_epilogue *e = &c->ep;
-    int packed = c->k <= PAIR_BLOCK * TBN_LUT_CHUNK && e->rq16 && e->bias && e->scale_stride == 2 &&
-                 e->qmin == -128 && e->qmax == 127;
+    int packed = packed_pairs(c);
 #endif
     for (; pix + 1 < npix; pix += 2) {
         int8_t *y = (int8_t *)c->dst + pix;
@@ -760,7 +772,7 @@ static uint32_t eval_pairs(const mm_ctx *c, uint32_t rows, uint8_t *scratch) {
         if (packed) { /* one block: the pair requantisation reads the packed sums */
             uint32_t off = pair_block(c, rows, (const int8_t *)pa, (const int8_t *)pb, s, t, 0) * PAIR_BIAS;
             for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows)
-                store_pairs_rq16(&c->ep, ch0, rows, s, off, y + (size_t)ch0 * npix, npix);
+                store_pairs_rq16(&c->ep, ch0, rows, s, off, y + (size_t)ch0 * npix, npix, 0);
             continue;
         }
 #endif
@@ -775,7 +787,16 @@ uint32_t tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint3
     if (TBN_BUILD_TOKENS && !conv && TBN_INT8(c->int8) && tokens >= 2 &&
         scratch_bytes >= tbn_lut_pair_scratch_size(rows, c->k, 0)) { /* two tokens, each input one row */
         int8_t *y = (int8_t *)c->dst;
-        pair_outputs(c, rows, (const int8_t *)c->src, (const int8_t *)c->src + c->k, scratch, y, y + c->o, 1);
+        const int8_t *xa = (const int8_t *)c->src, *xb = xa + c->k;
+#ifdef TBN_LUT_RQ_PAIRS
+        if (packed_pairs(c)) { /* as eval_pairs: the second token's outputs o further on */
+            uint32_t *s = (uint32_t *)(void *)scratch + 2u * rows;
+            uint32_t off = pair_block(c, rows, xa, xb, s, s + rows, 0) * PAIR_BIAS;
+            for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows) store_pairs_rq16(&c->ep, ch0, rows, s, off, y + ch0, c->o, 1);
+            return 2;
+        }
+#endif
+        pair_outputs(c, rows, xa, xb, scratch, y, y + c->o, 1);
         return 2;
     }
     /* scratch: rows accumulators | N_TABLES narrow tables | N_WIDE wide ones (INT8, many rows) |
