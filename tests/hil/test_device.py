@@ -197,6 +197,29 @@ def test_dense_window_paths_match_the_reference(tbn_device: DeviceLink) -> None:
         _runs_as_reference(tbn_device, data, x.numpy(), name)
 
 
+def test_dense_pointwise_paths_match_the_reference(tbn_device: DeviceLink) -> None:
+    """INT8 dense 1x1 convs (PointNet's kept-dense per-point layers; on DSP cores, 8 to 128 inputs
+    widened to 16 bits a block of positions at a time and 2x2 output blocks by SMLAD, fewer
+    inputs four positions a weight; each row's sums stored by the per-channel kernel's store):
+    99 inputs (a quad's tail) to 7 outputs (an odd last row) over 131 points, 8 inputs (the
+    threshold) on a 5x7 map, 128 inputs (eight positions a block), 4 inputs. Bit-exact on three
+    inputs."""
+    import torch
+    from torch import nn
+
+    from tbn.compiler import compile_model
+
+    torch.manual_seed(12)
+    cases = {"99 to 7": (nn.Conv1d(99, 7, 1), (99, 131)), "8 to 6": (nn.Conv2d(8, 6, 1), (8, 5, 7)),
+             "128 to 4": (nn.Conv1d(128, 4, 1), (128, 20)), "4 to 9": (nn.Conv1d(4, 9, 1), (4, 33))}
+    for name, (conv, shape) in cases.items():
+        model = nn.Sequential(conv, nn.ReLU(), nn.Flatten()).eval()
+        x = torch.randn(3, *shape) + 0.2  # a non-zero input zero point
+        data = compile_model(model, x[:1], activations="int8", calibration=x, lookup_tables=False)
+        assert read(data).ops[0].opcode.name == "DENSE_CONV2D", name
+        _runs_as_reference(tbn_device, data, x.numpy(), name)
+
+
 def test_matrix_product_paths_match_the_reference(tbn_device: DeviceLink) -> None:
     """INT8 products of two activations (BATCH_MATMUL; on DSP cores, operands widened to 16 bits
     and 2x2 output blocks by SMLAD where the depth is at most 128): attention's q k^T and its

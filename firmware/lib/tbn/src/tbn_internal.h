@@ -130,6 +130,19 @@ static inline float tbn_f16_to_f32(uint16_t h) {
 #define TBN_NOINLINE
 #endif
 
+/* 16-bit SIMD dot products (kernels/tbn_simd16.c), where the DSP extension's SIMD32 is: k
+ * int8 values `step` apart widened to 16 bits, tap i at TBN_SLOT16(i) (each quad as (v0, v2),
+ * (v1, v3), SXTB16's order) with zeros up to k4 (a multiple of 4), returning their sum; and two
+ * rows' dot products with n columns so widened, `words` (even) words each and apart: a0's in s0,
+ * a1's in s1. */
+#if defined(__GNUC__) && defined(__ARM_FEATURE_SIMD32) && !defined(__ARM_BIG_ENDIAN) && !defined(TBN_PORTABLE)
+#define TBN_SIMD16 1
+#define TBN_SLOT16(i) (((i) & ~3u) | (((i) & 1u) << 1) | (((i) >> 1) & 1u))
+int32_t tbn_widen16(const int8_t *x, uint32_t step, uint32_t k, uint32_t k4, int16_t *w);
+void tbn_dots_2xn(const uint32_t *a0, const uint32_t *a1, const uint32_t *cols, uint32_t words, uint32_t n,
+                  int32_t *s0, int32_t *s1);
+#endif
+
 /* A decoded tensor. */
 typedef struct {
     uint8_t dtype, ndim;

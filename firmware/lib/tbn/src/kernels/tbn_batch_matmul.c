@@ -49,9 +49,8 @@ tbn_status tbn_prepare_batch_matmul(const tbn_model *m, const tbn_op *op, const 
 #define BMM_COLS 32u
 #endif
 
-#if defined(__ARM_FEATURE_SIMD32) && !defined(__ARM_BIG_ENDIAN) && !defined(TBN_PORTABLE)
+#ifdef TBN_SIMD16
 #include <arm_acle.h>
-#define BMM_SIMD 1
 #define BMM_COPY 512u /* stack bytes for columns of b made contiguous (DSP cores: RAM to spare) */
 #endif
 
@@ -62,7 +61,7 @@ static int32_t dot_i8(const int8_t *a, uint32_t a_step, const int8_t *b, uint32_
     uint32_t i = 0;
     if (a_step == 1u)
         for (; i + 4u <= k; i += 4u) {
-#ifdef BMM_SIMD
+#ifdef TBN_SIMD16
             uint32_t wa, wb;
             memcpy(&wa, a + i, sizeof wa);
             memcpy(&wb, b + i, sizeof wb);
@@ -120,53 +119,8 @@ static void store_row(const bmm_rq *q, int8_t *po, const int32_t *acc, const uin
     }
 }
 
-#ifdef BMM_SIMD
+#ifdef TBN_SIMD16
 #define BMM_WIDE 512u /* stack bytes for a block of b's columns, and for two rows of a, in 16 bits */
-#define BMM_SLOT(i) (((i) & ~3u) | (((i) & 1u) << 1) | (((i) >> 1) & 1u))
-
-static inline uint32_t sxtb16_ror8(uint32_t v) { /* bytes 1 and 3, sign-extended */
-    uint32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-    return r;
-}
-
-/* k int8 values `step` apart, widened to 16 bits in SXTB16's order (each quad as (v0, v2),
- * (v1, v3): one order for both operands, so pairs of halves multiply alike) with zeros up to
- * k4; returns their sum. */
-static int32_t widen(const int8_t *x, uint32_t step, uint32_t k, uint32_t k4, int16_t *w) {
-    int32_t sum = 0;
-    uint32_t i = 0;
-    if (step == 1u)
-        for (; i + 4u <= k; i += 4u) {
-            uint32_t v, e, o;
-            memcpy(&v, x + i, sizeof v);
-            e = __sxtb16(v), o = sxtb16_ror8(v);
-            memcpy(w + i, &e, sizeof e);
-            memcpy(w + i + 2, &o, sizeof o);
-            sum = __smlad(e, 0x00010001u, __smlad(o, 0x00010001u, sum));
-        }
-    for (; i < k4; i++) {
-        int16_t v = i < k ? x[(size_t)i * step] : 0;
-        w[BMM_SLOT(i)] = v;
-        sum += v;
-    }
-    return sum;
-}
-
-/* Two rows' dot products with two columns, each `words` words of halfword pairs (an even count):
- * 4 SMLADs for 4 loads, two words a turn. */
-static TBN_NOINLINE void dots_2x2(const uint32_t *a0, const uint32_t *a1, const uint32_t *b0, const uint32_t *b1,
-                                  uint32_t words, int32_t *s) {
-    int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
-    for (const uint32_t *end = a0 + words; a0 < end;) {
-        uint32_t x = *a0++, y = *a1++, u = *b0++, v = *b1++;
-        s00 = __smlad(x, u, s00), s01 = __smlad(x, v, s01), s10 = __smlad(y, u, s10), s11 = __smlad(y, v, s11);
-        x = *a0++, y = *a1++, u = *b0++, v = *b1++;
-        s00 = __smlad(x, u, s00), s01 = __smlad(x, v, s01), s10 = __smlad(y, u, s10), s11 = __smlad(y, v, s11);
-    }
-    s[0] = s00, s[1] = s01, s[2] = s10, s[3] = s11;
-}
-
 /* One batch entry in INT8 on DSP cores where k <= 128: a block of b's columns widened to 16 bits
  * once, then two rows of a at a time, each output pair of a 2x2 block by SMLAD (about 1.2
  * instructions a MAC, where a dot product a byte word at a time took about 4); an odd row or
@@ -183,18 +137,13 @@ static TBN_NOINLINE void bmm_i8_wide(const bmm_dims *d, const int8_t *a, const i
         nj = d->n - j0 < cols ? d->n - j0 : cols;
         uint32_t colsum[BMM_COLS];
         for (uint32_t j = 0; j < nj; j++)
-            colsum[j] = (uint32_t)widen(b + (size_t)(j0 + j) * d->b_col, d->b_row, k, k4, bw.h + j * k4);
+            colsum[j] = (uint32_t)tbn_widen16(b + (size_t)(j0 + j) * d->b_col, d->b_row, k, k4, bw.h + j * k4);
         for (uint32_t i = 0; i < d->m; i += 2u) {
             uint32_t i1 = i + 1u < d->m ? i + 1u : i;
             int32_t acc[2][BMM_COLS];
-            uint32_t sum0 = (uint32_t)widen(a + (size_t)i * d->a_row, d->a_col, k, k4, aw.h);
-            uint32_t sum1 = (uint32_t)widen(a + (size_t)i1 * d->a_row, d->a_col, k, k4, aw.h + k4);
-            for (uint32_t j = 0; j < nj; j += 2u) {
-                uint32_t j1 = j + 1u < nj ? j + 1u : j;
-                int32_t s4[4];
-                dots_2x2(aw.w, aw.w + words, bw.w + j * words, bw.w + j1 * words, words, s4);
-                acc[0][j] = s4[0], acc[0][j1] = s4[1], acc[1][j] = s4[2], acc[1][j1] = s4[3];
-            }
+            uint32_t sum0 = (uint32_t)tbn_widen16(a + (size_t)i * d->a_row, d->a_col, k, k4, aw.h);
+            uint32_t sum1 = (uint32_t)tbn_widen16(a + (size_t)i1 * d->a_row, d->a_col, k, k4, aw.h + k4);
+            tbn_dots_2xn(aw.w, aw.w + words, bw.w, words, nj, acc[0], acc[1]);
             store_row(q, out + (size_t)i * d->n + j0, acc[0], colsum, zb * sum0, nj);
             if (i1 != i) store_row(q, out + (size_t)i1 * d->n + j0, acc[1], colsum, zb * sum1, nj);
         }
@@ -214,13 +163,13 @@ static void bmm_i8(const bmm_dims *d, const int8_t *a, const int8_t *b, int8_t *
                    const tbn_tensor *tb, const tbn_tensor *to, const tbn_vector *s) {
     uint32_t zb = (uint32_t)(int32_t)tb->zero_point, cols = BMM_COLS;
     bmm_rq q = rq_of(d, ta, tb, to, s);
-#ifdef BMM_SIMD
+#ifdef TBN_SIMD16
     if (d->k <= BMM_WIDE / 4u) { /* two rows of a fit */
         bmm_i8_wide(d, a, b, out, &q, zb);
         return;
     }
 #endif
-#ifdef BMM_SIMD
+#ifdef TBN_SIMD16
     /* b's rows contiguous: where k allows, a block of columns is copied into a contiguous
      * buffer (once for all rows of a), so every output is a SIMD dot product */
     int8_t buffer[BMM_COPY];

@@ -343,6 +343,16 @@ static void as_row(mm_ctx *c, tbn_op *t) {
  * the direct kernel's window loop takes one MAC a call there. Here a channel's weights run down
  * four positions at once, its plane's neighbours; sums as the direct kernel's (INT8 exact: the
  * zero point's share, zp * sum(w), comes off once). Not on AVR, whose small kernel takes INT8. */
+/* Dense convs by 16-bit SIMD (TBN_SIMD16) where weight words may be read unaligned. */
+#if defined(TBN_SIMD16) && defined(__thumb2__) && defined(__ARM_FEATURE_UNALIGNED)
+#define TBN_DENSE_DSP 1
+#include <arm_acle.h>
+#define DENSE_SLOT(n) TBN_SLOT16(n)
+#else
+#define TBN_DENSE_DSP 0
+#define DENSE_SLOT(n) (n)
+#endif
+
 static int dense_one_group(const tbn_op *op) {
     return TBN_CHANNEL_KERNEL && TBN_BUILT(TBN_OP_DENSE_CONV2D) && op->opcode == TBN_OP_DENSE_CONV2D &&
            op->groups == 1;
@@ -354,29 +364,78 @@ static int dense_pointwise_ok(const mm_ctx *c) {
            !op->pl && !op->pr;
 }
 
-static void dense_pointwise_i8(const mm_ctx *c, uint32_t ch) {
-    const TBN_ROM int8_t *w = c->dense + (size_t)ch * c->k;
-    const int8_t *x = (const int8_t *)c->src;
-    uint32_t npix = c->npix, k = c->k, pix = 0;
-    int32_t corr = 0; /* zp * sum w, taken off at the end: every partial sum stays in the loader's bound */
-    for (uint32_t j = 0; j < k; j++) corr += w[j];
-    corr *= c->in_zp;
-    for (; pix + 4u <= npix; pix += 4u) {
+/* Sums of row ch at n positions from pix, four positions a weight, less zp * sum w (taken off
+ * here: every partial sum stays in the loader's bound). */
+static void pointwise_sums(const mm_ctx *c, const TBN_ROM int8_t *w, int32_t corr, uint32_t pix, uint32_t n,
+                           int32_t *acc) {
+    const int8_t *x = (const int8_t *)c->src + pix;
+    uint32_t npix = c->npix, k = c->k, i = 0;
+    for (; i + 4u <= n; i += 4u) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        const int8_t *p = x + pix;
+        const int8_t *p = x + i;
         for (uint32_t j = 0; j < k; j++, p += npix) {
             int32_t wj = w[j];
             a0 += wj * p[0], a1 += wj * p[1], a2 += wj * p[2], a3 += wj * p[3];
         }
-        store_i8(c, ch, pix, npix, a0 - corr), store_i8(c, ch, pix + 1u, npix, a1 - corr);
-        store_i8(c, ch, pix + 2u, npix, a2 - corr), store_i8(c, ch, pix + 3u, npix, a3 - corr);
+        acc[i] = a0 - corr, acc[i + 1u] = a1 - corr, acc[i + 2u] = a2 - corr, acc[i + 3u] = a3 - corr;
     }
-    for (; pix < npix; pix++) {
+    for (; i < n; i++) {
         int32_t a = 0;
-        for (uint32_t j = 0; j < k; j++) a += (int32_t)w[j] * x[(size_t)j * npix + pix];
-        store_i8(c, ch, pix, npix, a - corr);
+        for (uint32_t j = 0; j < k; j++) a += (int32_t)w[j] * x[(size_t)j * npix + i];
+        acc[i] = a - corr;
     }
 }
+
+/* Row ch at every position, DENSE_RUN positions a store: the per-channel kernel's (its assembly
+ * requantisation on DSP cores), where one output at a time took about 45 instructions on the
+ * M7 (PointNet's 2-to-128 layer: 895,920 instructions). */
+#define DENSE_RUN 64
+static void dense_pointwise_i8(const mm_ctx *c, uint32_t ch) {
+    const TBN_ROM int8_t *w = c->dense + (size_t)ch * c->k;
+    int32_t corr = 0, acc[DENSE_RUN];
+    for (uint32_t j = 0; j < c->k; j++) corr += w[j];
+    corr *= c->in_zp;
+    for (uint32_t pix = 0, n; pix < c->npix; pix += n) {
+        n = c->npix - pix < DENSE_RUN ? c->npix - pix : DENSE_RUN;
+        pointwise_sums(c, w, corr, pix, n, acc);
+        tbn_chan_store32_i8(c, ch, c->o, acc, n, pix);
+    }
+}
+
+#if TBN_DENSE_DSP
+#define DENSE_WIDE 2048u     /* stack bytes for a block of positions' inputs in 16 bits */
+#define DENSE_WIDE_MIN_K 8u /* below, four positions a weight (pointwise_sums) is faster */
+/* Dense 1x1 convs with 8 to 128 inputs on DSP cores: a block of positions' inputs (each a
+ * column of k values npix apart) widened to 16 bits once, then rows two at a time, each 2x2
+ * block of outputs by SMLAD (tbn_dots_2xn) and each row's sums stored by the per-channel
+ * kernel's store: raw sums less zp * sum w, the weights' sum from their widening. */
+static void dense_pointwise_dsp(const mm_ctx *c) {
+    uint32_t k = c->k, k4 = (k + 3u) & ~3u, words = k4 / 2u, npix = c->npix, o = c->o, per = DENSE_WIDE / (2u * k4);
+    union {
+        uint32_t w[DENSE_WIDE / 4u];
+        int16_t h[DENSE_WIDE / 2u];
+    } cols;
+    union {
+        uint32_t w[128u];
+        int16_t h[256u];
+    } rows;
+    int32_t acc[2][DENSE_RUN];
+    per = per < DENSE_RUN ? per : DENSE_RUN;
+    for (uint32_t pix = 0, n; pix < npix; pix += n) {
+        n = npix - pix < per ? npix - pix : per;
+        for (uint32_t p = 0; p < n; p++) tbn_widen16((const int8_t *)c->src + pix + p, npix, k, k4, cols.h + p * k4);
+        for (uint32_t ch = 0; ch < o; ch += 2u) {
+            uint32_t chb = ch + 1u < o ? ch + 1u : ch; /* an odd last row pairs with itself */
+            int32_t ca = tbn_widen16(c->dense + (size_t)ch * k, 1, k, k4, rows.h) * c->in_zp;
+            int32_t cb = tbn_widen16(c->dense + (size_t)chb * k, 1, k, k4, rows.h + k4) * c->in_zp;
+            tbn_dots_2xn(rows.w, rows.w + words, cols.w, words, n, acc[0], acc[1]);
+            for (uint32_t p = 0; p < n; p++) acc[0][p] -= ca, acc[1][p] -= cb;
+            tbn_chan_store32_i8(c, ch, o, acc[0], n, pix);
+            if (chb != ch) tbn_chan_store32_i8(c, chb, o, acc[1], n, pix);
+        }
+    }
+}
+#endif
 
 static void dense_pointwise_f32(const mm_ctx *c, uint32_t ch) {
     const TBN_ROM int8_t *w = c->dense + (size_t)ch * c->k;
@@ -406,21 +465,11 @@ static void dense_pointwise_f32(const mm_ctx *c, uint32_t ch) {
  * four-position path above is faster: PointNet's 32-to-64 layer 1.55 M instructions against 2.38 M.) */
 #define TBN_DENSE_COL 256 /* 512 bytes of stack */
 
-/* On DSP cores the window is stored in quads of taps as (j, j+2) and (j+1, j+3) halfword
- * pairs, the halves SXTB16 makes of a weight word and of it rotated by 8, so one SMLAD adds
- * two products: two output rows at a time share each load of the window, about 1.75
+/* On DSP cores (TBN_DENSE_DSP) the window is stored in quads of taps as (j, j+2) and (j+1, j+3)
+ * halfword pairs, the halves SXTB16 makes of a weight word and of it rotated by 8, so one SMLAD
+ * adds two products: two output rows at a time share each load of the window, about 1.75
  * instructions a MAC where the byte loop took about 19 (ViT's 7x7 patch embedding of 64
  * channels on the M7: 955,440 instructions, and 768,160 by the per-channel kernel). */
-#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_UNALIGNED) && \
-    !defined(TBN_PORTABLE)
-#define TBN_DENSE_DSP 1
-#include <arm_acle.h>
-#define DENSE_SLOT(n) (((n) & ~3u) | (((n) & 1u) << 1) | (((n) >> 1) & 1u))
-#else
-#define TBN_DENSE_DSP 0
-#define DENSE_SLOT(n) (n)
-#endif
-
 static int dense_window_ok(const mm_ctx *c) {
     return dense_one_group(c->op) && TBN_INT8(c->int8) && c->k <= TBN_DENSE_COL;
 }
@@ -584,6 +633,12 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
         return TBN_OK;
     }
     if (dense_pointwise_ok(&c)) {
+#if TBN_DENSE_DSP
+        if (TBN_INT8(c.int8) && c.k >= DENSE_WIDE_MIN_K && c.k <= 128u) {
+            dense_pointwise_dsp(&c);
+            return TBN_OK;
+        }
+#endif
         for (uint32_t ch = 0; ch < c.o; ch++) {
             if (TBN_INT8(c.int8)) dense_pointwise_i8(&c, ch);
             else dense_pointwise_f32(&c, ch);
