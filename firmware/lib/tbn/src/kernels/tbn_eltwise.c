@@ -109,6 +109,7 @@ static TBN_NOINLINE void add_lookup(const int16_t *ta, const int16_t *tb, const 
  * to the next adds M to the numerator: its quotient and remainder by 2^S are carried with M's
  * own (exact, as the division; about 8 instructions a term on the M7, where each computed alone
  * took about 45: ViT's 16x64 ADD 33,000 -> 14,000). The caller checked that the terms fit 16 bits. */
+#if !defined(__AVR__) /* as add_by_tables */
 static void add_terms(int16_t *t, const tbn_vector *rq, uint32_t i, int32_t z, int32_t base) {
     int rq16 = rq->dtype == TBN_DTYPE_RQ16 || !TBN_BUILD_REQUANT;
     if (rq16 && rq->pre_shift) {
@@ -130,6 +131,7 @@ static void add_terms(int16_t *t, const tbn_vector *rq, uint32_t i, int32_t z, i
         if (rem >= unit) rem -= unit, v++;
     }
 }
+#endif
 
 /* Where both terms fit 16 bits (each is monotonic in its input, so its ends bound it), two
  * tables of them make an element two lookups and a clamp: about 11 instructions on the M7,
