@@ -460,8 +460,11 @@ tbn_status tbn_eval_unary(const tbn_model *m, const tbn_op *op, uint8_t *arena) 
     if (tbn_int8(m)) {
         uint32_t count;
         const TBN_ROM int8_t *table = tbn_get_dense(m, op->table, &count);
-        for (uint32_t i = 0; i < u.in.numel; i++)
-            ((int8_t *)u.dst)[i] = table[(uint8_t)((const int8_t *)u.src)[i] ^ 0x80u]; /* q + 128 */
+        /* locals: through u, each int8 store (which may alias anything) reloaded the pointers and
+         * the count, about 16 instructions a value on the M7 where this takes 5 */
+        const uint8_t *x = u.src, *end = x + u.in.numel;
+        int8_t *y = (int8_t *)u.dst;
+        while (x < end) *y++ = table[*x++ ^ 0x80u]; /* q + 128 */
         return TBN_OK;
     }
     float a;
