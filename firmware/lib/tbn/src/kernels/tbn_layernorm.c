@@ -107,8 +107,8 @@ static TBN_NOINLINE int32_t shift_wide(int64_t acc, int32_t s) {
     return (int32_t)(v < -cap ? -cap : (v > cap ? cap : v));
 }
 
-/* w >> s (w already rounded) for s in 26..62, where |w| < 2^57 + 2^61 leaves a result under
- * 2^31: its low word, from the two words of w. */
+/* w >> s (w already rounded) for s in 1..62 where the result fits 32 bits (u, and a feature's
+ * rescaling at S >= 26): the low word of the shifted value, from the two words of w. */
 static inline int32_t shift_narrow(uint64_t w, uint32_t s) {
     uint32_t lo = (uint32_t)w, hi = (uint32_t)(w >> 32);
     return s >= 32u ? asr32((int32_t)hi, s - 32u) : (int32_t)(lo >> s | hi << (32u - s));

@@ -409,7 +409,7 @@ static void dense_pointwise_i8(const mm_ctx *c, uint32_t ch) {
  * column of k values npix apart) widened to 16 bits once, then rows two at a time, each 2x2
  * block of outputs by SMLAD (tbn_dots_2xn) and each row's sums stored by the per-channel
  * kernel's store: raw sums less zp * sum w, the weights' sum from their widening. */
-static void dense_pointwise_dsp(const mm_ctx *c) {
+static TBN_NOINLINE void dense_pointwise_dsp(const mm_ctx *c) { /* its buffers off tbn_eval_matmul's frame */
     uint32_t k = c->k, k4 = (k + 3u) & ~3u, words = k4 / 2u, npix = c->npix, o = c->o, per = DENSE_WIDE / (2u * k4);
     union {
         uint32_t w[DENSE_WIDE / 4u];
@@ -515,10 +515,10 @@ static void gather_window(const mm_ctx *c, uint32_t oy, uint32_t ox, int16_t *co
 #define DENSE_BATCH 16 /* positions a batch: each row's sums stored at once, by the assembly */
 /* Two rows' dot products with n windows k4 apart, by SMLAD on quads of taps: the window's
  * padding past k is 0, so a weight word reaching past the row (into the next) adds nothing;
- * `kq` quads' worth of taps (k4, or k rounded down where the second row is the last and a word
- * would read past the weights), the rest one by one. */
-static TBN_NOINLINE void dots_pair_dsp(const TBN_ROM int8_t *wa, const TBN_ROM int8_t *wb, const int16_t *col, uint32_t k,
-                          uint32_t k4, uint32_t kq, uint32_t n, int32_t *sa, int32_t *sb) {
+ * `kq` quads' worth of taps (k4, or k rounded down where a word would read past the weights),
+ * the rest one by one. */
+static TBN_NOINLINE void dots_pair_dsp(const TBN_ROM int8_t *wa, const TBN_ROM int8_t *wb, const int16_t *col,
+                                       uint32_t k, uint32_t k4, uint32_t kq, uint32_t n, int32_t *sa, int32_t *sb) {
     for (uint32_t i = 0; i < n; i++, col += k4) {
         int32_t a0 = 0, b0 = 0;
         uint32_t j = kq;
@@ -542,7 +542,8 @@ static TBN_NOINLINE void dots_pair_dsp(const TBN_ROM int8_t *wa, const TBN_ROM i
                              "subs %[n], %[n], #1\n"
                              "bne 1b\n"
                              : [a0] "+r"(a0), [b0] "+r"(b0), [pa] "+r"(pa), [pb] "+r"(pb), [px] "+r"(px),
-                               [n] "+r"(quads), [x0] "=&r"(x0), [x1] "=&r"(x1), [t] "=&r"(t), [u] "=&r"(u), [v] "=&r"(v)
+                               [n] "+r"(quads), [x0] "=&r"(x0), [x1] "=&r"(x1), [t] "=&r"(t), [u] "=&r"(u),
+                               [v] "=&r"(v)
                              :
                              : "cc", "memory");
         }
@@ -568,7 +569,7 @@ static void dense_windows_dsp(const mm_ctx *c, int16_t *col) {
         int32_t sa[DENSE_BATCH], sb[DENSE_BATCH];
         for (uint32_t ch = 0; ch < o; ch += 2u) {
             uint32_t chb = ch + 1u < o ? ch + 1u : ch; /* an odd last row pairs with itself */
-            uint32_t kq = chb + 1u < o ? k4 : k & ~3u;
+            uint32_t kq = (size_t)chb * k + k4 <= (size_t)o * k ? k4 : k & ~3u; /* row chb's words inside */
             dots_pair_dsp(c->dense + (size_t)ch * k, c->dense + (size_t)chb * k, col, k, k4, kq, n, sa, sb);
             tbn_chan_store32_i8(c, ch, o, sa, n, pix);
             if (chb != ch) tbn_chan_store32_i8(c, chb, o, sb, n, pix);

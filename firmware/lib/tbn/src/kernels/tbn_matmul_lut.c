@@ -792,7 +792,8 @@ uint32_t tbn_mm_eval_lut(const mm_ctx *c, uint32_t rows, uint8_t *scratch, uint3
         if (packed_pairs(c)) { /* as eval_pairs: the second token's outputs o further on */
             uint32_t *s = (uint32_t *)(void *)scratch + 2u * rows;
             uint32_t off = pair_block(c, rows, xa, xb, s, s + rows, 0) * PAIR_BIAS;
-            for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows) store_pairs_rq16(&c->ep, ch0, rows, s, off, y + ch0, c->o, 1);
+            for (uint32_t ch0 = 0; ch0 < c->o; ch0 += rows)
+                store_pairs_rq16(&c->ep, ch0, rows, s, off, y + ch0, c->o, 1);
             return 2;
         }
 #endif
