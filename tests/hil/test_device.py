@@ -172,6 +172,23 @@ def _runs_as_reference(link: DeviceLink, data: bytes, x: np.ndarray, name: str) 
         assert np.array_equal(np.frombuffer(got.output, dtype=want.dtype), want.reshape(-1)), name
 
 
+def _models_run_as_reference(link: DeviceLink, models: dict[str, tuple[Any, Any]], opcode: str) -> None:
+    """Compile each (model, inputs) to INT8, check it holds ``opcode``, and run those whose arena
+    fits the board, each bit-exact with the reference; skip when none fits."""
+    from tbn.compiler import compile_model
+
+    arena, ran = link.info().arena_bytes, 0
+    for name, (model, x) in models.items():
+        data = compile_model(model.eval(), x[:1], activations="int8", calibration=x, lookup_tables=False)
+        assert opcode in [op.opcode.name for op in read(data).ops], name
+        if read(data).arena_size > arena:
+            continue
+        _runs_as_reference(link, data, x.numpy(), name)
+        ran += 1
+    if not ran:
+        pytest.skip(f"no model's arena fits the board's {arena} bytes")
+
+
 def test_dense_window_paths_match_the_reference(tbn_device: DeviceLink) -> None:
     """INT8 dense convs of one group through the window path (on DSP cores, two rows at a time
     by SMLAD over windows padded to quads, each row's sums stored by the per-channel kernel's
@@ -182,25 +199,15 @@ def test_dense_window_paths_match_the_reference(tbn_device: DeviceLink) -> None:
     import torch
     from torch import nn
 
-    from tbn.compiler import compile_model
-
     torch.manual_seed(9)
     cases = {"7x7 patches": (nn.Conv2d(1, 8, 7, stride=7), (1, 28, 28), True),
              "2x2 patches": (nn.Conv2d(1, 6, 2, stride=2), (1, 10, 12), False),
              "27 taps, odd rows": (nn.Conv2d(3, 5, 3, padding=1), (3, 9, 7), True),
              "100 taps": (nn.Conv2d(4, 3, 5, stride=2, padding=2), (4, 11, 9), False)}
-    arena, ran = tbn_device.info().arena_bytes, 0
-    for name, (conv, shape, relu) in cases.items():
-        model = nn.Sequential(conv, nn.ReLU() if relu else nn.Identity(), nn.Flatten()).eval()
-        x = torch.randn(3, *shape) + 0.2  # a non-zero input zero point
-        data = compile_model(model, x[:1], activations="int8", calibration=x, lookup_tables=False)
-        assert read(data).ops[0].opcode.name == "DENSE_CONV2D", name
-        if read(data).arena_size > arena:
-            continue
-        _runs_as_reference(tbn_device, data, x.numpy(), name)
-        ran += 1
-    if not ran:
-        pytest.skip(f"no model's arena fits the board's {arena} bytes")
+    models = {name: (nn.Sequential(conv, nn.ReLU() if relu else nn.Identity(), nn.Flatten()),
+                     torch.randn(3, *shape) + 0.2)  # a non-zero input zero point
+              for name, (conv, shape, relu) in cases.items()}
+    _models_run_as_reference(tbn_device, models, "DENSE_CONV2D")
 
 
 def test_dense_pointwise_paths_match_the_reference(tbn_device: DeviceLink) -> None:
@@ -213,23 +220,12 @@ def test_dense_pointwise_paths_match_the_reference(tbn_device: DeviceLink) -> No
     import torch
     from torch import nn
 
-    from tbn.compiler import compile_model
-
     torch.manual_seed(12)
     cases = {"99 to 7": (nn.Conv1d(99, 7, 1), (99, 23)), "8 to 6": (nn.Conv2d(8, 6, 1), (8, 5, 7)),
              "128 to 4": (nn.Conv1d(128, 4, 1), (128, 20)), "4 to 9": (nn.Conv1d(4, 9, 1), (4, 33))}
-    arena, ran = tbn_device.info().arena_bytes, 0
-    for name, (conv, shape) in cases.items():
-        model = nn.Sequential(conv, nn.ReLU(), nn.Flatten()).eval()
-        x = torch.randn(3, *shape) + 0.2  # a non-zero input zero point
-        data = compile_model(model, x[:1], activations="int8", calibration=x, lookup_tables=False)
-        assert read(data).ops[0].opcode.name == "DENSE_CONV2D", name
-        if read(data).arena_size > arena:
-            continue
-        _runs_as_reference(tbn_device, data, x.numpy(), name)
-        ran += 1
-    if not ran:
-        pytest.skip(f"no model's arena fits the board's {arena} bytes")
+    models = {name: (nn.Sequential(conv, nn.ReLU(), nn.Flatten()), torch.randn(3, *shape) + 0.2)
+              for name, (conv, shape) in cases.items()}
+    _models_run_as_reference(tbn_device, models, "DENSE_CONV2D")
 
 
 def test_matrix_product_paths_match_the_reference(tbn_device: DeviceLink) -> None:
@@ -240,8 +236,6 @@ def test_matrix_product_paths_match_the_reference(tbn_device: DeviceLink) -> Non
     byte path). Bit-exact on three inputs."""
     import torch
     from torch import nn
-
-    from tbn.compiler import compile_model
 
     class Net(nn.Module):
         def __init__(self, width: int, then: Any) -> None:
@@ -257,17 +251,8 @@ def test_matrix_product_paths_match_the_reference(tbn_device: DeviceLink) -> Non
              "transposed a": (Net(6, lambda y: torch.bmm(y.transpose(1, 2), y)), (9, 5)),
              "40 columns": (Net(40, lambda y: y.transpose(1, 2) @ y), (40, 5)),
              "depth 130": (Net(3, lambda y: y.transpose(1, 2) @ y), (130, 5))}
-    arena, ran = tbn_device.info().arena_bytes, 0
-    for name, (model, shape) in cases.items():
-        x = torch.randn(3, *shape)
-        data = compile_model(model.eval(), x[:1], activations="int8", calibration=x)
-        assert "BATCH_MATMUL" in [op.opcode.name for op in read(data).ops], name
-        if read(data).arena_size > arena:
-            continue
-        _runs_as_reference(tbn_device, data, x.numpy(), name)
-        ran += 1
-    if not ran:
-        pytest.skip(f"no model's arena fits the board's {arena} bytes")
+    models = {name: (model, torch.randn(3, *shape)) for name, (model, shape) in cases.items()}
+    _models_run_as_reference(tbn_device, models, "BATCH_MATMUL")
 
 
 def _quad_store_applies(prog: Any, op: Any) -> bool:
