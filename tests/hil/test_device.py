@@ -255,6 +255,30 @@ def test_matrix_product_paths_match_the_reference(tbn_device: DeviceLink) -> Non
     _models_run_as_reference(tbn_device, models, "BATCH_MATMUL")
 
 
+def test_plane_table_paths_match_the_reference(tbn_device: DeviceLink) -> None:
+    """INT8 tiled pointwise convs of the plane-table kernel (DSP cores; PLANE_MIN_ROWS rows or
+    more): 64 inputs in blocks of 8 positions over 25 (the last block overlapping), 128 inputs
+    in blocks of 4 over 15, tile reuse (10 rows for 40 outputs), 16 inputs (one step of four
+    groups), and 12 positions (the fewest it takes). Bit-exact on three inputs."""
+    import torch
+    from torch import nn
+
+    from tbn.convert import tile_model
+    from tbn.format.spec import PLANE_MIN_POSITIONS
+
+    torch.manual_seed(13)
+    cases = {"64 inputs, 8 a block": ((64, 5, 5), 64, 1), "128 inputs, 4 a block": ((128, 3, 5), 24, 1),
+             "tile reuse": ((32, 4, 4), 40, 4), "16 inputs": ((16, 3, 4), 8, 1)}
+    models = {}
+    for name, (shape, out, p) in cases.items():
+        assert shape[1] * shape[2] >= PLANE_MIN_POSITIONS
+        model = nn.Sequential(nn.Conv2d(shape[0], out, 1), nn.BatchNorm2d(out), nn.ReLU(), nn.Flatten())
+        tile_model(model, p=p, min_params=0)
+        model.train()(torch.randn(16, *shape))  # BatchNorm statistics
+        models[name] = (model, torch.randn(3, *shape))
+    _models_run_as_reference(tbn_device, models, "TILED_CONV2D")
+
+
 def _quad_store_applies(prog: Any, op: Any) -> bool:
     """Whether the quad kernel's store (tbn_conv_channel.c, rq16_quads_add) takes an op's outputs
     four at a time: RQ16 with no first shift and a shift of at most 22, outputs -128..127."""

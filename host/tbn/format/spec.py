@@ -415,6 +415,16 @@ QUAD_MAX_CONV_FAN_IN = 255
 QUAD_MAX_CONV_ROWS = 16
 QUAD_MIN_CONV_WIDTH = 8
 QUAD_MAX_CONV_ROW_INPUTS = 1152
+# The plane-table kernel (DSP cores) takes INT8 tiled pointwise convs of PLANE_MIN_ROWS rows or
+# more and PLANE_MIN_POSITIONS positions or more (fan-in a multiple of 16, at most 128; at most
+# 128 outputs) before the quad and table kernels: per block of 8 positions (4 past 64 inputs)
+# it builds the 16 signed sums of each group of four input planes once, as vectors of positions
+# (about 150 instructions a group), and a row then costs about 8 a group where the quad
+# kernel's costs 42. Measured on the M7 (docs/results.md): 64 -> 64 on 25x5 positions 477 k ->
+# 262 k instructions at 64 rows, 249 k -> 132 k at 16; at 9 positions or fewer the blocks'
+# overlap costs more than it saves (48 -> 96 on 3x3: 46 k -> 49 k), at 12 it pays (47 k -> 41 k).
+PLANE_MIN_ROWS = 5
+PLANE_MIN_POSITIONS = 12
 
 
 def lut_rows(fan_in: int, n_bits: int, groups: int) -> int:

@@ -621,6 +621,7 @@ tbn_status tbn_eval_matmul(const tbn_model *m, const tbn_op *op, uint8_t *arena)
         scratch = arena + s.offset;
         scratch_bytes = s.nbytes;
     }
+    if (TBN_QUAD_KERNEL && TBN_BUILT_TRAIT(CONV) && tbn_mm_eval_planes(&c, rows)) return TBN_OK;
     if (TBN_QUAD_KERNEL && TBN_BUILT_TRAIT(CONV) && tbn_mm_quads_ok(&c, rows)) {
         tbn_mm_eval_quads(&c, rows);
         return TBN_OK;

@@ -165,6 +165,10 @@ void tbn_chan_store32_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int3
 #endif
 int tbn_mm_quads_ok(const mm_ctx *c, uint32_t rows);
 void tbn_mm_eval_quads(const mm_ctx *c, uint32_t rows);
+/* The plane-table kernel (tbn_conv_planes.c): INT8 tiled pointwise convs of many rows, a block
+ * of positions' tables of signed sums shared by every row. Runs the op and returns 1, or
+ * returns 0 (nothing written) where it does not take it. */
+int tbn_mm_eval_planes(const mm_ctx *c, uint32_t rows);
 
 /* The small-core kernel (tbn_matmul_small.c) of INT8 ops, in 8- and 16-bit steps: whether it
  * takes the op (tiled, every count in 16 bits), and the op run by it. Built for cores without

@@ -1,0 +1,226 @@
+/* The plane-table kernel of INT8 tiled pointwise convs of many rows on DSP cores.
+ *
+ * A conv's input is channel planes, so a word of a plane holds four consecutive positions of
+ * one input channel. For a group of four input channels and a block of positions (8, or 4
+ * past 64 inputs), the 16 signed sums +-x0 +-x1 +-x2 +-x3 of every position are built once, as
+ * 16-bit lanes (SXTB16, then one SADD16 or SSUB16 an entry in Gray-code order): a table whose
+ * entries are vectors of positions. A distinct row of the tile then costs, per group, one
+ * lookup of its four weight bits: a nibble, an address and the entry's words added to the
+ * row's sums (8 instructions for 32 MACs), where the table kernel looks up one position at a
+ * time and the quad kernel adds each input (42 for the same 32). The table's build (about 150
+ * instructions a group and block) is shared by every row, so the kernel pays from
+ * tbn.format.spec.PLANE_MIN_ROWS rows on. The row's outputs are requantised in the same
+ * assembly (RQ16, the quad kernel's four-at-a-time form: a multiply-add, a shift, SSAT and a
+ * store an output) for each channel that shares the row.
+ *
+ * Exact: a table sum is sum_j s_j x_j over the group (|.| <= 512), a row's sum over at most
+ * 128 inputs fits 16 bits, and the zero point's term -zp * sum_j s_j is one constant a row,
+ * folded with the bias into each channel's constant. */
+#include "tbn_matmul.h"
+#if TBN_QUAD_KERNEL
+
+#define PLANE_TABLE_BYTES 4096 /* a block's tables: 16 entries of 16 bytes a group (8 positions) or of 8 */
+#define PLANE_MAX_OUT 128      /* output channels: their requantisation constants on the stack */
+
+/* The build's arguments: the group's first plane at the block's first position, bytes from one
+ * plane to the next, the first group's entries and the end of the last. */
+typedef struct {
+    const int8_t *x;
+    uint32_t npix;
+    uint32_t *tbl, *end;
+} build_args;
+
+/* One half of a group's build (8-position blocks take two): four planes' words at byte O of
+ * the block (r2..r5), their even and odd positions in 16-bit lanes (A: r6..r9, B: r2..r5),
+ * the entry with every weight +1, each input doubled, then the other 15 entries in Gray-code
+ * order, one SADD16 or SSUB16 a lane word, stored at entry * S + E of the group's (lr). */
+#define TBN_PLANE_DA_0 "r6"
+#define TBN_PLANE_DA_1 "r7"
+#define TBN_PLANE_DA_2 "r8"
+#define TBN_PLANE_DA_3 "r9"
+#define TBN_PLANE_DB_0 "r2"
+#define TBN_PLANE_DB_1 "r3"
+#define TBN_PLANE_DB_2 "r4"
+#define TBN_PLANE_DB_3 "r5"
+#define TBN_PLANE_OP_ADD "sadd16"
+#define TBN_PLANE_OP_SUB "ssub16"
+#define TBN_PLANE_STEP(OP, B, PAT, S, E)                                                         \
+    TBN_PLANE_OP_##OP " r10, r10, " TBN_PLANE_DA_##B "\n" TBN_PLANE_OP_##OP " r11, r11, " TBN_PLANE_DB_##B "\n" \
+    "strd r10, r11, [lr, #(" #PAT "*" #S "+" #E ")]\n"
+#define TBN_PLANE_HALF(O, S, E)                                                                  \
+    "ldr r2, [r0, #" #O "]\n" "add r12, r0, r1\n" "ldr r3, [r12, #" #O "]\n" "add r12, r12, r1\n" \
+    "ldr r4, [r12, #" #O "]\n" "add r12, r12, r1\n" "ldr r5, [r12, #" #O "]\n"                   \
+    "sxtb16 r6, r2\n" "sxtb16 r2, r2, ror #8\n" "sxtb16 r7, r3\n" "sxtb16 r3, r3, ror #8\n"      \
+    "sxtb16 r8, r4\n" "sxtb16 r4, r4, ror #8\n" "sxtb16 r9, r5\n" "sxtb16 r5, r5, ror #8\n"      \
+    "sadd16 r10, r6, r7\n" "sadd16 r10, r10, r8\n" "sadd16 r10, r10, r9\n"                       \
+    "sadd16 r11, r2, r3\n" "sadd16 r11, r11, r4\n" "sadd16 r11, r11, r5\n"                       \
+    "sadd16 r6, r6, r6\n" "sadd16 r7, r7, r7\n" "sadd16 r8, r8, r8\n" "sadd16 r9, r9, r9\n"      \
+    "sadd16 r2, r2, r2\n" "sadd16 r3, r3, r3\n" "sadd16 r4, r4, r4\n" "sadd16 r5, r5, r5\n"      \
+    "strd r10, r11, [lr, #(15*" #S "+" #E ")]\n"                                                 \
+    TBN_PLANE_STEP(SUB, 0, 14, S, E) TBN_PLANE_STEP(SUB, 1, 12, S, E) TBN_PLANE_STEP(ADD, 0, 13, S, E) \
+    TBN_PLANE_STEP(SUB, 2, 9, S, E) TBN_PLANE_STEP(SUB, 0, 8, S, E) TBN_PLANE_STEP(ADD, 1, 10, S, E) \
+    TBN_PLANE_STEP(ADD, 0, 11, S, E) TBN_PLANE_STEP(SUB, 3, 3, S, E) TBN_PLANE_STEP(SUB, 0, 2, S, E) \
+    TBN_PLANE_STEP(SUB, 1, 0, S, E) TBN_PLANE_STEP(ADD, 0, 1, S, E) TBN_PLANE_STEP(ADD, 2, 5, S, E) \
+    TBN_PLANE_STEP(SUB, 0, 4, S, E) TBN_PLANE_STEP(ADD, 1, 6, S, E) TBN_PLANE_STEP(ADD, 0, 7, S, E)
+
+/* Every group's table of one block: entry e of group g at tbl + g * 16 * S + e * S, bit j of
+ * e the sign of input 4g + j (1: +1). */
+#define TBN_PLANE_BUILD(NAME, HALVES, GROUP)                                                     \
+    __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const build_args *a) {        \
+        __asm__ volatile("push {r4-r11, lr}\n"                                                  \
+                         "sub sp, sp, #8\n"                                                     \
+                         "ldr r12, [r0, #12]\n"                                                 \
+                         "str r12, [sp]\n"                                                      \
+                         "ldm r0, {r0, r1, lr}\n" /* x npix tbl */                              \
+                         "1:\n"                                                                 \
+                         HALVES                                                                 \
+                         "add r0, r0, r1, lsl #2\n"                                             \
+                         "add lr, lr, #" #GROUP "\n"                                            \
+                         "ldr r12, [sp]\n"                                                      \
+                         "cmp lr, r12\n"                                                        \
+                         "bne 1b\n"                                                             \
+                         "add sp, sp, #8\n"                                                     \
+                         "pop {r4-r11, pc}\n");                                                 \
+    }
+TBN_PLANE_BUILD(build8, TBN_PLANE_HALF(0, 16, 0) TBN_PLANE_HALF(4, 16, 8), 256)
+TBN_PLANE_BUILD(build4, TBN_PLANE_HALF(0, 8, 0), 128)
+
+/* The rows' arguments: the block's tables; the first row's tile bits (a halfword for four
+ * groups) and their end; for each channel sharing the row, its constants (add, mult), the step
+ * to the next channel's, its outputs at the block and the step to the next's; the channels a
+ * row; RQ16's shift; the rows; a row's bits in bytes and its outputs' step. bits, bits_end, q
+ * and out advance a row at a time. */
+typedef struct {
+    const uint32_t *tbl;
+    const uint16_t *bits, *bits_end;
+    const int32_t *q;
+    uint32_t qstep;
+    int8_t *out;
+    uint32_t ostep, nch, shift, rows, row_bytes, npix;
+} row_args;
+
+/* One group's lookup: its nibble of r12 selects an entry, whose lane words are added to the
+ * sums (r4..r7, or r4..r5). */
+#define TBN_PLANE_LOOK8(I)                                                                       \
+    "ubfx r3, r12, #(4*" #I "), #4\n" "add r3, r0, r3, lsl #4\n"                                 \
+    "ldrd r8, r9, [r3, #(" #I "*256)]\n" "ldrd r10, r11, [r3, #(" #I "*256+8)]\n"                \
+    "sadd16 r4, r4, r8\n" "sadd16 r5, r5, r9\n" "sadd16 r6, r6, r10\n" "sadd16 r7, r7, r11\n"
+#define TBN_PLANE_LOOK4(I)                                                                       \
+    "ubfx r3, r12, #(4*" #I "), #4\n" "add r3, r0, r3, lsl #3\n"                                 \
+    "ldrd r8, r9, [r3, #(" #I "*128)]\n" "sadd16 r4, r4, r8\n" "sadd16 r5, r5, r9\n"
+/* One channel's outputs at positions P and Q from the lane word R (bottom P, top Q). */
+#define TBN_PLANE_RQ(R, P, Q)                                                                    \
+    "smlabb r10, " R ", r9, r8\n" "smlatb r11, " R ", r9, r8\n" "asr r10, r10, lr\n"             \
+    "asr r11, r11, lr\n" "ssat r10, #8, r10\n" "ssat r11, #8, r11\n"                             \
+    "strb r10, [r2, #" #P "]\n" "strb r11, [r2, #" #Q "]\n"
+
+#define TBN_PLANE_ROW(NAME, LOOKS, STEP4, STORES)                                                \
+    __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const row_args *a) {          \
+        __asm__ volatile("push {r4-r11, lr}\n"                                                  \
+                         "sub sp, sp, #8\n"                                                     \
+                         "str r0, [sp]\n"                                                       \
+                         "3:\n"                                                                 \
+                         "ldr lr, [sp]\n"                                                       \
+                         "ldm lr, {r0-r2}\n" /* tbl bits bits_end */                            \
+                         "movs r4, #0\n" "movs r5, #0\n" "movs r6, #0\n" "movs r7, #0\n"        \
+                         "1:\n"                                                                 \
+                         "ldrh r12, [r1], #2\n"                                                 \
+                         LOOKS                                                                  \
+                         "add r0, r0, #" #STEP4 "\n"                                            \
+                         "cmp r1, r2\n"                                                         \
+                         "bne 1b\n"                                                             \
+                         "ldr lr, [sp]\n"                                                       \
+                         "add lr, lr, #12\n"                                                    \
+                         "ldm lr, {r0-r3, r12, lr}\n" /* q qstep out ostep nch shift */         \
+                         "2:\n"                                                                 \
+                         "ldrd r8, r9, [r0]\n"                                                  \
+                         "add r0, r0, r1\n"                                                     \
+                         STORES                                                                 \
+                         "add r2, r2, r3\n"                                                     \
+                         "subs r12, r12, #1\n"                                                  \
+                         "bne 2b\n"                                                             \
+                         "ldr lr, [sp]\n" /* the next row */                                    \
+                         "ldrd r0, r1, [lr, #4]\n"                                              \
+                         "ldrd r2, r3, [lr, #40]\n" /* row_bytes npix */                        \
+                         "mov r0, r1\n"                                                         \
+                         "add r1, r1, r2\n"                                                     \
+                         "strd r0, r1, [lr, #4]\n"                                              \
+                         "ldr r0, [lr, #12]\n"                                                  \
+                         "adds r0, r0, #8\n"                                                    \
+                         "str r0, [lr, #12]\n"                                                  \
+                         "ldr r0, [lr, #20]\n"                                                  \
+                         "add r0, r0, r3\n"                                                     \
+                         "str r0, [lr, #20]\n"                                                  \
+                         "ldr r0, [lr, #36]\n"                                                  \
+                         "subs r0, r0, #1\n"                                                    \
+                         "str r0, [lr, #36]\n"                                                  \
+                         "bne 3b\n"                                                             \
+                         "add sp, sp, #8\n"                                                     \
+                         "pop {r4-r11, pc}\n");                                                 \
+    }
+/* lane words: (0, 2), (1, 3), (4, 6), (5, 7) */
+TBN_PLANE_ROW(row8,
+              TBN_PLANE_LOOK8(0) TBN_PLANE_LOOK8(1) TBN_PLANE_LOOK8(2) TBN_PLANE_LOOK8(3), 1024,
+              TBN_PLANE_RQ("r4", 0, 2) TBN_PLANE_RQ("r5", 1, 3) TBN_PLANE_RQ("r6", 4, 6) TBN_PLANE_RQ("r7", 5, 7))
+TBN_PLANE_ROW(row4,
+              TBN_PLANE_LOOK4(0) TBN_PLANE_LOOK4(1) TBN_PLANE_LOOK4(2) TBN_PLANE_LOOK4(3), 512,
+              TBN_PLANE_RQ("r4", 0, 2) TBN_PLANE_RQ("r5", 1, 3))
+
+/* Positions a block for this op (8 or 4), 0 where the kernel does not take it: INT8 tiled
+ * pointwise convs of PLANE_MIN_ROWS rows and PLANE_MIN_POSITIONS positions or more, fan-in a
+ * multiple of 16 up to 128 (64 for blocks of 8), RQ16 in the four-at-a-time form. */
+static uint32_t block_of(const mm_ctx *c, uint32_t rows) {
+    const tbn_op *op = c->op;
+    const mm_epilogue *e = &c->ep;
+    if (!TBN_INT8(c->int8) || !c->tiled || rows < TBN_PLANE_MIN_ROWS || !(op->traits & TBN_TRAIT_CONV) ||
+        op->groups != 1 || op->kh != 1 || op->kw != 1 || op->sh != 1 || op->sw != 1 || op->pt || op->pb ||
+        op->pl || op->pr || c->o > PLANE_MAX_OUT || c->k % 16u || c->k > 128u || c->npix < TBN_PLANE_MIN_POSITIONS)
+        return 0;
+    if (!e->rq16 || e->qmax != 127 || e->qmin != -128 || e->pre_shift || e->shift > 22) return 0;
+    return c->k <= 64u ? 8u : 4u;
+}
+
+/* Each channel's (add, mult): RQ16's bias, the row's zero-point term and rounding folded into
+ * one constant, as rq16_quads takes them; 0 where one is past the 2^30 that keeps s * mult + add
+ * in 32 bits. */
+static int channel_constants(const mm_ctx *c, uint32_t rows, int32_t *q) {
+    const mm_epilogue *e = &c->ep;
+    int64_t zp_term = (int64_t)e->half + (int64_t)e->zp * ((int64_t)1 << e->shift);
+    for (uint32_t o = 0; o < c->o; o++) {
+        const uint16_t *bits = (const uint16_t *)(const void *)(c->tile.bits + (o % rows) * c->k / 8u);
+        int32_t plus = 0;
+        for (uint32_t i = 0; i < c->k / 16u; i++) plus += __builtin_popcount(bits[i]);
+        int32_t sum_w = 2 * plus - (int32_t)c->k, mult = (int16_t)tbn_rd16(e->scale + o * e->scale_stride);
+        int64_t add = ((int64_t)bias_i32(e, o) - (int64_t)c->in_zp * sum_w) * mult + zp_term;
+        if (add < -(1LL << 30) || add > (1LL << 30)) return 0;
+        q[2 * o] = (int32_t)add, q[2 * o + 1] = mult;
+    }
+    return 1;
+}
+
+int tbn_mm_eval_planes(const mm_ctx *c, uint32_t rows) {
+    uint32_t n = block_of(c, rows);
+    int32_t q[2 * PLANE_MAX_OUT] __attribute__((aligned(8))); /* LDRD */
+    uint32_t tbl[PLANE_TABLE_BYTES / 4];
+    if (!n || !channel_constants(c, rows, q)) return 0;
+    const int8_t *x = (const int8_t *)c->src;
+    const uint16_t *tile = (const uint16_t *)(const void *)c->tile.bits; /* a row's bits start at a halfword */
+    uint32_t npix = c->npix, hw = c->k / 16u, group = n == 8u ? 256u : 128u;
+    /* rows [0, split) feed one channel more than the rest, where they do not divide the outputs */
+    uint32_t used = rows < c->o ? rows : c->o, nch = c->o / used, split = c->o % used;
+    uint32_t from[2] = {0, split}, count[2] = {split, used - split};
+    for (uint32_t p0 = 0; p0 < npix; p0 += n) {
+        uint32_t at = p0 + n <= npix ? p0 : npix - n; /* the last block again, overlapping */
+        build_args b = {x + at, npix, tbl, tbl + c->k / 4u * group / 4u};
+        (n == 8u ? build8 : build4)(&b);
+        for (uint32_t part = 0; part < 2u; part++) {
+            uint32_t r = from[part];
+            row_args a = {tbl, tile + r * hw, tile + (r + 1u) * hw, q + 2u * r, 8u * rows,
+                          (int8_t *)c->dst + (size_t)r * npix + at, rows * npix, nch + !part, c->ep.shift,
+                          count[part], 2u * hw, npix};
+            if (count[part]) (n == 8u ? row8 : row4)(&a);
+        }
+    }
+    return 1;
+}
+#endif /* TBN_QUAD_KERNEL */
