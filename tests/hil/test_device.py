@@ -256,10 +256,13 @@ def test_matrix_product_paths_match_the_reference(tbn_device: DeviceLink) -> Non
 
 
 def test_plane_table_paths_match_the_reference(tbn_device: DeviceLink) -> None:
-    """INT8 tiled pointwise convs of the plane-table kernel (DSP cores; PLANE_MIN_ROWS rows or
+    """INT8 tiled convs of the plane-table kernel (DSP cores). Pointwise (PLANE_MIN_ROWS rows or
     more): 64 inputs in blocks of 8 positions over 25 (the last block overlapping), 128 inputs
     in blocks of 4 over 15, tile reuse (10 rows for 40 outputs), 16 inputs (one step of four
-    groups), and 12 positions (the fewest it takes). Bit-exact on three inputs."""
+    groups), and 12 positions (the fewest it takes). With a window (PLANE_MIN_ROWS_WINDOW rows
+    or more): 3x3 over 16 channels in blocks of 8 (144 taps: chunks of 64, 64, 16), rows 12 wide
+    in blocks of 4, 64 channels whose sums leave room for chunks of 48 only, a 5x5 window
+    unpadded. Bit-exact on three inputs."""
     import torch
     from torch import nn
 
@@ -267,12 +270,15 @@ def test_plane_table_paths_match_the_reference(tbn_device: DeviceLink) -> None:
     from tbn.format.spec import PLANE_MIN_POSITIONS
 
     torch.manual_seed(13)
-    cases = {"64 inputs, 8 a block": ((64, 5, 5), 64, 1), "128 inputs, 4 a block": ((128, 3, 5), 24, 1),
-             "tile reuse": ((32, 4, 4), 40, 4), "16 inputs": ((16, 3, 4), 8, 1)}
+    cases = {"64 inputs, 8 a block": ((64, 5, 5), 64, 1, 1), "128 inputs, 4 a block": ((128, 3, 5), 24, 1, 1),
+             "tile reuse": ((32, 4, 4), 40, 4, 1), "16 inputs": ((16, 3, 4), 8, 1, 1),
+             "3x3, 8 a block": ((16, 6, 16), 16, 1, 3), "3x3, 4 a block": ((16, 5, 12), 16, 2, 3),
+             "3x3, chunks of 48": ((64, 3, 8), 64, 1, 3), "5x5 unpadded": ((16, 6, 12), 32, 2, 5)}
     models = {}
-    for name, (shape, out, p) in cases.items():
+    for name, (shape, out, p, k) in cases.items():
         assert shape[1] * shape[2] >= PLANE_MIN_POSITIONS
-        model = nn.Sequential(nn.Conv2d(shape[0], out, 1), nn.BatchNorm2d(out), nn.ReLU(), nn.Flatten())
+        conv = nn.Conv2d(shape[0], out, k, padding=1 if k == 3 else 0)
+        model = nn.Sequential(conv, nn.BatchNorm2d(out), nn.ReLU(), nn.Flatten())
         tile_model(model, p=p, min_params=0)
         model.train()(torch.randn(16, *shape))  # BatchNorm statistics
         models[name] = (model, torch.randn(3, *shape))

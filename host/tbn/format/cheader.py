@@ -137,6 +137,7 @@ def _lut() -> list[str]:
             f"#define TBN_QUAD_MIN_CONV_WIDTH {spec.QUAD_MIN_CONV_WIDTH}u",
             f"#define TBN_QUAD_MAX_CONV_ROW_INPUTS {spec.QUAD_MAX_CONV_ROW_INPUTS}u",
             f"#define TBN_PLANE_MIN_ROWS {spec.PLANE_MIN_ROWS}u",
+            f"#define TBN_PLANE_MIN_ROWS_WINDOW {spec.PLANE_MIN_ROWS_WINDOW}u",
             f"#define TBN_PLANE_MIN_POSITIONS {spec.PLANE_MIN_POSITIONS}u",
             "static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int conv,",
             "                                            int int8) {",

@@ -423,7 +423,14 @@ QUAD_MAX_CONV_ROW_INPUTS = 1152
 # kernel's costs 42. Measured on the M7 (docs/results.md): 64 -> 64 on 25x5 positions 477 k ->
 # 262 k instructions at 64 rows, 249 k -> 132 k at 16; at 9 positions or fewer the blocks'
 # overlap costs more than it saves (48 -> 96 on 3x3: 46 k -> 49 k), at 12 it pays (47 k -> 41 k).
+# Convs with a window (stride and dilation 1, fan-in a multiple of 16, output rows a multiple
+# of 4 wide) take it from PLANE_MIN_ROWS_WINDOW rows: their tables are built per block of 4
+# positions from the staged input rows, about 80 instructions a group, which the quad kernel's
+# three-wide windows (40 a group, row and 8 positions) repay below about 8 rows (16 -> 20 and
+# 16 -> 24 3x3 convs at p=4 on 16x16: 356 k and 418 k on the quad kernel, 436 k and 469 k here;
+# 32 -> 32 at p=4, 8 rows of 288: 1.11 M -> 0.94 M).
 PLANE_MIN_ROWS = 5
+PLANE_MIN_ROWS_WINDOW = 8
 PLANE_MIN_POSITIONS = 12
 
 

@@ -195,6 +195,7 @@ static inline int tbn_rq16_fits(uint64_t bound, uint32_t mult_abs, unsigned pre_
 #define TBN_QUAD_MIN_CONV_WIDTH 8u
 #define TBN_QUAD_MAX_CONV_ROW_INPUTS 1152u
 #define TBN_PLANE_MIN_ROWS 5u
+#define TBN_PLANE_MIN_ROWS_WINDOW 8u
 #define TBN_PLANE_MIN_POSITIONS 12u
 static inline uint64_t tbn_lut_scratch_size(uint32_t rows, uint32_t fan_in, int conv,
                                             int int8) {

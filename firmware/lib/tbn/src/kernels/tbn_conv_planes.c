@@ -22,11 +22,12 @@
 #define PLANE_TABLE_BYTES 4096 /* a block's tables: 16 entries of 16 bytes a group (8 positions) or of 8 */
 #define PLANE_MAX_OUT 128      /* output channels: their requantisation constants on the stack */
 
-/* The build's arguments: the group's first plane at the block's first position, bytes from one
- * plane to the next, the first group's entries and the end of the last. */
+/* The build's arguments: the first group's first plane at the block's first position (or a
+ * window's stage at the block), bytes from one plane to the next (or the window's taps'
+ * offsets, int16_t *), the first group's entries and the end of the last. */
 typedef struct {
     const int8_t *x;
-    uint32_t npix;
+    uintptr_t step;
     uint32_t *tbl, *end;
 } build_args;
 
@@ -49,7 +50,21 @@ typedef struct {
     "strd r10, r11, [lr, #(" #PAT "*" #S "+" #E ")]\n"
 #define TBN_PLANE_HALF(O, S, E)                                                                  \
     "ldr r2, [r0, #" #O "]\n" "add r12, r0, r1\n" "ldr r3, [r12, #" #O "]\n" "add r12, r12, r1\n" \
-    "ldr r4, [r12, #" #O "]\n" "add r12, r12, r1\n" "ldr r5, [r12, #" #O "]\n"                   \
+    "ldr r4, [r12, #" #O "]\n" "add r12, r12, r1\n" "ldr r5, [r12, #" #O "]\n" TBN_PLANE_SUMS(S, E)
+/* a window's four taps: their offsets from the int16 array at r1, the words at r0 plus each */
+#define TBN_PLANE_TAPS                                                                           \
+    "ldrsh r12, [r1], #2\n" "ldr r2, [r0, r12]\n" "ldrsh r12, [r1], #2\n" "ldr r3, [r0, r12]\n"   \
+    "ldrsh r12, [r1], #2\n" "ldr r4, [r0, r12]\n" "ldrsh r12, [r1], #2\n" "ldr r5, [r0, r12]\n"   \
+    TBN_PLANE_SUMS(8, 0)
+/* the same for 8 positions: the second half's words 4 bytes on, the offsets read again */
+#define TBN_PLANE_TAPS8                                                                          \
+    "ldrsh r12, [r1], #2\n" "ldr r2, [r0, r12]\n" "ldrsh r12, [r1], #2\n" "ldr r3, [r0, r12]\n"   \
+    "ldrsh r12, [r1], #2\n" "ldr r4, [r0, r12]\n" "ldrsh r12, [r1], #2\n" "ldr r5, [r0, r12]\n"   \
+    TBN_PLANE_SUMS(16, 0) "adds r0, r0, #4\n"                                                     \
+    "ldrsh r12, [r1, #-8]\n" "ldr r2, [r0, r12]\n" "ldrsh r12, [r1, #-6]\n" "ldr r3, [r0, r12]\n" \
+    "ldrsh r12, [r1, #-4]\n" "ldr r4, [r0, r12]\n" "ldrsh r12, [r1, #-2]\n" "ldr r5, [r0, r12]\n" \
+    TBN_PLANE_SUMS(16, 8) "subs r0, r0, #4\n"
+#define TBN_PLANE_SUMS(S, E)                                                                     \
     "sxtb16 r6, r2\n" "sxtb16 r2, r2, ror #8\n" "sxtb16 r7, r3\n" "sxtb16 r3, r3, ror #8\n"      \
     "sxtb16 r8, r4\n" "sxtb16 r4, r4, ror #8\n" "sxtb16 r9, r5\n" "sxtb16 r5, r5, ror #8\n"      \
     "sadd16 r10, r6, r7\n" "sadd16 r10, r10, r8\n" "sadd16 r10, r10, r9\n"                       \
@@ -64,8 +79,8 @@ typedef struct {
     TBN_PLANE_STEP(SUB, 0, 4, S, E) TBN_PLANE_STEP(ADD, 1, 6, S, E) TBN_PLANE_STEP(ADD, 0, 7, S, E)
 
 /* Every group's table of one block: entry e of group g at tbl + g * 16 * S + e * S, bit j of
- * e the sign of input 4g + j (1: +1). */
-#define TBN_PLANE_BUILD(NAME, HALVES, GROUP)                                                     \
+ * e the sign of input 4g + j (1: +1). STEP moves r0 to the next group's planes (pointwise). */
+#define TBN_PLANE_BUILD(NAME, HALVES, STEP, GROUP)                                               \
     __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const build_args *a) {        \
         __asm__ volatile("push {r4-r11, lr}\n"                                                  \
                          "sub sp, sp, #8\n"                                                     \
@@ -74,7 +89,7 @@ typedef struct {
                          "ldm r0, {r0, r1, lr}\n" /* x npix tbl */                              \
                          "1:\n"                                                                 \
                          HALVES                                                                 \
-                         "add r0, r0, r1, lsl #2\n"                                             \
+                         STEP                                                                   \
                          "add lr, lr, #" #GROUP "\n"                                            \
                          "ldr r12, [sp]\n"                                                      \
                          "cmp lr, r12\n"                                                        \
@@ -82,8 +97,12 @@ typedef struct {
                          "add sp, sp, #8\n"                                                     \
                          "pop {r4-r11, pc}\n");                                                 \
     }
-TBN_PLANE_BUILD(build8, TBN_PLANE_HALF(0, 16, 0) TBN_PLANE_HALF(4, 16, 8), 256)
-TBN_PLANE_BUILD(build4, TBN_PLANE_HALF(0, 8, 0), 128)
+#define TBN_PLANE_NEXT "add r0, r0, r1, lsl #2\n"
+TBN_PLANE_BUILD(build8, TBN_PLANE_HALF(0, 16, 0) TBN_PLANE_HALF(4, 16, 8), TBN_PLANE_NEXT, 256)
+TBN_PLANE_BUILD(build4, TBN_PLANE_HALF(0, 8, 0), TBN_PLANE_NEXT, 128)
+/* a window's: x is the stage at the block, npix the taps' offsets (int16_t *) */
+TBN_PLANE_BUILD(build4_taps, TBN_PLANE_TAPS, "", 128)
+TBN_PLANE_BUILD(build8_taps, TBN_PLANE_TAPS8, "", 256)
 
 /* The rows' arguments: the block's tables; the first row's tile bits (a halfword for four
  * groups) and their end; for each channel sharing the row, its constants (add, mult), the step
@@ -101,13 +120,15 @@ typedef struct {
 
 /* One group's lookup: its nibble of r12 selects an entry, whose lane words are added to the
  * sums (r4..r7, or r4..r5). */
-#define TBN_PLANE_LOOK8(I)                                                                       \
-    "ubfx r3, r12, #(4*" #I "), #4\n" "add r3, r0, r3, lsl #4\n"                                 \
-    "ldrd r8, r9, [r3, #(" #I "*256)]\n" "ldrd r10, r11, [r3, #(" #I "*256+8)]\n"                \
+#define TBN_PLANE_LOOK8(I) TBN_PLANE_LOOK8_T(I, "r3")
+#define TBN_PLANE_LOOK8_T(I, T)                                                                  \
+    "ubfx " T ", r12, #(4*" #I "), #4\n" "add " T ", r0, " T ", lsl #4\n"                        \
+    "ldrd r8, r9, [" T ", #(" #I "*256)]\n" "ldrd r10, r11, [" T ", #(" #I "*256+8)]\n"          \
     "sadd16 r4, r4, r8\n" "sadd16 r5, r5, r9\n" "sadd16 r6, r6, r10\n" "sadd16 r7, r7, r11\n"
-#define TBN_PLANE_LOOK4(I)                                                                       \
-    "ubfx r3, r12, #(4*" #I "), #4\n" "add r3, r0, r3, lsl #3\n"                                 \
-    "ldrd r8, r9, [r3, #(" #I "*128)]\n" "sadd16 r4, r4, r8\n" "sadd16 r5, r5, r9\n"
+#define TBN_PLANE_LOOK4(I) TBN_PLANE_LOOK4_T(I, "r3")
+#define TBN_PLANE_LOOK4_T(I, T)                                                                  \
+    "ubfx " T ", r12, #(4*" #I "), #4\n" "add " T ", r0, " T ", lsl #3\n"                        \
+    "ldrd r8, r9, [" T ", #(" #I "*128)]\n" "sadd16 r4, r4, r8\n" "sadd16 r5, r5, r9\n"
 /* One channel's outputs at positions P and Q from the lane word R (bottom P, top Q). */
 #define TBN_PLANE_RQ(R, P, Q)                                                                    \
     "smlabb r10, " R ", r9, r8\n" "smlatb r11, " R ", r9, r8\n" "asr r10, r10, lr\n"             \
@@ -166,6 +187,85 @@ TBN_PLANE_ROW(row4,
               TBN_PLANE_LOOK4(0) TBN_PLANE_LOOK4(1) TBN_PLANE_LOOK4(2) TBN_PLANE_LOOK4(3), 512,
               TBN_PLANE_RQ("r4", 0, 2) TBN_PLANE_RQ("r5", 1, 3))
 
+/* A window's rows over one chunk of taps: the block's tables; the first row's chunk of tile
+ * bits and its end; the first row's 32-bit sums at the block; the steps from one row's bits and
+ * sums to the next's (bytes); the rows; the first row's zero-point term (int32), which a first
+ * chunk's sums start from. bits, bits_end, acc and corr advance a row at a time. */
+typedef struct {
+    const uint32_t *tbl;
+    const uint16_t *bits, *bits_end;
+    int32_t *acc;
+    uint32_t bits_step, acc_step, rows;
+    const int32_t *corr;
+} chunk_args;
+
+/* Each row's sums of the chunk (lane words (0, 2), (1, 3) and for 8 positions (4, 6), (5, 7))
+ * added by SXTAH into its 32-bit sums: those so far, or (START_*) the row's zero-point term. */
+/* the four positions of lane words A and B, each added to the zero-point term in lr */
+#define TBN_PLANE_FROM_CORR(A, B)                                                                \
+    "sxtah r8, lr, " A "\n" "sxtah r9, lr, " B "\n" "sxtah r10, lr, " A ", ror #16\n"            \
+    "sxtah r11, lr, " B ", ror #16\n"
+#define TBN_PLANE_CORR_LR "ldr lr, [sp]\n" "ldr lr, [lr, #28]\n" "ldr lr, [lr]\n"
+#define TBN_PLANE_START4                                                                         \
+    TBN_PLANE_CORR_LR TBN_PLANE_FROM_CORR("r4", "r5") "strd r8, r9, [r3]\n" "strd r10, r11, [r3, #8]\n"
+#define TBN_PLANE_NEXT4                                                                          \
+    "ldrd r8, r9, [r3]\n" "ldrd r10, r11, [r3, #8]\n" "sxtah r8, r8, r4\n" "sxtah r9, r9, r5\n" \
+    "sxtah r10, r10, r4, ror #16\n" "sxtah r11, r11, r5, ror #16\n"                              \
+    "strd r8, r9, [r3]\n" "strd r10, r11, [r3, #8]\n"
+#define TBN_PLANE_START8                                                                         \
+    TBN_PLANE_CORR_LR TBN_PLANE_FROM_CORR("r4", "r5") "stm r3, {r8-r11}\n" TBN_PLANE_FROM_CORR("r6", "r7") \
+    "strd r8, r9, [r3, #16]\n" "strd r10, r11, [r3, #24]\n"
+#define TBN_PLANE_NEXT8                                                                          \
+    "ldm r3, {r8-r11}\n" "sxtah r8, r8, r4\n" "sxtah r9, r9, r5\n" "sxtah r10, r10, r4, ror #16\n" \
+    "sxtah r11, r11, r5, ror #16\n" "stm r3, {r8-r11}\n"                                         \
+    "ldrd r8, r9, [r3, #16]\n" "ldrd r10, r11, [r3, #24]\n" "sxtah r8, r8, r6\n" "sxtah r9, r9, r7\n" \
+    "sxtah r10, r10, r6, ror #16\n" "sxtah r11, r11, r7, ror #16\n"                              \
+    "strd r8, r9, [r3, #16]\n" "strd r10, r11, [r3, #24]\n"
+#define TBN_PLANE_CHUNK(NAME, LOOKS, STEP4, ZERO, ADD)                                           \
+    __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const chunk_args *a) {        \
+        __asm__ volatile("push {r4-r11, lr}\n"                                                  \
+                         "sub sp, sp, #8\n"                                                     \
+                         "str r0, [sp]\n"                                                       \
+                         "3:\n"                                                                 \
+                         "ldr lr, [sp]\n"                                                       \
+                         "ldm lr, {r0-r3}\n" /* tbl bits bits_end acc */                        \
+                         ZERO                                                                   \
+                         "1:\n"                                                                 \
+                         "ldrh r12, [r1], #2\n"                                                 \
+                         LOOKS                                                                  \
+                         "add r0, r0, #" #STEP4 "\n"                                            \
+                         "cmp r1, r2\n"                                                         \
+                         "bne 1b\n"                                                             \
+                         ADD                                                                    \
+                         "ldr lr, [sp]\n" /* the next row */                                    \
+                         "ldrd r0, r1, [lr, #4]\n"                                              \
+                         "ldrd r2, r4, [lr, #16]\n" /* bits_step acc_step */                    \
+                         "add r0, r0, r2\n"                                                     \
+                         "add r1, r1, r2\n"                                                     \
+                         "strd r0, r1, [lr, #4]\n"                                              \
+                         "add r3, r3, r4\n"                                                     \
+                         "str r3, [lr, #12]\n"                                                  \
+                         "ldr r0, [lr, #28]\n"                                                  \
+                         "adds r0, r0, #4\n"                                                    \
+                         "str r0, [lr, #28]\n"                                                  \
+                         "ldr r0, [lr, #24]\n"                                                  \
+                         "subs r0, r0, #1\n"                                                    \
+                         "str r0, [lr, #24]\n"                                                  \
+                         "bne 3b\n"                                                             \
+                         "add sp, sp, #8\n"                                                     \
+                         "pop {r4-r11, pc}\n");                                                 \
+    }
+#define TBN_PLANE_ZERO4 "movs r4, #0\n" "movs r5, #0\n"
+#define TBN_PLANE_ZERO8 TBN_PLANE_ZERO4 "movs r6, #0\n" "movs r7, #0\n"
+#define TBN_PLANE_LOOKS4_LR                                                                      \
+    TBN_PLANE_LOOK4_T(0, "lr") TBN_PLANE_LOOK4_T(1, "lr") TBN_PLANE_LOOK4_T(2, "lr") TBN_PLANE_LOOK4_T(3, "lr")
+#define TBN_PLANE_LOOKS8_LR                                                                      \
+    TBN_PLANE_LOOK8_T(0, "lr") TBN_PLANE_LOOK8_T(1, "lr") TBN_PLANE_LOOK8_T(2, "lr") TBN_PLANE_LOOK8_T(3, "lr")
+TBN_PLANE_CHUNK(chunk4_first, TBN_PLANE_LOOKS4_LR, 512, TBN_PLANE_ZERO4, TBN_PLANE_START4)
+TBN_PLANE_CHUNK(chunk4_next, TBN_PLANE_LOOKS4_LR, 512, TBN_PLANE_ZERO4, TBN_PLANE_NEXT4)
+TBN_PLANE_CHUNK(chunk8_first, TBN_PLANE_LOOKS8_LR, 1024, TBN_PLANE_ZERO8, TBN_PLANE_START8)
+TBN_PLANE_CHUNK(chunk8_next, TBN_PLANE_LOOKS8_LR, 1024, TBN_PLANE_ZERO8, TBN_PLANE_NEXT8)
+
 /* Positions a block for this op (8 or 4), 0 where the kernel does not take it: INT8 tiled
  * pointwise convs of PLANE_MIN_ROWS rows and PLANE_MIN_POSITIONS positions or more, fan-in a
  * multiple of 16 up to 128 (64 for blocks of 8), RQ16 in the four-at-a-time form. */
@@ -198,7 +298,7 @@ static int channel_constants(const mm_ctx *c, uint32_t rows, int32_t *q) {
     return 1;
 }
 
-int tbn_mm_eval_planes(const mm_ctx *c, uint32_t rows) {
+static TBN_NOINLINE int eval_pointwise(const mm_ctx *c, uint32_t rows) {
     uint32_t n = block_of(c, rows);
     int32_t q[2 * PLANE_MAX_OUT] __attribute__((aligned(8))); /* LDRD */
     uint32_t tbl[PLANE_TABLE_BYTES / 4];
@@ -222,5 +322,88 @@ int tbn_mm_eval_planes(const mm_ctx *c, uint32_t rows) {
         }
     }
     return 1;
+}
+
+/* The windows' frame: the output row's staged input rows, every distinct row's 32-bit sums of
+ * the output row and zero-point term, a chunk's tables and its taps' offsets. */
+#define PLANE_WIN_BYTES 6144
+
+/* How a conv with a window runs: positions a block (8 or 4: 256 or 128 table bytes a group) and
+ * taps a chunk (a multiple of 16, at most 64; 0 where the kernel does not take the op). It
+ * takes INT8 tiled convs of PLANE_MIN_ROWS_WINDOW rows or more, stride and dilation 1, fan-in a
+ * multiple of 16, output rows a multiple of 4 wide, whose stage, sums and one chunk's tables fit
+ * PLANE_WIN_BYTES; blocks of 8 where the rows are a multiple of 8 wide and a chunk of 32 or
+ * more fits. */
+typedef struct {
+    uint32_t lanes, chunk;
+} window_plan;
+
+static window_plan plan_windows(const mm_ctx *c, uint32_t rows) {
+    const tbn_op *op = c->op;
+    window_plan none = {0, 0};
+    if (!TBN_INT8(c->int8) || !c->tiled || rows < TBN_PLANE_MIN_ROWS_WINDOW || !(op->traits & TBN_TRAIT_CONV) ||
+        op->groups != 1 || op->sh != 1 || op->sw != 1 || op->dh != 1 || op->dw != 1 || c->k % 16u ||
+        c->wo % 4u || c->npix < TBN_PLANE_MIN_POSITIONS)
+        return none;
+    uint32_t used = rows < c->o ? rows : c->o, len = (uint32_t)op->pl + c->w + op->pr;
+    uint32_t fixed = (c->cg * op->kh * len + 3u) / 4u * 4u + used * c->wo * 4u + used * 4u;
+    for (uint32_t lanes = c->wo % 8u ? 4u : 8u; lanes >= 4u; lanes -= 4u)
+        for (uint32_t n = 64; n >= (lanes == 8u ? 32u : 16u); n -= 16)
+            if (fixed + n / 4u * 32u * lanes + n * 2u <= PLANE_WIN_BYTES) {
+                window_plan p = {lanes, n};
+                return p;
+            }
+    return none;
+}
+
+/* Each output row: its input rows staged, then per chunk of taps and block of positions the
+ * tables built and every distinct row's lookups added to its 32-bit sums (the first chunk's
+ * to its zero-point term); the sums stored as the per-channel kernel stores 32-bit sums. */
+static TBN_NOINLINE int eval_windows(const mm_ctx *c, uint32_t rows) {
+    window_plan plan = plan_windows(c, rows);
+    if (!plan.chunk) return 0;
+    uint32_t buf[PLANE_WIN_BYTES / 4];
+    const tbn_op *op = c->op;
+    uint32_t used = rows < c->o ? rows : c->o, len = (uint32_t)op->pl + c->w + op->pr, k = c->k, wo = c->wo;
+    uint32_t chunk = plan.chunk, lanes = plan.lanes, group = 32u * lanes; /* table bytes a group */
+    int8_t *stage = (int8_t *)buf;
+    int32_t *acc = (int32_t *)(void *)((uint8_t *)buf + (c->cg * op->kh * len + 3u) / 4u * 4u);
+    int32_t *corr = acc + used * wo;
+    uint32_t *tbl = (uint32_t *)(corr + used);
+    int16_t *offs = (int16_t *)(tbl + chunk / 4u * group / 4u);
+    const uint16_t *tile = (const uint16_t *)(const void *)c->tile.bits; /* a row's bits start at a halfword */
+    void (*build)(const build_args *) = lanes == 8u ? build8_taps : build4_taps;
+    void (*first)(const chunk_args *) = lanes == 8u ? chunk8_first : chunk4_first;
+    void (*next)(const chunk_args *) = lanes == 8u ? chunk8_next : chunk4_next;
+    for (uint32_t r = 0; r < used; r++) {
+        int32_t plus = 0;
+        for (uint32_t i = 0; i < k / 16u; i++) plus += __builtin_popcount(tile[r * k / 16u + i]);
+        corr[r] = -c->in_zp * (2 * plus - (int32_t)k);
+    }
+    for (uint32_t oy = 0; oy < c->ho; oy++) {
+        tbn_quad_stage_rows(c, oy, stage, len, 0, c->cg);
+        for (uint32_t j0 = 0, row = 0, kx = 0; j0 < k; j0 += chunk) {
+            uint32_t n = k - j0 < chunk ? k - j0 : chunk;
+            for (uint32_t j = 0; j < n; j++) { /* tap (channel, ky, kx): staged row (channel, ky), column kx */
+                offs[j] = (int16_t)(row * len + kx);
+                if (++kx == op->kw) kx = 0, row++;
+            }
+            for (uint32_t ox = 0; ox < wo; ox += lanes) {
+                build_args b = {stage + ox, (uintptr_t)offs, tbl, tbl + n / 4u * group / 4u};
+                build(&b);
+                chunk_args a = {tbl, tile + j0 / 16u, tile + (j0 + n) / 16u, acc + ox, k / 8u, wo * 4u, used, corr};
+                (j0 ? next : first)(&a);
+            }
+        }
+        for (uint32_t r = 0; r < used; r++) tbn_chan_store32_i8(c, r, rows, acc + r * wo, wo, oy * wo);
+    }
+    return 1;
+}
+
+int tbn_mm_eval_planes(const mm_ctx *c, uint32_t rows) {
+    const tbn_op *op = c->op;
+    int pointwise = op->kh == 1 && op->kw == 1 && op->sh == 1 && op->sw == 1 && !op->pt && !op->pb && !op->pl &&
+                    !op->pr;
+    return pointwise ? eval_pointwise(c, rows) : eval_windows(c, rows);
 }
 #endif /* TBN_QUAD_KERNEL */

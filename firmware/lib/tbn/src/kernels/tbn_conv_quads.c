@@ -239,7 +239,7 @@ static int32_t window_signs(const mm_ctx *c, uint32_t r, int rows3, int8_t *m, i
 
 /* Output row oy's input rows of channels ch0 .. ch0 + nch - 1, padded with the zero point,
  * into the stage (channel ch0 + c's row ky at (c * kh + ky) * len). */
-static void stage_rows(const mm_ctx *c, uint32_t oy, int8_t *stage, uint32_t len, uint32_t ch0, uint32_t nch) {
+void tbn_quad_stage_rows(const mm_ctx *c, uint32_t oy, int8_t *stage, uint32_t len, uint32_t ch0, uint32_t nch) {
     const tbn_op *op = c->op;
     const int8_t *src = (const int8_t *)c->src + (size_t)ch0 * c->h * c->w;
     memset(stage, (int)c->in_zp, (size_t)nch * op->kh * len);
@@ -269,7 +269,7 @@ static void eval_windows(const mm_ctx *c, uint32_t rows) {
     }
     for (uint32_t r = 0; r < rows; r++) corr[r] = window_signs(c, r, (int)rows3, masks + r * mk, stage);
     for (uint32_t oy = 0; oy < c->ho; oy++) {
-        stage_rows(c, oy, stage, len, 0, c->cg);
+        tbn_quad_stage_rows(c, oy, stage, len, 0, c->cg);
         for (uint32_t r = 0; r < rows; r++) {
             taps_args a = {stage, masks + r * mk, masks + r * mk + mk, rows3 ? len : (uintptr_t)off, acc, groups};
             sums(&a);
@@ -296,7 +296,7 @@ static void eval_chunks(const mm_ctx *c, uint32_t rows) {
             for (uint32_t i = 0; i < n8; i++) acc32[r * n8 + i] = corr[r];
         for (uint32_t ch0 = 0; ch0 < c->cg; ch0 += per) {
             uint32_t nch = c->cg - ch0 < per ? c->cg - ch0 : per;
-            stage_rows(c, oy, buf, len, ch0, nch);
+            tbn_quad_stage_rows(c, oy, buf, len, ch0, nch);
             for (uint32_t r = 0; r < rows; r++) {
                 const int8_t *m = masks + r * mk + ch0 * op->kh;
                 taps_args a = {buf, m, m + nch * op->kh, len, acc, groups};

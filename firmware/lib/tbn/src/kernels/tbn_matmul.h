@@ -165,6 +165,9 @@ void tbn_chan_store32_i8(const mm_ctx *c, uint32_t ch, uint32_t rows, const int3
 #endif
 int tbn_mm_quads_ok(const mm_ctx *c, uint32_t rows);
 void tbn_mm_eval_quads(const mm_ctx *c, uint32_t rows);
+/* Output row oy's input rows of channels ch0 .. ch0 + nch - 1 staged for a window, padded with
+ * the zero point: channel ch0 + i's row ky at (i * kh + ky) * len, its input at pl. */
+void tbn_quad_stage_rows(const mm_ctx *c, uint32_t oy, int8_t *stage, uint32_t len, uint32_t ch0, uint32_t nch);
 /* The plane-table kernel (tbn_conv_planes.c): INT8 tiled pointwise convs of many rows, a block
  * of positions' tables of signed sums shared by every row. Runs the op and returns 1, or
  * returns 0 (nothing written) where it does not take it. */
