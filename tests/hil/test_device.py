@@ -262,7 +262,8 @@ def test_plane_table_paths_match_the_reference(tbn_device: DeviceLink) -> None:
     groups), and 12 positions (the fewest it takes). With a window (PLANE_MIN_ROWS_WINDOW rows
     or more): 3x3 over 16 channels in blocks of 8 (144 taps: chunks of 64, 64, 16), rows 12 wide
     in blocks of 4, 64 channels whose sums leave room for chunks of 48 only, a 5x5 window
-    unpadded. Bit-exact on three inputs."""
+    unpadded; at stride 2, 3x3 in blocks of 8 and of 4 (7 input rows: the last window reads
+    the padding row) and a 1x1 conv. Bit-exact on three inputs."""
     import torch
     from torch import nn
 
@@ -273,11 +274,15 @@ def test_plane_table_paths_match_the_reference(tbn_device: DeviceLink) -> None:
     cases = {"64 inputs, 8 a block": ((64, 5, 5), 64, 1, 1), "128 inputs, 4 a block": ((128, 3, 5), 24, 1, 1),
              "tile reuse": ((32, 4, 4), 40, 4, 1), "16 inputs": ((16, 3, 4), 8, 1, 1),
              "3x3, 8 a block": ((16, 6, 16), 16, 1, 3), "3x3, 4 a block": ((16, 5, 12), 16, 2, 3),
-             "3x3, chunks of 48": ((64, 3, 8), 64, 1, 3), "5x5 unpadded": ((16, 6, 12), 32, 2, 5)}
+             "3x3, chunks of 48": ((64, 3, 8), 64, 1, 3), "5x5 unpadded": ((16, 6, 12), 32, 2, 5),
+             "3x3 stride 2, 8 a block": ((16, 8, 32), 32, 1, 3),
+             "3x3 stride 2, 4 a block": ((16, 7, 24), 16, 2, 3),
+             "1x1 stride 2": ((32, 6, 16), 64, 4, 1)}
     models = {}
     for name, (shape, out, p, k) in cases.items():
-        assert shape[1] * shape[2] >= PLANE_MIN_POSITIONS
-        conv = nn.Conv2d(shape[0], out, k, padding=1 if k == 3 else 0)
+        stride = 2 if "stride 2" in name else 1
+        assert shape[1] * shape[2] // stride**2 >= PLANE_MIN_POSITIONS
+        conv = nn.Conv2d(shape[0], out, k, stride=stride, padding=1 if k == 3 else 0)
         model = nn.Sequential(conv, nn.BatchNorm2d(out), nn.ReLU(), nn.Flatten())
         tile_model(model, p=p, min_params=0)
         model.train()(torch.randn(16, *shape))  # BatchNorm statistics

@@ -64,9 +64,29 @@ typedef struct {
     "ldrsh r12, [r1, #-8]\n" "ldr r2, [r0, r12]\n" "ldrsh r12, [r1, #-6]\n" "ldr r3, [r0, r12]\n" \
     "ldrsh r12, [r1, #-4]\n" "ldr r4, [r0, r12]\n" "ldrsh r12, [r1, #-2]\n" "ldr r5, [r0, r12]\n" \
     TBN_PLANE_SUMS(16, 8) "subs r0, r0, #4\n"
+/* At stride 2 a tap's four positions are the even bytes of two words (A: bytes 0, 2; B: bytes
+ * 4, 6), packed into the lanes stride 1 gives: (0, 2) in A, (1, 3) in B. */
+#define TBN_PLANE_S2_LOAD(A, B, OFF)                                                             \
+    "ldrsh r12, " OFF "\n" "ldr " A ", [r0, r12]\n" "ldr " B ", [r10, r12]\n"
+#define TBN_PLANE_S2_PACK(A, B)                                                                  \
+    "pkhtb r12, " B ", " A ", asr #16\n" "pkhbt " A ", " A ", " B ", lsl #16\n" "sxtb16 " A ", " A "\n" \
+    "sxtb16 " B ", r12\n"
+#define TBN_PLANE_S2_TAPS(O1, O2, O3, O4, S, E)                                                  \
+    "add r10, r0, #4\n" TBN_PLANE_S2_LOAD("r6", "r2", O1) TBN_PLANE_S2_LOAD("r7", "r3", O2)     \
+    TBN_PLANE_S2_LOAD("r8", "r4", O3) TBN_PLANE_S2_LOAD("r9", "r5", O4)                         \
+    TBN_PLANE_S2_PACK("r6", "r2") TBN_PLANE_S2_PACK("r7", "r3") TBN_PLANE_S2_PACK("r8", "r4")   \
+    TBN_PLANE_S2_PACK("r9", "r5") TBN_PLANE_TAIL(S, E)
+#define TBN_PLANE_POST "[r1], #2"
+#define TBN_PLANE_TAPS_S2 TBN_PLANE_S2_TAPS(TBN_PLANE_POST, TBN_PLANE_POST, TBN_PLANE_POST, TBN_PLANE_POST, 8, 0)
+#define TBN_PLANE_TAPS8_S2                                                                       \
+    TBN_PLANE_S2_TAPS(TBN_PLANE_POST, TBN_PLANE_POST, TBN_PLANE_POST, TBN_PLANE_POST, 16, 0)     \
+    "adds r0, r0, #8\n"                                                                          \
+    TBN_PLANE_S2_TAPS("[r1, #-8]", "[r1, #-6]", "[r1, #-4]", "[r1, #-2]", 16, 8) "subs r0, r0, #8\n"
 #define TBN_PLANE_SUMS(S, E)                                                                     \
     "sxtb16 r6, r2\n" "sxtb16 r2, r2, ror #8\n" "sxtb16 r7, r3\n" "sxtb16 r3, r3, ror #8\n"      \
     "sxtb16 r8, r4\n" "sxtb16 r4, r4, ror #8\n" "sxtb16 r9, r5\n" "sxtb16 r5, r5, ror #8\n"      \
+    TBN_PLANE_TAIL(S, E)
+#define TBN_PLANE_TAIL(S, E)                                                                     \
     "sadd16 r10, r6, r7\n" "sadd16 r10, r10, r8\n" "sadd16 r10, r10, r9\n"                       \
     "sadd16 r11, r2, r3\n" "sadd16 r11, r11, r4\n" "sadd16 r11, r11, r5\n"                       \
     "sadd16 r6, r6, r6\n" "sadd16 r7, r7, r7\n" "sadd16 r8, r8, r8\n" "sadd16 r9, r9, r9\n"      \
@@ -103,6 +123,8 @@ TBN_PLANE_BUILD(build4, TBN_PLANE_HALF(0, 8, 0), TBN_PLANE_NEXT, 128)
 /* a window's: x is the stage at the block, npix the taps' offsets (int16_t *) */
 TBN_PLANE_BUILD(build4_taps, TBN_PLANE_TAPS, "", 128)
 TBN_PLANE_BUILD(build8_taps, TBN_PLANE_TAPS8, "", 256)
+TBN_PLANE_BUILD(build4_taps_s2, TBN_PLANE_TAPS_S2, "", 128)
+TBN_PLANE_BUILD(build8_taps_s2, TBN_PLANE_TAPS8_S2, "", 256)
 
 /* The rows' arguments: the block's tables; the first row's tile bits (a halfword for four
  * groups) and their end; for each channel sharing the row, its constants (add, mult), the step
@@ -330,7 +352,7 @@ static TBN_NOINLINE int eval_pointwise(const mm_ctx *c, uint32_t rows) {
 
 /* How a conv with a window runs: positions a block (8 or 4: 256 or 128 table bytes a group) and
  * taps a chunk (a multiple of 16, at most 64; 0 where the kernel does not take the op). It
- * takes INT8 tiled convs of PLANE_MIN_ROWS_WINDOW rows or more, stride and dilation 1, fan-in a
+ * takes INT8 tiled convs of PLANE_MIN_ROWS_WINDOW rows or more, stride 1 or 2, dilation 1, fan-in a
  * multiple of 16, output rows a multiple of 4 wide, whose stage, sums and one chunk's tables fit
  * PLANE_WIN_BYTES; blocks of 8 where the rows are a multiple of 8 wide and a chunk of 32 or
  * more fits. */
@@ -338,15 +360,22 @@ typedef struct {
     uint32_t lanes, chunk;
 } window_plan;
 
+/* The stage's bytes: each channel's kh padded input rows, and a word past the last that the
+ * last block's words at stride 2 may read into (its odd bytes, unused). */
+static uint32_t stage_bytes(const mm_ctx *c) {
+    uint32_t len = (uint32_t)c->op->pl + c->w + c->op->pr;
+    return (c->cg * c->op->kh * len + 3u) / 4u * 4u + 4u;
+}
+
 static window_plan plan_windows(const mm_ctx *c, uint32_t rows) {
     const tbn_op *op = c->op;
     window_plan none = {0, 0};
     if (!TBN_INT8(c->int8) || !c->tiled || rows < TBN_PLANE_MIN_ROWS_WINDOW || !(op->traits & TBN_TRAIT_CONV) ||
-        op->groups != 1 || op->sh != 1 || op->sw != 1 || op->dh != 1 || op->dw != 1 || c->k % 16u ||
+        op->groups != 1 || op->sh != op->sw || op->sw > 2u || op->dh != 1 || op->dw != 1 || c->k % 16u ||
         c->wo % 4u || c->npix < TBN_PLANE_MIN_POSITIONS)
         return none;
-    uint32_t used = rows < c->o ? rows : c->o, len = (uint32_t)op->pl + c->w + op->pr;
-    uint32_t fixed = (c->cg * op->kh * len + 3u) / 4u * 4u + used * c->wo * 4u + used * 4u;
+    uint32_t used = rows < c->o ? rows : c->o;
+    uint32_t fixed = stage_bytes(c) + used * c->wo * 4u + used * 4u;
     for (uint32_t lanes = c->wo % 8u ? 4u : 8u; lanes >= 4u; lanes -= 4u)
         for (uint32_t n = 64; n >= (lanes == 8u ? 32u : 16u); n -= 16)
             if (fixed + n / 4u * 32u * lanes + n * 2u <= PLANE_WIN_BYTES) {
@@ -367,12 +396,13 @@ static TBN_NOINLINE int eval_windows(const mm_ctx *c, uint32_t rows) {
     uint32_t used = rows < c->o ? rows : c->o, len = (uint32_t)op->pl + c->w + op->pr, k = c->k, wo = c->wo;
     uint32_t chunk = plan.chunk, lanes = plan.lanes, group = 32u * lanes; /* table bytes a group */
     int8_t *stage = (int8_t *)buf;
-    int32_t *acc = (int32_t *)(void *)((uint8_t *)buf + (c->cg * op->kh * len + 3u) / 4u * 4u);
+    int32_t *acc = (int32_t *)(void *)((uint8_t *)buf + stage_bytes(c));
     int32_t *corr = acc + used * wo;
     uint32_t *tbl = (uint32_t *)(corr + used);
     int16_t *offs = (int16_t *)(tbl + chunk / 4u * group / 4u);
     const uint16_t *tile = (const uint16_t *)(const void *)c->tile.bits; /* a row's bits start at a halfword */
-    void (*build)(const build_args *) = lanes == 8u ? build8_taps : build4_taps;
+    void (*build)(const build_args *) = op->sw == 1 ? (lanes == 8u ? build8_taps : build4_taps)
+                                                    : (lanes == 8u ? build8_taps_s2 : build4_taps_s2);
     void (*first)(const chunk_args *) = lanes == 8u ? chunk8_first : chunk4_first;
     void (*next)(const chunk_args *) = lanes == 8u ? chunk8_next : chunk4_next;
     for (uint32_t r = 0; r < used; r++) {
@@ -389,7 +419,7 @@ static TBN_NOINLINE int eval_windows(const mm_ctx *c, uint32_t rows) {
                 if (++kx == op->kw) kx = 0, row++;
             }
             for (uint32_t ox = 0; ox < wo; ox += lanes) {
-                build_args b = {stage + ox, (uintptr_t)offs, tbl, tbl + n / 4u * group / 4u};
+                build_args b = {stage + ox * op->sw, (uintptr_t)offs, tbl, tbl + n / 4u * group / 4u};
                 build(&b);
                 chunk_args a = {tbl, tile + j0 / 16u, tile + (j0 + n) / 16u, acc + ox, k / 8u, wo * 4u, used, corr};
                 (j0 ? next : first)(&a);
