@@ -259,7 +259,8 @@ def test_plane_table_paths_match_the_reference(tbn_device: DeviceLink) -> None:
     """INT8 tiled convs of the plane-table kernel (DSP cores). Pointwise (PLANE_MIN_ROWS rows or
     more): 64 inputs in blocks of 8 positions over 25 (the last block overlapping), 128 inputs
     in blocks of 4 over 15, tile reuse (10 rows for 40 outputs), 16 inputs (one step of four
-    groups), and 12 positions (the fewest it takes). With a window (PLANE_MIN_ROWS_WINDOW rows
+    groups) on 12 positions (the fewest it takes), 8 and 100 inputs (rows padded to a multiple
+    of 16, the padding's tables zero). With a window (PLANE_MIN_ROWS_WINDOW rows
     or more): 3x3 over 16 channels in blocks of 8 (144 taps: chunks of 64, 64, 16), rows 12 wide
     in blocks of 4, 64 channels whose sums leave room for chunks of 48 only, a 5x5 window
     unpadded; at stride 2, 3x3 in blocks of 8 and of 4 (7 input rows: the last window reads
@@ -273,6 +274,7 @@ def test_plane_table_paths_match_the_reference(tbn_device: DeviceLink) -> None:
     torch.manual_seed(13)
     cases = {"64 inputs, 8 a block": ((64, 5, 5), 64, 1, 1), "128 inputs, 4 a block": ((128, 3, 5), 24, 1, 1),
              "tile reuse": ((32, 4, 4), 40, 4, 1), "16 inputs": ((16, 3, 4), 8, 1, 1),
+             "8 inputs, padded": ((8, 6, 6), 16, 1, 1), "100 inputs, padded": ((100, 4, 4), 30, 1, 1),
              "3x3, 8 a block": ((16, 6, 16), 16, 1, 3), "3x3, 4 a block": ((16, 5, 12), 16, 2, 3),
              "3x3, chunks of 48": ((64, 3, 8), 64, 1, 3), "5x5 unpadded": ((16, 6, 12), 32, 2, 5),
              "3x3 stride 2, 8 a block": ((16, 8, 32), 32, 1, 3),

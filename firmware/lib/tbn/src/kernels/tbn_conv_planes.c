@@ -288,30 +288,33 @@ TBN_PLANE_CHUNK(chunk4_next, TBN_PLANE_LOOKS4_LR, 512, TBN_PLANE_ZERO4, TBN_PLAN
 TBN_PLANE_CHUNK(chunk8_first, TBN_PLANE_LOOKS8_LR, 1024, TBN_PLANE_ZERO8, TBN_PLANE_START8)
 TBN_PLANE_CHUNK(chunk8_next, TBN_PLANE_LOOKS8_LR, 1024, TBN_PLANE_ZERO8, TBN_PLANE_NEXT8)
 
+#define PLANE_PAD_BITS 256 /* halfwords of row bits padded to a multiple of 16 (fan-in not one) */
+
 /* Positions a block for this op (8 or 4), 0 where the kernel does not take it: INT8 tiled
  * pointwise convs of PLANE_MIN_ROWS rows and PLANE_MIN_POSITIONS positions or more, fan-in a
- * multiple of 16 up to 128 (64 for blocks of 8), RQ16 in the four-at-a-time form. */
+ * multiple of 4 whose groups, padded to a multiple of four groups, number at most 32 (16 for
+ * blocks of 8), RQ16 in the four-at-a-time form. */
 static uint32_t block_of(const mm_ctx *c, uint32_t rows) {
     const tbn_op *op = c->op;
     const mm_epilogue *e = &c->ep;
-    if (!TBN_INT8(c->int8) || !c->tiled || rows < TBN_PLANE_MIN_ROWS || !(op->traits & TBN_TRAIT_CONV) ||
-        op->groups != 1 || op->kh != 1 || op->kw != 1 || op->sh != 1 || op->sw != 1 || op->pt || op->pb ||
-        op->pl || op->pr || c->o > PLANE_MAX_OUT || c->k % 16u || c->k > 128u || c->npix < TBN_PLANE_MIN_POSITIONS)
+    uint32_t k16 = (c->k + 15u) / 16u * 16u;
+    if (rows < TBN_PLANE_MIN_ROWS || op->kh != 1 || op->kw != 1 || op->sh != 1 || op->sw != 1 || op->pt ||
+        op->pb || op->pl || op->pr || c->o > PLANE_MAX_OUT || c->k % 4u || k16 > 128u ||
+        (c->k % 16u && rows * k16 / 16u > PLANE_PAD_BITS) || c->npix < TBN_PLANE_MIN_POSITIONS)
         return 0;
     if (!e->rq16 || e->qmax != 127 || e->qmin != -128 || e->pre_shift || e->shift > 22) return 0;
-    return c->k <= 64u ? 8u : 4u;
+    return k16 <= 64u ? 8u : 4u;
 }
 
 /* Each channel's (add, mult): RQ16's bias, the row's zero-point term and rounding folded into
  * one constant, as rq16_quads takes them; 0 where one is past the 2^30 that keeps s * mult + add
- * in 32 bits. */
-static int channel_constants(const mm_ctx *c, uint32_t rows, int32_t *q) {
+ * in 32 bits. Row r's bits are hw halfwords at bits + r * hw. */
+static int channel_constants(const mm_ctx *c, uint32_t rows, const uint16_t *bits, uint32_t hw, int32_t *q) {
     const mm_epilogue *e = &c->ep;
     int64_t zp_term = (int64_t)e->half + (int64_t)e->zp * ((int64_t)1 << e->shift);
     for (uint32_t o = 0; o < c->o; o++) {
-        const uint16_t *bits = (const uint16_t *)(const void *)(c->tile.bits + (o % rows) * c->k / 8u);
         int32_t plus = 0;
-        for (uint32_t i = 0; i < c->k / 16u; i++) plus += __builtin_popcount(bits[i]);
+        for (uint32_t i = 0; i < hw; i++) plus += __builtin_popcount(bits[o % rows * hw + i]);
         int32_t sum_w = 2 * plus - (int32_t)c->k, mult = (int16_t)tbn_rd16(e->scale + o * e->scale_stride);
         int64_t add = ((int64_t)bias_i32(e, o) - (int64_t)c->in_zp * sum_w) * mult + zp_term;
         if (add < -(1LL << 30) || add > (1LL << 30)) return 0;
@@ -320,14 +323,31 @@ static int channel_constants(const mm_ctx *c, uint32_t rows, int32_t *q) {
     return 1;
 }
 
+/* Each row's bits as the lookups read them: the tile itself where the fan-in is a multiple of 16
+ * (a row starts at a halfword), else copied into pad, each row zero-filled to a halfword. */
+static const uint16_t *row_bits(const mm_ctx *c, uint32_t rows, uint16_t *pad) {
+    uint32_t k = c->k, hw = (k + 15u) / 16u;
+    if (!(k % 16u)) return (const uint16_t *)(const void *)c->tile.bits;
+    for (uint32_t r = 0; r < rows; r++)
+        for (uint32_t i = 0; i < hw; i++) {
+            uint32_t n = k - 16u * i < 16u ? k - 16u * i : 16u;
+            pad[r * hw + i] = (uint16_t)(bits_at(c->tile.bits, r * k + 16u * i, n) & ((1u << n) - 1u));
+        }
+    return pad;
+}
+
 static TBN_NOINLINE int eval_pointwise(const mm_ctx *c, uint32_t rows) {
     uint32_t n = block_of(c, rows);
     int32_t q[2 * PLANE_MAX_OUT] __attribute__((aligned(8))); /* LDRD */
     uint32_t tbl[PLANE_TABLE_BYTES / 4];
-    if (!n || !channel_constants(c, rows, q)) return 0;
+    uint16_t pad[PLANE_PAD_BITS];
+    if (!n) return 0;
+    uint32_t npix = c->npix, hw = (c->k + 15u) / 16u, group = n == 8u ? 256u : 128u;
+    const uint16_t *bits = row_bits(c, rows, pad);
+    if (!channel_constants(c, rows, bits, hw, q)) return 0;
+    /* the padding groups' tables hold zeros: their bits are 0, their inputs none */
+    memset((uint8_t *)tbl + c->k / 4u * group, 0, (hw * 4u - c->k / 4u) * group);
     const int8_t *x = (const int8_t *)c->src;
-    const uint16_t *tile = (const uint16_t *)(const void *)c->tile.bits; /* a row's bits start at a halfword */
-    uint32_t npix = c->npix, hw = c->k / 16u, group = n == 8u ? 256u : 128u;
     /* rows [0, split) feed one channel more than the rest, where they do not divide the outputs */
     uint32_t used = rows < c->o ? rows : c->o, nch = c->o / used, split = c->o % used;
     uint32_t from[2] = {0, split}, count[2] = {split, used - split};
@@ -337,7 +357,7 @@ static TBN_NOINLINE int eval_pointwise(const mm_ctx *c, uint32_t rows) {
         (n == 8u ? build8 : build4)(&b);
         for (uint32_t part = 0; part < 2u; part++) {
             uint32_t r = from[part];
-            row_args a = {tbl, tile + r * hw, tile + (r + 1u) * hw, q + 2u * r, 8u * rows,
+            row_args a = {tbl, bits + r * hw, bits + (r + 1u) * hw, q + 2u * r, 8u * rows,
                           (int8_t *)c->dst + (size_t)r * npix + at, rows * npix, nch + !part, c->ep.shift,
                           count[part], 2u * hw, npix};
             if (count[part]) (n == 8u ? row8 : row4)(&a);
@@ -370,9 +390,8 @@ static uint32_t stage_bytes(const mm_ctx *c) {
 static window_plan plan_windows(const mm_ctx *c, uint32_t rows) {
     const tbn_op *op = c->op;
     window_plan none = {0, 0};
-    if (!TBN_INT8(c->int8) || !c->tiled || rows < TBN_PLANE_MIN_ROWS_WINDOW || !(op->traits & TBN_TRAIT_CONV) ||
-        op->groups != 1 || op->sh != op->sw || op->sw > 2u || op->dh != 1 || op->dw != 1 || c->k % 16u ||
-        c->wo % 4u || c->npix < TBN_PLANE_MIN_POSITIONS)
+    if (rows < TBN_PLANE_MIN_ROWS_WINDOW || op->sh != op->sw || op->sw > 2u || op->dh != 1 || op->dw != 1 ||
+        c->k % 16u || c->wo % 4u || c->npix < TBN_PLANE_MIN_POSITIONS)
         return none;
     uint32_t used = rows < c->o ? rows : c->o;
     uint32_t fixed = stage_bytes(c) + used * c->wo * 4u + used * 4u;
@@ -432,6 +451,7 @@ static TBN_NOINLINE int eval_windows(const mm_ctx *c, uint32_t rows) {
 
 int tbn_mm_eval_planes(const mm_ctx *c, uint32_t rows) {
     const tbn_op *op = c->op;
+    if (!TBN_INT8(c->int8) || !c->tiled || !(op->traits & TBN_TRAIT_CONV) || op->groups != 1) return 0;
     int pointwise = op->kh == 1 && op->kw == 1 && op->sh == 1 && op->sw == 1 && !op->pt && !op->pb && !op->pl &&
                     !op->pr;
     return pointwise ? eval_pointwise(c, rows) : eval_windows(c, rows);
