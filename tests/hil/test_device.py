@@ -264,7 +264,9 @@ def test_plane_table_paths_match_the_reference(tbn_device: DeviceLink) -> None:
     or more): 3x3 over 16 channels in blocks of 8 (144 taps: chunks of 64, 64, 16), rows 12 wide
     in blocks of 4, 64 channels whose sums leave room for chunks of 48 only, a 5x5 window
     unpadded; at stride 2, 3x3 in blocks of 8 and of 4 (7 input rows: the last window reads
-    the padding row) and a 1x1 conv. Bit-exact on three inputs."""
+    the padding row) and a 1x1 conv; 3 channels (27 taps, the padding taps reading zeros) at
+    stride 1 and 2; 96 channels, too many to stage at once (a chunk's channels staged). Bit-exact
+    on three inputs."""
     import torch
     from torch import nn
 
@@ -279,7 +281,8 @@ def test_plane_table_paths_match_the_reference(tbn_device: DeviceLink) -> None:
              "3x3, chunks of 48": ((64, 3, 8), 64, 1, 3), "5x5 unpadded": ((16, 6, 12), 32, 2, 5),
              "3x3 stride 2, 8 a block": ((16, 8, 32), 32, 1, 3),
              "3x3 stride 2, 4 a block": ((16, 7, 24), 16, 2, 3),
-             "1x1 stride 2": ((32, 6, 16), 64, 4, 1)}
+             "1x1 stride 2": ((32, 6, 16), 64, 4, 1), "27 taps, padded": ((3, 10, 16), 16, 1, 3),
+             "27 taps, padded, stride 2": ((3, 16, 32), 8, 1, 3), "chunks staged": ((96, 4, 16), 64, 8, 3)}
     models = {}
     for name, (shape, out, p, k) in cases.items():
         stride = 2 if "stride 2" in name else 1

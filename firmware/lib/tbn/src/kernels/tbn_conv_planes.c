@@ -366,81 +366,129 @@ static TBN_NOINLINE int eval_pointwise(const mm_ctx *c, uint32_t rows) {
     return 1;
 }
 
-/* The windows' frame: the output row's staged input rows, every distinct row's 32-bit sums of
- * the output row and zero-point term, a chunk's tables and its taps' offsets. */
+/* The windows' frame: a chunk's staged input rows, every distinct row's 32-bit sums of the output
+ * row and zero-point term, the chunk's tables and its taps' offsets; where the fan-in is not a
+ * multiple of 16, the rows' bits padded and a row of zeros that the padding taps read. */
 #define PLANE_WIN_BYTES 6144
 
-/* How a conv with a window runs: positions a block (8 or 4: 256 or 128 table bytes a group) and
- * taps a chunk (a multiple of 16, at most 64; 0 where the kernel does not take the op). It
- * takes INT8 tiled convs of PLANE_MIN_ROWS_WINDOW rows or more, stride 1 or 2, dilation 1, fan-in a
- * multiple of 16, output rows a multiple of 4 wide, whose stage, sums and one chunk's tables fit
- * PLANE_WIN_BYTES; blocks of 8 where the rows are a multiple of 8 wide and a chunk of 32 or
- * more fits. */
+/* How a conv with a window runs: positions a block (8 or 4: 256 or 128 table bytes a group),
+ * taps a chunk (a multiple of 16, at most 64) and where each part of the frame starts (bytes);
+ * chunk 0 where the kernel does not take the op. It takes INT8 tiled convs of
+ * PLANE_MIN_ROWS_WINDOW rows or more, stride 1 or 2, dilation 1, output rows a multiple of 4
+ * wide, whose frame fits PLANE_WIN_BYTES; blocks of 8 where the rows are a multiple of 8 wide
+ * and a chunk of 32 taps or more fits. */
 typedef struct {
-    uint32_t lanes, chunk;
+    uint32_t lanes, chunk, k16; /* k16: the fan-in padded to a multiple of 16 */
+    uint32_t whole;             /* every channel staged once an output row, else a chunk's */
+    uint32_t all;               /* (whole) every tap's offset set once, else a chunk's each time */
+    uint32_t zeros, acc, corr, bits, tbl, offs, end;
 } window_plan;
 
-/* The stage's bytes: each channel's kh padded input rows, and a word past the last that the
- * last block's words at stride 2 may read into (its odd bytes, unused). */
-static uint32_t stage_bytes(const mm_ctx *c) {
-    uint32_t len = (uint32_t)c->op->pl + c->w + c->op->pr;
-    return (c->cg * c->op->kh * len + 3u) / 4u * 4u + 4u;
+/* Bytes of staged rows: every channel's or the most a chunk of n taps spans, kh padded rows
+ * each, and a word past the last that stride 2's last block may read into (unused bytes). */
+static uint32_t stage_bytes(const mm_ctx *c, uint32_t n, uint32_t whole) {
+    const tbn_op *op = c->op;
+    uint32_t kk = (uint32_t)op->kh * op->kw, span = (n + kk - 1u) / kk + 1u, len = (uint32_t)op->pl + c->w + op->pr;
+    return ((whole || span > c->cg ? c->cg : span) * op->kh * len + 3u) / 4u * 4u + 4u;
+}
+
+static window_plan lay_out(const mm_ctx *c, uint32_t used, uint32_t lanes, uint32_t n, uint32_t whole,
+                           uint32_t all) {
+    window_plan p = {lanes, n, (c->k + 15u) / 16u * 16u, whole, all, 0, 0, 0, 0, 0, 0, 0};
+    uint32_t padded = c->k % 16u != 0;
+    p.zeros = stage_bytes(c, n, whole);
+    p.acc = p.zeros + (padded ? (c->wo * c->op->sw + 16u + 3u) / 4u * 4u : 0u);
+    p.corr = p.acc + used * c->wo * 4u;
+    p.bits = p.corr + used * 4u;
+    p.tbl = p.bits + (padded ? (used * p.k16 / 8u + 3u) / 4u * 4u : 0u);
+    p.offs = p.tbl + n / 4u * 32u * lanes;
+    p.end = p.offs + (all ? p.k16 : n) * 2u;
+    return p;
 }
 
 static window_plan plan_windows(const mm_ctx *c, uint32_t rows) {
     const tbn_op *op = c->op;
-    window_plan none = {0, 0};
+    window_plan none = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     if (rows < TBN_PLANE_MIN_ROWS_WINDOW || op->sh != op->sw || op->sw > 2u || op->dh != 1 || op->dw != 1 ||
-        c->k % 16u || c->wo % 4u || c->npix < TBN_PLANE_MIN_POSITIONS)
+        c->wo % 4u || c->npix < TBN_PLANE_MIN_POSITIONS)
         return none;
     uint32_t used = rows < c->o ? rows : c->o;
-    uint32_t fixed = stage_bytes(c) + used * c->wo * 4u + used * 4u;
     for (uint32_t lanes = c->wo % 8u ? 4u : 8u; lanes >= 4u; lanes -= 4u)
         for (uint32_t n = 64; n >= (lanes == 8u ? 32u : 16u); n -= 16)
-            if (fixed + n / 4u * 32u * lanes + n * 2u <= PLANE_WIN_BYTES) {
-                window_plan p = {lanes, n};
-                return p;
+            for (uint32_t mode = 0; mode < 3u; mode++) { /* the least set-up an output row first */
+                window_plan p = lay_out(c, used, lanes, n, mode < 2u, mode == 0u);
+                if (p.end <= PLANE_WIN_BYTES) return p;
             }
     return none;
 }
 
-/* Each output row: its input rows staged, then per chunk of taps and block of positions the
- * tables built and every distinct row's lookups added to its 32-bit sums (the first chunk's
- * to its zero-point term); the sums stored as the per-channel kernel stores 32-bit sums. */
+/* The rows' bits as the lookups read them (a row's k16 / 16 halfwords): the tile where the
+ * fan-in is a multiple of 16, else copied, each row zero-filled past its fan-in. */
+static const uint16_t *window_bits(const mm_ctx *c, uint32_t used, uint32_t k16, uint16_t *pad) {
+    uint32_t k = c->k;
+    if (k == k16) return (const uint16_t *)(const void *)c->tile.bits; /* a row starts at a halfword */
+    for (uint32_t r = 0; r < used; r++)
+        for (uint32_t i = 0; i < k16 / 16u; i++) {
+            uint32_t n = k > 16u * i ? (k - 16u * i < 16u ? k - 16u * i : 16u) : 0u;
+            pad[r * k16 / 16u + i] = n ? (uint16_t)(bits_at(c->tile.bits, r * k + 16u * i, n) & ((1u << n) - 1u)) : 0u;
+        }
+    return pad;
+}
+
+/* Taps j0 .. j0 + n - 1's offsets in a stage whose first channel is ch0: tap (channel, ky, kx)
+ * at staged row (channel - ch0, ky), column kx; taps past the fan-in at the row of zeros. */
+static void set_offsets(const mm_ctx *c, uint32_t j0, uint32_t n, uint32_t ch0, uint32_t len, uint32_t zeros,
+                        int16_t *offs) {
+    uint32_t kw = c->op->kw, row = (j0 - ch0 * c->op->kh * kw) / kw, kx = j0 % kw;
+    for (uint32_t j = 0; j < n; j++) {
+        offs[j] = (int16_t)(j0 + j < c->k ? row * len + kx : zeros);
+        if (++kx == kw) kx = 0, row++;
+    }
+}
+
+/* Each output row: per chunk of taps, the channels it spans staged, then per block of positions
+ * the tables built and every distinct row's lookups added to its 32-bit sums (the first
+ * chunk's to its zero-point term); the sums stored as the per-channel kernel stores 32-bit
+ * sums. Taps past the fan-in read the row of zeros. */
 static TBN_NOINLINE int eval_windows(const mm_ctx *c, uint32_t rows) {
     window_plan plan = plan_windows(c, rows);
     if (!plan.chunk) return 0;
     uint32_t buf[PLANE_WIN_BYTES / 4];
     const tbn_op *op = c->op;
+    uint8_t *base = (uint8_t *)buf;
     uint32_t used = rows < c->o ? rows : c->o, len = (uint32_t)op->pl + c->w + op->pr, k = c->k, wo = c->wo;
-    uint32_t chunk = plan.chunk, lanes = plan.lanes, group = 32u * lanes; /* table bytes a group */
-    int8_t *stage = (int8_t *)buf;
-    int32_t *acc = (int32_t *)(void *)((uint8_t *)buf + stage_bytes(c));
-    int32_t *corr = acc + used * wo;
-    uint32_t *tbl = (uint32_t *)(corr + used);
-    int16_t *offs = (int16_t *)(tbl + chunk / 4u * group / 4u);
-    const uint16_t *tile = (const uint16_t *)(const void *)c->tile.bits; /* a row's bits start at a halfword */
+    uint32_t chunk = plan.chunk, lanes = plan.lanes, group = 32u * lanes, kk = (uint32_t)op->kh * op->kw;
+    int8_t *stage = (int8_t *)base;
+    int32_t *acc = (int32_t *)(void *)(base + plan.acc), *corr = (int32_t *)(void *)(base + plan.corr);
+    uint32_t *tbl = (uint32_t *)(void *)(base + plan.tbl);
+    int16_t *offs = (int16_t *)(void *)(base + plan.offs);
+    const uint16_t *bits = window_bits(c, used, plan.k16, (uint16_t *)(void *)(base + plan.bits));
     void (*build)(const build_args *) = op->sw == 1 ? (lanes == 8u ? build8_taps : build4_taps)
                                                     : (lanes == 8u ? build8_taps_s2 : build4_taps_s2);
     void (*first)(const chunk_args *) = lanes == 8u ? chunk8_first : chunk4_first;
     void (*next)(const chunk_args *) = lanes == 8u ? chunk8_next : chunk4_next;
+    memset(base + plan.zeros, 0, plan.acc - plan.zeros);
     for (uint32_t r = 0; r < used; r++) {
         int32_t plus = 0;
-        for (uint32_t i = 0; i < k / 16u; i++) plus += __builtin_popcount(tile[r * k / 16u + i]);
+        for (uint32_t i = 0; i < plan.k16 / 16u; i++) plus += __builtin_popcount(bits[r * plan.k16 / 16u + i]);
         corr[r] = -c->in_zp * (2 * plus - (int32_t)k);
     }
+    if (plan.all) set_offsets(c, 0, plan.k16, 0, len, plan.zeros, offs);
     for (uint32_t oy = 0; oy < c->ho; oy++) {
-        tbn_quad_stage_rows(c, oy, stage, len, 0, c->cg);
-        for (uint32_t j0 = 0, row = 0, kx = 0; j0 < k; j0 += chunk) {
-            uint32_t n = k - j0 < chunk ? k - j0 : chunk;
-            for (uint32_t j = 0; j < n; j++) { /* tap (channel, ky, kx): staged row (channel, ky), column kx */
-                offs[j] = (int16_t)(row * len + kx);
-                if (++kx == op->kw) kx = 0, row++;
+        if (plan.whole) tbn_quad_stage_rows(c, oy, stage, len, 0, c->cg);
+        for (uint32_t j0 = 0; j0 < plan.k16; j0 += chunk) {
+            uint32_t n = plan.k16 - j0 < chunk ? plan.k16 - j0 : chunk, ch0 = plan.whole ? 0u : j0 / kk;
+            const int16_t *o = plan.all ? offs + j0 : offs;
+            if (!plan.whole) {
+                uint32_t last = (j0 + n < k ? j0 + n : k) - 1u;
+                tbn_quad_stage_rows(c, oy, stage, len, ch0, last / kk - ch0 + 1u);
             }
+            if (!plan.all) set_offsets(c, j0, n, ch0, len, plan.zeros, offs);
             for (uint32_t ox = 0; ox < wo; ox += lanes) {
-                build_args b = {stage + ox * op->sw, (uintptr_t)offs, tbl, tbl + n / 4u * group / 4u};
+                build_args b = {stage + ox * op->sw, (uintptr_t)o, tbl, tbl + n / 4u * group / 4u};
                 build(&b);
-                chunk_args a = {tbl, tile + j0 / 16u, tile + (j0 + n) / 16u, acc + ox, k / 8u, wo * 4u, used, corr};
+                chunk_args a = {tbl, bits + j0 / 16u, bits + (j0 + n) / 16u, acc + ox, plan.k16 / 8u, wo * 4u,
+                                used, corr};
                 (j0 ? next : first)(&a);
             }
         }
