@@ -375,8 +375,7 @@ static TBN_NOINLINE int eval_pointwise(const mm_ctx *c, uint32_t rows) {
  * taps a chunk (a multiple of 16, at most 64) and where each part of the frame starts (bytes);
  * chunk 0 where the kernel does not take the op. It takes INT8 tiled convs of
  * PLANE_MIN_ROWS_WINDOW rows or more, stride 1 or 2, dilation 1, output rows a multiple of 4
- * wide, whose frame fits PLANE_WIN_BYTES; blocks of 8 where the rows are a multiple of 8 wide
- * and a chunk of 32 taps or more fits. */
+ * wide, whose frame fits PLANE_WIN_BYTES; of the plans that fit, the one plan_cost puts lowest. */
 typedef struct {
     uint32_t lanes, chunk, k16; /* k16: the fan-in padded to a multiple of 16 */
     uint32_t whole;             /* every channel staged once an output row, else a chunk's */
@@ -406,20 +405,31 @@ static window_plan lay_out(const mm_ctx *c, uint32_t used, uint32_t lanes, uint3
     return p;
 }
 
+/* An estimate of a plan's instructions an output row on the M7 (the tables' build is the same
+ * for every plan): each row's lookups, 36 a step of four groups for 8 positions and 24 for 4,
+ * and about 30 a chunk; staging about 40 a row; 6 a tap where offsets are set each time. */
+static uint32_t plan_cost(const mm_ctx *c, const window_plan *p, uint32_t used) {
+    uint32_t kk = (uint32_t)c->op->kh * c->op->kw, chunks = (p->k16 + p->chunk - 1u) / p->chunk;
+    uint32_t span = (p->chunk + kk - 1u) / kk + 1u, staged = p->whole ? c->cg : chunks * (span < c->cg ? span : c->cg);
+    uint32_t rows = c->wo / p->lanes * used * (p->k16 / 16u * (p->lanes == 8u ? 36u : 24u) + chunks * 30u);
+    return rows + staged * c->op->kh * 40u + (p->all ? 0u : p->k16 * 6u);
+}
+
 static window_plan plan_windows(const mm_ctx *c, uint32_t rows) {
     const tbn_op *op = c->op;
-    window_plan none = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    window_plan best = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     if (rows < TBN_PLANE_MIN_ROWS_WINDOW || op->sh != op->sw || op->sw > 2u || op->dh != 1 || op->dw != 1 ||
         c->wo % 4u || c->npix < TBN_PLANE_MIN_POSITIONS)
-        return none;
-    uint32_t used = rows < c->o ? rows : c->o;
+        return best;
+    uint32_t used = rows < c->o ? rows : c->o, cost = 0;
     for (uint32_t lanes = c->wo % 8u ? 4u : 8u; lanes >= 4u; lanes -= 4u)
-        for (uint32_t n = 64; n >= (lanes == 8u ? 32u : 16u); n -= 16)
-            for (uint32_t mode = 0; mode < 3u; mode++) { /* the least set-up an output row first */
+        for (uint32_t n = 64; n >= 16u; n -= 16)
+            for (uint32_t mode = 0; mode < 3u; mode++) { /* staged once an output row, offsets set once */
                 window_plan p = lay_out(c, used, lanes, n, mode < 2u, mode == 0u);
-                if (p.end <= PLANE_WIN_BYTES) return p;
+                uint32_t est = p.end <= PLANE_WIN_BYTES ? plan_cost(c, &p, used) : 0u;
+                if (est && (!best.chunk || est < cost)) best = p, cost = est;
             }
-    return none;
+    return best;
 }
 
 /* The rows' bits as the lookups read them (a row's k16 / 16 halfwords): the tile where the
