@@ -416,19 +416,19 @@ QUAD_MAX_CONV_ROWS = 16
 QUAD_MIN_CONV_WIDTH = 8
 QUAD_MAX_CONV_ROW_INPUTS = 1152
 # The plane-table kernel (DSP cores) takes INT8 tiled pointwise convs of PLANE_MIN_ROWS rows or
-# more and PLANE_MIN_POSITIONS positions or more (fan-in a multiple of 16, at most 128; at most
+# more and PLANE_MIN_POSITIONS positions or more (fan-in a multiple of 4, at most 128; at most
 # 128 outputs) before the quad and table kernels: per block of 8 positions (4 past 64 inputs)
 # it builds the 16 signed sums of each group of four input planes once, as vectors of positions
 # (about 150 instructions a group), and a row then costs about 8 a group where the quad
 # kernel's costs 42. Measured on the M7 (docs/results.md): 64 -> 64 on 25x5 positions 477 k ->
 # 262 k instructions at 64 rows, 249 k -> 132 k at 16; at 9 positions or fewer the blocks'
 # overlap costs more than it saves (48 -> 96 on 3x3: 46 k -> 49 k), at 12 it pays (47 k -> 41 k).
-# Convs with a window (stride and dilation 1, fan-in a multiple of 16, output rows a multiple
-# of 4 wide) take it from PLANE_MIN_ROWS_WINDOW rows: their tables are built per block of 4
-# positions from the staged input rows, about 80 instructions a group, which the quad kernel's
-# three-wide windows (40 a group, row and 8 positions) repay below about 8 rows (16 -> 20 and
-# 16 -> 24 3x3 convs at p=4 on 16x16: 356 k and 418 k on the quad kernel, 436 k and 469 k here;
-# 32 -> 32 at p=4, 8 rows of 288: 1.11 M -> 0.94 M).
+# Convs with a window (stride 1 or 2, dilation 1, output rows a multiple of 4 wide; the fan-in
+# padded to 16) take it from PLANE_MIN_ROWS_WINDOW rows: their tables are built per block from
+# the staged input rows, which the quad kernel's three-wide windows (40 instructions a group,
+# row and 8 positions) repay below about 8 rows (16 -> 20 and 16 -> 24 3x3 convs at p=4 on
+# 16x16: 356 k and 418 k on the quad kernel, 436 k and 469 k here; 32 -> 32 at p=4, 8 rows of
+# 288: 1.11 M -> 0.81 M).
 PLANE_MIN_ROWS = 5
 PLANE_MIN_ROWS_WINDOW = 8
 PLANE_MIN_POSITIONS = 12
