@@ -1,21 +1,24 @@
-/* The plane-table kernel of INT8 tiled pointwise convs of many rows on DSP cores.
+/* The plane-table kernel of INT8 tiled convs of many rows on DSP cores: pointwise convs, and
+ * convs with a window at stride 1 or 2.
  *
  * A conv's input is channel planes, so a word of a plane holds four consecutive positions of
- * one input channel. For a group of four input channels and a block of positions (8, or 4
- * past 64 inputs), the 16 signed sums +-x0 +-x1 +-x2 +-x3 of every position are built once, as
- * 16-bit lanes (SXTB16, then one SADD16 or SSUB16 an entry in Gray-code order): a table whose
- * entries are vectors of positions. A distinct row of the tile then costs, per group, one
- * lookup of its four weight bits: a nibble, an address and the entry's words added to the
- * row's sums (8 instructions for 32 MACs), where the table kernel looks up one position at a
- * time and the quad kernel adds each input (42 for the same 32). The table's build (about 150
- * instructions a group and block) is shared by every row, so the kernel pays from
- * tbn.format.spec.PLANE_MIN_ROWS rows on. The row's outputs are requantised in the same
- * assembly (RQ16, the quad kernel's four-at-a-time form: a multiply-add, a shift, SSAT and a
- * store an output) for each channel that shares the row.
+ * one input channel. For a group of four inputs (channels, or a window's taps read from its
+ * staged input rows) and a block of positions (8, or 4), the 16 signed sums +-x0 +-x1 +-x2
+ * +-x3 of every position are built once, as 16-bit lanes (SXTB16, then one SADD16 or SSUB16 an
+ * entry in Gray-code order): a table whose entries are vectors of positions. A distinct row of
+ * the tile then costs, per group, one lookup of its four weight bits: a nibble, an address and
+ * the entry's words added to the row's sums (8 instructions for 32 MACs), where the table
+ * kernel looks up one position at a time and the quad kernel adds each input (42 for the same
+ * 32). The table's build (about 150 instructions a group and block) is shared by every row, so
+ * the kernel pays from tbn.format.spec.PLANE_MIN_ROWS rows on (PLANE_MIN_ROWS_WINDOW with a
+ * window). A pointwise row's outputs are requantised in the same assembly (RQ16, the quad
+ * kernel's four-at-a-time form: a multiply-add, a shift, SSAT and a store an output) for each
+ * channel that shares the row; a window's rows add their sums of each chunk of taps into 32-bit
+ * ones, stored by the per-channel kernel's store.
  *
- * Exact: a table sum is sum_j s_j x_j over the group (|.| <= 512), a row's sum over at most
+ * Exact: a table sum is sum_j s_j x_j over the group (|.| <= 512), a chunk's sum over at most
  * 128 inputs fits 16 bits, and the zero point's term -zp * sum_j s_j is one constant a row,
- * folded with the bias into each channel's constant. */
+ * folded with the bias into each channel's constant (pointwise) or where a row's sums start. */
 #include "tbn_matmul.h"
 #if TBN_QUAD_KERNEL
 
@@ -106,7 +109,7 @@ typedef struct {
                          "sub sp, sp, #8\n"                                                     \
                          "ldr r12, [r0, #12]\n"                                                 \
                          "str r12, [sp]\n"                                                      \
-                         "ldm r0, {r0, r1, lr}\n" /* x npix tbl */                              \
+                         "ldm r0, {r0, r1, lr}\n" /* x step tbl */                              \
                          "1:\n"                                                                 \
                          HALVES                                                                 \
                          STEP                                                                   \
@@ -120,7 +123,7 @@ typedef struct {
 #define TBN_PLANE_NEXT "add r0, r0, r1, lsl #2\n"
 TBN_PLANE_BUILD(build8, TBN_PLANE_HALF(0, 16, 0) TBN_PLANE_HALF(4, 16, 8), TBN_PLANE_NEXT, 256)
 TBN_PLANE_BUILD(build4, TBN_PLANE_HALF(0, 8, 0), TBN_PLANE_NEXT, 128)
-/* a window's: x is the stage at the block, npix the taps' offsets (int16_t *) */
+/* a window's: x is the stage at the block, step the taps' offsets (int16_t *) */
 TBN_PLANE_BUILD(build4_taps, TBN_PLANE_TAPS, "", 128)
 TBN_PLANE_BUILD(build8_taps, TBN_PLANE_TAPS8, "", 256)
 TBN_PLANE_BUILD(build4_taps_s2, TBN_PLANE_TAPS_S2, "", 128)
@@ -157,21 +160,19 @@ typedef struct {
     "asr r11, r11, lr\n" "ssat r10, #8, r10\n" "ssat r11, #8, r11\n"                             \
     "strb r10, [r2, #" #P "]\n" "strb r11, [r2, #" #Q "]\n"
 
+/* A row's sums: its tile bits from bits to bits_end a halfword (four groups) at a time, each
+ * group's entry added to r4..r7 (ZERO clears them), the table pointer r0 stepping 4 groups;
+ * the arguments' address stays at [sp] and the loop over rows starts at 3. */
+#define TBN_PLANE_HEAD(ZERO, LOOKS, STEP4)                                                       \
+    "push {r4-r11, lr}\n" "sub sp, sp, #8\n" "str r0, [sp]\n" "3:\n" "ldr lr, [sp]\n"          \
+    "ldm lr, {r0-r3}\n" /* tbl bits bits_end (acc) */ ZERO "1:\n" "ldrh r12, [r1], #2\n" LOOKS  \
+    "add r0, r0, #" #STEP4 "\n" "cmp r1, r2\n" "bne 1b\n"
+#define TBN_PLANE_ZERO4 "movs r4, #0\n" "movs r5, #0\n"
+#define TBN_PLANE_ZERO8 TBN_PLANE_ZERO4 "movs r6, #0\n" "movs r7, #0\n"
+
 #define TBN_PLANE_ROW(NAME, LOOKS, STEP4, STORES)                                                \
     __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const row_args *a) {          \
-        __asm__ volatile("push {r4-r11, lr}\n"                                                  \
-                         "sub sp, sp, #8\n"                                                     \
-                         "str r0, [sp]\n"                                                       \
-                         "3:\n"                                                                 \
-                         "ldr lr, [sp]\n"                                                       \
-                         "ldm lr, {r0-r2}\n" /* tbl bits bits_end */                            \
-                         "movs r4, #0\n" "movs r5, #0\n" "movs r6, #0\n" "movs r7, #0\n"        \
-                         "1:\n"                                                                 \
-                         "ldrh r12, [r1], #2\n"                                                 \
-                         LOOKS                                                                  \
-                         "add r0, r0, #" #STEP4 "\n"                                            \
-                         "cmp r1, r2\n"                                                         \
-                         "bne 1b\n"                                                             \
+        __asm__ volatile(TBN_PLANE_HEAD(TBN_PLANE_ZERO8, LOOKS, STEP4)                          \
                          "ldr lr, [sp]\n"                                                       \
                          "add lr, lr, #12\n"                                                    \
                          "ldm lr, {r0-r3, r12, lr}\n" /* q qstep out ostep nch shift */         \
@@ -245,19 +246,7 @@ typedef struct {
     "strd r8, r9, [r3, #16]\n" "strd r10, r11, [r3, #24]\n"
 #define TBN_PLANE_CHUNK(NAME, LOOKS, STEP4, ZERO, ADD)                                           \
     __attribute__((naked, noinline)) static void NAME(TBN_ASM_ARG const chunk_args *a) {        \
-        __asm__ volatile("push {r4-r11, lr}\n"                                                  \
-                         "sub sp, sp, #8\n"                                                     \
-                         "str r0, [sp]\n"                                                       \
-                         "3:\n"                                                                 \
-                         "ldr lr, [sp]\n"                                                       \
-                         "ldm lr, {r0-r3}\n" /* tbl bits bits_end acc */                        \
-                         ZERO                                                                   \
-                         "1:\n"                                                                 \
-                         "ldrh r12, [r1], #2\n"                                                 \
-                         LOOKS                                                                  \
-                         "add r0, r0, #" #STEP4 "\n"                                            \
-                         "cmp r1, r2\n"                                                         \
-                         "bne 1b\n"                                                             \
+        __asm__ volatile(TBN_PLANE_HEAD(ZERO, LOOKS, STEP4)                                     \
                          ADD                                                                    \
                          "ldr lr, [sp]\n" /* the next row */                                    \
                          "ldrd r0, r1, [lr, #4]\n"                                              \
@@ -277,8 +266,6 @@ typedef struct {
                          "add sp, sp, #8\n"                                                     \
                          "pop {r4-r11, pc}\n");                                                 \
     }
-#define TBN_PLANE_ZERO4 "movs r4, #0\n" "movs r5, #0\n"
-#define TBN_PLANE_ZERO8 TBN_PLANE_ZERO4 "movs r6, #0\n" "movs r7, #0\n"
 #define TBN_PLANE_LOOKS4_LR                                                                      \
     TBN_PLANE_LOOK4_T(0, "lr") TBN_PLANE_LOOK4_T(1, "lr") TBN_PLANE_LOOK4_T(2, "lr") TBN_PLANE_LOOK4_T(3, "lr")
 #define TBN_PLANE_LOOKS8_LR                                                                      \
@@ -323,8 +310,9 @@ static int channel_constants(const mm_ctx *c, uint32_t rows, const uint16_t *bit
     return 1;
 }
 
-/* Each row's bits as the lookups read them: the tile itself where the fan-in is a multiple of 16
- * (a row starts at a halfword), else copied into pad, each row zero-filled to a halfword. */
+/* Each row's bits as the lookups read them, (fan-in + 15) / 16 halfwords a row: the tile itself
+ * where the fan-in is a multiple of 16 (a row starts at a halfword), else copied into pad, each
+ * row zero-filled to a halfword. */
 static const uint16_t *row_bits(const mm_ctx *c, uint32_t rows, uint16_t *pad) {
     uint32_t k = c->k, hw = (k + 15u) / 16u;
     if (!(k % 16u)) return (const uint16_t *)(const void *)c->tile.bits;
@@ -432,19 +420,6 @@ static window_plan plan_windows(const mm_ctx *c, uint32_t rows) {
     return best;
 }
 
-/* The rows' bits as the lookups read them (a row's k16 / 16 halfwords): the tile where the
- * fan-in is a multiple of 16, else copied, each row zero-filled past its fan-in. */
-static const uint16_t *window_bits(const mm_ctx *c, uint32_t used, uint32_t k16, uint16_t *pad) {
-    uint32_t k = c->k;
-    if (k == k16) return (const uint16_t *)(const void *)c->tile.bits; /* a row starts at a halfword */
-    for (uint32_t r = 0; r < used; r++)
-        for (uint32_t i = 0; i < k16 / 16u; i++) {
-            uint32_t n = k > 16u * i ? (k - 16u * i < 16u ? k - 16u * i : 16u) : 0u;
-            pad[r * k16 / 16u + i] = n ? (uint16_t)(bits_at(c->tile.bits, r * k + 16u * i, n) & ((1u << n) - 1u)) : 0u;
-        }
-    return pad;
-}
-
 /* Taps j0 .. j0 + n - 1's offsets in a stage whose first channel is ch0: tap (channel, ky, kx)
  * at staged row (channel - ch0, ky), column kx; taps past the fan-in at the row of zeros. */
 static void set_offsets(const mm_ctx *c, uint32_t j0, uint32_t n, uint32_t ch0, uint32_t len, uint32_t zeros,
@@ -472,7 +447,7 @@ static TBN_NOINLINE int eval_windows(const mm_ctx *c, uint32_t rows) {
     int32_t *acc = (int32_t *)(void *)(base + plan.acc), *corr = (int32_t *)(void *)(base + plan.corr);
     uint32_t *tbl = (uint32_t *)(void *)(base + plan.tbl);
     int16_t *offs = (int16_t *)(void *)(base + plan.offs);
-    const uint16_t *bits = window_bits(c, used, plan.k16, (uint16_t *)(void *)(base + plan.bits));
+    const uint16_t *bits = row_bits(c, used, (uint16_t *)(void *)(base + plan.bits));
     void (*build)(const build_args *) = op->sw == 1 ? (lanes == 8u ? build8_taps : build4_taps)
                                                     : (lanes == 8u ? build8_taps_s2 : build4_taps_s2);
     void (*first)(const chunk_args *) = lanes == 8u ? chunk8_first : chunk4_first;
