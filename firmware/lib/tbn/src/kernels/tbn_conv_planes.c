@@ -282,11 +282,9 @@ TBN_PLANE_CHUNK(chunk8_next, TBN_PLANE_LOOKS8_LR, 1024, TBN_PLANE_ZERO8, TBN_PLA
  * multiple of 4 whose groups, padded to a multiple of four groups, number at most 32 (16 for
  * blocks of 8), RQ16 in the four-at-a-time form. */
 static uint32_t block_of(const mm_ctx *c, uint32_t rows) {
-    const tbn_op *op = c->op;
     const mm_epilogue *e = &c->ep;
     uint32_t k16 = (c->k + 15u) / 16u * 16u;
-    if (rows < TBN_PLANE_MIN_ROWS || op->kh != 1 || op->kw != 1 || op->sh != 1 || op->sw != 1 || op->pt ||
-        op->pb || op->pl || op->pr || c->o > PLANE_MAX_OUT || c->k % 4u || k16 > 128u ||
+    if (rows < TBN_PLANE_MIN_ROWS || c->o > PLANE_MAX_OUT || c->k % 4u || k16 > 128u ||
         (c->k % 16u && rows * k16 / 16u > PLANE_PAD_BITS) || c->npix < TBN_PLANE_MIN_POSITIONS)
         return 0;
     if (!e->rq16 || e->qmax != 127 || e->qmin != -128 || e->pre_shift || e->shift > 22) return 0;
@@ -485,8 +483,6 @@ static TBN_NOINLINE int eval_windows(const mm_ctx *c, uint32_t rows) {
 int tbn_mm_eval_planes(const mm_ctx *c, uint32_t rows) {
     const tbn_op *op = c->op;
     if (!TBN_INT8(c->int8) || !c->tiled || !(op->traits & TBN_TRAIT_CONV) || op->groups != 1) return 0;
-    int pointwise = op->kh == 1 && op->kw == 1 && op->sh == 1 && op->sw == 1 && !op->pt && !op->pb && !op->pl &&
-                    !op->pr;
-    return pointwise ? eval_pointwise(c, rows) : eval_windows(c, rows);
+    return tbn_pointwise(op) ? eval_pointwise(c, rows) : eval_windows(c, rows);
 }
 #endif /* TBN_QUAD_KERNEL */

@@ -18,10 +18,6 @@
 
 #define QUAD_BLOCK 128 /* positions a block: their int16 sums on the stack */
 
-static int pointwise(const tbn_op *op) {
-    return op->kh == 1 && op->kw == 1 && op->sh == 1 && op->sw == 1 && !op->pt && !op->pb && !op->pl && !op->pr;
-}
-
 /* Row r's masks (0 for a +1 weight, -1 for -1; the tile holds whole rows, so row r is bits
  * r * k .. r * k + k - 1) and the constant its sums of x ^ m take at the store:
  * sum_j w_j (x_j - zp) = sum_j (x_j ^ m_j) + neg - zp * (k - 2 neg), neg the -1 weights. */
@@ -215,7 +211,7 @@ static uint32_t chunk_channels(const mm_ctx *c) {
 int tbn_mm_quads_ok(const mm_ctx *c, uint32_t rows) {
     const tbn_op *op = c->op;
     if (!TBN_INT8(c->int8) || !c->tiled || !rows || !(op->traits & TBN_TRAIT_CONV) || op->groups != 1) return 0;
-    if (pointwise(op)) return c->k <= TBN_QUAD_MAX_FAN_IN && rows * c->k <= TBN_QUAD_MAX_ROW_INPUTS;
+    if (tbn_pointwise(op)) return c->k <= TBN_QUAD_MAX_FAN_IN && rows * c->k <= TBN_QUAD_MAX_ROW_INPUTS;
     if (!(op->kh * op->kw > 1 && op->dh == 1 && op->dw == 1 && op->sh == op->sw && (op->sw == 1 || op->sw == 2) &&
           rows <= TBN_QUAD_MAX_CONV_ROWS && c->wo >= TBN_QUAD_MIN_CONV_WIDTH && c->wo <= QUAD_MAX_WO))
         return 0;
@@ -335,7 +331,7 @@ static void eval_pointwise(const mm_ctx *c, uint32_t rows) {
     }
 }
 void tbn_mm_eval_quads(const mm_ctx *c, uint32_t rows) {
-    if (pointwise(c->op)) eval_pointwise(c, rows);
+    if (tbn_pointwise(c->op)) eval_pointwise(c, rows);
     else if (c->k <= TBN_QUAD_MAX_CONV_FAN_IN) eval_windows(c, rows);
     else eval_chunks(c, rows);
 }

@@ -56,6 +56,11 @@ static inline uint32_t tbn_tile_rows(const tbn_op *op, uint32_t n_bits, uint32_t
     return !grouped && n_bits % k == 0 ? n_bits / k : 0;
 }
 
+/* A 1x1 conv at stride 1 without padding: each output position reads its own input position. */
+static inline int tbn_pointwise(const tbn_op *op) {
+    return op->kh == 1 && op->kw == 1 && op->sh == 1 && op->sw == 1 && !op->pt && !op->pb && !op->pl && !op->pr;
+}
+
 /* The kernel columns [lo, hi) that fall inside the input row (the rest is zero padding). */
 static inline void kx_range(const tbn_op *op, int32_t ix0, uint32_t w, int32_t *lo, int32_t *hi) {
     *lo = 0;
